@@ -1,0 +1,64 @@
+import type { SipRequest, SipResponse } from './message.ts';
+import { TransactionBase, type TransactionDeps } from './transaction-base.ts';
+import { timerJ } from './timers.ts';
+
+export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
+
+/** Non-INVITE server transaction, RFC 3261 section 17.2.2 (Figure 8). */
+export class NonInviteServerTransaction extends TransactionBase<NonInviteServerState> {
+  readonly request: SipRequest;
+  private lastResponse: SipResponse | undefined;
+
+  constructor(key: string, request: SipRequest, deps: TransactionDeps) {
+    // 17.2.2: "The state machine is initialized in the 'Trying' state and is passed a request other than INVITE or ACK."
+    super(key, deps, 'trying');
+    this.request = request;
+  }
+
+  get finalSent(): boolean {
+    return this.lastResponse !== undefined && this.lastResponse.status >= 200;
+  }
+
+  get lastStatus(): number | undefined {
+    return this.lastResponse?.status;
+  }
+
+  respond(resp: SipResponse): void {
+    if (this._state === 'trying' || this._state === 'proceeding') {
+      this.lastResponse = resp;
+      this.sendFn(resp);
+      if (resp.status < 200) {
+        // 17.2.2: "While in the 'Trying' state, if the TU passes a provisional response to the server
+        // transaction, the server transaction MUST enter the 'Proceeding' state."
+        this._state = 'proceeding';
+        return;
+      }
+      // 17.2.2: "If the TU passes a final response (status codes 200-699) to the server while in the
+      // 'Proceeding' state, the transaction MUST enter the 'Completed' state". "When the server transaction
+      // enters the 'Completed' state, it MUST set Timer J to fire in 64*T1 seconds for unreliable transports,
+      // and zero seconds for reliable transports."
+      this._state = 'completed';
+      const j = timerJ(this.t, this.reliable);
+      if (j === 0) this.terminate();
+      else this.startTimer('J', j, () => this.terminate());
+    }
+    // 17.2.2: "Any other final responses passed by the TU to the server transaction MUST be discarded while
+    // in the 'Completed' state."
+  }
+
+  receiveRequest(_req: SipRequest): void {
+    // 17.2.2: "Once in the 'Trying' state, any further request retransmissions are discarded."
+    if (this._state === 'trying') return;
+    // 17.2.2: "If a retransmission of the request is received while in the 'Proceeding' state, the most
+    // recently sent provisional response MUST be passed to the transport layer for retransmission."
+    // "While in the 'Completed' state, the server transaction MUST pass the final response to the transport
+    // layer for retransmission whenever a retransmission of the request is received."
+    if ((this._state === 'proceeding' || this._state === 'completed') && this.lastResponse)
+      this.sendFn(this.lastResponse);
+  }
+
+  /** 17.2.4: a transport failure while sending: Terminated. */
+  transportError(): void {
+    this.terminate();
+  }
+}
