@@ -1,0 +1,425 @@
+/**
+ * SECP2PSIP wire messages: seed 000 section IV, Tables 1-3, plus the answers
+ * the seed names but does not lay out (REGISTERED, and an ERROR reply).
+ *
+ * Every message travels as one deterministic CBOR byte string inside an RPC
+ * request. `decodeMessage` takes bytes from the network and returns a Result;
+ * it never throws. Field names follow the tables: Name, IP, PublicKey,
+ * SignedHash, SIP Request.
+ *
+ * What is signed (the "to-be-signed" bytes, see `inviteTbs`/`redirectTbs`) is
+ * built here too so sender and receiver cannot drift apart; the signing
+ * itself is domain-separated by the identity layer.
+ */
+import { createHash } from 'node:crypto';
+import { decode as cborDecode, encode as cborEncode } from 'cborg';
+import { type ErrorCode, ERRORS, fail, ok, type Result } from '../util/errors.ts';
+
+/** Upper bounds for what we accept from the network. */
+export const LIMITS = {
+  name: 64,
+  addr: 300,
+  sip: 16 * 1024,
+  cert: 8 * 1024,
+  chain: 4,
+  ring: 32,
+  reason: 200,
+  message: 64 * 1024,
+} as const;
+
+/** A SIP user name as used in `Username` / `Username.i` DHT keys: no dots, so `.i` stays unambiguous. */
+export const NAME_RE = /^[A-Za-z0-9_+-]{1,64}$/;
+
+/** The user's public key bundle: what the bootstrap splits into pieces (seed IV.2 "Public Key Distribution"). */
+export interface UserKeyBundle {
+  name: string;
+  /** Raw 32-byte Ed25519 public key: verifies SignedHash. */
+  signKey: Uint8Array;
+  /** Raw 32-byte X25519 public key: protected mode seals to it. */
+  sealKey: Uint8Array;
+  /** When the bootstrap bound this key to the name (ms since epoch); lets a TOFU store tell a re-registration. */
+  registeredAt: number;
+}
+
+/** `Username` -> where the user's adapter is, signed by the user (not by the bootstrap). */
+export interface LocationRecord {
+  name: string;
+  /** The adapter's node key and RPC address: SECP2PSIP INVITE goes there over pinned TLS. */
+  nodeKey: Uint8Array;
+  nodeAddr: string;
+  /** The adapter's SIP host:port (seed Table 1 "IP"). */
+  sipAddr: string;
+  time: number;
+  seq: number;
+  /** Ed25519 signature by the user's signKey over `locationTbs`. */
+  sig: Uint8Array;
+  /** Admission certificate binding the adapter's ring id to nodeKey (signed by a bootstrap; self-verifying). */
+  admission?: Uint8Array;
+}
+
+/** Seed Table 1, plus proof of possession and the adapter's node key. */
+export interface RegisterMsg {
+  t: 'REGISTER';
+  name: string;
+  /** Adapter SIP host:port. */
+  ip: string;
+  publicKey: { signKey: Uint8Array; sealKey: Uint8Array };
+  /** Strict mode: DER certificates, leaf first, chaining to the bootstrap's CA bundle. */
+  certChain?: Uint8Array[];
+  /** Strict mode: the certificate key's signature over `registerTbs` (proves the CA-certified key endorses signKey). */
+  certSig?: Uint8Array;
+  node: { addr: string; key: Uint8Array };
+  location: LocationRecord;
+  ts: number;
+  nonce: Uint8Array;
+  /** Proof of possession: user signKey over `registerTbs`. */
+  sig: Uint8Array;
+}
+
+export interface RingContact {
+  id: string;
+  addr: string;
+  key: Uint8Array;
+  admission?: Uint8Array;
+}
+
+export interface RegisteredMsg {
+  t: 'REGISTERED';
+  name: string;
+  registeredAt: number;
+  /** The adapter's ring id, chosen by the bootstrap, and the certificate that binds it to the node key. */
+  nodeId: string;
+  admission: Uint8Array;
+  /** Ring contact info (seed IV.2 "Registration Success Response"). */
+  ring: RingContact[];
+  k: number;
+  n: number;
+}
+
+/** Seed Table 2. `sip` is the original SIP INVITE bytes; `sig` is the SignedHash. */
+export interface InviteMsg {
+  t: 'INVITE';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+/** Seed Table 3. `nonce` echoes the INVITE's so the REDIRECT cannot answer another call. */
+export interface RedirectMsg {
+  t: 'REDIRECT';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+/** Protected mode: any message above, HPKE-sealed to the receiver's X25519 key. Reveals nothing else. */
+export interface SealedMsg {
+  t: 'SEALED';
+  enc: Uint8Array;
+  ct: Uint8Array;
+}
+
+/** A refusal. Travels only over the pinned TLS link it answers, so it is not signed. */
+export interface ErrorMsg {
+  t: 'ERROR';
+  code: ErrorCode;
+  reason: string;
+}
+
+/** Ask a bootstrap what key it has bound to a name (TOFU re-registration check). */
+export interface WhoisMsg {
+  t: 'WHOIS';
+  name: string;
+}
+
+export interface WhoisOkMsg {
+  t: 'WHOIS_OK';
+  bundle: UserKeyBundle;
+}
+
+export type SecP2PSipMessage =
+  | RegisterMsg
+  | RegisteredMsg
+  | InviteMsg
+  | RedirectMsg
+  | SealedMsg
+  | ErrorMsg
+  | WhoisMsg
+  | WhoisOkMsg;
+
+// ---------------------------------------------------------------- encoding
+
+function strip<T extends object>(o: T): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function plainLocation(r: LocationRecord): Record<string, unknown> {
+  return strip({ ...r });
+}
+
+export function encodeMessage(m: SecP2PSipMessage): Uint8Array {
+  switch (m.t) {
+    case 'REGISTER':
+      return cborEncode(strip({ ...m, location: plainLocation(m.location), publicKey: { ...m.publicKey } }));
+    case 'REGISTERED':
+      return cborEncode(strip({ ...m, ring: m.ring.map((r) => strip({ ...r })) }));
+    case 'WHOIS_OK':
+      return cborEncode({ t: m.t, bundle: { ...m.bundle } });
+    default:
+      return cborEncode(strip({ ...m }));
+  }
+}
+
+export function encodeLocation(r: LocationRecord): Uint8Array {
+  return cborEncode(plainLocation(r));
+}
+
+/** Canonical bytes of a key bundle: the secret the bootstrap splits into pieces. */
+export function encodeBundle(b: UserKeyBundle): Uint8Array {
+  return cborEncode({ name: b.name, signKey: b.signKey, sealKey: b.sealKey, registeredAt: b.registeredAt });
+}
+
+// ---------------------------------------------------------------- decoding
+
+type Obj = Record<string, unknown>;
+
+class Bad extends Error {}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function str(o: Obj, k: string, max: number, re?: RegExp): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || (re && !re.test(v))) throw new Bad(`bad ${k}`);
+  return v;
+}
+
+function bytes(o: Obj, k: string, len?: number, max = LIMITS.sip): Uint8Array {
+  const v = o[k];
+  if (!(v instanceof Uint8Array) || (len !== undefined && v.length !== len) || v.length > max)
+    throw new Bad(`bad ${k}`);
+  return v;
+}
+
+function int(o: Obj, k: string, min = 0): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new Bad(`bad ${k}`);
+  return v;
+}
+
+function obj(o: Obj, k: string): Obj {
+  const v = o[k];
+  if (!isObj(v)) throw new Bad(`bad ${k}`);
+  return v;
+}
+
+function optBytes(o: Obj, k: string, max: number): Uint8Array | undefined {
+  return o[k] === undefined ? undefined : bytes(o, k, undefined, max);
+}
+
+function readLocation(o: Obj): LocationRecord {
+  return strip({
+    name: str(o, 'name', LIMITS.name, NAME_RE),
+    nodeKey: bytes(o, 'nodeKey', 32),
+    nodeAddr: str(o, 'nodeAddr', LIMITS.addr),
+    sipAddr: str(o, 'sipAddr', LIMITS.addr),
+    time: int(o, 'time'),
+    seq: int(o, 'seq'),
+    sig: bytes(o, 'sig', 64),
+    admission: optBytes(o, 'admission', LIMITS.cert),
+  }) as unknown as LocationRecord;
+}
+
+function readBundle(o: Obj): UserKeyBundle {
+  return {
+    name: str(o, 'name', LIMITS.name, NAME_RE),
+    signKey: bytes(o, 'signKey', 32),
+    sealKey: bytes(o, 'sealKey', 32),
+    registeredAt: int(o, 'registeredAt'),
+  };
+}
+
+function readSigned<T extends 'INVITE' | 'REDIRECT'>(t: T, o: Obj) {
+  return {
+    t,
+    name: str(o, 'name', LIMITS.name, NAME_RE),
+    to: str(o, 'to', LIMITS.name, NAME_RE),
+    callId: str(o, 'callId', 256),
+    nonce: bytes(o, 'nonce', 16),
+    ts: int(o, 'ts'),
+    sip: bytes(o, 'sip', undefined, LIMITS.sip),
+    sig: bytes(o, 'sig', 64),
+  };
+}
+
+function readMessage(o: Obj): SecP2PSipMessage {
+  switch (o.t) {
+    case 'REGISTER': {
+      const pk = obj(o, 'publicKey');
+      const node = obj(o, 'node');
+      let certChain: Uint8Array[] | undefined;
+      if (o.certChain !== undefined) {
+        if (!Array.isArray(o.certChain) || o.certChain.length === 0 || o.certChain.length > LIMITS.chain)
+          throw new Bad('bad certChain');
+        certChain = o.certChain.map((c) => {
+          if (!(c instanceof Uint8Array) || c.length > LIMITS.cert) throw new Bad('bad certChain');
+          return c;
+        });
+      }
+      return strip({
+        t: 'REGISTER',
+        name: str(o, 'name', LIMITS.name, NAME_RE),
+        ip: str(o, 'ip', LIMITS.addr),
+        publicKey: { signKey: bytes(pk, 'signKey', 32), sealKey: bytes(pk, 'sealKey', 32) },
+        certChain,
+        certSig: optBytes(o, 'certSig', 1024),
+        node: { addr: str(node, 'addr', LIMITS.addr), key: bytes(node, 'key', 32) },
+        location: readLocation(obj(o, 'location')),
+        ts: int(o, 'ts'),
+        nonce: bytes(o, 'nonce', 16),
+        sig: bytes(o, 'sig', 64),
+      }) as unknown as RegisterMsg;
+    }
+    case 'REGISTERED': {
+      if (!Array.isArray(o.ring) || o.ring.length > LIMITS.ring) throw new Bad('bad ring');
+      const ring = o.ring.map((r) => {
+        if (!isObj(r)) throw new Bad('bad ring');
+        return strip({
+          id: str(r, 'id', 40, /^[0-9a-f]{40}$/),
+          addr: str(r, 'addr', LIMITS.addr),
+          key: bytes(r, 'key', 32),
+          admission: optBytes(r, 'admission', LIMITS.cert),
+        }) as unknown as RingContact;
+      });
+      return {
+        t: 'REGISTERED',
+        name: str(o, 'name', LIMITS.name, NAME_RE),
+        registeredAt: int(o, 'registeredAt'),
+        nodeId: str(o, 'nodeId', 40, /^[0-9a-f]{40}$/),
+        admission: bytes(o, 'admission', undefined, LIMITS.cert),
+        ring,
+        k: int(o, 'k', 1),
+        n: int(o, 'n', 1),
+      };
+    }
+    case 'INVITE':
+      return readSigned('INVITE', o);
+    case 'REDIRECT':
+      return readSigned('REDIRECT', o);
+    case 'SEALED':
+      return {
+        t: 'SEALED',
+        enc: bytes(o, 'enc', undefined, 256),
+        ct: bytes(o, 'ct', undefined, LIMITS.message),
+      };
+    case 'ERROR': {
+      const code = str(o, 'code', 64);
+      if (!Object.hasOwn(ERRORS, code)) throw new Bad('bad code');
+      const reason = typeof o.reason === 'string' ? o.reason.slice(0, LIMITS.reason) : '';
+      return { t: 'ERROR', code: code as ErrorCode, reason };
+    }
+    case 'WHOIS':
+      return { t: 'WHOIS', name: str(o, 'name', LIMITS.name, NAME_RE) };
+    case 'WHOIS_OK':
+      return { t: 'WHOIS_OK', bundle: readBundle(obj(o, 'bundle')) };
+    default:
+      throw new Bad('unknown message type');
+  }
+}
+
+function decodeCbor(buf: unknown): Result<Obj> {
+  if (!(buf instanceof Uint8Array)) return fail('not a byte string');
+  if (buf.length > LIMITS.message) return fail('message too large');
+  let v: unknown;
+  try {
+    v = cborDecode(buf, { strict: true, rejectDuplicateMapKeys: true, allowUndefined: false });
+  } catch (e) {
+    return fail(`bad CBOR: ${(e as Error).message}`);
+  }
+  if (!isObj(v)) return fail('not a map');
+  return ok(v);
+}
+
+/** Decode untrusted bytes into a message. Never throws. */
+export function decodeMessage(buf: unknown): Result<SecP2PSipMessage> {
+  const r = decodeCbor(buf);
+  if (!r.ok) return r;
+  try {
+    return ok(readMessage(r.value));
+  } catch (e) {
+    if (e instanceof Bad) return fail(e.message);
+    return fail('malformed message');
+  }
+}
+
+export function decodeLocation(buf: unknown): Result<LocationRecord> {
+  const r = decodeCbor(buf);
+  if (!r.ok) return r;
+  try {
+    return ok(readLocation(r.value));
+  } catch (e) {
+    return fail(e instanceof Bad ? e.message : 'malformed location record');
+  }
+}
+
+export function decodeBundle(buf: unknown): Result<UserKeyBundle> {
+  const r = decodeCbor(buf);
+  if (!r.ok) return r;
+  try {
+    return ok(readBundle(r.value));
+  } catch (e) {
+    return fail(e instanceof Bad ? e.message : 'malformed key bundle');
+  }
+}
+
+// ---------------------------------------------------------------- what gets signed
+
+export function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
+
+/** Domain tags for the identity layer's domain-separated signatures. */
+export const DOMAIN = {
+  register: 'secp2psip/register/v1',
+  location: 'secp2psip/location/v1',
+  invite: 'secp2psip/invite/v1',
+  redirect: 'secp2psip/redirect/v1',
+} as const;
+
+/** Proof of possession for Table 1: binds name, adapter, both user keys, node key, time and nonce. */
+export function registerTbs(m: Omit<RegisterMsg, 'sig' | 'certSig' | 'location' | 't'>): Uint8Array {
+  return cborEncode([
+    'REGISTER',
+    m.name,
+    m.ip,
+    m.publicKey.signKey,
+    m.publicKey.sealKey,
+    m.node.addr,
+    m.node.key,
+    m.ts,
+    m.nonce,
+  ]);
+}
+
+export function locationTbs(r: Omit<LocationRecord, 'sig' | 'admission'>): Uint8Array {
+  return cborEncode(['LOCATION', r.name, r.nodeKey, r.nodeAddr, r.sipAddr, r.time, r.seq]);
+}
+
+/**
+ * Table 2/3 SignedHash, widened: kind, sender name, receiver name, Call-ID,
+ * nonce, timestamp and SHA-256 of the SIP request bytes.
+ */
+export function callTbs(m: Omit<InviteMsg | RedirectMsg, 'sig'>): Uint8Array {
+  return cborEncode([m.t, m.name, m.to, m.callId, m.nonce, m.ts, sha256(m.sip)]);
+}

@@ -1,0 +1,147 @@
+/**
+ * The bootstrap's registry (seed 000 IV.2 "Bootstrap Verification"): which
+ * key each SIP user name is bound to, since when, and the last location record
+ * the user signed. Also the ring ids the bootstrap has assigned to node keys,
+ * so an adapter that comes back keeps its place. SQLite, survives restarts.
+ */
+import Database from 'better-sqlite3';
+import type { UserKeyBundle } from './messages.ts';
+
+export interface RegistryEntry extends UserKeyBundle {
+  /** Last registration seen (ms since epoch). */
+  updatedAt: number;
+  /** SHA-256 of the leaf certificate in strict mode, hex; absent in relaxed mode. */
+  certFingerprint?: string;
+  /** Last location record the user signed (encoded), for republishing. */
+  location?: Uint8Array;
+}
+
+export type ClaimOutcome =
+  | { outcome: 'created' | 'same'; entry: RegistryEntry }
+  | { outcome: 'taken'; entry: RegistryEntry };
+
+interface UserRow {
+  name: string;
+  sign_key: Buffer;
+  seal_key: Buffer;
+  registered_at: number;
+  updated_at: number;
+  cert_fpr: string | null;
+  location: Buffer | null;
+}
+
+function toEntry(r: UserRow): RegistryEntry {
+  const e: RegistryEntry = {
+    name: r.name,
+    signKey: new Uint8Array(r.sign_key),
+    sealKey: new Uint8Array(r.seal_key),
+    registeredAt: r.registered_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.cert_fpr) e.certFingerprint = r.cert_fpr;
+  if (r.location) e.location = new Uint8Array(r.location);
+  return e;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+export class Registry {
+  private readonly db: Database.Database;
+
+  /** `path` is a file, or ':memory:' for tests. */
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS users (
+        name TEXT PRIMARY KEY,
+        sign_key BLOB NOT NULL,
+        seal_key BLOB NOT NULL,
+        registered_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        cert_fpr TEXT,
+        location BLOB
+      );
+      CREATE TABLE IF NOT EXISTS nodes (
+        node_key BLOB PRIMARY KEY,
+        node_id TEXT NOT NULL UNIQUE,
+        admitted_at INTEGER NOT NULL
+      );
+    `);
+  }
+
+  get(name: string): RegistryEntry | undefined {
+    const row = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
+    return row ? toEntry(row) : undefined;
+  }
+
+  /**
+   * Bind `name` to the keys if it is free, or confirm it if already bound to
+   * the same signing and sealing keys; a different key for a taken name is refused.
+   */
+  claim(
+    name: string,
+    keys: { signKey: Uint8Array; sealKey: Uint8Array },
+    now: number,
+    certFingerprint?: string,
+  ): ClaimOutcome {
+    const tx = this.db.transaction((): ClaimOutcome => {
+      const cur = this.get(name);
+      if (cur) {
+        if (!sameBytes(cur.signKey, keys.signKey) || !sameBytes(cur.sealKey, keys.sealKey))
+          return { outcome: 'taken', entry: cur };
+        this.db.prepare('UPDATE users SET updated_at = ? WHERE name = ?').run(now, name);
+        return { outcome: 'same', entry: { ...cur, updatedAt: now } };
+      }
+      this.db
+        .prepare(
+          'INSERT INTO users (name, sign_key, seal_key, registered_at, updated_at, cert_fpr) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(name, Buffer.from(keys.signKey), Buffer.from(keys.sealKey), now, now, certFingerprint ?? null);
+      return { outcome: 'created', entry: this.get(name) as RegistryEntry };
+    });
+    return tx();
+  }
+
+  setLocation(name: string, location: Uint8Array): void {
+    this.db.prepare('UPDATE users SET location = ? WHERE name = ?').run(Buffer.from(location), name);
+  }
+
+  /** Every registered user, oldest first (for republishing pieces after a restart). */
+  all(): RegistryEntry[] {
+    const rows = this.db.prepare('SELECT * FROM users ORDER BY registered_at, name').all() as UserRow[];
+    return rows.map(toEntry);
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS c FROM users').get() as { c: number }).c;
+  }
+
+  /** The ring id assigned to a node key, minting one with `mint` the first time. */
+  nodeId(nodeKey: Uint8Array, now: number, mint: () => string): string {
+    const tx = this.db.transaction((): string => {
+      const row = this.db.prepare('SELECT node_id FROM nodes WHERE node_key = ?').get(Buffer.from(nodeKey)) as
+        | { node_id: string }
+        | undefined;
+      if (row) return row.node_id;
+      for (let i = 0; i < 8; i++) {
+        const id = mint();
+        const clash = this.db.prepare('SELECT 1 FROM nodes WHERE node_id = ?').get(id);
+        if (clash) continue;
+        this.db
+          .prepare('INSERT INTO nodes (node_key, node_id, admitted_at) VALUES (?, ?, ?)')
+          .run(Buffer.from(nodeKey), id, now);
+        return id;
+      }
+      throw new Error('could not mint a free node id');
+    });
+    return tx();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Trust on first use of callee (and caller) keys. The first key rebuilt from
+ * the ring for a name is remembered; a different key later is refused unless
+ * the bootstrap shows the name was re-registered after we first trusted it
+ * (`accept` is then called by the adapter with the newer bundle).
+ */
+import Database from 'better-sqlite3';
+import type { UserKeyBundle } from './messages.ts';
+
+export type TrustVerdict = 'new' | 'match' | 'mismatch';
+
+export interface TrustedKey extends UserKeyBundle {
+  firstSeen: number;
+  lastSeen: number;
+}
+
+interface Row {
+  name: string;
+  sign_key: Buffer;
+  seal_key: Buffer;
+  registered_at: number;
+  first_seen: number;
+  last_seen: number;
+}
+
+export class TrustStore {
+  private readonly db: Database.Database;
+  private readonly cache = new Map<string, TrustedKey>();
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS trusted (
+        name TEXT PRIMARY KEY,
+        sign_key BLOB NOT NULL,
+        seal_key BLOB NOT NULL,
+        registered_at INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+      );
+    `);
+  }
+
+  get(name: string): TrustedKey | undefined {
+    const hit = this.cache.get(name);
+    if (hit) return hit;
+    const r = this.db.prepare('SELECT * FROM trusted WHERE name = ?').get(name) as Row | undefined;
+    if (!r) return undefined;
+    const t: TrustedKey = {
+      name: r.name,
+      signKey: new Uint8Array(r.sign_key),
+      sealKey: new Uint8Array(r.seal_key),
+      registeredAt: r.registered_at,
+      firstSeen: r.first_seen,
+      lastSeen: r.last_seen,
+    };
+    this.cache.set(name, t);
+    return t;
+  }
+
+  /** Compare a rebuilt bundle with what we trusted before; the name and both keys must match. */
+  check(b: UserKeyBundle): TrustVerdict {
+    const t = this.get(b.name);
+    if (!t) return 'new';
+    const same =
+      Buffer.from(t.signKey).equals(Buffer.from(b.signKey)) && Buffer.from(t.sealKey).equals(Buffer.from(b.sealKey));
+    return same ? 'match' : 'mismatch';
+  }
+
+  /** Remember (or, after a verified re-registration, replace) the key for a name. */
+  accept(b: UserKeyBundle, now: number): void {
+    const prev = this.get(b.name);
+    const same = prev !== undefined && this.check(b) === 'match';
+    const firstSeen = same ? prev.firstSeen : now;
+    this.db
+      .prepare(
+        `INSERT INTO trusted (name, sign_key, seal_key, registered_at, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET sign_key = excluded.sign_key, seal_key = excluded.seal_key,
+           registered_at = excluded.registered_at, first_seen = excluded.first_seen, last_seen = excluded.last_seen`,
+      )
+      .run(b.name, Buffer.from(b.signKey), Buffer.from(b.sealKey), b.registeredAt, firstSeen, now);
+    this.cache.set(b.name, {
+      name: b.name,
+      signKey: b.signKey,
+      sealKey: b.sealKey,
+      registeredAt: b.registeredAt,
+      firstSeen,
+      lastSeen: now,
+    });
+  }
+
+  /**
+   * Decide about a bundle that mismatches: the bootstrap's view (`authority`)
+   * must name exactly this new key and a registration time later than the one
+   * we trusted; otherwise the old trust stands.
+   */
+  reRegistered(b: UserKeyBundle, authority: UserKeyBundle): boolean {
+    const t = this.get(b.name);
+    if (!t) return false;
+    return (
+      authority.name === b.name &&
+      Buffer.from(authority.signKey).equals(Buffer.from(b.signKey)) &&
+      Buffer.from(authority.sealKey).equals(Buffer.from(b.sealKey)) &&
+      authority.registeredAt > t.registeredAt
+    );
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
