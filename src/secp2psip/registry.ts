@@ -5,6 +5,7 @@
  * so an adapter that comes back keeps its place. SQLite, survives restarts.
  */
 import Database from 'better-sqlite3';
+import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
 
 export interface RegistryEntry extends UserKeyBundle {
@@ -14,6 +15,8 @@ export interface RegistryEntry extends UserKeyBundle {
   certFingerprint?: string;
   /** Last location record the user signed (encoded), for republishing. */
   location?: Uint8Array;
+  /** The n pieces of the key bundle as first split: re-stored unchanged on re-registration or republishing. */
+  pieces?: Uint8Array[];
 }
 
 export type ClaimOutcome =
@@ -28,6 +31,7 @@ interface UserRow {
   updated_at: number;
   cert_fpr: string | null;
   location: Buffer | null;
+  pieces: Buffer | null;
 }
 
 function toEntry(r: UserRow): RegistryEntry {
@@ -40,6 +44,10 @@ function toEntry(r: UserRow): RegistryEntry {
   };
   if (r.cert_fpr) e.certFingerprint = r.cert_fpr;
   if (r.location) e.location = new Uint8Array(r.location);
+  if (r.pieces) {
+    const p = cborDecode(new Uint8Array(r.pieces)) as unknown;
+    if (Array.isArray(p) && p.every((x) => x instanceof Uint8Array)) e.pieces = p;
+  }
   return e;
 }
 
@@ -63,7 +71,8 @@ export class Registry {
         registered_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         cert_fpr TEXT,
-        location BLOB
+        location BLOB,
+        pieces BLOB
       );
       CREATE TABLE IF NOT EXISTS nodes (
         node_key BLOB PRIMARY KEY,
@@ -108,6 +117,10 @@ export class Registry {
 
   setLocation(name: string, location: Uint8Array): void {
     this.db.prepare('UPDATE users SET location = ? WHERE name = ?').run(Buffer.from(location), name);
+  }
+
+  setPieces(name: string, pieces: Uint8Array[]): void {
+    this.db.prepare('UPDATE users SET pieces = ? WHERE name = ?').run(Buffer.from(cborEncode(pieces)), name);
   }
 
   /** Every registered user, oldest first (for republishing pieces after a restart). */

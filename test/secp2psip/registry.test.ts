@@ -36,6 +36,7 @@ describe('Registry', () => {
     const alice = keys();
     r1.claim('alice', alice, 10, 'ff00');
     r1.setLocation('alice', new Uint8Array([1, 2, 3]));
+    r1.setPieces('alice', [new Uint8Array([4, 1]), new Uint8Array([5, 2])]);
     const nodeKey = rnd.bytes(32);
     const id = r1.nodeId(nodeKey, 10, () => 'aa'.repeat(20));
     r1.close();
@@ -45,6 +46,7 @@ describe('Registry', () => {
     assert.deepEqual(e.signKey, alice.signKey);
     assert.deepEqual(e.location, new Uint8Array([1, 2, 3]));
     assert.equal(e.certFingerprint, 'ff00');
+    assert.deepEqual(e.pieces, [new Uint8Array([4, 1]), new Uint8Array([5, 2])]);
     assert.equal(r2.claim('alice', keys(), 20).outcome, 'taken');
     assert.equal(
       r2.nodeId(nodeKey, 20, () => 'bb'.repeat(20)),
