@@ -1,0 +1,237 @@
+import type { Clock } from '../util/clock.ts';
+import { formatNameAddr, getCSeq, getTo, parseContacts, parseUnsigned } from './header-values.ts';
+import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } from './message.ts';
+
+/**
+ * Location service of a registrar, RFC 3261 section 10.3: bindings from an
+ * address-of-record to contact addresses, each with its own expiry, Call-ID
+ * and CSeq. A core: time comes from the injected clock, nothing is sent here;
+ * `register` returns the status and headers of the answer to a REGISTER.
+ */
+
+export interface RegistrarInit {
+  /** Shortest accepted registration (s); shorter non-zero requests get 423 with Min-Expires (10.3 step 7). */
+  minExpires: number;
+  /** Longest granted registration (s); longer requests are shortened. */
+  maxExpires: number;
+  /** Used when neither the Contact `expires` parameter nor an Expires header is present (10.2.1.1). */
+  defaultExpires: number;
+  maxBindingsPerAor: number;
+  maxAors: number;
+}
+
+export const DEFAULT_REGISTRAR: Readonly<RegistrarInit> = Object.freeze({
+  minExpires: 60,
+  maxExpires: 3600,
+  defaultExpires: 3600,
+  maxBindingsPerAor: 16,
+  maxAors: 200_000,
+});
+
+export interface Binding {
+  contact: NameAddr;
+  callId: string;
+  cseq: number;
+  /** Clock time (ms) at which the binding lapses. */
+  expiresAt: number;
+}
+
+export interface RegisterOutcome {
+  status: number;
+  reason: string;
+  /** Headers to add to the response (Contact list, Min-Expires, Unsupported). */
+  headers: Header[];
+}
+
+/** A current binding as a caller sees it: the contact and its remaining lifetime in seconds. */
+export interface LiveBinding {
+  contact: NameAddr;
+  expiresIn: number;
+}
+
+const fault = (status: number, reason: string, headers: Header[] = []): RegisterOutcome => ({
+  status,
+  reason,
+  headers,
+});
+
+/** Canonical address-of-record (10.3 step 5): scheme, user and host only; parameters and port dropped. */
+export function canonicalAor(uri: SipUri): string | undefined {
+  if (uri.scheme !== 'sip' && uri.scheme !== 'sips') return undefined;
+  if (uri.opaque !== undefined || uri.host === '') return undefined;
+  return uri.user === undefined ? `${uri.scheme}:${uri.host}` : `${uri.scheme}:${uri.user}@${uri.host.toLowerCase()}`;
+}
+
+/** Comparison key for contact URIs, after RFC 3261 19.1.4: parameters that must match if present are kept. */
+export function contactKey(uri: SipUri): string {
+  let k = `${uri.scheme}:${uri.user ?? ''}@${uri.host.toLowerCase()}:${uri.port ?? ''}`;
+  for (const p of ['transport', 'user', 'ttl', 'method', 'maddr']) {
+    const v = uri.params.find(([n]) => n === p);
+    if (v) k += `;${p}=${(v[1] ?? '').toLowerCase()}`;
+  }
+  return k;
+}
+
+export class Registrar {
+  private readonly clock: Clock;
+  readonly config: Readonly<RegistrarInit>;
+  /** AOR -> (contact key -> binding). */
+  private readonly table = new Map<string, Map<string, Binding>>();
+
+  constructor(components: { clock: Clock }, init: Partial<RegistrarInit> = {}) {
+    this.clock = components.clock;
+    const c = { ...DEFAULT_REGISTRAR, ...init };
+    if (!(c.minExpires >= 0 && c.maxExpires >= c.minExpires && c.defaultExpires > 0))
+      throw new RangeError('registrar: need 0 <= minExpires <= maxExpires and defaultExpires > 0');
+    this.config = Object.freeze(c);
+  }
+
+  /** Number of addresses-of-record with at least one binding (expired ones may linger until `sweep`). */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Handle a REGISTER, RFC 3261 10.3. Never throws: malformed input gets a 4xx outcome. */
+  register(req: SipRequest): RegisterOutcome {
+    const now = this.clock.now();
+    // 10.3 step 2: "the registrar ... MUST process the Require header field values as described for UASs
+    // in Section 8.2.2" -- we support no extensions, so anything required gets 420 (8.2.2.3).
+    const require = getHeader(req, 'Require');
+    if (require !== undefined && require.trim() !== '')
+      return fault(420, 'Bad Extension', [{ name: 'Unsupported', value: require.trim() }]);
+
+    // 10.3 step 5: "The registrar extracts the address-of-record from the To header field of the request."
+    const to = getTo(req);
+    if (!to.ok) return fault(400, `Bad Request: ${to.error}`);
+    const aor = canonicalAor(to.value.uri);
+    if (aor === undefined) return fault(404, 'Not Found: unsupported address-of-record');
+    const callId = getHeader(req, 'Call-ID')?.trim();
+    if (!callId) return fault(400, 'Bad Request: missing Call-ID');
+    const cseq = getCSeq(req);
+    if (!cseq.ok) return fault(400, `Bad Request: ${cseq.error}`);
+
+    const contacts = parseContacts(req);
+    if (!contacts.ok) return fault(400, `Bad Request: ${contacts.error}`);
+    const rawExpires = getHeader(req, 'Expires');
+    let headerExpires: number | undefined;
+    if (rawExpires !== undefined) {
+      headerExpires = parseUnsigned(rawExpires, 2 ** 32 - 1);
+      if (headerExpires === undefined) return fault(400, 'Bad Request: malformed Expires');
+    }
+
+    const current = this.table.get(aor);
+    if (current) this.dropExpired(aor, current, now);
+
+    if (contacts.value === '*') {
+      // 10.3 step 6: "If it is [*] and the request has additional Contact fields or an expiration time other than
+      // zero, the request is invalid, and the server MUST return a 400 (Invalid Request) and skip the remaining steps."
+      if (headerExpires !== 0) return fault(400, 'Invalid Request: Contact * requires Expires: 0');
+      // "If not, the registrar checks whether the Call-ID agrees with the value stored for each binding. If not, it
+      // MUST remove the binding. If it does agree, it MUST remove the binding only if the CSeq in the request is
+      // higher than the value stored for that binding. Otherwise, the update MUST be aborted and the request fails."
+      if (current) {
+        for (const b of current.values())
+          if (b.callId === callId && cseq.value.seq <= b.cseq) return fault(400, 'Bad Request: out-of-order CSeq');
+        this.table.delete(aor);
+      }
+      return fault(200, 'OK');
+    }
+
+    // 10.3 step 7: each contact, in order; all changes committed only if every one is acceptable.
+    const changes: Array<{ key: string; contact: NameAddr; expires: number }> = [];
+    for (const c of contacts.value) {
+      let expires = headerExpires ?? this.config.defaultExpires;
+      const param = c.params.find(([n]) => n === 'expires');
+      if (param) {
+        const v = param[1] === null ? undefined : parseUnsigned(param[1], 2 ** 32 - 1);
+        if (v === undefined) return fault(400, 'Bad Request: malformed Contact expires parameter');
+        expires = v;
+      }
+      // "If the [expiration interval] is less than [the minimum the registrar accepts] ... the registrar MAY reject
+      // the registration with a response of 423 (Interval Too Brief). ... [it] MUST contain a Min-Expires header."
+      if (expires > 0 && expires < this.config.minExpires)
+        return fault(423, 'Interval Too Brief', [{ name: 'Min-Expires', value: String(this.config.minExpires) }]);
+      // "the registrar MAY shorten the expiration interval" (10.3 step 7, 10.2.1.1).
+      changes.push({ key: contactKey(c.uri), contact: c, expires: Math.min(expires, this.config.maxExpires) });
+    }
+
+    for (const ch of changes) {
+      const b = current?.get(ch.key);
+      // "If they are the same [Call-ID], the registrar compares the CSeq value. If the value is higher than that of
+      // the existing binding, it MUST update or remove the binding as above. If not, the update MUST be aborted and
+      // the request fails."
+      if (b && b.callId === callId && cseq.value.seq <= b.cseq) return fault(400, 'Bad Request: out-of-order CSeq');
+    }
+
+    let bindings = current;
+    const adds = changes.filter((c) => c.expires > 0 && !current?.has(c.key)).length;
+    if ((current?.size ?? 0) + adds > this.config.maxBindingsPerAor)
+      return fault(403, 'Forbidden: too many bindings for this address-of-record');
+    if (!bindings && changes.some((c) => c.expires > 0)) {
+      if (this.table.size >= this.config.maxAors) this.sweep();
+      if (this.table.size >= this.config.maxAors) return fault(503, 'Service Unavailable: registrar full');
+      bindings = new Map();
+      this.table.set(aor, bindings);
+    }
+    for (const ch of changes) {
+      // "If the binding does not exist, it is tentatively added. If the binding does exist, ... the binding MUST
+      // be removed if the expiration time is zero and updated otherwise."
+      if (ch.expires === 0) bindings?.delete(ch.key);
+      else {
+        const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
+        bindings?.set(ch.key, { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000 });
+      }
+    }
+    if (bindings && bindings.size === 0) this.table.delete(aor);
+
+    // 10.3 step 8: "The registrar returns a 200 (OK) response. The response MUST contain Contact header field
+    // values enumerating all current bindings. Each Contact value MUST feature an 'expires' parameter indicating
+    // its expiration interval chosen by the registrar."
+    const headers: Header[] = this.lookupCanonical(aor).map((b) => ({
+      name: 'Contact',
+      value: formatNameAddr({ ...b.contact, params: [...b.contact.params, ['expires', String(b.expiresIn)]] }),
+    }));
+    return { status: 200, reason: 'OK', headers };
+  }
+
+  /** Current bindings of an address-of-record (any URI form; it is canonicalised), highest q first. */
+  lookup(uri: SipUri): LiveBinding[] {
+    const aor = canonicalAor(uri);
+    return aor === undefined ? [] : this.lookupCanonical(aor);
+  }
+
+  /** Remove every expired binding; returns how many went. */
+  sweep(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const [aor, m] of this.table) n += this.dropExpired(aor, m, now);
+    return n;
+  }
+
+  private lookupCanonical(aor: string): LiveBinding[] {
+    const m = this.table.get(aor);
+    if (!m) return [];
+    const now = this.clock.now();
+    this.dropExpired(aor, m, now);
+    const out: LiveBinding[] = [];
+    for (const b of m.values()) out.push({ contact: b.contact, expiresIn: Math.ceil((b.expiresAt - now) / 1000) });
+    return out.sort((a, b) => qOf(b.contact) - qOf(a.contact));
+  }
+
+  private dropExpired(aor: string, m: Map<string, Binding>, now: number): number {
+    let n = 0;
+    for (const [k, b] of m)
+      if (b.expiresAt <= now) {
+        m.delete(k);
+        n++;
+      }
+    if (m.size === 0) this.table.delete(aor);
+    return n;
+  }
+}
+
+function qOf(n: NameAddr): number {
+  const q = n.params.find(([k]) => k === 'q')?.[1];
+  const v = q == null ? 1 : Number(q);
+  return Number.isFinite(v) ? v : 1;
+}
