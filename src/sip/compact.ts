@@ -1,0 +1,181 @@
+/**
+ * Header names: compact forms (RFC 3261 section 7.3.3 and later extensions),
+ * canonical spelling of known long names, and which headers may be split at
+ * commas (RFC 3261 section 7.3.1).
+ */
+
+/** Compact form (lower-case letter) -> canonical long name. */
+export const COMPACT_FORMS: Readonly<Record<string, string>> = {
+  // RFC 3261 section 7.3.3 / 20
+  c: 'Content-Type',
+  e: 'Content-Encoding',
+  f: 'From',
+  i: 'Call-ID',
+  k: 'Supported',
+  l: 'Content-Length',
+  m: 'Contact',
+  s: 'Subject',
+  t: 'To',
+  v: 'Via',
+  // RFC 3265 / 6665 (events)
+  o: 'Event',
+  u: 'Allow-Events',
+  // RFC 3515 (REFER), RFC 3892 (Referred-By)
+  r: 'Refer-To',
+  b: 'Referred-By',
+  // RFC 4028 (session timers)
+  x: 'Session-Expires',
+  // RFC 4474 / 8224 (identity)
+  y: 'Identity',
+  // RFC 3841 (caller preferences)
+  a: 'Accept-Contact',
+  j: 'Reject-Contact',
+  d: 'Request-Disposition',
+  // RFC 4538 (Target-Dialog), RFC 4488 (Refer-Sub)
+  g: 'Target-Dialog',
+};
+
+const KNOWN_NAMES = [
+  'Accept',
+  'Accept-Contact',
+  'Accept-Encoding',
+  'Accept-Language',
+  'Alert-Info',
+  'Allow',
+  'Allow-Events',
+  'Authentication-Info',
+  'Authorization',
+  'Call-ID',
+  'Call-Info',
+  'Contact',
+  'Content-Disposition',
+  'Content-Encoding',
+  'Content-Language',
+  'Content-Length',
+  'Content-Type',
+  'CSeq',
+  'Date',
+  'Error-Info',
+  'Event',
+  'Expires',
+  'From',
+  'History-Info',
+  'Identity',
+  'In-Reply-To',
+  'Max-Forwards',
+  'MIME-Version',
+  'Min-Expires',
+  'Min-SE',
+  'Organization',
+  'P-Asserted-Identity',
+  'P-Associated-URI',
+  'P-Preferred-Identity',
+  'Path',
+  'Priority',
+  'Privacy',
+  'Proxy-Authenticate',
+  'Proxy-Authorization',
+  'Proxy-Require',
+  'RAck',
+  'Reason',
+  'Record-Route',
+  'Refer-Sub',
+  'Refer-To',
+  'Referred-By',
+  'Reject-Contact',
+  'Replaces',
+  'Reply-To',
+  'Request-Disposition',
+  'Require',
+  'Retry-After',
+  'Route',
+  'RSeq',
+  'Security-Client',
+  'Security-Server',
+  'Security-Verify',
+  'Server',
+  'Service-Route',
+  'Session-Expires',
+  'SIP-ETag',
+  'SIP-If-Match',
+  'Subject',
+  'Subscription-State',
+  'Supported',
+  'Target-Dialog',
+  'Timestamp',
+  'To',
+  'Unsupported',
+  'User-Agent',
+  'Via',
+  'Warning',
+  'WWW-Authenticate',
+];
+
+const CANONICAL = new Map<string, string>();
+for (const n of KNOWN_NAMES) CANONICAL.set(n.toLowerCase(), n);
+for (const [c, n] of Object.entries(COMPACT_FORMS)) CANONICAL.set(c, n);
+
+/**
+ * Canonical name for a header name as written on the wire: compact forms are
+ * expanded, known names get their usual spelling, unknown names are kept as written.
+ */
+export function canonicalName(name: string): string {
+  return CANONICAL.get(name.toLowerCase()) ?? name;
+}
+
+/** Compact form of a canonical name, if it has one (for compact serialisation). */
+export function compactName(name: string): string | undefined {
+  const n = canonicalName(name);
+  for (const [c, long] of Object.entries(COMPACT_FORMS)) if (long === n) return c;
+  return undefined;
+}
+
+/**
+ * Headers whose grammar is `#element` (a comma-separated list), so that
+ * several values on one line are equivalent to several lines (RFC 3261
+ * section 7.3.1). Everything else is kept whole: in particular the
+ * authentication headers, whose values contain commas, and single-valued
+ * headers such as Date, Call-ID, CSeq, User-Agent, Subject.
+ */
+const LIST_HEADERS = new Set(
+  [
+    'Accept',
+    'Accept-Contact',
+    'Accept-Encoding',
+    'Accept-Language',
+    'Alert-Info',
+    'Allow',
+    'Allow-Events',
+    'Call-Info',
+    'Contact',
+    'Content-Encoding',
+    'Content-Language',
+    'Error-Info',
+    'History-Info',
+    'In-Reply-To',
+    'P-Asserted-Identity',
+    'P-Associated-URI',
+    'P-Preferred-Identity',
+    'Path',
+    'Proxy-Require',
+    'Reason',
+    'Record-Route',
+    'Reject-Contact',
+    'Request-Disposition',
+    'Require',
+    'Route',
+    'Security-Client',
+    'Security-Server',
+    'Security-Verify',
+    'Service-Route',
+    'Supported',
+    'Unsupported',
+    'Via',
+    'Warning',
+  ].map((n) => n.toLowerCase()),
+);
+
+/** True when a header's values may be split at top-level commas. Takes a canonical name. */
+export function isListHeader(canonical: string): boolean {
+  return LIST_HEADERS.has(canonical.toLowerCase());
+}

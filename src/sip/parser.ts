@@ -1,0 +1,262 @@
+/**
+ * SIP message parser (RFC 3261 section 7 and 25). Works on bytes: the header
+ * block is located with indexOf on the buffer and decoded once (latin1 when
+ * pure ASCII, UTF-8 otherwise); the body is copied as bytes and never decoded.
+ *
+ * Two levels:
+ * - parseMessageRaw: framing and start line, header lines (folding, compact
+ *   names, list splitting), Content-Length and body. Enough to answer with an
+ *   error response when the content is bad.
+ * - validateMessage: the checks that make a request answerable with 400 (or
+ *   505): mandatory headers, their grammar, CSeq method, Request-URI.
+ * parseMessage does both. None of them throws on any input.
+ */
+import { isAscii } from 'node:buffer';
+import { fail, ok, type Result } from '../util/errors.ts';
+import { canonicalName, isListHeader } from './compact.ts';
+import {
+  getCSeq,
+  getFrom,
+  getTo,
+  getVias,
+  parseContacts,
+  parseUnsigned,
+  splitTopLevel,
+  TOKEN_RE,
+} from './header-values.ts';
+import { getHeaders, type Header, type SipMessage, type SipRequest } from './message.ts';
+import { parseRequestUri } from './uri.ts';
+
+export interface ParseOptions {
+  /**
+   * Stream transports (TCP, TLS) frame by Content-Length, so it is mandatory
+   * there (RFC 3261 section 18.3). Datagrams may omit it: the body is the rest.
+   */
+  stream?: boolean;
+}
+
+const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+
+export function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Index of the first byte after any leading CRLFs (RFC 3261 section 7.5). */
+export function skipLeadingCrlf(b: Uint8Array, from = 0): number {
+  let i = from;
+  while (i < b.length && (b[i] === 0x0d || b[i] === 0x0a)) i++;
+  return i;
+}
+
+/**
+ * Finds the end of the header block. Returns the offset of the empty line's
+ * terminator and the body offset, or undefined. A bare-LF message is accepted
+ * only when no CRLFCRLF occurs at all (tolerance for broken senders).
+ */
+export function findHeaderEnd(b: Buffer, from: number): { headEnd: number; bodyStart: number } | undefined {
+  const i = b.indexOf(CRLFCRLF, from);
+  if (i >= 0) return { headEnd: i, bodyStart: i + 4 };
+  const j = b.indexOf(LFLF, from);
+  if (j >= 0) return { headEnd: j, bodyStart: j + 2 };
+  return undefined;
+}
+
+export function decodeHead(b: Buffer, start: number, end: number): string {
+  const head = b.subarray(start, end);
+  return isAscii(head) ? head.toString('latin1') : head.toString('utf8');
+}
+
+export type StartLine =
+  | { kind: 'request'; method: string; uri: string; version: string }
+  | { kind: 'response'; version: string; status: number; reason: string };
+
+/**
+ * Request-Line = Method SP Request-URI SP SIP-Version;
+ * Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 section 7.1, 7.2).
+ * The Request-URI is taken as everything between the first and the last SP;
+ * validateMessage refuses it if it is not a URI.
+ */
+function parseStartLine(line: string): Result<StartLine> {
+  if (line.startsWith('SIP/')) {
+    const sp1 = line.indexOf(' ');
+    if (sp1 < 0) return fail('malformed Status-Line');
+    const version = line.slice(0, sp1);
+    const sp2 = line.indexOf(' ', sp1 + 1);
+    const code = sp2 < 0 ? line.slice(sp1 + 1) : line.slice(sp1 + 1, sp2);
+    if (!/^[1-6][0-9][0-9]$/.test(code)) return fail('bad status code');
+    const reason = sp2 < 0 ? '' : line.slice(sp2 + 1);
+    if (CONTROL_RE.test(reason)) return fail('malformed Reason-Phrase');
+    return ok({ kind: 'response', version, status: Number(code), reason });
+  }
+  const sp1 = line.indexOf(' ');
+  const sp2 = line.lastIndexOf(' ');
+  if (sp1 <= 0 || sp2 === sp1) return fail('malformed Request-Line');
+  const method = line.slice(0, sp1);
+  if (!TOKEN_RE.test(method)) return fail('malformed method');
+  const version = line.slice(sp2 + 1);
+  if (!/^SIP\/[0-9]+\.[0-9]+$/i.test(version)) return fail('malformed SIP version');
+  return ok({ kind: 'request', method, uri: line.slice(sp1 + 1, sp2), version });
+}
+
+/** Pushes one header line (already unfolded) onto `out`, splitting list headers at top-level commas. */
+function addHeaderLine(line: string, out: Header[]): string | undefined {
+  const colon = line.indexOf(':');
+  if (colon <= 0) return 'malformed header line';
+  // header-name HCOLON: whitespace may precede the colon (RFC 3261 section 25.1).
+  let nameEnd = colon;
+  while (nameEnd > 0 && (line.charCodeAt(nameEnd - 1) === 0x20 || line.charCodeAt(nameEnd - 1) === 0x09)) nameEnd--;
+  const rawName = line.slice(0, nameEnd);
+  if (!TOKEN_RE.test(rawName)) return 'malformed header name';
+  const name = canonicalName(rawName);
+  const value = line.slice(colon + 1).trim();
+  // Header text is TEXT-UTF8 / LWS: no control characters other than HT (a bare CR or LF would split lines).
+  if (CONTROL_RE.test(value)) return 'malformed header value';
+  if (value.indexOf(',') >= 0 && isListHeader(name)) {
+    const parts = splitTopLevel(value, ',');
+    if (parts.length === 0) out.push({ name, value: '' });
+    for (const p of parts) out.push({ name, value: p });
+  } else out.push({ name, value });
+  return undefined;
+}
+
+/** Parses the header block text (start line + header lines, without the final empty line). */
+export function parseHead(head: string): Result<{ start: StartLine; headers: Header[] }> {
+  const lines = head.indexOf('\r') >= 0 || head.indexOf('\n') < 0 ? head.split('\r\n') : head.split('\n');
+  const start = parseStartLine(lines[0]);
+  if (!start.ok) return start;
+  const headers: Header[] = [];
+  let current: string | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const c = line.charCodeAt(0);
+    if (c === 0x20 || c === 0x09) {
+      // Folded continuation: LWS = [*WSP CRLF] 1*WSP is equivalent to one SP (RFC 3261 section 7.3.1).
+      if (current === undefined) return fail('malformed header folding');
+      current += ' ' + line.trim();
+      continue;
+    }
+    if (current !== undefined) {
+      const err = addHeaderLine(current, headers);
+      if (err) return fail(err);
+    }
+    current = line;
+  }
+  if (current !== undefined) {
+    const err = addHeaderLine(current, headers);
+    if (err) return fail(err);
+  }
+  return ok({ start: start.value, headers });
+}
+
+/** Content-Length of a header list: undefined when absent, an error string when malformed or inconsistent. */
+export function contentLengthOf(headers: Header[]): number | undefined | string {
+  let len: number | undefined;
+  for (const h of headers) {
+    if (h.name !== 'Content-Length') continue;
+    const n = parseUnsigned(h.value, Number.MAX_SAFE_INTEGER);
+    if (n === undefined) return 'bad Content-Length';
+    if (len !== undefined && len !== n) return 'conflicting Content-Length';
+    len = n;
+  }
+  return len;
+}
+
+/**
+ * Parses one message from a datagram or an exact stream frame without the
+ * semantic checks of validateMessage.
+ */
+export function parseMessageRaw(input: Uint8Array, opts: ParseOptions = {}): Result<SipMessage> {
+  const b = asBuffer(input);
+  const from = skipLeadingCrlf(b);
+  if (from >= b.length) return fail('empty message');
+  const end = findHeaderEnd(b, from);
+  if (!end) return fail('missing end of headers');
+  const head = parseHead(decodeHead(b, from, end.headEnd));
+  if (!head.ok) return head;
+  const { start, headers } = head.value;
+  const cl = contentLengthOf(headers);
+  if (typeof cl === 'string') return fail(cl);
+  const available = b.length - end.bodyStart;
+  let bodyLen: number;
+  if (cl === undefined) {
+    if (opts.stream) return fail('missing Content-Length');
+    bodyLen = available;
+  } else {
+    // RFC 3261 section 18.3: a shorter body is an error; extra bytes are discarded.
+    if (cl > available) return fail('Content-Length larger than body');
+    bodyLen = cl;
+  }
+  const body = new Uint8Array(bodyLen);
+  body.set(b.subarray(end.bodyStart, end.bodyStart + bodyLen));
+  return ok(messageFrom(start, headers, body));
+}
+
+/** Assembles the model from a parsed head and the body bytes. */
+export function messageFrom(start: StartLine, headers: Header[], body: Uint8Array): SipMessage {
+  if (start.kind === 'request') {
+    return { kind: 'request', method: start.method, uri: start.uri, version: start.version, headers, body };
+  }
+  return { kind: 'response', status: start.status, reason: start.reason, version: start.version, headers, body };
+}
+
+/**
+ * Checks a parsed message against what RFC 3261 section 8.1.1 requires of
+ * every request (To, From, CSeq, Call-ID, Max-Forwards, Via) and of every
+ * response (the same minus Max-Forwards), with their grammar. The error names
+ * the problem and is meant as the reason phrase of a 400 (see errorStatus).
+ */
+export function validateMessage(msg: SipMessage): Result<SipMessage> {
+  if (!/^SIP\/2\.0$/i.test(msg.version)) return fail('unsupported SIP version');
+  if (msg.kind === 'request') {
+    const uri = parseRequestUri(msg.uri);
+    if (!uri.ok) return fail(uri.error);
+  }
+  const vias = getVias(msg);
+  if (!vias.ok) return vias;
+  const from = getFrom(msg);
+  if (!from.ok) return from;
+  const to = getTo(msg);
+  if (!to.ok) return to;
+  const callIds = getHeaders(msg, 'Call-ID');
+  if (callIds.length === 0) return fail('missing Call-ID');
+  // Call-ID = word [ "@" word ] (RFC 3261 section 25.1)
+  if (callIds.length > 1 || !/^[!-~]+$/.test(callIds[0])) return fail('malformed Call-ID');
+  const cseq = getCSeq(msg);
+  if (!cseq.ok) return cseq;
+  if (msg.kind === 'request') {
+    // RFC 3261 section 8.2: the CSeq method must match the request method.
+    if (cseq.value.method !== msg.method) return fail('CSeq method does not match');
+    const mf = getHeaders(msg, 'Max-Forwards');
+    // Max-Forwards is mandatory for a UAC, but a UAS SHOULD accept requests
+    // without it from older elements (RFC 3261 section 8.1.1.6); when present it must be 0-255.
+    if (mf.length > 1 || (mf.length === 1 && parseUnsigned(mf[0], 255) === undefined)) {
+      return fail('malformed Max-Forwards');
+    }
+  }
+  const expires = getHeaders(msg, 'Expires');
+  if (expires.length > 1 || (expires.length === 1 && !/^[0-9]+$/.test(expires[0]))) return fail('malformed Expires');
+  const contacts = parseContacts(msg);
+  if (!contacts.ok) return contacts;
+  return ok(msg);
+}
+
+/** true when validateMessage accepts the request. */
+export function isValidRequest(req: SipRequest): boolean {
+  return validateMessage(req).ok;
+}
+
+/** Parses and validates one message. Never throws; errors name the problem. */
+export function parseMessage(buf: Uint8Array, opts: ParseOptions = {}): Result<SipMessage> {
+  const r = parseMessageRaw(buf, opts);
+  if (!r.ok) return r;
+  return validateMessage(r.value);
+}
+
+/** The status to answer a request refused with this error (RFC 3261 section 8.2, 21.5.6). */
+export function errorStatus(error: string): number {
+  if (error === 'unsupported SIP version') return 505;
+  if (error === 'message too large') return 513;
+  return 400;
+}
