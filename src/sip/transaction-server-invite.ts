@@ -16,6 +16,8 @@ export interface InviteServerEvents {
  */
 export class InviteServerTransaction extends TransactionBase<InviteServerState> {
   readonly request: SipRequest;
+  /** To tag used in this transaction's responses (8.2.6.2), chosen by the layer. */
+  toTag = '';
   private lastResponse: SipResponse | undefined;
   private gInterval = 0;
   private readonly events: InviteServerEvents;

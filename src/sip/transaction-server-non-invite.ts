@@ -7,6 +7,8 @@ export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'term
 /** Non-INVITE server transaction, RFC 3261 section 17.2.2 (Figure 8). */
 export class NonInviteServerTransaction extends TransactionBase<NonInviteServerState> {
   readonly request: SipRequest;
+  /** To tag used in this transaction's responses (8.2.6.2), chosen by the layer. */
+  toTag = '';
   private lastResponse: SipResponse | undefined;
 
   constructor(key: string, request: SipRequest, deps: TransactionDeps) {

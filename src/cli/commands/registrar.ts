@@ -1,0 +1,78 @@
+import { Registrar } from '../../sip/registrar.ts';
+import { RedirectServer } from '../../sip/redirect-server.ts';
+import { SipElement } from '../../sip/element.ts';
+import { TransportStack } from '../../sip/transport-stack.ts';
+import { intOption, parseArgs, parseHostPort } from '../../util/args.ts';
+import { SystemClock } from '../../util/clock.ts';
+import { OverlayError } from '../../util/errors.ts';
+import { createLogger } from '../../util/log.ts';
+
+export const summary = 'standalone SIP registrar + redirect server (UDP and TCP)';
+
+const SPEC = {
+  listen: { type: 'string', default: '127.0.0.1:5060', help: 'host:port or [ipv6]:port (port 0 = any free port)' },
+  'min-expires': { type: 'string', default: '60', help: 'shortest registration accepted (s); shorter gets 423' },
+  'max-expires': { type: 'string', default: '3600', help: 'longest registration granted (s)' },
+  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  help: { type: 'boolean', help: 'show this help' },
+} as const;
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function usage(): string {
+  const lines = ['usage: secp2psip registrar [options]', ''];
+  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(14)} ${s.help}`);
+  return lines.join('\n');
+}
+
+/** `secp2psip registrar`: RFC 3261 registrar and redirect server on UDP and TCP, until SIGINT/SIGTERM. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  if (args.help) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const listen = parseHostPort(String(args.listen), '--listen');
+  const minExpires = intOption(args, 'min-expires', 0, 2 ** 31);
+  const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
+  if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
+  const level = String(args['log-level']);
+  if (!LEVELS.includes(level))
+    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
+
+  const log = createLogger({ level }).child({ component: 'registrar' });
+  const clock = new SystemClock();
+  let transport: TransportStack;
+  try {
+    transport = await TransportStack.listen({ host: listen.host, port: listen.port }, { logger: log });
+  } catch (e) {
+    throw new OverlayError('BAD_CONFIG', `cannot listen on ${String(args.listen)}: ${(e as Error).message}`);
+  }
+  const element = new SipElement({ transport, clock, logger: log });
+  const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
+  const server = new RedirectServer({ element, registrar, logger: log });
+  const sweeper = setInterval(() => registrar.sweep(), 30_000);
+  sweeper.unref();
+
+  log.info(
+    { address: transport.local.host, port: transport.local.port, listen: element.hostport, transports: ['UDP', 'TCP'] },
+    `registrar listening on ${element.hostport} (UDP and TCP)`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      log.info({ signal, stats: { ...server.stats, transport: transport.stats } }, 'registrar stopping');
+      resolve();
+    };
+    const onInt = (): void => stop('SIGINT');
+    const onTerm = (): void => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+  clearInterval(sweeper);
+  await element.close();
+  log.flush();
+  return 0;
+}

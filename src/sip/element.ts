@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../util/clock.ts';
+import { silentLogger, type Logger } from '../util/log.ts';
+import type { Header, SipRequest, SipResponse } from './message.ts';
+import { buildResponse } from './response.ts';
+import type { TimerValues } from './timers.ts';
+import type { ClientEvents } from './transaction-client-invite.ts';
+import { type ClientTransaction, MAGIC_COOKIE, type ServerTransaction, TransactionLayer } from './transaction-layer.ts';
+import type { InviteServerTransaction } from './transaction-server-invite.ts';
+import { type Peer, type SipTransport, uriHost } from './transport.ts';
+
+export interface RespondOptions {
+  headers?: Header[];
+  body?: Uint8Array;
+}
+
+/**
+ * A request handed to the application, with its server transaction. An INVITE has already had its 100 Trying;
+ * the application may answer at once or later (asynchronously), and learns about a CANCEL through `onCancel`.
+ */
+export class IncomingRequest {
+  readonly request: SipRequest;
+  readonly source: Peer;
+  readonly transaction: ServerTransaction;
+  private cancelListeners: Array<() => void> = [];
+  private _cancelled = false;
+
+  constructor(request: SipRequest, source: Peer, transaction: ServerTransaction) {
+    this.request = request;
+    this.source = source;
+    this.transaction = transaction;
+  }
+
+  get method(): string {
+    return this.request.method;
+  }
+
+  get cancelled(): boolean {
+    return this._cancelled;
+  }
+
+  get finalSent(): boolean {
+    return this.transaction.finalSent;
+  }
+
+  /** Build (8.2.6) and send a response; the To tag is the transaction's. Ignored by the transaction once final. */
+  respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse {
+    const resp = buildResponse(this.request, status, reason, {
+      toTag: this.transaction.toTag,
+      headers: opts.headers,
+      body: opts.body,
+    });
+    this.transaction.respond(resp);
+    return resp;
+  }
+
+  /** Pass a ready-made response (e.g. one relayed by a proxy) to the transaction. */
+  sendResponse(resp: SipResponse): void {
+    this.transaction.respond(resp);
+  }
+
+  onCancel(fn: () => void): void {
+    if (this._cancelled) fn();
+    else this.cancelListeners.push(fn);
+  }
+
+  /** @internal called by the element when a CANCEL matched this INVITE. */
+  cancel(): void {
+    if (this._cancelled) return;
+    this._cancelled = true;
+    const ls = this.cancelListeners;
+    this.cancelListeners = [];
+    for (const fn of ls) fn();
+  }
+}
+
+export interface ElementHooks {
+  /** Every new request except ACK and CANCEL. May return a promise; a throw or rejection before a final response gets 500. */
+  onRequest(inc: IncomingRequest): void | Promise<void>;
+  /** ACK outside any transaction (the ACK for a 2xx). */
+  onAck?(req: SipRequest, source: Peer): void;
+  onStrayResponse?(resp: SipResponse, source: Peer): void;
+}
+
+export interface ElementInit {
+  timers?: TimerValues;
+  /** Server / User-Agent header value. */
+  product?: string;
+}
+
+/**
+ * A SIP element: one transport, the transaction layer above it, and an application's request handler on top.
+ * The SecP2PSIP adapter, the WhanauSIP gateway, the registrar and the user agent all build on it.
+ */
+export class SipElement {
+  readonly transport: SipTransport;
+  readonly layer: TransactionLayer;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly product: string;
+  private hooks: ElementHooks | undefined;
+  private readonly pending = new Map<InviteServerTransaction, IncomingRequest>();
+
+  constructor(components: { transport: SipTransport; clock: Clock; logger?: Logger }, init: ElementInit = {}) {
+    this.transport = components.transport;
+    this.clock = components.clock;
+    this.log = components.logger ?? silentLogger;
+    this.product = init.product ?? 'secp2psip';
+    this.layer = new TransactionLayer(
+      { transport: this.transport, clock: this.clock, newTag: () => newToken(8), logger: this.log },
+      { timers: init.timers },
+    );
+    this.layer.setUser({
+      onRequest: (req, tx, source) => this.dispatch(req, tx, source),
+      onAck: (req, source) => this.hooks?.onAck?.(req, source),
+      onStrayResponse: (resp, source) => this.hooks?.onStrayResponse?.(resp, source),
+      onCancel: (invite) => this.cancelInvite(invite),
+    });
+  }
+
+  handle(hooks: ElementHooks): void {
+    this.hooks = hooks;
+  }
+
+  /** `host:port` of the transport, for Via and Contact. */
+  get hostport(): string {
+    return `${uriHost(this.transport.local.host)}:${this.transport.local.port}`;
+  }
+
+  /** A fresh RFC 3261 branch (8.1.1.7): magic cookie plus 64 random bits. */
+  newBranch(): string {
+    return `${MAGIC_COOKIE}${newToken(12)}`;
+  }
+
+  /** The Via value this element puts on a request it sends over `transport` (with rport, RFC 3581 section 3). */
+  via(transport: 'UDP' | 'TCP', branch = this.newBranch()): string {
+    return `SIP/2.0/${transport} ${this.hostport};branch=${branch};rport`;
+  }
+
+  /** Start a client transaction. The request must carry its top Via (see `via`). */
+  request(req: SipRequest, dest: Peer, events: ClientEvents = {}): ClientTransaction {
+    return this.layer.sendRequest(req, dest, events);
+  }
+
+  /** Send a request with no transaction (the ACK for a 2xx, 13.2.2.4). */
+  sendStateless(req: SipRequest, dest: Peer): void {
+    this.transport.send(req, dest);
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  private dispatch(req: SipRequest, tx: ServerTransaction, source: Peer): void {
+    const inc = new IncomingRequest(req, source, tx);
+    if (req.method === 'INVITE') {
+      const itx = tx as InviteServerTransaction;
+      this.pending.set(itx, inc);
+      itx.onTerminated(() => this.pending.delete(itx));
+    }
+    const fail = (e: unknown): void => {
+      this.log.warn({ err: (e as Error)?.message, method: req.method }, 'request handler failed');
+      if (!tx.finalSent) inc.respond(500, 'Server Internal Error');
+    };
+    if (!this.hooks) {
+      inc.respond(503, 'Service Unavailable');
+      return;
+    }
+    try {
+      const r = this.hooks.onRequest(inc);
+      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).catch(fail);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  private cancelInvite(invite: InviteServerTransaction): void {
+    const inc = this.pending.get(invite);
+    if (inc) {
+      try {
+        inc.cancel();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'cancel listener failed');
+      }
+    }
+    // 9.2: "the UAS ... SHOULD respond to the INVITE with a 487 (Request Terminated)" unless a listener answered.
+    if (!invite.finalSent) invite.respond(buildResponse(invite.request, 487, undefined, { toTag: invite.toTag }));
+  }
+}
+
+/** Random hex token for tags and branches. */
+export function newToken(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}

@@ -1,0 +1,184 @@
+import { isIPv6 } from 'node:net';
+import { silentLogger, type Logger } from '../util/log.ts';
+import { getTopVia } from './header-values.ts';
+import type { SipMessage, SipRequest, SipResponse } from './message.ts';
+import { errorStatus, findHeaderEnd, parseHead, parseMessage, parseMessageRaw, skipLeadingCrlf } from './parser.ts';
+import { buildResponse, reasonPhrase } from './response.ts';
+import { serialize } from './serializer.ts';
+import {
+  emptyTransportStats,
+  type InboundMessage,
+  type Peer,
+  responseDestination,
+  type SendErrorHandler,
+  type SipTransport,
+  stampTopVia,
+  type TransportStats,
+} from './transport.ts';
+import { TcpEndpoint } from './transport-tcp.ts';
+import { UdpEndpoint } from './transport-udp.ts';
+
+export interface TransportInit {
+  host: string;
+  /** 0 picks a free port (the same one for UDP and TCP). */
+  port: number;
+  tcpIdleMs?: number;
+  maxMessageBytes?: number;
+}
+
+/**
+ * UDP and TCP on one address and port, IPv4 or IPv6 (RFC 3261 section 18).
+ * Decodes what arrives, stamps the top Via of requests (18.2.1, RFC 3581),
+ * answers requests it cannot parse with a 400 naming the problem when a
+ * response can be formed, drops and counts the rest, and never lets bad input
+ * throw out of a socket handler.
+ */
+export class TransportStack implements SipTransport {
+  readonly local: { host: string; port: number };
+  readonly stats: TransportStats = emptyTransportStats();
+  private readonly udp: UdpEndpoint;
+  private readonly tcp: TcpEndpoint;
+  private readonly log: Logger;
+  private handler: (m: InboundMessage) => void = () => {};
+
+  private constructor(host: string, udp: UdpEndpoint, tcp: TcpEndpoint, log: Logger) {
+    this.local = { host, port: udp.port };
+    this.udp = udp;
+    this.tcp = tcp;
+    this.log = log;
+    udp.onDatagram((buf, address, port) => this.inbound(buf, { transport: 'UDP', address, port }));
+    tcp.onFrame((buf, address, port, connId) => this.inbound(buf, { transport: 'TCP', address, port, connId }));
+    tcp.onFramingError = (reason) => {
+      this.stats.framingErrors++;
+      this.log.debug({ reason }, 'tcp framing error, connection closed');
+    };
+    tcp.onConnectionCount = (n) => {
+      this.stats.tcpConnections = n;
+    };
+  }
+
+  static async listen(init: TransportInit, components: { logger?: Logger } = {}): Promise<TransportStack> {
+    const log = components.logger ?? silentLogger;
+    const host = init.host.startsWith('[') ? init.host.slice(1, -1) : init.host;
+    const tcpInit = { idleMs: init.tcpIdleMs ?? 120_000, maxMessageBytes: init.maxMessageBytes ?? 65_535 };
+    // UDP first; with port 0 the kernel's choice may already be taken on TCP, so try a few times.
+    for (let attempt = 0; ; attempt++) {
+      const udp = await UdpEndpoint.bind(host, init.port);
+      try {
+        const tcp = await TcpEndpoint.listen(host, udp.port, tcpInit);
+        return new TransportStack(host, udp, tcp, log);
+      } catch (e) {
+        await udp.close();
+        if (init.port !== 0 || attempt >= 10 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      }
+    }
+  }
+
+  /** `host:port` for Via sent-by and Contact (IPv6 in brackets). */
+  get hostport(): string {
+    return isIPv6(this.local.host)
+      ? `[${this.local.host}]:${this.local.port}`
+      : `${this.local.host}:${this.local.port}`;
+  }
+
+  onMessage(handler: (m: InboundMessage) => void): void {
+    this.handler = handler;
+  }
+
+  send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void {
+    let buf: Buffer;
+    try {
+      buf = serialize(msg);
+    } catch (e) {
+      this.sendFailed(e as Error, onError);
+      return;
+    }
+    this.sendBytes(buf, to, onError);
+  }
+
+  sendResponse(resp: SipResponse, source: Peer, onError?: SendErrorHandler): void {
+    // 18.2.2: "If the 'sent-protocol' is a reliable transport protocol ... the response MUST be sent using the
+    // existing connection to the source of the original request ... if that connection is still open."
+    if (source.transport === 'TCP' && source.connId !== undefined && this.tcp.hasConnection(source.connId)) {
+      this.send(resp, source, onError);
+      return;
+    }
+    this.send(resp, responseDestination(resp, source), onError);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.udp.close(), this.tcp.close()]);
+  }
+
+  private sendBytes(buf: Buffer, to: Peer, onError?: SendErrorHandler): void {
+    this.stats.sent++;
+    const cb = (err: Error | null): void => {
+      if (err) this.sendFailed(err, onError);
+    };
+    if (to.transport === 'TCP') this.tcp.send(buf, to.address, to.port, to.connId, cb);
+    else this.udp.send(buf, to.address, to.port, cb);
+  }
+
+  private sendFailed(err: Error, onError?: SendErrorHandler): void {
+    this.stats.sendErrors++;
+    this.log.debug({ err: err.message }, 'sip send failed');
+    onError?.(err);
+  }
+
+  private inbound(buf: Buffer, source: Peer): void {
+    this.stats.received++;
+    try {
+      const parsed = parseMessage(buf, { stream: source.transport === 'TCP' });
+      if (!parsed.ok) {
+        this.refuse(buf, source, parsed.error);
+        return;
+      }
+      const msg = parsed.value;
+      if (msg.kind === 'request' && !stampTopVia(msg, source)) {
+        this.refuse(buf, source, 'malformed Via');
+        return;
+      }
+      this.handler({ msg, source });
+    } catch (e) {
+      // Nothing from the network may throw out of a socket handler: count it and carry on.
+      this.stats.malformedDropped++;
+      this.log.warn({ err: (e as Error).message }, 'sip inbound handler failed');
+    }
+  }
+
+  /** Answer a request that failed to parse or validate with 400/505/513, or drop it when no answer can be formed. */
+  private refuse(buf: Buffer, source: Peer, error: string): void {
+    const req = salvageRequest(buf, source.transport === 'TCP');
+    if (!req || req.method === 'ACK' || !getTopVia(req).ok) {
+      this.stats.malformedDropped++;
+      this.log.debug({ error, from: source.address }, 'malformed sip dropped');
+      return;
+    }
+    const status = errorStatus(error);
+    const resp = buildResponse(req, status, `${reasonPhrase(status)}: ${error.replace(/[^\x20-\x7e]/g, '?')}`);
+    this.stats.malformedAnswered++;
+    this.log.debug({ error, from: source.address, status }, 'malformed sip answered');
+    // The answer goes back to where the bytes came from: the Via of a malformed request is not trusted.
+    this.send(resp, source);
+  }
+}
+
+/** The request as far as it can be read: the full message, or just its head when the body or framing is bad. */
+function salvageRequest(buf: Buffer, stream: boolean): SipRequest | undefined {
+  const raw = parseMessageRaw(buf, { stream });
+  if (raw.ok) return raw.value.kind === 'request' ? raw.value : undefined;
+  const from = skipLeadingCrlf(buf);
+  const end = findHeaderEnd(buf, from);
+  if (!end) return undefined;
+  const head = parseHead(buf.toString('latin1', from, end.headEnd));
+  if (!head.ok || head.value.start.kind !== 'request') return undefined;
+  const s = head.value.start;
+  return {
+    kind: 'request',
+    method: s.method,
+    uri: s.uri,
+    version: s.version,
+    headers: head.value.headers,
+    body: new Uint8Array(0),
+  };
+}

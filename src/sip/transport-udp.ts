@@ -1,0 +1,76 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+
+/** The largest datagram we accept or send (an IPv4 UDP payload can be 65,507 bytes). */
+export const MAX_DATAGRAM = 65_507;
+
+/**
+ * One UDP socket of the SIP transport (RFC 3261 18.1.1 / 18.2.1). Only moves
+ * bytes: parsing and Via handling live in the transport stack.
+ */
+export class UdpEndpoint {
+  private readonly socket: Socket;
+  private handler: (buf: Buffer, address: string, port: number) => void = () => {};
+  private closed = false;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('message', (buf, rinfo) => {
+      if (this.closed) return;
+      this.handler(buf, rinfo.address, rinfo.port);
+    });
+    // A UDP socket reports ICMP unreachable and similar as 'error'; the socket stays usable.
+    socket.on('error', () => {});
+  }
+
+  static bind(host: string, port: number): Promise<UdpEndpoint> {
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => {
+        socket.close();
+        reject(e);
+      };
+      socket.once('error', onError);
+      socket.bind(port, host, () => {
+        socket.off('error', onError);
+        try {
+          socket.setRecvBufferSize(4 * 1024 * 1024);
+          socket.setSendBufferSize(4 * 1024 * 1024);
+        } catch {
+          // Buffer sizes are a best effort; the kernel may cap them.
+        }
+        resolve(new UdpEndpoint(socket));
+      });
+    });
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  onDatagram(fn: (buf: Buffer, address: string, port: number) => void): void {
+    this.handler = fn;
+  }
+
+  send(buf: Buffer, address: string, port: number, cb: (err: Error | null) => void): void {
+    if (this.closed) {
+      cb(new Error('socket closed'));
+      return;
+    }
+    if (buf.length > MAX_DATAGRAM) {
+      cb(new Error('datagram too large'));
+      return;
+    }
+    try {
+      this.socket.send(buf, port, address, (err) => cb(err ?? null));
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}

@@ -1,0 +1,125 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { formatVia, parseVia } from './header-values.ts';
+import type { SipMessage, SipRequest, SipResponse } from './message.ts';
+
+/**
+ * The SIP transport interface (RFC 3261 section 18). The transport never
+ * knows transactions exist: the transaction layer subscribes with
+ * `onMessage` and sends through `send` / `sendResponse`.
+ */
+
+export type TransportName = 'UDP' | 'TCP';
+
+/** A remote end: where a message came from or goes to. `connId` names an open TCP connection. */
+export interface Peer {
+  transport: TransportName;
+  address: string;
+  port: number;
+  connId?: number;
+}
+
+export interface InboundMessage {
+  /** Parsed and validated message; for requests the top Via already carries `received` / `rport` (18.2.1, RFC 3581). */
+  msg: SipMessage;
+  source: Peer;
+}
+
+export interface TransportStats {
+  received: number;
+  sent: number;
+  /** Input that could not be parsed and could not be answered: dropped. */
+  malformedDropped: number;
+  /** Malformed requests answered with a 400 (or 505/513) by the transport itself. */
+  malformedAnswered: number;
+  /** TCP connections closed because their byte stream could not be framed. */
+  framingErrors: number;
+  sendErrors: number;
+  tcpConnections: number;
+}
+
+export function emptyTransportStats(): TransportStats {
+  return {
+    received: 0,
+    sent: 0,
+    malformedDropped: 0,
+    malformedAnswered: 0,
+    framingErrors: 0,
+    sendErrors: 0,
+    tcpConnections: 0,
+  };
+}
+
+export type SendErrorHandler = (err: Error) => void;
+
+export interface SipTransport {
+  /** Bound address (host without brackets) and port, shared by UDP and TCP. */
+  readonly local: { host: string; port: number };
+  readonly stats: TransportStats;
+  /** Send to a peer: a datagram over UDP; over TCP the connection `connId` if open, else one to address:port. */
+  send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void;
+  /** Send a response towards the request's origin, RFC 3261 18.2.2 with RFC 3581 section 4. */
+  sendResponse(resp: SipResponse, source: Peer, onError?: SendErrorHandler): void;
+  onMessage(handler: (m: InboundMessage) => void): void;
+  close(): Promise<void>;
+}
+
+/** Host without IPv6 brackets; IPv4-mapped IPv6 addresses shown as IPv4. */
+export function plainHost(host: string): string {
+  let h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h.toLowerCase().startsWith('::ffff:') && isIPv4(h.slice(7))) h = h.slice(7);
+  return h.toLowerCase();
+}
+
+/** Host as written in a Via or URI: IPv6 in brackets. */
+export function uriHost(host: string): string {
+  const h = plainHost(host);
+  return isIPv6(h) ? `[${h}]` : h;
+}
+
+/**
+ * RFC 3261 18.2.1: "the server transport MUST ... add a 'received' parameter to the top Via if the host portion
+ * of the sent-by contains a domain name, or an IP address that differs from the packet source address". RFC 3581
+ * section 4: when the top Via has `rport` without a value, the server "MUST set the value of the parameter to the
+ * source port of the request", and then also adds `received` even if the address matches. Returns false when the
+ * top Via cannot be parsed (the caller treats the message as malformed).
+ */
+export function stampTopVia(req: SipRequest, source: Peer): boolean {
+  const idx = req.headers.findIndex((h) => h.name === 'Via' || h.name.toLowerCase() === 'via');
+  if (idx < 0) return false;
+  const parsed = parseVia(req.headers[idx].value);
+  if (!parsed.ok) return false;
+  const via = parsed.value;
+  const src = plainHost(source.address);
+  const rportAt = via.params.findIndex(([k]) => k === 'rport');
+  const wantsRport = rportAt >= 0 && via.params[rportAt][1] === null;
+  const differs = plainHost(via.host) !== src;
+  if (!differs && !wantsRport) return true;
+  if (wantsRport) via.params[rportAt] = ['rport', String(source.port)];
+  const recAt = via.params.findIndex(([k]) => k === 'received');
+  if (recAt >= 0) via.params[recAt] = ['received', src];
+  else via.params.push(['received', src]);
+  req.headers[idx] = { name: req.headers[idx].name, value: formatVia(via) };
+  return true;
+}
+
+/**
+ * Where a response goes, RFC 3261 18.2.2 for unreliable transports and for a reliable one whose connection is
+ * gone, with RFC 3581 section 5: `maddr`, else `received` with the `rport` value (or the sent-by port), else the
+ * sent-by itself; default port 5060. Falls back to the request's source when the Via cannot be read.
+ */
+export function responseDestination(resp: SipResponse, source: Peer): Peer {
+  const top = resp.headers.find((h) => h.name === 'Via' || h.name.toLowerCase() === 'via');
+  const parsed = top ? parseVia(top.value) : undefined;
+  if (!parsed?.ok) return { transport: source.transport, address: source.address, port: source.port };
+  const via = parsed.value;
+  const param = (k: string): string | null | undefined => via.params.find(([n]) => n === k)?.[1];
+  const transport: TransportName = via.transport === 'TCP' ? 'TCP' : via.transport === 'UDP' ? 'UDP' : source.transport;
+  const maddr = param('maddr');
+  if (maddr) return { transport, address: plainHost(maddr), port: via.port ?? 5060 };
+  const received = param('received');
+  const rport = param('rport');
+  const rportNum = rport ? Number(rport) : Number.NaN;
+  const port = Number.isInteger(rportNum) && rportNum > 0 && rportNum < 65536 ? rportNum : (via.port ?? 5060);
+  if (received) return { transport, address: plainHost(received), port };
+  return { transport, address: plainHost(via.host), port };
+}
