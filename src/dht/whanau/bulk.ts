@@ -1,0 +1,280 @@
+import type { Random } from '../../util/random.ts';
+import type { WhanauParams } from './params.ts';
+import {
+  chooseId,
+  type FingerLayer,
+  type FingerView,
+  type LookupOutcome,
+  lookupProcedure,
+  successorsSample,
+  type TryOutcome,
+  tryProcedure,
+} from './procedures.ts';
+import { lowerBound } from './ring.ts';
+
+/**
+ * SETUP and LOOKUP of seed 003 Appendix A run over a whole graph at once, with
+ * every table in typed arrays: the simulator's fast path. Messages are direct
+ * calls, counted; the procedures (CHOOSE-ID, SUCCESSORS-SAMPLE, TRY, LOOKUP,
+ * CHOOSE-FINGER) are the same functions the protocol node runs.
+ *
+ * Nodes [0, protocolNodes) follow the protocol and publish one record each;
+ * the others are adversarial (Sybils): a walk that reaches one ends there, and
+ * what it answers is the adversary's choice.
+ */
+
+/** An undirected graph in compressed sparse rows: neighbours of u are adj[offsets[u] .. offsets[u+1]). */
+export interface BulkGraph {
+  nodes: number;
+  offsets: Int32Array;
+  adj: Int32Array;
+}
+
+export interface BulkAdversary {
+  /** ids(v, i) a Sybil v reports when an honest node builds its fingers. */
+  fingerId(layer: number, rnd: Random): number;
+}
+
+export interface BulkInput {
+  graph: BulkGraph;
+  protocolNodes: number;
+  /** Ring position in [0, 1) of each protocol node's record key. */
+  keyPos: Float64Array;
+  params: WhanauParams;
+  adversary: BulkAdversary;
+  rnd: Random;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export class BulkWhanau {
+  readonly p: WhanauParams;
+  readonly n: number;
+  private readonly g: BulkGraph;
+  private readonly adversary: BulkAdversary;
+  private readonly rnd: Random;
+  private state: number;
+  /** Record keys sorted; rank r is the key of owner ownerOfRank[r]. db and succ hold ranks. */
+  readonly sortedPos: Float64Array;
+  readonly ownerOfRank: Int32Array;
+  readonly rankOf: Int32Array;
+  /** db(u): up to r_d record ranks, sorted; dbCount[u] used. */
+  readonly db: Int32Array;
+  readonly dbCount: Int32Array;
+  /** ids(u, i) at [u * l + i]. */
+  readonly ids: Float64Array;
+  /** fingers(u, i): r_f (id, node) pairs sorted by id at [(u * l + i) * r_f]. */
+  readonly fingerIds: Float64Array;
+  readonly fingerNodes: Int32Array;
+  /** succ(u, i): distinct record ranks, sorted, at [(u * l + i) * r_s * t]; succCount[u * l + i] used. */
+  readonly succ: Int32Array;
+  readonly succCount: Int32Array;
+  /** Walks that ended at an adversarial node, out of all walks made during SETUP. */
+  escapedWalks = 0;
+  totalWalks = 0;
+  private readonly onProgress?: (done: number, total: number) => void;
+
+  constructor(input: BulkInput) {
+    this.p = input.params;
+    this.g = input.graph;
+    this.n = input.protocolNodes;
+    this.adversary = input.adversary;
+    this.rnd = input.rnd;
+    this.state = (input.rnd.int(0xffffffff) | 1) >>> 0;
+    this.onProgress = input.onProgress;
+    const { n, p } = this;
+    const l = p.layers;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => input.keyPos[a] - input.keyPos[b]);
+    this.ownerOfRank = Int32Array.from(order);
+    this.sortedPos = Float64Array.from(order, (o) => input.keyPos[o]);
+    this.rankOf = new Int32Array(n);
+    order.forEach((o, r) => {
+      this.rankOf[o] = r;
+    });
+    this.db = new Int32Array(n * p.rd);
+    this.dbCount = new Int32Array(n);
+    this.ids = new Float64Array(n * l);
+    this.fingerIds = new Float64Array(n * l * p.rf);
+    this.fingerNodes = new Int32Array(n * l * p.rf);
+    this.succ = new Int32Array(n * l * p.rs * p.t);
+    this.succCount = new Int32Array(n * l);
+  }
+
+  /** Uniform integer in [0, k) from a local xorshift32 seeded by the injected Random (walks dominate run time). */
+  private int(k: number): number {
+    let s = this.state;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    this.state = s >>> 0;
+    return Math.floor((this.state / 0x100000000) * k);
+  }
+
+  /** RANDOM-WALK(u): w steps over social links; stops at the first adversarial node it reaches. */
+  walk(u: number): number {
+    const { offsets, adj } = this.g;
+    let v = u;
+    this.totalWalks++;
+    for (let j = 0; j < this.p.w; j++) {
+      const deg = offsets[v + 1] - offsets[v];
+      if (deg === 0) return v;
+      v = adj[offsets[v] + this.int(deg)];
+      if (v >= this.n) {
+        this.escapedWalks++;
+        return v;
+      }
+    }
+    return v;
+  }
+
+  /** SETUP (Figure A-1): db for every node, then per layer ids, fingers and successors for every node. */
+  setup(): void {
+    const { n, p } = this;
+    const total = n * (1 + 3 * p.layers);
+    let done = 0;
+    const tick = () => {
+      done += n;
+      this.onProgress?.(done, total);
+    };
+    for (let u = 0; u < n; u++) this.sampleRecords(u);
+    tick();
+    for (let i = 0; i < p.layers; i++) {
+      for (let u = 0; u < n; u++) this.chooseIdFor(u, i);
+      tick();
+      for (let u = 0; u < n; u++) this.fingers(u, i);
+      tick();
+      for (let u = 0; u < n; u++) this.successors(u, i);
+      tick();
+    }
+  }
+
+  /** SAMPLE-RECORDS(u, r_d): a record of each walk's end; Sybil answers fail the checker and are dropped. */
+  private sampleRecords(u: number): void {
+    const { rd } = this.p;
+    const base = u * rd;
+    let c = 0;
+    for (let j = 0; j < rd; j++) {
+      const v = this.walk(u);
+      if (v < this.n) this.db[base + c++] = this.rankOf[v];
+    }
+    this.db.subarray(base, base + c).sort();
+    this.dbCount[u] = c;
+  }
+
+  dbRanks(u: number): Int32Array {
+    return this.db.subarray(u * this.p.rd, u * this.p.rd + this.dbCount[u]);
+  }
+
+  private dbPositions(u: number): Float64Array {
+    const r = this.dbRanks(u);
+    return Float64Array.from(r, (k) => this.sortedPos[k]);
+  }
+
+  private layerIds(u: number, i: number): Float64Array {
+    const off = (u * this.p.layers + i) * this.p.rf;
+    return this.fingerIds.subarray(off, off + this.p.rf);
+  }
+
+  private chooseIdFor(u: number, i: number): void {
+    const prev = i > 0 ? this.layerIds(u, i - 1) : undefined;
+    const db = i === 0 ? this.dbPositions(u) : new Float64Array(0);
+    const x = chooseId(i, db, prev, this.rnd);
+    this.ids[u * this.p.layers + i] = x ?? this.rnd.next();
+  }
+
+  /** FINGERS(u, i, r_f): (ids(v, i), v) for the end v of each walk, kept sorted by id. */
+  private fingers(u: number, i: number): void {
+    const { rf, layers } = this.p;
+    const off = (u * layers + i) * rf;
+    const tmpIds = new Float64Array(rf);
+    const tmpNodes = new Int32Array(rf);
+    for (let j = 0; j < rf; j++) {
+      const v = this.walk(u);
+      tmpNodes[j] = v;
+      tmpIds[j] = v < this.n ? this.ids[v * layers + i] : this.adversary.fingerId(i, this.rnd);
+    }
+    const order = Array.from({ length: rf }, (_, j) => j).sort((a, b) => tmpIds[a] - tmpIds[b]);
+    for (let j = 0; j < rf; j++) {
+      this.fingerIds[off + j] = tmpIds[order[j]];
+      this.fingerNodes[off + j] = tmpNodes[order[j]];
+    }
+  }
+
+  /** SUCCESSORS(u, i, r_s): the union of SUCCESSORS-SAMPLE(v, ids(u, i)) over r_s walk ends. */
+  private successors(u: number, i: number): void {
+    const { rs, t, layers } = this.p;
+    const cap = rs * t;
+    const off = (u * layers + i) * cap;
+    // Ranks are order-isomorphic to keys: the first db rank at or after this one is the first key at or after x0.
+    const r0 = lowerBound(this.sortedPos, this.ids[u * layers + i]) % Math.max(1, this.n);
+    let c = 0;
+    for (let j = 0; j < rs; j++) {
+      const v = this.walk(u);
+      if (v >= this.n) continue; // a Sybil's successor records fail the checker
+      const db = this.dbRanks(v);
+      for (const k of successorsSample(db, r0, t)) this.succ[off + c++] = db[k];
+    }
+    const s = this.succ.subarray(off, off + c).sort();
+    let d = 0;
+    for (let k = 0; k < c; k++) if (k === 0 || s[k] !== s[k - 1]) s[d++] = s[k];
+    this.succCount[u * layers + i] = d;
+  }
+
+  /** QUERY(f, i, key) for a protocol node f: is the record of rank r in succ(f, i)? */
+  query(f: number, i: number, rank: number): boolean {
+    const cap = this.p.rs * this.p.t;
+    const off = (f * this.p.layers + i) * cap;
+    const s = this.succ.subarray(off, off + this.succCount[f * this.p.layers + i]);
+    const k = lowerBound(s, rank);
+    return k < s.length && s[k] === rank;
+  }
+
+  view(u: number): FingerView<number, number> {
+    const layers: FingerLayer<number, number>[] = [];
+    for (let i = 0; i < this.p.layers; i++) {
+      const off = (u * this.p.layers + i) * this.p.rf;
+      const nodes = this.fingerNodes;
+      layers.push({ ids: this.fingerIds.subarray(off, off + this.p.rf), node: (j) => nodes[off + j] });
+    }
+    return { layers };
+  }
+
+  /**
+   * LOOKUP(u, key of owner) with direct, counted delivery. A QUERY to or a TRY
+   * delegated to a Sybil gets no valid record (it answers nothing or garbage,
+   * which the record checker drops); it still costs its message.
+   */
+  lookup(u: number, owner: number, rnd: Random): LookupOutcome<number> {
+    const rank = this.rankOf[owner];
+    const key = this.sortedPos[rank];
+    const answer = (step: { kind: 'query'; node: number; layer: number }): number | null =>
+      step.node < this.n && this.query(step.node, step.layer, rank) ? owner : null;
+    const gen = lookupProcedure<number, number, number, number>(this.view(u), key, this.p, rnd);
+    let r = gen.next();
+    while (!r.done) {
+      const step = r.value;
+      if (step.kind === 'query') r = gen.next(answer(step));
+      else if (step.kind === 'walk') r = gen.next(this.walk(u));
+      else {
+        const v = step.via;
+        let out: TryOutcome<number> | null = null;
+        if (v < this.n) {
+          const tg = tryProcedure<number, number, number>(this.view(v), key, this.p.tryLimit, rnd);
+          let tr = tg.next();
+          while (!tr.done) tr = tg.next(answer(tr.value));
+          out = tr.value;
+        }
+        r = gen.next(out);
+      }
+    }
+    return r.value;
+  }
+
+  /** Mean entries actually held per protocol node: db + fingers + distinct successor records. */
+  meanStoredEntries(): number {
+    let s = 0;
+    for (let u = 0; u < this.n; u++) s += this.dbCount[u];
+    for (let k = 0; k < this.succCount.length; k++) s += this.succCount[k];
+    s += this.n * this.p.layers * this.p.rf;
+    return this.n > 0 ? s / this.n : 0;
+  }
+}
