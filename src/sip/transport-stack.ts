@@ -47,7 +47,14 @@ export class TransportStack implements SipTransport {
     this.tcp = tcp;
     this.log = log;
     udp.onDatagram((buf, address, port) => this.inbound(buf, { transport: 'UDP', address, port }));
-    tcp.onFrame((buf, address, port, connId) => this.inbound(buf, { transport: 'TCP', address, port, connId }));
+    tcp.onMessage((result, raw, address, port, connId) =>
+      this.guarded(() => {
+        const source: Peer = { transport: 'TCP', address, port, connId };
+        this.stats.received++;
+        if (result.ok) this.deliver(result.value, source, raw);
+        else this.refuse(raw?.kind === 'request' ? raw : undefined, source, result.error);
+      }),
+    );
     tcp.onFramingError = (reason) => {
       this.stats.framingErrors++;
       this.log.debug({ reason }, 'tcp framing error, connection closed');
@@ -126,29 +133,34 @@ export class TransportStack implements SipTransport {
   }
 
   private inbound(buf: Buffer, source: Peer): void {
-    this.stats.received++;
+    this.guarded(() => {
+      this.stats.received++;
+      const parsed = parseMessage(buf);
+      if (parsed.ok) this.deliver(parsed.value, source);
+      else this.refuse(salvageRequest(buf), source, parsed.error);
+    });
+  }
+
+  private deliver(msg: SipMessage, source: Peer, raw?: SipMessage): void {
+    if (msg.kind === 'request' && !stampTopVia(msg, source)) {
+      this.refuse(raw?.kind === 'request' ? raw : msg, source, 'malformed Via');
+      return;
+    }
+    this.handler({ msg, source });
+  }
+
+  /** Nothing from the network may throw out of a socket handler: count it and carry on. */
+  private guarded(fn: () => void): void {
     try {
-      const parsed = parseMessage(buf, { stream: source.transport === 'TCP' });
-      if (!parsed.ok) {
-        this.refuse(buf, source, parsed.error);
-        return;
-      }
-      const msg = parsed.value;
-      if (msg.kind === 'request' && !stampTopVia(msg, source)) {
-        this.refuse(buf, source, 'malformed Via');
-        return;
-      }
-      this.handler({ msg, source });
+      fn();
     } catch (e) {
-      // Nothing from the network may throw out of a socket handler: count it and carry on.
       this.stats.malformedDropped++;
-      this.log.warn({ err: (e as Error).message }, 'sip inbound handler failed');
+      this.log.warn({ err: (e as Error).message }, 'sip inbound handling failed');
     }
   }
 
   /** Answer a request that failed to parse or validate with 400/505/513, or drop it when no answer can be formed. */
-  private refuse(buf: Buffer, source: Peer, error: string): void {
-    const req = salvageRequest(buf, source.transport === 'TCP');
+  private refuse(req: SipRequest | undefined, source: Peer, error: string): void {
     if (!req || req.method === 'ACK' || !getTopVia(req).ok) {
       this.stats.malformedDropped++;
       this.log.debug({ error, from: source.address }, 'malformed sip dropped');
@@ -164,8 +176,8 @@ export class TransportStack implements SipTransport {
 }
 
 /** The request as far as it can be read: the full message, or just its head when the body or framing is bad. */
-function salvageRequest(buf: Buffer, stream: boolean): SipRequest | undefined {
-  const raw = parseMessageRaw(buf, { stream });
+function salvageRequest(buf: Buffer): SipRequest | undefined {
+  const raw = parseMessageRaw(buf);
   if (raw.ok) return raw.value.kind === 'request' ? raw.value : undefined;
   const from = skipLeadingCrlf(buf);
   const end = findHeaderEnd(buf, from);

@@ -1,5 +1,7 @@
 import { createConnection, createServer, isIPv6, type Server, type Socket } from 'node:net';
-import { findHeaderEnd, skipLeadingCrlf } from './parser.ts';
+import type { Result } from '../util/errors.ts';
+import { StreamFramer } from './framing.ts';
+import type { SipMessage } from './message.ts';
 import { plainHost } from './transport.ts';
 
 export interface TcpInit {
@@ -13,45 +15,18 @@ interface Conn {
   id: number;
   socket: Socket;
   key: string;
-  buf: Buffer;
+  framer: StreamFramer;
 }
 
-const CONTENT_LENGTH_RE = /^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*$/im;
+export type StreamMessageHandler = (
+  result: Result<SipMessage>,
+  raw: SipMessage | undefined,
+  address: string,
+  port: number,
+  connId: number,
+) => void;
+
 const CRLF = Buffer.from('\r\n');
-
-/**
- * Splits a TCP byte stream into SIP messages by Content-Length (RFC 3261 18.3). Returns the frames found and the
- * unconsumed rest, or an error naming what broke the stream (the connection is then closed). A double CRLF
- * between messages is an RFC 5626 section 3.5.1 keep-alive ping and is counted so it can be answered.
- */
-export function takeFrames(
-  input: Buffer,
-  maxBytes: number,
-): { frames: Buffer[]; rest: Buffer; pings: number } | { error: string } {
-  const frames: Buffer[] = [];
-  let pings = 0;
-  let at = 0;
-  for (;;) {
-    const start = skipLeadingCrlf(input, at);
-    if (start - at >= 4) pings++;
-    at = start;
-    if (at >= input.length) return { frames, rest: Buffer.alloc(0), pings };
-    const end = findHeaderEnd(input, at);
-    if (!end) {
-      if (input.length - at > maxBytes) return { error: 'header block too large' };
-      return { frames, rest: input.subarray(at), pings };
-    }
-    const head = input.toString('latin1', at, end.headEnd);
-    const m = CONTENT_LENGTH_RE.exec(head);
-    if (!m) return { error: 'missing Content-Length on a stream' };
-    const len = Number(m[1]);
-    const total = end.bodyStart - at + len;
-    if (total > maxBytes) return { error: 'message too large' };
-    if (end.bodyStart + len > input.length) return { frames, rest: input.subarray(at), pings };
-    frames.push(input.subarray(at, end.bodyStart + len));
-    at = end.bodyStart + len;
-  }
-}
 
 /**
  * TCP side of the SIP transport: a listener plus a map of open connections
@@ -66,7 +41,7 @@ export class TcpEndpoint {
   private readonly byKey = new Map<string, number>();
   private nextId = 1;
   private closed = false;
-  private frameHandler: (frame: Buffer, address: string, port: number, connId: number) => void = () => {};
+  private messageHandler: StreamMessageHandler = () => {};
   /** Called with the reason when a connection is closed for a framing error. */
   onFramingError: (reason: string) => void = () => {};
   onConnectionCount: (n: number) => void = () => {};
@@ -98,8 +73,9 @@ export class TcpEndpoint {
     return typeof a === 'object' && a ? a.port : 0;
   }
 
-  onFrame(fn: (frame: Buffer, address: string, port: number, connId: number) => void): void {
-    this.frameHandler = fn;
+  /** Each well-framed message: validated, or the reason it is invalid plus the unvalidated message (for a 400). */
+  onMessage(fn: StreamMessageHandler): void {
+    this.messageHandler = fn;
   }
 
   hasConnection(connId: number): boolean {
@@ -140,7 +116,7 @@ export class TcpEndpoint {
       id,
       socket,
       key: key ?? keyOf(socket.remoteAddress ?? '', socket.remotePort ?? 0),
-      buf: Buffer.alloc(0),
+      framer: new StreamFramer({ maxMessageSize: this.init.maxMessageBytes }),
     };
     this.conns.set(id, conn);
     this.byKey.set(conn.key, id);
@@ -157,20 +133,19 @@ export class TcpEndpoint {
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
-    const input = conn.buf.length === 0 ? chunk : Buffer.concat([conn.buf, chunk]);
-    const r = takeFrames(input, this.init.maxMessageBytes);
-    if ('error' in r) {
-      conn.buf = Buffer.alloc(0);
-      conn.socket.destroy();
-      this.onFramingError(r.error);
-      return;
-    }
-    // Keep only the unconsumed bytes, copied so a large read buffer is not retained.
-    conn.buf = r.rest.length === 0 ? Buffer.alloc(0) : Buffer.from(r.rest);
-    for (let i = 0; i < r.pings; i++) conn.socket.write(CRLF);
     const address = conn.socket.remoteAddress ?? '';
     const port = conn.socket.remotePort ?? 0;
-    for (const f of r.frames) this.frameHandler(f, address, port, conn.id);
+    for (const ev of conn.framer.push(chunk)) {
+      if (conn.socket.destroyed) return;
+      if (ev.kind === 'message') this.messageHandler(ev.result, ev.raw, address, port, conn.id);
+      else if (ev.kind === 'ping') conn.socket.write(CRLF);
+      else if (ev.kind === 'error') {
+        // 18.3: a stream that cannot be framed cannot be resynchronised: close this connection only.
+        conn.socket.destroy();
+        this.onFramingError(ev.error);
+        return;
+      }
+    }
   }
 }
 
