@@ -1,0 +1,32 @@
+import { createHash } from 'node:crypto';
+import { type PublicBundle, encodeBundle } from './bundle.ts';
+
+/** SHA-1 as 40 lower-case hex: the WhanauSIP identity is SHA-1 of the public key (seed 003, section 3.1). */
+export function sha1Hex(data: Uint8Array): string {
+  return createHash('sha1').update(data).digest('hex');
+}
+
+/** SHA-256 as 64 lower-case hex: fingerprints everywhere else (seed 000 uses SHA-256 for signed hashes). */
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(data).digest());
+}
+
+/**
+ * A 160-bit ring identifier (40 hex) derived from a key: SHA-1 of the key's
+ * bytes, as Chord derives node ids (Stoica et al., section 4.2). For a public
+ * bundle the bytes are its canonical encoding, so the id commits to both the
+ * signing and the sealing key; this is also the WhanauSIP user identity.
+ */
+export function nodeIdFromKey(key: Uint8Array | PublicBundle): string {
+  return sha1Hex(key instanceof Uint8Array ? key : encodeBundle(key));
+}
+
+export const NODE_ID_HEX = /^[0-9a-f]{40}$/;
+
+export function isNodeId(v: unknown): v is string {
+  return typeof v === 'string' && NODE_ID_HEX.test(v);
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { OverlayError } from '../util/errors.ts';
+
+/**
+ * Secret files: directory 0700, file 0600, written atomically (temp file in
+ * the same directory, fsync, rename, fsync of the directory), so a crash
+ * leaves either the old key or the new one, never half a key.
+ */
+export function writeSecretFileAtomic(file: string, data: string | Uint8Array): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, file);
+  try {
+    const dfd = openSync(dir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    // Some platforms cannot fsync a directory; the rename itself is still atomic.
+  }
+}
+
+/** Refuse key files others can read, as ssh does: a leaked key is an impersonation. */
+export function assertPrivateFile(file: string): void {
+  const st = statSync(file);
+  if (!st.isFile()) throw new OverlayError('IDENTITY_BAD_KEY', `${file} is not a regular file`);
+  if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+    throw new OverlayError(
+      'IDENTITY_BAD_KEY',
+      `${file} is accessible by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
+    );
+  }
+}
