@@ -30,6 +30,10 @@ export const ERRORS = {
   CALLEE_UNREACHABLE: { message: 'callee unreachable', sip: 480 },
   VERIFICATION_FAILED: { message: 'verification failed', sip: 403 },
   TIMEOUT: { message: 'timed out', sip: 408 },
+  DHT_ACCESS_DENIED: { message: 'caller may not call this method', sip: 403 },
+  DHT_BAD_TOKEN: { message: 'query token missing, forged, expired or spent', sip: 403 },
+  DHT_NOT_READY: { message: 'setup phase not reached in time', sip: 503 },
+  DHT_BAD_REQUEST: { message: 'malformed DHT request', sip: 400 },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
