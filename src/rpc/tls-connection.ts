@@ -1,0 +1,338 @@
+/**
+ * One authenticated TLS link between two nodes, multiplexing requests in both
+ * directions by request id. The peer's key was checked before this object
+ * exists (tls-endpoint.ts); here live framing, request/response matching,
+ * timeouts, bounds, write batching, and the handling of bad frames.
+ */
+import type { TLSSocket } from 'node:tls';
+import type { Clock, Timer } from '../util/clock.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import {
+  decodeMessage,
+  ERR_BUSY,
+  ERR_HELLO_REFUSED,
+  ERR_NO_HANDLER,
+  ERR_REFUSED,
+  encodeError,
+  encodeHello,
+  encodeRequest,
+  encodeResponse,
+  MSG_ERROR,
+  MSG_HELLO,
+  MSG_REQUEST,
+  MSG_RESPONSE,
+  type RpcMessage,
+} from './codec.ts';
+import { FrameDecoder } from './frame.ts';
+import type { Caller, NodeRef, Payload, RequestHandler, RpcStats } from './types.ts';
+
+export interface TlsRpcStats extends RpcStats {
+  connectionsDialed: number;
+  connectionsAccepted: number;
+  /** Inbound connections refused: no or bad client certificate, or a NodeRef not bound to the key. */
+  connectionsRefused: number;
+  /** TLS handshakes that failed on the listening port (includes non-TLS garbage). */
+  handshakeFailures: number;
+  peerKeyMismatches: number;
+  /** Responses for requests that had already timed out. */
+  lateResponses: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+/** What a connection needs from the endpoint that owns it. */
+export interface ConnectionHost {
+  readonly stats: TlsRpcStats;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly maxFrameBytes: number;
+  readonly maxServingPerConnection: number;
+  handler: RequestHandler | null;
+  /** A hello arrived; return false to refuse the connection. */
+  acceptHello(conn: RpcConnection, ref: NodeRef): boolean;
+  connectionClosed(conn: RpcConnection): void;
+}
+
+interface Pending {
+  resolve: (v: Payload) => void;
+  reject: (e: OverlayError) => void;
+  timer: Timer;
+}
+
+const schedule = setImmediate;
+
+export class RpcConnection {
+  readonly socket: TLSSocket;
+  readonly peerKey: Uint8Array;
+  readonly inbound: boolean;
+  /** Remote transport address, `host:port`. */
+  readonly remoteAddr: string;
+  /** The peer's own NodeRef, once its hello was accepted. */
+  peerRef: NodeRef | undefined;
+  closed = false;
+  /** Bumped on every frame in or out; the endpoint's idle sweep compares it between sweeps. */
+  activity = 0;
+  lastSeenActivity = 0;
+  idleSweeps = 0;
+  serving = 0;
+
+  private readonly host: ConnectionHost;
+  private readonly decoder: FrameDecoder;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private framesIn = 0;
+  private caller: Caller | null = null;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private refusedByPeer: OverlayError | null = null;
+  private readonly flushBound = () => this.flush();
+
+  constructor(host: ConnectionHost, socket: TLSSocket, peerKey: Uint8Array, inbound: boolean) {
+    this.host = host;
+    this.socket = socket;
+    this.peerKey = peerKey;
+    this.inbound = inbound;
+    const ra = socket.remoteAddress ?? '?';
+    this.remoteAddr = ra.includes(':') ? `[${ra}]:${socket.remotePort}` : `${ra}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder(host.maxFrameBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (e) => {
+      host.log.debug({ err: e.message, peer: this.remoteAddr }, 'rpc connection error');
+      this.close(new OverlayError('RPC_UNREACHABLE', e.message));
+    });
+    socket.on('close', () => this.close());
+  }
+
+  /** Requests this side sent that await their response. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Send a request; the caller has already checked bounds and counted it. */
+  request(method: string, payload: Payload, timeoutMs: number): Promise<Payload> {
+    if (this.closed) return Promise.reject(this.closedError());
+    let frame: Buffer;
+    const id = this.allocId();
+    try {
+      frame = encodeRequest(id, method, payload);
+    } catch (e) {
+      return Promise.reject(new OverlayError('RPC_MALFORMED', `cannot encode request: ${(e as Error).message}`));
+    }
+    return new Promise<Payload>((resolve, reject) => {
+      const timer = this.host.clock.setTimer(timeoutMs, () => {
+        if (this.pending.delete(id)) {
+          this.host.stats.timeouts++;
+          reject(new OverlayError('RPC_TIMEOUT', `${method} after ${timeoutMs} ms`));
+        }
+      });
+      this.pending.set(id, { resolve, reject, timer });
+      this.send(frame);
+    });
+  }
+
+  sendHello(ref: NodeRef): void {
+    this.send(encodeHello(ref));
+  }
+
+  /** Refuse the peer: tell it why (best effort), then close once the reason is written. */
+  refuse(reason: string): void {
+    if (this.closed) return;
+    this.host.stats.connectionsRefused++;
+    this.host.stats.refused++;
+    this.send(encodeError(0, ERR_HELLO_REFUSED, reason));
+    this.flush();
+    this.close(new OverlayError('RPC_REFUSED', reason), true);
+  }
+
+  /** Close the link; pending requests reject with `err` (default: RPC_UNREACHABLE). */
+  close(err?: OverlayError, graceful = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    const e = err ?? this.closedError();
+    for (const p of this.pending.values()) {
+      p.timer.cancel();
+      p.reject(e);
+    }
+    this.pending.clear();
+    this.out = [];
+    if (graceful) {
+      this.socket.end();
+      // A peer that never closes its side must not hold the socket open.
+      this.host.clock.setTimer(1000, () => this.socket.destroy());
+    } else {
+      this.socket.destroy();
+    }
+    this.host.connectionClosed(this);
+  }
+
+  private closedError(): OverlayError {
+    return this.refusedByPeer ?? new OverlayError('RPC_UNREACHABLE', 'connection closed');
+  }
+
+  private allocId(): number {
+    let id = this.nextId;
+    while (this.pending.has(id)) id = (id + 1) >>> 0 || 1;
+    this.nextId = (id + 1) >>> 0 || 1;
+    return id;
+  }
+
+  private send(frame: Buffer): void {
+    this.activity++;
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      schedule(this.flushBound);
+    }
+  }
+
+  /** Writes queued during one turn of the event loop leave as one TLS write (fewer records, fewer syscalls). */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
+    this.host.stats.bytesSent += data.length;
+    this.out = [];
+    this.outBytes = 0;
+    this.socket.write(data);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.host.stats.bytesReceived += chunk.length;
+    const err = this.decoder.push(chunk, (body) => this.onFrame(body));
+    if (err !== null && !this.closed) {
+      // Oversized or empty length: the stream cannot be resynchronised.
+      this.host.stats.malformedDropped++;
+      this.host.log.debug({ peer: this.remoteAddr, err }, 'bad frame; closing connection');
+      this.close(new OverlayError('RPC_MALFORMED', `peer sent ${err} frame`));
+    }
+  }
+
+  private onEnd(): void {
+    if (this.decoder.partialBytes > 0) this.host.stats.malformedDropped++;
+    this.close();
+  }
+
+  private onFrame(body: Buffer): void {
+    if (this.closed) return;
+    this.activity++;
+    this.framesIn++;
+    const m = decodeMessage(body);
+    if (!m.ok) {
+      this.host.stats.malformedDropped++;
+      this.host.log.debug({ peer: this.remoteAddr, err: m.error }, 'undecodable frame dropped');
+      return;
+    }
+    this.dispatch(m.value);
+  }
+
+  private dispatch(m: RpcMessage): void {
+    switch (m.type) {
+      case MSG_REQUEST:
+        this.serve(m.id, m.method, m.payload);
+        return;
+      case MSG_RESPONSE: {
+        const p = this.pending.get(m.id);
+        if (p === undefined) {
+          this.host.stats.lateResponses++;
+          return;
+        }
+        this.pending.delete(m.id);
+        p.timer.cancel();
+        this.host.stats.responsesOk++;
+        p.resolve(m.payload);
+        return;
+      }
+      case MSG_ERROR:
+        this.onError(m.id, m.kind, m.message, m.code);
+        return;
+      case MSG_HELLO:
+        // Only as the first frame of an inbound link, and only once.
+        if (!this.inbound || this.framesIn !== 1) {
+          this.host.stats.malformedDropped++;
+          return;
+        }
+        if (!this.host.acceptHello(this, m.ref)) this.refuse('NodeRef not bound to the presented key');
+        else this.peerRef = m.ref;
+        return;
+    }
+  }
+
+  private onError(id: number, kind: number, message: string, code: string | undefined): void {
+    if (kind === ERR_HELLO_REFUSED) {
+      this.refusedByPeer = new OverlayError('RPC_REFUSED', `peer refused the connection: ${message}`);
+      this.close(this.refusedByPeer);
+      return;
+    }
+    const p = this.pending.get(id);
+    if (p === undefined) {
+      this.host.stats.lateResponses++;
+      return;
+    }
+    this.pending.delete(id);
+    p.timer.cancel();
+    if (kind === ERR_BUSY) p.reject(new OverlayError('RPC_TOO_MANY_IN_FLIGHT', `peer busy: ${message}`));
+    else p.reject(new OverlayError('RPC_REFUSED', message, code === undefined ? undefined : { remoteCode: code }));
+  }
+
+  private serve(id: number, method: string, payload: Payload): void {
+    const host = this.host;
+    host.stats.requestsReceived++;
+    if (this.serving >= host.maxServingPerConnection) {
+      host.stats.refused++;
+      this.send(encodeError(id, ERR_BUSY, 'too many requests in flight'));
+      return;
+    }
+    const handler = host.handler;
+    if (handler === null) {
+      host.stats.refused++;
+      this.send(encodeError(id, ERR_NO_HANDLER, 'no handler'));
+      return;
+    }
+    if (this.caller === null) {
+      this.caller = Object.freeze({ key: this.peerKey, ref: this.peerRef, addr: this.remoteAddr });
+    }
+    this.serving++;
+    let result: Payload;
+    try {
+      result = handler(method, payload, this.caller);
+    } catch (e) {
+      this.answerError(id, e);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<Payload>).then === 'function') {
+      (result as Promise<Payload>).then(
+        (v) => this.answer(id, v),
+        (e) => this.answerError(id, e),
+      );
+    } else {
+      this.answer(id, result);
+    }
+  }
+
+  private answer(id: number, value: Payload): void {
+    this.serving--;
+    if (this.closed) return;
+    let frame: Buffer;
+    try {
+      frame = encodeResponse(id, value);
+    } catch (e) {
+      this.host.stats.refused++;
+      frame = encodeError(id, ERR_REFUSED, `response not encodable: ${(e as Error).message}`);
+    }
+    this.send(frame);
+  }
+
+  private answerError(id: number, e: unknown): void {
+    this.serving--;
+    this.host.stats.refused++;
+    if (this.closed) return;
+    const message = e instanceof Error ? e.message : String(e);
+    this.send(encodeError(id, ERR_REFUSED, message, isOverlayError(e) ? e.code : undefined));
+  }
+}

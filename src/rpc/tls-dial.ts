@@ -1,0 +1,113 @@
+/**
+ * Dialing a peer over TLS 1.3 and checking its pinned key, plus the address
+ * and key helpers the TLS endpoint shares. The server's certificate is not
+ * checked against any CA: its public key must equal the key the caller
+ * already knows for that peer (`NodeRef.key`), and the certificate must be
+ * self-consistent (tls-cert.ts).
+ */
+import { type KeyObject, timingSafeEqual } from 'node:crypto';
+import tls from 'node:tls';
+import type { Clock } from '../util/clock.ts';
+import { OverlayError } from '../util/errors.ts';
+import { type NodeCertificate, nodeIdFromKey, verifyNodeCertificate } from './tls-cert.ts';
+import type { NodeRef } from './types.ts';
+
+/** Split `host:port` or `[v6]:port`. */
+export function parseAddr(addr: string): { host: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(addr) ?? /^([^:[\]]+):(\d{1,5})$/.exec(addr);
+  if (!m) return null;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { host: m[1], port } : null;
+}
+
+export function formatAddr(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+const keyHexCache = new WeakMap<Uint8Array, string>();
+
+/** Hex of a key, cached per key object (NodeRefs are reused for many requests). */
+export function keyHex(key: Uint8Array): string {
+  let h = keyHexCache.get(key);
+  if (h === undefined) {
+    h = Buffer.from(key.buffer, key.byteOffset, key.length).toString('hex');
+    keyHexCache.set(key, h);
+  }
+  return h;
+}
+
+export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Default id binding: the id is derived from the key. Admission certificates need the layer above. */
+export function defaultVerifyRef(ref: NodeRef): boolean {
+  return ref.id === nodeIdFromKey(ref.key);
+}
+
+export interface DialOptions {
+  cert: NodeCertificate;
+  issuers: readonly KeyObject[];
+  clock: Clock;
+  /** Budget for TCP connect + TLS handshake. */
+  timeoutMs: number;
+  /** Told about the socket at once, so an endpoint closing mid-dial can destroy it. */
+  track?: (sock: tls.TLSSocket, live: boolean) => void;
+}
+
+export type DialFailure = OverlayError & { code: 'RPC_UNREACHABLE' | 'RPC_PEER_KEY_MISMATCH' };
+
+/**
+ * Open a TLS 1.3 connection to `to.addr` presenting our certificate, and
+ * resolve with the socket once the server proved possession of `to.key`
+ * (RFC 8446 section 4.4.3: its CertificateVerify is checked by TLS against
+ * the certificate we then compare with the pinned key). Rejects with
+ * RPC_UNREACHABLE or RPC_PEER_KEY_MISMATCH.
+ */
+export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocket> {
+  const where = parseAddr(to.addr);
+  if (where === null) return Promise.reject(new OverlayError('RPC_UNREACHABLE', `bad address ${to.addr}`));
+  return new Promise<tls.TLSSocket>((resolve, reject) => {
+    let settled = false;
+    const sock = tls.connect({
+      host: where.host,
+      port: where.port,
+      cert: opts.cert.certPem,
+      key: opts.cert.keyPem,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      rejectUnauthorized: false, // trust comes from the pinned key, checked below
+      checkServerIdentity: () => undefined,
+    });
+    sock.setNoDelay(true);
+    opts.track?.(sock, true);
+    const fail = (e: OverlayError) => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      opts.track?.(sock, false);
+      sock.destroy();
+      reject(e);
+    };
+    const timer = opts.clock.setTimer(opts.timeoutMs, () =>
+      fail(new OverlayError('RPC_UNREACHABLE', `connect to ${to.addr} timed out`)),
+    );
+    sock.on('error', (e) => fail(new OverlayError('RPC_UNREACHABLE', `${to.addr}: ${e.message}`)));
+    sock.once('close', () => fail(new OverlayError('RPC_UNREACHABLE', `${to.addr}: closed during handshake`)));
+    sock.once('secureConnect', () => {
+      if (settled) return;
+      const got = verifyNodeCertificate(sock.getPeerX509Certificate(), opts.issuers, opts.clock.wallNow());
+      if (!got.ok || !sameKey(got.value, to.key)) {
+        const why = got.ok ? 'certificate key differs from the pinned key' : got.error;
+        fail(new OverlayError('RPC_PEER_KEY_MISMATCH', `${to.addr}: ${why}`));
+        return;
+      }
+      settled = true;
+      timer.cancel();
+      opts.track?.(sock, false);
+      sock.removeAllListeners('error');
+      sock.removeAllListeners('close');
+      resolve(sock);
+    });
+  });
+}

@@ -1,0 +1,380 @@
+/**
+ * RpcEndpoint over TLS 1.3 on TCP with mutual authentication by pinned keys.
+ *
+ * - Both sides present a node certificate whose public key is the node's
+ *   Ed25519 key (tls-cert.ts); TLS 1.3 CertificateVerify (RFC 8446 section
+ *   4.4.3) proves possession of that key, on both sides since the server asks
+ *   for a client certificate (section 4.3.2).
+ * - No CA: the caller pins `NodeRef.key` and refuses a server whose
+ *   certificate carries another key (RPC_PEER_KEY_MISMATCH); the callee reads
+ *   the caller's key from its certificate (`Caller.key`).
+ * - The caller then sends its own NodeRef once (hello); the callee refuses the
+ *   connection if the ref's key is not the certificate key or `verifyRef`
+ *   rejects its id.
+ * - One connection per peer, used in both directions, requests multiplexed by
+ *   id; concurrent dials to one peer share one handshake.
+ */
+import type { KeyObject } from 'node:crypto';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
+import { type ConnectionHost, RpcConnection, type TlsRpcStats } from './tls-connection.ts';
+import {
+  createNodeCertificate,
+  type NodeCertificate,
+  nodeIdFromKey,
+  rawEd25519PublicKey,
+  verifyNodeCertificate,
+} from './tls-cert.ts';
+import { defaultVerifyRef, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
+import {
+  emptyStats,
+  type NodeRef,
+  type Payload,
+  type RequestHandler,
+  type RequestOptions,
+  type RpcEndpoint,
+} from './types.ts';
+
+export type { TlsRpcStats } from './tls-connection.ts';
+export { defaultVerifyRef, formatAddr, parseAddr } from './tls-dial.ts';
+
+export interface TlsRpcLimits {
+  /** Largest frame body accepted or sent; a larger announced length closes the connection. */
+  maxFrameBytes: number;
+  /** Requests this node may have outstanding to one peer (beyond: RPC_TOO_MANY_IN_FLIGHT at once). */
+  maxInFlightPerPeer: number;
+  /** Requests this node serves at once on one connection (beyond: answered "busy"). */
+  maxServingPerConnection: number;
+  requestTimeoutMs: number;
+  /** Upper bound on TCP connect + TLS handshake when dialing. */
+  connectTimeoutMs: number;
+  /** Inbound handshakes slower than this are dropped. */
+  handshakeTimeoutMs: number;
+  /** A connection with nothing in flight and no traffic for this long is closed. */
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  maxInFlightPerPeer: 256,
+  maxServingPerConnection: 512,
+  requestTimeoutMs: 5000,
+  connectTimeoutMs: 3000,
+  handshakeTimeoutMs: 5000,
+  idleTimeoutMs: 60_000,
+  maxConnections: 1024,
+});
+
+export interface TlsListenOptions {
+  /** Interface to bind (default 127.0.0.1). */
+  host?: string;
+  /** TCP port (default 0: any free port). */
+  port?: number;
+  /** The node's Ed25519 key pair; the public key is the node key. */
+  keyPair: { privateKey: KeyObject; publicKey: KeyObject };
+  /** Own NodeRef fields; `id` defaults to SHA-1 of the key, `addr` to the bound host:port. */
+  self?: { id?: string; addr?: string; admission?: Uint8Array };
+  /** TLS certificate for the key pair (e.g. from identity/); default: a fresh self-signed one. */
+  certificate?: NodeCertificate;
+  /** Keys whose signature on a peer certificate is accepted besides the certificate's own. */
+  trustedIssuers?: KeyObject[];
+  limits?: Partial<TlsRpcLimits>;
+  /** Send our NodeRef on each dialed connection (default true). */
+  sendHello?: boolean;
+  /** Decides whether a caller's NodeRef id is bound to its key (default: id = SHA-1(key)). */
+  verifyRef?: (ref: NodeRef) => boolean;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+interface PeerLink {
+  conn: RpcConnection | null;
+  dialing: Promise<RpcConnection> | null;
+  /** Requests waiting for the dial to finish; they count towards the in-flight bound. */
+  waiting: number;
+}
+
+export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
+  readonly self: NodeRef;
+  readonly stats: TlsRpcStats;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly limits: Readonly<TlsRpcLimits>;
+  readonly maxFrameBytes: number;
+  readonly maxServingPerConnection: number;
+  handler: RequestHandler | null = null;
+  /** Hook for the layer above: is this caller's id bound to its key (derived, or admitted)? */
+  verifyRef: (ref: NodeRef) => boolean;
+
+  private readonly server: tls.Server;
+  private readonly cert: NodeCertificate;
+  private readonly issuers: readonly KeyObject[];
+  private readonly sendHello: boolean;
+  private readonly links = new Map<string, PeerLink>();
+  private readonly conns = new Set<RpcConnection>();
+  private readonly dialSockets = new Set<tls.TLSSocket>();
+  /** Every accepted TCP socket, so close() also ends those still in their handshake. */
+  private readonly acceptedSockets = new Set<net.Socket>();
+  private sweepTimer: Timer | null = null;
+  private closed = false;
+
+  private constructor(opts: TlsListenOptions, self: NodeRef, cert: NodeCertificate, server: tls.Server) {
+    this.self = self;
+    this.cert = cert;
+    this.server = server;
+    this.limits = Object.freeze({ ...DEFAULT_TLS_RPC_LIMITS, ...opts.limits });
+    this.maxFrameBytes = this.limits.maxFrameBytes;
+    this.maxServingPerConnection = this.limits.maxServingPerConnection;
+    this.clock = opts.clock ?? new SystemClock();
+    this.log = (opts.logger ?? silentLogger).child({ component: 'rpc-tls', node: self.id });
+    this.issuers = opts.trustedIssuers ?? [];
+    this.sendHello = opts.sendHello ?? true;
+    this.verifyRef = opts.verifyRef ?? defaultVerifyRef;
+    this.stats = {
+      ...emptyStats(),
+      connectionsDialed: 0,
+      connectionsAccepted: 0,
+      connectionsRefused: 0,
+      handshakeFailures: 0,
+      peerKeyMismatches: 0,
+      lateResponses: 0,
+      bytesSent: 0,
+      bytesReceived: 0,
+    };
+  }
+
+  /** Bind the listening socket and return a ready endpoint. */
+  static async listen(opts: TlsListenOptions): Promise<TlsRpcEndpoint> {
+    const key = rawEd25519PublicKey(opts.keyPair.publicKey);
+    if (!key.ok) throw new OverlayError('IDENTITY_BAD_KEY', key.error);
+    const cert = opts.certificate ?? (await createNodeCertificate(opts.keyPair));
+    const limits = { ...DEFAULT_TLS_RPC_LIMITS, ...opts.limits };
+    const server = tls.createServer({
+      cert: cert.certPem,
+      key: cert.keyPem,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: false, // peers are checked by pinned key, not by CA (see onSecureConnection)
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      noDelay: true,
+    });
+    server.maxConnections = limits.maxConnections;
+    const host = opts.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = server.address();
+    const port = typeof bound === 'object' && bound !== null ? bound.port : (opts.port ?? 0);
+    const self: NodeRef = {
+      id: opts.self?.id ?? nodeIdFromKey(key.value),
+      addr: opts.self?.addr ?? formatAddr(host, port),
+      key: key.value,
+    };
+    if (opts.self?.admission !== undefined) self.admission = opts.self.admission;
+    const ep = new TlsRpcEndpoint(opts, self, cert, server);
+    ep.attach();
+    return ep;
+  }
+
+  /** Local port actually bound. */
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  /** Live connections (both directions). */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  onRequest(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  request(to: NodeRef, method: string, payload: Payload, opts?: RequestOptions): Promise<Payload> {
+    if (this.closed) return Promise.reject(new OverlayError('RPC_UNREACHABLE', 'endpoint closed'));
+    const timeoutMs = opts?.timeoutMs ?? this.limits.requestTimeoutMs;
+    const linkKey = `${to.addr}|${keyHex(to.key)}`;
+    const link = this.links.get(linkKey);
+    const conn = link?.conn;
+    // Fast path: an open connection.
+    if (conn && !conn.closed) {
+      if (conn.inFlight + link.waiting >= this.limits.maxInFlightPerPeer) return this.tooMany(to);
+      this.stats.requestsSent++;
+      return conn.request(method, payload, timeoutMs);
+    }
+    return this.requestViaDial(to, linkKey, method, payload, timeoutMs);
+  }
+
+  private tooMany(to: NodeRef): Promise<never> {
+    return Promise.reject(
+      new OverlayError('RPC_TOO_MANY_IN_FLIGHT', `${this.limits.maxInFlightPerPeer} to ${to.addr}`),
+    );
+  }
+
+  private async requestViaDial(
+    to: NodeRef,
+    linkKey: string,
+    method: string,
+    payload: Payload,
+    timeoutMs: number,
+  ): Promise<Payload> {
+    if (parseAddr(to.addr) === null) throw new OverlayError('RPC_UNREACHABLE', `bad address ${to.addr}`);
+    let link = this.links.get(linkKey);
+    if (!link) {
+      link = { conn: null, dialing: null, waiting: 0 };
+      this.links.set(linkKey, link);
+    }
+    if (link.waiting >= this.limits.maxInFlightPerPeer) return this.tooMany(to);
+    this.stats.requestsSent++;
+    const started = this.clock.now();
+    link.waiting++;
+    let conn: RpcConnection;
+    try {
+      link.dialing ??= this.dial(to, link, Math.min(timeoutMs, this.limits.connectTimeoutMs));
+      conn = await link.dialing;
+    } finally {
+      link.waiting--;
+      if (link.conn === null && link.dialing === null && link.waiting === 0) this.links.delete(linkKey);
+    }
+    const left = Math.max(1, timeoutMs - (this.clock.now() - started));
+    return conn.request(method, payload, left);
+  }
+
+  private async dial(to: NodeRef, link: PeerLink, timeoutMs: number): Promise<RpcConnection> {
+    let sock: tls.TLSSocket;
+    try {
+      sock = await dialPinned(to, {
+        cert: this.cert,
+        issuers: this.issuers,
+        clock: this.clock,
+        timeoutMs,
+        track: (s, live) => (live ? this.dialSockets.add(s) : this.dialSockets.delete(s)),
+      });
+    } catch (e) {
+      link.dialing = null;
+      if (isOverlayError(e, 'RPC_PEER_KEY_MISMATCH')) {
+        this.stats.peerKeyMismatches++;
+        this.log.debug({ peer: to.addr, err: e.message }, 'peer key mismatch');
+      }
+      throw e;
+    }
+    link.dialing = null;
+    if (this.closed) {
+      sock.destroy();
+      throw new OverlayError('RPC_UNREACHABLE', 'endpoint closed');
+    }
+    const conn = new RpcConnection(this, sock, to.key, false);
+    this.stats.connectionsDialed++;
+    this.conns.add(conn);
+    if (this.sendHello) conn.sendHello(this.self);
+    link.conn = conn;
+    return conn;
+  }
+
+  /** ConnectionHost: check a caller's hello and remember its link for requests back to it. */
+  acceptHello(conn: RpcConnection, ref: NodeRef): boolean {
+    let good = false;
+    try {
+      good = sameKey(ref.key, conn.peerKey) && this.verifyRef(ref) === true;
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'verifyRef threw; refusing');
+    }
+    if (!good) return false;
+    const linkKey = `${ref.addr}|${keyHex(ref.key)}`;
+    const link = this.links.get(linkKey);
+    if (!link) this.links.set(linkKey, { conn, dialing: null, waiting: 0 });
+    else if (link.conn === null || link.conn.closed) link.conn = conn;
+    return true;
+  }
+
+  /** ConnectionHost: forget a closed connection. */
+  connectionClosed(conn: RpcConnection): void {
+    this.conns.delete(conn);
+    for (const [k, link] of this.links) {
+      if (link.conn === conn) {
+        link.conn = null;
+        if (link.dialing === null && link.waiting === 0) this.links.delete(k);
+      }
+    }
+  }
+
+  private attach(): void {
+    this.server.on('connection', (s: net.Socket) => {
+      this.acceptedSockets.add(s);
+      s.once('close', () => this.acceptedSockets.delete(s));
+    });
+    this.server.on('secureConnection', (sock: tls.TLSSocket) => this.onSecureConnection(sock));
+    this.server.on('tlsClientError', (err, sock) => {
+      // Non-TLS bytes, bad handshakes, handshake timeouts.
+      this.stats.handshakeFailures++;
+      this.stats.malformedDropped++;
+      this.log.debug({ err: err.message }, 'tls handshake failed');
+      sock.destroy();
+    });
+    this.server.on('error', (err) => this.log.error({ err: err.message }, 'rpc listener error'));
+    this.scheduleSweep();
+  }
+
+  private onSecureConnection(sock: tls.TLSSocket): void {
+    sock.on('error', () => sock.destroy()); // replaced by the connection's handler if accepted
+    if (this.closed) {
+      sock.destroy();
+      return;
+    }
+    const got = verifyNodeCertificate(sock.getPeerX509Certificate(), this.issuers, this.clock.wallNow());
+    if (!got.ok) {
+      this.stats.connectionsRefused++;
+      this.stats.refused++;
+      this.log.debug({ why: got.error }, 'inbound connection without a valid node certificate');
+      sock.destroy();
+      return;
+    }
+    sock.removeAllListeners('error');
+    this.stats.connectionsAccepted++;
+    this.conns.add(new RpcConnection(this, sock, got.value, true));
+  }
+
+  /**
+   * Idle sweep. The dialing side closes a connection idle for a full idle
+   * period (two quiet sweeps); the accepting side waits twice as long, so the
+   * dialer normally closes first and a request crossing the close is rare.
+   */
+  private scheduleSweep(): void {
+    const every = Math.max(10, this.limits.idleTimeoutMs / 2);
+    this.sweepTimer = this.clock.setTimer(every, () => {
+      if (this.closed) return;
+      for (const c of [...this.conns]) {
+        const quiet = c.activity === c.lastSeenActivity && c.inFlight === 0 && c.serving === 0;
+        c.lastSeenActivity = c.activity;
+        c.idleSweeps = quiet ? c.idleSweeps + 1 : 0;
+        if (c.idleSweeps >= (c.inbound ? 4 : 2)) c.close(undefined, true);
+      }
+      this.scheduleSweep();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sweepTimer?.cancel();
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.dialSockets) s.destroy();
+    this.dialSockets.clear();
+    for (const s of this.acceptedSockets) s.destroy();
+    this.acceptedSockets.clear();
+    for (const c of [...this.conns]) c.close(new OverlayError('RPC_UNREACHABLE', 'endpoint closed'));
+    this.links.clear();
+    await done;
+  }
+}

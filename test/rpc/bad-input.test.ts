@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import tls from 'node:tls';
+import { decodeMessage, encodeHello, encodeRequest, MSG_RESPONSE } from '../../src/rpc/codec.ts';
+import { encodeFrame, FrameDecoder } from '../../src/rpc/frame.ts';
+import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
+import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import { SeededRandom } from '../../src/util/random.ts';
+import { listen, makeNode, type TestNode, until } from './tls-helpers.ts';
+
+let target: TlsRpcEndpoint;
+let friend: TlsRpcEndpoint;
+let attacker: TestNode;
+
+before(async () => {
+  target = await listen(undefined, { limits: { maxFrameBytes: 64 * 1024 } });
+  target.onRequest((_m, p) => ({ echo: p }));
+  friend = await listen();
+  attacker = await makeNode();
+});
+after(async () => {
+  await target.close();
+  await friend.close();
+});
+
+/** The node keeps serving an honest peer. */
+async function stillServes(): Promise<void> {
+  assert.deepEqual(await friend.request(target.self, 'ping', 1), { echo: 1 });
+}
+
+function tcp(): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(target.port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+/** A TLS client with a valid node certificate, so the handshake succeeds and only frames are bad. */
+function tlsClient(withCert = true): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port: target.port,
+      ...(withCert ? { cert: attacker.cert.certPem, key: attacker.cert.keyPem } : {}),
+      minVersion: 'TLSv1.3',
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+    });
+    s.once('secureConnect', () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+/** Wait until the node has closed the socket (reading and discarding whatever it sends first). */
+const closed = (s: net.Socket) =>
+  new Promise<void>((r) => {
+    if (s.destroyed) return r();
+    s.once('close', () => r());
+    s.resume();
+  });
+
+test('raw TCP garbage on the RPC port is a failed handshake, counted', async () => {
+  const before = target.stats.malformedDropped;
+  const rnd = new SeededRandom(7);
+  for (let i = 0; i < 5; i++) {
+    const s = await tcp();
+    s.on('error', () => {});
+    s.write(Buffer.from(rnd.bytes(200 + rnd.int(2000))));
+    await closed(s);
+  }
+  const s = await tcp();
+  s.on('error', () => {});
+  s.write('INVITE sip:bob@example.com SIP/2.0\r\n\r\n');
+  await closed(s);
+  await until(() => target.stats.malformedDropped >= before + 6, 'garbage counted');
+  assert.ok(target.stats.handshakeFailures >= 6);
+  await stillServes();
+});
+
+test('random bytes inside a valid TLS session are dropped and counted', async () => {
+  const before = target.stats.malformedDropped;
+  const rnd = new SeededRandom(8);
+  const s = await tlsClient();
+  s.on('error', () => {});
+  s.write(Buffer.from(rnd.bytes(4096)));
+  await closed(s); // a random length prefix is oversized (or empty): the connection is closed
+  await until(() => target.stats.malformedDropped > before, 'random bytes counted');
+  await stillServes();
+});
+
+test('an oversized frame is dropped, counted, closes that connection only', async () => {
+  const before = target.stats.malformedDropped;
+  const s = await tlsClient();
+  s.on('error', () => {});
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(64 * 1024 + 1, 0);
+  s.write(head);
+  await closed(s);
+  assert.equal(target.stats.malformedDropped, before + 1);
+  // A frame exactly at the bound is fine.
+  assert.deepEqual(await friend.request(target.self, 'big', new Uint8Array(60 * 1024)), {
+    echo: new Uint8Array(60 * 1024),
+  });
+});
+
+test('a truncated frame at end of stream is counted', async () => {
+  const before = target.stats.malformedDropped;
+  const s = await tlsClient();
+  s.on('error', () => {});
+  const f = encodeRequest(1, 'echo', 'x'.repeat(100));
+  s.end(f.subarray(0, 50));
+  await closed(s);
+  await until(() => target.stats.malformedDropped === before + 1, 'truncation counted');
+  await stillServes();
+});
+
+test('garbage frame bodies are dropped one by one; the link keeps working', async () => {
+  const before = target.stats.malformedDropped;
+  const s = await tlsClient();
+  s.on('error', () => {});
+  const rnd = new SeededRandom(9);
+  const frames: Buffer[] = [encodeHello({ id: nodeIdFromKey(attacker.key), addr: '127.0.0.1:1', key: attacker.key })];
+  for (let i = 0; i < 50; i++) frames.push(encodeFrame(Buffer.concat([Buffer.from([9]), rnd.bytes(1 + rnd.int(40))])));
+  frames.push(encodeFrame(Buffer.from([1, 0, 0, 0, 5, 3, 0x61, 0x62]))); // request with method longer than body
+  frames.push(encodeHello({ id: nodeIdFromKey(attacker.key), addr: '127.0.0.1:1', key: attacker.key })); // second hello
+  frames.push(encodeRequest(77, 'echo', 'after garbage'));
+  s.write(Buffer.concat(frames));
+  const dec = new FrameDecoder();
+  const reply = await new Promise<unknown>((resolve) => {
+    s.on('data', (chunk) =>
+      dec.push(chunk, (b) => {
+        const m = decodeMessage(b);
+        if (m.ok && m.value.type === MSG_RESPONSE && m.value.id === 77) resolve(m.value.payload);
+      }),
+    );
+  });
+  assert.deepEqual(reply, { echo: 'after garbage' });
+  assert.equal(target.stats.malformedDropped, before + 52);
+  s.destroy();
+  await stillServes();
+});
+
+test('a TLS client without a certificate is refused', async () => {
+  const before = target.stats.connectionsRefused;
+  const s = await tlsClient(false);
+  s.on('error', () => {});
+  s.write(encodeRequest(1, 'echo', 1));
+  await closed(s);
+  assert.equal(target.stats.connectionsRefused, before + 1);
+  await stillServes();
+});
+
+test('a hello whose key differs from the certificate key is refused', async () => {
+  const before = target.stats.connectionsRefused;
+  const s = await tlsClient();
+  s.on('error', () => {});
+  const other = await makeNode();
+  s.write(encodeHello({ id: nodeIdFromKey(other.key), addr: '127.0.0.1:1', key: other.key }));
+  s.write(encodeRequest(1, 'echo', 1));
+  await closed(s);
+  assert.equal(target.stats.connectionsRefused, before + 1);
+  await stillServes();
+});
+
+test('TLS 1.2 is not accepted', async () => {
+  const before = target.stats.handshakeFailures;
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: target.port,
+        cert: attacker.cert.certPem,
+        key: attacker.cert.keyPem,
+        maxVersion: 'TLSv1.2',
+        rejectUnauthorized: false,
+      });
+      s.once('secureConnect', () => resolve(s));
+      s.on('error', reject);
+    }),
+  );
+  await until(() => target.stats.handshakeFailures === before + 1, 'handshake failure counted');
+  await stillServes();
+});

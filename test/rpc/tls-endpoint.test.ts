@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, test } from 'node:test';
+import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
+import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import type { Caller, NodeRef } from '../../src/rpc/types.ts';
+import { isOverlayError, OverlayError } from '../../src/util/errors.ts';
+import { listen, makeNode, until } from './tls-helpers.ts';
+
+const open: TlsRpcEndpoint[] = [];
+async function node(...args: Parameters<typeof listen>): Promise<TlsRpcEndpoint> {
+  const ep = await listen(...args);
+  open.push(ep);
+  return ep;
+}
+after(async () => {
+  await Promise.all(open.map((e) => e.close()));
+});
+
+const code = (c: string) => (e: unknown) => isOverlayError(e) && e.code === c;
+
+test('request/response with mutual authentication: callee learns the caller key and NodeRef', async () => {
+  const a = await node();
+  const b = await node();
+  let seen: Caller | undefined;
+  b.onRequest((method, payload, caller) => {
+    seen = caller;
+    return { method, echo: payload };
+  });
+  const res = await a.request(b.self, 'echo', { x: 1, bytes: new Uint8Array([9, 8]) });
+  assert.deepEqual(res, { method: 'echo', echo: { x: 1, bytes: new Uint8Array([9, 8]) } });
+  assert.ok(seen);
+  assert.deepEqual(seen.key, a.self.key);
+  assert.deepEqual(seen.ref, a.self);
+  assert.equal(a.self.id, nodeIdFromKey(a.self.key));
+  assert.equal(a.stats.requestsSent, 1);
+  assert.equal(a.stats.responsesOk, 1);
+  assert.equal(b.stats.requestsReceived, 1);
+});
+
+test('async handlers, handler errors travel back as RPC_REFUSED with message and code', async () => {
+  const a = await node();
+  const b = await node();
+  b.onRequest(async (method) => {
+    await Promise.resolve();
+    if (method === 'boom') throw new Error('kaputt');
+    if (method === 'typed') throw new OverlayError('DHT_NOT_FOUND', 'no such key');
+    return 'fine';
+  });
+  assert.equal(await a.request(b.self, 'ok', null), 'fine');
+  await assert.rejects(
+    a.request(b.self, 'boom', null),
+    (e) => code('RPC_REFUSED')(e) && /kaputt/.test((e as Error).message),
+  );
+  await assert.rejects(
+    a.request(b.self, 'typed', null),
+    (e) => code('RPC_REFUSED')(e) && (e as OverlayError).detail?.remoteCode === 'DHT_NOT_FOUND',
+  );
+  assert.equal(b.stats.refused, 2);
+});
+
+test('many concurrent requests share one connection; dials are deduplicated', async () => {
+  const a = await node(undefined, { limits: { maxInFlightPerPeer: 1000 } });
+  const b = await node(undefined, { limits: { maxServingPerConnection: 1000 } });
+  b.onRequest((_m, p) => (p as number) * 2);
+  const n = 500;
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => a.request(b.self, 'double', i)));
+  assert.deepEqual(
+    results,
+    Array.from({ length: n }, (_, i) => i * 2),
+  );
+  assert.equal(a.stats.connectionsDialed, 1);
+  assert.equal(b.stats.connectionsAccepted, 1);
+  // The callee reuses the inbound link to call back the caller (it sent its NodeRef).
+  a.onRequest(() => 'back');
+  assert.equal(await b.request(a.self, 'hi', null), 'back');
+  assert.equal(b.stats.connectionsDialed, 0);
+});
+
+test('timeout rejects with RPC_TIMEOUT and a late answer is ignored', async () => {
+  const a = await node();
+  const b = await node();
+  let release: (() => void) | undefined;
+  b.onRequest(() => new Promise((r) => (release = () => r('late'))));
+  await assert.rejects(a.request(b.self, 'slow', null, { timeoutMs: 30 }), code('RPC_TIMEOUT'));
+  assert.equal(a.stats.timeouts, 1);
+  release?.();
+  await until(() => a.stats.lateResponses === 1, 'late response counted');
+  b.onRequest(() => 'quick');
+  assert.equal(await a.request(b.self, 'fast', null), 'quick');
+});
+
+test('unreachable peers fail fast with RPC_UNREACHABLE', async () => {
+  const a = await node();
+  const other = await makeNode();
+  // A port with nothing listening: take a free port and release it.
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  const ref: NodeRef = { id: nodeIdFromKey(other.key), addr: `127.0.0.1:${port}`, key: other.key };
+  await assert.rejects(a.request(ref, 'x', null), code('RPC_UNREACHABLE'));
+  await assert.rejects(a.request({ ...ref, addr: 'not-an-address' }, 'x', null), code('RPC_UNREACHABLE'));
+  // A listener that accepts TCP but never speaks TLS: the connect timeout applies.
+  const muted: net.Socket[] = [];
+  const mute = net.createServer((s) => muted.push(s));
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+  const mutePort = (mute.address() as net.AddressInfo).port;
+  await assert.rejects(
+    a.request({ ...ref, addr: `127.0.0.1:${mutePort}` }, 'x', null, { timeoutMs: 50 }),
+    code('RPC_UNREACHABLE'),
+  );
+  for (const s of muted) s.destroy();
+  await new Promise<void>((r) => mute.close(() => r()));
+});
+
+test('dialing with a wrong pinned key is refused with RPC_PEER_KEY_MISMATCH', async () => {
+  const a = await node();
+  const b = await node();
+  b.onRequest(() => 'should not run');
+  const stranger = await makeNode();
+  await assert.rejects(a.request({ ...b.self, key: stranger.key }, 'x', null), code('RPC_PEER_KEY_MISMATCH'));
+  assert.equal(a.stats.peerKeyMismatches, 1);
+  assert.equal(b.stats.requestsReceived, 0);
+  // The right key still works afterwards.
+  assert.equal(await a.request(b.self, 'x', null), 'should not run');
+});
+
+test('a node presenting another node id with its own key is refused', async () => {
+  const victim = await node();
+  const b = await node();
+  b.onRequest((_m, _p, caller) => caller.ref?.id ?? 'none');
+  const impostorKeys = await makeNode();
+  const impostor = await node(impostorKeys, { self: { id: victim.self.id } });
+  await assert.rejects(impostor.request(b.self, 'whoami', null), code('RPC_REFUSED'));
+  assert.equal(b.stats.connectionsRefused, 1);
+  assert.equal(b.stats.requestsReceived, 0);
+  // The real owner of the id is served, and the verifyRef hook can admit assigned ids.
+  assert.equal(await victim.request(b.self, 'whoami', null), victim.self.id);
+  const assigned = 'c'.repeat(40);
+  const admitted = await node(undefined, { self: { id: assigned, admission: new Uint8Array([1]) } });
+  await assert.rejects(admitted.request(b.self, 'whoami', null), code('RPC_REFUSED'));
+  b.verifyRef = (ref) => ref.id === nodeIdFromKey(ref.key) || (ref.id === assigned && ref.admission?.[0] === 1);
+  const admitted2 = await node(undefined, { self: { id: assigned, admission: new Uint8Array([1]) } });
+  assert.equal(await admitted2.request(b.self, 'whoami', null), assigned);
+});
+
+test('in-flight bounds: caller side rejects at once, callee side answers busy', async () => {
+  const a = await node(undefined, { limits: { maxInFlightPerPeer: 4 } });
+  const b = await node(undefined, { limits: { maxServingPerConnection: 2 } });
+  const waiting: Array<() => void> = [];
+  b.onRequest(() => new Promise((r) => waiting.push(() => r('done'))));
+  const first = [0, 1, 2, 3].map(() => a.request(b.self, 'hold', null));
+  await assert.rejects(a.request(b.self, 'hold', null), code('RPC_TOO_MANY_IN_FLIGHT'));
+  // b serves two; the other two are answered busy.
+  const settled = await Promise.allSettled(first.slice(2));
+  for (const s of settled) assert.ok(s.status === 'rejected' && code('RPC_TOO_MANY_IN_FLIGHT')(s.reason));
+  await until(() => waiting.length === 2, 'two requests being served');
+  for (const w of waiting) w();
+  assert.deepEqual(await Promise.all(first.slice(0, 2)), ['done', 'done']);
+  assert.equal(b.stats.refused, 2);
+});
+
+test('idle connections are closed and re-dialed on demand', async () => {
+  const a = await node(undefined, { limits: { idleTimeoutMs: 40 } });
+  const b = await node();
+  b.onRequest(() => 1);
+  await a.request(b.self, 'x', null);
+  assert.equal(a.connectionCount, 1);
+  await until(() => a.connectionCount === 0 && b.connectionCount === 0, 'idle link closed on both sides');
+  assert.equal(await a.request(b.self, 'x', null), 1);
+  assert.equal(a.stats.connectionsDialed, 2);
+});
+
+test('close() rejects pending requests, refuses new ones, and frees the port', async () => {
+  const a = await listen();
+  const b = await node();
+  b.onRequest(() => new Promise(() => {}));
+  const pending = a.request(b.self, 'never', null);
+  await until(() => b.stats.requestsReceived === 1, 'request arrived');
+  await a.close();
+  await assert.rejects(pending, code('RPC_UNREACHABLE'));
+  await assert.rejects(a.request(b.self, 'x', null), code('RPC_UNREACHABLE'));
+  await until(() => b.connectionCount === 0, 'peer saw the close');
+  // The port is free again.
+  const srv = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(a.port, '127.0.0.1', resolve);
+  });
+  await new Promise<void>((r) => srv.close(() => r()));
+});
