@@ -54,15 +54,13 @@ export async function run(argv: string[]): Promise<number> {
   const sweeper = setInterval(() => registrar.sweep(), 30_000);
   sweeper.unref();
 
-  log.info(
-    { address: transport.local.host, port: transport.local.port, listen: element.hostport, transports: ['UDP', 'TCP'] },
-    `registrar listening on ${element.hostport} (UDP and TCP)`,
-  );
-
-  await new Promise<void>((resolve) => {
+  // Signal handlers go in before the listening line: whoever reads it may signal at once.
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    // The handlers stay installed while closing: a second signal is ignored rather than killing the process.
     const stop = (signal: string): void => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
+      if (stopping) return;
+      stopping = true;
       log.info({ signal, stats: { ...server.stats, transport: transport.stats } }, 'registrar stopping');
       resolve();
     };
@@ -71,6 +69,12 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  log.info(
+    { address: transport.local.host, port: transport.local.port, listen: element.hostport, transports: ['UDP', 'TCP'] },
+    `registrar listening on ${element.hostport} (UDP and TCP)`,
+  );
+
+  await stopped;
   clearInterval(sweeper);
   await element.close();
   log.flush();
