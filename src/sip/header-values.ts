@@ -17,6 +17,18 @@ const WS_RE = /[ \t]/;
 const isWs = (c: string): boolean => c === ' ' || c === '\t';
 
 /**
+ * Strips SP and HT only (LWS after unfolding). String.prototype.trim would also
+ * remove other Unicode spaces and U+FEFF, which are content in TEXT-UTF8.
+ */
+export function trimLws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/**
  * Splits at `sep` where the grammar allows it: not inside a quoted-string
  * (honouring backslash quoted-pairs) nor inside angle brackets. Elements are
  * trimmed; empty elements are dropped.
@@ -35,12 +47,12 @@ export function splitTopLevel(s: string, sep: string): string[] {
     else if (c === '<') inAngle = true;
     else if (c === '>') inAngle = false;
     else if (c === sep && !inAngle) {
-      const part = s.slice(start, i).trim();
+      const part = trimLws(s.slice(start, i));
       if (part.length > 0) out.push(part);
       start = i + 1;
     }
   }
-  const last = s.slice(start).trim();
+  const last = trimLws(s.slice(start));
   if (last.length > 0) out.push(last);
   return out;
 }
@@ -75,7 +87,7 @@ export function quoteString(s: string): string {
  */
 export function parseParams(s: string): Result<Params> {
   const out: Params = [];
-  const t = s.trim();
+  const t = trimLws(s);
   if (t.length === 0) return ok(out);
   if (t[0] !== ';') return fail('malformed parameters');
   const parts = splitTopLevel(t.slice(1), ';');
@@ -83,13 +95,13 @@ export function parseParams(s: string): Result<Params> {
   if (parts.length !== countTopLevel(t.slice(1), ';') + 1) return fail('malformed parameters');
   for (const p of parts) {
     const eq = p.indexOf('=');
-    const name = (eq < 0 ? p : p.slice(0, eq)).trim();
+    const name = trimLws(eq < 0 ? p : p.slice(0, eq));
     if (!TOKEN_RE.test(name)) return fail('malformed parameter');
     if (eq < 0) {
       out.push([name.toLowerCase(), null]);
       continue;
     }
-    const value = p.slice(eq + 1).trim();
+    const value = trimLws(p.slice(eq + 1));
     if (value.startsWith('"')) {
       const q = readQuoted(value, 0);
       if (!q || q.end !== value.length) return fail('malformed parameter');
@@ -125,7 +137,7 @@ export function formatParams(params: Params): string {
  * brackets, parameters after the URI belong to the header, not the URI.
  */
 export function parseNameAddr(s: string): Result<NameAddr> {
-  const t = s.trim();
+  const t = trimLws(s);
   let displayName: string | undefined;
   let i = 0;
   if (t.startsWith('"')) {
@@ -138,7 +150,7 @@ export function parseNameAddr(s: string): Result<NameAddr> {
   } else {
     const lt = t.indexOf('<');
     if (lt >= 0) {
-      const dn = t.slice(0, lt).trim();
+      const dn = trimLws(t.slice(0, lt));
       // display-name = *(token LWS)
       if (dn.length > 0) {
         for (const w of dn.split(/[ \t]+/)) if (!TOKEN_RE.test(w)) return fail('malformed display name');
@@ -148,8 +160,9 @@ export function parseNameAddr(s: string): Result<NameAddr> {
     } else {
       // addr-spec: the URI runs to the first ';' (it may not contain one unbracketed).
       const semi = t.indexOf(';');
-      const uriText = (semi < 0 ? t : t.slice(0, semi)).trim();
-      if (uriText.length === 0 || WS_RE.test(uriText) || uriText.includes(',')) return fail('malformed addr-spec');
+      const uriText = trimLws(semi < 0 ? t : t.slice(0, semi));
+      // RFC 3261 section 20.10: a URI with a comma, question mark or semicolon must be in angle brackets.
+      if (uriText.length === 0 || /[ \t,?]/.test(uriText)) return fail('malformed addr-spec');
       const uri = parseUri(uriText);
       if (!uri.ok) return uri;
       const params = parseParams(semi < 0 ? '' : t.slice(semi));
@@ -178,13 +191,13 @@ const SENT_PROTOCOL_RE =
 
 /** via-parm = sent-protocol LWS sent-by *( SEMI via-params ) (RFC 3261 section 20.42, 25.1). */
 export function parseVia(s: string): Result<Via> {
-  const t = s.trim();
+  const t = trimLws(s);
   const m = SENT_PROTOCOL_RE.exec(t);
   if (!m) return fail('malformed Via');
   const rest = t.slice(m[0].length);
   const semi = rest.indexOf(';');
   // sent-by = host [ COLON port ], where COLON may be surrounded by whitespace.
-  const sentBy = (semi < 0 ? rest : rest.slice(0, semi)).replace(/[ \t]*:[ \t]*(?=[0-9]*[ \t]*$)/, ':').trim();
+  const sentBy = trimLws((semi < 0 ? rest : rest.slice(0, semi)).replace(/[ \t]*:[ \t]*(?=[0-9]*[ \t]*$)/, ':'));
   if (WS_RE.test(sentBy)) return fail('malformed Via');
   const hp = parseHostPort(sentBy);
   if (!hp.ok) return fail('malformed Via');
@@ -213,9 +226,9 @@ export function formatVia(v: Via): string {
 
 /** CSeq = 1*DIGIT LWS Method; the number is below 2**31 (RFC 3261 section 8.1.1.5). */
 export function parseCSeq(s: string): Result<CSeq> {
-  const m = /^[ \t]*([0-9]{1,10})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*$/.exec(s);
+  const m = /^[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*$/.exec(s);
   if (!m) return fail('malformed CSeq');
-  const seq = Number(m[1]);
+  const seq = m[1].length > 12 ? Number.POSITIVE_INFINITY : Number(m[1]);
   if (seq >= 2 ** 31) return fail('CSeq number too large');
   return ok({ seq, method: m[2] });
 }
@@ -226,7 +239,7 @@ export function formatCSeq(c: CSeq): string {
 
 /** delta-seconds / 1*DIGIT values; undefined when not a number. */
 export function parseUnsigned(s: string, max: number): number | undefined {
-  const t = s.trim();
+  const t = trimLws(s);
   if (!/^[0-9]+$/.test(t)) return undefined;
   const n = Number(t);
   return n > max ? undefined : n;
@@ -292,7 +305,7 @@ export function getMaxForwards(msg: SipMessage): number | undefined {
 export function getExpires(msg: SipMessage): number | undefined {
   const v = getHeader(msg, 'Expires');
   if (v === undefined) return undefined;
-  const t = v.trim();
+  const t = trimLws(v);
   if (!/^[0-9]+$/.test(t)) return undefined;
   return Math.min(Number(t), 2 ** 32 - 1);
 }
@@ -308,7 +321,7 @@ export function getContentLength(msg: SipMessage): number | undefined {
  */
 export function parseContacts(msg: SipMessage): Result<'*' | NameAddr[]> {
   const values = getHeaders(msg, 'Contact');
-  if (values.some((v) => v.trim() === '*')) {
+  if (values.some((v) => trimLws(v) === '*')) {
     return values.length === 1 ? ok('*') : fail('wildcard Contact mixed with other Contacts');
   }
   const out: NameAddr[] = [];

@@ -23,6 +23,7 @@ import {
   parseUnsigned,
   splitTopLevel,
   TOKEN_RE,
+  trimLws,
 } from './header-values.ts';
 import { getHeaders, type Header, type SipMessage, type SipRequest } from './message.ts';
 import { parseRequestUri } from './uri.ts';
@@ -35,7 +36,9 @@ export interface ParseOptions {
   stream?: boolean;
 }
 
-const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+// A bare CR or LF inside a header line would let a value smuggle in another line on re-serialisation.
+// Other control octets can appear legally in quoted-pairs (RFC 3261 section 25.1, RFC 4475 section 3.1.1.2).
+const CONTROL_RE = /[\r\n]/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
 
@@ -90,14 +93,19 @@ function parseStartLine(line: string): Result<StartLine> {
     if (CONTROL_RE.test(reason)) return fail('malformed Reason-Phrase');
     return ok({ kind: 'response', version, status: Number(code), reason });
   }
-  const sp1 = line.indexOf(' ');
-  const sp2 = line.lastIndexOf(' ');
+  // Extra SP between the elements or at the end of the line is tolerated and
+  // not kept (RFC 4475 sections 3.1.2.9 and 3.1.2.10 allow a liberal element to do so).
+  const t = trimLws(line);
+  const sp1 = t.indexOf(' ');
+  const sp2 = t.lastIndexOf(' ');
   if (sp1 <= 0 || sp2 === sp1) return fail('malformed Request-Line');
-  const method = line.slice(0, sp1);
+  const method = t.slice(0, sp1);
   if (!TOKEN_RE.test(method)) return fail('malformed method');
-  const version = line.slice(sp2 + 1);
+  const version = t.slice(sp2 + 1);
   if (!/^SIP\/[0-9]+\.[0-9]+$/i.test(version)) return fail('malformed SIP version');
-  return ok({ kind: 'request', method, uri: line.slice(sp1 + 1, sp2), version });
+  const uri = trimLws(t.slice(sp1 + 1, sp2));
+  if (uri.length === 0) return fail('malformed Request-Line');
+  return ok({ kind: 'request', method, uri, version });
 }
 
 /** Pushes one header line (already unfolded) onto `out`, splitting list headers at top-level commas. */
@@ -110,7 +118,7 @@ function addHeaderLine(line: string, out: Header[]): string | undefined {
   const rawName = line.slice(0, nameEnd);
   if (!TOKEN_RE.test(rawName)) return 'malformed header name';
   const name = canonicalName(rawName);
-  const value = line.slice(colon + 1).trim();
+  const value = trimLws(line.slice(colon + 1));
   // Header text is TEXT-UTF8 / LWS: no control characters other than HT (a bare CR or LF would split lines).
   if (CONTROL_RE.test(value)) return 'malformed header value';
   if (value.indexOf(',') >= 0 && isListHeader(name)) {
@@ -134,7 +142,7 @@ export function parseHead(head: string): Result<{ start: StartLine; headers: Hea
     if (c === 0x20 || c === 0x09) {
       // Folded continuation: LWS = [*WSP CRLF] 1*WSP is equivalent to one SP (RFC 3261 section 7.3.1).
       if (current === undefined) return fail('malformed header folding');
-      current += ' ' + line.trim();
+      current += ' ' + trimLws(line);
       continue;
     }
     if (current !== undefined) {
