@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type PublicBundle, encodeBundle } from './bundle.ts';
+import type { PublicBundle } from './bundle.ts';
 
 /** SHA-1 as 40 lower-case hex: the WhanauSIP identity is SHA-1 of the public key (seed 003, section 3.1). */
 export function sha1Hex(data: Uint8Array): string {
@@ -16,13 +16,14 @@ export function sha256(data: Uint8Array): Uint8Array {
 }
 
 /**
- * A 160-bit ring identifier (40 hex) derived from a key: SHA-1 of the key's
- * bytes, as Chord derives node ids (Stoica et al., section 4.2). For a public
- * bundle the bytes are its canonical encoding, so the id commits to both the
- * signing and the sealing key; this is also the WhanauSIP user identity.
+ * A 160-bit identifier (40 hex) derived from a key: SHA-1 of the raw 32-byte
+ * Ed25519 public key (for a bundle, of its signing key), as Chord derives node
+ * ids (Stoica et al., section 4.2) and as WhanauSIP derives a user's identity
+ * (seed 003: key = SHA-1 of the public key). Using the signing key alone means
+ * a peer's id can be computed from the key its TLS certificate presents.
  */
 export function nodeIdFromKey(key: Uint8Array | PublicBundle): string {
-  return sha1Hex(key instanceof Uint8Array ? key : encodeBundle(key));
+  return sha1Hex(key instanceof Uint8Array ? key : key.sig);
 }
 
 export const NODE_ID_HEX = /^[0-9a-f]{40}$/;

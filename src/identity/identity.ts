@@ -102,7 +102,7 @@ export class Identity {
     return this.encodedBundle;
   }
 
-  /** SHA-1 of the encoded bundle, 40 hex: the WhanauSIP identity and a default ring id. */
+  /** SHA-1 of the Ed25519 public key, 40 hex: the WhanauSIP identity and the default ring id. */
   get id(): string {
     return nodeIdFromKey(this.bundle);
   }

@@ -146,7 +146,7 @@ describe('bundle and fingerprints', () => {
     const id = Identity.generate();
     assert.ok(isNodeId(id.id));
     assert.equal(id.id, nodeIdFromKey(id.bundle));
-    assert.equal(id.id, sha1Hex(encodeBundle(id.bundle)));
+    assert.equal(id.id, sha1Hex(id.bundle.sig));
     assert.notEqual(nodeIdFromKey(Identity.generate().bundle), id.id);
   });
 });
