@@ -1,0 +1,417 @@
+import type { Caller, NodeRef, Payload, RpcEndpoint } from '../../rpc/types.ts';
+import type { Clock, Timer } from '../../util/clock.ts';
+import { type ErrorCode, OverlayError } from '../../util/errors.ts';
+import { type Logger, silentLogger } from '../../util/log.ts';
+import type { Random } from '../../util/random.ts';
+import type { DhtRecord } from '../store/record.ts';
+import { RecordStore, type RecordStoreInit } from '../store/record-store.ts';
+import { compareFrom, ID_BITS, inHalfOpen, inOpen, keyPosition, lastFingerCovered, sha1Id } from '../store/ring-id.ts';
+import { handleChordRequest } from './handlers.ts';
+import { iterativeLookup, type LookupContext, type LookupResult } from './lookup.ts';
+import { Maintenance } from './maintenance.ts';
+import {
+  decodeFetchReply,
+  decodeFindReply,
+  decodeNeighborsReply,
+  decodeRecordsReply,
+  decodeRefsReply,
+  decodeStoreReply,
+  type FindReply,
+  METHOD,
+  type NeighborsReply,
+} from './messages.ts';
+import { FingerTable, SuccessorList } from './routing-table.ts';
+
+export interface ChordComponents {
+  endpoint: RpcEndpoint;
+  clock: Clock;
+  random: Random;
+  logger?: Logger;
+}
+
+export interface ChordInit {
+  /** r: successor list length, and copies kept of each record (default 3). */
+  replicas?: number;
+  /** Period of the batched maintenance tick: stabilize, check predecessor, fix a finger, re-replicate (default 1000 ms). */
+  stabilizeMs?: number;
+  /** Spread of the tick period, as a fraction of it (default 0.25). */
+  jitter?: number;
+  /** Per-RPC timeout (default: the endpoint's). */
+  rpcTimeoutMs?: number;
+  maxHops?: number;
+  /** Parallel queries after a hop times out (default 3). */
+  alpha?: number;
+  /** How often the node that put a record puts it again (default 10 minutes). */
+  republishMs?: number;
+  /**
+   * Policy deciding whether a NodeRef's id is bound to its key. Default: the
+   * id must be SHA-1 of the 32-byte public key. The SecP2PSIP bootstrap
+   * instead checks the admission certificate that assigns the id.
+   */
+  verifyRef?: (ref: NodeRef) => boolean;
+  store?: RecordStoreInit;
+  /** Install the Chord handler on the endpoint (default true). Set false to dispatch `chord.*` yourself. */
+  installHandler?: boolean;
+}
+
+export type LookupOutcome =
+  | { ok: true; owner: NodeRef; replicas: NodeRef[]; hops: number; queries: number }
+  | { ok: false; error: 'DHT_LOOKUP_FAILED'; reason: string; hops: number; queries: number };
+
+export type GetResult =
+  | { ok: true; record: DhtRecord; value: Uint8Array | string; hops: number }
+  | { ok: false; error: 'DHT_NOT_FOUND' | 'DHT_LOOKUP_FAILED'; reason: string; hops: number };
+
+export type PutResult = { ok: true; replicas: number; hops: number } | { ok: false; error: ErrorCode; reason: string };
+
+/** The default binding: a node's id is SHA-1 of its raw Ed25519 public key. */
+export function idBoundToKey(ref: NodeRef): boolean {
+  const k = ref.key;
+  if (!(k instanceof Uint8Array) || k.length !== 32) return false;
+  // A pure function of (id, key): one process-wide cache serves every node.
+  const seen = boundById.get(ref.id);
+  if (seen !== undefined && (seen === k || sameBytes(seen, k))) return true;
+  if (sha1Id(k) !== ref.id) return false;
+  if (boundById.size >= 500_000) boundById.clear();
+  boundById.set(ref.id, k);
+  return true;
+}
+const boundById = new Map<string, Uint8Array>();
+
+/**
+ * One Chord node (Stoica et al., IEEE/ACM ToN 2003). Protocol state lives
+ * here; the endpoint is its only I/O and the clock its only timer source.
+ */
+export class ChordNode {
+  readonly self: NodeRef;
+  readonly id: string;
+  readonly succs: SuccessorList;
+  readonly fingers: FingerTable;
+  readonly store: RecordStore;
+  readonly r: number;
+  pred: NodeRef | null = null;
+  stopped = false;
+  readonly counters = { malformed: 0, refusedRefs: 0, rpcFailures: 0, lookups: 0 };
+  /** @internal */ readonly endpoint: RpcEndpoint;
+  /** @internal */ readonly clock: Clock;
+  /** @internal */ readonly random: Random;
+  /** @internal */ readonly log: Logger;
+  /** @internal */ readonly init: Required<Omit<ChordInit, 'store' | 'verifyRef' | 'rpcTimeoutMs'>> & {
+    rpcTimeoutMs?: number;
+  };
+  /** @internal */ predHeardAt = 0;
+  /** @internal */ readonly maintenance: Maintenance;
+  private readonly verifyPolicy: (ref: NodeRef) => boolean;
+  private readonly verified = new Map<string, Uint8Array>();
+  private timer: Timer | undefined;
+
+  static create(components: ChordComponents, init: ChordInit = {}): ChordNode {
+    return new ChordNode(components, init);
+  }
+
+  constructor(components: ChordComponents, init: ChordInit = {}) {
+    this.endpoint = components.endpoint;
+    this.clock = components.clock;
+    this.random = components.random;
+    this.self = components.endpoint.self;
+    this.id = this.self.id;
+    this.init = {
+      replicas: init.replicas ?? 3,
+      stabilizeMs: init.stabilizeMs ?? 1000,
+      jitter: init.jitter ?? 0.25,
+      rpcTimeoutMs: init.rpcTimeoutMs,
+      maxHops: init.maxHops ?? 32,
+      alpha: init.alpha ?? 3,
+      republishMs: init.republishMs ?? 600_000,
+      installHandler: init.installHandler ?? true,
+    };
+    if (!Number.isInteger(this.init.replicas) || this.init.replicas < 1 || this.init.replicas > 32)
+      throw new OverlayError('BAD_CONFIG', 'replicas must be an integer in 1..32');
+    this.r = this.init.replicas;
+    this.verifyPolicy = init.verifyRef ?? idBoundToKey;
+    this.log = (components.logger ?? silentLogger).child({ component: 'chord', node: this.id.slice(0, 8) });
+    this.succs = new SuccessorList(this.self, this.r);
+    this.fingers = new FingerTable(this.self);
+    this.store = new RecordStore({ clock: this.clock }, init.store);
+    this.maintenance = new Maintenance(this);
+    if (!this.verifyPolicy(this.self)) throw new OverlayError('IDENTITY_BAD_KEY', 'own id is not bound to own key');
+    if (this.init.installHandler) this.endpoint.onRequest((m, p, c) => this.handleRequest(m, p, c));
+  }
+
+  /** Answer one Chord RPC (for callers that share the endpoint with other protocols). */
+  handleRequest(method: string, payload: Payload, caller: Caller): Payload {
+    return handleChordRequest(this, method, payload, caller);
+  }
+
+  get successor(): NodeRef {
+    return this.succs.first;
+  }
+
+  /**
+   * Join the ring through any known node (section IV-E), or create a new
+   * ring when `bootstrap` is undefined. The successor is found by an
+   * iterative lookup of our own id started at the bootstrap; the
+   * predecessor arrives later through notify.
+   */
+  async join(bootstrap: NodeRef | undefined): Promise<void> {
+    if (bootstrap && bootstrap.id !== this.id) {
+      if (!this.verify(bootstrap)) throw new OverlayError('IDENTITY_BAD_KEY', 'bootstrap ref is not bound to its key');
+      const res = await iterativeLookup(this.lookupContext(), this.id, {
+        start: [bootstrap],
+        confirm: false,
+        maxHops: this.init.maxHops,
+        alpha: this.init.alpha,
+      });
+      if (!res.ok) throw new OverlayError('DHT_LOOKUP_FAILED', `join: ${res.reason}`);
+      if (res.owner.id === this.id) throw new OverlayError('BAD_CONFIG', 'a node with this id is already in the ring');
+      const nb = await this.neighbors(res.owner, true);
+      if (!nb) throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
+      this.succs.adopt(res.owner, nb.succs);
+      this.fingers.fill(0, res.owner);
+      await this.seedFingers(res.owner);
+      await this.pullHandoff(res.owner);
+    }
+    this.stopped = false;
+    this.schedule();
+  }
+
+  /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
+  async leave(): Promise<void> {
+    this.cancelTimer();
+    const s = this.successor;
+    const from = this.self;
+    if (s.id !== this.id)
+      await this.call(s, METHOD.LEAVE, { from, pred: this.pred, succs: [], records: this.store.all() });
+    if (this.pred && this.pred.id !== this.id && this.pred.id !== s.id)
+      await this.call(this.pred, METHOD.LEAVE, { from, pred: null, succs: this.succs.entries(), records: [] });
+    this.stop();
+  }
+
+  /** Stop all timers; the node answers nothing more. The endpoint stays open (its owner closes it). */
+  stop(): void {
+    this.stopped = true;
+    this.cancelTimer();
+  }
+
+  /** Find the node responsible for a DHT key (its ring position is SHA-1 of the key). */
+  lookup(key: string): Promise<LookupOutcome> {
+    return this.lookupId(keyPosition(key));
+  }
+
+  async lookupId(target: string, confirm = true): Promise<LookupOutcome> {
+    this.counters.lookups++;
+    const res: LookupResult = await iterativeLookup(this.lookupContext(), target, {
+      confirm,
+      maxHops: this.init.maxHops,
+      alpha: this.init.alpha,
+    });
+    if (!res.ok) return res;
+    const replicas = [res.owner, ...res.succs.filter((s) => s.id !== res.owner.id)].slice(0, this.r);
+    return { ok: true, owner: res.owner, replicas, hops: res.hops, queries: res.queries };
+  }
+
+  /** Store a record at the key's owner and its r-1 successors; this node republishes it until `unpublish`. */
+  async put(key: string, value: Uint8Array | string, ttlMs: number): Promise<PutResult> {
+    const prev = this.maintenance.published.get(key);
+    const rec: DhtRecord = {
+      key,
+      value,
+      created: this.clock.wallNow(),
+      ttlMs,
+      seq: prev ? prev.record.seq + 1 : 0,
+      publisher: this.id,
+    };
+    const why = typeof key === 'string' && key.length > 0 ? this.store.check(rec) : 'empty key';
+    if (why !== null) return { ok: false, error: 'DHT_RECORD_INVALID', reason: why };
+    this.maintenance.published.set(key, { record: rec, nextAt: this.clock.now() + this.init.republishMs });
+    return this.storeRecord(rec);
+  }
+
+  unpublish(key: string): void {
+    this.maintenance.published.delete(key);
+  }
+
+  /** @internal Lookup the owner, then store on it and its successors. */
+  async storeRecord(rec: DhtRecord): Promise<PutResult> {
+    const lr = await this.lookup(rec.key);
+    if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason };
+    const replies = await Promise.all(lr.replicas.map((t) => this.call(t, METHOD.STORE, { records: [rec] })));
+    let stored = 0;
+    let ownerError: string | null = null;
+    replies.forEach((raw, i) => {
+      const rep = raw === null ? null : decodeStoreReply(raw);
+      const res = rep?.results[0];
+      if (rep && res === null) stored++;
+      else if (i === 0 && typeof res === 'string') ownerError = res;
+    });
+    if (ownerError !== null) return { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
+    if (stored === 0) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: 'no replica stored the record' };
+    return { ok: true, replicas: stored, hops: lr.hops };
+  }
+
+  /** Fetch a key from its owner, falling back to the replicas; the validator picks among what they return. */
+  async get(key: string): Promise<GetResult> {
+    const lr = await this.lookup(key);
+    if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason, hops: lr.hops };
+    const first = await this.fetchFrom(lr.replicas[0], key);
+    if (first) return { ok: true, record: first, value: first.value, hops: lr.hops };
+    const rest = await Promise.all(lr.replicas.slice(1).map((h) => this.fetchFrom(h, key)));
+    let best: DhtRecord | null = null;
+    for (const r of rest) if (r) best = best ? this.store.validatorFor(key).select(best, r) : r;
+    if (best) return { ok: true, record: best, value: best.value, hops: lr.hops };
+    return { ok: false, error: 'DHT_NOT_FOUND', reason: key, hops: lr.hops };
+  }
+
+  /** Parallel multi-get: every key is looked up and fetched at once. */
+  async getMany(keys: readonly string[]): Promise<Map<string, GetResult>> {
+    const res = await Promise.all(keys.map((k) => this.get(k)));
+    return new Map(keys.map((k, i) => [k, res[i]]));
+  }
+
+  /** Is this ref's id bound to its key under the node's policy? (Cached per id.) */
+  verify(ref: NodeRef): boolean {
+    if (this.verifyPolicy === idBoundToKey) return idBoundToKey(ref);
+    const hit = this.verified.get(ref.id);
+    if (hit && sameBytes(hit, ref.key)) return true;
+    if (!this.verifyPolicy(ref)) return false;
+    if (this.verified.size > 4096) this.verified.clear();
+    this.verified.set(ref.id, ref.key);
+    return true;
+  }
+
+  /** FIND as answered by this node: its successor list and closest preceding nodes for `target`. */
+  localStep(target: string): FindReply {
+    const succs = this.succs.entries();
+    const s = succs[0];
+    const next = s && inHalfOpen(target, this.id, s.id) ? [] : this.fingers.closestPreceding(target, succs, 3);
+    return { succs: succs as NodeRef[], next };
+  }
+
+  /** @internal notify(n') of Fig. 7: n' thinks it might be our predecessor. */
+  notify(n: NodeRef): void {
+    if (n.id === this.id) return;
+    if (!this.pred || inOpen(n.id, this.pred.id, this.id)) this.setPred(n);
+    if (this.pred?.id === n.id) this.predHeardAt = this.clock.now();
+    // A one-node ring learns its first successor from the first notify.
+    if (this.successor.id === this.id) this.succs.prepend(n);
+  }
+
+  /** @internal */
+  heardFrom(caller: Caller): void {
+    if (this.pred && caller.ref?.id === this.pred.id) this.predHeardAt = this.clock.now();
+  }
+
+  /** @internal */
+  setPred(p: NodeRef | null): void {
+    const old = this.pred;
+    this.pred = p;
+    // Our key range (pred, self] grew: every replica must get the new records.
+    if (p && (!old || (p.id !== old.id && !inOpen(p.id, old.id, this.id)))) this.maintenance.rangeGrew();
+    if (p) this.predHeardAt = this.clock.now();
+  }
+
+  /** @internal A neighbour left gracefully and told us who to link to instead. */
+  peerLeft(who: NodeRef, itsPred: NodeRef | null, itsSuccs: NodeRef[]): void {
+    if (this.pred?.id === who.id) this.setPred(itsPred && itsPred.id !== this.id ? itsPred : null);
+    if (this.successor.id === who.id) {
+      this.succs.remove(who.id);
+      const next = itsSuccs.filter((s) => s.id !== who.id);
+      if (next.length > 0) this.succs.adopt(next[0], next.slice(1));
+    } else this.succs.remove(who.id);
+    this.fingers.remove(who.id);
+  }
+
+  /** @internal An RPC that never throws: null on timeout, refusal or a closed peer. */
+  async call(to: NodeRef, method: string, payload: Payload): Promise<Payload | null> {
+    if (to.id === this.id) {
+      try {
+        return this.handleRequest(method, payload, { key: this.self.key, ref: this.self, addr: this.self.addr });
+      } catch {
+        return null;
+      }
+    }
+    try {
+      return await this.endpoint.request(to, method, payload, { timeoutMs: this.init.rpcTimeoutMs });
+    } catch {
+      this.counters.rpcFailures++;
+      return null;
+    }
+  }
+
+  /** @internal */
+  async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
+    const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
+    const nb = raw === null ? null : decodeNeighborsReply(raw);
+    if (!nb) return null;
+    return {
+      pred: nb.pred && this.verify(nb.pred) ? nb.pred : null,
+      succs: nb.succs.filter((s) => this.verify(s)),
+    };
+  }
+
+  /** @internal */
+  lookupContext(): LookupContext {
+    return {
+      self: this.self,
+      localStep: (t) => this.localStep(t),
+      find: async (to, target) => {
+        const raw = await this.call(to, METHOD.FIND, { target });
+        const rep = raw === null ? null : decodeFindReply(raw);
+        if (!rep) return null;
+        return { succs: rep.succs.filter((s) => this.verify(s)), next: rep.next.filter((s) => this.verify(s)) };
+      },
+      neighbors: (to) => this.neighbors(to, false),
+    };
+  }
+
+  private async fetchFrom(holder: NodeRef, key: string): Promise<DhtRecord | null> {
+    const raw = await this.call(holder, METHOD.FETCH, { keys: [key] });
+    const rep = raw === null ? null : decodeFetchReply(raw);
+    const rec = rep?.records[0];
+    if (!rec || rec.key !== key || this.store.check(rec) !== null) return null;
+    return rec;
+  }
+
+  /** Seed the finger table from the successor's routing table: close to right, fixed over time by fix_fingers. */
+  private async seedFingers(succ: NodeRef): Promise<void> {
+    const raw = await this.call(succ, METHOD.FINGERS, {});
+    const rep = raw === null ? null : decodeRefsReply(raw);
+    if (!rep) return;
+    const refs = rep.refs.filter((r) => r.id !== this.id && this.verify(r));
+    refs.sort((a, b) => compareFrom(this.id, a.id, b.id));
+    // finger[i] is the first known node whose coverage reaches index i.
+    let i = 0;
+    for (const r of refs) {
+      const last = lastFingerCovered(this.id, r.id);
+      for (; i <= last && i < ID_BITS; i++) this.fingers.set(i, r);
+    }
+  }
+
+  private async pullHandoff(succ: NodeRef): Promise<void> {
+    const raw = await this.call(succ, METHOD.HANDOFF, { from: this.self });
+    const rep = raw === null ? null : decodeRecordsReply(raw);
+    if (rep) for (const r of rep.records) this.store.put(r);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const p = this.init.stabilizeMs;
+    const delay = p * (1 - this.init.jitter / 2 + this.random.next() * this.init.jitter);
+    this.timer = this.clock.setTimer(delay, () => {
+      this.timer = undefined;
+      this.maintenance.tick().finally(() => this.schedule());
+    });
+  }
+
+  private cancelTimer(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,119 @@
+import type { Caller, NodeRef, Payload } from '../../rpc/types.ts';
+import { OverlayError } from '../../util/errors.ts';
+import type { DhtRecord } from '../store/record.ts';
+import type { ChordNode } from './chord-node.ts';
+import {
+  decodeFetchRequest,
+  decodeFindRequest,
+  decodeLeaveRequest,
+  decodeNeighborsRequest,
+  decodeRef,
+  decodeStoreRequest,
+  METHOD,
+} from './messages.ts';
+
+/**
+ * Answers to the Chord RPCs, one function per method. Bad input is refused
+ * with RPC_MALFORMED and counted; refs that are not bound to their key are
+ * dropped. Nothing here waits on the network, so every answer is immediate.
+ */
+export function handleChordRequest(node: ChordNode, method: string, payload: Payload, caller: Caller): Payload {
+  if (node.stopped) throw new OverlayError('RPC_REFUSED', 'node stopped');
+  switch (method) {
+    case METHOD.FIND:
+      return find(node, payload);
+    case METHOD.NEIGHBORS:
+      return neighbors(node, payload, caller);
+    case METHOD.PING:
+      node.heardFrom(caller);
+      return {};
+    case METHOD.STORE:
+      return store(node, payload);
+    case METHOD.FETCH:
+      return fetch(node, payload);
+    case METHOD.HANDOFF:
+      return handoff(node, payload, caller);
+    case METHOD.LEAVE:
+      return leave(node, payload, caller);
+    case METHOD.FINGERS:
+      return { refs: [...node.fingers.distinct(), ...node.succs.entries()].filter((r) => r.id !== node.id) };
+    default:
+      return malformed(node, `unknown method ${method}`);
+  }
+}
+
+function malformed(node: ChordNode, why: string): never {
+  node.counters.malformed++;
+  throw new OverlayError('RPC_MALFORMED', why);
+}
+
+/** The caller's own ref, taken from the payload's `from` or the transport, bound to the key it proved. */
+function callerRef(node: ChordNode, payload: Payload, caller: Caller): NodeRef | null {
+  const from = (payload as { from?: unknown } | null)?.from;
+  const ref = from !== undefined ? decodeRef(from) : (caller.ref ?? null);
+  if (!ref || !sameKey(ref.key, caller.key) || !node.verify(ref)) {
+    node.counters.refusedRefs++;
+    return null;
+  }
+  return ref;
+}
+
+function find(node: ChordNode, payload: Payload): Payload {
+  const req = decodeFindRequest(payload);
+  if (!req) return malformed(node, 'find');
+  return node.localStep(req.target);
+}
+
+function neighbors(node: ChordNode, payload: Payload, caller: Caller): Payload {
+  const req = decodeNeighborsRequest(payload);
+  if (!req) return malformed(node, 'neighbors');
+  if (req.notify) {
+    const ref = callerRef(node, payload, caller);
+    if (ref) node.notify(ref);
+  } else node.heardFrom(caller);
+  return { pred: node.pred, succs: node.succs.entries() };
+}
+
+function store(node: ChordNode, payload: Payload): Payload {
+  const req = decodeStoreRequest(payload);
+  if (!req) return malformed(node, 'store');
+  return { results: req.records.map((r) => storeOne(node, r)) };
+}
+
+function storeOne(node: ChordNode, r: DhtRecord): string | null {
+  const out = node.store.put(r);
+  return out.ok ? null : out.code;
+}
+
+function fetch(node: ChordNode, payload: Payload): Payload {
+  const req = decodeFetchRequest(payload);
+  if (!req) return malformed(node, 'fetch');
+  return { records: req.keys.map((k) => node.store.get(k) ?? null) };
+}
+
+/** A joining node n takes a copy of every record its successor holds outside (n, successor]. */
+function handoff(node: ChordNode, payload: Payload, caller: Caller): Payload {
+  const ref = callerRef(node, payload, caller);
+  if (!ref) throw new OverlayError('RPC_REFUSED', 'unbound ref');
+  return { records: node.store.outside(ref.id, node.id) };
+}
+
+/** Graceful leave (Stoica et al. 2003 section V-C): the leaving node hands over its records and neighbours. */
+function leave(node: ChordNode, payload: Payload, caller: Caller): Payload {
+  const ref = callerRef(node, payload, caller);
+  const req = decodeLeaveRequest(payload);
+  if (!ref || !req) return malformed(node, 'leave');
+  for (const r of req.records) storeOne(node, r);
+  node.peerLeft(
+    ref,
+    req.pred && node.verify(req.pred) ? req.pred : null,
+    req.succs.filter((s) => node.verify(s)),
+  );
+  return {};
+}
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,159 @@
+import type { NodeRef } from '../../rpc/types.ts';
+import type { DhtRecord } from '../store/record.ts';
+import { fingerStart, ID_BITS, inOpen } from '../store/ring-id.ts';
+import type { ChordNode } from './chord-node.ts';
+import { METHOD } from './messages.ts';
+
+const CHUNK = 1000;
+
+/**
+ * The periodic work of a Chord node, batched into one jittered tick
+ * (Stoica et al. 2003, Fig. 7 and section V): stabilize, check_predecessor,
+ * fix_fingers (one finger per tick), re-replication to new successors and
+ * republish of the records this node put.
+ */
+export class Maintenance {
+  readonly published = new Map<string, { record: DhtRecord; nextAt: number }>();
+  /** Successors that already hold every record of our range (pred, self]. */
+  private readonly syncedTo = new Set<string>();
+  private ticks = 0;
+  private fingerWait = 0;
+  private fingerBackoff = 0;
+
+  constructor(private readonly node: ChordNode) {}
+
+  rangeGrew(): void {
+    this.syncedTo.clear();
+  }
+
+  async tick(): Promise<void> {
+    const n = this.node;
+    if (n.stopped) return;
+    this.ticks++;
+    await this.stabilize();
+    if (n.stopped) return;
+    await this.checkPredecessor();
+    await this.fixFinger();
+    await this.replicate();
+    await this.republish();
+    if (this.ticks % 16 === 0) n.store.sweep();
+  }
+
+  /** stabilize() of Fig. 7 with the successor list of section V-B; a dead successor is replaced by the next. */
+  async stabilize(): Promise<void> {
+    const n = this.node;
+    for (let attempt = 0; attempt < n.r + 1; attempt++) {
+      const s = n.successor;
+      if (s.id === n.id) {
+        if (n.pred && n.pred.id !== n.id) n.succs.prepend(n.pred);
+        else {
+          const f = n.fingers.distinct()[0];
+          if (f) n.succs.prepend(f);
+          else return;
+        }
+        continue;
+      }
+      const nb = await n.neighbors(s, true);
+      if (!nb) {
+        n.succs.remove(s.id);
+        n.fingers.remove(s.id);
+        if (n.pred?.id === s.id) n.setPred(null);
+        continue;
+      }
+      const x = nb.pred;
+      if (x && x.id !== n.id && inOpen(x.id, n.id, s.id)) {
+        const nx = await n.neighbors(x, true);
+        if (nx) {
+          n.succs.adopt(x, nx.succs);
+          n.fingers.set(0, x);
+          return;
+        }
+      }
+      n.succs.adopt(s, nb.succs);
+      n.fingers.set(0, s);
+      return;
+    }
+  }
+
+  /** check_predecessor(): ping the predecessor unless it has been heard from recently. */
+  async checkPredecessor(): Promise<void> {
+    const n = this.node;
+    const p = n.pred;
+    if (!p || p.id === n.id) return;
+    if (n.clock.now() - n.predHeardAt < 2 * n.init.stabilizeMs) return;
+    const ok = await n.call(p, METHOD.PING, {});
+    if (ok === null && n.pred?.id === p.id) {
+      n.setPred(null);
+      n.fingers.remove(p.id);
+    } else if (ok !== null) n.predHeardAt = n.clock.now();
+  }
+
+  /** fix_fingers(): refresh the next finger that the successor does not already cover. */
+  async fixFinger(): Promise<void> {
+    const n = this.node;
+    const f = n.fingers;
+    const succ = n.successor;
+    if (succ.id === n.id) return;
+    // A finger that came back unchanged doubles the wait before the next
+    // repair (up to 8 ticks); any change brings it back to every tick.
+    if (this.fingerWait > 0) {
+      this.fingerWait--;
+      return;
+    }
+    let i = f.next >= ID_BITS ? 0 : f.next;
+    i = f.fill(i, succ);
+    if (i >= ID_BITS) {
+      f.next = 0;
+      return;
+    }
+    const res = await n.lookupId(fingerStart(n.id, i), false);
+    if (res.ok && res.owner.id !== n.id) {
+      const same = f.get(i)?.id === res.owner.id;
+      this.fingerBackoff = same ? Math.min(8, this.fingerBackoff * 2 || 1) : 0;
+      this.fingerWait = this.fingerBackoff;
+      const end = f.fill(i, res.owner);
+      f.next = end > i ? end : i + 1;
+    } else f.next = i + 1;
+  }
+
+  /** Re-replication: every successor that should hold a copy of our range gets it once. */
+  async replicate(): Promise<void> {
+    const n = this.node;
+    const pred = n.pred;
+    if (!pred) return;
+    const want = n.succs
+      .entries()
+      .slice(0, n.r - 1)
+      .filter((s) => s.id !== n.id);
+    const wanted = new Set(want.map((s) => s.id));
+    for (const id of this.syncedTo) if (!wanted.has(id)) this.syncedTo.delete(id);
+    const todo = want.filter((s) => !this.syncedTo.has(s.id));
+    if (todo.length === 0) return;
+    const recs = n.store.range(pred.id, n.id);
+    await Promise.all(todo.map((t) => this.push(t, recs)));
+  }
+
+  private async push(to: NodeRef, recs: DhtRecord[]): Promise<void> {
+    for (let i = 0; i < recs.length; i += CHUNK) {
+      const ok = await this.node.call(to, METHOD.STORE, { records: recs.slice(i, i + CHUNK) });
+      if (ok === null) return;
+    }
+    this.syncedTo.add(to.id);
+  }
+
+  /** Republish what this node put, a few records per tick, each with a fresh creation time. */
+  async republish(): Promise<void> {
+    const n = this.node;
+    const now = n.clock.now();
+    let budget = 16;
+    for (const [key, p] of this.published) {
+      if (budget === 0) break;
+      if (p.nextAt > now) continue;
+      budget--;
+      const rec: DhtRecord = { ...p.record, created: n.clock.wallNow(), seq: p.record.seq + 1 };
+      p.record = rec;
+      p.nextAt = now + n.init.republishMs;
+      if (this.published.get(key) === p) await n.storeRecord(rec);
+    }
+  }
+}

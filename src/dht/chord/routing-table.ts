@@ -1,0 +1,128 @@
+import type { NodeRef } from '../../rpc/types.ts';
+import { compareFrom, ID_BITS, inOpen, lastFingerCovered } from '../store/ring-id.ts';
+
+/**
+ * The successor list of r entries (Stoica et al. 2003, section V-B): the
+ * first live entry is the successor; the rest take over when it fails and
+ * hold the key's replicas.
+ */
+export class SuccessorList {
+  private list: NodeRef[];
+
+  constructor(
+    private readonly self: NodeRef,
+    readonly r: number,
+  ) {
+    this.list = [self];
+  }
+
+  get first(): NodeRef {
+    return this.list[0] ?? this.self;
+  }
+
+  entries(): readonly NodeRef[] {
+    return this.list;
+  }
+
+  /** stabilize(): take the successor's list, prepend the successor, drop the last (section V-B). */
+  adopt(succ: NodeRef, theirs: readonly NodeRef[]): boolean {
+    const next: NodeRef[] = [succ];
+    for (const r of theirs) {
+      if (next.length >= this.r) break;
+      if (r.id === this.self.id) break;
+      // Keep the list in ring order after succ; anything else is stale or a lie.
+      if (compareFrom(this.self.id, next[next.length - 1].id, r.id) < 0) next.push(r);
+    }
+    const changed = next.length !== this.list.length || next.some((r, i) => r.id !== this.list[i].id);
+    this.list = next;
+    return changed;
+  }
+
+  /** A closer successor appeared (stabilize found succ.predecessor in (n, succ)). */
+  prepend(ref: NodeRef): void {
+    this.list = [ref, ...this.list.filter((r) => r.id !== ref.id && r.id !== this.self.id)].slice(0, this.r);
+  }
+
+  remove(id: string): boolean {
+    const before = this.list.length;
+    this.list = this.list.filter((r) => r.id !== id);
+    if (this.list.length === 0) this.list = [this.self];
+    return this.list.length !== before;
+  }
+}
+
+/**
+ * Finger table (section IV-D): finger[i] = successor(n + 2^i). Routing only
+ * needs the distinct entries, kept sorted by clockwise distance from n so
+ * closest-preceding-node is a short scan from the far end.
+ */
+export class FingerTable {
+  private readonly fingers: (NodeRef | undefined)[] = new Array(ID_BITS);
+  private table: NodeRef[] = [];
+  private dirty = false;
+  /** Next finger index fix_fingers() refreshes. */
+  next = 0;
+
+  constructor(private readonly self: NodeRef) {}
+
+  get(i: number): NodeRef | undefined {
+    return this.fingers[i];
+  }
+
+  set(i: number, ref: NodeRef): void {
+    this.fingers[i] = ref;
+    this.dirty = true;
+  }
+
+  /** Set every finger from index i up whose start lies in (n, ref] to ref; returns the first index not covered. */
+  fill(from: number, ref: NodeRef): number {
+    const last = lastFingerCovered(this.self.id, ref.id);
+    for (let i = from; i <= last; i++) this.fingers[i] = ref;
+    this.dirty = true;
+    return Math.max(from, last + 1);
+  }
+
+  remove(id: string): void {
+    for (let i = 0; i < ID_BITS; i++) if (this.fingers[i]?.id === id) this.fingers[i] = undefined;
+    this.dirty = true;
+  }
+
+  /** Distinct fingers, nearest first. */
+  distinct(): readonly NodeRef[] {
+    if (this.dirty) this.rebuild();
+    return this.table;
+  }
+
+  /**
+   * closest_preceding_node (Fig. 5), generalised: up to `count` known nodes
+   * in (n, target), closest to target first, drawn from the fingers and the
+   * successor list.
+   */
+  closestPreceding(target: string, succs: readonly NodeRef[], count: number): NodeRef[] {
+    if (this.dirty) this.rebuild();
+    const self = this.self.id;
+    const found: NodeRef[] = [];
+    const t = this.table;
+    for (let i = t.length - 1, n = 0; i >= 0 && n < count; i--) {
+      if (inOpen(t[i].id, self, target)) {
+        found.push(t[i]);
+        n++;
+      }
+    }
+    for (const r of succs) if (r.id !== self && inOpen(r.id, self, target)) found.push(r);
+    found.sort((a, b) => compareFrom(self, b.id, a.id));
+    const out: NodeRef[] = [];
+    for (const r of found) {
+      if (out.length >= count) break;
+      if (out.length === 0 || out[out.length - 1].id !== r.id) out.push(r);
+    }
+    return out;
+  }
+
+  private rebuild(): void {
+    const seen = new Map<string, NodeRef>();
+    for (const f of this.fingers) if (f && f.id !== this.self.id) seen.set(f.id, f);
+    this.table = [...seen.values()].sort((a, b) => compareFrom(this.self.id, a.id, b.id));
+    this.dirty = false;
+  }
+}

@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Positions on the 160-bit identifier circle (Stoica et al. 2003, section
+ * IV-A), written as 40 lowercase hex digits. Equal-length lowercase hex
+ * strings compare like the numbers they spell, so interval tests are plain
+ * string comparisons, with no big-number arithmetic on the hot path.
+ */
+export const ID_BITS = 160;
+export const ID_HEX = 40;
+const MOD = 1n << 160n;
+
+export function isRingId(s: unknown): s is string {
+  if (typeof s !== 'string' || s.length !== ID_HEX) return false;
+  for (let i = 0; i < ID_HEX; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+/** Ring position of a DHT key: SHA-1 of its UTF-8 bytes. */
+export function keyPosition(key: string): string {
+  return createHash('sha1').update(key, 'utf8').digest('hex');
+}
+
+/** SHA-1 of raw bytes as a ring id (a node id derived from its public key). */
+export function sha1Id(bytes: Uint8Array): string {
+  return createHash('sha1').update(bytes).digest('hex');
+}
+
+/** x in (a, b) on the circle; when a === b the interval is the whole circle but a. */
+export function inOpen(x: string, a: string, b: string): boolean {
+  if (a < b) return a < x && x < b;
+  if (a > b) return x > a || x < b;
+  return x !== a;
+}
+
+/** x in (a, b] on the circle; when a === b the interval is the whole circle. */
+export function inHalfOpen(x: string, a: string, b: string): boolean {
+  if (a < b) return a < x && x <= b;
+  if (a > b) return x > a || x <= b;
+  return true;
+}
+
+const HEX = '0123456789abcdef';
+
+/** (id + 2^i) mod 2^160: the start of finger i (section IV-D). Digit arithmetic, no bigint. */
+export function fingerStart(id: string, i: number): string {
+  let pos = ID_HEX - 1 - (i >> 2);
+  let add = 1 << (i & 3);
+  const out = id.split('');
+  while (pos >= 0 && add > 0) {
+    const v = HEX.indexOf(out[pos]) + add;
+    out[pos] = HEX[v & 15];
+    add = v >> 4;
+    pos--;
+  }
+  return out.join('');
+}
+
+/**
+ * The highest finger index i with start (a + 2^i) in (a, b]: finger i lies in
+ * (a, b] exactly when 2^i <= distance(a, b). -1 when a === b.
+ */
+export function lastFingerCovered(a: string, b: string): number {
+  const d = distance(a, b);
+  return d === 0n ? -1 : d.toString(2).length - 1;
+}
+
+/** Clockwise distance from a to b as a bigint. */
+export function distance(a: string, b: string): bigint {
+  return (BigInt(`0x${b}`) - BigInt(`0x${a}`) + MOD) % MOD;
+}
+
+/** Compare two ids by clockwise distance from `from` (negative if x comes first). */
+export function compareFrom(from: string, x: string, y: string): number {
+  const gx = x > from ? 0 : 1;
+  const gy = y > from ? 0 : 1;
+  if (gx !== gy) return gx - gy;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
