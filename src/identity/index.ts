@@ -13,6 +13,7 @@ export {
 } from './certificates.ts';
 export { isNodeId, nodeIdFromKey, sha1Hex, sha256, sha256Hex } from './fingerprint.ts';
 export { IDENTITY_FILE, Identity } from './identity.ts';
+export { ENC_LEN, open, SEAL_INFO, seal } from './seal.ts';
 export { MIN_RSA_BITS, type SignatureKind, signedBytes } from './signature.ts';
 export { UserKey, UserSigner } from './user-key.ts';
 export { decodeSigned, encodeSigned, type VerifyKey, verify, verifyObject } from './verify.ts';

@@ -28,7 +28,7 @@ export class UserKey {
   }
 
   static fromPublicKey(key: KeyObject): Result<UserKey> {
-    if (!key || key.type !== 'public') return fail('not a public key');
+    if (key?.type !== 'public') return fail('not a public key');
     const kind = signatureKind(key);
     if (!kind) return fail(`unsupported key type ${key.asymmetricKeyType}`);
     if (kind === 'rsa') {
