@@ -117,7 +117,8 @@ export class StreamFramer {
         if (this.start === this.end) return;
         if (this.scanFrom < this.start) this.scanFrom = this.start;
         const i = d.indexOf(CRLFCRLF, this.scanFrom);
-        if (i < 0 || i >= this.end) {
+        // Bytes past `end` are stale, so a match must lie wholly before it.
+        if (i < 0 || i + 4 > this.end) {
           if (this.end - this.start > this.maxMessageSize) this.fail(events, 'message too large');
           else this.scanFrom = Math.max(this.start, this.end - 3);
           return;
@@ -195,7 +196,9 @@ export class StreamFramer {
           this.loneCrlf = false;
         } else {
           events.push({ kind: 'pong' });
-          this.loneCrlf = this.start + 2 === this.end;
+          // Nothing, or a lone CR, follows: this may be the first half of a ping.
+          const rest = avail - 2;
+          this.loneCrlf = rest === 0 || (rest === 1 && d[this.start + 2] === CR);
         }
         this.start += 2;
       } else if (c === CR && avail === 1) {
