@@ -17,3 +17,5 @@ export { ENC_LEN, open, SEAL_INFO, seal } from './seal.ts';
 export { MIN_RSA_BITS, type SignatureKind, signedBytes } from './signature.ts';
 export { UserKey, UserSigner } from './user-key.ts';
 export { decodeSigned, encodeSigned, type VerifyKey, verify, verifyObject } from './verify.ts';
+export { ADMISSION_CONTEXT, type Admission, issueAdmission, verifyAdmission } from './admission.ts';
+export { ReplayCache, type ReplayCacheOptions, type ReplayVerdict } from './replay-cache.ts';
