@@ -29,6 +29,9 @@ const DECODE_OPTIONS = {
   rejectDuplicateMapKeys: true,
 };
 
+/** CBOR text string "__proto__" (major type 3, length 9). */
+const PROTO_TEXT = Buffer.from([0x69, ...Buffer.from('__proto__')]);
+
 type Token = ReturnType<Tokenizer['next']>;
 
 /**
@@ -63,7 +66,9 @@ export function decodePayload(bytes: Uint8Array): Result<Payload> {
   // A plain Uint8Array view, so byte strings decode as Uint8Array copies rather than Buffers.
   const u8 = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) : bytes;
   try {
-    return ok(cborDecode(u8, { ...DECODE_OPTIONS, tokenizer: new GuardedTokenizer(u8) }));
+    // The token-level guard costs a wrapper call per token: only pay it when the text could be there.
+    const suspicious = Buffer.from(u8.buffer, u8.byteOffset, u8.length).indexOf(PROTO_TEXT) >= 0;
+    return ok(cborDecode(u8, suspicious ? { ...DECODE_OPTIONS, tokenizer: new GuardedTokenizer(u8) } : DECODE_OPTIONS));
   } catch (e) {
     // Includes RangeError from absurd nesting depth: the frame bound keeps this cheap.
     return fail(`bad CBOR: ${(e as Error).message}`);

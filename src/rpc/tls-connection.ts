@@ -57,7 +57,8 @@ export interface ConnectionHost {
 interface Pending {
   resolve: (v: Payload) => void;
   reject: (e: OverlayError) => void;
-  timer: Timer;
+  deadline: number;
+  method: string;
 }
 
 const schedule = setImmediate;
@@ -88,6 +89,9 @@ export class RpcConnection {
   private flushScheduled = false;
   private refusedByPeer: OverlayError | null = null;
   private readonly flushBound = () => this.flush();
+  private timer: Timer | null = null;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private readonly sweepBound = () => this.sweepTimeouts();
 
   constructor(host: ConnectionHost, socket: TLSSocket, peerKey: Uint8Array, inbound: boolean) {
     this.host = host;
@@ -122,16 +126,41 @@ export class RpcConnection {
     } catch (e) {
       return Promise.reject(new OverlayError('RPC_MALFORMED', `cannot encode request: ${(e as Error).message}`));
     }
+    const deadline = this.host.clock.now() + timeoutMs;
+    if (deadline < this.timerAt) this.armTimer(deadline);
     return new Promise<Payload>((resolve, reject) => {
-      const timer = this.host.clock.setTimer(timeoutMs, () => {
-        if (this.pending.delete(id)) {
-          this.host.stats.timeouts++;
-          reject(new OverlayError('RPC_TIMEOUT', `${method} after ${timeoutMs} ms`));
-        }
-      });
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, deadline, method });
       this.send(frame);
     });
+  }
+
+  /**
+   * Timeouts: one timer per connection, set for the earliest deadline, instead
+   * of one per request. Requests usually share one timeout, so deadlines grow
+   * and the timer is rarely moved; when it fires, the (bounded) pending table
+   * is scanned once.
+   */
+  private armTimer(at: number): void {
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timer = this.host.clock.setTimer(at - this.host.clock.now(), this.sweepBound);
+  }
+
+  private sweepTimeouts(): void {
+    this.timer = null;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    if (this.closed) return;
+    // Timers have millisecond granularity: treat a deadline within 1 ms as reached.
+    const now = this.host.clock.now() + 1;
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(id);
+        this.host.stats.timeouts++;
+        p.reject(new OverlayError('RPC_TIMEOUT', p.method));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armTimer(next);
   }
 
   sendHello(ref: NodeRef): void {
@@ -153,10 +182,9 @@ export class RpcConnection {
     if (this.closed) return;
     this.closed = true;
     const e = err ?? this.closedError();
-    for (const p of this.pending.values()) {
-      p.timer.cancel();
-      p.reject(e);
-    }
+    this.timer?.cancel();
+    this.timer = null;
+    for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
     this.out = [];
     if (graceful) {
@@ -243,7 +271,6 @@ export class RpcConnection {
           return;
         }
         this.pending.delete(m.id);
-        p.timer.cancel();
         this.host.stats.responsesOk++;
         p.resolve(m.payload);
         return;
@@ -275,7 +302,6 @@ export class RpcConnection {
       return;
     }
     this.pending.delete(id);
-    p.timer.cancel();
     if (kind === ERR_BUSY) p.reject(new OverlayError('RPC_TOO_MANY_IN_FLIGHT', `peer busy: ${message}`));
     else p.reject(new OverlayError('RPC_REFUSED', message, code === undefined ? undefined : { remoteCode: code }));
   }

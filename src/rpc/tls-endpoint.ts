@@ -29,7 +29,7 @@ import {
   rawEd25519PublicKey,
   verifyNodeCertificate,
 } from './tls-cert.ts';
-import { defaultVerifyRef, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
+import { clientContext, defaultVerifyRef, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
 import {
   emptyStats,
   type NodeRef,
@@ -112,7 +112,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   verifyRef: (ref: NodeRef) => boolean;
 
   private readonly server: tls.Server;
-  private readonly cert: NodeCertificate;
+  private readonly clientContext: tls.SecureContext;
   private readonly issuers: readonly KeyObject[];
   private readonly sendHello: boolean;
   private readonly links = new Map<string, PeerLink>();
@@ -125,7 +125,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
 
   private constructor(opts: TlsListenOptions, self: NodeRef, cert: NodeCertificate, server: tls.Server) {
     this.self = self;
-    this.cert = cert;
+    this.clientContext = clientContext(cert);
     this.server = server;
     this.limits = Object.freeze({ ...DEFAULT_TLS_RPC_LIMITS, ...opts.limits });
     this.maxFrameBytes = this.limits.maxFrameBytes;
@@ -255,7 +255,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     let sock: tls.TLSSocket;
     try {
       sock = await dialPinned(to, {
-        cert: this.cert,
+        context: this.clientContext,
         issuers: this.issuers,
         clock: this.clock,
         timeoutMs,

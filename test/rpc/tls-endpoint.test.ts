@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
 import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { Caller, NodeRef } from '../../src/rpc/types.ts';
@@ -189,4 +192,48 @@ test('close() rejects pending requests, refuses new ones, and frees the port', a
     srv.listen(a.port, '127.0.0.1', resolve);
   });
   await new Promise<void>((r) => srv.close(() => r()));
+});
+
+test('the caller refuses a peer that only speaks TLS 1.2, even with the right key', async () => {
+  const a = await node();
+  const legacy = await makeNode();
+  const srv = tls.createServer({
+    cert: legacy.cert.certPem,
+    key: legacy.cert.keyPem,
+    maxVersion: 'TLSv1.2',
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  srv.on('tlsClientError', () => {});
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const ref: NodeRef = {
+    id: nodeIdFromKey(legacy.key),
+    addr: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    key: legacy.key,
+  };
+  await assert.rejects(a.request(ref, 'x', null), code('RPC_UNREACHABLE'));
+  await new Promise<void>((r) => srv.close(() => r()));
+});
+
+test('a process using endpoints exits by itself after close() (no dangling handles)', () => {
+  const script = `
+    import { generateKeyPairSync } from 'node:crypto';
+    import { TlsRpcEndpoint } from './src/rpc/tls-endpoint.ts';
+    const a = await TlsRpcEndpoint.listen({ keyPair: generateKeyPairSync('ed25519') });
+    const b = await TlsRpcEndpoint.listen({ keyPair: generateKeyPairSync('ed25519') });
+    b.onRequest(() => new Promise(() => {}));
+    a.onRequest(() => 'ok');
+    const hanging = a.request(b.self, 'hang', null).catch((e) => e.code);
+    await b.request(a.self, 'x', null);
+    await Promise.all([a.close(), b.close()]);
+    console.log(await hanging);
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  assert.equal(r.signal, null, 'child had to be killed: something kept it alive');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'RPC_UNREACHABLE');
 });
