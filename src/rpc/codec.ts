@@ -15,11 +15,20 @@
  *
  * Decoding untrusted bytes never throws: it returns a Result.
  */
-import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions, Tokenizer } from 'cborg';
+import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions, Token, Tokenizer, Type } from 'cborg';
 import { fail, ok, type Result } from '../util/errors.ts';
 import type { NodeRef, Payload } from './types.ts';
 
-const ENCODE_OPTIONS = { ...rfc8949EncodeOptions, ignoreUndefinedProperties: true };
+/**
+ * undefined has no place in the data model (the decoder refuses it): object
+ * fields holding it are left out, and elsewhere (a handler returning nothing,
+ * an array hole) it is written as null.
+ */
+const ENCODE_OPTIONS = {
+  ...rfc8949EncodeOptions,
+  ignoreUndefinedProperties: true,
+  typeEncoders: { undefined: () => [new Token(Type.null, null)] },
+};
 
 /** Strict decoding: minimal encodings only, no indefinite lengths, no undefined, no duplicate keys. */
 const DECODE_OPTIONS = {
@@ -32,7 +41,7 @@ const DECODE_OPTIONS = {
 /** CBOR text string "__proto__" (major type 3, length 9). */
 const PROTO_TEXT = Buffer.from([0x69, ...Buffer.from('__proto__')]);
 
-type Token = ReturnType<Tokenizer['next']>;
+type DecodedToken = ReturnType<Tokenizer['next']>;
 
 /**
  * A plain-object decoder would turn a map key "__proto__" into a prototype
@@ -49,7 +58,7 @@ class GuardedTokenizer {
   pos(): number {
     return this.inner.pos();
   }
-  next(): Token {
+  next(): DecodedToken {
     const t = this.inner.next();
     if (t.type.major === 3 && t.value === '__proto__') throw new Error('forbidden key __proto__');
     return t;

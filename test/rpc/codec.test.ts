@@ -35,6 +35,12 @@ test('encoding is deterministic regardless of key insertion order, undefined fie
   assert.deepEqual(a, b);
 });
 
+test('undefined becomes null (or is left out as a field), so any handler result decodes', () => {
+  assert.deepEqual(decodePayload(encodePayload(undefined)), { ok: true, value: null });
+  assert.deepEqual(decodePayload(encodePayload([1, undefined])), { ok: true, value: [1, null] });
+  assert.deepEqual(decodePayload(encodePayload({ a: undefined, b: 1 })), { ok: true, value: { b: 1 } });
+});
+
 test('non-canonical and hostile CBOR is refused, never thrown', () => {
   const cases = [
     '1817', // 23 encoded in two bytes: not minimal

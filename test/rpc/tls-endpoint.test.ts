@@ -48,9 +48,11 @@ test('async handlers, handler errors travel back as RPC_REFUSED with message and
     await Promise.resolve();
     if (method === 'boom') throw new Error('kaputt');
     if (method === 'typed') throw new OverlayError('DHT_NOT_FOUND', 'no such key');
+    if (method === 'void') return undefined;
     return 'fine';
   });
   assert.equal(await a.request(b.self, 'ok', null), 'fine');
+  assert.equal(await a.request(b.self, 'void', null), null);
   await assert.rejects(
     a.request(b.self, 'boom', null),
     (e) => code('RPC_REFUSED')(e) && /kaputt/.test((e as Error).message),
