@@ -98,6 +98,8 @@ export class SipElement {
   readonly clock: Clock;
   readonly log: Logger;
   readonly product: string;
+  /** Requests whose handler threw or rejected (answered 500). */
+  readonly stats = { handlerErrors: 0 };
   private hooks: ElementHooks | undefined;
   private readonly pending = new Map<InviteServerTransaction, IncomingRequest>();
 
@@ -159,6 +161,7 @@ export class SipElement {
       itx.onTerminated(() => this.pending.delete(itx));
     }
     const fail = (e: unknown): void => {
+      this.stats.handlerErrors++;
       this.log.warn({ err: (e as Error)?.message, method: req.method }, 'request handler failed');
       if (!tx.finalSent) inc.respond(500, 'Server Internal Error');
     };

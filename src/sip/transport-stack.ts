@@ -154,7 +154,7 @@ export class TransportStack implements SipTransport {
     try {
       fn();
     } catch (e) {
-      this.stats.malformedDropped++;
+      this.stats.inboundErrors++;
       this.log.warn({ err: (e as Error).message }, 'sip inbound handling failed');
     }
   }

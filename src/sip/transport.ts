@@ -34,6 +34,8 @@ export interface TransportStats {
   /** TCP connections closed because their byte stream could not be framed. */
   framingErrors: number;
   sendErrors: number;
+  /** Exceptions caught while handling input (a bug above the transport; the input is dropped). */
+  inboundErrors: number;
   tcpConnections: number;
 }
 
@@ -45,6 +47,7 @@ export function emptyTransportStats(): TransportStats {
     malformedAnswered: 0,
     framingErrors: 0,
     sendErrors: 0,
+    inboundErrors: 0,
     tcpConnections: 0,
   };
 }
