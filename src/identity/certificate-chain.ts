@@ -25,9 +25,33 @@ interface Parsed {
   pathLength?: number;
   /** undefined when the certificate has no keyUsage extension */
   canSignCerts?: boolean;
+  /** Memo of issued(this, parent): a signature check's answer never changes. */
+  issuedBy: WeakMap<Parsed, boolean>;
 }
 
+/**
+ * Parsing costs about a millisecond per certificate (two ASN.1 parsers), and
+ * verifiers see the same CA bundle and intermediates again and again: parsed
+ * certificates are cached by content. Only immutable facts are cached; every
+ * check against `now` runs each time.
+ */
+const cache = new Map<string, Parsed>();
+const CACHE_MAX = 512;
+
 function parse(input: string | Uint8Array): Parsed {
+  const id =
+    typeof input === 'string'
+      ? input
+      : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('base64');
+  const hit = cache.get(id);
+  if (hit) return hit;
+  const parsed = parseUncached(input);
+  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  cache.set(id, parsed);
+  return parsed;
+}
+
+function parseUncached(input: string | Uint8Array): Parsed {
   const node = new X509Certificate(typeof input === 'string' ? input : Buffer.from(input));
   const der = node.raw;
   const p = new x509.X509Certificate(der);
@@ -41,6 +65,7 @@ function parse(input: string | Uint8Array): Parsed {
     isCa: bc?.ca === true,
     pathLength: bc?.pathLength,
     canSignCerts: ku ? (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0 : undefined,
+    issuedBy: new WeakMap(),
   };
 }
 
@@ -64,11 +89,16 @@ function validityProblem(c: Parsed, now: number): string | undefined {
 
 /** Name chaining and signature only; whether the issuer may issue is checked separately so errors say why. */
 function issued(child: Parsed, parent: Parsed): boolean {
+  const known = child.issuedBy.get(parent);
+  if (known !== undefined) return known;
+  let yes: boolean;
   try {
-    return child.node.issuer === parent.node.subject && child.node.verify(parent.node.publicKey);
+    yes = child.node.issuer === parent.node.subject && child.node.verify(parent.node.publicKey);
   } catch {
-    return false;
+    yes = false;
   }
+  child.issuedBy.set(parent, yes);
+  return yes;
 }
 
 /**
