@@ -89,6 +89,7 @@ test('timeout rejects with RPC_TIMEOUT and a late answer is ignored', async () =
   b.onRequest(() => new Promise((r) => (release = () => r('late'))));
   await assert.rejects(a.request(b.self, 'slow', null, { timeoutMs: 30 }), code('RPC_TIMEOUT'));
   assert.equal(a.stats.timeouts, 1);
+  await until(() => release !== undefined, 'request reached the handler');
   release?.();
   await until(() => a.stats.lateResponses === 1, 'late response counted');
   b.onRequest(() => 'quick');
