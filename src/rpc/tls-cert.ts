@@ -8,6 +8,7 @@
 import 'reflect-metadata';
 import { createHash, type KeyObject, webcrypto, type X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { fail, ok, type Result } from '../util/errors.ts';
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 section 4); the raw key follows. */
@@ -28,10 +29,8 @@ export function rawEd25519PublicKey(key: KeyObject): Result<Uint8Array> {
   return ok(new Uint8Array(der.subarray(12)));
 }
 
-/** The default node id bound to a key: SHA-1 of the raw public key, 40 hex (seed 003 section 4.1: key = SHA-1(public key)). */
-export function nodeIdFromKey(key: Uint8Array): string {
-  return createHash('sha1').update(key).digest('hex');
-}
+/** The default node id bound to a key (SHA-1 of the raw Ed25519 key): the identity layer's one definition. */
+export { nodeIdFromKey };
 
 /** Make a self-signed Ed25519 certificate for a node key pair. */
 export async function createNodeCertificate(

@@ -4,6 +4,8 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { createCa, createNodeCertificate as createIdentityNodeCertificate } from '../../src/identity/certificates.ts';
+import { Identity } from '../../src/identity/identity.ts';
 import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
 import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { Caller, NodeRef } from '../../src/rpc/types.ts';
@@ -239,4 +241,33 @@ test('a process using endpoints exits by itself after close() (no dangling handl
   assert.equal(r.signal, null, 'child had to be killed: something kept it alive');
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'RPC_UNREACHABLE');
+});
+
+test('certificates from the identity layer work, and an issuer-signed certificate needs that issuer configured', async () => {
+  const ca = await createCa({ subject: 'CN=admission' });
+  const serverId = Identity.generate();
+  const keyPair = (i: Identity) => ({ privateKey: i.signingKey, publicKey: i.publicSigningKey });
+  const b = await node(undefined, {
+    keyPair: keyPair(serverId),
+    certificate: await createIdentityNodeCertificate(serverId),
+    trustedIssuers: [ca.publicKey],
+  });
+  b.onRequest((_m, _p, caller) => caller.ref?.id);
+  assert.equal(b.self.id, serverId.id);
+  // A caller whose certificate is signed by the configured admission CA.
+  const callerId = Identity.generate();
+  const a = await node(undefined, {
+    keyPair: keyPair(callerId),
+    certificate: await createIdentityNodeCertificate(callerId, undefined, ca),
+  });
+  assert.equal(await a.request(b.self, 'who', null), callerId.id);
+  // The same kind of certificate is refused by a node that does not trust that CA.
+  const c = await node();
+  c.onRequest(() => 'served');
+  await assert.rejects(a.request(c.self, 'x', null, { timeoutMs: 2000 }), code('RPC_UNREACHABLE'));
+  assert.equal(c.stats.connectionsRefused, 1);
+  // And as a server: a caller that does not trust the CA refuses it as a key mismatch.
+  const d = await node(undefined, { trustedIssuers: [] });
+  assert.equal(await d.request(b.self, 'who', null), d.self.id); // b's own cert is self-signed: accepted
+  await assert.rejects(d.request(a.self, 'who', null), code('RPC_PEER_KEY_MISMATCH'));
 });
