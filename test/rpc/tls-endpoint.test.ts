@@ -84,6 +84,14 @@ test('many concurrent requests share one connection; dials are deduplicated', as
   assert.equal(b.stats.connectionsDialed, 0);
 });
 
+test('IPv6 loopback addresses work ([addr]:port)', async () => {
+  const a = await node(undefined, { host: '::1' });
+  const b = await node(undefined, { host: '::1' });
+  b.onRequest((_m, _p, caller) => caller.addr.startsWith('[::1]:'));
+  assert.match(b.self.addr, /^\[::1\]:\d+$/);
+  assert.equal(await a.request(b.self, 'v6', null), true);
+});
+
 test('timeout rejects with RPC_TIMEOUT and a late answer is ignored', async () => {
   const a = await node();
   const b = await node();
