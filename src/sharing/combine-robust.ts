@@ -58,7 +58,15 @@ export function combineRobust(pieces: readonly PubKeyPiece[], n: number, k: numb
   const m = valid.length;
   const need = Math.ceil((m + k) / 2);
   const failWith = (reason: string): never => {
-    throw new OverlayError('SHARING_PIECES_DISAGREE', reason, { ...diagnose(valid, k), invalid, missing, need });
+    const d = diagnose(valid, k);
+    const disagreeing = [...d.disagreeing, ...invalid].sort((a, b) => a - b);
+    throw new OverlayError('SHARING_PIECES_DISAGREE', reason, {
+      disagreeing,
+      largestConsistent: d.largestConsistent,
+      invalid,
+      missing,
+      need,
+    });
   };
   if (m < k) {
     throw new OverlayError('SHARING_NOT_ENOUGH_PIECES', `${m} usable pieces, k=${k}`, {

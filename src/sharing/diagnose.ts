@@ -34,7 +34,7 @@ export function diagnose(pieces: readonly PubKeyPiece[], k: number): Diagnosis {
     if (g.length < k || g.length <= best.length) continue;
     const subset = Array.from({ length: k }, (_, i) => i);
     do {
-      const found = consistentWith(g, subset, k);
+      const found = consistentWith(g, subset, k, best.length);
       if (found.length > best.length) best = found;
     } while (best.length < g.length && nextSubset(subset, g.length));
   }
@@ -42,30 +42,40 @@ export function diagnose(pieces: readonly PubKeyPiece[], k: number): Diagnosis {
   return { disagreeing: all.filter((i) => !inBest.has(i)), largestConsistent: best };
 }
 
-/** Pieces of the group on the polynomial through group[subset], if its value at 0 has the group's digest. */
-function consistentWith(group: readonly PubKeyPiece[], subset: number[], k: number): number[] {
+/**
+ * Pieces of the group on the polynomial through group[subset], if it beats
+ * `atLeast` and its value at 0 has the group's digest; otherwise []. Checking
+ * agreement first (most pieces differ at their first byte) keeps the hash for
+ * the rare candidates that matter.
+ */
+function consistentWith(group: readonly PubKeyPiece[], subset: number[], k: number, atLeast: number): number[] {
   const len = group[0].data.length - 1;
   const xs = new Uint8Array(k);
+  const inSubset = new Set(subset);
   for (let j = 0; j < k; j++) xs[j] = group[subset[j]].index;
   const ys = new Uint8Array(k);
+  const out: number[] = [];
+  for (let g = 0; g < group.length; g++) {
+    const p = group[g];
+    if (!inSubset.has(g)) {
+      const w = lagrangeWeights(xs, p.index);
+      let agrees = true;
+      for (let b = 0; b < len && agrees; b++) {
+        for (let j = 0; j < k; j++) ys[j] = group[subset[j]].data[b];
+        agrees = dot(w, ys) === p.data[b];
+      }
+      if (!agrees) continue;
+    }
+    out.push(p.index);
+  }
+  if (out.length <= atLeast) return [];
   const at0 = lagrangeWeights(xs, 0);
   const secret = new Uint8Array(len);
   for (let b = 0; b < len; b++) {
     for (let j = 0; j < k; j++) ys[j] = group[subset[j]].data[b];
     secret[b] = dot(at0, ys);
   }
-  if (Buffer.compare(pieceCheck(secret), group[0].check) !== 0) return [];
-  const out: number[] = [];
-  for (const p of group) {
-    const w = lagrangeWeights(xs, p.index);
-    let agrees = true;
-    for (let b = 0; b < len && agrees; b++) {
-      for (let j = 0; j < k; j++) ys[j] = group[subset[j]].data[b];
-      agrees = dot(w, ys) === p.data[b];
-    }
-    if (agrees) out.push(p.index);
-  }
-  return out;
+  return Buffer.compare(pieceCheck(secret), group[0].check) === 0 ? out : [];
 }
 
 function nextSubset(s: number[], n: number): boolean {

@@ -201,3 +201,36 @@ describe('combineRobust', () => {
     }
   });
 });
+
+describe('combineRobust, random parameters', () => {
+  it('for random k, n, secret sizes and damage: corrected within the budget, right-or-error beyond it', async () => {
+    const rnd = new SeededRandom(77);
+    for (let trial = 0; trial < 150; trial++) {
+      const n = 2 + rnd.int(19);
+      const k = 2 + rnd.int(n - 1);
+      const secret = rnd.bytes(1 + rnd.int(300));
+      const honest = await splitKey(secret, n, k);
+      const present = honest.filter(() => rnd.next() < 0.85);
+      const m = present.length;
+      const budget = m >= k ? Math.floor((m - k) / 2) : -1;
+      const count = rnd.int(m + 1);
+      const bad = [...present]
+        .sort(() => rnd.next() - 0.5)
+        .slice(0, count)
+        .map((p) => p.index)
+        .sort((a, b) => a - b);
+      const pieces = clone(honest);
+      corrupt(pieces, bad, k, STYLES[trial % 3], rnd);
+      const given = pieces.filter((p) => present.some((q) => q.index === p.index));
+      try {
+        const r = combineRobust(given, n, k);
+        if (count <= budget) assert.deepEqual(r.bad, bad);
+        const forgers = Math.ceil((m + k) / 2);
+        if (count < forgers) assert.deepEqual(r.secret, secret, `n=${n} k=${k} m=${m} bad=${bad}`);
+      } catch (e) {
+        assert.ok(count > budget, `n=${n} k=${k} m=${m} bad=${bad}: ${String(e)}`);
+        assert.ok(isOverlayError(e, 'SHARING_PIECES_DISAGREE') || isOverlayError(e, 'SHARING_NOT_ENOUGH_PIECES'));
+      }
+    }
+  });
+});
