@@ -48,6 +48,8 @@ export interface ConnectionHost {
   readonly log: Logger;
   readonly maxFrameBytes: number;
   readonly maxServingPerConnection: number;
+  /** Bytes of unsent output beyond which new requests from this peer are dropped unanswered. */
+  readonly maxWriteBufferBytes: number;
   handler: RequestHandler | null;
   /** A hello arrived; return false to refuse the connection. */
   acceptHello(conn: RpcConnection, ref: NodeRef): boolean;
@@ -309,6 +311,12 @@ export class RpcConnection {
   private serve(id: number, method: string, payload: Payload): void {
     const host = this.host;
     host.stats.requestsReceived++;
+    if (this.socket.writableLength + this.outBytes > host.maxWriteBufferBytes) {
+      // The peer does not read its answers: answering more would only grow our
+      // buffers. Drop (it will time out); its responses to us are still read.
+      host.stats.refused++;
+      return;
+    }
     if (this.serving >= host.maxServingPerConnection) {
       host.stats.refused++;
       this.send(encodeError(id, ERR_BUSY, 'too many requests in flight'));

@@ -49,6 +49,8 @@ export interface TlsRpcLimits {
   maxInFlightPerPeer: number;
   /** Requests this node serves at once on one connection (beyond: answered "busy"). */
   maxServingPerConnection: number;
+  /** Unsent output on one connection beyond which that peer's new requests are dropped (it is not reading). */
+  maxWriteBufferBytes: number;
   requestTimeoutMs: number;
   /** Upper bound on TCP connect + TLS handshake when dialing. */
   connectTimeoutMs: number;
@@ -63,6 +65,7 @@ export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
   maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   maxInFlightPerPeer: 256,
   maxServingPerConnection: 512,
+  maxWriteBufferBytes: 8 * 1024 * 1024,
   requestTimeoutMs: 5000,
   connectTimeoutMs: 3000,
   handshakeTimeoutMs: 5000,
@@ -107,6 +110,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   readonly limits: Readonly<TlsRpcLimits>;
   readonly maxFrameBytes: number;
   readonly maxServingPerConnection: number;
+  readonly maxWriteBufferBytes: number;
   handler: RequestHandler | null = null;
   /** Hook for the layer above: is this caller's id bound to its key (derived, or admitted)? */
   verifyRef: (ref: NodeRef) => boolean;
@@ -130,6 +134,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     this.limits = Object.freeze({ ...DEFAULT_TLS_RPC_LIMITS, ...opts.limits });
     this.maxFrameBytes = this.limits.maxFrameBytes;
     this.maxServingPerConnection = this.limits.maxServingPerConnection;
+    this.maxWriteBufferBytes = this.limits.maxWriteBufferBytes;
     this.clock = opts.clock ?? new SystemClock();
     this.log = (opts.logger ?? silentLogger).child({ component: 'rpc-tls', node: self.id });
     this.issuers = opts.trustedIssuers ?? [];

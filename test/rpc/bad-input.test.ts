@@ -14,7 +14,7 @@ let friend: TlsRpcEndpoint;
 let attacker: TestNode;
 
 before(async () => {
-  target = await listen(undefined, { limits: { maxFrameBytes: 64 * 1024 } });
+  target = await listen(undefined, { limits: { maxFrameBytes: 64 * 1024, maxWriteBufferBytes: 256 * 1024 } });
   target.onRequest((_m, p) => ({ echo: p }));
   friend = await listen();
   attacker = await makeNode();
@@ -137,6 +137,20 @@ test('garbage frame bodies are dropped one by one; the link keeps working', asyn
   });
   assert.deepEqual(reply, { echo: 'after garbage' });
   assert.equal(target.stats.malformedDropped, before + 52);
+  s.destroy();
+  await stillServes();
+});
+
+test('a peer that sends requests but never reads its answers cannot grow our buffers', async () => {
+  const before = target.stats.refused;
+  const s = await tlsClient();
+  s.on('error', () => {});
+  s.pause();
+  const blob = new Uint8Array(32 * 1024);
+  const frames = [encodeHello({ id: nodeIdFromKey(attacker.key), addr: '127.0.0.1:1', key: attacker.key })];
+  for (let i = 1; i <= 400; i++) frames.push(encodeRequest(i, 'echo', blob));
+  s.write(Buffer.concat(frames));
+  await until(() => target.stats.refused > before, 'requests dropped once output backs up');
   s.destroy();
   await stillServes();
 });
