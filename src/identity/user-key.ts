@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
-import type { PublicBundle } from './bundle.ts';
+import { decodeBundle, type PublicBundle } from './bundle.ts';
 import { generateKeyPair, type KeyType } from './certificates.ts';
 import { type VerifiedCertificate, verifyCertificateChain } from './certificate-chain.ts';
 import { sha256Hex } from './fingerprint.ts';
@@ -55,6 +55,24 @@ export class UserKey {
     } catch (e) {
       return fail(`unreadable public key: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * Decode the bytes a user's key was split from: a public bundle (CBOR array,
+   * first byte 0x83; Ed25519 users) or a SubjectPublicKeyInfo (DER SEQUENCE,
+   * first byte 0x30; certificate users). The bundle, when there is one, also
+   * gives the X25519 key to seal to. Never throws.
+   */
+  static decodeAny(bytes: Uint8Array): Result<{ key: UserKey; bundle?: PublicBundle }> {
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) return fail('empty key');
+    if (bytes[0] === 0x83) {
+      const b = decodeBundle(bytes);
+      if (!b.ok) return b;
+      const k = UserKey.fromBundle(b.value);
+      return k.ok ? ok({ key: k.value, bundle: b.value }) : k;
+    }
+    const k = UserKey.decode(bytes);
+    return k.ok ? ok({ key: k.value }) : k;
   }
 
   /** The key of a certificate that verifies up to one of the trust anchors (see verifyCertificateChain). */

@@ -125,6 +125,15 @@ describe('X.509 certificate chains (strict mode)', () => {
       assert.equal(key.fingerprint().length, 64);
     }
     assert.equal(UserKey.decode(new Uint8Array([1, 2, 3])).ok, false);
+    // decodeAny tells a bundle from a SubjectPublicKeyInfo.
+    const id = Identity.generate();
+    const fromBundle = UserKey.decodeAny(id.encodeBundle());
+    assert.ok(fromBundle.ok && fromBundle.value.bundle && fromBundle.value.key.kind === 'ed25519');
+    assert.ok(fromBundle.value.key.verify('c', msg, id.sign('c', msg)));
+    const fromSpki = UserKey.decodeAny(UserSigner.fromPrivateKey(p256.privateKey).key.encode());
+    assert.ok(fromSpki.ok && !fromSpki.value.bundle && fromSpki.value.key.kind === 'ecdsa-p256');
+    assert.equal(UserKey.decodeAny(new Uint8Array([0x83, 1])).ok, false);
+    assert.equal(UserKey.decodeAny(new Uint8Array(0)).ok, false);
   });
 });
 
