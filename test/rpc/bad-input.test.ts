@@ -177,6 +177,20 @@ test('a hello whose key differs from the certificate key is refused', async () =
   await stillServes();
 });
 
+test('a TCP connection that never completes its handshake is dropped after handshakeTimeoutMs', async () => {
+  const slow = await listen(undefined, { limits: { handshakeTimeoutMs: 50 } });
+  try {
+    const s = await new Promise<net.Socket>((resolve, reject) => {
+      const c = net.connect(slow.port, '127.0.0.1', () => resolve(c));
+      c.on('error', reject);
+    });
+    await closed(s);
+    assert.equal(slow.stats.handshakeFailures, 1);
+  } finally {
+    await slow.close();
+  }
+});
+
 test('TLS 1.2 is not accepted', async () => {
   const before = target.stats.handshakeFailures;
   await assert.rejects(
