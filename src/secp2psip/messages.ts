@@ -25,6 +25,11 @@ export const LIMITS = {
   ring: 32,
   reason: 200,
   message: 64 * 1024,
+  /** SubjectPublicKeyInfo DER of a user key: Ed25519 is 44 bytes, RSA-8192 about 1.1 KB. */
+  spki: 1200,
+  /** Signatures: Ed25519 and P-256 are 64 bytes, RSA up to 512 (4096 bits) or 1024 (8192 bits). */
+  sig: 1024,
+  bootstraps: 16,
 } as const;
 
 /** A SIP user name as used in `Username` / `Username.i` DHT keys: no dots, so `.i` stays unambiguous. */
@@ -33,7 +38,10 @@ export const NAME_RE = /^[A-Za-z0-9_+-]{1,64}$/;
 /** The user's public key bundle: what the bootstrap splits into pieces (seed IV.2 "Public Key Distribution"). */
 export interface UserKeyBundle {
   name: string;
-  /** Raw 32-byte Ed25519 public key: verifies SignedHash. */
+  /**
+   * The user's signing key as SubjectPublicKeyInfo DER: Ed25519 in relaxed mode; in strict mode the key
+   * of the user's certificate (RSA >= 2048 or ECDSA P-256). Verifies SignedHash.
+   */
   signKey: Uint8Array;
   /** Raw 32-byte X25519 public key: protected mode seals to it. */
   sealKey: Uint8Array;
@@ -51,7 +59,7 @@ export interface LocationRecord {
   sipAddr: string;
   time: number;
   seq: number;
-  /** Ed25519 signature by the user's signKey over `locationTbs`. */
+  /** Signature by the user's signKey over `locationTbs`. */
   sig: Uint8Array;
   /** Admission certificate binding the adapter's ring id to nodeKey (signed by a bootstrap; self-verifying). */
   admission?: Uint8Array;
@@ -64,10 +72,8 @@ export interface RegisterMsg {
   /** Adapter SIP host:port. */
   ip: string;
   publicKey: { signKey: Uint8Array; sealKey: Uint8Array };
-  /** Strict mode: DER certificates, leaf first, chaining to the bootstrap's CA bundle. */
+  /** Strict mode: DER certificates, leaf first, chaining to the bootstrap's CA bundle; the leaf key is signKey. */
   certChain?: Uint8Array[];
-  /** Strict mode: the certificate key's signature over `registerTbs` (proves the CA-certified key endorses signKey). */
-  certSig?: Uint8Array;
   node: { addr: string; key: Uint8Array };
   location: LocationRecord;
   ts: number;
@@ -92,6 +98,28 @@ export interface RegisteredMsg {
   admission: Uint8Array;
   /** Ring contact info (seed IV.2 "Registration Success Response"). */
   ring: RingContact[];
+  k: number;
+  n: number;
+  /** Every bootstrap of the overlay: their keys sign admissions and ring writes. */
+  bootstraps: BootstrapInfo[];
+}
+
+export interface BootstrapInfo {
+  addr: string;
+  key: Uint8Array;
+}
+
+/** An adapter asks for its ring id; the node key is the one it proved in the TLS handshake. */
+export interface AdmitMsg {
+  t: 'ADMIT';
+}
+
+export interface AdmittedMsg {
+  t: 'ADMITTED';
+  nodeId: string;
+  admission: Uint8Array;
+  ring: RingContact[];
+  bootstraps: BootstrapInfo[];
   k: number;
   n: number;
 }
@@ -123,8 +151,8 @@ export interface RedirectMsg {
 /** Protected mode: any message above, HPKE-sealed to the receiver's X25519 key. Reveals nothing else. */
 export interface SealedMsg {
   t: 'SEALED';
-  enc: Uint8Array;
-  ct: Uint8Array;
+  /** HPKE output (RFC 9180 base mode): encapsulated key, then ciphertext and tag. */
+  box: Uint8Array;
 }
 
 /** A refusal. Travels only over the pinned TLS link it answers, so it is not signed. */
@@ -148,6 +176,8 @@ export interface WhoisOkMsg {
 export type SecP2PSipMessage =
   | RegisterMsg
   | RegisteredMsg
+  | AdmitMsg
+  | AdmittedMsg
   | InviteMsg
   | RedirectMsg
   | SealedMsg
@@ -172,7 +202,10 @@ export function encodeMessage(m: SecP2PSipMessage): Uint8Array {
     case 'REGISTER':
       return cborEncode(strip({ ...m, location: plainLocation(m.location), publicKey: { ...m.publicKey } }));
     case 'REGISTERED':
-      return cborEncode(strip({ ...m, ring: m.ring.map((r) => strip({ ...r })) }));
+    case 'ADMITTED':
+      return cborEncode(
+        strip({ ...m, ring: m.ring.map((r) => strip({ ...r })), bootstraps: m.bootstraps.map((b) => ({ ...b })) }),
+      );
     case 'WHOIS_OK':
       return cborEncode({ t: m.t, bundle: { ...m.bundle } });
     default:
@@ -236,7 +269,7 @@ function readLocation(o: Obj): LocationRecord {
     sipAddr: str(o, 'sipAddr', LIMITS.addr),
     time: int(o, 'time'),
     seq: int(o, 'seq'),
-    sig: bytes(o, 'sig', 64),
+    sig: bytes(o, 'sig', undefined, LIMITS.sig),
     admission: optBytes(o, 'admission', LIMITS.cert),
   }) as unknown as LocationRecord;
 }
@@ -244,10 +277,32 @@ function readLocation(o: Obj): LocationRecord {
 function readBundle(o: Obj): UserKeyBundle {
   return {
     name: str(o, 'name', LIMITS.name, NAME_RE),
-    signKey: bytes(o, 'signKey', 32),
+    signKey: bytes(o, 'signKey', undefined, LIMITS.spki),
     sealKey: bytes(o, 'sealKey', 32),
     registeredAt: int(o, 'registeredAt'),
   };
+}
+
+function readRing(o: Obj): RingContact[] {
+  if (!Array.isArray(o.ring) || o.ring.length > LIMITS.ring) throw new Bad('bad ring');
+  return o.ring.map((r) => {
+    if (!isObj(r)) throw new Bad('bad ring');
+    return strip({
+      id: str(r, 'id', 40, /^[0-9a-f]{40}$/),
+      addr: str(r, 'addr', LIMITS.addr),
+      key: bytes(r, 'key', 32),
+      admission: optBytes(r, 'admission', LIMITS.cert),
+    }) as unknown as RingContact;
+  });
+}
+
+function readBootstraps(o: Obj): BootstrapInfo[] {
+  if (!Array.isArray(o.bootstraps) || o.bootstraps.length === 0 || o.bootstraps.length > LIMITS.bootstraps)
+    throw new Bad('bad bootstraps');
+  return o.bootstraps.map((b) => {
+    if (!isObj(b)) throw new Bad('bad bootstraps');
+    return { addr: str(b, 'addr', LIMITS.addr), key: bytes(b, 'key', 32) };
+  });
 }
 
 function readSigned<T extends 'INVITE' | 'REDIRECT'>(t: T, o: Obj) {
@@ -259,7 +314,7 @@ function readSigned<T extends 'INVITE' | 'REDIRECT'>(t: T, o: Obj) {
     nonce: bytes(o, 'nonce', 16),
     ts: int(o, 'ts'),
     sip: bytes(o, 'sip', undefined, LIMITS.sip),
-    sig: bytes(o, 'sig', 64),
+    sig: bytes(o, 'sig', undefined, LIMITS.sig),
   };
 }
 
@@ -281,48 +336,45 @@ function readMessage(o: Obj): SecP2PSipMessage {
         t: 'REGISTER',
         name: str(o, 'name', LIMITS.name, NAME_RE),
         ip: str(o, 'ip', LIMITS.addr),
-        publicKey: { signKey: bytes(pk, 'signKey', 32), sealKey: bytes(pk, 'sealKey', 32) },
+        publicKey: { signKey: bytes(pk, 'signKey', undefined, LIMITS.spki), sealKey: bytes(pk, 'sealKey', 32) },
         certChain,
-        certSig: optBytes(o, 'certSig', 1024),
         node: { addr: str(node, 'addr', LIMITS.addr), key: bytes(node, 'key', 32) },
         location: readLocation(obj(o, 'location')),
         ts: int(o, 'ts'),
         nonce: bytes(o, 'nonce', 16),
-        sig: bytes(o, 'sig', 64),
+        sig: bytes(o, 'sig', undefined, LIMITS.sig),
       }) as unknown as RegisterMsg;
     }
-    case 'REGISTERED': {
-      if (!Array.isArray(o.ring) || o.ring.length > LIMITS.ring) throw new Bad('bad ring');
-      const ring = o.ring.map((r) => {
-        if (!isObj(r)) throw new Bad('bad ring');
-        return strip({
-          id: str(r, 'id', 40, /^[0-9a-f]{40}$/),
-          addr: str(r, 'addr', LIMITS.addr),
-          key: bytes(r, 'key', 32),
-          admission: optBytes(r, 'admission', LIMITS.cert),
-        }) as unknown as RingContact;
-      });
+    case 'REGISTERED':
       return {
         t: 'REGISTERED',
         name: str(o, 'name', LIMITS.name, NAME_RE),
         registeredAt: int(o, 'registeredAt'),
         nodeId: str(o, 'nodeId', 40, /^[0-9a-f]{40}$/),
         admission: bytes(o, 'admission', undefined, LIMITS.cert),
-        ring,
+        ring: readRing(o),
+        k: int(o, 'k', 1),
+        n: int(o, 'n', 1),
+        bootstraps: readBootstraps(o),
+      };
+    case 'ADMIT':
+      return { t: 'ADMIT' };
+    case 'ADMITTED':
+      return {
+        t: 'ADMITTED',
+        nodeId: str(o, 'nodeId', 40, /^[0-9a-f]{40}$/),
+        admission: bytes(o, 'admission', undefined, LIMITS.cert),
+        ring: readRing(o),
+        bootstraps: readBootstraps(o),
         k: int(o, 'k', 1),
         n: int(o, 'n', 1),
       };
-    }
     case 'INVITE':
       return readSigned('INVITE', o);
     case 'REDIRECT':
       return readSigned('REDIRECT', o);
     case 'SEALED':
-      return {
-        t: 'SEALED',
-        enc: bytes(o, 'enc', undefined, 256),
-        ct: bytes(o, 'ct', undefined, LIMITS.message),
-      };
+      return { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message) };
     case 'ERROR': {
       const code = str(o, 'code', 64);
       if (!Object.hasOwn(ERRORS, code)) throw new Bad('bad code');
@@ -398,7 +450,7 @@ export const DOMAIN = {
 } as const;
 
 /** Proof of possession for Table 1: binds name, adapter, both user keys, node key, time and nonce. */
-export function registerTbs(m: Omit<RegisterMsg, 'sig' | 'certSig' | 'location' | 't'>): Uint8Array {
+export function registerTbs(m: Omit<RegisterMsg, 'sig' | 'location' | 't'>): Uint8Array {
   return cborEncode([
     'REGISTER',
     m.name,

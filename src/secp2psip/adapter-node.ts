@@ -1,0 +1,241 @@
+/**
+ * The overlay half of a SecP2PSIP adapter: its ring membership, its users'
+ * keys, registration with the bootstrap (seed 000 IV.2 "Key-Pair Generation",
+ * "SecP2PSIP Registration Request") and the callee side of session
+ * establishment over RPC. The SIP half (adapter.ts) sits on top.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
+import { nodeIdFromKey } from '../identity/fingerprint.ts';
+import { Identity } from '../identity/identity.ts';
+import { ReplayCache } from '../identity/replay-cache.ts';
+import { UserSigner } from '../identity/user-key.ts';
+import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
+import type { Clock } from '../util/clock.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import type { Random } from '../util/random.ts';
+import { SECP2PSIP_METHOD } from './bootstrap-server.ts';
+import { answerInvite, type FlowContext, type LocalUser, type SecurityMode } from './call-flow.ts';
+import type { RebuildMode } from './key-lookup.ts';
+import {
+  type AdmittedMsg,
+  type BootstrapInfo,
+  DOMAIN,
+  decodeMessage,
+  encodeMessage,
+  type LocationRecord,
+  locationTbs,
+  NAME_RE,
+  type RegisteredMsg,
+  type RegisterMsg,
+  registerTbs,
+  type UserKeyBundle,
+} from './messages.ts';
+import { authorityFor } from './name-authority.ts';
+import type { TrustStore } from './trust-store.ts';
+
+export interface AdapterNodeComponents {
+  endpoint: RpcEndpoint;
+  ring: ChordNode;
+  trust: TrustStore;
+  clock: Clock;
+  random: Random;
+  logger?: Logger;
+}
+
+export interface AdapterNodeInit {
+  admitted: AdmittedMsg;
+  /** The bootstrap this adapter registers with (it forwards to the name's authority). */
+  bootstrap: BootstrapInfo;
+  /** This adapter's SIP host:port (seed Table 1 "IP"). */
+  sipAddr: string;
+  mode?: SecurityMode;
+  rebuild?: RebuildMode;
+  /** Where user keys persist (`<dataDir>/users/<name>.pem`, mode 0600); in memory when absent. */
+  dataDir?: string;
+  timeoutMs?: number;
+  windowMs?: number;
+}
+
+/** Send one SECP2PSIP message and decode the answer; ERROR answers become OverlayErrors. */
+export async function exchange(endpoint: RpcEndpoint, to: NodeRef, payload: Uint8Array, timeoutMs?: number) {
+  const raw = await endpoint.request(to, SECP2PSIP_METHOD, payload, { timeoutMs });
+  const d = decodeMessage(raw);
+  if (!d.ok) throw new OverlayError('RPC_MALFORMED', d.error);
+  if (d.value.t === 'ERROR') throw new OverlayError(d.value.code, d.value.reason);
+  return d.value;
+}
+
+/** ADMIT: ask a bootstrap for this node key's ring id (the TLS handshake proves the key). */
+export async function requestAdmission(endpoint: RpcEndpoint, bootstrap: BootstrapInfo): Promise<AdmittedMsg> {
+  const m = await exchange(endpoint, bootstrapRef(bootstrap), encodeMessage({ t: 'ADMIT' }));
+  if (m.t !== 'ADMITTED') throw new OverlayError('RPC_MALFORMED', `expected ADMITTED, got ${m.t}`);
+  return m;
+}
+
+export function bootstrapRef(b: BootstrapInfo): NodeRef {
+  return { id: nodeIdFromKey(b.key), addr: b.addr, key: b.key };
+}
+
+export class AdapterNode {
+  readonly endpoint: RpcEndpoint;
+  readonly ring: ChordNode;
+  readonly trust: TrustStore;
+  readonly users = new Map<string, LocalUser>();
+  readonly bootstraps: BootstrapInfo[];
+  readonly bootstrapKeys: Uint8Array[];
+  readonly k: number;
+  readonly n: number;
+  readonly flow: FlowContext;
+  readonly stats = { registrations: 0, invitesAnswered: 0 };
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly log: Logger;
+  private readonly init: AdapterNodeInit;
+  private readonly pending = new Map<string, Promise<LocalUser>>();
+  private seq = 0;
+  /** The callee's phone contacts; set by the SIP half. */
+  contactsOf: (name: string) => string[] = () => [];
+
+  constructor(c: AdapterNodeComponents, init: AdapterNodeInit) {
+    this.endpoint = c.endpoint;
+    this.ring = c.ring;
+    this.trust = c.trust;
+    this.clock = c.clock;
+    this.random = c.random;
+    this.init = init;
+    this.log = (c.logger ?? silentLogger).child({ component: 'adapter', node: c.endpoint.self.id.slice(0, 8) });
+    this.bootstraps = init.admitted.bootstraps;
+    this.bootstrapKeys = this.bootstraps.map((b) => b.key);
+    this.k = init.admitted.k;
+    this.n = init.admitted.n;
+    this.flow = {
+      endpoint: this.endpoint,
+      lookup: {
+        ring: this.ring,
+        k: this.k,
+        n: this.n,
+        rebuild: init.rebuild ?? 'robust',
+        random: this.random,
+        bootstrapKeys: this.bootstrapKeys,
+        wallNow: () => this.clock.wallNow(),
+        log: this.log,
+      },
+      trust: this.trust,
+      replay: new ReplayCache({ clock: this.clock, windowMs: init.windowMs ?? 30_000 }),
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      mode: init.mode ?? 'signed',
+      timeoutMs: init.timeoutMs ?? 5000,
+      localUser: (name) => this.users.get(name),
+      localUsers: () => this.users.values(),
+      contactsOf: (name) => this.contactsOf(name),
+      whois: (name) => this.whois(name),
+    };
+    c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
+  }
+
+  get mode(): SecurityMode {
+    return this.flow.mode;
+  }
+
+  private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
+    if (method === SECP2PSIP_METHOD) {
+      this.stats.invitesAnswered++;
+      return answerInvite(this.flow, payload, caller);
+    }
+    return this.ring.handleRequest(method, payload, caller);
+  }
+
+  /** The user's key: loaded from `<dataDir>/users/<name>.pem`, or created there (seed IV.2 "Key-Pair Generation"). */
+  private userIdentity(name: string): Identity {
+    if (!this.init.dataDir) return Identity.generate();
+    const dir = join(this.init.dataDir, 'users');
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return Identity.loadOrCreate(join(dir, `${name}.pem`));
+  }
+
+  /** Register `name` with the bootstrap (once; concurrent callers share the attempt). */
+  ensureUser(name: string): Promise<LocalUser> {
+    const have = this.users.get(name);
+    if (have) return Promise.resolve(have);
+    let p = this.pending.get(name);
+    if (!p) {
+      p = this.registerUser(name).finally(() => this.pending.delete(name));
+      this.pending.set(name, p);
+    }
+    return p;
+  }
+
+  /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */
+  async registerUser(name: string): Promise<LocalUser> {
+    if (!NAME_RE.test(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not a usable user name`);
+    const kem = this.userIdentity(name);
+    const signer = UserSigner.fromIdentity(kem);
+    const self = this.endpoint.self;
+    const now = this.clock.wallNow();
+    const locBody: Omit<LocationRecord, 'sig' | 'admission'> = {
+      name,
+      nodeKey: self.key,
+      nodeAddr: self.addr,
+      sipAddr: this.init.sipAddr,
+      time: now,
+      seq: this.seq++,
+    };
+    const location: LocationRecord = {
+      ...locBody,
+      sig: signer.sign(DOMAIN.location, locationTbs(locBody)),
+      admission: this.init.admitted.admission,
+    };
+    const body: Omit<RegisterMsg, 'sig' | 'location' | 't'> = {
+      name,
+      ip: this.init.sipAddr,
+      publicKey: { signKey: signer.key.encode(), sealKey: kem.bundle.kem },
+      node: { addr: self.addr, key: self.key },
+      ts: now,
+      nonce: this.random.bytes(16),
+    };
+    const msg: RegisterMsg = {
+      t: 'REGISTER',
+      ...body,
+      location,
+      sig: signer.sign(DOMAIN.register, registerTbs(body)),
+    };
+    const answer = await exchange(this.endpoint, bootstrapRef(this.init.bootstrap), encodeMessage(msg));
+    if (answer.t !== 'REGISTERED' || answer.name !== name)
+      throw new OverlayError('RPC_MALFORMED', 'bootstrap did not answer REGISTERED');
+    const reg = answer as RegisteredMsg;
+    const user: LocalUser = {
+      name,
+      signer,
+      kem,
+      bundle: {
+        name,
+        signKey: body.publicKey.signKey,
+        sealKey: body.publicKey.sealKey,
+        registeredAt: reg.registeredAt,
+      },
+    };
+    this.users.set(name, user);
+    // Our own key is trusted from the start: a different one coming back from the ring would be an attack.
+    this.trust.accept(user.bundle, now);
+    this.stats.registrations++;
+    this.log.info({ user: name }, `registered ${name} with the bootstrap`);
+    return user;
+  }
+
+  /** WHOIS at the name's authoritative bootstrap. */
+  async whois(name: string): Promise<UserKeyBundle | undefined> {
+    try {
+      const a = authorityFor(name, this.bootstraps);
+      const m = await exchange(this.endpoint, bootstrapRef(a), encodeMessage({ t: 'WHOIS', name }));
+      return m.t === 'WHOIS_OK' && m.bundle.name === name ? m.bundle : undefined;
+    } catch (e) {
+      if (!isOverlayError(e)) throw e;
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * The SecP2PSIP bootstrap server, seed 000 IV.2 (Figure 2): admits adapters
+ * to the ring (ADMIT: the bootstrap picks each node's ring id), registers users
+ * (REGISTER, Table 1): name uniqueness, proof of possession of the key (or a
+ * certificate chaining to the CA in strict mode), Shamir split into n pieces
+ * stored at `Username.i`, the user-signed location record at `Username`, and
+ * answers REGISTERED with the ring's contact info.
+ *
+ * It is also a ring member: with no adapters yet the pieces must live
+ * somewhere. With several bootstraps, each name has one authority
+ * (name-authority.ts); a REGISTER for a name owned by another bootstrap is
+ * forwarded there.
+ */
+import { issueAdmission } from '../identity/admission.ts';
+import type { Identity } from '../identity/identity.ts';
+import { nodeIdFromKey } from '../identity/fingerprint.ts';
+import { rawPublicToKeyObject } from '../identity/keys.ts';
+import { ReplayCache } from '../identity/replay-cache.ts';
+import { UserKey } from '../identity/user-key.ts';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
+import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
+import { encodePiece, splitKey } from '../sharing/index.ts';
+import type { Clock } from '../util/clock.ts';
+import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import type { Random } from '../util/random.ts';
+import {
+  type AdmittedMsg,
+  type BootstrapInfo,
+  DOMAIN,
+  decodeMessage,
+  encodeBundle,
+  encodeLocation,
+  encodeMessage,
+  locationTbs,
+  type RegisteredMsg,
+  type RegisterMsg,
+  type RingContact,
+  registerTbs,
+  type SecP2PSipMessage,
+} from './messages.ts';
+import { authorityFor } from './name-authority.ts';
+import type { Registry, RegistryEntry } from './registry.ts';
+import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
+
+/** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
+export const SECP2PSIP_METHOD = 'secp2psip';
+
+export interface BootstrapComponents {
+  identity: Identity;
+  endpoint: RpcEndpoint;
+  ring: ChordNode;
+  registry: Registry;
+  clock: Clock;
+  random: Random;
+  logger?: Logger;
+}
+
+export interface BootstrapInit {
+  k: number;
+  n: number;
+  /** Every bootstrap of the overlay, this one included (default: only this one). */
+  bootstraps?: BootstrapInfo[];
+  /** Strict mode: PEM or DER trust anchors; users must present a certificate chaining to one of them. */
+  caBundle?: (string | Uint8Array)[];
+  /** Accepted clock difference for REGISTER timestamps (default 30 s). */
+  windowMs?: number;
+  /** Lifetime of admission certificates (default 30 days). */
+  admissionTtlMs?: number;
+}
+
+export class BootstrapServer {
+  readonly identity: Identity;
+  readonly endpoint: RpcEndpoint;
+  readonly ring: ChordNode;
+  readonly registry: Registry;
+  readonly k: number;
+  readonly n: number;
+  readonly bootstraps: BootstrapInfo[];
+  readonly stats = { admitted: 0, registered: 0, refused: 0, forwarded: 0, malformed: 0 };
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly log: Logger;
+  private readonly replay: ReplayCache;
+  private readonly caBundle?: (string | Uint8Array)[];
+  private readonly admissionTtlMs: number;
+
+  constructor(c: BootstrapComponents, init: BootstrapInit) {
+    this.identity = c.identity;
+    this.endpoint = c.endpoint;
+    this.ring = c.ring;
+    this.registry = c.registry;
+    this.clock = c.clock;
+    this.random = c.random;
+    this.log = (c.logger ?? silentLogger).child({ component: 'bootstrap', node: c.endpoint.self.id.slice(0, 8) });
+    this.k = init.k;
+    this.n = init.n;
+    if (!(Number.isInteger(this.k) && Number.isInteger(this.n) && this.k >= 1 && this.n >= this.k && this.n <= 255))
+      throw new OverlayError('BAD_CONFIG', 'need 1 <= k <= n <= 255');
+    this.bootstraps = init.bootstraps ?? [{ addr: c.endpoint.self.addr, key: c.identity.bundle.sig }];
+    if (!this.bootstraps.some((b) => sameKey(b.key, c.identity.bundle.sig)))
+      throw new OverlayError('BAD_CONFIG', 'the bootstrap set must include this bootstrap');
+    this.caBundle = init.caBundle;
+    this.replay = new ReplayCache({ clock: this.clock, windowMs: init.windowMs ?? 30_000 });
+    this.admissionTtlMs = init.admissionTtlMs ?? 30 * 24 * 3600_000;
+    c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
+  }
+
+  /** Ring id and admission certificate of a bootstrap's own node, before its endpoint exists. */
+  static selfAdmission(
+    identity: Identity,
+    registry: Registry,
+    random: Random,
+    wallNow: number,
+    ttlMs = 30 * 24 * 3600_000,
+  ): { id: string; admission: Uint8Array } {
+    const id = registry.nodeId(identity.bundle.sig, wallNow, () => Buffer.from(random.bytes(20)).toString('hex'));
+    return { id, admission: issueAdmission(identity, identity.bundle.sig, id, ttlMs, wallNow) };
+  }
+
+  /** Ref policy for this overlay: ids must come with an admission from one of its bootstraps. */
+  get verifyRef(): (ref: NodeRef) => boolean {
+    return admittedRef(
+      this.bootstraps.map((b) => b.key),
+      () => this.clock.wallNow(),
+    );
+  }
+
+  private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
+    if (method === SECP2PSIP_METHOD) return this.handle(payload, caller);
+    return this.ring.handleRequest(method, payload, caller);
+  }
+
+  /** Answer one SECP2PSIP message. Never throws: refusals travel back as ERROR messages. */
+  async handle(payload: Payload, caller: Caller): Promise<Uint8Array> {
+    const d = decodeMessage(payload);
+    if (!d.ok) {
+      this.stats.malformed++;
+      return this.refuse('RPC_MALFORMED', d.error);
+    }
+    const m = d.value;
+    try {
+      switch (m.t) {
+        case 'ADMIT':
+          return encodeMessage(this.admit(caller.key));
+        case 'REGISTER':
+          return await this.register(m, payload as Uint8Array, caller);
+        case 'WHOIS': {
+          const e = this.registry.get(m.name);
+          if (!e) return this.refuse('USER_UNKNOWN', m.name);
+          return encodeMessage({ t: 'WHOIS_OK', bundle: bundleOf(e) });
+        }
+        default:
+          return this.refuse('RPC_MALFORMED', `a bootstrap does not take ${m.t}`);
+      }
+    } catch (e) {
+      if (isOverlayError(e)) return this.refuse(e.code, e.message);
+      this.log.error({ err: (e as Error).message, stack: (e as Error).stack }, 'bootstrap request failed');
+      return this.refuse('BAD_CONFIG', 'internal error');
+    }
+  }
+
+  private refuse(code: ErrorCode, reason: string): Uint8Array {
+    this.stats.refused++;
+    return encodeMessage({ t: 'ERROR', code, reason });
+  }
+
+  /** ADMIT: assign (or recall) the caller's ring id; the caller proved its node key in the TLS handshake. */
+  admit(nodeKey: Uint8Array): AdmittedMsg {
+    if (!rawPublicToKeyObject('ed25519', nodeKey)) throw new OverlayError('IDENTITY_BAD_KEY', 'node key');
+    const now = this.clock.wallNow();
+    const nodeId = this.registry.nodeId(nodeKey, now, () => Buffer.from(this.random.bytes(20)).toString('hex'));
+    const admission = issueAdmission(this.identity, nodeKey, nodeId, this.admissionTtlMs, now);
+    this.stats.admitted++;
+    this.log.debug({ nodeId }, 'admitted node');
+    return {
+      t: 'ADMITTED',
+      nodeId,
+      admission,
+      ring: this.contacts(),
+      bootstraps: this.bootstraps,
+      k: this.k,
+      n: this.n,
+    };
+  }
+
+  private contacts(): RingContact[] {
+    const refs = [this.ring.self, ...this.ring.succs.entries().filter((r) => r.id !== this.ring.id)];
+    return refs.slice(0, 8).map((r) => ({ id: r.id, addr: r.addr, key: r.key, admission: r.admission }));
+  }
+
+  private isPeerBootstrap(key: Uint8Array): boolean {
+    return !sameKey(key, this.identity.bundle.sig) && this.bootstraps.some((b) => sameKey(b.key, key));
+  }
+
+  private async register(m: RegisterMsg, raw: Uint8Array, caller: Caller): Promise<Uint8Array> {
+    const fromPeer = this.isPeerBootstrap(caller.key);
+    // Only the adapter itself may register through its node key (a peer bootstrap forwards what it checked).
+    if (!fromPeer && !sameKey(caller.key, m.node.key))
+      throw new OverlayError('RPC_REFUSED', 'REGISTER must come from the node key it names');
+    const authority = authorityFor(m.name, this.bootstraps);
+    if (!sameKey(authority.key, this.identity.bundle.sig)) {
+      if (fromPeer) throw new OverlayError('BAD_CONFIG', 'bootstraps disagree on the name authority');
+      this.stats.forwarded++;
+      const to: NodeRef = { id: nodeIdFromKey(authority.key), addr: authority.addr, key: authority.key };
+      try {
+        const answer = await this.endpoint.request(to, SECP2PSIP_METHOD, raw);
+        if (answer instanceof Uint8Array) return answer;
+        throw new OverlayError('RPC_MALFORMED', 'authority answered no bytes');
+      } catch (e) {
+        if (isOverlayError(e)) throw new OverlayError('RPC_UNREACHABLE', `name authority: ${e.message}`);
+        throw e;
+      }
+    }
+    return encodeMessage(await this.registerHere(m));
+  }
+
+  /** Seed IV.2 "Bootstrap Verification", "Public Key Distribution", "Lookup Information Distribution". */
+  private async registerHere(m: RegisterMsg): Promise<RegisteredMsg> {
+    const now = this.clock.wallNow();
+    const key = this.checkKey(m, now);
+    if (!rawPublicToKeyObject('x25519', m.publicKey.sealKey))
+      throw new OverlayError('IDENTITY_BAD_KEY', 'sealing key is not an X25519 key');
+    if (!key.verify(DOMAIN.register, registerTbs(m), m.sig))
+      throw new OverlayError('IDENTITY_BAD_SIGNATURE', 'proof of possession does not verify');
+    const loc = m.location;
+    if (
+      loc.name !== m.name ||
+      !sameKey(loc.nodeKey, m.node.key) ||
+      loc.nodeAddr !== m.node.addr ||
+      loc.sipAddr !== m.ip ||
+      !key.verify(DOMAIN.location, locationTbs(loc), loc.sig)
+    )
+      throw new OverlayError('IDENTITY_BAD_SIGNATURE', 'location record does not match or is not signed by the user');
+    const admitted = loc.admission
+      ? admittedNode(
+          loc.admission,
+          this.bootstraps.map((b) => b.key),
+          now,
+        )
+      : undefined;
+    if (!admitted || !sameKey(admitted.nodeKey, loc.nodeKey) || !loc.admission)
+      throw new OverlayError('IDENTITY_BAD_CERTIFICATE', 'adapter node is not admitted');
+    // Freshness last: junk must not spend the replay cache.
+    const fresh = this.replay.check(m.nonce, m.ts, `register:${m.name}`);
+    if (!fresh.ok) throw new OverlayError(fresh.code, fresh.reason);
+
+    const claim = this.registry.claim(m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined);
+    if (claim.outcome === 'taken') {
+      this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
+      throw new OverlayError('USER_NAME_TAKEN', `'${m.name}' is already registered with another key`);
+    }
+    const entry = claim.entry;
+    const prev = entry.location;
+    let pieces = entry.pieces;
+    if (!pieces || pieces.length !== this.n) {
+      // The splitting library insists on a plain Uint8Array (not a Buffer).
+      const split = await splitKey(Uint8Array.from(encodeBundle(bundleOf(entry))), this.n, this.k);
+      pieces = split.map(encodePiece);
+      this.registry.setPieces(m.name, pieces);
+    }
+    const locBytes = encodeLocation(loc);
+    await this.publish(m.name, pieces, locBytes);
+    this.registry.setLocation(m.name, locBytes);
+    this.stats.registered++;
+    this.log.info({ user: m.name, outcome: claim.outcome, relocated: prev !== undefined }, 'user registered');
+    return {
+      t: 'REGISTERED',
+      name: m.name,
+      registeredAt: entry.registeredAt,
+      nodeId: admitted.nodeId,
+      admission: loc.admission,
+      ring: this.contacts(),
+      k: this.k,
+      n: this.n,
+      bootstraps: this.bootstraps,
+    };
+  }
+
+  /** Relaxed mode: an ad-hoc Ed25519 key. Strict mode: the leaf certificate's key, chaining to the CA bundle. */
+  private checkKey(m: RegisterMsg, now: number): UserKey {
+    const key = UserKey.decode(m.publicKey.signKey);
+    if (!key.ok) throw new OverlayError('IDENTITY_BAD_KEY', key.error);
+    if (!this.caBundle) {
+      if (key.value.kind !== 'ed25519') throw new OverlayError('IDENTITY_BAD_KEY', 'relaxed mode takes Ed25519 keys');
+      return key.value;
+    }
+    const chain = m.certChain;
+    if (!chain || chain.length === 0)
+      throw new OverlayError('IDENTITY_BAD_CERTIFICATE', 'strict mode needs a certificate');
+    const v = UserKey.fromCertificate(chain[0], chain.slice(1), this.caBundle, now);
+    if (!v.ok) throw new OverlayError('IDENTITY_BAD_CERTIFICATE', v.error);
+    if (!v.value.key.equals(key.value))
+      throw new OverlayError('IDENTITY_BAD_CERTIFICATE', 'certificate is for another key');
+    if (!certNamesUser(v.value.certificate.subject, m.name))
+      throw new OverlayError('IDENTITY_BAD_CERTIFICATE', `certificate subject does not name '${m.name}'`);
+    return key.value;
+  }
+
+  /** Store the n pieces and the location record, all in parallel. */
+  private async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
+    const at = this.clock.wallNow();
+    const puts = [
+      this.ring.put(name, sealRingValue(this.identity, name, location, at), RING_TTL_MS),
+      ...pieces.map((p, i) =>
+        this.ring.put(pieceKey(name, i + 1), sealRingValue(this.identity, pieceKey(name, i + 1), p, at), RING_TTL_MS),
+      ),
+    ];
+    const res = await Promise.all(puts);
+    if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
+    const stored = res.slice(1).filter((r) => r.ok).length;
+    if (stored < this.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.n} pieces stored`);
+    if (stored < this.n) this.log.warn({ user: name, stored, n: this.n }, 'some pieces could not be stored');
+  }
+
+  /** After a restart: put every registered user's pieces and location back into the ring. */
+  async republishAll(): Promise<number> {
+    let done = 0;
+    for (const e of this.registry.all()) {
+      if (!e.pieces || !e.location || e.pieces.length !== this.n) continue;
+      if (!sameKey(authorityFor(e.name, this.bootstraps).key, this.identity.bundle.sig)) continue;
+      try {
+        await this.publish(e.name, e.pieces, e.location);
+        done++;
+      } catch (err) {
+        this.log.warn({ user: e.name, err: (err as Error).message }, 'republish failed');
+      }
+    }
+    return done;
+  }
+}
+
+function bundleOf(e: RegistryEntry) {
+  return { name: e.name, signKey: e.signKey, sealKey: e.sealKey, registeredAt: e.registeredAt };
+}
+
+function certNamesUser(subject: string, name: string): boolean {
+  return subject.split(/,\s*/).some((rdn) => rdn === `CN=${name}` || rdn.startsWith(`CN=${name}@`));
+}
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+}
+
+export type { SecP2PSipMessage };

@@ -1,0 +1,293 @@
+/**
+ * SecP2PSIP session establishment, seed 000 IV.3 (Figure 3), both sides.
+ *
+ * Caller side (AdapterA, `placeCall`): contact lookup and key rebuild of the
+ * callee, trust on first use, SECP2PSIP INVITE (Table 2) signed by the caller
+ * and, in protected mode, sealed to the callee; then verification of the
+ * SECP2PSIP REDIRECT (Table 3) and of the 302 inside it against the phone's
+ * own INVITE. Only then is the 302 handed to the phone.
+ *
+ * Callee side (AdapterB, `answerInvite`): key rebuild of the caller,
+ * signature and freshness check (timestamp window + nonce cache), the 302
+ * built from the phone INVITE (RFC 3261 8.2.6) with the callee's registered
+ * contact, signed REDIRECT echoing the INVITE's nonce.
+ *
+ * What is signed (messages.ts `callTbs`): kind, sender, receiver, Call-ID,
+ * nonce, timestamp, SHA-256 of the SIP bytes.
+ */
+import type { Identity } from '../identity/identity.ts';
+import { open, seal } from '../identity/seal.ts';
+import type { ReplayCache } from '../identity/replay-cache.ts';
+import type { UserSigner } from '../identity/user-key.ts';
+import type { Caller, RpcEndpoint } from '../rpc/types.ts';
+import { getCSeq, getFrom, getTo, getTopVia } from '../sip/header-values.ts';
+import { getHeader, getHeaders, getParam, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { parseMessage } from '../sip/parser.ts';
+import { buildResponse } from '../sip/response.ts';
+import { serialize } from '../sip/serializer.ts';
+import type { Clock } from '../util/clock.ts';
+import { ERRORS, type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import type { Random } from '../util/random.ts';
+import { type LookupContext, lookupUser, type VerifiedUser } from './key-lookup.ts';
+import {
+  callTbs,
+  DOMAIN,
+  decodeMessage,
+  encodeMessage,
+  type InviteMsg,
+  NAME_RE,
+  type RedirectMsg,
+  type SecP2PSipMessage,
+  type UserKeyBundle,
+} from './messages.ts';
+import type { TrustStore } from './trust-store.ts';
+
+export type SecurityMode = 'signed' | 'protected';
+
+/** A user registered through this adapter: signs with `signer`, opens sealed messages with `kem`. */
+export interface LocalUser {
+  name: string;
+  signer: UserSigner;
+  kem: Identity;
+  bundle: UserKeyBundle;
+}
+
+export interface FlowContext {
+  endpoint: RpcEndpoint;
+  lookup: LookupContext;
+  trust: TrustStore;
+  replay: ReplayCache;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  mode: SecurityMode;
+  /** Time allowed for the SECP2PSIP INVITE/REDIRECT exchange (ms). */
+  timeoutMs: number;
+  localUser(name: string): LocalUser | undefined;
+  /** Every local user (to try sealed messages against). */
+  localUsers(): Iterable<LocalUser>;
+  /** The callee's registered phone contacts, as Contact header values. */
+  contactsOf(name: string): string[];
+  /** The name's current key at its authoritative bootstrap (TOFU re-registration check). */
+  whois(name: string): Promise<UserKeyBundle | undefined>;
+}
+
+export type CallOutcome =
+  | { ok: true; response: SipResponse; callee: VerifiedUser; protected: boolean }
+  | { ok: false; status: number; reason: string; code: ErrorCode };
+
+/** Raised inside the flow; mapped to a SIP status at the edge. */
+function refuse(code: ErrorCode, reason: string): never {
+  throw new OverlayError(code, reason);
+}
+
+function outcomeOf(e: unknown): CallOutcome {
+  if (isOverlayError(e)) {
+    const reason = e.message.length > 120 ? `${e.message.slice(0, 117)}...` : e.message;
+    return { ok: false, status: ERRORS[e.code].sip, reason: sipReason(reason), code: e.code };
+  }
+  return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG' };
+}
+
+/** Reason phrases are TEXT-UTF8 without CR/LF (RFC 3261 25.1). */
+function sipReason(s: string): string {
+  return s.replace(/[\r\n\t]+/g, ' ').trim();
+}
+
+/** Rebuild, verify and apply trust on first use (seed IV.3 "Public Key Reconstruction", plus TOFU). */
+export async function verifiedUser(ctx: FlowContext, name: string): Promise<VerifiedUser> {
+  const u = await lookupUser(ctx.lookup, name);
+  const verdict = ctx.trust.check(u.bundle);
+  if (verdict === 'mismatch') {
+    const auth = await ctx.whois(name).catch(() => undefined);
+    if (!auth || !ctx.trust.reRegistered(u.bundle, auth)) {
+      ctx.log.warn({ user: name }, 'key differs from the one trusted before; refusing');
+      refuse('VERIFICATION_FAILED', `key of ${name} changed since first use`);
+    }
+    ctx.log.info({ user: name }, 'bootstrap confirms a re-registration; trusting the new key');
+  }
+  ctx.trust.accept(u.bundle, ctx.clock.wallNow());
+  return u;
+}
+
+function sealFor(sealKey: Uint8Array, m: SecP2PSipMessage): Uint8Array {
+  return encodeMessage({ t: 'SEALED', box: seal(sealKey, encodeMessage(m)) });
+}
+
+/** Caller side: from the phone's INVITE to a verified 302, or a SIP error status. */
+export async function placeCall(
+  ctx: FlowContext,
+  req: SipRequest,
+  caller: LocalUser,
+  calleeName: string,
+  isCancelled: () => boolean = () => false,
+): Promise<CallOutcome> {
+  try {
+    if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
+    const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
+    const callee = await verifiedUser(ctx, calleeName);
+    if (isCancelled()) refuse('TIMEOUT', 'cancelled');
+    const sip = new Uint8Array(serialize(req));
+    const nonce = ctx.random.bytes(16);
+    const body: Omit<InviteMsg, 'sig'> = {
+      t: 'INVITE',
+      name: caller.name,
+      to: calleeName,
+      callId,
+      nonce,
+      ts: ctx.clock.wallNow(),
+      sip,
+    };
+    const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
+    const protectedMode = ctx.mode === 'protected';
+    const payload = protectedMode ? sealFor(callee.bundle.sealKey, invite) : encodeMessage(invite);
+    let answer: unknown;
+    try {
+      answer = await ctx.endpoint.request(callee.adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
+    } catch (e) {
+      if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
+      refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);
+    }
+    let d = decodeMessage(answer);
+    if (d.ok && d.value.t === 'SEALED') {
+      const opened = open(caller.kem, d.value.box);
+      d = opened.ok ? decodeMessage(opened.value) : { ok: false, error: opened.error };
+    }
+    if (!d.ok) refuse('VERIFICATION_FAILED', `bad answer from ${calleeName}'s adapter`);
+    const m = d.value;
+    if (m.t === 'ERROR') throw new OverlayError(m.code, `${calleeName}'s adapter: ${m.reason}`);
+    if (m.t !== 'REDIRECT') refuse('VERIFICATION_FAILED', `unexpected ${m.t} from ${calleeName}'s adapter`);
+    const response = checkRedirect(ctx, m, invite, callee, req);
+    ctx.log.info(
+      { caller: caller.name, callee: calleeName, mode: ctx.mode, badPieces: callee.pieces.bad },
+      `verified ${calleeName}'s REDIRECT; sending 302`,
+    );
+    return { ok: true, response, callee, protected: protectedMode };
+  } catch (e) {
+    const out = outcomeOf(e);
+    if (!out.ok)
+      ctx.log.info({ caller: caller.name, callee: calleeName, status: out.status, reason: out.reason }, 'call refused');
+    return out;
+  }
+}
+
+/** Seed IV.3 "SecP2PSIP Redirection Verification", plus: the 302 must answer exactly the phone's INVITE. */
+function checkRedirect(
+  ctx: FlowContext,
+  m: RedirectMsg,
+  invite: InviteMsg,
+  callee: VerifiedUser,
+  req: SipRequest,
+): SipResponse {
+  if (m.name !== invite.to || m.to !== invite.name || m.callId !== invite.callId)
+    refuse('VERIFICATION_FAILED', 'REDIRECT names another call');
+  if (!Buffer.from(m.nonce).equals(Buffer.from(invite.nonce)))
+    refuse('IDENTITY_REPLAY', 'REDIRECT does not answer this INVITE');
+  if (!callee.key.verify(DOMAIN.redirect, callTbs(m), m.sig))
+    refuse('IDENTITY_BAD_SIGNATURE', `REDIRECT is not signed by ${m.name}`);
+  const fresh = ctx.replay.check(m.nonce, m.ts, `redirect:${m.name}`);
+  if (!fresh.ok) refuse(fresh.code, fresh.reason);
+  const p = parseMessage(m.sip);
+  if (!p.ok || p.value.kind !== 'response' || p.value.status !== 302)
+    refuse('VERIFICATION_FAILED', 'REDIRECT does not carry a 302');
+  const resp = p.value;
+  const same = (h: string) => getHeaders(resp, h).join('\n') === getHeaders(req, h).join('\n');
+  const cseq = getCSeq(resp);
+  const rcseq = getCSeq(req);
+  const branch = (x: SipRequest | SipResponse) => {
+    const v = getTopVia(x);
+    return v.ok ? getParam(v.value.params, 'branch') : undefined;
+  };
+  if (
+    !same('Call-ID') ||
+    !same('Via') ||
+    !same('From') ||
+    !cseq.ok ||
+    !rcseq.ok ||
+    cseq.value.seq !== rcseq.value.seq ||
+    cseq.value.method !== 'INVITE' ||
+    branch(resp) === undefined ||
+    branch(resp) !== branch(req) ||
+    getHeaders(resp, 'Contact').length === 0
+  )
+    refuse('VERIFICATION_FAILED', "302 does not answer the phone's INVITE");
+  return resp;
+}
+
+/** Callee side: answer one SECP2PSIP INVITE (plain or sealed). Never throws: refusals are ERROR messages. */
+export async function answerInvite(ctx: FlowContext, payload: unknown, from: Caller): Promise<Uint8Array> {
+  let d = decodeMessage(payload);
+  let sealedTo: LocalUser | undefined;
+  if (d.ok && d.value.t === 'SEALED') {
+    const box = d.value.box;
+    d = { ok: false, error: 'sealed to no user of this adapter' };
+    for (const u of ctx.localUsers()) {
+      const o = open(u.kem, box);
+      if (o.ok) {
+        d = decodeMessage(o.value);
+        sealedTo = u;
+        break;
+      }
+    }
+  }
+  if (!d.ok) return encodeMessage({ t: 'ERROR', code: 'RPC_MALFORMED', reason: d.error });
+  const m = d.value;
+  if (m.t !== 'INVITE') return encodeMessage({ t: 'ERROR', code: 'RPC_MALFORMED', reason: `unexpected ${m.t}` });
+  let callerUser: VerifiedUser | undefined;
+  try {
+    const callee = ctx.localUser(m.to) ?? refuse('USER_UNKNOWN', `${m.to} is not registered at this adapter`);
+    if (sealedTo && sealedTo.name !== callee.name) refuse('VERIFICATION_FAILED', 'sealed to another user');
+    callerUser = await verifiedUser(ctx, m.name);
+    // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt caller key.
+    if (!callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig))
+      refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
+    const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
+    if (!fresh.ok) refuse(fresh.code, fresh.reason);
+    const sip = checkInviteSip(m);
+    const contacts = ctx.contactsOf(callee.name);
+    if (contacts.length === 0) refuse('CALLEE_UNREACHABLE', `${callee.name}'s phone is not registered`);
+    // Seed Table 3: a 302 built from the INVITE (RFC 3261 8.2.6), Contact = the callee's own phone.
+    const resp = buildResponse(sip, 302, 'Moved Temporarily', {
+      headers: contacts.map((value) => ({ name: 'Contact', value })),
+    });
+    const body: Omit<RedirectMsg, 'sig'> = {
+      t: 'REDIRECT',
+      name: callee.name,
+      to: m.name,
+      callId: m.callId,
+      nonce: m.nonce,
+      ts: ctx.clock.wallNow(),
+      sip: new Uint8Array(serialize(resp)),
+    };
+    const redirect: RedirectMsg = { ...body, sig: callee.signer.sign(DOMAIN.redirect, callTbs(body)) };
+    ctx.log.info(
+      { caller: m.name, callee: callee.name, sealed: sealedTo !== undefined, from: from.addr },
+      `verified ${m.name}'s INVITE; answering REDIRECT`,
+    );
+    return sealedTo || ctx.mode === 'protected'
+      ? sealFor(callerUser.bundle.sealKey, redirect)
+      : encodeMessage(redirect);
+  } catch (e) {
+    const code: ErrorCode = isOverlayError(e) ? e.code : 'BAD_CONFIG';
+    const reason = isOverlayError(e) ? e.message : 'internal error';
+    ctx.log.info({ caller: m.name, callee: m.to, code, reason }, 'SECP2PSIP INVITE refused');
+    const err = encodeMessage({ t: 'ERROR', code, reason });
+    // A refusal is sealed too when we could rebuild the caller's key, so observers learn nothing from it.
+    return sealedTo && callerUser ? encodeMessage({ t: 'SEALED', box: seal(callerUser.bundle.sealKey, err) }) : err;
+  }
+}
+
+/** The SIP request inside a SECP2PSIP INVITE must be an INVITE of this call, from the caller to the callee. */
+function checkInviteSip(m: InviteMsg): SipRequest {
+  const p = parseMessage(m.sip);
+  if (!p.ok || p.value.kind !== 'request' || p.value.method !== 'INVITE')
+    refuse('VERIFICATION_FAILED', 'SIP Request is not an INVITE');
+  const sip = p.value;
+  const from = getFrom(sip);
+  const to = getTo(sip);
+  if (getHeader(sip, 'Call-ID') !== m.callId) refuse('VERIFICATION_FAILED', 'Call-ID differs from the signed one');
+  if (!from.ok || from.value.uri.user !== m.name) refuse('VERIFICATION_FAILED', 'From is not the signing user');
+  if (!to.ok || to.value.uri.user !== m.to) refuse('VERIFICATION_FAILED', 'To is not the callee');
+  return sip;
+}

@@ -1,0 +1,148 @@
+/**
+ * Contact lookup and public key reconstruction, seed 000 IV.3: fetch
+ * `Username` and the pieces `Username.i` from the ring, rebuild the user's
+ * key bundle, and check the location record against it.
+ *
+ * Improvements over the seed: all keys are fetched in parallel (the seed went
+ * one after another); the default rebuild is robust (every piece, Reed-Solomon
+ * correction of up to floor((m-k)/2) bad ones, fail closed beyond and name the
+ * holders). The seed's own mode (k random pieces, no check) stays reachable as
+ * `rebuild: 'seed'` for measurements.
+ */
+import type { ChordNode, GetResult } from '../dht/chord/chord-node.ts';
+import { UserKey } from '../identity/user-key.ts';
+import type { NodeRef } from '../rpc/types.ts';
+import { choosePieceIndices, combineRobust, combineSeed, decodePiece, type PubKeyPiece } from '../sharing/index.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import type { Random } from '../util/random.ts';
+import {
+  DOMAIN,
+  decodeBundle,
+  decodeLocation,
+  type LocationRecord,
+  locationTbs,
+  type UserKeyBundle,
+} from './messages.ts';
+import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
+
+export type RebuildMode = 'robust' | 'seed';
+
+export interface VerifiedUser {
+  bundle: UserKeyBundle;
+  key: UserKey;
+  location: LocationRecord;
+  /** The user's adapter, pinned to the node key the user signed. */
+  adapter: NodeRef;
+  pieces: { used: number; bad: number[]; missing: number[] };
+}
+
+export interface LookupContext {
+  ring: ChordNode;
+  k: number;
+  n: number;
+  rebuild: RebuildMode;
+  random: Random;
+  bootstrapKeys: Iterable<Uint8Array>;
+  wallNow: () => number;
+  log: Logger;
+}
+
+function notFound(r: GetResult | undefined): boolean {
+  return r !== undefined && !r.ok && r.error === 'DHT_NOT_FOUND';
+}
+
+/** Fetch and verify everything about `name`. Throws OverlayError (USER_UNKNOWN, CALLEE_UNREACHABLE, VERIFICATION_FAILED). */
+export async function lookupUser(ctx: LookupContext, name: string): Promise<VerifiedUser> {
+  const indices =
+    ctx.rebuild === 'seed'
+      ? choosePieceIndices(ctx.n, ctx.k, ctx.random)
+      : Array.from({ length: ctx.n }, (_, i) => i + 1);
+  const keys = [name, ...indices.map((i) => pieceKey(name, i))];
+  const got = await ctx.ring.getMany(keys);
+
+  const loc = got.get(name);
+  if (!loc?.ok) {
+    if (notFound(loc)) throw new OverlayError('USER_UNKNOWN', name);
+    throw new OverlayError('CALLEE_UNREACHABLE', `lookup of ${name} failed: ${loc?.reason ?? 'no answer'}`);
+  }
+
+  const pieces: PubKeyPiece[] = [];
+  const undecodable: number[] = [];
+  for (const i of indices) {
+    const r = got.get(pieceKey(name, i));
+    if (!r?.ok) continue;
+    const env = openRingValue(r.value);
+    const p = env.ok ? decodePiece(env.value.p) : undefined;
+    if (p?.ok && p.value.index === i) pieces.push(p.value);
+    else undecodable.push(i);
+  }
+
+  let secret: Uint8Array;
+  let bad: number[] = [...undecodable];
+  let missing: number[] = [];
+  try {
+    if (ctx.rebuild === 'seed') secret = await combineSeed(pieces, ctx.k, ctx.random);
+    else {
+      const res = combineRobust(pieces, ctx.n, ctx.k);
+      secret = res.secret;
+      bad = [...new Set([...bad, ...res.bad])].sort((a, b) => a - b);
+      missing = res.missing.filter((i) => !undecodable.includes(i));
+      if (bad.length > 0) ctx.log.warn({ user: name, badPieces: bad }, 'corrected bad key pieces');
+    }
+  } catch (e) {
+    if (!isOverlayError(e)) throw e;
+    const detail = e.detail ?? {};
+    const suspects = [
+      ...new Set([
+        ...undecodable,
+        ...((detail.disagreeing as number[] | undefined) ?? []),
+        ...((detail.invalid as number[] | undefined) ?? []),
+      ]),
+    ].sort((a, b) => a - b);
+    const holders = await holdersOf(ctx, name, suspects);
+    ctx.log.error(
+      { user: name, code: e.code, suspectPieces: suspects, holders },
+      `key pieces of ${name} disagree beyond correction; failing closed`,
+    );
+    throw new OverlayError('VERIFICATION_FAILED', `key pieces of ${name} disagree (${e.code})`, {
+      suspects,
+      holders,
+    });
+  }
+
+  const b = decodeBundle(secret);
+  if (!b.ok || b.value.name !== name) throw new OverlayError('VERIFICATION_FAILED', `rebuilt key is not ${name}'s`);
+  const key = UserKey.decode(b.value.signKey);
+  if (!key.ok) throw new OverlayError('VERIFICATION_FAILED', `rebuilt key unusable: ${key.error}`);
+
+  const env = openRingValue(loc.value);
+  const l = env.ok ? decodeLocation(env.value.p) : undefined;
+  if (!l?.ok || l.value.name !== name) throw new OverlayError('VERIFICATION_FAILED', `bad location record for ${name}`);
+  const location = l.value;
+  if (!key.value.verify(DOMAIN.location, locationTbs(location), location.sig))
+    throw new OverlayError('VERIFICATION_FAILED', `location record of ${name} is not signed by ${name}`);
+  const adapter = adapterRef(location, ctx.bootstrapKeys, ctx.wallNow());
+  if (!adapter) throw new OverlayError('VERIFICATION_FAILED', `adapter of ${name} is not admitted`);
+  return { bundle: b.value, key: key.value, location, adapter, pieces: { used: pieces.length, bad, missing } };
+}
+
+/** The adapter's NodeRef from a location record, if a known bootstrap admitted its node key. */
+export function adapterRef(loc: LocationRecord, bootstrapKeys: Iterable<Uint8Array>, now: number): NodeRef | undefined {
+  if (!loc.admission) return undefined;
+  const a = admittedNode(loc.admission, bootstrapKeys, now);
+  if (!a || !Buffer.from(a.nodeKey).equals(Buffer.from(loc.nodeKey))) return undefined;
+  return { id: a.nodeId, addr: loc.nodeAddr, key: loc.nodeKey, admission: loc.admission };
+}
+
+/** Which ring nodes answer for the given pieces (for the error log only). */
+async function holdersOf(ctx: LookupContext, name: string, indices: number[]): Promise<Record<number, string>> {
+  const out: Record<number, string> = {};
+  await Promise.all(
+    indices.map(async (i) => {
+      const r = await ctx.ring.lookup(pieceKey(name, i));
+      out[i] = r.ok ? `${r.owner.id.slice(0, 12)}@${r.owner.addr}` : 'unknown';
+    }),
+  );
+  return out;
+}
