@@ -3,7 +3,7 @@ import type { PublicBundle } from './bundle.ts';
 import { isBytes, isUint } from './cbor.ts';
 import { isNodeId } from './fingerprint.ts';
 import type { Identity } from './identity.ts';
-import { rawPublicToKeyObject } from './keys.ts';
+import { isEd25519Point } from './keys.ts';
 import { decodeSigned, encodeSigned, type VerifyKey } from './verify.ts';
 
 /**
@@ -35,7 +35,7 @@ export function issueAdmission(
   now: number = Date.now(),
 ): Uint8Array {
   const key = nodeKey instanceof Uint8Array ? nodeKey : nodeKey.sig;
-  if (!rawPublicToKeyObject('ed25519', key)) throw new TypeError('issueAdmission: node key must be a raw Ed25519 key');
+  if (!isEd25519Point(key)) throw new TypeError('issueAdmission: node key must be a raw Ed25519 key');
   if (!isNodeId(nodeId)) throw new TypeError('issueAdmission: node id must be 40 lower-case hex');
   if (!isUint(ttlMs) || ttlMs <= 0 || !isUint(now)) throw new TypeError('issueAdmission: bad ttl or time');
   const body = {
@@ -61,7 +61,7 @@ export function verifyAdmission(bytes: Uint8Array, issuerKey: VerifyKey, now: nu
   if (b.exp <= b.iat) return fail('admission: expires before it is issued');
   if (b.iat > now + ADMISSION_SKEW_MS) return fail('admission: issued in the future');
   if (now >= b.exp) return fail('admission: expired');
-  if (!rawPublicToKeyObject('ed25519', b.key)) return fail('admission: bad node key');
+  if (!isEd25519Point(b.key)) return fail('admission: bad node key');
   return ok({
     nodeId: Buffer.from(b.id).toString('hex'),
     nodeKey: new Uint8Array(b.key),

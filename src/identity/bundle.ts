@@ -1,6 +1,6 @@
 import { fail, ok, type Result } from '../util/errors.ts';
 import { canonicalEncode, isBytes, safeDecode } from './cbor.ts';
-import { rawPublicToKeyObject } from './keys.ts';
+import { isEd25519Point } from './keys.ts';
 
 /**
  * The public half of an Identity: an Ed25519 key that signs and an X25519 key
@@ -18,7 +18,7 @@ export function encodeBundle(b: PublicBundle): Uint8Array {
   return canonicalEncode([BUNDLE_VERSION, b.sig, b.kem]);
 }
 
-/** Decode untrusted bytes; the keys must be well-formed points of their curves. */
+/** Decode untrusted bytes. The Ed25519 key must be a point of the curve; any 32 bytes are an X25519 key (RFC 7748 section 5). */
 export function decodeBundle(bytes: Uint8Array): Result<PublicBundle> {
   const r = safeDecode(bytes, 256);
   if (!r.ok) return r;
@@ -26,8 +26,7 @@ export function decodeBundle(bytes: Uint8Array): Result<PublicBundle> {
   if (!Array.isArray(v) || v.length !== 3) return fail('bundle: expected [version, sig, kem]');
   if (v[0] !== BUNDLE_VERSION) return fail(`bundle: unsupported version ${String(v[0])}`);
   if (!isBytes(v[1], 32) || !isBytes(v[2], 32)) return fail('bundle: keys must be 32-byte strings');
-  if (!rawPublicToKeyObject('ed25519', v[1])) return fail('bundle: bad Ed25519 key');
-  if (!rawPublicToKeyObject('x25519', v[2])) return fail('bundle: bad X25519 key');
+  if (!isEd25519Point(v[1])) return fail('bundle: bad Ed25519 key');
   return ok({ sig: new Uint8Array(v[1]), kem: new Uint8Array(v[2]) });
 }
 

@@ -20,8 +20,16 @@ export type CurveKind = keyof typeof SPKI_PREFIX;
 const publicCache = new Map<string, KeyObject>();
 const PUBLIC_CACHE_MAX = 4096;
 
-export function rawPublicToKeyObject(kind: CurveKind, raw: Uint8Array): KeyObject | undefined {
+/** `cache: false` for one-time keys (HPKE encapsulations), which would only evict useful entries. */
+export function rawPublicToKeyObject(kind: CurveKind, raw: Uint8Array, cache = true): KeyObject | undefined {
   if (!(raw instanceof Uint8Array) || raw.length !== 32) return undefined;
+  if (!cache) {
+    try {
+      return createPublicKey({ key: Buffer.concat([SPKI_PREFIX[kind], raw]), format: 'der', type: 'spki' });
+    } catch {
+      return undefined;
+    }
+  }
   const id = kind + Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
   const hit = publicCache.get(id);
   if (hit) return hit;
@@ -53,4 +61,41 @@ export function publicKeyToRaw(key: KeyObject): Uint8Array {
 export function privateKeyToRaw(key: KeyObject): Uint8Array {
   const der = key.export({ format: 'der', type: 'pkcs8' });
   return new Uint8Array(der.subarray(der.length - 32));
+}
+
+const P = 2n ** 255n - 19n;
+const D = (P - ((121665n * modPow(121666n, P - 2n)) % P)) % P; // d = -121665/121666 (RFC 8032 section 5.1)
+
+function modPow(b: bigint, e: bigint): bigint {
+  let r = 1n;
+  let x = ((b % P) + P) % P;
+  let k = e;
+  while (k > 0n) {
+    if (k & 1n) r = (r * x) % P;
+    x = (x * x) % P;
+    k >>= 1n;
+  }
+  return r;
+}
+
+/**
+ * Whether 32 bytes decode to a point of edwards25519 (RFC 8032 section
+ * 5.1.3). OpenSSL accepts any 32 bytes as an Ed25519 public key and only
+ * fails later at verification; decoders of untrusted keys check here.
+ */
+export function isEd25519Point(raw: Uint8Array): boolean {
+  if (!(raw instanceof Uint8Array) || raw.length !== 32) return false;
+  const x0 = raw[31] >> 7;
+  let y = 0n;
+  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? raw[i] & 0x7f : raw[i]);
+  if (y >= P) return false;
+  const y2 = (y * y) % P;
+  const u = (y2 - 1n + P) % P;
+  const v = (D * y2 + 1n) % P;
+  // x = u v^3 (u v^7)^((p-5)/8); a square root of u/v exists iff v x^2 = +-u.
+  const v3 = (((v * v) % P) * v) % P;
+  const x = (((u * v3) % P) * modPow((u * ((((v3 * v3) % P) * v) % P)) % P, (P - 5n) / 8n)) % P;
+  const vx2 = (((v * x) % P) * x) % P;
+  if (vx2 !== u && vx2 !== (P - u) % P) return false;
+  return !(u === 0n && x0 === 1); // x = 0 with the sign bit set is not canonical
 }

@@ -140,7 +140,7 @@ export function open(
     const skR = 'kemKey' in recipient ? recipient.kemKey : recipient;
     if (skR.asymmetricKeyType !== 'x25519' || skR.type !== 'private') return fail('not an X25519 private key');
     const enc = sealed.subarray(0, ENC_LEN);
-    const pkE = rawPublicToKeyObject('x25519', enc);
+    const pkE = rawPublicToKeyObject('x25519', enc, false);
     if (!pkE) return fail('bad encapsulated key');
     const dh = x25519(skR, pkE);
     if (!dh) return fail('small-order encapsulated key');

@@ -5,7 +5,7 @@ import { generateKeyPair, type KeyType } from './certificates.ts';
 import { type VerifiedCertificate, verifyCertificateChain } from './certificate-chain.ts';
 import { sha256Hex } from './fingerprint.ts';
 import type { Identity } from './identity.ts';
-import { rawPublicToKeyObject } from './keys.ts';
+import { isEd25519Point, rawPublicToKeyObject } from './keys.ts';
 import { MIN_RSA_BITS, type SignatureKind, signatureKind, signWithKey, verifyWithKey } from './signature.ts';
 
 /** Largest SubjectPublicKeyInfo accepted (RSA-8192 is about 1.1 KB). */
@@ -39,7 +39,7 @@ export class UserKey {
   }
 
   static fromEd25519(raw: Uint8Array): Result<UserKey> {
-    const key = rawPublicToKeyObject('ed25519', raw);
+    const key = isEd25519Point(raw) ? rawPublicToKeyObject('ed25519', raw) : undefined;
     return key ? UserKey.fromPublicKey(key) : fail('bad Ed25519 key');
   }
 

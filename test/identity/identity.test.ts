@@ -135,6 +135,11 @@ describe('bundle and fingerprints', () => {
     for (let cut = 0; cut < enc.length; cut++) assert.equal(decodeBundle(enc.subarray(0, cut)).ok, false);
     const rnd = new SeededRandom(11);
     for (let i = 0; i < 200; i++) decodeBundle(rnd.bytes(rnd.int(90)));
+    // About half of all 32-byte strings are not Ed25519 points (RFC 8032 section 5.1.3): refused.
+    let refused = 0;
+    for (let i = 0; i < 100; i++)
+      if (!decodeBundle(encodeBundle({ sig: rnd.bytes(32), kem: rnd.bytes(32) })).ok) refused++;
+    assert.ok(refused > 20 && refused < 80, `refused ${refused}`);
   });
 
   it('fingerprints: SHA-1 / SHA-256 hex and 160-bit node ids', () => {
