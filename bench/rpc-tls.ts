@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -23,12 +23,21 @@ import { mean, percentile } from '../src/util/stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+/** The callee echoes, and reports its CPU time on 'cpu' so CPU per request can be measured on a busy machine. */
+function echoOrCpu(method: string, payload: unknown): unknown {
+  if (method === 'cpu') {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  }
+  return payload;
+}
+
 async function serve(): Promise<void> {
   const ep = await TlsRpcEndpoint.listen({
     keyPair: generateKeyPairSync('ed25519'),
     limits: { maxServingPerConnection: 4096 },
   });
-  ep.onRequest((_method, payload) => payload);
+  ep.onRequest(echoOrCpu);
   process.stdout.write(
     `${JSON.stringify({ id: ep.self.id, addr: ep.self.addr, key: Buffer.from(ep.self.key).toString('hex') })}\n`,
   );
@@ -42,7 +51,7 @@ async function startCallee(sameProcess: boolean): Promise<{ ref: NodeRef; stop: 
       keyPair: generateKeyPairSync('ed25519'),
       limits: { maxServingPerConnection: 4096 },
     });
-    ep.onRequest((_method, payload) => payload);
+    ep.onRequest(echoOrCpu);
     return { ref: ep.self, stop: () => ep.close() };
   }
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(here, 'rpc-tls.ts'), 'serve'], {
@@ -79,6 +88,8 @@ async function roundTrips(ep: TlsRpcEndpoint, to: NodeRef, n: number, payload: u
 
 async function pipelined(ep: TlsRpcEndpoint, to: NodeRef, seconds: number, inflight: number, payload: unknown) {
   let done = 0;
+  const calleeCpu0 = (await ep.request(to, 'cpu', null)) as number;
+  const cpu0 = process.cpuUsage();
   const deadline = performance.now() + seconds * 1000;
   const t0 = performance.now();
   const worker = async () => {
@@ -89,7 +100,16 @@ async function pipelined(ep: TlsRpcEndpoint, to: NodeRef, seconds: number, infli
   };
   await Promise.all(Array.from({ length: inflight }, worker));
   const elapsed = (performance.now() - t0) / 1000;
-  return { requests: done, seconds: elapsed, perSecond: done / elapsed };
+  const cpu = process.cpuUsage(cpu0);
+  const calleeCpu = ((await ep.request(to, 'cpu', null)) as number) - calleeCpu0;
+  return {
+    requests: done,
+    seconds: elapsed,
+    perSecond: done / elapsed,
+    /** CPU microseconds per request pair on each side: less sensitive than wall time to other load. */
+    callerCpuUs: (cpu.user + cpu.system) / done,
+    calleeCpuUs: calleeCpu / done,
+  };
 }
 
 async function freshConnections(to: NodeRef, n: number): Promise<number[]> {
@@ -114,6 +134,7 @@ async function main(): Promise<void> {
   const seconds = floatOption(args, 'seconds', 0.1, 600);
   const inflight = intOption(args, 'inflight', 1, 4096);
   const sameProcess = args['same-process'] as boolean;
+  const load1 = loadavg()[0];
   const callee = await startCallee(sameProcess);
   const caller = await TlsRpcEndpoint.listen({
     keyPair: generateKeyPairSync('ed25519'),
@@ -137,6 +158,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     node: process.version,
     cpus: cpus().length,
+    loadavg1: load1,
     mode: sameProcess ? 'same-process' : 'two-processes',
     inflight,
     rttUs: { p50: percentile(rtt, 50), p90: percentile(rtt, 90), p99: percentile(rtt, 99), mean: mean(rtt) },
@@ -145,7 +167,7 @@ async function main(): Promise<void> {
     freshConnectionMs: { p50: percentile(conn, 50), p90: percentile(conn, 90), mean: mean(conn) },
   };
   const rows: [string, string][] = [
-    ['mode', `${result.mode}, node ${result.node}, ${result.cpus} cpus`],
+    ['mode', `${result.mode}, node ${result.node}, ${result.cpus} cpus, load average ${f(load1, 1)} at start`],
     [
       'round trip p50 / p90 / p99 (small)',
       `${f(result.rttUs.p50)} / ${f(result.rttUs.p90)} / ${f(result.rttUs.p99)} us`,
@@ -155,7 +177,9 @@ async function main(): Promise<void> {
       `throughput, ${inflight} in flight (small)`,
       `${f(tput.perSecond)} req/s (${tput.requests} in ${f(tput.seconds, 2)} s)`,
     ],
+    [`CPU per request, caller / callee (small)`, `${f(tput.callerCpuUs, 1)} / ${f(tput.calleeCpuUs, 1)} us`],
     [`throughput, ${inflight} in flight (1 KiB)`, `${f(tputKib.perSecond)} req/s`],
+    [`CPU per request, caller / callee (1 KiB)`, `${f(tputKib.callerCpuUs, 1)} / ${f(tputKib.calleeCpuUs, 1)} us`],
     ['throughput, 1 in flight', `${f(tput1.perSecond)} req/s`],
     [
       'fresh connection + first request p50 / p90',
