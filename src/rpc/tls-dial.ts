@@ -9,7 +9,7 @@ import { type KeyObject, timingSafeEqual } from 'node:crypto';
 import tls from 'node:tls';
 import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
-import { type NodeCertificate, nodeIdFromKey, verifyNodeCertificate } from './tls-cert.ts';
+import { type NodeCertificate, verifyNodeCertificate } from './tls-cert.ts';
 import type { NodeRef } from './types.ts';
 
 /** Split `host:port` or `[v6]:port`. */
@@ -38,11 +38,6 @@ export function keyHex(key: Uint8Array): string {
 
 export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** Default id binding: the id is derived from the key. Admission certificates need the layer above. */
-export function defaultVerifyRef(ref: NodeRef): boolean {
-  return ref.id === nodeIdFromKey(ref.key);
 }
 
 export interface DialOptions {

@@ -29,7 +29,7 @@ import {
   rawEd25519PublicKey,
   verifyNodeCertificate,
 } from './tls-cert.ts';
-import { clientContext, defaultVerifyRef, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
+import { clientContext, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
 import {
   emptyStats,
   type NodeRef,
@@ -40,7 +40,10 @@ import {
 } from './types.ts';
 
 export type { TlsRpcStats } from './tls-connection.ts';
-export { defaultVerifyRef, formatAddr, parseAddr } from './tls-dial.ts';
+export { formatAddr, parseAddr } from './tls-dial.ts';
+import { defaultVerifyRef } from './verify-ref.ts';
+
+export { admissionVerifyRef, defaultVerifyRef } from './verify-ref.ts';
 
 export interface TlsRpcLimits {
   /** Largest frame body accepted or sent; a larger announced length closes the connection. */

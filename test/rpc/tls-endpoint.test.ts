@@ -5,10 +5,12 @@ import { after, test } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createCa, createNodeCertificate as createIdentityNodeCertificate } from '../../src/identity/certificates.ts';
+import { issueAdmission } from '../../src/identity/admission.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
-import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import { admissionVerifyRef, type TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { Caller, NodeRef } from '../../src/rpc/types.ts';
+import { SystemClock } from '../../src/util/clock.ts';
 import { isOverlayError, OverlayError } from '../../src/util/errors.ts';
 import { listen, makeNode, until } from './tls-helpers.ts';
 
@@ -278,4 +280,28 @@ test('certificates from the identity layer work, and an issuer-signed certificat
   const d = await node(undefined, { trustedIssuers: [] });
   assert.equal(await d.request(b.self, 'who', null), d.self.id); // b's own cert is self-signed: accepted
   await assert.rejects(d.request(a.self, 'who', null), code('RPC_PEER_KEY_MISMATCH'));
+});
+
+test('admissionVerifyRef: an assigned id needs an admission for exactly that id and key', async () => {
+  const bootstrap = Identity.generate();
+  const rogue = Identity.generate();
+  const b = await node(undefined, { verifyRef: admissionVerifyRef(bootstrap.publicSigningKey, new SystemClock()) });
+  b.onRequest((_m, _p, caller) => caller.ref?.id);
+  const assigned = 'd'.repeat(40);
+  const member = await makeNode();
+  const admission = issueAdmission(bootstrap, member.key, assigned, 60_000);
+  const ok = await node(member, { self: { id: assigned, admission } });
+  assert.equal(await ok.request(b.self, 'who', null), assigned);
+  // Someone else replays the member's admission with its own key.
+  const thief = await node(undefined, { self: { id: assigned, admission } });
+  await assert.rejects(thief.request(b.self, 'who', null), code('RPC_REFUSED'));
+  // An admission signed by someone other than the bootstrap.
+  const other = await makeNode();
+  const forged = issueAdmission(rogue, other.key, assigned, 60_000);
+  const forger = await node(other, { self: { id: assigned, admission: forged } });
+  await assert.rejects(forger.request(b.self, 'who', null), code('RPC_REFUSED'));
+  // Derived ids need no admission.
+  const plain = await node();
+  assert.equal(await plain.request(b.self, 'who', null), plain.self.id);
+  assert.equal(b.stats.connectionsRefused, 2);
 });
