@@ -191,7 +191,20 @@ export class SipElement {
   }
 }
 
-/** Random hex token for tags and branches. */
+const POOL_SIZE = 4096;
+let pool = randomBytes(POOL_SIZE);
+let poolAt = 0;
+
+/**
+ * Random hex token for tags and branches (19.3: tags and branches must be unique and hard to guess). Drawn from a
+ * pooled buffer of cryptographic randomness so a busy element does not make one system call per token.
+ */
 export function newToken(bytes: number): string {
-  return randomBytes(bytes).toString('hex');
+  if (poolAt + bytes > POOL_SIZE) {
+    pool = randomBytes(POOL_SIZE);
+    poolAt = 0;
+  }
+  const s = pool.toString('hex', poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return s;
 }

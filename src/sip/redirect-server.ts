@@ -25,7 +25,8 @@ export class RedirectServer {
 
   onRequest(inc: IncomingRequest): void {
     const req = inc.request;
-    this.log.debug({ method: req.method, uri: req.uri, from: `${inc.source.address}:${inc.source.port}` }, 'request');
+    if (this.log.isLevelEnabled('debug'))
+      this.log.debug({ method: req.method, uri: req.uri, from: `${inc.source.address}:${inc.source.port}` }, 'request');
     // 16.3 step 3 / 8.2: a request that has run out of hops is refused with 483; OPTIONS may be answered (16.3).
     if (req.method !== 'OPTIONS' && getMaxForwards(req) === 0) {
       this.stats.rejected++;

@@ -45,10 +45,10 @@ const paramOf = (v: Via, k: string): string | null | undefined => v.params.find(
  * (ACK counted as INVITE). Otherwise the RFC 2543 rule: Request-URI, From tag, Call-ID, CSeq number, top Via and
  * method class, plus the To tag for methods other than INVITE/ACK/CANCEL (the ACK's To tag is checked separately).
  */
-export function serverKey(req: SipRequest, method = req.method): string | undefined {
+export function serverKey(req: SipRequest, method = req.method, topVia?: Via): string | undefined {
   const top = getHeader(req, 'Via');
   if (top === undefined) return undefined;
-  const via = parseVia(top);
+  const via = topVia ? { ok: true as const, value: topVia } : parseVia(top);
   if (!via.ok) return undefined;
   const m = method === 'ACK' ? 'INVITE' : method;
   const branch = paramOf(via.value, 'branch');
@@ -143,7 +143,7 @@ export class TransactionLayer {
     return tx;
   }
 
-  handleMessage({ msg, source }: InboundMessage): void {
+  handleMessage({ msg, source, topVia }: InboundMessage): void {
     if (msg.kind === 'response') {
       const key = clientKey(msg);
       const tx = key === undefined ? undefined : this.client.get(key);
@@ -154,7 +154,7 @@ export class TransactionLayer {
       }
       return;
     }
-    const key = serverKey(msg);
+    const key = serverKey(msg, msg.method, topVia);
     if (key === undefined) return; // the transport only passes requests with a readable Via
     const existing = this.server.get(key);
     if (existing && !(msg.method === 'ACK' && !ackMatches(msg, existing))) {

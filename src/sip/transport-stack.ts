@@ -40,6 +40,8 @@ export class TransportStack implements SipTransport {
   private readonly tcp: TcpEndpoint;
   private readonly log: Logger;
   private handler: (m: InboundMessage) => void = () => {};
+  private readonly wire = new WeakMap<SipMessage, Buffer>();
+  private readonly routes = new WeakMap<Peer, Peer>();
 
   private constructor(host: string, udp: UdpEndpoint, tcp: TcpEndpoint, log: Logger) {
     this.local = { host, port: udp.port };
@@ -93,12 +95,17 @@ export class TransportStack implements SipTransport {
   }
 
   send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void {
-    let buf: Buffer;
-    try {
-      buf = serialize(msg);
-    } catch (e) {
-      this.sendFailed(e as Error, onError);
-      return;
+    // A retransmission (Timers A, E, G; a request retransmission answered from a transaction) sends the same
+    // message object again: its bytes are kept rather than serialised anew.
+    let buf = this.wire.get(msg);
+    if (!buf) {
+      try {
+        buf = serialize(msg);
+      } catch (e) {
+        this.sendFailed(e as Error, onError);
+        return;
+      }
+      this.wire.set(msg, buf);
     }
     this.sendBytes(buf, to, onError);
   }
@@ -110,7 +117,13 @@ export class TransportStack implements SipTransport {
       this.send(resp, source, onError);
       return;
     }
-    this.send(resp, responseDestination(resp, source), onError);
+    // The destination depends only on the request's top Via and source: computed once per server transaction.
+    let dest = this.routes.get(source);
+    if (!dest) {
+      dest = responseDestination(resp, source);
+      this.routes.set(source, dest);
+    }
+    this.send(resp, dest, onError);
   }
 
   async close(): Promise<void> {
@@ -142,11 +155,16 @@ export class TransportStack implements SipTransport {
   }
 
   private deliver(msg: SipMessage, source: Peer, raw?: SipMessage): void {
-    if (msg.kind === 'request' && !stampTopVia(msg, source)) {
+    if (msg.kind === 'response') {
+      this.handler({ msg, source });
+      return;
+    }
+    const topVia = stampTopVia(msg, source);
+    if (!topVia) {
       this.refuse(raw?.kind === 'request' ? raw : msg, source, 'malformed Via');
       return;
     }
-    this.handler({ msg, source });
+    this.handler({ msg, source, topVia });
   }
 
   /** Nothing from the network may throw out of a socket handler: count it and carry on. */

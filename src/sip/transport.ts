@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatVia, parseVia } from './header-values.ts';
-import type { SipMessage, SipRequest, SipResponse } from './message.ts';
+import type { SipMessage, SipRequest, SipResponse, Via } from './message.ts';
 
 /**
  * The SIP transport interface (RFC 3261 section 18). The transport never
@@ -22,6 +22,8 @@ export interface InboundMessage {
   /** Parsed and validated message; for requests the top Via already carries `received` / `rport` (18.2.1, RFC 3581). */
   msg: SipMessage;
   source: Peer;
+  /** The request's top Via as parsed by the transport (after stamping), so layers above need not parse it again. */
+  topVia?: Via;
 }
 
 export interface TransportStats {
@@ -58,7 +60,10 @@ export interface SipTransport {
   /** Bound address (host without brackets) and port, shared by UDP and TCP. */
   readonly local: { host: string; port: number };
   readonly stats: TransportStats;
-  /** Send to a peer: a datagram over UDP; over TCP the connection `connId` if open, else one to address:port. */
+  /**
+   * Send to a peer: a datagram over UDP; over TCP the connection `connId` if open, else one to address:port.
+   * A message is treated as immutable once sent: sending the same object again resends the same bytes.
+   */
   send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void;
   /** Send a response towards the request's origin, RFC 3261 18.2.2 with RFC 3581 section 4. */
   sendResponse(resp: SipResponse, source: Peer, onError?: SendErrorHandler): void;
@@ -83,26 +88,26 @@ export function uriHost(host: string): string {
  * RFC 3261 18.2.1: "the server transport MUST ... add a 'received' parameter to the top Via if the host portion
  * of the sent-by contains a domain name, or an IP address that differs from the packet source address". RFC 3581
  * section 4: when the top Via has `rport` without a value, the server "MUST set the value of the parameter to the
- * source port of the request", and then also adds `received` even if the address matches. Returns false when the
- * top Via cannot be parsed (the caller treats the message as malformed).
+ * source port of the request", and then also adds `received` even if the address matches. Returns the stamped Via,
+ * or undefined when the top Via cannot be parsed (the caller treats the message as malformed).
  */
-export function stampTopVia(req: SipRequest, source: Peer): boolean {
+export function stampTopVia(req: SipRequest, source: Peer): Via | undefined {
   const idx = req.headers.findIndex((h) => h.name === 'Via' || h.name.toLowerCase() === 'via');
-  if (idx < 0) return false;
+  if (idx < 0) return undefined;
   const parsed = parseVia(req.headers[idx].value);
-  if (!parsed.ok) return false;
+  if (!parsed.ok) return undefined;
   const via = parsed.value;
   const src = plainHost(source.address);
   const rportAt = via.params.findIndex(([k]) => k === 'rport');
   const wantsRport = rportAt >= 0 && via.params[rportAt][1] === null;
   const differs = plainHost(via.host) !== src;
-  if (!differs && !wantsRport) return true;
+  if (!differs && !wantsRport) return via;
   if (wantsRport) via.params[rportAt] = ['rport', String(source.port)];
   const recAt = via.params.findIndex(([k]) => k === 'received');
   if (recAt >= 0) via.params[recAt] = ['received', src];
   else via.params.push(['received', src]);
   req.headers[idx] = { name: req.headers[idx].name, value: formatVia(via) };
-  return true;
+  return via;
 }
 
 /**

@@ -1,0 +1,159 @@
+/**
+ * `secp2psip registrar` under sipp load over UDP on loopback: REGISTER/s and INVITE->302/s (the sipp UAC
+ * expects the 302 and ACKs it), with failed-transaction counts. The registrar is the real CLI in its own
+ * process; sipp is the load generator (Debian package sip-tester). Prints a table and writes
+ * bench/results/sip-registrar.json.
+ *
+ * Run: node --import tsx bench/sip-registrar.ts [--quick] [--seconds N] [--rate N]
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const FIX = join(ROOT, 'test/fixtures/sipp');
+
+function option(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) {
+    process.stderr.write(`--${name} needs a positive number\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const quick = process.argv.includes('--quick');
+const seconds = option('seconds', quick ? 4 : 20);
+const rate = option('rate', 12_000);
+const USERS = 1000;
+
+interface Result {
+  scenario: string;
+  offeredRate: number;
+  seconds: number;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  perSecond: number;
+}
+
+function startRegistrar(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'bin/secp2psip.mjs'), 'registrar', '--listen', '127.0.0.1:0', '--log-level', 'info'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  return new Promise((resolve, reject) => {
+    proc.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /"port":(\d+)/.exec(err);
+      if (m)
+        resolve({
+          port: Number(m[1]),
+          stop: () =>
+            new Promise((res) => {
+              proc.once('exit', () => res());
+              proc.kill('SIGTERM');
+            }),
+        });
+    });
+    proc.once('exit', (code) => reject(new Error(`registrar exited (${code}): ${err}`)));
+  });
+}
+
+function runSipp(scenario: string, csv: string, port: number, calls: number, dir: string): Promise<Result> {
+  const stf = join(dir, `${scenario}.csv`);
+  const args = [
+    '-sf',
+    join(FIX, scenario),
+    '-inf',
+    csv,
+    '-r',
+    String(rate),
+    '-rp',
+    '1000',
+    '-m',
+    String(calls),
+    '-l',
+    String(Math.max(1000, rate)),
+    '-i',
+    '127.0.0.1',
+    '-p',
+    '0',
+    '-t',
+    'u1',
+    '-nostdin',
+    '-trace_stat',
+    '-stf',
+    stf,
+    '-fd',
+    '1',
+    '-timeout',
+    `${seconds * 4 + 30}s`,
+    `127.0.0.1:${port}`,
+  ];
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.once('error', reject);
+    p.once('exit', () => {
+      const elapsed = (performance.now() - started) / 1000;
+      const lines = readFileSync(stf, 'utf8').trim().split('\n');
+      const head = lines[0].split(';');
+      const last = lines[lines.length - 1].split(';');
+      const col = (name: string): number => Number(last[head.indexOf(name)] ?? 0);
+      const successful = col('SuccessfulCall(C)');
+      resolve({
+        scenario: scenario.replace(/\.xml$/, ''),
+        offeredRate: rate,
+        seconds: Number(elapsed.toFixed(2)),
+        successful,
+        failed: col('FailedCall(C)'),
+        retransmissions: col('Retransmissions(C)'),
+        perSecond: Math.round(successful / elapsed),
+      });
+      if (!successful) reject(new Error(`sipp made no successful call: ${err.slice(-2000)}`));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-sip-'));
+  const csv = join(dir, 'users.csv');
+  writeFileSync(csv, `SEQUENTIAL\n${Array.from({ length: USERS }, (_, i) => `user${i}`).join('\n')}\n`);
+  const reg = await startRegistrar();
+  const results: Result[] = [];
+  try {
+    const calls = Math.round(rate * seconds);
+    results.push(await runSipp('register.xml', csv, reg.port, calls, dir));
+    results.push(await runSipp('invite-302.xml', csv, reg.port, calls, dir));
+  } finally {
+    await reg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const targets: Record<string, number> = { register: 5000, 'invite-302': 3000 };
+  const rows = results.map((r) => ({ ...r, target: targets[r.scenario], met: r.perSecond >= targets[r.scenario] }));
+  process.stdout.write(`\nsecp2psip registrar under sipp, UDP loopback, ${cpus().length} cores, offered ${rate}/s\n\n`);
+  process.stdout.write('scenario     | per second | target | successful | failed | retrans | seconds\n');
+  process.stdout.write('-------------|------------|--------|------------|--------|---------|--------\n');
+  for (const r of rows)
+    process.stdout.write(
+      `${r.scenario.padEnd(12)} | ${String(r.perSecond).padStart(10)} | ${String(r.target).padStart(6)} | ${String(r.successful).padStart(10)} | ${String(r.failed).padStart(6)} | ${String(r.retransmissions).padStart(7)} | ${String(r.seconds).padStart(6)}\n`,
+    );
+  const out = join(ROOT, 'bench/results/sip-registrar.json');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(
+    out,
+    `${JSON.stringify({ bench: 'sip-registrar', date: new Date().toISOString(), node: process.version, cores: cpus().length, quick, results: rows }, null, 2)}\n`,
+  );
+  process.stdout.write(`\nwrote ${out}\n`);
+}
+
+await main();
