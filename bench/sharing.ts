@@ -120,6 +120,56 @@ for (const [k, n] of [
   });
 }
 
+/**
+ * The difference the robust mode makes: with `bad` corrupted pieces among n,
+ * how often each mode returns the wrong key, the right key, or an error.
+ */
+interface Outcome {
+  config: string;
+  bad: number;
+  mode: 'seed' | 'robust';
+  right: number;
+  wrong: number;
+  error: number;
+}
+const outcomes: Outcome[] = [];
+const TRIALS = 300;
+for (const [k, n] of [
+  [3, 8],
+  [6, 10],
+  [9, 10],
+] as const) {
+  const pieces = await splitKey(secret, n, k);
+  for (const bad of [1, Math.floor((n - k) / 2), Math.floor((n - k) / 2) + 1]) {
+    if (bad < 1) continue;
+    if (outcomes.some((o) => o.config === `k=${k} n=${n}` && o.bad === bad)) continue;
+    for (const mode of ['seed', 'robust'] as const) {
+      const o: Outcome = { config: `k=${k} n=${n}`, bad, mode, right: 0, wrong: 0, error: 0 };
+      for (let t = 0; t < TRIALS; t++) {
+        const victims = choosePieceIndices(n, bad, rnd);
+        const damaged = pieces.map((p) => ({ ...p, data: Uint8Array.from(p.data) }));
+        for (const i of victims) damaged[i - 1].data[rnd.int(secret.length)] ^= 1 + rnd.int(255);
+        try {
+          const got =
+            mode === 'seed'
+              ? await combineSeed(
+                  choosePieceIndices(n, k, rnd).map((i) => damaged[i - 1]),
+                  k,
+                  rnd,
+                )
+              : combineRobust(damaged, n, k).secret;
+          if (Buffer.compare(got, secret) === 0) o.right++;
+          else o.wrong++;
+        } catch {
+          o.error++;
+        }
+      }
+      outcomes.push(o);
+    }
+  }
+}
+process.stderr.write('.');
+
 const msg = new Uint8Array(200).fill(7);
 const sig = user.sign('bench/msg', msg);
 await measure('Ed25519 sign (200 B)', () => user.sign('bench/msg', msg));
@@ -163,6 +213,15 @@ for (const r of rows) {
     `${r.op.padEnd(w)}  ${String(r.mean_us).padStart(9)}  ${String(r.p50_us).padStart(9)}  ${String(r.p99_us).padStart(9)}  ${String(r.ops_per_s).padStart(9)}`,
   );
 }
+console.log(`\nrebuild outcomes over ${TRIALS} lookups, random byte damage in 'bad' random pieces:`);
+console.log(
+  `${'k/n'.padEnd(10)}  ${'bad'.padStart(3)}  ${'mode'.padEnd(6)}  ${'right'.padStart(6)}  ${'wrong'.padStart(6)}  ${'error'.padStart(6)}`,
+);
+for (const o of outcomes) {
+  console.log(
+    `${o.config.padEnd(10)}  ${String(o.bad).padStart(3)}  ${o.mode.padEnd(6)}  ${String(o.right).padStart(6)}  ${String(o.wrong).padStart(6)}  ${String(o.error).padStart(6)}`,
+  );
+}
 console.log(`\nsecret: ${secret.length}-byte public bundle; one core of ${cpus()[0]?.model ?? 'unknown CPU'}`);
 console.log('seed 000 (Java, LAN): piece retrieval + rebuild 256.48 / 486.40 / 678.79 ms for k=3/6/9');
 
@@ -170,6 +229,6 @@ const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'sharing.js
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(
   out,
-  `${JSON.stringify({ bench: 'sharing', date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, seconds: SECONDS, rows }, null, 2)}\n`,
+  `${JSON.stringify({ bench: 'sharing', date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, seconds: SECONDS, rows, outcomes }, null, 2)}\n`,
 );
 console.log(`wrote ${out}`);
