@@ -86,14 +86,27 @@ function kemSharedSecret(dh: Buffer, enc: Uint8Array, pkRm: Uint8Array): Buffer 
 
 /** RFC 9180 section 5.1, mode_base (no PSK): key and base_nonce. */
 function keySchedule(sharedSecret: Buffer, info: Uint8Array): { key: Buffer; nonce: Buffer } {
-  const pskIdHash = labeledExtract(HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY);
-  const infoHash = labeledExtract(HPKE_SUITE, EMPTY, 'info_hash', info);
-  const context = Buffer.concat([Buffer.from([0x00]), pskIdHash, infoHash]);
+  const context = scheduleContext(info);
   const secret = labeledExtract(HPKE_SUITE, sharedSecret, 'secret', EMPTY);
   return {
     key: labeledExpand(HPKE_SUITE, secret, 'key', context, NK),
     nonce: labeledExpand(HPKE_SUITE, secret, 'base_nonce', context, NN),
   };
+}
+
+/** key_schedule_context = mode || psk_id_hash || info_hash depends only on info: computed once per info. */
+const contexts = new Map<string, Buffer>();
+function scheduleContext(info: Uint8Array): Buffer {
+  const id = Buffer.from(info).toString('base64');
+  let ctx = contexts.get(id);
+  if (!ctx) {
+    const pskIdHash = labeledExtract(HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY);
+    const infoHash = labeledExtract(HPKE_SUITE, EMPTY, 'info_hash', info);
+    ctx = Buffer.concat([Buffer.from([0x00]), pskIdHash, infoHash]);
+    if (contexts.size >= 64) contexts.clear();
+    contexts.set(id, ctx);
+  }
+  return ctx;
 }
 
 /** RFC 9180 section 7.1.4: an all-zero X25519 output means a small-order point; abort. */
