@@ -28,6 +28,7 @@ import {
   type AdmittedMsg,
   type BootstrapInfo,
   DOMAIN,
+  decodeLocation,
   decodeMessage,
   encodeBundle,
   encodeLocation,
@@ -311,6 +312,22 @@ export class BootstrapServer {
     const stored = res.slice(1).filter((r) => r.ok).length;
     if (stored < this.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.n} pieces stored`);
     if (stored < this.n) this.log.warn({ user: name, stored, n: this.n }, 'some pieces could not be stored');
+  }
+
+  /**
+   * Ring members to rejoin through after a restart: the adapters of registered
+   * users, from their location records (newest first).
+   */
+  static rejoinContacts(registry: Registry, bootstrapKeys: Uint8Array[], wallNow: number): NodeRef[] {
+    const out: NodeRef[] = [];
+    for (const e of registry.all().reverse()) {
+      const l = e.location ? decodeLocation(e.location) : undefined;
+      if (!l?.ok || !l.value.admission) continue;
+      const a = admittedNode(l.value.admission, bootstrapKeys, wallNow);
+      if (a && sameKey(a.nodeKey, l.value.nodeKey) && !out.some((r) => r.id === a.nodeId))
+        out.push({ id: a.nodeId, addr: l.value.nodeAddr, key: l.value.nodeKey, admission: l.value.admission });
+    }
+    return out;
   }
 
   /** After a restart: put every registered user's pieces and location back into the ring. */

@@ -69,9 +69,14 @@ export async function lookupUser(ctx: LookupContext, name: string): Promise<Veri
 
   const pieces: PubKeyPiece[] = [];
   const undecodable: number[] = [];
+  // Pieces no replica returned: absent, or refused by the ring's validator (envelope not signed by a bootstrap).
+  const unanswered: number[] = [];
   for (const i of indices) {
     const r = got.get(pieceKey(name, i));
-    if (!r?.ok) continue;
+    if (!r?.ok) {
+      unanswered.push(i);
+      continue;
+    }
     const env = openRingValue(r.value);
     const p = env.ok ? decodePiece(env.value.p) : undefined;
     if (p?.ok && p.value.index === i) pieces.push(p.value);
@@ -88,22 +93,23 @@ export async function lookupUser(ctx: LookupContext, name: string): Promise<Veri
       secret = res.secret;
       bad = [...new Set([...bad, ...res.bad])].sort((a, b) => a - b);
       missing = res.missing.filter((i) => !undecodable.includes(i));
-      if (bad.length > 0) ctx.log.warn({ user: name, badPieces: bad }, 'corrected bad key pieces');
+      if (bad.length > 0 || unanswered.length > 0)
+        ctx.log.warn({ user: name, badPieces: bad, unanswered }, 'rebuilt key despite bad or missing pieces');
     }
   } catch (e) {
     if (!isOverlayError(e)) throw e;
     const detail = e.detail ?? {};
-    const suspects = [
-      ...new Set([
-        ...undecodable,
-        ...((detail.disagreeing as number[] | undefined) ?? []),
-        ...((detail.invalid as number[] | undefined) ?? []),
-      ]),
-    ].sort((a, b) => a - b);
+    const named = [
+      ...undecodable,
+      ...unanswered,
+      ...((detail.disagreeing as number[] | undefined) ?? []),
+      ...((detail.invalid as number[] | undefined) ?? []),
+    ];
+    const suspects = [...new Set(named)].sort((a, b) => a - b);
     const holders = await holdersOf(ctx, name, suspects);
     ctx.log.error(
       { user: name, code: e.code, suspectPieces: suspects, holders },
-      `key pieces of ${name} disagree beyond correction; failing closed`,
+      `key pieces of ${name} missing or disagreeing beyond correction; failing closed`,
     );
     throw new OverlayError('VERIFICATION_FAILED', `key pieces of ${name} disagree (${e.code})`, {
       suspects,

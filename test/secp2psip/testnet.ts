@@ -98,8 +98,9 @@ export class SecTestnet {
       { identity, endpoint, ring, registry, clock: this.clock, random: this.random.fork(), logger: this.init.logger },
       { k: this.init.k ?? 3, n: this.init.n ?? 5, bootstraps: this.info },
     );
-    const via = this.bootstraps.find((x) => x && !x.ring.stopped);
-    await this.settle(ring.join(via?.ring.self));
+    const live = this.bootstraps.find((x) => x && !x.ring.stopped)?.ring.self;
+    const via = live ?? BootstrapServer.rejoinContacts(registry, this.keys, this.clock.wallNow())[0];
+    await this.settle(ring.join(via));
     this.bootstraps[i] = b;
     return b;
   }

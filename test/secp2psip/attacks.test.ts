@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
+import { exchange } from '../../src/secp2psip/adapter-node.ts';
+import { type LocalUser, placeCall } from '../../src/secp2psip/call-flow.ts';
+import {
+  callTbs,
+  DOMAIN,
+  decodeMessage,
+  encodeMessage,
+  type InviteMsg,
+  type RedirectMsg,
+} from '../../src/secp2psip/messages.ts';
+import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { encodeBundle } from '../../src/secp2psip/messages.ts';
+import { encodePiece, splitKey } from '../../src/sharing/index.ts';
+import { serialize } from '../../src/sip/serializer.ts';
+import { UserSigner } from '../../src/identity/user-key.ts';
+import { Identity } from '../../src/identity/identity.ts';
+import type { Caller, Payload } from '../../src/rpc/types.ts';
+import { isOverlayError } from '../../src/util/errors.ts';
+import { phoneInvite, SecTestnet } from './testnet.ts';
+
+const K = 3;
+const N = 7; // floor((N-K)/2) = 2 bad pieces can be corrected
+
+function capture() {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(s) });
+  return { lines, logger };
+}
+
+/** Wrap an adapter's RPC handler so a test can look at or change SECP2PSIP answers. */
+function tapAnswers(a: AdapterNode, tamper: (answer: Uint8Array) => Uint8Array): void {
+  const orig = (a as unknown as { onRequest(m: string, p: Payload, c: Caller): Payload }).onRequest.bind(a);
+  a.endpoint.onRequest(async (m, p, c) => {
+    const r = await orig(m, p, c);
+    return m === 'secp2psip' ? tamper(r as Uint8Array) : r;
+  });
+}
+
+function signedInvite(user: { name: string; signer: UserSigner }, to: string, t: SecTestnet, ageMs = 0): InviteMsg {
+  const req = phoneInvite(user.name, to);
+  const body: Omit<InviteMsg, 'sig'> = {
+    t: 'INVITE',
+    name: user.name,
+    to,
+    callId: req.headers.find((h) => h.name === 'Call-ID')?.value ?? '',
+    nonce: t.random.bytes(16),
+    ts: t.clock.wallNow() - ageMs,
+    sip: new Uint8Array(serialize(req)),
+  };
+  return { ...body, sig: user.signer.sign(DOMAIN.invite, callTbs(body)) };
+}
+
+describe('SecP2PSIP attacks (in-memory ring)', () => {
+  let t: SecTestnet;
+  let alice: LocalUser;
+  let A: AdapterNode;
+  let B: AdapterNode;
+  const log = capture();
+
+  before(async () => {
+    t = await SecTestnet.create(8, { k: K, n: N, logger: log.logger, seed: 5 });
+    [A, B] = t.adapters;
+    alice = await t.settle(A.ensureUser('alice'));
+    await t.settle(B.ensureUser('bob'));
+    B.contactsOf = (name) => (name === 'bob' ? ['<sip:bob@10.0.0.2:5080>'] : []);
+  });
+  after(() => t.close());
+
+  it('refuses a second registration of bob with another key, with a clear reason', async () => {
+    const C = t.adapters[2];
+    await assert.rejects(t.settle(C.registerUser('bob')), (e) => {
+      assert.ok(isOverlayError(e, 'USER_NAME_TAKEN'));
+      assert.match(e.message, /'bob' is already registered with another key/);
+      return true;
+    });
+    const ok = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    assert.ok(ok.ok, 'bob is still bob');
+  });
+
+  it('answers an INVITE signed with the wrong key with 403 and no REDIRECT', async () => {
+    const mallory = UserSigner.fromIdentity(Identity.generate());
+    const forged = signedInvite({ name: 'alice', signer: mallory }, 'bob', t);
+    const answer = await t.settle(exchange(A.endpoint, B.endpoint.self, encodeMessage(forged)).catch((e) => e));
+    assert.ok(isOverlayError(answer, 'IDENTITY_BAD_SIGNATURE'), String(answer));
+    assert.equal(answer.sipStatus, 403);
+  });
+
+  it('refuses a replayed INVITE', async () => {
+    const inv = signedInvite({ name: 'alice', signer: alice.signer }, 'bob', t);
+    const first = await t.settle(exchange(A.endpoint, B.endpoint.self, encodeMessage(inv)));
+    assert.equal(first.t, 'REDIRECT');
+    const again = await t.settle(exchange(A.endpoint, B.endpoint.self, encodeMessage(inv)).catch((e) => e));
+    assert.ok(isOverlayError(again, 'IDENTITY_REPLAY'), String(again));
+    // The same INVITE replayed to another adapter is refused too (bob is not there).
+    const elsewhere = await t.settle(
+      exchange(A.endpoint, t.adapters[3].endpoint.self, encodeMessage(inv)).catch((e) => e),
+    );
+    assert.ok(isOverlayError(elsewhere, 'USER_UNKNOWN'), String(elsewhere));
+    // Stale: the same message an hour later fails the window even on a fresh cache.
+    const old = signedInvite({ name: 'alice', signer: alice.signer }, 'bob', t, 3600_000);
+    const late = await t.settle(exchange(A.endpoint, B.endpoint.self, encodeMessage(old)).catch((e) => e));
+    assert.ok(isOverlayError(late, 'IDENTITY_STALE'), String(late));
+  });
+
+  it('refuses a replayed REDIRECT (it answers another INVITE)', async () => {
+    let captured: Uint8Array | undefined;
+    tapAnswers(B, (r) => {
+      if (!captured) captured = r;
+      return captured;
+    });
+    const first = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    assert.ok(first.ok);
+    const second = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    assert.equal(second.ok, false);
+    assert.ok(!second.ok && second.status === 403, JSON.stringify(second));
+    tapAnswers(B, (r) => r);
+  });
+
+  it('never turns a REDIRECT altered in transit into a 302', async () => {
+    tapAnswers(B, (r) => {
+      const d = decodeMessage(r);
+      if (!d.ok || d.value.t !== 'REDIRECT') return r;
+      const text = new TextDecoder().decode(d.value.sip).replace('10.0.0.2:5080', '6.6.6.6:5060');
+      const evil: RedirectMsg = { ...d.value, sip: new TextEncoder().encode(text) };
+      return encodeMessage(evil);
+    });
+    const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    assert.equal(out.ok, false);
+    assert.ok(!out.ok && out.status === 403 && /not signed by bob/.test(out.reason), JSON.stringify(out));
+    tapAnswers(B, (r) => r);
+  });
+
+  /** Holders of piece i of `name` (every replica) change what they serve. */
+  function tamperPiece(name: string, i: number, replace: (v: Uint8Array) => Uint8Array | undefined): number {
+    let n = 0;
+    for (const node of [...t.adapters.map((a) => a.ring), ...t.bootstraps.map((b) => b.ring)]) {
+      const rec = node.store.get(pieceKey(name, i));
+      if (rec && rec.value instanceof Uint8Array) {
+        const v = replace(rec.value);
+        if (v) {
+          node.store.delete(rec.key);
+          node.store.put({ ...rec, value: v });
+        }
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Pieces of another key, written as if by the bootstrap (a replayed older split, or a stolen write key). */
+  async function forgedPieces(name: string): Promise<Uint8Array[]> {
+    const fake = Identity.generate();
+    const bundle = {
+      name,
+      signKey: UserSigner.fromIdentity(fake).key.encode(),
+      sealKey: fake.bundle.kem,
+      registeredAt: 1,
+    };
+    const split = await splitKey(Uint8Array.from(encodeBundle(bundle)), N, K);
+    const at = t.clock.wallNow() + 1;
+    return split.map((p, j) => sealRingValue(t.bootstraps[0].identity, pieceKey(name, j + 1), encodePiece(p), at));
+  }
+
+  async function freshCaller(name: string, callee: string): Promise<ReturnType<typeof placeCall>> {
+    const E = await t.addAdapter();
+    await t.run(1000);
+    const u = await t.settle(E.ensureUser(name));
+    return t.settle(placeCall(E.flow, phoneInvite(name, callee), u, callee));
+  }
+
+  it('corrects floor((n-k)/2) holders serving pieces of another key; fails closed beyond and names them', async () => {
+    const D = t.adapters[5];
+    await t.settle(D.ensureUser('dave'));
+    D.contactsOf = () => ['<sip:dave@10.0.0.4:5080>'];
+    const forged = await forgedPieces('dave');
+    for (const i of [1, 2]) assert.ok(tamperPiece('dave', i, () => forged[i - 1]) > 0);
+    const fine = await freshCaller('carol', 'dave');
+    assert.ok(fine.ok, fine.ok ? '' : fine.reason);
+    assert.deepEqual(fine.callee.pieces.bad, [1, 2]);
+    tamperPiece('dave', 3, () => forged[2]);
+    log.lines.length = 0;
+    const bad = await freshCaller('erin', 'dave');
+    assert.ok(!bad.ok && bad.status === 403, JSON.stringify(bad));
+    const line = log.lines.map((l) => JSON.parse(l)).find((l) => /failing closed/.test(l.msg));
+    assert.ok(line, 'a log line reports the failure');
+    for (const i of [1, 2, 3]) assert.match(String(line.holders?.[i]), /@adapter-|@boot-/, `holder of piece ${i}`);
+  });
+
+  it('drops pieces whose bytes were altered (bootstrap write signature), fails closed when fewer than k remain', async () => {
+    const F = t.adapters[6];
+    await t.settle(F.ensureUser('frank'));
+    F.contactsOf = () => ['<sip:frank@10.0.0.6:5080>'];
+    const flip = (v: Uint8Array) => {
+      const c = Uint8Array.from(v);
+      c[12] ^= 0x5a;
+      return c;
+    };
+    // Altered records no longer pass any node's validator; serve them by writing around it.
+    const corrupt = (i: number) => {
+      for (const node of [...t.adapters.map((a) => a.ring), ...t.bootstraps.map((b) => b.ring)]) {
+        const rec = node.store.get(pieceKey('frank', i));
+        if (rec && rec.value instanceof Uint8Array) rec.value.set(flip(rec.value));
+      }
+    };
+    for (let i = 1; i <= N - K; i++) corrupt(i);
+    const fine = await freshCaller('gina', 'frank');
+    assert.ok(fine.ok, fine.ok ? '' : fine.reason);
+    corrupt(N - K + 1);
+    log.lines.length = 0;
+    const bad = await freshCaller('hank', 'frank');
+    assert.ok(!bad.ok && bad.status === 403, JSON.stringify(bad));
+    const line = log.lines.map((l) => JSON.parse(l)).find((l) => /failing closed/.test(l.msg));
+    assert.deepEqual(line?.suspectPieces, [1, 2, 3, 4, 5]);
+  });
+});
