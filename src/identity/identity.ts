@@ -68,10 +68,11 @@ export class Identity {
 
   /** Load the identity at path, or create and save a new one: what a daemon does at start-up. */
   static loadOrCreate(path: string): Identity {
-    if (existsSync(identityPath(path))) return Identity.load(path);
+    const file = identityPath(path);
+    if (existsSync(file)) return Identity.load(file);
     const id = Identity.generate();
-    id.save(path);
-    return id;
+    // Another process may create it at the same moment: then its key is the one on disk, and ours is dropped.
+    return writeSecretFileAtomic(file, id.toPem(), { exclusive: true }) ? id : Identity.load(file);
   }
 
   /** Write atomically with mode 0600 (directory created 0700); returns the file written. */

@@ -1,14 +1,31 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { OverlayError } from '../util/errors.ts';
 
 /**
  * Secret files: directory 0700, file 0600, written atomically (temp file in
  * the same directory, fsync, rename, fsync of the directory), so a crash
- * leaves either the old key or the new one, never half a key.
+ * leaves either the old key or the new one, never half a key. With
+ * `exclusive`, an existing file is kept and false is returned.
  */
-export function writeSecretFileAtomic(file: string, data: string | Uint8Array): void {
+export function writeSecretFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  opts: { exclusive?: boolean } = {},
+): boolean {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -22,7 +39,22 @@ export function writeSecretFileAtomic(file: string, data: string | Uint8Array): 
     throw e;
   }
   closeSync(fd);
-  renameSync(tmp, file);
+  try {
+    if (opts.exclusive) {
+      // link() fails if the name exists: two processes creating a key at once cannot both win.
+      try {
+        linkSync(tmp, file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+    } else {
+      renameSync(tmp, file);
+    }
+  } finally {
+    if (opts.exclusive) rmSync(tmp, { force: true });
+    else if (existsSync(tmp)) rmSync(tmp, { force: true });
+  }
   try {
     const dfd = openSync(dir, 'r');
     try {
@@ -33,6 +65,7 @@ export function writeSecretFileAtomic(file: string, data: string | Uint8Array): 
   } catch {
     // Some platforms cannot fsync a directory; the rename itself is still atomic.
   }
+  return true;
 }
 
 /** Refuse key files others can read, as ssh does: a leaked key is an impersonation. */

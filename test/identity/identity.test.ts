@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -30,6 +30,7 @@ describe('Identity', () => {
     // Saving again replaces the file atomically: no temp files are left behind.
     Identity.generate().save(home);
     assert.notDeepEqual(Identity.load(home).bundle, id.bundle);
+    assert.deepEqual(readdirSync(home), ['identity.pem']);
     assert.deepEqual(
       readFileSync(file, 'utf8').match(/BEGIN PRIVATE KEY/g)?.length,
       2,
@@ -37,11 +38,13 @@ describe('Identity', () => {
     );
   });
 
-  it('loadOrCreate creates a new identity once', () => {
+  it('loadOrCreate creates a new identity once, and never replaces one on disk', () => {
     const home = join(dir, 'fresh');
     const a = Identity.loadOrCreate(home);
     const b = Identity.loadOrCreate(home);
     assert.deepEqual(a.bundle, b.bundle);
+    assert.equal(statSync(join(home, 'identity.pem')).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(home), ['identity.pem'], 'no temp files left');
   });
 
   it('refuses key files readable by others, and garbage', () => {
