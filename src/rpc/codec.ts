@@ -15,7 +15,15 @@
  *
  * Decoding untrusted bytes never throws: it returns a Result.
  */
-import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions, Token, Tokenizer, Type } from 'cborg';
+import {
+  decode as cborDecode,
+  encode as cborEncode,
+  encodeInto,
+  rfc8949EncodeOptions,
+  Token,
+  Tokenizer,
+  Type,
+} from 'cborg';
 import { fail, ok, type Result } from '../util/errors.ts';
 import type { NodeRef, Payload } from './types.ts';
 
@@ -110,10 +118,19 @@ export const MAX_METHOD_BYTES = 255;
 export const MAX_ERROR_MESSAGE_CHARS = 1024;
 const HEAD = 4; // frame length prefix, written here so one allocation holds the whole frame
 
-/** Allocate a frame (length prefix included) and copy the parts in. */
-function frame(type: number, id: number, extra: Uint8Array | null, extraByte: number, payload: Uint8Array): Buffer {
+/** Payloads are encoded into this scratch area first, so a frame costs one allocation of its exact size. */
+const SCRATCH = new Uint8Array(64 * 1024);
+
+/** Build a frame (length prefix included) around the encoded payload. */
+function frame(type: number, id: number, extra: Uint8Array | null, extraByte: number, value: Payload): Buffer {
   const hasId = type !== MSG_HELLO;
   const headLen = 1 + (hasId ? 4 : 0) + (extra ? 1 + extra.length : 0) + (extraByte >= 0 ? 1 : 0);
+  let payload: Uint8Array;
+  try {
+    payload = SCRATCH.subarray(0, encodeInto(value, SCRATCH, ENCODE_OPTIONS).written);
+  } catch {
+    payload = encodePayload(value); // larger than the scratch area, or not encodable (then this throws)
+  }
   const bodyLen = headLen + payload.length;
   const out = Buffer.allocUnsafe(HEAD + bodyLen);
   out.writeUInt32BE(bodyLen, 0);
@@ -148,22 +165,22 @@ function methodBytes(method: string): Buffer {
 
 /** Encode a request as a complete frame (length prefix included). Throws on a bad method or unencodable payload. */
 export function encodeRequest(id: number, method: string, payload: Payload): Buffer {
-  return frame(MSG_REQUEST, id, methodBytes(method), -1, encodePayload(payload));
+  return frame(MSG_REQUEST, id, methodBytes(method), -1, payload);
 }
 
 export function encodeResponse(id: number, payload: Payload): Buffer {
-  return frame(MSG_RESPONSE, id, null, -1, encodePayload(payload));
+  return frame(MSG_RESPONSE, id, null, -1, payload);
 }
 
 export function encodeError(id: number, kind: number, message: string, code?: string): Buffer {
   const m = message.length > MAX_ERROR_MESSAGE_CHARS ? message.slice(0, MAX_ERROR_MESSAGE_CHARS) : message;
-  return frame(MSG_ERROR, id, null, kind & 0xff, encodePayload(code === undefined ? { m } : { m, c: code }));
+  return frame(MSG_ERROR, id, null, kind & 0xff, code === undefined ? { m } : { m, c: code });
 }
 
 export function encodeHello(ref: NodeRef): Buffer {
   const body: Record<string, unknown> = { id: ref.id, addr: ref.addr, key: ref.key };
   if (ref.admission !== undefined) body.admission = ref.admission;
-  return frame(MSG_HELLO, 0, null, -1, encodePayload(body));
+  return frame(MSG_HELLO, 0, null, -1, body);
 }
 
 const HEX40 = /^[0-9a-f]{40}$/;

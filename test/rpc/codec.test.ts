@@ -81,6 +81,15 @@ test('messages round trip', () => {
   assert.deepEqual(hello.value.ref, ref);
 });
 
+test('payloads larger than the scratch area and unencodable payloads', () => {
+  const big = new Uint8Array(200_000).fill(5);
+  const m = decodeMessage(body(encodeResponse(1, { big })));
+  assert.ok(m.ok && m.value.type === MSG_RESPONSE);
+  assert.deepEqual(m.value.payload, { big });
+  assert.throws(() => encodeRequest(1, 'm', { f: () => 1 }));
+  assert.throws(() => encodeResponse(1, Symbol('x')));
+});
+
 test('bad method names cannot be encoded', () => {
   assert.throws(() => encodeRequest(1, '', null));
   assert.throws(() => encodeRequest(1, 'm'.repeat(256), null));

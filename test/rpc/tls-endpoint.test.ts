@@ -53,8 +53,11 @@ test('async handlers, handler errors travel back as RPC_REFUSED with message and
     if (method === 'boom') throw new Error('kaputt');
     if (method === 'typed') throw new OverlayError('DHT_NOT_FOUND', 'no such key');
     if (method === 'void') return undefined;
+    if (method === 'fn') return () => 1;
     return 'fine';
   });
+  await assert.rejects(a.request(b.self, 'ok', { f: () => 1 }), code('RPC_MALFORMED'));
+  await assert.rejects(a.request(b.self, 'fn', null), code('RPC_REFUSED'));
   assert.equal(await a.request(b.self, 'ok', null), 'fine');
   assert.equal(await a.request(b.self, 'void', null), null);
   await assert.rejects(
@@ -65,7 +68,7 @@ test('async handlers, handler errors travel back as RPC_REFUSED with message and
     a.request(b.self, 'typed', null),
     (e) => code('RPC_REFUSED')(e) && (e as OverlayError).detail?.remoteCode === 'DHT_NOT_FOUND',
   );
-  assert.equal(b.stats.refused, 2);
+  assert.equal(b.stats.refused, 3);
 });
 
 test('many concurrent requests share one connection; dials are deduplicated', async () => {
