@@ -125,6 +125,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   private readonly links = new Map<string, PeerLink>();
   private readonly conns = new Set<RpcConnection>();
   private readonly dialSockets = new Set<tls.TLSSocket>();
+  private readonly lingering = new Set<tls.TLSSocket>();
   /** Every accepted TCP socket, so close() also ends those still in their handshake. */
   private readonly acceptedSockets = new Set<net.Socket>();
   private sweepTimer: Timer | null = null;
@@ -309,6 +310,12 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   /** ConnectionHost: forget a closed connection. */
   connectionClosed(conn: RpcConnection): void {
     this.conns.delete(conn);
+    const sock = conn.socket;
+    if (!sock.destroyed) {
+      // Closing gracefully (close_notify sent): close() must still be able to end it at once.
+      this.lingering.add(sock);
+      sock.once('close', () => this.lingering.delete(sock));
+    }
     for (const [k, link] of this.links) {
       if (link.conn === conn) {
         link.conn = null;
@@ -382,6 +389,8 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     for (const s of this.acceptedSockets) s.destroy();
     this.acceptedSockets.clear();
     for (const c of [...this.conns]) c.close(new OverlayError('RPC_UNREACHABLE', 'endpoint closed'));
+    for (const s of this.lingering) s.destroy();
+    this.lingering.clear();
     this.links.clear();
     await done;
   }
