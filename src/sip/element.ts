@@ -43,6 +43,9 @@ export class IncomingRequest {
     return this.transaction.finalSent;
   }
 
+  /** Called once a final response went out (the element stops tracking the request for CANCEL). */
+  onFinal: () => void = () => {};
+
   /** Build (8.2.6) and send a response; the To tag is the transaction's. Ignored by the transaction once final. */
   respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse {
     const resp = buildResponse(this.request, status, reason, {
@@ -50,13 +53,14 @@ export class IncomingRequest {
       headers: opts.headers,
       body: opts.body,
     });
-    this.transaction.respond(resp);
+    this.sendResponse(resp);
     return resp;
   }
 
   /** Pass a ready-made response (e.g. one relayed by a proxy) to the transaction. */
   sendResponse(resp: SipResponse): void {
     this.transaction.respond(resp);
+    if (resp.status >= 200) this.onFinal();
   }
 
   onCancel(fn: () => void): void {
@@ -158,7 +162,11 @@ export class SipElement {
     if (req.method === 'INVITE') {
       const itx = tx as InviteServerTransaction;
       this.pending.set(itx, inc);
-      itx.onTerminated(() => this.pending.delete(itx));
+      const forget = (): void => {
+        this.pending.delete(itx);
+      };
+      inc.onFinal = forget;
+      itx.onTerminated(forget);
     }
     const fail = (e: unknown): void => {
       this.stats.handlerErrors++;
@@ -187,7 +195,8 @@ export class SipElement {
       }
     }
     // 9.2: "the UAS ... SHOULD respond to the INVITE with a 487 (Request Terminated)" unless a listener answered.
-    if (!invite.finalSent) invite.respond(buildResponse(invite.request, 487, undefined, { toTag: invite.toTag }));
+    const req = invite.request;
+    if (req && !invite.finalSent) invite.respond(buildResponse(req, 487, undefined, { toTag: invite.toTag }));
   }
 }
 

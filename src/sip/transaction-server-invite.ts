@@ -15,7 +15,7 @@ export interface InviteServerEvents {
  * a 2xx are absorbed instead of starting a new transaction.
  */
 export class InviteServerTransaction extends TransactionBase<InviteServerState> {
-  readonly request: SipRequest;
+  private pendingRequest: SipRequest | undefined;
   /** To tag used in this transaction's responses (8.2.6.2), chosen by the layer. */
   toTag = '';
   private lastResponse: SipResponse | undefined;
@@ -25,7 +25,7 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
   constructor(key: string, request: SipRequest, deps: TransactionDeps, events: InviteServerEvents = {}) {
     // 17.2.1: "When a server transaction is constructed for a request, it enters the 'Proceeding' state."
     super(key, deps, 'proceeding');
-    this.request = request;
+    this.pendingRequest = request;
     this.events = events;
   }
 
@@ -38,6 +38,14 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     return this.lastResponse?.status;
   }
 
+  /**
+   * The request that created the transaction, until a final response went out. It is released then: a completed
+   * transaction lingers (Timer J, or G/H/I) and needs only its last response.
+   */
+  get request(): SipRequest | undefined {
+    return this.pendingRequest;
+  }
+
   /** A response from the TU. */
   respond(resp: SipResponse): void {
     if (this._state === 'accepted' && resp.status >= 200 && resp.status < 300) {
@@ -47,6 +55,7 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     }
     if (this._state !== 'proceeding') return;
     this.lastResponse = resp;
+    if (resp.status >= 200) this.pendingRequest = undefined;
     if (resp.status < 200) {
       // 17.2.1: "The TU passes any number of provisional responses to the server transaction. So long as
       // the server transaction is in the 'Proceeding' state, each of these MUST be passed to the transport."

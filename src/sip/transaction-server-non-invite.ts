@@ -6,7 +6,7 @@ export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'term
 
 /** Non-INVITE server transaction, RFC 3261 section 17.2.2 (Figure 8). */
 export class NonInviteServerTransaction extends TransactionBase<NonInviteServerState> {
-  readonly request: SipRequest;
+  private pendingRequest: SipRequest | undefined;
   /** To tag used in this transaction's responses (8.2.6.2), chosen by the layer. */
   toTag = '';
   private lastResponse: SipResponse | undefined;
@@ -14,7 +14,7 @@ export class NonInviteServerTransaction extends TransactionBase<NonInviteServerS
   constructor(key: string, request: SipRequest, deps: TransactionDeps) {
     // 17.2.2: "The state machine is initialized in the 'Trying' state and is passed a request other than INVITE or ACK."
     super(key, deps, 'trying');
-    this.request = request;
+    this.pendingRequest = request;
   }
 
   get finalSent(): boolean {
@@ -25,9 +25,18 @@ export class NonInviteServerTransaction extends TransactionBase<NonInviteServerS
     return this.lastResponse?.status;
   }
 
+  /**
+   * The request that created the transaction, until a final response went out. It is released then: a completed
+   * transaction lingers (Timer J, or G/H/I) and needs only its last response.
+   */
+  get request(): SipRequest | undefined {
+    return this.pendingRequest;
+  }
+
   respond(resp: SipResponse): void {
     if (this._state === 'trying' || this._state === 'proceeding') {
       this.lastResponse = resp;
+      if (resp.status >= 200) this.pendingRequest = undefined;
       this.sendFn(resp);
       if (resp.status < 200) {
         // 17.2.2: "While in the 'Trying' state, if the TU passes a provisional response to the server
