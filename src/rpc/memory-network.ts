@@ -45,13 +45,6 @@ export interface NetworkStats {
   bytes: number;
 }
 
-interface Pending {
-  resolve: (p: Payload) => void;
-  reject: (e: Error) => void;
-  timer?: { cancel(): void };
-  done: boolean;
-}
-
 export class MemoryNetwork {
   readonly clock: SimClock;
   private readonly random: Random;
@@ -133,11 +126,16 @@ export class MemoryNetwork {
     for (;;) {
       const next = this.clock.nextAt();
       if (next === undefined || next > end) break;
-      this.clock.runUntil(next);
+      this.clock.runUntil(Math.min(end, this.windowEnd(next)));
       await drain();
     }
     this.clock.runUntil(end);
     await drain();
+  }
+
+  /** Events inside one resolution window run as a batch before promise continuations settle. */
+  private windowEnd(t: number): number {
+    return this.resolution > 0 ? Math.ceil(t / this.resolution) * this.resolution : t;
   }
 
   /** Run until `done()` is true (checked after each event time) or `limitMs` of simulated time pass. */
@@ -147,7 +145,7 @@ export class MemoryNetwork {
     while (!done()) {
       const next = this.clock.nextAt();
       if (next === undefined || next > end) return done();
-      this.clock.runUntil(next);
+      this.clock.runUntil(Math.min(end, this.windowEnd(next)));
       await drain();
     }
     return true;
@@ -212,72 +210,20 @@ class MemoryEndpoint implements RpcEndpoint {
   }
 
   request(to: NodeRef, method: string, payload: Payload, opts?: RequestOptions): Promise<Payload> {
-    const net = this.net;
-    const clock = net.clock;
-    const timeoutMs = opts?.timeoutMs ?? net.timeoutMs;
     this.stats.requestsSent++;
+    if (this.closed) return Promise.reject(new OverlayError('RPC_UNREACHABLE', 'endpoint closed'));
     return new Promise<Payload>((resolve, reject) => {
-      const pending: Pending = { resolve, reject, done: false };
-      if (this.closed) {
-        reject(new OverlayError('RPC_UNREACHABLE', 'endpoint closed'));
-        return;
-      }
-      const sentAt = clock.now();
-      const fail = (err: OverlayError, at: number): void => {
-        clock.setTimer(at - clock.now(), () => {
-          if (pending.done) return;
-          pending.done = true;
-          if (err.code === 'RPC_TIMEOUT') this.stats.timeouts++;
-          reject(err);
-        });
-      };
-      const timeout = (): void => fail(new OverlayError('RPC_TIMEOUT', `${method} to ${to.addr}`), sentAt + timeoutMs);
-      const d1 = net.canReach(this.self.addr, to.addr) ? net.delay(this.self.addr, to.addr) : -1;
-      if (d1 < 0) return timeout();
-      const body = net.transfer(payload);
-      clock.setTimer(d1, () => {
-        // A killed or cut-off node is silent (the caller times out); an addr
-        // with no open endpoint refuses at once, like a closed port.
-        if (!net.canReach(this.self.addr, to.addr)) return timeout();
-        const target = net.target(to.addr);
-        if (!target) return fail(new OverlayError('RPC_UNREACHABLE', `no node at ${to.addr}`), clock.now() + d1);
-        if (!sameKey(target.self.key, to.key))
-          return fail(new OverlayError('RPC_PEER_KEY_MISMATCH', to.addr), clock.now() + d1);
-        const caller: Caller = { key: this.self.key, ref: this.self, addr: this.self.addr };
-        const reply = (ok: boolean, value: unknown): void => {
-          const d2 = net.canReach(to.addr, this.self.addr) ? net.delay(to.addr, this.self.addr) : -1;
-          if (d2 < 0 || clock.now() + d2 > sentAt + timeoutMs) {
-            timeout();
-            return;
-          }
-          const out = ok ? net.transfer(value) : value;
-          clock.setTimer(d2, () => {
-            if (pending.done) return;
-            pending.done = true;
-            if (ok) {
-              this.stats.responsesOk++;
-              resolve(out);
-            } else reject(new OverlayError('RPC_REFUSED', String(value)));
-          });
-        };
-        target.deliver(method, body, caller, reply, () => timeout());
-      });
+      new Call(this.net, this, to, method, opts?.timeoutMs ?? this.net.timeoutMs, resolve, reject).send(payload);
     });
   }
 
   /** Run the handler; a synchronous result is answered at once, a promise when it settles. */
-  deliver(
-    method: string,
-    body: Payload,
-    caller: Caller,
-    reply: (ok: boolean, value: unknown) => void,
-    drop: () => void,
-  ): void {
+  deliver(call: Call, method: string, body: Payload, caller: Caller): void {
     this.stats.requestsReceived++;
     const h = this.handler;
     if (!h) {
       this.stats.refused++;
-      reply(false, 'no handler');
+      call.reply(false, 'no handler');
       return;
     }
     let result: Payload | Promise<Payload>;
@@ -285,18 +231,110 @@ class MemoryEndpoint implements RpcEndpoint {
       result = h(method, body, caller);
     } catch (e) {
       this.stats.refused++;
-      reply(false, (e as Error).message);
+      call.reply(false, (e as Error).message);
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        (v) => (this.closed ? drop() : reply(true, v)),
+        (v) => (this.closed ? call.timeout() : call.reply(true, v)),
         (e: unknown) => {
           this.stats.refused++;
-          reply(false, (e as Error)?.message ?? String(e));
+          call.reply(false, (e as Error)?.message ?? String(e));
         },
       );
-    } else reply(true, result);
+    } else call.reply(true, result);
+  }
+}
+
+/** One request in flight: request leg, handler, response leg, or a timeout. */
+class Call {
+  private done = false;
+  private readonly sentAt: number;
+  private body: Payload;
+  private ok = false;
+  private value: unknown;
+
+  constructor(
+    private readonly net: MemoryNetwork,
+    private readonly from: MemoryEndpoint,
+    private readonly to: NodeRef,
+    private readonly method: string,
+    private readonly timeoutMs: number,
+    private readonly resolve: (p: Payload) => void,
+    private readonly reject: (e: Error) => void,
+  ) {
+    this.sentAt = net.clock.now();
+  }
+
+  send(payload: Payload): void {
+    const net = this.net;
+    const d1 = net.canReach(this.from.self.addr, this.to.addr) ? net.delay(this.from.self.addr, this.to.addr) : -1;
+    if (d1 < 0) {
+      this.timeout();
+      return;
+    }
+    this.body = net.transfer(payload);
+    net.clock.setTimer(d1, () => this.arrive(d1));
+  }
+
+  private arrive(d1: number): void {
+    const net = this.net;
+    // A killed or cut-off node is silent (the caller times out); an addr
+    // with no open endpoint refuses at once, like a closed port.
+    if (!net.canReach(this.from.self.addr, this.to.addr)) {
+      this.timeout();
+      return;
+    }
+    const target = net.target(this.to.addr);
+    if (!target) {
+      this.fail('RPC_UNREACHABLE', `no node at ${this.to.addr}`, net.clock.now() + d1);
+      return;
+    }
+    if (!sameKey(target.self.key, this.to.key)) {
+      this.fail('RPC_PEER_KEY_MISMATCH', this.to.addr, net.clock.now() + d1);
+      return;
+    }
+    const from = this.from.self;
+    target.deliver(this, this.method, this.body, { key: from.key, ref: from, addr: from.addr });
+  }
+
+  /** The handler's outcome travels back over the response leg. */
+  reply(ok: boolean, value: unknown): void {
+    const net = this.net;
+    const d2 = net.canReach(this.to.addr, this.from.self.addr) ? net.delay(this.to.addr, this.from.self.addr) : -1;
+    if (d2 < 0 || net.clock.now() + d2 > this.sentAt + this.timeoutMs) {
+      this.timeout();
+      return;
+    }
+    this.ok = ok;
+    this.value = ok ? net.transfer(value) : value;
+    net.clock.setTimer(d2, () => this.settle());
+  }
+
+  private settle(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.ok) {
+      this.from.stats.responsesOk++;
+      this.resolve(this.value);
+    } else this.reject(new OverlayError('RPC_REFUSED', String(this.value)));
+  }
+
+  timeout(): void {
+    this.net.clock.setTimer(this.sentAt + this.timeoutMs - this.net.clock.now(), () => {
+      if (this.done) return;
+      this.done = true;
+      this.from.stats.timeouts++;
+      this.reject(new OverlayError('RPC_TIMEOUT', `${this.method} to ${this.to.addr}`));
+    });
+  }
+
+  private fail(code: 'RPC_UNREACHABLE' | 'RPC_PEER_KEY_MISMATCH', reason: string, at: number): void {
+    this.net.clock.setTimer(at - this.net.clock.now(), () => {
+      if (this.done) return;
+      this.done = true;
+      this.reject(new OverlayError(code, reason));
+    });
   }
 }
 

@@ -1,3 +1,4 @@
+import { nodeIdFromKey } from '../../identity/fingerprint.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../../rpc/types.ts';
 import type { Clock, Timer } from '../../util/clock.ts';
 import { type ErrorCode, OverlayError } from '../../util/errors.ts';
@@ -5,7 +6,7 @@ import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore, type RecordStoreInit } from '../store/record-store.ts';
-import { compareFrom, ID_BITS, inHalfOpen, inOpen, keyPosition, lastFingerCovered, sha1Id } from '../store/ring-id.ts';
+import { compareFrom, ID_BITS, inHalfOpen, inOpen, keyPosition, lastFingerCovered } from '../store/ring-id.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, type LookupContext, type LookupResult } from './lookup.ts';
 import { Maintenance } from './maintenance.ts';
@@ -71,7 +72,7 @@ export function idBoundToKey(ref: NodeRef): boolean {
   // A pure function of (id, key): one process-wide cache serves every node.
   const seen = boundById.get(ref.id);
   if (seen !== undefined && (seen === k || sameBytes(seen, k))) return true;
-  if (sha1Id(k) !== ref.id) return false;
+  if (nodeIdFromKey(k) !== ref.id) return false;
   if (boundById.size >= 500_000) boundById.clear();
   boundById.set(ref.id, k);
   return true;
@@ -158,7 +159,9 @@ export class ChordNode {
       if (!this.verify(bootstrap)) throw new OverlayError('IDENTITY_BAD_KEY', 'bootstrap ref is not bound to its key');
       const res = await iterativeLookup(this.lookupContext(), this.id, {
         start: [bootstrap],
-        confirm: false,
+        // Nodes joining at the same time leave short runs of new nodes that
+        // only predecessor pointers know yet: allow a longer walk back.
+        maxBackSteps: 16,
         maxHops: this.init.maxHops,
         alpha: this.init.alpha,
       });

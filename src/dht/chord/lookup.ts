@@ -9,23 +9,25 @@ import type { FindReply, NeighborsReply } from './messages.ts';
  * routed around instead of being trusted with the rest of the path.
  *
  * Why a lying node cannot make us accept a wrong owner:
- *  1. Every ref is checked by the `verify` policy before use: its id must be
- *     bound to its key (SHA-1 of the key, or an admission certificate), so a
- *     liar cannot invent nodes at chosen positions, only name real ones.
- *  2. Progress: a next hop is only taken if it lies in (best, target), where
- *     best is the closest preceding node that has answered. A liar can slow a
- *     path down but never make it jump past the target.
- *  3. Confirmation: the candidate owner c (from the successor list of the
- *     node that claims to precede the target) is asked for its predecessor
- *     p, and the target must lie in (p, c]. If p is not the node that named
- *     c, p is asked too, and its successor list must not contain a node in
- *     [target, c) (a second, independent source).
- *  4. Evidence: every verified ref seen during the lookup is kept; a live
- *     node in [target, c) refutes c (the owner is the first live node at or
- *     after the target), so it is probed and becomes the candidate.
- * A wrong owner is accepted only if the candidate and its claimed
- * predecessor lie consistently together and no honest reply along the path
- * named a node between them: a single lying node cannot do it.
+ *  1. Bound refs: every ref passes the `verify` policy (id bound to key by
+ *     SHA-1 or an admission certificate) before use, so a liar can only name
+ *     real nodes, never invent one at a chosen position.
+ *  2. Progress: a next hop is only taken inside (best, target), best being
+ *     the closest preceding node that answered. A liar can slow a path but
+ *     never make it jump past the target. A path that dead-ends backs off:
+ *     the node that led into the dead end is distrusted and the previous
+ *     node's alternatives are tried.
+ *  3. Evidence: every ref seen is kept; any live node in [target, c) proves
+ *     the candidate c is not the owner (the owner is the first live node at
+ *     or after the target). The nearest such node is probed instead.
+ *  4. Two sources: c is accepted only when two different nodes say nothing
+ *     lies between the target's predecessor and c: c names as predecessor
+ *     the node whose list starts with c; or c's named predecessor p
+ *     (target in (p, c]) lists c among its successors; or, when c lies about
+ *     its predecessor, the predecessor w of the node v that named c lists v
+ *     directly followed by c (the successor list of a second node).
+ * A wrong owner needs two nodes lying in agreement about the same spot of
+ * the ring (collusion of neighbours); lone liars only cause failures.
  * Failures are results, not exceptions: a hop that times out or answers
  * nonsense is marked dead and `alpha` other candidates are asked at once.
  */
@@ -39,189 +41,278 @@ export interface LookupContext {
 }
 
 export interface LookupOptions {
-  /** Confirm the owner through its predecessor (default true). Finger repair skips it. */
+  /** Confirm the owner through two sources (default true). Finger repair skips it. */
   confirm?: boolean;
   maxHops?: number;
   alpha?: number;
   /** Start from these nodes instead of the local routing table (joining through a bootstrap). */
   start?: readonly NodeRef[];
+  /**
+   * How far a confirmation may walk back along predecessor pointers towards
+   * the target (default 4). Bounds what a liar naming a far candidate costs.
+   */
+  maxBackSteps?: number;
 }
 
 export type LookupResult =
   | { ok: true; owner: NodeRef; succs: NodeRef[]; hops: number; queries: number }
   | { ok: false; error: 'DHT_LOOKUP_FAILED'; reason: string; hops: number; queries: number };
 
-export async function iterativeLookup(
-  ctx: LookupContext,
-  target: string,
-  opts: LookupOptions = {},
-): Promise<LookupResult> {
-  const confirm = opts.confirm ?? true;
-  const maxHops = opts.maxHops ?? 32;
-  const alpha = opts.alpha ?? 3;
-  const self = ctx.self;
-  const known = new Map<string, NodeRef>();
-  const dead = new Set<string>();
-  const asked = new Set<string>([self.id]);
-  let hops = 0;
-  let queries = 0;
-  const fail = (reason: string): LookupResult => ({ ok: false, error: 'DHT_LOOKUP_FAILED', reason, hops, queries });
-  const learn = (refs: readonly NodeRef[]): void => {
-    for (const r of refs) if (r.id !== self.id && !known.has(r.id)) known.set(r.id, r);
-  };
+type Confirmed = Extract<LookupResult, { ok: true }>;
 
-  let best = self.id;
-  let bestReply: FindReply | null = null;
-  const refuted = new Set<string>();
-  const nbCache = new Map<string, NeighborsReply | null>();
-  if (opts.start) learn(opts.start);
-  else bestReply = ctx.localStep(target);
-  if (bestReply) {
-    learn(bestReply.succs);
-    learn(bestReply.next);
+export function iterativeLookup(ctx: LookupContext, target: string, opts: LookupOptions = {}): Promise<LookupResult> {
+  return new LookupRun(ctx, target, opts).run();
+}
+
+class LookupRun {
+  private readonly known = new Map<string, NodeRef>();
+  private readonly dead = new Set<string>();
+  private readonly asked = new Set<string>();
+  /** Nodes that led a path into a dead end. */
+  private readonly distrusted = new Set<string>();
+  /** Live nodes shown not to be the owner (a live node lies between the target and them). */
+  private readonly notOwner = new Set<string>();
+  /** Live candidates no second source would vouch for. */
+  private readonly refuted = new Set<string>();
+  private readonly nbCache = new Map<string, NeighborsReply | null>();
+  /** Nodes that answered, in order of progress; the last one is `best`. */
+  private readonly path: { id: string; reply: FindReply }[] = [];
+  private hops = 0;
+  private queries = 0;
+  private readonly maxHops: number;
+  private readonly maxBack: number;
+  private readonly alpha: number;
+  private readonly self: string;
+
+  constructor(
+    private readonly ctx: LookupContext,
+    private readonly target: string,
+    private readonly opts: LookupOptions,
+  ) {
+    this.maxHops = opts.maxHops ?? 32;
+    this.alpha = opts.alpha ?? 3;
+    this.maxBack = opts.maxBackSteps ?? 4;
+    this.self = ctx.self.id;
+    this.asked.add(this.self);
   }
-  let fresh = bestReply !== null;
-  let failedLast = false;
 
-  for (let guard = 0; guard < maxHops * 4; guard++) {
-    if (fresh && bestReply) {
-      fresh = false;
-      const cand = ownerFromSuccessors(best, bestReply.succs, target, dead, refuted);
-      if (cand) {
-        if (!confirm) return { ok: true, owner: cand.owner, succs: cand.rest, hops, queries };
-        const res = await confirmOwner(cand.owner, cand.index === 0 ? best : undefined);
-        if (res === 'fail') return fail('owner could not be confirmed');
-        if (res !== 'retry') return res;
-        fresh = true; // candidate dead or refuted: look again in the same reply
-        continue;
+  async run(): Promise<LookupResult> {
+    const target = this.target;
+    if (this.opts.start) this.learn(this.opts.start);
+    else {
+      const local = this.ctx.localStep(target);
+      this.learn(local.succs);
+      this.learn(local.next);
+      this.path.push({ id: this.self, reply: local });
+    }
+    let fresh = this.path.length > 0;
+    let failedLast = false;
+    for (let guard = 0; guard < this.maxHops * 4; guard++) {
+      const top = this.path[this.path.length - 1];
+      const best = top ? top.id : this.self;
+      if (fresh && top) {
+        fresh = false;
+        const cand = this.ownerFromSuccessors(best, top.reply.succs);
+        if (cand) {
+          if (this.opts.confirm === false)
+            return { ok: true, owner: cand.owner, succs: cand.rest, hops: this.hops, queries: this.queries };
+          const res = await this.confirmOwner(cand.owner, cand.before);
+          if (res !== 'retry') return res;
+          fresh = true; // candidate dead or refuted: look again in the same reply
+          continue;
+        }
+      }
+      // One routing round: the closest untried node in (best, target); alpha of them after a failure.
+      const cands: NodeRef[] = [];
+      for (const r of this.known.values())
+        if (!this.dead.has(r.id) && !this.asked.has(r.id) && !this.distrusted.has(r.id) && inOpen(r.id, best, target))
+          cands.push(r);
+      if (cands.length === 0) {
+        // Dead end: distrust the node that led here and go back one step.
+        if (this.path.length > 1) {
+          this.distrusted.add((this.path.pop() as { id: string }).id);
+          fresh = true;
+          continue;
+        }
+        return this.fail('no live node left to ask');
+      }
+      if (this.hops >= this.maxHops) return this.fail('hop limit');
+      cands.sort((a, b) => closerToTarget(a.id, b.id, best));
+      const batch = cands.slice(0, failedLast ? this.alpha : 1);
+      this.hops++;
+      this.queries += batch.length;
+      const replies = await Promise.all(batch.map((r) => this.ctx.find(r, target)));
+      let next: { id: string; reply: FindReply } | undefined;
+      for (let i = 0; i < batch.length; i++) {
+        const r = batch[i];
+        const rep = replies[i];
+        this.asked.add(r.id);
+        if (!rep) {
+          this.dead.add(r.id);
+          continue;
+        }
+        this.learn(rep.succs);
+        this.learn(rep.next);
+        if (!next || inOpen(r.id, next.id, target)) next = { id: r.id, reply: rep };
+      }
+      failedLast = next === undefined;
+      if (next) {
+        this.path.push(next);
+        fresh = true;
       }
     }
-    // One routing round: the closest untried known node in (best, target); alpha of them after a failure.
-    const cands = [...known.values()]
-      .filter((r) => !dead.has(r.id) && !asked.has(r.id) && inOpen(r.id, best, target))
-      .sort((a, b) => closerToTarget(a.id, b.id, best));
-    if (cands.length === 0) return fail('no live node left to ask');
-    if (hops >= maxHops) return fail('hop limit');
-    const batch = cands.slice(0, failedLast ? alpha : 1);
-    hops++;
-    queries += batch.length;
-    const replies = await Promise.all(batch.map((r) => ctx.find(r, target)));
-    let moved = false;
-    batch.forEach((r, i) => {
-      asked.add(r.id);
-      const rep = replies[i];
-      if (!rep) {
-        dead.add(r.id);
-        return;
-      }
-      learn(rep.succs);
-      learn(rep.next);
-      if (!moved || inOpen(r.id, best, target)) {
-        best = r.id;
-        bestReply = rep;
-        moved = true;
-      }
-    });
-    failedLast = !moved;
-    if (moved) fresh = true;
+    return this.fail('hop limit');
   }
-  return fail('hop limit');
 
-  async function neighborsOf(r: NodeRef): Promise<NeighborsReply | null> {
-    const hit = nbCache.get(r.id);
+  private fail(reason: string): LookupResult {
+    return { ok: false, error: 'DHT_LOOKUP_FAILED', reason, hops: this.hops, queries: this.queries };
+  }
+
+  private learn(refs: readonly NodeRef[]): void {
+    for (const r of refs) if (r.id !== this.self && !this.known.has(r.id)) this.known.set(r.id, r);
+  }
+
+  private async neighborsOf(r: NodeRef): Promise<NeighborsReply | null> {
+    const hit = this.nbCache.get(r.id);
     if (hit !== undefined) return hit;
-    queries++;
-    const nb = await ctx.neighbors(r);
-    nbCache.set(r.id, nb);
-    if (nb) learn(nb.succs);
-    else dead.add(r.id);
+    this.queries++;
+    const nb = await this.ctx.neighbors(r);
+    this.nbCache.set(r.id, nb);
+    if (nb) this.learn(nb.succs);
+    else this.dead.add(r.id);
     return nb;
   }
 
+  /** The first live entry s of `succs` with the target in (prev, s], walking from `from`. */
+  private ownerFromSuccessors(
+    from: string,
+    succs: readonly NodeRef[],
+  ): { owner: NodeRef; rest: NodeRef[]; before: string } | undefined {
+    let prev = from;
+    for (let i = 0; i < succs.length; i++) {
+      const s = succs[i];
+      if (this.dead.has(s.id)) continue;
+      if (inHalfOpen(this.target, prev, s.id)) {
+        if (this.refuted.has(s.id) || this.notOwner.has(s.id)) return undefined;
+        return { owner: s, rest: succs.slice(i + 1), before: prev };
+      }
+      prev = s.id;
+    }
+    return undefined;
+  }
+
   /**
-   * Steps 3 and 4 of the check above. `voucher` is the node whose own
-   * successor list starts with c. c is confirmed when it answers, no live
-   * known node lies in [target, c), and its predecessor p is the voucher or
-   * p (asked separately) lists c among its successors.
+   * Steps 3 and 4 of the check above. `voucher` is the node that, by the
+   * list that named c, sits right before c: the list's owner or the entry
+   * before c in it.
    */
-  async function confirmOwner(first: NodeRef, voucher: string | undefined): Promise<LookupResult | 'retry' | 'fail'> {
+  private async confirmOwner(first: NodeRef, voucher: string | undefined): Promise<Confirmed | 'retry'> {
+    const target = this.target;
     let c = first;
     let v = voucher;
-    for (let round = 0; round < maxHops; round++) {
-      const nb = await neighborsOf(c);
+    // The node that named c as its predecessor (c was reached from the successor side).
+    let sv: string | undefined;
+    for (let steps = 0; ; steps++) {
+      const nb = await this.neighborsOf(c);
       if (!nb) return 'retry';
       let p = nb.pred && nb.pred.id !== c.id ? nb.pred : null;
       if (p && !inHalfOpen(target, p.id, c.id)) {
         // c names a predecessor in [target, c): if it is alive, c is not the owner.
-        learn([p]);
-        if (refuted.has(p.id)) return 'fail';
-        if (await neighborsOf(p)) {
+        this.learn([p]);
+        const pAlive = !this.dead.has(p.id) && (await this.neighborsOf(p)) !== null;
+        if (pAlive) {
+          this.notOwner.add(c.id);
+          if (steps >= this.maxBack || this.refuted.has(p.id)) return 'retry';
+          sv = c.id;
           c = p;
           v = undefined;
           continue;
         }
         p = null; // c's predecessor pointer is stale
       }
-      const gap = closestInGap(target, c.id);
+      const gap = this.closestInGap(c.id);
       if (gap) {
-        if (refuted.has(gap.id)) return 'fail';
+        this.notOwner.add(c.id);
+        if (steps >= this.maxBack || this.refuted.has(gap.id)) return 'retry';
         c = gap;
         v = undefined;
+        sv = undefined;
         continue;
       }
-      let vouched = p !== null && p.id === v;
-      if (!vouched && p !== null) {
-        const pn = await neighborsOf(p);
-        vouched = pn?.succs.some((s) => s.id === c.id) === true;
-        // p's list may have named a node in [target, c) just now.
-        const g2 = closestInGap(target, c.id);
-        if (g2) {
-          if (refuted.has(g2.id)) return 'fail';
-          c = g2;
-          v = undefined;
-          continue;
-        }
+      if (await this.vouched(c, nb, p, v, sv)) {
+        // A second source may have named a node in [target, c) on the way.
+        const late = this.closestInGap(c.id);
+        if (!late) return { ok: true, owner: c, succs: nb.succs, hops: this.hops, queries: this.queries };
+        this.notOwner.add(c.id);
+        if (steps >= this.maxBack) return 'retry';
+        c = late;
+        v = undefined;
+        sv = undefined;
+        continue;
       }
-      // Alone on the ring: the node is its own successor and owns everything.
-      if (!vouched && p === null && c.id === self.id && v === self.id && nb.succs[0]?.id === self.id) vouched = true;
-      if (vouched) return { ok: true, owner: c, succs: nb.succs, hops, queries };
-      refuted.add(c.id);
+      this.refuted.add(c.id);
       return 'retry';
     }
-    return 'fail';
   }
 
-  /** The known live node in [t, c) nearest to t, if any. */
-  function closestInGap(t: string, c: string): NodeRef | undefined {
+  private async vouched(
+    c: NodeRef,
+    nb: NeighborsReply,
+    p: NodeRef | null,
+    v: string | undefined,
+    sv: string | undefined,
+  ): Promise<boolean> {
+    // We precede c ourselves: our own successor list is the second source.
+    if (v === this.self) {
+      const own = this.ctx.localStep(this.target).succs.find((s) => !this.dead.has(s.id));
+      if (own?.id === c.id) return true;
+    }
+    // c and the list that named it agree on c's predecessor.
+    if (p && p.id === v) return true;
+    // c's named predecessor, asked separately, lists c.
+    if (p) {
+      const pn = await this.neighborsOf(p);
+      if (pn?.succs.some((s) => s.id === c.id)) return true;
+    }
+    // Just joined: no predecessor yet, but its successor named it and it names that successor back.
+    if (!p && sv !== undefined && nb.succs[0]?.id === sv) return true;
+    // c lies or is stale about its predecessor: the predecessor w of the voucher v must list v then c.
+    if (v !== undefined && v !== c.id) {
+      const vRef = this.known.get(v);
+      const vn = vRef ? await this.neighborsOf(vRef) : null;
+      const w = vn?.pred;
+      if (w && w.id !== c.id && w.id !== v) {
+        const wn = await this.neighborsOf(w);
+        if (wn && this.follows(wn.succs, v, c.id)) return true;
+      }
+    }
+    // Alone on the ring: believable only while no other node is known to exist.
+    if (!p && nb.succs[0]?.id === c.id && [...this.known.keys()].every((id) => id === c.id)) return true;
+    return false;
+  }
+
+  /** Does `list` hold a, then b as the next live entry? */
+  private follows(list: readonly NodeRef[], a: string, b: string): boolean {
+    const i = list.findIndex((r) => r.id === a);
+    if (i < 0) return false;
+    for (let j = i + 1; j < list.length; j++) {
+      if (this.dead.has(list[j].id)) continue;
+      return list[j].id === b;
+    }
+    return false;
+  }
+
+  /** The known live node in [target, c) nearest to the target, if any. */
+  private closestInGap(c: string): NodeRef | undefined {
+    const t = this.target;
     let out: NodeRef | undefined;
-    for (const r of known.values()) {
-      if (dead.has(r.id) || r.id === c) continue;
+    for (const r of this.known.values()) {
+      if (this.dead.has(r.id) || r.id === c) continue;
       if (r.id === t) return r;
       if (inOpen(r.id, t, c) && (!out || inOpen(r.id, t, out.id))) out = r;
     }
     return out;
   }
-}
-
-/** The first live entry s of `succs` with target in (prev, s], walking from `from`. */
-function ownerFromSuccessors(
-  from: string,
-  succs: readonly NodeRef[],
-  target: string,
-  dead: ReadonlySet<string>,
-  refuted: ReadonlySet<string>,
-): { owner: NodeRef; rest: NodeRef[]; index: number } | undefined {
-  let prev = from;
-  let live = 0;
-  for (let i = 0; i < succs.length; i++) {
-    const s = succs[i];
-    if (dead.has(s.id)) continue;
-    if (inHalfOpen(target, prev, s.id))
-      return refuted.has(s.id) ? undefined : { owner: s, rest: succs.slice(i + 1), index: live };
-    prev = s.id;
-    live++;
-  }
-  return undefined;
 }
 
 /** Sort order: nodes closer to the target (further clockwise from `from`) first. */

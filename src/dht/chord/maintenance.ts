@@ -2,6 +2,7 @@ import type { NodeRef } from '../../rpc/types.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { fingerStart, ID_BITS, inOpen } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
+import { iterativeLookup } from './lookup.ts';
 import { METHOD } from './messages.ts';
 
 const CHUNK = 1000;
@@ -17,8 +18,8 @@ export class Maintenance {
   /** Successors that already hold every record of our range (pred, self]. */
   private readonly syncedTo = new Set<string>();
   private ticks = 0;
-  private fingerWait = 0;
-  private fingerBackoff = 0;
+  /** Ticks in a row without a predecessor: nobody links to us. */
+  private orphanTicks = 0;
 
   constructor(private readonly node: ChordNode) {}
 
@@ -32,6 +33,9 @@ export class Maintenance {
     this.ticks++;
     await this.stabilize();
     if (n.stopped) return;
+    if (n.pred === null) this.orphanTicks++;
+    else this.orphanTicks = 0;
+    if (this.ticks <= 3 || this.ticks % 8 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
     await this.checkPredecessor();
     await this.fixFinger();
     await this.replicate();
@@ -75,6 +79,35 @@ export class Maintenance {
     }
   }
 
+  /**
+   * Concurrent joins can leave pockets: runs of nodes linked among
+   * themselves that the rest of the ring skips, a state stabilize alone
+   * never repairs (Liben-Nowell et al., PODC 2002, "loopy" rings). Routing
+   * to our own id from a far node shows where everyone else thinks our
+   * slot is: a live node found between us and our successor is a better
+   * successor; a node found past it is told about us (notify), so its
+   * predecessor's stabilize links us in.
+   */
+  async checkFromAfar(): Promise<void> {
+    const n = this.node;
+    const far = n.fingers.distinct().filter((r) => r.id !== n.successor.id);
+    if (far.length === 0) return;
+    const via = far[n.random.int(far.length)];
+    const res = await iterativeLookup(n.lookupContext(), n.id, {
+      start: [via],
+      confirm: false,
+      maxHops: n.init.maxHops,
+      alpha: n.init.alpha,
+    });
+    const s = n.successor;
+    if (!res.ok || res.owner.id === n.id || res.owner.id === s.id) return;
+    const nx = await n.neighbors(res.owner, true);
+    if (nx && inOpen(res.owner.id, n.id, s.id) && n.successor.id === s.id) {
+      n.succs.adopt(res.owner, nx.succs);
+      n.fingers.set(0, res.owner);
+    }
+  }
+
   /** check_predecessor(): ping the predecessor unless it has been heard from recently. */
   async checkPredecessor(): Promise<void> {
     const n = this.node;
@@ -94,12 +127,7 @@ export class Maintenance {
     const f = n.fingers;
     const succ = n.successor;
     if (succ.id === n.id) return;
-    // A finger that came back unchanged doubles the wait before the next
-    // repair (up to 8 ticks); any change brings it back to every tick.
-    if (this.fingerWait > 0) {
-      this.fingerWait--;
-      return;
-    }
+
     let i = f.next >= ID_BITS ? 0 : f.next;
     i = f.fill(i, succ);
     if (i >= ID_BITS) {
@@ -108,9 +136,6 @@ export class Maintenance {
     }
     const res = await n.lookupId(fingerStart(n.id, i), false);
     if (res.ok && res.owner.id !== n.id) {
-      const same = f.get(i)?.id === res.owner.id;
-      this.fingerBackoff = same ? Math.min(8, this.fingerBackoff * 2 || 1) : 0;
-      this.fingerWait = this.fingerBackoff;
       const end = f.fill(i, res.owner);
       f.next = end > i ? end : i + 1;
     } else f.next = i + 1;

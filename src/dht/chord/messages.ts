@@ -72,14 +72,24 @@ export function encodeRef(r: NodeRef): Record<string, unknown> {
   return o;
 }
 
+/**
+ * Ref objects already checked by this process. With the in-memory network's
+ * zero-copy mode the same objects travel between nodes; checking each once
+ * is enough because nothing ever mutates a decoded ref.
+ */
+const checkedRefs = new WeakSet<object>();
+
 export function decodeRef(x: unknown): NodeRef | null {
   if (typeof x !== 'object' || x === null) return null;
+  if (checkedRefs.has(x)) return x as NodeRef;
   const o = x as Record<string, unknown>;
   if (!isRingId(o.id) || typeof o.addr !== 'string' || o.addr.length === 0 || o.addr.length > 300) return null;
   if (!(o.key instanceof Uint8Array) || o.key.length !== 32) return null;
   if (o.admission !== undefined && !(o.admission instanceof Uint8Array && o.admission.length <= 8192)) return null;
   const r: NodeRef = { id: o.id, addr: o.addr, key: o.key };
   if (o.admission) r.admission = o.admission as Uint8Array;
+  checkedRefs.add(r);
+  checkedRefs.add(x);
   return r;
 }
 

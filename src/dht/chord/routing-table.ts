@@ -70,6 +70,7 @@ export class FingerTable {
   }
 
   set(i: number, ref: NodeRef): void {
+    if (this.fingers[i]?.id === ref.id) return;
     this.fingers[i] = ref;
     this.dirty = true;
   }
@@ -77,14 +78,20 @@ export class FingerTable {
   /** Set every finger from index i up whose start lies in (n, ref] to ref; returns the first index not covered. */
   fill(from: number, ref: NodeRef): number {
     const last = lastFingerCovered(this.self.id, ref.id);
-    for (let i = from; i <= last; i++) this.fingers[i] = ref;
-    this.dirty = true;
+    for (let i = from; i <= last; i++) {
+      if (this.fingers[i]?.id === ref.id) continue;
+      this.fingers[i] = ref;
+      this.dirty = true;
+    }
     return Math.max(from, last + 1);
   }
 
   remove(id: string): void {
-    for (let i = 0; i < ID_BITS; i++) if (this.fingers[i]?.id === id) this.fingers[i] = undefined;
-    this.dirty = true;
+    for (let i = 0; i < ID_BITS; i++)
+      if (this.fingers[i]?.id === id) {
+        this.fingers[i] = undefined;
+        this.dirty = true;
+      }
   }
 
   /** Distinct fingers, nearest first. */
@@ -101,20 +108,19 @@ export class FingerTable {
   closestPreceding(target: string, succs: readonly NodeRef[], count: number): NodeRef[] {
     if (this.dirty) this.rebuild();
     const self = this.self.id;
-    const found: NodeRef[] = [];
+    // Both lists are in clockwise order from n: walk each back from its last
+    // entry inside (n, target) and merge, farthest first.
     const t = this.table;
-    for (let i = t.length - 1, n = 0; i >= 0 && n < count; i--) {
-      if (inOpen(t[i].id, self, target)) {
-        found.push(t[i]);
-        n++;
-      }
-    }
-    for (const r of succs) if (r.id !== self && inOpen(r.id, self, target)) found.push(r);
-    found.sort((a, b) => compareFrom(self, b.id, a.id));
+    let i = t.length - 1;
+    while (i >= 0 && !inOpen(t[i].id, self, target)) i--;
+    let j = succs.length - 1;
+    while (j >= 0 && !(succs[j].id !== self && inOpen(succs[j].id, self, target))) j--;
     const out: NodeRef[] = [];
-    for (const r of found) {
-      if (out.length >= count) break;
-      if (out.length === 0 || out[out.length - 1].id !== r.id) out.push(r);
+    while (out.length < count && (i >= 0 || j >= 0)) {
+      let pick: NodeRef;
+      if (j < 0 || (i >= 0 && compareFrom(self, t[i].id, succs[j].id) >= 0)) pick = t[i--];
+      else pick = succs[j--];
+      if (out.length === 0 || out[out.length - 1].id !== pick.id) out.push(pick);
     }
     return out;
   }

@@ -45,18 +45,23 @@ export function inHalfOpen(x: string, a: string, b: string): boolean {
 
 const HEX = '0123456789abcdef';
 
+function hexVal(c: number): number {
+  return c <= 57 ? c - 48 : c - 87;
+}
+
 /** (id + 2^i) mod 2^160: the start of finger i (section IV-D). Digit arithmetic, no bigint. */
 export function fingerStart(id: string, i: number): string {
-  let pos = ID_HEX - 1 - (i >> 2);
+  const first = ID_HEX - 1 - (i >> 2);
   let add = 1 << (i & 3);
-  const out = id.split('');
+  let pos = first;
+  let digits = '';
   while (pos >= 0 && add > 0) {
-    const v = HEX.indexOf(out[pos]) + add;
-    out[pos] = HEX[v & 15];
+    const v = hexVal(id.charCodeAt(pos)) + add;
+    digits = HEX[v & 15] + digits;
     add = v >> 4;
     pos--;
   }
-  return out.join('');
+  return id.slice(0, pos + 1) + digits + id.slice(first + 1);
 }
 
 /**
@@ -64,8 +69,15 @@ export function fingerStart(id: string, i: number): string {
  * (a, b] exactly when 2^i <= distance(a, b). -1 when a === b.
  */
 export function lastFingerCovered(a: string, b: string): number {
-  const d = distance(a, b);
-  return d === 0n ? -1 : d.toString(2).length - 1;
+  let borrow = 0;
+  let top = -1;
+  for (let i = ID_HEX - 1; i >= 0; i--) {
+    let v = hexVal(b.charCodeAt(i)) - hexVal(a.charCodeAt(i)) - borrow;
+    borrow = v < 0 ? 1 : 0;
+    if (v < 0) v += 16;
+    if (v !== 0) top = (ID_HEX - 1 - i) * 4 + (31 - Math.clz32(v));
+  }
+  return top;
 }
 
 /** Clockwise distance from a to b as a bigint. */
