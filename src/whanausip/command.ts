@@ -1,0 +1,148 @@
+/**
+ * Shared command line of `secp2psip node` and `secp2psip gateway`: options
+ * validated once at start-up, the daemon started, its identity printed on
+ * stdout (so a user can hand `<hash>@host:port` to friends), structured logs
+ * on stderr, and a clean exit on SIGINT/SIGTERM.
+ */
+import { defaultParams, type WhanauParams } from '../dht/whanau/params.ts';
+import { type OptionSpec, intOption, parseArgs, parseHostPort } from '../util/args.ts';
+import { OverlayError } from '../util/errors.ts';
+import { createLogger } from '../util/log.ts';
+import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
+import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
+  sip: { type: 'string', help: 'SIP listen host:port, UDP and TCP (port 0 = any free port)' },
+  dht: { type: 'string', help: 'Whanau DHT (TLS) listen host:port' },
+  data: { type: 'string', help: 'data directory: identity.pem (0600) and peers.sqlite' },
+  peer: { type: 'list', help: 'social peer <hash>@host:port (repeatable; persisted in --data)' },
+  'admin-key': { type: 'list', help: 'Ed25519 public key (64 hex) allowed to call control RPCs (repeatable)' },
+  'setup-period': { type: 'string', default: '900', help: 'SETUP runs when UTC is a multiple of this (s)' },
+  'expected-nodes': { type: 'string', default: '3000', help: 'network size the table sizes are chosen for' },
+  table: { type: 'string', help: 'r_d = r_f = r_s (default about sqrt(3 n))' },
+  layers: { type: 'string', default: '2', help: 'Whanau layers l (more resist key clustering)' },
+  advertise: { type: 'string', help: 'DHT host:port other nodes dial (default: the --dht address)' },
+  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+function usage(role: WhanauSipRole): string {
+  const lines = [`usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]`, ''];
+  for (const [name, s] of Object.entries(WHANAUSIP_SPEC)) lines.push(`  --${name.padEnd(16)} ${s.help}`);
+  return lines.join('\n');
+}
+
+function required(args: Record<string, unknown>, name: string): string {
+  const v = args[name];
+  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
+  return v;
+}
+
+export interface WhanauSipConfig {
+  sip: { host: string; port: number };
+  dht: { host: string; port: number };
+  dataDir: string;
+  peers: PeerSpec[];
+  adminKeys: Uint8Array[];
+  params: Readonly<WhanauParams>;
+  advertise?: string;
+  logLevel: string;
+}
+
+/** Validate the command line; every problem is one BAD_ARGUMENT line. */
+export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' {
+  const args = parseArgs(argv, WHANAUSIP_SPEC);
+  if (args.help) return 'help';
+  const sip = parseHostPort(required(args, 'sip'), '--sip');
+  const dht = parseHostPort(required(args, 'dht'), '--dht');
+  const dataDir = required(args, 'data');
+  const peers = (args.peer as string[]).map((s) => {
+    const p = parsePeerSpec(s);
+    if (!p.ok) throw new OverlayError('BAD_ARGUMENT', `--peer: ${p.error}`);
+    return p.value;
+  });
+  const adminKeys = (args['admin-key'] as string[]).map((h) => {
+    if (!/^[0-9a-fA-F]{64}$/.test(h)) throw new OverlayError('BAD_ARGUMENT', `--admin-key must be 64 hex, got '${h}'`);
+    return new Uint8Array(Buffer.from(h, 'hex'));
+  });
+  const periodS = intOption(args, 'setup-period', 1, 7 * 24 * 3600);
+  const n = intOption(args, 'expected-nodes', 2, 100_000_000);
+  const layers = intOption(args, 'layers', 1, 32);
+  const overrides: Partial<WhanauParams> = { periodMs: periodS * 1000, layers };
+  if (args.table !== undefined) {
+    const r = intOption(args, 'table', 1, 1_000_000);
+    Object.assign(overrides, { rd: r, rf: r, rs: r });
+  }
+  let advertise: string | undefined;
+  if (args.advertise !== undefined) {
+    const a = parseHostPort(String(args.advertise), '--advertise');
+    advertise = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  }
+  const logLevel = String(args['log-level']);
+  if (!LEVELS.includes(logLevel))
+    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${logLevel}'`);
+  let params: Readonly<WhanauParams>;
+  try {
+    params = defaultParams(n, overrides);
+  } catch (e) {
+    throw new OverlayError('BAD_ARGUMENT', (e as Error).message);
+  }
+  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel };
+}
+
+/** Run a node or gateway until SIGINT/SIGTERM. */
+export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): Promise<number> {
+  const cfg = parseWhanauSipArgs(argv);
+  if (cfg === 'help') {
+    process.stdout.write(`${usage(role)}\n`);
+    return 0;
+  }
+  const log = createLogger({ level: cfg.logLevel }).child({ component: role });
+  const running = await startWhanauSip({
+    role,
+    sipHost: cfg.sip.host,
+    sipPort: cfg.sip.port,
+    dhtHost: cfg.dht.host,
+    dhtPort: cfg.dht.port,
+    dataDir: cfg.dataDir,
+    peers: cfg.peers,
+    adminKeys: cfg.adminKeys,
+    params: cfg.params,
+    advertise: cfg.advertise,
+    logger: log,
+  });
+  const d = running.daemon;
+  // Signal handlers go in before the identity is announced: whoever reads it may signal at once.
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal, sip: running.sip.stats, dht: d.stats, rpc: d.endpoint.stats }, `${role} stopping`);
+      resolve();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  d.resolvePeers().then(
+    (n) => log.info({ peers: n, configured: d.book.list().length }, 'peers resolved'),
+    (e) => log.warn({ err: (e as Error).message }, 'peer resolution failed'),
+  );
+  process.stdout.write(`hash ${d.hash}\nsip ${running.uri}\npeer ${d.peerSpec}\n`);
+  log.info(
+    {
+      hash: d.hash,
+      uri: running.uri,
+      peer: d.peerSpec,
+      key: Buffer.from(d.identity.bundle.sig).toString('hex'),
+      setupPeriodS: d.node.params.periodMs / 1000,
+    },
+    `${role} listening: SIP ${running.sip.element.hostport}, DHT ${d.self.addr}`,
+  );
+  await stopped;
+  await running.close();
+  log.flush();
+  return 0;
+}

@@ -1,0 +1,213 @@
+/**
+ * The SIP side of a WhanauSIP node or gateway (seed 003 sections 3.4 and 4.7).
+ *
+ * - INVITE to `sip:<40-hex>@<this host>`: the user part is a key hash; LOOKUP
+ *   it in the Whanau DHT and answer 302 with the contact of the verified
+ *   record (a phone's contact or `sip:<hash>@<ip:port>`), 404 when the DHT has
+ *   no valid record, 400 when the user part is not a key hash (section 4.7).
+ * - Node role (section 3.4.3): an unmodified phone registers here as
+ *   `sip:<the node's hash>@<node>` (RFC 3261 10.3); INVITEs for the node's
+ *   own hash are redirected to the registered phone, and the node's location
+ *   record publishes the phone's contact.
+ * - OPTIONS 200; anything else 405.
+ */
+import type { IncomingRequest, SipElement } from '../sip/element.ts';
+import { formatNameAddr, getMaxForwards, getTo, parseNameAddr } from '../sip/header-values.ts';
+import type { Header } from '../sip/message.ts';
+import type { Registrar } from '../sip/registrar.ts';
+import { formatUri, parseRequestUri } from '../sip/uri.ts';
+import type { Clock } from '../util/clock.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import type { RecordLookup } from './whanau-daemon.ts';
+
+export const NODE_ALLOW = 'INVITE, ACK, CANCEL, OPTIONS, REGISTER';
+export const GATEWAY_ALLOW = 'INVITE, ACK, CANCEL, OPTIONS';
+
+const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
+
+export interface WhanauSipComponents {
+  element: SipElement;
+  clock: Clock;
+  /** The DHT lookup of a key hash, returning only a verified record. */
+  lookup(hash: string): Promise<RecordLookup>;
+  /** Present in the node role: the registrar for the node's own phone(s). */
+  registrar?: Registrar;
+  logger?: Logger;
+}
+
+export interface WhanauSipInit {
+  /** The node's own identity (SHA-1 of its key): the only user that may register here. */
+  ownHash: string;
+}
+
+export interface WhanauSipStats {
+  invites: number;
+  redirects: number;
+  notFound: number;
+  badHash: number;
+  registers: number;
+  refusedRegisters: number;
+  lookupErrors: number;
+}
+
+export class WhanauSipNode {
+  readonly element: SipElement;
+  readonly registrar: Registrar | undefined;
+  readonly ownHash: string;
+  readonly stats: WhanauSipStats = {
+    invites: 0,
+    redirects: 0,
+    notFound: 0,
+    badHash: 0,
+    registers: 0,
+    refusedRegisters: 0,
+    lookupErrors: 0,
+  };
+  /** Called after a REGISTER changed the bindings (the node republishes its record). */
+  onBindingsChanged: () => void = () => {};
+  private readonly lookup: (hash: string) => Promise<RecordLookup>;
+  private readonly log: Logger;
+  private readonly allow: string;
+
+  constructor(c: WhanauSipComponents, init: WhanauSipInit) {
+    this.element = c.element;
+    this.registrar = c.registrar;
+    this.lookup = c.lookup;
+    this.ownHash = init.ownHash.toLowerCase();
+    this.log = (c.logger ?? silentLogger).child({ component: 'whanausip-sip', node: this.ownHash.slice(0, 8) });
+    this.allow = this.registrar ? NODE_ALLOW : GATEWAY_ALLOW;
+    c.element.handle({ onRequest: (inc) => this.onRequest(inc) });
+  }
+
+  /** The node's own SIP URI: what a phone registers as and friends dial. */
+  get uri(): string {
+    return `sip:${this.ownHash}@${this.element.hostport}`;
+  }
+
+  /** The contact the node's location record should publish: the registered phone's, else the node itself. */
+  currentContact(): string {
+    const reg = this.registrar;
+    if (reg) {
+      const own = parseRequestUri(this.uri);
+      const b = own.ok ? reg.lookup(own.value) : [];
+      if (b.length > 0) return formatUri(b[0].contact.uri);
+    }
+    return this.uri;
+  }
+
+  private async onRequest(inc: IncomingRequest): Promise<void> {
+    const req = inc.request;
+    // RFC 3261 16.3 step 3 / 8.2: a request out of hops gets 483 (OPTIONS may still be answered).
+    if (req.method !== 'OPTIONS' && getMaxForwards(req) === 0) {
+      inc.respond(483, 'Too Many Hops');
+      return;
+    }
+    switch (req.method) {
+      case 'INVITE':
+        return this.invite(inc);
+      case 'REGISTER':
+        return this.register(inc);
+      case 'OPTIONS':
+        // RFC 3261 11.2: the capabilities.
+        inc.respond(200, 'OK', {
+          headers: [
+            { name: 'Allow', value: this.allow },
+            { name: 'Accept', value: 'application/sdp' },
+          ],
+        });
+        return;
+      default:
+        // RFC 3261 8.2.1: 405 with the Allow list.
+        inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: this.allow }] });
+    }
+  }
+
+  private register(inc: IncomingRequest): void {
+    const reg = this.registrar;
+    if (!reg) {
+      inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: this.allow }] });
+      return;
+    }
+    this.stats.registers++;
+    const to = getTo(inc.request);
+    if (!to.ok) {
+      inc.respond(400, `Bad Request: ${to.error}`);
+      return;
+    }
+    // Section 3.4.3: the phone registers as the node's own identity, nothing else.
+    if ((to.value.uri.user ?? '').toLowerCase() !== this.ownHash) {
+      this.stats.refusedRegisters++;
+      inc.respond(403, `Forbidden: only ${this.ownHash} registers here`);
+      return;
+    }
+    const out = reg.register(inc.request);
+    inc.respond(out.status, out.reason, { headers: out.headers });
+    if (out.status === 200) {
+      this.log.info({ contact: this.currentContact() }, 'phone registration updated');
+      this.onBindingsChanged();
+    }
+  }
+
+  private async invite(inc: IncomingRequest): Promise<void> {
+    this.stats.invites++;
+    const uri = parseRequestUri(inc.request.uri);
+    if (!uri.ok) {
+      inc.respond(400, `Bad Request: ${uri.error}`);
+      return;
+    }
+    if (uri.value.scheme !== 'sip' && uri.value.scheme !== 'sips') {
+      inc.respond(416, 'Unsupported URI Scheme'); // RFC 3261 8.2.2.1
+      return;
+    }
+    const user = uri.value.user ?? '';
+    if (!KEY_HASH_RE.test(user)) {
+      // Section 4.7: only a SHA-1 hash is looked up.
+      this.stats.badHash++;
+      inc.respond(400, 'Bad Request: user part is not a 40-hex key hash');
+      return;
+    }
+    const hash = user.toLowerCase();
+    if (hash === this.ownHash && this.registrar) return this.redirectToPhone(inc, this.registrar);
+    let found: RecordLookup;
+    try {
+      found = await this.lookup(hash);
+    } catch (e) {
+      this.stats.lookupErrors++;
+      this.log.warn({ key: hash.slice(0, 8), err: (e as Error).message }, 'lookup failed');
+      if (!inc.cancelled && !inc.finalSent) inc.respond(480, 'Temporarily Unavailable: lookup failed');
+      return;
+    }
+    if (inc.cancelled || inc.finalSent) return;
+    if (found.notReady) {
+      inc.respond(480, 'Temporarily Unavailable: DHT not set up yet');
+      return;
+    }
+    const contact = found.record ? parseNameAddr(`<${found.record.value}>`) : undefined;
+    if (!contact?.ok) {
+      this.stats.notFound++;
+      this.log.info({ key: hash.slice(0, 8), messages: found.messages, tries: found.tries }, 'not found');
+      inc.respond(404, 'Not Found');
+      return;
+    }
+    this.stats.redirects++;
+    this.log.info({ key: hash.slice(0, 8), contact: found.record?.value, messages: found.messages }, 'redirect');
+    // Section 4.7: the lookup result wrapped in a redirect; RFC 3261 21.3.3 302 Moved Temporarily.
+    inc.respond(302, 'Moved Temporarily', { headers: [{ name: 'Contact', value: formatNameAddr(contact.value) }] });
+  }
+
+  /** An INVITE for the node's own identity goes to the phone(s) registered here. */
+  private redirectToPhone(inc: IncomingRequest, reg: Registrar): void {
+    const own = parseRequestUri(this.uri);
+    const bindings = own.ok ? reg.lookup(own.value) : [];
+    if (bindings.length === 0) {
+      inc.respond(480, 'Temporarily Unavailable: no phone registered');
+      return;
+    }
+    const headers: Header[] = bindings.map((b) => ({
+      name: 'Contact',
+      value: formatNameAddr({ ...b.contact, params: [...b.contact.params, ['expires', String(b.expiresIn)]] }),
+    }));
+    this.stats.redirects++;
+    inc.respond(302, 'Moved Temporarily', { headers });
+  }
+}

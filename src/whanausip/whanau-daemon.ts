@@ -1,0 +1,262 @@
+/**
+ * A Whanau DHT member on real sockets (seed 003 chapter 4): the protocol core
+ * (dht/whanau) driven over a TLS 1.3 RpcEndpoint whose pinned keys decide
+ * access (section 4.3), a scheduler that runs SETUP at every UTC multiple of
+ * the period p (section 4.6), the node's trusted social peers persisted in
+ * SQLite, and its own self-certifying location record (Figure 4-2),
+ * republished before every SETUP so copies in other nodes' tables never
+ * outlive it.
+ *
+ * State under the data directory: `identity.pem` (0600) and `peers.sqlite`.
+ */
+import { sign } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type tls from 'node:tls';
+import { whanauHandler } from '../dht/whanau/dispatch.ts';
+import { WhanauNode } from '../dht/whanau/node.ts';
+import type { WhanauParams } from '../dht/whanau/params.ts';
+import { Identity } from '../identity/identity.ts';
+import { createNodeCertificate, type NodeCertificate } from '../rpc/tls-cert.ts';
+import { clientContext } from '../rpc/tls-dial.ts';
+import { parseAddr, TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
+import type { NodeRef } from '../rpc/types.ts';
+import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
+import { isOverlayError } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { CryptoRandom, type Random } from '../util/random.ts';
+import {
+  checkLocationRecord,
+  encodeLocationRecord,
+  type LocationRecord,
+  locationRecordChecker,
+  type RecordSigner,
+  signLocationRecord,
+} from './location-record.ts';
+import { PeerBook, type PeerSpec } from './peer-book.ts';
+import { probePeerKey } from './peer-key.ts';
+
+export interface WhanauDaemonOptions {
+  /** DHT listener. */
+  host: string;
+  port: number;
+  /** Identity and peers persist here; without it both live in memory (benchmarks, tests). */
+  dataDir?: string;
+  /** Use this identity instead of loading or creating one. */
+  identity?: Identity;
+  /** Social peers to add (and persist) at start. */
+  peers?: PeerSpec[];
+  /** Raw Ed25519 keys allowed to call the control interface. */
+  adminKeys?: Uint8Array[];
+  params: Readonly<WhanauParams>;
+  /** Run SETUP at each UTC multiple of params.periodMs (default true). */
+  schedule?: boolean;
+  limits?: Partial<TlsRpcLimits>;
+  /** Address other nodes should dial (default: the bound host:port). */
+  advertise?: string;
+  clock?: Clock;
+  random?: Random;
+  logger?: Logger;
+}
+
+export interface RecordLookup {
+  /** The verified record, or null when the DHT has none that passes the checker. */
+  record: LocationRecord | null;
+  messages: number;
+  tries: number;
+  /** True when no SETUP has finished yet, so the node has no tables to look in. */
+  notReady: boolean;
+}
+
+export class WhanauDaemon {
+  readonly identity: Identity;
+  readonly hash: string;
+  readonly endpoint: TlsRpcEndpoint;
+  readonly node: WhanauNode;
+  readonly book: PeerBook;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** What our record publishes; the SIP side points it at a registered phone. */
+  contact: () => string;
+  readonly stats = { setupsStarted: 0, setupsDone: 0, setupsFailed: 0, probesFailed: 0, lookups: 0 };
+  private readonly signer: RecordSigner;
+  private readonly tlsContext: tls.SecureContext;
+  private readonly host: string;
+  private readonly port: number;
+  private timer: Timer | undefined;
+  private closed = false;
+  private setupRunning: Promise<unknown> | undefined;
+
+  private constructor(
+    o: WhanauDaemonOptions,
+    identity: Identity,
+    endpoint: TlsRpcEndpoint,
+    cert: NodeCertificate,
+    book: PeerBook,
+  ) {
+    this.identity = identity;
+    this.hash = identity.id;
+    this.endpoint = endpoint;
+    this.book = book;
+    this.clock = o.clock ?? new SystemClock();
+    this.log = (o.logger ?? silentLogger).child({ component: 'whanau-daemon', node: this.hash.slice(0, 8) });
+    this.tlsContext = clientContext(cert);
+    const where = parseAddr(endpoint.self.addr) ?? { host: o.host, port: endpoint.port };
+    this.host = where.host;
+    this.port = where.port;
+    this.contact = () => `sip:${this.hash}@${endpoint.self.addr}`;
+    const key = identity.signingKey;
+    this.signer = { publicKey: identity.bundle.sig, sign: (data) => new Uint8Array(sign(null, data, key)) };
+    this.node = new WhanauNode(
+      { clock: this.clock, random: o.random ?? new CryptoRandom(), transport: endpoint, logger: o.logger },
+      { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
+    );
+    endpoint.onRequest(whanauHandler(this.node));
+  }
+
+  static async start(o: WhanauDaemonOptions): Promise<WhanauDaemon> {
+    if (o.dataDir) mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    const identity =
+      o.identity ?? (o.dataDir ? Identity.loadOrCreate(join(o.dataDir, 'identity.pem')) : Identity.generate());
+    const keyPair = { privateKey: identity.signingKey, publicKey: identity.publicSigningKey };
+    const cert = await createNodeCertificate(keyPair);
+    const endpoint = await TlsRpcEndpoint.listen({
+      host: o.host,
+      port: o.port,
+      keyPair,
+      certificate: cert,
+      self: o.advertise ? { addr: o.advertise } : undefined,
+      limits: o.limits,
+      clock: o.clock,
+      logger: o.logger,
+    });
+    const book = new PeerBook(o.dataDir ? join(o.dataDir, 'peers.sqlite') : ':memory:');
+    const d = new WhanauDaemon(o, identity, endpoint, cert, book);
+    const now = d.clock.wallNow();
+    for (const p of o.peers ?? []) if (p.hash !== d.hash) book.upsert(p, now);
+    if (o.schedule ?? true) d.scheduleNext();
+    return d;
+  }
+
+  /** `<hash>@host:port`: what friends pass as `--peer`. */
+  get peerSpec(): string {
+    return `${this.hash}@${this.endpoint.self.addr}`;
+  }
+
+  get self(): NodeRef {
+    return this.endpoint.self;
+  }
+
+  /** Add (and persist) a social peer; the link counts once the peer has added us too. */
+  async addPeer(spec: PeerSpec): Promise<boolean> {
+    if (spec.hash === this.hash) return false;
+    this.book.upsert(spec, this.clock.wallNow());
+    return this.resolvePeer(spec.hash);
+  }
+
+  /**
+   * Make every peer in the book known to the core: peers whose key we have
+   * are added at once; for the others one TLS handshake must show a key that
+   * hashes to the configured hash. Returns how many peers are known.
+   */
+  async resolvePeers(timeoutMs = 3000): Promise<number> {
+    const results = await Promise.all(this.book.list().map((p) => this.resolvePeer(p.hash, timeoutMs)));
+    return results.filter(Boolean).length;
+  }
+
+  private async resolvePeer(hash: string, timeoutMs = 3000): Promise<boolean> {
+    const p = this.book.get(hash);
+    if (!p) return false;
+    let key = p.key;
+    if (!key) {
+      try {
+        key = await probePeerKey(p.addr, p.hash, { context: this.tlsContext, clock: this.clock, timeoutMs });
+        this.book.setKey(p.hash, key);
+      } catch (e) {
+        this.stats.probesFailed++;
+        const level = isOverlayError(e, 'RPC_PEER_KEY_MISMATCH') ? 'warn' : 'debug';
+        this.log[level]({ peer: p.hash.slice(0, 8), addr: p.addr, err: (e as Error).message }, 'peer key not learned');
+        return false;
+      }
+    }
+    this.node.addPeer({ id: p.hash, addr: p.addr, key });
+    return true;
+  }
+
+  /** Sign and store our location record (seed 003 Figure 4-2) with the current contact. */
+  publishOwnRecord(): LocationRecord {
+    // Valid through the SETUP that samples it and the whole period its copies are used, plus skew.
+    const ttl = Math.ceil((2 * this.node.params.periodMs + this.node.params.skewMs) / 1000) + 60;
+    const record = signLocationRecord(
+      { value: this.contact(), created: this.clock.wallNow(), ttl, host: this.host, port: this.port },
+      this.signer,
+    );
+    this.node.publish({ key: this.hash, value: encodeLocationRecord(record) });
+    return record;
+  }
+
+  /** One SETUP for `epoch` (default: the period starting next); peers and our record are refreshed first. */
+  async setup(epoch = this.node.nextEpoch()): Promise<Record<string, unknown>> {
+    this.stats.setupsStarted++;
+    await this.resolvePeers();
+    this.publishOwnRecord();
+    const run = this.node.setup(epoch);
+    this.setupRunning = run;
+    try {
+      const summary = await run;
+      this.stats.setupsDone++;
+      this.log.info({ epoch, ...summary, peers: this.node.activePeers().length }, 'setup done');
+      return summary;
+    } catch (e) {
+      this.stats.setupsFailed++;
+      throw e;
+    } finally {
+      if (this.setupRunning === run) this.setupRunning = undefined;
+    }
+  }
+
+  /** Section 4.6: wait until UTC is a multiple of p, run SETUP for that epoch, repeat. */
+  private scheduleNext(): void {
+    if (this.closed) return;
+    const p = this.node.params.periodMs;
+    const now = this.clock.wallNow();
+    const epoch = Math.floor(now / p) + 1;
+    this.timer = this.clock.setTimer(epoch * p - now, () => {
+      this.scheduleNext();
+      if (this.closed) return;
+      this.setup(epoch).catch((e) => this.log.warn({ epoch, err: (e as Error).message }, 'setup failed'));
+    });
+  }
+
+  /**
+   * LOOKUP(key) (Figure A-2) of a WhanauSIP identity, returning the record
+   * only if it passes the checker here (signature, key hash, expiry): the
+   * DHT guarantees availability, the record its own integrity (section 3.2.1).
+   */
+  async lookupRecord(hash: string): Promise<RecordLookup> {
+    this.stats.lookups++;
+    const key = hash.toLowerCase();
+    if (key === this.hash) {
+      const own = this.node.records.get(key) ?? encodeLocationRecord(this.publishOwnRecord());
+      const r = checkLocationRecord(key, own, this.clock.wallNow());
+      return { record: r.ok ? r.value : null, messages: 0, tries: 0, notReady: false };
+    }
+    if (!this.node.published) return { record: null, messages: 0, tries: 0, notReady: true };
+    const out = await this.node.lookup(key);
+    let record: LocationRecord | null = null;
+    if (out.value !== null) {
+      const r = checkLocationRecord(key, out.value, this.clock.wallNow());
+      if (r.ok) record = r.value;
+      else this.log.warn({ key: key.slice(0, 8), why: r.error }, 'record dropped');
+    }
+    return { record, messages: out.messages, tries: out.tries, notReady: false };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer?.cancel();
+    await this.endpoint.close();
+    this.book.close();
+  }
+}
