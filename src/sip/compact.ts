@@ -114,13 +114,42 @@ const KNOWN_NAMES = [
 const CANONICAL = new Map<string, string>();
 for (const n of KNOWN_NAMES) CANONICAL.set(n.toLowerCase(), n);
 for (const [c, n] of Object.entries(COMPACT_FORMS)) CANONICAL.set(c, n);
+/** Names already spelled canonically (the common case on the wire) hit without lower-casing. */
+const EXACT = new Map<string, string>(CANONICAL);
+for (const n of KNOWN_NAMES) EXACT.set(n, n);
+for (const [c, n] of Object.entries(COMPACT_FORMS)) EXACT.set(c.toUpperCase(), n);
+
+/** Hash of a header name's exact spelling, computed by the parser while it scans the name. */
+export function nameHash(h: number, c: number): number {
+  return (Math.imul(h, 31) + c) | 0;
+}
+
+/** Canonical spellings (and compact letters in both cases) by hash of their exact spelling. */
+const BY_HASH = new Map<number, string>();
+for (const spelled of EXACT.keys()) {
+  let h = 0;
+  for (let i = 0; i < spelled.length; i++) h = nameHash(h, spelled.charCodeAt(i));
+  // On a collision keep neither: the caller falls back to the string lookup.
+  BY_HASH.set(h, BY_HASH.has(h) ? '' : spelled);
+}
+
+/**
+ * Canonical name of the header name spelled at s[from, to) with the given
+ * hash, without copying the name when it is spelled as a known name; undefined
+ * when the caller must fall back to canonicalName on the copied name.
+ */
+export function canonicalNameAt(s: string, from: number, to: number, hash: number): string | undefined {
+  const spelled = BY_HASH.get(hash);
+  if (spelled === undefined || spelled.length !== to - from || !s.startsWith(spelled, from)) return undefined;
+  return EXACT.get(spelled);
+}
 
 /**
  * Canonical name for a header name as written on the wire: compact forms are
  * expanded, known names get their usual spelling, unknown names are kept as written.
  */
 export function canonicalName(name: string): string {
-  return CANONICAL.get(name.toLowerCase()) ?? name;
+  return EXACT.get(name) ?? CANONICAL.get(name.toLowerCase()) ?? name;
 }
 
 /** Compact form of a canonical name, if it has one (for compact serialisation). */
@@ -175,7 +204,9 @@ const LIST_HEADERS = new Set(
   ].map((n) => n.toLowerCase()),
 );
 
-/** True when a header's values may be split at top-level commas. Takes a canonical name. */
-export function isListHeader(canonical: string): boolean {
-  return LIST_HEADERS.has(canonical.toLowerCase());
+const LIST_CANONICAL = new Set(KNOWN_NAMES.filter((n) => LIST_HEADERS.has(n.toLowerCase())));
+
+/** True when a header's values may be split at top-level commas. */
+export function isListHeader(name: string): boolean {
+  return LIST_CANONICAL.has(name) || LIST_HEADERS.has(name.toLowerCase());
 }

@@ -7,7 +7,15 @@
  */
 import type { Result } from '../util/errors.ts';
 import type { SipMessage } from './message.ts';
-import { contentLengthOf, decodeHead, messageFrom, parseHead, type StartLine, validateMessage } from './parser.ts';
+import {
+  contentLengthOf,
+  copyBody,
+  decodeHead,
+  messageFrom,
+  parseHead,
+  type StartLine,
+  validateMessage,
+} from './parser.ts';
 
 export type FrameEvent =
   /**
@@ -151,9 +159,7 @@ export class StreamFramer {
       }
       const p = this.pending;
       if (this.end - p.bodyStart < p.bodyLen) return;
-      const body = new Uint8Array(p.bodyLen);
-      body.set(d.subarray(p.bodyStart, p.bodyStart + p.bodyLen));
-      const msg = messageFrom(p.start, p.headers, body);
+      const msg = messageFrom(p.start, p.headers, copyBody(d, p.bodyStart, p.bodyLen));
       this.start = p.bodyStart + p.bodyLen;
       this.scanFrom = this.start;
       this.pending = undefined;

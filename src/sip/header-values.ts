@@ -35,6 +35,13 @@ export function trimLws(s: string): string {
  */
 export function splitTopLevel(s: string, sep: string): string[] {
   const out: string[] = [];
+  if (s.indexOf('"') < 0 && s.indexOf('<') < 0) {
+    for (const p of s.split(sep)) {
+      const t = trimLws(p);
+      if (t.length > 0) out.push(t);
+    }
+    return out;
+  }
   let inQuote = false;
   let inAngle = false;
   let start = 0;
@@ -59,6 +66,12 @@ export function splitTopLevel(s: string, sep: string): string[] {
 
 /** Parses a quoted-string starting at s[i] === '"'. Returns the unescaped text and the index after the closing quote. */
 export function readQuoted(s: string, i: number): { text: string; end: number } | undefined {
+  const close = s.indexOf('"', i + 1);
+  if (close > 0) {
+    const inner = s.slice(i + 1, close);
+    if (inner.indexOf('\\') < 0 && inner.indexOf('\r') < 0 && inner.indexOf('\n') < 0)
+      return { text: inner, end: close + 1 };
+  }
   let text = '';
   for (let j = i + 1; j < s.length; j++) {
     const c = s[j];
@@ -80,49 +93,64 @@ export function quoteString(s: string): string {
   return '"' + s.replace(/(["\\])/g, '\\$1') + '"';
 }
 
+const TOKEN_TABLE = new Uint8Array(128);
+for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") {
+  TOKEN_TABLE[ch.charCodeAt(0)] = 1;
+}
+/** gen-value = token / host / quoted-string: token characters plus ':' '[' ']' for IPv6 references. */
+const VALUE_TABLE = TOKEN_TABLE.slice();
+for (const ch of ':[]') VALUE_TABLE[ch.charCodeAt(0)] = 1;
+
+const inTable = (t: Uint8Array, c: number): boolean => c < 128 && t[c] === 1;
+
+/** Index after the quoted-string starting at s[i] === '"', or -1 when unterminated. */
+function quotedEnd(s: string, i: number): number {
+  for (let j = i + 1; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 0x5c) j++;
+    else if (c === 0x22) return j + 1;
+  }
+  return -1;
+}
+
 /**
  * Parses `*( SEMI generic-param )`. `s` is what follows the address or
- * sent-by, so it must be empty or start with ';'. Names are lower-cased;
- * quoted values keep their quotes so they format back unchanged.
+ * sent-by, so it must be empty or start with ';' (after LWS). Names are
+ * lower-cased; quoted values keep their quotes so they format back unchanged.
  */
 export function parseParams(s: string): Result<Params> {
   const out: Params = [];
-  const t = trimLws(s);
-  if (t.length === 0) return ok(out);
-  if (t[0] !== ';') return fail('malformed parameters');
-  const parts = splitTopLevel(t.slice(1), ';');
-  // splitTopLevel drops empty elements; an empty parameter (";;" or a trailing ";") is malformed.
-  if (parts.length !== countTopLevel(t.slice(1), ';') + 1) return fail('malformed parameters');
-  for (const p of parts) {
-    const eq = p.indexOf('=');
-    const name = trimLws(eq < 0 ? p : p.slice(0, eq));
-    if (!TOKEN_RE.test(name)) return fail('malformed parameter');
-    if (eq < 0) {
-      out.push([name.toLowerCase(), null]);
-      continue;
+  const n = s.length;
+  let i = 0;
+  while (i < n && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++;
+  while (i < n) {
+    if (s.charCodeAt(i) !== 0x3b) return fail('malformed parameters');
+    i++;
+    while (i < n && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++;
+    const ns = i;
+    while (i < n && inTable(TOKEN_TABLE, s.charCodeAt(i))) i++;
+    if (i === ns) return fail('malformed parameter');
+    const name = s.slice(ns, i).toLowerCase();
+    while (i < n && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++;
+    let value: string | null = null;
+    if (i < n && s.charCodeAt(i) === 0x3d) {
+      i++;
+      while (i < n && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++;
+      const vs = i;
+      if (s.charCodeAt(i) === 0x22) {
+        const e = quotedEnd(s, i);
+        if (e < 0) return fail('malformed parameter');
+        i = e;
+      } else {
+        while (i < n && inTable(VALUE_TABLE, s.charCodeAt(i))) i++;
+        if (i === vs) return fail('malformed parameter');
+      }
+      value = s.slice(vs, i);
+      while (i < n && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++;
     }
-    const value = trimLws(p.slice(eq + 1));
-    if (value.startsWith('"')) {
-      const q = readQuoted(value, 0);
-      if (!q || q.end !== value.length) return fail('malformed parameter');
-    } else if (!PARAM_VALUE_RE.test(value)) return fail('malformed parameter');
-    out.push([name.toLowerCase(), value]);
+    out.push([name, value]);
   }
   return ok(out);
-}
-
-function countTopLevel(s: string, sep: string): number {
-  let n = 0;
-  let inQuote = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (inQuote) {
-      if (c === '\\') i++;
-      else if (c === '"') inQuote = false;
-    } else if (c === '"') inQuote = true;
-    else if (c === sep) n++;
-  }
-  return n;
 }
 
 export function formatParams(params: Params): string {
@@ -197,7 +225,10 @@ export function parseVia(s: string): Result<Via> {
   const rest = t.slice(m[0].length);
   const semi = rest.indexOf(';');
   // sent-by = host [ COLON port ], where COLON may be surrounded by whitespace.
-  const sentBy = trimLws((semi < 0 ? rest : rest.slice(0, semi)).replace(/[ \t]*:[ \t]*(?=[0-9]*[ \t]*$)/, ':'));
+  let sentBy = semi < 0 ? rest : rest.slice(0, semi);
+  if (sentBy.indexOf(' ') >= 0 || sentBy.indexOf('\t') >= 0) {
+    sentBy = trimLws(sentBy.replace(/[ \t]*:[ \t]*(?=[0-9]*[ \t]*$)/, ':'));
+  }
   if (WS_RE.test(sentBy)) return fail('malformed Via');
   const hp = parseHostPort(sentBy);
   if (!hp.ok) return fail('malformed Via');
@@ -320,7 +351,11 @@ export function getContentLength(msg: SipMessage): number | undefined {
  * RFC 3261 section 10.2.2), otherwise the list of addresses (maybe empty).
  */
 export function parseContacts(msg: SipMessage): Result<'*' | NameAddr[]> {
-  const values = getHeaders(msg, 'Contact');
+  return parseContactValues(getHeaders(msg, 'Contact'));
+}
+
+/** parseContacts on the Contact values themselves. */
+export function parseContactValues(values: string[]): Result<'*' | NameAddr[]> {
   if (values.some((v) => trimLws(v) === '*')) {
     return values.length === 1 ? ok('*') : fail('wildcard Contact mixed with other Contacts');
   }

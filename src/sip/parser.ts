@@ -13,19 +13,18 @@
  */
 import { isAscii } from 'node:buffer';
 import { fail, ok, type Result } from '../util/errors.ts';
-import { canonicalName, isListHeader } from './compact.ts';
+import { canonicalName, canonicalNameAt, isListHeader, nameHash } from './compact.ts';
 import {
-  getCSeq,
-  getFrom,
-  getTo,
-  getVias,
-  parseContacts,
+  parseContactValues,
+  parseCSeq,
+  parseNameAddr,
   parseUnsigned,
+  parseVia,
   splitTopLevel,
   TOKEN_RE,
   trimLws,
 } from './header-values.ts';
-import { getHeaders, type Header, type SipMessage, type SipRequest } from './message.ts';
+import type { Header, SipMessage, SipRequest } from './message.ts';
 import { parseRequestUri } from './uri.ts';
 
 export interface ParseOptions {
@@ -36,8 +35,6 @@ export interface ParseOptions {
   stream?: boolean;
 }
 
-// A bare CR or LF inside a header line would let a value smuggle in another line on re-serialisation.
-// Other control octets can appear legally in quoted-pairs (RFC 3261 section 25.1, RFC 4475 section 3.1.1.2).
 const CONTROL_RE = /[\r\n]/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
@@ -108,52 +105,76 @@ function parseStartLine(line: string): Result<StartLine> {
   return ok({ kind: 'request', method, uri, version });
 }
 
-/** Pushes one header line (already unfolded) onto `out`, splitting list headers at top-level commas. */
-function addHeaderLine(line: string, out: Header[]): string | undefined {
-  const colon = line.indexOf(':');
-  if (colon <= 0) return 'malformed header line';
-  // header-name HCOLON: whitespace may precede the colon (RFC 3261 section 25.1).
-  let nameEnd = colon;
-  while (nameEnd > 0 && (line.charCodeAt(nameEnd - 1) === 0x20 || line.charCodeAt(nameEnd - 1) === 0x09)) nameEnd--;
-  const rawName = line.slice(0, nameEnd);
-  if (!TOKEN_RE.test(rawName)) return 'malformed header name';
-  const name = canonicalName(rawName);
-  const value = trimLws(line.slice(colon + 1));
-  // Header text is TEXT-UTF8 / LWS: no control characters other than HT (a bare CR or LF would split lines).
-  if (CONTROL_RE.test(value)) return 'malformed header value';
+/** token characters (RFC 3261 section 25.1) as a lookup table. */
+const TOKEN_CHARS = new Uint8Array(128);
+for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") {
+  TOKEN_CHARS[ch.charCodeAt(0)] = 1;
+}
+
+/** Pushes one header value onto `out`, splitting list headers at top-level commas. */
+function pushHeader(name: string, value: string, out: Header[]): void {
   if (value.indexOf(',') >= 0 && isListHeader(name)) {
     const parts = splitTopLevel(value, ',');
     if (parts.length === 0) out.push({ name, value: '' });
     for (const p of parts) out.push({ name, value: p });
   } else out.push({ name, value });
-  return undefined;
 }
 
-/** Parses the header block text (start line + header lines, without the final empty line). */
+/**
+ * Parses the header block text (start line + header lines, without the final
+ * empty line). Works on offsets into the one decoded string; a line is only
+ * copied when it is folded.
+ */
 export function parseHead(head: string): Result<{ start: StartLine; headers: Header[] }> {
-  const lines = head.indexOf('\r') >= 0 || head.indexOf('\n') < 0 ? head.split('\r\n') : head.split('\n');
-  const start = parseStartLine(lines[0]);
+  // Lines end in CRLF; a head without any CR is taken as bare-LF (tolerance for broken senders).
+  const eol = head.indexOf('\r') >= 0 || head.indexOf('\n') < 0 ? '\r\n' : '\n';
+  const step = eol.length;
+  const len = head.length;
+  let lineEnd = head.indexOf(eol);
+  if (lineEnd < 0) lineEnd = len;
+  const start = parseStartLine(head.slice(0, lineEnd));
   if (!start.ok) return start;
   const headers: Header[] = [];
-  let current: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const c = line.charCodeAt(0);
-    if (c === 0x20 || c === 0x09) {
-      // Folded continuation: LWS = [*WSP CRLF] 1*WSP is equivalent to one SP (RFC 3261 section 7.3.1).
-      if (current === undefined) return fail('malformed header folding');
-      current += ' ' + trimLws(line);
-      continue;
+  let pos = lineEnd + step;
+  while (pos < len) {
+    lineEnd = head.indexOf(eol, pos);
+    if (lineEnd < 0) lineEnd = len;
+    // header-name HCOLON: whitespace may precede the colon (RFC 3261 section 25.1).
+    let i = pos;
+    let hash = 0;
+    while (i < lineEnd) {
+      const c = head.charCodeAt(i);
+      if (c >= 128 || TOKEN_CHARS[c] === 0) break;
+      hash = nameHash(hash, c);
+      i++;
     }
-    if (current !== undefined) {
-      const err = addHeaderLine(current, headers);
-      if (err) return fail(err);
+    if (i === pos) {
+      const c = head.charCodeAt(pos);
+      return fail(c === 0x20 || c === 0x09 ? 'malformed header folding' : 'malformed header name');
     }
-    current = line;
-  }
-  if (current !== undefined) {
-    const err = addHeaderLine(current, headers);
-    if (err) return fail(err);
+    const name = canonicalNameAt(head, pos, i, hash) ?? canonicalName(head.slice(pos, i));
+    while (i < lineEnd && (head.charCodeAt(i) === 0x20 || head.charCodeAt(i) === 0x09)) i++;
+    if (head.charCodeAt(i) !== 0x3a) return fail(i === lineEnd ? 'malformed header line' : 'malformed header name');
+    // Value without its surrounding LWS, copied once.
+    i++;
+    while (i < lineEnd && (head.charCodeAt(i) === 0x20 || head.charCodeAt(i) === 0x09)) i++;
+    let e = lineEnd;
+    while (e > i && (head.charCodeAt(e - 1) === 0x20 || head.charCodeAt(e - 1) === 0x09)) e--;
+    let value = head.slice(i, e);
+    pos = lineEnd + step;
+    // Folded continuation lines: LWS = [*WSP CRLF] 1*WSP is equivalent to one SP (RFC 3261 section 7.3.1).
+    while (pos < len && (head.charCodeAt(pos) === 0x20 || head.charCodeAt(pos) === 0x09)) {
+      lineEnd = head.indexOf(eol, pos);
+      if (lineEnd < 0) lineEnd = len;
+      const more = trimLws(head.slice(pos, lineEnd));
+      value = value.length === 0 ? more : more.length === 0 ? value : `${value} ${more}`;
+      pos = lineEnd + step;
+    }
+    // A bare CR or LF inside a line would let a value smuggle in another line on
+    // re-serialisation. Other control octets can appear legally in quoted-pairs
+    // (RFC 3261 section 25.1, RFC 4475 section 3.1.1.2).
+    if (value.indexOf('\r') >= 0 || value.indexOf('\n') >= 0) return fail('malformed header value');
+    pushHeader(name, value, headers);
   }
   return ok({ start: start.value, headers });
 }
@@ -196,9 +217,19 @@ export function parseMessageRaw(input: Uint8Array, opts: ParseOptions = {}): Res
     if (cl > available) return fail('Content-Length larger than body');
     bodyLen = cl;
   }
-  const body = new Uint8Array(bodyLen);
-  body.set(b.subarray(end.bodyStart, end.bodyStart + bodyLen));
-  return ok(messageFrom(start, headers, body));
+  return ok(messageFrom(start, headers, copyBody(b, end.bodyStart, bodyLen)));
+}
+
+/**
+ * A private copy of the body bytes as a plain Uint8Array (never a view of the
+ * caller's buffer, which a transport may reuse). Small bodies come from
+ * Buffer's shared pool, which is much cheaper than a fresh ArrayBuffer.
+ */
+export function copyBody(src: Uint8Array, from: number, len: number): Uint8Array {
+  if (len === 0) return new Uint8Array(0);
+  const c = Buffer.allocUnsafe(len);
+  c.set(src.subarray(from, from + len));
+  return new Uint8Array(c.buffer, c.byteOffset, len);
 }
 
 /** Assembles the model from a parsed head and the body bytes. */
@@ -216,37 +247,79 @@ export function messageFrom(start: StartLine, headers: Header[], body: Uint8Arra
  * the problem and is meant as the reason phrase of a 400 (see errorStatus).
  */
 export function validateMessage(msg: SipMessage): Result<SipMessage> {
-  if (!/^SIP\/2\.0$/i.test(msg.version)) return fail('unsupported SIP version');
+  if (msg.version !== 'SIP/2.0' && !/^SIP\/2\.0$/i.test(msg.version)) return fail('unsupported SIP version');
   if (msg.kind === 'request') {
     const uri = parseRequestUri(msg.uri);
     if (!uri.ok) return fail(uri.error);
   }
-  const vias = getVias(msg);
-  if (!vias.ok) return vias;
-  const from = getFrom(msg);
-  if (!from.ok) return from;
-  const to = getTo(msg);
-  if (!to.ok) return to;
-  const callIds = getHeaders(msg, 'Call-ID');
+  // One pass over the headers; names from the parser are canonical already.
+  let vias = 0;
+  const from: string[] = [];
+  const to: string[] = [];
+  const callIds: string[] = [];
+  const cseqs: string[] = [];
+  const maxForwards: string[] = [];
+  const expires: string[] = [];
+  const contacts: string[] = [];
+  for (const h of msg.headers) {
+    switch (canonicalName(h.name)) {
+      case 'Via':
+        if (!parseVia(h.value).ok) return fail('malformed Via');
+        vias++;
+        break;
+      case 'From':
+        from.push(h.value);
+        break;
+      case 'To':
+        to.push(h.value);
+        break;
+      case 'Call-ID':
+        callIds.push(h.value);
+        break;
+      case 'CSeq':
+        cseqs.push(h.value);
+        break;
+      case 'Max-Forwards':
+        maxForwards.push(h.value);
+        break;
+      case 'Expires':
+        expires.push(h.value);
+        break;
+      case 'Contact':
+        contacts.push(h.value);
+        break;
+    }
+  }
+  if (vias === 0) return fail('missing Via');
+  for (const [name, values] of [
+    ['From', from],
+    ['To', to],
+  ] as const) {
+    if (values.length === 0) return fail(`missing ${name}`);
+    if (values.length > 1) return fail(`multiple ${name} headers`);
+    if (!parseNameAddr(values[0]).ok) return fail(`malformed ${name}`);
+  }
   if (callIds.length === 0) return fail('missing Call-ID');
   // Call-ID = word [ "@" word ] (RFC 3261 section 25.1)
   if (callIds.length > 1 || !/^[!-~]+$/.test(callIds[0])) return fail('malformed Call-ID');
-  const cseq = getCSeq(msg);
+  if (cseqs.length === 0) return fail('missing CSeq');
+  if (cseqs.length > 1) return fail('multiple CSeq headers');
+  const cseq = parseCSeq(cseqs[0]);
   if (!cseq.ok) return cseq;
   if (msg.kind === 'request') {
     // RFC 3261 section 8.2: the CSeq method must match the request method.
     if (cseq.value.method !== msg.method) return fail('CSeq method does not match');
-    const mf = getHeaders(msg, 'Max-Forwards');
     // Max-Forwards is mandatory for a UAC, but a UAS SHOULD accept requests
     // without it from older elements (RFC 3261 section 8.1.1.6); when present it must be 0-255.
-    if (mf.length > 1 || (mf.length === 1 && parseUnsigned(mf[0], 255) === undefined)) {
+    if (maxForwards.length > 1 || (maxForwards.length === 1 && parseUnsigned(maxForwards[0], 255) === undefined)) {
       return fail('malformed Max-Forwards');
     }
   }
-  const expires = getHeaders(msg, 'Expires');
-  if (expires.length > 1 || (expires.length === 1 && !/^[0-9]+$/.test(expires[0]))) return fail('malformed Expires');
-  const contacts = parseContacts(msg);
-  if (!contacts.ok) return contacts;
+  if (expires.length > 1 || (expires.length === 1 && parseUnsigned(expires[0], Number.MAX_VALUE) === undefined)) {
+    return fail('malformed Expires');
+  }
+  const c = parseContactValues(contacts);
+  if (!c.ok) return c;
   return ok(msg);
 }
 

@@ -21,8 +21,27 @@ const PASSWORD_CHARS = charTable('&=+$,');
 const PARAM_CHARS = charTable('[]/:&+$'); // unreserved / param-unreserved
 const HEADER_CHARS = charTable('[]/?:+$'); // unreserved / hnv-unreserved
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
-const HOSTNAME_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?$/;
 const IPV6_RE = /^\[[0-9A-Fa-f:.]+\]$/;
+
+/** hostname / IPv4address (RFC 3261 section 25.1): dot-separated labels of alphanumerics and inner hyphens. */
+function isHostname(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  let labelStart = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x2e) {
+      if (i === labelStart || s.charCodeAt(i - 1) === 0x2d) return false;
+      labelStart = i + 1;
+      continue;
+    }
+    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+    if (alnum) continue;
+    if (c !== 0x2d || i === labelStart) return false;
+  }
+  // A final empty label is the root dot ("example.com."); otherwise the last label must not end in '-'.
+  return labelStart === n ? n > 1 : s.charCodeAt(n - 1) !== 0x2d;
+}
 
 function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
@@ -93,7 +112,7 @@ export function parseHostPort(s: string): Result<{ host: string; port?: number }
     const colon = s.indexOf(':');
     host = colon < 0 ? s : s.slice(0, colon);
     if (colon >= 0) portStr = s.slice(colon + 1);
-    if (host.length === 0 || !HOSTNAME_RE.test(host)) return fail('malformed host');
+    if (!isHostname(host)) return fail('malformed host');
   }
   if (portStr === undefined) return ok({ host: host.toLowerCase() });
   if (!/^[0-9]{1,5}$/.test(portStr)) return fail('malformed port');
