@@ -103,6 +103,13 @@ for (const ch of ':[]') VALUE_TABLE[ch.charCodeAt(0)] = 1;
 
 const inTable = (t: Uint8Array, c: number): boolean => c < 128 && t[c] === 1;
 
+/** True when s[from, to) is a non-empty token. */
+function isToken(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) if (!inTable(TOKEN_TABLE, s.charCodeAt(i))) return false;
+  return true;
+}
+
 /** Index after the quoted-string starting at s[i] === '"', or -1 when unterminated. */
 function quotedEnd(s: string, i: number): number {
   for (let j = i + 1; j < s.length; j++) {
@@ -220,9 +227,24 @@ const SENT_PROTOCOL_RE =
 /** via-parm = sent-protocol LWS sent-by *( SEMI via-params ) (RFC 3261 section 20.42, 25.1). */
 export function parseVia(s: string): Result<Via> {
   const t = trimLws(s);
-  const m = SENT_PROTOCOL_RE.exec(t);
-  if (!m) return fail('malformed Via');
-  const rest = t.slice(m[0].length);
+  let protocol: string;
+  let transport: string;
+  let rest: string;
+  // Fast path for the usual spelling "SIP/2.0/UDP host..."; anything else goes through the full grammar.
+  const sp = t.startsWith('SIP/2.0/') ? t.indexOf(' ', 8) : -1;
+  if (sp > 8 && isToken(t, 8, sp)) {
+    protocol = 'SIP/2.0';
+    transport = t.slice(8, sp).toUpperCase();
+    let i = sp + 1;
+    while (i < t.length && (t.charCodeAt(i) === 0x20 || t.charCodeAt(i) === 0x09)) i++;
+    rest = t.slice(i);
+  } else {
+    const m = SENT_PROTOCOL_RE.exec(t);
+    if (!m) return fail('malformed Via');
+    protocol = `${m[1].toUpperCase()}/${m[2]}`;
+    transport = m[3].toUpperCase();
+    rest = t.slice(m[0].length);
+  }
   const semi = rest.indexOf(';');
   // sent-by = host [ COLON port ], where COLON may be surrounded by whitespace.
   let sentBy = semi < 0 ? rest : rest.slice(0, semi);
@@ -242,8 +264,8 @@ export function parseVia(s: string): Result<Via> {
     }
   }
   const via: Via = {
-    protocol: `${m[1].toUpperCase()}/${m[2]}`,
-    transport: m[3].toUpperCase(),
+    protocol,
+    transport,
     host: hp.value.host,
     params: params.value,
   };

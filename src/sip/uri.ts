@@ -115,8 +115,13 @@ export function parseHostPort(s: string): Result<{ host: string; port?: number }
     if (!isHostname(host)) return fail('malformed host');
   }
   if (portStr === undefined) return ok({ host: host.toLowerCase() });
-  if (!/^[0-9]{1,5}$/.test(portStr)) return fail('malformed port');
-  const port = Number(portStr);
+  if (portStr.length === 0 || portStr.length > 5) return fail('malformed port');
+  let port = 0;
+  for (let i = 0; i < portStr.length; i++) {
+    const d = portStr.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return fail('malformed port');
+    port = port * 10 + d;
+  }
   if (port > 65535) return fail('malformed port');
   return ok({ host: host.toLowerCase(), port });
 }
@@ -150,8 +155,10 @@ export function parseUri(s: string): Result<SipUri> {
   const colon = s.indexOf(':');
   if (colon <= 0) return fail('malformed URI');
   const scheme = s.slice(0, colon);
-  if (!SCHEME_RE.test(scheme)) return fail('malformed URI scheme');
-  const lower = scheme.toLowerCase();
+  const lower = scheme === 'sip' || scheme === 'sips' ? scheme : scheme.toLowerCase();
+  if (lower !== scheme || (lower !== 'sip' && lower !== 'sips')) {
+    if (!SCHEME_RE.test(scheme)) return fail('malformed URI scheme');
+  }
   const rest = s.slice(colon + 1);
   if (lower !== 'sip' && lower !== 'sips') {
     // RFC 3986 absolute-URI: no whitespace, controls, quotes or angle brackets.
