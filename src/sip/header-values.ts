@@ -11,7 +11,6 @@ type Params = Array<[string, string | null]>;
 
 /** token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~") */
 export const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
-const PARAM_VALUE_RE = /^[A-Za-z0-9\-.!%*_+`'~:[\]]+$/; // token / host (IPv6 reference)
 const WS_RE = /[ \t]/;
 
 const isWs = (c: string): boolean => c === ' ' || c === '\t';
