@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { getHeader, getHeaders, type SipRequest } from '../../src/sip/message.ts';
 import { errorStatus, parseMessage, parseMessageRaw, validateMessage } from '../../src/sip/parser.ts';
@@ -115,4 +116,102 @@ test('garbage never throws', () => {
     const r = parseMessage(Buffer.from(s));
     assert.equal(r.ok, false, s);
   }
+});
+
+const phone = (name: string) => {
+  const r = parseMessage(readFileSync(new URL(`../fixtures/sip/phones/${name}.sip`, import.meta.url)));
+  assert.ok(r.ok, `${name}: ${r.ok ? '' : r.error}`);
+  return r.value;
+};
+
+test('phone messages: authentication headers and single-valued headers are never split at commas', () => {
+  const zoiper = phone('zoiper-invite');
+  assert.equal(getHeaders(zoiper, 'Authorization').length, 1);
+  assert.match(getHeader(zoiper, 'Authorization') ?? '', /^Digest username="1001",realm=.*opaque="5e6f7a8b"$/);
+  assert.equal(getHeaders(zoiper, 'Allow').length, 10);
+  assert.equal(getHeaders(zoiper, 'Allow-Events').length, 4);
+  const yealink = phone('yealink-register-auth');
+  assert.equal(getHeaders(yealink, 'Authorization').length, 1);
+  const ast = phone('asterisk-401');
+  assert.equal(getHeaders(ast, 'WWW-Authenticate').length, 1);
+  const linphone = phone('linphone-register-tcp');
+  assert.equal(
+    getHeader(linphone, 'User-Agent'),
+    'Linphone-Desktop/5.2.6 (ubuntu) Linux, Qt 5.15.2 LinphoneCore/5.3.72',
+  );
+  assert.deepEqual(getHeaders(linphone, 'Accept'), [
+    'application/sdp',
+    'text/plain',
+    'application/vnd.gsma.rcs-ft-http+xml',
+  ]);
+  const polycom = phone('polycom-invite');
+  assert.equal(getHeaders(polycom, 'P-Preferred-Identity').length, 1);
+  assert.equal(getHeader(phone('baresip-invite'), 'Content-Type'), 'application/sdp');
+});
+
+test('phone messages: bodies are exact SDP bytes, UTF-8 display names decode', () => {
+  const m = phone('linphone-invite');
+  assert.equal(Number(getHeader(m, 'Content-Length')), m.body.length);
+  assert.ok(Buffer.from(m.body).toString('latin1').startsWith('v=0\r\no=bob '));
+  assert.equal(getHeader(m, 'From'), '"Bob B\u00e9ranger" <sip:bob@sip.example.org>;tag=Gk2pL9sQx');
+  const p = phone('polycom-invite');
+  assert.ok(Buffer.from(p.body).toString().includes('a=crypto:1 AES_CM_128_HMAC_SHA1_80'));
+});
+
+test('every compact header name is expanded (RFC 3261 section 7.3.3 and extensions)', () => {
+  const m = phone('compact-forms');
+  const names = m.headers.map((h) => h.name);
+  for (const n of [
+    'Via',
+    'From',
+    'To',
+    'Call-ID',
+    'Contact',
+    'Event',
+    'Allow-Events',
+    'Supported',
+    'Session-Expires',
+    'Refer-To',
+    'Referred-By',
+    'Accept-Contact',
+    'Reject-Contact',
+    'Request-Disposition',
+    'Subject',
+    'Content-Encoding',
+    'Content-Type',
+    'Identity',
+    'Content-Length',
+  ]) {
+    assert.ok(names.includes(n), n);
+  }
+  assert.ok(!names.some((n) => n.length === 1), names.join());
+  assert.deepEqual(getHeaders(m, 'Request-Disposition'), ['proxy', 'recurse']);
+  assert.equal(getHeader(m, 'Session-Expires'), '1800;refresher=uac');
+});
+
+test('commas inside quotes and angle brackets do not split a list header', () => {
+  const lines = [
+    ...INVITE.slice(0, 7),
+    'Contact: "Doe, John" <sip:jo,hn@a.example.com;x=1>;expires=60, <sip:j2@b.example.com>',
+    'Date: Sat, 13 Nov 2010 23:29:00 GMT',
+    'Subject: lunch, then coffee',
+    'Warning: 399 host.example.com "a, b", 307 isi.edu "Session parameter \'foo\' not understood"',
+    'l: 0',
+    '',
+    '',
+  ];
+  const r = parseMessage(crlf(lines));
+  assert.ok(r.ok, r.ok ? '' : r.error);
+  assert.deepEqual(getHeaders(r.value, 'Contact'), [
+    '"Doe, John" <sip:jo,hn@a.example.com;x=1>;expires=60',
+    '<sip:j2@b.example.com>',
+  ]);
+  assert.equal(getHeader(r.value, 'Date'), 'Sat, 13 Nov 2010 23:29:00 GMT');
+  assert.equal(getHeader(r.value, 'Subject'), 'lunch, then coffee');
+  assert.equal(getHeaders(r.value, 'Warning').length, 2);
+});
+
+test('bare CR inside a header value is refused; control octets in quoted-pairs are kept', () => {
+  const lines = [...INVITE.slice(0, 8), 'X-Evil: a\rInjected: b', 'l: 0', '', ''];
+  assert.deepEqual(parseMessage(crlf(lines)), { ok: false, error: 'malformed header value' });
 });
