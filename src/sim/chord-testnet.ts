@@ -34,7 +34,7 @@ export class ChordTestnet {
     this.random = new SeededRandom(init.seed);
     this.net = new MemoryNetwork(
       { clock: this.clock, random: this.random.fork() },
-      { latencyMs: 10, jitterMs: 5, timeoutMs: 1000, copy: 'none', ...init.network },
+      { latencyMs: 10, jitterMs: 5, timeoutMs: 1000, copy: 'none', resolutionMs: 5, ...init.network },
     );
   }
 

@@ -1,6 +1,6 @@
 import type { NodeRef } from '../../rpc/types.ts';
 import type { DhtRecord } from '../store/record.ts';
-import { fingerStart, ID_BITS, inOpen } from '../store/ring-id.ts';
+import { fingerStart, ID_BITS, inHalfOpen, inOpen } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
 import { iterativeLookup } from './lookup.ts';
 import { METHOD } from './messages.ts';
@@ -35,7 +35,7 @@ export class Maintenance {
     if (n.stopped) return;
     if (n.pred === null) this.orphanTicks++;
     else this.orphanTicks = 0;
-    if (this.ticks <= 3 || this.ticks % 8 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
+    if (this.ticks <= 3 || this.ticks % 16 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
     await this.checkPredecessor();
     await this.fixFinger();
     await this.replicate();
@@ -121,20 +121,37 @@ export class Maintenance {
     } else if (ok !== null) n.predHeardAt = n.clock.now();
   }
 
-  /** fix_fingers(): refresh the next finger that the successor does not already cover. */
+  /**
+   * fix_fingers(): check the next finger that the successor does not cover.
+   * A finger f is right when its predecessor lies before the finger's start;
+   * asking f for its predecessor costs one message. Only a finger shown
+   * wrong (a node between start and f), missing or dead takes a lookup.
+   */
   async fixFinger(): Promise<void> {
     const n = this.node;
     const f = n.fingers;
     const succ = n.successor;
     if (succ.id === n.id) return;
-
     let i = f.next >= ID_BITS ? 0 : f.next;
     i = f.fill(i, succ);
     if (i >= ID_BITS) {
       f.next = 0;
       return;
     }
-    const res = await n.lookupId(fingerStart(n.id, i), false);
+    const start = fingerStart(n.id, i);
+    const finger = f.get(i);
+    // A finger that does not lie at or past its start is wrong: look it up afresh.
+    if (finger && inHalfOpen(start, n.id, finger.id)) {
+      const nb = await n.neighbors(finger, false);
+      const p = nb?.pred;
+      if (nb && !(p && p.id !== n.id && (p.id === start || inOpen(p.id, start, finger.id)))) {
+        const end = f.fill(i, finger);
+        f.next = end > i ? end : i + 1;
+        return;
+      }
+      if (!nb) f.remove(finger.id);
+    }
+    const res = await n.lookupId(start, false);
     if (res.ok && res.owner.id !== n.id) {
       const end = f.fill(i, res.owner);
       f.next = end > i ? end : i + 1;
