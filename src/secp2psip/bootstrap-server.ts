@@ -166,11 +166,11 @@ export class BootstrapServer {
     return encodeMessage({ t: 'ERROR', code, reason });
   }
 
-  /** ADMIT: assign (or recall) the caller's ring id; the caller proved its node key in the TLS handshake. */
+  /** ADMIT: assign the caller a ring id (new on every admission); the caller proved its node key in TLS. */
   admit(nodeKey: Uint8Array): AdmittedMsg {
     if (!rawPublicToKeyObject('ed25519', nodeKey)) throw new OverlayError('IDENTITY_BAD_KEY', 'node key');
     const now = this.clock.wallNow();
-    const nodeId = this.registry.nodeId(nodeKey, now, () => Buffer.from(this.random.bytes(20)).toString('hex'));
+    const nodeId = this.registry.reassignNodeId(nodeKey, now, () => Buffer.from(this.random.bytes(20)).toString('hex'));
     const admission = issueAdmission(this.identity, nodeKey, nodeId, this.admissionTtlMs, now);
     this.stats.admitted++;
     this.log.debug({ nodeId }, 'admitted node');

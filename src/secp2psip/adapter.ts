@@ -1,0 +1,212 @@
+/**
+ * The SIP half of a SecP2PSIP adapter (seed 000 IV.1): a registrar for the
+ * local phone, and the caller side of session establishment.
+ *
+ * - REGISTER: on a user's first REGISTER, register the user with the
+ *   bootstrap (adapter-node.ts), then record the binding (RFC 3261 10.3) and
+ *   answer 200 OK (seed IV.2 "SIP Client Registered").
+ * - INVITE to `sip:userB@<adapter>`: 100 Trying (the element), then the
+ *   verified flow (call-flow.ts); a verified 302 or the mapped error status.
+ *   CANCEL at any step aborts the flow (487 from the element).
+ * - A request whose Request-URI is a contact this adapter verified earlier
+ *   (a phone using its adapter as outbound proxy follows the 302 back through
+ *   it) is proxied there (RFC 3261 16), never redirected again.
+ */
+import type { IncomingRequest, SipElement } from '../sip/element.ts';
+import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
+import { getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
+import { StatefulProxy } from '../sip/proxy.ts';
+import { contactKey, type Registrar } from '../sip/registrar.ts';
+import type { Peer } from '../sip/transport.ts';
+import { peerOf } from '../sip/user-agent.ts';
+import { parseRequestUri } from '../sip/uri.ts';
+import type { Clock } from '../util/clock.ts';
+import { ERRORS, isOverlayError } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import type { AdapterNode } from './adapter-node.ts';
+import { placeCall } from './call-flow.ts';
+import { NAME_RE } from './messages.ts';
+
+export const ADAPTER_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
+/** How long a verified contact may be used as a proxy target (ms). */
+const VERIFIED_TTL_MS = 10 * 60_000;
+
+export interface CallRecord {
+  caller: string;
+  callee: string;
+  status: number;
+  ms: number;
+  mode: string;
+}
+
+export class Adapter {
+  readonly node: AdapterNode;
+  readonly element: SipElement;
+  readonly registrar: Registrar;
+  readonly proxy: StatefulProxy;
+  readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0 };
+  /** Recent call outcomes (for the demo). */
+  readonly calls: CallRecord[] = [];
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  /** user name -> the address-of-record its phone registered. */
+  private readonly aors = new Map<string, string>();
+  /** contactKey of verified 302 targets -> expiry. */
+  private readonly verified = new Map<string, number>();
+
+  constructor(c: { node: AdapterNode; element: SipElement; registrar: Registrar; clock: Clock; logger?: Logger }) {
+    this.node = c.node;
+    this.element = c.element;
+    this.registrar = c.registrar;
+    this.clock = c.clock;
+    this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
+    this.proxy = new StatefulProxy({ element: c.element, logger: this.log });
+    this.node.contactsOf = (name) => this.contactsOf(name);
+    c.element.handle({
+      onRequest: (inc) => this.onRequest(inc),
+      onAck: (req, source) => this.forwardAck(req, source),
+    });
+  }
+
+  /** Contact header values of the user's registered phone(s). */
+  contactsOf(name: string): string[] {
+    const aor = this.aors.get(name);
+    if (!aor) return [];
+    const u = parseRequestUri(aor);
+    if (!u.ok) return [];
+    return this.registrar.lookup(u.value).map((b) => formatNameAddr({ ...b.contact, params: [] }));
+  }
+
+  private async onRequest(inc: IncomingRequest): Promise<void> {
+    const req = inc.request;
+    if (this.isVerifiedTarget(req.uri)) {
+      this.forward(inc);
+      return;
+    }
+    switch (req.method) {
+      case 'REGISTER':
+        return this.register(inc);
+      case 'INVITE':
+        return this.invite(inc);
+      case 'OPTIONS':
+        inc.respond(200, 'OK', { headers: [{ name: 'Allow', value: ADAPTER_ALLOW }] });
+        return;
+      default:
+        inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: ADAPTER_ALLOW }] });
+    }
+  }
+
+  private async register(inc: IncomingRequest): Promise<void> {
+    this.stats.registers++;
+    const to = getTo(inc.request);
+    if (!to.ok) {
+      inc.respond(400, `Bad Request: ${to.error}`);
+      return;
+    }
+    const name = to.value.uri.user ?? '';
+    if (!NAME_RE.test(name)) {
+      inc.respond(404, 'Not Found: not a usable user name');
+      return;
+    }
+    try {
+      await this.node.ensureUser(name);
+    } catch (e) {
+      const status = isOverlayError(e) ? ERRORS[e.code].sip : 500;
+      const reason = isOverlayError(e) ? e.message.replace(/[\r\n]/g, ' ') : 'Server Internal Error';
+      this.log.warn({ user: name, reason }, 'registration with the bootstrap failed');
+      inc.respond(status === 404 ? 403 : status, reason);
+      return;
+    }
+    const out = this.registrar.register(inc.request);
+    if (out.status === 200) this.aors.set(name, `sip:${name}@${to.value.uri.host}`);
+    inc.respond(out.status, out.reason, { headers: out.headers });
+  }
+
+  private async invite(inc: IncomingRequest): Promise<void> {
+    this.stats.invites++;
+    const started = this.clock.now();
+    const req = inc.request;
+    const uri = parseRequestUri(req.uri);
+    const from = getFrom(req);
+    if (!uri.ok || !from.ok) {
+      inc.respond(400, 'Bad Request');
+      return;
+    }
+    const callerName = from.value.uri.user ?? '';
+    const caller = this.node.users.get(callerName);
+    if (!caller) {
+      inc.respond(403, `Forbidden: ${callerName || 'caller'} is not registered at this adapter`);
+      return;
+    }
+    const calleeName = uri.value.user ?? '';
+    const out = await placeCall(this.node.flow, req, caller, calleeName, () => inc.cancelled);
+    if (inc.cancelled || inc.finalSent) return;
+    if (out.ok) {
+      for (const c of getHeaders(out.response, 'Contact')) {
+        const n = parseNameAddr(c);
+        if (n.ok) this.verified.set(contactKey(n.value.uri), this.clock.now() + VERIFIED_TTL_MS);
+      }
+      this.stats.redirects++;
+      inc.sendResponse(out.response);
+    } else {
+      this.stats.refused++;
+      inc.respond(out.status, out.reason);
+    }
+    const status = out.ok ? 302 : out.status;
+    this.calls.push({
+      caller: callerName,
+      callee: calleeName,
+      status,
+      ms: this.clock.now() - started,
+      mode: this.node.mode,
+    });
+    if (this.calls.length > 1000) this.calls.shift();
+  }
+
+  private isVerifiedTarget(uri: string): boolean {
+    const u = parseRequestUri(uri);
+    if (!u.ok) return false;
+    const k = contactKey(u.value);
+    const exp = this.verified.get(k);
+    if (exp === undefined) return false;
+    if (exp < this.clock.now()) {
+      this.verified.delete(k);
+      return false;
+    }
+    return true;
+  }
+
+  /** The phone's redirected request came back through us: proxy it to the verified contact (RFC 3261 16.6). */
+  private forward(inc: IncomingRequest): void {
+    const req = inc.request;
+    const u = parseRequestUri(req.uri);
+    const dest = u.ok ? peerOf(u.value) : undefined;
+    if (!dest) {
+      inc.respond(480, 'Temporarily Unavailable');
+      return;
+    }
+    dropOwnRoute(req, this.element.hostport);
+    this.stats.proxied++;
+    this.proxy.forward(inc, { uri: req.uri, dest });
+  }
+
+  /** The ACK for a 2xx is end to end: pass it on statelessly (RFC 3261 16.11) when it targets a verified contact. */
+  private forwardAck(req: SipRequest, _source: Peer): void {
+    if (!this.isVerifiedTarget(req.uri)) return;
+    const u = parseRequestUri(req.uri);
+    const dest = u.ok ? peerOf(u.value) : undefined;
+    if (!dest) return;
+    dropOwnRoute(req, this.element.hostport);
+    const headers = [{ name: 'Via', value: this.element.via(dest.transport) }, ...req.headers];
+    this.element.sendStateless({ ...req, headers }, dest);
+  }
+}
+
+/** RFC 3261 16.4: a Route naming this element is removed before forwarding. */
+function dropOwnRoute(req: SipRequest, hostport: string): void {
+  const routes = getHeaders(req, 'Route');
+  if (routes.length === 0) return;
+  const keep = routes.filter((r) => !r.includes(hostport));
+  removeHeader(req, 'Route');
+  for (const r of keep) req.headers.push({ name: 'Route', value: r });
+}

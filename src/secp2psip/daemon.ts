@@ -1,0 +1,252 @@
+/**
+ * Start a bootstrap server or an adapter on real sockets: TLS 1.3 RPC with
+ * pinned keys between ring members, UDP+TCP SIP towards the phone. Used by
+ * the `bootstrap`, `adapter` and `demo` commands, the end-to-end tests and the
+ * benchmark. State lives under the data directory: `node/identity.pem`
+ * (0600), `registry.sqlite` or `trust.sqlite`, `users/<name>.pem` (0600).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
+import { ChordNode } from '../dht/chord/chord-node.ts';
+import { defaultValidator } from '../dht/store/validators.ts';
+import { Identity } from '../identity/identity.ts';
+import { defaultVerifyRef, TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
+import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
+import type { NodeRef } from '../rpc/types.ts';
+import { SipElement } from '../sip/element.ts';
+import { Registrar } from '../sip/registrar.ts';
+import { TransportStack } from '../sip/transport-stack.ts';
+import { type Clock, SystemClock } from '../util/clock.ts';
+import { OverlayError } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { CryptoRandom } from '../util/random.ts';
+import { Adapter } from './adapter.ts';
+import { AdapterNode, requestAdmission } from './adapter-node.ts';
+import { BootstrapServer } from './bootstrap-server.ts';
+import type { SecurityMode } from './call-flow.ts';
+import type { RebuildMode } from './key-lookup.ts';
+import type { BootstrapInfo } from './messages.ts';
+import { Registry } from './registry.ts';
+import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
+import { TrustStore } from './trust-store.ts';
+
+export interface BootstrapDaemonOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  k: number;
+  n: number;
+  caBundle?: (string | Uint8Array)[];
+  /** Every bootstrap of the overlay (this one is added if missing). */
+  peers?: BootstrapInfo[];
+  /** A ring member to join through (another bootstrap); default: rejoin via known adapters, else a new ring. */
+  join?: NodeRef;
+  logger?: Logger;
+  stabilizeMs?: number;
+}
+
+export interface RunningBootstrap {
+  server: BootstrapServer;
+  info: BootstrapInfo;
+  close(): Promise<void>;
+}
+
+function ringInit(keys: Uint8Array[], clock: Clock, stabilizeMs?: number) {
+  return {
+    verifyRef: admittedRef(keys, () => clock.wallNow()),
+    store: { validators: { '': bootstrapWrittenValidator(keys, defaultValidator()) } },
+    installHandler: false,
+    stabilizeMs: stabilizeMs ?? 1000,
+    rpcTimeoutMs: 2000,
+  };
+}
+
+function keyPair(id: Identity) {
+  return { privateKey: id.signingKey, publicKey: id.publicSigningKey };
+}
+
+export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<RunningBootstrap> {
+  const log = o.logger ?? silentLogger;
+  const clock = new SystemClock();
+  const random = new CryptoRandom();
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const identity = Identity.loadOrCreate(join(o.dataDir, 'node'));
+  const registry = new Registry(join(o.dataDir, 'registry.sqlite'));
+  const self = BootstrapServer.selfAdmission(identity, registry, random, clock.wallNow());
+  const keys = () => peers.map((p) => p.key);
+  let peers: BootstrapInfo[] = o.peers ?? [];
+  const admitted = admittedRef({ [Symbol.iterator]: () => keys()[Symbol.iterator]() }, () => clock.wallNow());
+  const endpoint = await TlsRpcEndpoint.listen({
+    host: o.host,
+    port: o.port,
+    keyPair: keyPair(identity),
+    self: { id: self.id, admission: self.admission },
+    // Adapters not yet admitted present their key-derived id; ring members their admission.
+    verifyRef: (ref) => admitted(ref) || defaultVerifyRef(ref),
+    clock,
+    logger: log,
+  });
+  const info: BootstrapInfo = { addr: endpoint.self.addr, key: identity.bundle.sig };
+  if (!peers.some((p) => Buffer.from(p.key).equals(Buffer.from(info.key)))) peers = [...peers, info];
+  const ring = ChordNode.create({ endpoint, clock, random, logger: log }, ringInit(keys(), clock, o.stabilizeMs));
+  const server = new BootstrapServer(
+    { identity, endpoint, ring, registry, clock, random, logger: log },
+    { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
+  );
+  const contacts = o.join ? [o.join] : BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow());
+  let joined = contacts.length === 0;
+  for (const c of contacts) {
+    try {
+      await ring.join(c);
+      joined = true;
+      break;
+    } catch (e) {
+      log.warn({ via: c.addr, err: (e as Error).message }, 'could not rejoin through this member');
+    }
+  }
+  if (!joined) await ring.join(undefined);
+  if (registry.count() > 0)
+    server.republishAll().then(
+      (n) => log.info({ users: n }, 'republished registered users'),
+      (e) => log.warn({ err: (e as Error).message }, 'republish failed'),
+    );
+  return {
+    server,
+    info,
+    async close() {
+      ring.stop();
+      await endpoint.close();
+      registry.close();
+    },
+  };
+}
+
+/** Read a TLS peer's Ed25519 node key without trusting it yet (for `--bootstrap host:port` without a key). */
+export function fetchPeerKey(host: string, port: number, timeoutMs = 3000): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host, port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new OverlayError('RPC_UNREACHABLE', `no TLS answer from ${host}:${port}`));
+    }, timeoutMs);
+    s.once('secureConnect', () => {
+      clearTimeout(timer);
+      const cert = s.getPeerX509Certificate();
+      s.destroy();
+      const k = cert ? rawEd25519PublicKey(cert.publicKey) : undefined;
+      if (k?.ok) resolve(k.value);
+      else reject(new OverlayError('IDENTITY_BAD_KEY', 'peer does not present an Ed25519 node key'));
+    });
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new OverlayError('RPC_UNREACHABLE', `${host}:${port}: ${e.message}`));
+    });
+  });
+}
+
+/** Join through any of the contacts; a ring still settling after other joins may need a second try. */
+async function joinRing(ring: ChordNode, contacts: NodeRef[], log: Logger): Promise<void> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    for (const c of contacts) {
+      try {
+        await ring.join({ id: c.id, addr: c.addr, key: c.key, admission: c.admission });
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    log.debug({ attempt, err: (last as Error)?.message }, 'join failed; retrying');
+    await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+  }
+  throw last;
+}
+
+export interface AdapterDaemonOptions {
+  sipHost: string;
+  sipPort: number;
+  rpcHost?: string;
+  rpcPort?: number;
+  bootstrap: BootstrapInfo;
+  /** Keys and trust store persist here; in memory when absent. */
+  dataDir?: string;
+  mode?: SecurityMode;
+  rebuild?: RebuildMode;
+  timeoutMs?: number;
+  logger?: Logger;
+  stabilizeMs?: number;
+}
+
+export interface RunningAdapter {
+  adapter: Adapter;
+  node: AdapterNode;
+  sipAddr: string;
+  close(): Promise<void>;
+}
+
+export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<RunningAdapter> {
+  const log = o.logger ?? silentLogger;
+  const clock = new SystemClock();
+  const random = new CryptoRandom();
+  if (o.dataDir) mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const identity = o.dataDir ? Identity.loadOrCreate(join(o.dataDir, 'node')) : Identity.generate();
+  const host = o.rpcHost ?? o.sipHost;
+  // ADMIT over a short-lived link: the bootstrap assigns our ring id.
+  const temp = await TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock });
+  let admittedMsg: Awaited<ReturnType<typeof requestAdmission>>;
+  try {
+    admittedMsg = await requestAdmission(temp, o.bootstrap);
+  } finally {
+    await temp.close();
+  }
+  const keys = admittedMsg.bootstraps.map((b) => b.key);
+  const endpoint = await TlsRpcEndpoint.listen({
+    host,
+    port: o.rpcPort ?? 0,
+    keyPair: keyPair(identity),
+    self: { id: admittedMsg.nodeId, admission: admittedMsg.admission },
+    verifyRef: admittedRef(keys, () => clock.wallNow()),
+    clock,
+    logger: log,
+  });
+  const ring = ChordNode.create({ endpoint, clock, random, logger: log }, ringInit(keys, clock, o.stabilizeMs));
+  let transport: TransportStack;
+  try {
+    transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
+  } catch (e) {
+    await endpoint.close();
+    throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
+  }
+  const element = new SipElement({ transport, clock, logger: log });
+  const trust = new TrustStore(o.dataDir ? join(o.dataDir, 'trust.sqlite') : ':memory:');
+  const node = new AdapterNode(
+    { endpoint, ring, trust, clock, random, logger: log },
+    {
+      admitted: admittedMsg,
+      bootstrap: o.bootstrap,
+      sipAddr: element.hostport,
+      mode: o.mode,
+      rebuild: o.rebuild,
+      dataDir: o.dataDir,
+      timeoutMs: o.timeoutMs,
+    },
+  );
+  await joinRing(ring, admittedMsg.ring, log);
+  const registrar = new Registrar({ clock }, { minExpires: 10 });
+  const adapter = new Adapter({ node, element, registrar, clock, logger: log });
+  const sweeper = setInterval(() => registrar.sweep(), 30_000);
+  sweeper.unref();
+  return {
+    adapter,
+    node,
+    sipAddr: element.hostport,
+    async close() {
+      clearInterval(sweeper);
+      ring.stop();
+      await element.close();
+      await endpoint.close();
+      trust.close();
+    },
+  };
+}
