@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { recordKey } from '../../src/whanausip/location-record.ts';
+import { SeededRandom } from '../../src/util/random.ts';
+import { percentile } from '../../src/util/stats.ts';
+import { startTlsTestnet, type TlsTestnet } from './tls-testnet.ts';
+
+/** Seed 003 chapter 4 on real sockets: 30 Whanau nodes over TLS 1.3 on loopback, one SETUP, every record found. */
+describe('30 WhanauSIP DHT nodes over TLS', { timeout: 120_000 }, () => {
+  let net: TlsTestnet;
+  before(async () => {
+    net = await startTlsTestnet(30, { seed: 3 });
+  });
+  after(async () => {
+    await net?.close();
+  });
+
+  it('learns every peer key from its hash, then SETUP builds tables on every node', async () => {
+    for (const d of net.daemons) {
+      const known = d.node.peerList();
+      assert.equal(known.length, d.book.list().length, 'every configured peer resolved');
+      for (const p of known) assert.equal(recordKey(p.ref.key), p.ref.id, 'pinned key hashes to the peer hash');
+    }
+    const epoch = net.daemons[0].node.nextEpoch();
+    const summaries = await Promise.all(net.daemons.map((d) => d.setup(epoch)));
+    for (const [i, s] of summaries.entries()) {
+      assert.equal(s.complete, true);
+      assert.ok((s.db as number) > 0, `node ${i} sampled records`);
+      assert.ok((s.fingers as number[]).every((f) => f > 0), `node ${i} has fingers in every layer`);
+      // Walks went over links both sides added: every peer answered a peer-only ping.
+      assert.equal(net.daemons[i].node.activePeers().length, net.daemons[i].node.peerList().length);
+    }
+  });
+
+  it("every node's record is found from other nodes, verified, with its contact", async () => {
+    const rnd = new SeededRandom(9);
+    const messages: number[] = [];
+    await Promise.all(
+      net.daemons.map(async (target, i) => {
+        let j = rnd.int(net.daemons.length - 1);
+        if (j >= i) j++;
+        const r = await net.daemons[j].lookupRecord(target.hash);
+        assert.ok(r.record, `record of node ${i} not found from node ${j} (${r.tries} tries)`);
+        assert.equal(recordKey(r.record.publicKey), target.hash);
+        assert.equal(r.record.value, target.contact());
+        assert.equal(r.record.port, Number(target.self.addr.split(':')[1]));
+        messages.push(r.messages);
+      }),
+    );
+    assert.ok(percentile(messages, 50) <= 4, `median messages ${percentile(messages, 50)}`);
+  });
+
+  it('a lookup of a key nobody published ends "not found" within the retry limits', async () => {
+    const d = net.daemons[5];
+    const r = await d.lookupRecord('ab'.repeat(20));
+    assert.equal(r.record, null);
+    assert.equal(r.notReady, false);
+    const p = net.params;
+    assert.ok(r.tries <= p.lookupLimit, `${r.tries} tries`);
+    assert.ok(r.messages <= p.lookupLimit * (p.tryLimit + 1), `${r.messages} messages`);
+  });
+});
