@@ -157,14 +157,13 @@ export class ChordNode {
   async join(bootstrap: NodeRef | undefined): Promise<void> {
     if (bootstrap && bootstrap.id !== this.id) {
       if (!this.verify(bootstrap)) throw new OverlayError('IDENTITY_BAD_KEY', 'bootstrap ref is not bound to its key');
-      const res = await iterativeLookup(this.lookupContext(), this.id, {
-        start: [bootstrap],
-        // Nodes joining at the same time leave short runs of new nodes that
-        // only predecessor pointers know yet: allow a longer walk back.
-        maxBackSteps: 16,
-        maxHops: this.init.maxHops,
-        alpha: this.init.alpha,
-      });
+      // Nodes joining next to us at the same moment can make our slot briefly
+      // unconfirmable: try again after a stabilize period, then give up.
+      let res = await this.findJoinSuccessor(bootstrap);
+      for (let attempt = 1; !res.ok && attempt < 3; attempt++) {
+        await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
+        res = await this.findJoinSuccessor(bootstrap);
+      }
       if (!res.ok) throw new OverlayError('DHT_LOOKUP_FAILED', `join: ${res.reason}`);
       if (res.owner.id === this.id) throw new OverlayError('BAD_CONFIG', 'a node with this id is already in the ring');
       const nb = await this.neighbors(res.owner, true);
@@ -176,6 +175,17 @@ export class ChordNode {
     }
     this.stopped = false;
     this.schedule();
+  }
+
+  private findJoinSuccessor(bootstrap: NodeRef): Promise<LookupResult> {
+    return iterativeLookup(this.lookupContext(), this.id, {
+      start: [bootstrap],
+      // Nodes joining at the same time leave short runs of new nodes that
+      // only predecessor pointers know yet: allow a longer walk back.
+      maxBackSteps: 16,
+      maxHops: this.init.maxHops,
+      alpha: this.init.alpha,
+    });
   }
 
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */

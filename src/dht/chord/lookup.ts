@@ -210,8 +210,6 @@ class LookupRun {
     const target = this.target;
     let c = first;
     let v = voucher;
-    // The node that named c as its predecessor (c was reached from the successor side).
-    let sv: string | undefined;
     for (let steps = 0; ; steps++) {
       const nb = await this.neighborsOf(c);
       if (!nb) return 'retry';
@@ -223,7 +221,6 @@ class LookupRun {
         if (pAlive) {
           this.notOwner.add(c.id);
           if (steps >= this.maxBack || this.refuted.has(p.id)) return 'retry';
-          sv = c.id;
           c = p;
           v = undefined;
           continue;
@@ -236,10 +233,9 @@ class LookupRun {
         if (steps >= this.maxBack || this.refuted.has(gap.id)) return 'retry';
         c = gap;
         v = undefined;
-        sv = undefined;
         continue;
       }
-      if (await this.vouched(c, nb, p, v, sv)) {
+      if (await this.vouched(c, nb, p, v)) {
         // A second source may have named a node in [target, c) on the way.
         const late = this.closestInGap(c.id);
         if (!late) return { ok: true, owner: c, succs: nb.succs, hops: this.hops, queries: this.queries };
@@ -247,7 +243,6 @@ class LookupRun {
         if (steps >= this.maxBack) return 'retry';
         c = late;
         v = undefined;
-        sv = undefined;
         continue;
       }
       this.refuted.add(c.id);
@@ -255,13 +250,7 @@ class LookupRun {
     }
   }
 
-  private async vouched(
-    c: NodeRef,
-    nb: NeighborsReply,
-    p: NodeRef | null,
-    v: string | undefined,
-    sv: string | undefined,
-  ): Promise<boolean> {
+  private async vouched(c: NodeRef, nb: NeighborsReply, p: NodeRef | null, v: string | undefined): Promise<boolean> {
     // We precede c ourselves: our own successor list is the second source.
     if (v === this.self) {
       const own = this.ctx.localStep(this.target).succs.find((s) => !this.dead.has(s.id));
@@ -274,8 +263,10 @@ class LookupRun {
       const pn = await this.neighborsOf(p);
       if (pn?.succs.some((s) => s.id === c.id)) return true;
     }
-    // Just joined: no predecessor yet, but its successor named it and it names that successor back.
-    if (!p && sv !== undefined && nb.succs[0]?.id === sv) return true;
+    // A node without a predecessor (just joined, or its predecessor failed)
+    // cannot be confirmed from the predecessor side: its successor naming it
+    // says nothing about nodes before it. Such lookups fail until stabilize
+    // links it, within a period.
     // c lies or is stale about its predecessor: the predecessor w of the voucher v must list v then c.
     if (v !== undefined && v !== c.id) {
       const vRef = this.known.get(v);
