@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { freePort } from '../sip/e2e-helpers.ts';
+
+/**
+ * Driving Debian's baresip as an unmodified phone: a temporary config
+ * directory, audio through the aubridge module (no sound device), SIP traces
+ * (-s) on stdout, and commands over ctrl_tcp.
+ */
+export interface Phone {
+  name: string;
+  sipPort: number;
+  ctrlPort: number;
+  proc: ChildProcess;
+  out: () => string;
+}
+
+/** Start a phone whose account is `aor` (e.g. `sip:<hash>@127.0.0.1:5060`), registering there, auto-answering. */
+export async function startPhone(base: string, name: string, aor: string): Promise<Phone> {
+  const sipPort = await freePort();
+  const ctrlPort = await freePort();
+  const dir = join(base, name);
+  mkdirSync(dir, { recursive: true });
+  const config = [
+    'poll_method epoll',
+    `sip_listen 127.0.0.1:${sipPort}`,
+    'call_local_timeout 20',
+    `audio_player aubridge,${name}`,
+    `audio_source aubridge,${name}`,
+    `audio_alert aubridge,${name}`,
+    'module_path /usr/lib/baresip/modules',
+    'module g711.so',
+    'module aubridge.so',
+    'module account.so',
+    'module_app menu.so',
+    'module_app ctrl_tcp.so',
+    `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'config'), config);
+  // No outbound proxy: the phone registers with the AOR's host and follows a 302 straight to the contact.
+  writeFileSync(join(dir, 'accounts'), `<${aor}>;regint=60;answermode=auto\n`);
+  const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return { name, sipPort, ctrlPort, proc, out: () => out };
+}
+
+export async function waitForPhone(what: string, phone: Phone, re: RegExp, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!re.test(phone.out())) {
+    if (Date.now() > end || phone.proc.exitCode !== null)
+      assert.fail(`${phone.name}: ${what} did not happen; output:\n${phone.out().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One ctrl_tcp command (JSON in a netstring). */
+export async function phoneCommand(phone: Phone, command: string, params: string): Promise<void> {
+  const s = connect(phone.ctrlPort, '127.0.0.1');
+  await once(s, 'connect');
+  const json = JSON.stringify({ command, params, token: 't1' });
+  s.write(`${Buffer.byteLength(json)}:${json},`);
+  await once(s, 'data');
+  s.destroy();
+}
