@@ -292,6 +292,12 @@ export class ChordNode {
     return true;
   }
 
+  /** The refs of a list that pass `verify` (the list itself when all do). */
+  private boundOnly(refs: NodeRef[]): NodeRef[] {
+    for (const r of refs) if (!this.verify(r)) return refs.filter((x) => this.verify(x));
+    return refs;
+  }
+
   /** FIND as answered by this node: its successor list and closest preceding nodes for `target`. */
   localStep(target: string): FindReply {
     const succs = this.succs.entries();
@@ -358,7 +364,7 @@ export class ChordNode {
     if (!nb) return null;
     return {
       pred: nb.pred && this.verify(nb.pred) ? nb.pred : null,
-      succs: nb.succs.filter((s) => this.verify(s)),
+      succs: this.boundOnly(nb.succs),
     };
   }
 
@@ -371,7 +377,7 @@ export class ChordNode {
         const raw = await this.call(to, METHOD.FIND, { target });
         const rep = raw === null ? null : decodeFindReply(raw);
         if (!rep) return null;
-        return { succs: rep.succs.filter((s) => this.verify(s)), next: rep.next.filter((s) => this.verify(s)) };
+        return { succs: this.boundOnly(rep.succs), next: this.boundOnly(rep.next) };
       },
       neighbors: (to) => this.neighbors(to, false),
     };

@@ -137,11 +137,21 @@ class LookupRun {
         return this.fail('no live node left to ask');
       }
       if (this.hops >= this.maxHops) return this.fail('hop limit');
-      cands.sort((a, b) => closerToTarget(a.id, b.id, best));
-      const batch = cands.slice(0, failedLast ? this.alpha : 1);
+      let batch: NodeRef[];
+      if (failedLast) {
+        cands.sort((a, b) => closerToTarget(a.id, b.id, best));
+        batch = cands.slice(0, this.alpha);
+      } else {
+        let top = cands[0];
+        for (const r of cands) if (closerToTarget(r.id, top.id, best) < 0) top = r;
+        batch = [top];
+      }
       this.hops++;
       this.queries += batch.length;
-      const replies = await Promise.all(batch.map((r) => this.ctx.find(r, target)));
+      const replies =
+        batch.length === 1
+          ? [await this.ctx.find(batch[0], target)]
+          : await Promise.all(batch.map((r) => this.ctx.find(r, target)));
       let next: { id: string; reply: FindReply } | undefined;
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i];

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ChordNode } from '../../../src/dht/chord/chord-node.ts';
+import { keyPosition, sha1Id } from '../../../src/dht/store/ring-id.ts';
+import type { NodeRef } from '../../../src/rpc/types.ts';
+import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
+import { isOverlayError } from '../../../src/util/errors.ts';
+
+async function ring(n: number, chord = {}) {
+  return ChordTestnet.create(n, { seed: 11, chord: { replicas: 3, ...chord } }, 10_000);
+}
+
+describe('ChordNode', () => {
+  it('a single node owns everything; put, get and getMany work alone', async () => {
+    const t = await ring(1);
+    const [n] = t.liveNodes();
+    const p = await t.settle(n.put('bob', '10.0.0.1:5060', 60_000));
+    assert.ok(p.ok);
+    const g = await t.settle(n.get('bob'));
+    assert.ok(g.ok && g.value === '10.0.0.1:5060');
+    const many = await t.settle(n.getMany(['bob', 'bob.1']));
+    assert.ok(many.get('bob')?.ok);
+    const miss = many.get('bob.1');
+    assert.ok(miss && !miss.ok && miss.error === 'DHT_NOT_FOUND');
+  });
+
+  it('records expire after their TTL, and the publisher republishes lost records', async () => {
+    const t = await ring(12, { republishMs: 20_000 });
+    const nodes = t.liveNodes();
+    assert.ok((await t.settle(nodes[0].put('short', 'x', 5000))).ok);
+    assert.ok((await t.settle(nodes[5].get('short'))).ok);
+    await t.run(6000);
+    const gone = await t.settle(nodes[5].get('short'));
+    assert.ok(!gone.ok && gone.error === 'DHT_NOT_FOUND');
+    nodes[0].unpublish('short');
+
+    const publisher = nodes[1];
+    assert.ok((await t.settle(publisher.put('carol', 'v1', 600_000))).ok);
+    // Crash every node holding a copy (never the publisher), at once.
+    const holders = t.liveNodes().filter((n) => n.store.has('carol') && n !== publisher);
+    for (const h of holders) t.kill(h.id);
+    const lost = t.liveNodes().filter((n) => n.store.has('carol') && n !== publisher);
+    assert.equal(lost.length, 0);
+    await t.run(25_000);
+    const back = await t.settle(nodes[7].get('carol'));
+    assert.ok(back.ok && back.value === 'v1', JSON.stringify(back));
+    assert.ok(t.nodes.get(t.ownerOf(keyPosition('carol')))?.store.has('carol'));
+  });
+
+  it('refuses records that break limits with typed errors', async () => {
+    const t = await ring(5, { store: { maxRecordBytes: 256 } });
+    const n = t.liveNodes()[2];
+    const big = await t.settle(n.put('big', 'x'.repeat(1000), 60_000));
+    assert.ok(!big.ok && big.error === 'DHT_RECORD_TOO_LARGE', JSON.stringify(big));
+    const bad = await t.settle(n.put('neg', 'x', -5));
+    assert.ok(!bad.ok && bad.error === 'DHT_RECORD_INVALID');
+  });
+
+  it('ignores refs whose id is not bound to their key, and counts malformed requests', async () => {
+    const t = await ring(6);
+    const victim = t.liveNodes()[0];
+    const predBefore = victim.pred?.id;
+    // A node that claims the id right before the victim, with a key that does not hash to it.
+    const key = new Uint8Array(32).fill(7);
+    const forged: NodeRef = { id: victim.id.replace(/.$/, (c) => (c === '0' ? 'f' : '0')), addr: 'forger', key };
+    assert.notEqual(forged.id, sha1Id(key));
+    const ep = t.net.endpoint(forged);
+    await t.settle(ep.request(victim.self, 'chord.neighbors', { notify: true, from: forged }));
+    assert.equal(victim.pred?.id, predBefore);
+    assert.ok(victim.counters.refusedRefs >= 1);
+    await assert.rejects(t.settle(ep.request(victim.self, 'chord.find', { target: 'not-an-id' })), (e) =>
+      isOverlayError(e, 'RPC_REFUSED'),
+    );
+    assert.equal(victim.counters.malformed, 1);
+    // A node cannot be created with an unbound id, nor join through an unbound bootstrap.
+    assert.throws(
+      () =>
+        ChordNode.create({
+          endpoint: t.net.endpoint({ ...forged, addr: 'forger2' }),
+          clock: t.clock,
+          random: t.random,
+        }),
+      (e) => isOverlayError(e, 'IDENTITY_BAD_KEY'),
+    );
+    const honest = t.createNode();
+    await assert.rejects(honest.join(forged), (e) => isOverlayError(e, 'IDENTITY_BAD_KEY'));
+  });
+
+  it('accepts ids assigned by an admission policy instead of derived ones', async () => {
+    const admitted = new Map<string, string>();
+    const policy = (r: NodeRef) => admitted.get(r.id) === Buffer.from(r.key).toString('hex') || sha1Id(r.key) === r.id;
+    const t = new ChordTestnet({ seed: 5, chord: { verifyRef: policy } });
+    await t.grow(4);
+    const key = new Uint8Array(32).fill(42);
+    const id = 'c'.repeat(40);
+    admitted.set(id, Buffer.from(key).toString('hex'));
+    const n = ChordNode.create(
+      { endpoint: t.net.endpoint({ id, addr: 'admitted', key }), clock: t.clock, random: t.random.fork() },
+      { verifyRef: policy },
+    );
+    await t.settle(n.join(t.liveNodes()[0].self));
+    await t.run(10_000);
+    assert.ok(t.liveNodes().some((x) => x.successor.id === id));
+  });
+});
