@@ -14,8 +14,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type tls from 'node:tls';
 import { whanauHandler } from '../dht/whanau/dispatch.ts';
+import { PEER_METHODS } from '../dht/whanau/messages.ts';
 import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
+import { sha1Hex } from '../identity/fingerprint.ts';
 import { Identity } from '../identity/identity.ts';
 import { createNodeCertificate, type NodeCertificate } from '../rpc/tls-cert.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
@@ -33,6 +35,7 @@ import {
   type RecordSigner,
   signLocationRecord,
 } from './location-record.ts';
+import { OutgoingLimiter } from './outgoing-limiter.ts';
 import { PeerBook, type PeerSpec } from './peer-book.ts';
 import { probePeerKey } from './peer-key.ts';
 
@@ -54,6 +57,8 @@ export interface WhanauDaemonOptions {
   limits?: Partial<TlsRpcLimits>;
   /** Address other nodes should dial (default: the bound host:port). */
   advertise?: string;
+  /** Most requests to walk ends and fingers in flight at once (default: no cap); see outgoing-limiter.ts. */
+  maxOutgoing?: number;
   clock?: Clock;
   random?: Random;
   logger?: Logger;
@@ -107,8 +112,9 @@ export class WhanauDaemon {
     this.contact = () => `sip:${this.hash}@${endpoint.self.addr}`;
     const key = identity.signingKey;
     this.signer = { publicKey: identity.bundle.sig, sign: (data) => new Uint8Array(sign(null, data, key)) };
+    const transport = o.maxOutgoing ? new OutgoingLimiter(endpoint, o.maxOutgoing, new Set(PEER_METHODS)) : endpoint;
     this.node = new WhanauNode(
-      { clock: this.clock, random: o.random ?? new CryptoRandom(), transport: endpoint, logger: o.logger },
+      { clock: this.clock, random: o.random ?? new CryptoRandom(), transport, logger: o.logger },
       { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
     );
     endpoint.onRequest(whanauHandler(this.node));
@@ -147,10 +153,15 @@ export class WhanauDaemon {
     return this.endpoint.self;
   }
 
-  /** Add (and persist) a social peer; the link counts once the peer has added us too. */
-  async addPeer(spec: PeerSpec): Promise<boolean> {
+  /**
+   * Add (and persist) a social peer; the link counts once the peer has added
+   * us too. A key given here (known out of band) is pinned at once if it
+   * hashes to `spec.hash`; otherwise a handshake must show one that does.
+   */
+  async addPeer(spec: PeerSpec, key?: Uint8Array): Promise<boolean> {
     if (spec.hash === this.hash) return false;
     this.book.upsert(spec, this.clock.wallNow());
+    if (key && sha1Hex(key) === spec.hash) this.book.setKey(spec.hash, key);
     return this.resolvePeer(spec.hash);
   }
 

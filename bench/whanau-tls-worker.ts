@@ -1,0 +1,144 @@
+/**
+ * One worker process of bench/whanau-tls.ts: hosts a slice of the nodes (each
+ * a WhanauDaemon with its own key and TLS listener) and runs what the
+ * coordinator asks over the IPC channel.
+ */
+import { WhanauDaemon } from '../src/whanausip/whanau-daemon.ts';
+import type { WhanauParams } from '../src/dht/whanau/params.ts';
+
+export interface RefJson {
+  id: string;
+  addr: string;
+  key: string;
+}
+
+export interface WorkerRequest {
+  id: number;
+  op: 'start' | 'peers' | 'setup' | 'offline' | 'lookup' | 'stop';
+  count?: number;
+  params?: WhanauParams;
+  maxOutgoing?: number;
+  idleMs?: number;
+  peers?: RefJson[][];
+  epoch?: number;
+  indices?: number[];
+  jobs?: { from: number; key: string }[];
+}
+
+export interface LookupResult {
+  found: boolean;
+  ms: number;
+  messages: number;
+}
+
+export interface WorkerReply {
+  id: number;
+  refs?: RefJson[];
+  setupMs?: number[];
+  dialed?: number;
+  results?: LookupResult[];
+  rss?: number;
+}
+
+const LIMITS = {
+  idleTimeoutMs: 5_000,
+  connectTimeoutMs: 30_000,
+  handshakeTimeoutMs: 30_000,
+  requestTimeoutMs: 60_000,
+  maxConnections: 8192,
+};
+
+/** Run `jobs` with at most `width` at once. */
+async function pool<T>(jobs: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const out: T[] = new Array(jobs.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, jobs.length) }, async () => {
+      while (next < jobs.length) {
+        const k = next++;
+        out[k] = await jobs[k]();
+      }
+    }),
+  );
+  return out;
+}
+
+export function runWorker(): void {
+  let daemons: WhanauDaemon[] = [];
+  const down = new Set<number>();
+  const reply = (r: WorkerReply) => process.send?.(r);
+  process.on('message', async (m: WorkerRequest) => {
+    switch (m.op) {
+      case 'start': {
+        const params = m.params as WhanauParams;
+        daemons = await pool(
+          Array.from(
+            { length: m.count ?? 0 },
+            () => () =>
+              WhanauDaemon.start({
+                host: '127.0.0.1',
+                port: 0,
+                params,
+                schedule: false,
+                limits: { ...LIMITS, idleTimeoutMs: m.idleMs ?? LIMITS.idleTimeoutMs },
+                maxOutgoing: m.maxOutgoing,
+              }),
+          ),
+          32,
+        );
+        const refs = daemons.map((d) => ({
+          id: d.hash,
+          addr: d.self.addr,
+          key: Buffer.from(d.self.key).toString('hex'),
+        }));
+        return reply({ id: m.id, refs });
+      }
+      case 'peers': {
+        // Keys come with the graph, as a restored peer book would give them: no probe handshake per link.
+        await Promise.all(
+          (m.peers ?? []).flatMap((list, i) =>
+            list.map((p) =>
+              daemons[i].addPeer({ hash: p.id, addr: p.addr }, new Uint8Array(Buffer.from(p.key, 'hex'))),
+            ),
+          ),
+        );
+        return reply({ id: m.id });
+      }
+      case 'setup': {
+        const setupMs = await Promise.all(
+          daemons.map(async (d) => {
+            const t = performance.now();
+            await d.setup(m.epoch);
+            return performance.now() - t;
+          }),
+        );
+        const dialed = daemons.reduce((s, d) => s + d.endpoint.stats.connectionsDialed, 0);
+        return reply({ id: m.id, setupMs, dialed });
+      }
+      case 'offline': {
+        const go = (m.indices ?? []).filter((i) => !down.has(i));
+        for (const i of go) down.add(i);
+        await Promise.all(go.map((i) => daemons[i].close()));
+        return reply({ id: m.id });
+      }
+      case 'lookup': {
+        const results = await pool(
+          (m.jobs ?? []).map((j) => async () => {
+            const t = performance.now();
+            const r = await daemons[j.from].lookupRecord(j.key);
+            return { found: r.record !== null, ms: performance.now() - t, messages: r.messages };
+          }),
+          32,
+        );
+        return reply({ id: m.id, results });
+      }
+      case 'stop': {
+        const rss = process.memoryUsage().rss;
+        await Promise.all(daemons.map((d) => d.close()));
+        reply({ id: m.id, rss });
+        process.disconnect?.();
+        return;
+      }
+    }
+  });
+}

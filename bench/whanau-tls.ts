@@ -1,0 +1,222 @@
+/**
+ * bench/whanau-tls.ts: seed 003 section 5.1's testbed on one machine. N
+ * WhanauSIP DHT nodes (default 3,000), each with its own Ed25519 key and TLS
+ * 1.3 listener, spread over a few worker processes; a preferential-attachment
+ * social graph (mean degree about 10) whose both ends add each other; one
+ * SETUP with about 300 routing-table entries per node; then lookups of random
+ * nodes' records from random nodes, with 0 %, 10 % and 20 % of the nodes
+ * taken offline after SETUP (their tables elsewhere are stale, as under churn).
+ *
+ *   node --import tsx bench/whanau-tls.ts [--nodes 3000] [--procs 4] [--table 60] [--layers 1]
+ *        [--lookups 1000] [--max-outgoing 2] [--idle-ms 5000] [--seed 1]
+ *
+ * Prints a table and writes bench/results/whanau-tls.json.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { currentLoad, machineInfo } from './lib/machine.ts';
+import { defaultParams, tableEntries, type WhanauParams } from '../src/dht/whanau/params.ts';
+import { preferentialAttachment } from '../src/sim/social-graph.ts';
+import { intOption, parseArgs } from '../src/util/args.ts';
+import { SeededRandom, shuffle } from '../src/util/random.ts';
+import { percentile } from '../src/util/stats.ts';
+import { runWorker, type WorkerReply, type WorkerRequest } from './whanau-tls-worker.ts';
+
+const SPEC = {
+  nodes: { type: 'string', default: '3000' },
+  procs: { type: 'string' },
+  table: { type: 'string', default: '60' },
+  layers: { type: 'string', default: '1' },
+  lookups: { type: 'string', default: '1000' },
+  'max-outgoing': { type: 'string', default: '2' },
+  'idle-ms': { type: 'string' },
+  seed: { type: 'string', default: '1' },
+  worker: { type: 'boolean' },
+} as const;
+
+interface Worker {
+  proc: ChildProcess;
+  first: number;
+  count: number;
+  pending: Map<number, (r: WorkerReply) => void>;
+}
+
+let seq = 0;
+function ask(w: Worker, req: Omit<WorkerRequest, 'id'>): Promise<WorkerReply> {
+  const id = ++seq;
+  return new Promise((resolve) => {
+    w.pending.set(id, resolve);
+    w.proc.send({ ...req, id });
+  });
+}
+
+function spawnWorker(first: number, count: number): Worker {
+  const proc = fork(new URL(import.meta.url).pathname, ['--worker'], {
+    execArgv: ['--import', 'tsx', '--max-old-space-size=4096'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const w: Worker = { proc, first, count, pending: new Map() };
+  proc.on('message', (m: WorkerReply) => {
+    const f = w.pending.get(m.id);
+    w.pending.delete(m.id);
+    f?.(m);
+  });
+  return w;
+}
+
+function ms(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(0)} ms` : '-';
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2), SPEC);
+  if (args.worker) return runWorker();
+  const n = intOption(args, 'nodes', 10, 20_000);
+  const procs = args.procs === undefined ? Math.max(1, Math.ceil(n / 750)) : intOption(args, 'procs', 1, 64);
+  const r = intOption(args, 'table', 1, 10_000);
+  const layers = intOption(args, 'layers', 1, 8);
+  const lookups = intOption(args, 'lookups', 1, 1_000_000);
+  const maxOutgoing = intOption(args, 'max-outgoing', 1, 10_000);
+  const seed = intOption(args, 'seed', 0, 2 ** 31);
+  // Links idle this long are closed: short at full scale (file descriptors), long enough to reuse below that.
+  const idleMs =
+    args['idle-ms'] === undefined ? (n <= 1000 ? 60_000 : 5_000) : intOption(args, 'idle-ms', 100, 3600_000);
+  // Patient timeouts: thousands of handshakes share two cores, and a slow answer is not a lost node.
+  const params: WhanauParams = {
+    ...defaultParams(n, { rd: r, rf: r, rs: r, layers, periodMs: 3600_000, rpcTimeoutMs: 60_000 }),
+    skewMs: 600_000,
+    inactiveMs: 5_000,
+  };
+  const machine = machineInfo();
+  const t0 = performance.now();
+  const workers: Worker[] = [];
+  for (let p = 0, first = 0; p < procs; p++) {
+    const count = Math.floor(n / procs) + (p < n % procs ? 1 : 0);
+    workers.push(spawnWorker(first, count));
+    first += count;
+  }
+  process.stderr.write(`starting ${n} TLS nodes in ${procs} processes...\n`);
+  const refs = (
+    await Promise.all(workers.map((w) => ask(w, { op: 'start', count: w.count, params, maxOutgoing, idleMs })))
+  ).flatMap((x) => x.refs ?? []);
+  const startMs = performance.now() - t0;
+  const rnd = new SeededRandom(seed);
+  const e = preferentialAttachment(n, 5, rnd);
+  const adj: number[][] = Array.from({ length: n }, () => []);
+  for (let k = 0; k < e.count; k++) {
+    adj[e.a[k]].push(e.b[k]);
+    adj[e.b[k]].push(e.a[k]);
+  }
+  await Promise.all(
+    workers.map((w) =>
+      ask(w, {
+        op: 'peers',
+        peers: adj.slice(w.first, w.first + w.count).map((list) => list.map((j) => refs[j])),
+      }),
+    ),
+  );
+  process.stderr.write(`social graph: ${e.count} links; SETUP...\n`);
+  const epoch = Math.ceil(Date.now() / params.periodMs);
+  const s0 = performance.now();
+  const setups = await Promise.all(workers.map((w) => ask(w, { op: 'setup', epoch })));
+  const setupMs = performance.now() - s0;
+  const setupNodeMs = setups.flatMap((x) => x.setupMs ?? []);
+  const handshakes = setups.reduce((s, x) => s + (x.dialed ?? 0), 0);
+
+  const scenarios: Record<string, unknown>[] = [];
+  const offline = new Set<number>();
+  const order = shuffle(
+    Array.from({ length: n }, (_, i) => i),
+    rnd,
+  );
+  for (const frac of [0, 0.1, 0.2]) {
+    while (offline.size < Math.round(frac * n)) offline.add(order[offline.size]);
+    await Promise.all(
+      workers.map((w) =>
+        ask(w, {
+          op: 'offline',
+          indices: [...offline].filter((i) => i >= w.first && i < w.first + w.count).map((i) => i - w.first),
+        }),
+      ),
+    );
+    const online = order.filter((i) => !offline.has(i));
+    const jobs: { from: number; key: string }[] = [];
+    for (let k = 0; k < lookups; k++) {
+      const from = online[rnd.int(online.length)];
+      let to = online[rnd.int(online.length)];
+      while (to === from) to = online[rnd.int(online.length)];
+      jobs.push({ from, key: refs[to].id });
+    }
+    process.stderr.write(`${Math.round(frac * 100)} % offline: ${lookups} lookups...\n`);
+    const res = await Promise.all(
+      workers.map((w) =>
+        ask(w, {
+          op: 'lookup',
+          jobs: jobs
+            .filter((j) => j.from >= w.first && j.from < w.first + w.count)
+            .map((j) => ({ ...j, from: j.from - w.first })),
+        }),
+      ),
+    );
+    const all = res.flatMap((x) => x.results ?? []);
+    const okMs = all.filter((x) => x.found).map((x) => x.ms);
+    const found = okMs.length;
+    scenarios.push({
+      offlinePercent: Math.round(frac * 100),
+      lookups: all.length,
+      found,
+      successPercent: (100 * found) / all.length,
+      p50Ms: percentile(okMs, 50),
+      p99Ms: percentile(okMs, 99),
+      under5sPercent: (100 * okMs.filter((x) => x < 5000).length) / all.length,
+      medianMessages: percentile(
+        all.map((x) => x.messages),
+        50,
+      ),
+    });
+  }
+  const memory = await Promise.all(workers.map((w) => ask(w, { op: 'stop' })));
+  for (const w of workers) w.proc.disconnect();
+  const result = {
+    bench: 'whanau-tls',
+    date: new Date().toISOString(),
+    machine: { ...machine, loadEnd: currentLoad() },
+    nodes: n,
+    processes: procs,
+    socialLinks: e.count,
+    params: { w: params.w, rd: params.rd, rf: params.rf, rs: params.rs, t: params.t, l: params.layers },
+    tableEntries: tableEntries(params),
+    maxOutgoingPerNode: maxOutgoing,
+    startMs,
+    setupWallMs: setupMs,
+    setupNodeP50Ms: percentile(setupNodeMs, 50),
+    setupNodeMaxMs: Math.max(...setupNodeMs),
+    setupsComplete: setupNodeMs.length,
+    tlsConnectionsDialed: handshakes,
+    workerRssMiB: memory.map((m) => Math.round((m.rss ?? 0) / 2 ** 20)),
+    scenarios,
+  };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/whanau-tls.json', `${JSON.stringify(result, null, 2)}\n`);
+  const out = [
+    `WhanauSIP DHT over TLS: ${n} nodes in ${procs} processes, ${e.count} social links, ${result.tableEntries} table entries/node`,
+    `start ${ms(startMs)}; SETUP wall ${ms(setupMs)} (per node p50 ${ms(result.setupNodeP50Ms)}, max ${ms(result.setupNodeMaxMs)}), ${setupNodeMs.length}/${n} complete, ${handshakes} TLS links dialed`,
+    '',
+    'offline | lookups | found     | p50      | p99      | < 5 s   | median msgs',
+    '--------|---------|-----------|----------|----------|---------|------------',
+  ];
+  for (const s of scenarios as { [k: string]: number }[])
+    out.push(
+      `${String(s.offlinePercent).padStart(5)} % | ${String(s.lookups).padStart(7)} | ${s.successPercent.toFixed(2).padStart(7)} % | ${ms(s.p50Ms).padStart(8)} | ${ms(s.p99Ms).padStart(8)} | ${s.under5sPercent.toFixed(1).padStart(5)} % | ${s.medianMessages}`,
+    );
+  out.push(
+    '',
+    `worker RSS: ${result.workerRssMiB.join(', ')} MiB; load ${machine.loadStart} -> ${result.machine.loadEnd}`,
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`whanau-tls: ${(e as Error).stack}\n`);
+  process.exit(1);
+});
