@@ -95,7 +95,8 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
   );
   const contacts = o.join ? [o.join] : BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow());
-  let joined = contacts.length === 0;
+  // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
+  let joined = false;
   for (const c of contacts) {
     try {
       await ring.join(c);
