@@ -108,7 +108,8 @@ export function renderChart(spec: ChartSpec): string {
   const W = spec.width ?? 760;
   const H = spec.height ?? 440;
   const left = 78;
-  const right = W - 190;
+  const longest = Math.max(0, ...spec.series.map((s) => s.name.length));
+  const right = W - Math.max(190, Math.round(longest * 6.6) + 60);
   const top = 48;
   const bottom = H - 62;
   const y = yAxis(spec, top, bottom);
