@@ -17,7 +17,7 @@ import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { SECP2PSIP_METHOD } from './bootstrap-server.ts';
-import { answerInvite, type FlowContext, type LocalUser, type SecurityMode } from './call-flow.ts';
+import { answerInvite, type FlowContext, type FlowEvent, type LocalUser, type SecurityMode } from './call-flow.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import {
   type AdmittedMsg,
@@ -57,6 +57,8 @@ export interface AdapterNodeInit {
   dataDir?: string;
   timeoutMs?: number;
   windowMs?: number;
+  /** Told about every verified INVITE and REDIRECT (the demo prints them). */
+  onEvent?: (e: FlowEvent) => void;
 }
 
 /** Send one SECP2PSIP message and decode the answer; ERROR answers become OverlayErrors. */
@@ -134,6 +136,7 @@ export class AdapterNode {
       localUsers: () => this.users.values(),
       contactsOf: (name) => this.contactsOf(name),
       whois: (name) => this.whois(name),
+      onEvent: init.onEvent,
     };
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
   }

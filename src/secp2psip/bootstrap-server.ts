@@ -298,16 +298,23 @@ export class BootstrapServer {
     return key.value;
   }
 
-  /** Store the n pieces and the location record, all in parallel. */
+  /**
+   * Store the n pieces and the location record, all in parallel. A put whose
+   * owner cannot be confirmed yet (a node joined next to it less than a
+   * stabilize period ago) is tried again after a period, twice at most.
+   */
   private async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
     const at = this.clock.wallNow();
-    const puts = [
-      this.ring.put(name, sealRingValue(this.identity, name, location, at), RING_TTL_MS),
-      ...pieces.map((p, i) =>
-        this.ring.put(pieceKey(name, i + 1), sealRingValue(this.identity, pieceKey(name, i + 1), p, at), RING_TTL_MS),
-      ),
-    ];
-    const res = await Promise.all(puts);
+    const put = async (key: string, payload: Uint8Array) => {
+      const value = sealRingValue(this.identity, key, payload, at);
+      let r = await this.ring.put(key, value, RING_TTL_MS);
+      for (let attempt = 0; !r.ok && r.error === 'DHT_LOOKUP_FAILED' && attempt < 2; attempt++) {
+        await new Promise<void>((done) => this.clock.setTimer(this.ring.init.stabilizeMs, done));
+        r = await this.ring.put(key, value, RING_TTL_MS);
+      }
+      return r;
+    };
+    const res = await Promise.all([put(name, location), ...pieces.map((p, i) => put(pieceKey(name, i + 1), p))]);
     if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
     const stored = res.slice(1).filter((r) => r.ok).length;
     if (stored < this.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.n} pieces stored`);

@@ -71,6 +71,20 @@ export interface FlowContext {
   contactsOf(name: string): string[];
   /** The name's current key at its authoritative bootstrap (TOFU re-registration check). */
   whois(name: string): Promise<UserKeyBundle | undefined>;
+  /** Told about every successful verification (optional). */
+  onEvent?: (e: FlowEvent) => void;
+}
+
+/** What the demo shows of a call: who verified whom, in which mode. */
+export interface FlowEvent {
+  kind: 'invite-verified' | 'redirect-verified';
+  /** The user whose signature was checked. */
+  verified: string;
+  /** The local user on whose behalf it was checked. */
+  by: string;
+  mode: SecurityMode;
+  /** Pieces that disagreed with the rebuilt key (robust rebuilding corrected them). */
+  badPieces: number;
 }
 
 export type CallOutcome =
@@ -163,6 +177,13 @@ export async function placeCall(
       { caller: caller.name, callee: calleeName, mode: ctx.mode, badPieces: callee.pieces.bad },
       `verified ${calleeName}'s REDIRECT; sending 302`,
     );
+    ctx.onEvent?.({
+      kind: 'redirect-verified',
+      verified: calleeName,
+      by: caller.name,
+      mode: ctx.mode,
+      badPieces: callee.pieces.bad.length,
+    });
     return { ok: true, response, callee, protected: protectedMode };
   } catch (e) {
     const out = outcomeOf(e);
@@ -265,6 +286,13 @@ export async function answerInvite(ctx: FlowContext, payload: unknown, from: Cal
       { caller: m.name, callee: callee.name, sealed: sealedTo !== undefined, from: from.addr },
       `verified ${m.name}'s INVITE; answering REDIRECT`,
     );
+    ctx.onEvent?.({
+      kind: 'invite-verified',
+      verified: m.name,
+      by: callee.name,
+      mode: sealedTo ? 'protected' : 'signed',
+      badPieces: callerUser.pieces.bad.length,
+    });
     return sealedTo || ctx.mode === 'protected'
       ? sealFor(callerUser.bundle.sealKey, redirect)
       : encodeMessage(redirect);

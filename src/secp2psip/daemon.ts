@@ -24,7 +24,7 @@ import { CryptoRandom } from '../util/random.ts';
 import { Adapter } from './adapter.ts';
 import { AdapterNode, requestAdmission } from './adapter-node.ts';
 import { BootstrapServer } from './bootstrap-server.ts';
-import type { SecurityMode } from './call-flow.ts';
+import type { FlowEvent, SecurityMode } from './call-flow.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { Registry } from './registry.ts';
@@ -94,7 +94,12 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     { identity, endpoint, ring, registry, clock, random, logger: log },
     { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
   );
-  const contacts = o.join ? [o.join] : BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow());
+  const contacts = o.join
+    ? [o.join]
+    : [
+        ...(await peerContacts(endpoint, peers, info, log)),
+        ...BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow()),
+      ];
   // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
   let joined = false;
   for (const c of contacts) {
@@ -121,6 +126,30 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
       registry.close();
     },
   };
+}
+
+/**
+ * Ring members known to the other bootstraps of the overlay: a peer answers
+ * ADMIT with its own admitted ref and its successors (the admission it issues
+ * us is not used: our ring id comes from our own registry).
+ */
+async function peerContacts(
+  endpoint: TlsRpcEndpoint,
+  peers: BootstrapInfo[],
+  self: BootstrapInfo,
+  log: Logger,
+): Promise<NodeRef[]> {
+  const out: NodeRef[] = [];
+  for (const p of peers) {
+    if (Buffer.from(p.key).equals(Buffer.from(self.key))) continue;
+    try {
+      const m = await requestAdmission(endpoint, p);
+      for (const c of m.ring) out.push({ id: c.id, addr: c.addr, key: c.key, admission: c.admission });
+    } catch (e) {
+      log.warn({ peer: p.addr, err: (e as Error).message }, 'peer bootstrap unreachable');
+    }
+  }
+  return out;
 }
 
 /** Read a TLS peer's Ed25519 node key without trusting it yet (for `--bootstrap host:port` without a key). */
@@ -177,6 +206,7 @@ export interface AdapterDaemonOptions {
   timeoutMs?: number;
   logger?: Logger;
   stabilizeMs?: number;
+  onEvent?: (e: FlowEvent) => void;
 }
 
 export interface RunningAdapter {
@@ -231,6 +261,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       rebuild: o.rebuild,
       dataDir: o.dataDir,
       timeoutMs: o.timeoutMs,
+      onEvent: o.onEvent,
     },
   );
   await joinRing(ring, admittedMsg.ring, log);

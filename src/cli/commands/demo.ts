@@ -1,0 +1,163 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FlowEvent, SecurityMode } from '../../secp2psip/call-flow.ts';
+import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
+import { LocalOverlay, summarizeCalls } from '../../secp2psip/local-overlay.ts';
+import { intOption, parseArgs } from '../../util/args.ts';
+import { OverlayError } from '../../util/errors.ts';
+import { createLogger } from '../../util/log.ts';
+import { percentile } from '../../util/stats.ts';
+
+export const summary = 'start a bootstrap and N adapters on loopback, place calls, stay up for real phones';
+
+const SPEC = {
+  adapters: { type: 'string', default: '8', help: 'adapters (one demo user and phone each), 2..200' },
+  calls: { type: 'string', default: '16', help: 'timed call setups to place, 0..100000' },
+  mode: { type: 'string', default: 'signed', help: 'signed | protected (SECP2PSIP messages sealed to the callee)' },
+  k: { type: 'string', default: '3', help: 'pieces needed to rebuild a key' },
+  n: { type: 'string', default: '5', help: 'pieces stored per key' },
+  'base-port': { type: 'string', help: 'SIP port of adapter 1 (adapter i gets base+i-1; default any free port)' },
+  json: { type: 'boolean', help: 'run the calls, print one JSON object, exit (0 only if every call succeeded)' },
+  'log-level': { type: 'string', default: 'warn', help: 'fatal, error, warn, info, debug, silent' },
+  help: { type: 'boolean', help: 'show this help' },
+} as const;
+
+function usage(): string {
+  const lines = ['usage: secp2psip demo [options]', ''];
+  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(12)} ${s.help}`);
+  return lines.join('\n');
+}
+
+const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
+
+/** `secp2psip demo`: the whole SecP2PSIP flow of seed 000 on loopback, then stays up for real phones. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  if (args.help) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const adapters = intOption(args, 'adapters', 2, 200);
+  const calls = intOption(args, 'calls', 0, 100_000);
+  const k = intOption(args, 'k', 1, 255);
+  const n = intOption(args, 'n', 1, 255);
+  if (k > n) throw new OverlayError('BAD_ARGUMENT', `--k must not exceed --n (${k} > ${n})`);
+  const mode = String(args.mode);
+  if (mode !== 'signed' && mode !== 'protected')
+    throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
+  const basePort = args['base-port'] === undefined ? undefined : intOption(args, 'base-port', 1, 65535 - adapters);
+  const json = args.json === true;
+  const log = createLogger({ level: String(args['log-level']) });
+  const out = (s: string) => {
+    if (!json) process.stdout.write(`${s}\n`);
+  };
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'secp2psip-demo-'));
+  const events: Array<{ adapter: number; e: FlowEvent }> = [];
+  const t0 = performance.now();
+  let overlay: LocalOverlay;
+  try {
+    overlay = await LocalOverlay.start({
+      adapters,
+      dataDir,
+      k,
+      n,
+      mode: mode as SecurityMode,
+      basePort,
+      logger: log,
+      onEvent: (adapter, e) => events.push({ adapter, e }),
+    });
+  } catch (e) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+  const startMs = performance.now() - t0;
+  out(`SecP2PSIP demo (seed 000): 1 bootstrap, ${adapters} adapters, k=${k} n=${n}, mode ${mode}`);
+  out(`  bootstrap ${bootstrapSpecOf(overlay.boot.info)}   data in ${dataDir}`);
+  out(`  overlay up in ${fmt(startMs)} (every adapter admitted by the bootstrap and joined the Chord ring over TLS)`);
+
+  const reg = await overlay.registerPhones();
+  out('');
+  out('Registration (phone REGISTER -> adapter registers the user with the bootstrap -> key split into pieces):');
+  for (const u of overlay.users)
+    out(`  ${u.name.padEnd(8)} phone ${u.phone.element.hostport.padEnd(16)} -> adapter sip:${u.adapter.sipAddr}`);
+  out(`  ${reg.ms.length} registered, ${reg.failed} failed; p50 ${fmt(percentile(reg.ms, 50))}`);
+
+  const samples = await overlay.placeCalls(calls);
+  const s = summarizeCalls(samples);
+  if (!json && samples.length > 0) {
+    out('');
+    out('Calls (phone INVITE -> adapters verify each other through the ring -> 302 to the callee phone):');
+    const shown = samples.slice(0, 8);
+    for (const c of shown) {
+      const seen = events.filter((x) => x.e.verified === c.caller || x.e.verified === c.callee).slice(-2);
+      const how = seen.length > 0 ? `verified in ${seen[0].e.mode} mode` : '';
+      out(`  ${c.caller} -> ${c.callee}: ${c.status} in ${fmt(c.ms)}  ${how}`);
+    }
+    if (samples.length > shown.length) out(`  ... ${samples.length - shown.length} more`);
+    const byInvite = events.filter((x) => x.e.kind === 'invite-verified').length;
+    const byRedirect = events.filter((x) => x.e.kind === 'redirect-verified').length;
+    out(`  callee adapters verified ${byInvite} SECP2PSIP INVITEs; caller adapters verified ${byRedirect} REDIRECTs`);
+    out(
+      `  ${s.succeeded}/${s.calls} verified 302s; setup p50 ${fmt(s.setupMsP50)}, p99 ${fmt(s.setupMsP99)} (seed 000: 481.03 ms)`,
+    );
+  }
+  if (json) {
+    const result = {
+      adapters,
+      mode,
+      k,
+      n,
+      startMs: Math.round(startMs),
+      registrations: reg.ms.length,
+      registrationsFailed: reg.failed,
+      registrationMsP50: percentile(reg.ms, 50),
+      ...s,
+      verifiedInvites: events.filter((x) => x.e.kind === 'invite-verified').length,
+      verifiedRedirects: events.filter((x) => x.e.kind === 'redirect-verified').length,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    await overlay.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    log.flush();
+    return s.failed === 0 && reg.failed === 0 && s.calls === calls ? 0 : 1;
+  }
+
+  // A full call between two built-in phones: the 302 is followed and the callee's phone answers directly.
+  if (overlay.users.length >= 2) {
+    const [a, b] = overlay.users;
+    try {
+      const call = await a.phone.invite(`sip:${b.name}@${a.adapter.sipAddr}`, peerOf(a.adapter.sipAddr));
+      const src = b.phone.incoming.at(-1)?.source;
+      out('');
+      out(`Full call ${a.name} -> ${b.name}: 302 to ${call.redirectedTo}, answered 200 OK by ${b.name}'s phone`);
+      out(`  ${b.name}'s phone got the INVITE from ${src?.address}:${src?.port} (${a.name}'s phone, not an adapter)`);
+      await a.phone.bye(call);
+    } catch (e) {
+      out(`Full call ${a.name} -> ${b.name} failed: ${(e as Error).message}`);
+    }
+  }
+  const first = overlay.users[0];
+  out('');
+  out('Point a real phone at an adapter (the demo stays up; Ctrl-C stops it):');
+  out(`  account: sip:<yourname>@${first.adapter.sipAddr}  (any unused name; no password; UDP or TCP)`);
+  out(`  then call: ${overlay.users.map((u) => `sip:${u.name}@${first.adapter.sipAddr}`).join(', ')}`);
+  out(`  baresip:  echo '<sip:me@${first.adapter.sipAddr}>;regint=600;answermode=auto' > ~/.baresip/accounts`);
+  out(`            baresip, then type:  /dial sip:${overlay.users[1]?.name ?? 'bob'}@${first.adapter.sipAddr}`);
+  out(`  Linphone: SIP account, username <yourname>, SIP server address ${first.adapter.sipAddr}, transport UDP`);
+  out(`  other adapters: ${overlay.adapters.map((a) => a.sipAddr).join(' ')}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await overlay.close();
+  rmSync(dataDir, { recursive: true, force: true });
+  log.flush();
+  return 0;
+}
+
+function peerOf(hostport: string) {
+  const i = hostport.lastIndexOf(':');
+  return { transport: 'UDP' as const, address: hostport.slice(0, i), port: Number(hostport.slice(i + 1)) };
+}
