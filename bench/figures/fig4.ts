@@ -48,7 +48,7 @@ function seedFor(op: Op, kn: string, size: number): number | null {
 }
 
 export async function runFig4(ctx: FigureContext): Promise<FigureOutput> {
-  const sizes = ctx.quick ? [0, 10, 20] : [0, 10, 20, 30, 40, 50];
+  const sizes = ctx.quick ? [0, 10] : [0, 10, 20, 30, 40, 50];
   const iterations = ctx.quick ? 10 : 100;
   const rows: Row[] = [];
   const samples: Record<string, number[]> = {};

@@ -82,7 +82,7 @@ async function robustMode(node: ChordNode, name: string, k: number, n: number): 
 }
 
 export async function runFig5(ctx: FigureContext): Promise<FigureOutput> {
-  const iterations = ctx.quick ? 15 : 100;
+  const iterations = ctx.quick ? 10 : 100;
   const t0 = performance.now();
   const rnd = new CryptoRandom();
   const ring = new TlsRing();

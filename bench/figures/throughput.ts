@@ -76,8 +76,8 @@ function runSipp(port: number, calls: number, inFlight: number, dir: string): Pr
 
 export async function runThroughput(ctx: FigureContext): Promise<FigureOutput> {
   const t0 = performance.now();
-  const seconds = ctx.quick ? 3 : 10;
-  const others = ctx.quick ? 6 : 20;
+  const seconds = ctx.quick ? 2 : 10;
+  const others = ctx.quick ? 4 : 20;
   const rows: Row[] = [];
   const notes: string[] = [];
   const overlay = await LoopbackOverlay.start({ k: 4, n: 8 });

@@ -3,8 +3,8 @@
  * table entries per node, "the majority of resource lookups return within
  * 5 seconds"), with 0 %, 10 % and 20 % of the nodes offline.
  *
- * SIMULATED, not measured: the WhanauSIP node has no socket driver to run
- * 3,000 of here yet, so SETUP and LOOKUP run through the simulator's fast
+ * SIMULATED, not measured: 3,000 WhanauSIP nodes on TLS sockets do not fit
+ * one 2-core machine, so SETUP and LOOKUP run through the simulator's fast
  * path (dht/whanau/bulk.ts: the protocol's own CHOOSE-ID, SUCCESSORS-SAMPLE,
  * TRY and LOOKUP procedures over a synthetic social graph), and each message
  * is charged time by a stated latency model:
@@ -186,7 +186,7 @@ export async function runWhanau(ctx: FigureContext): Promise<FigureOutput> {
   }
   bar.done();
   const notes = [
-    `SIMULATED with a stated latency model (the WhanauSIP node is not yet run on sockets at this scale): ${nodes} nodes on a preferential-attachment social graph (about 10 links each), r_d = r_f = r_s = ${table}, t = ${params.t}, l = ${params.layers}: ${tableEntries(params)} table entries per node (seed: 300).`,
+    `SIMULATED with a stated latency model (3,000 WhanauSIP nodes on TLS sockets do not fit one 2-core machine): ${nodes} nodes on a preferential-attachment social graph (about 10 links each), r_d = r_f = r_s = ${table}, t = ${params.t}, l = ${params.layers}: ${tableEntries(params)} table entries per node (seed: 300).`,
     `One-way delay per message ${WAN.baseMs} ms + exponential(mean ${WAN.meanExtraMs} ms); walks from the walk cache cost nothing; nodes offline after SETUP cost the RPC timeout (${params.rpcTimeoutMs} ms) per message sent to them; ${lookups} lookups per case between online nodes.`,
   ];
   return {

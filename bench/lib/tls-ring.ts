@@ -14,7 +14,7 @@ export class TlsRing {
   private readonly endpoints: TlsRpcEndpoint[] = [];
   private readonly clock = new SystemClock();
 
-  constructor(private readonly stabilizeMs = 250) {}
+  constructor(private readonly stabilizeMs = 1000) {}
 
   async add(): Promise<ChordNode> {
     const endpoint = await TlsRpcEndpoint.listen({ keyPair: generateKeyPairSync('ed25519'), clock: this.clock });
@@ -47,7 +47,7 @@ export class TlsRing {
     }
   }
 
-  settle(rounds = 4): Promise<void> {
+  settle(rounds = 3): Promise<void> {
     return new Promise((r) => setTimeout(r, rounds * this.stabilizeMs));
   }
 
