@@ -4,7 +4,7 @@
  * "SecP2PSIP Registration Request") and the callee side of session
  * establishment over RPC. The SIP half (adapter.ts) sits on top.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
@@ -161,6 +161,23 @@ export class AdapterNode {
     return Identity.loadOrCreate(join(dir, `${name}.pem`));
   }
 
+  /**
+   * Strict mode (seed IV.2 "Bootstrap Verification" with a CA): the user's
+   * certificate chain from `<dataDir>/users/<name>.crt` (PEM, leaf first),
+   * issued for the key in `<name>.pem`. Absent: none is sent (relaxed mode).
+   */
+  private userCertChain(name: string): Uint8Array[] | undefined {
+    if (!this.init.dataDir) return undefined;
+    const path = join(this.init.dataDir, 'users', `${name}.crt`);
+    if (!existsSync(path)) return undefined;
+    const pems =
+      readFileSync(path, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    const ders = pems.map(
+      (p) => new Uint8Array(Buffer.from(p.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, ''), 'base64')),
+    );
+    return ders.length > 0 ? ders : undefined;
+  }
+
   /** Register `name` with the bootstrap (once; concurrent callers share the attempt). */
   ensureUser(name: string): Promise<LocalUser> {
     const have = this.users.get(name);
@@ -201,9 +218,11 @@ export class AdapterNode {
       ts: now,
       nonce: this.random.bytes(16),
     };
+    const certChain = this.userCertChain(name);
     const msg: RegisterMsg = {
       t: 'REGISTER',
       ...body,
+      ...(certChain ? { certChain } : {}),
       location,
       sig: signer.sign(DOMAIN.register, registerTbs(body)),
     };

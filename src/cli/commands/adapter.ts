@@ -1,0 +1,100 @@
+import { mkdirSync } from 'node:fs';
+import { bootstrapSpecOf, parseBootstrapSpec, resolveBootstrap } from '../../secp2psip/bootstrap-spec.ts';
+import type { SecurityMode } from '../../secp2psip/call-flow.ts';
+import { fetchPeerKey, startAdapterDaemon } from '../../secp2psip/daemon.ts';
+import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
+import { intOption, parseArgs, parseHostPort } from '../../util/args.ts';
+import { OverlayError } from '../../util/errors.ts';
+import { createLogger } from '../../util/log.ts';
+
+export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
+
+const SPEC = {
+  sip: { type: 'string', help: 'SIP listen host:port, UDP and TCP (the phone registers here)' },
+  bootstrap: {
+    type: 'string',
+    help: 'bootstrap as printed by it: <hash>@host:port; or <64-hex key>@host:port; or host:port (pinned on first use)',
+  },
+  data: { type: 'string', help: 'data directory: node key, users/<name>.pem (0600), trust.sqlite' },
+  rpc: { type: 'string', help: 'ring (TLS) listen host:port (default: the SIP host, any free port)' },
+  mode: { type: 'string', default: 'signed', help: 'signed | protected (SECP2PSIP messages sealed to the callee)' },
+  rebuild: { type: 'string', default: 'robust', help: 'robust (corrects bad pieces) | seed (k random pieces)' },
+  timeout: { type: 'string', default: '5000', help: 'ms allowed for the callee adapter to answer' },
+  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  help: { type: 'boolean', help: 'show this help' },
+} as const;
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function usage(): string {
+  const lines = ['usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]', ''];
+  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(12)} ${s.help}`);
+  return lines.join('\n');
+}
+
+function required(args: Record<string, unknown>, name: string): string {
+  const v = args[name];
+  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
+  return v;
+}
+
+/** `secp2psip adapter`: seed 000's adapter for one phone (or several); runs until SIGINT/SIGTERM. */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  if (args.help) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const sip = parseHostPort(required(args, 'sip'), '--sip');
+  const spec = parseBootstrapSpec(required(args, 'bootstrap'));
+  if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
+  const dataDir = required(args, 'data');
+  const rpc = args.rpc === undefined ? undefined : parseHostPort(String(args.rpc), '--rpc');
+  const mode = String(args.mode);
+  if (mode !== 'signed' && mode !== 'protected')
+    throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
+  const rebuild = String(args.rebuild);
+  if (rebuild !== 'robust' && rebuild !== 'seed')
+    throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
+  const timeoutMs = intOption(args, 'timeout', 100, 60_000);
+  const level = String(args['log-level']);
+  if (!LEVELS.includes(level))
+    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
+  const log = createLogger({ level }).child({ component: 'adapter' });
+
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const bootstrap = await resolveBootstrap(spec.value, (h, p) => fetchPeerKey(h, p), dataDir);
+  const running = await startAdapterDaemon({
+    sipHost: sip.host,
+    sipPort: sip.port,
+    rpcHost: rpc?.host,
+    rpcPort: rpc?.port,
+    bootstrap,
+    dataDir,
+    mode: mode as SecurityMode,
+    rebuild: rebuild as RebuildMode,
+    timeoutMs,
+    logger: log,
+  });
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal, sip: running.adapter.stats, overlay: running.node.stats }, 'adapter stopping');
+      resolve();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  const self = running.node.endpoint.self;
+  process.stdout.write(`adapter sip:${running.sipAddr}\nring ${self.id} ${self.addr}\n`);
+  log.info(
+    { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(bootstrap) },
+    `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,
+  );
+  await stopped;
+  await running.close();
+  log.flush();
+  return 0;
+}

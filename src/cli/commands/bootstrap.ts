@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { bootstrapSpecOf, parseBootstrapSpec } from '../../secp2psip/bootstrap-spec.ts';
+import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
+import type { BootstrapInfo } from '../../secp2psip/messages.ts';
+import { intOption, parseArgs, parseHostPort } from '../../util/args.ts';
+import { OverlayError } from '../../util/errors.ts';
+import { createLogger } from '../../util/log.ts';
+
+export const summary = 'SecP2PSIP bootstrap server: admits users, stores key pieces in the ring';
+
+const SPEC = {
+  listen: { type: 'string', help: 'TLS RPC listen host:port (port 0 = any free port)' },
+  data: { type: 'string', help: 'data directory: node/identity.pem (0600), registry.sqlite' },
+  k: { type: 'string', default: '3', help: 'pieces needed to rebuild a user key' },
+  n: { type: 'string', default: '5', help: 'pieces stored per user key (Username.1 .. Username.n)' },
+  'ca-bundle': { type: 'string', help: 'strict mode: PEM file of trust anchors; users need a certificate' },
+  peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
+  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  help: { type: 'boolean', help: 'show this help' },
+} as const;
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function usage(): string {
+  const lines = ['usage: secp2psip bootstrap --listen <host:port> --data <dir> [options]', ''];
+  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(12)} ${s.help}`);
+  return lines.join('\n');
+}
+
+function required(args: Record<string, unknown>, name: string): string {
+  const v = args[name];
+  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
+  return v;
+}
+
+/** PEM bundle -> one PEM string per certificate. */
+function readCaBundle(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new OverlayError('BAD_ARGUMENT', `--ca-bundle: ${(e as Error).message}`);
+  }
+  const certs = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (certs.length === 0) throw new OverlayError('BAD_ARGUMENT', `--ca-bundle: no PEM certificate in ${path}`);
+  return certs;
+}
+
+/**
+ * `secp2psip bootstrap`: seed 000 IV.2. Prints `bootstrap <hash>@host:port`
+ * (what adapters pass to --bootstrap) and `key <64 hex>` (what other
+ * bootstraps pass to --peer) on stdout; runs until SIGINT/SIGTERM.
+ */
+export async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SPEC);
+  if (args.help) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const listen = parseHostPort(required(args, 'listen'), '--listen');
+  const dataDir = required(args, 'data');
+  const k = intOption(args, 'k', 1, 255);
+  const n = intOption(args, 'n', 1, 255);
+  if (k > n) throw new OverlayError('BAD_ARGUMENT', `--k must not exceed --n (${k} > ${n})`);
+  const caBundle = args['ca-bundle'] === undefined ? undefined : readCaBundle(String(args['ca-bundle']));
+  const peers: BootstrapInfo[] = (args.peer as string[]).map((p) => {
+    const s = parseBootstrapSpec(p);
+    if (!s.ok) throw new OverlayError('BAD_ARGUMENT', `--peer: ${s.error}`);
+    if (!s.value.key) throw new OverlayError('BAD_ARGUMENT', `--peer needs the peer's key: <64-hex key>@host:port`);
+    return { addr: s.value.addr, key: s.value.key };
+  });
+  const level = String(args['log-level']);
+  if (!LEVELS.includes(level))
+    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
+  const log = createLogger({ level }).child({ component: 'bootstrap' });
+
+  let running: Awaited<ReturnType<typeof startBootstrapDaemon>>;
+  try {
+    running = await startBootstrapDaemon({
+      host: listen.host,
+      port: listen.port,
+      dataDir,
+      k,
+      n,
+      caBundle,
+      peers: peers.length > 0 ? peers : undefined,
+      logger: log,
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || (e as NodeJS.ErrnoException).code === 'EACCES')
+      throw new OverlayError('BAD_CONFIG', `cannot listen on ${String(args.listen)}: ${(e as Error).message}`);
+    throw e;
+  }
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal, stats: running.server.stats }, 'bootstrap stopping');
+      resolve();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  const spec = bootstrapSpecOf(running.info);
+  process.stdout.write(`bootstrap ${spec}\nkey ${Buffer.from(running.info.key).toString('hex')}\n`);
+  log.info(
+    {
+      addr: running.info.addr,
+      spec,
+      users: running.server.registry.count(),
+      k,
+      n,
+      strict: caBundle !== undefined,
+      bootstraps: running.server.bootstraps.length,
+    },
+    `bootstrap listening on ${running.info.addr}`,
+  );
+  await stopped;
+  await running.close();
+  log.flush();
+  return 0;
+}
