@@ -119,29 +119,56 @@ const EXACT = new Map<string, string>(CANONICAL);
 for (const n of KNOWN_NAMES) EXACT.set(n, n);
 for (const [c, n] of Object.entries(COMPACT_FORMS)) EXACT.set(c.toUpperCase(), n);
 
-/** Hash of a header name's exact spelling, computed by the parser while it scans the name. */
+/** Hash of a header name's exact spelling (kept for callers that hash while scanning). */
 export function nameHash(h: number, c: number): number {
   return (Math.imul(h, 31) + c) | 0;
 }
 
-/** Canonical spellings (and compact letters in both cases) by hash of their exact spelling. */
-const BY_HASH = new Map<number, string>();
-for (const spelled of EXACT.keys()) {
-  let h = 0;
-  for (let i = 0; i < spelled.length; i++) h = nameHash(h, spelled.charCodeAt(i));
-  // On a collision keep neither: the caller falls back to the string lookup.
-  BY_HASH.set(h, BY_HASH.has(h) ? '' : spelled);
+/** A known header name as the parser's table holds it. */
+interface NameEntry {
+  /** Lower-case spelling matched on the wire (a compact letter for compact forms). */
+  lower: string;
+  /** The usual spelling, tried first: most senders write names this way. */
+  usual: string;
+  canonical: string;
+  list: boolean;
+}
+
+/** Known names bucketed by length and first letter: a lookup is one array index and one or two compares. */
+const NAME_TABLE: Array<NameEntry[] | undefined> = [];
+const bucketOf = (len: number, c0: number): number => (len << 5) | (c0 & 31);
+
+function addName(lower: string, usual: string, canonical: string): void {
+  const i = bucketOf(lower.length, lower.charCodeAt(0));
+  const e: NameEntry = { lower, usual, canonical, list: false };
+  const b = NAME_TABLE[i];
+  if (b) b.push(e);
+  else NAME_TABLE[i] = [e];
 }
 
 /**
- * Canonical name of the header name spelled at s[from, to) with the given
- * hash, without copying the name when it is spelled as a known name; undefined
- * when the caller must fall back to canonicalName on the copied name.
+ * Canonical name of the header name at s[from, to), matched without regard to
+ * case and without copying it; undefined when the name is not a known one
+ * (the caller keeps it as written).
  */
-export function canonicalNameAt(s: string, from: number, to: number, hash: number): string | undefined {
-  const spelled = BY_HASH.get(hash);
-  if (spelled === undefined || spelled.length !== to - from || !s.startsWith(spelled, from)) return undefined;
-  return EXACT.get(spelled);
+export function canonicalNameAt(s: string, from: number, to: number): string | undefined {
+  return nameEntryAt(s, from, to)?.canonical;
+}
+
+/** As canonicalNameAt, with whether the header is a comma-separated list (see isListHeader). */
+export function nameEntryAt(s: string, from: number, to: number): { canonical: string; list: boolean } | undefined {
+  const len = to - from;
+  if (len > 63) return undefined;
+  const bucket = NAME_TABLE[bucketOf(len, s.charCodeAt(from) | 0x20)];
+  if (bucket === undefined) return undefined;
+  for (let k = 0; k < bucket.length; k++) {
+    const e = bucket[k];
+    if (s.startsWith(e.usual, from)) return e;
+    let i = 0;
+    while (i < len && (s.charCodeAt(from + i) | 0x20) === e.lower.charCodeAt(i)) i++;
+    if (i === len) return e;
+  }
+  return undefined;
 }
 
 /**
@@ -210,3 +237,7 @@ const LIST_CANONICAL = new Set(KNOWN_NAMES.filter((n) => LIST_HEADERS.has(n.toLo
 export function isListHeader(name: string): boolean {
   return LIST_CANONICAL.has(name) || LIST_HEADERS.has(name.toLowerCase());
 }
+
+for (const n of KNOWN_NAMES) addName(n.toLowerCase(), n, n);
+for (const [c, n] of Object.entries(COMPACT_FORMS)) addName(c, c, n);
+for (const b of NAME_TABLE) if (b) for (const e of b) e.list = isListHeader(e.canonical);

@@ -92,12 +92,12 @@ export function quoteString(s: string): string {
   return '"' + s.replace(/(["\\])/g, '\\$1') + '"';
 }
 
-const TOKEN_TABLE = new Uint8Array(128);
+export const TOKEN_TABLE = new Uint8Array(128);
 for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") {
   TOKEN_TABLE[ch.charCodeAt(0)] = 1;
 }
 /** gen-value = token / host / quoted-string: token characters plus ':' '[' ']' for IPv6 references. */
-const VALUE_TABLE = TOKEN_TABLE.slice();
+export const VALUE_TABLE = TOKEN_TABLE.slice();
 for (const ch of ':[]') VALUE_TABLE[ch.charCodeAt(0)] = 1;
 
 const inTable = (t: Uint8Array, c: number): boolean => c < 128 && t[c] === 1;
@@ -110,7 +110,7 @@ function isToken(s: string, from: number, to: number): boolean {
 }
 
 /** Index after the quoted-string starting at s[i] === '"', or -1 when unterminated. */
-function quotedEnd(s: string, i: number): number {
+export function quotedEnd(s: string, i: number): number {
   for (let j = i + 1; j < s.length; j++) {
     const c = s.charCodeAt(j);
     if (c === 0x5c) j++;

@@ -10,22 +10,22 @@
  * - validateMessage: the checks that make a request answerable with 400 (or
  *   505): mandatory headers, their grammar, CSeq method, Request-URI.
  * parseMessage does both. None of them throws on any input.
+ *
+ * The head is scanned once, by offsets into the decoded string, with a table
+ * of known names; a head that is anything but plain (folding, bare CR or LF,
+ * odd start-line spacing, a damaged line) is handed to the general line
+ * parser of parser-general.ts, which gives the same result for plain heads.
  */
 import { isAscii } from 'node:buffer';
 import { fail, ok, type Result } from '../util/errors.ts';
-import { canonicalName, canonicalNameAt, isListHeader, nameHash } from './compact.ts';
-import {
-  parseContactValues,
-  parseCSeq,
-  parseNameAddr,
-  parseUnsigned,
-  parseVia,
-  splitTopLevel,
-  TOKEN_RE,
-  trimLws,
-} from './header-values.ts';
-import type { Header, SipMessage, SipRequest } from './message.ts';
-import { parseRequestUri } from './uri.ts';
+import { isListHeader, nameEntryAt } from './compact.ts';
+import { parseUnsigned, TOKEN_TABLE } from './header-values.ts';
+import type { Header, SipMessage } from './message.ts';
+import { parseHeadGeneral, pushHeader, type StartLine } from './parser-general.ts';
+import { validateMessage } from './validate.ts';
+
+export type { StartLine } from './parser-general.ts';
+export { isValidRequest, validateMessage } from './validate.ts';
 
 export interface ParseOptions {
   /**
@@ -35,7 +35,6 @@ export interface ParseOptions {
   stream?: boolean;
 }
 
-const CONTROL_RE = /[\r\n]/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
 
@@ -64,132 +63,123 @@ export function findHeaderEnd(b: Buffer, from: number): { headEnd: number; bodyS
 }
 
 export function decodeHead(b: Buffer, start: number, end: number): string {
-  const head = b.subarray(start, end);
-  return isAscii(head) ? head.toString('latin1') : head.toString('utf8');
+  return isAscii(b.subarray(start, end)) ? b.toString('latin1', start, end) : b.toString('utf8', start, end);
 }
 
-export type StartLine =
-  | { kind: 'request'; method: string; uri: string; version: string }
-  | { kind: 'response'; version: string; status: number; reason: string };
+const isWs = (c: number): boolean => c === 0x20 || c === 0x09;
+
+/** Methods spelled by the same string object every time, so comparisons further up are cheap. */
+const METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'REGISTER', 'OPTIONS', 'INFO', 'UPDATE', 'MESSAGE', 'NOTIFY'];
 
 /**
- * Request-Line = Method SP Request-URI SP SIP-Version;
- * Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 section 7.1, 7.2).
- * The Request-URI is taken as everything between the first and the last SP;
- * validateMessage refuses it if it is not a URI.
+ * The start line at head[0, end) when it is spelled plainly: single spaces,
+ * `SIP/2.0`, a three-digit status. undefined sends the head to the general parser.
  */
-function parseStartLine(line: string): Result<StartLine> {
-  if (line.startsWith('SIP/')) {
-    const sp1 = line.indexOf(' ');
-    if (sp1 < 0) return fail('malformed Status-Line');
-    const version = line.slice(0, sp1);
-    const sp2 = line.indexOf(' ', sp1 + 1);
-    const code = sp2 < 0 ? line.slice(sp1 + 1) : line.slice(sp1 + 1, sp2);
-    if (!/^[1-6][0-9][0-9]$/.test(code)) return fail('bad status code');
-    const reason = sp2 < 0 ? '' : line.slice(sp2 + 1);
-    if (CONTROL_RE.test(reason)) return fail('malformed Reason-Phrase');
-    return ok({ kind: 'response', version, status: Number(code), reason });
+function plainStartLine(head: string, end: number): StartLine | undefined {
+  const sp1 = head.indexOf(' ');
+  if (sp1 <= 0 || sp1 >= end) return undefined;
+  if (head.startsWith('SIP/2.0 ', 0)) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 section 7.2).
+    const d0 = head.charCodeAt(8) - 0x30;
+    const d1 = head.charCodeAt(9) - 0x30;
+    const d2 = head.charCodeAt(10) - 0x30;
+    if (end < 11 || !(d0 >= 1 && d0 <= 6 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)) return undefined;
+    if (end > 11 && head.charCodeAt(11) !== 0x20) return undefined;
+    const reason = end > 11 ? head.slice(12, end) : '';
+    return { kind: 'response', version: 'SIP/2.0', status: d0 * 100 + d1 * 10 + d2, reason };
   }
-  // Extra SP between the elements or at the end of the line is tolerated and
-  // not kept (RFC 4475 sections 3.1.2.9 and 3.1.2.10 allow a liberal element to do so).
-  const t = trimLws(line);
-  const sp1 = t.indexOf(' ');
-  const sp2 = t.lastIndexOf(' ');
-  if (sp1 <= 0 || sp2 === sp1) return fail('malformed Request-Line');
-  const method = t.slice(0, sp1);
-  if (!TOKEN_RE.test(method)) return fail('malformed method');
-  const version = t.slice(sp2 + 1);
-  if (!/^SIP\/[0-9]+\.[0-9]+$/i.test(version)) return fail('malformed SIP version');
-  const uri = trimLws(t.slice(sp1 + 1, sp2));
-  if (uri.length === 0) return fail('malformed Request-Line');
-  return ok({ kind: 'request', method, uri, version });
+  // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 section 7.1).
+  const sp2 = end - 8;
+  if (sp2 <= sp1 + 1 || !head.startsWith(' SIP/2.0', sp2) || isWs(head.charCodeAt(sp1 + 1))) return undefined;
+  if (isWs(head.charCodeAt(sp2 - 1)) || head.lastIndexOf(' ', end - 1) !== sp2) return undefined;
+  for (let i = 0; i < sp1; i++) {
+    const c = head.charCodeAt(i);
+    if (c >= 128 || TOKEN_TABLE[c] === 0) return undefined;
+  }
+  let method: string | undefined;
+  for (const m of METHODS) if (m.length === sp1 && head.startsWith(m, 0)) method = m;
+  return { kind: 'request', method: method ?? head.slice(0, sp1), uri: head.slice(sp1 + 1, sp2), version: 'SIP/2.0' };
 }
 
-/** token characters (RFC 3261 section 25.1) as a lookup table. */
-const TOKEN_CHARS = new Uint8Array(128);
-for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") {
-  TOKEN_CHARS[ch.charCodeAt(0)] = 1;
-}
-
-/** Pushes one header value onto `out`, splitting list headers at top-level commas. */
-function pushHeader(name: string, value: string, out: Header[]): void {
-  if (value.indexOf(',') >= 0 && isListHeader(name)) {
-    const parts = splitTopLevel(value, ',');
-    if (parts.length === 0) out.push({ name, value: '' });
-    for (const p of parts) out.push({ name, value: p });
-  } else out.push({ name, value });
+/**
+ * The plain case of parseHead: CRLF line ends only, no folding, every line a
+ * token name, a colon and a value. undefined hands the head to parseHeadGeneral.
+ */
+export function parseHeadPlain(head: string): { start: StartLine; headers: Header[] } | undefined {
+  const len = head.length;
+  let lineEnd = head.indexOf('\r');
+  if (lineEnd < 0 || head.charCodeAt(lineEnd + 1) !== 0x0a || head.indexOf('\n') !== lineEnd + 1) return undefined;
+  const start = plainStartLine(head, lineEnd);
+  if (start === undefined) return undefined;
+  const headers: Header[] = [];
+  let pos = lineEnd + 2;
+  while (pos < len) {
+    // The line ends at the next CR, which must start a CRLF with no LF before it.
+    lineEnd = head.indexOf('\r', pos);
+    const lf = head.indexOf('\n', pos);
+    if (lineEnd < 0) {
+      if (lf >= 0) return undefined;
+      lineEnd = len;
+    } else if (lf !== lineEnd + 1 || isWs(head.charCodeAt(lineEnd + 2))) return undefined; // stray LF, or folding
+    let i = pos;
+    while (i < lineEnd) {
+      const c = head.charCodeAt(i);
+      if (c >= 128 || TOKEN_TABLE[c] === 0) break;
+      i++;
+    }
+    if (i === pos) return undefined;
+    const entry = nameEntryAt(head, pos, i);
+    const name = entry === undefined ? head.slice(pos, i) : entry.canonical;
+    // header-name HCOLON value: whitespace may surround the colon (RFC 3261 section 25.1).
+    while (i < lineEnd && isWs(head.charCodeAt(i))) i++;
+    if (head.charCodeAt(i) !== 0x3a) return undefined;
+    i++;
+    while (i < lineEnd && isWs(head.charCodeAt(i))) i++;
+    let e = lineEnd;
+    while (e > i && isWs(head.charCodeAt(e - 1))) e--;
+    const value = head.slice(i, e);
+    const list = entry === undefined ? isListHeader(name) : entry.list;
+    if (list && value.indexOf(',') >= 0) pushHeader(name, value, true, headers);
+    else headers.push({ name, value });
+    pos = lineEnd + 2;
+  }
+  return { start, headers };
 }
 
 /**
  * Parses the header block text (start line + header lines, without the final
- * empty line). Works on offsets into the one decoded string; a line is only
- * copied when it is folded.
+ * empty line): folding, compact names, list splitting (RFC 3261 section 7.3).
  */
 export function parseHead(head: string): Result<{ start: StartLine; headers: Header[] }> {
-  // Lines end in CRLF; a head without any CR is taken as bare-LF (tolerance for broken senders).
-  const eol = head.indexOf('\r') >= 0 || head.indexOf('\n') < 0 ? '\r\n' : '\n';
-  const step = eol.length;
-  const len = head.length;
-  let lineEnd = head.indexOf(eol);
-  if (lineEnd < 0) lineEnd = len;
-  const start = parseStartLine(head.slice(0, lineEnd));
-  if (!start.ok) return start;
-  const headers: Header[] = [];
-  let pos = lineEnd + step;
-  while (pos < len) {
-    lineEnd = head.indexOf(eol, pos);
-    if (lineEnd < 0) lineEnd = len;
-    // header-name HCOLON: whitespace may precede the colon (RFC 3261 section 25.1).
-    let i = pos;
-    let hash = 0;
-    while (i < lineEnd) {
-      const c = head.charCodeAt(i);
-      if (c >= 128 || TOKEN_CHARS[c] === 0) break;
-      hash = nameHash(hash, c);
-      i++;
-    }
-    if (i === pos) {
-      const c = head.charCodeAt(pos);
-      return fail(c === 0x20 || c === 0x09 ? 'malformed header folding' : 'malformed header name');
-    }
-    const name = canonicalNameAt(head, pos, i, hash) ?? canonicalName(head.slice(pos, i));
-    while (i < lineEnd && (head.charCodeAt(i) === 0x20 || head.charCodeAt(i) === 0x09)) i++;
-    if (head.charCodeAt(i) !== 0x3a) return fail(i === lineEnd ? 'malformed header line' : 'malformed header name');
-    // Value without its surrounding LWS, copied once.
-    i++;
-    while (i < lineEnd && (head.charCodeAt(i) === 0x20 || head.charCodeAt(i) === 0x09)) i++;
-    let e = lineEnd;
-    while (e > i && (head.charCodeAt(e - 1) === 0x20 || head.charCodeAt(e - 1) === 0x09)) e--;
-    let value = head.slice(i, e);
-    pos = lineEnd + step;
-    // Folded continuation lines: LWS = [*WSP CRLF] 1*WSP is equivalent to one SP (RFC 3261 section 7.3.1).
-    while (pos < len && (head.charCodeAt(pos) === 0x20 || head.charCodeAt(pos) === 0x09)) {
-      lineEnd = head.indexOf(eol, pos);
-      if (lineEnd < 0) lineEnd = len;
-      const more = trimLws(head.slice(pos, lineEnd));
-      value = value.length === 0 ? more : more.length === 0 ? value : `${value} ${more}`;
-      pos = lineEnd + step;
-    }
-    // A bare CR or LF inside a line would let a value smuggle in another line on
-    // re-serialisation. Other control octets can appear legally in quoted-pairs
-    // (RFC 3261 section 25.1, RFC 4475 section 3.1.1.2).
-    if (value.indexOf('\r') >= 0 || value.indexOf('\n') >= 0) return fail('malformed header value');
-    pushHeader(name, value, headers);
-  }
-  return ok({ start: start.value, headers });
+  const plain = parseHeadPlain(head);
+  return plain === undefined ? parseHeadGeneral(head) : ok(plain);
 }
 
 /** Content-Length of a header list: undefined when absent, an error string when malformed or inconsistent. */
 export function contentLengthOf(headers: Header[]): number | undefined | string {
   let len: number | undefined;
-  for (const h of headers) {
+  for (let k = 0; k < headers.length; k++) {
+    const h = headers[k];
     if (h.name !== 'Content-Length') continue;
-    const n = parseUnsigned(h.value, Number.MAX_SAFE_INTEGER);
+    const n = digitsValue(h.value) ?? parseUnsigned(h.value, Number.MAX_SAFE_INTEGER);
     if (n === undefined) return 'bad Content-Length';
     if (len !== undefined && len !== n) return 'conflicting Content-Length';
     len = n;
   }
   return len;
+}
+
+/** A short all-digit value, or undefined (the caller applies the full rule). */
+function digitsValue(s: string): number | undefined {
+  const n = s.length;
+  if (n === 0 || n > 9) return undefined;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 /**
@@ -238,94 +228,6 @@ export function messageFrom(start: StartLine, headers: Header[], body: Uint8Arra
     return { kind: 'request', method: start.method, uri: start.uri, version: start.version, headers, body };
   }
   return { kind: 'response', status: start.status, reason: start.reason, version: start.version, headers, body };
-}
-
-/**
- * Checks a parsed message against what RFC 3261 section 8.1.1 requires of
- * every request (To, From, CSeq, Call-ID, Max-Forwards, Via) and of every
- * response (the same minus Max-Forwards), with their grammar. The error names
- * the problem and is meant as the reason phrase of a 400 (see errorStatus).
- */
-export function validateMessage(msg: SipMessage): Result<SipMessage> {
-  if (msg.version !== 'SIP/2.0' && !/^SIP\/2\.0$/i.test(msg.version)) return fail('unsupported SIP version');
-  if (msg.kind === 'request') {
-    const uri = parseRequestUri(msg.uri);
-    if (!uri.ok) return fail(uri.error);
-  }
-  // One pass over the headers; names from the parser are canonical already.
-  let vias = 0;
-  const from: string[] = [];
-  const to: string[] = [];
-  const callIds: string[] = [];
-  const cseqs: string[] = [];
-  const maxForwards: string[] = [];
-  const expires: string[] = [];
-  const contacts: string[] = [];
-  for (const h of msg.headers) {
-    switch (canonicalName(h.name)) {
-      case 'Via':
-        if (!parseVia(h.value).ok) return fail('malformed Via');
-        vias++;
-        break;
-      case 'From':
-        from.push(h.value);
-        break;
-      case 'To':
-        to.push(h.value);
-        break;
-      case 'Call-ID':
-        callIds.push(h.value);
-        break;
-      case 'CSeq':
-        cseqs.push(h.value);
-        break;
-      case 'Max-Forwards':
-        maxForwards.push(h.value);
-        break;
-      case 'Expires':
-        expires.push(h.value);
-        break;
-      case 'Contact':
-        contacts.push(h.value);
-        break;
-    }
-  }
-  if (vias === 0) return fail('missing Via');
-  for (const [name, values] of [
-    ['From', from],
-    ['To', to],
-  ] as const) {
-    if (values.length === 0) return fail(`missing ${name}`);
-    if (values.length > 1) return fail(`multiple ${name} headers`);
-    if (!parseNameAddr(values[0]).ok) return fail(`malformed ${name}`);
-  }
-  if (callIds.length === 0) return fail('missing Call-ID');
-  // Call-ID = word [ "@" word ] (RFC 3261 section 25.1)
-  if (callIds.length > 1 || !/^[!-~]+$/.test(callIds[0])) return fail('malformed Call-ID');
-  if (cseqs.length === 0) return fail('missing CSeq');
-  if (cseqs.length > 1) return fail('multiple CSeq headers');
-  const cseq = parseCSeq(cseqs[0]);
-  if (!cseq.ok) return cseq;
-  if (msg.kind === 'request') {
-    // RFC 3261 section 8.2: the CSeq method must match the request method.
-    if (cseq.value.method !== msg.method) return fail('CSeq method does not match');
-    // Max-Forwards is mandatory for a UAC, but a UAS SHOULD accept requests
-    // without it from older elements (RFC 3261 section 8.1.1.6); when present it must be 0-255.
-    if (maxForwards.length > 1 || (maxForwards.length === 1 && parseUnsigned(maxForwards[0], 255) === undefined)) {
-      return fail('malformed Max-Forwards');
-    }
-  }
-  if (expires.length > 1 || (expires.length === 1 && parseUnsigned(expires[0], Number.MAX_VALUE) === undefined)) {
-    return fail('malformed Expires');
-  }
-  const c = parseContactValues(contacts);
-  if (!c.ok) return c;
-  return ok(msg);
-}
-
-/** true when validateMessage accepts the request. */
-export function isValidRequest(req: SipRequest): boolean {
-  return validateMessage(req).ok;
 }
 
 /** Parses and validates one message. Never throws; errors name the problem. */

@@ -16,19 +16,23 @@ function charTable(extra: string): Uint8Array {
   return t;
 }
 
-const USER_CHARS = charTable('&=+$,;?/'); // unreserved / user-unreserved
+export const USER_CHARS = charTable('&=+$,;?/'); // unreserved / user-unreserved
 const PASSWORD_CHARS = charTable('&=+$,');
-const PARAM_CHARS = charTable('[]/:&+$'); // unreserved / param-unreserved
+export const PARAM_CHARS = charTable('[]/:&+$'); // unreserved / param-unreserved
 const HEADER_CHARS = charTable('[]/?:+$'); // unreserved / hnv-unreserved
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 const IPV6_RE = /^\[[0-9A-Fa-f:.]+\]$/;
 
 /** hostname / IPv4address (RFC 3261 section 25.1): dot-separated labels of alphanumerics and inner hyphens. */
 function isHostname(s: string): boolean {
-  const n = s.length;
-  if (n === 0) return false;
-  let labelStart = 0;
-  for (let i = 0; i < n; i++) {
+  return isHostnameAt(s, 0, s.length);
+}
+
+/** isHostname on s[from, to), without copying. */
+export function isHostnameAt(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  let labelStart = from;
+  for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x2e) {
       if (i === labelStart || s.charCodeAt(i - 1) === 0x2d) return false;
@@ -40,7 +44,7 @@ function isHostname(s: string): boolean {
     if (c !== 0x2d || i === labelStart) return false;
   }
   // A final empty label is the root dot ("example.com."); otherwise the last label must not end in '-'.
-  return labelStart === n ? n > 1 : s.charCodeAt(n - 1) !== 0x2d;
+  return labelStart === to ? to - from > 1 : s.charCodeAt(to - 1) !== 0x2d;
 }
 
 function isHex(c: number): boolean {
