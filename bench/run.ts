@@ -4,6 +4,7 @@
  *   <YYYY-MM-DD>.json and latest.json  the rows (lib/schema.ts)
  *   latest.md                          the tables, machine noted at the top
  *   fig4.svg fig5.svg fig6.svg throughput.svg whanau.svg wide-area.svg
+ * and the "Benchmarks" section of README.md (between its markers).
  * Progress goes to stderr. With --only, the other figures are kept from the
  * previous latest.json.
  *
@@ -26,7 +27,7 @@ import { runWhanau } from './figures/whanau.ts';
 import { runWideArea } from './figures/wide-area.ts';
 import { type FigureContext, type FigureOutput, stderrContext } from './lib/context.ts';
 import { currentLoad, machineInfo } from './lib/machine.ts';
-import { renderReport } from './lib/markdown.ts';
+import { renderReadmeSection, renderReport, withReadmeSection } from './lib/markdown.ts';
 import { type BenchResult, type Figure, SCHEMA_VERSION, validateResult } from './lib/schema.ts';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -134,7 +135,13 @@ async function main(argv: string[]): Promise<number> {
   const md = renderReport(result);
   writeFileSync(join(RESULTS, 'latest.md'), md);
   process.stdout.write(md);
-  ctx.say(`wrote ${join('bench', 'results', 'latest.md')}, latest.json, ${date}.json and the SVG plots`);
+  // Only the Benchmarks section of README.md is rewritten (between its markers); the rest stays as it is.
+  const readme = join(RESULTS, '..', '..', 'README.md');
+  if (existsSync(readme))
+    writeFileSync(readme, withReadmeSection(readFileSync(readme, 'utf8'), renderReadmeSection(result)));
+  ctx.say(
+    `wrote ${join('bench', 'results', 'latest.md')}, latest.json, ${date}.json, the SVG plots and README's Benchmarks section`,
+  );
   return problems.length > 0 ? 1 : 0;
 }
 

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatValue, ratioCell, renderReport, renderTable } from '../../bench/lib/markdown.ts';
+import {
+  formatValue,
+  headlineRows,
+  ratioCell,
+  renderReadmeSection,
+  renderReport,
+  renderTable,
+  withReadmeSection,
+} from '../../bench/lib/markdown.ts';
 import { type BenchResult, notMeasured, type Row, SCHEMA_VERSION, validateResult } from '../../bench/lib/schema.ts';
 import { single, summarize } from '../../bench/lib/summary.ts';
 
@@ -91,5 +99,29 @@ describe('bench result schema', () => {
     assert.equal(errs.length, 3, errs.join('; '));
     assert.deepEqual(validateResult(null), ['not an object']);
     assert.ok(validateResult({ ...bad, schema: 99 }).some((e) => e.includes('schema')));
+  });
+});
+
+describe('README section', () => {
+  it('is appended once and replaced in place on the next run, leaving the rest intact', () => {
+    const r = result([{ ...measured, params: { size: 50 } }]);
+    const first = withReadmeSection('# title\n\ntext\n', renderReadmeSection(r));
+    assert.ok(first.startsWith('# title\n\ntext\n\n<!-- bench:start'));
+    assert.match(first, /## Benchmarks/);
+    assert.match(first, /\| call setup, signed, 50 adapters \| 481 ms \| 4\.00 ms \| 100 ms \| 120x \|/);
+    const again = withReadmeSection(`${first}\n## After\n`, renderReadmeSection({ ...r, date: '2026-02-03' }));
+    assert.equal(again.match(/## Benchmarks/g)?.length, 1);
+    assert.match(again, /2026-02-03/);
+    assert.doesNotMatch(again, /2026-01-02/);
+    assert.ok(again.endsWith('## After\n'));
+  });
+
+  it('headline rows keep Figure 4 at its largest ring only', () => {
+    const small: Row = { ...measured, measurement: 'small', params: { size: 0 } };
+    const big: Row = { ...measured, measurement: 'big', params: { size: 50 } };
+    assert.deepEqual(
+      headlineRows(result([small, big])).map((x) => x.measurement),
+      ['big'],
+    );
   });
 });
