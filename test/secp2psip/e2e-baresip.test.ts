@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort, haveBinary } from '../sip/e2e-helpers.ts';
+import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
+
+/**
+ * Seed 000 with real phones: Debian's baresip registers with `secp2psip
+ * adapter` processes that share a ring with a `secp2psip bootstrap` process.
+ * Audio goes through aubridge (no sound device); SIP traces (-s) are read
+ * from baresip's output, calls are placed over ctrl_tcp.
+ */
+const skip = haveBinary('baresip') ? false : 'baresip is not installed';
+
+interface Phone {
+  user: string;
+  sipPort: number;
+  ctrlPort: number;
+  proc: ChildProcess;
+  out: () => string;
+}
+
+async function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
+  const adapterPort = adapter.sipPort;
+  const sipPort = await freePort();
+  const ctrlPort = await freePort();
+  const dir = join(base, user);
+  mkdirSync(dir, { recursive: true });
+  const config = [
+    'poll_method epoll',
+    `sip_listen 127.0.0.1:${sipPort}`,
+    'call_local_timeout 30',
+    `audio_player aubridge,${user}`,
+    `audio_source aubridge,${user}`,
+    `audio_alert aubridge,${user}`,
+    'module_path /usr/lib/baresip/modules',
+    'module g711.so',
+    'module aubridge.so',
+    'module account.so',
+    'module_app menu.so',
+    'module_app ctrl_tcp.so',
+    `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'config'), config);
+  const proxy = outboundProxy ? `;outbound="sip:127.0.0.1:${adapterPort}"` : '';
+  writeFileSync(join(dir, 'accounts'), `<sip:${user}@127.0.0.1:${adapterPort}>${proxy};regint=60;answermode=auto\n`);
+  const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const phone = { user, sipPort, ctrlPort, proc, out: () => out };
+  await eventually(
+    `${user} registration`,
+    () => new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`).test(out),
+    40_000,
+    () => out,
+  );
+  return phone;
+}
+
+async function dial(phone: Phone, uri: string): Promise<void> {
+  const s = connect(phone.ctrlPort, '127.0.0.1');
+  await once(s, 'connect');
+  const json = JSON.stringify({ command: 'dial', params: uri, token: 't1' });
+  s.write(`${Buffer.byteLength(json)}:${json},`);
+  await once(s, 'data');
+  s.destroy();
+}
+
+const established = (p: Phone) => () => /Call established/.test(p.out());
+
+/** The INVITE for `callee` that arrived at its phone came from this port. */
+function inviteSourcePort(callee: Phone): number | undefined {
+  const re = new RegExp(`UDP 127\\.0\\.0\\.1:(\\d+) -> 127\\.0\\.0\\.1:${callee.sipPort}\\s*\\r?\\nINVITE sip:`);
+  const m = re.exec(callee.out());
+  return m ? Number(m[1]) : undefined;
+}
+
+describe('SecP2PSIP with real baresip phones (bootstrap and adapters as processes)', { skip, timeout: 240_000 }, () => {
+  let base = '';
+  let boot: BootstrapProc;
+  const adapters: AdapterProc[] = [];
+  const phones: Phone[] = [];
+
+  before(async () => {
+    base = mkdtempSync(join(tmpdir(), 'secp2psip-baresip-'));
+    boot = await startBootstrapProc(join(base, 'boot'));
+    for (const [name, mode] of [
+      ['A', 'signed'],
+      ['B', 'signed'],
+      ['C', 'protected'],
+      ['D', 'protected'],
+    ])
+      adapters.push(await startAdapterProc(boot.spec, join(base, name), '127.0.0.1:0', ['--mode', mode]));
+  });
+
+  after(async () => {
+    for (const p of phones) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
+    for (const a of adapters) await a.stop();
+    await boot?.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('alice dials bob by name: after the verified 302 bob answers the INVITE sent by her own phone', async () => {
+    const [A, B] = adapters;
+    const bob = await startPhone(base, 'bob', B);
+    const alice = await startPhone(base, 'alice', A);
+    phones.push(bob, alice);
+    await dial(alice, `sip:bob@127.0.0.1:${A.sipPort}`);
+    await eventually('call establishment at bob', established(bob), 30_000, () => alice.out() + bob.out());
+    await eventually('call establishment at alice', established(alice), 10_000, alice.out);
+    assert.match(
+      alice.out(),
+      new RegExp(`SIP/2.0 302 [^\\r\\n]*[\\s\\S]*?Contact: <sip:bob[^@>]*@127\\.0\\.0\\.1:${bob.sipPort}[;>]`),
+    );
+    assert.equal(inviteSourcePort(bob), alice.sipPort, "bob's phone got the INVITE from alice's phone");
+    assert.match(B.stderr(), /verified alice's INVITE; answering REDIRECT/);
+    assert.match(A.stderr(), /verified bob's REDIRECT; sending 302/);
+  });
+
+  it('with her adapter as outbound proxy, the redirected INVITE is proxied to the verified phone and answered', async () => {
+    const [A, B] = adapters;
+    const dave = await startPhone(base, 'dave', B);
+    const carol = await startPhone(base, 'carol', A, true);
+    phones.push(dave, carol);
+    await dial(carol, `sip:dave@127.0.0.1:${A.sipPort}`);
+    await eventually('call establishment at dave', established(dave), 30_000, () => carol.out() + dave.out());
+    await eventually('call establishment at carol', established(carol), 10_000, carol.out);
+    assert.match(carol.out(), /SIP\/2.0 302 /);
+    // The second INVITE went back through adapter A, which proxied it (no second 302, no loop).
+    assert.equal(inviteSourcePort(dave), A.sipPort, "dave's phone got the INVITE from carol's adapter");
+    assert.equal((carol.out().match(/SIP\/2.0 302 /g) ?? []).length, 1, 'exactly one 302');
+  });
+
+  it('protected mode: erin dials frank through sealed SECP2PSIP messages and frank answers her phone', async () => {
+    const [, , C, D] = adapters;
+    const frank = await startPhone(base, 'frank', D);
+    const erin = await startPhone(base, 'erin', C);
+    phones.push(frank, erin);
+    await dial(erin, `sip:frank@127.0.0.1:${C.sipPort}`);
+    await eventually('call establishment at frank', established(frank), 30_000, () => erin.out() + frank.out());
+    await eventually('call establishment at erin', established(erin), 10_000, erin.out);
+    assert.equal(inviteSourcePort(frank), erin.sipPort);
+    const line = D.stderr()
+      .split('\n')
+      .find((l) => l.includes("verified erin's INVITE"));
+    assert.ok(line, D.stderr().slice(-2000));
+    assert.equal(JSON.parse(line).sealed, true, 'the INVITE reached frank’s adapter sealed');
+  });
+});
