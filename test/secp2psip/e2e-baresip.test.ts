@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,9 +25,37 @@ interface Phone {
   out: () => string;
 }
 
+/** baresip listens for SIP on UDP/TCP at P and for SIP over TLS at P+1: both must be free. */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = createServer()
+        .once('error', () => resolve(false))
+        .listen(p + 1, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
+}
+
 async function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
-  const adapterPort = adapter.sipPort;
-  const sipPort = await freePort();
+  // A port taken between the check and baresip's bind makes it exit at once: try again with other ports.
+  for (let attempt = 1; ; attempt++) {
+    const phone = await launchPhone(base, user, adapter.sipPort, outboundProxy);
+    const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
+    await eventually(
+      `${user} registration`,
+      () => registered.test(phone.out()) || phone.proc.exitCode !== null,
+      40_000,
+      () => `${phone.out()}\n--- adapter log ---\n${adapter.stderr()}`,
+    );
+    if (registered.test(phone.out())) return phone;
+    if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
+  }
+}
+
+async function launchPhone(base: string, user: string, adapterPort: number, outboundProxy: boolean): Promise<Phone> {
+  const sipPort = await freePortPair();
   const ctrlPort = await freePort();
   const dir = join(base, user);
   mkdirSync(dir, { recursive: true });
