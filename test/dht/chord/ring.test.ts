@@ -55,8 +55,7 @@ describe(`Chord ring of ${N} nodes in memory`, () => {
   const liars = new Set<string>();
 
   before(async () => {
-    t = await ChordTestnet.create(N, { seed: 42, chord: { replicas: R } }, 20_000);
-    await t.run(20_000);
+    t = await ChordTestnet.create(N, { seed: 42, chord: { replicas: R } }, 25_000);
   });
 
   it('after stabilization every successor list, predecessor and finger matches the live ring', () => {
