@@ -198,9 +198,11 @@ export class WhanauNode {
 
   // ---- transport ----
 
-  async call(to: NodeRef, method: string, payload: Payload): Promise<Payload> {
+  /** Send a request; `waitsForPhase` calls may be held by the callee up to the skew tolerance (section 4.6). */
+  async call(to: NodeRef, method: string, payload: Payload, waitsForPhase = false): Promise<Payload> {
     if (keyHex(to.key) === keyHex(this.self.key) && this.localHandler) return this.localHandler(method, payload);
-    return this.transport.request(to, method, payload, { timeoutMs: this.params.rpcTimeoutMs });
+    const timeoutMs = this.params.rpcTimeoutMs + (waitsForPhase ? this.params.skewMs : 0);
+    return this.transport.request(to, method, payload, { timeoutMs });
   }
 
   // ---- synchronisation (section 4.6) ----
@@ -331,7 +333,7 @@ export class WhanauNode {
     decode: (p: unknown) => { ok: true; value: T } | { ok: false; error: string },
   ): Promise<T | undefined> {
     try {
-      const r = decode(await this.call(end.ref, method, { ...payload, token: end.token }));
+      const r = decode(await this.call(end.ref, method, { ...payload, token: end.token }, true));
       if (r.ok) return r.value;
       this.stats.malformedDropped++;
     } catch {
