@@ -59,6 +59,8 @@ export interface AdapterNodeInit {
   windowMs?: number;
   /** Told about every verified INVITE and REDIRECT (the demo prints them). */
   onEvent?: (e: FlowEvent) => void;
+  /** How long a user verified through the ring is reused by later calls (ms; default 0: every call looks up). */
+  cacheMs?: number;
 }
 
 /** Send one SECP2PSIP message and decode the answer; ERROR answers become OverlayErrors. */
@@ -137,6 +139,8 @@ export class AdapterNode {
       contactsOf: (name) => this.contactsOf(name),
       whois: (name) => this.whois(name),
       onEvent: init.onEvent,
+      cache: new Map(),
+      cacheMs: init.cacheMs ?? 0,
     };
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
   }

@@ -73,7 +73,12 @@ export interface FlowContext {
   whois(name: string): Promise<UserKeyBundle | undefined>;
   /** Told about every successful verification (optional). */
   onEvent?: (e: FlowEvent) => void;
+  /** Users verified through the ring recently (see `verifiedUser`); absent or `cacheMs` 0: every call looks up. */
+  cache?: Map<string, { user: VerifiedUser; until: number }>;
+  cacheMs?: number;
 }
+
+const CACHE_MAX = 10_000;
 
 /** What the demo shows of a call: who verified whom, in which mode. */
 export interface FlowEvent {
@@ -109,8 +114,22 @@ function sipReason(s: string): string {
   return s.replace(/[\r\n\t]+/g, ' ').trim();
 }
 
-/** Rebuild, verify and apply trust on first use (seed IV.3 "Public Key Reconstruction", plus TOFU). */
-export async function verifiedUser(ctx: FlowContext, name: string): Promise<VerifiedUser> {
+/**
+ * Rebuild, verify and apply trust on first use (seed IV.3 "Public Key
+ * Reconstruction", plus TOFU). What was verified is kept for `cacheMs`: a
+ * later call reuses the key and location instead of fetching n pieces again.
+ * Nothing unverified enters the cache, and a cached entry is dropped and
+ * looked up afresh as soon as it fails: the callee's adapter does not know
+ * the user any more (the user moved) or a signature does not verify with the
+ * cached key (the user re-registered a new key).
+ */
+export async function verifiedUser(ctx: FlowContext, name: string, fresh = false): Promise<VerifiedUser> {
+  const now = ctx.clock.now();
+  if (!fresh && ctx.cache && ctx.cacheMs) {
+    const hit = ctx.cache.get(name);
+    if (hit && hit.until > now) return hit.user;
+    if (hit) ctx.cache.delete(name);
+  }
   const u = await lookupUser(ctx.lookup, name);
   const verdict = ctx.trust.check(u.bundle);
   if (verdict === 'mismatch') {
@@ -122,7 +141,15 @@ export async function verifiedUser(ctx: FlowContext, name: string): Promise<Veri
     ctx.log.info({ user: name }, 'bootstrap confirms a re-registration; trusting the new key');
   }
   ctx.trust.accept(u.bundle, ctx.clock.wallNow());
+  if (ctx.cache && ctx.cacheMs) {
+    if (ctx.cache.size >= CACHE_MAX) ctx.cache.delete(ctx.cache.keys().next().value as string);
+    ctx.cache.set(name, { user: u, until: now + ctx.cacheMs });
+  }
   return u;
+}
+
+function isCached(ctx: FlowContext, name: string, u: VerifiedUser): boolean {
+  return ctx.cache?.get(name)?.user === u;
 }
 
 function sealFor(sealKey: Uint8Array, m: SecP2PSipMessage): Uint8Array {
@@ -140,39 +167,22 @@ export async function placeCall(
   try {
     if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
     const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
-    const callee = await verifiedUser(ctx, calleeName);
+    let callee = await verifiedUser(ctx, calleeName);
     if (isCancelled()) refuse('TIMEOUT', 'cancelled');
-    const sip = new Uint8Array(serialize(req));
-    const nonce = ctx.random.bytes(16);
-    const body: Omit<InviteMsg, 'sig'> = {
-      t: 'INVITE',
-      name: caller.name,
-      to: calleeName,
-      callId,
-      nonce,
-      ts: ctx.clock.wallNow(),
-      sip,
+    const attempt = async (u: VerifiedUser) => {
+      const out = await exchangeInvite(ctx, req, caller, u, callId);
+      return checkRedirect(ctx, out.m, out.invite, u, req);
     };
-    const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
-    const protectedMode = ctx.mode === 'protected';
-    const payload = protectedMode ? sealFor(callee.bundle.sealKey, invite) : encodeMessage(invite);
-    let answer: unknown;
+    let response: SipResponse;
     try {
-      answer = await ctx.endpoint.request(callee.adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
+      response = await attempt(callee);
     } catch (e) {
-      if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
-      refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);
+      // A cached location or key may be stale (moved, re-registered): look up once more and try again.
+      if (!isCached(ctx, calleeName, callee) || isCancelled() || isOverlayError(e, 'TIMEOUT')) throw e;
+      ctx.cache?.delete(calleeName);
+      callee = await verifiedUser(ctx, calleeName, true);
+      response = await attempt(callee);
     }
-    let d = decodeMessage(answer);
-    if (d.ok && d.value.t === 'SEALED') {
-      const opened = open(caller.kem, d.value.box);
-      d = opened.ok ? decodeMessage(opened.value) : { ok: false, error: opened.error };
-    }
-    if (!d.ok) refuse('VERIFICATION_FAILED', `bad answer from ${calleeName}'s adapter`);
-    const m = d.value;
-    if (m.t === 'ERROR') throw new OverlayError(m.code, `${calleeName}'s adapter: ${m.reason}`);
-    if (m.t !== 'REDIRECT') refuse('VERIFICATION_FAILED', `unexpected ${m.t} from ${calleeName}'s adapter`);
-    const response = checkRedirect(ctx, m, invite, callee, req);
     ctx.log.info(
       { caller: caller.name, callee: calleeName, mode: ctx.mode, badPieces: callee.pieces.bad },
       `verified ${calleeName}'s REDIRECT; sending 302`,
@@ -184,13 +194,55 @@ export async function placeCall(
       mode: ctx.mode,
       badPieces: callee.pieces.bad.length,
     });
-    return { ok: true, response, callee, protected: protectedMode };
+    return { ok: true, response, callee, protected: ctx.mode === 'protected' };
   } catch (e) {
     const out = outcomeOf(e);
     if (!out.ok)
       ctx.log.info({ caller: caller.name, callee: calleeName, status: out.status, reason: out.reason }, 'call refused');
     return out;
   }
+}
+
+/** SECP2PSIP INVITE (Table 2) to the callee's adapter; resolves with its REDIRECT (Table 3), not yet verified. */
+async function exchangeInvite(
+  ctx: FlowContext,
+  req: SipRequest,
+  caller: LocalUser,
+  callee: VerifiedUser,
+  callId: string,
+): Promise<{ m: RedirectMsg; invite: InviteMsg }> {
+  const calleeName = callee.bundle.name;
+  const sip = new Uint8Array(serialize(req));
+  const nonce = ctx.random.bytes(16);
+  const body: Omit<InviteMsg, 'sig'> = {
+    t: 'INVITE',
+    name: caller.name,
+    to: calleeName,
+    callId,
+    nonce,
+    ts: ctx.clock.wallNow(),
+    sip,
+  };
+  const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
+  const protectedMode = ctx.mode === 'protected';
+  const payload = protectedMode ? sealFor(callee.bundle.sealKey, invite) : encodeMessage(invite);
+  let answer: unknown;
+  try {
+    answer = await ctx.endpoint.request(callee.adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
+  } catch (e) {
+    if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
+    refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);
+  }
+  let d = decodeMessage(answer);
+  if (d.ok && d.value.t === 'SEALED') {
+    const opened = open(caller.kem, d.value.box);
+    d = opened.ok ? decodeMessage(opened.value) : { ok: false, error: opened.error };
+  }
+  if (!d.ok) refuse('VERIFICATION_FAILED', `bad answer from ${calleeName}'s adapter`);
+  const m = d.value;
+  if (m.t === 'ERROR') throw new OverlayError(m.code, `${calleeName}'s adapter: ${m.reason}`);
+  if (m.t !== 'REDIRECT') refuse('VERIFICATION_FAILED', `unexpected ${m.t} from ${calleeName}'s adapter`);
+  return { m, invite };
 }
 
 /** Seed IV.3 "SecP2PSIP Redirection Verification", plus: the 302 must answer exactly the phone's INVITE. */
@@ -261,8 +313,13 @@ export async function answerInvite(ctx: FlowContext, payload: unknown, from: Cal
     if (sealedTo && sealedTo.name !== callee.name) refuse('VERIFICATION_FAILED', 'sealed to another user');
     callerUser = await verifiedUser(ctx, m.name);
     // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt caller key.
-    if (!callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig))
-      refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
+    let signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
+    if (!signed && isCached(ctx, m.name, callerUser)) {
+      ctx.cache?.delete(m.name);
+      callerUser = await verifiedUser(ctx, m.name, true);
+      signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
+    }
+    if (!signed) refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
     const sip = checkInviteSip(m);

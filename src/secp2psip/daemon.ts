@@ -207,7 +207,12 @@ export interface AdapterDaemonOptions {
   logger?: Logger;
   stabilizeMs?: number;
   onEvent?: (e: FlowEvent) => void;
+  /** Reuse of users verified through the ring (ms, default 30 s; 0: every call fetches key pieces again). */
+  cacheMs?: number;
 }
+
+/** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
+export const DEFAULT_VERIFIED_CACHE_MS = 30_000;
 
 export interface RunningAdapter {
   adapter: Adapter;
@@ -262,6 +267,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       dataDir: o.dataDir,
       timeoutMs: o.timeoutMs,
       onEvent: o.onEvent,
+      cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
     },
   );
   await joinRing(ring, admittedMsg.ring, log);

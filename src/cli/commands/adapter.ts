@@ -20,6 +20,11 @@ const SPEC = {
   mode: { type: 'string', default: 'signed', help: 'signed | protected (SECP2PSIP messages sealed to the callee)' },
   rebuild: { type: 'string', default: 'robust', help: 'robust (corrects bad pieces) | seed (k random pieces)' },
   timeout: { type: 'string', default: '5000', help: 'ms allowed for the callee adapter to answer' },
+  'cache-ms': {
+    type: 'string',
+    default: '30000',
+    help: 'reuse a user verified through the ring for this long (0: fetch the key pieces on every call)',
+  },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -57,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   if (rebuild !== 'robust' && rebuild !== 'seed')
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
+  const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const level = String(args['log-level']);
   if (!LEVELS.includes(level))
     throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
@@ -74,6 +80,7 @@ export async function run(argv: string[]): Promise<number> {
     mode: mode as SecurityMode,
     rebuild: rebuild as RebuildMode,
     timeoutMs,
+    cacheMs,
     logger: log,
   });
   const stopped = new Promise<void>((resolve) => {

@@ -1,0 +1,308 @@
+/**
+ * SecP2PSIP end to end on loopback, against seed 000 section VI: 50 adapters
+ * (TLS ring, UDP SIP) and one bootstrap in this process, k=6 n=10.
+ *
+ * - registration: phone REGISTER to 200 OK, the user's first registration
+ *   (the adapter registers the user with the bootstrap, which splits the key
+ *   and stores n pieces plus the location record in the ring);
+ * - call setup: phone INVITE to phone receives the verified 302, signed and
+ *   protected mode (same overlay, mode switched), after a warm-up so links
+ *   are open as in a running overlay; CPU time per setup summed over every
+ *   node (all run in this process), so busy machines stay comparable;
+ * - setups per second through one adapter pair, driven by sipp (UAC in its
+ *   own process, INVITE -> 302 -> ACK).
+ *
+ * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-seconds 5] [--no-sipp]
+ * Writes bench/results/secp2psip.json.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalOverlay, sipPeer, summarizeCalls } from '../src/secp2psip/local-overlay.ts';
+import { mean, percentile } from '../src/util/stats.ts';
+
+export interface Secp2psipBenchOptions {
+  adapters?: number;
+  k?: number;
+  n?: number;
+  /** Timed call setups per mode. */
+  calls?: number;
+  warmup?: number;
+  /** sipp offered rate (calls/s) and duration; `sippRate: 0` skips sipp. */
+  sippRate?: number;
+  sippSeconds?: number;
+  log?: (line: string) => void;
+}
+
+export interface Distribution {
+  count: number;
+  failed: number;
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+export interface SetupFigures extends Distribution {
+  /** CPU time of the whole process (every node) per call setup, ms. */
+  cpuMsPerSetup: number;
+}
+
+export interface Secp2psipBenchResult {
+  bench: 'secp2psip';
+  date: string;
+  adapters: number;
+  k: number;
+  n: number;
+  machine: { cpus: number; loadavg1: number; node: string };
+  startMs: number;
+  registrationMs: Distribution;
+  setupMs: { signed: SetupFigures; protected: SetupFigures };
+  sipp: {
+    offeredPerSecond: number;
+    achievedPerSecond: number;
+    successful: number;
+    failed: number;
+    seconds: number;
+  } | null;
+  seed: { registrationMs: number; setupMs: number };
+  targets: {
+    registrationMsP50: number;
+    setupMsP50Signed: number;
+    setupMsP50Protected: number;
+    setupsPerSecond: number;
+  };
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function dist(ms: number[], failed: number): Distribution {
+  return { count: ms.length, failed, p50: r3(percentile(ms, 50)), p99: r3(percentile(ms, 99)), mean: r3(mean(ms)) };
+}
+
+async function timedSetups(overlay: LocalOverlay, calls: number, warmup: number): Promise<SetupFigures> {
+  await overlay.placeCalls(warmup);
+  const cpu0 = process.cpuUsage();
+  const samples = await overlay.placeCalls(calls);
+  const cpu = process.cpuUsage(cpu0);
+  const s = summarizeCalls(samples);
+  const ok = samples.filter((x) => x.status === 302).map((x) => x.ms);
+  return { ...dist(ok, s.failed), cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / Math.max(1, samples.length)) };
+}
+
+function sippScenario(caller: string): string {
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="secp2psip-invite-302">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:${caller}@[remote_ip]:[remote_port]>;tag=[pid]T[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:${caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=${caller} 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="302" />
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+`;
+}
+
+/** sipp as the caller's phone: INVITE sip:<callee>@<caller's adapter>, expect the verified 302, ACK it. */
+function runSipp(
+  o: { caller: string; callee: string; host: string; port: number; rate: number; seconds: number },
+  dir: string,
+): Promise<NonNullable<Secp2psipBenchResult['sipp']>> {
+  const sf = join(dir, 'invite-302.xml');
+  writeFileSync(sf, sippScenario(o.caller));
+  const stf = join(dir, 'sipp.csv');
+  const calls = Math.round(o.rate * o.seconds);
+  const args = ['-sf', sf, '-s', o.callee, '-r', String(o.rate), '-rp', '1000', '-m', String(calls)];
+  args.push('-l', String(Math.max(1000, o.rate)), '-i', o.host, '-p', '0', '-t', 'u1', '-nostdin');
+  args.push('-trace_stat', '-stf', stf, '-fd', '1', '-timeout', `${o.seconds * 4 + 30}s`, `${o.host}:${o.port}`);
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.once('error', reject);
+    p.once('exit', () => {
+      const seconds = (performance.now() - started) / 1000;
+      let lines: string[];
+      try {
+        lines = readFileSync(stf, 'utf8').trim().split('\n');
+      } catch {
+        reject(new Error(`sipp wrote no statistics: ${err.slice(-1000)}`));
+        return;
+      }
+      const head = lines[0].split(';');
+      const last = lines[lines.length - 1].split(';');
+      const col = (name: string): number => Number(last[head.indexOf(name)] ?? 0);
+      const successful = col('SuccessfulCall(C)');
+      resolve({
+        offeredPerSecond: o.rate,
+        achievedPerSecond: Math.round(successful / seconds),
+        successful,
+        failed: col('FailedCall(C)'),
+        seconds: r3(seconds),
+      });
+    });
+  });
+}
+
+/** The whole measurement; returns the figures (the harness imports this). */
+export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promise<Secp2psipBenchResult> {
+  const adapters = opts.adapters ?? 50;
+  const k = opts.k ?? 6;
+  const n = opts.n ?? 10;
+  const calls = opts.calls ?? 200;
+  const warmup = opts.warmup ?? adapters;
+  const sippRate = opts.sippRate ?? 600;
+  const log = opts.log ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-bench-'));
+  const t0 = performance.now();
+  const overlay = await LocalOverlay.start({
+    adapters,
+    dataDir: join(dir, 'overlay'),
+    k,
+    n,
+    onAdapter: (i) => {
+      if ((i + 1) % 10 === 0) log(`  ${i + 1}/${adapters} adapters up`);
+    },
+  });
+  try {
+    const startMs = Math.round(performance.now() - t0);
+    log(`overlay up in ${startMs} ms; registering ${adapters} phones`);
+    const reg = await overlay.registerPhones();
+    log(`registered; ${warmup} warm-up calls, then ${calls} timed setups per mode`);
+    const signed = await timedSetups(overlay, calls, warmup);
+    for (const a of overlay.adapters) a.node.flow.mode = 'protected';
+    const prot = await timedSetups(overlay, calls, warmup);
+    for (const a of overlay.adapters) a.node.flow.mode = 'signed';
+    let sipp: Secp2psipBenchResult['sipp'] = null;
+    const haveSipp = spawnSync('sh', ['-c', 'command -v sipp'], { stdio: 'ignore' }).status === 0;
+    if (sippRate > 0 && haveSipp && overlay.users.length >= 2) {
+      const [caller, callee] = overlay.users;
+      const peer = sipPeer(caller.adapter);
+      log(`sipp: ${sippRate} INVITE/s for ${opts.sippSeconds ?? 5} s, ${caller.name} -> ${callee.name}`);
+      sipp = await runSipp(
+        {
+          caller: caller.name,
+          callee: callee.name,
+          host: peer.address,
+          port: peer.port,
+          rate: sippRate,
+          seconds: opts.sippSeconds ?? 5,
+        },
+        dir,
+      );
+    } else if (sippRate > 0) log('sipp is not installed: no throughput figure');
+    return {
+      bench: 'secp2psip',
+      date: new Date().toISOString(),
+      adapters,
+      k,
+      n,
+      machine: { cpus: cpus().length, loadavg1: r3(loadavg()[0]), node: process.version },
+      startMs,
+      registrationMs: dist(reg.ms, reg.failed),
+      setupMs: { signed, protected: prot },
+      sipp,
+      seed: { registrationMs: 1219.66, setupMs: 481.03 },
+      targets: { registrationMsP50: 20, setupMsP50Signed: 5, setupMsP50Protected: 8, setupsPerSecond: 500 },
+    };
+  } finally {
+    await overlay.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(r: Secp2psipBenchResult): string {
+  const row = (what: string, ours: string, target: string, seed: string, met: boolean | null) =>
+    `${what.padEnd(34)} | ${ours.padStart(12)} | ${target.padStart(9)} | ${seed.padStart(10)} | ${met === null ? '-' : met ? 'yes' : 'no'}`;
+  const ms = (x: number) => `${x.toFixed(2)} ms`;
+  const lines = [
+    `SecP2PSIP on loopback: ${r.adapters} adapters, k=${r.k} n=${r.n}, ${r.machine.cpus} cores, load average ${r.machine.loadavg1}`,
+    '',
+    `${'measurement'.padEnd(34)} | ${'ours'.padStart(12)} | ${'target'.padStart(9)} | ${'seed 000'.padStart(10)} | met`,
+    `${'-'.repeat(34)}-|-${'-'.repeat(12)}-|-${'-'.repeat(9)}-|-${'-'.repeat(10)}-|----`,
+    row('registration p50', ms(r.registrationMs.p50), '20 ms', '1219.66 ms', r.registrationMs.p50 <= 20),
+    row('registration p99', ms(r.registrationMs.p99), '', '', null),
+    row('call setup p50, signed', ms(r.setupMs.signed.p50), '5 ms', '481.03 ms', r.setupMs.signed.p50 <= 5),
+    row('call setup p99, signed', ms(r.setupMs.signed.p99), '', '', null),
+    row('call setup p50, protected', ms(r.setupMs.protected.p50), '8 ms', '481.03 ms', r.setupMs.protected.p50 <= 8),
+    row('call setup p99, protected', ms(r.setupMs.protected.p99), '', '', null),
+    row('CPU per setup (all nodes), signed', ms(r.setupMs.signed.cpuMsPerSetup), '', '', null),
+    row('CPU per setup, protected', ms(r.setupMs.protected.cpuMsPerSetup), '', '', null),
+    r.sipp
+      ? row(
+          `setups/s via sipp (offered ${r.sipp.offeredPerSecond}/s)`,
+          `${r.sipp.achievedPerSecond}/s`,
+          '500/s',
+          '',
+          r.sipp.achievedPerSecond >= 500,
+        )
+      : row('setups/s via sipp', 'not run', '500/s', '', null),
+    '',
+    `failures: registration ${r.registrationMs.failed}, signed ${r.setupMs.signed.failed}, protected ${r.setupMs.protected.failed}, sipp ${r.sipp?.failed ?? '-'}`,
+  ];
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const num = (name: string, dflt: number) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(argv[i + 1]) : dflt;
+  };
+  const r = await runSecp2psipBench({
+    adapters: num('adapters', 50),
+    calls: num('calls', 200),
+    sippRate: argv.includes('--no-sipp') ? 0 : num('sipp-rate', 600),
+    sippSeconds: num('sipp-seconds', 5),
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
+  process.stdout.write(`${table(r)}\n`);
+  const out = join(dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'secp2psip.json'), `${JSON.stringify(r, null, 2)}\n`);
+  process.stdout.write(`\nwrote bench/results/secp2psip.json\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      process.stderr.write(`bench/secp2psip: ${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}
