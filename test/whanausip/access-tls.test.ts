@@ -6,7 +6,7 @@ import { isOverlayError } from '../../src/util/errors.ts';
 import { WhanauDaemon } from '../../src/whanausip/whanau-daemon.ts';
 
 /** Seed 003 section 4.3 over real TLS: access is decided by the key the caller proved in the handshake. */
-describe('Whanau access control over TLS', { timeout: 60_000 }, () => {
+describe('Whanau access control over TLS', { timeout: 180_000 }, () => {
   const params = defaultParams(10, { periodMs: 3600_000, rpcTimeoutMs: 15_000 });
   let admin: WhanauDaemon;
   let bob: WhanauDaemon;

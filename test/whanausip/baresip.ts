@@ -51,7 +51,7 @@ export async function startPhone(base: string, name: string, aor: string): Promi
   return { name, sipPort, ctrlPort, proc, out: () => out };
 }
 
-export async function waitForPhone(what: string, phone: Phone, re: RegExp, ms = 20_000): Promise<void> {
+export async function waitForPhone(what: string, phone: Phone, re: RegExp, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!re.test(phone.out())) {
     if (Date.now() > end || phone.proc.exitCode !== null)

@@ -12,7 +12,7 @@ export interface CliProcess {
 }
 
 /** Start `secp2psip node|gateway` and resolve once it printed its hash, SIP URI and peer spec. */
-export function startCli(role: 'node' | 'gateway', args: string[], timeoutMs = 20_000): Promise<CliProcess> {
+export function startCli(role: 'node' | 'gateway', args: string[], timeoutMs = 90_000): Promise<CliProcess> {
   const proc = spawn(process.execPath, ['bin/secp2psip.mjs', role, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },

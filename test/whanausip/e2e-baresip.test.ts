@@ -18,7 +18,7 @@ import { sipRequest } from './sip-probe.ts';
  */
 const skip = haveBinary('baresip') ? false : 'baresip is not installed';
 
-describe('WhanauSIP with two baresip phones', { skip, timeout: 120_000 }, () => {
+describe('WhanauSIP with two baresip phones', { skip, timeout: 300_000 }, () => {
   let base = '';
   const procs: CliProcess[] = [];
   const phones: Phone[] = [];
@@ -66,7 +66,7 @@ describe('WhanauSIP with two baresip phones', { skip, timeout: 120_000 }, () => 
 
     // Bob's record reaches the other nodes' tables at the next SETUP; wait until the gateway redirects to his phone.
     const target = `sip:${bob.hash}@127.0.0.1:${gateway.sipPort}`;
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     let last = '';
     for (;;) {
       const a = await sipRequest(gateway.sipPort, 'INVITE', target);

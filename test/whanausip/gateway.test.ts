@@ -21,7 +21,7 @@ import { sipRequest } from './sip-probe.ts';
  * members over TLS plus one attacker joined by two attack edges, which serves forged and expired records for
  * identities that are not online. SIP requests come from a plain UDP socket.
  */
-describe('WhanauSIP gateway and node over real sockets', { timeout: 120_000 }, () => {
+describe('WhanauSIP gateway and node over real sockets', { timeout: 300_000 }, () => {
   // t = 8: in six nodes the db samples repeat keys, so a short successor window would cover too few of them.
   const params = defaultParams(6, { periodMs: 3600_000, rd: 12, rf: 8, rs: 8, t: 8, rpcTimeoutMs: 20_000 });
   const limits = { connectTimeoutMs: 15_000, handshakeTimeoutMs: 15_000, requestTimeoutMs: 20_000 };

@@ -31,7 +31,7 @@ export function sipRequest(
     const timer = setTimeout(() => {
       sock.close();
       reject(new Error(`no final answer to ${method} ${uri}`));
-    }, opts.timeoutMs ?? 20_000);
+    }, opts.timeoutMs ?? 60_000);
     sock.on('message', (buf) => {
       const m = parseMessage(buf);
       if (!m.ok || m.value.kind !== 'response' || m.value.status < 200) return;

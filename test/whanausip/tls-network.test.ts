@@ -6,7 +6,7 @@ import { percentile } from '../../src/util/stats.ts';
 import { startTlsTestnet, type TlsTestnet } from './tls-testnet.ts';
 
 /** Seed 003 chapter 4 on real sockets: 30 Whanau nodes over TLS 1.3 on loopback, one SETUP, every record found. */
-describe('30 WhanauSIP DHT nodes over TLS', { timeout: 120_000 }, () => {
+describe('30 WhanauSIP DHT nodes over TLS', { timeout: 300_000 }, () => {
   let net: TlsTestnet;
   before(async () => {
     net = await startTlsTestnet(30, { seed: 3 });
@@ -26,7 +26,10 @@ describe('30 WhanauSIP DHT nodes over TLS', { timeout: 120_000 }, () => {
     for (const [i, s] of summaries.entries()) {
       assert.equal(s.complete, true);
       assert.ok((s.db as number) > 0, `node ${i} sampled records`);
-      assert.ok((s.fingers as number[]).every((f) => f > 0), `node ${i} has fingers in every layer`);
+      assert.ok(
+        (s.fingers as number[]).every((f) => f > 0),
+        `node ${i} has fingers in every layer`,
+      );
       // Walks went over links both sides added: every peer answered a peer-only ping.
       assert.equal(net.daemons[i].node.activePeers().length, net.daemons[i].node.peerList().length);
     }
