@@ -42,22 +42,34 @@ export function startRegistrar(extra: string[] = [], host = '127.0.0.1'): Promis
   });
 }
 
-/** A port free on both UDP and TCP right now (for a client that needs a fixed port). */
+/**
+ * A port free on both UDP and TCP right now, with the next port free too
+ * (baresip binds SIP/TLS on sip_listen's port + 1). Ports are drawn below the
+ * kernel's ephemeral range so that outgoing connections of tests running in
+ * parallel cannot take them between this check and the client's bind.
+ */
 export async function freePort(): Promise<number> {
   for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if ((await tcpFree(port)) && (await udpFree(port)) && (await tcpFree(port + 1)) && (await udpFree(port + 1)))
+      return port;
   }
+}
+
+function tcpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const u = createSocket('udp4');
+    u.once('error', () => resolve(false));
+    u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
+  });
 }
 
 /** Run a program to completion with a hard time limit; resolves with its exit code and output. */
