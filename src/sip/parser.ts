@@ -1,7 +1,7 @@
 /**
  * SIP message parser (RFC 3261 section 7 and 25). Works on bytes: the header
- * block is located with indexOf on the buffer and decoded once (latin1 when
- * pure ASCII, UTF-8 otherwise); the body is copied as bytes and never decoded.
+ * block is located with indexOf on the buffer and decoded once as UTF-8; the
+ * body is copied as bytes and never decoded.
  *
  * Two levels:
  * - parseMessageRaw: framing and start line, header lines (folding, compact
@@ -16,7 +16,6 @@
  * odd start-line spacing, a damaged line) is handed to the general line
  * parser of parser-general.ts, which gives the same result for plain heads.
  */
-import { isAscii } from 'node:buffer';
 import { fail, ok, type Result } from '../util/errors.ts';
 import { isListHeader, nameEntryAt } from './compact.ts';
 import { parseUnsigned, TOKEN_TABLE } from './header-values.ts';
@@ -62,8 +61,9 @@ export function findHeaderEnd(b: Buffer, from: number): { headEnd: number; bodyS
   return undefined;
 }
 
+/** The head as text: UTF-8 (RFC 3261 section 7.3.1 allows it in values), which is also right for pure ASCII. */
 export function decodeHead(b: Buffer, start: number, end: number): string {
-  return isAscii(b.subarray(start, end)) ? b.toString('latin1', start, end) : b.toString('utf8', start, end);
+  return b.toString('utf8', start, end);
 }
 
 const isWs = (c: number): boolean => c === 0x20 || c === 0x09;
@@ -139,11 +139,36 @@ export function parseHeadPlain(head: string): { start: StartLine; headers: Heade
     while (e > i && isWs(head.charCodeAt(e - 1))) e--;
     const value = head.slice(i, e);
     const list = entry === undefined ? isListHeader(name) : entry.list;
-    if (list && value.indexOf(',') >= 0) pushHeader(name, value, true, headers);
+    if (list && value.indexOf(',') >= 0) pushList(name, value, headers);
     else headers.push({ name, value });
     pos = lineEnd + 2;
   }
   return { start, headers };
+}
+
+/**
+ * One entry per element of a list header (RFC 3261 section 7.3.1), as
+ * pushHeader does, with a direct comma scan when no quoted string or angle
+ * bracket can hide a comma.
+ */
+function pushList(name: string, value: string, out: Header[]): void {
+  if (value.indexOf('"') >= 0 || value.indexOf('<') >= 0) {
+    pushHeader(name, value, true, out);
+    return;
+  }
+  const n = value.length;
+  const before = out.length;
+  let a = 0;
+  while (a <= n) {
+    let comma = value.indexOf(',', a);
+    if (comma < 0) comma = n;
+    let e = comma;
+    while (a < e && isWs(value.charCodeAt(a))) a++;
+    while (e > a && isWs(value.charCodeAt(e - 1))) e--;
+    if (e > a) out.push({ name, value: value.slice(a, e) });
+    a = comma + 1;
+  }
+  if (out.length === before) out.push({ name, value: '' });
 }
 
 /**
@@ -190,14 +215,27 @@ export function parseMessageRaw(input: Uint8Array, opts: ParseOptions = {}): Res
   const b = asBuffer(input);
   const from = skipLeadingCrlf(b);
   if (from >= b.length) return fail('empty message');
-  const end = findHeaderEnd(b, from);
-  if (!end) return fail('missing end of headers');
-  const head = parseHead(decodeHead(b, from, end.headEnd));
-  if (!head.ok) return head;
-  const { start, headers } = head.value;
+  // findHeaderEnd, without the object.
+  let headEnd = b.indexOf(CRLFCRLF, from);
+  let bodyStart = headEnd + 4;
+  if (headEnd < 0) {
+    headEnd = b.indexOf(LFLF, from);
+    if (headEnd < 0) return fail('missing end of headers');
+    bodyStart = headEnd + 2;
+  }
+  const text = decodeHead(b, from, headEnd);
+  let start: StartLine;
+  let headers: Header[];
+  const plain = parseHeadPlain(text);
+  if (plain !== undefined) ({ start, headers } = plain);
+  else {
+    const head = parseHeadGeneral(text);
+    if (!head.ok) return head;
+    ({ start, headers } = head.value);
+  }
   const cl = contentLengthOf(headers);
   if (typeof cl === 'string') return fail(cl);
-  const available = b.length - end.bodyStart;
+  const available = b.length - bodyStart;
   let bodyLen: number;
   if (cl === undefined) {
     if (opts.stream) return fail('missing Content-Length');
@@ -207,7 +245,7 @@ export function parseMessageRaw(input: Uint8Array, opts: ParseOptions = {}): Res
     if (cl > available) return fail('Content-Length larger than body');
     bodyLen = cl;
   }
-  return ok(messageFrom(start, headers, copyBody(b, end.bodyStart, bodyLen)));
+  return ok(messageFrom(start, headers, copyBody(b, bodyStart, bodyLen)));
 }
 
 /**

@@ -10,14 +10,13 @@
 import { canonicalName } from './compact.ts';
 import { quotedEnd, TOKEN_TABLE, VALUE_TABLE } from './header-values.ts';
 import type { SipMessage } from './message.ts';
-import { isHostnameAt, PARAM_CHARS, USER_CHARS } from './uri.ts';
+import { PARAM_CHARS, USER_CHARS } from './uri.ts';
 
 const isWs = (c: number): boolean => c === 0x20 || c === 0x09;
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 const inTable = (t: Uint8Array, c: number): boolean => c < 128 && t[c] === 1;
-const isHostChar = (c: number): boolean =>
-  (c >= 0x61 && c <= 0x7a) || isDigit(c) || c === 0x2e || c === 0x2d || (c >= 0x41 && c <= 0x5a);
+const isAlnum = (c: number): boolean => (c >= 0x61 && c <= 0x7a) || isDigit(c) || (c >= 0x41 && c <= 0x5a);
 
 /** End of `host [":" port]` starting at s[i] (hostname, IPv4 or IPv6 reference), or -1 (RFC 3261 section 25.1). */
 function hostPortEnd(s: string, i: number, to: number): number {
@@ -32,9 +31,19 @@ function hostPortEnd(s: string, i: number, to: number): number {
     if (j === i + 1 || colons === 0 || j >= to || s.charCodeAt(j) !== 0x5d) return -1;
     i = j + 1;
   } else {
+    // hostname / IPv4address, as isHostnameAt judges it, in the same pass that finds its end.
     const h = i;
-    while (i < to && isHostChar(s.charCodeAt(i))) i++;
-    if (!isHostnameAt(s, h, i)) return -1;
+    let label = i;
+    for (; i < to; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 0x2e) {
+        if (i === label || s.charCodeAt(i - 1) === 0x2d) return -1;
+        label = i + 1;
+      } else if (c === 0x2d) {
+        if (i === label) return -1;
+      } else if (!isAlnum(c)) break;
+    }
+    if (i === h || (label === i ? i - h <= 1 : s.charCodeAt(i - 1) === 0x2d)) return -1;
   }
   if (i < to && s.charCodeAt(i) === 0x3a) {
     const p = ++i;
@@ -182,24 +191,31 @@ export function fastVia(s: string): boolean {
     if (s.charCodeAt(i) !== 0x3b) return false;
     i++;
     while (i < b && isWs(s.charCodeAt(i))) i++;
+    // generic-param = token [ EQUAL gen-value ], as parseParams reads it; names are compared in lower case.
     const n = i;
-    let upper = false;
-    while (i < b && inTable(TOKEN_TABLE, s.charCodeAt(i))) {
-      const c = s.charCodeAt(i++);
-      if (c >= 0x41 && c <= 0x5a) upper = true;
+    for (; i < b; i++) {
+      const c = s.charCodeAt(i);
+      if (!inTable(TOKEN_TABLE, c)) break;
+      if (c >= 0x41 && c <= 0x5a) return false;
     }
     const ne = i;
-    i = paramEnd(s, n, b);
-    if (i < 0 || upper) return false;
-    // The value, if any: after '=' and LWS, up to trailing LWS.
-    let v = ne;
-    while (v < i && s.charCodeAt(v) !== 0x3d) v++;
+    if (ne === n) return false;
+    while (i < b && isWs(s.charCodeAt(i))) i++;
     let vs = -1;
-    let ve = i;
-    if (v < i) {
-      vs = v + 1;
-      while (vs < i && isWs(s.charCodeAt(vs))) vs++;
-      while (ve > vs && isWs(s.charCodeAt(ve - 1))) ve--;
+    let ve = -1;
+    if (i < b && s.charCodeAt(i) === 0x3d) {
+      i++;
+      while (i < b && isWs(s.charCodeAt(i))) i++;
+      vs = i;
+      if (s.charCodeAt(i) === 0x22) {
+        i = quotedEnd(s, i);
+        if (i < 0 || i > b) return false;
+      } else {
+        while (i < b && inTable(VALUE_TABLE, s.charCodeAt(i))) i++;
+        if (i === vs) return false;
+      }
+      ve = i;
+      while (i < b && isWs(s.charCodeAt(i))) i++;
     }
     if (nameIs(s, n, ne, 'ttl')) {
       const t = vs < 0 ? -1 : digitsAt(s, vs, ve, 3);
