@@ -6,7 +6,6 @@ import {
   type FingerView,
   type LookupOutcome,
   lookupProcedure,
-  successorsSample,
   type TryOutcome,
   tryProcedure,
 } from './procedures.ts';
@@ -71,6 +70,9 @@ export class BulkWhanau {
   /** Walks that ended at an adversarial node, out of all walks made during SETUP. */
   escapedWalks = 0;
   totalWalks = 0;
+  private readonly scratchIds: Float64Array;
+  private readonly scratchNodes: Int32Array;
+  private readonly scratchOrder: Uint32Array;
   private readonly onProgress?: (done: number, total: number) => void;
 
   constructor(input: BulkInput) {
@@ -97,6 +99,9 @@ export class BulkWhanau {
     this.fingerNodes = new Int32Array(n * l * p.rf);
     this.succ = new Int32Array(n * l * p.rs * p.t);
     this.succCount = new Int32Array(n * l);
+    this.scratchIds = new Float64Array(p.rf);
+    this.scratchNodes = new Int32Array(p.rf);
+    this.scratchOrder = new Uint32Array(p.rf);
   }
 
   /** Uniform integer in [0, k) from a local xorshift32 seeded by the injected Random (walks dominate run time). */
@@ -185,17 +190,17 @@ export class BulkWhanau {
   private fingers(u: number, i: number): void {
     const { rf, layers } = this.p;
     const off = (u * layers + i) * rf;
-    const tmpIds = new Float64Array(rf);
-    const tmpNodes = new Int32Array(rf);
+    const { scratchIds, scratchNodes, scratchOrder } = this;
     for (let j = 0; j < rf; j++) {
       const v = this.walk(u);
-      tmpNodes[j] = v;
-      tmpIds[j] = v < this.n ? this.ids[v * layers + i] : this.adversary.fingerId(i, this.rnd);
+      scratchNodes[j] = v;
+      scratchIds[j] = v < this.n ? this.ids[v * layers + i] : this.adversary.fingerId(i, this.rnd);
+      scratchOrder[j] = j;
     }
-    const order = Array.from({ length: rf }, (_, j) => j).sort((a, b) => tmpIds[a] - tmpIds[b]);
+    scratchOrder.sort((a, b) => scratchIds[a] - scratchIds[b]);
     for (let j = 0; j < rf; j++) {
-      this.fingerIds[off + j] = tmpIds[order[j]];
-      this.fingerNodes[off + j] = tmpNodes[order[j]];
+      this.fingerIds[off + j] = scratchIds[scratchOrder[j]];
+      this.fingerNodes[off + j] = scratchNodes[scratchOrder[j]];
     }
   }
 
@@ -207,13 +212,19 @@ export class BulkWhanau {
     // Ranks are order-isomorphic to keys: the first db rank at or after this one is the first key at or after x0.
     const r0 = lowerBound(this.sortedPos, this.ids[u * layers + i]) % Math.max(1, this.n);
     let c = 0;
+    const { rd } = this.p;
+    const { db, dbCount, succ, n } = this;
     for (let j = 0; j < rs; j++) {
       const v = this.walk(u);
-      if (v >= this.n) continue; // a Sybil's successor records fail the checker
-      const db = this.dbRanks(v);
-      for (const k of successorsSample(db, r0, t)) this.succ[off + c++] = db[k];
+      if (v >= n) continue; // a Sybil's successor records fail the checker
+      // SUCCESSORS-SAMPLE(v, x0) on v's slice of the db array
+      const lo = v * rd;
+      const len = dbCount[v];
+      if (len === 0) continue;
+      const start = int32SuccessorsStart(db, r0, lo, lo + len, n);
+      for (let k = 0; k < t && k < len; k++) succ[off + c++] = db[lo + ((start + k) % len)];
     }
-    const s = this.succ.subarray(off, off + c).sort();
+    const s = succ.subarray(off, off + c).sort();
     let d = 0;
     for (let k = 0; k < c; k++) if (k === 0 || s[k] !== s[k - 1]) s[d++] = s[k];
     this.succCount[u * layers + i] = d;
@@ -277,4 +288,18 @@ export class BulkWhanau {
     s += this.n * this.p.layers * this.p.rf;
     return this.n > 0 ? s / this.n : 0;
   }
+}
+
+/**
+ * successorsStart (procedures.ts) specialised to a slice of ranks in [0, n):
+ * the same lower bound, found by interpolation then a short scan, because a db
+ * is a uniform sample of ranks and a binary search would miss the cache on
+ * almost every probe (this runs r_s times per node and layer).
+ */
+function int32SuccessorsStart(a: Int32Array, x: number, lo: number, hi: number, n: number): number {
+  const len = hi - lo;
+  let j = lo + Math.min(len - 1, Math.floor((x / n) * len));
+  while (j > lo && a[j - 1] >= x) j--;
+  while (j < hi && a[j] < x) j++;
+  return j === hi ? 0 : j - lo;
 }

@@ -134,9 +134,19 @@ export function successorsSample<K extends RingKey>(sortedDbKeys: ArrayLike<K>, 
   const n = sortedDbKeys.length;
   const out: number[] = [];
   if (n === 0) return out;
-  const start = lowerBound(sortedDbKeys, x0);
+  const start = successorsStart(sortedDbKeys, x0, 0, n);
   for (let k = 0; k < Math.min(t, n); k++) out.push((start + k) % n);
   return out;
+}
+
+/**
+ * Where SUCCESSORS-SAMPLE starts within the sorted slice [lo, hi): the first
+ * key at or after x0, as an offset from lo (0 when x0 is past every key: the
+ * sample wraps around). The simulator calls this on its typed arrays directly.
+ */
+export function successorsStart<K extends RingKey>(sortedKeys: ArrayLike<K>, x0: K, lo: number, hi: number): number {
+  const j = lowerBound(sortedKeys, x0, lo, hi) - lo;
+  return j === hi - lo ? 0 : j;
 }
 
 /**

@@ -10,7 +10,8 @@ import { makeNode, TestNet } from './harness.ts';
 
 function network(n: number, seed: number) {
   const net = new TestNet();
-  const params = defaultParams(n);
+  // A 200-node preferential-attachment graph mixes in about 4 steps; shorter walks keep the test quick.
+  const params = defaultParams(n, { w: 4 });
   const nodes: WhanauNode[] = [];
   for (let i = 0; i < n; i++) nodes.push(makeNode(net, i, params));
   const rnd = new SeededRandom(seed);
