@@ -1,5 +1,5 @@
 import { ChordNode, type ChordInit } from '../dht/chord/chord-node.ts';
-import { sha1Id } from '../dht/store/ring-id.ts';
+import { fingerStart, ID_BITS, lastFingerCovered, sha1Id } from '../dht/store/ring-id.ts';
 import { MemoryNetwork, type MemoryNetworkInit } from '../rpc/memory-network.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { SimClock } from '../util/clock.ts';
@@ -43,6 +43,34 @@ export class ChordTestnet {
     const t = new ChordTestnet(init);
     await t.grow(n);
     await t.run(settleMs);
+    return t;
+  }
+
+  /**
+   * A ring of n nodes warm-started from the converged state (successor
+   * lists, predecessors and fingers computed from the true ring) instead of
+   * n protocol joins; from then on every node runs the protocol.
+   */
+  static warm(n: number, init: ChordTestnetInit): ChordTestnet {
+    const t = new ChordTestnet(init);
+    const nodes = Array.from({ length: n }, () => t.createNode());
+    for (const node of nodes) t.markJoined(node);
+    const ref = (id: string) => (t.nodes.get(id) as ChordNode).self;
+    const r = init.chord?.replicas ?? 3;
+    for (const node of nodes) {
+      const succs: NodeRef[] = [];
+      let id = node.id;
+      for (let k = 0; k < r && k < n - 1; k++) succs.push(ref((id = t.successorOf(id))));
+      const fingers: (NodeRef | undefined)[] = new Array(ID_BITS);
+      for (let i = 0; i < ID_BITS; ) {
+        const f = t.ownerOf(fingerStart(node.id, i));
+        const last = f === node.id ? i : lastFingerCovered(node.id, f);
+        for (let j = i; j <= last && j < ID_BITS; j++) if (f !== node.id) fingers[j] = ref(f);
+        i = Math.max(i + 1, last + 1);
+      }
+      const predId = t.ring[(t.insertAt(node.id) - 1 + n) % n];
+      node.warmStart(n > 1 ? ref(predId) : null, succs, fingers);
+    }
     return t;
   }
 

@@ -6,7 +6,7 @@ import { ProgressBar } from '../../util/progress.ts';
 export const summary = 'simulate a DHT at scale on the in-memory network (sim chord | sim whanau)';
 
 const CHORD_USAGE = `usage: secp2psip sim chord --nodes N --lookups L --churn F --seed S [--replicas r] [--liars FRACTION]
-                          [--records K] [--window-ms MS] [--stabilize-ms MS] [--json] [--quiet]`;
+                          [--records K] [--window-ms MS] [--stabilize-ms MS] [--warm-start] [--json] [--quiet]`;
 
 /** `sim chord` runs here; `sim whanau` is delegated to the Whanau simulator. */
 export async function run(argv: string[]): Promise<number> {
@@ -45,6 +45,7 @@ async function simChord(argv: string[]): Promise<number> {
     records: { type: 'string' },
     'window-ms': { type: 'string', default: '30000' },
     'stabilize-ms': { type: 'string', default: '1000' },
+    'warm-start': { type: 'boolean' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean' },
   });
@@ -61,6 +62,7 @@ async function simChord(argv: string[]): Promise<number> {
     records: args.records === undefined ? undefined : intOption(args, 'records', 0, 1_000_000),
     windowMs: intOption(args, 'window-ms', 1000, 3_600_000),
     stabilizeMs: intOption(args, 'stabilize-ms', 100, 600_000),
+    warmStart: args['warm-start'] === true,
   };
   if (opts.replicas >= nodes) throw new OverlayError('BAD_ARGUMENT', '--replicas must be below --nodes');
   const bars = new Map<string, ProgressBar>();

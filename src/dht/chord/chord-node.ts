@@ -188,6 +188,23 @@ export class ChordNode {
     });
   }
 
+  /**
+   * Simulator warm start: take a converged routing state (predecessor,
+   * successor list, fingers by index) instead of joining, and start the
+   * periodic work. For measuring lookups on rings too large to build
+   * join by join; everything after this runs the normal protocol.
+   */
+  warmStart(pred: NodeRef | null, succs: NodeRef[], fingers: (NodeRef | undefined)[]): void {
+    if (succs.length > 0) this.succs.adopt(succs[0], succs.slice(1));
+    this.pred = pred;
+    fingers.forEach((f, i) => {
+      if (f) this.fingers.set(i, f);
+    });
+    this.maintenance.joinChecks = 0;
+    this.stopped = false;
+    this.schedule();
+  }
+
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
   async leave(): Promise<void> {
     this.cancelTimer();

@@ -94,6 +94,9 @@ class LookupRun {
     this.maxBack = opts.maxBackSteps ?? 4;
     this.self = ctx.self.id;
     this.asked.add(this.self);
+    // We are alive and on the ring too (unless joining): if we lie in
+    // [target, c), c is not the owner.
+    if (!opts.start) this.known.set(this.self, ctx.self);
   }
 
   async run(): Promise<LookupResult> {
@@ -288,7 +291,8 @@ class LookupRun {
       }
     }
     // Alone on the ring: believable only while no other node is known to exist.
-    if (!p && nb.succs[0]?.id === c.id && [...this.known.keys()].every((id) => id === c.id)) return true;
+    if (!p && nb.succs[0]?.id === c.id && [...this.known.keys()].every((id) => id === c.id || id === this.self))
+      return true;
     return false;
   }
 

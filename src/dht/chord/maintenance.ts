@@ -18,6 +18,8 @@ export class Maintenance {
   /** Successors that already hold every record of our range (pred, self]. */
   private readonly syncedTo = new Set<string>();
   private ticks = 0;
+  /** The first ticks after a join check our slot from afar (see checkFromAfar). */
+  joinChecks = 4;
   /** Ticks in a row without a predecessor: nobody links to us. */
   private orphanTicks = 0;
 
@@ -35,7 +37,8 @@ export class Maintenance {
     if (n.stopped) return;
     if (n.pred === null) this.orphanTicks++;
     else this.orphanTicks = 0;
-    if (this.ticks <= 3 || this.ticks % 16 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
+    if (this.joinChecks > 0) this.joinChecks--;
+    if (this.joinChecks > 0 || this.ticks % 16 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
     await this.checkPredecessor();
     await this.fixFinger();
     await this.replicate();
