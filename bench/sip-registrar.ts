@@ -8,6 +8,11 @@
  * figure is successful transactions per second of wall time, so a server that falls behind (and draws sipp's
  * retransmissions) scores below the offered rate.
  *
+ * The machine may be shared, so the registrar's own CPU time per successful transaction is measured too
+ * (from /proc: user + system time of the registrar process over the scenario, including GC and socket
+ * calls); 1e6 / (CPU us per transaction) is what one core could serve. Peak and final resident memory show
+ * whether completed transactions stay bounded.
+ *
  * Run: node --import tsx bench/sip-registrar.ts [--quick] [--seconds N] [--rate N]
  */
 import { spawn } from 'node:child_process';
@@ -44,9 +49,38 @@ interface Result {
   failed: number;
   retransmissions: number;
   perSecond: number;
+  /** Registrar CPU time (user + system) per successful transaction, microseconds. */
+  cpuUsPerTx?: number;
+  /** Registrar resident memory at the end of the scenario, MB. */
+  rssMb?: number;
 }
 
-function startRegistrar(): Promise<{ port: number; stop: () => Promise<void> }> {
+/** Linux clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on every common build). */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system) used so far by a process, from /proc; undefined elsewhere. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5) (utime, stime) are 12 and 13 after the command name.
+    return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size of a process in MB, from /proc; undefined elsewhere. */
+function rssMb(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function startRegistrar(): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const proc = spawn(
     process.execPath,
     [join(ROOT, 'bin/secp2psip.mjs'), 'registrar', '--listen', '127.0.0.1:0', '--log-level', 'info'],
@@ -60,6 +94,7 @@ function startRegistrar(): Promise<{ port: number; stop: () => Promise<void> }> 
       if (m)
         resolve({
           port: Number(m[1]),
+          pid: proc.pid ?? 0,
           stop: () =>
             new Promise((res) => {
               proc.once('exit', () => res());
@@ -137,8 +172,16 @@ async function main(): Promise<void> {
   const reg = await startRegistrar();
   const results: Result[] = [];
   try {
-    for (const name of ['register', 'invite-302'])
-      results.push(await runSipp(`${name}.xml`, csv, reg.port, forcedRate ?? TARGETS[name], dir));
+    for (const name of ['register', 'invite-302']) {
+      const cpu0 = cpuSeconds(reg.pid);
+      const r = await runSipp(`${name}.xml`, csv, reg.port, forcedRate ?? TARGETS[name], dir);
+      const cpu1 = cpuSeconds(reg.pid);
+      if (cpu0 !== undefined && cpu1 !== undefined && r.successful > 0)
+        r.cpuUsPerTx = Math.round(((cpu1 - cpu0) / r.successful) * 1e6);
+      const rss = rssMb(reg.pid);
+      if (rss !== undefined) r.rssMb = Math.round(rss);
+      results.push(r);
+    }
   } finally {
     await reg.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -148,11 +191,16 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nsecp2psip registrar under sipp, UDP loopback, ${cpus().length} cores, load average ${load}\n\n`,
   );
-  process.stdout.write('scenario     | offered/s | achieved/s | target | successful | failed | retrans | seconds\n');
-  process.stdout.write('-------------|-----------|------------|--------|------------|--------|---------|--------\n');
+  process.stdout.write(
+    'scenario     | offered/s | achieved/s | target | successful | failed | retrans | seconds | cpu us/tx | 1-core cap/s | rss MB\n',
+  );
+  process.stdout.write(
+    '-------------|-----------|------------|--------|------------|--------|---------|---------|-----------|--------------|-------\n',
+  );
+  const opt = (v: number | undefined, w: number): string => (v === undefined ? '-' : String(v)).padStart(w);
   for (const r of rows)
     process.stdout.write(
-      `${r.scenario.padEnd(12)} | ${String(r.offeredRate).padStart(9)} | ${String(r.perSecond).padStart(10)} | ${String(r.target).padStart(6)} | ${String(r.successful).padStart(10)} | ${String(r.failed).padStart(6)} | ${String(r.retransmissions).padStart(7)} | ${String(r.seconds).padStart(6)}\n`,
+      `${r.scenario.padEnd(12)} | ${String(r.offeredRate).padStart(9)} | ${String(r.perSecond).padStart(10)} | ${String(r.target).padStart(6)} | ${String(r.successful).padStart(10)} | ${String(r.failed).padStart(6)} | ${String(r.retransmissions).padStart(7)} | ${String(r.seconds).padStart(7)} | ${opt(r.cpuUsPerTx, 9)} | ${opt(r.cpuUsPerTx ? Math.round(1e6 / r.cpuUsPerTx) : undefined, 12)} | ${opt(r.rssMb, 6)}\n`,
     );
   const out = join(ROOT, 'bench/results/sip-registrar.json');
   mkdirSync(dirname(out), { recursive: true });

@@ -77,33 +77,63 @@ export interface SipResponse extends MessageBase {
 
 export type SipMessage = SipRequest | SipResponse;
 
+/**
+ * Header names compare without regard to ASCII case (RFC 3261 section 7.3.5), here without allocating: names
+ * from the parser are canonical already, so the exact comparison almost always decides.
+ */
+export function sameName(a: string, lower: string): boolean {
+  // Only U+0130 changes length when lower-cased, into "i" U+0307.
+  if (a.length !== lower.length) return lower.indexOf('\u0307') >= 0 && a.toLowerCase() === lower;
+  for (let i = 0; i < a.length; i++) {
+    let c = a.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    else if (c >= 0x80) return a.toLowerCase() === lower;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** First value of a header (case-insensitive), or undefined. */
 export function getHeader(msg: SipMessage, name: string): string | undefined {
-  const n = name.toLowerCase();
-  for (const h of msg.headers) if (h.name.toLowerCase() === n) return h.value;
+  let n: string | undefined;
+  const hs = msg.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i];
+    if (h.name === name) return h.value;
+    n ??= name.toLowerCase();
+    if (sameName(h.name, n)) return h.value;
+  }
   return undefined;
 }
 
 /** Every value of a header in order. */
 export function getHeaders(msg: SipMessage, name: string): string[] {
-  const n = name.toLowerCase();
+  let n: string | undefined;
   const out: string[] = [];
-  for (const h of msg.headers) if (h.name.toLowerCase() === n) out.push(h.value);
+  const hs = msg.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i];
+    if (h.name === name) out.push(h.value);
+    else {
+      n ??= name.toLowerCase();
+      if (sameName(h.name, n)) out.push(h.value);
+    }
+  }
   return out;
 }
 
 /** Replace all values of a header with one value (appended at the position of the first, or at the end). */
 export function setHeader(msg: SipMessage, name: string, value: string): void {
   const n = name.toLowerCase();
-  const idx = msg.headers.findIndex((h) => h.name.toLowerCase() === n);
-  msg.headers = msg.headers.filter((h) => h.name.toLowerCase() !== n);
+  const idx = msg.headers.findIndex((h) => sameName(h.name, n));
+  msg.headers = msg.headers.filter((h) => !sameName(h.name, n));
   const at = idx >= 0 ? Math.min(idx, msg.headers.length) : msg.headers.length;
   msg.headers.splice(at, 0, { name, value });
 }
 
 export function removeHeader(msg: SipMessage, name: string): void {
   const n = name.toLowerCase();
-  msg.headers = msg.headers.filter((h) => h.name.toLowerCase() !== n);
+  msg.headers = msg.headers.filter((h) => !sameName(h.name, n));
 }
 
 export function getParam(params: Array<[string, string | null]>, name: string): string | null | undefined {

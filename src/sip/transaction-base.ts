@@ -14,6 +14,14 @@ export interface TransactionDeps {
   send: (msg: SipMessage) => void;
   reliable: boolean;
   timers?: TimerValues;
+  /**
+   * Optional hand-over of a server transaction's last phase, where it only absorbs retransmissions: Completed
+   * of a non-INVITE transaction (17.2.2, Timer J), resending `final` for each retransmitted request, and
+   * Confirmed of an INVITE transaction (17.2.1, Timer I), absorbing ACKs and INVITEs (`final` undefined), for
+   * `ms` milliseconds. When it returns true the owner (the transaction layer) has taken that duty over, keeping
+   * only the response bytes, and the transaction terminates at once.
+   */
+  linger?: (final: SipMessage | undefined, ms: number) => boolean;
 }
 
 /** Shared plumbing: state, named timers, termination callback. The state machines live in the subclasses. */
@@ -23,8 +31,10 @@ export abstract class TransactionBase<S extends string> {
   protected readonly clock: Clock;
   protected readonly t: TimerValues;
   protected readonly sendFn: (msg: SipMessage) => void;
-  private readonly running = new Map<string, Timer>();
-  private terminatedListeners: Array<() => void> = [];
+  protected readonly linger: ((final: SipMessage | undefined, ms: number) => boolean) | undefined;
+  /** Running timers by RFC name; created with the first timer (many transactions never start one). */
+  private running: Map<string, Timer> | undefined;
+  private terminatedListeners: Array<() => void> | undefined;
   protected _state: S;
 
   constructor(key: string, deps: TransactionDeps, initial: S) {
@@ -33,6 +43,7 @@ export abstract class TransactionBase<S extends string> {
     this.reliable = deps.reliable;
     this.t = deps.timers ?? DEFAULT_TIMERS;
     this.sendFn = deps.send;
+    this.linger = deps.linger;
     this._state = initial;
   }
 
@@ -47,25 +58,28 @@ export abstract class TransactionBase<S extends string> {
   /** Called once, when the transaction reaches the Terminated state. */
   onTerminated(fn: () => void): void {
     if (this.terminated) fn();
-    else this.terminatedListeners.push(fn);
+    else if (this.terminatedListeners) this.terminatedListeners.push(fn);
+    else this.terminatedListeners = [fn];
   }
 
   /** Names of running timers (for tests and diagnostics). */
   timerNames(): string[] {
-    return [...this.running.keys()];
+    return this.running ? [...this.running.keys()] : [];
   }
 
   protected startTimer(name: string, delayMs: number, fire: () => void): void {
-    this.running.get(name)?.cancel();
+    const running = (this.running ??= new Map());
+    running.get(name)?.cancel();
     const handle = this.clock.setTimer(delayMs, () => {
-      if (this.running.get(name) !== handle) return;
-      this.running.delete(name);
+      if (running.get(name) !== handle) return;
+      running.delete(name);
       fire();
     });
-    this.running.set(name, handle);
+    running.set(name, handle);
   }
 
   protected stopTimer(name: string): void {
+    if (!this.running) return;
     this.running.get(name)?.cancel();
     this.running.delete(name);
   }
@@ -73,10 +87,12 @@ export abstract class TransactionBase<S extends string> {
   protected terminate(): void {
     if (this._state === 'terminated') return;
     this._state = 'terminated' as S;
-    for (const h of this.running.values()) h.cancel();
-    this.running.clear();
+    if (this.running) {
+      for (const h of this.running.values()) h.cancel();
+      this.running.clear();
+    }
     const ls = this.terminatedListeners;
-    this.terminatedListeners = [];
-    for (const fn of ls) fn();
+    this.terminatedListeners = undefined;
+    if (ls) for (const fn of ls) fn();
   }
 }

@@ -3,12 +3,14 @@ import { silentLogger, type Logger } from '../util/log.ts';
 import { getTag, getTo, parseNameAddr, parseVia } from './header-values.ts';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse, type Via } from './message.ts';
 import { buildResponse } from './response.ts';
+import type { TransactionDeps } from './transaction-base.ts';
 import type { TimerValues } from './timers.ts';
 import { type ClientEvents, InviteClientTransaction } from './transaction-client-invite.ts';
 import { NonInviteClientTransaction } from './transaction-client-non-invite.ts';
 import { InviteServerTransaction } from './transaction-server-invite.ts';
 import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
 import type { InboundMessage, Peer, SipTransport } from './transport.ts';
+import { Lingering } from './transaction-lingering.ts';
 
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
@@ -86,6 +88,8 @@ export class TransactionLayer {
   private readonly timers?: TimerValues;
   private readonly log: Logger;
   private readonly server = new Map<string, ServerTransaction>();
+  /** Server transactions in their last phase, reduced to the response bytes (see TransactionDeps.linger). */
+  private readonly lingering: Lingering;
   private readonly client = new Map<string, ClientTransaction>();
   private tu: TransactionUser | undefined;
   private readonly newTag: () => string;
@@ -106,6 +110,7 @@ export class TransactionLayer {
     this.newTag = components.newTag;
     this.log = components.logger ?? silentLogger;
     this.timers = init.timers;
+    this.lingering = new Lingering(this.clock);
     this.transport.onMessage((m) => this.handleMessage(m));
   }
 
@@ -113,8 +118,9 @@ export class TransactionLayer {
     this.tu = tu;
   }
 
+  /** Server transactions not yet terminated, including those reduced to their response bytes. */
   get activeServer(): number {
-    return this.server.size;
+    return this.server.size + this.lingering.size;
   }
 
   get activeClient(): number {
@@ -157,6 +163,15 @@ export class TransactionLayer {
     const key = serverKey(msg, msg.method, topVia);
     if (key === undefined) return; // the transport only passes requests with a readable Via
     const existing = this.server.get(key);
+    if (existing === undefined && this.lingering.size > 0) {
+      const done = this.lingering.get(key);
+      if (done !== undefined) {
+        // 17.2.2 Completed: a retransmitted request gets the final response again; 17.2.1 Confirmed absorbs.
+        this.stats.retransmissionsAbsorbed++;
+        if (done.bytes) this.transport.resend?.(done.bytes);
+        return;
+      }
+    }
     if (existing && !(msg.method === 'ACK' && !ackMatches(msg, existing))) {
       this.stats.retransmissionsAbsorbed++;
       existing.receiveRequest(msg);
@@ -180,12 +195,23 @@ export class TransactionLayer {
   }
 
   private createServer(key: string, req: SipRequest, source: Peer): ServerTransaction {
-    const deps = {
+    const deps: TransactionDeps = {
       clock: this.clock,
       reliable: source.transport === 'TCP',
       timers: this.timers,
       send: (m: SipMessage) => this.transport.sendResponse(m as SipResponse, source, () => tx.transportError()),
     };
+    // Completed and Confirmed server transactions are kept as their response bytes alone when the transport can
+    // give them (RFC 2543-style keys keep the full transaction: their ACK matching needs its To tag).
+    const transport = this.transport;
+    if (transport.retainSent && transport.resend && !key.startsWith('2543|')) {
+      deps.linger = (final, ms) => {
+        const bytes = final === undefined ? undefined : transport.retainSent?.(final as SipResponse, source);
+        if (final !== undefined && bytes === undefined) return false;
+        this.lingering.add(key, bytes, req.method === 'INVITE' ? tx.toTag : undefined, ms);
+        return true;
+      };
+    }
     const tx: ServerTransaction =
       req.method === 'INVITE'
         ? new InviteServerTransaction(key, req, deps, {
@@ -207,6 +233,12 @@ export class TransactionLayer {
     const inviteKey = serverKey(cancel, 'INVITE');
     const invite = inviteKey === undefined ? undefined : this.server.get(inviteKey);
     if (!(invite instanceof InviteServerTransaction)) {
+      const done = inviteKey === undefined ? undefined : this.lingering.get(inviteKey);
+      if (done?.toTag !== undefined) {
+        // The INVITE transaction is Confirmed (kept as its key alone): a final response went out, so 200 and no effect.
+        tx.respond(buildResponse(cancel, 200, undefined, { toTag: done.toTag }));
+        return;
+      }
       // 9.2: "If the UAS did not find a matching transaction for the CANCEL ... it SHOULD respond to the CANCEL
       // with a 481 (Call Leg/Transaction Does Not Exist)."
       this.stats.strayCancels++;

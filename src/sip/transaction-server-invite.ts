@@ -95,7 +95,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
         this.stopTimer('G');
         this.stopTimer('H');
         const i = timerI(this.t, this.reliable);
-        if (i === 0) this.terminate();
+        // Confirmed only absorbs ACKs and INVITEs: its owner may take that over (TransactionDeps.linger).
+        if (i === 0 || this.linger?.(undefined, i)) this.terminate();
         else this.startTimer('I', i, () => this.terminate());
       }
       // 17.2.1: the 'Confirmed' state absorbs further ACKs.

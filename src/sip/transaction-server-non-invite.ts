@@ -50,7 +50,8 @@ export class NonInviteServerTransaction extends TransactionBase<NonInviteServerS
       // and zero seconds for reliable transports."
       this._state = 'completed';
       const j = timerJ(this.t, this.reliable);
-      if (j === 0) this.terminate();
+      // The Completed state only answers retransmissions: its owner may keep just the bytes (TransactionDeps.linger).
+      if (j === 0 || this.linger?.(resp, j)) this.terminate();
       else this.startTimer('J', j, () => this.terminate());
     }
     // 17.2.2: "Any other final responses passed by the TU to the server transaction MUST be discarded while

@@ -11,6 +11,7 @@ import {
   type Peer,
   responseDestination,
   type SendErrorHandler,
+  type SentBytes,
   type SipTransport,
   stampTopVia,
   type TransportStats,
@@ -124,6 +125,18 @@ export class TransportStack implements SipTransport {
       this.routes.set(source, dest);
     }
     this.send(resp, dest, onError);
+  }
+
+  retainSent(resp: SipResponse, source: Peer): SentBytes | undefined {
+    const bytes = this.wire.get(resp);
+    if (!bytes) return undefined;
+    if (source.transport === 'TCP' && source.connId !== undefined && this.tcp.hasConnection(source.connId))
+      return { bytes, to: source };
+    return { bytes, to: this.routes.get(source) ?? responseDestination(resp, source) };
+  }
+
+  resend(sent: SentBytes): void {
+    this.sendBytes(sent.bytes, sent.to);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,21 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
+
+/**
+ * Address resolution for sends: almost every destination is an IP literal (a packet's source, a Via's
+ * `received`), which needs no resolver, so the answer is given at once instead of on a later tick; names
+ * (a Via sent-by or maddr that is a domain, RFC 3263) still go to the system resolver.
+ */
+function literalLookup(
+  hostname: string,
+  options: LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dnsLookup(hostname, options, callback);
+}
 
 /** The largest datagram we accept or send (an IPv4 UDP payload can be 65,507 bytes). */
 export const MAX_DATAGRAM = 65_507;
@@ -24,7 +40,7 @@ export class UdpEndpoint {
   }
 
   static bind(host: string, port: number): Promise<UdpEndpoint> {
-    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => {
         socket.close();

@@ -69,6 +69,18 @@ export interface SipTransport {
   sendResponse(resp: SipResponse, source: Peer, onError?: SendErrorHandler): void;
   onMessage(handler: (m: InboundMessage) => void): void;
   close(): Promise<void>;
+  /**
+   * Optional: the bytes of a response already sent with sendResponse, and where they went, so that a transaction
+   * that only absorbs retransmissions can keep these alone (RFC 3261 17.2.2 Completed) and `resend` them.
+   */
+  retainSent?(resp: SipResponse, source: Peer): SentBytes | undefined;
+  resend?(sent: SentBytes): void;
+}
+
+/** A response's bytes as sent, and their destination. */
+export interface SentBytes {
+  readonly bytes: Buffer;
+  readonly to: Peer;
 }
 
 /** Host without IPv6 brackets; IPv4-mapped IPv6 addresses shown as IPv4. */
