@@ -71,6 +71,19 @@ function modPow(b: bigint, e: bigint): bigint {
  */
 export function isEd25519Point(raw: Uint8Array): boolean {
   if (!(raw instanceof Uint8Array) || raw.length !== 32) return false;
+  // The check is a 252-bit modular exponentiation in BigInt (about 0.3 ms):
+  // keys seen before (the same admissions arrive in every lookup reply) are remembered.
+  const id = b64u(raw);
+  if (pointsSeen.has(id)) return true;
+  if (!decodesToPoint(raw)) return false;
+  if (pointsSeen.size >= PUBLIC_CACHE_MAX) pointsSeen.delete(pointsSeen.values().next().value as string);
+  pointsSeen.add(id);
+  return true;
+}
+
+const pointsSeen = new Set<string>();
+
+function decodesToPoint(raw: Uint8Array): boolean {
   const x0 = raw[31] >> 7;
   let y = 0n;
   for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? raw[i] & 0x7f : raw[i]);

@@ -14,7 +14,7 @@
  * protects against bad holders, see key-lookup.ts).
  */
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
-import { type Admission, verifyAdmission } from '../identity/admission.ts';
+import { ADMISSION_SKEW_MS, type Admission, verifyAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
 import { verifyEd25519 } from '../identity/signature.ts';
 import type { DhtRecord } from '../dht/store/record.ts';
@@ -68,12 +68,47 @@ export function envelopeSignedBy(key: string, env: RingEnvelope, bootstrapKeys: 
 }
 
 /**
+ * Envelopes whose signature this node has already checked. A node sees the
+ * same records again and again (replication every tick, hand-off, repeated
+ * fetches of the same user), and an Ed25519 verification costs far more than
+ * the rest of a STORE or FETCH. An entry is reused only for the very same
+ * (key, signer, time, payload) bytes under the very same signature, so a hit
+ * is exactly a signature that verified before; the known-bootstrap test is
+ * still made on every call.
+ */
+export class VerifiedEnvelopes {
+  private readonly seen = new Map<string, { key: string; p: Uint8Array; at: number; by: Uint8Array }>();
+  constructor(private readonly max = 8192) {}
+
+  check(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
+    let known = false;
+    for (const k of bootstrapKeys) if (Buffer.from(k).equals(Buffer.from(env.by))) known = true;
+    if (!known) return false;
+    const id = Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64');
+    const hit = this.seen.get(id);
+    if (
+      hit &&
+      hit.key === key &&
+      hit.at === env.at &&
+      Buffer.from(hit.by).equals(Buffer.from(env.by)) &&
+      Buffer.from(hit.p).equals(Buffer.from(env.p))
+    )
+      return true;
+    if (!verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig)) return false;
+    if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value as string);
+    this.seen.set(id, { key, p: env.p, at: env.at, by: env.by });
+    return true;
+  }
+}
+
+/**
  * Validator for the default namespace of a SecP2PSIP ring: the usual TTL and
  * clock checks, plus a bootstrap signature on the envelope. `bootstrapKeys`
  * is read on every call, so a node that learns more bootstraps later can add
  * them to the same collection.
  */
 export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, base: RecordValidator): RecordValidator {
+  const verified = new VerifiedEnvelopes();
   const at = (r: DhtRecord): number => {
     const e = openRingValue(r.value);
     return e.ok ? e.value.at : -1;
@@ -84,7 +119,7 @@ export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, b
       if (why !== null) return why;
       const env = openRingValue(r.value);
       if (!env.ok) return env.error;
-      if (!envelopeSignedBy(r.key, env.value, bootstrapKeys)) return 'not written by a known bootstrap';
+      if (!verified.check(r.key, env.value, bootstrapKeys)) return 'not written by a known bootstrap';
       return null;
     },
     select(a, b) {
@@ -102,12 +137,33 @@ export function admittedNode(
   bootstrapKeys: Iterable<Uint8Array>,
   now: number,
 ): Admission | undefined {
+  const id = Buffer.from(admission.buffer, admission.byteOffset, admission.length).toString('base64');
+  const hit = admissionsSeen.get(id);
+  if (hit) {
+    // Same bytes, same signature: only the signer must still be known and the times still hold.
+    let known = false;
+    for (const k of bootstrapKeys) if (Buffer.from(k).equals(Buffer.from(hit.issuer))) known = true;
+    const a = hit.admission;
+    if (known && a.issuedAt <= now + ADMISSION_SKEW_MS && now < a.expiresAt) return a;
+    if (known) return undefined;
+  }
   for (const k of bootstrapKeys) {
     const a = verifyAdmission(admission, k, now);
-    if (a.ok) return a.value;
+    if (a.ok) {
+      if (admissionsSeen.size >= 4096) admissionsSeen.delete(admissionsSeen.keys().next().value as string);
+      admissionsSeen.set(id, { issuer: new Uint8Array(k), admission: a.value });
+      return a.value;
+    }
   }
   return undefined;
 }
+
+/**
+ * Admissions whose signature verified, by their exact bytes: every lookup
+ * reply carries the same few dozen admissions, and a verification (a point
+ * check and an Ed25519 signature) is the dominant cost of a fresh ref.
+ */
+const admissionsSeen = new Map<string, { issuer: Uint8Array; admission: Admission }>();
 
 /**
  * Ref policy for every member of a SecP2PSIP ring: a NodeRef is accepted only
