@@ -182,6 +182,7 @@ async function main(): Promise<void> {
     `${table(
       [
         'nodes',
+        'start',
         'lookups',
         'right',
         'failed',
