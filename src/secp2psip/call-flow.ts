@@ -130,7 +130,15 @@ export async function verifiedUser(ctx: FlowContext, name: string, fresh = false
     if (hit && hit.until > now) return hit.user;
     if (hit) ctx.cache.delete(name);
   }
-  const u = await lookupUser(ctx.lookup, name);
+  // First without owner confirmation (ring-fetch.ts); a retry, or any doubt about what came back, confirms.
+  let u: VerifiedUser;
+  try {
+    u = await lookupUser(ctx.lookup, name, fresh);
+  } catch (e) {
+    if (fresh || !isOverlayError(e) || e.code === 'USER_UNKNOWN') throw e;
+    u = await lookupUser(ctx.lookup, name, true);
+  }
+  if (u.unconfirmed && ctx.trust.check(u.bundle) === 'mismatch') u = await lookupUser(ctx.lookup, name, true);
   const verdict = ctx.trust.check(u.bundle);
   if (verdict === 'mismatch') {
     const auth = await ctx.whois(name).catch(() => undefined);
@@ -177,8 +185,10 @@ export async function placeCall(
     try {
       response = await attempt(callee);
     } catch (e) {
-      // A cached location or key may be stale (moved, re-registered): look up once more and try again.
-      if (!isCached(ctx, calleeName, callee) || isCancelled() || isOverlayError(e, 'TIMEOUT')) throw e;
+      // A cached or unconfirmed location or key may be stale (moved, re-registered): look up once more,
+      // confirmed, and try again.
+      const doubt = isCached(ctx, calleeName, callee) || callee.unconfirmed;
+      if (!doubt || isCancelled() || isOverlayError(e, 'TIMEOUT')) throw e;
       ctx.cache?.delete(calleeName);
       callee = await verifiedUser(ctx, calleeName, true);
       response = await attempt(callee);
@@ -314,7 +324,7 @@ export async function answerInvite(ctx: FlowContext, payload: unknown, from: Cal
     callerUser = await verifiedUser(ctx, m.name);
     // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt caller key.
     let signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
-    if (!signed && isCached(ctx, m.name, callerUser)) {
+    if (!signed && (isCached(ctx, m.name, callerUser) || callerUser.unconfirmed)) {
       ctx.cache?.delete(m.name);
       callerUser = await verifiedUser(ctx, m.name, true);
       signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);

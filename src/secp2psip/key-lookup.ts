@@ -24,6 +24,7 @@ import {
   locationTbs,
   type UserKeyBundle,
 } from './messages.ts';
+import { fetchSigned } from './ring-fetch.ts';
 import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
 
 export type RebuildMode = 'robust' | 'seed';
@@ -35,6 +36,8 @@ export interface VerifiedUser {
   /** The user's adapter, pinned to the node key the user signed. */
   adapter: NodeRef;
   pieces: { used: number; bad: number[]; missing: number[] };
+  /** Some record came from an owner that was not confirmed (ring-fetch.ts): look up again, confirmed, if it fails. */
+  unconfirmed: boolean;
 }
 
 export interface LookupContext {
@@ -53,13 +56,14 @@ function notFound(r: GetResult | undefined): boolean {
 }
 
 /** Fetch and verify everything about `name`. Throws OverlayError (USER_UNKNOWN, CALLEE_UNREACHABLE, VERIFICATION_FAILED). */
-export async function lookupUser(ctx: LookupContext, name: string): Promise<VerifiedUser> {
+export async function lookupUser(ctx: LookupContext, name: string, confirm = false): Promise<VerifiedUser> {
   const indices =
     ctx.rebuild === 'seed'
       ? choosePieceIndices(ctx.n, ctx.k, ctx.random)
       : Array.from({ length: ctx.n }, (_, i) => i + 1);
   const keys = [name, ...indices.map((i) => pieceKey(name, i))];
-  const got = await ctx.ring.getMany(keys);
+  const fetched = await fetchSigned(ctx.ring, keys, confirm);
+  const got = fetched.results;
 
   const loc = got.get(name);
   if (!loc?.ok) {
@@ -130,7 +134,14 @@ export async function lookupUser(ctx: LookupContext, name: string): Promise<Veri
     throw new OverlayError('VERIFICATION_FAILED', `location record of ${name} is not signed by ${name}`);
   const adapter = adapterRef(location, ctx.bootstrapKeys, ctx.wallNow());
   if (!adapter) throw new OverlayError('VERIFICATION_FAILED', `adapter of ${name} is not admitted`);
-  return { bundle: b.value, key: key.value, location, adapter, pieces: { used: pieces.length, bad, missing } };
+  return {
+    bundle: b.value,
+    key: key.value,
+    location,
+    adapter,
+    pieces: { used: pieces.length, bad, missing },
+    unconfirmed: fetched.unconfirmed.size > 0,
+  };
 }
 
 /** The adapter's NodeRef from a location record, if a known bootstrap admitted its node key. */

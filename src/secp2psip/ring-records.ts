@@ -113,7 +113,7 @@ export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, b
     const e = openRingValue(r.value);
     return e.ok ? e.value.at : -1;
   };
-  return {
+  const v: RecordValidator = {
     validate(r, now) {
       const why = base.validate(r, now);
       if (why !== null) return why;
@@ -129,6 +129,15 @@ export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, b
       return newestWins(a, b);
     },
   };
+  bootstrapWritten.add(v);
+  return v;
+}
+
+const bootstrapWritten = new WeakSet<RecordValidator>();
+
+/** Whether a validator checks bootstrap signatures (made by `bootstrapWrittenValidator`). */
+export function checksBootstrapSignature(v: RecordValidator): boolean {
+  return bootstrapWritten.has(v);
 }
 
 /** The admission a known bootstrap signed, or undefined. */
