@@ -4,14 +4,15 @@
  * process; sipp is the load generator (Debian package sip-tester). Prints a table and writes
  * bench/results/sip-registrar.json.
  *
- * Each scenario is offered its target rate (5,000 REGISTER/s, 3,000 INVITE/s) unless --rate is given; the
- * figure is successful transactions per second of wall time, so a server that falls behind (and draws sipp's
- * retransmissions) scores below the offered rate.
+ * Each scenario is offered 20 % more than its target rate (6,000 REGISTER/s, 3,600 INVITE/s) unless --rate is
+ * given, so that meeting the target shows in the achieved rate; the figure is successful transactions per
+ * second of wall time, so a server that falls behind (and draws sipp's retransmissions) scores below the
+ * offered rate.
  *
  * The machine may be shared, so the registrar's own CPU time per successful transaction is measured too
  * (from /proc: user + system time of the registrar process over the scenario, including GC and socket
- * calls); 1e6 / (CPU us per transaction) is what one core could serve. Peak and final resident memory show
- * whether completed transactions stay bounded.
+ * calls); 1e6 / (CPU us per transaction) is what one core could serve. Resident memory at the end of each
+ * scenario shows whether completed transactions stay bounded.
  *
  * Run: node --import tsx bench/sip-registrar.ts [--quick] [--seconds N] [--rate N]
  */
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
   try {
     for (const name of ['register', 'invite-302']) {
       const cpu0 = cpuSeconds(reg.pid);
-      const r = await runSipp(`${name}.xml`, csv, reg.port, forcedRate ?? TARGETS[name], dir);
+      const r = await runSipp(`${name}.xml`, csv, reg.port, forcedRate ?? Math.round(TARGETS[name] * 1.2), dir);
       const cpu1 = cpuSeconds(reg.pid);
       if (cpu0 !== undefined && cpu1 !== undefined && r.successful > 0)
         r.cpuUsPerTx = Math.round(((cpu1 - cpu0) / r.successful) * 1e6);

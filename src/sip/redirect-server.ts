@@ -1,8 +1,8 @@
 import { silentLogger, type Logger } from '../util/log.ts';
-import { formatNameAddr, getMaxForwards } from './header-values.ts';
+import { getMaxForwards } from './header-values.ts';
 import type { IncomingRequest, SipElement } from './element.ts';
 import type { Header } from './message.ts';
-import type { Registrar } from './registrar.ts';
+import { bindingContact, type Registrar } from './registrar.ts';
 import { parseRequestUri } from './uri.ts';
 
 /** Methods this server implements; anything else gets 405 with this list (RFC 3261 8.2.1). */
@@ -82,10 +82,7 @@ export class RedirectServer {
     }
     // 8.3: "the redirect server ... returns ... a 3xx response [with] Contact header fields". 21.3.3: 302 Moved
     // Temporarily; the Contact's expires parameter says how long the address is valid.
-    const headers: Header[] = bindings.map((b) => ({
-      name: 'Contact',
-      value: formatNameAddr({ ...b.contact, params: [...b.contact.params, ['expires', String(b.expiresIn)]] }),
-    }));
+    const headers: Header[] = bindings.map((b) => ({ name: 'Contact', value: bindingContact(b) }));
     this.stats.redirects++;
     inc.respond(302, 'Moved Temporarily', { headers });
   }

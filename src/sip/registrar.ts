@@ -49,6 +49,22 @@ export interface LiveBinding {
   expiresIn: number;
 }
 
+/** Formatted contacts of bindings: a binding's contact is formatted once, not for every 200 and 302 that lists it. */
+const formatted = new WeakMap<NameAddr, string>();
+
+/**
+ * A Contact header value for a current binding, with the `expires` parameter chosen by the registrar
+ * (RFC 3261 10.3 step 8, and the Contacts of a 3xx, 8.3). Binding contacts are treated as immutable.
+ */
+export function bindingContact(b: LiveBinding): string {
+  let text = formatted.get(b.contact);
+  if (text === undefined) {
+    text = formatNameAddr(b.contact);
+    formatted.set(b.contact, text);
+  }
+  return `${text};expires=${b.expiresIn}`;
+}
+
 const fault = (status: number, reason: string, headers: Header[] = []): RegisterOutcome => ({
   status,
   reason,
@@ -187,10 +203,7 @@ export class Registrar {
     // 10.3 step 8: "The registrar returns a 200 (OK) response. The response MUST contain Contact header field
     // values enumerating all current bindings. Each Contact value MUST feature an 'expires' parameter indicating
     // its expiration interval chosen by the registrar."
-    const headers: Header[] = this.lookupCanonical(aor).map((b) => ({
-      name: 'Contact',
-      value: formatNameAddr({ ...b.contact, params: [...b.contact.params, ['expires', String(b.expiresIn)]] }),
-    }));
+    const headers: Header[] = this.lookupCanonical(aor).map((b) => ({ name: 'Contact', value: bindingContact(b) }));
     return { status: 200, reason: 'OK', headers };
   }
 

@@ -88,6 +88,18 @@ export function reasonPhrase(status: number): string {
   return generic[Math.floor(status / 100)] ?? (status >= 600 ? 'Busy Everywhere' : 'Server Internal Error');
 }
 
+/** Headers a response copies from its request: -1 for Via, else the group index in COPIED_NAMES. */
+const COPIED_NAMES = ['From', 'To', 'Call-ID', 'CSeq', 'Timestamp'];
+const COPIED: Record<string, number> = Object.assign(Object.create(null), { Via: -1 });
+const COPIED_LOWER: Record<string, number> = Object.assign(Object.create(null), { via: -1 });
+const COPIED_LENGTH = new Uint8Array(16);
+COPIED_LENGTH[3] = 1;
+COPIED_NAMES.forEach((n, i) => {
+  COPIED[n] = i;
+  COPIED_LOWER[n.toLowerCase()] = i;
+  COPIED_LENGTH[n.length] = 1;
+});
+
 export interface ResponseOptions {
   /**
    * Tag added to To when the request's To had none (ignored for 100). When
@@ -102,6 +114,8 @@ export interface ResponseOptions {
 
 /** Appends `;tag=` to a To value unless it already carries a tag. */
 function withTag(to: string, tag: string): string {
+  // Most To values of requests have no ";tag" at all (a new dialog): no need to parse them.
+  if (!/;[ \t]*tag/i.test(to)) return `${to};tag=${tag}`;
   const parsed = parseNameAddr(to);
   if (parsed.ok && parsed.value.params.some(([k]) => k === 'tag')) return to;
   return `${to};tag=${tag}`;
@@ -120,17 +134,26 @@ export function buildResponse(
   reason?: string,
   opts: ResponseOptions = {},
 ): SipResponse {
-  const headers: Header[] = [];
-  for (const v of getHeaders(req, 'Via')) headers.push({ name: 'Via', value: v });
-  for (const v of getHeaders(req, 'From')) headers.push({ name: 'From', value: v });
-  for (const v of getHeaders(req, 'To')) {
-    const tagged = status > 100 ? withTag(v, opts.toTag ?? derivedTag(req)) : v;
-    headers.push({ name: 'To', value: tagged });
+  // One pass over the request: Via (all, in order), From, To, Call-ID, CSeq, and for a 100 the Timestamp
+  // (RFC 3261 section 8.2.6.1), each group in the request's order.
+  const vias: Header[] = [];
+  const rest: Header[][] = [[], [], [], [], []];
+  const hs = req.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const { name, value } = hs[i];
+    const kind = COPIED[name] ?? (COPIED_LENGTH[name.length] === 1 ? COPIED_LOWER[name.toLowerCase()] : undefined);
+    if (kind === undefined || (kind === 4 && status !== 100)) continue;
+    if (kind === -1) vias.push({ name: 'Via', value });
+    else rest[kind].push({ name: COPIED_NAMES[kind], value });
   }
-  for (const v of getHeaders(req, 'Call-ID')) headers.push({ name: 'Call-ID', value: v });
-  for (const v of getHeaders(req, 'CSeq')) headers.push({ name: 'CSeq', value: v });
-  // RFC 3261 section 8.2.6.1: a 100 Trying copies the Timestamp header.
-  if (status === 100) for (const v of getHeaders(req, 'Timestamp')) headers.push({ name: 'Timestamp', value: v });
+  const headers = vias;
+  for (let k = 0; k < rest.length; k++) for (const h of rest[k]) headers.push(h);
+  if (status > 100) {
+    let tag: string | undefined;
+    for (let i = 0; i < headers.length; i++)
+      if (headers[i].name === 'To')
+        headers[i].value = withTag(headers[i].value, (tag ??= opts.toTag ?? derivedTag(req)));
+  }
   if (opts.headers) headers.push(...opts.headers);
   return {
     kind: 'response',
