@@ -179,6 +179,19 @@ export class ChordTestnet {
     return r[lo % r.length];
   }
 
+  /**
+   * The first live joined node at or after `pos` that some live node names
+   * as its successor: a node that has joined but is not linked in yet is
+   * skipped, as the ring's own routing skips it until stabilize runs.
+   */
+  linkedOwnerOf(pos: string): string {
+    const linked = new Set<string>();
+    for (const id of this.ring) linked.add((this.nodes.get(id) as ChordNode).successor.id);
+    let id = this.ownerOf(pos);
+    for (let i = 0; i < this.ring.length && !linked.has(id); i++) id = this.successorOf(id);
+    return id;
+  }
+
   /** The next live joined id after `id` (the right successor). */
   successorOf(id: string, k = 1): string {
     const r = this.ring;

@@ -37,6 +37,13 @@ export interface ChordSimResult {
   failed: number;
   /** Lookups that accepted an owner that was not the true one: must be 0. */
   wrong: number;
+  /**
+   * Right answers that name the successor of a node which has joined but is
+   * not yet any node's successor: until stabilize links it in, the ring
+   * routes its keys to its successor, which still holds their records
+   * (Stoica et al. 2003, section IV-E).
+   */
+  ownerNotYetLinked: number;
   meanHops: number;
   p99Hops: number;
   meanMessages: number;
@@ -139,6 +146,7 @@ export async function runChordSim(
   let succeeded = 0;
   let failed = 0;
   let wrong = 0;
+  let notYetLinked = 0;
   let done = 0;
   const lookupKeys = storedKeys.length > 0 ? storedKeys : keys;
   for (let i = 0; i < opts.lookups; i++) {
@@ -151,7 +159,8 @@ export async function runChordSim(
         .then((r) => {
           done++;
           if (!r.ok) failed++;
-          else if (r.owner.id === before || r.owner.id === t.ownerOf(pos)) {
+          else if (r.owner.id === before || r.owner.id === t.ownerOf(pos) || r.owner.id === t.linkedOwnerOf(pos)) {
+            if (r.owner.id !== before && r.owner.id !== t.ownerOf(pos)) notYetLinked++;
             succeeded++;
             hops.push(r.hops);
             msgs.push(r.queries);
@@ -175,6 +184,7 @@ export async function runChordSim(
     succeeded,
     failed,
     wrong,
+    ownerNotYetLinked: notYetLinked,
     meanHops: round(mean(hops)),
     p99Hops: hops.length ? percentile(hops, 99) : 0,
     meanMessages: round(mean(msgs)),

@@ -86,7 +86,7 @@ function summarize(r: ChordSimResult): string {
   const pct = (x: number) => (r.lookups ? ((100 * x) / r.lookups).toFixed(2) : '0.00');
   return [
     `Chord simulation: ${r.nodes} nodes, r=${r.replicas}, churn ${r.churn} (${r.killed} crashed, ${r.joined} joined), ${r.liars} lying nodes, seed ${r.seed}`,
-    `lookups      ${r.lookups}: ${r.succeeded} right (${pct(r.succeeded)}%), ${r.failed} failed, ${r.wrong} wrong`,
+    `lookups      ${r.lookups}: ${r.succeeded} right (${pct(r.succeeded)}%; ${r.ownerNotYetLinked} at a not-yet-linked node's successor), ${r.failed} failed, ${r.wrong} wrong`,
     `hops         mean ${r.meanHops}, p99 ${r.p99Hops}; messages per lookup ${r.meanMessages}`,
     `records      ${r.recordsStored}/${r.records} stored, ${r.recordsLost} lost`,
     `simulated    ${(r.simulatedMs / 1000).toFixed(1)} s, ${r.messages} messages`,
