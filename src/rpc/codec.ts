@@ -35,8 +35,46 @@ import type { NodeRef, Payload } from './types.ts';
 const ENCODE_OPTIONS = {
   ...rfc8949EncodeOptions,
   ignoreUndefinedProperties: true,
-  typeEncoders: { undefined: () => [new Token(Type.null, null)] },
+  typeEncoders: {
+    undefined: () => [new Token(Type.null, null)],
+    Object: (obj: unknown) => refTokens(obj),
+  },
 };
+
+/**
+ * NodeRefs are most of every routing reply (successor lists, fingers, each
+ * with its admission), and the same long-lived objects go out again and
+ * again. Their token trees (keys already in RFC 8949 order) are kept per
+ * object; a ref is immutable once built, which every decoder and routing
+ * table here respects. Other objects take cborg's general path.
+ */
+const refTokenCache = new WeakMap<object, TokenTree>();
+type TokenTree = Token | TokenTree[];
+
+function refTokens(obj: unknown): TokenTree | null {
+  if (typeof obj !== 'object' || obj === null) return null;
+  const hit = refTokenCache.get(obj);
+  if (hit) return hit;
+  const r = obj as Record<string, unknown>;
+  if (typeof r.id !== 'string' || typeof r.addr !== 'string' || !(r.key instanceof Uint8Array)) return null;
+  const keys = Object.keys(r);
+  const adm = r.admission;
+  const n = adm === undefined ? 3 : 4;
+  if (keys.length !== n || (adm !== undefined && !(adm instanceof Uint8Array))) return null;
+  if (!keys.every((k) => k === 'id' || k === 'addr' || k === 'key' || k === 'admission')) return null;
+  // RFC 8949 4.2.1 order: shorter encoded key first, then bytewise: id, key, addr, admission.
+  const text = (v: string) => new Token(Type.string, v);
+  const bytes = (v: Uint8Array) => new Token(Type.bytes, v);
+  const tree: TokenTree[] = [
+    new Token(Type.map, n),
+    [text('id'), text(r.id)],
+    [text('key'), bytes(r.key)],
+    [text('addr'), text(r.addr)],
+  ];
+  if (adm instanceof Uint8Array) tree.push([text('admission'), bytes(adm)]);
+  refTokenCache.set(obj, tree);
+  return tree;
+}
 
 /** Strict decoding: minimal encodings only, no indefinite lengths, no undefined, no duplicate keys. */
 const DECODE_OPTIONS = {
