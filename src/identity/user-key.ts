@@ -10,6 +10,7 @@ import { MIN_RSA_BITS, type SignatureKind, signatureKind, signWithKey, verifyWit
 
 /** Largest SubjectPublicKeyInfo accepted (RSA-8192 is about 1.1 KB). */
 const MAX_SPKI_BYTES = 1200;
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /**
  * A user's public key, whichever kind it is: Ed25519 (an Identity) or, in
@@ -50,6 +51,9 @@ export class UserKey {
   /** Decode SubjectPublicKeyInfo DER from untrusted bytes. Never throws. */
   static decode(spki: Uint8Array): Result<UserKey> {
     if (!(spki instanceof Uint8Array) || spki.length === 0 || spki.length > MAX_SPKI_BYTES) return fail('bad key size');
+    // Ed25519 SPKI is a fixed 12-byte prefix and the raw key (RFC 8410 section 4): skip OpenSSL's DER decoder.
+    if (spki.length === 44 && Buffer.from(spki.buffer, spki.byteOffset, 12).equals(ED25519_SPKI_PREFIX))
+      return UserKey.fromEd25519(spki.subarray(12));
     try {
       return UserKey.fromPublicKey(createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }));
     } catch (e) {

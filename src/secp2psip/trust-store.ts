@@ -23,9 +23,17 @@ interface Row {
   last_seen: number;
 }
 
+/** How often an unchanged trusted key's last_seen reaches the disk. */
+const LAST_SEEN_WRITE_MS = 60_000;
+
 export class TrustStore {
   private readonly db: Database.Database;
   private readonly cache = new Map<string, TrustedKey>();
+  /** Names whose last_seen moved in memory only, with when the row was last written. */
+  private readonly writtenAt = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+  private readonly selectRow: Database.Statement;
+  private readonly upsertRow: Database.Statement;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -41,12 +49,18 @@ export class TrustStore {
         last_seen INTEGER NOT NULL
       );
     `);
+    this.selectRow = this.db.prepare('SELECT * FROM trusted WHERE name = ?');
+    this.upsertRow = this.db.prepare(
+      `INSERT INTO trusted (name, sign_key, seal_key, registered_at, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET sign_key = excluded.sign_key, seal_key = excluded.seal_key,
+         registered_at = excluded.registered_at, first_seen = excluded.first_seen, last_seen = excluded.last_seen`,
+    );
   }
 
   get(name: string): TrustedKey | undefined {
     const hit = this.cache.get(name);
     if (hit) return hit;
-    const r = this.db.prepare('SELECT * FROM trusted WHERE name = ?').get(name) as Row | undefined;
+    const r = this.selectRow.get(name) as Row | undefined;
     if (!r) return undefined;
     const t: TrustedKey = {
       name: r.name,
@@ -69,26 +83,44 @@ export class TrustStore {
     return same ? 'match' : 'mismatch';
   }
 
-  /** Remember (or, after a verified re-registration, replace) the key for a name. */
+  /**
+   * Remember (or, after a verified re-registration, replace) the key for a
+   * name. A key that is already trusted only moves its last_seen: that is
+   * written at most once a minute per name (and on close), so verified calls
+   * do not each wait on a database write.
+   */
   accept(b: UserKeyBundle, now: number): void {
     const prev = this.get(b.name);
     const same = prev !== undefined && this.check(b) === 'match';
     const firstSeen = same ? prev.firstSeen : now;
-    this.db
-      .prepare(
-        `INSERT INTO trusted (name, sign_key, seal_key, registered_at, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT(name) DO UPDATE SET sign_key = excluded.sign_key, seal_key = excluded.seal_key,
-           registered_at = excluded.registered_at, first_seen = excluded.first_seen, last_seen = excluded.last_seen`,
-      )
-      .run(b.name, Buffer.from(b.signKey), Buffer.from(b.sealKey), b.registeredAt, firstSeen, now);
-    this.cache.set(b.name, {
+    const entry = {
       name: b.name,
       signKey: b.signKey,
       sealKey: b.sealKey,
       registeredAt: b.registeredAt,
       firstSeen,
       lastSeen: now,
-    });
+    };
+    const written = this.writtenAt.get(b.name);
+    if (
+      same &&
+      prev.registeredAt === b.registeredAt &&
+      written !== undefined &&
+      now - written < LAST_SEEN_WRITE_MS &&
+      now >= written
+    ) {
+      this.cache.set(b.name, entry);
+      this.dirty.add(b.name);
+      return;
+    }
+    this.write(entry);
+  }
+
+  private write(t: TrustedKey): void {
+    this.upsertRow.run(t.name, Buffer.from(t.signKey), Buffer.from(t.sealKey), t.registeredAt, t.firstSeen, t.lastSeen);
+    this.cache.set(t.name, t);
+    this.writtenAt.set(t.name, t.lastSeen);
+    this.dirty.delete(t.name);
   }
 
   /**
@@ -108,6 +140,11 @@ export class TrustStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    for (const name of this.dirty) {
+      const t = this.cache.get(name);
+      if (t) this.write(t);
+    }
+    this.db.close();
   }
 }
