@@ -97,7 +97,13 @@ function plainStartLine(head: string, end: number): StartLine | undefined {
     if (c >= 128 || TOKEN_TABLE[c] === 0) return undefined;
   }
   let method: string | undefined;
-  for (const m of METHODS) if (m.length === sp1 && head.startsWith(m, 0)) method = m;
+  for (let k = 0; k < METHODS.length; k++) {
+    const m = METHODS[k];
+    if (m.length === sp1 && head.startsWith(m, 0)) {
+      method = m;
+      break;
+    }
+  }
   return { kind: 'request', method: method ?? head.slice(0, sp1), uri: head.slice(sp1 + 1, sp2), version: 'SIP/2.0' };
 }
 

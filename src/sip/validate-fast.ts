@@ -16,7 +16,14 @@ const isWs = (c: number): boolean => c === 0x20 || c === 0x09;
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 const inTable = (t: Uint8Array, c: number): boolean => c < 128 && t[c] === 1;
-const isAlnum = (c: number): boolean => (c >= 0x61 && c <= 0x7a) || isDigit(c) || (c >= 0x41 && c <= 0x5a);
+const ALNUM = new Uint8Array(128);
+for (let c = 0; c < 128; c++) ALNUM[c] = (c >= 0x61 && c <= 0x7a) || isDigit(c) || (c >= 0x41 && c <= 0x5a) ? 1 : 0;
+const isAlnum = (c: number): boolean => c < 128 && ALNUM[c] === 1;
+
+/** User characters in an addr-spec, where a comma or question mark would need angle brackets (RFC 3261 20.10). */
+const USER_IN_ADDR_SPEC = USER_CHARS.slice();
+USER_IN_ADDR_SPEC[0x2c] = 0;
+USER_IN_ADDR_SPEC[0x3f] = 0;
 
 /** End of `host [":" port]` starting at s[i] (hostname, IPv4 or IPv6 reference), or -1 (RFC 3261 section 25.1). */
 function hostPortEnd(s: string, i: number, to: number): number {
@@ -56,18 +63,18 @@ function hostPortEnd(s: string, i: number, to: number): number {
 
 /** A sip/sips URI at s[from, to) with no escapes, password or headers (RFC 3261 section 19.1.1). */
 export function fastSipUri(s: string, from: number, to: number, noCommaOrQuery = false): boolean {
-  let i: number;
-  if (s.startsWith('sip:', from)) i = from + 4;
-  else if (s.startsWith('sips:', from)) i = from + 5;
-  else return false;
+  // "sip:" or "sips:", lower-case (anything else is left to parseUri).
+  if (s.charCodeAt(from) !== 0x73 || s.charCodeAt(from + 1) !== 0x69 || s.charCodeAt(from + 2) !== 0x70) return false;
+  let i = from + 3;
+  if (s.charCodeAt(i) === 0x73) i++;
+  if (s.charCodeAt(i) !== 0x3a) return false;
+  i++;
   // The user part runs to the first '@' of the URI, as in parseUri.
   const at = s.indexOf('@', i);
   if (at >= 0 && at < to) {
     if (at === i) return false;
-    for (; i < at; i++) {
-      const c = s.charCodeAt(i);
-      if (!inTable(USER_CHARS, c) || (noCommaOrQuery && (c === 0x2c || c === 0x3f))) return false;
-    }
+    const table = noCommaOrQuery ? USER_IN_ADDR_SPEC : USER_CHARS;
+    for (; i < at; i++) if (!inTable(table, s.charCodeAt(i))) return false;
     i++;
   }
   i = hostPortEnd(s, i, to);
