@@ -12,7 +12,7 @@
  * - setups per second through one adapter pair, driven by sipp (UAC in its
  *   own process, INVITE -> 302 -> ACK).
  *
- * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 300] [--sipp-seconds 5] [--no-sipp]
+ * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-seconds 5] [--no-sipp]
  * Writes bench/results/secp2psip.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -204,7 +204,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
   const n = opts.n ?? 10;
   const calls = opts.calls ?? 200;
   const warmup = opts.warmup ?? adapters;
-  const sippRate = opts.sippRate ?? 300;
+  const sippRate = opts.sippRate ?? 600;
   const log = opts.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), 'secp2psip-bench-'));
   const t0 = performance.now();
@@ -327,7 +327,7 @@ async function main(): Promise<void> {
   const r = await runSecp2psipBench({
     adapters: num('adapters', 50),
     calls: num('calls', 200),
-    sippRate: argv.includes('--no-sipp') ? 0 : num('sipp-rate', 300),
+    sippRate: argv.includes('--no-sipp') ? 0 : num('sipp-rate', 600),
     sippSeconds: num('sipp-seconds', 5),
     log: (l) => process.stderr.write(`${l}\n`),
   });
