@@ -73,8 +73,21 @@ describe('several bootstraps', () => {
     const t = await SecTestnet.create(4, { k: 2, n: 4, bootstraps: 2, seed: 3 });
     try {
       const [A0, A1, A2, A3] = t.adapters; // A0, A2 register through bootstrap 0; A1, A3 through bootstrap 1
-      const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
-      for (const [i, n] of names.entries()) await t.settle([A0, A1][i % 2].ensureUser(n));
+      const through = [A0, A1];
+      const authorityIndex = (n: string) =>
+        t.bootstraps.findIndex((b) => b.endpoint.self.addr === authorityFor(n, t.info).addr);
+      // Names chosen so each bootstrap is the authority for two of them; one of each pair is
+      // registered through the other bootstrap (which must forward it), one through its own.
+      const byAuthority: string[][] = [[], []];
+      for (let i = 0; byAuthority.some((l) => l.length < 2); i++) {
+        const list = byAuthority[authorityIndex(`user${i}`)];
+        if (list.length < 2) list.push(`user${i}`);
+      }
+      const names = byAuthority.flat();
+      for (const [a, [forwarded, direct]] of byAuthority.entries()) {
+        await t.settle(through[1 - a].ensureUser(forwarded));
+        await t.settle(through[a].ensureUser(direct));
+      }
       for (const n of names) {
         const auth = authorityFor(n, t.info);
         const owner = t.bootstraps.find((b) => b.endpoint.self.addr === auth.addr);
