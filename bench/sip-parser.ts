@@ -6,6 +6,12 @@
  * and writes bench/results/sip-parser.json.
  *
  * Run: node --import tsx bench/sip-parser.ts [--seconds 2]
+ *
+ * CPU time stretches with the load of a shared machine; instruction counts do not. `--count N --op full|raw`
+ * only runs N parses (no table, no JSON), for counting instructions under valgrind: the difference between two
+ * counts divided by the difference of N is the cost of one parse, start-up and compilation excluded:
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --import tsx bench/sip-parser.ts --count 20000
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --import tsx bench/sip-parser.ts --count 120000
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -102,7 +108,26 @@ function measure(name: string, seconds: number, bytesPerOp: number, fn: () => vo
   };
 }
 
+/** `--count N [--op full|raw]`: N parses and nothing else (see the header comment). */
+function countOnly(): boolean {
+  const i = process.argv.indexOf('--count');
+  if (i < 0) return false;
+  const n = Number(process.argv[i + 1]);
+  const j = process.argv.indexOf('--op');
+  const op = j >= 0 ? process.argv[j + 1] : 'full';
+  if (!Number.isInteger(n) || n <= 0 || (op !== 'full' && op !== 'raw')) {
+    process.stderr.write('--count needs a positive integer, --op full or raw\n');
+    process.exit(2);
+  }
+  const parse = op === 'full' ? parseMessage : parseMessageRaw;
+  let ok = 0;
+  for (let k = 0; k < n; k++) if (parse(INVITE).ok) ok++;
+  process.stdout.write(`${ok} of ${n} parsed (${op})\n`);
+  return true;
+}
+
 function main(): void {
+  if (countOnly()) return;
   const seconds = argSeconds();
   const check = parseMessage(INVITE);
   if (!check.ok) throw new Error(`benchmark message does not parse: ${check.error}`);
