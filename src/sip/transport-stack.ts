@@ -130,13 +130,14 @@ export class TransportStack implements SipTransport {
   retainSent(resp: SipResponse, source: Peer): SentBytes | undefined {
     const bytes = this.wire.get(resp);
     if (!bytes) return undefined;
+    const wire = bytes.toString('latin1');
     if (source.transport === 'TCP' && source.connId !== undefined && this.tcp.hasConnection(source.connId))
-      return { bytes, to: source };
-    return { bytes, to: this.routes.get(source) ?? responseDestination(resp, source) };
+      return { wire, to: source };
+    return { wire, to: this.routes.get(source) ?? responseDestination(resp, source) };
   }
 
   resend(sent: SentBytes): void {
-    this.sendBytes(sent.bytes, sent.to);
+    this.sendBytes(Buffer.from(sent.wire, 'latin1'), sent.to);
   }
 
   async close(): Promise<void> {

@@ -79,7 +79,11 @@ export interface SipTransport {
 
 /** A response's bytes as sent, and their destination. */
 export interface SentBytes {
-  readonly bytes: Buffer;
+  /**
+   * The bytes as a latin1 string, one character per byte: a single compact heap object to keep for 32 s,
+   * where a Buffer slice would pin a whole shared pool slab.
+   */
+  readonly wire: string;
   readonly to: Peer;
 }
 

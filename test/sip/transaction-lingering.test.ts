@@ -23,11 +23,11 @@ class BytesTransport extends MemoryTransport {
 
   retainSent(resp: SipResponse, source: Peer): SentBytes | undefined {
     const bytes = this.bytes.get(resp);
-    return bytes && { bytes, to: source };
+    return bytes && { wire: bytes.toString('latin1'), to: source };
   }
 
   resend(sent: SentBytes): void {
-    this.resent.push(sent.bytes.toString('latin1'));
+    this.resent.push(sent.wire);
   }
 }
 
