@@ -149,9 +149,10 @@ function addName(lower: string, usual: string, canonical: string): void {
 /**
  * Canonical name of the header name at s[from, to), matched without regard to
  * case and without copying it; undefined when the name is not a known one
- * (the caller keeps it as written).
+ * (the caller keeps it as written). A hash from nameHash may be passed; it is
+ * no longer needed.
  */
-export function canonicalNameAt(s: string, from: number, to: number): string | undefined {
+export function canonicalNameAt(s: string, from: number, to: number, _hash?: number): string | undefined {
   return nameEntryAt(s, from, to)?.canonical;
 }
 
