@@ -306,7 +306,7 @@ export class BootstrapServer {
   private async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
     const at = this.clock.wallNow();
     const put = async (key: string, payload: Uint8Array) => {
-      const value = sealRingValue(this.identity, key, payload, at);
+      const value = sealRingValue(this.identity, key, payload, at, this.ring.store.validatorFor(key));
       let r = await this.ring.put(key, value, RING_TTL_MS);
       for (let attempt = 0; !r.ok && r.error === 'DHT_LOOKUP_FAILED' && attempt < 2; attempt++) {
         await new Promise<void>((done) => this.clock.setTimer(this.ring.init.stabilizeMs, done));

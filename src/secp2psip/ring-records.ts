@@ -40,9 +40,22 @@ function tbs(key: string, p: Uint8Array, at: number): Uint8Array {
   return cborEncode([key, p, at]);
 }
 
-export function sealRingValue(bootstrap: Identity, key: string, payload: Uint8Array, at: number): Uint8Array {
+/**
+ * Sign `payload` for `key` as a bootstrap. When `validator` is the signing
+ * node's own bootstrap-written validator, the envelope is entered in its
+ * verified memory (the bootstrap does not verify what it just signed).
+ */
+export function sealRingValue(
+  bootstrap: Identity,
+  key: string,
+  payload: Uint8Array,
+  at: number,
+  validator?: RecordValidator,
+): Uint8Array {
   const sig = bootstrap.sign(RING_WRITE_CONTEXT, tbs(key, payload, at));
-  return cborEncode({ p: payload, at, by: bootstrap.bundle.sig, sig });
+  const by = bootstrap.bundle.sig;
+  if (validator) verifiedBy.get(validator)?.signedHere(key, { p: payload, at, by, sig });
+  return cborEncode({ p: payload, at, by, sig });
 }
 
 /** Parse an envelope from untrusted bytes. Never throws; does not check the signature. */
@@ -95,9 +108,22 @@ export class VerifiedEnvelopes {
     )
       return true;
     if (!verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig)) return false;
+    this.remember(id, key, env);
+    return true;
+  }
+
+  /**
+   * An envelope this node signed itself a moment ago: its signature is good
+   * by construction, so the STORE of it (and the replicas it is sent back to
+   * this node as) need not verify it again.
+   */
+  signedHere(key: string, env: RingEnvelope): void {
+    this.remember(Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64'), key, env);
+  }
+
+  private remember(id: string, key: string, env: RingEnvelope): void {
     if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value as string);
     this.seen.set(id, { key, p: env.p, at: env.at, by: env.by });
-    return true;
   }
 }
 
@@ -129,15 +155,16 @@ export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, b
       return newestWins(a, b);
     },
   };
-  bootstrapWritten.add(v);
+  verifiedBy.set(v, verified);
   return v;
 }
 
-const bootstrapWritten = new WeakSet<RecordValidator>();
+/** Each bootstrap-written validator's memory of verified envelopes. */
+const verifiedBy = new WeakMap<RecordValidator, VerifiedEnvelopes>();
 
 /** Whether a validator checks bootstrap signatures (made by `bootstrapWrittenValidator`). */
 export function checksBootstrapSignature(v: RecordValidator): boolean {
-  return bootstrapWritten.has(v);
+  return verifiedBy.has(v);
 }
 
 /** The admission a known bootstrap signed, or undefined. */
