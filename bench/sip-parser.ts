@@ -9,8 +9,8 @@
  *
  * CPU time stretches with the load of a shared machine, so the fastest batch is reported beside the mean.
  * `--count N --op full|raw` only runs N parses (no table, no JSON), for profilers and instruction counters;
- * under valgrind V8 optimises far less (counts stay near 58,000 instructions per parse whatever the code), so
- * such counts are no substitute for the CPU-time rates:
+ * under valgrind V8 optimises far less (counts went only from 64,000 to 58,000 instructions per parse while the
+ * CPU time fell fourfold), so such counts are no substitute for the CPU-time rates:
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --import tsx bench/sip-parser.ts --count 20000
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --import tsx bench/sip-parser.ts --count 120000
  */
