@@ -25,7 +25,7 @@
  * exact key it is refused like any invalid record. The invariant "never
  * accept a wrong answer" thus rests on the signature, not on who answered.
  */
-import type { ChordNode, GetResult } from '../dht/chord/chord-node.ts';
+import type { ChordNode, GetResult, LookupOutcome } from '../dht/chord/chord-node.ts';
 import { decodeFetchReply, METHOD } from '../dht/chord/messages.ts';
 import { keyPosition } from '../dht/store/ring-id.ts';
 import { checksBootstrapSignature, openRingValue } from './ring-records.ts';
@@ -38,7 +38,8 @@ export interface SignedFetch {
 
 /**
  * Get every key at once. `confirm` true: the Chord get with owner
- * confirmation for each. False: an unconfirmed lookup and one FETCH per key,
+ * confirmation for each. False: unconfirmed lookups sharing their replies
+ * (ChordNode.lookupMany) and one FETCH per key,
  * the record checked by the node's validator (TTL, clock and the bootstrap
  * signature on the envelope); anything missing, invalid or inconsistent in
  * time goes through the confirmed get.
@@ -46,7 +47,14 @@ export interface SignedFetch {
 export async function fetchSigned(ring: ChordNode, keys: readonly string[], confirm: boolean): Promise<SignedFetch> {
   const unconfirmed = new Set<string>();
   if (confirm) return { results: await ring.getMany(keys), unconfirmed };
-  const quick = await Promise.all(keys.map((k) => quickGet(ring, k)));
+  // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
+  const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
+  const owners = await ring.lookupMany(
+    signed.map((k) => keyPosition(k)),
+    false,
+  );
+  const byKey = new Map(signed.map((k, i) => [k, owners[i]]));
+  const quick = await Promise.all(keys.map((k) => quickGet(ring, k, byKey.get(k))));
   const results = new Map<string, GetResult>();
   const times = new Set<number>();
   keys.forEach((k, i) => {
@@ -68,11 +76,8 @@ export async function fetchSigned(ring: ChordNode, keys: readonly string[], conf
 }
 
 /** Unconfirmed owner, one FETCH, the node's own validator; undefined when any step gives nothing usable. */
-async function quickGet(ring: ChordNode, key: string): Promise<GetResult | undefined> {
-  // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
-  if (!checksBootstrapSignature(ring.store.validatorFor(key))) return undefined;
-  const lr = await ring.lookupId(keyPosition(key), false);
-  if (!lr.ok) return undefined;
+async function quickGet(ring: ChordNode, key: string, lr: LookupOutcome | undefined): Promise<GetResult | undefined> {
+  if (!lr?.ok) return undefined;
   const raw = await ring.call(lr.owner, METHOD.FETCH, { keys: [key] });
   const rec = raw === null ? undefined : decodeFetchReply(raw)?.records[0];
   if (!rec || rec.key !== key || !(rec.value instanceof Uint8Array)) return undefined;

@@ -8,7 +8,7 @@ import type { DhtRecord } from '../store/record.ts';
 import { RecordStore, type RecordStoreInit } from '../store/record-store.ts';
 import { compareFrom, ID_BITS, inHalfOpen, inOpen, keyPosition, lastFingerCovered } from '../store/ring-id.ts';
 import { handleChordRequest } from './handlers.ts';
-import { iterativeLookup, type LookupContext, type LookupResult } from './lookup.ts';
+import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { Maintenance } from './maintenance.ts';
 import {
   decodeFetchReply,
@@ -228,12 +228,13 @@ export class ChordNode {
     return this.lookupId(keyPosition(key));
   }
 
-  async lookupId(target: string, confirm = true): Promise<LookupOutcome> {
+  async lookupId(target: string, confirm = true, batch?: LookupBatch): Promise<LookupOutcome> {
     this.counters.lookups++;
     const res: LookupResult = await iterativeLookup(this.lookupContext(), target, {
       confirm,
       maxHops: this.init.maxHops,
       alpha: this.init.alpha,
+      batch,
     });
     if (!res.ok) return res;
     const replicas = [res.owner, ...res.succs.filter((s) => s.id !== res.owner.id)].slice(0, this.r);
@@ -281,7 +282,10 @@ export class ChordNode {
 
   /** Fetch a key from its owner, falling back to the replicas; the validator picks among what they return. */
   async get(key: string): Promise<GetResult> {
-    const lr = await this.lookup(key);
+    return this.getFrom(key, await this.lookup(key));
+  }
+
+  private async getFrom(key: string, lr: LookupOutcome): Promise<GetResult> {
     if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason, hops: lr.hops };
     const first = await this.fetchFrom(lr.replicas[0], key);
     if (first) return { ok: true, record: first, value: first.value, hops: lr.hops };
@@ -292,9 +296,20 @@ export class ChordNode {
     return { ok: false, error: 'DHT_NOT_FOUND', reason: key, hops: lr.hops };
   }
 
-  /** Parallel multi-get: every key is looked up and fetched at once. */
+  /**
+   * Several ring positions at once, the lookups sharing their replies (a
+   * node's successor list serves every target it covers, see LookupBatch);
+   * each answer passes the same checks as a single lookup.
+   */
+  lookupMany(targets: readonly string[], confirm = true): Promise<LookupOutcome[]> {
+    const batch = new LookupBatch();
+    return Promise.all(targets.map((t) => this.lookupId(t, confirm, batch)));
+  }
+
+  /** Parallel multi-get: every key is looked up (one shared batch) and fetched at once. */
   async getMany(keys: readonly string[]): Promise<Map<string, GetResult>> {
-    const res = await Promise.all(keys.map((k) => this.get(k)));
+    const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
+    const res = await Promise.all(keys.map((k, i) => this.getFrom(k, lrs[i])));
     return new Map(keys.map((k, i) => [k, res[i]]));
   }
 

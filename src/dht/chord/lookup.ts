@@ -40,7 +40,30 @@ export interface LookupContext {
   neighbors(to: NodeRef): Promise<NeighborsReply | null>;
 }
 
+/**
+ * What the concurrent lookups of one batch (ChordNode.lookupMany) share.
+ * A FIND reply's successor list does not depend on the target, so a reply
+ * got for one key serves every other key it covers: a lookup that finds a
+ * reply from a node X in (best, target) whose successor list reaches past
+ * its target takes X as its next hop without asking X again, exactly as if
+ * it had. FINDs in flight are joined the same way, NEIGHBORS replies, refs
+ * seen and dead nodes are pooled. Every fact still comes from a reply of a
+ * real, bound node during this batch, and each lookup applies the checks
+ * above to it unchanged: pooled refs only add evidence against candidates.
+ */
+export class LookupBatch {
+  readonly replies = new Map<string, FindReply>();
+  readonly finding = new Map<string, Promise<FindReply | null>>();
+  readonly neighbors = new Map<string, Promise<NeighborsReply | null>>();
+  readonly known = new Map<string, NodeRef>();
+  readonly dead = new Set<string>();
+  /** FINDs and NEIGHBORS that one lookup did not send because another's reply served it. */
+  saved = 0;
+}
+
 export interface LookupOptions {
+  /** Share replies with the other lookups of this batch. */
+  batch?: LookupBatch;
   /** Confirm the owner through two sources (default true). Finger repair skips it. */
   confirm?: boolean;
   maxHops?: number;
@@ -108,6 +131,11 @@ class LookupRun {
       this.learn(local.next);
       this.path.push({ id: this.self, reply: local });
     }
+    const shared = this.opts.batch;
+    if (shared) {
+      this.learn([...shared.known.values()]);
+      for (const d of shared.dead) this.dead.add(d);
+    }
     let fresh = this.path.length > 0;
     let failedLast = false;
     for (let guard = 0; guard < this.maxHops * 4; guard++) {
@@ -124,6 +152,16 @@ class LookupRun {
           fresh = true; // candidate dead or refuted: look again in the same reply
           continue;
         }
+      }
+      const hit = shared ? this.coveringReply(shared, best) : undefined;
+      if (hit) {
+        // Another lookup of the batch heard from a node that covers our target: as if we had asked it.
+        this.asked.add(hit.id);
+        this.learn(hit.reply.succs);
+        this.path.push(hit);
+        fresh = true;
+        failedLast = false;
+        continue;
       }
       // One routing round: the closest untried node in (best, target); alpha of them after a failure.
       const cands: NodeRef[] = [];
@@ -153,8 +191,8 @@ class LookupRun {
       this.queries += batch.length;
       const replies =
         batch.length === 1
-          ? [await this.ctx.find(batch[0], target)]
-          : await Promise.all(batch.map((r) => this.ctx.find(r, target)));
+          ? [await this.findShared(batch[0])]
+          : await Promise.all(batch.map((r) => this.findShared(r)));
       let next: { id: string; reply: FindReply } | undefined;
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i];
@@ -177,6 +215,45 @@ class LookupRun {
     return this.fail('hop limit');
   }
 
+  /** A pooled reply from a live node in (best, target) whose successor list names an owner for the target. */
+  private coveringReply(shared: LookupBatch, best: string): { id: string; reply: FindReply } | undefined {
+    let out: { id: string; reply: FindReply } | undefined;
+    for (const [id, reply] of shared.replies) {
+      if (this.asked.has(id) || this.dead.has(id) || this.distrusted.has(id)) continue;
+      if (!inOpen(id, best, this.target)) continue;
+      if (out && !inOpen(id, out.id, this.target)) continue;
+      if (this.ownerFromSuccessors(id, reply.succs)) out = { id, reply };
+    }
+    return out;
+  }
+
+  /** FIND at r; in a batch, a FIND to r already in flight is joined when its reply covers our target. */
+  private async findShared(r: NodeRef): Promise<FindReply | null> {
+    const shared = this.opts.batch;
+    if (!shared) return this.ctx.find(r, this.target);
+    const pending =
+      shared.finding.get(r.id) ??
+      (shared.replies.has(r.id) ? Promise.resolve(shared.replies.get(r.id) ?? null) : undefined);
+    if (pending) {
+      const rep = await pending;
+      if (rep === null || this.ownerFromSuccessors(r.id, rep.succs)) {
+        shared.saved++;
+        this.queries--;
+        return rep;
+      }
+    }
+    const p = this.ctx.find(r, this.target);
+    shared.finding.set(r.id, p);
+    const rep = await p;
+    if (shared.finding.get(r.id) === p) shared.finding.delete(r.id);
+    if (rep) {
+      shared.replies.set(r.id, rep);
+      for (const x of rep.succs) if (x.id !== this.self) shared.known.set(x.id, x);
+      for (const x of rep.next) if (x.id !== this.self) shared.known.set(x.id, x);
+    } else shared.dead.add(r.id);
+    return rep;
+  }
+
   private fail(reason: string): LookupResult {
     return { ok: false, error: 'DHT_LOOKUP_FAILED', reason, hops: this.hops, queries: this.queries };
   }
@@ -188,9 +265,17 @@ class LookupRun {
   private async neighborsOf(r: NodeRef): Promise<NeighborsReply | null> {
     const hit = this.nbCache.get(r.id);
     if (hit !== undefined) return hit;
-    this.queries++;
-    const nb = await this.ctx.neighbors(r);
+    const shared = this.opts.batch;
+    let pending = shared?.neighbors.get(r.id);
+    if (pending && shared) shared.saved++;
+    else {
+      this.queries++;
+      pending = this.ctx.neighbors(r);
+      shared?.neighbors.set(r.id, pending);
+    }
+    const nb = await pending;
     this.nbCache.set(r.id, nb);
+    if (!nb) shared?.dead.add(r.id);
     if (nb) this.learn(nb.succs);
     else this.dead.add(r.id);
     return nb;
