@@ -127,19 +127,22 @@ export function parseHeadPlain(head: string): { start: StartLine; headers: Heade
       if (lf >= 0) return undefined;
       lineEnd = len;
     } else if (lf !== lineEnd + 1 || isWs(head.charCodeAt(lineEnd + 2))) return undefined; // stray LF, or folding
-    let i = pos;
-    while (i < lineEnd) {
-      const c = head.charCodeAt(i);
-      if (c >= 128 || TOKEN_TABLE[c] === 0) break;
-      i++;
-    }
-    if (i === pos) return undefined;
-    const entry = nameEntryAt(head, pos, i);
-    const name = entry === undefined ? head.slice(pos, i) : entry.canonical;
     // header-name HCOLON value: whitespace may surround the colon (RFC 3261 section 25.1).
-    while (i < lineEnd && isWs(head.charCodeAt(i))) i++;
-    if (head.charCodeAt(i) !== 0x3a) return undefined;
-    i++;
+    const colon = head.indexOf(':', pos);
+    if (colon < 0 || colon >= lineEnd) return undefined;
+    let nameEnd = colon;
+    while (nameEnd > pos && isWs(head.charCodeAt(nameEnd - 1))) nameEnd--;
+    if (nameEnd === pos) return undefined;
+    // A known name is made of token characters; any other must be checked.
+    const entry = nameEntryAt(head, pos, nameEnd);
+    if (entry === undefined) {
+      for (let k = pos; k < nameEnd; k++) {
+        const c = head.charCodeAt(k);
+        if (c >= 128 || TOKEN_TABLE[c] === 0) return undefined;
+      }
+    }
+    const name = entry === undefined ? head.slice(pos, nameEnd) : entry.canonical;
+    let i = colon + 1;
     while (i < lineEnd && isWs(head.charCodeAt(i))) i++;
     let e = lineEnd;
     while (e > i && isWs(head.charCodeAt(e - 1))) e--;
