@@ -28,7 +28,7 @@ export class Lingering {
   private readonly clock: Clock;
   private readonly byKey = new Map<string, LingeringTransaction>();
   /** Per duration: the entries in order of expiry, and the index of the first still queued. */
-  private readonly queues = new Map<number, { items: LingeringTransaction[]; head: number }>();
+  private readonly queues = new Map<number, { items: Array<LingeringTransaction | undefined>; head: number }>();
   private timer: Timer | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
 
@@ -76,8 +76,9 @@ export class Lingering {
     let next = Number.POSITIVE_INFINITY;
     for (const q of this.queues.values()) {
       const items = q.items;
-      while (q.head < items.length && items[q.head].until <= now) {
-        const e = items[q.head++];
+      for (let e = items[q.head]; e !== undefined && e.until <= now; e = items[q.head]) {
+        // The slot is cleared at once: an expired entry must not wait for the next compaction to be freed.
+        items[q.head++] = undefined;
         if (this.byKey.get(e.key) === e) this.byKey.delete(e.key);
       }
       if (q.head === items.length) {
@@ -89,7 +90,7 @@ export class Lingering {
           q.items = items.slice(q.head);
           q.head = 0;
         }
-        next = Math.min(next, q.items[q.head].until);
+        next = Math.min(next, (q.items[q.head] as LingeringTransaction).until);
       }
     }
     if (next !== Number.POSITIVE_INFINITY) this.arm(next);
