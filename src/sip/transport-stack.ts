@@ -15,6 +15,7 @@ import {
   type SipTransport,
   stampTopVia,
   type TransportStats,
+  viaDestination,
 } from './transport.ts';
 import { TcpEndpoint } from './transport-tcp.ts';
 import { UdpEndpoint } from './transport-udp.ts';
@@ -178,6 +179,9 @@ export class TransportStack implements SipTransport {
       this.refuse(raw?.kind === 'request' ? raw : msg, source, 'malformed Via');
       return;
     }
+    // Responses to this request go where its stamped top Via says (18.2.2): worked out now, from the Via
+    // already parsed, rather than from the response's copy of it later.
+    if (msg.method !== 'ACK') this.routes.set(source, viaDestination(topVia, source));
     this.handler({ msg, source, topVia });
   }
 

@@ -135,7 +135,11 @@ export function responseDestination(resp: SipResponse, source: Peer): Peer {
   const top = resp.headers.find((h) => h.name === 'Via' || h.name.toLowerCase() === 'via');
   const parsed = top ? parseVia(top.value) : undefined;
   if (!parsed?.ok) return { transport: source.transport, address: source.address, port: source.port };
-  const via = parsed.value;
+  return viaDestination(parsed.value, source);
+}
+
+/** responseDestination from the top Via already parsed (the request's, as stamped by stampTopVia). */
+export function viaDestination(via: Via, source: Peer): Peer {
   const param = (k: string): string | null | undefined => via.params.find(([n]) => n === k)?.[1];
   const transport: TransportName = via.transport === 'TCP' ? 'TCP' : via.transport === 'UDP' ? 'UDP' : source.transport;
   const maddr = param('maddr');
