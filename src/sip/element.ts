@@ -44,7 +44,7 @@ export class IncomingRequest {
   }
 
   /** Called once a final response went out (the element stops tracking the request for CANCEL). */
-  onFinal: () => void = () => {};
+  onFinal: () => void = noop;
 
   /** Build (8.2.6) and send a response; the To tag is the transaction's. Ignored by the transaction once final. */
   respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse {
@@ -162,27 +162,29 @@ export class SipElement {
     if (req.method === 'INVITE') {
       const itx = tx as InviteServerTransaction;
       this.pending.set(itx, inc);
-      const forget = (): void => {
-        this.pending.delete(itx);
-      };
-      inc.onFinal = forget;
-      itx.onTerminated(forget);
+      // Closures on the per-request path are assigned, not declared: the TypeScript loader names declared
+      // ones with a property definition each, which is measurable at thousands of requests per second.
+      inc.onFinal = () => this.pending.delete(itx);
+      itx.onTerminated(inc.onFinal);
     }
-    const fail = (e: unknown): void => {
-      this.stats.handlerErrors++;
-      this.log.warn({ err: (e as Error)?.message, method: req.method }, 'request handler failed');
-      if (!tx.finalSent) inc.respond(500, 'Server Internal Error');
-    };
     if (!this.hooks) {
       inc.respond(503, 'Service Unavailable');
       return;
     }
     try {
       const r = this.hooks.onRequest(inc);
-      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).catch(fail);
+      if (r && typeof (r as Promise<void>).then === 'function')
+        (r as Promise<void>).catch((e: unknown) => this.handlerFailed(inc, e));
     } catch (e) {
-      fail(e);
+      this.handlerFailed(inc, e);
     }
+  }
+
+  /** A request handler threw or rejected: counted, logged, and answered 500 if nothing final went out yet. */
+  private handlerFailed(inc: IncomingRequest, e: unknown): void {
+    this.stats.handlerErrors++;
+    this.log.warn({ err: (e as Error)?.message, method: inc.request.method }, 'request handler failed');
+    if (!inc.transaction.finalSent) inc.respond(500, 'Server Internal Error');
   }
 
   private cancelInvite(invite: InviteServerTransaction): void {
@@ -199,6 +201,8 @@ export class SipElement {
     if (req && !invite.finalSent) invite.respond(buildResponse(req, 487, undefined, { toTag: invite.toTag }));
   }
 }
+
+function noop(): void {}
 
 const POOL_SIZE = 4096;
 let pool = randomBytes(POOL_SIZE);

@@ -7,7 +7,7 @@ import type { TransactionDeps } from './transaction-base.ts';
 import type { TimerValues } from './timers.ts';
 import { type ClientEvents, InviteClientTransaction } from './transaction-client-invite.ts';
 import { NonInviteClientTransaction } from './transaction-client-non-invite.ts';
-import { InviteServerTransaction } from './transaction-server-invite.ts';
+import { type InviteServerEvents, InviteServerTransaction } from './transaction-server-invite.ts';
 import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
 import type { InboundMessage, Peer, SipTransport } from './transport.ts';
 import { Lingering } from './transaction-lingering.ts';
@@ -199,8 +199,13 @@ export class TransactionLayer {
       clock: this.clock,
       reliable: source.transport === 'TCP',
       timers: this.timers,
-      send: (m: SipMessage) => this.transport.sendResponse(m as SipResponse, source, () => tx.transportError()),
+      send,
     };
+    // Assigned rather than written in the literal, so the loader does not name a closure per transaction.
+    deps.send = (m: SipMessage) => this.transport.sendResponse(m as SipResponse, source, () => tx.transportError());
+    // Timer H of an INVITE server transaction tells the TU (17.2.1).
+    const events: InviteServerEvents = {};
+    events.onTimeout = () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction);
     // Completed and Confirmed server transactions are kept as their response bytes alone when the transport can
     // give them (RFC 2543-style keys keep the full transaction: their ACK matching needs its To tag).
     const transport = this.transport;
@@ -214,9 +219,7 @@ export class TransactionLayer {
     }
     const tx: ServerTransaction =
       req.method === 'INVITE'
-        ? new InviteServerTransaction(key, req, deps, {
-            onTimeout: () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction),
-          })
+        ? new InviteServerTransaction(key, req, deps, events)
         : new NonInviteServerTransaction(key, req, deps);
     tx.toTag = this.newTag();
     this.server.set(key, tx);
@@ -255,6 +258,9 @@ export class TransactionLayer {
     else this.log.debug({ status: invite.lastStatus }, 'CANCEL after final response: no effect');
   }
 }
+
+/** Placeholder sender of a transaction's deps until the real one is assigned. */
+function send(): void {}
 
 /** 17.2.3 (RFC 2543 rule): the ACK's To tag must match the To tag of the response sent by the transaction. */
 function ackMatches(ack: SipRequest, tx: ServerTransaction): boolean {

@@ -147,11 +147,9 @@ export class TransportStack implements SipTransport {
 
   private sendBytes(buf: Buffer, to: Peer, onError?: SendErrorHandler): void {
     this.stats.sent++;
-    const cb = (err: Error | null): void => {
-      if (err) this.sendFailed(err, onError);
-    };
-    if (to.transport === 'TCP') this.tcp.send(buf, to.address, to.port, to.connId, cb);
-    else this.udp.send(buf, to.address, to.port, cb);
+    if (to.transport === 'TCP')
+      this.tcp.send(buf, to.address, to.port, to.connId, (err) => err && this.sendFailed(err, onError));
+    else this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
   }
 
   private sendFailed(err: Error, onError?: SendErrorHandler): void {

@@ -138,14 +138,18 @@ export function responseDestination(resp: SipResponse, source: Peer): Peer {
   return viaDestination(parsed.value, source);
 }
 
+function paramValue(via: Via, k: string): string | null | undefined {
+  for (const [n, v] of via.params) if (n === k) return v;
+  return undefined;
+}
+
 /** responseDestination from the top Via already parsed (the request's, as stamped by stampTopVia). */
 export function viaDestination(via: Via, source: Peer): Peer {
-  const param = (k: string): string | null | undefined => via.params.find(([n]) => n === k)?.[1];
   const transport: TransportName = via.transport === 'TCP' ? 'TCP' : via.transport === 'UDP' ? 'UDP' : source.transport;
-  const maddr = param('maddr');
+  const maddr = paramValue(via, 'maddr');
   if (maddr) return { transport, address: plainHost(maddr), port: via.port ?? 5060 };
-  const received = param('received');
-  const rport = param('rport');
+  const received = paramValue(via, 'received');
+  const rport = paramValue(via, 'rport');
   const rportNum = rport ? Number(rport) : Number.NaN;
   const port = Number.isInteger(rportNum) && rportNum > 0 && rportNum < 65536 ? rportNum : (via.port ?? 5060);
   if (received) return { transport, address: plainHost(received), port };
