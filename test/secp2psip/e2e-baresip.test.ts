@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, haveBinary } from '../sip/e2e-helpers.ts';
+import { haveBinary } from '../sip/e2e-helpers.ts';
+import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -17,31 +15,13 @@ import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, sta
  */
 const skip = haveBinary('baresip') ? false : 'baresip is not installed';
 
-interface Phone {
-  user: string;
-  sipPort: number;
-  ctrlPort: number;
-  proc: ChildProcess;
-  out: () => string;
-}
-
-/** baresip listens for SIP on UDP/TCP at P and for SIP over TLS at P+1: both must be free. */
-async function freePortPair(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer()
-        .once('error', () => resolve(false))
-        .listen(p + 1, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (ok) return p;
-  }
-}
-
 async function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
   // A port taken between the check and baresip's bind makes it exit at once: try again with other ports.
   for (let attempt = 1; ; attempt++) {
-    const phone = await launchPhone(base, user, adapter.sipPort, outboundProxy);
+    const phone = await startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
+      outboundProxy: outboundProxy ? `sip:127.0.0.1:${adapter.sipPort}` : undefined,
+      localTimeoutS: 30,
+    });
     const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
     await eventually(
       `${user} registration`,
@@ -54,52 +34,7 @@ async function startPhone(base: string, user: string, adapter: AdapterProc, outb
   }
 }
 
-async function launchPhone(base: string, user: string, adapterPort: number, outboundProxy: boolean): Promise<Phone> {
-  const sipPort = await freePortPair();
-  const ctrlPort = await freePort();
-  const dir = join(base, user);
-  mkdirSync(dir, { recursive: true });
-  const config = [
-    'poll_method epoll',
-    `sip_listen 127.0.0.1:${sipPort}`,
-    'call_local_timeout 30',
-    `audio_player aubridge,${user}`,
-    `audio_source aubridge,${user}`,
-    `audio_alert aubridge,${user}`,
-    'module_path /usr/lib/baresip/modules',
-    'module g711.so',
-    'module aubridge.so',
-    'module account.so',
-    'module_app menu.so',
-    'module_app ctrl_tcp.so',
-    `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
-    '',
-  ].join('\n');
-  writeFileSync(join(dir, 'config'), config);
-  const proxy = outboundProxy ? `;outbound="sip:127.0.0.1:${adapterPort}"` : '';
-  writeFileSync(join(dir, 'accounts'), `<sip:${user}@127.0.0.1:${adapterPort}>${proxy};regint=60;answermode=auto\n`);
-  const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const phone = { user, sipPort, ctrlPort, proc, out: () => out };
-  await eventually(
-    `${user} registration`,
-    () => new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`).test(out),
-    40_000,
-    () => out,
-  );
-  return phone;
-}
-
-async function dial(phone: Phone, uri: string): Promise<void> {
-  const s = connect(phone.ctrlPort, '127.0.0.1');
-  await once(s, 'connect');
-  const json = JSON.stringify({ command: 'dial', params: uri, token: 't1' });
-  s.write(`${Buffer.byteLength(json)}:${json},`);
-  await once(s, 'data');
-  s.destroy();
-}
+const dial = (phone: Phone, uri: string) => phoneCommand(phone, 'dial', uri);
 
 const established = (p: Phone) => () => /Call established/.test(p.out());
 

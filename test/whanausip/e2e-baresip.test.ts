@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.ts';
 import { freePort, haveBinary } from '../sip/e2e-helpers.ts';
-import { type Phone, phoneCommand, startPhone, waitForPhone } from './baresip.ts';
+import { type Phone, phoneCommand, startPhone, waitForPhone } from '../support/baresip.ts';
 import { type CliProcess, startCli, stopCli } from './cli-process.ts';
 import { sipRequest } from './sip-probe.ts';
 

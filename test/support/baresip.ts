@@ -19,8 +19,18 @@ export interface Phone {
   out: () => string;
 }
 
-/** Start a phone whose account is `aor` (e.g. `sip:<hash>@127.0.0.1:5060`), registering there, auto-answering. */
-export async function startPhone(base: string, name: string, aor: string): Promise<Phone> {
+export interface PhoneOptions {
+  /** Send every request, the redirected INVITE included, through this proxy (e.g. `sip:127.0.0.1:5060`). */
+  outboundProxy?: string;
+  /** Seconds an unanswered outgoing call may ring. */
+  localTimeoutS?: number;
+}
+
+/**
+ * Start a phone whose account is `aor` (e.g. `sip:<hash>@127.0.0.1:5060`), registering there, auto-answering.
+ * Without an outbound proxy the phone follows a 302 straight to the contact.
+ */
+export async function startPhone(base: string, name: string, aor: string, opts: PhoneOptions = {}): Promise<Phone> {
   const sipPort = await freePort();
   const ctrlPort = await freePort();
   const dir = join(base, name);
@@ -28,7 +38,7 @@ export async function startPhone(base: string, name: string, aor: string): Promi
   const config = [
     'poll_method epoll',
     `sip_listen 127.0.0.1:${sipPort}`,
-    'call_local_timeout 20',
+    `call_local_timeout ${opts.localTimeoutS ?? 20}`,
     `audio_player aubridge,${name}`,
     `audio_source aubridge,${name}`,
     `audio_alert aubridge,${name}`,
@@ -42,8 +52,8 @@ export async function startPhone(base: string, name: string, aor: string): Promi
     '',
   ].join('\n');
   writeFileSync(join(dir, 'config'), config);
-  // No outbound proxy: the phone registers with the AOR's host and follows a 302 straight to the contact.
-  writeFileSync(join(dir, 'accounts'), `<${aor}>;regint=60;answermode=auto\n`);
+  const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
+  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy};regint=60;answermode=auto\n`);
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
