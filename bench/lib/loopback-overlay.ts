@@ -56,6 +56,9 @@ export class LoopbackOverlay {
       mode: opts.mode,
       rebuild: opts.rebuild,
       stabilizeMs: this.stabilizeMs,
+      // The seed's measurement: every call looks the callee up through the ring and rebuilds its key,
+      // so the adapter's reuse of recently verified users is off here.
+      cacheMs: 0,
     });
     this.adapters.push(a);
     return a;
