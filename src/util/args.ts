@@ -85,3 +85,27 @@ export function parseHostPort(value: string, what: string): HostPort {
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
+
+/** The value of a string option that must be given, or a one-line error naming it. */
+export function requiredOption(args: ParsedArgs, name: string): string {
+  const v = args[name];
+  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
+  return v;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** `--log-level` checked against pino's levels. */
+export function logLevelOption(args: ParsedArgs, name = 'log-level'): string {
+  const level = String(args[name]);
+  if (!LOG_LEVELS.includes(level))
+    throw new OverlayError('BAD_ARGUMENT', `--${name} must be one of ${LOG_LEVELS.join(', ')}, got '${level}'`);
+  return level;
+}
+
+/** A command's usage line followed by one line per option with its help text. */
+export function optionsUsage(head: string, spec: Record<string, OptionSpec>, pad: number): string {
+  const lines = [head, ''];
+  for (const [name, s] of Object.entries(spec)) lines.push(`  --${name.padEnd(pad)} ${s.help}`);
+  return lines.join('\n');
+}

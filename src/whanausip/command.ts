@@ -5,13 +5,19 @@
  * on stderr, and a clean exit on SIGINT/SIGTERM.
  */
 import { defaultParams, type WhanauParams } from '../dht/whanau/params.ts';
-import { type OptionSpec, intOption, parseArgs, parseHostPort } from '../util/args.ts';
+import {
+  intOption,
+  logLevelOption,
+  type OptionSpec,
+  optionsUsage,
+  parseArgs,
+  parseHostPort,
+  requiredOption,
+} from '../util/args.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
 import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
-
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   sip: { type: 'string', help: 'SIP listen host:port, UDP and TCP (port 0 = any free port)' },
@@ -28,17 +34,12 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-function usage(role: WhanauSipRole): string {
-  const lines = [`usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]`, ''];
-  for (const [name, s] of Object.entries(WHANAUSIP_SPEC)) lines.push(`  --${name.padEnd(16)} ${s.help}`);
-  return lines.join('\n');
-}
-
-function required(args: Record<string, unknown>, name: string): string {
-  const v = args[name];
-  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
-  return v;
-}
+const usage = (role: WhanauSipRole) =>
+  optionsUsage(
+    `usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]`,
+    WHANAUSIP_SPEC,
+    16,
+  );
 
 export interface WhanauSipConfig {
   sip: { host: string; port: number };
@@ -55,9 +56,9 @@ export interface WhanauSipConfig {
 export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' {
   const args = parseArgs(argv, WHANAUSIP_SPEC);
   if (args.help) return 'help';
-  const sip = parseHostPort(required(args, 'sip'), '--sip');
-  const dht = parseHostPort(required(args, 'dht'), '--dht');
-  const dataDir = required(args, 'data');
+  const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
+  const dht = parseHostPort(requiredOption(args, 'dht'), '--dht');
+  const dataDir = requiredOption(args, 'data');
   const peers = (args.peer as string[]).map((s) => {
     const p = parsePeerSpec(s);
     if (!p.ok) throw new OverlayError('BAD_ARGUMENT', `--peer: ${p.error}`);
@@ -80,9 +81,7 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' {
     const a = parseHostPort(String(args.advertise), '--advertise');
     advertise = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
   }
-  const logLevel = String(args['log-level']);
-  if (!LEVELS.includes(logLevel))
-    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${logLevel}'`);
+  const logLevel = logLevelOption(args);
   let params: Readonly<WhanauParams>;
   try {
     params = defaultParams(n, overrides);

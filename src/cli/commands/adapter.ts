@@ -3,7 +3,7 @@ import { bootstrapSpecOf, parseBootstrapSpec, resolveBootstrap } from '../../sec
 import type { SecurityMode } from '../../secp2psip/call-flow.ts';
 import { fetchPeerKey, startAdapterDaemon } from '../../secp2psip/daemon.ts';
 import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
-import { intOption, parseArgs, parseHostPort } from '../../util/args.ts';
+import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort, requiredOption } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -29,19 +29,8 @@ const SPEC = {
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function usage(): string {
-  const lines = ['usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]', ''];
-  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(12)} ${s.help}`);
-  return lines.join('\n');
-}
-
-function required(args: Record<string, unknown>, name: string): string {
-  const v = args[name];
-  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
-  return v;
-}
+const usage = () =>
+  optionsUsage('usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]', SPEC, 12);
 
 /** `secp2psip adapter`: seed 000's adapter for one phone (or several); runs until SIGINT/SIGTERM. */
 export async function run(argv: string[]): Promise<number> {
@@ -50,10 +39,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const sip = parseHostPort(required(args, 'sip'), '--sip');
-  const spec = parseBootstrapSpec(required(args, 'bootstrap'));
+  const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
+  const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
-  const dataDir = required(args, 'data');
+  const dataDir = requiredOption(args, 'data');
   const rpc = args.rpc === undefined ? undefined : parseHostPort(String(args.rpc), '--rpc');
   const mode = String(args.mode);
   if (mode !== 'signed' && mode !== 'protected')
@@ -63,9 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
-  const level = String(args['log-level']);
-  if (!LEVELS.includes(level))
-    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
+  const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'adapter' });
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });

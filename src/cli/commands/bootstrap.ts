@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { bootstrapSpecOf, parseBootstrapSpec } from '../../secp2psip/bootstrap-spec.ts';
 import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
 import type { BootstrapInfo } from '../../secp2psip/messages.ts';
-import { intOption, parseArgs, parseHostPort } from '../../util/args.ts';
+import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort, requiredOption } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -19,19 +19,7 @@ const SPEC = {
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function usage(): string {
-  const lines = ['usage: secp2psip bootstrap --listen <host:port> --data <dir> [options]', ''];
-  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(12)} ${s.help}`);
-  return lines.join('\n');
-}
-
-function required(args: Record<string, unknown>, name: string): string {
-  const v = args[name];
-  if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
-  return v;
-}
+const usage = () => optionsUsage('usage: secp2psip bootstrap --listen <host:port> --data <dir> [options]', SPEC, 12);
 
 /** PEM bundle -> one PEM string per certificate. */
 function readCaBundle(path: string): string[] {
@@ -57,8 +45,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const listen = parseHostPort(required(args, 'listen'), '--listen');
-  const dataDir = required(args, 'data');
+  const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
+  const dataDir = requiredOption(args, 'data');
   const k = intOption(args, 'k', 1, 255);
   const n = intOption(args, 'n', 1, 255);
   if (k > n) throw new OverlayError('BAD_ARGUMENT', `--k must not exceed --n (${k} > ${n})`);
@@ -69,9 +57,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!s.value.key) throw new OverlayError('BAD_ARGUMENT', `--peer needs the peer's key: <64-hex key>@host:port`);
     return { addr: s.value.addr, key: s.value.key };
   });
-  const level = String(args['log-level']);
-  if (!LEVELS.includes(level))
-    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
+  const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'bootstrap' });
 
   let running: Awaited<ReturnType<typeof startBootstrapDaemon>>;

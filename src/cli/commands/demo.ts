@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FlowEvent, SecurityMode } from '../../secp2psip/call-flow.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
 import { LocalOverlay, summarizeCalls } from '../../secp2psip/local-overlay.ts';
-import { intOption, parseArgs } from '../../util/args.ts';
+import { intOption, optionsUsage, parseArgs } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { percentile } from '../../util/stats.ts';
@@ -23,11 +23,7 @@ const SPEC = {
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
-function usage(): string {
-  const lines = ['usage: secp2psip demo [options]', ''];
-  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(12)} ${s.help}`);
-  return lines.join('\n');
-}
+const usage = () => optionsUsage('usage: secp2psip demo [options]', SPEC, 12);
 
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
 

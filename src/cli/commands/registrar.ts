@@ -2,7 +2,7 @@ import { Registrar } from '../../sip/registrar.ts';
 import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
-import { intOption, parseArgs, parseHostPort } from '../../util/args.ts';
+import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort } from '../../util/args.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -17,13 +17,7 @@ const SPEC = {
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function usage(): string {
-  const lines = ['usage: secp2psip registrar [options]', ''];
-  for (const [name, s] of Object.entries(SPEC)) lines.push(`  --${name.padEnd(14)} ${s.help}`);
-  return lines.join('\n');
-}
+const usage = () => optionsUsage('usage: secp2psip registrar [options]', SPEC, 14);
 
 /** `secp2psip registrar`: RFC 3261 registrar and redirect server on UDP and TCP, until SIGINT/SIGTERM. */
 export async function run(argv: string[]): Promise<number> {
@@ -36,9 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   const minExpires = intOption(args, 'min-expires', 0, 2 ** 31);
   const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
-  const level = String(args['log-level']);
-  if (!LEVELS.includes(level))
-    throw new OverlayError('BAD_ARGUMENT', `--log-level must be one of ${LEVELS.join(', ')}, got '${level}'`);
+  const level = logLevelOption(args);
 
   const log = createLogger({ level }).child({ component: 'registrar' });
   const clock = new SystemClock();
