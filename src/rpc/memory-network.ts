@@ -12,6 +12,7 @@ import {
   type RpcEndpoint,
   type RpcStats,
 } from './types.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 /**
  * In-memory network of RpcEndpoints on a simulated clock. Every message costs
@@ -76,7 +77,7 @@ export class MemoryNetwork {
   endpoint(ref: NodeRef): RpcEndpoint {
     const existing = this.nodes.get(ref.addr);
     if (existing && !existing.closed) {
-      if (!sameKey(existing.self.key, ref.key))
+      if (!bytesEqual(existing.self.key, ref.key))
         throw new OverlayError('BAD_CONFIG', `address ${ref.addr} already used by another key`);
       return existing;
     }
@@ -320,7 +321,7 @@ class Call {
       this.fail('RPC_UNREACHABLE', `no node at ${this.to.addr}`, net.clock.now() + d1);
       return;
     }
-    if (!sameKey(target.self.key, this.to.key)) {
+    if (!bytesEqual(target.self.key, this.to.key)) {
       this.fail('RPC_PEER_KEY_MISMATCH', this.to.addr, net.clock.now() + d1);
       return;
     }
@@ -369,12 +370,6 @@ class Call {
 
 function linkKey(a: string, b: string): string {
   return a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
-}
-
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Let every queued promise continuation run. */

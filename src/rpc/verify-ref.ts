@@ -10,14 +10,11 @@ import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import type { VerifyKey } from '../identity/verify.ts';
 import type { Clock } from '../util/clock.ts';
 import type { NodeRef } from './types.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 /** The id is derived from the key. */
 export function defaultVerifyRef(ref: NodeRef): boolean {
   return ref.id === nodeIdFromKey(ref.key);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 /**
@@ -29,6 +26,6 @@ export function admissionVerifyRef(issuerKey: VerifyKey, clock: Clock): (ref: No
     if (defaultVerifyRef(ref)) return true;
     if (ref.admission === undefined) return false;
     const a = verifyAdmission(ref.admission, issuerKey, clock.wallNow());
-    return a.ok && a.value.nodeId === ref.id && sameBytes(a.value.nodeKey, ref.key);
+    return a.ok && a.value.nodeId === ref.id && bytesEqual(a.value.nodeKey, ref.key);
   };
 }

@@ -43,6 +43,7 @@ import {
 import { authorityFor } from './name-authority.ts';
 import type { Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 /** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
 export const SECP2PSIP_METHOD = 'secp2psip';
@@ -99,7 +100,7 @@ export class BootstrapServer {
     if (!(Number.isInteger(this.k) && Number.isInteger(this.n) && this.k >= 1 && this.n >= this.k && this.n <= 255))
       throw new OverlayError('BAD_CONFIG', 'need 1 <= k <= n <= 255');
     this.bootstraps = init.bootstraps ?? [{ addr: c.endpoint.self.addr, key: c.identity.bundle.sig }];
-    if (!this.bootstraps.some((b) => sameKey(b.key, c.identity.bundle.sig)))
+    if (!this.bootstraps.some((b) => bytesEqual(b.key, c.identity.bundle.sig)))
       throw new OverlayError('BAD_CONFIG', 'the bootstrap set must include this bootstrap');
     this.caBundle = init.caBundle;
     this.replay = new ReplayCache({ clock: this.clock, windowMs: init.windowMs ?? 30_000 });
@@ -191,16 +192,16 @@ export class BootstrapServer {
   }
 
   private isPeerBootstrap(key: Uint8Array): boolean {
-    return !sameKey(key, this.identity.bundle.sig) && this.bootstraps.some((b) => sameKey(b.key, key));
+    return !bytesEqual(key, this.identity.bundle.sig) && this.bootstraps.some((b) => bytesEqual(b.key, key));
   }
 
   private async register(m: RegisterMsg, raw: Uint8Array, caller: Caller): Promise<Uint8Array> {
     const fromPeer = this.isPeerBootstrap(caller.key);
     // Only the adapter itself may register through its node key (a peer bootstrap forwards what it checked).
-    if (!fromPeer && !sameKey(caller.key, m.node.key))
+    if (!fromPeer && !bytesEqual(caller.key, m.node.key))
       throw new OverlayError('RPC_REFUSED', 'REGISTER must come from the node key it names');
     const authority = authorityFor(m.name, this.bootstraps);
-    if (!sameKey(authority.key, this.identity.bundle.sig)) {
+    if (!bytesEqual(authority.key, this.identity.bundle.sig)) {
       if (fromPeer) throw new OverlayError('BAD_CONFIG', 'bootstraps disagree on the name authority');
       this.stats.forwarded++;
       const to: NodeRef = { id: nodeIdFromKey(authority.key), addr: authority.addr, key: authority.key };
@@ -227,7 +228,7 @@ export class BootstrapServer {
     const loc = m.location;
     if (
       loc.name !== m.name ||
-      !sameKey(loc.nodeKey, m.node.key) ||
+      !bytesEqual(loc.nodeKey, m.node.key) ||
       loc.nodeAddr !== m.node.addr ||
       loc.sipAddr !== m.ip ||
       !key.verify(DOMAIN.location, locationTbs(loc), loc.sig)
@@ -240,7 +241,7 @@ export class BootstrapServer {
           now,
         )
       : undefined;
-    if (!admitted || !sameKey(admitted.nodeKey, loc.nodeKey) || !loc.admission)
+    if (!admitted || !bytesEqual(admitted.nodeKey, loc.nodeKey) || !loc.admission)
       throw new OverlayError('IDENTITY_BAD_CERTIFICATE', 'adapter node is not admitted');
     // Freshness last: junk must not spend the replay cache.
     const fresh = this.replay.check(m.nonce, m.ts, `register:${m.name}`);
@@ -331,7 +332,7 @@ export class BootstrapServer {
       const l = e.location ? decodeLocation(e.location) : undefined;
       if (!l?.ok || !l.value.admission) continue;
       const a = admittedNode(l.value.admission, bootstrapKeys, wallNow);
-      if (a && sameKey(a.nodeKey, l.value.nodeKey) && !out.some((r) => r.id === a.nodeId))
+      if (a && bytesEqual(a.nodeKey, l.value.nodeKey) && !out.some((r) => r.id === a.nodeId))
         out.push({ id: a.nodeId, addr: l.value.nodeAddr, key: l.value.nodeKey, admission: l.value.admission });
     }
     return out;
@@ -342,7 +343,7 @@ export class BootstrapServer {
     let done = 0;
     for (const e of this.registry.all()) {
       if (!e.pieces || !e.location || e.pieces.length !== this.n) continue;
-      if (!sameKey(authorityFor(e.name, this.bootstraps).key, this.identity.bundle.sig)) continue;
+      if (!bytesEqual(authorityFor(e.name, this.bootstraps).key, this.identity.bundle.sig)) continue;
       try {
         await this.publish(e.name, e.pieces, e.location);
         done++;
@@ -360,10 +361,6 @@ function bundleOf(e: RegistryEntry) {
 
 function certNamesUser(subject: string, name: string): boolean {
   return subject.split(/,\s*/).some((rdn) => rdn === `CN=${name}` || rdn.startsWith(`CN=${name}@`));
-}
-
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
 }
 
 export type { SecP2PSipMessage };

@@ -4,9 +4,11 @@
  * the user signed. Also the ring ids the bootstrap has assigned to node keys,
  * so an adapter that comes back keeps its place. SQLite, survives restarts.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
+import { bytesEqual } from '../util/bytes.ts';
+import { openDatabase } from '../util/sqlite.ts';
 
 export interface RegistryEntry extends UserKeyBundle {
   /** Last registration seen (ms since epoch). */
@@ -51,18 +53,12 @@ function toEntry(r: UserRow): RegistryEntry {
   return e;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a).equals(Buffer.from(b));
-}
-
 export class Registry {
   private readonly db: Database.Database;
 
   /** `path` is a file, or ':memory:' for tests. */
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    this.db = openDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS users (
         name TEXT PRIMARY KEY,
@@ -100,7 +96,7 @@ export class Registry {
     const tx = this.db.transaction((): ClaimOutcome => {
       const cur = this.get(name);
       if (cur) {
-        if (!sameBytes(cur.signKey, keys.signKey) || !sameBytes(cur.sealKey, keys.sealKey))
+        if (!bytesEqual(cur.signKey, keys.signKey) || !bytesEqual(cur.sealKey, keys.sealKey))
           return { outcome: 'taken', entry: cur };
         this.db.prepare('UPDATE users SET updated_at = ? WHERE name = ?').run(now, name);
         return { outcome: 'same', entry: { ...cur, updatedAt: now } };

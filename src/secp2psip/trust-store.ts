@@ -4,8 +4,9 @@
  * the bootstrap shows the name was re-registered after we first trusted it
  * (`accept` is then called by the adapter with the newer bundle).
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { UserKeyBundle } from './messages.ts';
+import { openDatabase } from '../util/sqlite.ts';
 
 export type TrustVerdict = 'new' | 'match' | 'mismatch';
 
@@ -36,9 +37,7 @@ export class TrustStore {
   private readonly upsertRow: Database.Statement;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    this.db = openDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS trusted (
         name TEXT PRIMARY KEY,

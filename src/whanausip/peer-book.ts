@@ -6,9 +6,10 @@
  * itself is learned from the first TLS handshake whose certificate hashes to
  * the pinned value, and kept so later connections pin it directly.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { parseAddr } from '../rpc/tls-endpoint.ts';
 import { fail, ok, OverlayError, type Result } from '../util/errors.ts';
+import { openDatabase } from '../util/sqlite.ts';
 
 export interface PeerSpec {
   /** SHA-1 of the peer's Ed25519 key, 40 lowercase hex. */
@@ -52,9 +53,7 @@ export class PeerBook {
 
   /** `:memory:` keeps the book for this process only. */
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    this.db = openDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS peers (
         hash TEXT PRIMARY KEY,

@@ -22,6 +22,7 @@ import {
   type NeighborsReply,
 } from './messages.ts';
 import { FingerTable, SuccessorList } from './routing-table.ts';
+import { bytesEqual } from '../../util/bytes.ts';
 
 export interface ChordComponents {
   endpoint: RpcEndpoint;
@@ -71,7 +72,7 @@ export function idBoundToKey(ref: NodeRef): boolean {
   if (!(k instanceof Uint8Array) || k.length !== 32) return false;
   // A pure function of (id, key): one process-wide cache serves every node.
   const seen = boundById.get(ref.id);
-  if (seen !== undefined && (seen === k || sameBytes(seen, k))) return true;
+  if (seen !== undefined && (seen === k || bytesEqual(seen, k))) return true;
   if (nodeIdFromKey(k) !== ref.id) return false;
   if (boundById.size >= 500_000) boundById.clear();
   boundById.set(ref.id, k);
@@ -317,7 +318,7 @@ export class ChordNode {
   verify(ref: NodeRef): boolean {
     if (this.verifyPolicy === idBoundToKey) return idBoundToKey(ref);
     const hit = this.verified.get(ref.id);
-    if (hit && sameBytes(hit, ref.key)) return true;
+    if (hit && bytesEqual(hit, ref.key)) return true;
     if (!this.verifyPolicy(ref)) return false;
     if (this.verified.size > 4096) this.verified.clear();
     this.verified.set(ref.id, ref.key);
@@ -458,11 +459,4 @@ export class ChordNode {
     this.timer?.cancel();
     this.timer = undefined;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -11,6 +11,7 @@ import {
   decodeStoreRequest,
   METHOD,
 } from './messages.ts';
+import { bytesEqual } from '../../util/bytes.ts';
 
 /**
  * Answers to the Chord RPCs, one function per method. Bad input is refused
@@ -51,7 +52,7 @@ function malformed(node: ChordNode, why: string): never {
 function callerRef(node: ChordNode, payload: Payload, caller: Caller): NodeRef | null {
   const from = (payload as { from?: unknown } | null)?.from;
   const ref = from !== undefined ? decodeRef(from) : (caller.ref ?? null);
-  if (!ref || !sameKey(ref.key, caller.key) || !node.verify(ref)) {
+  if (!ref || !bytesEqual(ref.key, caller.key) || !node.verify(ref)) {
     node.counters.refusedRefs++;
     return null;
   }
@@ -110,10 +111,4 @@ function leave(node: ChordNode, payload: Payload, caller: Caller): Payload {
     req.succs.filter((s) => node.verify(s)),
   );
   return {};
-}
-
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
