@@ -75,6 +75,42 @@ export async function createNodeCertificate(
   };
 }
 
+/** What a certificate says, read once: its node key, validity period, and whether it signed itself. */
+interface CertificateFacts {
+  key: Uint8Array;
+  from: number;
+  to: number;
+  selfSigned: boolean;
+}
+
+/**
+ * Certificates already read, by SHA-256 fingerprint of their DER (collision
+ * resistant, so the same fingerprint is the same certificate). Reading the key
+ * out and checking the self-signature cost about 0.5 ms per handshake side,
+ * more than our share of the TLS handshake itself; a node meets the same
+ * peers' certificates again and again. Bounded: cleared when full.
+ */
+const readCertificates = new Map<string, CertificateFacts>();
+const MAX_READ_CERTIFICATES = 20_000;
+
+function certificateFacts(cert: X509Certificate): Result<CertificateFacts> {
+  const fp = cert.fingerprint256;
+  const known = readCertificates.get(fp);
+  if (known) return ok(known);
+  const publicKey = cert.publicKey;
+  const key = rawEd25519PublicKey(publicKey);
+  if (!key.ok) return key;
+  const facts: CertificateFacts = {
+    key: key.value,
+    from: Date.parse(cert.validFrom),
+    to: Date.parse(cert.validTo),
+    selfSigned: cert.verify(publicKey),
+  };
+  if (readCertificates.size >= MAX_READ_CERTIFICATES) readCertificates.clear();
+  readCertificates.set(fp, facts);
+  return ok(facts);
+}
+
 /**
  * Check a peer's certificate and return the node key it carries. The
  * certificate must be self-consistent: signed by its own key, or by one of the
@@ -87,13 +123,12 @@ export function verifyNodeCertificate(
 ): Result<Uint8Array> {
   if (!cert) return fail('no certificate');
   try {
-    const key = rawEd25519PublicKey(cert.publicKey);
-    if (!key.ok) return key;
-    const from = Date.parse(cert.validFrom);
-    const to = Date.parse(cert.validTo);
+    const facts = certificateFacts(cert);
+    if (!facts.ok) return facts;
+    const { key, from, to } = facts.value;
     if (!(from <= nowMs && nowMs <= to)) return fail('certificate outside its validity period');
-    if (cert.verify(cert.publicKey)) return key;
-    for (const issuer of issuers) if (cert.verify(issuer)) return key;
+    if (facts.value.selfSigned) return ok(key);
+    for (const issuer of issuers) if (cert.verify(issuer)) return ok(key);
     return fail('certificate signature does not verify');
   } catch (e) {
     return fail(`certificate unreadable: ${(e as Error).message}`);
