@@ -21,13 +21,15 @@ import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
 import { parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
-import { ERRORS, isOverlayError } from '../util/errors.ts';
+import { ERRORS, type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { placeCall } from './call-flow.ts';
 import { NAME_RE } from './messages.ts';
 
 export const ADAPTER_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
+/** Failures that say nothing about the user: the bootstrap or the ring may answer later. */
+const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
 /** How long a verified contact may be used as a proxy target (ms). */
 const VERIFIED_TTL_MS = 10 * 60_000;
 
@@ -66,6 +68,46 @@ export class Adapter {
       onRequest: (inc) => this.onRequest(inc),
       onAck: (req, source) => this.forwardAck(req, source),
     });
+  }
+
+  /**
+   * After a restart: the users whose phones have bindings the registrar got
+   * back from its store are registered with the bootstrap again (their keys
+   * are on disk), so calls reach them before their phones refresh. A user the
+   * bootstrap refuses keeps no bindings; one it cannot reach now keeps them
+   * and is retried on the phone's next REGISTER.
+   */
+  async restoreUsers(): Promise<{ users: number; failed: number }> {
+    const names = new Map<string, string[]>();
+    for (const aor of this.registrar.addressesOfRecord()) {
+      const u = parseRequestUri(aor);
+      const name = u.ok ? (u.value.user ?? '') : '';
+      if (!NAME_RE.test(name)) {
+        this.log.warn({ aor }, 'restored binding is not for a usable user name; dropped');
+        this.registrar.removeAor(aor);
+        continue;
+      }
+      names.set(name, [...(names.get(name) ?? []), aor]);
+    }
+    let failed = 0;
+    await Promise.all(
+      [...names].map(async ([name, aors]) => {
+        this.aors.set(name, aors[aors.length - 1]);
+        try {
+          await this.node.ensureUser(name);
+        } catch (e) {
+          failed++;
+          const reason = isOverlayError(e) ? e.message : (e as Error).message;
+          const transient = isOverlayError(e) && TRANSIENT.has(e.code);
+          this.log.warn({ user: name, reason, kept: transient }, 'restored user not registered with the bootstrap');
+          if (!transient) {
+            for (const aor of aors) this.registrar.removeAor(aor);
+            this.aors.delete(name);
+          }
+        }
+      }),
+    );
+    return { users: names.size - failed, failed };
   }
 
   /** Contact header values of the user's registered phone(s). */

@@ -3,7 +3,8 @@
  * pinned keys between ring members, UDP+TCP SIP towards the phone. Used by
  * the `bootstrap`, `adapter` and `demo` commands, the end-to-end tests and the
  * benchmark. State lives under the data directory: `node/identity.pem`
- * (0600), `registry.sqlite` or `trust.sqlite`, `users/<name>.pem` (0600).
+ * (0600), `registry.sqlite` or `trust.sqlite` and `bindings.sqlite` (the
+ * phones' registrations), `users/<name>.pem` (0600).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +16,8 @@ import { defaultVerifyRef, TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { SipElement } from '../sip/element.ts';
-import { Registrar } from '../sip/registrar.ts';
+import { Registrar, type StoredBinding } from '../sip/registrar.ts';
+import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { type Clock, SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -271,8 +273,15 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     },
   );
   await joinRing(ring, admittedMsg.ring, log);
-  const registrar = new Registrar({ clock }, { minExpires: 10 });
+  const bindings = o.dataDir ? openBindings(join(o.dataDir, 'bindings.sqlite'), log) : undefined;
+  const registrar = new Registrar({ clock, store: bindings?.store }, { minExpires: 10 });
+  if (bindings) {
+    const r = registrar.restore(bindings.rows);
+    for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
+    if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
+  }
   const adapter = new Adapter({ node, element, registrar, clock, logger: log });
+  if (bindings) await adapter.restoreUsers();
   const sweeper = setInterval(() => registrar.sweep(), 30_000);
   sweeper.unref();
   return {
@@ -285,6 +294,16 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       await element.close();
       await endpoint.close();
       trust.close();
+      bindings?.store.close();
     },
   };
+}
+
+/** The phone bindings kept under the data directory; damaged rows or files are reported, never fatal. */
+function openBindings(path: string, log: Logger): { store: SqliteBindingStore; rows: StoredBinding[] } {
+  const store = new SqliteBindingStore(path);
+  const loaded = store.load();
+  if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
+  for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
+  return { store, rows: loaded.rows };
 }

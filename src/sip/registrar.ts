@@ -1,6 +1,7 @@
 import type { Clock } from '../util/clock.ts';
-import { formatNameAddr, getCSeq, getTo, parseContacts, parseUnsigned } from './header-values.ts';
+import { formatNameAddr, getCSeq, getTo, parseContacts, parseNameAddr, parseUnsigned } from './header-values.ts';
 import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } from './message.ts';
+import { parseUri } from './uri.ts';
 
 /**
  * Location service of a registrar, RFC 3261 section 10.3: bindings from an
@@ -41,6 +42,41 @@ export interface RegisterOutcome {
   reason: string;
   /** Headers to add to the response (Contact list, Min-Expires, Unsupported). */
   headers: Header[];
+}
+
+/**
+ * A binding as it is kept across restarts: the contact as header text (without
+ * `expires`) and a wall-clock expiry, since the registrar's clock is monotonic
+ * within one process only.
+ */
+export interface StoredBinding {
+  aor: string;
+  /** `contactKey` of the contact: which binding of the AOR this is. */
+  key: string;
+  contact: string;
+  callId: string;
+  cseq: number;
+  /** Wall-clock ms since the epoch at which the binding lapses. */
+  expiresAtWall: number;
+}
+
+/**
+ * Where a registrar mirrors its location service so bindings survive a
+ * restart (registrar-sqlite.ts). Told of every change as it is made; `load`
+ * gives back what `Registrar.restore` takes.
+ */
+export interface BindingStore {
+  put(b: StoredBinding): void;
+  remove(aor: string, key: string): void;
+  removeAor(aor: string): void;
+}
+
+/** What `Registrar.restore` did with stored bindings. */
+export interface RestoreReport {
+  restored: number;
+  expired: number;
+  /** Rows that could not be used, with why (they are removed from the store). */
+  skipped: Array<{ aor: string; reason: string }>;
 }
 
 /** A current binding as a caller sees it: the contact and its remaining lifetime in seconds. */
@@ -93,9 +129,11 @@ export class Registrar {
   readonly config: Readonly<RegistrarInit>;
   /** AOR -> (contact key -> binding). */
   private readonly table = new Map<string, Map<string, Binding>>();
+  private readonly store?: BindingStore;
 
-  constructor(components: { clock: Clock }, init: Partial<RegistrarInit> = {}) {
+  constructor(components: { clock: Clock; store?: BindingStore }, init: Partial<RegistrarInit> = {}) {
     this.clock = components.clock;
+    this.store = components.store;
     const c = { ...DEFAULT_REGISTRAR, ...init };
     if (!(c.minExpires >= 0 && c.maxExpires >= c.minExpires && c.defaultExpires > 0))
       throw new RangeError('registrar: need 0 <= minExpires <= maxExpires and defaultExpires > 0');
@@ -149,6 +187,7 @@ export class Registrar {
         for (const b of current.values())
           if (b.callId === callId && cseq.value.seq <= b.cseq) return fault(400, 'Bad Request: out-of-order CSeq');
         this.table.delete(aor);
+        this.store?.removeAor(aor);
       }
       return fault(200, 'OK');
     }
@@ -192,10 +231,13 @@ export class Registrar {
     for (const ch of changes) {
       // "If the binding does not exist, it is tentatively added. If the binding does exist, ... the binding MUST
       // be removed if the expiration time is zero and updated otherwise."
-      if (ch.expires === 0) bindings?.delete(ch.key);
-      else {
+      if (ch.expires === 0) {
+        if (bindings?.delete(ch.key)) this.store?.remove(aor, ch.key);
+      } else {
         const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
-        bindings?.set(ch.key, { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000 });
+        const b: Binding = { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000 };
+        bindings?.set(ch.key, b);
+        this.store?.put(this.stored(aor, ch.key, b, now));
       }
     }
     if (bindings && bindings.size === 0) this.table.delete(aor);
@@ -211,6 +253,82 @@ export class Registrar {
   lookup(uri: SipUri): LiveBinding[] {
     const aor = canonicalAor(uri);
     return aor === undefined ? [] : this.lookupCanonical(aor);
+  }
+
+  /** Addresses-of-record with at least one current binding (canonical form, `sip:user@host`). */
+  addressesOfRecord(): string[] {
+    const now = this.clock.now();
+    for (const [aor, m] of this.table) this.dropExpired(aor, m, now);
+    return [...this.table.keys()];
+  }
+
+  /** Drop every binding of an address-of-record (canonical form), as a `Contact: *` removal would. */
+  removeAor(aor: string): void {
+    this.table.delete(aor);
+    this.store?.removeAor(aor);
+  }
+
+  /**
+   * Put bindings kept by a store back after a restart, each with the lifetime
+   * it had left (never more than `maxExpires`). Lapsed and unusable rows are
+   * dropped from the store; nothing here throws on bad rows.
+   */
+  restore(rows: Iterable<StoredBinding>): RestoreReport {
+    const report: RestoreReport = { restored: 0, expired: 0, skipped: [] };
+    const now = this.clock.now();
+    const wall = this.clock.wallNow();
+    for (const row of rows) {
+      const skip = (reason: string) => {
+        report.skipped.push({ aor: String(row.aor), reason });
+        this.store?.remove(row.aor, row.key);
+      };
+      const u = typeof row.aor === 'string' ? parseUri(row.aor) : undefined;
+      const aor = u?.ok ? canonicalAor(u.value) : undefined;
+      if (aor === undefined || aor !== row.aor) {
+        skip('not a canonical address-of-record');
+        continue;
+      }
+      const contact = typeof row.contact === 'string' ? parseNameAddr(row.contact) : undefined;
+      if (!contact?.ok || contact.value.params.some(([n]) => n === 'expires')) {
+        skip('malformed contact');
+        continue;
+      }
+      const key = contactKey(contact.value.uri);
+      if (key !== row.key) {
+        skip('contact does not match its key');
+        continue;
+      }
+      if (typeof row.callId !== 'string' || row.callId === '' || !Number.isSafeInteger(row.cseq) || row.cseq < 0) {
+        skip('malformed Call-ID or CSeq');
+        continue;
+      }
+      if (!Number.isFinite(row.expiresAtWall)) {
+        skip('malformed expiry');
+        continue;
+      }
+      const left = Math.min(row.expiresAtWall - wall, this.config.maxExpires * 1000);
+      if (left <= 0) {
+        report.expired++;
+        this.store?.remove(aor, key);
+        continue;
+      }
+      let m = this.table.get(aor);
+      if (!m && this.table.size >= this.config.maxAors) {
+        skip('registrar full');
+        continue;
+      }
+      if (m && !m.has(key) && m.size >= this.config.maxBindingsPerAor) {
+        skip('too many bindings for this address-of-record');
+        continue;
+      }
+      if (!m) {
+        m = new Map();
+        this.table.set(aor, m);
+      }
+      m.set(key, { contact: contact.value, callId: row.callId, cseq: row.cseq, expiresAt: now + left });
+      report.restored++;
+    }
+    return report;
   }
 
   /** Remove every expired binding; returns how many went. */
@@ -231,11 +349,24 @@ export class Registrar {
     return out.sort((a, b) => qOf(b.contact) - qOf(a.contact));
   }
 
+  private stored(aor: string, key: string, b: Binding, now: number): StoredBinding {
+    const contact = formatNameAddr(b.contact);
+    return {
+      aor,
+      key,
+      contact,
+      callId: b.callId,
+      cseq: b.cseq,
+      expiresAtWall: this.clock.wallNow() + b.expiresAt - now,
+    };
+  }
+
   private dropExpired(aor: string, m: Map<string, Binding>, now: number): number {
     let n = 0;
     for (const [k, b] of m)
       if (b.expiresAt <= now) {
         m.delete(k);
+        this.store?.remove(aor, k);
         n++;
       }
     if (m.size === 0) this.table.delete(aor);
