@@ -2,7 +2,7 @@ import type { Caller, Payload, RequestHandler } from '../../rpc/types.ts';
 import { OverlayError, type Result } from '../../util/errors.ts';
 import { accessOf, decodeKV, decodeNodeRef, encodeNodeRef, Requests } from './messages.ts';
 import { keyHex, type WhanauNode } from './node.ts';
-import { successorsSample } from './procedures.ts';
+import { answerQuestion, askAlongWalks, encodeAnsweredWalks } from './walk-question.ts';
 
 /**
  * The three interfaces of a Whanau node (seed 003 sections 4.2-4.3):
@@ -36,24 +36,15 @@ export async function handlePublic(node: WhanauNode, method: string, payload: Pa
     case 'whanau.getId': {
       const r = need(node, Requests.getId(payload, p.layers));
       spend(node, r.token);
-      return { id: await node.waitFor(r.epoch, (run) => run.ids[r.layer]) };
+      return answerQuestion(node, { m: 'getId', epoch: r.epoch, layer: r.layer });
     }
-    case 'whanau.sampleRecord': {
-      // SAMPLE-RECORD(v): a random one of the records v publishes.
+    case 'whanau.sampleRecord':
       spend(node, need(node, Requests.sampleRecord(payload)).token);
-      const keys = [...node.records.keys()];
-      if (keys.length === 0) return { record: null };
-      const key = keys[node.random.int(keys.length)];
-      return { record: { key, value: node.records.get(key) } };
-    }
+      return answerQuestion(node, { m: 'sampleRecord' });
     case 'whanau.successors': {
-      // SUCCESSORS-SAMPLE(v, x0): the t records of db(v) that follow x0.
       const r = need(node, Requests.successors(payload));
       spend(node, r.token);
-      const run = await node.waitFor(r.epoch, (s) => (s.db ? s : undefined));
-      const db = run.db ?? [];
-      const t = Math.min(r.t, p.t);
-      return { records: successorsSample(run.dbKeys, r.x0, t).map((j) => ({ key: db[j].key, value: db[j].value })) };
+      return answerQuestion(node, { m: 'successors', epoch: r.epoch, x0: r.x0, t: r.t });
     }
     case 'whanau.query': {
       // QUERY(v, i, key): the value if (key, value) is in succ(v, i).
@@ -81,6 +72,11 @@ export async function handlePeer(node: WhanauNode, method: string, payload: Payl
       const r = need(node, Requests.walk(payload, node.params.w));
       const ends = await node.walks.take(r.count, r.length);
       return { walks: ends.map((e) => ({ ref: encodeNodeRef(e.ref), token: e.token })) };
+    }
+    case 'whanau.askWalk': {
+      // A SETUP walk carrying its question (walk-question.ts): one step further, or answered here.
+      const r = need(node, Requests.askWalk(payload, node.params.w, node.params.layers));
+      return encodeAnsweredWalks(await askAlongWalks(node, r.count, r.length, r.question));
     }
   }
   throw new OverlayError('DHT_BAD_REQUEST', `unknown method ${method}`);

@@ -17,7 +17,7 @@ export const PUBLIC_METHODS = [
   'whanau.query',
   'whanau.try',
 ] as const;
-export const PEER_METHODS = ['whanau.walk', 'whanau.ping'] as const;
+export const PEER_METHODS = ['whanau.walk', 'whanau.askWalk', 'whanau.ping'] as const;
 export const CONTROL_METHODS = [
   'whanau.addPeer',
   'whanau.removePeer',
@@ -51,9 +51,27 @@ export interface WalkEnd {
   token: Uint8Array;
 }
 
+/**
+ * A SETUP question for the end of a random walk (seed 003 Figure A-1:
+ * SAMPLE-RECORD, GET-ID, SUCCESSORS-SAMPLE), answered by the node the walk
+ * ends at and carried back along the walk's path (walk-question.ts).
+ */
+export type WalkQuestion =
+  | { m: 'sampleRecord' }
+  | { m: 'getId'; epoch: number; layer: number }
+  | { m: 'successors'; epoch: number; x0: string; t: number };
+
+/** The end of a walk that carried a question: who answered, and its answer (null when it could not). */
+export interface AnsweredWalk {
+  ref: NodeRef;
+  answer: unknown;
+}
+
 export const MAX_VALUE_BYTES = 4096;
 export const MAX_WALK_BATCH = 1024;
 export const MAX_SUCCESSORS = 256;
+/** Walks carrying a question per request: their answers (up to t records each) must fit one frame. */
+export const MAX_ASKED_WALKS = 256;
 
 type Obj = Record<string, unknown>;
 
@@ -93,6 +111,26 @@ export const Requests = {
     const o = obj(p);
     if (!o || !isInt(o.length, 0, maxLength) || !isInt(o.count, 1, MAX_WALK_BATCH)) return fail('bad walk request');
     return ok({ length: o.length, count: o.count });
+  },
+  askWalk(
+    p: unknown,
+    maxLength: number,
+    layers: number,
+  ): Result<{ length: number; count: number; question: WalkQuestion }> {
+    const o = obj(p);
+    const q = obj(o?.question);
+    if (!o || !q || !isInt(o.length, 0, maxLength) || !isInt(o.count, 1, MAX_ASKED_WALKS))
+      return fail('bad askWalk request');
+    if (q.m === 'sampleRecord') return ok({ length: o.length, count: o.count, question: { m: 'sampleRecord' } });
+    if (q.m === 'getId' && isInt(q.epoch, 0, 2 ** 40) && isInt(q.layer, 0, layers - 1))
+      return ok({ length: o.length, count: o.count, question: { m: 'getId', epoch: q.epoch, layer: q.layer } });
+    if (q.m === 'successors' && isInt(q.epoch, 0, 2 ** 40) && isKey(q.x0) && isInt(q.t, 1, MAX_SUCCESSORS))
+      return ok({
+        length: o.length,
+        count: o.count,
+        question: { m: 'successors', epoch: q.epoch, x0: q.x0, t: q.t },
+      });
+    return fail('bad walk question');
   },
   getId(p: unknown, layers: number): Result<{ epoch: number; layer: number; token: Uint8Array }> {
     const o = obj(p);
@@ -148,6 +186,19 @@ export const Responses = {
       const ref = decodeNodeRef(e?.ref);
       if (!e || !ref.ok || !isToken(e.token)) return fail('bad walk end');
       out.push({ ref: ref.value, token: e.token });
+    }
+    return ok(out);
+  },
+  /** Answered walks; each answer is checked by the asker against its question's decoder. */
+  answeredWalks(p: unknown, max: number): Result<AnsweredWalk[]> {
+    const o = obj(p);
+    if (!o || !Array.isArray(o.walks) || o.walks.length > max) return fail('bad askWalk response');
+    const out: AnsweredWalk[] = [];
+    for (const w of o.walks) {
+      const e = obj(w);
+      const ref = decodeNodeRef(e?.ref);
+      if (!e || !ref.ok) return fail('bad answered walk');
+      out.push({ ref: ref.value, answer: e.answer ?? null });
     }
     return ok(out);
   },

@@ -3,13 +3,14 @@ import type { Clock, Timer } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
-import { type KV, Responses, type WalkEnd } from './messages.ts';
+import { type KV, Responses, type WalkEnd, type WalkQuestion } from './messages.ts';
 import type { WhanauParams } from './params.ts';
 import { chooseId, type LookupOutcome, lookupProcedure, type TryOutcome, tryProcedure } from './procedures.ts';
 import { QueryTokens } from './query-token.ts';
 import { RandomWalkCache } from './random-walk-cache.ts';
 import { randomHexKey } from './ring.ts';
 import { SetupRun } from './state.ts';
+import { askAlongWalks } from './walk-question.ts';
 
 /** Application rule for self-certifying records (seed 003 section 4.5): accept (key, value) at this time? */
 export interface KeyValueChecker {
@@ -147,12 +148,12 @@ export class WhanauNode {
     if (p) p.mutual = true;
   }
 
-  private peerAnswered(ref: NodeRef): void {
+  peerAnswered(ref: NodeRef): void {
     const p = this.peers.get(keyHex(ref.key));
     if (p) p.mutual = true;
   }
 
-  private markInactive(ref: NodeRef): void {
+  markInactive(ref: NodeRef): void {
     const p = this.peers.get(keyHex(ref.key));
     if (p) p.inactiveUntil = this.clock.now() + this.params.inactiveMs;
   }
@@ -201,7 +202,11 @@ export class WhanauNode {
   /** Send a request; `waitsForPhase` calls may be held by the callee up to the skew tolerance (section 4.6). */
   async call(to: NodeRef, method: string, payload: Payload, waitsForPhase = false): Promise<Payload> {
     if (keyHex(to.key) === keyHex(this.self.key) && this.localHandler) return this.localHandler(method, payload);
-    const timeoutMs = this.params.rpcTimeoutMs + (waitsForPhase ? this.params.skewMs : 0);
+    return this.callWithin(to, method, payload, this.params.rpcTimeoutMs + (waitsForPhase ? this.params.skewMs : 0));
+  }
+
+  callWithin(to: NodeRef, method: string, payload: Payload, timeoutMs: number): Promise<Payload> {
+    if (keyHex(to.key) === keyHex(this.self.key) && this.localHandler) return this.localHandler(method, payload);
     return this.transport.request(to, method, payload, { timeoutMs });
   }
 
@@ -281,10 +286,9 @@ export class WhanauNode {
     this.current = run;
     this.stats.setups++;
     await this.refreshPeers();
-    // db(u) <- SAMPLE-RECORDS(u, r_d)
-    const dbEnds = await this.walks.take(p.rd, p.w);
-    const samples = await Promise.all(dbEnds.map((e) => this.ask(e, 'whanau.sampleRecord', {}, Responses.record)));
-    run.setDb(samples.filter((kv): kv is KV => kv !== null && kv !== undefined && this.checked(kv)));
+    // db(u) <- SAMPLE-RECORDS(u, r_d); the question travels with each walk (walk-question.ts).
+    const samples = await this.askWalks(p.rd, { m: 'sampleRecord' }, Responses.record);
+    run.setDb(samples.flatMap((s) => (s.value && this.checked(s.value) ? [s.value] : [])));
     this.notify();
     for (let i = 0; i < p.layers; i++) {
       // ids(u, i) <- CHOOSE-ID(u, i)
@@ -292,24 +296,18 @@ export class WhanauNode {
       run.ids[i] = chooseId(i, run.dbKeys, prev, this.random) ?? randomHexKey(this.random.bytes(20));
       this.notify();
       // fingers(u, i) <- FINGERS(u, i, r_f)
-      const fEnds = await this.walks.take(p.rf, p.w);
-      const fIds = await Promise.all(fEnds.map((e) => this.ask(e, 'whanau.getId', { epoch, layer: i }, Responses.id)));
-      const pairs: { id: string; ref: NodeRef }[] = [];
-      fEnds.forEach((e, j) => {
-        const id = fIds[j];
-        if (id) pairs.push({ id, ref: e.ref });
-      });
-      run.setFingers(i, pairs);
+      const fIds = await this.askWalks(p.rf, { m: 'getId', epoch, layer: i }, Responses.id);
+      run.setFingers(
+        i,
+        fIds.map((f) => ({ id: f.value, ref: f.ref })),
+      );
       this.notify();
       // succ(u, i) <- SUCCESSORS(u, i, r_s)
       const x0 = run.ids[i] as string;
-      const sEnds = await this.walks.take(p.rs, p.w);
-      const sets = await Promise.all(
-        sEnds.map((e) => this.ask(e, 'whanau.successors', { epoch, x0, t: p.t }, Responses.records)),
-      );
+      const sets = await this.askWalks(p.rs, { m: 'successors', epoch, x0, t: p.t }, Responses.records);
       const succ = new Map<string, Uint8Array>();
       const seen = new Set<string>();
-      for (const kv of sets.flatMap((s) => (s ?? []).slice(0, p.t))) {
+      for (const kv of sets.flatMap((s) => s.value.slice(0, p.t))) {
         const tag = `${kv.key}:${Buffer.from(kv.value).toString('base64')}`;
         if (seen.has(tag)) continue; // the same record from several samples is checked once
         seen.add(tag);
@@ -325,21 +323,20 @@ export class WhanauNode {
     return run.summary();
   }
 
-  /** Call the end of a walk with its token; any failure or malformed answer counts as no answer. */
-  private async ask<T>(
-    end: WalkEnd,
-    method: string,
-    payload: Record<string, unknown>,
+  /** Walks of length w carrying `q`; the answers that decode (null answers and failures count as no answer). */
+  private async askWalks<T>(
+    count: number,
+    q: WalkQuestion,
     decode: (p: unknown) => { ok: true; value: T } | { ok: false; error: string },
-  ): Promise<T | undefined> {
-    try {
-      const r = decode(await this.call(end.ref, method, { ...payload, token: end.token }, true));
-      if (r.ok) return r.value;
-      this.stats.malformedDropped++;
-    } catch {
-      // timeouts and refusals: the walk is simply lost (section 4.6: try another node next time)
+  ): Promise<{ ref: NodeRef; value: T }[]> {
+    const out: { ref: NodeRef; value: T }[] = [];
+    for (const w of await askAlongWalks(this, count, this.params.w, q)) {
+      if (w.answer === null) continue; // the end could not answer in time (section 4.6: try another node next time)
+      const r = decode(w.answer);
+      if (r.ok) out.push({ ref: w.ref, value: r.value });
+      else this.stats.malformedDropped++;
     }
-    return undefined;
+    return out;
   }
 
   // ---- LOOKUP (Figure A-2) ----

@@ -59,6 +59,8 @@ describe('Whanau access control (seed 003 section 4.3)', () => {
     const t = net.transport(stranger);
     await assert.rejects(net.until(t.request(a.self, 'whanau.walk', { length: 1, count: 1 })), refused(/social peers/));
     await assert.rejects(net.until(t.request(a.self, 'whanau.ping', {})), refused(/social peers/));
+    const ask = { length: 1, count: 1, question: { m: 'sampleRecord' } };
+    await assert.rejects(net.until(t.request(a.self, 'whanau.askWalk', ask)), refused(/social peers/));
     // the stranger is added by a, but a is not added back: a's ping is refused and the link stays unused
     const s = makeNode(net, 500, a.params);
     a.addPeer(s.self);
@@ -69,6 +71,19 @@ describe('Whanau access control (seed 003 section 4.3)', () => {
     const peer = nodes.find((n) => a.isPeerKey(n.self.key)) as WhanauNode;
     const walk = await net.until(net.transport(peer.self).request(a.self, 'whanau.walk', { length: 0, count: 2 }));
     assert.equal((walk as { walks: unknown[] }).walks.length, 2);
+    // a walk carrying a question is answered by its end and comes back with the answer
+    const asked = (await net.until(
+      net.transport(peer.self).request(a.self, 'whanau.askWalk', { ...ask, count: 3 }),
+    )) as { walks: { ref: { addr: string }; answer: { record: { key: string } | null } }[] };
+    assert.equal(asked.walks.length, 3);
+    for (const w of asked.walks) {
+      const end = nodes.find((n) => n.self.addr === w.ref.addr) as WhanauNode;
+      assert.ok(w.answer.record && end.records.has(w.answer.record.key), 'the end answered with its own record');
+    }
+    await assert.rejects(
+      net.until(net.transport(peer.self).request(a.self, 'whanau.askWalk', { ...ask, question: { m: 'try' } })),
+      refused(/bad walk question/),
+    );
   });
 
   it('only admin keys may call control methods', async () => {
@@ -111,7 +126,7 @@ describe('Whanau access control (seed 003 section 4.3)', () => {
 describe('Whanau SETUP and LOOKUP with signed location records', () => {
   it('forged and expired records are dropped; a lookup of an unknown key ends "not found" within the retry limit', async () => {
     const { net, nodes, keys, params } = network(40, 4);
-    // one node lies: every record it serves has its value rewritten after signing
+    // one node lies: every record it serves or relays has its value rewritten after signing
     const liar = nodes[5];
     const honestHandler = whanauHandler(liar);
     const forge = (kv: { key: string; value: Uint8Array }) => {
@@ -123,6 +138,18 @@ describe('Whanau SETUP and LOOKUP with signed location records', () => {
       const r = (await honestHandler(method, payload, caller)) as Record<string, unknown>;
       if (method === 'whanau.sampleRecord' && r.record) return { record: forge(r.record as never) };
       if (method === 'whanau.successors') return { records: (r.records as never[]).map(forge) };
+      if (method === 'whanau.askWalk') {
+        // SETUP answers that end at or pass through the liar: every record in them is rewritten.
+        const walks = r.walks as { ref: unknown; answer: Record<string, unknown> | null }[];
+        return {
+          walks: walks.map((w) => {
+            const a = w.answer;
+            if (a?.record) return { ...w, answer: { record: forge(a.record as never) } };
+            if (a?.records) return { ...w, answer: { records: (a.records as never[]).map(forge) } };
+            return w;
+          }),
+        };
+      }
       if (method === 'whanau.query')
         return { value: r.value ? forge({ key: keys[0], value: r.value as Uint8Array }).value : null };
       return r;
