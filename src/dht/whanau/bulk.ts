@@ -70,9 +70,10 @@ export class BulkWhanau {
   /** Walks that ended at an adversarial node, out of all walks made during SETUP. */
   escapedWalks = 0;
   totalWalks = 0;
-  private readonly scratchIds: Float64Array;
-  private readonly scratchNodes: Int32Array;
-  private readonly scratchOrder: Uint32Array;
+  private readonly scratchEnds: Int32Array;
+  private readonly scratchKeys: Float64Array;
+  private readonly seen: Int32Array;
+  private stamp = 0;
   private readonly onProgress?: (done: number, total: number) => void;
 
   constructor(input: BulkInput) {
@@ -99,9 +100,9 @@ export class BulkWhanau {
     this.fingerNodes = new Int32Array(n * l * p.rf);
     this.succ = new Int32Array(n * l * p.rs * p.t);
     this.succCount = new Int32Array(n * l);
-    this.scratchIds = new Float64Array(p.rf);
-    this.scratchNodes = new Int32Array(p.rf);
-    this.scratchOrder = new Uint32Array(p.rf);
+    this.scratchEnds = new Int32Array(Math.max(p.rd, p.rs));
+    this.scratchKeys = new Float64Array(p.rd);
+    this.seen = new Int32Array(n);
   }
 
   /** Uniform integer in [0, k) from a local xorshift32 seeded by the injected Random (walks dominate run time). */
@@ -131,6 +132,37 @@ export class BulkWhanau {
     return v;
   }
 
+  /**
+   * `count` independent RANDOM-WALK(u)s into out[0 .. count), advanced in
+   * lockstep: the steps of different walks do not depend on each other, so
+   * their memory loads overlap instead of each step waiting for the last
+   * (walks dominate SETUP). Same distribution as `walk`.
+   */
+  private walkMany(u: number, count: number, out: Int32Array): void {
+    const { offsets, adj } = this.g;
+    const n = this.n;
+    const w = this.p.w;
+    out.fill(u, 0, count);
+    this.totalWalks += count;
+    let s = this.state;
+    for (let j = 0; j < w; j++) {
+      for (let k = 0; k < count; k++) {
+        const v = out[k];
+        if (v >= n) continue; // ended in the Sybil region
+        const o = offsets[v];
+        const deg = offsets[v + 1] - o;
+        if (deg === 0) continue;
+        s ^= s << 13;
+        s ^= s >>> 17;
+        s ^= s << 5;
+        const x = adj[o + Math.floor(((s >>> 0) / 0x100000000) * deg)];
+        out[k] = x;
+        if (x >= n) this.escapedWalks++;
+      }
+    }
+    this.state = s >>> 0;
+  }
+
   /** SETUP (Figure A-1): db for every node, then per layer ids, fingers and successors for every node. */
   setup(): void {
     const { n, p } = this;
@@ -155,10 +187,12 @@ export class BulkWhanau {
   /** SAMPLE-RECORDS(u, r_d): a record of each walk's end; Sybil answers fail the checker and are dropped. */
   private sampleRecords(u: number): void {
     const { rd } = this.p;
+    const ends = this.scratchEnds;
+    this.walkMany(u, rd, ends);
     const base = u * rd;
     let c = 0;
     for (let j = 0; j < rd; j++) {
-      const v = this.walk(u);
+      const v = ends[j];
       if (v < this.n) this.db[base + c++] = this.rankOf[v];
     }
     this.db.subarray(base, base + c).sort();
@@ -169,20 +203,20 @@ export class BulkWhanau {
     return this.db.subarray(u * this.p.rd, u * this.p.rd + this.dbCount[u]);
   }
 
-  private dbPositions(u: number): Float64Array {
-    const r = this.dbRanks(u);
-    return Float64Array.from(r, (k) => this.sortedPos[k]);
-  }
-
   private layerIds(u: number, i: number): Float64Array {
     const off = (u * this.p.layers + i) * this.p.rf;
     return this.fingerIds.subarray(off, off + this.p.rf);
   }
 
   private chooseIdFor(u: number, i: number): void {
-    const prev = i > 0 ? this.layerIds(u, i - 1) : undefined;
-    const db = i === 0 ? this.dbPositions(u) : new Float64Array(0);
-    const x = chooseId(i, db, prev, this.rnd);
+    let db: Float64Array | undefined;
+    if (i === 0) {
+      const c = this.dbCount[u];
+      const base = u * this.p.rd;
+      db = this.scratchKeys.subarray(0, c);
+      for (let k = 0; k < c; k++) db[k] = this.sortedPos[this.db[base + k]];
+    }
+    const x = chooseId(i, db ?? EMPTY, i > 0 ? this.layerIds(u, i - 1) : undefined, this.rnd);
     this.ids[u * this.p.layers + i] = x ?? this.rnd.next();
   }
 
@@ -190,44 +224,46 @@ export class BulkWhanau {
   private fingers(u: number, i: number): void {
     const { rf, layers } = this.p;
     const off = (u * layers + i) * rf;
-    const { scratchIds, scratchNodes, scratchOrder } = this;
+    const ids = this.fingerIds.subarray(off, off + rf);
+    const nodes = this.fingerNodes.subarray(off, off + rf);
+    this.walkMany(u, rf, nodes);
     for (let j = 0; j < rf; j++) {
-      const v = this.walk(u);
-      scratchNodes[j] = v;
-      scratchIds[j] = v < this.n ? this.ids[v * layers + i] : this.adversary.fingerId(i, this.rnd);
-      scratchOrder[j] = j;
+      const v = nodes[j];
+      ids[j] = v < this.n ? this.ids[v * layers + i] : this.adversary.fingerId(i, this.rnd);
     }
-    scratchOrder.sort((a, b) => scratchIds[a] - scratchIds[b]);
-    for (let j = 0; j < rf; j++) {
-      this.fingerIds[off + j] = scratchIds[scratchOrder[j]];
-      this.fingerNodes[off + j] = scratchNodes[scratchOrder[j]];
-    }
+    sortPairs(ids, nodes, 0, rf - 1);
   }
 
   /** SUCCESSORS(u, i, r_s): the union of SUCCESSORS-SAMPLE(v, ids(u, i)) over r_s walk ends. */
   private successors(u: number, i: number): void {
-    const { rs, t, layers } = this.p;
+    const { rs, t, layers, rd } = this.p;
     const cap = rs * t;
     const off = (u * layers + i) * cap;
     // Ranks are order-isomorphic to keys: the first db rank at or after this one is the first key at or after x0.
     const r0 = lowerBound(this.sortedPos, this.ids[u * layers + i]) % Math.max(1, this.n);
+    const ends = this.scratchEnds;
+    this.walkMany(u, rs, ends);
+    const { db, dbCount, succ, n, seen } = this;
+    // Duplicates are dropped as they come (seen[rank] holds the last (u, i) that took it).
+    const stamp = ++this.stamp;
     let c = 0;
-    const { rd } = this.p;
-    const { db, dbCount, succ, n } = this;
     for (let j = 0; j < rs; j++) {
-      const v = this.walk(u);
+      const v = ends[j];
       if (v >= n) continue; // a Sybil's successor records fail the checker
       // SUCCESSORS-SAMPLE(v, x0) on v's slice of the db array
       const lo = v * rd;
       const len = dbCount[v];
       if (len === 0) continue;
       const start = int32SuccessorsStart(db, r0, lo, lo + len, n);
-      for (let k = 0; k < t && k < len; k++) succ[off + c++] = db[lo + ((start + k) % len)];
+      for (let k = 0; k < t && k < len; k++) {
+        const r = db[lo + ((start + k) % len)];
+        if (seen[r] === stamp) continue;
+        seen[r] = stamp;
+        succ[off + c++] = r;
+      }
     }
-    const s = succ.subarray(off, off + c).sort();
-    let d = 0;
-    for (let k = 0; k < c; k++) if (k === 0 || s[k] !== s[k - 1]) s[d++] = s[k];
-    this.succCount[u * layers + i] = d;
+    succ.subarray(off, off + c).sort();
+    this.succCount[u * layers + i] = c;
   }
 
   /** QUERY(f, i, key) for a protocol node f: is the record of rank r in succ(f, i)? */
@@ -287,6 +323,56 @@ export class BulkWhanau {
     for (let k = 0; k < this.succCount.length; k++) s += this.succCount[k];
     s += this.n * this.p.layers * this.p.rf;
     return this.n > 0 ? s / this.n : 0;
+  }
+}
+
+const EMPTY = new Float64Array(0);
+
+/** Sort ids[lo..hi] ascending, moving nodes[] with them (quicksort, insertion sort below 16). */
+function sortPairs(ids: Float64Array, nodes: Int32Array, lo: number, hi: number): void {
+  while (hi - lo > 16) {
+    const mid = (lo + hi) >>> 1;
+    // median of three as pivot
+    const a = ids[lo];
+    const b = ids[mid];
+    const c = ids[hi];
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (ids[i] < pivot) i++;
+      while (ids[j] > pivot) j--;
+      if (i <= j) {
+        const x = ids[i];
+        ids[i] = ids[j];
+        ids[j] = x;
+        const y = nodes[i];
+        nodes[i] = nodes[j];
+        nodes[j] = y;
+        i++;
+        j--;
+      }
+    }
+    // recurse into the smaller side, loop on the larger
+    if (j - lo < hi - i) {
+      sortPairs(ids, nodes, lo, j);
+      lo = i;
+    } else {
+      sortPairs(ids, nodes, i, hi);
+      hi = j;
+    }
+  }
+  for (let i = lo + 1; i <= hi; i++) {
+    const x = ids[i];
+    const y = nodes[i];
+    let j = i - 1;
+    while (j >= lo && ids[j] > x) {
+      ids[j + 1] = ids[j];
+      nodes[j + 1] = nodes[j];
+      j--;
+    }
+    ids[j + 1] = x;
+    nodes[j + 1] = y;
   }
 }
 
