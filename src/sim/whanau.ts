@@ -87,6 +87,17 @@ function adversaryFor(attack: Attack, targetPos: number[]): BulkAdversary {
 }
 
 export function simulateWhanau(opts: WhanauSimOptions): WhanauSimResult {
+  return simulateWhanauLayers(opts, [opts.layers ?? defaultParams(opts.honest).layers])[0];
+}
+
+/**
+ * One SETUP with max(layerCounts) layers, then the same lookups (same nodes,
+ * same keys, same walk stream) once per entry of layerCounts, each seeing only
+ * its first l layers. SETUP builds layers in order from one random stream, so
+ * each result equals that of a run with --layers l on the same seed.
+ */
+export function simulateWhanauLayers(opts: WhanauSimOptions, layerCounts: number[]): WhanauSimResult[] {
+  if (layerCounts.length === 0) throw new RangeError('no layer count');
   const attack = opts.attack ?? 'cluster';
   const seed = opts.seed ?? 1;
   const honest = opts.honest;
@@ -114,7 +125,7 @@ export function simulateWhanau(opts: WhanauSimOptions): WhanauSimResult {
   }
   const overrides: Partial<WhanauParams> = {};
   if (opts.table !== undefined) Object.assign(overrides, { rd: opts.table, rf: opts.table, rs: opts.table });
-  if (opts.layers !== undefined) overrides.layers = opts.layers;
+  overrides.layers = Math.max(...layerCounts);
   if (opts.walk !== undefined) overrides.w = opts.walk;
   const params = defaultParams(honest, overrides);
 
@@ -136,48 +147,54 @@ export function simulateWhanau(opts: WhanauSimOptions): WhanauSimResult {
   dht.setup();
   bar.done();
 
-  const lbar = new ProgressBar('whanau lookups', lookups, { quiet: opts.progress === false });
-  const messages: number[] = [];
-  let succeeded = 0;
-  for (let k = 0; k < lookups; k++) {
-    const u = lookupRnd.int(honest);
-    const owner =
-      attack === 'cluster' && opts.attackEdges > 0 ? targets[lookupRnd.int(nTargets)] : lookupRnd.int(honest);
-    const out = dht.lookup(u, owner, lookupRnd);
-    if (out.value === owner) succeeded++;
-    messages.push(out.messages);
-    if (k % 64 === 0) lbar.update(k);
-  }
-  lbar.done();
-
-  return {
-    honest,
-    sybils,
-    attackEdges: opts.attackEdges,
-    attack,
-    seed,
-    params: {
-      w: params.w,
-      rd: params.rd,
-      rf: params.rf,
-      rs: params.rs,
-      t: params.t,
-      l: params.layers,
-      tryLimit: params.tryLimit,
-      lookupLimit: params.lookupLimit,
-    },
-    lookups,
-    succeeded,
-    failed: lookups - succeeded,
-    successRate: lookups > 0 ? succeeded / lookups : 0,
-    medianMessages: lookups > 0 ? percentile(messages, 50) : 0,
-    p99Messages: lookups > 0 ? percentile(messages, 99) : 0,
-    meanMessages: lookups > 0 ? Math.round(mean(messages) * 1000) / 1000 : 0,
-    tableEntries: tableEntries(params),
-    storedEntries: Math.round(dht.meanStoredEntries() * 10) / 10,
-    escapedWalks: dht.totalWalks > 0 ? Math.round((dht.escapedWalks / dht.totalWalks) * 1e6) / 1e6 : 0,
-    meanHonestDegree: Math.round(graph.meanHonestDegree * 1000) / 1000,
-  };
+  const escapedWalks = dht.totalWalks > 0 ? Math.round((dht.escapedWalks / dht.totalWalks) * 1e6) / 1e6 : 0;
+  const lookupSeed = lookupRnd.int(0xffffffff);
+  return layerCounts.map((l) => {
+    // Every layer count replays the same lookups: same (node, key) pairs, same walks.
+    const rnd = new SeededRandom(lookupSeed);
+    dht.reseedWalks(rnd.int(0xffffffff));
+    const lbar = new ProgressBar(`whanau lookups l=${l}`, lookups, { quiet: opts.progress === false });
+    const messages: number[] = [];
+    let succeeded = 0;
+    for (let k = 0; k < lookups; k++) {
+      const u = rnd.int(honest);
+      const owner = attack === 'cluster' && opts.attackEdges > 0 ? targets[rnd.int(nTargets)] : rnd.int(honest);
+      const out = dht.lookup(u, owner, rnd, l);
+      if (out.value === owner) succeeded++;
+      messages.push(out.messages);
+      if (k % 64 === 0) lbar.update(k);
+    }
+    lbar.done();
+    const lp = { ...params, layers: l };
+    return {
+      honest,
+      sybils,
+      attackEdges: opts.attackEdges,
+      attack,
+      seed,
+      params: {
+        w: lp.w,
+        rd: lp.rd,
+        rf: lp.rf,
+        rs: lp.rs,
+        t: lp.t,
+        l,
+        tryLimit: lp.tryLimit,
+        lookupLimit: lp.lookupLimit,
+      },
+      lookups,
+      succeeded,
+      failed: lookups - succeeded,
+      successRate: lookups > 0 ? succeeded / lookups : 0,
+      medianMessages: lookups > 0 ? percentile(messages, 50) : 0,
+      p99Messages: lookups > 0 ? percentile(messages, 99) : 0,
+      meanMessages: lookups > 0 ? Math.round(mean(messages) * 1000) / 1000 : 0,
+      tableEntries: tableEntries(lp),
+      storedEntries: Math.round(dht.meanStoredEntries(l) * 10) / 10,
+      escapedWalks,
+      meanHonestDegree: Math.round(graph.meanHonestDegree * 1000) / 1000,
+    };
+  });
 }
 
 const SPEC = {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { parseWhanauSimArgs, runWhanauSim, simulateWhanau } from '../../src/sim/whanau.ts';
+import { parseWhanauSimArgs, runWhanauSim, simulateWhanau, simulateWhanauLayers } from '../../src/sim/whanau.ts';
 import { buildSocialGraph } from '../../src/sim/social-graph.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
 import { SeededRandom } from '../../src/util/random.ts';
@@ -85,6 +85,25 @@ describe('sim whanau', () => {
       'tableEntries',
     ])
       assert.ok(f in JSON.parse(a), f);
+  });
+
+  it('one SETUP serves l = 1 and l = 2: each result equals a run with that --layers', () => {
+    const opts = {
+      honest: 400,
+      attackEdges: 40,
+      sybils: 40,
+      attack: 'cluster' as const,
+      seed: 4,
+      lookups: 150,
+      progress: false,
+    };
+    const both = simulateWhanauLayers(opts, [1, 2]);
+    // escapedWalks counts the walks of the SETUP made, which has two layers
+    const { escapedWalks: _e, ...one } = simulateWhanau({ ...opts, layers: 1 });
+    assert.deepEqual({ ...both[0], escapedWalks: 0 }, { ...one, escapedWalks: 0 });
+    assert.deepEqual(both[1], simulateWhanau({ ...opts, layers: 2 }));
+    assert.equal(both[0].params.l, 1);
+    assert.ok(both[1].tableEntries > both[0].tableEntries);
   });
 
   it('rejects bad arguments with BAD_ARGUMENT', async () => {

@@ -275,14 +275,19 @@ export class BulkWhanau {
     return k < s.length && s[k] === rank;
   }
 
-  view(u: number): FingerView<number, number> {
-    const layers: FingerLayer<number, number>[] = [];
-    for (let i = 0; i < this.p.layers; i++) {
+  /**
+   * u's fingers as LOOKUP sees them; `layers` below p.layers shows only the
+   * first layers. SETUP builds layer i from layers below it and the same
+   * random stream, so these are exactly the tables of a SETUP with that l.
+   */
+  view(u: number, layers = this.p.layers): FingerView<number, number> {
+    const out: FingerLayer<number, number>[] = [];
+    for (let i = 0; i < Math.min(layers, this.p.layers); i++) {
       const off = (u * this.p.layers + i) * this.p.rf;
       const nodes = this.fingerNodes;
-      layers.push({ ids: this.fingerIds.subarray(off, off + this.p.rf), node: (j) => nodes[off + j] });
+      out.push({ ids: this.fingerIds.subarray(off, off + this.p.rf), node: (j) => nodes[off + j] });
     }
-    return { layers };
+    return { layers: out };
   }
 
   /**
@@ -290,12 +295,12 @@ export class BulkWhanau {
    * delegated to a Sybil gets no valid record (it answers nothing or garbage,
    * which the record checker drops); it still costs its message.
    */
-  lookup(u: number, owner: number, rnd: Random): LookupOutcome<number> {
+  lookup(u: number, owner: number, rnd: Random, layers = this.p.layers): LookupOutcome<number> {
     const rank = this.rankOf[owner];
     const key = this.sortedPos[rank];
     const answer = (step: { kind: 'query'; node: number; layer: number }): number | null =>
       step.node < this.n && this.query(step.node, step.layer, rank) ? owner : null;
-    const gen = lookupProcedure<number, number, number, number>(this.view(u), key, this.p, rnd);
+    const gen = lookupProcedure<number, number, number, number>(this.view(u, layers), key, this.p, rnd);
     let r = gen.next();
     while (!r.done) {
       const step = r.value;
@@ -305,7 +310,7 @@ export class BulkWhanau {
         const v = step.via;
         let out: TryOutcome<number> | null = null;
         if (v < this.n) {
-          const tg = tryProcedure<number, number, number>(this.view(v), key, this.p.tryLimit, rnd);
+          const tg = tryProcedure<number, number, number>(this.view(v, layers), key, this.p.tryLimit, rnd);
           let tr = tg.next();
           while (!tr.done) tr = tg.next(answer(tr.value));
           out = tr.value;
@@ -316,12 +321,18 @@ export class BulkWhanau {
     return r.value;
   }
 
-  /** Mean entries actually held per protocol node: db + fingers + distinct successor records. */
-  meanStoredEntries(): number {
+  /** Restart the walk stream LOOKUP draws from, so lookups after SETUP replay from a seed. */
+  reseedWalks(seed: number): void {
+    this.state = (seed | 1) >>> 0;
+  }
+
+  /** Mean entries actually held per protocol node in the first `layers` layers: db + fingers + distinct successor records. */
+  meanStoredEntries(layers = this.p.layers): number {
+    const l = Math.min(layers, this.p.layers);
     let s = 0;
     for (let u = 0; u < this.n; u++) s += this.dbCount[u];
-    for (let k = 0; k < this.succCount.length; k++) s += this.succCount[k];
-    s += this.n * this.p.layers * this.p.rf;
+    for (let u = 0; u < this.n; u++) for (let i = 0; i < l; i++) s += this.succCount[u * this.p.layers + i];
+    s += this.n * l * this.p.rf;
     return this.n > 0 ? s / this.n : 0;
   }
 }
