@@ -1,4 +1,5 @@
 import { type ChordSimResult, runChordSim, type SimProgress } from '../../sim/chord.ts';
+import { type ChordSybilResult, simulateChordSybils } from '../../sim/chord-sybil.ts';
 import { floatOption, intOption, parseArgs } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { ProgressBar } from '../../util/progress.ts';
@@ -6,7 +7,10 @@ import { ProgressBar } from '../../util/progress.ts';
 export const summary = 'simulate a DHT at scale on the in-memory network (sim chord | sim whanau)';
 
 const CHORD_USAGE = `usage: secp2psip sim chord --nodes N --lookups L --churn F --seed S [--replicas r] [--liars FRACTION]
-                          [--records K] [--window-ms MS] [--stabilize-ms MS] [--warm-start] [--json] [--quiet]`;
+                          [--records K] [--window-ms MS] [--stabilize-ms MS] [--warm-start] [--json] [--quiet]
+       secp2psip sim chord --nodes N --sybils S [--placement cluster|random] [--sybil-answer lie|drop]
+                          [--targets T] [--lookups L] [--replicas r] [--seed S] [--json] [--quiet]
+         (--sybils: the Sybil attack on a converged ring of N honest nodes, see src/sim/chord-sybil.ts)`;
 
 /** `sim chord` runs here; `sim whanau` is delegated to the Whanau simulator. */
 export async function run(argv: string[]): Promise<number> {
@@ -35,6 +39,7 @@ async function simChord(argv: string[]): Promise<number> {
     process.stdout.write(`${CHORD_USAGE}\n`);
     return 0;
   }
+  if (argv.includes('--sybils')) return simChordSybils(argv);
   const args = parseArgs(argv, {
     nodes: { type: 'string' },
     lookups: { type: 'string' },
@@ -80,6 +85,56 @@ async function simChord(argv: string[]): Promise<number> {
   for (const b of bars.values()) b.done();
   process.stdout.write(args.json ? `${JSON.stringify(res)}\n` : summarize(res));
   return res.wrong === 0 ? 0 : 1;
+}
+
+async function simChordSybils(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, {
+    nodes: { type: 'string' },
+    sybils: { type: 'string' },
+    placement: { type: 'string', default: 'cluster' },
+    'sybil-answer': { type: 'string', default: 'lie' },
+    targets: { type: 'string', default: '5' },
+    lookups: { type: 'string', default: '1000' },
+    replicas: { type: 'string', default: '3' },
+    seed: { type: 'string', default: '1' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+  });
+  if (args.nodes === undefined) throw new OverlayError('BAD_ARGUMENT', '--nodes is required');
+  const placement = args.placement;
+  if (placement !== 'cluster' && placement !== 'random')
+    throw new OverlayError('BAD_ARGUMENT', `--placement must be cluster or random, got '${placement}'`);
+  const answer = args['sybil-answer'];
+  if (answer !== 'lie' && answer !== 'drop')
+    throw new OverlayError('BAD_ARGUMENT', `--sybil-answer must be lie or drop, got '${answer}'`);
+  const nodes = intOption(args, 'nodes', 2, 2_000_000);
+  const replicas = intOption(args, 'replicas', 1, 16);
+  if (replicas >= nodes) throw new OverlayError('BAD_ARGUMENT', '--replicas must be below --nodes');
+  const lookups = intOption(args, 'lookups', 1, 10_000_000);
+  const bar = new ProgressBar('lookups', lookups, { quiet: args.quiet === true });
+  const r = await simulateChordSybils({
+    nodes,
+    sybils: intOption(args, 'sybils', 0, 10_000_000),
+    placement,
+    answer,
+    targets: intOption(args, 'targets', 1, 1_000_000),
+    lookups,
+    replicas,
+    seed: intOption(args, 'seed', 0, 2 ** 32 - 1),
+    onProgress: (done) => bar.update(done),
+  });
+  bar.done();
+  process.stdout.write(args.json ? `${JSON.stringify(r)}\n` : summarizeSybils(r));
+  return 0;
+}
+
+function summarizeSybils(r: ChordSybilResult): string {
+  return [
+    `Chord under the Sybil attack: ${r.nodes} honest nodes, ${r.sybils} Sybils (${r.placement} ids, answers: ${r.answer}), r=${r.replicas}, seed ${r.seed}`,
+    `lookups      ${r.lookups}: ${r.succeeded} found the record (${(r.successRate * 100).toFixed(1)}%), ${r.lookupFailed} ended without an owner, ${r.sybilOwner} accepted a Sybil owner`,
+    `messages     per lookup median ${r.medianMessages}, p99 ${r.p99Messages}, mean ${r.meanMessages}; mean hops ${r.meanHops}`,
+    '',
+  ].join('\n');
 }
 
 function summarize(r: ChordSimResult): string {
