@@ -255,8 +255,12 @@ export class ChordNode {
     };
     const why = typeof key === 'string' && key.length > 0 ? this.store.check(rec) : 'empty key';
     if (why !== null) return { ok: false, error: 'DHT_RECORD_INVALID', reason: why };
-    this.maintenance.published.set(key, { record: rec, nextAt: this.clock.now() + this.init.republishMs });
-    return this.storeRecord(rec);
+    const entry = { record: rec, nextAt: this.clock.now() + this.init.republishMs };
+    this.maintenance.published.set(key, entry);
+    const res = await this.storeRecord(rec);
+    // Not stored (no owner could be confirmed while nodes join): the maintenance tick tries again soon.
+    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
+    return res;
   }
 
   unpublish(key: string): void {
@@ -359,6 +363,8 @@ export class ChordNode {
     this.pred = p;
     // Our key range (pred, self] grew: every replica must get the new records.
     if (p && (!old || (p.id !== old.id && !inOpen(p.id, old.id, this.id)))) this.maintenance.rangeGrew();
+    // It shrank: a node came in between (a join, or one that routing skipped until now); it gets our records.
+    else if (p && old && p.id !== old.id) this.maintenance.rangeShrank(p);
     if (p) this.predHeardAt = this.clock.now();
   }
 

@@ -23,10 +23,17 @@ export class Maintenance {
   /** Ticks in a row without a predecessor: nobody links to us. */
   private orphanTicks = 0;
 
+  /** A new predecessor inside our old range, given our records at the next tick (see handOver). */
+  private handOverTo: NodeRef | null = null;
+
   constructor(private readonly node: ChordNode) {}
 
   rangeGrew(): void {
     this.syncedTo.clear();
+  }
+
+  rangeShrank(pred: NodeRef): void {
+    this.handOverTo = pred;
   }
 
   async tick(): Promise<void> {
@@ -41,6 +48,7 @@ export class Maintenance {
     if (this.joinChecks > 0 || this.ticks % 16 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
     await this.checkPredecessor();
     await this.fixFinger();
+    await this.handOver();
     await this.replicate();
     await this.republish();
     if (this.ticks % 16 === 0) n.store.sweep();
@@ -161,6 +169,27 @@ export class Maintenance {
     } else f.next = i + 1;
   }
 
+  /**
+   * Hand-off on join, pushed by the successor (Stoica et al. 2003 IV-E has
+   * the joining node take its keys from its successor; the joiner's pull
+   * in ChordNode.join does that). The pull alone loses records: a put whose
+   * lookup named us as owner before the new node was linked (it joined an
+   * instant earlier, or routing skipped it while several nodes joined side
+   * by side) stores on us after the joiner's pull, and the ring then routes
+   * that key to the new node, which never gets it; later joiners next to it
+   * pull from it and the record is gone from every node a lookup asks.
+   * So once a new predecessor p sits inside our old range, the next tick
+   * (a stabilize period later, past any put still in flight) sends p every
+   * record we hold outside (p, self]: what p owns and what it replicates.
+   */
+  async handOver(): Promise<void> {
+    const n = this.node;
+    const p = this.handOverTo;
+    this.handOverTo = null;
+    if (!p || n.pred?.id !== p.id || p.id === n.id) return;
+    await this.push(p, n.store.outside(p.id, n.id), false);
+  }
+
   /** Re-replication: every successor that should hold a copy of our range gets it once. */
   async replicate(): Promise<void> {
     const n = this.node;
@@ -175,15 +204,15 @@ export class Maintenance {
     const todo = want.filter((s) => !this.syncedTo.has(s.id));
     if (todo.length === 0) return;
     const recs = n.store.range(pred.id, n.id);
-    await Promise.all(todo.map((t) => this.push(t, recs)));
+    await Promise.all(todo.map((t) => this.push(t, recs, true)));
   }
 
-  private async push(to: NodeRef, recs: DhtRecord[]): Promise<void> {
+  private async push(to: NodeRef, recs: DhtRecord[], synced: boolean): Promise<void> {
     for (let i = 0; i < recs.length; i += CHUNK) {
       const ok = await this.node.call(to, METHOD.STORE, { records: recs.slice(i, i + CHUNK) });
       if (ok === null) return;
     }
-    this.syncedTo.add(to.id);
+    if (synced) this.syncedTo.add(to.id);
   }
 
   /** Republish what this node put, a few records per tick, each with a fresh creation time. */
@@ -198,7 +227,10 @@ export class Maintenance {
       const rec: DhtRecord = { ...p.record, created: n.clock.wallNow(), seq: p.record.seq + 1 };
       p.record = rec;
       p.nextAt = now + n.init.republishMs;
-      if (this.published.get(key) === p) await n.storeRecord(rec);
+      if (this.published.get(key) !== p) continue;
+      const res = await n.storeRecord(rec);
+      // No owner confirmed yet (nodes joining around it): try again in two periods, not a republish period.
+      if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') p.nextAt = n.clock.now() + 2 * n.init.stabilizeMs;
     }
   }
 }
