@@ -17,6 +17,8 @@ export interface Series {
   points: Point[];
   /** The seed's values: drawn dashed / hollow. */
   seed?: boolean;
+  /** Draw the line dashed (in our colours): a second family of series beside the first. */
+  dashed?: boolean;
 }
 
 export interface ChartSpec {
@@ -25,6 +27,8 @@ export interface ChartSpec {
   yLabel: string;
   kind: 'line' | 'bar';
   yScale: 'log' | 'linear';
+  /** Line charts: x positions proportional to value (default), or the distinct x values evenly spaced. */
+  xScale?: 'linear' | 'even';
   series: Series[];
   /** Bar charts: the category order (default: order of first appearance). */
   categories?: string[];
@@ -146,7 +150,7 @@ export function renderChart(spec: ChartSpec): string {
   spec.series.forEach((s, i) => {
     const ly = top + 6 + i * 18;
     const c = colours[i];
-    const dash = s.seed ? ' stroke-dasharray="6 3"' : '';
+    const dash = s.seed || s.dashed ? ' stroke-dasharray="6 3"' : '';
     out.push(
       `<line x1="${right + 14}" y1="${ly}" x2="${right + 38}" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`,
       `<text x="${right + 44}" y="${ly}" dominant-baseline="middle">${escapeXml(s.name)}</text>`,
@@ -167,10 +171,17 @@ function lines(spec: ChartSpec, y: YAxis, left: number, right: number, bottom: n
   const x0 = xs.length ? Math.min(...xs) : 0;
   const x1 = xs.length ? Math.max(...xs) : 1;
   const pad = 20;
-  const mapX = (v: number) =>
-    x1 === x0 ? (left + right) / 2 : left + pad + ((v - x0) / (x1 - x0)) * (right - left - 2 * pad);
+  const distinct = [...new Set(xs)].sort((a, b) => a - b);
+  const mapX =
+    spec.xScale === 'even'
+      ? (v: number) =>
+          distinct.length < 2
+            ? (left + right) / 2
+            : left + pad + (distinct.indexOf(v) / (distinct.length - 1)) * (right - left - 2 * pad)
+      : (v: number) =>
+          x1 === x0 ? (left + right) / 2 : left + pad + ((v - x0) / (x1 - x0)) * (right - left - 2 * pad);
   const out: string[] = [];
-  for (const v of [...new Set(xs)].sort((a, b) => a - b))
+  for (const v of distinct)
     out.push(`<text x="${f1(mapX(v))}" y="${bottom + 16}" text-anchor="middle">${escapeXml(tickLabel(v))}</text>`);
   spec.series.forEach((s, i) => {
     const c = colours[i];
@@ -178,7 +189,7 @@ function lines(spec: ChartSpec, y: YAxis, left: number, right: number, bottom: n
     pts.sort((a, b) => Number(a.x) - Number(b.x));
     if (pts.length > 1) {
       const d = pts.map((p, j) => `${j === 0 ? 'M' : 'L'}${f1(mapX(Number(p.x)))} ${f1(y.map(p.y))}`).join(' ');
-      const dash = s.seed ? ' stroke-dasharray="6 3"' : '';
+      const dash = s.seed || s.dashed ? ' stroke-dasharray="6 3"' : '';
       out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${dash}/>`);
     }
     for (const p of pts) {
