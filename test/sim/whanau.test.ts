@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { parseWhanauSimArgs, runWhanauSim, simulateWhanau, simulateWhanauLayers } from '../../src/sim/whanau.ts';
+import { BulkWhanau } from '../../src/dht/whanau/bulk.ts';
+import { defaultParams } from '../../src/dht/whanau/params.ts';
 import { buildSocialGraph } from '../../src/sim/social-graph.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
 import { SeededRandom } from '../../src/util/random.ts';
@@ -22,6 +24,55 @@ describe('social graph', () => {
     }
     assert.equal(cross, 25);
     assert.ok(g.meanHonestDegree > 9 && g.meanHonestDegree < 11, String(g.meanHonestDegree));
+  });
+});
+
+describe('bulk SETUP tables', () => {
+  const build = (seed: number) => {
+    const rnd = new SeededRandom(seed);
+    const graph = buildSocialGraph({ honest: 300, sybils: 30, attackEdges: 30 }, rnd.fork());
+    const keyPos = new Float64Array(300).map(() => rnd.next());
+    const dht = new BulkWhanau({
+      graph,
+      protocolNodes: 300,
+      keyPos,
+      params: defaultParams(300, { layers: 2 }),
+      adversary: { fingerId: (_l, r) => r.next() },
+      rnd: rnd.fork(),
+    });
+    dht.setup();
+    return dht;
+  };
+
+  it('fingers are sorted by id and each honest finger carries its node id; db and successors hold distinct ranks', () => {
+    const d = build(5);
+    const { rf, layers } = d.p;
+    let sybilFingers = 0;
+    for (let u = 0; u < d.n; u++)
+      for (let i = 0; i < layers; i++) {
+        const off = (u * layers + i) * rf;
+        for (let j = 0; j < rf; j++) {
+          if (j > 0) assert.ok(d.fingerIds[off + j - 1] <= d.fingerIds[off + j]);
+          const v = d.fingerNodes[off + j];
+          if (v < d.n) assert.equal(d.fingerIds[off + j], d.ids[v * layers + i]);
+          else sybilFingers++;
+        }
+        const cap = d.p.rs * d.p.t;
+        const s = d.succ.subarray((u * layers + i) * cap, (u * layers + i) * cap + d.succCount[u * layers + i]);
+        for (let k = 1; k < s.length; k++) assert.ok(s[k - 1] < s[k], 'successor ranks sorted and distinct');
+      }
+    assert.ok(sybilFingers > 0, 'some walks reach the Sybil region');
+    assert.ok(d.escapedWalks > 0 && d.escapedWalks < d.totalWalks);
+  });
+
+  it('same seed, same tables; another seed, other tables', () => {
+    const a = build(8);
+    const b = build(8);
+    assert.deepEqual(a.db, b.db);
+    assert.deepEqual(a.fingerIds, b.fingerIds);
+    assert.deepEqual(a.fingerNodes, b.fingerNodes);
+    assert.deepEqual(a.succ, b.succ);
+    assert.notDeepEqual(build(9).fingerNodes, a.fingerNodes);
   });
 });
 
