@@ -1,5 +1,6 @@
 import { type LookupContext, iterativeLookup } from '../dht/chord/lookup.ts';
 import type { FindReply, NeighborsReply } from '../dht/chord/messages.ts';
+import { lowerBound } from '../dht/whanau/ring.ts';
 import { FingerTable } from '../dht/chord/routing-table.ts';
 import { fingerStart, ID_BITS, inHalfOpen } from '../dht/store/ring-id.ts';
 import type { NodeRef } from '../rpc/types.ts';
@@ -123,24 +124,13 @@ export class SybilRing {
   }
 
   rankOf(id: string): number {
-    const k = this.lowerBound(id);
+    const k = lowerBound(this.ids, id);
     return k < this.ids.length && this.ids[k] === id ? k : -1;
-  }
-
-  private lowerBound(x: string): number {
-    let lo = 0;
-    let hi = this.ids.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ids[mid] < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   /** The first node at or after position x: the owner of key x. */
   ownerRank(x: string): number {
-    return this.lowerBound(x) % this.ids.length;
+    return lowerBound(this.ids, x) % this.ids.length;
   }
 
   /** The r nodes after rank a, in ring order. */
@@ -194,15 +184,8 @@ export class SybilRing {
     const succs = this.sybilSuccessors(j);
     if (succs.length === 0 || inHalfOpen(target, this.ids[rank], succs[0].id)) return { succs, next: [] };
     // The Sybil closest before the target: the last Sybil rank before the target's owner.
-    const o = this.lowerBound(target);
-    let lo = 0;
-    let hi = this.sybilRanks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.sybilRanks[mid] < o) lo = mid + 1;
-      else hi = mid;
-    }
-    return { succs, next: [this.sybilAt(lo - 1)] };
+    const o = lowerBound(this.ids, target);
+    return { succs, next: [this.sybilAt(lowerBound(this.sybilRanks, o) - 1)] };
   }
 
   neighbors(rank: number): NeighborsReply | null {
