@@ -14,12 +14,28 @@
  *
  * What is signed (messages.ts `callTbs`): kind, sender, receiver, Call-ID,
  * nonce, timestamp, SHA-256 of the SIP bytes.
+ *
+ * Pipelining (signed mode, callee looked up through the ring): the caller
+ * sends the signed INVITE as soon as the callee's `Username` record arrives
+ * (its adapter admitted by a known bootstrap), while the pieces are still
+ * being fetched and the key rebuilt; the callee's adapter rebuilds the
+ * caller's key meanwhile, so the two sides' ring work overlaps. The REDIRECT
+ * is taken only if the key then rebuilt verifies the `Username` record, the
+ * adapter it names is the one the INVITE went to, and the REDIRECT verifies
+ * against that key; else it is dropped and, where the rebuilt record names
+ * another adapter, the INVITE goes there. What this gives up: a stale
+ * `Username` record (a bootstrap-signed older location of the same user; a
+ * forged one is refused by its envelope signature) can make the caller
+ * send its signed, not sealed, INVITE to a wrong adapter before the
+ * mismatch shows; it learns what any node on a signed-mode path sees, and
+ * nothing it answers is trusted. Protected mode seals the INVITE to the
+ * callee's key, so it waits for the rebuild.
  */
 import type { Identity } from '../identity/identity.ts';
 import { open, seal } from '../identity/seal.ts';
 import type { ReplayCache } from '../identity/replay-cache.ts';
 import type { UserSigner } from '../identity/user-key.ts';
-import type { Caller, RpcEndpoint } from '../rpc/types.ts';
+import type { Caller, NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { getCSeq, getFrom, getTo, getTopVia } from '../sip/header-values.ts';
 import { getHeader, getHeaders, getParam, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { parseMessage } from '../sip/parser.ts';
@@ -29,7 +45,7 @@ import type { Clock } from '../util/clock.ts';
 import { ERRORS, type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
-import { type LookupContext, lookupUser, type VerifiedUser } from './key-lookup.ts';
+import { type LookupContext, lookupUser, type OnAdapter, type VerifiedUser } from './key-lookup.ts';
 import {
   callTbs,
   DOMAIN,
@@ -123,7 +139,12 @@ function sipReason(s: string): string {
  * the user any more (the user moved) or a signature does not verify with the
  * cached key (the user re-registered a new key).
  */
-export async function verifiedUser(ctx: FlowContext, name: string, fresh = false): Promise<VerifiedUser> {
+export async function verifiedUser(
+  ctx: FlowContext,
+  name: string,
+  fresh = false,
+  onAdapter?: OnAdapter,
+): Promise<VerifiedUser> {
   const now = ctx.clock.now();
   if (!fresh && ctx.cache && ctx.cacheMs) {
     const hit = ctx.cache.get(name);
@@ -133,7 +154,7 @@ export async function verifiedUser(ctx: FlowContext, name: string, fresh = false
   // First without owner confirmation (ring-fetch.ts); a retry, or any doubt about what came back, confirms.
   let u: VerifiedUser;
   try {
-    u = await lookupUser(ctx.lookup, name, fresh);
+    u = await lookupUser(ctx.lookup, name, fresh, onAdapter);
   } catch (e) {
     if (fresh || !isOverlayError(e) || e.code === 'USER_UNKNOWN') throw e;
     u = await lookupUser(ctx.lookup, name, true);
@@ -175,10 +196,24 @@ export async function placeCall(
   try {
     if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
     const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
-    let callee = await verifiedUser(ctx, calleeName);
+    // Signed mode: INVITE on its way as soon as the callee's adapter is known (see the module comment).
+    let early: { to: NodeRef; answer: Promise<Exchanged> } | undefined;
+    const sendEarly: OnAdapter | undefined =
+      ctx.mode === 'signed'
+        ? (to) => {
+            if (early || isCancelled()) return;
+            const answer = exchangeInvite(ctx, req, caller, calleeName, to, undefined, callId);
+            answer.catch(() => {});
+            early = { to, answer };
+          }
+        : undefined;
+    let callee = await verifiedUser(ctx, calleeName, false, sendEarly);
     if (isCancelled()) refuse('TIMEOUT', 'cancelled');
     const attempt = async (u: VerifiedUser) => {
-      const out = await exchangeInvite(ctx, req, caller, u, callId);
+      const sealKey = ctx.mode === 'protected' ? u.bundle.sealKey : undefined;
+      const sent = early && sameNode(early.to, u.adapter) ? early.answer : undefined;
+      early = undefined;
+      const out = await (sent ?? exchangeInvite(ctx, req, caller, calleeName, u.adapter, sealKey, callId));
       return checkRedirect(ctx, out.m, out.invite, u, req);
     };
     let response: SipResponse;
@@ -213,15 +248,28 @@ export async function placeCall(
   }
 }
 
-/** SECP2PSIP INVITE (Table 2) to the callee's adapter; resolves with its REDIRECT (Table 3), not yet verified. */
+interface Exchanged {
+  m: RedirectMsg;
+  invite: InviteMsg;
+}
+
+function sameNode(a: NodeRef, b: NodeRef): boolean {
+  return a.id === b.id && a.addr === b.addr && Buffer.from(a.key).equals(Buffer.from(b.key));
+}
+
+/**
+ * SECP2PSIP INVITE (Table 2) to the callee's adapter, sealed to `sealKey`
+ * when given; resolves with its REDIRECT (Table 3), not yet verified.
+ */
 async function exchangeInvite(
   ctx: FlowContext,
   req: SipRequest,
   caller: LocalUser,
-  callee: VerifiedUser,
+  calleeName: string,
+  adapter: NodeRef,
+  sealKey: Uint8Array | undefined,
   callId: string,
-): Promise<{ m: RedirectMsg; invite: InviteMsg }> {
-  const calleeName = callee.bundle.name;
+): Promise<Exchanged> {
   const sip = new Uint8Array(serialize(req));
   const nonce = ctx.random.bytes(16);
   const body: Omit<InviteMsg, 'sig'> = {
@@ -234,11 +282,10 @@ async function exchangeInvite(
     sip,
   };
   const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
-  const protectedMode = ctx.mode === 'protected';
-  const payload = protectedMode ? sealFor(callee.bundle.sealKey, invite) : encodeMessage(invite);
+  const payload = sealKey ? sealFor(sealKey, invite) : encodeMessage(invite);
   let answer: unknown;
   try {
-    answer = await ctx.endpoint.request(callee.adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
+    answer = await ctx.endpoint.request(adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
   } catch (e) {
     if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
     refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);

@@ -55,14 +55,36 @@ function notFound(r: GetResult | undefined): boolean {
   return r !== undefined && !r.ok && r.error === 'DHT_NOT_FOUND';
 }
 
+/**
+ * Told the user's adapter as soon as the `Username` record arrives, before
+ * the key is rebuilt: nothing is verified yet except the bootstrap's
+ * admission of that adapter (call-flow.ts uses it to send a signed INVITE
+ * early, and trusts nothing it gets back until the key is rebuilt).
+ */
+export type OnAdapter = (adapter: NodeRef) => void;
+
 /** Fetch and verify everything about `name`. Throws OverlayError (USER_UNKNOWN, CALLEE_UNREACHABLE, VERIFICATION_FAILED). */
-export async function lookupUser(ctx: LookupContext, name: string, confirm = false): Promise<VerifiedUser> {
+export async function lookupUser(
+  ctx: LookupContext,
+  name: string,
+  confirm = false,
+  onAdapter?: OnAdapter,
+): Promise<VerifiedUser> {
   const indices =
     ctx.rebuild === 'seed'
       ? choosePieceIndices(ctx.n, ctx.k, ctx.random)
       : Array.from({ length: ctx.n }, (_, i) => i + 1);
   const keys = [name, ...indices.map((i) => pieceKey(name, i))];
-  const fetched = await fetchSigned(ctx.ring, keys, confirm);
+  const early = onAdapter
+    ? (key: string, r: { value: Uint8Array | string }) => {
+        if (key !== name) return;
+        const env = openRingValue(r.value);
+        const l = env.ok ? decodeLocation(env.value.p) : undefined;
+        const a = l?.ok && l.value.name === name ? adapterRef(l.value, ctx.bootstrapKeys, ctx.wallNow()) : undefined;
+        if (a) onAdapter(a);
+      }
+    : undefined;
+  const fetched = await fetchSigned(ctx.ring, keys, confirm, early);
   const got = fetched.results;
 
   const loc = got.get(name);

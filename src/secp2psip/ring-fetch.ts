@@ -24,47 +24,84 @@
  * A forged value is never accepted: without a bootstrap signature for this
  * exact key it is refused like any invalid record. The invariant "never
  * accept a wrong answer" thus rests on the signature, not on who answered.
+ *
+ * Because of that, the reader does not even need a lookup to pick whom to
+ * ask: the ring view (ChordNode.view, the nodes it heard of lately) names
+ * the likely holders of every key, the owner and its successors. Keys are
+ * grouped so that one FETCH per node covers as many as it can hold (on a
+ * ring of 50 the n+1 keys of a user take about six FETCHes, where routing
+ * took about 30 messages); the node itself is read locally. Keys the guessed
+ * holders do not return go through unconfirmed lookups, then the confirmed
+ * get, as above.
  */
-import type { ChordNode, GetResult, LookupOutcome } from '../dht/chord/chord-node.ts';
-import { decodeFetchReply, METHOD } from '../dht/chord/messages.ts';
+import type { ChordNode, GetResult } from '../dht/chord/chord-node.ts';
+import { decodeFetchReply, MAX_KEYS_PER_FETCH, METHOD } from '../dht/chord/messages.ts';
+import type { DhtRecord } from '../dht/store/record.ts';
 import { keyPosition } from '../dht/store/ring-id.ts';
+import type { NodeRef } from '../rpc/types.ts';
 import { checksBootstrapSignature, openRingValue } from './ring-records.ts';
 
 export interface SignedFetch {
   results: Map<string, GetResult>;
   /** Keys whose record came from an owner that was not confirmed. */
   unconfirmed: Set<string>;
+  /** FETCH and lookup messages this fetch sent (before any confirmed get). */
+  messages: number;
+}
+
+/** Told about each record as soon as it is accepted, before the rest arrive. */
+export type OnRecord = (key: string, r: Extract<GetResult, { ok: true }>) => void;
+
+interface Ask {
+  to: NodeRef;
+  keys: string[];
+  hops: number;
 }
 
 /**
  * Get every key at once. `confirm` true: the Chord get with owner
- * confirmation for each. False: unconfirmed lookups sharing their replies
- * (ChordNode.lookupMany) and one FETCH per key,
- * the record checked by the node's validator (TTL, clock and the bootstrap
- * signature on the envelope); anything missing, invalid or inconsistent in
- * time goes through the confirmed get.
+ * confirmation for each. False: the guessed holders first (one FETCH per
+ * node), then unconfirmed lookups sharing their replies (ChordNode.lookupMany)
+ * and one FETCH per owner; every record is checked by the node's validator
+ * (TTL, clock and the bootstrap signature on the envelope). Anything
+ * missing, invalid or inconsistent in time goes through the confirmed get.
  */
-export async function fetchSigned(ring: ChordNode, keys: readonly string[], confirm: boolean): Promise<SignedFetch> {
+export async function fetchSigned(
+  ring: ChordNode,
+  keys: readonly string[],
+  confirm: boolean,
+  onRecord?: OnRecord,
+): Promise<SignedFetch> {
   const unconfirmed = new Set<string>();
-  if (confirm) return { results: await ring.getMany(keys), unconfirmed };
-  // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
-  const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
-  const owners = await ring.lookupMany(
-    signed.map((k) => keyPosition(k)),
-    false,
-  );
-  const byKey = new Map(signed.map((k, i) => [k, owners[i]]));
-  const quick = await Promise.all(keys.map((k) => quickGet(ring, k, byKey.get(k))));
+  if (confirm) return { results: await ring.getMany(keys), unconfirmed, messages: 0 };
   const results = new Map<string, GetResult>();
-  const times = new Set<number>();
-  keys.forEach((k, i) => {
-    const r = quick[i];
-    if (!r) return;
+  const accept = (k: string, r: Extract<GetResult, { ok: true }>) => {
     results.set(k, r);
     unconfirmed.add(k);
+    onRecord?.(k, r);
+  };
+  // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
+  const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
+  let messages = await fetchFrom(ring, planFromView(ring, signed), accept);
+  const left = signed.filter((k) => !results.has(k));
+  if (left.length > 0) {
+    const owners = await ring.lookupMany(
+      left.map((k) => keyPosition(k)),
+      false,
+    );
+    const asks = new Map<string, Ask>();
+    left.forEach((k, i) => {
+      const lr = owners[i];
+      messages += lr.queries;
+      if (lr.ok) addAsk(asks, lr.owner, k, lr.hops + 1);
+    });
+    messages += await fetchFrom(ring, [...asks.values()], accept);
+  }
+  const times = new Set<number>();
+  for (const r of results.values()) {
     const env = r.ok ? openRingValue(r.value) : undefined;
     times.add(env?.ok ? env.value.at : -1);
-  });
+  }
   // One user's records share one signing time: a mix means someone answered with an old copy.
   const again = times.size > 1 ? [...keys] : keys.filter((k) => !results.has(k));
   if (times.size > 1) unconfirmed.clear();
@@ -72,16 +109,79 @@ export async function fetchSigned(ring: ChordNode, keys: readonly string[], conf
     const slow = await ring.getMany(again);
     for (const [k, r] of slow) results.set(k, r);
   }
-  return { results, unconfirmed };
+  return { results, unconfirmed, messages };
 }
 
-/** Unconfirmed owner, one FETCH, the node's own validator; undefined when any step gives nothing usable. */
-async function quickGet(ring: ChordNode, key: string, lr: LookupOutcome | undefined): Promise<GetResult | undefined> {
-  if (!lr?.ok) return undefined;
-  const raw = await ring.call(lr.owner, METHOD.FETCH, { keys: [key] });
-  const rec = raw === null ? undefined : decodeFetchReply(raw)?.records[0];
-  if (!rec || rec.key !== key || !(rec.value instanceof Uint8Array)) return undefined;
-  if (ring.store.check(rec) !== null) return undefined;
-  if (!openRingValue(rec.value).ok) return undefined;
-  return { ok: true, record: rec, value: rec.value, hops: lr.hops };
+function addAsk(asks: Map<string, Ask>, to: NodeRef, key: string, hops: number): void {
+  const a = asks.get(to.id);
+  if (a && a.keys.length < MAX_KEYS_PER_FETCH) a.keys.push(key);
+  else if (!a) asks.set(to.id, { to, keys: [key], hops });
+}
+
+/**
+ * Whom to ask for which keys, from the ring view: each key's guessed
+ * holders are the first r known nodes at or after its position. Greedy
+ * cover: the node itself first (no message), then the node that can serve
+ * the most keys still open, the guessed owner breaking ties.
+ */
+export function planFromView(ring: ChordNode, keys: readonly string[]): Ask[] {
+  const cands = keys.map((k) => ring.view.holders(keyPosition(k), ring.r));
+  const open = new Set(keys.map((_, i) => i));
+  const out: Ask[] = [];
+  const mine = keys.map((_, i) => i).filter((i) => cands[i].some((c) => c.id === ring.id));
+  if (mine.length > 0) {
+    out.push({ to: ring.self, keys: mine.map((i) => keys[i]), hops: 0 });
+    for (const i of mine) open.delete(i);
+  }
+  while (open.size > 0) {
+    const score = new Map<string, { ref: NodeRef; n: number; owner: number }>();
+    for (const i of open)
+      cands[i].forEach((c, j) => {
+        const e = score.get(c.id) ?? { ref: c, n: 0, owner: 0 };
+        e.n++;
+        if (j === 0) e.owner++;
+        score.set(c.id, e);
+      });
+    let best: { ref: NodeRef; n: number; owner: number } | undefined;
+    for (const e of score.values()) if (!best || e.n > best.n || (e.n === best.n && e.owner > best.owner)) best = e;
+    if (!best) break;
+    const ref = best.ref;
+    const served = [...open].filter((i) => cands[i].some((c) => c.id === ref.id));
+    out.push({ to: ref, keys: served.map((i) => keys[i]).slice(0, MAX_KEYS_PER_FETCH), hops: 1 });
+    for (const i of served) open.delete(i);
+  }
+  return out;
+}
+
+/** One FETCH per ask, all at once (the node's own share read locally); returns the messages sent. */
+async function fetchFrom(ring: ChordNode, asks: readonly Ask[], accept: OnRecord): Promise<number> {
+  let sent = 0;
+  await Promise.all(
+    asks.map(async (a) => {
+      if (a.to.id === ring.id) {
+        for (const k of a.keys) {
+          const rec = ring.store.get(k);
+          if (rec) checked(ring, k, rec, 0, accept);
+        }
+        return;
+      }
+      sent++;
+      const raw = await ring.call(a.to, METHOD.FETCH, { keys: a.keys });
+      const rep = raw === null ? null : decodeFetchReply(raw);
+      if (!rep || rep.records.length !== a.keys.length) return;
+      a.keys.forEach((k, i) => {
+        const rec = rep.records[i];
+        if (rec) checked(ring, k, rec, a.hops, accept);
+      });
+    }),
+  );
+  return sent;
+}
+
+/** Accept a record for `key` if the node's own validator takes it and it holds a ring envelope. */
+function checked(ring: ChordNode, key: string, rec: DhtRecord, hops: number, accept: OnRecord): void {
+  if (rec.key !== key || !(rec.value instanceof Uint8Array)) return;
+  if (ring.store.check(rec) !== null) return;
+  if (!openRingValue(rec.value).ok) return;
+  accept(key, { ok: true, record: rec, value: rec.value, hops });
 }

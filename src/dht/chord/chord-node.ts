@@ -21,7 +21,7 @@ import {
   METHOD,
   type NeighborsReply,
 } from './messages.ts';
-import { FingerTable, SuccessorList } from './routing-table.ts';
+import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
 import { bytesEqual } from '../../util/bytes.ts';
 
 export interface ChordComponents {
@@ -54,6 +54,8 @@ export interface ChordInit {
   store?: RecordStoreInit;
   /** Install the Chord handler on the endpoint (default true). Set false to dispatch `chord.*` yourself. */
   installHandler?: boolean;
+  /** Nodes remembered beyond the routing table, for reads that go straight to a key's holders (default 256; 0: none). */
+  viewSize?: number;
 }
 
 export type LookupOutcome =
@@ -90,6 +92,8 @@ export class ChordNode {
   readonly succs: SuccessorList;
   readonly fingers: FingerTable;
   readonly store: RecordStore;
+  /** Nodes heard of lately (see RingView); only reads that check what they get use it. */
+  readonly view: RingView;
   readonly r: number;
   pred: NodeRef | null = null;
   stopped = false;
@@ -98,7 +102,7 @@ export class ChordNode {
   /** @internal */ readonly clock: Clock;
   /** @internal */ readonly random: Random;
   /** @internal */ readonly log: Logger;
-  /** @internal */ readonly init: Required<Omit<ChordInit, 'store' | 'verifyRef' | 'rpcTimeoutMs'>> & {
+  /** @internal */ readonly init: Required<Omit<ChordInit, 'store' | 'verifyRef' | 'rpcTimeoutMs' | 'viewSize'>> & {
     rpcTimeoutMs?: number;
   };
   /** @internal */ predHeardAt = 0;
@@ -134,6 +138,7 @@ export class ChordNode {
     this.log = (components.logger ?? silentLogger).child({ component: 'chord', node: this.id.slice(0, 8) });
     this.succs = new SuccessorList(this.self, this.r);
     this.fingers = new FingerTable(this.self);
+    this.view = new RingView(this.self, init.viewSize ?? 256);
     this.store = new RecordStore({ clock: this.clock }, init.store);
     this.maintenance = new Maintenance(this);
     if (!this.verifyPolicy(this.self)) throw new OverlayError('IDENTITY_BAD_KEY', 'own id is not bound to own key');
@@ -347,6 +352,7 @@ export class ChordNode {
   notify(n: NodeRef): void {
     if (n.id === this.id) return;
     if (!this.pred || inOpen(n.id, this.pred.id, this.id)) this.setPred(n);
+    this.view.learn([n]);
     if (this.pred?.id === n.id) this.predHeardAt = this.clock.now();
     // A one-node ring learns its first successor from the first notify.
     if (this.successor.id === this.id) this.succs.prepend(n);
@@ -392,6 +398,7 @@ export class ChordNode {
       return await this.endpoint.request(to, method, payload, { timeoutMs: this.init.rpcTimeoutMs });
     } catch {
       this.counters.rpcFailures++;
+      this.view.forget(to.id);
       return null;
     }
   }
@@ -401,10 +408,10 @@ export class ChordNode {
     const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
     const nb = raw === null ? null : decodeNeighborsReply(raw);
     if (!nb) return null;
-    return {
-      pred: nb.pred && this.verify(nb.pred) ? nb.pred : null,
-      succs: this.boundOnly(nb.succs),
-    };
+    const out = { pred: nb.pred && this.verify(nb.pred) ? nb.pred : null, succs: this.boundOnly(nb.succs) };
+    this.view.learn(out.succs);
+    if (out.pred) this.view.learn([out.pred]);
+    return out;
   }
 
   /** @internal */
@@ -416,7 +423,10 @@ export class ChordNode {
         const raw = await this.call(to, METHOD.FIND, { target });
         const rep = raw === null ? null : decodeFindReply(raw);
         if (!rep) return null;
-        return { succs: this.boundOnly(rep.succs), next: this.boundOnly(rep.next) };
+        const out = { succs: this.boundOnly(rep.succs), next: this.boundOnly(rep.next) };
+        this.view.learn(out.succs);
+        this.view.learn(out.next);
+        return out;
       },
       neighbors: (to) => this.neighbors(to, false),
     };
@@ -436,6 +446,7 @@ export class ChordNode {
     const rep = raw === null ? null : decodeRefsReply(raw);
     if (!rep) return;
     const refs = rep.refs.filter((r) => r.id !== this.id && this.verify(r));
+    this.view.learn(refs);
     refs.sort((a, b) => compareFrom(this.id, a.id, b.id));
     // finger[i] is the first known node whose coverage reaches index i.
     let i = 0;

@@ -132,3 +132,67 @@ export class FingerTable {
     this.dirty = false;
   }
 }
+
+/**
+ * Every bound node this node has heard of lately (from FIND and NEIGHBORS
+ * replies, fingers, successors), up to `max`, oldest forgotten first: the
+ * location cache of CFS/DHash. On a ring not much larger than `max` it names
+ * the owner of most keys, so a reader that can check what it gets (records
+ * signed by their writer) can go straight to the holders without routing.
+ * Never used to confirm an owner.
+ */
+export class RingView {
+  private readonly refs = new Map<string, NodeRef>();
+  private sorted: NodeRef[] = [];
+  private dirty = false;
+
+  constructor(
+    private readonly self: NodeRef,
+    readonly max: number,
+  ) {}
+
+  get size(): number {
+    return this.refs.size;
+  }
+
+  learn(refs: readonly NodeRef[]): void {
+    if (this.max === 0) return;
+    for (const r of refs) {
+      if (r.id === this.self.id) continue;
+      const had = this.refs.get(r.id);
+      if (had) {
+        if (had === r) continue;
+        this.refs.delete(r.id);
+      } else this.dirty = true;
+      this.refs.set(r.id, r);
+      if (this.refs.size > this.max) {
+        this.refs.delete(this.refs.keys().next().value as string);
+        this.dirty = true;
+      }
+    }
+  }
+
+  forget(id: string): void {
+    if (this.refs.delete(id)) this.dirty = true;
+  }
+
+  /** The first `count` known nodes (this node included) at or after ring position `pos`, clockwise. */
+  holders(pos: string, count: number): NodeRef[] {
+    if (this.dirty) {
+      this.sorted = [this.self, ...this.refs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+      this.dirty = false;
+    }
+    const s = this.sorted;
+    if (s.length === 0) return [this.self];
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid].id < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: NodeRef[] = [];
+    for (let i = 0; i < Math.min(count, s.length); i++) out.push(s[(lo + i) % s.length]);
+    return out;
+  }
+}

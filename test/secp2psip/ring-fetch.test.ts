@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { METHOD } from '../../src/dht/chord/messages.ts';
+import { keyPosition } from '../../src/dht/store/ring-id.ts';
+import { Identity } from '../../src/identity/identity.ts';
+import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
+import { type LocalUser, placeCall } from '../../src/secp2psip/call-flow.ts';
+import { fetchSigned, planFromView } from '../../src/secp2psip/ring-fetch.ts';
+import { openRingValue, pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { phoneInvite, SecTestnet } from './testnet.ts';
+
+const K = 3;
+const N = 5;
+const keysOf = (name: string) => [name, ...Array.from({ length: N }, (_, i) => pieceKey(name, i + 1))];
+
+/** Count the RPC methods an adapter sends. */
+function spy(a: AdapterNode): Map<string, number> {
+  const sent = new Map<string, number>();
+  const ep = a.endpoint;
+  const request = ep.request.bind(ep);
+  ep.request = (to, method, payload, opts) => {
+    sent.set(method, (sent.get(method) ?? 0) + 1);
+    return request(to, method, payload, opts);
+  };
+  return sent;
+}
+
+const hexOf = (r: { ok: boolean; value?: unknown } | undefined) =>
+  r?.ok ? Buffer.from(r.value as Uint8Array).toString('hex') : 'missing';
+
+describe('reading SecP2PSIP records straight from their holders', () => {
+  let t: SecTestnet;
+  let A: AdapterNode;
+  let B: AdapterNode;
+  let alice: LocalUser;
+  before(async () => {
+    t = await SecTestnet.create(14, { k: K, n: N, seed: 21 });
+    [A, B] = t.adapters;
+    alice = await t.settle(A.ensureUser('alice'));
+    await t.settle(B.ensureUser('bob'));
+    B.contactsOf = (name) => (name === 'bob' ? ['<sip:bob@10.0.0.2:5080>'] : []);
+  });
+  after(() => t.close());
+
+  it('fetches n+1 keys with one FETCH per guessed holder and no routing once the view knows the ring', async () => {
+    const keys = keysOf('bob');
+    const truth = await t.settle(A.ring.getMany(keys));
+    const sent = spy(A);
+    const got = await t.settle(fetchSigned(A.ring, keys, false));
+    assert.equal(sent.get(METHOD.FIND) ?? 0, 0, 'no FIND');
+    assert.equal(sent.get(METHOD.NEIGHBORS) ?? 0, 0, 'no NEIGHBORS');
+    const fetches = sent.get(METHOD.FETCH) ?? 0;
+    assert.equal(got.messages, fetches);
+    assert.ok(fetches >= 1 && fetches < keys.length, `${fetches} FETCHes for ${keys.length} keys`);
+    for (const k of keys) assert.equal(hexOf(got.results.get(k)), hexOf(truth.get(k)), k);
+    assert.equal(got.unconfirmed.size, keys.length);
+  });
+
+  it('refuses what a guessed holder forges, and gets the genuine record another way', async () => {
+    const keys = keysOf('bob');
+    const truth = await t.settle(A.ring.getMany(keys));
+    const liarRing = A.ring.view.holders(keyPosition('bob'), 1)[0];
+    const liar = [...t.adapters, ...t.bootstraps].find((x) => x.ring.id === liarRing.id);
+    assert.ok(liar && liar !== A, 'the guessed owner of bob is another node');
+    const forger = Identity.generate();
+    const orig = liar.ring.handleRequest.bind(liar.ring);
+    liar.ring.handleRequest = (m, p, c) => {
+      if (m !== METHOD.FETCH) return orig(m, p, c);
+      const ks = (p as { keys: string[] }).keys;
+      return {
+        records: ks.map((key) => ({
+          key,
+          value: sealRingValue(forger, key, new TextEncoder().encode('evil'), t.clock.wallNow()),
+          created: t.clock.wallNow(),
+          ttlMs: 60_000,
+          seq: 99,
+          publisher: liar.ring.id,
+        })),
+      };
+    };
+    try {
+      const got = await t.settle(fetchSigned(A.ring, keys, false));
+      for (const k of keys) {
+        assert.equal(hexOf(got.results.get(k)), hexOf(truth.get(k)), k);
+        const env = openRingValue(got.results.get(k)?.ok ? (got.results.get(k) as { value: Uint8Array }).value : 0);
+        assert.ok(env.ok && Buffer.from(env.value.by).equals(Buffer.from(t.keys[0])), 'signed by the bootstrap');
+      }
+    } finally {
+      liar.ring.handleRequest = orig;
+    }
+  });
+
+  it('signed mode sends the INVITE before the callee key is verified; protected mode after', async () => {
+    for (const mode of ['signed', 'protected'] as const) {
+      const order: string[] = [];
+      const ep = A.endpoint;
+      const request = ep.request;
+      ep.request = (to, method, payload, opts) => {
+        if (method === 'secp2psip') order.push('invite sent');
+        return request.call(ep, to, method, payload, opts);
+      };
+      const accept = A.flow.trust.accept.bind(A.flow.trust);
+      A.flow.trust.accept = (b, at) => {
+        if (b.name === 'bob') order.push('bob verified');
+        return accept(b, at);
+      };
+      A.flow.mode = mode;
+      try {
+        const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+        assert.ok(out.ok, out.ok ? '' : out.reason);
+        assert.equal(out.response.status, 302);
+        const want = mode === 'signed' ? ['invite sent', 'bob verified'] : ['bob verified', 'invite sent'];
+        assert.deepEqual(order, want, mode);
+      } finally {
+        ep.request = request;
+        A.flow.trust.accept = accept;
+        A.flow.mode = 'signed';
+      }
+    }
+  });
+  it('forgets a guessed holder that does not answer and still gets every record', async () => {
+    const keys = keysOf('alice');
+    const truth = await t.settle(A.ring.getMany(keys));
+    const asked = planFromView(A.ring, keys).map((a) => a.to.id);
+    const victim = t.adapters.find((x) => x !== A && x !== B && asked.includes(x.ring.id));
+    assert.ok(victim, 'some adapter is asked');
+    t.net.kill(victim.endpoint.self.addr);
+    const got = await t.settle(fetchSigned(A.ring, keys, false));
+    for (const k of keys) assert.equal(hexOf(got.results.get(k)), hexOf(truth.get(k)), k);
+    assert.notEqual(A.ring.view.holders(victim.ring.id, 1)[0].id, victim.ring.id, 'dropped from the view');
+  });
+});
