@@ -49,6 +49,8 @@ export interface Distribution {
 export interface SetupFigures extends Distribution {
   /** CPU time of the whole process (every node) per call setup, ms. */
   cpuMsPerSetup: number;
+  /** RPCs sent by every adapter per call setup (ring maintenance running meanwhile included). */
+  rpcsPerSetup: number;
 }
 
 export interface Secp2psipBenchResult {
@@ -102,12 +104,20 @@ async function timedSetups(
     a.node.flow.cacheMs = cacheMs;
   }
   await overlay.placeCalls(warmup);
+  const sent = () => overlay.adapters.reduce((n, a) => n + a.node.endpoint.stats.requestsSent, 0);
+  const rpc0 = sent();
   const cpu0 = process.cpuUsage();
   const samples = await overlay.placeCalls(calls);
   const cpu = process.cpuUsage(cpu0);
+  const rpcs = sent() - rpc0;
   const s = summarizeCalls(samples);
   const ok = samples.filter((x) => x.status === 302).map((x) => x.ms);
-  return { ...dist(ok, s.failed), cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / Math.max(1, samples.length)) };
+  const per = Math.max(1, samples.length);
+  return {
+    ...dist(ok, s.failed),
+    cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / per),
+    rpcsPerSetup: r3(rpcs / per),
+  };
 }
 
 function sippScenario(caller: string): string {
@@ -297,6 +307,8 @@ function table(r: Secp2psipBenchResult): string {
     row('setup p99, signed, no reuse', ms(r.setupMs.signedUncached.p99), '', '', null),
     row('setup p50, protected, no reuse', ms(r.setupMs.protectedUncached.p50), '', '481.03 ms', null),
     row('CPU per setup, signed, no reuse', ms(r.setupMs.signedUncached.cpuMsPerSetup), '', '', null),
+    row('RPCs per setup, signed, no reuse', r.setupMs.signedUncached.rpcsPerSetup.toFixed(1), '', '', null),
+    row('RPCs per setup, protected, no reuse', r.setupMs.protectedUncached.rpcsPerSetup.toFixed(1), '', '', null),
     r.sipp
       ? row(
           `setups/s via sipp (offered ${r.sipp.offeredPerSecond}/s)`,
