@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ChordNode } from '../dht/chord/chord-node.ts';
+import { compareFrom } from '../dht/store/ring-id.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
 import { Identity } from '../identity/identity.ts';
 import { defaultVerifyRef, TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
@@ -20,6 +21,7 @@ import { Registrar, type StoredBinding } from '../sip/registrar.ts';
 import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { type Clock, SystemClock } from '../util/clock.ts';
+import { bytesEqual } from '../util/bytes.ts';
 import { OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { CryptoRandom } from '../util/random.ts';
@@ -96,15 +98,32 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     { identity, endpoint, ring, registry, clock, random, logger: log },
     { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
   );
-  const contacts = o.join
-    ? [o.join]
-    : [
-        ...(await peerContacts(endpoint, peers, info, log)),
-        ...BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow()),
-      ];
-  // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
+  // A bootstrap keeps its ring id across restarts (its address is fixed, so entries for it stay right).
+  // After a stop it left the ring and joins again; after a crash the ring may still list it at its place,
+  // and a join lookup would end at that entry, i.e. at ourselves: then we take up our place again from
+  // the successors a peer names and let stabilization bring the rest.
+  const fromPeers = o.join ? [o.join] : await peerContacts(endpoint, peers, info, log);
+  const fromRegistry = o.join ? [] : BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow());
+  const others = fromPeers.filter((c) => !bytesEqual(c.key, info.key));
   let joined = false;
-  for (const c of contacts) {
+  if (fromPeers.some((c) => c.id === self.id)) {
+    ring.warmStart(
+      null,
+      others.sort((x, y) => compareFrom(self.id, x.id, y.id)),
+      [],
+    );
+    joined = true;
+    log.info({ successor: others[0]?.addr }, 'the ring still lists this bootstrap; taking up its place again');
+  } else if (others.length > 0)
+    // Members named by a live peer bootstrap: asked again while their ring cannot place us yet.
+    try {
+      await joinRing(ring, others, log);
+      joined = true;
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'could not join through the members the other bootstraps named');
+    }
+  // Adapters known from the registry may be gone: each is tried once.
+  for (const c of joined ? [] : fromRegistry.filter((r) => !bytesEqual(r.key, info.key))) {
     try {
       await ring.join(c);
       joined = true;
@@ -113,6 +132,7 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
       log.warn({ via: c.addr, err: (e as Error).message }, 'could not rejoin through this member');
     }
   }
+  // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
   if (!joined) await ring.join(undefined);
   if (registry.count() > 0)
     server.republishAll().then(
@@ -123,11 +143,24 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     server,
     info,
     async close() {
-      ring.stop();
+      await leaveRing(ring, log);
       await endpoint.close();
       registry.close();
     },
   };
+}
+
+/** Hand records and neighbours over before going (Chord leave), so the ring keeps no entry for us. */
+async function leaveRing(ring: ChordNode, log: Logger): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<void>((r) => {
+    timer = setTimeout(r, 3000);
+  });
+  await Promise.race([ring.leave(), bound]).catch((e) =>
+    log.warn({ err: (e as Error).message }, 'could not leave the ring gracefully'),
+  );
+  clearTimeout(timer);
+  ring.stop();
 }
 
 /**
@@ -290,7 +323,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     sipAddr: element.hostport,
     async close() {
       clearInterval(sweeper);
-      ring.stop();
+      await leaveRing(ring, log);
       await element.close();
       await endpoint.close();
       trust.close();
