@@ -1,0 +1,245 @@
+/**
+ * A SecP2PSIP overlay on the in-memory network, in one call: one or more
+ * bootstraps and adapters (overlay half only: the phone-to-adapter SIP hop is
+ * local), every message delayed by a fixed one-way latency on a simulated
+ * clock. Same protocol code as the daemons. The tests use it with 1 ms
+ * links; the wide-area benchmark with tens of milliseconds. SIP requests are
+ * built as bytes (`phoneInvite`), so a whole call flow runs without sockets.
+ */
+import { ChordNode } from '../dht/chord/chord-node.ts';
+import { defaultValidator } from '../dht/store/validators.ts';
+import { nodeIdFromKey } from '../identity/fingerprint.ts';
+import { Identity } from '../identity/identity.ts';
+import { MemoryNetwork } from '../rpc/memory-network.ts';
+import type { NodeRef } from '../rpc/types.ts';
+import type { SipRequest } from '../sip/message.ts';
+import { parseMessage } from '../sip/parser.ts';
+import { SimClock } from '../util/clock.ts';
+import type { Logger } from '../util/log.ts';
+import { SeededRandom } from '../util/random.ts';
+import { AdapterNode, requestAdmission } from './adapter-node.ts';
+import { BootstrapServer } from './bootstrap-server.ts';
+import type { SecurityMode } from './call-flow.ts';
+import type { RebuildMode } from './key-lookup.ts';
+import type { BootstrapInfo } from './messages.ts';
+import { Registry } from './registry.ts';
+import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
+import { TrustStore } from './trust-store.ts';
+
+export interface MemoryOverlayInit {
+  seed?: number;
+  k?: number;
+  n?: number;
+  bootstraps?: number;
+  mode?: SecurityMode;
+  rebuild?: RebuildMode;
+  logger?: Logger;
+  /** SQLite path of bootstrap i (default in memory). */
+  registryPath?: (i: number) => string;
+  /** One-way delay of every message (ms, default 1). */
+  latencyMs?: number;
+  /** RPC timeout (ms, default 2000). */
+  timeoutMs?: number;
+  /** Network clock resolution (ms; see MemoryNetwork). */
+  resolutionMs?: number;
+  /** Chord stabilize period (ms, default 500). */
+  stabilizeMs?: number;
+  /** Simulated time between adapter joins (default 1000 ms) and after the last one (default 3000 ms). */
+  joinGapMs?: number;
+  settleMs?: number;
+  /** How much simulated time `settle` allows by default (default 60 s). */
+  settleLimitMs?: number;
+  /** The SIP host:port adapter i puts in its location records. */
+  sipAddr?: (i: number) => string;
+}
+
+export class MemoryOverlay {
+  readonly clock = new SimClock();
+  readonly random: SeededRandom;
+  readonly net: MemoryNetwork;
+  readonly bootstraps: BootstrapServer[] = [];
+  readonly adapters: AdapterNode[] = [];
+  readonly info: BootstrapInfo[] = [];
+  readonly init: MemoryOverlayInit;
+  private readonly ids: Identity[] = [];
+  private counter = 0;
+
+  constructor(init: MemoryOverlayInit = {}) {
+    this.init = init;
+    this.random = new SeededRandom(init.seed ?? 1);
+    this.net = new MemoryNetwork(
+      { clock: this.clock, random: this.random.fork() },
+      {
+        latencyMs: init.latencyMs ?? 1,
+        timeoutMs: init.timeoutMs ?? 2000,
+        copy: 'clone',
+        ...(init.resolutionMs === undefined ? {} : { resolutionMs: init.resolutionMs }),
+      },
+    );
+  }
+
+  /** Bootstraps first (each joins the ring), then `adapters` adapters, joins spaced as adapters starting over time. */
+  static async create(adapters: number, init: MemoryOverlayInit = {}): Promise<MemoryOverlay> {
+    const t = new MemoryOverlay(init);
+    const nb = init.bootstraps ?? 1;
+    for (let i = 0; i < nb; i++) {
+      const id = Identity.generate();
+      t.ids.push(id);
+      t.info.push({ addr: `boot-${i}`, key: id.bundle.sig });
+    }
+    for (let i = 0; i < nb; i++) await t.startBootstrap(i);
+    for (let i = 0; i < adapters; i++) {
+      await t.addAdapter();
+      await t.run(init.joinGapMs ?? 1000);
+    }
+    await t.run(init.settleMs ?? 3000);
+    return t;
+  }
+
+  get keys(): Uint8Array[] {
+    return this.info.map((b) => b.key);
+  }
+
+  /** The first bootstrap. */
+  get boot(): BootstrapServer {
+    return this.bootstraps[0];
+  }
+
+  ringOptions() {
+    return {
+      verifyRef: admittedRef(this.keys, () => this.clock.wallNow()),
+      store: { validators: { '': bootstrapWrittenValidator(this.keys, defaultValidator()) } },
+      installHandler: false,
+      stabilizeMs: this.init.stabilizeMs ?? 500,
+    };
+  }
+
+  /** Start (or restart, with the same key and registry file) bootstrap i; it joins through a live one. */
+  async startBootstrap(i: number): Promise<BootstrapServer> {
+    const identity = this.ids[i];
+    const registry = new Registry(this.init.registryPath?.(i) ?? ':memory:');
+    const self = BootstrapServer.selfAdmission(identity, registry, this.random, this.clock.wallNow());
+    const ref: NodeRef = { id: self.id, addr: this.info[i].addr, key: identity.bundle.sig, admission: self.admission };
+    this.net.revive(ref.addr);
+    const endpoint = this.net.endpoint(ref);
+    const ring = ChordNode.create({ endpoint, clock: this.clock, random: this.random.fork() }, this.ringOptions());
+    const b = new BootstrapServer(
+      { identity, endpoint, ring, registry, clock: this.clock, random: this.random.fork(), logger: this.init.logger },
+      { k: this.init.k ?? 3, n: this.init.n ?? 5, bootstraps: this.info },
+    );
+    const live = this.bootstraps.find((x) => x && !x.ring.stopped)?.ring.self;
+    const via = live ?? BootstrapServer.rejoinContacts(registry, this.keys, this.clock.wallNow())[0];
+    await this.settle(ring.join(via));
+    this.bootstraps[i] = b;
+    return b;
+  }
+
+  /** Stop a bootstrap (its registry file stays) and take it off the network. */
+  async stopBootstrap(i: number): Promise<void> {
+    const b = this.bootstraps[i];
+    b.ring.stop();
+    this.net.kill(b.endpoint.self.addr);
+    await b.endpoint.close();
+    b.registry.close();
+  }
+
+  /** An adapter admitted by bootstrap `via` (default: round robin), joined to the ring. */
+  async addAdapter(opts: { mode?: SecurityMode; via?: number } = {}): Promise<AdapterNode> {
+    const n = this.counter++;
+    const node = Identity.generate();
+    const via = this.info[opts.via ?? n % this.info.length];
+    const temp = this.net.endpoint({ id: nodeIdFromKey(node.bundle.sig), addr: `tmp-${n}`, key: node.bundle.sig });
+    const admitted = await this.settle(requestAdmission(temp, via));
+    await temp.close();
+    const ref: NodeRef = {
+      id: admitted.nodeId,
+      addr: `adapter-${n}`,
+      key: node.bundle.sig,
+      admission: admitted.admission,
+    };
+    const endpoint = this.net.endpoint(ref);
+    const ring = ChordNode.create({ endpoint, clock: this.clock, random: this.random.fork() }, this.ringOptions());
+    const a = new AdapterNode(
+      {
+        endpoint,
+        ring,
+        trust: new TrustStore(':memory:'),
+        clock: this.clock,
+        random: this.random.fork(),
+        logger: this.init.logger,
+      },
+      {
+        admitted,
+        bootstrap: via,
+        sipAddr: this.init.sipAddr?.(n) ?? `127.0.0.${n + 1}:5060`,
+        mode: opts.mode ?? this.init.mode,
+        rebuild: this.init.rebuild,
+      },
+    );
+    const c = admitted.ring[0];
+    await this.settle(ring.join({ id: c.id, addr: c.addr, key: c.key, admission: c.admission }));
+    this.adapters.push(a);
+    return a;
+  }
+
+  /** Run simulated time. */
+  run(ms: number): Promise<void> {
+    return this.net.run(ms);
+  }
+
+  /** Run the simulation until `p` settles; resolves or rejects as it does. */
+  async settle<T>(p: Promise<T>, limitMs = this.init.settleLimitMs ?? 60_000): Promise<T> {
+    let done = false;
+    const out = p.finally(() => {
+      done = true;
+    });
+    out.catch(() => {});
+    await this.net.runUntil(() => done, limitMs);
+    if (!done) throw new Error(`did not settle within ${limitMs} ms of simulated time`);
+    return out;
+  }
+
+  /** Simulated time and message count taken by one operation. */
+  async measure<T>(fn: () => Promise<T>): Promise<{ ms: number; messages: number; value: T }> {
+    const t0 = this.clock.now();
+    const m0 = this.net.stats.messages;
+    const value = await this.settle(fn());
+    return { ms: this.clock.now() - t0, messages: this.net.stats.messages - m0, value };
+  }
+
+  close(): void {
+    for (const a of this.adapters) {
+      a.ring.stop();
+      a.trust.close();
+    }
+    for (const b of this.bootstraps) {
+      b.ring.stop();
+      b.registry.close();
+    }
+  }
+}
+
+let callCounter = 0;
+
+/** The INVITE a phone at `phoneHost`, registered as `from` at its adapter `adapterHost`, sends for `to`. */
+export function phoneInvite(
+  from: string,
+  to: string,
+  adapterHost = '127.0.0.1:5060',
+  phoneHost = '10.0.0.1:5070',
+): SipRequest {
+  const n = ++callCounter;
+  const text =
+    `INVITE sip:${to}@${adapterHost} SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP ${phoneHost};branch=z9hG4bK-test-${n};rport\r\n` +
+    'Max-Forwards: 70\r\n' +
+    `From: <sip:${from}@${adapterHost}>;tag=f${n}\r\n` +
+    `To: <sip:${to}@${adapterHost}>\r\n` +
+    `Call-ID: call-${n}@${phoneHost.replace(/:\d+$/, '')}\r\n` +
+    'CSeq: 1 INVITE\r\n' +
+    `Contact: <sip:${from}@${phoneHost}>\r\n` +
+    'Content-Length: 0\r\n\r\n';
+  const p = parseMessage(new TextEncoder().encode(text));
+  if (!p.ok || p.value.kind !== 'request') throw new Error('bad phone INVITE');
+  return p.value;
+}
