@@ -139,8 +139,12 @@ export async function run(argv: string[]): Promise<number> {
   out('Point a real phone at an adapter (the demo stays up; Ctrl-C stops it):');
   out(`  account: sip:<yourname>@${first.adapter.sipAddr}  (any unused name; no password; UDP or TCP)`);
   out(`  then call: ${overlay.users.map((u) => `sip:${u.name}@${first.adapter.sipAddr}`).join(', ')}`);
-  out(`  baresip:  echo '<sip:me@${first.adapter.sipAddr}>;regint=600;answermode=auto' > ~/.baresip/accounts`);
-  out(`            baresip, then type:  /dial sip:${overlay.users[1]?.name ?? 'bob'}@${first.adapter.sipAddr}`);
+  out(
+    `  baresip:  mkdir -p /tmp/phone && echo '<sip:me@${first.adapter.sipAddr}>;regint=600;answermode=auto' > /tmp/phone/accounts`,
+  );
+  out(
+    `            baresip -f /tmp/phone, then type:  /dial sip:${overlay.users[1]?.name ?? 'bob'}@${first.adapter.sipAddr}`,
+  );
   out(`  Linphone: SIP account, username <yourname>, SIP server address ${first.adapter.sipAddr}, transport UDP`);
   out(`  other adapters: ${overlay.adapters.map((a) => a.sipAddr).join(' ')}`);
   await new Promise<void>((resolve) => {
