@@ -30,6 +30,8 @@ import { NAME_RE } from './messages.ts';
 export const ADAPTER_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
 /** Failures that say nothing about the user: the bootstrap or the ring may answer later. */
 const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
+/** Users registered with the bootstrap at once after a restart. */
+const RESTORE_CONCURRENCY = 8;
 /** How long a verified contact may be used as a proxy target (ms). */
 const VERIFIED_TTL_MS = 10 * 60_000;
 
@@ -90,8 +92,11 @@ export class Adapter {
       names.set(name, [...(names.get(name) ?? []), aor]);
     }
     let failed = 0;
-    await Promise.all(
-      [...names].map(async ([name, aors]) => {
+    const queue = [...names];
+    // A few at a time: the bootstrap answers every adapter of the overlay.
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const [name, aors] = next;
         this.aors.set(name, aors[aors.length - 1]);
         try {
           await this.node.ensureUser(name);
@@ -105,8 +110,9 @@ export class Adapter {
             this.aors.delete(name);
           }
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
     return { users: names.size - failed, failed };
   }
 

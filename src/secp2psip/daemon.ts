@@ -314,7 +314,10 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
   }
   const adapter = new Adapter({ node, element, registrar, clock, logger: log });
-  if (bindings) await adapter.restoreUsers();
+  if (bindings) {
+    const r = await adapter.restoreUsers();
+    if (r.users + r.failed > 0) log.info(r, 'users of restored phone bindings registered with the bootstrap again');
+  }
   const sweeper = setInterval(() => registrar.sweep(), 30_000);
   sweeper.unref();
   return {

@@ -85,10 +85,21 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
       1,
       Date.now() + 60_000,
     );
+    // A binding for a name bound to another adapter's key: B would need a new key for it, which the
+    // bootstrap refuses, so the binding goes.
+    db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)').run(
+      'sip:alice@127.0.0.1',
+      'sip:alice@192.0.2.7:5060',
+      '<sip:alice@192.0.2.7:5060>',
+      'c',
+      1,
+      Date.now() + 60_000,
+    );
     db.close();
 
     B = await startAdapterProc(boot.spec, join(base, 'B'), bSip);
     assert.match(B.stderr(), /stored phone binding skipped/);
+    assert.match(B.stderr(), /"user":"alice".*restored user not registered with the bootstrap/);
     const toBob = await call('bob');
     assert.equal(toBob.status, 302, toBob.reason);
     assert.equal(toBob.contact, `<${phones.bob.contactUri}>`);
