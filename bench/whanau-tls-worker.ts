@@ -37,7 +37,13 @@ export interface WorkerReply {
   setupMs?: number[];
   dialed?: number;
   results?: LookupResult[];
+  /** Peak resident set size of the worker so far (sampled every second). */
   rss?: number;
+  /** CPU seconds the worker spent in SETUP. */
+  cpuS?: number;
+  /** Table entries each node holds after SETUP (db + fingers + successor records). */
+  tables?: number[];
+  error?: string;
 }
 
 const LIMITS = {
@@ -67,6 +73,10 @@ export function runWorker(): void {
   let daemons: WhanauDaemon[] = [];
   const down = new Set<number>();
   const reply = (r: WorkerReply) => process.send?.(r);
+  let peakRss = 0;
+  setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }, 1000).unref();
   process.on('message', async (m: WorkerRequest) => {
     switch (m.op) {
       case 'start': {
@@ -105,6 +115,7 @@ export function runWorker(): void {
         return reply({ id: m.id });
       }
       case 'setup': {
+        const cpu0 = process.cpuUsage();
         const setupMs = await Promise.all(
           daemons.map(async (d) => {
             const t = performance.now();
@@ -112,8 +123,15 @@ export function runWorker(): void {
             return performance.now() - t;
           }),
         );
+        const cpu = process.cpuUsage(cpu0);
         const dialed = daemons.reduce((s, d) => s + d.endpoint.stats.connectionsDialed, 0);
-        return reply({ id: m.id, setupMs, dialed });
+        const tables = daemons.map((d) => {
+          const run = d.node.published;
+          if (!run) return 0;
+          const fingers = run.fingers.reduce((s, f) => s + (f?.ids.length ?? 0), 0);
+          return (run.db?.length ?? 0) + fingers + run.succ.reduce((s, x) => s + (x?.size ?? 0), 0);
+        });
+        return reply({ id: m.id, setupMs, dialed, cpuS: (cpu.user + cpu.system) / 1e6, tables });
       }
       case 'offline': {
         const go = (m.indices ?? []).filter((i) => !down.has(i));
@@ -133,9 +151,10 @@ export function runWorker(): void {
         return reply({ id: m.id, results });
       }
       case 'stop': {
-        const rss = process.memoryUsage().rss;
+        const rss = Math.max(peakRss, process.memoryUsage.rss());
+        const dialed = daemons.reduce((s, d) => s + d.endpoint.stats.connectionsDialed, 0);
         await Promise.all(daemons.map((d) => d.close()));
-        reply({ id: m.id, rss });
+        reply({ id: m.id, rss, dialed });
         process.disconnect?.();
         return;
       }

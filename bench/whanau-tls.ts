@@ -8,12 +8,13 @@
  * taken offline after SETUP (their tables elsewhere are stale, as under churn).
  *
  *   node --import tsx bench/whanau-tls.ts [--nodes 3000] [--procs 4] [--table 60] [--layers 1]
- *        [--lookups 1000] [--max-outgoing 2] [--idle-ms 5000] [--seed 1]
+ *        [--lookups 1000] [--max-outgoing 2] [--idle-ms 300000] [--seed 1]
  *
  * Prints a table and writes bench/results/whanau-tls.json.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { currentLoad, machineInfo } from './lib/machine.ts';
 import { defaultParams, tableEntries, type WhanauParams } from '../src/dht/whanau/params.ts';
 import { preferentialAttachment } from '../src/sim/social-graph.ts';
@@ -44,8 +45,8 @@ interface Worker {
 let seq = 0;
 function ask(w: Worker, req: Omit<WorkerRequest, 'id'>): Promise<WorkerReply> {
   const id = ++seq;
-  return new Promise((resolve) => {
-    w.pending.set(id, resolve);
+  return new Promise((resolve, reject) => {
+    w.pending.set(id, (r) => (r.error ? reject(new Error(r.error)) : resolve(r)));
     w.proc.send({ ...req, id });
   });
 }
@@ -56,6 +57,10 @@ function spawnWorker(first: number, count: number): Worker {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const w: Worker = { proc, first, count, pending: new Map() };
+  proc.on('exit', (code) => {
+    for (const f of w.pending.values()) f({ id: 0, error: `worker exited with ${code}` });
+    w.pending.clear();
+  });
   proc.on('message', (m: WorkerReply) => {
     const f = w.pending.get(m.id);
     w.pending.delete(m.id);
@@ -68,22 +73,40 @@ function ms(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(0)} ms` : '-';
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), SPEC);
-  if (args.worker) return runWorker();
-  const n = intOption(args, 'nodes', 10, 20_000);
-  const procs = args.procs === undefined ? Math.max(1, Math.ceil(n / 750)) : intOption(args, 'procs', 1, 64);
-  const r = intOption(args, 'table', 1, 10_000);
-  const layers = intOption(args, 'layers', 1, 8);
-  const lookups = intOption(args, 'lookups', 1, 1_000_000);
-  const maxOutgoing = intOption(args, 'max-outgoing', 1, 10_000);
-  const seed = intOption(args, 'seed', 0, 2 ** 31);
-  // Links idle this long are closed: short at full scale (file descriptors), long enough to reuse below that.
-  const idleMs =
-    args['idle-ms'] === undefined ? (n <= 1000 ? 60_000 : 5_000) : intOption(args, 'idle-ms', 100, 3600_000);
-  // Patient timeouts: thousands of handshakes share two cores, and a slow answer is not a lost node.
+export interface WhanauTlsOptions {
+  nodes: number;
+  procs?: number;
+  /** r_d = r_f = r_s. */
+  table: number;
+  layers: number;
+  lookups: number;
+  maxOutgoing: number;
+  idleMs: number;
+  seed: number;
+}
+
+export interface WhanauTlsScenario {
+  offlinePercent: number;
+  lookups: number;
+  found: number;
+  successPercent: number;
+  p50Ms: number;
+  p99Ms: number;
+  under5sPercent: number;
+  medianMessages: number;
+  /** Latency of every lookup that found its record (ms). */
+  foundMs: number[];
+  messages: number[];
+}
+
+/** Start the nodes in worker processes, run one SETUP and the lookups; the result as written to JSON. */
+export async function runWhanauTls(o: WhanauTlsOptions, say: (msg: string) => void = () => {}) {
+  const n = o.nodes;
+  const procs = o.procs ?? Math.max(1, Math.ceil(n / 750));
+  const r = o.table;
+  // Patient timeouts: thousands of nodes share two cores, and a slow answer is not a lost node.
   const params: WhanauParams = {
-    ...defaultParams(n, { rd: r, rf: r, rs: r, layers, periodMs: 3600_000, rpcTimeoutMs: 60_000 }),
+    ...defaultParams(n, { rd: r, rf: r, rs: r, layers: o.layers, periodMs: 3600_000, rpcTimeoutMs: 60_000 }),
     skewMs: 600_000,
     inactiveMs: 5_000,
   };
@@ -95,12 +118,14 @@ async function main(): Promise<void> {
     workers.push(spawnWorker(first, count));
     first += count;
   }
-  process.stderr.write(`starting ${n} TLS nodes in ${procs} processes...\n`);
+  say(`starting ${n} TLS nodes in ${procs} processes...`);
   const refs = (
-    await Promise.all(workers.map((w) => ask(w, { op: 'start', count: w.count, params, maxOutgoing, idleMs })))
+    await Promise.all(
+      workers.map((w) => ask(w, { op: 'start', count: w.count, params, maxOutgoing: o.maxOutgoing, idleMs: o.idleMs })),
+    )
   ).flatMap((x) => x.refs ?? []);
   const startMs = performance.now() - t0;
-  const rnd = new SeededRandom(seed);
+  const rnd = new SeededRandom(o.seed);
   const e = preferentialAttachment(n, 5, rnd);
   const adj: number[][] = Array.from({ length: n }, () => []);
   for (let k = 0; k < e.count; k++) {
@@ -115,15 +140,17 @@ async function main(): Promise<void> {
       }),
     ),
   );
-  process.stderr.write(`social graph: ${e.count} links; SETUP...\n`);
+  say(`social graph: ${e.count} links; SETUP...`);
   const epoch = Math.ceil(Date.now() / params.periodMs);
   const s0 = performance.now();
   const setups = await Promise.all(workers.map((w) => ask(w, { op: 'setup', epoch })));
   const setupMs = performance.now() - s0;
   const setupNodeMs = setups.flatMap((x) => x.setupMs ?? []);
-  const handshakes = setups.reduce((s, x) => s + (x.dialed ?? 0), 0);
+  const dialedInSetup = setups.reduce((s, x) => s + (x.dialed ?? 0), 0);
+  const setupCpuS = setups.reduce((s, x) => s + (x.cpuS ?? 0), 0);
+  const tableSizes = setups.flatMap((x) => x.tables ?? []);
 
-  const scenarios: Record<string, unknown>[] = [];
+  const scenarios: WhanauTlsScenario[] = [];
   const offline = new Set<number>();
   const order = shuffle(
     Array.from({ length: n }, (_, i) => i),
@@ -141,13 +168,13 @@ async function main(): Promise<void> {
     );
     const online = order.filter((i) => !offline.has(i));
     const jobs: { from: number; key: string }[] = [];
-    for (let k = 0; k < lookups; k++) {
+    for (let k = 0; k < o.lookups; k++) {
       const from = online[rnd.int(online.length)];
       let to = online[rnd.int(online.length)];
       while (to === from) to = online[rnd.int(online.length)];
       jobs.push({ from, key: refs[to].id });
     }
-    process.stderr.write(`${Math.round(frac * 100)} % offline: ${lookups} lookups...\n`);
+    say(`${Math.round(frac * 100)} % offline: ${o.lookups} lookups...`);
     const res = await Promise.all(
       workers.map((w) =>
         ask(w, {
@@ -159,25 +186,24 @@ async function main(): Promise<void> {
       ),
     );
     const all = res.flatMap((x) => x.results ?? []);
-    const okMs = all.filter((x) => x.found).map((x) => x.ms);
-    const found = okMs.length;
+    const foundMs = all.filter((x) => x.found).map((x) => x.ms);
+    const messages = all.map((x) => x.messages);
     scenarios.push({
       offlinePercent: Math.round(frac * 100),
       lookups: all.length,
-      found,
-      successPercent: (100 * found) / all.length,
-      p50Ms: percentile(okMs, 50),
-      p99Ms: percentile(okMs, 99),
-      under5sPercent: (100 * okMs.filter((x) => x < 5000).length) / all.length,
-      medianMessages: percentile(
-        all.map((x) => x.messages),
-        50,
-      ),
+      found: foundMs.length,
+      successPercent: (100 * foundMs.length) / all.length,
+      p50Ms: percentile(foundMs, 50),
+      p99Ms: percentile(foundMs, 99),
+      under5sPercent: (100 * foundMs.filter((x) => x < 5000).length) / all.length,
+      medianMessages: percentile(messages, 50),
+      foundMs,
+      messages,
     });
   }
-  const memory = await Promise.all(workers.map((w) => ask(w, { op: 'stop' })));
+  const stops = await Promise.all(workers.map((w) => ask(w, { op: 'stop' })));
   for (const w of workers) w.proc.disconnect();
-  const result = {
+  return {
     bench: 'whanau-tls',
     date: new Date().toISOString(),
     machine: { ...machine, loadEnd: currentLoad() },
@@ -186,37 +212,62 @@ async function main(): Promise<void> {
     socialLinks: e.count,
     params: { w: params.w, rd: params.rd, rf: params.rf, rs: params.rs, t: params.t, l: params.layers },
     tableEntries: tableEntries(params),
-    maxOutgoingPerNode: maxOutgoing,
+    tableEntriesP50: percentile(tableSizes, 50),
+    maxOutgoingPerNode: o.maxOutgoing,
     startMs,
     setupWallMs: setupMs,
+    setupCpuSeconds: setupCpuS,
     setupNodeP50Ms: percentile(setupNodeMs, 50),
     setupNodeMaxMs: Math.max(...setupNodeMs),
     setupsComplete: setupNodeMs.length,
-    tlsConnectionsDialed: handshakes,
-    workerRssMiB: memory.map((m) => Math.round((m.rss ?? 0) / 2 ** 20)),
+    tlsLinksDialedInSetup: dialedInSetup,
+    tlsLinksDialedTotal: stops.reduce((s, x) => s + (x.dialed ?? 0), 0),
+    workerPeakRssMiB: stops.map((m) => Math.round((m.rss ?? 0) / 2 ** 20)),
     scenarios,
   };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2), SPEC);
+  if (args.worker) return runWorker();
+  const n = intOption(args, 'nodes', 10, 20_000);
+  const result = await runWhanauTls(
+    {
+      nodes: n,
+      procs: args.procs === undefined ? undefined : intOption(args, 'procs', 1, 64),
+      table: intOption(args, 'table', 1, 10_000),
+      layers: intOption(args, 'layers', 1, 8),
+      lookups: intOption(args, 'lookups', 1, 1_000_000),
+      maxOutgoing: intOption(args, 'max-outgoing', 1, 10_000),
+      idleMs: args['idle-ms'] === undefined ? 300_000 : intOption(args, 'idle-ms', 100, 3600_000),
+      seed: intOption(args, 'seed', 0, 2 ** 31),
+    },
+    (msg) => process.stderr.write(`${msg}\n`),
+  );
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/whanau-tls.json', `${JSON.stringify(result, null, 2)}\n`);
+  const scenarios = result.scenarios.map(({ foundMs: _f, messages: _m, ...s }) => s);
+  writeFileSync('bench/results/whanau-tls.json', `${JSON.stringify({ ...result, scenarios }, null, 2)}\n`);
   const out = [
-    `WhanauSIP DHT over TLS: ${n} nodes in ${procs} processes, ${e.count} social links, ${result.tableEntries} table entries/node`,
-    `start ${ms(startMs)}; SETUP wall ${ms(setupMs)} (per node p50 ${ms(result.setupNodeP50Ms)}, max ${ms(result.setupNodeMaxMs)}), ${setupNodeMs.length}/${n} complete, ${handshakes} TLS links dialed`,
+    `WhanauSIP DHT over TLS: ${n} nodes in ${result.processes} processes, ${result.socialLinks} social links, ${result.tableEntries} table entries/node (p50 held ${result.tableEntriesP50})`,
+    `start ${ms(result.startMs)}; SETUP wall ${ms(result.setupWallMs)}, ${result.setupCpuSeconds.toFixed(0)} CPU-s (per node p50 ${ms(result.setupNodeP50Ms)}, max ${ms(result.setupNodeMaxMs)}), ${result.setupsComplete}/${n} complete`,
+    `TLS links dialed: ${result.tlsLinksDialedInSetup} in SETUP, ${result.tlsLinksDialedTotal} in all`,
     '',
     'offline | lookups | found     | p50      | p99      | < 5 s   | median msgs',
     '--------|---------|-----------|----------|----------|---------|------------',
   ];
-  for (const s of scenarios as { [k: string]: number }[])
+  for (const s of result.scenarios)
     out.push(
       `${String(s.offlinePercent).padStart(5)} % | ${String(s.lookups).padStart(7)} | ${s.successPercent.toFixed(2).padStart(7)} % | ${ms(s.p50Ms).padStart(8)} | ${ms(s.p99Ms).padStart(8)} | ${s.under5sPercent.toFixed(1).padStart(5)} % | ${s.medianMessages}`,
     );
   out.push(
     '',
-    `worker RSS: ${result.workerRssMiB.join(', ')} MiB; load ${machine.loadStart} -> ${result.machine.loadEnd}`,
+    `worker peak RSS: ${result.workerPeakRssMiB.join(', ')} MiB; load ${result.machine.loadStart} -> ${result.machine.loadEnd}`,
   );
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-main().catch((e) => {
-  process.stderr.write(`whanau-tls: ${(e as Error).stack}\n`);
-  process.exit(1);
-});
+if (process.argv[1] === fileURLToPath(import.meta.url))
+  main().catch((e) => {
+    process.stderr.write(`whanau-tls: ${(e as Error).stack}\n`);
+    process.exit(1);
+  });
