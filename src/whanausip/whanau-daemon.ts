@@ -168,14 +168,15 @@ export class WhanauDaemon {
   /**
    * Make every peer in the book known to the core: peers whose key we have
    * are added at once; for the others one TLS handshake must show a key that
-   * hashes to the configured hash. Returns how many peers are known.
+   * hashes to the configured hash (within the endpoint's connect timeout by
+   * default). Returns how many peers are known.
    */
-  async resolvePeers(timeoutMs = 3000): Promise<number> {
+  async resolvePeers(timeoutMs = this.endpoint.limits.connectTimeoutMs): Promise<number> {
     const results = await Promise.all(this.book.list().map((p) => this.resolvePeer(p.hash, timeoutMs)));
     return results.filter(Boolean).length;
   }
 
-  private async resolvePeer(hash: string, timeoutMs = 3000): Promise<boolean> {
+  private async resolvePeer(hash: string, timeoutMs = this.endpoint.limits.connectTimeoutMs): Promise<boolean> {
     const p = this.book.get(hash);
     if (!p) return false;
     let key = p.key;
