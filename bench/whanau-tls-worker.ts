@@ -23,6 +23,8 @@ export interface WorkerRequest {
   epoch?: number;
   indices?: number[];
   jobs?: { from: number; key: string }[];
+  /** Lookups in flight at once in this worker. */
+  width?: number;
 }
 
 export interface LookupResult {
@@ -146,7 +148,7 @@ export function runWorker(): void {
             const r = await daemons[j.from].lookupRecord(j.key);
             return { found: r.record !== null, ms: performance.now() - t, messages: r.messages };
           }),
-          32,
+          m.width ?? 4,
         );
         return reply({ id: m.id, results });
       }

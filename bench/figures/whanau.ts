@@ -98,7 +98,7 @@ export async function runWhanau(ctx: FigureContext): Promise<FigureOutput> {
   const notes = [
     `MEASURED on ${nodes} real WhanauSIP DHT nodes (TLS 1.3 on loopback, ${res.processes} worker processes on ${res.machine.cores} cores, load ${res.machine.loadStart} -> ${res.machine.loadEnd})${ctx.quick ? "; --quick: 300 nodes instead of the seed's 3,000" : ''}.`,
     `Preferential-attachment social graph (${res.socialLinks} links), r_d = r_f = r_s = ${table}, t = ${res.params.t}, l = ${res.params.l}, w = ${res.params.w}: ${res.tableEntries} table entries per node (seed: 300). SETUP walks carry their questions over the social links: ${res.tlsLinksDialedInSetup} TLS links dialed in SETUP, ${Math.round(res.setupCpuSeconds)} CPU-seconds.`,
-    `Nodes offline after SETUP stay in the others' tables; ${lookups} lookups per case between online nodes, 32 at a time per worker. Loopback has no wide-area delay.`,
+    `Nodes offline after SETUP stay in the others' tables; ${lookups} lookups per case between online nodes, 4 at a time per worker process. Loopback has no wide-area delay.`,
   ];
   return {
     figure: {
