@@ -5,12 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { probeInvite } from '../../src/secp2psip/call-probe.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
 import { freePort } from '../sip/e2e-helpers.ts';
+import { TestPhones, udpPeer } from './phones.ts';
 import { type AdapterProc, type BootstrapProc, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -24,25 +20,11 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
   let boot: BootstrapProc;
   let A: AdapterProc;
   let B: AdapterProc;
-  const stops: Array<() => Promise<void>> = [];
-  const phones: Record<string, UserAgent> = {};
-
-  const peer = (sip: string): Peer => {
-    const [address, port] = sip.split(':');
-    return { transport: 'UDP', address, port: Number(port) };
-  };
-
-  async function phone(user: string): Promise<UserAgent> {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    stops.push(() => element.close());
-    phones[user] = new UserAgent({ element }, { user, domain: '127.0.0.1' });
-    return phones[user];
-  }
+  const phones = new TestPhones();
 
   /** alice (at A) calls `callee` at B's user; the phone sees the final answer, the redirect is not followed. */
   const call = (callee: string) =>
-    probeInvite(phones.alice.element, { caller: 'alice', callee, adapter: peer(A.sip), domain: '127.0.0.1' });
+    probeInvite(phones.get('alice').element, { caller: 'alice', callee, adapter: udpPeer(A.sip), domain: '127.0.0.1' });
 
   before(async () => {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-bindings-'));
@@ -50,18 +32,17 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
     boot = await startBootstrapProc(join(base, 'boot'), '127.0.0.1:0', ['--k', '2', '--n', '3']);
     A = await startAdapterProc(boot.spec, join(base, 'A'));
     B = await startAdapterProc(boot.spec, join(base, 'B'), bSip);
-    await phone('alice');
-    for (const u of ['bob', 'carol', 'dave']) await phone(u);
-    assert.equal((await phones.alice.register(peer(A.sip))).status, 200);
-    for (const u of ['bob', 'carol', 'dave']) assert.equal((await phones[u].register(peer(B.sip))).status, 200);
+    assert.equal((await (await phones.add('alice')).register(udpPeer(A.sip))).status, 200);
+    for (const u of ['bob', 'carol', 'dave'])
+      assert.equal((await (await phones.add(u)).register(udpPeer(B.sip))).status, 200);
     // dave's phone signs off (RFC 3261 10.2.2); the others stay registered.
-    assert.equal((await phones.dave.register(peer(B.sip), 0)).status, 200);
-    for (const u of ['bob', 'carol']) assert.equal((await call(u)).contact, `<${phones[u].contactUri}>`);
+    assert.equal((await phones.get('dave').register(udpPeer(B.sip), 0)).status, 200);
+    for (const u of ['bob', 'carol']) assert.equal((await call(u)).contact, `<${phones.get(u).contactUri}>`);
     assert.equal((await call('dave')).status, 480);
   });
 
   after(async () => {
-    for (const s of stops.reverse()) await s().catch(() => {});
+    await phones.close();
     for (const p of [A, B, boot]) await p?.stop();
     rmSync(base, { recursive: true, force: true });
   });
@@ -77,24 +58,12 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
       'what B kept: dave signed off',
     );
     db.prepare('UPDATE bindings SET expires_at = ? WHERE aor = ?').run(Date.now() - 1000, 'sip:carol@127.0.0.1');
-    db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)').run(
-      'sip:mallory@127.0.0.1',
-      'x',
-      '<sip:mallory@192.0.2.66',
-      'c',
-      1,
-      Date.now() + 60_000,
-    );
+    const insert = db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
+    const later = Date.now() + 60_000;
+    insert.run('sip:mallory@127.0.0.1', 'x', '<sip:mallory@192.0.2.66', 'c', 1, later);
     // A binding for a name bound to another adapter's key: B would need a new key for it, which the
     // bootstrap refuses, so the binding goes.
-    db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)').run(
-      'sip:alice@127.0.0.1',
-      'sip:alice@192.0.2.7:5060',
-      '<sip:alice@192.0.2.7:5060>',
-      'c',
-      1,
-      Date.now() + 60_000,
-    );
+    insert.run('sip:alice@127.0.0.1', 'sip:alice@192.0.2.7:5060', '<sip:alice@192.0.2.7:5060>', 'c', 1, later);
     db.close();
 
     B = await startAdapterProc(boot.spec, join(base, 'B'), bSip);
@@ -102,11 +71,11 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
     assert.match(B.stderr(), /"user":"alice".*restored user not registered with the bootstrap/);
     const toBob = await call('bob');
     assert.equal(toBob.status, 302, toBob.reason);
-    assert.equal(toBob.contact, `<${phones.bob.contactUri}>`);
+    assert.equal(toBob.contact, `<${phones.get('bob').contactUri}>`);
     // The whole call: the 302 is followed and bob's phone answers.
-    const full = await phones.alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(full.redirectedTo, phones.bob.contactUri);
-    await phones.alice.bye(full);
+    const full = await phones.get('alice').invite(`sip:bob@${A.sip}`, udpPeer(A.sip));
+    assert.equal(full.redirectedTo, phones.get('bob').contactUri);
+    await phones.get('alice').bye(full);
     for (const u of ['carol', 'dave', 'mallory']) {
       const r = await call(u);
       assert.notEqual(r.status, 302, `${u}: ${r.status} ${r.reason}`);
@@ -118,7 +87,7 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
     );
     left.close();
     // carol's phone registers again and is reachable as before.
-    assert.equal((await phones.carol.register(peer(B.sip))).status, 200);
-    assert.equal((await call('carol')).contact, `<${phones.carol.contactUri}>`);
+    assert.equal((await phones.get('carol').register(udpPeer(B.sip))).status, 200);
+    assert.equal((await call('carol')).contact, `<${phones.get('carol').contactUri}>`);
   });
 });

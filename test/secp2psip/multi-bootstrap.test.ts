@@ -15,11 +15,8 @@ import { sipPeer } from '../../src/secp2psip/local-overlay.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
 import { openRingValue, pieceKey } from '../../src/secp2psip/ring-records.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
 import { freePort } from '../sip/e2e-helpers.ts';
+import { TestPhones } from './phones.ts';
 
 /**
  * Three bootstrap servers serving one overlay over loopback TLS, adapters
@@ -33,7 +30,6 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
   const infos: BootstrapInfo[] = [];
   const boots: RunningBootstrap[] = [];
   const adapters: RunningAdapter[] = [];
-  const stops: Array<() => Promise<void>> = [];
   /** names[b]: user names whose authority is bootstrap b. */
   const names: string[][] = [[], [], []];
 
@@ -56,21 +52,15 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
       stabilizeMs: 500,
     });
 
-  async function phone(user: string): Promise<UserAgent> {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    stops.push(() => element.close());
-    return new UserAgent({ element }, { user, domain: '127.0.0.1' });
-  }
-  const phones = new Map<string, UserAgent>();
+  const phones = new TestPhones();
   async function register(user: string, at: RunningAdapter) {
-    const p = phones.get(user) ?? (await phone(user));
+    const p = phones.has(user) ? phones.get(user) : await phones.add(user, false);
     const r = await p.register(sipPeer(at));
-    if (r.status === 200) phones.set(user, p);
+    if (r.status === 200) phones.keep(p);
     return r;
   }
   const call = (from: string, at: RunningAdapter, to: string) =>
-    probeInvite((phones.get(from) as UserAgent).element, {
+    probeInvite(phones.get(from).element, {
       caller: from,
       callee: to,
       adapter: sipPeer(at),
@@ -100,7 +90,11 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
         const i = ids.indexOf(r.id);
         const want = Array.from({ length: ids.length - 1 }, (_, j) => ids[(i + 1 + j) % ids.length]);
         const have = r.succs.entries().map((e) => e.id);
-        return r.pred?.id === ids[(i - 1 + ids.length) % ids.length] && have.length > 0 && have.every((id, j) => want[j] === id);
+        return (
+          r.pred?.id === ids[(i - 1 + ids.length) % ids.length] &&
+          have.length > 0 &&
+          have.every((id, j) => want[j] === id)
+        );
       });
       if (good) return;
       if (Date.now() > end) throw new Error('ring did not settle');
@@ -126,7 +120,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
   });
 
   after(async () => {
-    for (const s of stops.reverse()) await s().catch(() => {});
+    await phones.close();
     for (const a of adapters) await a.close().catch(() => {});
     for (const b of boots) await b.close().catch(() => {});
     rmSync(base, { recursive: true, force: true });
@@ -152,7 +146,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
       [u1, A2],
       [u2, A1],
     ] as const) {
-      const thief = await phone(u);
+      const thief = await phones.add(u, false);
       const r = await thief.register(sipPeer(at));
       assert.equal(r.status, 403, `${u} at ${at.sipAddr}`);
       assert.match(r.reason, new RegExp(`'${u}' is already registered with another key`));
@@ -170,7 +164,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
     ] as const) {
       const r = await call(from, at, to);
       assert.equal(r.status, 302, `${from} -> ${to}: ${r.reason}`);
-      assert.equal(r.contact, `<${phones.get(to)?.contactUri}>`);
+      assert.equal(r.contact, `<${phones.get(to).contactUri}>`);
     }
   });
 
@@ -185,7 +179,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
     assert.ok(adapters[1].node.users.has(u0) && adapters[1].node.users.has(u1));
     const r = await call(names[2][0], adapters[0], u0);
     assert.equal(r.status, 302, r.reason);
-    assert.equal(r.contact, `<${phones.get(u0)?.contactUri}>`);
+    assert.equal(r.contact, `<${phones.get(u0).contactUri}>`);
     // And a phone re-registering there is accepted too (the same key again).
     assert.equal((await register(u1, adapters[1])).status, 200);
   });
@@ -207,7 +201,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
       assert.ok(boots[0].server.registry.get(fresh), 'the owner has it');
       assert.equal(boots[2].server.registry.get(fresh), undefined);
       assert.ok(boots[2].server.stats.forwarded >= 1);
-      const thief = await phone(names[1][0]);
+      const thief = await phones.add(names[1][0], false);
       const refused = await thief.register(sipPeer(A2));
       assert.equal(refused.status, 403);
       assert.match(refused.reason, /already registered with another key/);
@@ -219,7 +213,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
       ] as const) {
         const r = await call(from, at, to);
         assert.equal(r.status, 302, `${from} -> ${to}: ${r.reason}`);
-        assert.equal(r.contact, `<${phones.get(to)?.contactUri}>`);
+        assert.equal(r.contact, `<${phones.get(to).contactUri}>`);
       }
     });
 });

@@ -1,0 +1,49 @@
+/**
+ * The small built-in user agent as phones for the end-to-end tests: one per
+ * user name, each on its own UDP/TCP port on loopback, closed together.
+ */
+import { SipElement } from '../../src/sip/element.ts';
+import { TransportStack } from '../../src/sip/transport-stack.ts';
+import type { Peer } from '../../src/sip/transport.ts';
+import { UserAgent } from '../../src/sip/user-agent.ts';
+import { SystemClock } from '../../src/util/clock.ts';
+
+export class TestPhones {
+  private readonly byName = new Map<string, UserAgent>();
+  private readonly elements: SipElement[] = [];
+
+  /** A new phone for `user` (sip:<user>@127.0.0.1); it becomes the one `get(user)` returns unless `keep` is false. */
+  async add(user: string, keep = true): Promise<UserAgent> {
+    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
+    const element = new SipElement({ transport, clock: new SystemClock() });
+    this.elements.push(element);
+    const ua = new UserAgent({ element }, { user, domain: '127.0.0.1' });
+    if (keep) this.byName.set(user, ua);
+    return ua;
+  }
+
+  has(user: string): boolean {
+    return this.byName.has(user);
+  }
+
+  /** Make `ua` the phone `get` returns for its user. */
+  keep(ua: UserAgent): void {
+    this.byName.set(ua.user, ua);
+  }
+
+  get(user: string): UserAgent {
+    const ua = this.byName.get(user);
+    if (!ua) throw new Error(`no phone for ${user}`);
+    return ua;
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.elements) await e.close().catch(() => {});
+  }
+}
+
+/** `host:port` of an adapter's SIP side as a UDP destination. */
+export function udpPeer(hostport: string): Peer {
+  const i = hostport.lastIndexOf(':');
+  return { transport: 'UDP', address: hostport.slice(0, i), port: Number(hostport.slice(i + 1)) };
+}
