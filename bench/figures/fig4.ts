@@ -123,6 +123,7 @@ export async function runFig4(ctx: FigureContext): Promise<FigureOutput> {
     `${iterations} iterations per point; real daemons on loopback (TLS 1.3 RPC between ring members, SIP over UDP from a bare phone).`,
     'Registration: REGISTER of a new user until 200 OK, including key generation, SECP2PSIP REGISTER, split and storage of n pieces and the location record.',
     'Call setup: INVITE sent until 302 received (seed VI.2); every call rebuilds and verifies the callee key from the ring (robust mode: all n pieces in parallel).',
+    "Each side reads the n+1 records straight from the holders its ring view names (one FETCH per holder, bootstrap signature checked on every record), and in signed mode the caller sends the INVITE once the callee's Username record is in, before the rebuild; the REDIRECT is accepted only after it.",
   ];
   if (failures.length > 0)
     notes.push(

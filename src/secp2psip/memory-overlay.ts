@@ -176,8 +176,17 @@ export class MemoryOverlay {
         rebuild: this.init.rebuild,
       },
     );
-    const c = admitted.ring[0];
-    await this.settle(ring.join({ id: c.id, addr: c.addr, key: c.key, admission: c.admission }));
+    // Like the daemon (joinRing): a ring still settling after other joins may need another try.
+    const contacts = admitted.ring.map((c) => ({ id: c.id, addr: c.addr, key: c.key, admission: c.admission }));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.settle(ring.join(contacts[attempt % contacts.length]));
+        break;
+      } catch (e) {
+        if (attempt >= 7) throw e;
+        await this.run(250 * (attempt + 1));
+      }
+    }
     this.adapters.push(a);
     return a;
   }

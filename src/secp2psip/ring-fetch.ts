@@ -82,12 +82,14 @@ export async function fetchSigned(
   };
   // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
   const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
-  let messages = await fetchFrom(ring, planFromView(ring, signed), accept);
+  const slow = new Set<string>();
+  let messages = await fetchFrom(ring, planFromView(ring, signed), accept, DIRECT_PATIENCE_MS, slow);
   const left = signed.filter((k) => !results.has(k));
   if (left.length > 0) {
     const owners = await ring.lookupMany(
       left.map((k) => keyPosition(k)),
       false,
+      slow,
     );
     const asks = new Map<string, Ask>();
     left.forEach((k, i) => {
@@ -153,10 +155,39 @@ export function planFromView(ring: ChordNode, keys: readonly string[]): Ask[] {
   return out;
 }
 
-/** One FETCH per ask, all at once (the node's own share read locally); returns the messages sent. */
-async function fetchFrom(ring: ChordNode, asks: readonly Ask[], accept: OnRecord): Promise<number> {
+/**
+ * How long a guessed holder may take before its keys go the routed way
+ * (ms): a holder that crashed without a word would otherwise hold the call
+ * for a whole RPC timeout. Its late answer is ignored.
+ */
+export const DIRECT_PATIENCE_MS = 400;
+
+/**
+ * One FETCH per ask, all at once (the node's own share read locally);
+ * returns the messages sent. `patienceMs`: stop waiting for the slow ones,
+ * whose ids go to `slow`.
+ */
+async function fetchFrom(
+  ring: ChordNode,
+  asks: readonly Ask[],
+  onRecord: OnRecord,
+  patienceMs?: number,
+  slow?: Set<string>,
+): Promise<number> {
+  const pending = new Set<string>();
   let sent = 0;
-  await Promise.all(
+  let open = true;
+  const accept: OnRecord = (k, r) => {
+    if (open) onRecord(k, r);
+  };
+  let timer: { cancel(): void } | undefined;
+  const patience =
+    patienceMs === undefined
+      ? undefined
+      : new Promise<void>((done) => {
+          timer = ring.clock.setTimer(patienceMs, done);
+        });
+  const all = Promise.all(
     asks.map(async (a) => {
       if (a.to.id === ring.id) {
         for (const k of a.keys) {
@@ -166,7 +197,9 @@ async function fetchFrom(ring: ChordNode, asks: readonly Ask[], accept: OnRecord
         return;
       }
       sent++;
+      pending.add(a.to.id);
       const raw = await ring.call(a.to, METHOD.FETCH, { keys: a.keys });
+      pending.delete(a.to.id);
       const rep = raw === null ? null : decodeFetchReply(raw);
       if (!rep || rep.records.length !== a.keys.length) return;
       a.keys.forEach((k, i) => {
@@ -175,6 +208,14 @@ async function fetchFrom(ring: ChordNode, asks: readonly Ask[], accept: OnRecord
       });
     }),
   );
+  await (patience ? Promise.race([all, patience]) : all);
+  open = false;
+  for (const id of pending) {
+    // Silent past the patience: not a holder to guess again until the ring names it anew.
+    ring.view.mute(id);
+    slow?.add(id);
+  }
+  timer?.cancel();
   return sent;
 }
 

@@ -309,10 +309,13 @@ export class ChordNode {
   /**
    * Several ring positions at once, the lookups sharing their replies (a
    * node's successor list serves every target it covers, see LookupBatch);
-   * each answer passes the same checks as a single lookup.
+   * each answer passes the same checks as a single lookup. `avoid`: ids
+   * not to ask.
    */
-  lookupMany(targets: readonly string[], confirm = true): Promise<LookupOutcome[]> {
+  lookupMany(targets: readonly string[], confirm = true, avoid: Iterable<string> = []): Promise<LookupOutcome[]> {
     const batch = new LookupBatch();
+    // Nodes the caller already found silent: treated as dead from the start.
+    for (const id of avoid) batch.dead.add(id);
     return Promise.all(targets.map((t) => this.lookupId(t, confirm, batch)));
   }
 
@@ -398,7 +401,7 @@ export class ChordNode {
       return await this.endpoint.request(to, method, payload, { timeoutMs: this.init.rpcTimeoutMs });
     } catch {
       this.counters.rpcFailures++;
-      this.view.forget(to.id);
+      this.view.mute(to.id);
       return null;
     }
   }

@@ -52,6 +52,8 @@ export class Maintenance {
     await this.replicate();
     await this.republish();
     if (this.ticks % 16 === 0) n.store.sweep();
+    // By now stabilize has dropped crashed nodes from successor lists: the view may hear of muted ones again.
+    if (this.ticks % 8 === 0) n.view.unmute();
   }
 
   /** stabilize() of Fig. 7 with the successor list of section V-B; a dead successor is replaced by the next. */

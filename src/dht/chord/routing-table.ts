@@ -143,6 +143,8 @@ export class FingerTable {
  */
 export class RingView {
   private readonly refs = new Map<string, NodeRef>();
+  /** Nodes found silent: not learned again until `unmute` (others' lists name a crashed node a while longer). */
+  private readonly muted = new Set<string>();
   private sorted: NodeRef[] = [];
   private dirty = false;
 
@@ -158,7 +160,7 @@ export class RingView {
   learn(refs: readonly NodeRef[]): void {
     if (this.max === 0) return;
     for (const r of refs) {
-      if (r.id === this.self.id) continue;
+      if (r.id === this.self.id || this.muted.has(r.id)) continue;
       const had = this.refs.get(r.id);
       if (had) {
         if (had === r) continue;
@@ -174,6 +176,16 @@ export class RingView {
 
   forget(id: string): void {
     if (this.refs.delete(id)) this.dirty = true;
+  }
+
+  /** Forget a node that did not answer, and do not learn it again before the next `unmute`. */
+  mute(id: string): void {
+    this.forget(id);
+    if (this.muted.size < 256) this.muted.add(id);
+  }
+
+  unmute(): void {
+    this.muted.clear();
   }
 
   /** The first `count` known nodes (this node included) at or after ring position `pos`, clockwise. */

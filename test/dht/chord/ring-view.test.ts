@@ -31,6 +31,17 @@ describe('RingView', () => {
     assert.equal(v.holders('6'.padEnd(40, '0'), 1)[0].id[0], 'b');
   });
 
+  it('does not learn a muted node again until unmuted', () => {
+    const v = new RingView(ref('0'), 8);
+    v.learn([ref('4'), ref('8')]);
+    v.mute('4'.padEnd(40, '0'));
+    v.learn([ref('4')]);
+    assert.equal(v.holders('1'.padEnd(40, '0'), 1)[0].id[0], '8');
+    v.unmute();
+    v.learn([ref('4')]);
+    assert.equal(v.holders('1'.padEnd(40, '0'), 1)[0].id[0], '4');
+  });
+
   it('keeps at most max nodes, forgetting the oldest heard of; a size of 0 keeps none', () => {
     const v = new RingView(ref('0'), 2);
     v.learn([ref('1'), ref('2')]);
