@@ -8,6 +8,16 @@ import { startTlsTestnet, type TlsTestnet } from './tls-testnet.ts';
 /** Seed 003 chapter 4 on real sockets: 30 Whanau nodes over TLS 1.3 on loopback, one SETUP, every record found. */
 describe('30 WhanauSIP DHT nodes over TLS', { timeout: 300_000 }, () => {
   let net: TlsTestnet;
+  /** Where a key sits after SETUP: how many dbs and successor tables hold it (for failure messages). */
+  const coverage = (key: string): string => {
+    let db = 0;
+    let succ = 0;
+    for (const d of net.daemons) {
+      if (d.node.published?.dbKeys.includes(key)) db++;
+      if (d.node.published?.succ.some((s) => s?.has(key))) succ++;
+    }
+    return `in ${db} db and ${succ} successor tables`;
+  };
   before(async () => {
     // One layer (no clustering attacker here), 40 db walks and 24 successor walks of t = 6 records: the db samples
     // records in proportion to degree, and at 30 nodes the default
@@ -24,8 +34,13 @@ describe('30 WhanauSIP DHT nodes over TLS', { timeout: 300_000 }, () => {
       assert.equal(known.length, d.book.list().length, 'every configured peer resolved');
       for (const p of known) assert.equal(recordKey(p.ref.key), p.ref.id, 'pinned key hashes to the peer hash');
     }
+    const dialedBefore = net.daemons.reduce((s, d) => s + d.endpoint.stats.connectionsDialed, 0);
     const epoch = net.daemons[0].node.nextEpoch();
     const summaries = await Promise.all(net.daemons.map((d) => d.setup(epoch)));
+    // SETUP's questions travel with the walks: links are the social ones, each mostly dialed by one side only
+    // (both, when a peer's ping comes later than the grace a loaded machine allows).
+    const dialed = net.daemons.reduce((s, d) => s + d.endpoint.stats.connectionsDialed, 0) - dialedBefore;
+    assert.ok(dialed <= net.edges.length * 1.5, `${dialed} links dialed in SETUP for ${net.edges.length} social links`);
     for (const [i, s] of summaries.entries()) {
       assert.equal(s.complete, true);
       assert.ok((s.db as number) > 0, `node ${i} sampled records`);
@@ -38,30 +53,24 @@ describe('30 WhanauSIP DHT nodes over TLS', { timeout: 300_000 }, () => {
     }
   });
 
-  it("every node's record is found from other nodes, verified, with its contact", async () => {
+  it("every node's record is found from other nodes at the first lookup, verified, with its contact", async () => {
     const rnd = new SeededRandom(9);
     const messages: number[] = [];
-    let secondAsks = 0;
     await Promise.all(
       net.daemons.map(async (target, i) => {
         let j = rnd.int(net.daemons.length - 1);
         if (j >= i) j++;
-        let r = await net.daemons[j].lookupRecord(target.hash);
-        if (!r.record) {
-          // A caller whose lookup ran out of tries asks again from another node. About one run in
-          // twenty one key needs this on 30 nodes; more than one key needing it fails the test.
-          secondAsks++;
-          j = (j + 1) % net.daemons.length === i ? (j + 2) % net.daemons.length : (j + 1) % net.daemons.length;
-          r = await net.daemons[j].lookupRecord(target.hash);
-        }
-        assert.ok(r.record, `record of node ${i} not found from node ${j} (${r.tries} tries)`);
+        const r = await net.daemons[j].lookupRecord(target.hash);
+        assert.ok(
+          r.record,
+          `record of node ${i} not found from node ${j} (${r.tries} tries; ${coverage(target.hash)})`,
+        );
         assert.equal(recordKey(r.record.publicKey), target.hash);
         assert.equal(r.record.value, target.contact());
         assert.equal(r.record.port, Number(target.self.addr.split(':')[1]));
         messages.push(r.messages);
       }),
     );
-    assert.ok(secondAsks <= 1, `${secondAsks} keys needed a second lookup`);
     assert.ok(percentile(messages, 50) <= 4, `median messages ${percentile(messages, 50)}`);
   });
 

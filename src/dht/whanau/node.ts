@@ -54,6 +54,9 @@ export interface WhanauNodeStats {
 
 export const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex');
 
+/** How long SETUP waits for social peers with smaller keys to ping first (see refreshPeers). */
+const REFRESH_GRACE_MS = 1000;
+
 /**
  * One Whanau DHT node (seed 003 chapter 4, Appendix A). Protocol core: no
  * sockets and no timers of its own; clock, random source and transport are
@@ -145,7 +148,9 @@ export class WhanauNode {
   /** A peer that called us on a peer-only method has added us: the link is mutual. */
   peerCalled(key: Uint8Array): void {
     const p = this.peers.get(keyHex(key));
-    if (p) p.mutual = true;
+    if (!p || p.mutual) return;
+    p.mutual = true;
+    this.notify();
   }
 
   peerAnswered(ref: NodeRef): void {
@@ -166,20 +171,50 @@ export class WhanauNode {
     return out;
   }
 
-  /** Ping every peer: those that have added us become walkable, the others are left out. */
+  /**
+   * Ping every peer: those that have added us become walkable, the others are
+   * left out. Peers with a greater key are pinged first; a peer with a smaller
+   * key that pinged us meanwhile is already known mutual and is not pinged
+   * back, so two peers refreshing at once open one link between them, not two.
+   */
   async refreshPeers(): Promise<void> {
-    await Promise.all(
-      [...this.peers.values()].map(async (p) => {
-        try {
-          await this.call(p.ref, 'whanau.ping', {});
-          p.mutual = true;
-          p.inactiveUntil = 0;
-        } catch (e) {
-          if (e instanceof OverlayError && e.code === 'RPC_REFUSED') p.mutual = false;
-          else p.inactiveUntil = this.clock.now() + this.params.inactiveMs;
-        }
-      }),
-    );
+    const me = keyHex(this.self.key);
+    const ping = async (p: Peer) => {
+      try {
+        await this.call(p.ref, 'whanau.ping', {});
+        p.mutual = true;
+        p.inactiveUntil = 0;
+      } catch (e) {
+        if (e instanceof OverlayError && e.code === 'RPC_REFUSED') p.mutual = false;
+        else p.inactiveUntil = this.clock.now() + this.params.inactiveMs;
+      }
+    };
+    const all = [...this.peers.values()];
+    const calledBefore = new Set(all.filter((p) => p.mutual));
+    const later = all.filter((p) => keyHex(p.ref.key) < me);
+    for (const p of later) if (calledBefore.has(p)) p.mutual = false; // must show again that it added us
+    await Promise.all(all.filter((p) => keyHex(p.ref.key) > me).map(ping));
+    // They are pinging us now if they refresh too: a moment's grace before we dial them ourselves.
+    await this.until(() => later.every((p) => p.mutual), REFRESH_GRACE_MS);
+    await Promise.all(later.filter((p) => !p.mutual).map(ping));
+  }
+
+  /** Resolves once `done()` holds (checked at every notify()) or after `ms`. */
+  private until(done: () => boolean, ms: number): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!done()) return;
+        this.waiters.delete(check);
+        timer.cancel();
+        resolve();
+      };
+      const timer = this.clock.setTimer(ms, () => {
+        this.waiters.delete(check);
+        resolve();
+      });
+      this.waiters.add(check);
+    });
   }
 
   // ---- records ----
