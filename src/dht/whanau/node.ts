@@ -3,14 +3,13 @@ import type { Clock, Timer } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
-import { type KV, Responses, type WalkEnd, type WalkQuestion } from './messages.ts';
+import { type KV, Responses, type WalkEnd } from './messages.ts';
 import type { WhanauParams } from './params.ts';
-import { chooseId, type LookupOutcome, lookupProcedure, type TryOutcome, tryProcedure } from './procedures.ts';
+import { type LookupOutcome, lookupProcedure, type TryOutcome, tryProcedure } from './procedures.ts';
 import { QueryTokens } from './query-token.ts';
 import { RandomWalkCache } from './random-walk-cache.ts';
-import { randomHexKey } from './ring.ts';
-import { SetupRun } from './state.ts';
-import { askAlongWalks } from './walk-question.ts';
+import type { SetupRun } from './state.ts';
+import { runSetup } from './setup.ts';
 
 /** Application rule for self-certifying records (seed 003 section 4.5): accept (key, value) at this time? */
 export interface KeyValueChecker {
@@ -316,62 +315,7 @@ export class WhanauNode {
   // ---- SETUP (Figure A-1) ----
 
   async setup(epoch = this.nextEpoch()): Promise<Record<string, unknown>> {
-    const p = this.params;
-    const run = new SetupRun(epoch, p.layers);
-    this.current = run;
-    this.stats.setups++;
-    await this.refreshPeers();
-    // db(u) <- SAMPLE-RECORDS(u, r_d); the question travels with each walk (walk-question.ts).
-    const samples = await this.askWalks(p.rd, { m: 'sampleRecord' }, Responses.record);
-    run.setDb(samples.flatMap((s) => (s.value && this.checked(s.value) ? [s.value] : [])));
-    this.notify();
-    for (let i = 0; i < p.layers; i++) {
-      // ids(u, i) <- CHOOSE-ID(u, i)
-      const prev = i > 0 ? run.fingers[i - 1]?.ids : undefined;
-      run.ids[i] = chooseId(i, run.dbKeys, prev, this.random) ?? randomHexKey(this.random.bytes(20));
-      this.notify();
-      // fingers(u, i) <- FINGERS(u, i, r_f)
-      const fIds = await this.askWalks(p.rf, { m: 'getId', epoch, layer: i }, Responses.id);
-      run.setFingers(
-        i,
-        fIds.map((f) => ({ id: f.value, ref: f.ref })),
-      );
-      this.notify();
-      // succ(u, i) <- SUCCESSORS(u, i, r_s)
-      const x0 = run.ids[i] as string;
-      const sets = await this.askWalks(p.rs, { m: 'successors', epoch, x0, t: p.t }, Responses.records);
-      const succ = new Map<string, Uint8Array>();
-      const seen = new Set<string>();
-      for (const kv of sets.flatMap((s) => s.value.slice(0, p.t))) {
-        const tag = `${kv.key}:${Buffer.from(kv.value).toString('base64')}`;
-        if (seen.has(tag)) continue; // the same record from several samples is checked once
-        seen.add(tag);
-        if (this.checked(kv)) succ.set(kv.key, kv.value);
-      }
-      run.succ[i] = succ;
-      this.notify();
-    }
-    run.complete = true;
-    this.published = run;
-    this.notify();
-    this.log.debug(run.summary(), 'setup done');
-    return run.summary();
-  }
-
-  /** Walks of length w carrying `q`; the answers that decode (null answers and failures count as no answer). */
-  private async askWalks<T>(
-    count: number,
-    q: WalkQuestion,
-    decode: (p: unknown) => { ok: true; value: T } | { ok: false; error: string },
-  ): Promise<{ ref: NodeRef; value: T }[]> {
-    const out: { ref: NodeRef; value: T }[] = [];
-    for (const w of await askAlongWalks(this, count, this.params.w, q)) {
-      if (w.answer === null) continue; // the end could not answer in time (section 4.6: try another node next time)
-      const r = decode(w.answer);
-      if (r.ok) out.push({ ref: w.ref, value: r.value });
-      else this.stats.malformedDropped++;
-    }
-    return out;
+    return runSetup(this, epoch);
   }
 
   // ---- LOOKUP (Figure A-2) ----
