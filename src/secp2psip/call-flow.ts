@@ -92,6 +92,8 @@ export interface FlowContext {
   /** Users verified through the ring recently (see `verifiedUser`); absent or `cacheMs` 0: every call looks up. */
   cache?: Map<string, { user: VerifiedUser; until: number }>;
   cacheMs?: number;
+  /** Signed mode: send the INVITE before the callee key is rebuilt (see the module comment; default true). */
+  pipeline?: boolean;
 }
 
 const CACHE_MAX = 10_000;
@@ -199,7 +201,7 @@ export async function placeCall(
     // Signed mode: INVITE on its way as soon as the callee's adapter is known (see the module comment).
     let early: { to: NodeRef; answer: Promise<Exchanged> } | undefined;
     const sendEarly: OnAdapter | undefined =
-      ctx.mode === 'signed'
+      ctx.mode === 'signed' && ctx.pipeline !== false
         ? (to) => {
             if (early || isCancelled()) return;
             const answer = exchangeInvite(ctx, req, caller, calleeName, to, undefined, callId);
