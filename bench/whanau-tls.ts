@@ -206,7 +206,7 @@ export async function runWhanauTls(o: WhanauTlsOptions, say: (msg: string) => vo
     });
   }
   const stops = await Promise.all(workers.map((w) => ask(w, { op: 'stop' })));
-  for (const w of workers) w.proc.disconnect();
+  for (const w of workers) if (w.proc.connected) w.proc.disconnect();
   return {
     bench: 'whanau-tls',
     date: new Date().toISOString(),

@@ -32,8 +32,19 @@ export class SetupRun {
     this.succ = new Array(layers).fill(undefined);
   }
 
+  /**
+   * db(u), sorted by key. Walks end at well-connected nodes more often, so the
+   * same record comes back many times; copies are kept once, so that
+   * SUCCESSORS-SAMPLE's t records after x0 are t different records and cover
+   * as much of the ring as the seed intends.
+   */
   setDb(records: KV[]): void {
-    const sorted = [...records].sort((a, b) => compareKeys(a.key, b.key));
+    const sorted: KV[] = [];
+    for (const r of [...records].sort((a, b) => compareKeys(a.key, b.key))) {
+      const last = sorted[sorted.length - 1];
+      if (last && last.key === r.key && Buffer.from(last.value).equals(r.value)) continue;
+      sorted.push(r);
+    }
     this.db = sorted;
     this.dbKeys = sorted.map((r) => r.key);
   }
