@@ -127,7 +127,7 @@ function addAsk(asks: Map<string, Ask>, to: NodeRef, key: string, hops: number):
  * the most keys still open, the guessed owner breaking ties.
  */
 export function planFromView(ring: ChordNode, keys: readonly string[]): Ask[] {
-  const cands = keys.map((k) => ring.view.holders(keyPosition(k), ring.r));
+  const cands = keys.map((k) => ring.guessHolders(keyPosition(k), ring.r));
   const open = new Set(keys.map((_, i) => i));
   const out: Ask[] = [];
   const mine = keys.map((_, i) => i).filter((i) => cands[i].some((c) => c.id === ring.id));

@@ -326,6 +326,16 @@ export class ChordNode {
     return new Map(keys.map((k, i) => [k, res[i]]));
   }
 
+  /**
+   * The first `count` nodes this node knows at or after ring position `pos`
+   * (its guess of the owner and the next replicas, see RingView); the
+   * first call starts the view from the routing table.
+   */
+  guessHolders(pos: string, count: number): NodeRef[] {
+    this.view.activate([...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])]);
+    return this.view.holders(pos, count);
+  }
+
   /** Is this ref's id bound to its key under the node's policy? (Cached per id.) */
   verify(ref: NodeRef): boolean {
     if (this.verifyPolicy === idBoundToKey) return idBoundToKey(ref);

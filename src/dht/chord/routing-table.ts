@@ -139,14 +139,19 @@ export class FingerTable {
  * location cache of CFS/DHash. On a ring not much larger than `max` it names
  * the owner of most keys, so a reader that can check what it gets (records
  * signed by their writer) can go straight to the holders without routing.
- * Never used to confirm an owner.
+ * Never used to confirm an owner. Until the first `holders` call it keeps
+ * only the last DORMANT_MAX nodes heard of (simulated rings of thousands
+ * of nodes never ask, and would otherwise hold `max` refs per node).
  */
+const DORMANT_MAX = 32;
+
 export class RingView {
   private readonly refs = new Map<string, NodeRef>();
   /** Nodes found silent: not learned again until `unmute` (others' lists name a crashed node a while longer). */
   private readonly muted = new Set<string>();
   private sorted: NodeRef[] = [];
   private dirty = false;
+  private active = false;
 
   constructor(
     private readonly self: NodeRef,
@@ -158,7 +163,8 @@ export class RingView {
   }
 
   learn(refs: readonly NodeRef[]): void {
-    if (this.max === 0) return;
+    const max = this.active ? this.max : Math.min(this.max, DORMANT_MAX);
+    if (max === 0) return;
     for (const r of refs) {
       if (r.id === this.self.id || this.muted.has(r.id)) continue;
       const had = this.refs.get(r.id);
@@ -167,7 +173,7 @@ export class RingView {
         this.refs.delete(r.id);
       } else this.dirty = true;
       this.refs.set(r.id, r);
-      if (this.refs.size > this.max) {
+      if (this.refs.size > max) {
         this.refs.delete(this.refs.keys().next().value as string);
         this.dirty = true;
       }
@@ -188,8 +194,16 @@ export class RingView {
     this.muted.clear();
   }
 
+  /** Start remembering nodes, from `seed` (the routing table) on; a `max` of 0 never starts. */
+  activate(seed: readonly NodeRef[] = []): void {
+    if (this.active || this.max === 0) return;
+    this.active = true;
+    this.learn(seed);
+  }
+
   /** The first `count` known nodes (this node included) at or after ring position `pos`, clockwise. */
   holders(pos: string, count: number): NodeRef[] {
+    this.activate();
     if (this.dirty) {
       this.sorted = [this.self, ...this.refs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
       this.dirty = false;
