@@ -22,7 +22,7 @@ import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { type Clock, SystemClock } from '../util/clock.ts';
 import { bytesEqual } from '../util/bytes.ts';
-import { OverlayError } from '../util/errors.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { CryptoRandom } from '../util/random.ts';
 import { Adapter } from './adapter.ts';
@@ -94,46 +94,19 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   const info: BootstrapInfo = { addr: endpoint.self.addr, key: identity.bundle.sig };
   if (!peers.some((p) => Buffer.from(p.key).equals(Buffer.from(info.key)))) peers = [...peers, info];
   const ring = ChordNode.create({ endpoint, clock, random, logger: log }, ringInit(keys(), clock, o.stabilizeMs));
+  const contacts = o.join
+    ? [o.join]
+    : [
+        ...(await peerContacts(endpoint, peers, info, log)),
+        ...BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow()),
+      ];
+  // Nothing answers requests until the join is done (the server installs the handler): a node not yet on
+  // the ring would answer lookups as a ring of its own, and entries the ring still has for our id lead here.
+  await joinAsBootstrap(ring, info.key, contacts, log);
   const server = new BootstrapServer(
     { identity, endpoint, ring, registry, clock, random, logger: log },
     { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
   );
-  // A bootstrap keeps its ring id across restarts (its address is fixed, so entries for it stay right).
-  // After a stop it left the ring and joins again; after a crash the ring may still list it at its place,
-  // and a join lookup would end at that entry, i.e. at ourselves: then we take up our place again from
-  // the successors a peer names and let stabilization bring the rest.
-  const fromPeers = o.join ? [o.join] : await peerContacts(endpoint, peers, info, log);
-  const fromRegistry = o.join ? [] : BootstrapServer.rejoinContacts(registry, keys(), clock.wallNow());
-  const others = fromPeers.filter((c) => !bytesEqual(c.key, info.key));
-  let joined = false;
-  if (fromPeers.some((c) => c.id === self.id)) {
-    ring.warmStart(
-      null,
-      others.sort((x, y) => compareFrom(self.id, x.id, y.id)),
-      [],
-    );
-    joined = true;
-    log.info({ successor: others[0]?.addr }, 'the ring still lists this bootstrap; taking up its place again');
-  } else if (others.length > 0)
-    // Members named by a live peer bootstrap: asked again while their ring cannot place us yet.
-    try {
-      await joinRing(ring, others, log);
-      joined = true;
-    } catch (e) {
-      log.error({ err: (e as Error).message }, 'could not join through the members the other bootstraps named');
-    }
-  // Adapters known from the registry may be gone: each is tried once.
-  for (const c of joined ? [] : fromRegistry.filter((r) => !bytesEqual(r.key, info.key))) {
-    try {
-      await ring.join(c);
-      joined = true;
-      break;
-    } catch (e) {
-      log.warn({ via: c.addr, err: (e as Error).message }, 'could not rejoin through this member');
-    }
-  }
-  // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
-  if (!joined) await ring.join(undefined);
   if (registry.count() > 0)
     server.republishAll().then(
       (n) => log.info({ users: n }, 'republished registered users'),
@@ -210,15 +183,19 @@ export function fetchPeerKey(host: string, port: number, timeoutMs = 3000): Prom
   });
 }
 
-/** Join through any of the contacts; a ring still settling after other joins may need a second try. */
-async function joinRing(ring: ChordNode, contacts: NodeRef[], log: Logger): Promise<void> {
+/**
+ * Join through any of the contacts; a ring still settling after other joins may need a second try.
+ * 'listed': the ring already holds a node with our id (ChordNode.join refuses with BAD_CONFIG).
+ */
+async function joinRing(ring: ChordNode, contacts: NodeRef[], log: Logger, attempts = 8): Promise<'joined' | 'listed'> {
   let last: unknown;
-  for (let attempt = 0; attempt < 8; attempt++) {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     for (const c of contacts) {
       try {
         await ring.join({ id: c.id, addr: c.addr, key: c.key, admission: c.admission });
-        return;
+        return 'joined';
       } catch (e) {
+        if (isOverlayError(e, 'BAD_CONFIG')) return 'listed';
         last = e;
       }
     }
@@ -226,6 +203,48 @@ async function joinRing(ring: ChordNode, contacts: NodeRef[], log: Logger): Prom
     await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
   }
   throw last;
+}
+
+/**
+ * A bootstrap keeps its ring id across restarts (its address is fixed, so entries for it stay right).
+ * After a stop it left the ring and joins again. After a crash the ring may still list it, and a join
+ * lookup cannot confirm a place the ring believes taken: then it takes up its place again, with the
+ * members it knows in ring order after it, and Chord's stabilize and notify correct the rest. Which case
+ * holds is asked of the members themselves (their predecessor and successors). With no member answering,
+ * it starts a new ring.
+ */
+async function joinAsBootstrap(ring: ChordNode, key: Uint8Array, contacts: NodeRef[], log: Logger): Promise<void> {
+  const seen = new Map<string, NodeRef>();
+  const learn = (r: NodeRef | null) => {
+    if (r && !bytesEqual(r.key, key) && !seen.has(r.id)) seen.set(r.id, r);
+  };
+  const probe = contacts.filter((c) => !bytesEqual(c.key, key)).slice(0, 16);
+  const replies = await Promise.all(probe.map((c) => ring.neighbors(c, false).catch(() => null)));
+  const live = probe.filter((_, i) => replies[i] !== null);
+  let listed = contacts.some((c) => c.id === ring.id);
+  for (const nb of replies) {
+    if (!nb) continue;
+    if (nb.pred?.id === ring.id || nb.succs.some((s) => s.id === ring.id)) listed = true;
+    learn(nb.pred);
+    for (const s of nb.succs) learn(s);
+  }
+  for (const c of live) learn(c);
+  const takeUpPlace = () => {
+    const known = [...seen.values()].sort((x, y) => compareFrom(ring.id, x.id, y.id));
+    ring.warmStart(null, known, []);
+    log.info({ successor: known[0]?.addr }, 'the ring still lists this bootstrap; taking up its place again');
+  };
+  if (listed && seen.size > 0) return takeUpPlace();
+  if (live.length > 0) {
+    try {
+      if ((await joinRing(ring, live, log, 2)) === 'joined') return;
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'could not join through the live members; taking up a place among them');
+    }
+    return takeUpPlace();
+  }
+  // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
+  await ring.join(undefined);
 }
 
 export interface AdapterDaemonOptions {
@@ -305,7 +324,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
     },
   );
-  await joinRing(ring, admittedMsg.ring, log);
+  if ((await joinRing(ring, admittedMsg.ring, log)) === 'listed')
+    throw new OverlayError('BAD_CONFIG', 'the ring already holds a node with the id the bootstrap assigned');
   const bindings = o.dataDir ? openBindings(join(o.dataDir, 'bindings.sqlite'), log) : undefined;
   const registrar = new Registrar({ clock, store: bindings?.store }, { minExpires: 10 });
   if (bindings) {

@@ -216,4 +216,26 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
         assert.equal(r.contact, `<${phones.get(to).contactUri}>`);
       }
     });
+
+  it('every bootstrap crashed at once comes back at its place through the adapters it knows', async () => {
+    for (const b of boots) {
+      b.server.ring.stop();
+      await b.server.endpoint.close();
+      b.server.registry.close();
+    }
+    // The first finds no peer bootstrap up, only its users' adapters, whose ring still lists it.
+    for (let i = 0; i < 3; i++) boots[i] = await startBoot(i);
+    await ringSettled();
+    const [A0, A1, A2] = adapters;
+    const fresh = names[1][1];
+    assert.equal((await register(fresh, A0)).status, 200);
+    assert.ok(boots[1].server.registry.get(fresh));
+    const r = await call(names[2][0], A0, fresh);
+    assert.equal(r.status, 302, r.reason);
+    const back = await call(fresh, A0, names[0][0]);
+    assert.equal(back.status, 302, back.reason);
+    const thief = await phones.add(names[0][0], false);
+    assert.equal((await thief.register(sipPeer(A2))).status, 403);
+    assert.ok(A1.node.users.size > 0);
+  });
 });
