@@ -15,12 +15,12 @@
  *    random ids (lookups of random keys); Sybils collude in lies or drop.
  * Each run is a child process (J at once, default 2) so its wall time, CPU
  * time and peak RSS are its own. Prints a markdown table and writes
- * bench/results/dht-sybil.{json,md,svg}.
+ * bench/results/dht-sybil.{json,md,svg} (`--replot <json>` renders them again from a saved run).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type SybilAnswer, type SybilPlacement, simulateChordSybils } from '../src/sim/chord-sybil.ts';
 import { type Attack, simulateWhanauLayers } from '../src/sim/whanau.ts';
@@ -239,7 +239,7 @@ function spreadShared(rows: Row[], points: number[]): Row[] {
   for (const r of rows) {
     if (r.dht === 'whanau' && r.g === 0)
       for (const a of ['cluster', 'drop']) out.push({ ...r, variant: r.variant.replace('no attack', a) });
-    else if (r.g < 0) points.forEach((g, k) => out.push({ ...r, g, copy: k > 0 }));
+    else if (r.g < 0) for (const [k, g] of points.entries()) out.push({ ...r, g, copy: k > 0 });
     else out.push(r);
   }
   return out;
@@ -248,6 +248,7 @@ function spreadShared(rows: Row[], points: number[]): Row[] {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
     job: { type: 'string' },
+    replot: { type: 'string' },
     quick: { type: 'boolean' },
     honest: { type: 'string' },
     lookups: { type: 'string', default: '2000' },
@@ -256,6 +257,11 @@ async function main(): Promise<void> {
   });
   if (typeof args.job === 'string') {
     process.stdout.write(`${JSON.stringify(await runJob(JSON.parse(args.job) as Job))}\n`);
+    return;
+  }
+  if (typeof args.replot === 'string') {
+    const file = args.replot;
+    writeOutputs(basename(file, '.json'), JSON.parse(readFileSync(file, 'utf8')) as Saved);
     return;
   }
   const honest =
@@ -276,6 +282,22 @@ async function main(): Promise<void> {
     `Machine: ${machine.cores} cores, Node ${machine.node}; load ${machine.loadStart} at start, ${loadavg()[0].toFixed(2)} at end; ${parallel} runs at once; total ${Math.round((performance.now() - t0) / 1000)} s wall.`,
     `Command: \`node --import tsx bench/dht-sybil.ts${args.quick ? ' --quick' : ''}\`; commit ${gitHead()}.`,
   ].join('\n');
+  writeOutputs(args.quick ? 'dht-sybil-quick' : 'dht-sybil', { honest, lookups, seed, head, machine, rows });
+}
+
+interface Saved {
+  honest: number;
+  lookups: number;
+  seed: number;
+  head: string;
+  machine: unknown;
+  rows: Row[];
+}
+
+/** bench/results/<name>.{json,md,svg}; `--replot <json>` renders them again from a saved run. */
+function writeOutputs(name: string, saved: Saved): void {
+  const { honest, head, rows } = saved;
+  const points = [...new Set(rows.map((r) => r.g))].sort((a, b) => a - b);
   const md = [
     head,
     '',
@@ -289,15 +311,13 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   process.stdout.write(md);
-
   const out = join(HERE, 'results');
   mkdirSync(out, { recursive: true });
-  const name = args.quick ? 'dht-sybil-quick' : 'dht-sybil';
-  writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ honest, lookups, seed, machine, rows }, null, 2)}\n`);
+  writeFileSync(join(out, `${name}.json`), `${JSON.stringify(saved, null, 2)}\n`);
   writeFileSync(join(out, `${name}.md`), md);
-  // Plotted: Whanau l = 1 and 2 under both attacks; Chord with S = G and with S = n/10 (dashed).
+  // Plotted: Whanau l = 1 and 2 under both attacks (solid); Chord with S = G, and lying at random ids with S = n/10 (dashed).
   const plotted = [...new Set(rows.map((r) => r.variant))].filter(
-    (v) => v.startsWith('Whanau') || v.endsWith('S=G') || v.endsWith(`S=${Math.round(honest / 10)}`),
+    (v) => v.startsWith('Whanau') || v.endsWith('S=G') || v === `Chord random lie, S=${Math.round(honest / 10)}`,
   );
   const series: Series[] = plotted.map((v) => ({
     name: v,

@@ -17,7 +17,7 @@ export interface Series {
   points: Point[];
   /** The seed's values: drawn dashed / hollow. */
   seed?: boolean;
-  /** Draw the line dashed (in our colours): a second family of series beside the first. */
+  /** Draw the line dashed, in the second palette: a second family of series beside the first (markers stay filled). */
   dashed?: boolean;
 }
 
@@ -163,7 +163,7 @@ export function renderChart(spec: ChartSpec): string {
 function assignColours(series: Series[]): string[] {
   let o = 0;
   let s = 0;
-  return series.map((x) => (x.seed ? SEED[s++ % SEED.length] : OURS[o++ % OURS.length]));
+  return series.map((x) => (x.seed || x.dashed ? SEED[s++ % SEED.length] : OURS[o++ % OURS.length]));
 }
 
 function lines(spec: ChartSpec, y: YAxis, left: number, right: number, bottom: number, colours: string[]): string[] {
