@@ -75,8 +75,8 @@ function wellFormed(q: WalkQuestion, answer: unknown): boolean {
  * with the walks that came back (an answer is null when the end could not
  * answer, e.g. its phase was not reached within the skew tolerance). Each
  * step picks a uniformly random active peer per walk; walks that take the
- * same step share one request. A peer that fails is marked inactive and its
- * walks are sent again over others (at most three rounds).
+ * same step share one request. A peer that fails is marked inactive (one
+ * that is only busy is not) and its walks are sent again (at most three rounds).
  */
 export async function askAlongWalks(
   node: WhanauNode,
@@ -129,8 +129,9 @@ export async function askAlongWalks(
               if (wellFormed(q, w.answer)) out.push(w);
               else node.stats.malformedDropped++;
             }
-          } catch {
-            node.markInactive(peer);
+          } catch (e) {
+            // A peer busy with other walks (or our own bound on requests to it) is not a dead peer.
+            if (!isOverlayError(e, 'RPC_TOO_MANY_IN_FLIGHT')) node.markInactive(peer);
             return;
           }
         }
