@@ -229,19 +229,19 @@ async function joinAsBootstrap(ring: ChordNode, key: Uint8Array, contacts: NodeR
     for (const s of nb.succs) learn(s);
   }
   for (const c of live) learn(c);
-  const takeUpPlace = () => {
+  const takeUpPlace = (why: string) => {
     const known = [...seen.values()].sort((x, y) => compareFrom(ring.id, x.id, y.id));
     ring.warmStart(null, known, []);
-    log.info({ successor: known[0]?.addr }, 'the ring still lists this bootstrap; taking up its place again');
+    log.info({ successor: known[0]?.addr }, `${why}; taking up its place among the members it knows`);
   };
-  if (listed && seen.size > 0) return takeUpPlace();
+  if (listed && seen.size > 0) return takeUpPlace('the ring still lists this bootstrap');
   if (live.length > 0) {
     try {
       if ((await joinRing(ring, live, log, 2)) === 'joined') return;
     } catch (e) {
-      log.warn({ err: (e as Error).message }, 'could not join through the live members; taking up a place among them');
+      log.warn({ err: (e as Error).message }, 'could not join through the live members');
     }
-    return takeUpPlace();
+    return takeUpPlace('no join through the live members');
   }
   // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
   await ring.join(undefined);
