@@ -36,15 +36,14 @@ import { open, seal } from '../identity/seal.ts';
 import type { ReplayCache } from '../identity/replay-cache.ts';
 import type { UserSigner } from '../identity/user-key.ts';
 import type { Caller, NodeRef, RpcEndpoint } from '../rpc/types.ts';
-import { getCSeq, getFrom, getTo, getTopVia } from '../sip/header-values.ts';
-import { getHeader, getHeaders, getParam, type SipRequest, type SipResponse } from '../sip/message.ts';
-import { parseMessage } from '../sip/parser.ts';
+import { getHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { buildResponse } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
 import { ERRORS, type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
+import { checkInviteSip, checkRedirect, refuse } from './call-checks.ts';
 import { type LookupContext, lookupUser, type OnAdapter, type VerifiedUser } from './key-lookup.ts';
 import {
   callTbs,
@@ -113,11 +112,6 @@ export interface FlowEvent {
 export type CallOutcome =
   | { ok: true; response: SipResponse; callee: VerifiedUser; protected: boolean }
   | { ok: false; status: number; reason: string; code: ErrorCode };
-
-/** Raised inside the flow; mapped to a SIP status at the edge. */
-function refuse(code: ErrorCode, reason: string): never {
-  throw new OverlayError(code, reason);
-}
 
 function outcomeOf(e: unknown): CallOutcome {
   if (isOverlayError(e)) {
@@ -216,7 +210,7 @@ export async function placeCall(
       const sent = early && sameNode(early.to, u.adapter) ? early.answer : undefined;
       early = undefined;
       const out = await (sent ?? exchangeInvite(ctx, req, caller, calleeName, u.adapter, sealKey, callId));
-      return checkRedirect(ctx, out.m, out.invite, u, req);
+      return checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
     };
     let response: SipResponse;
     try {
@@ -304,49 +298,6 @@ async function exchangeInvite(
   return { m, invite };
 }
 
-/** Seed IV.3 "SecP2PSIP Redirection Verification", plus: the 302 must answer exactly the phone's INVITE. */
-function checkRedirect(
-  ctx: FlowContext,
-  m: RedirectMsg,
-  invite: InviteMsg,
-  callee: VerifiedUser,
-  req: SipRequest,
-): SipResponse {
-  if (m.name !== invite.to || m.to !== invite.name || m.callId !== invite.callId)
-    refuse('VERIFICATION_FAILED', 'REDIRECT names another call');
-  if (!Buffer.from(m.nonce).equals(Buffer.from(invite.nonce)))
-    refuse('IDENTITY_REPLAY', 'REDIRECT does not answer this INVITE');
-  if (!callee.key.verify(DOMAIN.redirect, callTbs(m), m.sig))
-    refuse('IDENTITY_BAD_SIGNATURE', `REDIRECT is not signed by ${m.name}`);
-  const fresh = ctx.replay.check(m.nonce, m.ts, `redirect:${m.name}`);
-  if (!fresh.ok) refuse(fresh.code, fresh.reason);
-  const p = parseMessage(m.sip);
-  if (!p.ok || p.value.kind !== 'response' || p.value.status !== 302)
-    refuse('VERIFICATION_FAILED', 'REDIRECT does not carry a 302');
-  const resp = p.value;
-  const same = (h: string) => getHeaders(resp, h).join('\n') === getHeaders(req, h).join('\n');
-  const cseq = getCSeq(resp);
-  const rcseq = getCSeq(req);
-  const branch = (x: SipRequest | SipResponse) => {
-    const v = getTopVia(x);
-    return v.ok ? getParam(v.value.params, 'branch') : undefined;
-  };
-  if (
-    !same('Call-ID') ||
-    !same('Via') ||
-    !same('From') ||
-    !cseq.ok ||
-    !rcseq.ok ||
-    cseq.value.seq !== rcseq.value.seq ||
-    cseq.value.method !== 'INVITE' ||
-    branch(resp) === undefined ||
-    branch(resp) !== branch(req) ||
-    getHeaders(resp, 'Contact').length === 0
-  )
-    refuse('VERIFICATION_FAILED', "302 does not answer the phone's INVITE");
-  return resp;
-}
-
 /** Callee side: answer one SECP2PSIP INVITE (plain or sealed). Never throws: refusals are ERROR messages. */
 export async function answerInvite(ctx: FlowContext, payload: unknown, from: Caller): Promise<Uint8Array> {
   let d = decodeMessage(payload);
@@ -420,18 +371,4 @@ export async function answerInvite(ctx: FlowContext, payload: unknown, from: Cal
     // A refusal is sealed too when we could rebuild the caller's key, so observers learn nothing from it.
     return sealedTo && callerUser ? encodeMessage({ t: 'SEALED', box: seal(callerUser.bundle.sealKey, err) }) : err;
   }
-}
-
-/** The SIP request inside a SECP2PSIP INVITE must be an INVITE of this call, from the caller to the callee. */
-function checkInviteSip(m: InviteMsg): SipRequest {
-  const p = parseMessage(m.sip);
-  if (!p.ok || p.value.kind !== 'request' || p.value.method !== 'INVITE')
-    refuse('VERIFICATION_FAILED', 'SIP Request is not an INVITE');
-  const sip = p.value;
-  const from = getFrom(sip);
-  const to = getTo(sip);
-  if (getHeader(sip, 'Call-ID') !== m.callId) refuse('VERIFICATION_FAILED', 'Call-ID differs from the signed one');
-  if (!from.ok || from.value.uri.user !== m.name) refuse('VERIFICATION_FAILED', 'From is not the signing user');
-  if (!to.ok || to.value.uri.user !== m.to) refuse('VERIFICATION_FAILED', 'To is not the callee');
-  return sip;
 }

@@ -1,12 +1,11 @@
-import { nodeIdFromKey } from '../../identity/fingerprint.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../../rpc/types.ts';
 import type { Clock, Timer } from '../../util/clock.ts';
 import { type ErrorCode, OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
 import type { DhtRecord } from '../store/record.ts';
-import { RecordStore, type RecordStoreInit } from '../store/record-store.ts';
-import { compareFrom, ID_BITS, inHalfOpen, inOpen, keyPosition, lastFingerCovered } from '../store/ring-id.ts';
+import { RecordStore } from '../store/record-store.ts';
+import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { Maintenance } from './maintenance.ts';
@@ -14,73 +13,24 @@ import {
   decodeFetchReply,
   decodeFindReply,
   decodeNeighborsReply,
-  decodeRecordsReply,
-  decodeRefsReply,
   decodeStoreReply,
   type FindReply,
   METHOD,
   type NeighborsReply,
 } from './messages.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
+import {
+  type ChordComponents,
+  type ChordInit,
+  type GetResult,
+  idBoundToKey,
+  type LookupOutcome,
+  type PutResult,
+} from './chord-types.ts';
 import { bytesEqual } from '../../util/bytes.ts';
 
-export interface ChordComponents {
-  endpoint: RpcEndpoint;
-  clock: Clock;
-  random: Random;
-  logger?: Logger;
-}
-
-export interface ChordInit {
-  /** r: successor list length, and copies kept of each record (default 3). */
-  replicas?: number;
-  /** Period of the batched maintenance tick: stabilize, check predecessor, fix a finger, re-replicate (default 1000 ms). */
-  stabilizeMs?: number;
-  /** Spread of the tick period, as a fraction of it (default 0.25). */
-  jitter?: number;
-  /** Per-RPC timeout (default: the endpoint's). */
-  rpcTimeoutMs?: number;
-  maxHops?: number;
-  /** Parallel queries after a hop times out (default 3). */
-  alpha?: number;
-  /** How often the node that put a record puts it again (default 10 minutes). */
-  republishMs?: number;
-  /**
-   * Policy deciding whether a NodeRef's id is bound to its key. Default: the
-   * id must be SHA-1 of the 32-byte public key. The SecP2PSIP bootstrap
-   * instead checks the admission certificate that assigns the id.
-   */
-  verifyRef?: (ref: NodeRef) => boolean;
-  store?: RecordStoreInit;
-  /** Install the Chord handler on the endpoint (default true). Set false to dispatch `chord.*` yourself. */
-  installHandler?: boolean;
-  /** Nodes remembered beyond the routing table, for reads that go straight to a key's holders (default 256; 0: none). */
-  viewSize?: number;
-}
-
-export type LookupOutcome =
-  | { ok: true; owner: NodeRef; replicas: NodeRef[]; hops: number; queries: number }
-  | { ok: false; error: 'DHT_LOOKUP_FAILED'; reason: string; hops: number; queries: number };
-
-export type GetResult =
-  | { ok: true; record: DhtRecord; value: Uint8Array | string; hops: number }
-  | { ok: false; error: 'DHT_NOT_FOUND' | 'DHT_LOOKUP_FAILED'; reason: string; hops: number };
-
-export type PutResult = { ok: true; replicas: number; hops: number } | { ok: false; error: ErrorCode; reason: string };
-
-/** The default binding: a node's id is SHA-1 of its raw Ed25519 public key. */
-export function idBoundToKey(ref: NodeRef): boolean {
-  const k = ref.key;
-  if (!(k instanceof Uint8Array) || k.length !== 32) return false;
-  // A pure function of (id, key): one process-wide cache serves every node.
-  const seen = boundById.get(ref.id);
-  if (seen !== undefined && (seen === k || bytesEqual(seen, k))) return true;
-  if (nodeIdFromKey(k) !== ref.id) return false;
-  if (boundById.size >= 500_000) boundById.clear();
-  boundById.set(ref.id, k);
-  return true;
-}
-const boundById = new Map<string, Uint8Array>();
+// The node's config and result types live in chord-types.ts; importers keep importing them from here.
+export * from './chord-types.ts';
 
 /**
  * One Chord node (Stoica et al., IEEE/ACM ToN 2003). Protocol state lives
@@ -176,8 +126,8 @@ export class ChordNode {
       if (!nb) throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
       this.succs.adopt(res.owner, nb.succs);
       this.fingers.fill(0, res.owner);
-      await this.seedFingers(res.owner);
-      await this.pullHandoff(res.owner);
+      await this.maintenance.seedFingers(res.owner);
+      await this.maintenance.pullHandoff(res.owner);
     }
     this.stopped = false;
     this.schedule();
@@ -451,28 +401,6 @@ export class ChordNode {
     const rec = rep?.records[0];
     if (!rec || rec.key !== key || this.store.check(rec) !== null) return null;
     return rec;
-  }
-
-  /** Seed the finger table from the successor's routing table: close to right, fixed over time by fix_fingers. */
-  private async seedFingers(succ: NodeRef): Promise<void> {
-    const raw = await this.call(succ, METHOD.FINGERS, {});
-    const rep = raw === null ? null : decodeRefsReply(raw);
-    if (!rep) return;
-    const refs = rep.refs.filter((r) => r.id !== this.id && this.verify(r));
-    this.view.learn(refs);
-    refs.sort((a, b) => compareFrom(this.id, a.id, b.id));
-    // finger[i] is the first known node whose coverage reaches index i.
-    let i = 0;
-    for (const r of refs) {
-      const last = lastFingerCovered(this.id, r.id);
-      for (; i <= last && i < ID_BITS; i++) this.fingers.set(i, r);
-    }
-  }
-
-  private async pullHandoff(succ: NodeRef): Promise<void> {
-    const raw = await this.call(succ, METHOD.HANDOFF, { from: this.self });
-    const rep = raw === null ? null : decodeRecordsReply(raw);
-    if (rep) for (const r of rep.records) this.store.put(r);
   }
 
   private schedule(): void {

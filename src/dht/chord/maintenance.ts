@@ -1,9 +1,9 @@
 import type { NodeRef } from '../../rpc/types.ts';
 import type { DhtRecord } from '../store/record.ts';
-import { fingerStart, ID_BITS, inHalfOpen, inOpen } from '../store/ring-id.ts';
+import { compareFrom, fingerStart, ID_BITS, inHalfOpen, inOpen, lastFingerCovered } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
 import { iterativeLookup } from './lookup.ts';
-import { METHOD } from './messages.ts';
+import { decodeRecordsReply, decodeRefsReply, METHOD } from './messages.ts';
 
 const CHUNK = 1000;
 
@@ -119,6 +119,31 @@ export class Maintenance {
       n.succs.adopt(res.owner, nx.succs);
       n.fingers.set(0, res.owner);
     }
+  }
+
+  /** Seed the finger table from the successor's routing table: close to right, fixed over time by fix_fingers. */
+  async seedFingers(succ: NodeRef): Promise<void> {
+    const n = this.node;
+    const raw = await n.call(succ, METHOD.FINGERS, {});
+    const rep = raw === null ? null : decodeRefsReply(raw);
+    if (!rep) return;
+    const refs = rep.refs.filter((r) => r.id !== n.id && n.verify(r));
+    n.view.learn(refs);
+    refs.sort((a, b) => compareFrom(n.id, a.id, b.id));
+    // finger[i] is the first known node whose coverage reaches index i.
+    let i = 0;
+    for (const r of refs) {
+      const last = lastFingerCovered(n.id, r.id);
+      for (; i <= last && i < ID_BITS; i++) n.fingers.set(i, r);
+    }
+  }
+
+  /** Hand-off on join, pulled by the joiner (section IV-E); see handOver for the successor's push. */
+  async pullHandoff(succ: NodeRef): Promise<void> {
+    const n = this.node;
+    const raw = await n.call(succ, METHOD.HANDOFF, { from: n.self });
+    const rep = raw === null ? null : decodeRecordsReply(raw);
+    if (rep) for (const r of rep.records) n.store.put(r);
   }
 
   /** check_predecessor(): ping the predecessor unless it has been heard from recently. */
