@@ -62,12 +62,17 @@ export interface Secp2psipBenchResult {
   machine: { cpus: number; loadavg1: number; node: string };
   startMs: number;
   registrationMs: Distribution;
-  /** Repeat calls (verified users reused) and first calls (every setup fetches both keys through the ring). */
+  /**
+   * Repeat calls (verified users reused) and calls with no reuse (every setup fetches both keys through the
+   * ring): right after registration (links and signature checks still cold), and again once warm.
+   */
   setupMs: {
     signed: SetupFigures;
     protected: SetupFigures;
     signedUncached: SetupFigures;
     protectedUncached: SetupFigures;
+    signedUncachedWarm: SetupFigures;
+    protectedUncachedWarm: SetupFigures;
   };
   sipp: {
     offeredPerSecond: number;
@@ -240,6 +245,8 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
       protectedUncached: await timedSetups(overlay, 'protected', 0, calls, Math.min(warmup, 10)),
       signed: await timedSetups(overlay, 'signed', C, calls, warmup),
       protected: await timedSetups(overlay, 'protected', C, calls, warmup),
+      signedUncachedWarm: await timedSetups(overlay, 'signed', 0, calls, 0),
+      protectedUncachedWarm: await timedSetups(overlay, 'protected', 0, calls, 0),
     };
     await timedSetups(overlay, 'signed', DEFAULT_VERIFIED_CACHE_MS, 0, 0);
     let sipp: Secp2psipBenchResult['sipp'] = null;
@@ -309,6 +316,11 @@ function table(r: Secp2psipBenchResult): string {
     row('CPU per setup, signed, no reuse', ms(r.setupMs.signedUncached.cpuMsPerSetup), '', '', null),
     row('RPCs per setup, signed, no reuse', r.setupMs.signedUncached.rpcsPerSetup.toFixed(1), '', '', null),
     row('RPCs per setup, protected, no reuse', r.setupMs.protectedUncached.rpcsPerSetup.toFixed(1), '', '', null),
+    row('setup p50, signed, no reuse, warm', ms(r.setupMs.signedUncachedWarm.p50), '5 ms', '481.03 ms', null),
+    row('setup p50, protected, no reuse, warm', ms(r.setupMs.protectedUncachedWarm.p50), '8 ms', '', null),
+    row('CPU per setup, no reuse, warm, signed', ms(r.setupMs.signedUncachedWarm.cpuMsPerSetup), '', '', null),
+    row('CPU per setup, no reuse, warm, protected', ms(r.setupMs.protectedUncachedWarm.cpuMsPerSetup), '', '', null),
+    row('RPCs per setup, no reuse, warm, signed', r.setupMs.signedUncachedWarm.rpcsPerSetup.toFixed(1), '', '', null),
     r.sipp
       ? row(
           `setups/s via sipp (offered ${r.sipp.offeredPerSecond}/s)`,
@@ -319,7 +331,7 @@ function table(r: Secp2psipBenchResult): string {
         )
       : row('setups/s via sipp', 'not run', '500/s', '', null),
     '',
-    `failures: registration ${r.registrationMs.failed}, signed ${r.setupMs.signed.failed}, protected ${r.setupMs.protected.failed}, no reuse ${r.setupMs.signedUncached.failed + r.setupMs.protectedUncached.failed}, sipp ${r.sipp?.failed ?? '-'}`,
+    `failures: registration ${r.registrationMs.failed}, signed ${r.setupMs.signed.failed}, protected ${r.setupMs.protected.failed}, no reuse ${r.setupMs.signedUncached.failed + r.setupMs.protectedUncached.failed + r.setupMs.signedUncachedWarm.failed + r.setupMs.protectedUncachedWarm.failed}, sipp ${r.sipp?.failed ?? '-'}`,
   ];
   return lines.join('\n');
 }
