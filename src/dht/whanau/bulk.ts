@@ -73,7 +73,10 @@ export class BulkWhanau {
   private readonly scratchEnds: Int32Array;
   private readonly scratchKeys: Float64Array;
   private readonly seen: Int32Array;
+  private readonly scratchGuess: Int32Array;
   private stamp = 0;
+  /** Folds the loads made only to warm the cache, so they are not optimised away. */
+  private sink = 0;
   private readonly onProgress?: (done: number, total: number) => void;
 
   constructor(input: BulkInput) {
@@ -103,6 +106,7 @@ export class BulkWhanau {
     this.scratchEnds = new Int32Array(Math.max(p.rd, p.rs));
     this.scratchKeys = new Float64Array(p.rd);
     this.seen = new Int32Array(n);
+    this.scratchGuess = new Int32Array(p.rs);
   }
 
   /** Uniform integer in [0, k) from a local xorshift32 seeded by the injected Random (walks dominate run time). */
@@ -247,14 +251,31 @@ export class BulkWhanau {
     // Duplicates are dropped as they come (seen[rank] holds the last (u, i) that took it).
     const stamp = ++this.stamp;
     let c = 0;
+    // First the interpolated start of each SUCCESSORS-SAMPLE, touching the cache lines around it: these
+    // loads do not wait on each other, so their misses overlap; the scans below then hit the cache.
+    const guess = this.scratchGuess;
+    let sink = 0;
     for (let j = 0; j < rs; j++) {
       const v = ends[j];
-      if (v >= n) continue; // a Sybil's successor records fail the checker
+      const len = v < n ? dbCount[v] : 0;
+      if (len === 0) {
+        guess[j] = -1; // a Sybil's successor records fail the checker; an empty db has none
+        continue;
+      }
+      const lo = v * rd;
+      const g = interpolate(r0, lo, len, n);
+      guess[j] = g;
+      sink ^= db[Math.max(lo, g - 12)] ^ db[g] ^ db[Math.min(lo + len - 1, g + 12)];
+    }
+    this.sink ^= sink;
+    for (let j = 0; j < rs; j++) {
+      const g = guess[j];
+      if (g < 0) continue;
       // SUCCESSORS-SAMPLE(v, x0) on v's slice of the db array
+      const v = ends[j];
       const lo = v * rd;
       const len = dbCount[v];
-      if (len === 0) continue;
-      const start = int32SuccessorsStart(db, r0, lo, lo + len, n);
+      const start = int32SuccessorsStart(db, r0, lo, lo + len, g);
       for (let k = 0; k < t && k < len; k++) {
         const r = db[lo + ((start + k) % len)];
         if (seen[r] === stamp) continue;
@@ -389,14 +410,19 @@ function sortPairs(ids: Float64Array, nodes: Int32Array, lo: number, hi: number)
 
 /**
  * successorsStart (procedures.ts) specialised to a slice of ranks in [0, n):
- * the same lower bound, found by interpolation then a short scan, because a db
- * is a uniform sample of ranks and a binary search would miss the cache on
- * almost every probe (this runs r_s times per node and layer).
+ * the same lower bound, found by a short scan from `from`, the interpolated
+ * index (see `interpolate`), because a db is a uniform sample of ranks and a
+ * binary search would miss the cache on almost every probe (this runs r_s
+ * times per node and layer).
  */
-function int32SuccessorsStart(a: Int32Array, x: number, lo: number, hi: number, n: number): number {
-  const len = hi - lo;
-  let j = lo + Math.min(len - 1, Math.floor((x / n) * len));
+function int32SuccessorsStart(a: Int32Array, x: number, lo: number, hi: number, from: number): number {
+  let j = from;
   while (j > lo && a[j - 1] >= x) j--;
   while (j < hi && a[j] < x) j++;
   return j === hi ? 0 : j - lo;
+}
+
+/** Where rank x would sit in a uniform sample of len ranks of [0, n) stored at [lo, lo + len). */
+function interpolate(x: number, lo: number, len: number, n: number): number {
+  return lo + Math.min(len - 1, Math.floor((x / n) * len));
 }
