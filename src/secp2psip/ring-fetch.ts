@@ -12,9 +12,10 @@
  *  - hide it (answer nothing, or something that does not verify): that key
  *    falls back to the confirmed get, which also tries the replicas;
  *  - hand back an older genuine version (it held the key before, or kept a
- *    copy). All records of one user are written together with one time, so
- *    records of different times in one fetch send every key that was read
- *    unconfirmed through the confirmed get. A coherent stale set needs a liar
+ *    copy). All records of one user are written together with one time, and
+ *    a bootstrap's times only grow, so in a fetch that mixes times the keys
+ *    older than the newest go through the confirmed get (every key does if
+ *    that still leaves a mix). A coherent stale set needs a liar
  *    on the path of every one of the n+1 keys; even then the answer is a key
  *    or location the bootstrap did issue for that user, which callers treat
  *    as unconfirmed: a call that fails with it is looked up again with
@@ -99,19 +100,31 @@ export async function fetchSigned(
     });
     messages += await fetchFrom(ring, [...asks.values()], accept);
   }
-  const times = new Set<number>();
-  for (const r of results.values()) {
-    const env = r.ok ? openRingValue(r.value) : undefined;
-    times.add(env?.ok ? env.value.at : -1);
-  }
-  // One user's records share one signing time: a mix means someone answered with an old copy.
-  const again = times.size > 1 ? [...keys] : keys.filter((k) => !results.has(k));
-  if (times.size > 1) unconfirmed.clear();
+  // One user's records share one signing time: a mix means someone answered with an old copy (a node that
+  // held the key once keeps its copy). Bootstrap times only grow, so the newest copies stand; the older
+  // ones are read again with confirmation, and if that still leaves a mix, every key is.
+  const newest = Math.max(-1, ...[...results.values()].map(signedAt));
+  const again = keys.filter((k) => {
+    const r = results.get(k);
+    return !r || signedAt(r) < newest;
+  });
+  for (const k of again) unconfirmed.delete(k);
   if (again.length > 0) {
-    const slow = await ring.getMany(again);
-    for (const [k, r] of slow) results.set(k, r);
+    for (const [k, r] of await ring.getMany(again)) results.set(k, r);
+    const times = new Set([...results.values()].filter((r) => r.ok).map(signedAt));
+    if (times.size > 1) {
+      unconfirmed.clear();
+      const rest = keys.filter((k) => !again.includes(k));
+      for (const [k, r] of await ring.getMany(rest)) results.set(k, r);
+    }
   }
   return { results, unconfirmed, messages };
+}
+
+/** The bootstrap's signing time of a fetched record's envelope; -1 for anything else. */
+function signedAt(r: GetResult): number {
+  const env = r.ok ? openRingValue(r.value) : undefined;
+  return env?.ok ? env.value.at : -1;
 }
 
 function addAsk(asks: Map<string, Ask>, to: NodeRef, key: string, hops: number): void {

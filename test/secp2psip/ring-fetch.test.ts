@@ -92,6 +92,38 @@ describe('reading SecP2PSIP records straight from their holders', () => {
     }
   });
 
+  it('reads again, confirmed, only the keys a holder answered with an older copy', async () => {
+    const keys = keysOf('bob');
+    const truth = await t.settle(A.ring.getMany(keys));
+    await t.settle(fetchSigned(A.ring, keys, false));
+    const stale = keys[2];
+    const asked = planFromView(A.ring, keys).find((a) => a.keys.includes(stale))?.to;
+    const node = [...t.adapters, ...t.bootstraps].find((x) => x.ring.id === asked?.id);
+    assert.ok(node && node.ring !== A.ring, 'another node is asked for the stale key');
+    const real = truth.get(stale);
+    const env = real?.ok ? openRingValue(real.value) : undefined;
+    assert.ok(real?.ok && env?.ok);
+    // A genuine, bootstrap-signed copy from an earlier registration of the same key, served once.
+    const old = sealRingValue(t.bootstraps[0].identity, stale, env.value.p, env.value.at - 60_000);
+    const orig = node.ring.handleRequest.bind(node.ring);
+    let served = false;
+    node.ring.handleRequest = (m, p, c) => {
+      const out = orig(m, p, c) as { records?: ({ key: string; value: unknown } | null)[] };
+      if (m !== METHOD.FETCH || !out.records || served) return out;
+      served = true;
+      return { records: out.records.map((r) => (r && r.key === stale ? { ...r, value: old } : r)) };
+    };
+    try {
+      const got = await t.settle(fetchSigned(A.ring, keys, false));
+      for (const k of keys) assert.equal(hexOf(got.results.get(k)), hexOf(truth.get(k)), k);
+      assert.ok(served, 'the old copy was served');
+      assert.equal(got.unconfirmed.has(stale), false, 'the stale key was read with confirmation');
+      assert.ok(got.unconfirmed.size >= keys.length - 3, 'the other keys stand as read');
+    } finally {
+      node.ring.handleRequest = orig;
+    }
+  });
+
   it('signed mode sends the INVITE before the callee key is verified; protected mode, or no pipelining, after', async () => {
     for (const [mode, pipeline] of [
       ['signed', true],
