@@ -174,7 +174,8 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
   });
 
   it("the callee's adapter answering too late is 408", async () => {
-    // Its answer comes long after the adapter's 5 s SECP2PSIP timeout.
+    // Its answer comes long after the adapter's 5 s SECP2PSIP timeout. (The in-memory network delivers the
+    // timeout only when that late answer arrives: test/rpc/audit-memory-network.test.ts.)
     tap(D.node, (answer) => new Promise<void>((r) => t.clock.setTimer(20_000, r)).then(answer));
     const rs = await finalFor(A, invite(A, 'alice', 'dave'), 30_000);
     assert.deepEqual(summary(rs), ['100 1 INVITE', '408 1 INVITE']);
