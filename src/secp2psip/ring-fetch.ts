@@ -84,7 +84,8 @@ export async function fetchSigned(
   // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
   const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
   const slow = new Set<string>();
-  let messages = await fetchFrom(ring, planFromView(ring, signed), accept, DIRECT_PATIENCE_MS, slow);
+  const patience = Math.max(DIRECT_PATIENCE_MS, 4 * ring.rttMs);
+  let messages = await fetchFrom(ring, planFromView(ring, signed), accept, patience, slow);
   const left = signed.filter((k) => !results.has(k));
   if (left.length > 0) {
     const owners = await ring.lookupMany(
@@ -171,7 +172,8 @@ export function planFromView(ring: ChordNode, keys: readonly string[]): Ask[] {
 /**
  * How long a guessed holder may take before its keys go the routed way
  * (ms): a holder that crashed without a word would otherwise hold the call
- * for a whole RPC timeout. Its late answer is ignored.
+ * for a whole RPC timeout. Its late answer is ignored. At least this, and
+ * four smoothed round trips of the node's RPCs on a slow network.
  */
 export const DIRECT_PATIENCE_MS = 400;
 

@@ -173,3 +173,21 @@ describe('reading SecP2PSIP records straight from their holders', () => {
     assert.notEqual(A.ring.view.holders(victim.ring.id, 1)[0].id, victim.ring.id, 'dropped from the view');
   });
 });
+
+describe('direct reads on a slow network', () => {
+  it('waits for guessed holders past the 400 ms floor when round trips are 600 ms', async () => {
+    const t = await SecTestnet.create(8, { k: K, n: N, seed: 22, latencyMs: 300, timeoutMs: 8000, stabilizeMs: 3000 });
+    try {
+      const [A, B] = t.adapters;
+      await t.settle(B.ensureUser('bob'));
+      await t.settle(fetchSigned(A.ring, keysOf('bob'), false));
+      assert.ok(A.ring.rttMs >= 500, `smoothed RTT ${A.ring.rttMs} ms`);
+      const sent = spy(A);
+      const got = await t.settle(fetchSigned(A.ring, keysOf('bob'), false));
+      assert.equal(sent.get(METHOD.FIND) ?? 0, 0, 'no routed fallback for answers 600 ms away');
+      assert.ok([...got.results.values()].every((r) => r.ok));
+    } finally {
+      t.close();
+    }
+  });
+});

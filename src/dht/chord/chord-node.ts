@@ -48,6 +48,8 @@ export class ChordNode {
   pred: NodeRef | null = null;
   stopped = false;
   readonly counters = { malformed: 0, refusedRefs: 0, rpcFailures: 0, lookups: 0 };
+  /** Smoothed round-trip time of this node's answered RPCs (ms; 0 before the first). */
+  rttMs = 0;
   /** @internal */ readonly endpoint: RpcEndpoint;
   /** @internal */ readonly clock: Clock;
   /** @internal */ readonly random: Random;
@@ -357,8 +359,13 @@ export class ChordNode {
         return null;
       }
     }
+    const sent = this.clock.now();
     try {
-      return await this.endpoint.request(to, method, payload, { timeoutMs: this.init.rpcTimeoutMs });
+      const reply = await this.endpoint.request(to, method, payload, { timeoutMs: this.init.rpcTimeoutMs });
+      // Smoothed round trip (RFC 6298 2.3 gain): how long a caller may wait for a node before trying another way.
+      const rtt = this.clock.now() - sent;
+      this.rttMs = this.rttMs === 0 ? rtt : this.rttMs + (rtt - this.rttMs) / 8;
+      return reply;
     } catch {
       this.counters.rpcFailures++;
       this.view.mute(to.id);
