@@ -284,7 +284,8 @@ export class ChordNode {
    * first call starts the view from the routing table.
    */
   guessHolders(pos: string, count: number): NodeRef[] {
-    this.view.activate([...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])]);
+    if (!this.view.started)
+      this.view.activate([...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])]);
     return this.view.holders(pos, count);
   }
 

@@ -162,6 +162,10 @@ export class RingView {
     return this.refs.size;
   }
 
+  get started(): boolean {
+    return this.active;
+  }
+
   learn(refs: readonly NodeRef[]): void {
     const max = this.active ? this.max : Math.min(this.max, DORMANT_MAX);
     if (max === 0) return;
