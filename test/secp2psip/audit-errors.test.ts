@@ -12,9 +12,11 @@ import { Adapter } from '../../src/secp2psip/adapter.ts';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
 import { decodeMessage, encodeMessage, type RedirectMsg } from '../../src/secp2psip/messages.ts';
 import { SipElement } from '../../src/sip/element.ts';
-import type { SipResponse } from '../../src/sip/message.ts';
+import type { SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { getHeader } from '../../src/sip/message.ts';
 import { Registrar } from '../../src/sip/registrar.ts';
+import { buildResponse } from '../../src/sip/response.ts';
+import { serialize } from '../../src/sip/serializer.ts';
 import type { Caller, Payload } from '../../src/rpc/types.ts';
 import { MemoryTransport } from '../sip/helpers.ts';
 import { SecTestnet } from './testnet.ts';
@@ -28,11 +30,18 @@ interface Side {
 
 let seq = 0;
 
-function request(method: string, from: string, to: string, side: Side, o: { branch?: string; callId?: string } = {}) {
+function request(
+  method: string,
+  from: string,
+  to: string,
+  side: Side,
+  o: { branch?: string; callId?: string; uri?: string } = {},
+) {
   const n = ++seq;
   const here = side.transport.local;
   const hp = `${side.phone.host}:${side.phone.port}`;
-  const uri = method === 'REGISTER' ? `sip:${here.host}:${here.port}` : `sip:${to}@${here.host}:${here.port}`;
+  const uri =
+    o.uri ?? (method === 'REGISTER' ? `sip:${here.host}:${here.port}` : `sip:${to}@${here.host}:${here.port}`);
   return [
     `${method} ${uri} SIP/2.0`,
     `Via: SIP/2.0/UDP ${hp};branch=${o.branch ?? `z9hG4bK-audit-${n}`};rport`,
@@ -91,14 +100,14 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
     assert.equal(rs.at(-1)?.status, 200, `${name} registered: ${summary(rs)}`);
   }
 
-  function invite(from: Side, caller: string, callee: string, branch?: string): string {
-    const text = request('INVITE', caller, callee, from, { branch });
+  function invite(from: Side, caller: string, callee: string, branch?: string, uri?: string): string {
+    const text = request('INVITE', caller, callee, from, { branch, uri });
     from.transport.inject(text, { transport: 'UDP', address: from.phone.host, port: from.phone.port });
     return /Call-ID: (.*)/.exec(text)?.[1] ?? '';
   }
 
-  function cancel(from: Side, caller: string, callee: string, branch: string, callId: string): void {
-    const text = request('CANCEL', caller, callee, from, { branch, callId });
+  function cancel(from: Side, caller: string, callee: string, branch: string, callId: string, uri?: string): void {
+    const text = request('CANCEL', caller, callee, from, { branch, callId, uri });
     from.transport.inject(text, { transport: 'UDP', address: from.phone.host, port: from.phone.port });
   }
 
@@ -225,6 +234,39 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
       await t.run(100);
       assert.deepEqual(summary(answers(A, id)), ['100 1 INVITE', '302 1 INVITE', '200 1 CANCEL']);
     });
+  });
+
+  it('the phone following the 302 back through its adapter is proxied to the verified contact; its CANCEL too', async () => {
+    const first = await finalFor(A, invite(A, 'alice', 'bob'));
+    const contact = /<([^>]+)>/.exec(getHeader(first.at(-1) as SipResponse, 'Contact') ?? '')?.[1] ?? '';
+    assert.equal(contact, 'sip:bob@10.0.1.2:5070');
+    const proxiedBefore = A.adapter.stats.proxied;
+    const branch = `z9hG4bK-proxied-${++seq}`;
+    const id = invite(A, 'alice', 'bob', branch, contact);
+    await t.run(50);
+    const toPhone = (method: string) =>
+      A.transport.sent.filter(
+        (s) => s.msg.kind === 'request' && s.msg.method === method && s.to.address === '10.0.1.2' && s.to.port === 5070,
+      );
+    const sent = toPhone('INVITE');
+    assert.equal(sent.length, 1, "forwarded once to bob's phone");
+    assert.equal(A.adapter.stats.proxied, proxiedBefore + 1);
+    assert.ok(!answers(A, id).some((r) => r.status === 302), 'not redirected again');
+    // Bob's phone rings; Alice hangs up: the CANCEL goes on to the phone (RFC 3261 16.10).
+    const forwarded = sent[0].msg as SipRequest;
+    A.transport.inject(new TextDecoder().decode(serialize(buildResponse(forwarded, 180, 'Ringing', { toTag: 'b1' }))), {
+      transport: 'UDP',
+      address: '10.0.1.2',
+      port: 5070,
+    });
+    assert.ok(
+      answers(A, id).some((r) => r.status === 180),
+      'the 180 is relayed to alice',
+    );
+    cancel(A, 'alice', 'bob', branch, id, contact);
+    await t.run(50);
+    assert.equal(toPhone('CANCEL').length, 1);
+    assert.ok(answers(A, id).some((r) => r.status === 200 && getHeader(r, 'CSeq') === '1 CANCEL'));
   });
 
   it("the callee's adapter gone (closed port) is 480", async () => {
