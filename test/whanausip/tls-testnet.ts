@@ -21,8 +21,9 @@ export async function startTlsTestnet(
 ): Promise<TlsTestnet> {
   // A TLS handshake costs milliseconds of CPU on each side and a SETUP opens one link per walk end: small tables
   // and patient timeouts keep a loaded test machine from turning slowness into lost walks.
-  const params = defaultParams(n, { periodMs: 3600_000, rd: 8, rf: 8, rs: 8, rpcTimeoutMs: 20_000, ...opts.params });
-  const limits = { connectTimeoutMs: 15_000, handshakeTimeoutMs: 15_000, requestTimeoutMs: 20_000 };
+  // Under a load of 10 on two cores, a handshake among 30 busy nodes in one process has been seen to take 15 s.
+  const params = defaultParams(n, { periodMs: 3600_000, rd: 8, rf: 8, rs: 8, rpcTimeoutMs: 60_000, ...opts.params });
+  const limits = { connectTimeoutMs: 60_000, handshakeTimeoutMs: 60_000, requestTimeoutMs: 60_000 };
   const daemons = await Promise.all(
     Array.from({ length: n }, () =>
       WhanauDaemon.start({ host: '127.0.0.1', port: 0, params, schedule: false, limits, ...opts.extra }),

@@ -144,10 +144,12 @@ export class WhanauNode {
     return [...this.peers.values()].map((p) => ({ ref: p.ref, mutual: p.mutual, active: p.inactiveUntil <= now }));
   }
 
-  /** A peer that called us on a peer-only method has added us: the link is mutual. */
+  /** A peer that called us on a peer-only method has added us, and is up: the link is mutual. */
   peerCalled(key: Uint8Array): void {
     const p = this.peers.get(keyHex(key));
-    if (!p || p.mutual) return;
+    if (!p) return;
+    p.inactiveUntil = 0; // it just reached us: whatever failed before, it is up now
+    if (p.mutual) return;
     p.mutual = true;
     this.notify();
   }
