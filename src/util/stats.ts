@@ -2,7 +2,8 @@
 export function percentile(samples: readonly number[], p: number): number {
   if (samples.length === 0) return Number.NaN;
   const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.ceil((p / 100) * sorted.length);
+  // p * n first: (p / 100) * n is inexact (p7 of 100 would give the 8th sample).
+  const rank = Math.ceil((p * sorted.length) / 100);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
