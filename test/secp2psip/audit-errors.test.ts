@@ -92,12 +92,13 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
     return answers(side, callId);
   }
 
-  async function register(side: Side, name: string): Promise<void> {
+  async function register(side: Side, name: string, status = 200): Promise<SipResponse | undefined> {
     const text = request('REGISTER', name, name, side);
     side.transport.inject(text, { transport: 'UDP', address: side.phone.host, port: side.phone.port });
     const callId = /Call-ID: (.*)/.exec(text)?.[1] ?? '';
     const rs = await finalFor(side, callId);
-    assert.equal(rs.at(-1)?.status, 200, `${name} registered: ${summary(rs)}`);
+    assert.equal(rs.at(-1)?.status, status, `${name} registered: ${summary(rs)}`);
+    return rs.at(-1);
   }
 
   function invite(from: Side, caller: string, callee: string, branch?: string, uri?: string): string {
@@ -159,6 +160,12 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
     const rs = await finalFor(A, invite(A, 'mallory', 'bob'));
     assert.equal(rs.at(-1)?.status, 403);
     assert.match(rs.at(-1)?.reason ?? '', /mallory is not registered at this adapter/);
+  });
+
+  it("a phone registering a name bound to another user's key is 403 with the bootstrap's reason", async () => {
+    const r = await register(D, 'bob', 403);
+    assert.match(r?.reason ?? '', /'bob' is already registered with another key/);
+    assert.equal(D.node.users.has('bob'), false);
   });
 
   it('a REDIRECT altered in transit is 403 with the reason, never a 302', async () => {
