@@ -177,7 +177,9 @@ export class SybilRing {
     return out;
   }
 
+  /** FIND(target) at the node of this rank, as it answers; null for no answer (or no such node). */
   find(rank: number, target: string): FindReply | null {
+    if (rank < 0) return null;
     if (!this.sybil[rank]) return this.honestFind(rank, target);
     if (this.answer === 'drop') return null;
     const j = this.sybilIndex[rank];
@@ -189,6 +191,7 @@ export class SybilRing {
   }
 
   neighbors(rank: number): NeighborsReply | null {
+    if (rank < 0) return null;
     if (!this.sybil[rank])
       return {
         pred: this.size > 1 ? this.ref((rank - 1 + this.size) % this.size) : null,
