@@ -284,6 +284,10 @@ class Call {
   private body: Payload;
   private ok = false;
   private value: unknown;
+  /** The timeout is scheduled once, when the request leaves. */
+  private timerArmed = false;
+  /** A reply is on its way back and lands before the deadline. */
+  private answered = false;
 
   constructor(
     private readonly net: MemoryNetwork,
@@ -299,6 +303,8 @@ class Call {
 
   send(payload: Payload): void {
     const net = this.net;
+    // The caller's deadline does not wait for the callee: a slow or hung handler still times out.
+    this.timeout();
     const d1 = net.canReach(this.from.self.addr, this.to.addr) ? net.delay(this.from.self.addr, this.to.addr) : -1;
     if (d1 < 0) {
       this.timeout();
@@ -338,6 +344,7 @@ class Call {
     }
     this.ok = ok;
     this.value = ok ? net.transfer(value) : value;
+    this.answered = true;
     net.schedule(d2, () => this.settle());
   }
 
@@ -351,8 +358,10 @@ class Call {
   }
 
   timeout(): void {
+    if (this.timerArmed) return;
+    this.timerArmed = true;
     this.net.schedule(this.sentAt + this.timeoutMs - this.net.clock.now(), () => {
-      if (this.done) return;
+      if (this.done || this.answered) return;
       this.done = true;
       this.from.stats.timeouts++;
       this.reject(new OverlayError('RPC_TIMEOUT', `${this.method} to ${this.to.addr}`));

@@ -41,11 +41,7 @@ function track(p: Promise<unknown>): () => unknown {
 }
 
 describe('MemoryNetwork timeouts do not depend on the callee', () => {
-  // Known bug: Call (src/rpc/memory-network.ts) schedules the caller's timeout only once the handler has
-  // settled, so a slow handler delays RPC_TIMEOUT to its answer and a hung one leaves the request pending.
-  const todo = 'MemoryNetwork Call schedules its timeout only once the handler has settled';
-
-  it('a handler that answers after the timeout: the caller gets RPC_TIMEOUT at timeoutMs', { todo }, async () => {
+  it('a handler that answers after the timeout: the caller gets RPC_TIMEOUT at timeoutMs', async () => {
     const { clock, net, a, b } = setup();
     b.onRequest(() => new Promise((r) => clock.setTimer(2000, () => r('late'))));
     const r = track(a.request(ref(2), 'slow', 1));
@@ -53,7 +49,7 @@ describe('MemoryNetwork timeouts do not depend on the callee', () => {
     assert.ok(isOverlayError(r(), 'RPC_TIMEOUT'), `at 600 ms (timeoutMs 500) the request is ${String(r())}`);
   });
 
-  it('a handler that never settles: the caller still gets RPC_TIMEOUT at timeoutMs', { todo }, async () => {
+  it('a handler that never settles: the caller still gets RPC_TIMEOUT at timeoutMs', async () => {
     const { net, a, b } = setup();
     b.onRequest(() => new Promise(() => {}));
     const r = track(a.request(ref(2), 'hang', 1));
