@@ -14,7 +14,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { formatHostPort, parseHostPort } from '../util/args.ts';
-import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
+import { fail, isOverlayError, OverlayError, ok, type Result } from '../util/errors.ts';
 import type { BootstrapInfo } from './messages.ts';
 
 export interface BootstrapSpec {
@@ -32,7 +32,7 @@ export function parseBootstrapSpec(s: string): Result<BootstrapSpec> {
   try {
     hp = parseHostPort(at >= 0 ? s.slice(at + 1) : s, 'bootstrap address');
   } catch (e) {
-    return fail((e as Error).message);
+    return fail(isOverlayError(e) && e.reason ? e.reason : (e as Error).message);
   }
   if (hp.port === 0) return fail('bootstrap port must not be 0');
   const base = { addr: formatHostPort(hp), host: hp.host, port: hp.port };

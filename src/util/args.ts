@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { OverlayError } from './errors.ts';
 
 export interface OptionSpec {
@@ -91,6 +92,18 @@ export function requiredOption(args: ParsedArgs, name: string): string {
   const v = args[name];
   if (typeof v !== 'string' || v === '') throw new OverlayError('BAD_ARGUMENT', `--${name} is required`);
   return v;
+}
+
+/** A required directory option, created (0700) if missing; a path that cannot be a directory is a one-line error. */
+export function dataDirOption(args: ParsedArgs, name = 'data'): string {
+  const dir = requiredOption(args, name);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'EEXIST' ? 'it is not a directory' : (e as Error).message;
+    throw new OverlayError('BAD_ARGUMENT', `--${name} '${dir}' cannot be used: ${why}`);
+  }
+  return dir;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -42,11 +42,14 @@ export class OverlayError extends Error {
   readonly code: ErrorCode;
   readonly sipStatus: number;
   readonly detail?: Record<string, unknown>;
+  /** The reason alone, without the code's message in front. */
+  readonly reason?: string;
 
   constructor(code: ErrorCode, reason?: string, detail?: Record<string, unknown>) {
     super(reason ? `${ERRORS[code].message}: ${reason}` : ERRORS[code].message);
     this.name = 'OverlayError';
     this.code = code;
+    this.reason = reason;
     this.sipStatus = ERRORS[code].sip;
     this.detail = detail;
   }

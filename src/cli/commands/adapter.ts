@@ -1,9 +1,16 @@
-import { mkdirSync } from 'node:fs';
 import { bootstrapSpecOf, parseBootstrapSpec, resolveBootstrap } from '../../secp2psip/bootstrap-spec.ts';
 import type { SecurityMode } from '../../secp2psip/call-flow.ts';
 import { fetchPeerKey, startAdapterDaemon } from '../../secp2psip/daemon.ts';
 import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
-import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort, requiredOption } from '../../util/args.ts';
+import {
+  dataDirOption,
+  intOption,
+  logLevelOption,
+  optionsUsage,
+  parseArgs,
+  parseHostPort,
+  requiredOption,
+} from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -42,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
-  const dataDir = requiredOption(args, 'data');
+  const dataDir = dataDirOption(args);
   const rpc = args.rpc === undefined ? undefined : parseHostPort(String(args.rpc), '--rpc');
   const mode = String(args.mode);
   if (mode !== 'signed' && mode !== 'protected')
@@ -55,7 +62,6 @@ export async function run(argv: string[]): Promise<number> {
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'adapter' });
 
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const bootstrap = await resolveBootstrap(spec.value, (h, p) => fetchPeerKey(h, p), dataDir);
   const running = await startAdapterDaemon({
     sipHost: sip.host,

@@ -2,7 +2,15 @@ import { readFileSync } from 'node:fs';
 import { bootstrapSpecOf, parseBootstrapSpec } from '../../secp2psip/bootstrap-spec.ts';
 import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
 import type { BootstrapInfo } from '../../secp2psip/messages.ts';
-import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort, requiredOption } from '../../util/args.ts';
+import {
+  dataDirOption,
+  intOption,
+  logLevelOption,
+  optionsUsage,
+  parseArgs,
+  parseHostPort,
+  requiredOption,
+} from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -46,7 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
-  const dataDir = requiredOption(args, 'data');
+  const dataDir = dataDirOption(args);
   const k = intOption(args, 'k', 1, 255);
   const n = intOption(args, 'n', 1, 255);
   if (k > n) throw new OverlayError('BAD_ARGUMENT', `--k must not exceed --n (${k} > ${n})`);
