@@ -111,6 +111,16 @@ export class Registry {
     return tx();
   }
 
+  /**
+   * Forget a user's binding (an operator's act: the key was lost or replaced).
+   * The name is then free; the next registration binds it to a new key, with a
+   * later registration time, which is what adapters that trusted the old key
+   * check before accepting the new one. False when the name is not bound.
+   */
+  release(name: string): boolean {
+    return this.db.prepare('DELETE FROM users WHERE name = ?').run(name).changes === 1;
+  }
+
   setLocation(name: string, location: Uint8Array): void {
     this.db.prepare('UPDATE users SET location = ? WHERE name = ?').run(Buffer.from(location), name);
   }

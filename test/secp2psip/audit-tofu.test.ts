@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { Identity } from '../../src/identity/identity.ts';
 import { UserSigner } from '../../src/identity/user-key.ts';
@@ -23,6 +22,7 @@ import {
   type LocationRecord,
   locationTbs,
 } from '../../src/secp2psip/messages.ts';
+import { Registry } from '../../src/secp2psip/registry.ts';
 import { openRingValue, pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
 import { encodePiece, splitKey } from '../../src/sharing/index.ts';
 import { phoneInvite, SecTestnet } from './testnet.ts';
@@ -120,11 +120,11 @@ describe('trust on first use in the call flow (in-memory ring)', () => {
     const old = A.trust.get('carl');
     assert.ok(old);
 
-    // Nothing in the product releases a name; an operator removes the registry row out of band.
+    // The operator releases the name at its bootstrap (`secp2psip bootstrap --release carl`).
     await t.run(1000);
-    const db = new Database(join(dir, 'reg-0.sqlite'));
-    assert.equal(db.prepare('DELETE FROM users WHERE name = ?').run('carl').changes, 1);
-    db.close();
+    const registry = new Registry(join(dir, 'reg-0.sqlite'));
+    assert.equal(registry.release('carl'), true);
+    registry.close();
     const C = t.adapters[2];
     const renewed = await t.settle(C.registerUser('carl'));
     assert.notDeepEqual(renewed.bundle.signKey, old.signKey);

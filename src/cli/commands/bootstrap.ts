@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { bootstrapSpecOf, parseBootstrapSpec } from '../../secp2psip/bootstrap-spec.ts';
 import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
-import type { BootstrapInfo } from '../../secp2psip/messages.ts';
+import { type BootstrapInfo, NAME_RE } from '../../secp2psip/messages.ts';
+import { Registry } from '../../secp2psip/registry.ts';
 import {
   dataDirOption,
   intOption,
@@ -22,6 +24,10 @@ const SPEC = {
   k: { type: 'string', default: '3', help: 'pieces needed to rebuild a user key' },
   n: { type: 'string', default: '5', help: 'pieces stored per user key (Username.1 .. Username.n)' },
   'ca-bundle': { type: 'string', help: 'strict mode: PEM file of trust anchors; users need a certificate' },
+  release: {
+    type: 'string',
+    help: 'forget <name> in the registry under --data (key lost or replaced), then exit; use the bootstrap that owns the name',
+  },
   peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
@@ -42,6 +48,21 @@ function readCaBundle(path: string): string[] {
   return certs;
 }
 
+/** `--release <name>`: drop the name's binding so its user can register a new key. */
+function release(dataDir: string, name: string): number {
+  if (!NAME_RE.test(name)) throw new OverlayError('BAD_ARGUMENT', `--release: '${name}' is not a user name`);
+  const path = join(dataDir, 'registry.sqlite');
+  if (!existsSync(path)) throw new OverlayError('BAD_ARGUMENT', `--data: no registry in '${dataDir}'`);
+  const registry = new Registry(path);
+  try {
+    if (!registry.release(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not registered in '${dataDir}'`);
+  } finally {
+    registry.close();
+  }
+  process.stdout.write(`released ${name}\n`);
+  return 0;
+}
+
 /**
  * `secp2psip bootstrap`: seed 000 IV.2. Prints `bootstrap <hash>@host:port`
  * (what adapters pass to --bootstrap) and `key <64 hex>` (what other
@@ -53,6 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  if (args.release !== undefined) return release(requiredOption(args, 'data'), String(args.release));
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
   const dataDir = dataDirOption(args);
   const k = intOption(args, 'k', 1, 255);
