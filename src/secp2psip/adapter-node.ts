@@ -93,7 +93,7 @@ export class AdapterNode {
   readonly k: number;
   readonly n: number;
   readonly flow: FlowContext;
-  readonly stats = { registrations: 0, invitesAnswered: 0 };
+  readonly stats = { registrations: 0, invitesAnswered: 0, malformed: 0 };
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
@@ -141,6 +141,7 @@ export class AdapterNode {
       onEvent: init.onEvent,
       cache: new Map(),
       cacheMs: init.cacheMs ?? 0,
+      onMalformed: () => this.stats.malformed++,
     };
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
   }

@@ -93,6 +93,8 @@ export interface FlowContext {
   cacheMs?: number;
   /** Signed mode: send the INVITE before the callee key is rebuilt (see the module comment; default true). */
   pipeline?: boolean;
+  /** Counts a SECP2PSIP request that did not decode as an INVITE (answered RPC_MALFORMED). */
+  onMalformed?: () => void;
 }
 
 const CACHE_MAX = 10_000;
@@ -314,9 +316,12 @@ export async function answerInvite(ctx: FlowContext, payload: unknown, from: Cal
       }
     }
   }
-  if (!d.ok) return encodeMessage({ t: 'ERROR', code: 'RPC_MALFORMED', reason: d.error });
+  if (!d.ok || d.value.t !== 'INVITE') {
+    ctx.onMalformed?.();
+    const reason = d.ok ? `unexpected ${d.value.t}` : d.error;
+    return encodeMessage({ t: 'ERROR', code: 'RPC_MALFORMED', reason });
+  }
   const m = d.value;
-  if (m.t !== 'INVITE') return encodeMessage({ t: 'ERROR', code: 'RPC_MALFORMED', reason: `unexpected ${m.t}` });
   let callerUser: VerifiedUser | undefined;
   try {
     const callee = ctx.localUser(m.to) ?? refuse('USER_UNKNOWN', `${m.to} is not registered at this adapter`);
