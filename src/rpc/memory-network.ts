@@ -178,6 +178,18 @@ export class MemoryNetwork {
     return true;
   }
 
+  /** Run the simulation until `p` settles and return its outcome; throws if `limitMs` of simulated time pass first. */
+  async settle<T>(p: Promise<T>, limitMs: number): Promise<T> {
+    let done = false;
+    const out = p.finally(() => {
+      done = true;
+    });
+    out.catch(() => {});
+    await this.runUntil(() => done, limitMs);
+    if (!done) throw new Error(`did not settle within ${limitMs} ms of simulated time`);
+    return out;
+  }
+
   /** @internal */
   canReach(from: string, to: string): boolean {
     if (this.dead.has(from) || this.dead.has(to)) return false;

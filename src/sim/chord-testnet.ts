@@ -205,15 +205,8 @@ export class ChordTestnet {
   }
 
   /** Drive the clock until `p` settles (or `limitMs` of simulated time pass) and return its outcome. */
-  async settle<T>(p: Promise<T>, limitMs = 60_000): Promise<T> {
-    let done = false;
-    const out = p.finally(() => {
-      done = true;
-    });
-    out.catch(() => {});
-    await this.net.runUntil(() => done, limitMs);
-    if (!done) throw new Error(`did not settle within ${limitMs} ms of simulated time`);
-    return out;
+  settle<T>(p: Promise<T>, limitMs = 60_000): Promise<T> {
+    return this.net.settle(p, limitMs);
   }
 
   private indexAfter(id: string): number {
