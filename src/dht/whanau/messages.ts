@@ -176,31 +176,28 @@ export const Requests = {
   },
 };
 
+/** A list of walk ends under `walks`, each a node ref plus what `rest` takes from the entry (null: malformed). */
+function walkList<T>(p: unknown, max: number, rest: (e: Obj, ref: NodeRef) => T | null): Result<T[]> {
+  const o = obj(p);
+  if (!o || !Array.isArray(o.walks) || o.walks.length > max) return fail('bad walk response');
+  const out: T[] = [];
+  for (const w of o.walks) {
+    const e = obj(w);
+    const ref = decodeNodeRef(e?.ref);
+    const v = e && ref.ok ? rest(e, ref.value) : null;
+    if (v === null) return fail('bad walk end');
+    out.push(v);
+  }
+  return ok(out);
+}
+
 export const Responses = {
   walk(p: unknown): Result<WalkEnd[]> {
-    const o = obj(p);
-    if (!o || !Array.isArray(o.walks) || o.walks.length > MAX_WALK_BATCH) return fail('bad walk response');
-    const out: WalkEnd[] = [];
-    for (const w of o.walks) {
-      const e = obj(w);
-      const ref = decodeNodeRef(e?.ref);
-      if (!e || !ref.ok || !isToken(e.token)) return fail('bad walk end');
-      out.push({ ref: ref.value, token: e.token });
-    }
-    return ok(out);
+    return walkList(p, MAX_WALK_BATCH, (e, ref) => (isToken(e.token) ? { ref, token: e.token } : null));
   },
   /** Answered walks; each answer is checked by the asker against its question's decoder. */
   answeredWalks(p: unknown, max: number): Result<AnsweredWalk[]> {
-    const o = obj(p);
-    if (!o || !Array.isArray(o.walks) || o.walks.length > max) return fail('bad askWalk response');
-    const out: AnsweredWalk[] = [];
-    for (const w of o.walks) {
-      const e = obj(w);
-      const ref = decodeNodeRef(e?.ref);
-      if (!e || !ref.ok) return fail('bad answered walk');
-      out.push({ ref: ref.value, answer: e.answer ?? null });
-    }
-    return ok(out);
+    return walkList(p, max, (e, ref) => ({ ref, answer: e.answer ?? null }));
   },
   id(p: unknown): Result<string> {
     const o = obj(p);

@@ -298,15 +298,15 @@ export class WhanauNode {
   /** Run SETUP at every multiple of the period p of UTC (section 4.6). */
   startPeriodicSetup(): void {
     this.stopPeriodicSetup();
-    const schedule = () => {
-      const epoch = this.nextEpoch();
-      const delay = epoch * this.params.periodMs - this.clock.wallNow();
+    // Each firing schedules the epoch after its own: on the boundary itself nextEpoch() is still this one.
+    const schedule = (epoch: number) => {
+      const delay = Math.max(0, epoch * this.params.periodMs - this.clock.wallNow());
       this.periodic = this.clock.setTimer(delay, () => {
-        schedule();
+        schedule(epoch + 1);
         this.setup(epoch).catch((e) => this.log.warn({ err: String(e), epoch }, 'setup failed'));
       });
     };
-    schedule();
+    schedule(this.nextEpoch());
   }
 
   stopPeriodicSetup(): void {
