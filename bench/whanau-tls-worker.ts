@@ -118,13 +118,25 @@ export function runWorker(): void {
       }
       case 'setup': {
         const cpu0 = process.cpuUsage();
+        let done = 0;
+        // A line on stderr every 30 s: how far this worker's SETUP has come.
+        const progress = setInterval(() => {
+          const c = process.cpuUsage(cpu0);
+          const sent = daemons.reduce((s, d) => s + d.endpoint.stats.requestsSent, 0);
+          const timeouts = daemons.reduce((s, d) => s + d.endpoint.stats.timeouts, 0);
+          process.stderr.write(
+            `  worker ${process.pid}: ${done}/${daemons.length} SETUPs done, ${sent} requests, ${timeouts} timeouts, ${((c.user + c.system) / 1e6).toFixed(0)} CPU-s\n`,
+          );
+        }, 30_000);
         const setupMs = await Promise.all(
           daemons.map(async (d) => {
             const t = performance.now();
             await d.setup(m.epoch);
+            done++;
             return performance.now() - t;
           }),
         );
+        clearInterval(progress);
         const cpu = process.cpuUsage(cpu0);
         const dialed = daemons.reduce((s, d) => s + d.endpoint.stats.connectionsDialed, 0);
         const tables = daemons.map((d) => {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 
 /**
  * Injected random source. Cores take a Random so the simulator can be replayed
@@ -73,15 +73,34 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
+/**
+ * Random source from the OS CSPRNG. Small draws come from a pool refilled 4 KiB
+ * at a time: one randomBytes call per draw cost several microseconds in native
+ * job set-up, more than the work around it on hot paths (a peer per walk step).
+ */
 export class CryptoRandom implements Random {
+  private readonly pool = Buffer.alloc(4096);
+  private at = this.pool.length;
+
+  private take(n: number): Buffer {
+    if (this.at + n > this.pool.length) {
+      randomFillSync(this.pool);
+      this.at = 0;
+    }
+    const out = this.pool.subarray(this.at, this.at + n);
+    this.at += n;
+    return out;
+  }
+
   next(): number {
-    return randomBytes(4).readUInt32LE(0) / 0x100000000;
+    return this.take(4).readUInt32LE(0) / 0x100000000;
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
   bytes(n: number): Uint8Array {
-    return new Uint8Array(randomBytes(n));
+    // A copy, never a view of the pool; large draws go straight to the OS.
+    return n > 256 ? new Uint8Array(randomBytes(n)) : new Uint8Array(this.take(n));
   }
 }
 
