@@ -112,16 +112,23 @@ async function pipelined(ep: TlsRpcEndpoint, to: NodeRef, seconds: number, infli
   };
 }
 
-async function freshConnections(to: NodeRef, n: number): Promise<number[]> {
+/** Fresh links from new endpoints: wall time each, and CPU per link on each side (callee read over `main`). */
+async function freshConnections(main: TlsRpcEndpoint, to: NodeRef, n: number) {
   const ms: number[] = [];
+  let callerCpuUs = 0;
+  const callee0 = (await main.request(to, 'cpu', null)) as number;
   for (let i = 0; i < n; i++) {
     const ep = await TlsRpcEndpoint.listen({ keyPair: generateKeyPairSync('ed25519') });
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await ep.request(to, 'echo', 1);
     ms.push(performance.now() - t0);
+    const cpu = process.cpuUsage(cpu0);
+    callerCpuUs += cpu.user + cpu.system;
     await ep.close();
   }
-  return ms;
+  const calleeCpuUs = ((await main.request(to, 'cpu', null)) as number) - callee0;
+  return { ms, callerCpuMs: callerCpuUs / n / 1000, calleeCpuMs: calleeCpuUs / n / 1000 };
 }
 
 async function main(): Promise<void> {
@@ -149,7 +156,8 @@ async function main(): Promise<void> {
   const tput = await pipelined(caller, callee.ref, seconds, inflight, small);
   const tputKib = await pipelined(caller, callee.ref, seconds, inflight, kib);
   const tput1 = await pipelined(caller, callee.ref, Math.min(seconds, 1), 1, small);
-  const conn = await freshConnections(callee.ref, 30);
+  const fresh = await freshConnections(caller, callee.ref, 30);
+  const conn = fresh.ms;
   await caller.close();
   await callee.stop();
 
@@ -165,6 +173,8 @@ async function main(): Promise<void> {
     rttKibUs: { p50: percentile(rttKib, 50), p99: percentile(rttKib, 99) },
     throughput: { small: tput, kib: tputKib, oneInFlight: tput1 },
     freshConnectionMs: { p50: percentile(conn, 50), p90: percentile(conn, 90), mean: mean(conn) },
+    /** CPU of one new link (TCP + TLS 1.3 mutual handshake + hello + first request) on each side. */
+    freshConnectionCpuMs: { caller: fresh.callerCpuMs, callee: fresh.calleeCpuMs },
   };
   const rows: [string, string][] = [
     ['mode', `${result.mode}, node ${result.node}, ${result.cpus} cpus, load average ${f(load1, 1)} at start`],
@@ -185,6 +195,7 @@ async function main(): Promise<void> {
       'fresh connection + first request p50 / p90',
       `${f(result.freshConnectionMs.p50, 2)} / ${f(result.freshConnectionMs.p90, 2)} ms`,
     ],
+    ['fresh connection CPU, caller / callee', `${f(fresh.callerCpuMs, 2)} / ${f(fresh.calleeCpuMs, 2)} ms`],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
