@@ -124,8 +124,9 @@ export function runWorker(): void {
           const c = process.cpuUsage(cpu0);
           const sent = daemons.reduce((s, d) => s + d.endpoint.stats.requestsSent, 0);
           const timeouts = daemons.reduce((s, d) => s + d.endpoint.stats.timeouts, 0);
+          const links = daemons.reduce((s, d) => s + d.endpoint.connectionCount, 0);
           process.stderr.write(
-            `  worker ${process.pid}: ${done}/${daemons.length} SETUPs done, ${sent} requests, ${timeouts} timeouts, ${((c.user + c.system) / 1e6).toFixed(0)} CPU-s\n`,
+            `  worker ${process.pid}: ${done}/${daemons.length} SETUPs done, ${sent} requests, ${timeouts} timeouts, ${links} links open, ${((c.user + c.system) / 1e6).toFixed(0)} CPU-s\n`,
           );
         }, 30_000);
         const setupMs = await Promise.all(

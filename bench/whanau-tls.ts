@@ -130,10 +130,16 @@ export async function runWhanauTls(o: WhanauTlsOptions, say: (msg: string) => vo
   const startMs = performance.now() - t0;
   const rnd = new SeededRandom(o.seed);
   const e = preferentialAttachment(n, 5, rnd);
+  // Graph vertex v is node label[v]: the oldest vertices of preferential attachment are its hubs, and
+  // relabelling spreads them over the workers instead of crowding one worker's file descriptors.
+  const label = shuffle(
+    Array.from({ length: n }, (_, i) => i),
+    rnd,
+  );
   const adj: number[][] = Array.from({ length: n }, () => []);
   for (let k = 0; k < e.count; k++) {
-    adj[e.a[k]].push(e.b[k]);
-    adj[e.b[k]].push(e.a[k]);
+    adj[label[e.a[k]]].push(label[e.b[k]]);
+    adj[label[e.b[k]]].push(label[e.a[k]]);
   }
   await Promise.all(
     workers.map((w) =>
