@@ -10,7 +10,7 @@
  *
  * Figures: fig4 (registration, lookup, call setup vs running adapters),
  * fig5 (piece retrieval + rebuild), fig6 (overhead % of call length, derived
- * from fig4), throughput, whanau (simulated latency model), wide-area
+ * from fig4), throughput, whanau (real TLS nodes: 3,000 full, 300 quick), wide-area
  * (emulated latency on the in-memory network).
  */
 import 'reflect-metadata';
