@@ -164,7 +164,8 @@ function row(op: Op, kn: string, size: number, got: number[], iterations: number
   };
 }
 
-function chart(rows: Row[], sizes: number[]): string {
+/** The Figure 4 plot from its rows (exported so a saved run can be drawn again). */
+export function chart(rows: Row[], sizes: number[]): string {
   const series: Series[] = [];
   for (const op of OPS)
     for (const { k, n } of CONFIGS) {
