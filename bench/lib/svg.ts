@@ -38,7 +38,18 @@ export interface ChartSpec {
   height?: number;
 }
 
-const OURS = ['#1f77b4', '#2ca02c', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#000000', '#637939', '#393b79', '#7b4173'];
+const OURS = [
+  '#1f77b4',
+  '#2ca02c',
+  '#9467bd',
+  '#17becf',
+  '#8c564b',
+  '#e377c2',
+  '#000000',
+  '#637939',
+  '#393b79',
+  '#7b4173',
+];
 const SEED = ['#d62728', '#ff7f0e', '#7f7f7f', '#bcbd22'];
 
 export function escapeXml(s: string): string {
