@@ -56,6 +56,43 @@ const LIMITS = {
   maxConnections: 8192,
 };
 
+/**
+ * Per-step timings of one node's lookup (WHANAU_TRACE=1): each walk taken
+ * from the cache and each call sent, as `kind:ms`, to show where a slow
+ * lookup waits.
+ */
+function traceSteps(d: WhanauDaemon): { list: string[]; stop(): void } {
+  const list: string[] = [];
+  const node = d.node;
+  const take = node.walks.take;
+  const call = node.call;
+  node.walks.take = async (count, length) => {
+    const t = performance.now();
+    const out = await take.call(node.walks, count, length);
+    list.push(`walk:${(performance.now() - t).toFixed(0)}${out.length ? '' : '(none)'}`);
+    return out;
+  };
+  node.call = async (to, method, payload, waits) => {
+    const t = performance.now();
+    let how = '';
+    try {
+      return await call.call(node, to, method, payload, waits);
+    } catch (e) {
+      how = `!${(e as { code?: string }).code ?? 'err'}`;
+      throw e;
+    } finally {
+      list.push(`${method.slice(7)}:${(performance.now() - t).toFixed(0)}${how}`);
+    }
+  };
+  return {
+    list,
+    stop() {
+      node.walks.take = take;
+      node.call = call;
+    },
+  };
+}
+
 /** Run `jobs` with at most `width` at once. */
 async function pool<T>(jobs: (() => Promise<T>)[], width: number): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
@@ -155,14 +192,29 @@ export function runWorker(): void {
         return reply({ id: m.id });
       }
       case 'lookup': {
+        const trace = process.env.WHANAU_TRACE === '1';
+        const traced = new Set<WhanauDaemon>();
+        const walks0 = daemons.reduce((s, d) => s + d.node.walks.walksRequested, 0);
         const results = await pool(
           (m.jobs ?? []).map((j) => async () => {
+            const d = daemons[j.from];
+            const steps = trace && !traced.has(d) ? traceSteps(d) : undefined;
+            if (steps) traced.add(d);
             const t = performance.now();
-            const r = await daemons[j.from].lookupRecord(j.key);
-            return { found: r.record !== null, ms: performance.now() - t, messages: r.messages };
+            const r = await d.lookupRecord(j.key);
+            const ms = performance.now() - t;
+            steps?.stop();
+            if (steps) traced.delete(d);
+            if (steps && ms > 2000)
+              process.stderr.write(`  slow lookup ${ms.toFixed(0)} ms, tries ${r.tries}: ${steps.list.join(' ')}\n`);
+            return { found: r.record !== null, ms, messages: r.messages };
           }),
           m.width ?? 4,
         );
+        if (trace) {
+          const walks = daemons.reduce((s, d) => s + d.node.walks.walksRequested, 0) - walks0;
+          process.stderr.write(`  worker ${process.pid}: ${walks} walks requested by walk caches during lookups\n`);
+        }
         return reply({ id: m.id, results });
       }
       case 'stop': {
