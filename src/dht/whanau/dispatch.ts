@@ -70,7 +70,8 @@ export async function handlePeer(node: WhanauNode, method: string, payload: Payl
       return { ok: true };
     case 'whanau.walk': {
       const r = need(node, Requests.walk(payload, node.params.w));
-      const ends = await node.walks.take(r.count, r.length);
+      // Passed through without the refill (random-walk-cache.ts): a walk costs one request per hop.
+      const ends = await node.walks.take(r.count, r.length, 0);
       return { walks: ends.map((e) => ({ ref: encodeNodeRef(e.ref), token: e.token })) };
     }
     case 'whanau.askWalk': {

@@ -10,6 +10,16 @@ import { MAX_WALK_BATCH, type WalkEnd } from './messages.ts';
  * enough to refill the cache too. At most one fill runs per length; a peer that
  * fails is marked inactive for a while. Length 0 is this node with a fresh
  * query token. Every walk is handed out once.
+ *
+ * The refill is for this node's own walks (LOOKUP). Walks a peer asks for are
+ * passed through: served from the cache when it has them, otherwise fetched
+ * exactly as many for that request alone. Refilling at every hop would make
+ * one walk on cold caches (as right after SETUP, which carries its questions
+ * along its walks and leaves these caches empty) ask count + refill walks of
+ * each peer it steps to, whose walks ask as many again: about n * w * refill
+ * walks across the network, seconds of work that the first lookups wait for.
+ * Passing through keeps a walk's cost at one request per hop, and a peer
+ * asking for c walks makes this node ask for at most c.
  */
 export interface RandomWalkCacheDeps {
   clock: Clock;
@@ -54,20 +64,32 @@ export class RandomWalkCache {
     this.cache.clear();
   }
 
-  /** Up to `count` independent walks of `length` (fewer only when peers cannot supply them). */
-  async take(count: number, length: number): Promise<WalkEnd[]> {
+  /**
+   * Up to `count` independent walks of `length` (fewer only when peers cannot
+   * supply them). `refill` 0 passes the request through (see above).
+   */
+  async take(count: number, length: number, refill = this.refill): Promise<WalkEnd[]> {
     if (length === 0) return Array.from({ length: count }, () => this.deps.selfEnd());
     const out: WalkEnd[] = [];
     for (let rounds = 0; out.length < count && rounds < 4; ) {
       this.takeCached(length, count - out.length, out);
       if (out.length >= count) break;
+      if (refill === 0) {
+        rounds++;
+        // Pass-through: this request's own fetch, not queued behind a shared fill.
+        const mine: Cached[] = [];
+        const got = await this.fill(length, count - out.length, mine);
+        for (const c of mine) out.push(c.end);
+        if (got === 0 && this.deps.activePeers().length === 0) break;
+        continue;
+      }
       const running = this.filling.get(length);
       if (running) {
         await running;
         continue;
       }
       rounds++;
-      const fill = this.fill(length, count - out.length + this.refill);
+      const fill = this.fill(length, count - out.length + refill, this.list(length));
       this.filling.set(length, fill);
       let got = 0;
       try {
@@ -77,7 +99,16 @@ export class RandomWalkCache {
       }
       if (got === 0 && this.deps.activePeers().length === 0) break;
     }
-    return out;
+    return out.slice(0, count);
+  }
+
+  private list(length: number): Cached[] {
+    let list = this.cache.get(length);
+    if (!list) {
+      list = [];
+      this.cache.set(length, list);
+    }
+    return list;
   }
 
   private takeCached(length: number, want: number, out: WalkEnd[]): void {
@@ -92,8 +123,8 @@ export class RandomWalkCache {
     }
   }
 
-  /** One batch: each of `n` walks steps to a uniformly chosen active peer; returns how many arrived. */
-  private async fill(length: number, n: number): Promise<number> {
+  /** One batch into `list`: each of `n` walks steps to a uniformly chosen active peer; returns how many arrived. */
+  private async fill(length: number, n: number, list: Cached[]): Promise<number> {
     const peers = this.deps.activePeers();
     if (peers.length === 0) return 0;
     const counts = new Map<NodeRef, number>();
@@ -101,8 +132,6 @@ export class RandomWalkCache {
       const p = peers[this.deps.random.int(peers.length)];
       counts.set(p, (counts.get(p) ?? 0) + 1);
     }
-    const list = this.cache.get(length) ?? [];
-    this.cache.set(length, list);
     let got = 0;
     await Promise.all(
       [...counts].map(async ([peer, c]) => {

@@ -111,6 +111,21 @@ describe('RandomWalkCache', () => {
     assert.equal(new Set(all).size, 8);
   });
 
+  it("passes a peer's request through: exactly what was asked, each on its own, the cache left as it was", async () => {
+    const w = world(5, { delayMs: 50 });
+    const [a, b] = await w.run(Promise.all([w.cache.take(4, 3, 0), w.cache.take(3, 3, 0)]));
+    assert.equal(a.length, 4);
+    assert.equal(b.length, 3);
+    assert.equal(asked(w.calls), 7, 'no refill');
+    assert.equal(w.clock.now(), 50, 'the second did not wait behind the first');
+    assert.equal(w.cache.size(3), 0);
+    // Walks already cached (from this node's own refill) are served first.
+    await w.run(w.cache.take(1, 2));
+    const n = asked(w.calls);
+    assert.equal((await w.run(w.cache.take(5, 2, 0))).length, 5);
+    assert.equal(asked(w.calls), n, 'served from the cache');
+  });
+
   it('never hands out a walk whose token may have expired', async () => {
     const w = world(2);
     await w.run(w.cache.take(1, 2));
