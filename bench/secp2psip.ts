@@ -15,8 +15,8 @@
  * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-seconds 5] [--no-sipp]
  * Writes bench/results/secp2psip.json.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import type { SecurityMode } from '../src/secp2psip/call-flow.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
 import { LocalOverlay, sipPeer, summarizeCalls } from '../src/secp2psip/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
+import { runSippWithStats } from './lib/sipp.ts';
 
 export interface Secp2psipBenchOptions {
   adapters?: number;
@@ -171,7 +172,7 @@ function sippScenario(caller: string): string {
 }
 
 /** sipp as the caller's phone: INVITE sip:<callee>@<caller's adapter>, expect the verified 302, ACK it. */
-function runSipp(
+async function runSipp(
   o: { caller: string; callee: string; host: string; port: number; rate: number; seconds: number },
   dir: string,
 ): Promise<NonNullable<Secp2psipBenchResult['sipp']>> {
@@ -182,34 +183,15 @@ function runSipp(
   const args = ['-sf', sf, '-s', o.callee, '-r', String(o.rate), '-rp', '1000', '-m', String(calls)];
   args.push('-l', String(Math.max(1000, o.rate)), '-i', o.host, '-p', '0', '-t', 'u1', '-nostdin');
   args.push('-trace_stat', '-stf', stf, '-fd', '1', '-timeout', `${o.seconds * 4 + 30}s`, `${o.host}:${o.port}`);
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('error', reject);
-    p.once('exit', () => {
-      const seconds = (performance.now() - started) / 1000;
-      let lines: string[];
-      try {
-        lines = readFileSync(stf, 'utf8').trim().split('\n');
-      } catch {
-        reject(new Error(`sipp wrote no statistics: ${err.slice(-1000)}`));
-        return;
-      }
-      const head = lines[0].split(';');
-      const last = lines[lines.length - 1].split(';');
-      const col = (name: string): number => Number(last[head.indexOf(name)] ?? 0);
-      const successful = col('SuccessfulCall(C)');
-      resolve({
-        offeredPerSecond: o.rate,
-        achievedPerSecond: Math.round(successful / seconds),
-        successful,
-        failed: col('FailedCall(C)'),
-        seconds: r3(seconds),
-      });
-    });
-  });
+  const run = await runSippWithStats(args, stf, dir);
+  const successful = run.col('SuccessfulCall(C)');
+  return {
+    offeredPerSecond: o.rate,
+    achievedPerSecond: Math.round(successful / run.seconds),
+    successful,
+    failed: run.col('FailedCall(C)'),
+    seconds: r3(run.seconds),
+  };
 }
 
 /** The whole measurement; returns the figures (the harness imports this). */

@@ -21,6 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runSippWithStats } from './lib/sipp.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FIX = join(ROOT, 'test/fixtures/sipp');
@@ -107,7 +108,7 @@ function startRegistrar(): Promise<{ port: number; pid: number; stop: () => Prom
   });
 }
 
-function runSipp(scenario: string, csv: string, port: number, rate: number, dir: string): Promise<Result> {
+async function runSipp(scenario: string, csv: string, port: number, rate: number, dir: string): Promise<Result> {
   const calls = Math.round(rate * seconds);
   const stf = join(dir, `${scenario}.csv`);
   const args = [
@@ -139,31 +140,18 @@ function runSipp(scenario: string, csv: string, port: number, rate: number, dir:
     `${seconds * 4 + 30}s`,
     `127.0.0.1:${port}`,
   ];
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('error', reject);
-    p.once('exit', () => {
-      const elapsed = (performance.now() - started) / 1000;
-      const lines = readFileSync(stf, 'utf8').trim().split('\n');
-      const head = lines[0].split(';');
-      const last = lines[lines.length - 1].split(';');
-      const col = (name: string): number => Number(last[head.indexOf(name)] ?? 0);
-      const successful = col('SuccessfulCall(C)');
-      resolve({
-        scenario: scenario.replace(/\.xml$/, ''),
-        offeredRate: rate,
-        seconds: Number(elapsed.toFixed(2)),
-        successful,
-        failed: col('FailedCall(C)'),
-        retransmissions: col('Retransmissions(C)'),
-        perSecond: Math.round(successful / elapsed),
-      });
-      if (!successful) reject(new Error(`sipp made no successful call: ${err.slice(-2000)}`));
-    });
-  });
+  const run = await runSippWithStats(args, stf, dir);
+  const successful = run.col('SuccessfulCall(C)');
+  if (!successful) throw new Error(`sipp made no successful call: ${run.stderr.slice(-2000)}`);
+  return {
+    scenario: scenario.replace(/\.xml$/, ''),
+    offeredRate: rate,
+    seconds: Number(run.seconds.toFixed(2)),
+    successful,
+    failed: run.col('FailedCall(C)'),
+    retransmissions: run.col('Retransmissions(C)'),
+    perSecond: Math.round(successful / run.seconds),
+  };
 }
 
 async function main(): Promise<void> {

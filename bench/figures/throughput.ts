@@ -4,8 +4,7 @@
  * pair driven by sipp (INVITE, 302, ACK), and Chord lookups per second on one
  * adapter. Closed loops: a fixed number of operations in flight.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import type { FigureContext, FigureOutput } from '../lib/context.ts';
 import { LoopbackOverlay, sipDest } from '../lib/loopback-overlay.ts';
 import { notMeasured, type Row } from '../lib/schema.ts';
 import { SipProbe } from '../lib/sip-probe.ts';
+import { runSippWithStats } from '../lib/sipp.ts';
 import { perSecond, single } from '../lib/summary.ts';
 import { renderChart } from '../lib/svg.ts';
 
@@ -44,7 +44,7 @@ interface SippOutcome {
   elapsedMs: number;
 }
 
-function runSipp(port: number, calls: number, inFlight: number, dir: string): Promise<SippOutcome> {
+async function runSipp(port: number, calls: number, inFlight: number, dir: string): Promise<SippOutcome> {
   const csv = join(dir, 'callee.csv');
   writeFileSync(csv, 'SEQUENTIAL\nbob\n');
   const stf = join(dir, 'stat.csv');
@@ -53,25 +53,8 @@ function runSipp(port: number, calls: number, inFlight: number, dir: string): Pr
     ...['-i', '127.0.0.1', '-p', '0', '-t', 'u1', '-nostdin', '-trace_stat', '-stf', stf, '-fd', '1'],
     ...['-timeout', '120s', `127.0.0.1:${port}`],
   ];
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('error', reject);
-    p.once('exit', () => {
-      const elapsedMs = performance.now() - t0;
-      try {
-        const lines = readFileSync(stf, 'utf8').trim().split('\n');
-        const head = lines[0].split(';');
-        const last = lines[lines.length - 1].split(';');
-        const col = (name: string) => Number(last[head.indexOf(name)] ?? 0);
-        resolve({ successful: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), elapsedMs });
-      } catch (e) {
-        reject(new Error(`sipp left no statistics: ${(e as Error).message} ${err.slice(0, 200)}`));
-      }
-    });
-  });
+  const run = await runSippWithStats(args, stf, dir);
+  return { successful: run.col('SuccessfulCall(C)'), failed: run.col('FailedCall(C)'), elapsedMs: run.seconds * 1000 };
 }
 
 export async function runThroughput(ctx: FigureContext): Promise<FigureOutput> {
