@@ -5,39 +5,18 @@
  * anything.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], timeoutMs = 60_000): Promise<Ran> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['bin/secp2psip.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { type CliRun, runCli } from '../support/cli.ts';
 
 /** Run at most `limit` programs at once (the CLI takes a second or more to start). */
-async function runAll(cases: string[][], limit = 4): Promise<Ran[]> {
-  const out: Ran[] = new Array(cases.length);
+async function runAll(cases: string[][], limit = 4): Promise<CliRun[]> {
+  const out: CliRun[] = new Array(cases.length);
   let next = 0;
   const worker = async () => {
-    for (let i = next++; i < cases.length; i = next++) out[i] = await run(cases[i]);
+    for (let i = next++; i < cases.length; i = next++) out[i] = await runCli(cases[i], { timeoutMs: 60_000 });
   };
   await Promise.all(Array.from({ length: limit }, worker));
   return out;

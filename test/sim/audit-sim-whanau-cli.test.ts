@@ -5,21 +5,10 @@
  * and the same seed prints the same bytes.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { runCli } from '../support/cli.ts';
 
-const CLI = new URL('../../bin/secp2psip.mjs', import.meta.url).pathname;
-
-function sim(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, 'sim', 'whanau', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sim = (args: string[]) => runCli(['sim', 'whanau', ...args]);
 
 describe('secp2psip sim whanau --json (command line)', { timeout: 120_000 }, () => {
   const args = [
