@@ -279,7 +279,10 @@ class MemoryEndpoint implements RpcEndpoint {
     }
     if (result instanceof Promise) {
       result.then(
-        (v) => (this.closed ? call.timeout() : call.reply(true, v)),
+        (v) => {
+          // A closed endpoint sends nothing back: the caller's timeout runs out.
+          if (!this.closed) call.reply(true, v);
+        },
         (e: unknown) => {
           this.stats.refused++;
           call.reply(false, (e as Error)?.message ?? String(e));
@@ -296,8 +299,6 @@ class Call {
   private body: Payload;
   private ok = false;
   private value: unknown;
-  /** The timeout is scheduled once, when the request leaves. */
-  private timerArmed = false;
   /** A reply is on its way back and lands before the deadline. */
   private answered = false;
 
@@ -315,13 +316,11 @@ class Call {
 
   send(payload: Payload): void {
     const net = this.net;
-    // The caller's deadline does not wait for the callee: a slow or hung handler still times out.
-    this.timeout();
+    // The caller's deadline is set when the request leaves, so a slow or hung
+    // handler still times out; a leg that cannot be delivered just sends nothing.
+    this.armTimeout();
     const d1 = net.canReach(this.from.self.addr, this.to.addr) ? net.delay(this.from.self.addr, this.to.addr) : -1;
-    if (d1 < 0) {
-      this.timeout();
-      return;
-    }
+    if (d1 < 0) return;
     this.body = net.transfer(payload);
     net.schedule(d1, () => this.arrive(d1));
   }
@@ -330,10 +329,7 @@ class Call {
     const net = this.net;
     // A killed or cut-off node is silent (the caller times out); an addr
     // with no open endpoint refuses at once, like a closed port.
-    if (!net.canReach(this.from.self.addr, this.to.addr)) {
-      this.timeout();
-      return;
-    }
+    if (!net.canReach(this.from.self.addr, this.to.addr)) return;
     const target = net.target(this.to.addr);
     if (!target) {
       this.fail('RPC_UNREACHABLE', `no node at ${this.to.addr}`, net.clock.now() + d1);
@@ -350,10 +346,8 @@ class Call {
   reply(ok: boolean, value: unknown): void {
     const net = this.net;
     const d2 = net.canReach(this.to.addr, this.from.self.addr) ? net.delay(this.to.addr, this.from.self.addr) : -1;
-    if (d2 < 0 || net.clock.now() + d2 > this.sentAt + this.timeoutMs) {
-      this.timeout();
-      return;
-    }
+    // A lost or late answer: the timeout set in send() fires.
+    if (d2 < 0 || net.clock.now() + d2 > this.sentAt + this.timeoutMs) return;
     this.ok = ok;
     this.value = ok ? net.transfer(value) : value;
     this.answered = true;
@@ -369,9 +363,7 @@ class Call {
     } else this.reject(new OverlayError('RPC_REFUSED', String(this.value)));
   }
 
-  timeout(): void {
-    if (this.timerArmed) return;
-    this.timerArmed = true;
+  private armTimeout(): void {
     this.net.schedule(this.sentAt + this.timeoutMs - this.net.clock.now(), () => {
       if (this.done || this.answered) return;
       this.done = true;
