@@ -45,6 +45,11 @@ import type { Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
+/** The longest a registration keeps trying to store a user's records while the ring settles. */
+const PUBLISH_BUDGET_MS = 3000;
+/** Pause between those tries (at most one stabilize period). */
+const PUBLISH_RETRY_MS = 250;
+
 /** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
 export const SECP2PSIP_METHOD = 'secp2psip';
 
@@ -306,11 +311,16 @@ export class BootstrapServer {
    */
   private async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
     const at = this.clock.wallNow();
+    // While nodes are joining (a fresh overlay, a restart) no owner may be confirmable yet: keep trying
+    // for three stabilize periods, at most PUBLISH_BUDGET_MS (inside the adapter's and a forwarding
+    // bootstrap's 5 s RPC timeout). A put that still fails is retried by the ring's maintenance.
+    const giveUpAt = this.clock.now() + Math.min(PUBLISH_BUDGET_MS, 3 * this.ring.init.stabilizeMs);
+    const pause = Math.min(this.ring.init.stabilizeMs, PUBLISH_RETRY_MS);
     const put = async (key: string, payload: Uint8Array) => {
       const value = sealRingValue(this.identity, key, payload, at, this.ring.store.validatorFor(key));
       let r = await this.ring.put(key, value, RING_TTL_MS);
-      for (let attempt = 0; !r.ok && r.error === 'DHT_LOOKUP_FAILED' && attempt < 2; attempt++) {
-        await new Promise<void>((done) => this.clock.setTimer(this.ring.init.stabilizeMs, done));
+      while (!r.ok && r.error === 'DHT_LOOKUP_FAILED' && this.clock.now() + pause < giveUpAt) {
+        await new Promise<void>((done) => this.clock.setTimer(pause, done));
         r = await this.ring.put(key, value, RING_TTL_MS);
       }
       return r;
