@@ -183,6 +183,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
     adapters[1] = await startAdapter(1, 2);
     assert.equal(boots[2].server.stats.forwarded - forwarded, 2);
     assert.ok(adapters[1].node.users.has(u0) && adapters[1].node.users.has(u1));
+    await ringSettled();
     const r = await call(names[2][0], adapters[0], u0);
     assert.equal(r.status, 302, r.reason);
     assert.equal(r.contact, `<${phones.get(u0).contactUri}>`);
