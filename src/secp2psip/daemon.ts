@@ -10,7 +10,6 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ChordNode } from '../dht/chord/chord-node.ts';
-import { compareFrom } from '../dht/store/ring-id.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
 import { Identity } from '../identity/identity.ts';
 import { defaultVerifyRef, TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
@@ -208,8 +207,9 @@ async function joinRing(ring: ChordNode, contacts: NodeRef[], log: Logger, attem
 /**
  * A bootstrap keeps its ring id across restarts (its address is fixed, so entries for it stay right).
  * After a stop it left the ring and joins again. After a crash the ring may still list it, and a join
- * lookup cannot confirm a place the ring believes taken: then it takes up its place again, with the
- * members it knows in ring order after it, and Chord's stabilize and notify correct the rest. Which case
+ * lookup cannot confirm a place the ring believes taken: then it takes up its place again (ChordNode.rejoin:
+ * the members it knows in ring order after it, and the records of its range pulled from its successor), and
+ * Chord's stabilize and notify correct the rest. Which case
  * holds is asked of the members themselves (their predecessor and successors). With no member answering,
  * it starts a new ring.
  */
@@ -229,10 +229,12 @@ async function joinAsBootstrap(ring: ChordNode, key: Uint8Array, contacts: NodeR
     for (const s of nb.succs) learn(s);
   }
   for (const c of live) learn(c);
-  const takeUpPlace = (why: string) => {
-    const known = [...seen.values()].sort((x, y) => compareFrom(ring.id, x.id, y.id));
-    ring.warmStart(null, known, []);
-    log.info({ successor: known[0]?.addr }, `${why}; taking up its place among the members it knows`);
+  const takeUpPlace = async (why: string) => {
+    const pulled = await ring.rejoin([...seen.values()]);
+    log.info(
+      { successor: ring.successor.addr, records: ring.store.size, pulled },
+      `${why}; taking up its place among the members it knows`,
+    );
   };
   if (listed && seen.size > 0) return takeUpPlace('the ring still lists this bootstrap');
   if (live.length > 0) {

@@ -11,6 +11,7 @@ import {
   startAdapterDaemon,
   startBootstrapDaemon,
 } from '../../src/secp2psip/daemon.ts';
+import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { sipPeer } from '../../src/secp2psip/local-overlay.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
@@ -104,6 +105,26 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
       if (Date.now() > end) throw new Error('ring did not settle');
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /**
+   * Keys the ring's members hold that `ring` owns or holds the first replica of (among the live
+   * members) but does not hold: what a node (re)joining pulls from its successor. The replica
+   * after that comes back with the publisher's next republish.
+   */
+  function missingAt(ring: RunningBootstrap['server']['ring']): string[] {
+    const rings = [...boots.map((b) => b.server.ring), ...adapters.map((a) => a.node.ring)];
+    const ids = rings.map((r) => r.id).sort();
+    const keys = new Set(rings.flatMap((r) => r.store.all().map((rec) => rec.key)));
+    const me = ids.indexOf(ring.id);
+    return [...keys].filter((key) => {
+      const o = Math.max(
+        0,
+        ids.findIndex((id) => id >= keyPosition(key)),
+      );
+      const holders = [o, (o + 1) % ids.length];
+      return holders.includes(me) && !ring.store.has(key);
+    });
   }
 
   before(async () => {
@@ -202,6 +223,8 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
         b2.server.registry.close();
       }
       boots[2] = await startBoot(2);
+      // Whether it left or crashed, it comes back with the records of its range (from its successor).
+      assert.deepEqual(missingAt(boots[2].server.ring), [], 'records the restarted bootstrap should hold');
       const [A0, , A2] = adapters;
       const fresh = names[0][how === 'stopped' ? 1 : 2];
       await registerOk(fresh, A2);

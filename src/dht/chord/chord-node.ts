@@ -5,7 +5,7 @@ import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
-import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
+import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { Maintenance } from './maintenance.ts';
@@ -161,6 +161,35 @@ export class ChordNode {
     this.maintenance.joinChecks = 0;
     this.stopped = false;
     this.schedule();
+  }
+
+  /**
+   * Take up this node's place again after a crash, when the ring may still
+   * list it (so a join lookup cannot confirm the place as free): the members
+   * it knows become its successor list in ring order, fingers are seeded and
+   * the records it owns or replicates are pulled from its successor, as on a
+   * join; stabilize and notify correct the rest. The first known member that
+   * answers is taken as successor. False when none answers (maintenance still
+   * starts, with the list as given).
+   */
+  async rejoin(known: readonly NodeRef[]): Promise<boolean> {
+    const members = known
+      .filter((r) => r.id !== this.id && this.verify(r))
+      .sort((x, y) => compareFrom(this.id, x.id, y.id));
+    let pulled = false;
+    for (let i = 0; i < members.length && !pulled; i++) {
+      const nb = await this.neighbors(members[i], true);
+      if (!nb) continue;
+      this.succs.adopt(members[i], nb.succs);
+      await this.maintenance.seedFingers(members[i]);
+      await this.maintenance.pullHandoff(members[i]);
+      pulled = true;
+    }
+    if (!pulled && members.length > 0) this.succs.adopt(members[0], members.slice(1));
+    // Unlike warmStart, the first ticks check the place from afar, as after a join.
+    this.stopped = false;
+    this.schedule();
+    return pulled;
   }
 
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
