@@ -101,7 +101,10 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
       ];
   // Nothing answers requests until the join is done (the server installs the handler): a node not yet on
   // the ring would answer lookups as a ring of its own, and entries the ring still has for our id lead here.
-  await joinAsBootstrap(ring, info.key, contacts, log);
+  await joinAsBootstrap(ring, info.key, contacts, log, {
+    waitMs: o.join ? 0 : foundingRank(peers, info.key) * FOUNDING_STEP_MS,
+    refresh: () => peerContacts(endpoint, peers, info, log, true),
+  });
   const server = new BootstrapServer(
     { identity, endpoint, ring, registry, clock, random, logger: log },
     { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
@@ -145,6 +148,7 @@ async function peerContacts(
   peers: BootstrapInfo[],
   self: BootstrapInfo,
   log: Logger,
+  quiet = false,
 ): Promise<NodeRef[]> {
   const out: NodeRef[] = [];
   for (const p of peers) {
@@ -153,10 +157,24 @@ async function peerContacts(
       const m = await requestAdmission(endpoint, p);
       for (const c of m.ring) out.push({ id: c.id, addr: c.addr, key: c.key, admission: c.admission });
     } catch (e) {
-      log.warn({ peer: p.addr, err: (e as Error).message }, 'peer bootstrap unreachable');
+      if (!quiet) log.warn({ peer: p.addr, err: (e as Error).message }, 'peer bootstrap unreachable');
     }
   }
   return out;
+}
+
+/**
+ * Who founds the ring when no member answers: the bootstraps in order of their keys. The first founds at
+ * once; the one of rank r first waits r x FOUNDING_STEP_MS for a ring to join (asking its peer bootstraps
+ * every FOUNDING_POLL_MS). So bootstraps started at the same moment form one ring, and with the first
+ * one down the next founds after one step.
+ */
+const FOUNDING_STEP_MS = 5000;
+const FOUNDING_POLL_MS = 500;
+
+function foundingRank(peers: readonly BootstrapInfo[], self: Uint8Array): number {
+  const hex = Buffer.from(self).toString('hex');
+  return peers.filter((p) => Buffer.from(p.key).toString('hex') < hex).length;
 }
 
 /** Read a TLS peer's Ed25519 node key without trusting it yet (for `--bootstrap host:port` without a key). */
@@ -213,7 +231,13 @@ async function joinRing(ring: ChordNode, contacts: NodeRef[], log: Logger, attem
  * holds is asked of the members themselves (their predecessor and successors). With no member answering,
  * it starts a new ring.
  */
-async function joinAsBootstrap(ring: ChordNode, key: Uint8Array, contacts: NodeRef[], log: Logger): Promise<void> {
+async function joinAsBootstrap(
+  ring: ChordNode,
+  key: Uint8Array,
+  contacts: NodeRef[],
+  log: Logger,
+  founding: { waitMs: number; refresh: () => Promise<NodeRef[]> },
+): Promise<void> {
   const seen = new Map<string, NodeRef>();
   const learn = (r: NodeRef | null) => {
     if (r && !bytesEqual(r.key, key) && !seen.has(r.id)) seen.set(r.id, r);
@@ -245,7 +269,19 @@ async function joinAsBootstrap(ring: ChordNode, key: Uint8Array, contacts: NodeR
     }
     return takeUpPlace('no join through the live members');
   }
+  // No member answers: wait for a bootstrap earlier in founding order to start the ring, then join it.
+  if (founding.waitMs > 0) {
+    const until = Date.now() + founding.waitMs;
+    log.info({ waitMs: founding.waitMs }, 'no ring member answers; waiting for a bootstrap earlier in founding order');
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, FOUNDING_POLL_MS));
+      const more = await founding.refresh();
+      if (more.length > 0)
+        return joinAsBootstrap(ring, key, more, log, { ...founding, waitMs: Math.max(0, until - Date.now()) });
+    }
+  }
   // With no member to join through, this bootstrap starts a new ring (join(undefined) also starts maintenance).
+  log.info('no ring member answers; starting a new ring');
   await ring.join(undefined);
 }
 

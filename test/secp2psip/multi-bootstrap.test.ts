@@ -136,7 +136,8 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
       const id = Identity.loadOrCreate(join(dir, 'node'));
       infos.push({ addr: `127.0.0.1:${await freePort()}`, key: id.bundle.sig });
     }
-    for (let i = 0; i < 3; i++) boots.push(await startBoot(i));
+    // Started at the same moment: the founding order (daemon.ts foundingRank) makes them one ring.
+    boots.push(...(await Promise.all([0, 1, 2].map(startBoot))));
     for (let i = 0; i < 3; i++) adapters.push(await startAdapter(i, i));
     // What is tested here is how the bootstraps agree on names, not how fast six nodes form a ring.
     await ringSettled();
