@@ -110,7 +110,10 @@ async function main(argv: string[]): Promise<number> {
         (f): f is Figure => f !== undefined,
       );
       figures = merged;
-      notes.push(`Figures ${only.join(', ')} from this run; the others kept from the run of ${prev.date}.`);
+      const before = prev.notes.find((n) => n.startsWith('Figures '));
+      notes.push(
+        `Figures ${only.join(', ')} from this run; the others kept from \`${prev.command}\` of ${prev.date}${before ? ` (${before.replace(/\.$/, '')})` : ''}.`,
+      );
     } catch {
       // An unreadable previous result is simply replaced.
     }

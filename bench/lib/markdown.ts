@@ -119,7 +119,7 @@ export function renderReadmeSection(res: BenchResult): string {
     "`npm run bench` reproduces the seeds' evaluations (seed 000 Figures 4-6, throughput, WhanauSIP lookups, an emulated wide area) and writes `bench/results/latest.md` (every row), `latest.json` and SVG plots with the seed's values drawn beside ours. `npm run bench -- --quick` runs fewer iterations and sizes.",
     '',
     `Latest: \`${res.command}\`, ${res.date}. ${renderHeader(res).split('\n')[0]}`,
-    ...res.notes.filter((n) => n.startsWith('**')),
+    ...res.notes.filter((n) => n.startsWith('**') || n.startsWith('Figures ')),
     '',
     renderTable(headlineRows(res)),
     '',
