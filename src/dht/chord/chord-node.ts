@@ -47,7 +47,7 @@ export class ChordNode {
   readonly r: number;
   pred: NodeRef | null = null;
   stopped = false;
-  readonly counters = { malformed: 0, refusedRefs: 0, rpcFailures: 0, lookups: 0 };
+  readonly counters = { malformed: 0, refusedRefs: 0, rpcFailures: 0, lookups: 0, staleRefs: 0 };
   /** Smoothed round-trip time of this node's answered RPCs (ms; 0 before the first). */
   rttMs = 0;
   /** @internal */ readonly endpoint: RpcEndpoint;
@@ -403,11 +403,27 @@ export class ChordNode {
     }
   }
 
+  /**
+   * @internal Did `to` answer as itself? Replies to PING and NEIGHBORS carry the answering node's
+   * id (absent from older nodes); an answer at another id means the entry is stale, and is counted.
+   */
+  sameNode(to: NodeRef, reply: Payload): boolean {
+    const id = typeof reply === 'object' && reply !== null ? (reply as { id?: unknown }).id : undefined;
+    if (id === undefined || id === to.id) return true;
+    this.counters.staleRefs++;
+    this.view.mute(to.id);
+    this.fingers.remove(to.id);
+    return false;
+  }
+
   /** @internal */
   async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
     const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
     const nb = raw === null ? null : decodeNeighborsReply(raw);
     if (!nb) return null;
+    // The key answered (TLS pins it) but the node now sits at another id (it was admitted again and
+    // kept its address): the entry is stale, and is treated as a node that does not answer.
+    if (!this.sameNode(to, raw as Payload)) return null;
     const out = { pred: nb.pred && this.verify(nb.pred) ? nb.pred : null, succs: this.boundOnly(nb.succs) };
     this.view.learn(out.succs);
     if (out.pred) this.view.learn([out.pred]);

@@ -27,7 +27,7 @@ export function handleChordRequest(node: ChordNode, method: string, payload: Pay
       return neighbors(node, payload, caller);
     case METHOD.PING:
       node.heardFrom(caller);
-      return {};
+      return { id: node.id };
     case METHOD.STORE:
       return store(node, payload);
     case METHOD.FETCH:
@@ -72,7 +72,7 @@ function neighbors(node: ChordNode, payload: Payload, caller: Caller): Payload {
     const ref = callerRef(node, payload, caller);
     if (ref) node.notify(ref);
   } else node.heardFrom(caller);
-  return { pred: node.pred, succs: node.succs.entries() };
+  return { pred: node.pred, succs: node.succs.entries(), id: node.id };
 }
 
 function store(node: ChordNode, payload: Payload): Payload {

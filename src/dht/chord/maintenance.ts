@@ -152,7 +152,9 @@ export class Maintenance {
     const p = n.pred;
     if (!p || p.id === n.id) return;
     if (n.clock.now() - n.predHeardAt < 2 * n.init.stabilizeMs) return;
-    const ok = await n.call(p, METHOD.PING, {});
+    const reply = await n.call(p, METHOD.PING, {});
+    // Its key may answer at another id now (admitted again at the same address): that is not our predecessor.
+    const ok = reply !== null && n.sameNode(p, reply) ? reply : null;
     if (ok === null && n.pred?.id === p.id) {
       n.setPred(null);
       n.fingers.remove(p.id);

@@ -40,6 +40,8 @@ export interface NeighborsRequest {
 export interface NeighborsReply {
   pred: NodeRef | null;
   succs: NodeRef[];
+  /** The answering node's ring id (absent from older nodes): a caller drops an entry whose id it is not. */
+  id?: string;
 }
 export interface StoreRequest {
   records: DhtRecord[];
@@ -143,11 +145,14 @@ export function decodeNeighborsReply(x: unknown): NeighborsReply | null {
   const pred = o.pred === null ? null : decodeRef(o.pred);
   const succs = refList(o.succs);
   if ((o.pred !== null && !pred) || !succs) return null;
-  return { pred, succs };
+  if (o.id !== undefined && !isRingId(o.id)) return null;
+  return o.id === undefined ? { pred, succs } : { pred, succs, id: o.id };
 }
 
 export function encodeNeighborsReply(r: NeighborsReply): Record<string, unknown> {
-  return { pred: r.pred ? encodeRef(r.pred) : null, succs: r.succs.map(encodeRef) };
+  const out: Record<string, unknown> = { pred: r.pred ? encodeRef(r.pred) : null, succs: r.succs.map(encodeRef) };
+  if (r.id !== undefined) out.id = r.id;
+  return out;
 }
 
 export function decodeStoreRequest(x: unknown): StoreRequest | null {

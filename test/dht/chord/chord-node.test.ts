@@ -102,4 +102,38 @@ describe('ChordNode', () => {
     await t.run(10_000);
     assert.ok(t.liveNodes().some((x) => x.successor.id === id));
   });
+
+  it('drops an entry whose key answers at another id (the node was admitted again at the same address)', async () => {
+    const admitted = new Map<string, string>();
+    const policy = (r: NodeRef) => admitted.get(r.id) === Buffer.from(r.key).toString('hex') || sha1Id(r.key) === r.id;
+    const t = new ChordTestnet({ seed: 6, chord: { verifyRef: policy, stabilizeMs: 500 } });
+    await t.grow(6);
+    const key = new Uint8Array(32).fill(7);
+    const make = (id: string) => {
+      admitted.set(id, Buffer.from(key).toString('hex'));
+      return ChordNode.create(
+        { endpoint: t.net.endpoint({ id, addr: 'readmitted', key }), clock: t.clock, random: t.random.fork() },
+        { verifyRef: policy, stabilizeMs: 500 },
+      );
+    };
+    const before = make('3'.repeat(40));
+    await t.settle(before.join(t.liveNodes()[0].self));
+    await t.run(10_000);
+    const pred = t.liveNodes().find((x) => x.successor.id === before.id);
+    assert.ok(pred, 'linked at its first id');
+    // Crash and come back with a new id, same key and address: the ring still names the old id.
+    before.stop();
+    await before.endpoint.close();
+    const after = make('b'.repeat(40));
+    await t.settle(after.join(t.liveNodes()[0].self));
+    assert.equal(await t.settle(pred.neighbors(before.self, false)), null, 'the old id gets no answer');
+    assert.ok(pred.counters.staleRefs >= 1);
+    await t.run(10_000);
+    const everyone = [...t.liveNodes(), after];
+    assert.ok(
+      everyone.every((x) => x.successor.id !== before.id && x.pred?.id !== before.id),
+      'no node keeps the old id as neighbour',
+    );
+    assert.ok(everyone.some((x) => x.successor.id === after.id));
+  });
 });

@@ -40,6 +40,12 @@ describe('Chord messages', () => {
       pred: null,
       succs: [a],
     });
+    assert.deepEqual(decodeNeighborsReply(wire(encodeNeighborsReply({ pred: a, succs: [], id: b.id }))), {
+      pred: a,
+      succs: [],
+      id: b.id,
+    });
+    assert.equal(decodeNeighborsReply(wire({ pred: null, succs: [], id: 'not a ring id' })), null);
     const rec = { key: 'bob.3', value: new Uint8Array([9, 9]), created: 1, ttlMs: 1000, seq: 2, publisher: a.id };
     assert.deepEqual(decodeStoreRequest(wire({ records: [rec] })), { records: [rec] });
     assert.deepEqual(decodeStoreReply(wire({ results: [null, 'DHT_STORE_FULL'] })), {
