@@ -124,15 +124,25 @@ export class ChordNode {
       }
       if (!res.ok) throw new OverlayError('DHT_LOOKUP_FAILED', `join: ${res.reason}`);
       if (res.owner.id === this.id) throw new OverlayError('BAD_CONFIG', 'a node with this id is already in the ring');
-      const nb = await this.neighbors(res.owner, true);
-      if (!nb) throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
-      this.succs.adopt(res.owner, nb.succs);
-      this.fingers.fill(0, res.owner);
-      await this.maintenance.seedFingers(res.owner);
-      await this.maintenance.pullHandoff(res.owner);
+      if (!(await this.settleBefore(res.owner)))
+        throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
     }
     this.stopped = false;
     this.schedule();
+  }
+
+  /**
+   * Take `succ` as successor (notifying it), with its successor list; seed the fingers from it and pull
+   * the records this node now owns or replicates (hand-off on join). False when it does not answer.
+   */
+  private async settleBefore(succ: NodeRef): Promise<boolean> {
+    const nb = await this.neighbors(succ, true);
+    if (!nb) return false;
+    this.succs.adopt(succ, nb.succs);
+    this.fingers.fill(0, succ);
+    await this.maintenance.seedFingers(succ);
+    await this.maintenance.pullHandoff(succ);
+    return true;
   }
 
   private findJoinSuccessor(bootstrap: NodeRef): Promise<LookupResult> {
@@ -177,14 +187,7 @@ export class ChordNode {
       .filter((r) => r.id !== this.id && this.verify(r))
       .sort((x, y) => compareFrom(this.id, x.id, y.id));
     let pulled = false;
-    for (let i = 0; i < members.length && !pulled; i++) {
-      const nb = await this.neighbors(members[i], true);
-      if (!nb) continue;
-      this.succs.adopt(members[i], nb.succs);
-      await this.maintenance.seedFingers(members[i]);
-      await this.maintenance.pullHandoff(members[i]);
-      pulled = true;
-    }
+    for (let i = 0; i < members.length && !pulled; i++) pulled = await this.settleBefore(members[i]);
     if (!pulled && members.length > 0) this.succs.adopt(members[0], members.slice(1));
     // Unlike warmStart, the first ticks check the place from afar, as after a join.
     this.stopped = false;
