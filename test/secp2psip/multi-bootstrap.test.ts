@@ -11,12 +11,12 @@ import {
   startAdapterDaemon,
   startBootstrapDaemon,
 } from '../../src/secp2psip/daemon.ts';
-import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { sipPeer } from '../../src/secp2psip/local-overlay.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
 import { openRingValue, pieceKey } from '../../src/secp2psip/ring-records.ts';
 import { freePort } from '../sip/e2e-helpers.ts';
+import { holderIds } from '../support/ring.ts';
 import { TestPhones } from './phones.ts';
 
 /**
@@ -116,15 +116,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
     const rings = [...boots.map((b) => b.server.ring), ...adapters.map((a) => a.node.ring)];
     const ids = rings.map((r) => r.id).sort();
     const keys = new Set(rings.flatMap((r) => r.store.all().map((rec) => rec.key)));
-    const me = ids.indexOf(ring.id);
-    return [...keys].filter((key) => {
-      const o = Math.max(
-        0,
-        ids.findIndex((id) => id >= keyPosition(key)),
-      );
-      const holders = [o, (o + 1) % ids.length];
-      return holders.includes(me) && !ring.store.has(key);
-    });
+    return [...keys].filter((key) => holderIds(ids, key, 2).includes(ring.id) && !ring.store.has(key));
   }
 
   before(async () => {

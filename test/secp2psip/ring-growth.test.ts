@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChordNode } from '../../src/dht/chord/chord-node.ts';
-import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { lookupUser } from '../../src/secp2psip/key-lookup.ts';
 import { pieceKey } from '../../src/secp2psip/ring-records.ts';
+import { holderIds } from '../support/ring.ts';
 import { SecTestnet } from './testnet.ts';
 
 const K = 6;
@@ -41,12 +41,7 @@ describe('SecP2PSIP records while the ring grows', () => {
       const short: string[] = [];
       for (const name of names)
         for (const key of [name, ...Array.from({ length: N }, (_, i) => pieceKey(name, i + 1))]) {
-          const pos = keyPosition(key);
-          const o = Math.max(
-            0,
-            ids.findIndex((id) => id >= pos),
-          );
-          const held = [0, 1, 2].filter((d) => byId.get(ids[(o + d) % ids.length])?.store.has(key)).length;
+          const held = holderIds(ids, key, 3).filter((id) => byId.get(id)?.store.has(key)).length;
           if (held < 3) short.push(`${key}:${held}`);
         }
       assert.deepEqual(short, [], 'records not on their owner and its two successors');
