@@ -8,6 +8,7 @@ import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
+import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
 import {
   decodeFetchReply,
@@ -18,6 +19,7 @@ import {
   METHOD,
   type NeighborsReply,
 } from './messages.ts';
+import { RememberedMembers } from './remembered-members.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
 import {
   type ChordComponents,
@@ -47,7 +49,22 @@ export class ChordNode {
   readonly r: number;
   pred: NodeRef | null = null;
   stopped = false;
-  readonly counters = { malformed: 0, refusedRefs: 0, rpcFailures: 0, lookups: 0, staleRefs: 0 };
+  readonly counters = {
+    malformed: 0,
+    refusedRefs: 0,
+    rpcFailures: 0,
+    lookups: 0,
+    staleRefs: 0,
+    /** Neighbours removed after they failed (see FailureDetector). */
+    removed: 0,
+    /** Probes of remembered members, and merges with another ring they led to. */
+    probes: 0,
+    merges: 0,
+  };
+  /** Suspicion before removal, and the RPC timeout that follows observed round trips. */
+  readonly failures: FailureDetector;
+  /** Members lost and anchors (bootstraps), probed until they answer: the way back after a partition. */
+  readonly remembered: RememberedMembers;
   /** Smoothed round-trip time of this node's answered RPCs (ms; 0 before the first). */
   rttMs = 0;
   /** @internal */ readonly endpoint: RpcEndpoint;
@@ -92,6 +109,9 @@ export class ChordNode {
     this.fingers = new FingerTable(this.self);
     this.view = new RingView(this.self, init.viewSize ?? 256);
     this.store = new RecordStore({ clock: this.clock }, init.store);
+    const period = this.init.stabilizeMs;
+    this.failures = new FailureDetector(this.clock, 3, 2 * period);
+    this.remembered = new RememberedMembers(this.random, 2 * period, 10 * period);
     this.maintenance = new Maintenance(this);
     if (!this.verifyPolicy(this.self)) throw new OverlayError('IDENTITY_BAD_KEY', 'own id is not bound to own key');
     if (this.init.installHandler) this.endpoint.onRequest((m, p, c) => this.handleRequest(m, p, c));
@@ -99,7 +119,21 @@ export class ChordNode {
 
   /** Answer one Chord RPC (for callers that share the endpoint with other protocols). */
   handleRequest(method: string, payload: Payload, caller: Caller): Payload {
+    // A peer that calls us is alive, however late its answers reach us; one we lost is reachable again.
+    const from = caller.ref?.id;
+    if (from !== undefined && from !== this.id) {
+      this.failures.alive(from);
+      this.remembered.wake(from, this.clock.now());
+    }
     return handleChordRequest(this, method, payload, caller);
+  }
+
+  /**
+   * Nodes to find the ring through whenever this node is cut off from it
+   * (the bootstraps): probed with backoff forever, see RememberedMembers.
+   */
+  remember(refs: readonly NodeRef[]): void {
+    for (const r of refs) if (r.id !== this.id && this.verify(r)) this.remembered.anchor(r, this.clock.now());
   }
 
   get successor(): NodeRef {
@@ -394,14 +428,18 @@ export class ChordNode {
     }
     const sent = this.clock.now();
     try {
-      const reply = await this.endpoint.request(to, method, payload, { timeoutMs: this.init.rpcTimeoutMs });
+      const timeoutMs = this.failures.timeoutMs(this.init.rpcTimeoutMs);
+      const reply = await this.endpoint.request(to, method, payload, { timeoutMs });
       // Smoothed round trip (RFC 6298 2.3 gain): how long a caller may wait for a node before trying another way.
       const rtt = this.clock.now() - sent;
       this.rttMs = this.rttMs === 0 ? rtt : this.rttMs + (rtt - this.rttMs) / 8;
+      this.failures.sample(rtt);
+      this.failures.alive(to.id);
       return reply;
     } catch {
       this.counters.rpcFailures++;
       this.view.mute(to.id);
+      if (this.failures.missed(to.id)) this.remembered.lost(to, this.clock.now());
       return null;
     }
   }
@@ -416,14 +454,21 @@ export class ChordNode {
     this.counters.staleRefs++;
     this.view.mute(to.id);
     this.fingers.remove(to.id);
+    this.failures.condemn(to.id);
+    this.remembered.drop(to.id);
     return false;
   }
 
   /** @internal */
   async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
     const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
-    const nb = raw === null ? null : decodeNeighborsReply(raw);
-    if (!nb) return null;
+    if (raw === null) return null;
+    const nb = decodeNeighborsReply(raw);
+    // It answered, but with nonsense: as useless as a failed node, and dropped as one.
+    if (!nb) {
+      this.failures.condemn(to.id);
+      return null;
+    }
     // The key answered (TLS pins it) but the node now sits at another id (it was admitted again and
     // kept its address): the entry is stale, and is treated as a node that does not answer.
     if (!this.sameNode(to, raw as Payload)) return null;

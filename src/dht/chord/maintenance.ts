@@ -42,6 +42,8 @@ export class Maintenance {
     this.ticks++;
     await this.stabilize();
     if (n.stopped) return;
+    await this.probeRemembered();
+    if (n.stopped) return;
     if (n.pred === null) this.orphanTicks++;
     else this.orphanTicks = 0;
     if (this.joinChecks > 0) this.joinChecks--;
@@ -62,19 +64,22 @@ export class Maintenance {
     for (let attempt = 0; attempt < n.r + 1; attempt++) {
       const s = n.successor;
       if (s.id === n.id) {
-        if (n.pred && n.pred.id !== n.id) n.succs.prepend(n.pred);
-        else {
-          const f = n.fingers.distinct()[0];
-          if (f) n.succs.prepend(f);
-          else return;
-        }
+        const next = await this.closestLiveAfterSelf();
+        if (!next) return;
+        n.succs.prepend(next);
         continue;
       }
       const nb = await n.neighbors(s, true);
       if (!nb) {
-        n.succs.remove(s.id);
-        n.fingers.remove(s.id);
-        if (n.pred?.id === s.id) n.setPred(null);
+        // Suspected, not yet failed: keep it and ask again next tick (a busy node answers late, see
+        // FailureDetector). The rest of the list is pinged meanwhile, so that a run of crashed
+        // successors is found failed together, not one grace period after the other.
+        if (!n.failures.failed(s.id)) {
+          const rest = n.succs.entries().filter((r) => r.id !== s.id && r.id !== n.id);
+          await Promise.all(rest.map((r) => n.call(r, METHOD.PING, {})));
+          return;
+        }
+        this.removeFailed(s, 'successor');
         continue;
       }
       const x = nb.pred;
@@ -90,6 +95,26 @@ export class Maintenance {
       n.fingers.set(0, s);
       return;
     }
+  }
+
+  /**
+   * The successor list ran empty (every entry failed): the closest node
+   * after us that answers, among all we know of (nodes heard of lately,
+   * fingers, the predecessor), becomes the successor. Falling back on the
+   * nearest finger instead would skip every live node before it, and
+   * stabilize would then walk back over them one tick per node.
+   */
+  private async closestLiveAfterSelf(): Promise<NodeRef | null> {
+    const n = this.node;
+    const known = new Map<string, NodeRef>();
+    for (const r of [...n.guessHolders(n.id, 8), ...n.fingers.distinct(), ...(n.pred ? [n.pred] : [])])
+      if (r.id !== n.id && !n.failures.failed(r.id)) known.set(r.id, r);
+    const order = [...known.values()].sort((a, b) => compareFrom(n.id, a.id, b.id));
+    for (const r of order.slice(0, 8)) {
+      const reply = await n.call(r, METHOD.PING, {});
+      if (reply !== null && n.sameNode(r, reply)) return r;
+    }
+    return null;
   }
 
   /**
@@ -156,9 +181,93 @@ export class Maintenance {
     // Its key may answer at another id now (admitted again at the same address): that is not our predecessor.
     const ok = reply !== null && n.sameNode(p, reply) ? reply : null;
     if (ok === null && n.pred?.id === p.id) {
-      n.setPred(null);
-      n.fingers.remove(p.id);
+      if (n.failures.failed(p.id)) this.removeFailed(p, 'predecessor');
     } else if (ok !== null) n.predHeardAt = n.clock.now();
+  }
+
+  /** Drop a neighbour that failed (see FailureDetector) from every table; it stays remembered and probed. */
+  private removeFailed(peer: NodeRef, as: 'successor' | 'predecessor'): void {
+    const n = this.node;
+    n.succs.remove(peer.id);
+    n.fingers.remove(peer.id);
+    if (n.pred?.id === peer.id) n.setPred(null);
+    n.failures.forget(peer.id);
+    n.remembered.lost(peer, n.clock.now());
+    n.counters.removed++;
+    const alone = n.successor.id === n.id && n.pred === null;
+    n.log.warn(
+      { peer: peer.id.slice(0, 8), as, successors: alone ? 0 : n.succs.entries().length },
+      alone
+        ? 'ring neighbour stopped answering and was removed: this node is alone now, probing the members it remembers'
+        : 'ring neighbour stopped answering and was removed',
+    );
+  }
+
+  /**
+   * Probe the remembered members that are due (two per tick, four and
+   * every one not probed lately when this node is alone); one that answers
+   * at its id leads to a merge step (mergeThrough).
+   */
+  async probeRemembered(): Promise<void> {
+    const n = this.node;
+    const alone = n.successor.id === n.id;
+    for (const ref of n.remembered.due(n.clock.now(), alone ? 4 : 2, alone)) {
+      if (n.stopped) return;
+      n.counters.probes++;
+      const reply = await n.call(ref, METHOD.PING, {});
+      if (reply === null) n.remembered.missed(ref.id, n.clock.now());
+      else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
+      else {
+        n.remembered.found(ref.id, n.clock.now());
+        n.view.learn([ref]);
+        await this.mergeThrough(ref);
+      }
+    }
+  }
+
+  /**
+   * One step of ring unification (after Shafaat et al., "Dealing with
+   * network partitions in structured overlay networks", 2009): route to our
+   * own id starting at `via`, which may belong to another ring. The owner o
+   * found there is our successor in via's ring. If o lies between us and
+   * our successor, it is a closer successor in the union of both rings and
+   * we take it; otherwise o is told about us (notify), and if we lie between
+   * o's predecessor and o, o's predecessor links us in at its next stabilize.
+   *
+   * Why the rings become one: a successor pointer only ever moves closer to
+   * its node (here, in stabilize and in checkFromAfar) except when its
+   * target fails, so it cannot oscillate. After the heal every node that
+   * lost members of the other side probes them and takes its successor in
+   * the other ring when that is closer; each such change is passed one node
+   * back by notify and stabilize, which is how the two successor chains
+   * interleave; nodes that remember nobody across are reached by that
+   * propagation and by checkFromAfar, whose lookups cross into the other
+   * ring as soon as any finger points there. Each node's successor reaches
+   * the true one after finitely many improvements, and the rings are one.
+   */
+  async mergeThrough(via: NodeRef): Promise<void> {
+    const n = this.node;
+    const res = await iterativeLookup(n.lookupContext(), n.id, {
+      start: [via],
+      confirm: false,
+      maxHops: n.init.maxHops,
+      alpha: n.init.alpha,
+    });
+    if (!res.ok || res.owner.id === n.id) return;
+    const o = res.owner;
+    const s = n.successor;
+    if (o.id === s.id) return;
+    const nx = await n.neighbors(o, true);
+    if (!nx) return;
+    if (n.successor.id === s.id && (s.id === n.id || inOpen(o.id, n.id, s.id))) {
+      n.succs.adopt(o, nx.succs);
+      n.fingers.set(0, o);
+      n.counters.merges++;
+      n.log.warn(
+        { via: via.id.slice(0, 8), successor: o.id.slice(0, 8) },
+        'found a closer successor through a member it had lost: merging rings',
+      );
+    }
   }
 
   /**

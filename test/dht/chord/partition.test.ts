@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
+import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
+
+const CHORD = { replicas: 3, stabilizeMs: 500 };
+const NET = { latencyMs: 2, jitterMs: 1, resolutionMs: 1, timeoutMs: 1000 };
+
+/** Live nodes whose successor is not the next live id: 0 when the ring is one ring. */
+function wrongSuccessors(t: ChordTestnet): number {
+  const ids = t.liveIds();
+  return ids.filter((id, i) => (t.nodes.get(id) as ChordNode).successor.id !== ids[(i + 1) % ids.length]).length;
+}
+
+/** Simulated ms until every successor is right (checked every 500 ms), or -1 after `limitMs`. */
+async function msToOneRing(t: ChordTestnet, limitMs: number): Promise<number> {
+  for (let ms = 0; ms <= limitMs; ms += 500) {
+    if (wrongSuccessors(t) === 0) return ms;
+    await t.run(500);
+  }
+  return -1;
+}
+
+async function ring(n: number, seed: number): Promise<ChordTestnet> {
+  return ChordTestnet.create(n, { seed, chord: CHORD, network: NET }, 10_000);
+}
+
+/** Puts from both sides during the cut must all be readable from every side after the heal. */
+async function putAll(t: ChordTestnet, from: ChordNode, keys: string[]): Promise<void> {
+  await t.settle(Promise.all(keys.map((k) => from.put(k, `v-${k}`, 3_600_000))));
+}
+
+async function missing(t: ChordTestnet, from: ChordNode, keys: string[]): Promise<string[]> {
+  const got = await t.settle(from.getMany(keys));
+  return keys.filter((k) => !got.get(k)?.ok);
+}
+
+describe('Chord ring merges after a partition heals', () => {
+  for (const seed of [1, 2, 5]) {
+    it(`two halves cut for 60 s form one ring within 30 s of the heal, with every record (seed ${seed})`, async () => {
+      const t = await ring(24, seed);
+      assert.equal(wrongSuccessors(t), 0, 'one ring before the cut');
+      const nodes = t.liveNodes();
+      const a = nodes.filter((_, i) => i % 2 === 0);
+      const b = nodes.filter((_, i) => i % 2 === 1);
+      t.net.partition(
+        a.map((n) => n.self.addr),
+        b.map((n) => n.self.addr),
+      );
+      await t.run(60_000);
+      // Each side forms its own ring: every successor points inside its side.
+      const side = new Set(a.map((n) => n.id));
+      assert.ok(
+        a.every((n) => side.has(n.successor.id)) && b.every((n) => !side.has(n.successor.id)),
+        'each side stabilized on its own',
+      );
+      const keysA = Array.from({ length: 40 }, (_, i) => `a${i}`);
+      const keysB = Array.from({ length: 40 }, (_, i) => `b${i}`);
+      await putAll(t, a[0], keysA);
+      await putAll(t, b[0], keysB);
+      t.net.heal();
+      const ms = await msToOneRing(t, 30_000);
+      assert.ok(ms >= 0, `one ring within 30 s of the heal (${wrongSuccessors(t)} wrong successors left)`);
+      await t.run(10_000);
+      assert.deepEqual(await missing(t, a[1], [...keysA, ...keysB]), []);
+      assert.deepEqual(await missing(t, b[1], [...keysA, ...keysB]), []);
+    });
+  }
+
+  it('a three-way cut heals into one ring', async () => {
+    const t = await ring(21, 7);
+    const nodes = t.liveNodes();
+    const groups = [0, 1, 2].map((g) => nodes.filter((_, i) => i % 3 === g).map((n) => n.self.addr));
+    t.net.partition(...groups);
+    await t.run(40_000);
+    t.net.heal();
+    assert.ok((await msToOneRing(t, 30_000)) >= 0, `${wrongSuccessors(t)} wrong successors left`);
+  });
+
+  it('a contiguous arc cut off (one side holds a run of the ring) heals', async () => {
+    const t = await ring(20, 11);
+    const nodes = t.liveNodes();
+    t.net.partition(
+      nodes.slice(0, 6).map((n) => n.self.addr),
+      nodes.slice(6).map((n) => n.self.addr),
+    );
+    await t.run(40_000);
+    t.net.heal();
+    assert.ok((await msToOneRing(t, 30_000)) >= 0, `${wrongSuccessors(t)} wrong successors left`);
+  });
+
+  it('a flapping link (cut and healed every few seconds) ends in one ring', async () => {
+    const t = await ring(16, 13);
+    const nodes = t.liveNodes();
+    const a = nodes.filter((_, i) => i % 2 === 0).map((n) => n.self.addr);
+    const b = nodes.filter((_, i) => i % 2 === 1).map((n) => n.self.addr);
+    for (let i = 0; i < 10; i++) {
+      t.net.partition(a, b);
+      await t.run(3000 + 700 * (i % 3));
+      t.net.heal();
+      await t.run(1500);
+    }
+    assert.ok((await msToOneRing(t, 30_000)) >= 0, `${wrongSuccessors(t)} wrong successors left`);
+  });
+
+  it('one node cut off from everyone (a busy or isolated node) comes back into the ring', async () => {
+    const t = await ring(12, 17);
+    const lone = t.liveNodes()[4];
+    t.net.partition(
+      [lone.self.addr],
+      t
+        .liveNodes()
+        .filter((n) => n !== lone)
+        .map((n) => n.self.addr),
+    );
+    await t.run(30_000);
+    assert.equal(lone.successor.id, lone.id, 'alone during the cut');
+    t.net.heal();
+    assert.ok((await msToOneRing(t, 30_000)) >= 0, `${wrongSuccessors(t)} wrong successors left`);
+  });
+
+  it('a node that answers late for 5 s (busy) is suspected but never removed, and the ring stays whole', async () => {
+    const t = await ring(12, 19);
+    const slow = t.liveNodes()[6];
+    const others = t.liveNodes().filter((n) => n !== slow);
+    // Round trip 1.4 s against a 1 s timeout: every RPC to or from it times out, yet its own calls arrive.
+    for (const o of others) t.net.setLinkLatency(slow.self.addr, o.self.addr, 700);
+    for (let ms = 0; ms < 5000; ms += 500) {
+      await t.run(500);
+      assert.equal(wrongSuccessors(t), 0, `ring whole ${ms + 500} ms into the slow spell`);
+    }
+    for (const o of others) t.net.setLinkLatency(slow.self.addr, o.self.addr, 2);
+    await t.run(5000);
+    assert.equal(wrongSuccessors(t), 0);
+    assert.equal(
+      t.liveNodes().reduce((sum, n) => sum + n.counters.removed, 0),
+      0,
+      'no node removed another',
+    );
+  });
+});
