@@ -83,6 +83,9 @@ export function bootstrapRef(b: BootstrapInfo): NodeRef {
   return { id: nodeIdFromKey(b.key), addr: b.addr, key: b.key };
 }
 
+/** New names on their way to the bootstrap at once, per adapter (see ensureUser). */
+export const MAX_PENDING_REGISTRATIONS = 32;
+
 export class AdapterNode {
   readonly endpoint: RpcEndpoint;
   readonly ring: ChordNode;
@@ -99,6 +102,10 @@ export class AdapterNode {
   private readonly log: Logger;
   private readonly init: AdapterNodeInit;
   private readonly pending = new Map<string, Promise<LocalUser>>();
+  /** New names on their way to the bootstrap right now. */
+  get pendingRegistrations(): number {
+    return this.pending.size;
+  }
   private seq = 0;
   /** The callee's phone contacts; set by the SIP half. */
   contactsOf: (name: string) => string[] = () => [];
@@ -183,11 +190,19 @@ export class AdapterNode {
     return ders.length > 0 ? ders : undefined;
   }
 
-  /** Register `name` with the bootstrap (once; concurrent callers share the attempt). */
+  /**
+   * Register `name` with the bootstrap (once; concurrent callers share the
+   * attempt). Back-pressure: at most MAX_PENDING_REGISTRATIONS new names are
+   * on their way to the bootstrap at once; past that the caller is refused
+   * at once (RPC_TOO_MANY_IN_FLIGHT: the phone gets 503 with Retry-After)
+   * instead of queueing an unbounded backlog of key generations and stores.
+   */
   ensureUser(name: string): Promise<LocalUser> {
     const have = this.users.get(name);
     if (have) return Promise.resolve(have);
     let p = this.pending.get(name);
+    if (!p && this.pending.size >= MAX_PENDING_REGISTRATIONS)
+      return Promise.reject(new OverlayError('RPC_TOO_MANY_IN_FLIGHT', 'too many new registrations at once'));
     if (!p) {
       p = this.registerUser(name).finally(() => this.pending.delete(name));
       this.pending.set(name, p);

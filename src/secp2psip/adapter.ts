@@ -48,7 +48,7 @@ export class Adapter {
   readonly element: SipElement;
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
-  readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0 };
+  readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
   /** Recent call outcomes (for the demo). */
   readonly calls: CallRecord[] = [];
   private readonly clock: Clock;
@@ -161,6 +161,16 @@ export class Adapter {
     } catch (e) {
       const status = isOverlayError(e) ? ERRORS[e.code].sip : 500;
       const reason = isOverlayError(e) ? e.message.replace(/[\r\n]/g, ' ') : 'Server Internal Error';
+      // Overload (too many new names at once, the bootstrap busy or slow to answer) is temporary:
+      // 503 with Retry-After (RFC 3261 21.5.4) makes the phone come back later instead of giving up.
+      if (status === 503 || status === 408) {
+        this.stats.busy++;
+        // Spread the phones' returns over a few seconds, so they do not all come back in one burst again.
+        const retry = 1 + (this.stats.busy % 4);
+        this.log.debug({ user: name, reason, retry }, 'registration deferred: overloaded');
+        inc.respond(503, 'Service Unavailable', { headers: [{ name: 'Retry-After', value: String(retry) }] });
+        return;
+      }
       this.log.warn({ user: name, reason }, 'registration with the bootstrap failed');
       inc.respond(status === 404 ? 403 : status, reason);
       return;

@@ -52,6 +52,8 @@ const PUBLISH_RETRY_MS = 250;
 
 /** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
 export const SECP2PSIP_METHOD = 'secp2psip';
+/** Registrations a bootstrap works on at once; more are refused as busy. */
+export const MAX_REGISTERING = 64;
 
 export interface BootstrapComponents {
   identity: Identity;
@@ -84,7 +86,9 @@ export class BootstrapServer {
   readonly k: number;
   readonly n: number;
   readonly bootstraps: BootstrapInfo[];
-  readonly stats = { admitted: 0, registered: 0, refused: 0, forwarded: 0, malformed: 0 };
+  readonly stats = { admitted: 0, registered: 0, refused: 0, forwarded: 0, malformed: 0, busy: 0 };
+  /** Registrations at work right now (see register). */
+  private registering = 0;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
@@ -201,6 +205,22 @@ export class BootstrapServer {
   }
 
   private async register(m: RegisterMsg, raw: Uint8Array, caller: Caller): Promise<Uint8Array> {
+    // Back-pressure: a bounded number of registrations at work at once; the rest are refused as busy
+    // (the adapter answers its phone 503 with Retry-After) instead of an unbounded backlog of stores
+    // that starves the ring's own maintenance.
+    if (this.registering >= MAX_REGISTERING) {
+      this.stats.busy++;
+      throw new OverlayError('RPC_TOO_MANY_IN_FLIGHT', 'bootstrap busy: too many registrations at once');
+    }
+    this.registering++;
+    try {
+      return await this.registerNow(m, raw, caller);
+    } finally {
+      this.registering--;
+    }
+  }
+
+  private async registerNow(m: RegisterMsg, raw: Uint8Array, caller: Caller): Promise<Uint8Array> {
     const fromPeer = this.isPeerBootstrap(caller.key);
     // Only the adapter itself may register through its node key (a peer bootstrap forwards what it checked).
     if (!fromPeer && !bytesEqual(caller.key, m.node.key))
