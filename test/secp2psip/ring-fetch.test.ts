@@ -5,7 +5,8 @@ import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
 import { type LocalUser, placeCall } from '../../src/secp2psip/call-flow.ts';
-import { fetchSigned, planFromView } from '../../src/secp2psip/ring-fetch.ts';
+import { planFromView } from '../../src/dht/chord/direct-fetch.ts';
+import { fetchSigned } from '../../src/secp2psip/ring-fetch.ts';
 import { openRingValue, pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
 import { phoneInvite, SecTestnet } from './testnet.ts';
 
