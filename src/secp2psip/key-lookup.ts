@@ -58,7 +58,7 @@ function notFound(r: GetResult | undefined): boolean {
 /**
  * Told the user's adapter as soon as the `Username` record arrives, before
  * the key is rebuilt: nothing is verified yet except the bootstrap's
- * admission of that adapter (call-flow.ts uses it to send a signed INVITE
+ * admission of that adapter (caller.ts uses it to send a signed INVITE
  * early, and trusts nothing it gets back until the key is rebuilt).
  */
 export type OnAdapter = (adapter: NodeRef) => void;

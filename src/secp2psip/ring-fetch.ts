@@ -19,7 +19,7 @@
  *    on the path of every one of the n+1 keys; even then the answer is a key
  *    or location the bootstrap did issue for that user, which callers treat
  *    as unconfirmed: a call that fails with it is looked up again with
- *    confirmation (call-flow.ts), and a key that differs from the one
+ *    confirmation (caller.ts, callee.ts), and a key that differs from the one
  *    trusted before goes to the bootstrap (TOFU with WHOIS).
  *
  * A forged value is never accepted: without a bootstrap signature for this
