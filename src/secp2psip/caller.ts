@@ -48,6 +48,7 @@ import {
   type RedirectMsg,
 } from './messages.ts';
 import type { VerifiedUsers } from './verified-users.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 /** What the caller's side uses. */
 export interface CallerContext {
@@ -152,7 +153,7 @@ interface Exchanged {
 }
 
 function sameNode(a: NodeRef, b: NodeRef): boolean {
-  return a.id === b.id && a.addr === b.addr && Buffer.from(a.key).equals(Buffer.from(b.key));
+  return a.id === b.id && a.addr === b.addr && bytesEqual(a.key, b.key);
 }
 
 /**

@@ -26,6 +26,7 @@ import {
 } from './messages.ts';
 import { fetchSigned } from './ring-fetch.ts';
 import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export type RebuildMode = 'robust' | 'seed';
 
@@ -170,7 +171,7 @@ export async function lookupUser(
 export function adapterRef(loc: LocationRecord, bootstrapKeys: Iterable<Uint8Array>, now: number): NodeRef | undefined {
   if (!loc.admission) return undefined;
   const a = admittedNode(loc.admission, bootstrapKeys, now);
-  if (!a || !Buffer.from(a.nodeKey).equals(Buffer.from(loc.nodeKey))) return undefined;
+  if (!a || !bytesEqual(a.nodeKey, loc.nodeKey)) return undefined;
   return { id: a.nodeId, addr: loc.nodeAddr, key: loc.nodeKey, admission: loc.admission };
 }
 
