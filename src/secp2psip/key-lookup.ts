@@ -9,7 +9,8 @@
  * holders). The seed's own mode (k random pieces, no check) stays reachable as
  * `rebuild: 'seed'` for measurements.
  */
-import type { ChordNode, GetResult } from '../dht/chord/chord-node.ts';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
+import type { GetResult } from '../dht/chord/chord-types.ts';
 import { UserKey } from '../identity/user-key.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { choosePieceIndices, combineRobust, combineSeed, decodePiece, type PubKeyPiece } from '../sharing/index.ts';

@@ -34,7 +34,8 @@
  * whose validator checks the bootstrap signature), and one signing time per
  * user. Keys the direct read does not return go through the confirmed get.
  */
-import type { ChordNode, GetResult } from '../dht/chord/chord-node.ts';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
+import type { GetResult } from '../dht/chord/chord-types.ts';
 import type { OnRecord } from '../dht/chord/direct-fetch.ts';
 import { checksBootstrapSignature, openRingValue } from './ring-records.ts';
 

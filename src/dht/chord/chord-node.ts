@@ -30,9 +30,6 @@ import {
 } from './chord-types.ts';
 import { bytesEqual } from '../../util/bytes.ts';
 
-// The node's config and result types live in chord-types.ts; importers keep importing them from here.
-export * from './chord-types.ts';
-
 /**
  * One Chord node (Stoica et al., IEEE/ACM ToN 2003). Protocol state lives
  * here; the endpoint is its only I/O and the clock its only timer source.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ChordNode, PutResult } from '../../../src/dht/chord/chord-node.ts';
+import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
+import type { PutResult } from '../../../src/dht/chord/chord-types.ts';
 import { putSettled } from '../../../src/dht/chord/settling-put.ts';
 import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
 
