@@ -39,11 +39,7 @@ import {
   type RpcEndpoint,
 } from './types.ts';
 
-export type { TlsRpcStats } from './tls-connection.ts';
-export { formatAddr, parseAddr } from './tls-dial.ts';
 import { defaultVerifyRef } from './verify-ref.ts';
-
-export { admissionVerifyRef, defaultVerifyRef } from './verify-ref.ts';
 
 export interface TlsRpcLimits {
   /** Largest frame body accepted or sent; a larger announced length closes the connection. */

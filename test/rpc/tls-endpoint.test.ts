@@ -8,7 +8,8 @@ import { createCa, createNodeCertificate as createIdentityNodeCertificate } from
 import { issueAdmission } from '../../src/identity/admission.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
-import { admissionVerifyRef, type TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import { admissionVerifyRef } from '../../src/rpc/verify-ref.ts';
 import type { Caller, NodeRef } from '../../src/rpc/types.ts';
 import { SystemClock } from '../../src/util/clock.ts';
 import { isOverlayError, OverlayError } from '../../src/util/errors.ts';
