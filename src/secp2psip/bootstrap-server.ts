@@ -39,7 +39,6 @@ import {
   type RegisterMsg,
   type RingContact,
   registerTbs,
-  type SecP2PSipMessage,
 } from './messages.ts';
 import { authorityFor } from './name-authority.ts';
 import type { Registry, RegistryEntry } from './registry.ts';
@@ -365,5 +364,3 @@ function bundleOf(e: RegistryEntry) {
 function certNamesUser(subject: string, name: string): boolean {
   return subject.split(/,\s*/).some((rdn) => rdn === `CN=${name}` || rdn.startsWith(`CN=${name}@`));
 }
-
-export type { SecP2PSipMessage };
