@@ -9,7 +9,8 @@ import { type KeyObject, timingSafeEqual } from 'node:crypto';
 import tls from 'node:tls';
 import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
-import { type NodeCertificate, verifyNodeCertificate } from './tls-cert.ts';
+import type { NodeCertificate } from '../identity/certificates.ts';
+import { verifyNodeCertificate } from './tls-cert.ts';
 import type { NodeRef } from './types.ts';
 
 /** Split `host:port` or `[v6]:port`. */

@@ -17,18 +17,14 @@
 import type { KeyObject } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
+import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
+import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { type ConnectionHost, RpcConnection, type TlsRpcStats } from './tls-connection.ts';
-import {
-  createNodeCertificate,
-  type NodeCertificate,
-  nodeIdFromKey,
-  rawEd25519PublicKey,
-  verifyNodeCertificate,
-} from './tls-cert.ts';
+import { rawEd25519PublicKey, verifyNodeCertificate } from './tls-cert.ts';
 import { clientContext, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
 import {
   emptyStats,

@@ -19,7 +19,7 @@ import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
 import { sha1Hex } from '../identity/fingerprint.ts';
 import { Identity } from '../identity/identity.ts';
-import { createNodeCertificate, type NodeCertificate } from '../rpc/tls-cert.ts';
+import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
 import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
