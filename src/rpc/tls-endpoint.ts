@@ -25,7 +25,7 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { type ConnectionHost, RpcConnection, type TlsRpcStats } from './tls-connection.ts';
 import { rawEd25519PublicKey, verifyNodeCertificate } from './tls-cert.ts';
-import { clientContext, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
+import { clientContext, dialPinned, formatAddr, keyHex, parseAddr } from './tls-dial.ts';
 import {
   emptyStats,
   type NodeRef,
@@ -36,6 +36,7 @@ import {
 } from './types.ts';
 
 import { defaultVerifyRef } from './verify-ref.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export interface TlsRpcLimits {
   /** Largest frame body accepted or sent; a larger announced length closes the connection. */
@@ -287,7 +288,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   acceptHello(conn: RpcConnection, ref: NodeRef): boolean {
     let good = false;
     try {
-      good = sameKey(ref.key, conn.peerKey) && this.verifyRef(ref) === true;
+      good = bytesEqual(ref.key, conn.peerKey) && this.verifyRef(ref) === true;
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'verifyRef threw; refusing');
     }
