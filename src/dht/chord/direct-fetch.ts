@@ -22,12 +22,33 @@
  * record returned here is unconfirmed; keys missing from the result were not
  * found this way and should be read with a confirmed get.
  */
-import type { NodeRef } from '../../rpc/types.ts';
+import type { NodeRef, Payload } from '../../rpc/types.ts';
+import type { Clock } from '../../util/clock.ts';
 import type { DhtRecord } from '../store/record.ts';
+import type { RecordStore } from '../store/record-store.ts';
 import { keyPosition } from '../store/ring-id.ts';
-import type { ChordNode } from './chord-node.ts';
-import type { GetResult } from './chord-types.ts';
+import type { GetResult, LookupOutcome } from './chord-types.ts';
 import { decodeFetchReply, MAX_KEYS_PER_FETCH, METHOD } from './messages.ts';
+import type { RingView } from './routing-table.ts';
+
+/** What the direct read uses of a Chord node (a ChordNode is one). */
+export interface DirectReadNode {
+  readonly self: NodeRef;
+  readonly id: string;
+  /** Copies kept of each record: the holders guessed per key. */
+  readonly r: number;
+  /** Smoothed round trip of the node's RPCs (ms). */
+  readonly rttMs: number;
+  readonly clock: Pick<Clock, 'setTimer'>;
+  /** The node's own share, and its validator. */
+  readonly store: Pick<RecordStore, 'get' | 'check'>;
+  /** Nodes heard of lately; a silent one is muted. */
+  readonly view: Pick<RingView, 'mute'>;
+  /** An RPC that never throws: null on timeout, refusal or a closed peer. */
+  call(to: NodeRef, method: string, payload: Payload): Promise<Payload | null>;
+  guessHolders(pos: string, count: number): NodeRef[];
+  lookupMany(targets: readonly string[], confirm?: boolean, avoid?: Iterable<string>): Promise<LookupOutcome[]>;
+}
 
 /** A record a direct read accepted. */
 export type FoundRecord = Extract<GetResult, { ok: true }>;
@@ -69,7 +90,7 @@ export const DIRECT_PATIENCE_MS = 400;
 
 /** The guessed holders first, then unconfirmed lookups for what they did not return. */
 export async function getManyDirect(
-  node: ChordNode,
+  node: DirectReadNode,
   keys: readonly string[],
   opts: DirectFetchOptions = {},
 ): Promise<DirectFetch> {
@@ -111,7 +132,7 @@ function addAsk(asks: Map<string, Ask>, to: NodeRef, key: string, hops: number):
  * cover: the node itself first (no message), then the node that can serve
  * the most keys still open, the guessed owner breaking ties.
  */
-export function planFromView(node: ChordNode, keys: readonly string[]): Ask[] {
+export function planFromView(node: DirectReadNode, keys: readonly string[]): Ask[] {
   const cands = keys.map((k) => node.guessHolders(keyPosition(k), node.r));
   const open = new Set(keys.map((_, i) => i));
   const out: Ask[] = [];
@@ -146,7 +167,7 @@ export function planFromView(node: ChordNode, keys: readonly string[]): Ask[] {
  * whose ids go to `slow`.
  */
 async function fetchFrom(
-  node: ChordNode,
+  node: DirectReadNode,
   asks: readonly Ask[],
   onRecord: OnRecord,
   patienceMs?: number,
@@ -198,7 +219,7 @@ async function fetchFrom(
 }
 
 /** Accept a record for `key` if it is for that key and the node's own validator takes it. */
-function checked(node: ChordNode, key: string, rec: DhtRecord, hops: number, accept: OnRecord): void {
+function checked(node: DirectReadNode, key: string, rec: DhtRecord, hops: number, accept: OnRecord): void {
   if (rec.key !== key) return;
   if (node.store.check(rec) !== null) return;
   accept(key, { ok: true, record: rec, value: rec.value, hops });
