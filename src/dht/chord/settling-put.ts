@@ -17,8 +17,11 @@ import type { PutResult } from './chord-types.ts';
 /** Pause between tries (at most one stabilize period). */
 const SETTLE_RETRY_MS = 250;
 
+/** What the settling put uses of a node: its put, its clock and its stabilize period. */
+export type SettlingNode = Pick<ChordNode, 'put' | 'clock' | 'init'>;
+
 export async function putSettled(
-  node: ChordNode,
+  node: SettlingNode,
   key: string,
   value: Uint8Array | string,
   ttlMs: number,
