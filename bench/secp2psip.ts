@@ -20,7 +20,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SecurityMode } from '../src/secp2psip/call-flow.ts';
+import type { SecurityMode } from '../src/secp2psip/call-common.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
 import { LocalOverlay, sipPeer, summarizeCalls } from '../src/secp2psip/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
@@ -106,8 +106,8 @@ async function timedSetups(
   warmup: number,
 ): Promise<SetupFigures> {
   for (const a of overlay.adapters) {
-    a.node.flow.mode = mode;
-    a.node.flow.cacheMs = cacheMs;
+    a.node.mode = mode;
+    a.node.verified.cacheMs = cacheMs;
   }
   await overlay.placeCalls(warmup);
   const sent = () => overlay.adapters.reduce((n, a) => n + a.node.endpoint.stats.requestsSent, 0);

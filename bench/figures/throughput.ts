@@ -113,7 +113,7 @@ export async function runThroughput(ctx: FigureContext): Promise<FigureOutput> {
       [`verified users reused ${DEFAULT_VERIFIED_CACHE_MS / 1000} s, the default`, DEFAULT_VERIFIED_CACHE_MS],
     ] as const) {
       const measurement = `call setups/s through one adapter pair (sipp: INVITE, 302, ACK; 16 in flight), ${what}`;
-      for (const a of [A, B]) a.node.flow.cacheMs = cacheMs;
+      for (const a of [A, B]) a.node.verified.cacheMs = cacheMs;
       ctx.say(`throughput: call setups with sipp, ${what}`);
       try {
         const calls = ctx.quick ? 300 : 2000;

@@ -6,7 +6,8 @@
  * costs on the same ring.
  */
 import { pieceKey } from '../../src/secp2psip/ring-records.ts';
-import { placeCall } from '../../src/secp2psip/call-flow.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
+import { bindPhone } from '../../src/secp2psip/memory-overlay.ts';
 import { choosePieceIndices } from '../../src/sharing/index.ts';
 import type { FigureContext, FigureOutput } from '../lib/context.ts';
 import { MemnetOverlay, phoneInvite } from '../lib/memnet-overlay.ts';
@@ -30,7 +31,7 @@ export async function runWideArea(ctx: FigureContext): Promise<FigureOutput> {
       const [a, b] = o.adapters;
       const alice = await o.settle(a.ensureUser('alice'));
       await o.settle(b.ensureUser('bob'));
-      b.contactsOf = (name) => (name === 'bob' ? ['<sip:bob@10.9.0.3:5070>'] : []);
+      bindPhone(b, 'bob', 'sip:bob@10.9.0.3:5070');
       await o.net.run(5000);
       const rtt = 2 * latencyMs;
       const ours: number[] = [];
@@ -39,7 +40,7 @@ export async function runWideArea(ctx: FigureContext): Promise<FigureOutput> {
       const seqMsgs: number[] = [];
       const inviteRtt: number[] = [];
       for (let i = 0; i < iterations; i++) {
-        const call = await o.measure(() => placeCall(a.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+        const call = await o.measure(() => placeCall(a.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
         if (!call.value.ok) throw new Error(`emulated call failed: ${call.value.status} ${call.value.reason}`);
         ours.push(call.ms);
         oursMsgs.push(call.messages);

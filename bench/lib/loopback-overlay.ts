@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SecurityMode } from '../../src/secp2psip/call-flow.ts';
+import type { SecurityMode } from '../../src/secp2psip/call-common.ts';
 import {
   type RunningAdapter,
   type RunningBootstrap,

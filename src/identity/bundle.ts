@@ -29,7 +29,3 @@ export function decodeBundle(bytes: Uint8Array): Result<PublicBundle> {
   if (!isEd25519Point(v[1])) return fail('bundle: bad Ed25519 key');
   return ok({ sig: new Uint8Array(v[1]), kem: new Uint8Array(v[2]) });
 }
-
-export function bundlesEqual(a: PublicBundle, b: PublicBundle): boolean {
-  return Buffer.compare(a.sig, b.sig) === 0 && Buffer.compare(a.kem, b.kem) === 0;
-}

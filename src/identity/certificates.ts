@@ -2,7 +2,8 @@ import 'reflect-metadata';
 import { createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { OverlayError } from '../util/errors.ts';
-import type { Identity } from './identity.ts';
+import { nodeIdFromKey } from './fingerprint.ts';
+import { publicKeyToRaw } from './keys.ts';
 import { signatureKind } from './signature.ts';
 
 /**
@@ -165,19 +166,27 @@ export async function issueCertificate(
   return build(subject, publicKey, ca, days, opts);
 }
 
+/** A node's TLS certificate and private key, as PEMs ready for tls.createSecureContext. */
+export interface NodeCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
 /**
- * A certificate carrying a node's Ed25519 key, for TLS links: self-signed, or
- * signed by an admission service's CA. The subject CN is the node id (default:
- * the identity's id). Returns PEMs ready for tls.createSecureContext.
+ * A certificate carrying a node's Ed25519 key, for TLS links (rpc/tls-cert.ts
+ * says how peers read it): self-signed, so the TLS 1.3 handshake proves
+ * possession of the node key and trust comes from pinning that key, or signed
+ * by an admission service's CA (`issuer`). The subject CN is the node id
+ * (default: SHA-1 of the raw key, the default ring id).
  */
 export async function createNodeCertificate(
-  identity: Identity,
-  nodeId?: string,
-  issuer?: CertificateAuthority,
-  days = 3650,
-): Promise<{ certPem: string; keyPem: string }> {
-  const subject = `CN=${nodeId ?? identity.id}`;
-  const signer = issuer ?? { subject, privateKey: identity.signingKey };
-  const cert = await build(subject, identity.publicSigningKey, signer, days, {});
-  return { certPem: cert.pem, keyPem: identity.signingKeyPem() };
+  keyPair: { privateKey: KeyObject; publicKey: KeyObject },
+  opts: { nodeId?: string; issuer?: CertificateAuthority; days?: number } = {},
+): Promise<NodeCertificate> {
+  if (keyPair.publicKey.asymmetricKeyType !== 'ed25519')
+    throw new OverlayError('IDENTITY_BAD_KEY', `a node key is Ed25519, not ${keyPair.publicKey.asymmetricKeyType}`);
+  const subject = `CN=${opts.nodeId ?? nodeIdFromKey(publicKeyToRaw(keyPair.publicKey))}`;
+  const signer = opts.issuer ?? { subject, privateKey: keyPair.privateKey };
+  const cert = await build(subject, keyPair.publicKey, signer, opts.days ?? 3650, {});
+  return { certPem: cert.pem, keyPem: keyPair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string };
 }

@@ -94,6 +94,11 @@ export class Identity {
     return this.signingKey.export({ format: 'pem', type: 'pkcs8' }) as string;
   }
 
+  /** The Ed25519 pair, as a node's TLS certificate and links take it. */
+  get signingKeyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
+    return { privateKey: this.signingKey, publicKey: this.publicSigningKey };
+  }
+
   get publicSigningKey(): KeyObject {
     return createPublicKey(this.signingKey);
   }

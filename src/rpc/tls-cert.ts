@@ -1,25 +1,16 @@
 /**
- * Node certificates for RPC links. A node's TLS certificate is a self-signed
- * Ed25519 X.509 certificate whose subject public key IS the node key, so
+ * Reading node certificates on RPC links. A node's TLS certificate is an
+ * Ed25519 X.509 certificate whose subject public key IS the node key (made by
+ * identity/certificates.ts `createNodeCertificate`, usually self-signed), so
  * the TLS 1.3 handshake (CertificateVerify, RFC 8446 section 4.4.3) proves
  * possession of the node key and the peer's identity is read straight from
  * the certificate. Trust comes from pinning the key, not from a CA.
  */
-import 'reflect-metadata';
-import { createHash, type KeyObject, webcrypto, type X509Certificate } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-import { nodeIdFromKey } from '../identity/fingerprint.ts';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { fail, ok, type Result } from '../util/errors.ts';
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 section 4); the raw key follows. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
-type SelfSignedParams = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0];
-
-export interface NodeCertificate {
-  certPem: string;
-  keyPem: string;
-}
 
 /** Raw 32-byte Ed25519 public key of a KeyObject. */
 export function rawEd25519PublicKey(key: KeyObject): Result<Uint8Array> {
@@ -27,52 +18,6 @@ export function rawEd25519PublicKey(key: KeyObject): Result<Uint8Array> {
   const der = key.export({ format: 'der', type: 'spki' });
   if (der.length !== 44 || !der.subarray(0, 12).equals(ED25519_SPKI_PREFIX)) return fail('unexpected SPKI encoding');
   return ok(new Uint8Array(der.subarray(12)));
-}
-
-/** The default node id bound to a key (SHA-1 of the raw Ed25519 key): the identity layer's one definition. */
-export { nodeIdFromKey };
-
-/** Make a self-signed Ed25519 certificate for a node key pair. */
-export async function createNodeCertificate(
-  keyPair: { privateKey: KeyObject; publicKey: KeyObject },
-  opts: { commonName?: string; validDays?: number; nowMs?: number } = {},
-): Promise<NodeCertificate> {
-  const raw = rawEd25519PublicKey(keyPair.publicKey);
-  if (!raw.ok) throw new Error(raw.error);
-  const subtle = webcrypto.subtle;
-  const alg = { name: 'Ed25519' };
-  const privateKey = await subtle.importKey(
-    'pkcs8',
-    keyPair.privateKey.export({ format: 'der', type: 'pkcs8' }),
-    alg,
-    false,
-    ['sign'],
-  );
-  const publicKey = await subtle.importKey(
-    'spki',
-    keyPair.publicKey.export({ format: 'der', type: 'spki' }),
-    alg,
-    true,
-    ['verify'],
-  );
-  const now = opts.nowMs ?? Date.now();
-  const days = opts.validDays ?? 3650;
-  const cn = opts.commonName ?? nodeIdFromKey(raw.value);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: createHash('sha256').update(raw.value).update(String(now)).digest('hex').slice(0, 16),
-      name: `CN=${cn}`,
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + days * 86400_000),
-      signingAlgorithm: alg,
-      keys: { privateKey, publicKey } as SelfSignedParams['keys'],
-    },
-    webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[1],
-  );
-  return {
-    certPem: cert.toString('pem'),
-    keyPem: keyPair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
-  };
 }
 
 /** What a certificate says, read once: its node key, validity period, and whether it signed itself. */

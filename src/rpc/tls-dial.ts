@@ -5,12 +5,14 @@
  * already knows for that peer (`NodeRef.key`), and the certificate must be
  * self-consistent (tls-cert.ts).
  */
-import { type KeyObject, timingSafeEqual } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import tls from 'node:tls';
 import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
-import { type NodeCertificate, verifyNodeCertificate } from './tls-cert.ts';
+import type { NodeCertificate } from '../identity/certificates.ts';
+import { verifyNodeCertificate } from './tls-cert.ts';
 import type { NodeRef } from './types.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 /** Split `host:port` or `[v6]:port`. */
 export function parseAddr(addr: string): { host: string; port: number } | null {
@@ -34,10 +36,6 @@ export function keyHex(key: Uint8Array): string {
     keyHexCache.set(key, h);
   }
   return h;
-}
-
-export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export interface DialOptions {
@@ -100,7 +98,7 @@ export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocke
     sock.once('secureConnect', () => {
       if (settled) return;
       const got = verifyNodeCertificate(sock.getPeerX509Certificate(), opts.issuers, opts.clock.wallNow());
-      if (!got.ok || !sameKey(got.value, to.key)) {
+      if (!got.ok || !bytesEqual(got.value, to.key)) {
         const why = got.ok ? 'certificate key differs from the pinned key' : got.error;
         fail(new OverlayError('RPC_PEER_KEY_MISMATCH', `${to.addr}: ${why}`));
         return;

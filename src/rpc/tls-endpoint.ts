@@ -17,19 +17,15 @@
 import type { KeyObject } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
+import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
+import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { type ConnectionHost, RpcConnection, type TlsRpcStats } from './tls-connection.ts';
-import {
-  createNodeCertificate,
-  type NodeCertificate,
-  nodeIdFromKey,
-  rawEd25519PublicKey,
-  verifyNodeCertificate,
-} from './tls-cert.ts';
-import { clientContext, dialPinned, formatAddr, keyHex, parseAddr, sameKey } from './tls-dial.ts';
+import { rawEd25519PublicKey, verifyNodeCertificate } from './tls-cert.ts';
+import { clientContext, dialPinned, formatAddr, keyHex, parseAddr } from './tls-dial.ts';
 import {
   emptyStats,
   type NodeRef,
@@ -39,11 +35,8 @@ import {
   type RpcEndpoint,
 } from './types.ts';
 
-export type { TlsRpcStats } from './tls-connection.ts';
-export { formatAddr, parseAddr } from './tls-dial.ts';
 import { defaultVerifyRef } from './verify-ref.ts';
-
-export { admissionVerifyRef, defaultVerifyRef } from './verify-ref.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export interface TlsRpcLimits {
   /** Largest frame body accepted or sent; a larger announced length closes the connection. */
@@ -295,7 +288,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   acceptHello(conn: RpcConnection, ref: NodeRef): boolean {
     let good = false;
     try {
-      good = sameKey(ref.key, conn.peerKey) && this.verifyRef(ref) === true;
+      good = bytesEqual(ref.key, conn.peerKey) && this.verifyRef(ref) === true;
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'verifyRef threw; refusing');
     }

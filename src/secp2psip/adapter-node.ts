@@ -2,13 +2,13 @@
  * The overlay half of a SecP2PSIP adapter: its ring membership, its users'
  * keys, registration with the bootstrap (seed 000 IV.2 "Key-Pair Generation",
  * "SecP2PSIP Registration Request") and the callee side of session
- * establishment over RPC. The SIP half (adapter.ts) sits on top.
+ * establishment over RPC (callee.ts). The SIP half (adapter.ts) sits on top
+ * and places calls through `caller` (caller.ts); what this half needs of the
+ * other comes in through its constructor: the phones registered here
+ * (`LocalPhones`) and where users' keys live (`UserKeyStore`).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
-import { Identity } from '../identity/identity.ts';
 import { ReplayCache } from '../identity/replay-cache.ts';
 import { UserSigner } from '../identity/user-key.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
@@ -17,7 +17,9 @@ import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { SECP2PSIP_METHOD } from './bootstrap-server.ts';
-import { answerInvite, type FlowContext, type FlowEvent, type LocalUser, type SecurityMode } from './call-flow.ts';
+import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
+import { answerInvite, type CalleeContext } from './callee.ts';
+import type { CallerContext } from './caller.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import {
   type AdmittedMsg,
@@ -33,13 +35,20 @@ import {
   registerTbs,
   type UserKeyBundle,
 } from './messages.ts';
+import type { LocalPhones } from './local-phones.ts';
 import { authorityFor } from './name-authority.ts';
 import type { TrustStore } from './trust-store.ts';
+import { MemoryUserKeys, type UserKeyStore } from './user-keys.ts';
+import { VerifiedUsers } from './verified-users.ts';
 
-export interface AdapterNodeComponents {
+export interface AdapterNodeComponents<P extends LocalPhones = LocalPhones> {
   endpoint: RpcEndpoint;
   ring: ChordNode;
   trust: TrustStore;
+  /** The users' phones registered at this adapter (the 302's contacts). */
+  phones: P;
+  /** Where users' keys live (default: in memory, a new key on every registration). */
+  keys?: UserKeyStore;
   clock: Clock;
   random: Random;
   logger?: Logger;
@@ -53,8 +62,6 @@ export interface AdapterNodeInit {
   sipAddr: string;
   mode?: SecurityMode;
   rebuild?: RebuildMode;
-  /** Where user keys persist (`<dataDir>/users/<name>.pem`, mode 0600); in memory when absent. */
-  dataDir?: string;
   timeoutMs?: number;
   windowMs?: number;
   /** Told about every verified INVITE and REDIRECT (the demo prints them). */
@@ -86,20 +93,27 @@ export function bootstrapRef(b: BootstrapInfo): NodeRef {
 /** New names on their way to the bootstrap at once, per adapter (see ensureUser). */
 export const MAX_PENDING_REGISTRATIONS = 32;
 
-export class AdapterNode {
+export class AdapterNode<P extends LocalPhones = LocalPhones> {
   readonly endpoint: RpcEndpoint;
   readonly ring: ChordNode;
   readonly trust: TrustStore;
+  readonly phones: P;
   readonly users = new Map<string, LocalUser>();
   readonly bootstraps: BootstrapInfo[];
   readonly bootstrapKeys: Uint8Array[];
   readonly k: number;
   readonly n: number;
-  readonly flow: FlowContext;
+  /** Other users, verified through the ring (both sides of a call). */
+  readonly verified: VerifiedUsers;
+  /** What the SIP half places calls with (caller.ts). */
+  readonly caller: CallerContext;
+  /** What answers the SECP2PSIP INVITEs of other adapters (callee.ts). */
+  readonly callee: CalleeContext;
   readonly stats = { registrations: 0, invitesAnswered: 0, malformed: 0 };
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
+  private readonly keys: UserKeyStore;
   private readonly init: AdapterNodeInit;
   private readonly pending = new Map<string, Promise<LocalUser>>();
   /** New names on their way to the bootstrap right now. */
@@ -107,13 +121,13 @@ export class AdapterNode {
     return this.pending.size;
   }
   private seq = 0;
-  /** The callee's phone contacts; set by the SIP half. */
-  contactsOf: (name: string) => string[] = () => [];
 
-  constructor(c: AdapterNodeComponents, init: AdapterNodeInit) {
+  constructor(c: AdapterNodeComponents<P>, init: AdapterNodeInit) {
     this.endpoint = c.endpoint;
     this.ring = c.ring;
     this.trust = c.trust;
+    this.phones = c.phones;
+    this.keys = c.keys ?? new MemoryUserKeys();
     this.clock = c.clock;
     this.random = c.random;
     this.init = init;
@@ -122,72 +136,69 @@ export class AdapterNode {
     this.bootstrapKeys = this.bootstraps.map((b) => b.key);
     this.k = init.admitted.k;
     this.n = init.admitted.n;
-    this.flow = {
-      endpoint: this.endpoint,
-      lookup: {
-        ring: this.ring,
-        k: this.k,
-        n: this.n,
-        rebuild: init.rebuild ?? 'robust',
-        random: this.random,
-        bootstrapKeys: this.bootstrapKeys,
+    this.verified = new VerifiedUsers(
+      {
+        lookup: {
+          ring: this.ring,
+          k: this.k,
+          n: this.n,
+          rebuild: init.rebuild ?? 'robust',
+          random: this.random,
+          bootstrapKeys: this.bootstrapKeys,
+          wallNow: () => this.clock.wallNow(),
+          log: this.log,
+        },
+        trust: this.trust,
+        whois: (name) => this.whois(name),
+        now: () => this.clock.now(),
         wallNow: () => this.clock.wallNow(),
         log: this.log,
       },
-      trust: this.trust,
-      replay: new ReplayCache({ clock: this.clock, windowMs: init.windowMs ?? 30_000 }),
+      init.cacheMs ?? 0,
+    );
+    const replay = new ReplayCache({ clock: this.clock, windowMs: init.windowMs ?? 30_000 });
+    const mode = init.mode ?? 'signed';
+    this.caller = {
+      endpoint: this.endpoint,
+      verified: this.verified,
+      replay,
       clock: this.clock,
       random: this.random,
       log: this.log,
-      mode: init.mode ?? 'signed',
+      mode,
       timeoutMs: init.timeoutMs ?? 5000,
-      localUser: (name) => this.users.get(name),
-      localUsers: () => this.users.values(),
-      contactsOf: (name) => this.contactsOf(name),
-      whois: (name) => this.whois(name),
       onEvent: init.onEvent,
-      cache: new Map(),
-      cacheMs: init.cacheMs ?? 0,
+    };
+    this.callee = {
+      users: this.users,
+      phones: this.phones,
+      verified: this.verified,
+      replay,
+      clock: this.clock,
+      log: this.log,
+      mode,
+      onEvent: init.onEvent,
       onMalformed: () => this.stats.malformed++,
     };
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
   }
 
   get mode(): SecurityMode {
-    return this.flow.mode;
+    return this.caller.mode;
+  }
+
+  /** Both sides follow the adapter's mode. */
+  set mode(m: SecurityMode) {
+    this.caller.mode = m;
+    this.callee.mode = m;
   }
 
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
       this.stats.invitesAnswered++;
-      return answerInvite(this.flow, payload, caller);
+      return answerInvite(this.callee, payload, caller);
     }
     return this.ring.handleRequest(method, payload, caller);
-  }
-
-  /** The user's key: loaded from `<dataDir>/users/<name>.pem`, or created there (seed IV.2 "Key-Pair Generation"). */
-  private userIdentity(name: string): Identity {
-    if (!this.init.dataDir) return Identity.generate();
-    const dir = join(this.init.dataDir, 'users');
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return Identity.loadOrCreate(join(dir, `${name}.pem`));
-  }
-
-  /**
-   * Strict mode (seed IV.2 "Bootstrap Verification" with a CA): the user's
-   * certificate chain from `<dataDir>/users/<name>.crt` (PEM, leaf first),
-   * issued for the key in `<name>.pem`. Absent: none is sent (relaxed mode).
-   */
-  private userCertChain(name: string): Uint8Array[] | undefined {
-    if (!this.init.dataDir) return undefined;
-    const path = join(this.init.dataDir, 'users', `${name}.crt`);
-    if (!existsSync(path)) return undefined;
-    const pems =
-      readFileSync(path, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-    const ders = pems.map(
-      (p) => new Uint8Array(Buffer.from(p.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, ''), 'base64')),
-    );
-    return ders.length > 0 ? ders : undefined;
   }
 
   /**
@@ -213,7 +224,7 @@ export class AdapterNode {
   /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */
   async registerUser(name: string): Promise<LocalUser> {
     if (!NAME_RE.test(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not a usable user name`);
-    const kem = this.userIdentity(name);
+    const kem = this.keys.identity(name);
     const signer = UserSigner.fromIdentity(kem);
     const self = this.endpoint.self;
     const now = this.clock.wallNow();
@@ -238,7 +249,7 @@ export class AdapterNode {
       ts: now,
       nonce: this.random.bytes(16),
     };
-    const certChain = this.userCertChain(name);
+    const certChain = this.keys.certChain(name);
     const msg: RegisterMsg = {
       t: 'REGISTER',
       ...body,

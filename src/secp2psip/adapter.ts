@@ -6,14 +6,17 @@
  *   bootstrap (adapter-node.ts), then record the binding (RFC 3261 10.3) and
  *   answer 200 OK (seed IV.2 "SIP Client Registered").
  * - INVITE to `sip:userB@<adapter>`: 100 Trying (the element), then the
- *   verified flow (call-flow.ts); a verified 302 or the mapped error status.
+ *   caller's side of the verified flow (caller.ts `placeCall`); a verified
+ *   302 or the mapped error status. The callee's side answers other
+ *   adapters over RPC in the overlay half (adapter-node.ts, callee.ts) and
+ *   reads the phones registered here through the same `RegisteredPhones`.
  *   CANCEL at any step aborts the flow (487 from the element).
  * - A request whose Request-URI is a contact this adapter verified earlier
  *   (a phone using its adapter as outbound proxy follows the 302 back through
  *   it) is proxied there (RFC 3261 16), never redirected again.
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
-import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
+import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
 import { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
@@ -24,7 +27,8 @@ import type { Clock } from '../util/clock.ts';
 import { ERRORS, type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { AdapterNode } from './adapter-node.ts';
-import { placeCall } from './call-flow.ts';
+import { placeCall } from './caller.ts';
+import type { RegisteredPhones } from './local-phones.ts';
 import { NAME_RE } from './messages.ts';
 
 export const ADAPTER_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
@@ -44,7 +48,7 @@ export interface CallRecord {
 }
 
 export class Adapter {
-  readonly node: AdapterNode;
+  readonly node: AdapterNode<RegisteredPhones>;
   readonly element: SipElement;
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
@@ -53,19 +57,19 @@ export class Adapter {
   readonly calls: CallRecord[] = [];
   private readonly clock: Clock;
   private readonly log: Logger;
-  /** user name -> the address-of-record its phone registered. */
-  private readonly aors = new Map<string, string>();
+  private readonly phones: RegisteredPhones;
   /** contactKey of verified 302 targets -> expiry. */
   private readonly verified = new Map<string, number>();
 
-  constructor(c: { node: AdapterNode; element: SipElement; registrar: Registrar; clock: Clock; logger?: Logger }) {
+  /** `node.phones` is where this half registers phones, and where the callee side finds them. */
+  constructor(c: { node: AdapterNode<RegisteredPhones>; element: SipElement; clock: Clock; logger?: Logger }) {
     this.node = c.node;
     this.element = c.element;
-    this.registrar = c.registrar;
+    this.phones = c.node.phones;
+    this.registrar = c.node.phones.registrar;
     this.clock = c.clock;
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
     this.proxy = new StatefulProxy({ element: c.element, logger: this.log });
-    this.node.contactsOf = (name) => this.contactsOf(name);
     c.element.handle({
       onRequest: (inc) => this.onRequest(inc),
       onAck: (req, source) => this.forwardAck(req, source),
@@ -97,7 +101,7 @@ export class Adapter {
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [name, aors] = next;
-        this.aors.set(name, aors[aors.length - 1]);
+        this.phones.restore(name, aors[aors.length - 1]);
         try {
           await this.node.ensureUser(name);
         } catch (e) {
@@ -105,24 +109,12 @@ export class Adapter {
           const reason = isOverlayError(e) ? e.message : (e as Error).message;
           const transient = isOverlayError(e) && TRANSIENT.has(e.code);
           this.log.warn({ user: name, reason, kept: transient }, 'restored user not registered with the bootstrap');
-          if (!transient) {
-            for (const aor of aors) this.registrar.removeAor(aor);
-            this.aors.delete(name);
-          }
+          if (!transient) this.phones.drop(name, aors);
         }
       }
     };
     await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
     return { users: names.size - failed, failed };
-  }
-
-  /** Contact header values of the user's registered phone(s). */
-  contactsOf(name: string): string[] {
-    const aor = this.aors.get(name);
-    if (!aor) return [];
-    const u = parseRequestUri(aor);
-    if (!u.ok) return [];
-    return this.registrar.lookup(u.value).map((b) => formatNameAddr({ ...b.contact, params: [] }));
   }
 
   private async onRequest(inc: IncomingRequest): Promise<void> {
@@ -175,8 +167,7 @@ export class Adapter {
       inc.respond(status === 404 ? 403 : status, reason);
       return;
     }
-    const out = this.registrar.register(inc.request);
-    if (out.status === 200) this.aors.set(name, `sip:${name}@${to.value.uri.host}`);
+    const out = this.phones.register(name, to.value.uri.host, inc.request);
     inc.respond(out.status, out.reason, { headers: out.headers });
   }
 
@@ -197,7 +188,7 @@ export class Adapter {
       return;
     }
     const calleeName = uri.value.user ?? '';
-    const out = await placeCall(this.node.flow, req, caller, calleeName, () => inc.cancelled);
+    const out = await placeCall(this.node.caller, req, caller, calleeName, () => inc.cancelled);
     if (inc.cancelled || inc.finalSent) return;
     if (out.ok) {
       for (const c of getHeaders(out.response, 'Contact')) {

@@ -18,6 +18,7 @@ import { rawPublicToKeyObject } from '../identity/keys.ts';
 import { ReplayCache } from '../identity/replay-cache.ts';
 import { UserKey } from '../identity/user-key.ts';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
+import { putSettled } from '../dht/chord/settling-put.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { encodePiece, splitKey } from '../sharing/index.ts';
 import type { Clock } from '../util/clock.ts';
@@ -38,17 +39,17 @@ import {
   type RegisterMsg,
   type RingContact,
   registerTbs,
-  type SecP2PSipMessage,
 } from './messages.ts';
 import { authorityFor } from './name-authority.ts';
 import type { Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
-/** The longest a registration keeps trying to store a user's records while the ring settles. */
+/**
+ * The longest a registration waits for a user's records to be stored while the ring settles (a fresh
+ * overlay, a restart): inside the adapter's and a forwarding bootstrap's 5 s RPC timeout.
+ */
 const PUBLISH_BUDGET_MS = 3000;
-/** Pause between those tries (at most one stabilize period). */
-const PUBLISH_RETRY_MS = 250;
 
 /** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
 export const SECP2PSIP_METHOD = 'secp2psip';
@@ -196,7 +197,7 @@ export class BootstrapServer {
   }
 
   private contacts(): RingContact[] {
-    const refs = [this.ring.self, ...this.ring.succs.entries().filter((r) => r.id !== this.ring.id)];
+    const refs = [this.ring.self, ...this.ring.successors.filter((r) => r.id !== this.ring.id)];
     return refs.slice(0, 8).map((r) => ({ id: r.id, addr: r.addr, key: r.key, admission: r.admission }));
   }
 
@@ -325,25 +326,16 @@ export class BootstrapServer {
   }
 
   /**
-   * Store the n pieces and the location record, all in parallel. A put whose
-   * owner cannot be confirmed yet (a node joined next to it less than a
-   * stabilize period ago) is tried again after a period, twice at most.
+   * Store the n pieces and the location record, all in parallel. While nodes
+   * are joining no owner may be confirmable yet: each put keeps trying for up
+   * to PUBLISH_BUDGET_MS (Chord's settling put, dht/chord/settling-put.ts),
+   * and one that still fails is put again by the ring's maintenance.
    */
   private async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
     const at = this.clock.wallNow();
-    // While nodes are joining (a fresh overlay, a restart) no owner may be confirmable yet: keep trying
-    // for three stabilize periods, at most PUBLISH_BUDGET_MS (inside the adapter's and a forwarding
-    // bootstrap's 5 s RPC timeout). A put that still fails is retried by the ring's maintenance.
-    const giveUpAt = this.clock.now() + Math.min(PUBLISH_BUDGET_MS, 3 * this.ring.init.stabilizeMs);
-    const pause = Math.min(this.ring.init.stabilizeMs, PUBLISH_RETRY_MS);
-    const put = async (key: string, payload: Uint8Array) => {
+    const put = (key: string, payload: Uint8Array) => {
       const value = sealRingValue(this.identity, key, payload, at, this.ring.store.validatorFor(key));
-      let r = await this.ring.put(key, value, RING_TTL_MS);
-      while (!r.ok && r.error === 'DHT_LOOKUP_FAILED' && this.clock.now() + pause < giveUpAt) {
-        await new Promise<void>((done) => this.clock.setTimer(pause, done));
-        r = await this.ring.put(key, value, RING_TTL_MS);
-      }
-      return r;
+      return putSettled(this.ring, key, value, RING_TTL_MS, PUBLISH_BUDGET_MS);
     };
     const res = await Promise.all([put(name, location), ...pieces.map((p, i) => put(pieceKey(name, i + 1), p))]);
     if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
@@ -392,5 +384,3 @@ function bundleOf(e: RegistryEntry) {
 function certNamesUser(subject: string, name: string): boolean {
   return subject.split(/,\s*/).some((rdn) => rdn === `CN=${name}` || rdn.startsWith(`CN=${name}@`));
 }
-
-export type { SecP2PSipMessage };

@@ -16,6 +16,7 @@ import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { formatHostPort, parseHostPort } from '../util/args.ts';
 import { fail, isOverlayError, OverlayError, ok, type Result } from '../util/errors.ts';
 import type { BootstrapInfo } from './messages.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export interface BootstrapSpec {
   addr: string;
@@ -78,7 +79,7 @@ export async function resolveBootstrap(
       'IDENTITY_BAD_KEY',
       `bootstrap at ${spec.addr} presents a key that does not hash to ${spec.hash}`,
     );
-  if (pinned && !Buffer.from(pinned).equals(Buffer.from(key)))
+  if (pinned && !bytesEqual(pinned, key))
     throw new OverlayError(
       'IDENTITY_BAD_KEY',
       `bootstrap at ${spec.addr} presents another key than the one pinned in ${pinPath} on first use`,

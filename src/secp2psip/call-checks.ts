@@ -11,6 +11,7 @@ import { getHeader, getHeaders, getParam, type SipRequest, type SipResponse } fr
 import { parseMessage } from '../sip/parser.ts';
 import { type ErrorCode, OverlayError } from '../util/errors.ts';
 import { callTbs, DOMAIN, type InviteMsg, type RedirectMsg } from './messages.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 /** Raised inside the flow; mapped to a SIP status at the edge. */
 export function refuse(code: ErrorCode, reason: string): never {
@@ -27,8 +28,7 @@ export function checkRedirect(
 ): SipResponse {
   if (m.name !== invite.to || m.to !== invite.name || m.callId !== invite.callId)
     refuse('VERIFICATION_FAILED', 'REDIRECT names another call');
-  if (!Buffer.from(m.nonce).equals(Buffer.from(invite.nonce)))
-    refuse('IDENTITY_REPLAY', 'REDIRECT does not answer this INVITE');
+  if (!bytesEqual(m.nonce, invite.nonce)) refuse('IDENTITY_REPLAY', 'REDIRECT does not answer this INVITE');
   if (!calleeKey.verify(DOMAIN.redirect, callTbs(m), m.sig))
     refuse('IDENTITY_BAD_SIGNATURE', `REDIRECT is not signed by ${m.name}`);
   const fresh = replay.check(m.nonce, m.ts, `redirect:${m.name}`);

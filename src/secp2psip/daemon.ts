@@ -12,7 +12,8 @@ import * as tls from 'node:tls';
 import { ChordNode } from '../dht/chord/chord-node.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
 import { Identity } from '../identity/identity.ts';
-import { defaultVerifyRef, TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
+import { TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
+import { defaultVerifyRef } from '../rpc/verify-ref.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { SipElement } from '../sip/element.ts';
@@ -27,12 +28,14 @@ import { CryptoRandom } from '../util/random.ts';
 import { Adapter } from './adapter.ts';
 import { AdapterNode, requestAdmission } from './adapter-node.ts';
 import { BootstrapServer } from './bootstrap-server.ts';
-import type { FlowEvent, SecurityMode } from './call-flow.ts';
+import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
+import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { Registry } from './registry.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
 import { TrustStore } from './trust-store.ts';
+import { FileUserKeys } from './user-keys.ts';
 
 export interface BootstrapDaemonOptions {
   host: string;
@@ -348,22 +351,6 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const element = new SipElement({ transport, clock, logger: log });
   const trust = new TrustStore(o.dataDir ? join(o.dataDir, 'trust.sqlite') : ':memory:');
-  const node = new AdapterNode(
-    { endpoint, ring, trust, clock, random, logger: log },
-    {
-      admitted: admittedMsg,
-      bootstrap: o.bootstrap,
-      sipAddr: element.hostport,
-      mode: o.mode,
-      rebuild: o.rebuild,
-      dataDir: o.dataDir,
-      timeoutMs: o.timeoutMs,
-      onEvent: o.onEvent,
-      cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
-    },
-  );
-  if ((await joinRing(ring, admittedMsg.ring, log)) === 'listed')
-    throw new OverlayError('BAD_CONFIG', 'the ring already holds a node with the id the bootstrap assigned');
   const bindings = o.dataDir ? openBindings(join(o.dataDir, 'bindings.sqlite'), log) : undefined;
   const registrar = new Registrar({ clock, store: bindings?.store }, { minExpires: 10 });
   if (bindings) {
@@ -371,7 +358,31 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
     if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
   }
-  const adapter = new Adapter({ node, element, registrar, clock, logger: log });
+  const node = new AdapterNode(
+    {
+      endpoint,
+      ring,
+      trust,
+      phones: new RegisteredPhones(registrar),
+      keys: o.dataDir ? new FileUserKeys(join(o.dataDir, 'users')) : undefined,
+      clock,
+      random,
+      logger: log,
+    },
+    {
+      admitted: admittedMsg,
+      bootstrap: o.bootstrap,
+      sipAddr: element.hostport,
+      mode: o.mode,
+      rebuild: o.rebuild,
+      timeoutMs: o.timeoutMs,
+      onEvent: o.onEvent,
+      cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
+    },
+  );
+  if ((await joinRing(ring, admittedMsg.ring, log)) === 'listed')
+    throw new OverlayError('BAD_CONFIG', 'the ring already holds a node with the id the bootstrap assigned');
+  const adapter = new Adapter({ node, element, clock, logger: log });
   if (bindings) {
     const r = await adapter.restoreUsers();
     if (r.users + r.failed > 0) log.info(r, 'users of restored phone bindings registered with the bootstrap again');

@@ -9,7 +9,8 @@
  * holders). The seed's own mode (k random pieces, no check) stays reachable as
  * `rebuild: 'seed'` for measurements.
  */
-import type { ChordNode, GetResult } from '../dht/chord/chord-node.ts';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
+import type { GetResult } from '../dht/chord/chord-types.ts';
 import { UserKey } from '../identity/user-key.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { choosePieceIndices, combineRobust, combineSeed, decodePiece, type PubKeyPiece } from '../sharing/index.ts';
@@ -26,6 +27,7 @@ import {
 } from './messages.ts';
 import { fetchSigned } from './ring-fetch.ts';
 import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export type RebuildMode = 'robust' | 'seed';
 
@@ -58,7 +60,7 @@ function notFound(r: GetResult | undefined): boolean {
 /**
  * Told the user's adapter as soon as the `Username` record arrives, before
  * the key is rebuilt: nothing is verified yet except the bootstrap's
- * admission of that adapter (call-flow.ts uses it to send a signed INVITE
+ * admission of that adapter (caller.ts uses it to send a signed INVITE
  * early, and trusts nothing it gets back until the key is rebuilt).
  */
 export type OnAdapter = (adapter: NodeRef) => void;
@@ -170,7 +172,7 @@ export async function lookupUser(
 export function adapterRef(loc: LocationRecord, bootstrapKeys: Iterable<Uint8Array>, now: number): NodeRef | undefined {
   if (!loc.admission) return undefined;
   const a = admittedNode(loc.admission, bootstrapKeys, now);
-  if (!a || !Buffer.from(a.nodeKey).equals(Buffer.from(loc.nodeKey))) return undefined;
+  if (!a || !bytesEqual(a.nodeKey, loc.nodeKey)) return undefined;
   return { id: a.nodeId, addr: loc.nodeAddr, key: loc.nodeKey, admission: loc.admission };
 }
 

@@ -14,7 +14,7 @@ import { UserAgent } from '../sip/user-agent.ts';
 import { SystemClock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { percentile } from '../util/stats.ts';
-import type { FlowEvent, SecurityMode } from './call-flow.ts';
+import type { FlowEvent, SecurityMode } from './call-common.ts';
 import { type ProbeResult, probeInvite } from './call-probe.ts';
 import { type RunningAdapter, type RunningBootstrap, startAdapterDaemon, startBootstrapDaemon } from './daemon.ts';
 import type { RebuildMode } from './key-lookup.ts';

@@ -14,13 +14,15 @@ import { MemoryNetwork } from '../rpc/memory-network.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import type { SipRequest } from '../sip/message.ts';
 import { parseMessage } from '../sip/parser.ts';
+import { Registrar } from '../sip/registrar.ts';
 import { SimClock } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
 import { SeededRandom } from '../util/random.ts';
 import { AdapterNode, requestAdmission } from './adapter-node.ts';
 import { BootstrapServer } from './bootstrap-server.ts';
-import type { SecurityMode } from './call-flow.ts';
+import type { SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
+import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { Registry } from './registry.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
@@ -58,7 +60,7 @@ export class MemoryOverlay {
   readonly random: SeededRandom;
   readonly net: MemoryNetwork;
   readonly bootstraps: BootstrapServer[] = [];
-  readonly adapters: AdapterNode[] = [];
+  readonly adapters: AdapterNode<RegisteredPhones>[] = [];
   readonly info: BootstrapInfo[] = [];
   readonly init: MemoryOverlayInit;
   private readonly ids: Identity[] = [];
@@ -144,7 +146,7 @@ export class MemoryOverlay {
   }
 
   /** An adapter admitted by bootstrap `via` (default: round robin), joined to the ring. */
-  async addAdapter(opts: { mode?: SecurityMode; via?: number } = {}): Promise<AdapterNode> {
+  async addAdapter(opts: { mode?: SecurityMode; via?: number } = {}): Promise<AdapterNode<RegisteredPhones>> {
     const n = this.counter++;
     const node = Identity.generate();
     const via = this.info[opts.via ?? n % this.info.length];
@@ -164,6 +166,7 @@ export class MemoryOverlay {
         endpoint,
         ring,
         trust: new TrustStore(':memory:'),
+        phones: new RegisteredPhones(new Registrar({ clock: this.clock }, { minExpires: 10 })),
         clock: this.clock,
         random: this.random.fork(),
         logger: this.init.logger,
@@ -244,4 +247,31 @@ export function phoneInvite(
   const p = parseMessage(new TextEncoder().encode(text));
   if (!p.ok || p.value.kind !== 'request') throw new Error('bad phone INVITE');
   return p.value;
+}
+
+let registerCounter = 0;
+
+/**
+ * Bind `contact` (a SIP URI) as `name`'s phone at the adapter `node`, as that
+ * phone's REGISTER at the adapter's SIP half would: the callee side then
+ * answers with it in the 302 (`<contact>`).
+ */
+export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, contact: string): void {
+  const n = ++registerCounter;
+  const host = 'adapter.test';
+  const text =
+    `REGISTER sip:${host} SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK-reg-${n}\r\n` +
+    'Max-Forwards: 70\r\n' +
+    `From: <sip:${name}@${host}>;tag=r${n}\r\n` +
+    `To: <sip:${name}@${host}>\r\n` +
+    `Call-ID: reg-${n}@test\r\n` +
+    'CSeq: 1 REGISTER\r\n' +
+    `Contact: <${contact}>\r\n` +
+    'Expires: 3600\r\n' +
+    'Content-Length: 0\r\n\r\n';
+  const p = parseMessage(new TextEncoder().encode(text));
+  if (!p.ok || p.value.kind !== 'request') throw new Error('bad phone REGISTER');
+  const out = node.phones.register(name, host, p.value);
+  if (out.status !== 200) throw new Error(`phone REGISTER refused: ${out.status} ${out.reason}`);
 }

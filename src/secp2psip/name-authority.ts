@@ -15,6 +15,7 @@
  * two keys. Adding a bootstrap moves only the names it now wins (about 1/m).
  */
 import { createHash } from 'node:crypto';
+import { bytesEqual } from '../util/bytes.ts';
 
 export interface BootstrapRef {
   /** RPC address (host:port, or a unique in-memory name). */
@@ -43,7 +44,7 @@ export function authorityFor(name: string, bootstraps: readonly BootstrapRef[]):
 }
 
 export function isAuthority(name: string, self: Uint8Array, bootstraps: readonly BootstrapRef[]): boolean {
-  return Buffer.from(authorityFor(name, bootstraps).key).equals(Buffer.from(self));
+  return bytesEqual(authorityFor(name, bootstraps).key, self);
 }
 
 /** Parse `host:port=<64 hex key>` entries used on the command line for `--peer-bootstrap`. */

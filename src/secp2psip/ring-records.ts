@@ -21,6 +21,7 @@ import type { DhtRecord } from '../dht/store/record.ts';
 import { newestWins, type RecordValidator } from '../dht/store/validators.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { fail, ok, type Result } from '../util/errors.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export const RING_WRITE_CONTEXT = 'secp2psip/ring-write/v1';
 /** Records live a day and are put again by their bootstrap well before that. */
@@ -76,7 +77,7 @@ export function openRingValue(value: unknown): Result<RingEnvelope> {
 
 export function envelopeSignedBy(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
   let known = false;
-  for (const k of bootstrapKeys) if (Buffer.from(k).equals(Buffer.from(env.by))) known = true;
+  for (const k of bootstrapKeys) if (bytesEqual(k, env.by)) known = true;
   return known && verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig);
 }
 
@@ -95,17 +96,11 @@ export class VerifiedEnvelopes {
 
   check(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
     let known = false;
-    for (const k of bootstrapKeys) if (Buffer.from(k).equals(Buffer.from(env.by))) known = true;
+    for (const k of bootstrapKeys) if (bytesEqual(k, env.by)) known = true;
     if (!known) return false;
     const id = Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64');
     const hit = this.seen.get(id);
-    if (
-      hit &&
-      hit.key === key &&
-      hit.at === env.at &&
-      Buffer.from(hit.by).equals(Buffer.from(env.by)) &&
-      Buffer.from(hit.p).equals(Buffer.from(env.p))
-    )
+    if (hit && hit.key === key && hit.at === env.at && bytesEqual(hit.by, env.by) && bytesEqual(hit.p, env.p))
       return true;
     if (!verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig)) return false;
     this.remember(id, key, env);
@@ -178,7 +173,7 @@ export function admittedNode(
   if (hit) {
     // Same bytes, same signature: only the signer must still be known and the times still hold.
     let known = false;
-    for (const k of bootstrapKeys) if (Buffer.from(k).equals(Buffer.from(hit.issuer))) known = true;
+    for (const k of bootstrapKeys) if (bytesEqual(k, hit.issuer)) known = true;
     const a = hit.admission;
     if (known && a.issuedAt <= now + ADMISSION_SKEW_MS && now < a.expiresAt) return a;
     if (known) return undefined;
@@ -211,7 +206,7 @@ export function admittedRef(bootstrapKeys: Iterable<Uint8Array>, wallNow: () => 
   return (ref) => {
     if (!(ref.admission instanceof Uint8Array)) return false;
     const a = admittedNode(ref.admission, bootstrapKeys, wallNow());
-    return a !== undefined && a.nodeId === ref.id && Buffer.from(a.nodeKey).equals(Buffer.from(ref.key));
+    return a !== undefined && a.nodeId === ref.id && bytesEqual(a.nodeKey, ref.key);
   };
 }
 

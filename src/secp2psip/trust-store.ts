@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import type { UserKeyBundle } from './messages.ts';
 import { openDatabase } from '../util/sqlite.ts';
+import { bytesEqual } from '../util/bytes.ts';
 
 export type TrustVerdict = 'new' | 'match' | 'mismatch';
 
@@ -77,8 +78,7 @@ export class TrustStore {
   check(b: UserKeyBundle): TrustVerdict {
     const t = this.get(b.name);
     if (!t) return 'new';
-    const same =
-      Buffer.from(t.signKey).equals(Buffer.from(b.signKey)) && Buffer.from(t.sealKey).equals(Buffer.from(b.sealKey));
+    const same = bytesEqual(t.signKey, b.signKey) && bytesEqual(t.sealKey, b.sealKey);
     return same ? 'match' : 'mismatch';
   }
 
@@ -132,8 +132,8 @@ export class TrustStore {
     if (!t) return false;
     return (
       authority.name === b.name &&
-      Buffer.from(authority.signKey).equals(Buffer.from(b.signKey)) &&
-      Buffer.from(authority.sealKey).equals(Buffer.from(b.sealKey)) &&
+      bytesEqual(authority.signKey, b.signKey) &&
+      bytesEqual(authority.sealKey, b.sealKey) &&
       authority.registeredAt > t.registeredAt
     );
   }

@@ -1,4 +1,5 @@
-import { ChordNode, type ChordInit } from '../dht/chord/chord-node.ts';
+import { ChordNode } from '../dht/chord/chord-node.ts';
+import type { ChordInit } from '../dht/chord/chord-types.ts';
 import { fingerStart, ID_BITS, lastFingerCovered, sha1Id } from '../dht/store/ring-id.ts';
 import { MemoryNetwork, type MemoryNetworkInit } from '../rpc/memory-network.ts';
 import type { NodeRef } from '../rpc/types.ts';

@@ -1,4 +1,4 @@
-import type { BulkGraph } from '../dht/whanau/bulk.ts';
+import type { BulkGraph } from './whanau-bulk.ts';
 import type { Random } from '../util/random.ts';
 
 /**

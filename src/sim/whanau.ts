@@ -1,4 +1,4 @@
-import { type BulkAdversary, BulkWhanau } from '../dht/whanau/bulk.ts';
+import { type BulkAdversary, BulkWhanau } from './whanau-bulk.ts';
 import { defaultParams, tableEntries, type WhanauParams } from '../dht/whanau/params.ts';
 import { intOption, parseArgs } from '../util/args.ts';
 import { OverlayError } from '../util/errors.ts';

@@ -8,9 +8,10 @@
 import { SipElement } from '../sip/element.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
+import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
-import { WhanauSipNode } from './sip-node.ts';
+import { publishedContact, WhanauSipNode } from './sip-node.ts';
 import { WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
 
 export type WhanauSipRole = 'node' | 'gateway';
@@ -39,22 +40,23 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
+  const clock = o.clock ?? new SystemClock();
+  const element = new SipElement({ transport, clock, logger: log });
+  const registrar = o.role === 'node' ? new Registrar({ clock }, { minExpires: 10 }) : undefined;
+  // Our record points at the phone registered as our own SIP URI, else at that URI.
+  const contact = { contactOf: (hash: string) => publishedContact(registrar, `sip:${hash}@${element.hostport}`) };
   let daemon: WhanauDaemon;
   try {
-    daemon = await WhanauDaemon.start({ ...o, host: o.dhtHost, port: o.dhtPort });
+    daemon = await WhanauDaemon.start({ ...o, clock, host: o.dhtHost, port: o.dhtPort, contact });
   } catch (e) {
-    await transport.close();
+    await element.close();
     if (e instanceof OverlayError) throw e;
     throw new OverlayError('BAD_CONFIG', `cannot start the DHT on ${o.dhtHost}:${o.dhtPort}: ${(e as Error).message}`);
   }
-  const clock = daemon.clock;
-  const element = new SipElement({ transport, clock, logger: log });
-  const registrar = o.role === 'node' ? new Registrar({ clock }, { minExpires: 10 }) : undefined;
   const sip = new WhanauSipNode(
     { element, clock, registrar, logger: log, lookup: (hash) => daemon.lookupRecord(hash) },
     { ownHash: daemon.hash },
   );
-  daemon.contact = () => sip.currentContact();
   // A new phone contact goes into our record at once; other nodes copy it at the next SETUP.
   sip.onBindingsChanged = () => daemon.publishOwnRecord();
   daemon.publishOwnRecord();

@@ -7,7 +7,7 @@
  * the pinned value, and kept so later connections pin it directly.
  */
 import type Database from 'better-sqlite3';
-import { parseAddr } from '../rpc/tls-endpoint.ts';
+import { parseAddr } from '../rpc/tls-dial.ts';
 import { fail, ok, OverlayError, type Result } from '../util/errors.ts';
 import { openDatabase } from '../util/sqlite.ts';
 

@@ -9,7 +9,7 @@
 import tls from 'node:tls';
 import { sha1Hex } from '../identity/fingerprint.ts';
 import { verifyNodeCertificate } from '../rpc/tls-cert.ts';
-import { parseAddr } from '../rpc/tls-endpoint.ts';
+import { parseAddr } from '../rpc/tls-dial.ts';
 import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 

@@ -25,6 +25,16 @@ export const GATEWAY_ALLOW = 'INVITE, ACK, CANCEL, OPTIONS';
 
 const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
 
+/** The contact a node's location record publishes for its SIP URI `uri`: the phone registered as `uri`, else `uri`. */
+export function publishedContact(registrar: Registrar | undefined, uri: string): string {
+  if (registrar) {
+    const own = parseRequestUri(uri);
+    const b = own.ok ? registrar.lookup(own.value) : [];
+    if (b.length > 0) return formatUri(b[0].contact.uri);
+  }
+  return uri;
+}
+
 export interface WhanauSipComponents {
   element: SipElement;
   clock: Clock;
@@ -86,13 +96,7 @@ export class WhanauSipNode {
 
   /** The contact the node's location record should publish: the registered phone's, else the node itself. */
   currentContact(): string {
-    const reg = this.registrar;
-    if (reg) {
-      const own = parseRequestUri(this.uri);
-      const b = own.ok ? reg.lookup(own.value) : [];
-      if (b.length > 0) return formatUri(b[0].contact.uri);
-    }
-    return this.uri;
+    return publishedContact(this.registrar, this.uri);
   }
 
   private async onRequest(inc: IncomingRequest): Promise<void> {

@@ -19,9 +19,10 @@ import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
 import { sha1Hex } from '../identity/fingerprint.ts';
 import { Identity } from '../identity/identity.ts';
-import { createNodeCertificate, type NodeCertificate } from '../rpc/tls-cert.ts';
+import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
-import { parseAddr, TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
+import { parseAddr } from '../rpc/tls-dial.ts';
+import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { isOverlayError } from '../util/errors.ts';
@@ -38,6 +39,11 @@ import {
 import { OutgoingLimiter } from './outgoing-limiter.ts';
 import { PeerBook, type PeerSpec } from './peer-book.ts';
 import { probePeerKey } from './peer-key.ts';
+
+/** What the node's location record publishes for its own hash (the SIP side: a registered phone, else its SIP URI). */
+export interface OwnContact {
+  contactOf(hash: string): string;
+}
 
 export interface WhanauDaemonOptions {
   /** DHT listener. */
@@ -62,6 +68,8 @@ export interface WhanauDaemonOptions {
   clock?: Clock;
   random?: Random;
   logger?: Logger;
+  /** Where our record points (default: `sip:<hash>@<DHT address>`). */
+  contact?: OwnContact;
 }
 
 export interface RecordLookup {
@@ -81,10 +89,9 @@ export class WhanauDaemon {
   readonly book: PeerBook;
   readonly clock: Clock;
   readonly log: Logger;
-  /** What our record publishes; the SIP side points it at a registered phone. */
-  contact: () => string;
   readonly stats = { setupsStarted: 0, setupsDone: 0, setupsFailed: 0, probesFailed: 0, lookups: 0 };
   private readonly signer: RecordSigner;
+  private readonly ownContact: OwnContact | undefined;
   private readonly tlsContext: tls.SecureContext;
   private readonly host: string;
   private readonly port: number;
@@ -109,7 +116,7 @@ export class WhanauDaemon {
     const where = parseAddr(endpoint.self.addr) ?? { host: o.host, port: endpoint.port };
     this.host = where.host;
     this.port = where.port;
-    this.contact = () => `sip:${this.hash}@${endpoint.self.addr}`;
+    this.ownContact = o.contact;
     const key = identity.signingKey;
     this.signer = { publicKey: identity.bundle.sig, sign: (data) => new Uint8Array(sign(null, data, key)) };
     const transport = o.maxOutgoing ? new OutgoingLimiter(endpoint, o.maxOutgoing, new Set(PEER_METHODS)) : endpoint;
@@ -193,6 +200,11 @@ export class WhanauDaemon {
     }
     this.node.addPeer({ id: p.hash, addr: p.addr, key });
     return true;
+  }
+
+  /** What our record publishes now. */
+  contact(): string {
+    return this.ownContact?.contactOf(this.hash) ?? `sip:${this.hash}@${this.endpoint.self.addr}`;
   }
 
   /** Sign and store our location record (seed 003 Figure 4-2) with the current contact. */

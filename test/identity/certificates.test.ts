@@ -65,7 +65,7 @@ describe('X.509 certificate chains (strict mode)', () => {
     const leaf = await issueCertificate(otherRoot, p256.publicKey, 'CN=mallory', 30);
     const r = verifyCertificateChain(leaf.pem, [], [root.certPem], Date.now());
     assert.ok(!r.ok && /no trusted issuer/.test(r.error));
-    const self = await createNodeCertificate(Identity.generate());
+    const self = await createNodeCertificate(Identity.generate().signingKeyPair);
     assert.equal(verifyCertificateChain(self.certPem, [], [root.certPem], Date.now()).ok, false);
   });
 
@@ -140,7 +140,7 @@ describe('X.509 certificate chains (strict mode)', () => {
 describe('node certificates', () => {
   it('self-signed Ed25519 certificate carries the identity key and works for a TLS 1.3 handshake', async () => {
     const id = Identity.generate();
-    const { certPem, keyPem } = await createNodeCertificate(id);
+    const { certPem, keyPem } = await createNodeCertificate(id.signingKeyPair);
     const cert = new X509Certificate(certPem);
     assert.equal(cert.subject, `CN=${id.id}`);
     assert.ok(cert.publicKey.equals(id.publicSigningKey));
@@ -164,7 +164,7 @@ describe('node certificates', () => {
     const admission = await createCa({ subject: 'CN=Bootstrap admission', keyType: 'ed25519' });
     const id = Identity.generate();
     const nodeId = 'ab'.repeat(20);
-    const { certPem } = await createNodeCertificate(id, nodeId, admission);
+    const { certPem } = await createNodeCertificate(id.signingKeyPair, { nodeId, issuer: admission });
     const r = verifyCertificateChain(certPem, [], [admission.certPem], Date.now());
     assert.ok(r.ok, r.ok ? '' : r.error);
     assert.equal(r.value.subject, `CN=${nodeId}`);

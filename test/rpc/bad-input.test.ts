@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { decodeMessage, encodeHello, encodeRequest, MSG_RESPONSE } from '../../src/rpc/codec.ts';
 import { encodeFrame, FrameDecoder } from '../../src/rpc/frame.ts';
-import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
+import { nodeIdFromKey } from '../../src/identity/fingerprint.ts';
 import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { listen, makeNode, type TestNode, until } from './tls-helpers.ts';

@@ -4,11 +4,12 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { createCa, createNodeCertificate as createIdentityNodeCertificate } from '../../src/identity/certificates.ts';
+import { createCa, createNodeCertificate } from '../../src/identity/certificates.ts';
 import { issueAdmission } from '../../src/identity/admission.ts';
 import { Identity } from '../../src/identity/identity.ts';
-import { nodeIdFromKey } from '../../src/rpc/tls-cert.ts';
-import { admissionVerifyRef, type TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import { nodeIdFromKey } from '../../src/identity/fingerprint.ts';
+import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
+import { admissionVerifyRef } from '../../src/rpc/verify-ref.ts';
 import type { Caller, NodeRef } from '../../src/rpc/types.ts';
 import { SystemClock } from '../../src/util/clock.ts';
 import { isOverlayError, OverlayError } from '../../src/util/errors.ts';
@@ -262,7 +263,7 @@ test('certificates from the identity layer work, and an issuer-signed certificat
   const keyPair = (i: Identity) => ({ privateKey: i.signingKey, publicKey: i.publicSigningKey });
   const b = await node(undefined, {
     keyPair: keyPair(serverId),
-    certificate: await createIdentityNodeCertificate(serverId),
+    certificate: await createNodeCertificate(serverId.signingKeyPair),
     trustedIssuers: [ca.publicKey],
   });
   b.onRequest((_m, _p, caller) => caller.ref?.id);
@@ -271,7 +272,7 @@ test('certificates from the identity layer work, and an issuer-signed certificat
   const callerId = Identity.generate();
   const a = await node(undefined, {
     keyPair: keyPair(callerId),
-    certificate: await createIdentityNodeCertificate(callerId, undefined, ca),
+    certificate: await createNodeCertificate(callerId.signingKeyPair, { issuer: ca }),
   });
   assert.equal(await a.request(b.self, 'who', null), callerId.id);
   // The same kind of certificate is refused by a node that does not trust that CA.

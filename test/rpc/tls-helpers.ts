@@ -1,5 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createNodeCertificate, type NodeCertificate, rawEd25519PublicKey } from '../../src/rpc/tls-cert.ts';
+import { createNodeCertificate, type NodeCertificate } from '../../src/identity/certificates.ts';
+import { rawEd25519PublicKey } from '../../src/rpc/tls-cert.ts';
 import { type TlsListenOptions, TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 
 export interface TestNode {

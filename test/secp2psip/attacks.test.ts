@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
+import type { RegisteredPhones } from '../../src/secp2psip/local-phones.ts';
 import { exchange } from '../../src/secp2psip/adapter-node.ts';
-import { type LocalUser, placeCall } from '../../src/secp2psip/call-flow.ts';
+import type { LocalUser } from '../../src/secp2psip/call-common.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
 import {
   callTbs,
   DOMAIN,
@@ -20,7 +22,7 @@ import { UserSigner } from '../../src/identity/user-key.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import type { Caller, Payload } from '../../src/rpc/types.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
-import { phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
 const N = 7; // floor((N-K)/2) = 2 bad pieces can be corrected
@@ -57,8 +59,8 @@ function signedInvite(user: { name: string; signer: UserSigner }, to: string, t:
 describe('SecP2PSIP attacks (in-memory ring)', () => {
   let t: SecTestnet;
   let alice: LocalUser;
-  let A: AdapterNode;
-  let B: AdapterNode;
+  let A: AdapterNode<RegisteredPhones>;
+  let B: AdapterNode<RegisteredPhones>;
   const log = capture();
 
   before(async () => {
@@ -66,7 +68,7 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     [A, B] = t.adapters;
     alice = await t.settle(A.ensureUser('alice'));
     await t.settle(B.ensureUser('bob'));
-    B.contactsOf = (name) => (name === 'bob' ? ['<sip:bob@10.0.0.2:5080>'] : []);
+    bindPhone(B, 'bob', 'sip:bob@10.0.0.2:5080');
   });
   after(() => t.close());
 
@@ -77,7 +79,7 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
       assert.match(e.message, /'bob' is already registered with another key/);
       return true;
     });
-    const ok = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    const ok = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
     assert.ok(ok.ok, 'bob is still bob');
   });
 
@@ -112,9 +114,9 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
       if (!captured) captured = r;
       return captured;
     });
-    const first = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    const first = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
     assert.ok(first.ok);
-    const second = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    const second = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
     assert.equal(second.ok, false);
     assert.ok(!second.ok && second.status === 403, JSON.stringify(second));
     tapAnswers(B, (r) => r);
@@ -128,7 +130,7 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
       const evil: RedirectMsg = { ...d.value, sip: new TextEncoder().encode(text) };
       return encodeMessage(evil);
     });
-    const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    const out = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
     assert.equal(out.ok, false);
     assert.ok(!out.ok && out.status === 403 && /not signed by bob/.test(out.reason), JSON.stringify(out));
     tapAnswers(B, (r) => r);
@@ -169,13 +171,13 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     const E = await t.addAdapter();
     await t.run(1000);
     const u = await t.settle(E.ensureUser(name));
-    return t.settle(placeCall(E.flow, phoneInvite(name, callee), u, callee));
+    return t.settle(placeCall(E.caller, phoneInvite(name, callee), u, callee));
   }
 
   it('corrects floor((n-k)/2) holders serving pieces of another key; fails closed beyond and names them', async () => {
     const D = t.adapters[5];
     await t.settle(D.ensureUser('dave'));
-    D.contactsOf = () => ['<sip:dave@10.0.0.4:5080>'];
+    bindPhone(D, 'dave', 'sip:dave@10.0.0.4:5080');
     const forged = await forgedPieces('dave');
     for (const i of [1, 2]) assert.ok(tamperPiece('dave', i, () => forged[i - 1]) > 0);
     const fine = await freshCaller('carol', 'dave');
@@ -193,7 +195,7 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
   it('drops pieces whose bytes were altered (bootstrap write signature), fails closed when fewer than k remain', async () => {
     const F = t.adapters[6];
     await t.settle(F.ensureUser('frank'));
-    F.contactsOf = () => ['<sip:frank@10.0.0.6:5080>'];
+    bindPhone(F, 'frank', 'sip:frank@10.0.0.6:5080');
     const flip = (v: Uint8Array) => {
       const c = Uint8Array.from(v);
       c[12] ^= 0x5a;

@@ -14,7 +14,6 @@ import { decodeMessage, encodeMessage, type RedirectMsg } from '../../src/secp2p
 import { SipElement } from '../../src/sip/element.ts';
 import type { SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { getHeader } from '../../src/sip/message.ts';
-import { Registrar } from '../../src/sip/registrar.ts';
 import { buildResponse } from '../../src/sip/response.ts';
 import { serialize } from '../../src/sip/serializer.ts';
 import type { Caller, Payload } from '../../src/rpc/types.ts';
@@ -117,8 +116,7 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
     for (const [i, node] of t.adapters.slice(0, 5).entries()) {
       const transport = new MemoryTransport();
       const element = new SipElement({ transport, clock: t.clock });
-      const registrar = new Registrar({ clock: t.clock }, { minExpires: 10 });
-      const adapter = new Adapter({ node, element, registrar, clock: t.clock });
+      const adapter = new Adapter({ node, element, clock: t.clock });
       sides.push({ node, adapter, transport, phone: { host: `10.0.1.${i + 1}`, port: 5070 } });
     }
     [A, B, C, D, E] = sides;

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.ts';
 import { UserSigner } from '../../src/identity/user-key.ts';
-import { placeCall } from '../../src/secp2psip/call-flow.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
 import { encodeBundle } from '../../src/secp2psip/messages.ts';
 import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
 import { encodePiece, splitKey } from '../../src/sharing/index.ts';
-import { phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
 const N = 6;
@@ -24,14 +24,14 @@ describe("the seed's rebuild mode in whole calls (in-memory ring)", () => {
     t = await SecTestnet.create(6, { k: K, n: N, rebuild: 'seed', seed: 55 });
     const B = t.adapters[1];
     await t.settle(B.ensureUser('bob'));
-    B.contactsOf = (n) => (n === 'bob' ? ['<sip:bob@10.0.0.2:5080>'] : []);
+    bindPhone(B, 'bob', 'sip:bob@10.0.0.2:5080');
   });
   after(() => t.close());
 
   it('verifies a call from k pieces', async () => {
     const A = t.adapters[0];
     const alice = await t.settle(A.ensureUser('alice'));
-    const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+    const out = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
     assert.ok(out.ok, out.ok ? '' : out.reason);
     assert.equal(out.callee.pieces.used, K);
   });
@@ -60,7 +60,7 @@ describe("the seed's rebuild mode in whole calls (in-memory ring)", () => {
     for (const [i, name] of ['carol', 'dave', 'erin'].entries()) {
       const C = t.adapters[2 + i];
       const u = await t.settle(C.ensureUser(name));
-      const out = await t.settle(placeCall(C.flow, phoneInvite(name, 'bob'), u, 'bob'));
+      const out = await t.settle(placeCall(C.caller, phoneInvite(name, 'bob'), u, 'bob'));
       assert.ok(!out.ok, `${name} got a 302 from a mixed set of pieces`);
       assert.equal(out.status, 403, out.reason);
     }

@@ -13,7 +13,8 @@ import { pino } from 'pino';
 import { Identity } from '../../src/identity/identity.ts';
 import { UserSigner } from '../../src/identity/user-key.ts';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
-import { type LocalUser, placeCall } from '../../src/secp2psip/call-flow.ts';
+import type { LocalUser } from '../../src/secp2psip/call-common.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
 import {
   DOMAIN,
   decodeLocation,
@@ -25,7 +26,7 @@ import {
 import { Registry } from '../../src/secp2psip/registry.ts';
 import { openRingValue, pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
 import { encodePiece, splitKey } from '../../src/sharing/index.ts';
-import { phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
 const N = 5;
@@ -37,7 +38,7 @@ describe('trust on first use in the call flow (in-memory ring)', () => {
   let A: AdapterNode;
   let alice: LocalUser;
 
-  const call = (callee: string) => t.settle(placeCall(A.flow, phoneInvite('alice', callee), alice, callee));
+  const call = (callee: string) => t.settle(placeCall(A.caller, phoneInvite('alice', callee), alice, callee));
 
   /** Every ring node holding `key`: replace the stored value. */
   function overwrite(key: string, value: (old: Uint8Array) => Uint8Array): number {
@@ -90,7 +91,7 @@ describe('trust on first use in the call flow (in-memory ring)', () => {
     ] as const) {
       const node = t.adapters[i];
       await t.settle(node.ensureUser(name));
-      node.contactsOf = (n) => (n === name ? [`<sip:${name}@10.0.0.${i}:5080>`] : []);
+      bindPhone(node, name, `sip:${name}@10.0.0.${i}:5080`);
     }
   });
   after(() => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { placeCall, verifiedUser } from '../../src/secp2psip/call-flow.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
 import { getHeader } from '../../src/sip/message.ts';
-import { phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 describe('SecP2PSIP registration and call setup (in-memory ring)', () => {
   let t: SecTestnet;
@@ -15,9 +15,9 @@ describe('SecP2PSIP registration and call setup (in-memory ring)', () => {
     const [a, b] = t.adapters;
     const alice = await t.settle(a.ensureUser('alice'));
     await t.settle(b.ensureUser('bob'));
-    b.contactsOf = (name) => (name === 'bob' ? ['<sip:bob@10.0.0.2:5080>'] : []);
+    bindPhone(b, 'bob', 'sip:bob@10.0.0.2:5080');
     const req = phoneInvite('alice', 'bob');
-    const out = await t.settle(placeCall(a.flow, req, alice, 'bob'));
+    const out = await t.settle(placeCall(a.caller, req, alice, 'bob'));
     assert.ok(out.ok, out.ok ? '' : `${out.status} ${out.reason}`);
     assert.equal(out.response.status, 302);
     assert.equal(getHeader(out.response, 'Contact'), '<sip:bob@10.0.0.2:5080>');
@@ -29,26 +29,26 @@ describe('SecP2PSIP registration and call setup (in-memory ring)', () => {
   it('reuses a verified callee for later calls, and looks up afresh when the cached location is stale', async () => {
     const [a, b, c] = t.adapters;
     const alice = a.users.get('alice') ?? (await t.settle(a.ensureUser('alice')));
-    a.flow.cacheMs = 60_000;
-    b.flow.cacheMs = 60_000;
+    a.verified.cacheMs = 60_000;
+    b.verified.cacheMs = 60_000;
     try {
-      assert.ok((await t.settle(placeCall(a.flow, phoneInvite('alice', 'bob'), alice, 'bob'))).ok);
+      assert.ok((await t.settle(placeCall(a.caller, phoneInvite('alice', 'bob'), alice, 'bob'))).ok);
       const lookups = a.ring.counters.lookups;
-      const again = await t.settle(placeCall(a.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+      const again = await t.settle(placeCall(a.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
       assert.ok(again.ok);
       assert.equal(a.ring.counters.lookups, lookups, 'no ring lookup for a cached callee');
 
       // Stale entry: bob "moved" (the cache points at an adapter that does not know him).
-      const entry = a.flow.cache?.get('bob');
+      const entry = a.verified.cache.get('bob');
       assert.ok(entry);
-      a.flow.cache?.set('bob', { ...entry, user: { ...entry.user, adapter: c.endpoint.self } });
-      const moved = await t.settle(placeCall(a.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+      a.verified.cache.set('bob', { ...entry, user: { ...entry.user, adapter: c.endpoint.self } });
+      const moved = await t.settle(placeCall(a.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
       assert.ok(moved.ok, moved.ok ? '' : moved.reason);
       assert.ok(a.ring.counters.lookups > lookups, 'looked up again');
-      assert.equal(a.flow.cache?.get('bob')?.user.adapter.id, b.endpoint.self.id);
+      assert.equal(a.verified.cache.get('bob')?.user.adapter.id, b.endpoint.self.id);
     } finally {
-      a.flow.cacheMs = 0;
-      b.flow.cacheMs = 0;
+      a.verified.cacheMs = 0;
+      b.verified.cacheMs = 0;
     }
   });
 
@@ -56,17 +56,17 @@ describe('SecP2PSIP registration and call setup (in-memory ring)', () => {
     const [a, b, c] = t.adapters;
     const alice = a.users.get('alice') ?? (await t.settle(a.ensureUser('alice')));
     await t.settle(c.ensureUser('carol'));
-    b.flow.cacheMs = 60_000;
+    b.verified.cacheMs = 60_000;
     try {
       // Poison bob's adapter's cache: "alice" with carol's key (as if alice had re-registered since).
-      const carol = await t.settle(verifiedUser(b.flow, 'carol'));
-      const real = await t.settle(verifiedUser(b.flow, 'alice', true));
-      b.flow.cache?.set('alice', { user: { ...real, key: carol.key }, until: t.clock.now() + 60_000 });
-      const out = await t.settle(placeCall(a.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+      const carol = await t.settle(b.verified.verify('carol'));
+      const real = await t.settle(b.verified.verify('alice', true));
+      b.verified.cache.set('alice', { user: { ...real, key: carol.key }, until: t.clock.now() + 60_000 });
+      const out = await t.settle(placeCall(a.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
       assert.ok(out.ok, out.ok ? '' : out.reason);
-      assert.ok(b.flow.cache?.get('alice')?.user.key.equals(real.key));
+      assert.ok(b.verified.cache.get('alice')?.user.key.equals(real.key));
     } finally {
-      b.flow.cacheMs = 0;
+      b.verified.cacheMs = 0;
     }
   });
 });

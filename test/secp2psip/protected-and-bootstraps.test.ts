@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { encode as cborEncode } from 'cborg';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
-import { placeCall } from '../../src/secp2psip/call-flow.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
 import type { Caller, Payload } from '../../src/rpc/types.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
-import { phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'secp2psip-boot-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,12 +45,12 @@ describe('protected mode', () => {
       const [A, B] = t.adapters;
       const alice = await t.settle(A.ensureUser('alice'));
       await t.settle(B.ensureUser('bob'));
-      B.contactsOf = () => ['<sip:bob@10.0.0.2:5080>'];
+      bindPhone(B, 'bob', 'sip:bob@10.0.0.2:5080');
       const seen: Uint8Array[] = [];
       spy(A, seen);
       spy(B, seen);
       const req = phoneInvite('alice', 'bob');
-      const out = await t.settle(placeCall(A.flow, req, alice, 'bob'));
+      const out = await t.settle(placeCall(A.caller, req, alice, 'bob'));
       assert.ok(out.ok && out.protected, out.ok ? '' : out.reason);
       const secp = seen.filter((b) => contains(b, 'SEALED') || contains(b, 'REDIRECT') || contains(b, 'INVITE'));
       assert.ok(secp.length >= 2, 'the SECP2PSIP exchange was observed');
@@ -119,7 +119,7 @@ describe('restarts', () => {
       const [A, B, C] = t.adapters;
       const alice = await t.settle(A.ensureUser('alice'));
       await t.settle(B.ensureUser('bob'));
-      B.contactsOf = () => ['<sip:bob@10.0.0.2:5080>'];
+      bindPhone(B, 'bob', 'sip:bob@10.0.0.2:5080');
       await t.stopBootstrap(0);
       // Wipe what the ring held, so only the bootstrap's registry can bring it back.
       for (const a of t.adapters) for (const r of a.ring.store.all()) a.ring.store.delete(r.key);
@@ -131,7 +131,7 @@ describe('restarts', () => {
       assert.equal(await t.settle(b.republishAll()), 2);
       const e = await t.settle(C.registerUser('bob').catch((x) => x));
       assert.ok(isOverlayError(e, 'USER_NAME_TAKEN'), String(e));
-      const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+      const out = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
       assert.ok(out.ok, out.ok ? '' : out.reason);
     } finally {
       t.close();

@@ -4,10 +4,13 @@ import { METHOD } from '../../src/dht/chord/messages.ts';
 import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
-import { type LocalUser, placeCall } from '../../src/secp2psip/call-flow.ts';
-import { fetchSigned, planFromView } from '../../src/secp2psip/ring-fetch.ts';
+import type { RegisteredPhones } from '../../src/secp2psip/local-phones.ts';
+import type { LocalUser } from '../../src/secp2psip/call-common.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
+import { planFromView } from '../../src/dht/chord/direct-fetch.ts';
+import { fetchSigned } from '../../src/secp2psip/ring-fetch.ts';
 import { openRingValue, pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
-import { phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
 const N = 5;
@@ -30,15 +33,15 @@ const hexOf = (r: { ok: boolean; value?: unknown } | undefined) =>
 
 describe('reading SecP2PSIP records straight from their holders', () => {
   let t: SecTestnet;
-  let A: AdapterNode;
-  let B: AdapterNode;
+  let A: AdapterNode<RegisteredPhones>;
+  let B: AdapterNode<RegisteredPhones>;
   let alice: LocalUser;
   before(async () => {
     t = await SecTestnet.create(14, { k: K, n: N, seed: 21 });
     [A, B] = t.adapters;
     alice = await t.settle(A.ensureUser('alice'));
     await t.settle(B.ensureUser('bob'));
-    B.contactsOf = (name) => (name === 'bob' ? ['<sip:bob@10.0.0.2:5080>'] : []);
+    bindPhone(B, 'bob', 'sip:bob@10.0.0.2:5080');
   });
   after(() => t.close());
 
@@ -137,24 +140,24 @@ describe('reading SecP2PSIP records straight from their holders', () => {
         if (method === 'secp2psip') order.push('invite sent');
         return request.call(ep, to, method, payload, opts);
       };
-      const accept = A.flow.trust.accept.bind(A.flow.trust);
-      A.flow.trust.accept = (b, at) => {
+      const accept = A.trust.accept.bind(A.trust);
+      A.trust.accept = (b, at) => {
         if (b.name === 'bob') order.push('bob verified');
         return accept(b, at);
       };
-      A.flow.mode = mode;
-      A.flow.pipeline = pipeline;
+      A.mode = mode;
+      A.caller.pipeline = pipeline;
       try {
-        const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+        const out = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
         assert.ok(out.ok, out.ok ? '' : out.reason);
         assert.equal(out.response.status, 302);
         const early = mode === 'signed' && pipeline;
         assert.deepEqual(order, early ? ['invite sent', 'bob verified'] : ['bob verified', 'invite sent'], mode);
       } finally {
         ep.request = request;
-        A.flow.trust.accept = accept;
-        A.flow.mode = 'signed';
-        A.flow.pipeline = undefined;
+        A.trust.accept = accept;
+        A.mode = 'signed';
+        A.caller.pipeline = undefined;
       }
     }
   });

@@ -48,7 +48,7 @@ describe('SecP2PSIP records while the ring grows', () => {
 
       const reader = t.adapters[t.adapters.length - 1];
       for (const name of names) {
-        const u = await t.settle(lookupUser(reader.flow.lookup, name, true));
+        const u = await t.settle(lookupUser(reader.verified.lookup, name, true));
         assert.equal(u.pieces.missing.length + u.pieces.bad.length, 0, name);
       }
     } finally {

@@ -4,6 +4,7 @@
  * under the names the tests use.
  */
 export {
+  bindPhone,
   MemoryOverlay as SecTestnet,
   type MemoryOverlayInit as TestnetInit,
   phoneInvite,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { parseWhanauSimArgs, runWhanauSim, simulateWhanau, simulateWhanauLayers } from '../../src/sim/whanau.ts';
-import { BulkWhanau } from '../../src/dht/whanau/bulk.ts';
+import { BulkWhanau } from '../../src/sim/whanau-bulk.ts';
 import { defaultParams } from '../../src/dht/whanau/params.ts';
 import { buildSocialGraph } from '../../src/sim/social-graph.ts';
 import { isOverlayError } from '../../src/util/errors.ts';

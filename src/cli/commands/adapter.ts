@@ -1,5 +1,5 @@
 import { bootstrapSpecOf, parseBootstrapSpec, resolveBootstrap } from '../../secp2psip/bootstrap-spec.ts';
-import type { SecurityMode } from '../../secp2psip/call-flow.ts';
+import type { SecurityMode } from '../../secp2psip/call-common.ts';
 import { fetchPeerKey, startAdapterDaemon } from '../../secp2psip/daemon.ts';
 import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
 import {

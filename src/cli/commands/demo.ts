@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FlowEvent, SecurityMode } from '../../secp2psip/call-flow.ts';
+import type { FlowEvent, SecurityMode } from '../../secp2psip/call-common.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
 import { LocalOverlay, summarizeCalls } from '../../secp2psip/local-overlay.ts';
 import { intOption, optionsUsage, parseArgs } from '../../util/args.ts';

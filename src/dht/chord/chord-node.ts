@@ -6,6 +6,7 @@ import type { Random } from '../../util/random.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
+import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
@@ -30,9 +31,6 @@ import {
   type PutResult,
 } from './chord-types.ts';
 import { bytesEqual } from '../../util/bytes.ts';
-
-// The node's config and result types live in chord-types.ts; importers keep importing them from here.
-export * from './chord-types.ts';
 
 /**
  * One Chord node (Stoica et al., IEEE/ACM ToN 2003). Protocol state lives
@@ -342,6 +340,21 @@ export class ChordNode {
     const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
     const res = await Promise.all(keys.map((k, i) => this.getFrom(k, lrs[i])));
     return new Map(keys.map((k, i) => [k, res[i]]));
+  }
+
+  /**
+   * Read keys straight from their likely holders, without confirming the
+   * owner (direct-fetch.ts): only records this node's validator accepts, and
+   * sound only for keys whose validator authenticates the value; keys it
+   * does not return are the caller's to read with `getMany`.
+   */
+  getManyDirect(keys: readonly string[], opts?: DirectFetchOptions): Promise<DirectFetch> {
+    return getManyDirect(this, keys, opts);
+  }
+
+  /** The successor list, nearest first. */
+  get successors(): readonly NodeRef[] {
+    return this.succs.entries();
   }
 
   /**

@@ -1,5 +1,4 @@
-import type { Random } from '../../util/random.ts';
-import type { WhanauParams } from './params.ts';
+import type { WhanauParams } from '../dht/whanau/params.ts';
 import {
   chooseId,
   type FingerLayer,
@@ -8,8 +7,9 @@ import {
   lookupProcedure,
   type TryOutcome,
   tryProcedure,
-} from './procedures.ts';
-import { lowerBound } from './ring.ts';
+} from '../dht/whanau/procedures.ts';
+import { lowerBound } from '../dht/whanau/ring.ts';
+import type { Random } from '../util/random.ts';
 
 /**
  * SETUP and LOOKUP of seed 003 Appendix A run over a whole graph at once, with

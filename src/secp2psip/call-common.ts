@@ -1,0 +1,42 @@
+/**
+ * What both sides of SecP2PSIP session establishment (caller.ts, callee.ts)
+ * share: the security mode, the adapter's own users, the events the demo
+ * shows, and sealing a message to a user's key (protected mode).
+ */
+import type { Identity } from '../identity/identity.ts';
+import { seal } from '../identity/seal.ts';
+import type { UserSigner } from '../identity/user-key.ts';
+import { encodeMessage, type SecP2PSipMessage, type UserKeyBundle } from './messages.ts';
+
+export type SecurityMode = 'signed' | 'protected';
+
+/** A user registered through this adapter: signs with `signer`, opens sealed messages with `kem`. */
+export interface LocalUser {
+  name: string;
+  signer: UserSigner;
+  kem: Identity;
+  bundle: UserKeyBundle;
+}
+
+/** The users registered through this adapter (the callee side answers for them). */
+export interface LocalUsers {
+  get(name: string): LocalUser | undefined;
+  values(): Iterable<LocalUser>;
+}
+
+/** What the demo shows of a call: who verified whom, in which mode. */
+export interface FlowEvent {
+  kind: 'invite-verified' | 'redirect-verified';
+  /** The user whose signature was checked. */
+  verified: string;
+  /** The local user on whose behalf it was checked. */
+  by: string;
+  mode: SecurityMode;
+  /** Pieces that disagreed with the rebuilt key (robust rebuilding corrected them). */
+  badPieces: number;
+}
+
+/** A SECP2PSIP message sealed to a user's key (protected mode). */
+export function sealFor(sealKey: Uint8Array, m: SecP2PSipMessage): Uint8Array {
+  return encodeMessage({ t: 'SEALED', box: seal(sealKey, encodeMessage(m)) });
+}

@@ -1,0 +1,119 @@
+/**
+ * SecP2PSIP session establishment, seed 000 IV.3 (Figure 3), the callee's
+ * side (AdapterB): one SECP2PSIP INVITE (plain or sealed) in, one REDIRECT
+ * or ERROR out. Key rebuild of the caller (verified-users.ts), signature and
+ * freshness check (timestamp window + nonce cache), the 302 built from the
+ * phone INVITE (RFC 3261 8.2.6) with the callee's registered contacts (the
+ * LocalPhones port), signed REDIRECT echoing the INVITE's nonce. The
+ * caller's side is caller.ts.
+ */
+import type { ReplayCache } from '../identity/replay-cache.ts';
+import { open, seal } from '../identity/seal.ts';
+import type { Caller } from '../rpc/types.ts';
+import { buildResponse } from '../sip/response.ts';
+import { serialize } from '../sip/serializer.ts';
+import type { Clock } from '../util/clock.ts';
+import { type ErrorCode, isOverlayError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import { type FlowEvent, type LocalUser, type LocalUsers, type SecurityMode, sealFor } from './call-common.ts';
+import { checkInviteSip, refuse } from './call-checks.ts';
+import type { VerifiedUser } from './key-lookup.ts';
+import type { LocalPhones } from './local-phones.ts';
+import { callTbs, DOMAIN, decodeMessage, encodeMessage, type RedirectMsg } from './messages.ts';
+import type { VerifiedUsers } from './verified-users.ts';
+
+/** What the callee's side uses. */
+export interface CalleeContext {
+  /** The users registered through this adapter (callees, and the keys sealed messages are tried against). */
+  users: LocalUsers;
+  /** Their phones, registered at this adapter's SIP half. */
+  phones: LocalPhones;
+  verified: VerifiedUsers;
+  replay: ReplayCache;
+  clock: Clock;
+  log: Logger;
+  /** Protected mode seals every REDIRECT, also to a caller that did not seal its INVITE. */
+  mode: SecurityMode;
+  /** Told about every verified INVITE (optional). */
+  onEvent?: (e: FlowEvent) => void;
+  /** Counts a SECP2PSIP request that did not decode as an INVITE (answered RPC_MALFORMED). */
+  onMalformed?: () => void;
+}
+
+/** Callee side: answer one SECP2PSIP INVITE (plain or sealed). Never throws: refusals are ERROR messages. */
+export async function answerInvite(ctx: CalleeContext, payload: unknown, from: Caller): Promise<Uint8Array> {
+  let d = decodeMessage(payload);
+  let sealedTo: LocalUser | undefined;
+  if (d.ok && d.value.t === 'SEALED') {
+    const box = d.value.box;
+    d = { ok: false, error: 'sealed to no user of this adapter' };
+    for (const u of ctx.users.values()) {
+      const o = open(u.kem, box);
+      if (o.ok) {
+        d = decodeMessage(o.value);
+        sealedTo = u;
+        break;
+      }
+    }
+  }
+  if (!d.ok || d.value.t !== 'INVITE') {
+    ctx.onMalformed?.();
+    const reason = d.ok ? `unexpected ${d.value.t}` : d.error;
+    return encodeMessage({ t: 'ERROR', code: 'RPC_MALFORMED', reason });
+  }
+  const m = d.value;
+  let callerUser: VerifiedUser | undefined;
+  try {
+    const callee = ctx.users.get(m.to) ?? refuse('USER_UNKNOWN', `${m.to} is not registered at this adapter`);
+    if (sealedTo && sealedTo.name !== callee.name) refuse('VERIFICATION_FAILED', 'sealed to another user');
+    callerUser = await ctx.verified.verify(m.name);
+    // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt caller key.
+    let signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
+    if (!signed && ctx.verified.inDoubt(m.name, callerUser)) {
+      ctx.verified.forget(m.name);
+      callerUser = await ctx.verified.verify(m.name, true);
+      signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
+    }
+    if (!signed) refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
+    const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
+    if (!fresh.ok) refuse(fresh.code, fresh.reason);
+    const sip = checkInviteSip(m);
+    const contacts = ctx.phones.contactsOf(callee.name);
+    if (contacts.length === 0) refuse('CALLEE_UNREACHABLE', `${callee.name}'s phone is not registered`);
+    // Seed Table 3: a 302 built from the INVITE (RFC 3261 8.2.6), Contact = the callee's own phone.
+    const resp = buildResponse(sip, 302, 'Moved Temporarily', {
+      headers: contacts.map((value) => ({ name: 'Contact', value })),
+    });
+    const body: Omit<RedirectMsg, 'sig'> = {
+      t: 'REDIRECT',
+      name: callee.name,
+      to: m.name,
+      callId: m.callId,
+      nonce: m.nonce,
+      ts: ctx.clock.wallNow(),
+      sip: new Uint8Array(serialize(resp)),
+    };
+    const redirect: RedirectMsg = { ...body, sig: callee.signer.sign(DOMAIN.redirect, callTbs(body)) };
+    ctx.log.info(
+      { caller: m.name, callee: callee.name, sealed: sealedTo !== undefined, from: from.addr },
+      `verified ${m.name}'s INVITE; answering REDIRECT`,
+    );
+    ctx.onEvent?.({
+      kind: 'invite-verified',
+      verified: m.name,
+      by: callee.name,
+      mode: sealedTo ? 'protected' : 'signed',
+      badPieces: callerUser.pieces.bad.length,
+    });
+    return sealedTo || ctx.mode === 'protected'
+      ? sealFor(callerUser.bundle.sealKey, redirect)
+      : encodeMessage(redirect);
+  } catch (e) {
+    const code: ErrorCode = isOverlayError(e) ? e.code : 'BAD_CONFIG';
+    const reason = isOverlayError(e) ? e.message : 'internal error';
+    ctx.log.info({ caller: m.name, callee: m.to, code, reason }, 'SECP2PSIP INVITE refused');
+    const err = encodeMessage({ t: 'ERROR', code, reason });
+    // A refusal is sealed too when we could rebuild the caller's key, so observers learn nothing from it.
+    return sealedTo && callerUser ? encodeMessage({ t: 'SEALED', box: seal(callerUser.bundle.sealKey, err) }) : err;
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * SecP2PSIP session establishment, seed 000 IV.3 (Figure 3), the caller's
+ * side (AdapterA): contact lookup and key rebuild of the callee, trust on
+ * first use (verified-users.ts), SECP2PSIP INVITE (Table 2) signed by the
+ * caller and, in protected mode, sealed to the callee; then verification of
+ * the SECP2PSIP REDIRECT (Table 3) and of the 302 inside it against the
+ * phone's own INVITE (call-checks.ts). Only then is the 302 handed to the
+ * phone. The callee's side is callee.ts.
+ *
+ * What is signed (messages.ts `callTbs`): kind, sender, receiver, Call-ID,
+ * nonce, timestamp, SHA-256 of the SIP bytes.
+ *
+ * Pipelining (signed mode, callee looked up through the ring): the caller
+ * sends the signed INVITE as soon as the callee's `Username` record arrives
+ * (its adapter admitted by a known bootstrap), while the pieces are still
+ * being fetched and the key rebuilt; the callee's adapter rebuilds the
+ * caller's key meanwhile, so the two sides' ring work overlaps. The REDIRECT
+ * is taken only if the key then rebuilt verifies the `Username` record, the
+ * adapter it names is the one the INVITE went to, and the REDIRECT verifies
+ * against that key; else it is dropped and, where the rebuilt record names
+ * another adapter, the INVITE goes there. What this gives up: a stale
+ * `Username` record (a bootstrap-signed older location of the same user; a
+ * forged one is refused by its envelope signature) can make the caller
+ * send its signed, not sealed, INVITE to a wrong adapter before the
+ * mismatch shows; it learns what any node on a signed-mode path sees, and
+ * nothing it answers is trusted. Protected mode seals the INVITE to the
+ * callee's key, so it waits for the rebuild.
+ */
+import { open } from '../identity/seal.ts';
+import type { ReplayCache } from '../identity/replay-cache.ts';
+import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
+import { getHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { serialize } from '../sip/serializer.ts';
+import type { Clock } from '../util/clock.ts';
+import { ERRORS, type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import type { Random } from '../util/random.ts';
+import { type FlowEvent, type LocalUser, type SecurityMode, sealFor } from './call-common.ts';
+import { checkRedirect, refuse } from './call-checks.ts';
+import type { OnAdapter, VerifiedUser } from './key-lookup.ts';
+import {
+  callTbs,
+  DOMAIN,
+  decodeMessage,
+  encodeMessage,
+  type InviteMsg,
+  NAME_RE,
+  type RedirectMsg,
+} from './messages.ts';
+import type { VerifiedUsers } from './verified-users.ts';
+import { bytesEqual } from '../util/bytes.ts';
+
+/** What the caller's side uses. */
+export interface CallerContext {
+  endpoint: RpcEndpoint;
+  verified: VerifiedUsers;
+  replay: ReplayCache;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  mode: SecurityMode;
+  /** Time allowed for the SECP2PSIP INVITE/REDIRECT exchange (ms). */
+  timeoutMs: number;
+  /** Signed mode: send the INVITE before the callee key is rebuilt (see the module comment; default true). */
+  pipeline?: boolean;
+  /** Told about every verified REDIRECT (optional). */
+  onEvent?: (e: FlowEvent) => void;
+}
+
+export type CallOutcome =
+  | { ok: true; response: SipResponse; callee: VerifiedUser; protected: boolean }
+  | { ok: false; status: number; reason: string; code: ErrorCode };
+
+function outcomeOf(e: unknown): CallOutcome {
+  if (isOverlayError(e)) {
+    const reason = e.message.length > 120 ? `${e.message.slice(0, 117)}...` : e.message;
+    return { ok: false, status: ERRORS[e.code].sip, reason: sipReason(reason), code: e.code };
+  }
+  return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG' };
+}
+
+/** Reason phrases are TEXT-UTF8 without CR/LF (RFC 3261 25.1). */
+function sipReason(s: string): string {
+  return s.replace(/[\r\n\t]+/g, ' ').trim();
+}
+
+/** Caller side: from the phone's INVITE to a verified 302, or a SIP error status. */
+export async function placeCall(
+  ctx: CallerContext,
+  req: SipRequest,
+  caller: LocalUser,
+  calleeName: string,
+  isCancelled: () => boolean = () => false,
+): Promise<CallOutcome> {
+  try {
+    if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
+    const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
+    // Signed mode: INVITE on its way as soon as the callee's adapter is known (see the module comment).
+    let early: { to: NodeRef; answer: Promise<Exchanged> } | undefined;
+    const sendEarly: OnAdapter | undefined =
+      ctx.mode === 'signed' && ctx.pipeline !== false
+        ? (to) => {
+            if (early || isCancelled()) return;
+            const answer = exchangeInvite(ctx, req, caller, calleeName, to, undefined, callId);
+            answer.catch(() => {});
+            early = { to, answer };
+          }
+        : undefined;
+    let callee = await ctx.verified.verify(calleeName, false, sendEarly);
+    if (isCancelled()) refuse('TIMEOUT', 'cancelled');
+    const attempt = async (u: VerifiedUser) => {
+      const sealKey = ctx.mode === 'protected' ? u.bundle.sealKey : undefined;
+      const sent = early && sameNode(early.to, u.adapter) ? early.answer : undefined;
+      early = undefined;
+      const out = await (sent ?? exchangeInvite(ctx, req, caller, calleeName, u.adapter, sealKey, callId));
+      return checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
+    };
+    let response: SipResponse;
+    try {
+      response = await attempt(callee);
+    } catch (e) {
+      // A cached or unconfirmed location or key may be stale (moved, re-registered): look up once more,
+      // confirmed, and try again.
+      const doubt = ctx.verified.inDoubt(calleeName, callee);
+      if (!doubt || isCancelled() || isOverlayError(e, 'TIMEOUT')) throw e;
+      ctx.verified.forget(calleeName);
+      callee = await ctx.verified.verify(calleeName, true);
+      response = await attempt(callee);
+    }
+    ctx.log.info(
+      { caller: caller.name, callee: calleeName, mode: ctx.mode, badPieces: callee.pieces.bad },
+      `verified ${calleeName}'s REDIRECT; sending 302`,
+    );
+    ctx.onEvent?.({
+      kind: 'redirect-verified',
+      verified: calleeName,
+      by: caller.name,
+      mode: ctx.mode,
+      badPieces: callee.pieces.bad.length,
+    });
+    return { ok: true, response, callee, protected: ctx.mode === 'protected' };
+  } catch (e) {
+    const out = outcomeOf(e);
+    if (!out.ok)
+      ctx.log.info({ caller: caller.name, callee: calleeName, status: out.status, reason: out.reason }, 'call refused');
+    return out;
+  }
+}
+
+interface Exchanged {
+  m: RedirectMsg;
+  invite: InviteMsg;
+}
+
+function sameNode(a: NodeRef, b: NodeRef): boolean {
+  return a.id === b.id && a.addr === b.addr && bytesEqual(a.key, b.key);
+}
+
+/**
+ * SECP2PSIP INVITE (Table 2) to the callee's adapter, sealed to `sealKey`
+ * when given; resolves with its REDIRECT (Table 3), not yet verified.
+ */
+async function exchangeInvite(
+  ctx: CallerContext,
+  req: SipRequest,
+  caller: LocalUser,
+  calleeName: string,
+  adapter: NodeRef,
+  sealKey: Uint8Array | undefined,
+  callId: string,
+): Promise<Exchanged> {
+  const sip = new Uint8Array(serialize(req));
+  const nonce = ctx.random.bytes(16);
+  const body: Omit<InviteMsg, 'sig'> = {
+    t: 'INVITE',
+    name: caller.name,
+    to: calleeName,
+    callId,
+    nonce,
+    ts: ctx.clock.wallNow(),
+    sip,
+  };
+  const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
+  const payload = sealKey ? sealFor(sealKey, invite) : encodeMessage(invite);
+  let answer: unknown;
+  try {
+    answer = await ctx.endpoint.request(adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
+  } catch (e) {
+    if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
+    refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);
+  }
+  let d = decodeMessage(answer);
+  if (d.ok && d.value.t === 'SEALED') {
+    const opened = open(caller.kem, d.value.box);
+    d = opened.ok ? decodeMessage(opened.value) : { ok: false, error: opened.error };
+  }
+  if (!d.ok) refuse('VERIFICATION_FAILED', `bad answer from ${calleeName}'s adapter`);
+  const m = d.value;
+  if (m.t === 'ERROR') throw new OverlayError(m.code, `${calleeName}'s adapter: ${m.reason}`);
+  if (m.t !== 'REDIRECT') refuse('VERIFICATION_FAILED', `unexpected ${m.t} from ${calleeName}'s adapter`);
+  return { m, invite };
+}

@@ -1,0 +1,99 @@
+/**
+ * The other party of a call, verified (seed 000 IV.3 "Public Key
+ * Reconstruction", plus trust on first use): the caller's adapter verifies
+ * the callee, the callee's adapter the caller, both through here.
+ *
+ * What was verified is kept for `cacheMs`: a later call reuses the key and
+ * location instead of fetching n pieces again. Nothing unverified enters the
+ * cache, and a cached entry is dropped and looked up afresh as soon as it
+ * fails (`forget`): the callee's adapter does not know the user any more (the
+ * user moved) or a signature does not verify with the cached key (the user
+ * re-registered a new key).
+ */
+import { isOverlayError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import { refuse } from './call-checks.ts';
+import { type LookupContext, lookupUser, type OnAdapter, type VerifiedUser } from './key-lookup.ts';
+import type { UserKeyBundle } from './messages.ts';
+import type { TrustStore } from './trust-store.ts';
+
+const CACHE_MAX = 10_000;
+
+/** The name's current key at its authoritative bootstrap (the TOFU re-registration check). */
+export type Whois = (name: string) => Promise<UserKeyBundle | undefined>;
+
+export class VerifiedUsers {
+  readonly lookup: LookupContext;
+  readonly trust: TrustStore;
+  /** Users verified through the ring recently; `cacheMs` 0: every call looks up. */
+  readonly cache = new Map<string, { user: VerifiedUser; until: number }>();
+  cacheMs: number;
+  private readonly whois: Whois;
+  private readonly now: () => number;
+  private readonly wallNow: () => number;
+  private readonly log: Logger;
+
+  constructor(
+    c: {
+      lookup: LookupContext;
+      trust: TrustStore;
+      whois: Whois;
+      now: () => number;
+      wallNow: () => number;
+      log: Logger;
+    },
+    cacheMs = 0,
+  ) {
+    this.lookup = c.lookup;
+    this.trust = c.trust;
+    this.whois = c.whois;
+    this.now = c.now;
+    this.wallNow = c.wallNow;
+    this.log = c.log;
+    this.cacheMs = cacheMs;
+  }
+
+  /** Rebuild, verify and apply TOFU; `fresh`: skip the cache and confirm every owner. */
+  async verify(name: string, fresh = false, onAdapter?: OnAdapter): Promise<VerifiedUser> {
+    const now = this.now();
+    if (!fresh && this.cacheMs) {
+      const hit = this.cache.get(name);
+      if (hit && hit.until > now) return hit.user;
+      if (hit) this.cache.delete(name);
+    }
+    // First without owner confirmation (ring-fetch.ts); a retry, or any doubt about what came back, confirms.
+    let u: VerifiedUser;
+    try {
+      u = await lookupUser(this.lookup, name, fresh, onAdapter);
+    } catch (e) {
+      if (fresh || !isOverlayError(e) || e.code === 'USER_UNKNOWN') throw e;
+      u = await lookupUser(this.lookup, name, true);
+    }
+    if (u.unconfirmed && this.trust.check(u.bundle) === 'mismatch') u = await lookupUser(this.lookup, name, true);
+    const verdict = this.trust.check(u.bundle);
+    if (verdict === 'mismatch') {
+      const auth = await this.whois(name).catch(() => undefined);
+      if (!auth || !this.trust.reRegistered(u.bundle, auth)) {
+        this.log.warn({ user: name }, 'key differs from the one trusted before; refusing');
+        refuse('VERIFICATION_FAILED', `key of ${name} changed since first use`);
+      }
+      this.log.info({ user: name }, 'bootstrap confirms a re-registration; trusting the new key');
+    }
+    this.trust.accept(u.bundle, this.wallNow());
+    if (this.cacheMs) {
+      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(name, { user: u, until: now + this.cacheMs });
+    }
+    return u;
+  }
+
+  /** May `u` be stale: it came from the cache, or from an owner that was not confirmed? */
+  inDoubt(name: string, u: VerifiedUser): boolean {
+    return this.cache.get(name)?.user === u || u.unconfirmed;
+  }
+
+  /** Drop a cached user that just failed: the next call looks it up again. */
+  forget(name: string): void {
+    this.cache.delete(name);
+  }
+}
