@@ -13,6 +13,7 @@
  *   it) is proxied there (RFC 3261 16), never redirected again.
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
+import { SipFrontDoor } from '../sip/front-door.ts';
 import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
 import { StatefulProxy } from '../sip/proxy.ts';
@@ -27,7 +28,6 @@ import type { AdapterNode } from './adapter-node.ts';
 import { placeCall } from './call-flow.ts';
 import { NAME_RE } from './messages.ts';
 
-export const ADAPTER_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
 /** Failures that say nothing about the user: the bootstrap or the ring may answer later. */
 const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
 /** Users registered with the bootstrap at once after a restart. */
@@ -48,6 +48,7 @@ export class Adapter {
   readonly element: SipElement;
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
+  readonly door: SipFrontDoor;
   readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0 };
   /** Recent call outcomes (for the demo). */
   readonly calls: CallRecord[] = [];
@@ -66,9 +67,15 @@ export class Adapter {
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
     this.proxy = new StatefulProxy({ element: c.element, logger: this.log });
     this.node.contactsOf = (name) => this.contactsOf(name);
-    c.element.handle({
-      onRequest: (inc) => this.onRequest(inc),
-      onAck: (req, source) => this.forwardAck(req, source),
+    // What every SIP server shares is the front door's; a phone's redirected request is relayed before it.
+    this.door = new SipFrontDoor({
+      element: c.element,
+      logger: this.log,
+      user: {
+        methods: { REGISTER: (inc) => this.register(inc), INVITE: (inc) => this.invite(inc) },
+        relay: (inc) => this.relay(inc),
+        onAck: (req, source) => this.forwardAck(req, source),
+      },
     });
   }
 
@@ -125,23 +132,11 @@ export class Adapter {
     return this.registrar.lookup(u.value).map((b) => formatNameAddr({ ...b.contact, params: [] }));
   }
 
-  private async onRequest(inc: IncomingRequest): Promise<void> {
-    const req = inc.request;
-    if (this.isVerifiedTarget(req.uri)) {
-      this.forward(inc);
-      return;
-    }
-    switch (req.method) {
-      case 'REGISTER':
-        return this.register(inc);
-      case 'INVITE':
-        return this.invite(inc);
-      case 'OPTIONS':
-        inc.respond(200, 'OK', { headers: [{ name: 'Allow', value: ADAPTER_ALLOW }] });
-        return;
-      default:
-        inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: ADAPTER_ALLOW }] });
-    }
+  /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
+  private relay(inc: IncomingRequest): boolean {
+    if (!this.isVerifiedTarget(inc.request.uri)) return false;
+    this.forward(inc);
+    return true;
   }
 
   private async register(inc: IncomingRequest): Promise<void> {
