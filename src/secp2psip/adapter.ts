@@ -13,6 +13,7 @@
  *   it) is proxied there (RFC 3261 16), never redirected again.
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
+import { sipReasonOf, sipStatusOf } from '../sip/error-status.ts';
 import { SipFrontDoor } from '../sip/front-door.ts';
 import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
@@ -22,12 +23,15 @@ import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
 import { parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
-import { ERRORS, type ErrorCode, isOverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { placeCall } from './call-flow.ts';
-import { NAME_RE } from './messages.ts';
+import { isUsableUserName } from './messages.ts';
 
+/** Why a REGISTER's user name was refused (messages.ts NAME_RE), as a reason phrase. */
+const USER_NAME_RULE =
+  "not a usable user name (1-64 letters, digits and - _ . ! ~ * ' ( ) +, not starting with '.' nor ending in '.<digits>')";
 /** Failures that say nothing about the user: the bootstrap or the ring may answer later. */
 const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
 /** Users registered with the bootstrap at once after a restart. */
@@ -91,7 +95,7 @@ export class Adapter {
     for (const aor of this.registrar.addressesOfRecord()) {
       const u = parseRequestUri(aor);
       const name = u.ok ? (u.value.user ?? '') : '';
-      if (!NAME_RE.test(name)) {
+      if (!isUsableUserName(name)) {
         this.log.warn({ aor }, 'restored binding is not for a usable user name; dropped');
         this.registrar.removeAor(aor);
         continue;
@@ -129,7 +133,10 @@ export class Adapter {
     if (!aor) return [];
     const u = parseRequestUri(aor);
     if (!u.ok) return [];
-    return this.registrar.lookup(u.value).map((b) => formatNameAddr({ ...b.contact, params: [] }));
+    // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
+    return this.registrar
+      .lookup(u.value)
+      .map((b) => formatNameAddr({ ...b.contact, params: b.contact.params.filter(([n]) => n === 'q') }));
   }
 
   /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
@@ -147,15 +154,15 @@ export class Adapter {
       return;
     }
     const name = to.value.uri.user ?? '';
-    if (!NAME_RE.test(name)) {
-      inc.respond(404, 'Not Found: not a usable user name');
+    if (!isUsableUserName(name)) {
+      inc.respond(404, `Not Found: ${USER_NAME_RULE}`);
       return;
     }
     try {
       await this.node.ensureUser(name);
     } catch (e) {
-      const status = isOverlayError(e) ? ERRORS[e.code].sip : 500;
-      const reason = isOverlayError(e) ? e.message.replace(/[\r\n]/g, ' ') : 'Server Internal Error';
+      const status = sipStatusOf(e);
+      const reason = sipReasonOf(e);
       this.log.warn({ user: name, reason }, 'registration with the bootstrap failed');
       inc.respond(status === 404 ? 403 : status, reason);
       return;

@@ -40,7 +40,8 @@ import { getHeader, type SipRequest, type SipResponse } from '../sip/message.ts'
 import { buildResponse } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
-import { ERRORS, type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { sipStatusOf } from '../sip/error-status.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { checkInviteSip, checkRedirect, refuse } from './call-checks.ts';
@@ -118,7 +119,7 @@ export type CallOutcome =
 function outcomeOf(e: unknown): CallOutcome {
   if (isOverlayError(e)) {
     const reason = e.message.length > 120 ? `${e.message.slice(0, 117)}...` : e.message;
-    return { ok: false, status: ERRORS[e.code].sip, reason: sipReason(reason), code: e.code };
+    return { ok: false, status: sipStatusOf(e), reason: sipReason(reason), code: e.code };
   }
   return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG' };
 }
