@@ -224,14 +224,19 @@ export function parseRequestUri(s: string): Result<SipUri> {
   return r;
 }
 
-/** URI parameters that never match when only one of two URIs has them (RFC 3261 19.1.4). */
-const MUST_MATCH_PARAMS = ['user', 'ttl', 'method', 'maddr'];
+/**
+ * URI parameters that never match when only one of two URIs has them (RFC 3261 19.1.4): user, ttl, method and
+ * maddr by the rules, transport by the section's own example (`sip:bob@biloxi.com` is not
+ * `sip:bob@biloxi.com;transport=udp`: "can resolve to different ports and transports").
+ */
+const MUST_MATCH_PARAMS = ['transport', 'user', 'ttl', 'method', 'maddr'];
 
 /**
  * URI equivalence of RFC 3261 19.1.4 (used by the registrar to tell bindings apart, 10.3 step 7): scheme, user
  * and password compare exactly (after unescaping), host case-insensitively, a port must be present in both or
  * neither; "Any uri-parameter appearing in both URIs must match", a user, ttl, method or maddr parameter in only
- * one never matches, other parameters in only one are ignored; header components must all match.
+ * one never matches (nor transport, see above), other parameters in only one are ignored; header components
+ * must all match.
  */
 export function sipUriEquals(a: SipUri, b: SipUri): boolean {
   if (a.scheme !== b.scheme) return false;

@@ -12,10 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import { defaultParams } from '../../src/dht/whanau/params.ts';
 import { Adapter } from '../../src/secp2psip/adapter.ts';
 import { SipElement } from '../../src/sip/element.ts';
+import { sipReasonOf, sipStatusOf } from '../../src/sip/error-status.ts';
+import { allowList, unsupportedRequire } from '../../src/sip/front-door.ts';
 import { getHeader, getHeaders, type SipResponse } from '../../src/sip/message.ts';
+import { parseMessage } from '../../src/sip/parser.ts';
 import { RedirectServer } from '../../src/sip/redirect-server.ts';
 import { Registrar } from '../../src/sip/registrar.ts';
 import { SimClock } from '../../src/util/clock.ts';
+import { OverlayError } from '../../src/util/errors.ts';
 import { WhanauSipNode } from '../../src/whanausip/sip-node.ts';
 import { WhanauDaemon } from '../../src/whanausip/whanau-daemon.ts';
 import { SecTestnet } from '../secp2psip/testnet.ts';
@@ -164,31 +168,29 @@ describe('one SIP front door: conformance of every server (RFC 3261)', { timeout
       assert.equal(r.status, 200, r.reason);
       adapterOfCaller = atAlice;
     }
-    // WhanauSIP: the SIP side of a node (its own phone registers there) and of a gateway, over one real daemon.
-    {
-      whanau = await WhanauDaemon.start({
-        host: '127.0.0.1',
-        port: 0,
-        params: defaultParams(2, { periodMs: 3600_000 }),
-        schedule: false,
+    whanau = await WhanauDaemon.start({
+      host: '127.0.0.1',
+      port: 0,
+      params: defaultParams(2, { periodMs: 3600_000 }),
+      schedule: false,
+    });
+    for (const role of ['node', 'gateway'] as const) {
+      const clock = new SimClock();
+      const transport = new MemoryTransport();
+      const element = new SipElement({ transport, clock });
+      const registrar =
+        role === 'node' ? new Registrar({ clock }, { minExpires: 10, maxBindingsPerAor: 3 }) : undefined;
+      new WhanauSipNode(
+        { element, clock, registrar, lookup: (hash) => whanau.lookupRecord(hash) },
+        { ownHash: whanau.hash },
+      );
+      servers.push({
+        name: `whanausip ${role}`,
+        transport,
+        run: clockRunner(clock),
+        allow: role === 'node' ? 'INVITE, ACK, CANCEL, OPTIONS, REGISTER' : 'INVITE, ACK, CANCEL, OPTIONS',
+        registrant: role === 'node' ? whanau.hash : undefined,
       });
-      for (const role of ['node', 'gateway'] as const) {
-        const clock = new SimClock();
-        const transport = new MemoryTransport();
-        const element = new SipElement({ transport, clock });
-        const registrar = role === 'node' ? new Registrar({ clock }, { minExpires: 10, maxBindingsPerAor: 3 }) : undefined;
-        new WhanauSipNode(
-          { element, clock, registrar, lookup: (hash) => whanau.lookupRecord(hash) },
-          { ownHash: whanau.hash },
-        );
-        servers.push({
-          name: `whanausip ${role}`,
-          transport,
-          run: clockRunner(clock),
-          allow: role === 'node' ? 'INVITE, ACK, CANCEL, OPTIONS, REGISTER' : 'INVITE, ACK, CANCEL, OPTIONS',
-          registrant: role === 'node' ? whanau.hash : undefined,
-        });
-      }
     }
   });
   let adapterOfCaller: Server;
@@ -359,3 +361,33 @@ describe('one SIP front door: conformance of every server (RFC 3261)', { timeout
     }
   });
 });
+
+describe('front door parts', () => {
+  it('Allow: INVITE, ACK, CANCEL, OPTIONS first, then the other methods the server handles', () => {
+    assert.equal(allowList(['REGISTER', 'INVITE']), 'INVITE, ACK, CANCEL, OPTIONS, REGISTER');
+    assert.equal(allowList(['INVITE']), 'INVITE, ACK, CANCEL, OPTIONS');
+    assert.equal(allowList(['MESSAGE', 'options']), 'ACK, CANCEL, OPTIONS, MESSAGE');
+  });
+
+  it('Require: the unknown option tags of every Require header, each once', () => {
+    const m = text('INVITE', { extra: ['Require: 100rel, timer', 'Require: 100rel,,path'] });
+    const parsed = parseMessageOk(m.text);
+    assert.deepEqual(unsupportedRequire(parsed), ['100rel', 'timer', 'path']);
+    assert.deepEqual(unsupportedRequire(parsed, ['timer', '100rel']), ['path']);
+    assert.deepEqual(unsupportedRequire(parseMessageOk(text('INVITE').text)), []);
+  });
+
+  it('typed errors reach a phone with their SIP status and message; anything else is 500 with the standard phrase', () => {
+    assert.equal(sipStatusOf(new OverlayError('USER_UNKNOWN', 'zed')), 404);
+    assert.equal(sipStatusOf(new OverlayError('RPC_TIMEOUT')), 408);
+    assert.equal(sipReasonOf(new OverlayError('VERIFICATION_FAILED', 'bad\r\nsig')), 'verification failed: bad sig');
+    assert.equal(sipStatusOf(new Error('secret internals')), 500);
+    assert.equal(sipReasonOf(new Error('secret internals')), 'Server Internal Error');
+  });
+});
+
+function parseMessageOk(s: string) {
+  const p = parseMessage(Buffer.from(s));
+  assert.ok(p.ok && p.value.kind === 'request');
+  return p.value;
+}
