@@ -23,7 +23,7 @@ export class IncomingRequest {
   readonly source: Peer;
   readonly transaction: ServerTransaction;
   /** Server header value added to the responses built here (RFC 3261 20.35); set by the front door. */
-  server: string | undefined = undefined;
+  serverName: string | undefined = undefined;
   private cancelListeners: Array<() => void> = [];
   private _cancelled = false;
 
@@ -50,7 +50,8 @@ export class IncomingRequest {
 
   /** Build (8.2.6) and send a response; the To tag is the transaction's. Ignored by the transaction once final. */
   respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse {
-    const headers = this.server === undefined ? opts.headers : [...(opts.headers ?? []), serverHeader(this.server)];
+    const headers =
+      this.serverName === undefined ? opts.headers : [...(opts.headers ?? []), serverHeader(this.serverName)];
     const resp = buildResponse(this.request, status, reason, {
       toTag: this.transaction.toTag,
       headers,
@@ -62,11 +63,11 @@ export class IncomingRequest {
 
   /**
    * Pass a ready-made response to the transaction. One the server built itself gets its Server header here; a
-   * relayed one (a proxy's) does not, since the front door leaves `server` unset for requests it relays.
+   * relayed one (a proxy's) does not, since the front door leaves `serverName` unset for requests it relays.
    */
   sendResponse(resp: SipResponse): void {
-    if (this.server !== undefined && getHeader(resp, 'Server') === undefined)
-      resp.headers.push(serverHeader(this.server));
+    if (this.serverName !== undefined && getHeader(resp, 'Server') === undefined)
+      resp.headers.push(serverHeader(this.serverName));
     this.transaction.respond(resp);
     if (resp.status >= 200) this.onFinal();
   }

@@ -138,7 +138,7 @@ export class SipFrontDoor {
     if (this.user.relay?.(inc)) return;
     const req = inc.request;
     const method = req.method;
-    inc.server = this.server;
+    inc.serverName = this.server;
     if (this.log.isLevelEnabled('debug'))
       this.log.debug({ method, uri: req.uri, from: `${inc.source.address}:${inc.source.port}` }, 'request');
     // 16.3 step 3 / 8.2: a request that has run out of hops is refused; "If the request is an OPTIONS request,
