@@ -102,6 +102,7 @@ function inDialog(req: SipRequest): boolean {
   return to.ok && getTag(to.value) !== undefined;
 }
 
+/** A server's front door: it installs itself as the element's request hook and calls the server's handlers. */
 export class SipFrontDoor {
   /** The Allow header value: exactly what this server handles. */
   readonly allow: string;
