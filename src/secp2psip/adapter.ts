@@ -16,6 +16,8 @@
  *   it) is proxied there (RFC 3261 16), never redirected again.
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
+import { sipReasonOf, sipStatusOf } from '../sip/error-status.ts';
+import { SipFrontDoor } from '../sip/front-door.ts';
 import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
 import { StatefulProxy } from '../sip/proxy.ts';
@@ -24,14 +26,16 @@ import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
 import { parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
-import { ERRORS, type ErrorCode, isOverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { placeCall } from './caller.ts';
 import type { RegisteredPhones } from './local-phones.ts';
-import { NAME_RE } from './messages.ts';
+import { isUsableUserName } from './messages.ts';
 
-export const ADAPTER_ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
+/** Why a REGISTER's user name was refused (messages.ts NAME_RE), as a reason phrase. */
+const USER_NAME_RULE =
+  "not a usable user name (1-64 letters, digits and - _ . ! ~ * ' ( ) +, not starting with '.' nor ending in '.<digits>')";
 /** Failures that say nothing about the user: the bootstrap or the ring may answer later. */
 const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
 /** Users registered with the bootstrap at once after a restart. */
@@ -52,6 +56,7 @@ export class Adapter {
   readonly element: SipElement;
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
+  readonly door: SipFrontDoor;
   readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
   /** Recent call outcomes (for the demo). */
   readonly calls: CallRecord[] = [];
@@ -70,9 +75,15 @@ export class Adapter {
     this.clock = c.clock;
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
     this.proxy = new StatefulProxy({ element: c.element, logger: this.log });
-    c.element.handle({
-      onRequest: (inc) => this.onRequest(inc),
-      onAck: (req, source) => this.forwardAck(req, source),
+    // What every SIP server shares is the front door's; a phone's redirected request is relayed before it.
+    this.door = new SipFrontDoor({
+      element: c.element,
+      logger: this.log,
+      user: {
+        methods: { REGISTER: (inc) => this.register(inc), INVITE: (inc) => this.invite(inc) },
+        relay: (inc) => this.relay(inc),
+        onAck: (req, source) => this.forwardAck(req, source),
+      },
     });
   }
 
@@ -88,7 +99,7 @@ export class Adapter {
     for (const aor of this.registrar.addressesOfRecord()) {
       const u = parseRequestUri(aor);
       const name = u.ok ? (u.value.user ?? '') : '';
-      if (!NAME_RE.test(name)) {
+      if (!isUsableUserName(name)) {
         this.log.warn({ aor }, 'restored binding is not for a usable user name; dropped');
         this.registrar.removeAor(aor);
         continue;
@@ -117,23 +128,11 @@ export class Adapter {
     return { users: names.size - failed, failed };
   }
 
-  private async onRequest(inc: IncomingRequest): Promise<void> {
-    const req = inc.request;
-    if (this.isVerifiedTarget(req.uri)) {
-      this.forward(inc);
-      return;
-    }
-    switch (req.method) {
-      case 'REGISTER':
-        return this.register(inc);
-      case 'INVITE':
-        return this.invite(inc);
-      case 'OPTIONS':
-        inc.respond(200, 'OK', { headers: [{ name: 'Allow', value: ADAPTER_ALLOW }] });
-        return;
-      default:
-        inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: ADAPTER_ALLOW }] });
-    }
+  /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
+  private relay(inc: IncomingRequest): boolean {
+    if (!this.isVerifiedTarget(inc.request.uri)) return false;
+    this.forward(inc);
+    return true;
   }
 
   private async register(inc: IncomingRequest): Promise<void> {
@@ -144,15 +143,15 @@ export class Adapter {
       return;
     }
     const name = to.value.uri.user ?? '';
-    if (!NAME_RE.test(name)) {
-      inc.respond(404, 'Not Found: not a usable user name');
+    if (!isUsableUserName(name)) {
+      inc.respond(404, `Not Found: ${USER_NAME_RULE}`);
       return;
     }
     try {
       await this.node.ensureUser(name);
     } catch (e) {
-      const status = isOverlayError(e) ? ERRORS[e.code].sip : 500;
-      const reason = isOverlayError(e) ? e.message.replace(/[\r\n]/g, ' ') : 'Server Internal Error';
+      const status = sipStatusOf(e);
+      const reason = sipReasonOf(e);
       // Overload (too many new names at once, the bootstrap busy or slow to answer) is temporary:
       // 503 with Retry-After (RFC 3261 21.5.4) makes the phone come back later instead of giving up.
       if (status === 503 || status === 408) {

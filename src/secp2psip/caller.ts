@@ -32,7 +32,8 @@ import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { getHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
-import { ERRORS, type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { sipStatusOf } from '../sip/error-status.ts';
+import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { type FlowEvent, type LocalUser, type SecurityMode, sealFor } from './call-common.ts';
@@ -74,7 +75,7 @@ export type CallOutcome =
 function outcomeOf(e: unknown): CallOutcome {
   if (isOverlayError(e)) {
     const reason = e.message.length > 120 ? `${e.message.slice(0, 117)}...` : e.message;
-    return { ok: false, status: ERRORS[e.code].sip, reason: sipReason(reason), code: e.code };
+    return { ok: false, status: sipStatusOf(e), reason: sipReason(reason), code: e.code };
   }
   return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG' };
 }

@@ -43,6 +43,9 @@ export class RegisteredPhones implements LocalPhones {
     if (!aor) return [];
     const u = parseRequestUri(aor);
     if (!u.ok) return [];
-    return this.registrar.lookup(u.value).map((b) => formatNameAddr({ ...b.contact, params: [] }));
+    // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
+    return this.registrar
+      .lookup(u.value)
+      .map((b) => formatNameAddr({ ...b.contact, params: b.contact.params.filter(([n]) => n === 'q') }));
   }
 }

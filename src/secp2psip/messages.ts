@@ -32,8 +32,23 @@ export const LIMITS = {
   bootstraps: 16,
 } as const;
 
-/** A SIP user name as used in `Username` / `Username.i` DHT keys: no dots, so `.i` stays unambiguous. */
-export const NAME_RE = /^[A-Za-z0-9_+-]{1,64}$/;
+/**
+ * A user name that is safe as a ring key (`Username` -> location, `Username.i` -> piece i) and as the name of
+ * the user's key files. The name is the SIP URI's user part after unescaping (the URI parser does that, so
+ * `john%2Edoe` is `john.doe`, as RFC 3261 19.1.4 compares them). Accepted: 1 to 64 of the RFC 3261 `unreserved`
+ * characters (letters, digits, `- _ . ! ~ * ' ( )`) and `+` (common in phone-number-like names), except:
+ * - no leading `.`: `.`, `..` and hidden names would be path tricks where the name is a file name;
+ * - no trailing `.<digits>`: `Username.i` then never equals another user's `Username`, and a piece key parses
+ *   back into one name and one index (strip the last `.<digits>`).
+ * The other user-part characters (`& = $ , ; ? /`, escaped controls, spaces, non-ASCII) are refused: they are
+ * delimiters in URIs, paths or SQL-like logs, and no phone needs them in a name.
+ */
+export const NAME_RE = /^(?!\.)(?!.*\.[0-9]+$)[A-Za-z0-9_.!~*'()+-]{1,64}$/;
+
+/** Whether `name` (an unescaped SIP user part) can be a SecP2PSIP user: see NAME_RE. */
+export function isUsableUserName(name: string): boolean {
+  return NAME_RE.test(name);
+}
 
 /** The user's public key bundle: what the bootstrap splits into pieces (seed IV.2 "Public Key Distribution"). */
 export interface UserKeyBundle {
@@ -155,11 +170,77 @@ export interface SealedMsg {
   box: Uint8Array;
 }
 
-/** A refusal. Travels only over the pinned TLS link it answers, so it is not signed. */
+/**
+ * A refusal. Travels only over the pinned TLS link it answers, so it is not signed. On the wire `code` is its
+ * number in WIRE_ERROR and `reason` the detail alone (the code's message is not repeated in it).
+ */
 export interface ErrorMsg {
   t: 'ERROR';
   code: ErrorCode;
   reason: string;
+}
+
+/**
+ * SECP2PSIP error codes on the wire: an explicit table whose numbers are never reused or renumbered (append
+ * only). A code missing here is sent as 0, and a number a peer sends that is not here (a newer peer's) decodes
+ * to 0: a generic refusal.
+ */
+export const WIRE_ERROR = Object.freeze({
+  RPC_REFUSED: 0,
+  RPC_MALFORMED: 1,
+  RPC_TIMEOUT: 2,
+  RPC_UNREACHABLE: 3,
+  RPC_PEER_KEY_MISMATCH: 4,
+  RPC_TOO_MANY_IN_FLIGHT: 5,
+  USER_UNKNOWN: 6,
+  USER_NAME_TAKEN: 7,
+  CALLEE_UNREACHABLE: 8,
+  VERIFICATION_FAILED: 9,
+  TIMEOUT: 10,
+  IDENTITY_BAD_KEY: 11,
+  IDENTITY_BAD_SIGNATURE: 12,
+  IDENTITY_BAD_CERTIFICATE: 13,
+  IDENTITY_STALE: 14,
+  IDENTITY_REPLAY: 15,
+  SHARING_NOT_ENOUGH_PIECES: 16,
+  SHARING_PIECES_DISAGREE: 17,
+  DHT_NOT_FOUND: 18,
+  DHT_LOOKUP_FAILED: 19,
+  DHT_RECORD_INVALID: 20,
+  DHT_RECORD_TOO_LARGE: 21,
+  DHT_STORE_FULL: 22,
+  DHT_ACCESS_DENIED: 23,
+  DHT_BAD_TOKEN: 24,
+  DHT_NOT_READY: 25,
+  DHT_BAD_REQUEST: 26,
+  BAD_ARGUMENT: 27,
+  BAD_CONFIG: 28,
+} satisfies Partial<Record<ErrorCode, number>>);
+
+export type WireErrorCode = keyof typeof WIRE_ERROR;
+
+/** The code every unknown wire number decodes to. */
+export const GENERIC_REFUSAL: WireErrorCode = 'RPC_REFUSED';
+
+const WIRE_ERROR_CODE = new Map<number, WireErrorCode>(
+  Object.entries(WIRE_ERROR).map(([code, n]) => [n, code as WireErrorCode]),
+);
+
+/** The wire number of a code (0, the generic refusal, for a code that does not travel). */
+export function wireErrorNumber(code: ErrorCode): number {
+  return (WIRE_ERROR as Partial<Record<ErrorCode, number>>)[code] ?? WIRE_ERROR[GENERIC_REFUSAL];
+}
+
+/** The code of a wire number: unknown numbers are a generic refusal. */
+export function wireErrorCode(n: number): WireErrorCode {
+  return WIRE_ERROR_CODE.get(n) ?? GENERIC_REFUSAL;
+}
+
+/** The detail of a refusal without its code's message in front (senders pass `error.message`, which has it). */
+function errorDetail(code: ErrorCode, reason: string): string {
+  const prefix = ERRORS[code];
+  if (reason === prefix) return '';
+  return reason.startsWith(`${prefix}: `) ? reason.slice(prefix.length + 2) : reason;
 }
 
 /** Ask a bootstrap what key it has bound to a name (TOFU re-registration check). */
@@ -208,6 +289,8 @@ export function encodeMessage(m: SecP2PSipMessage): Uint8Array {
       );
     case 'WHOIS_OK':
       return cborEncode({ t: m.t, bundle: { ...m.bundle } });
+    case 'ERROR':
+      return cborEncode({ t: m.t, code: wireErrorNumber(m.code), reason: errorDetail(m.code, m.reason) });
     default:
       return cborEncode(strip({ ...m }));
   }
@@ -376,10 +459,9 @@ function readMessage(o: Obj): SecP2PSipMessage {
     case 'SEALED':
       return { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message) };
     case 'ERROR': {
-      const code = str(o, 'code', 64);
-      if (!Object.hasOwn(ERRORS, code)) throw new Bad('bad code');
-      const reason = typeof o.reason === 'string' ? o.reason.slice(0, LIMITS.reason) : '';
-      return { t: 'ERROR', code: code as ErrorCode, reason };
+      const code = wireErrorCode(int(o, 'code'));
+      const reason = typeof o.reason === 'string' ? errorDetail(code, o.reason.slice(0, LIMITS.reason)) : '';
+      return { t: 'ERROR', code, reason };
     }
     case 'WHOIS':
       return { t: 'WHOIS', name: str(o, 'name', LIMITS.name, NAME_RE) };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../util/clock.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
-import type { Header, SipRequest, SipResponse } from './message.ts';
+import { getHeader, type Header, type SipRequest, type SipResponse } from './message.ts';
 import { buildResponse } from './response.ts';
 import type { TimerValues } from './timers.ts';
 import type { ClientEvents } from './transaction-client-invite.ts';
@@ -22,6 +22,8 @@ export class IncomingRequest {
   readonly request: SipRequest;
   readonly source: Peer;
   readonly transaction: ServerTransaction;
+  /** Server header value added to the responses built here (RFC 3261 20.35); set by the front door. */
+  serverName: string | undefined = undefined;
   private cancelListeners: Array<() => void> = [];
   private _cancelled = false;
 
@@ -48,17 +50,24 @@ export class IncomingRequest {
 
   /** Build (8.2.6) and send a response; the To tag is the transaction's. Ignored by the transaction once final. */
   respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse {
+    const headers =
+      this.serverName === undefined ? opts.headers : [...(opts.headers ?? []), serverHeader(this.serverName)];
     const resp = buildResponse(this.request, status, reason, {
       toTag: this.transaction.toTag,
-      headers: opts.headers,
+      headers,
       body: opts.body,
     });
     this.sendResponse(resp);
     return resp;
   }
 
-  /** Pass a ready-made response (e.g. one relayed by a proxy) to the transaction. */
+  /**
+   * Pass a ready-made response to the transaction. One the server built itself gets its Server header here; a
+   * relayed one (a proxy's) does not, since the front door leaves `serverName` unset for requests it relays.
+   */
   sendResponse(resp: SipResponse): void {
+    if (this.serverName !== undefined && getHeader(resp, 'Server') === undefined)
+      resp.headers.push(serverHeader(this.serverName));
     this.transaction.respond(resp);
     if (resp.status >= 200) this.onFinal();
   }
@@ -203,6 +212,10 @@ export class SipElement {
 }
 
 function noop(): void {}
+
+function serverHeader(value: string): Header {
+  return { name: 'Server', value };
+}
 
 const POOL_SIZE = 4096;
 let pool = randomBytes(POOL_SIZE);

@@ -1,7 +1,8 @@
 import type { Clock } from '../util/clock.ts';
 import { formatNameAddr, getCSeq, getTo, parseContacts, parseNameAddr, parseUnsigned } from './header-values.ts';
 import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } from './message.ts';
-import { parseUri } from './uri.ts';
+import { unsupportedRequire } from './front-door.ts';
+import { parseUri, sipUriEquals } from './uri.ts';
 
 /**
  * Location service of a registrar, RFC 3261 section 10.3: bindings from an
@@ -114,14 +115,35 @@ export function canonicalAor(uri: SipUri): string | undefined {
   return uri.user === undefined ? `${uri.scheme}:${uri.host}` : `${uri.scheme}:${uri.user}@${uri.host.toLowerCase()}`;
 }
 
-/** Comparison key for contact URIs, after RFC 3261 19.1.4: parameters that must match if present are kept. */
+/** Parameters written first in a contact key, in this order (the order keys of stored bindings have always had). */
+const KEY_PARAMS = ['transport', 'user', 'ttl', 'method', 'maddr'];
+
+/**
+ * Identity of a binding's contact URI: equal keys mean equivalent URIs (RFC 3261 19.1.4). Every parameter is in
+ * the key, so two contacts differing in one (`;line=x` and `;line=y`) are two bindings; whether a contact that
+ * lacks a parameter another has is the same binding is decided by `sipUriEquals` (see `Registrar.register`).
+ */
 export function contactKey(uri: SipUri): string {
   let k = `${uri.scheme}:${uri.user ?? ''}@${uri.host.toLowerCase()}:${uri.port ?? ''}`;
-  for (const p of ['transport', 'user', 'ttl', 'method', 'maddr']) {
+  for (const p of KEY_PARAMS) {
     const v = uri.params.find(([n]) => n === p);
     if (v) k += `;${p}=${(v[1] ?? '').toLowerCase()}`;
   }
+  const others = uri.params.filter(([n]) => !KEY_PARAMS.includes(n));
+  if (others.length > 0) {
+    const sorted = others.map(([n, v]) => `;${n}${v === null ? '' : `=${v.toLowerCase()}`}`).sort();
+    k += sorted.join('');
+  }
+  if (uri.headers.length > 0) k += `?${uri.headers.map(([n, v]) => `${n.toLowerCase()}=${v}`).join('&')}`;
   return k;
+}
+
+/** The key of the binding in `bindings` whose contact is equivalent to `uri` (RFC 3261 10.3 step 7, 19.1.4). */
+function matchingKey(bindings: Map<string, Binding> | undefined, uri: SipUri, key: string): string | undefined {
+  if (!bindings) return undefined;
+  if (bindings.has(key)) return key;
+  for (const [k, b] of bindings) if (sipUriEquals(b.contact.uri, uri)) return k;
+  return undefined;
 }
 
 export class Registrar {
@@ -149,10 +171,10 @@ export class Registrar {
   register(req: SipRequest): RegisterOutcome {
     const now = this.clock.now();
     // 10.3 step 2: "the registrar ... MUST process the Require header field values as described for UASs
-    // in Section 8.2.2" -- we support no extensions, so anything required gets 420 (8.2.2.3).
-    const require = getHeader(req, 'Require');
-    if (require !== undefined && require.trim() !== '')
-      return fault(420, 'Bad Extension', [{ name: 'Unsupported', value: require.trim() }]);
+    // in Section 8.2.2" -- we support no extensions, so anything required gets 420 (8.2.2.3). Behind a front door
+    // this never triggers (the door checked first); the core keeps the step for callers that use it directly.
+    const unknown = unsupportedRequire(req);
+    if (unknown.length > 0) return fault(420, 'Bad Extension', [{ name: 'Unsupported', value: unknown.join(', ') }]);
 
     // 10.3 step 5: "The registrar extracts the address-of-record from the To header field of the request."
     const to = getTo(req);
@@ -193,7 +215,8 @@ export class Registrar {
     }
 
     // 10.3 step 7: each contact, in order; all changes committed only if every one is acceptable.
-    const changes: Array<{ key: string; contact: NameAddr; expires: number }> = [];
+    // `old` is the key of the current binding whose contact is equivalent (19.1.4), if any.
+    const changes: Array<{ key: string; old?: string; contact: NameAddr; expires: number }> = [];
     for (const c of contacts.value) {
       let expires = headerExpires ?? this.config.defaultExpires;
       const param = c.params.find(([n]) => n === 'expires');
@@ -207,11 +230,13 @@ export class Registrar {
       if (expires > 0 && expires < this.config.minExpires)
         return fault(423, 'Interval Too Brief', [{ name: 'Min-Expires', value: String(this.config.minExpires) }]);
       // "the registrar MAY shorten the expiration interval" (10.3 step 7, 10.2.1.1).
-      changes.push({ key: contactKey(c.uri), contact: c, expires: Math.min(expires, this.config.maxExpires) });
+      const key = contactKey(c.uri);
+      const old = matchingKey(current, c.uri, key);
+      changes.push({ key, old, contact: c, expires: Math.min(expires, this.config.maxExpires) });
     }
 
     for (const ch of changes) {
-      const b = current?.get(ch.key);
+      const b = ch.old === undefined ? undefined : current?.get(ch.old);
       // "If they are the same [Call-ID], the registrar compares the CSeq value. If the value is higher than that of
       // the existing binding, it MUST update or remove the binding as above. If not, the update MUST be aborted and
       // the request fails."
@@ -219,7 +244,7 @@ export class Registrar {
     }
 
     let bindings = current;
-    const adds = changes.filter((c) => c.expires > 0 && !current?.has(c.key)).length;
+    const adds = new Set(changes.filter((c) => c.expires > 0 && c.old === undefined).map((c) => c.key)).size;
     if ((current?.size ?? 0) + adds > this.config.maxBindingsPerAor)
       return fault(403, 'Forbidden: too many bindings for this address-of-record');
     if (!bindings && changes.some((c) => c.expires > 0)) {
@@ -231,9 +256,11 @@ export class Registrar {
     for (const ch of changes) {
       // "If the binding does not exist, it is tentatively added. If the binding does exist, ... the binding MUST
       // be removed if the expiration time is zero and updated otherwise."
-      if (ch.expires === 0) {
-        if (bindings?.delete(ch.key)) this.store?.remove(aor, ch.key);
-      } else {
+      if (ch.old !== undefined && (ch.expires === 0 || ch.old !== ch.key)) {
+        // Removed, or updated to an equivalent contact written differently: the binding is re-keyed.
+        if (bindings?.delete(ch.old)) this.store?.remove(aor, ch.old);
+      }
+      if (ch.expires !== 0) {
         const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
         const b: Binding = { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000 };
         bindings?.set(ch.key, b);

@@ -221,7 +221,9 @@ export class TransactionLayer {
       req.method === 'INVITE'
         ? new InviteServerTransaction(key, req, deps, events)
         : new NonInviteServerTransaction(key, req, deps);
-    tx.toTag = this.newTag();
+    // The To tag of the responses: a fresh one, unless the request's To already has a tag (8.2.6.2: the response
+    // keeps it). An RFC 2543 ACK is matched by that tag (17.2.3), so it must be the one the responses carried.
+    tx.toTag = (key.startsWith('2543|') && existingToTag(req)) || this.newTag();
     this.server.set(key, tx);
     this.stats.serverTransactions++;
     tx.onTerminated(() => {
@@ -261,6 +263,12 @@ export class TransactionLayer {
 
 /** Placeholder sender of a transaction's deps until the real one is assigned. */
 function send(): void {}
+
+/** The tag of the request's To header field, if it has one. */
+function existingToTag(req: SipRequest): string | undefined {
+  const to = getTo(req);
+  return to.ok ? getTag(to.value) : undefined;
+}
 
 /** 17.2.3 (RFC 2543 rule): the ACK's To tag must match the To tag of the response sent by the transaction. */
 function ackMatches(ack: SipRequest, tx: ServerTransaction): boolean {

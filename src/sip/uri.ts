@@ -224,6 +224,39 @@ export function parseRequestUri(s: string): Result<SipUri> {
   return r;
 }
 
+/**
+ * URI parameters that never match when only one of two URIs has them (RFC 3261 19.1.4): user, ttl, method and
+ * maddr by the rules, transport by the section's own example (`sip:bob@biloxi.com` is not
+ * `sip:bob@biloxi.com;transport=udp`: "can resolve to different ports and transports").
+ */
+const MUST_MATCH_PARAMS = ['transport', 'user', 'ttl', 'method', 'maddr'];
+
+/**
+ * URI equivalence of RFC 3261 19.1.4 (used by the registrar to tell bindings apart, 10.3 step 7): scheme, user
+ * and password compare exactly (after unescaping), host case-insensitively, a port must be present in both or
+ * neither; "Any uri-parameter appearing in both URIs must match", a user, ttl, method or maddr parameter in only
+ * one never matches (nor transport, see above), other parameters in only one are ignored; header components
+ * must all match.
+ */
+export function sipUriEquals(a: SipUri, b: SipUri): boolean {
+  if (a.scheme !== b.scheme) return false;
+  if (a.opaque !== undefined || b.opaque !== undefined) return a.opaque === b.opaque;
+  if (a.user !== b.user || a.password !== b.password || a.port !== b.port) return false;
+  if (a.host.toLowerCase() !== b.host.toLowerCase()) return false;
+  for (const [name, va] of a.params) {
+    const pb = b.params.find(([n]) => n === name);
+    if (pb === undefined) {
+      if (MUST_MATCH_PARAMS.includes(name)) return false;
+    } else if ((va ?? '').toLowerCase() !== (pb[1] ?? '').toLowerCase()) return false;
+  }
+  for (const [name] of b.params)
+    if (MUST_MATCH_PARAMS.includes(name) && !a.params.some(([n]) => n === name)) return false;
+  if (a.headers.length !== b.headers.length) return false;
+  for (const [name, va] of a.headers)
+    if (!b.headers.some(([n, vb]) => n.toLowerCase() === name.toLowerCase() && vb === va)) return false;
+  return true;
+}
+
 export function formatHostPort(host: string, port?: number): string {
   return port === undefined ? host : `${host}:${port}`;
 }

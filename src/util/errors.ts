@@ -1,56 +1,97 @@
 /**
- * The one registry of typed errors. Codes are stable and never reused; SIP
- * status codes are attached here but applied only at the SIP edge.
+ * The one registry of typed errors: codes are stable and never reused, each
+ * layer owns its group, and nothing here knows about SIP statuses or wire
+ * numbers. The SIP edge maps codes to statuses once (sip/error-status.ts);
+ * SECP2PSIP carries them as its own numeric table (secp2psip/messages.ts).
  */
-export const ERRORS = {
-  BAD_ARGUMENT: { message: 'bad command-line argument', sip: 400 },
-  BAD_CONFIG: { message: 'bad configuration', sip: 500 },
-  SIP_MALFORMED: { message: 'malformed SIP message', sip: 400 },
-  SIP_TOO_LARGE: { message: 'SIP message too large', sip: 513 },
-  RPC_MALFORMED: { message: 'malformed RPC frame', sip: 500 },
-  RPC_TIMEOUT: { message: 'RPC request timed out', sip: 408 },
-  RPC_UNREACHABLE: { message: 'peer unreachable', sip: 480 },
-  RPC_REFUSED: { message: 'peer refused the request', sip: 403 },
-  RPC_PEER_KEY_MISMATCH: { message: 'peer presented a different key than pinned', sip: 403 },
-  RPC_TOO_MANY_IN_FLIGHT: { message: 'too many requests in flight to this peer', sip: 503 },
-  DHT_NOT_FOUND: { message: 'key not found in the DHT', sip: 404 },
-  DHT_LOOKUP_FAILED: { message: 'lookup failed', sip: 480 },
-  DHT_RECORD_INVALID: { message: 'record rejected by validator', sip: 403 },
-  DHT_RECORD_TOO_LARGE: { message: 'record too large', sip: 500 },
-  DHT_STORE_FULL: { message: 'node storage full', sip: 503 },
-  SHARING_NOT_ENOUGH_PIECES: { message: 'not enough pieces to rebuild', sip: 480 },
-  SHARING_PIECES_DISAGREE: { message: 'pieces disagree beyond what can be corrected', sip: 403 },
-  IDENTITY_BAD_KEY: { message: 'bad or unsupported key', sip: 403 },
-  IDENTITY_BAD_SIGNATURE: { message: 'signature verification failed', sip: 403 },
-  IDENTITY_BAD_CERTIFICATE: { message: 'certificate rejected', sip: 403 },
-  IDENTITY_STALE: { message: 'message timestamp outside the accepted window', sip: 403 },
-  IDENTITY_REPLAY: { message: 'message replayed', sip: 403 },
-  USER_UNKNOWN: { message: 'unknown user', sip: 404 },
-  USER_NAME_TAKEN: { message: 'name already registered with another key', sip: 403 },
-  CALLEE_UNREACHABLE: { message: 'callee unreachable', sip: 480 },
-  VERIFICATION_FAILED: { message: 'verification failed', sip: 403 },
-  TIMEOUT: { message: 'timed out', sip: 408 },
-  DHT_ACCESS_DENIED: { message: 'caller may not call this method', sip: 403 },
-  DHT_BAD_TOKEN: { message: 'query token missing, forged, expired or spent', sip: 403 },
-  DHT_NOT_READY: { message: 'setup phase not reached in time', sip: 503 },
-  DHT_BAD_REQUEST: { message: 'malformed DHT request', sip: 400 },
+
+/** Configuration and command line (cli/, daemons). */
+const CONFIG_ERRORS = {
+  BAD_ARGUMENT: 'bad command-line argument',
+  BAD_CONFIG: 'bad configuration',
 } as const;
+
+/** sip/: messages from the network. */
+const SIP_ERRORS = {
+  SIP_MALFORMED: 'malformed SIP message',
+  SIP_TOO_LARGE: 'SIP message too large',
+} as const;
+
+/** rpc/: node-to-node links. */
+const RPC_ERRORS = {
+  RPC_MALFORMED: 'malformed RPC frame',
+  RPC_TIMEOUT: 'RPC request timed out',
+  RPC_UNREACHABLE: 'peer unreachable',
+  RPC_REFUSED: 'peer refused the request',
+  RPC_PEER_KEY_MISMATCH: 'peer presented a different key than pinned',
+  RPC_TOO_MANY_IN_FLIGHT: 'too many requests in flight to this peer',
+} as const;
+
+/** dht/: Chord, Whanau and the record store. */
+const DHT_ERRORS = {
+  DHT_NOT_FOUND: 'key not found in the DHT',
+  DHT_LOOKUP_FAILED: 'lookup failed',
+  DHT_RECORD_INVALID: 'record rejected by validator',
+  DHT_RECORD_TOO_LARGE: 'record too large',
+  DHT_STORE_FULL: 'node storage full',
+  DHT_ACCESS_DENIED: 'caller may not call this method',
+  DHT_BAD_TOKEN: 'query token missing, forged, expired or spent',
+  DHT_NOT_READY: 'setup phase not reached in time',
+  DHT_BAD_REQUEST: 'malformed DHT request',
+} as const;
+
+/** sharing/: Shamir pieces. */
+const SHARING_ERRORS = {
+  SHARING_NOT_ENOUGH_PIECES: 'not enough pieces to rebuild',
+  SHARING_PIECES_DISAGREE: 'pieces disagree beyond what can be corrected',
+} as const;
+
+/** identity/: keys, signatures, certificates. */
+const IDENTITY_ERRORS = {
+  IDENTITY_BAD_KEY: 'bad or unsupported key',
+  IDENTITY_BAD_SIGNATURE: 'signature verification failed',
+  IDENTITY_BAD_CERTIFICATE: 'certificate rejected',
+  IDENTITY_STALE: 'message timestamp outside the accepted window',
+  IDENTITY_REPLAY: 'message replayed',
+} as const;
+
+/** The applications (secp2psip/, whanausip/): users and calls. */
+const APP_ERRORS = {
+  USER_UNKNOWN: 'unknown user',
+  USER_NAME_TAKEN: 'name already registered with another key',
+  CALLEE_UNREACHABLE: 'callee unreachable',
+  VERIFICATION_FAILED: 'verification failed',
+  TIMEOUT: 'timed out',
+} as const;
+
+/** Every code with its message. */
+export const ERRORS = Object.freeze({
+  ...CONFIG_ERRORS,
+  ...SIP_ERRORS,
+  ...RPC_ERRORS,
+  ...DHT_ERRORS,
+  ...SHARING_ERRORS,
+  ...IDENTITY_ERRORS,
+  ...APP_ERRORS,
+});
 
 export type ErrorCode = keyof typeof ERRORS;
 
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && Object.hasOwn(ERRORS, s);
+}
+
 export class OverlayError extends Error {
   readonly code: ErrorCode;
-  readonly sipStatus: number;
   readonly detail?: Record<string, unknown>;
   /** The reason alone, without the code's message in front. */
   readonly reason?: string;
 
   constructor(code: ErrorCode, reason?: string, detail?: Record<string, unknown>) {
-    super(reason ? `${ERRORS[code].message}: ${reason}` : ERRORS[code].message);
+    super(reason ? `${ERRORS[code]}: ${reason}` : ERRORS[code]);
     this.name = 'OverlayError';
     this.code = code;
     this.reason = reason;
-    this.sipStatus = ERRORS[code].sip;
     this.detail = detail;
   }
 }

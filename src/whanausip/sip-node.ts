@@ -9,19 +9,18 @@
  *   `sip:<the node's hash>@<node>` (RFC 3261 10.3); INVITEs for the node's
  *   own hash are redirected to the registered phone, and the node's location
  *   record publishes the phone's contact.
- * - OPTIONS 200; anything else 405.
+ * - What every SIP server shares (Max-Forwards, URI schemes, Require,
+ *   OPTIONS, 405, 481) is the front door's (sip/front-door.ts).
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
-import { formatNameAddr, getMaxForwards, getTo, parseNameAddr } from '../sip/header-values.ts';
+import { type RequestHandler, SipFrontDoor } from '../sip/front-door.ts';
+import { formatNameAddr, getTo, parseNameAddr } from '../sip/header-values.ts';
 import type { Header } from '../sip/message.ts';
-import type { Registrar } from '../sip/registrar.ts';
+import { bindingContact, type Registrar } from '../sip/registrar.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { RecordLookup } from './whanau-daemon.ts';
-
-export const NODE_ALLOW = 'INVITE, ACK, CANCEL, OPTIONS, REGISTER';
-export const GATEWAY_ALLOW = 'INVITE, ACK, CANCEL, OPTIONS';
 
 const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
 
@@ -77,7 +76,7 @@ export class WhanauSipNode {
   onBindingsChanged: () => void = () => {};
   private readonly lookup: (hash: string) => Promise<RecordLookup>;
   private readonly log: Logger;
-  private readonly allow: string;
+  readonly door: SipFrontDoor;
 
   constructor(c: WhanauSipComponents, init: WhanauSipInit) {
     this.element = c.element;
@@ -85,8 +84,11 @@ export class WhanauSipNode {
     this.lookup = c.lookup;
     this.ownHash = init.ownHash.toLowerCase();
     this.log = (c.logger ?? silentLogger).child({ component: 'whanausip-sip', node: this.ownHash.slice(0, 8) });
-    this.allow = this.registrar ? NODE_ALLOW : GATEWAY_ALLOW;
-    c.element.handle({ onRequest: (inc) => this.onRequest(inc) });
+    // A gateway takes no registrations: REGISTER is then 405 like any method it does not handle.
+    const methods: Record<string, RequestHandler> = { INVITE: (inc) => this.invite(inc) };
+    const registrar = this.registrar;
+    if (registrar) methods.REGISTER = (inc) => this.register(inc, registrar);
+    this.door = new SipFrontDoor({ element: c.element, logger: this.log, user: { methods } });
   }
 
   /** The node's own SIP URI: what a phone registers as and friends dial. */
@@ -99,39 +101,7 @@ export class WhanauSipNode {
     return publishedContact(this.registrar, this.uri);
   }
 
-  private async onRequest(inc: IncomingRequest): Promise<void> {
-    const req = inc.request;
-    // RFC 3261 16.3 step 3 / 8.2: a request out of hops gets 483 (OPTIONS may still be answered).
-    if (req.method !== 'OPTIONS' && getMaxForwards(req) === 0) {
-      inc.respond(483, 'Too Many Hops');
-      return;
-    }
-    switch (req.method) {
-      case 'INVITE':
-        return this.invite(inc);
-      case 'REGISTER':
-        return this.register(inc);
-      case 'OPTIONS':
-        // RFC 3261 11.2: the capabilities.
-        inc.respond(200, 'OK', {
-          headers: [
-            { name: 'Allow', value: this.allow },
-            { name: 'Accept', value: 'application/sdp' },
-          ],
-        });
-        return;
-      default:
-        // RFC 3261 8.2.1: 405 with the Allow list.
-        inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: this.allow }] });
-    }
-  }
-
-  private register(inc: IncomingRequest): void {
-    const reg = this.registrar;
-    if (!reg) {
-      inc.respond(405, 'Method Not Allowed', { headers: [{ name: 'Allow', value: this.allow }] });
-      return;
-    }
+  private register(inc: IncomingRequest, reg: Registrar): void {
     this.stats.registers++;
     const to = getTo(inc.request);
     if (!to.ok) {
@@ -157,10 +127,6 @@ export class WhanauSipNode {
     const uri = parseRequestUri(inc.request.uri);
     if (!uri.ok) {
       inc.respond(400, `Bad Request: ${uri.error}`);
-      return;
-    }
-    if (uri.value.scheme !== 'sip' && uri.value.scheme !== 'sips') {
-      inc.respond(416, 'Unsupported URI Scheme'); // RFC 3261 8.2.2.1
       return;
     }
     const user = uri.value.user ?? '';
@@ -207,10 +173,7 @@ export class WhanauSipNode {
       inc.respond(480, 'Temporarily Unavailable: no phone registered');
       return;
     }
-    const headers: Header[] = bindings.map((b) => ({
-      name: 'Contact',
-      value: formatNameAddr({ ...b.contact, params: [...b.contact.params, ['expires', String(b.expiresIn)]] }),
-    }));
+    const headers: Header[] = bindings.map((b) => ({ name: 'Contact', value: bindingContact(b) }));
     this.stats.redirects++;
     inc.respond(302, 'Moved Temporarily', { headers });
   }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { sipStatusOf } from '../../src/sip/error-status.ts';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
 import type { RegisteredPhones } from '../../src/secp2psip/local-phones.ts';
 import { exchange } from '../../src/secp2psip/adapter-node.ts';
@@ -88,7 +89,7 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     const forged = signedInvite({ name: 'alice', signer: mallory }, 'bob', t);
     const answer = await t.settle(exchange(A.endpoint, B.endpoint.self, encodeMessage(forged)).catch((e) => e));
     assert.ok(isOverlayError(answer, 'IDENTITY_BAD_SIGNATURE'), String(answer));
-    assert.equal(answer.sipStatus, 403);
+    assert.equal(sipStatusOf(answer), 403);
   });
 
   it('refuses a replayed INVITE', async () => {

@@ -111,7 +111,7 @@ describe('secp2psip messages', () => {
       { ...invite, nonce: b(15) },
       { ...invite, sig: 'x' },
       { ...invite, sig: b(2000) },
-      { ...invite, name: 'al.ice' },
+      { ...invite, name: 'al.1' },
       { ...invite, ts: -1 },
       { ...invite, ts: 1.5 },
       { ...invite, sip: b(20_000) },

@@ -157,4 +157,18 @@ describe('SipElement asynchronous answers and CANCEL (RFC 3261 9.2)', () => {
     transport.inject(wire('ACK', { branch: 'old-style-1', to: getHeader(r, 'To') }));
     assert.equal(held[0].transaction.state, 'confirmed');
   });
+
+  it('RFC 2543 INVITE that already has a To tag: its ACK (same tag) matches and the final response stops', () => {
+    const { clock, transport, held } = asyncSetup();
+    const to = '<sip:bob@example.com>;tag=remote-9';
+    transport.inject(wire('INVITE', { branch: 'old-style-2', to }));
+    const r = held[0].respond(486, 'Busy Here');
+    assert.equal(getHeader(r, 'To'), to, 'the response keeps the request To tag (8.2.6.2)');
+    clock.advance(600); // Timer G: one retransmission
+    assert.deepEqual(transport.statuses(), [100, 486, 486]);
+    transport.inject(wire('ACK', { branch: 'old-style-2', to }));
+    assert.equal(held[0].transaction.state, 'confirmed');
+    clock.advance(40_000);
+    assert.deepEqual(transport.statuses(), [100, 486, 486], 'no retransmission after the ACK');
+  });
 });

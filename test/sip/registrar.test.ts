@@ -143,4 +143,31 @@ describe('Registrar (RFC 3261 10.3)', () => {
     assert.equal(r.register(reg({ contacts: ['<sip:c@192.0.2.1>'], cseq: 2 })).status, 403);
     assert.equal(r.register(reg({ contacts: ['<sip:a@192.0.2.1>'], cseq: 3 })).status, 200, 'refresh still allowed');
   });
+
+  it('tells contacts apart by RFC 3261 19.1.4: a parameter in both must match, one in only one is ignored', () => {
+    const puts: string[] = [];
+    const removes: string[] = [];
+    const clock = new SimClock();
+    const store = {
+      put: (b: { key: string }) => puts.push(b.key),
+      remove: (_aor: string, key: string) => removes.push(key),
+      removeAor: () => {},
+    };
+    const r = new Registrar({ clock, store }, { minExpires: 60 });
+    const two = r.register(reg({ contacts: ['<sip:bob@192.0.2.5;line=x>', '<sip:bob@192.0.2.5;line=y>'] }));
+    assert.equal(two.headers.length, 2, 'two lines of one phone are two bindings');
+    // The same contact without the parameter is the line=x binding updated (the first equivalent one), re-keyed.
+    const updated = r.register(reg({ contacts: ['<sip:bob@192.0.2.5>;expires=900'], cseq: 2 }));
+    assert.deepEqual(
+      updated.headers.map((h) => h.value),
+      ['<sip:bob@192.0.2.5;line=y>;expires=3600', '<sip:bob@192.0.2.5>;expires=900'],
+    );
+    assert.equal(removes.length, 1, 'the old key left the store');
+    assert.equal(new Set(puts).size, 3);
+    const gone = r.register(reg({ contacts: ['<sip:bob@192.0.2.5;line=y>'], expires: '0', cseq: 3 }));
+    assert.deepEqual(
+      gone.headers.map((h) => h.value),
+      ['<sip:bob@192.0.2.5>;expires=900'],
+    );
+  });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatUri, parseRequestUri, parseUri } from '../../src/sip/uri.ts';
+import { formatUri, parseRequestUri, parseUri, sipUriEquals } from '../../src/sip/uri.ts';
 
 test('full SIP URI: user, password, host, port, params, headers', () => {
   const r = parseUri('sip:alice:secretword@atlanta.com;transport=tcp;lr?subject=project%20x&priority=urgent');
@@ -93,4 +93,42 @@ test('format then parse is the identity on parsed URIs', () => {
     assert.ok(b.ok, s);
     assert.deepEqual(b.value, a.value);
   }
+});
+
+test('URI comparison: the examples of RFC 3261 19.1.4, and parameters that tell contacts apart', () => {
+  const same = (a: string, b: string) => {
+    const x = parseUri(a);
+    const y = parseUri(b);
+    assert.ok(x.ok && y.ok, `${a} / ${b}`);
+    return sipUriEquals(x.value, y.value) && sipUriEquals(y.value, x.value);
+  };
+  // "The URIs within each of the following sets are equivalent".
+  for (const [a, b] of [
+    ['sip:%61lice@atlanta.com;transport=TCP', 'sip:alice@AtLanTa.CoM;Transport=tcp'],
+    ['sip:carol@chicago.com', 'sip:carol@chicago.com;newparam=5'],
+    ['sip:carol@chicago.com;newparam=5', 'sip:carol@chicago.com;security=on'],
+    [
+      'sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com',
+      'sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com',
+    ],
+    [
+      'sip:alice@atlanta.com?subject=project%20x&priority=urgent',
+      'sip:alice@atlanta.com?priority=urgent&subject=project%20x',
+    ],
+  ])
+    assert.ok(same(a, b), `${a} = ${b}`);
+  // "The URIs within each of the following sets are not equivalent".
+  for (const [a, b] of [
+    ['SIP:ALICE@AtLanTa.CoM;Transport=udp', 'sip:alice@AtLanTa.CoM;Transport=UDP'],
+    ['sip:bob@biloxi.com', 'sip:bob@biloxi.com:5060'],
+    ['sip:bob@biloxi.com', 'sip:bob@biloxi.com;transport=udp'],
+    ['sip:bob@biloxi.com', 'sip:bob@biloxi.com:6000;transport=tcp'],
+    ['sip:carol@chicago.com', 'sip:carol@chicago.com?Subject=next%20meeting'],
+    ['sip:bob@phone21.boxesbybob.com', 'sip:bob@192.0.2.4'],
+    // Any parameter in both must match: two lines of one phone are two contacts.
+    ['sip:u@192.0.2.7:5070;line=x', 'sip:u@192.0.2.7:5070;line=y'],
+    ['sip:u@192.0.2.7;maddr=239.1.1.1', 'sip:u@192.0.2.7'],
+    ['sip:u@192.0.2.7;user=phone', 'sip:u@192.0.2.7'],
+  ])
+    assert.ok(!same(a, b), `${a} != ${b}`);
 });

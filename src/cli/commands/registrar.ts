@@ -53,7 +53,10 @@ export async function run(argv: string[]): Promise<number> {
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal, stats: { ...server.stats, transport: transport.stats } }, 'registrar stopping');
+      log.info(
+        { signal, stats: { ...server.stats, door: server.door.stats, transport: transport.stats } },
+        'registrar stopping',
+      );
       resolve();
     };
     const onInt = (): void => stop('SIGINT');
