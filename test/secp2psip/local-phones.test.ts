@@ -22,12 +22,12 @@ function register(user: string, contact: string, expires = 3600, seq = 1) {
 }
 
 describe('the phones registered at an adapter (RegisteredPhones)', () => {
-  it("answers with a user's registered contacts, without parameters, and nothing for others", () => {
+  it("answers with a user's registered contacts, keeping only the phone's q (RFC 3261 20.10), and nothing for others", () => {
     const clock = new SimClock();
     const phones = new RegisteredPhones(new Registrar({ clock }, { minExpires: 10 }));
     assert.deepEqual(phones.contactsOf('bob'), []);
     assert.equal(phones.register('bob', 'adapter.test', register('bob', 'sip:bob@10.0.0.2:5080')).status, 200);
-    assert.deepEqual(phones.contactsOf('bob'), ['<sip:bob@10.0.0.2:5080>']);
+    assert.deepEqual(phones.contactsOf('bob'), ['<sip:bob@10.0.0.2:5080>;q=0.5']);
     assert.deepEqual(phones.contactsOf('alice'), []);
   });
 
@@ -56,6 +56,6 @@ describe('the phones registered at an adapter (RegisteredPhones)', () => {
     const phones = new RegisteredPhones(registrar);
     assert.deepEqual(phones.contactsOf('dave'), []);
     phones.restore('dave', 'sip:dave@adapter.test');
-    assert.deepEqual(phones.contactsOf('dave'), ['<sip:dave@10.0.0.4:5080>']);
+    assert.deepEqual(phones.contactsOf('dave'), ['<sip:dave@10.0.0.4:5080>;q=0.5']);
   });
 });
