@@ -100,6 +100,12 @@ export class AdapterNode {
   private readonly init: AdapterNodeInit;
   private readonly pending = new Map<string, Promise<LocalUser>>();
   private seq = 0;
+  /**
+   * False while a restarting adapter registers its users again: SECP2PSIP
+   * INVITEs are then answered NOT_READY (the caller's phone gets 503 and
+   * Retry-After) rather than "unknown user".
+   */
+  ready = true;
   /** The callee's phone contacts; set by the SIP half. */
   contactsOf: (name: string) => string[] = () => [];
 
@@ -152,6 +158,7 @@ export class AdapterNode {
 
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
+      if (!this.ready) return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: 'adapter starting' });
       this.stats.invitesAnswered++;
       return answerInvite(this.flow, payload, caller);
     }

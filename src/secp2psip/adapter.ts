@@ -20,7 +20,7 @@ import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
 import { parseRequestUri } from '../sip/uri.ts';
-import type { Clock } from '../util/clock.ts';
+import type { Clock, Timer } from '../util/clock.ts';
 import { ERRORS, type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { AdapterNode } from './adapter-node.ts';
@@ -34,6 +34,11 @@ const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT
 const RESTORE_CONCURRENCY = 8;
 /** How long a verified contact may be used as a proxy target (ms). */
 const VERIFIED_TTL_MS = 10 * 60_000;
+/** Seconds a phone is asked to wait when the adapter cannot serve it yet (RFC 3261 20.33). */
+export const NOT_READY_RETRY_AFTER_S = 2;
+/** Backoff of a restored user's registration with the bootstrap that failed for a transient reason (ms). */
+export const RESTORE_RETRY_FIRST_MS = 1000;
+export const RESTORE_RETRY_MAX_MS = 60_000;
 
 export interface CallRecord {
   caller: string;
@@ -57,6 +62,11 @@ export class Adapter {
   private readonly aors = new Map<string, string>();
   /** contactKey of verified 302 targets -> expiry. */
   private readonly verified = new Map<string, number>();
+  /** False while a restart registers its users again (holdUntilReady): phones get 503 with Retry-After. */
+  private ready = true;
+  /** Restored users whose registration with the bootstrap is retried, with the pending timer. */
+  private readonly retries = new Map<string, Timer>();
+  private retriesStopped = false;
 
   constructor(c: { node: AdapterNode; element: SipElement; registrar: Registrar; clock: Clock; logger?: Logger }) {
     this.node = c.node;
@@ -77,7 +87,8 @@ export class Adapter {
    * back from its store are registered with the bootstrap again (their keys
    * are on disk), so calls reach them before their phones refresh. A user the
    * bootstrap refuses keeps no bindings; one it cannot reach now keeps them
-   * and is retried on the phone's next REGISTER.
+   * and is retried with a doubling wait (1 s up to 1 min) until it is
+   * registered, refused, or the phone's own REGISTER gets there first.
    */
   async restoreUsers(): Promise<{ users: number; failed: number }> {
     const names = new Map<string, string[]>();
@@ -105,15 +116,65 @@ export class Adapter {
           const reason = isOverlayError(e) ? e.message : (e as Error).message;
           const transient = isOverlayError(e) && TRANSIENT.has(e.code);
           this.log.warn({ user: name, reason, kept: transient }, 'restored user not registered with the bootstrap');
-          if (!transient) {
-            for (const aor of aors) this.registrar.removeAor(aor);
-            this.aors.delete(name);
-          }
+          if (transient) this.retryRestore(name, aors, RESTORE_RETRY_FIRST_MS);
+          else this.dropRestored(name, aors);
         }
       }
     };
     await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
     return { users: names.size - failed, failed };
+  }
+
+  private dropRestored(name: string, aors: string[]): void {
+    for (const aor of aors) this.registrar.removeAor(aor);
+    this.aors.delete(name);
+  }
+
+  private retryRestore(name: string, aors: string[], waitMs: number): void {
+    if (this.retriesStopped) return;
+    this.retries.get(name)?.cancel();
+    const timer = this.clock.setTimer(waitMs, () => {
+      if (this.retries.get(name) !== timer) return;
+      this.retries.delete(name);
+      if (this.node.users.has(name)) return;
+      this.node.ensureUser(name).then(
+        () => this.log.info({ user: name }, 'restored user registered with the bootstrap on retry'),
+        (e: unknown) => {
+          const transient = isOverlayError(e) && TRANSIENT.has(e.code);
+          const next = Math.min(waitMs * 2, RESTORE_RETRY_MAX_MS);
+          this.log.warn(
+            { user: name, reason: (e as Error).message, retryInMs: transient ? next : undefined },
+            'restored user still not registered with the bootstrap',
+          );
+          if (transient) this.retryRestore(name, aors, next);
+          else this.dropRestored(name, aors);
+        },
+      );
+    });
+    this.retries.set(name, timer);
+  }
+
+  /** Users whose registration with the bootstrap after a restart is still being retried. */
+  get retrying(): string[] {
+    return [...this.retries.keys()];
+  }
+
+  /** Until `setReady`, every phone request but OPTIONS gets 503 with Retry-After (a restart in progress). */
+  holdUntilReady(): void {
+    this.ready = false;
+    this.node.ready = false;
+  }
+
+  setReady(): void {
+    this.ready = true;
+    this.node.ready = true;
+  }
+
+  /** Cancel pending registration retries (the adapter is closing). */
+  stopRetries(): void {
+    this.retriesStopped = true;
+    for (const t of this.retries.values()) t.cancel();
+    this.retries.clear();
   }
 
   /** Contact header values of the user's registered phone(s). */
@@ -127,6 +188,10 @@ export class Adapter {
 
   private async onRequest(inc: IncomingRequest): Promise<void> {
     const req = inc.request;
+    if (!this.ready && req.method !== 'OPTIONS') {
+      respondNotReady(inc, 'adapter starting');
+      return;
+    }
     if (this.isVerifiedTarget(req.uri)) {
       this.forward(inc);
       return;
@@ -165,6 +230,8 @@ export class Adapter {
       inc.respond(status === 404 ? 403 : status, reason);
       return;
     }
+    this.retries.get(name)?.cancel();
+    this.retries.delete(name);
     const out = this.registrar.register(inc.request);
     if (out.status === 200) this.aors.set(name, `sip:${name}@${to.value.uri.host}`);
     inc.respond(out.status, out.reason, { headers: out.headers });
@@ -182,6 +249,10 @@ export class Adapter {
     }
     const callerName = from.value.uri.user ?? '';
     const caller = this.node.users.get(callerName);
+    if (!caller && this.retries.has(callerName)) {
+      respondNotReady(inc, `${callerName} is being registered again`);
+      return;
+    }
     if (!caller) {
       inc.respond(403, `Forbidden: ${callerName || 'caller'} is not registered at this adapter`);
       return;
@@ -198,7 +269,8 @@ export class Adapter {
       inc.sendResponse(out.response);
     } else {
       this.stats.refused++;
-      inc.respond(out.status, out.reason);
+      if (out.status === 503) respondNotReady(inc, out.reason);
+      else inc.respond(out.status, out.reason);
     }
     const status = out.ok ? 302 : out.status;
     this.calls.push({
@@ -248,6 +320,13 @@ export class Adapter {
     const headers = [{ name: 'Via', value: this.element.via(dest.transport) }, ...req.headers];
     this.element.sendStateless({ ...req, headers }, dest);
   }
+}
+
+/** 503 with Retry-After (RFC 3261 21.5.4): the phone may try again shortly. */
+export function respondNotReady(inc: IncomingRequest, reason: string): void {
+  inc.respond(503, `Service Unavailable: ${reason}`.replace(/[\r\n]/g, ' '), {
+    headers: [{ name: 'Retry-After', value: String(NOT_READY_RETRY_AFTER_S) }],
+  });
 }
 
 /** RFC 3261 16.4: a Route naming this element is removed before forwarding. */

@@ -1,10 +1,10 @@
 /**
  * The SecP2PSIP overlay on the in-memory network for tests: one or more
- * bootstraps and adapters on a simulated clock (src/secp2psip/memory-overlay.ts),
+ * bootstraps and adapters on a simulated clock (src/harness/memory-overlay.ts),
  * under the names the tests use.
  */
 export {
   MemoryOverlay as SecTestnet,
   type MemoryOverlayInit as TestnetInit,
   phoneInvite,
-} from '../../src/secp2psip/memory-overlay.ts';
+} from '../../src/harness/memory-overlay.ts';
