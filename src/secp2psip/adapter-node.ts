@@ -106,6 +106,8 @@ export class AdapterNode {
    * Retry-After) rather than "unknown user".
    */
   ready = true;
+  /** Users with phone bindings whose registration with the bootstrap after a restart is being retried. */
+  readonly restoring = new Set<string>();
   /** The callee's phone contacts; set by the SIP half. */
   contactsOf: (name: string) => string[] = () => [];
 
@@ -159,6 +161,12 @@ export class AdapterNode {
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
       if (!this.ready) return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: 'adapter starting' });
+      if (this.restoring.size > 0) {
+        const d = decodeMessage(payload);
+        const to = d.ok && d.value.t === 'INVITE' ? d.value.to : undefined;
+        if (to !== undefined && this.restoring.has(to) && !this.users.has(to))
+          return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${to} is being registered again` });
+      }
       this.stats.invitesAnswered++;
       return answerInvite(this.flow, payload, caller);
     }

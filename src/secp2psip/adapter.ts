@@ -126,6 +126,7 @@ export class Adapter {
   }
 
   private dropRestored(name: string, aors: string[]): void {
+    this.node.restoring.delete(name);
     for (const aor of aors) this.registrar.removeAor(aor);
     this.aors.delete(name);
   }
@@ -136,9 +137,15 @@ export class Adapter {
     const timer = this.clock.setTimer(waitMs, () => {
       if (this.retries.get(name) !== timer) return;
       this.retries.delete(name);
-      if (this.node.users.has(name)) return;
+      if (this.node.users.has(name)) {
+        this.node.restoring.delete(name);
+        return;
+      }
       this.node.ensureUser(name).then(
-        () => this.log.info({ user: name }, 'restored user registered with the bootstrap on retry'),
+        () => {
+          this.node.restoring.delete(name);
+          this.log.info({ user: name }, 'restored user registered with the bootstrap on retry');
+        },
         (e: unknown) => {
           const transient = isOverlayError(e) && TRANSIENT.has(e.code);
           const next = Math.min(waitMs * 2, RESTORE_RETRY_MAX_MS);
@@ -152,11 +159,12 @@ export class Adapter {
       );
     });
     this.retries.set(name, timer);
+    this.node.restoring.add(name);
   }
 
   /** Users whose registration with the bootstrap after a restart is still being retried. */
   get retrying(): string[] {
-    return [...this.retries.keys()];
+    return [...this.node.restoring];
   }
 
   /** Until `setReady`, every phone request but OPTIONS gets 503 with Retry-After (a restart in progress). */
@@ -175,6 +183,7 @@ export class Adapter {
     this.retriesStopped = true;
     for (const t of this.retries.values()) t.cancel();
     this.retries.clear();
+    this.node.restoring.clear();
   }
 
   /** Contact header values of the user's registered phone(s). */
@@ -232,6 +241,7 @@ export class Adapter {
     }
     this.retries.get(name)?.cancel();
     this.retries.delete(name);
+    this.node.restoring.delete(name);
     const out = this.registrar.register(inc.request);
     if (out.status === 200) this.aors.set(name, `sip:${name}@${to.value.uri.host}`);
     inc.respond(out.status, out.reason, { headers: out.headers });
@@ -249,7 +259,7 @@ export class Adapter {
     }
     const callerName = from.value.uri.user ?? '';
     const caller = this.node.users.get(callerName);
-    if (!caller && this.retries.has(callerName)) {
+    if (!caller && this.node.restoring.has(callerName)) {
       respondNotReady(inc, `${callerName} is being registered again`);
       return;
     }
