@@ -22,7 +22,7 @@ import type { Identity } from '../identity/identity.ts';
 import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import type { Clock } from '../util/clock.ts';
-import { OverlayError } from '../util/errors.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { AdapterNode, type AdapterNodeInit, requestAdmission } from './adapter-node.ts';
@@ -186,8 +186,12 @@ export async function admitWithFailover(
         if (round > 0 || b !== candidates[0]) log.info({ bootstrap: b.addr, round }, 'admitted by bootstrap');
         return { admitted, via: b };
       } catch (e) {
-        failures.set(b.addr, (e as Error).message);
-        log.warn({ bootstrap: b.addr, err: (e as Error).message, round }, 'bootstrap did not admit this adapter');
+        // A bootstrap's own failure (a disk fault answers "internal error") is not this adapter's configuration.
+        const why = isOverlayError(e, 'BAD_CONFIG')
+          ? `the bootstrap failed: ${e.reason ?? e.message}`
+          : (e as Error).message;
+        failures.set(b.addr, why);
+        log.warn({ bootstrap: b.addr, err: why, round }, 'bootstrap did not admit this adapter');
       }
     }
     const left = end - c.clock.now();
