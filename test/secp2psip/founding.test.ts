@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.ts';
 import { MemoryNetwork } from '../../src/rpc/memory-network.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
@@ -8,6 +11,9 @@ import { FOUNDING_STEP_MS } from '../../src/secp2psip/ring-join.ts';
 import { type BootstrapRole, startBootstrapRole } from '../../src/secp2psip/roles.ts';
 import { SimClock } from '../../src/util/clock.ts';
 import { SeededRandom } from '../../src/util/random.ts';
+import { placeCall } from '../../src/secp2psip/call-flow.ts';
+import { authorityFor } from '../../src/secp2psip/name-authority.ts';
+import { phoneInvite, SecTestnet } from './testnet.ts';
 
 /**
  * Who founds the ring when no member answers (ring-join.ts foundingRank): the
@@ -153,6 +159,57 @@ describe('bootstrap founding order', () => {
       assert.ok(b.clock.now() - t0 >= 2 * FOUNDING_STEP_MS, `waited ${b.clock.now() - t0} ms`);
     } finally {
       b.close();
+    }
+  });
+});
+
+describe('bootstraps restarted (simulated time)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-founding-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('every bootstrap crashed at once comes back at its place through the adapters it knows', async () => {
+    const t = await SecTestnet.create(4, {
+      k: 2,
+      n: 3,
+      bootstraps: 3,
+      seed: 9,
+      registryPath: (i) => join(dir, `boot-${i}.sqlite`),
+    });
+    try {
+      const [A, B, C] = t.adapters;
+      const alice = await t.settle(A.ensureUser('alice'));
+      await t.settle(B.ensureUser('bob'));
+      // Every bootstrap owns a registered name, so each knows adapters to come back through (a bootstrap
+      // with no users knows only its peers: with all of them down it would found a ring of its own).
+      for (const [i, b] of t.info.entries()) {
+        let name = `user${i}`;
+        for (let j = 0; authorityFor(name, t.info) !== b; j++) name = `user${i}x${j}`;
+        await t.settle(C.ensureUser(name));
+      }
+      const ids = t.bootstraps.map((b) => b.ring.id);
+      for (let i = 0; i < 3; i++) await t.stopBootstrap(i);
+      // The first finds no peer bootstrap up, only its users' adapters, whose ring still lists it.
+      for (let i = 0; i < 3; i++) await t.startBootstrap(i);
+      assert.deepEqual(
+        t.bootstraps.map((b) => b.ring.id),
+        ids,
+        'each at its old place',
+      );
+      const rings = [...t.bootstraps, ...t.adapters].map((x) => x.ring);
+      const sorted = rings.map((r) => r.id).sort();
+      const oneRing = () => rings.every((r) => r.successor.id === sorted[(sorted.indexOf(r.id) + 1) % sorted.length]);
+      for (let ms = 0; ms < 30_000 && !oneRing(); ms += 500) await t.run(500);
+      assert.ok(
+        oneRing(),
+        `one ring: ${rings.map((r) => `${sorted.indexOf(r.id)}->${sorted.indexOf(r.successor.id)}`).join(' ')}`,
+      );
+      const carol = await t.settle(t.adapters[2].ensureUser('carol'));
+      assert.equal(carol.name, 'carol');
+      B.contactsOf = () => ['<sip:bob@10.0.0.2:5080>'];
+      const out = await t.settle(placeCall(A.flow, phoneInvite('alice', 'bob'), alice, 'bob'));
+      assert.ok(out.ok, out.ok ? '' : out.reason);
+    } finally {
+      t.close();
     }
   });
 });
