@@ -216,6 +216,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       {
         bootstraps: candidates,
         budgetMs: o.bootstrapWaitMs,
+        holdUntilReady: true,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,

@@ -219,6 +219,11 @@ export interface AdapterRoleInit
   bootstraps: readonly BootstrapInfo[];
   /** This adapter's SIP host:port (seed Table 1 "IP"). */
   sipAddr: string;
+  /**
+   * Answer SECP2PSIP INVITEs "not ready" from the moment the node is reachable until its owner sets
+   * `node.ready` (a restart re-registering its users: callers get 503, never "unknown user").
+   */
+  holdUntilReady?: boolean;
 }
 
 export interface AdapterRole {
@@ -261,6 +266,7 @@ export async function startAdapterRole(c: AdapterRoleComponents, o: AdapterRoleI
       cacheMs: o.cacheMs,
     },
   );
+  if (o.holdUntilReady) node.ready = false;
   try {
     if ((await joinRing({ ring, clock, logger: log }, admitted.ring)) === 'listed')
       throw new OverlayError('BAD_CONFIG', 'the ring already holds a node with the id the bootstrap assigned');

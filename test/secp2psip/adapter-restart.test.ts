@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -155,6 +156,36 @@ describe('adapter restarts with bootstraps down', { timeout: 180_000 }, () => {
     }
     assert.equal(last.status, 302, `${last.status} ${last.reason}`);
     assert.equal(last.contact, `<${phones.get(callee).contactUri}>`);
+  });
+
+  it('D7: while the restarted adapter registers its users again, callers get 503 with Retry-After, never 404', async () => {
+    await stopAdapter(Y);
+    await stopBoot(1);
+    // Bootstrap 1's port answers TCP but never TLS: the registration forwarded there hangs until it times out,
+    // so the restart's first registration pass takes seconds.
+    const held: Socket[] = [];
+    const hole = createServer((c) => held.push(c));
+    await new Promise<void>((r) => hole.listen(Number(infos[1].addr.split(':')[1]), '127.0.0.1', r));
+    let started: RunningAdapter | undefined;
+    const starting = startAdapter('Y').then((a) => {
+      started = a;
+      return a;
+    });
+    const seen: string[] = [];
+    try {
+      while (!started) {
+        const r = await call(caller, Z, callee);
+        seen.push(`${r.status}${r.status === 503 && Number(r.retryAfter) > 0 ? '+Retry-After' : ''}`);
+      }
+      Y = await starting;
+    } finally {
+      for (const c of held) c.destroy();
+      await new Promise((r) => hole.close(r));
+      await startBoot(1);
+    }
+    assert.ok(!seen.some((s) => s.startsWith('404') || s.startsWith('403')), seen.join(' '));
+    assert.ok(seen.includes('503+Retry-After'), seen.join(' '));
+    await eventually('the restored user registered again', () => Y.adapter.retrying.length === 0, 30_000);
   });
 
   it('D8: an adapter restarted while its configured bootstrap is down is admitted by another of the set', async () => {
