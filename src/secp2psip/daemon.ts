@@ -4,7 +4,14 @@
  * the `bootstrap`, `adapter` and `demo` commands, the end-to-end tests and the
  * benchmark. State lives under the data directory: `node/identity.pem`
  * (0600), `registry.sqlite` or `trust.sqlite` and `bindings.sqlite` (the
- * phones' registrations), `users/<name>.pem` (0600).
+ * phones' registrations), `users/<name>.pem` (0600), and for an adapter
+ * `bootstraps.json` (the bootstrap set, for fail-over at start).
+ *
+ * What a role does (admission, joining, founding order) is in roles.ts and
+ * ring-join.ts, shared with the in-memory overlay; this file only adds the
+ * sockets, the files and, for an adapter, its SIP half: phones get 503 with
+ * Retry-After until the adapter is on the ring and has registered the users
+ * of its restored phone bindings again.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
