@@ -174,6 +174,8 @@ export interface RunningAdapter {
   adapter: Adapter;
   node: AdapterNode;
   sipAddr: string;
+  /** The bootstrap that admitted this adapter (the configured one, or another of its set). */
+  bootstrap: BootstrapInfo;
   close(): Promise<void>;
 }
 
@@ -261,6 +263,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     adapter,
     node,
     sipAddr: element.hostport,
+    bootstrap: role.bootstrap,
     async close() {
       stopSweeping();
       adapter.stopRetries();

@@ -210,6 +210,7 @@ describe('adapter restarts with bootstraps down', { timeout: 180_000 }, () => {
     assert.ok(Buffer.from(resolved.key).equals(Buffer.from(infos[0].key)));
 
     const again = await startAdapter('X', { bootstrap: resolved });
+    assert.equal(again.bootstrap.addr, infos[1].addr, 'admitted by bootstrap 1');
     // It registers users through bootstrap 1 now (a name bootstrap 1 owns: bootstrap 0 is down).
     let name = 'xavier';
     for (let j = 0; authorityFor(name, infos) !== infos[1]; j++) name = `xavier${j}`;

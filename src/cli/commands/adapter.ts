@@ -116,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
   const self = running.node.endpoint.self;
   process.stdout.write(`adapter sip:${running.sipAddr}\nring ${self.id} ${self.addr}\n`);
   log.info(
-    { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(bootstrap) },
+    { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(running.bootstrap) },
     `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,
   );
   await stopped;
