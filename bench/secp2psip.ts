@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SecurityMode } from '../src/secp2psip/call-common.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
-import { LocalOverlay, sipPeer, summarizeCalls } from '../src/secp2psip/local-overlay.ts';
+import { LocalOverlay, sipPeer, summarizeCalls } from '../src/harness/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
 import { runSippWithStats } from './lib/sipp.ts';
 

@@ -7,7 +7,7 @@
  */
 import { pieceKey } from '../../src/secp2psip/ring-records.ts';
 import { placeCall } from '../../src/secp2psip/caller.ts';
-import { bindPhone } from '../../src/secp2psip/memory-overlay.ts';
+import { bindPhone } from '../../src/harness/memory-overlay.ts';
 import { choosePieceIndices } from '../../src/sharing/index.ts';
 import type { FigureContext, FigureOutput } from '../lib/context.ts';
 import { MemnetOverlay, phoneInvite } from '../lib/memnet-overlay.ts';

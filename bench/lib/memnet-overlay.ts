@@ -1,10 +1,10 @@
 /**
  * The SecP2PSIP overlay on the in-memory network for wide-area emulation
- * (src/secp2psip/memory-overlay.ts): one bootstrap and adapters, every message
+ * (src/harness/memory-overlay.ts): one bootstrap and adapters, every message
  * delayed by a fixed one-way latency on a simulated clock.
  */
 import type { SipRequest } from '../../src/sip/message.ts';
-import { MemoryOverlay, phoneInvite as invite } from '../../src/secp2psip/memory-overlay.ts';
+import { MemoryOverlay, phoneInvite as invite } from '../../src/harness/memory-overlay.ts';
 
 export type { MemoryOverlay };
 

@@ -121,6 +121,14 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     return this.pending.size;
   }
   private seq = 0;
+  /**
+   * False while a restarting adapter registers its users again: SECP2PSIP
+   * INVITEs are then answered NOT_READY (the caller's phone gets 503 and
+   * Retry-After) rather than "unknown user".
+   */
+  ready = true;
+  /** Users with phone bindings whose registration with the bootstrap after a restart is being retried. */
+  readonly restoring = new Set<string>();
 
   constructor(c: AdapterNodeComponents<P>, init: AdapterNodeInit) {
     this.endpoint = c.endpoint;
@@ -195,6 +203,13 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
 
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
+      if (!this.ready) return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: 'adapter starting' });
+      if (this.restoring.size > 0) {
+        const d = decodeMessage(payload);
+        const to = d.ok && d.value.t === 'INVITE' ? d.value.to : undefined;
+        if (to !== undefined && this.restoring.has(to) && !this.users.has(to))
+          return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${to} is being registered again` });
+      }
       this.stats.invitesAnswered++;
       return answerInvite(this.callee, payload, caller);
     }

@@ -25,7 +25,7 @@ import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
 import { parseRequestUri } from '../sip/uri.ts';
-import type { Clock } from '../util/clock.ts';
+import type { Clock, Timer } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { AdapterNode } from './adapter-node.ts';
@@ -42,6 +42,11 @@ const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT
 const RESTORE_CONCURRENCY = 8;
 /** How long a verified contact may be used as a proxy target (ms). */
 const VERIFIED_TTL_MS = 10 * 60_000;
+/** Seconds a phone is asked to wait when the adapter cannot serve it yet (RFC 3261 20.33). */
+export const NOT_READY_RETRY_AFTER_S = 2;
+/** Backoff of a restored user's registration with the bootstrap that failed for a transient reason (ms). */
+export const RESTORE_RETRY_FIRST_MS = 1000;
+export const RESTORE_RETRY_MAX_MS = 60_000;
 
 export interface CallRecord {
   caller: string;
@@ -65,6 +70,11 @@ export class Adapter {
   private readonly phones: RegisteredPhones;
   /** contactKey of verified 302 targets -> expiry. */
   private readonly verified = new Map<string, number>();
+  /** False while a restart registers its users again (holdUntilReady): phones get 503 with Retry-After. */
+  private ready = true;
+  /** Restored users whose registration with the bootstrap is retried, with the pending timer. */
+  private readonly retries = new Map<string, Timer>();
+  private retriesStopped = false;
 
   /** `node.phones` is where this half registers phones, and where the callee side finds them. */
   constructor(c: { node: AdapterNode<RegisteredPhones>; element: SipElement; clock: Clock; logger?: Logger }) {
@@ -81,7 +91,12 @@ export class Adapter {
       logger: this.log,
       user: {
         methods: { REGISTER: (inc) => this.register(inc), INVITE: (inc) => this.invite(inc) },
-        relay: (inc) => this.relay(inc),
+        // While restarting, every phone request but OPTIONS gets 503 with Retry-After, before anything else.
+        relay: (inc) => {
+          if (this.ready || inc.request.method === 'OPTIONS') return this.relay(inc);
+          respondNotReady(inc, 'adapter starting');
+          return true;
+        },
         onAck: (req, source) => this.forwardAck(req, source),
       },
     });
@@ -92,7 +107,8 @@ export class Adapter {
    * back from its store are registered with the bootstrap again (their keys
    * are on disk), so calls reach them before their phones refresh. A user the
    * bootstrap refuses keeps no bindings; one it cannot reach now keeps them
-   * and is retried on the phone's next REGISTER.
+   * and is retried with a doubling wait (1 s up to 1 min) until it is
+   * registered, refused, or the phone's own REGISTER gets there first.
    */
   async restoreUsers(): Promise<{ users: number; failed: number }> {
     const names = new Map<string, string[]>();
@@ -120,12 +136,73 @@ export class Adapter {
           const reason = isOverlayError(e) ? e.message : (e as Error).message;
           const transient = isOverlayError(e) && TRANSIENT.has(e.code);
           this.log.warn({ user: name, reason, kept: transient }, 'restored user not registered with the bootstrap');
-          if (!transient) this.phones.drop(name, aors);
+          if (transient) this.retryRestore(name, aors, RESTORE_RETRY_FIRST_MS);
+          else this.dropRestored(name, aors);
         }
       }
     };
     await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
     return { users: names.size - failed, failed };
+  }
+
+  private dropRestored(name: string, aors: string[]): void {
+    this.node.restoring.delete(name);
+    this.phones.drop(name, aors);
+  }
+
+  private retryRestore(name: string, aors: string[], waitMs: number): void {
+    if (this.retriesStopped) return;
+    this.retries.get(name)?.cancel();
+    const timer = this.clock.setTimer(waitMs, () => {
+      if (this.retries.get(name) !== timer) return;
+      this.retries.delete(name);
+      if (this.node.users.has(name)) {
+        this.node.restoring.delete(name);
+        return;
+      }
+      this.node.ensureUser(name).then(
+        () => {
+          this.node.restoring.delete(name);
+          this.log.info({ user: name }, 'restored user registered with the bootstrap on retry');
+        },
+        (e: unknown) => {
+          const transient = isOverlayError(e) && TRANSIENT.has(e.code);
+          const next = Math.min(waitMs * 2, RESTORE_RETRY_MAX_MS);
+          this.log.warn(
+            { user: name, reason: (e as Error).message, retryInMs: transient ? next : undefined },
+            'restored user still not registered with the bootstrap',
+          );
+          if (transient) this.retryRestore(name, aors, next);
+          else this.dropRestored(name, aors);
+        },
+      );
+    });
+    this.retries.set(name, timer);
+    this.node.restoring.add(name);
+  }
+
+  /** Users whose registration with the bootstrap after a restart is still being retried. */
+  get retrying(): string[] {
+    return [...this.node.restoring];
+  }
+
+  /** Until `setReady`, every phone request but OPTIONS gets 503 with Retry-After (a restart in progress). */
+  holdUntilReady(): void {
+    this.ready = false;
+    this.node.ready = false;
+  }
+
+  setReady(): void {
+    this.ready = true;
+    this.node.ready = true;
+  }
+
+  /** Cancel pending registration retries (the adapter is closing). */
+  stopRetries(): void {
+    this.retriesStopped = true;
+    for (const t of this.retries.values()) t.cancel();
+    this.retries.clear();
+    this.node.restoring.clear();
   }
 
   /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
@@ -166,6 +243,9 @@ export class Adapter {
       inc.respond(status === 404 ? 403 : status, reason);
       return;
     }
+    this.retries.get(name)?.cancel();
+    this.retries.delete(name);
+    this.node.restoring.delete(name);
     const out = this.phones.register(name, to.value.uri.host, inc.request);
     inc.respond(out.status, out.reason, { headers: out.headers });
   }
@@ -182,6 +262,10 @@ export class Adapter {
     }
     const callerName = from.value.uri.user ?? '';
     const caller = this.node.users.get(callerName);
+    if (!caller && this.node.restoring.has(callerName)) {
+      respondNotReady(inc, `${callerName} is being registered again`);
+      return;
+    }
     if (!caller) {
       inc.respond(403, `Forbidden: ${callerName || 'caller'} is not registered at this adapter`);
       return;
@@ -198,7 +282,8 @@ export class Adapter {
       inc.sendResponse(out.response);
     } else {
       this.stats.refused++;
-      inc.respond(out.status, out.reason);
+      if (out.status === 503) respondNotReady(inc, out.reason);
+      else inc.respond(out.status, out.reason);
     }
     const status = out.ok ? 302 : out.status;
     this.calls.push({
@@ -248,6 +333,13 @@ export class Adapter {
     const headers = [{ name: 'Via', value: this.element.via(dest.transport) }, ...req.headers];
     this.element.sendStateless({ ...req, headers }, dest);
   }
+}
+
+/** 503 with Retry-After (RFC 3261 21.5.4): the phone may try again shortly. */
+export function respondNotReady(inc: IncomingRequest, reason: string): void {
+  inc.respond(503, `Service Unavailable: ${reason}`.replace(/[\r\n]/g, ' '), {
+    headers: [{ name: 'Retry-After', value: String(NOT_READY_RETRY_AFTER_S) }],
+  });
 }
 
 /** RFC 3261 16.4: a Route naming this element is removed before forwarding. */

@@ -9,12 +9,19 @@
  *   host:port            trust on first use: the key seen on the first start is
  *                        saved in `<data>/bootstrap.json` and a different key later
  *                        is refused (delete the file to accept a new bootstrap key)
+ *
+ * An adapter also keeps every bootstrap of the set, as the first one that
+ * admits it lists them, in `<data>/bootstraps.json`: on later starts it
+ * fails over to them when its configured bootstrap does not answer, and a
+ * hash or first-use spec naming one of them needs no handshake to learn the
+ * key. The list comes from a bootstrap whose key was checked (TLS, pinned).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { formatHostPort, parseHostPort } from '../util/args.ts';
 import { fail, isOverlayError, OverlayError, ok, type Result } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
@@ -63,6 +70,10 @@ export async function resolveBootstrap(
   dataDir?: string,
 ): Promise<BootstrapInfo> {
   if (spec.key) return { addr: spec.addr, key: spec.key };
+  // Known from the set a bootstrap listed before: no handshake needed (the configured one may be down).
+  const known = dataDir ? loadBootstrapSet(dataDir).find((b) => b.addr === spec.addr) : undefined;
+  if (known && (spec.hash ? nodeIdFromKey(known.key) === spec.hash : pinnedKey(dataDir, spec.addr, known.key)))
+    return known;
   const pinPath = dataDir ? join(dataDir, 'bootstrap.json') : undefined;
   let pinned: Uint8Array | undefined;
   if (!spec.hash && pinPath && existsSync(pinPath)) {
@@ -92,4 +103,51 @@ export async function resolveBootstrap(
     renameSync(tmp, pinPath);
   }
   return { addr: spec.addr, key };
+}
+
+/** True when the first-use pin of `addr` in `dataDir` is `key` (or no pin exists there). */
+function pinnedKey(dataDir: string | undefined, addr: string, key: Uint8Array): boolean {
+  if (!dataDir) return false;
+  const path = join(dataDir, 'bootstrap.json');
+  if (!existsSync(path)) return false;
+  try {
+    const p = JSON.parse(readFileSync(path, 'utf8')) as PinFile;
+    return p.addr === addr && p.key === Buffer.from(key).toString('hex');
+  } catch {
+    return false;
+  }
+}
+
+const SET_FILE = 'bootstraps.json';
+
+/** The bootstraps of the set kept in `<dataDir>/bootstraps.json`; none when absent or unreadable (logged). */
+export function loadBootstrapSet(dataDir: string, log: Logger = silentLogger): BootstrapInfo[] {
+  const path = join(dataDir, SET_FILE);
+  if (!existsSync(path)) return [];
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as { bootstraps?: unknown };
+    const list = Array.isArray(j.bootstraps) ? j.bootstraps : [];
+    const out: BootstrapInfo[] = [];
+    for (const b of list as PinFile[]) {
+      if (typeof b?.addr !== 'string' || typeof b.key !== 'string' || !/^[0-9a-f]{64}$/.test(b.key)) continue;
+      out.push({ addr: b.addr, key: new Uint8Array(Buffer.from(b.key, 'hex')) });
+    }
+    return out;
+  } catch (e) {
+    log.warn({ path, err: (e as Error).message }, 'known bootstrap list unreadable; ignored');
+    return [];
+  }
+}
+
+/** Keep the set for the next start (written whole, then renamed); a failure is logged, never fatal. */
+export function saveBootstrapSet(dataDir: string, set: readonly BootstrapInfo[], log: Logger = silentLogger): void {
+  const path = join(dataDir, SET_FILE);
+  const body = { bootstraps: set.map((b) => ({ addr: b.addr, key: Buffer.from(b.key).toString('hex') })) };
+  try {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    log.warn({ path, err: (e as Error).message }, 'could not keep the bootstrap list');
+  }
 }

@@ -215,6 +215,7 @@ export const WIRE_ERROR = Object.freeze({
   DHT_BAD_REQUEST: 26,
   BAD_ARGUMENT: 27,
   BAD_CONFIG: 28,
+  NOT_READY: 29,
 } satisfies Partial<Record<ErrorCode, number>>);
 
 export type WireErrorCode = keyof typeof WIRE_ERROR;

@@ -39,6 +39,7 @@ export const SIP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   CALLEE_UNREACHABLE: 480,
   VERIFICATION_FAILED: 403,
   TIMEOUT: 408,
+  NOT_READY: 503,
 });
 
 /** The status a failure is answered with: its code's, or 500 for anything that is not a typed error. */

@@ -62,6 +62,7 @@ const APP_ERRORS = {
   CALLEE_UNREACHABLE: 'callee unreachable',
   VERIFICATION_FAILED: 'verification failed',
   TIMEOUT: 'timed out',
+  NOT_READY: 'starting up; try again shortly',
 } as const;
 
 /** Every code with its message. */

@@ -7,6 +7,7 @@
  */
 import { SipElement } from '../sip/element.ts';
 import { Registrar } from '../sip/registrar.ts';
+import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -60,14 +61,13 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   // A new phone contact goes into our record at once; other nodes copy it at the next SETUP.
   sip.onBindingsChanged = () => daemon.publishOwnRecord();
   daemon.publishOwnRecord();
-  const sweeper = registrar ? setInterval(() => registrar.sweep(), 30_000) : undefined;
-  sweeper?.unref();
+  const stopSweeping = registrar ? startSweeping(registrar, clock) : undefined;
   return {
     daemon,
     sip,
     uri: sip.uri,
     async close() {
-      if (sweeper) clearInterval(sweeper);
+      stopSweeping?.();
       await element.close();
       await daemon.close();
     },

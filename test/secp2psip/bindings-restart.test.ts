@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { probeInvite } from '../../src/secp2psip/call-probe.ts';
+import { probeInvite } from '../../src/harness/call-probe.ts';
 import { freePort } from '../sip/e2e-helpers.ts';
 import { TestPhones, udpPeer } from './phones.ts';
 import { type AdapterProc, type BootstrapProc, startAdapterProc, startBootstrapProc } from './procs.ts';

@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.ts';
-import { probeInvite } from '../../src/secp2psip/call-probe.ts';
+import { probeInvite } from '../../src/harness/call-probe.ts';
 import {
   type RunningAdapter,
   type RunningBootstrap,
   startAdapterDaemon,
   startBootstrapDaemon,
 } from '../../src/secp2psip/daemon.ts';
-import { sipPeer } from '../../src/secp2psip/local-overlay.ts';
+import { sipPeer } from '../../src/harness/local-overlay.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
 import { openRingValue, pieceKey } from '../../src/secp2psip/ring-records.ts';

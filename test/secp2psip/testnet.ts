@@ -1,6 +1,6 @@
 /**
  * The SecP2PSIP overlay on the in-memory network for tests: one or more
- * bootstraps and adapters on a simulated clock (src/secp2psip/memory-overlay.ts),
+ * bootstraps and adapters on a simulated clock (src/harness/memory-overlay.ts),
  * under the names the tests use.
  */
 export {
@@ -8,4 +8,4 @@ export {
   MemoryOverlay as SecTestnet,
   type MemoryOverlayInit as TestnetInit,
   phoneInvite,
-} from '../../src/secp2psip/memory-overlay.ts';
+} from '../../src/harness/memory-overlay.ts';

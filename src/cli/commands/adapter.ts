@@ -11,6 +11,7 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -31,6 +32,11 @@ const SPEC = {
     type: 'string',
     default: '30000',
     help: 'reuse a user verified through the ring for this long (0: fetch the key pieces on every call)',
+  },
+  'bootstrap-wait': {
+    type: 'string',
+    default: '120000',
+    help: 'ms to keep asking the bootstraps (the configured one, then the others of its set) at start',
   },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
@@ -59,10 +65,29 @@ export async function run(argv: string[]): Promise<number> {
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
+  const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'adapter' });
 
-  const bootstrap = await resolveBootstrap(spec.value, (h, p) => fetchPeerKey(h, p), dataDir);
+  const clock = new SystemClock();
+  const until = clock.now() + bootstrapWaitMs;
+  // Learning the key takes a handshake with the bootstrap (unless pinned or known from its set): retried too.
+  const bootstrap = await resolveBootstrap(
+    spec.value,
+    async (h, p) => {
+      for (let wait = 500; ; wait = Math.min(wait * 2, 10_000)) {
+        try {
+          return await fetchPeerKey(h, p);
+        } catch (e) {
+          if (clock.now() + wait > until) throw e;
+          log.warn({ bootstrap: `${h}:${p}`, err: (e as Error).message, retryInMs: wait }, 'bootstrap unreachable');
+          // A plain timer: nothing else keeps the process alive yet (the clock's timers do not).
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    },
+    dataDir,
+  );
   const running = await startAdapterDaemon({
     sipHost: sip.host,
     sipPort: sip.port,
@@ -74,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
     rebuild: rebuild as RebuildMode,
     timeoutMs,
     cacheMs,
+    bootstrapWaitMs,
     logger: log,
   });
   const stopped = new Promise<void>((resolve) => {
@@ -90,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
   const self = running.node.endpoint.self;
   process.stdout.write(`adapter sip:${running.sipAddr}\nring ${self.id} ${self.addr}\n`);
   log.info(
-    { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(bootstrap) },
+    { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(running.bootstrap) },
     `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,
   );
   await stopped;

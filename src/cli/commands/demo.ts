@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FlowEvent, SecurityMode } from '../../secp2psip/call-common.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
-import { LocalOverlay, summarizeCalls } from '../../secp2psip/local-overlay.ts';
+import { LocalOverlay, summarizeCalls } from '../../harness/local-overlay.ts';
 import { intOption, optionsUsage, parseArgs } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';

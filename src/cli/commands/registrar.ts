@@ -1,4 +1,5 @@
 import { Registrar } from '../../sip/registrar.ts';
+import { startSweeping } from '../../sip/registrar-sweeper.ts';
 import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
@@ -43,8 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   const element = new SipElement({ transport, clock, logger: log });
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
   const server = new RedirectServer({ element, registrar, logger: log });
-  const sweeper = setInterval(() => registrar.sweep(), 30_000);
-  sweeper.unref();
+  const stopSweeping = startSweeping(registrar, clock);
 
   // Signal handlers go in before the listening line: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
@@ -70,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
   );
 
   await stopped;
-  clearInterval(sweeper);
+  stopSweeping();
   await element.close();
   log.flush();
   return 0;

@@ -14,6 +14,8 @@ export interface ProbeResult {
   reason: string;
   /** Contact of a 3xx (the callee's phone), if any. */
   contact?: string;
+  /** Retry-After of the final answer, if any (a 503 from an adapter not ready yet). */
+  retryAfter?: string;
   ms: number;
 }
 
@@ -54,7 +56,8 @@ export function probeInvite(
       done = true;
       clearTimeout(timer);
       const contact = resp ? getHeader(resp, 'Contact') : undefined;
-      resolve({ status, reason, contact, ms: performance.now() - started });
+      const retryAfter = resp ? getHeader(resp, 'Retry-After') : undefined;
+      resolve({ status, reason, contact, retryAfter, ms: performance.now() - started });
     };
     const timer = setTimeout(() => finish(408, 'Request Timeout (probe)'), o.timeoutMs ?? 32_000);
     element.request(req, o.adapter, {

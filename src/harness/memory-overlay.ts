@@ -6,27 +6,23 @@
  * links; the wide-area benchmark with tens of milliseconds. SIP requests are
  * built as bytes (`phoneInvite`), so a whole call flow runs without sockets.
  */
-import { ChordNode } from '../dht/chord/chord-node.ts';
-import { defaultValidator } from '../dht/store/validators.ts';
-import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import { Identity } from '../identity/identity.ts';
 import { MemoryNetwork } from '../rpc/memory-network.ts';
-import type { NodeRef } from '../rpc/types.ts';
+import type { AdapterNode } from '../secp2psip/adapter-node.ts';
+import type { BootstrapServer } from '../secp2psip/bootstrap-server.ts';
+import type { SecurityMode } from '../secp2psip/call-common.ts';
+import { RegisteredPhones } from '../secp2psip/local-phones.ts';
+import type { RebuildMode } from '../secp2psip/key-lookup.ts';
+import type { BootstrapInfo } from '../secp2psip/messages.ts';
+import { Registry } from '../secp2psip/registry.ts';
+import { type RingSettings, startAdapterRole, startBootstrapRole, unadmittedRef } from '../secp2psip/roles.ts';
+import { TrustStore } from '../secp2psip/trust-store.ts';
 import type { SipRequest } from '../sip/message.ts';
 import { parseMessage } from '../sip/parser.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { SimClock } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
 import { SeededRandom } from '../util/random.ts';
-import { AdapterNode, requestAdmission } from './adapter-node.ts';
-import { BootstrapServer } from './bootstrap-server.ts';
-import type { SecurityMode } from './call-common.ts';
-import type { RebuildMode } from './key-lookup.ts';
-import { RegisteredPhones } from './local-phones.ts';
-import type { BootstrapInfo } from './messages.ts';
-import { Registry } from './registry.ts';
-import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
-import { TrustStore } from './trust-store.ts';
 
 export interface MemoryOverlayInit {
   seed?: number;
@@ -107,33 +103,34 @@ export class MemoryOverlay {
     return this.bootstraps[0];
   }
 
-  ringOptions() {
-    return {
-      verifyRef: admittedRef(this.keys, () => this.clock.wallNow()),
-      store: { validators: { '': bootstrapWrittenValidator(this.keys, defaultValidator()) } },
-      installHandler: false,
-      stabilizeMs: this.init.stabilizeMs ?? 500,
-    };
+  ringSettings(): RingSettings {
+    return { stabilizeMs: this.init.stabilizeMs ?? 500 };
   }
 
-  /** Start (or restart, with the same key and registry file) bootstrap i; it joins through a live one. */
+  /**
+   * Start (or restart, with the same key and registry file) bootstrap i, as a
+   * daemon does (roles.ts): it joins the ring through its peers or the
+   * adapters of its users, or founds it in founding order.
+   */
   async startBootstrap(i: number): Promise<BootstrapServer> {
-    const identity = this.ids[i];
-    const registry = new Registry(this.init.registryPath?.(i) ?? ':memory:');
-    const self = BootstrapServer.selfAdmission(identity, registry, this.random, this.clock.wallNow());
-    const ref: NodeRef = { id: self.id, addr: this.info[i].addr, key: identity.bundle.sig, admission: self.admission };
-    this.net.revive(ref.addr);
-    const endpoint = this.net.endpoint(ref);
-    const ring = ChordNode.create({ endpoint, clock: this.clock, random: this.random.fork() }, this.ringOptions());
-    const b = new BootstrapServer(
-      { identity, endpoint, ring, registry, clock: this.clock, random: this.random.fork(), logger: this.init.logger },
-      { k: this.init.k ?? 3, n: this.init.n ?? 5, bootstraps: this.info },
+    const role = await this.settle(
+      startBootstrapRole(
+        {
+          identity: this.ids[i],
+          registry: new Registry(this.init.registryPath?.(i) ?? ':memory:'),
+          clock: this.clock,
+          random: this.random,
+          logger: this.init.logger,
+          listen: async (self) => {
+            this.net.revive(this.info[i].addr);
+            return this.net.endpoint({ ...self, addr: this.info[i].addr, key: this.ids[i].bundle.sig });
+          },
+        },
+        { ...this.ringSettings(), k: this.init.k ?? 3, n: this.init.n ?? 5, peers: this.info },
+      ),
     );
-    const live = this.bootstraps.find((x) => x && !x.ring.stopped)?.ring.self;
-    const via = live ?? BootstrapServer.rejoinContacts(registry, this.keys, this.clock.wallNow())[0];
-    await this.settle(ring.join(via));
-    this.bootstraps[i] = b;
-    return b;
+    this.bootstraps[i] = role.server;
+    return role.server;
   }
 
   /** Stop a bootstrap (its registry file stays) and take it off the network. */
@@ -145,53 +142,34 @@ export class MemoryOverlay {
     b.registry.close();
   }
 
-  /** An adapter admitted by bootstrap `via` (default: round robin), joined to the ring. */
+  /** An adapter admitted by bootstrap `via` (default: round robin; the others as fail-over), joined to the ring. */
   async addAdapter(opts: { mode?: SecurityMode; via?: number } = {}): Promise<AdapterNode<RegisteredPhones>> {
     const n = this.counter++;
-    const node = Identity.generate();
-    const via = this.info[opts.via ?? n % this.info.length];
-    const temp = this.net.endpoint({ id: nodeIdFromKey(node.bundle.sig), addr: `tmp-${n}`, key: node.bundle.sig });
-    const admitted = await this.settle(requestAdmission(temp, via));
-    await temp.close();
-    const ref: NodeRef = {
-      id: admitted.nodeId,
-      addr: `adapter-${n}`,
-      key: node.bundle.sig,
-      admission: admitted.admission,
-    };
-    const endpoint = this.net.endpoint(ref);
-    const ring = ChordNode.create({ endpoint, clock: this.clock, random: this.random.fork() }, this.ringOptions());
-    const a = new AdapterNode(
-      {
-        endpoint,
-        ring,
-        trust: new TrustStore(':memory:'),
-        phones: new RegisteredPhones(new Registrar({ clock: this.clock }, { minExpires: 10 })),
-        clock: this.clock,
-        random: this.random.fork(),
-        logger: this.init.logger,
-      },
-      {
-        admitted,
-        bootstrap: via,
-        sipAddr: this.init.sipAddr?.(n) ?? `127.0.0.${n + 1}:5060`,
-        mode: opts.mode ?? this.init.mode,
-        rebuild: this.init.rebuild,
-      },
+    const identity = Identity.generate();
+    const first = opts.via ?? n % this.info.length;
+    const role = await this.settle(
+      startAdapterRole(
+        {
+          identity,
+          trust: new TrustStore(':memory:'),
+          phones: new RegisteredPhones(new Registrar({ clock: this.clock }, { minExpires: 10 })),
+          clock: this.clock,
+          random: this.random,
+          logger: this.init.logger,
+          admissionEndpoint: async () => this.net.endpoint(unadmittedRef(identity, `tmp-${n}`)),
+          listen: async (self) => this.net.endpoint({ ...self, addr: `adapter-${n}`, key: identity.bundle.sig }),
+        },
+        {
+          ...this.ringSettings(),
+          bootstraps: [this.info[first], ...this.info.filter((_, i) => i !== first)],
+          sipAddr: this.init.sipAddr?.(n) ?? `127.0.0.${n + 1}:5060`,
+          mode: opts.mode ?? this.init.mode,
+          rebuild: this.init.rebuild,
+        },
+      ),
     );
-    // Like the daemon (joinRing): a ring still settling after other joins may need another try.
-    const contacts = admitted.ring.map((c) => ({ id: c.id, addr: c.addr, key: c.key, admission: c.admission }));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.settle(ring.join(contacts[attempt % contacts.length]));
-        break;
-      } catch (e) {
-        if (attempt >= 7) throw e;
-        await this.run(250 * (attempt + 1));
-      }
-    }
-    this.adapters.push(a);
-    return a;
+    this.adapters.push(role.node);
+    return role.node;
   }
 
   /** Run simulated time. */

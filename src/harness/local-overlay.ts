@@ -14,10 +14,15 @@ import { UserAgent } from '../sip/user-agent.ts';
 import { SystemClock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { percentile } from '../util/stats.ts';
-import type { FlowEvent, SecurityMode } from './call-common.ts';
+import type { FlowEvent, SecurityMode } from '../secp2psip/call-common.ts';
 import { type ProbeResult, probeInvite } from './call-probe.ts';
-import { type RunningAdapter, type RunningBootstrap, startAdapterDaemon, startBootstrapDaemon } from './daemon.ts';
-import type { RebuildMode } from './key-lookup.ts';
+import {
+  type RunningAdapter,
+  type RunningBootstrap,
+  startAdapterDaemon,
+  startBootstrapDaemon,
+} from '../secp2psip/daemon.ts';
+import type { RebuildMode } from '../secp2psip/key-lookup.ts';
 
 export const DEMO_NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy'];
 
