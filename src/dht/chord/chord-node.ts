@@ -108,7 +108,7 @@ export class ChordNode {
     this.view = new RingView(this.self, init.viewSize ?? 256);
     this.store = new RecordStore({ clock: this.clock }, init.store);
     const period = this.init.stabilizeMs;
-    this.failures = new FailureDetector(this.clock, 3, 2 * period);
+    this.failures = new FailureDetector(this.clock, 2, 2 * period);
     this.remembered = new RememberedMembers(this.random, 2 * period, 10 * period);
     this.maintenance = new Maintenance(this);
     if (!this.verifyPolicy(this.self)) throw new OverlayError('IDENTITY_BAD_KEY', 'own id is not bound to own key');

@@ -19,6 +19,9 @@ export interface ChordComponents {
   logger?: Logger;
 }
 
+/** The RPC timeout assumed when the endpoint's own applies (see Maintenance.checkPredecessor). */
+export const DEFAULT_RPC_TIMEOUT_MS = 2000;
+
 export interface ChordInit {
   /** r: successor list length, and copies kept of each record (default 3). */
   replicas?: number;

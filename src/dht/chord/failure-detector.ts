@@ -7,7 +7,8 @@
  * AND the first of them is at least `graceMs` old; any answer, and any
  * request the peer sends us, clears the suspicion. A dead peer is still
  * dropped after about `graceMs` (two stabilize periods by default), and a
- * slow one that answers at all never is.
+ * slow one that answers at all never is. A node that hears from nobody
+ * doubts itself first (see `failed`).
  *
  * The timeout itself follows the observed round trips (RFC 6298 2.2-2.3:
  * RTO = SRTT + 4 RTTVAR), never below the configured one: a node whose own
@@ -17,6 +18,8 @@
 import type { Clock } from '../../util/clock.ts';
 
 const MAX_TRACKED = 4096;
+/** With no peer answering at all, how many grace periods before a silent peer counts as failed. */
+const SELF_DOUBT_GRACES = 5;
 /** An RPC timeout never grows past this, however slow the answers were. */
 const MAX_RTO_MS = 30_000;
 /** With no configured timeout, the RTO takes over only past this (the endpoints' defaults are 1-5 s). */
@@ -24,6 +27,8 @@ const UNCONFIGURED_FLOOR_MS = 5000;
 
 export class FailureDetector {
   private readonly suspects = new Map<string, { strikes: number; since: number }>();
+  /** When any peer last answered or called us. */
+  private lastAliveAt = Number.NEGATIVE_INFINITY;
   /** Smoothed round trip and its variation (ms; 0 before the first answer). */
   srtt = 0;
   rttvar = 0;
@@ -36,6 +41,7 @@ export class FailureDetector {
 
   /** The peer answered or called us: not suspected any more. */
   alive(id: string): void {
+    this.lastAliveAt = this.clock.now();
     if (this.suspects.size > 0) this.suspects.delete(id);
   }
 
@@ -52,10 +58,19 @@ export class FailureDetector {
     return this.failed(id);
   }
 
-  /** Has the peer missed `strikes` RPCs in a row, the first at least `graceMs` ago? */
+  /**
+   * Has the peer missed `strikes` RPCs in a row, the first at least
+   * `graceMs` ago, while some other peer answered us since? When nobody
+   * answers, the fault is likely ours (our own event loop or link is
+   * overloaded, or we are cut off): peers are then kept until
+   * SELF_DOUBT_GRACES grace periods have passed, so a busy node does not
+   * empty its own routing table; a node truly left alone still moves on.
+   */
   failed(id: string): boolean {
     const s = this.suspects.get(id);
-    return s !== undefined && s.strikes >= this.strikes && this.clock.now() - s.since >= this.graceMs;
+    if (s === undefined || s.strikes < this.strikes) return false;
+    const silent = this.clock.now() - s.since;
+    return silent >= this.graceMs && (this.lastAliveAt > s.since || silent >= SELF_DOUBT_GRACES * this.graceMs);
   }
 
   /** Suspected but not yet failed. */
@@ -65,7 +80,7 @@ export class FailureDetector {
 
   /** The peer answered at another id (a stale entry): failed at once. */
   condemn(id: string): void {
-    this.suspects.set(id, { strikes: this.strikes, since: this.clock.now() - this.graceMs });
+    this.suspects.set(id, { strikes: this.strikes, since: this.clock.now() - SELF_DOUBT_GRACES * this.graceMs });
   }
 
   /** Forget a peer that was removed (its entry would only age). */

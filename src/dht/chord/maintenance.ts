@@ -2,6 +2,7 @@ import type { NodeRef } from '../../rpc/types.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { compareFrom, fingerStart, ID_BITS, inHalfOpen, inOpen, lastFingerCovered } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
+import { DEFAULT_RPC_TIMEOUT_MS } from './chord-types.ts';
 import { iterativeLookup } from './lookup.ts';
 import { decodeRecordsReply, decodeRefsReply, METHOD } from './messages.ts';
 
@@ -74,11 +75,15 @@ export class Maintenance {
         // Suspected, not yet failed: keep it and ask again next tick (a busy node answers late, see
         // FailureDetector). The rest of the list is pinged meanwhile, so that a run of crashed
         // successors is found failed together, not one grace period after the other.
+        const rest = n.succs.entries().filter((r) => r.id !== s.id && r.id !== n.id);
         if (!n.failures.failed(s.id)) {
-          const rest = n.succs.entries().filter((r) => r.id !== s.id && r.id !== n.id);
           await Promise.all(rest.map((r) => n.call(r, METHOD.PING, {})));
           return;
         }
+        // Indirect evidence (as SWIM's indirect probe): a next successor that still names s as its
+        // predecessor still hears from s, so s is slow towards us, not gone; ask again next tick.
+        const next = rest.length > 0 ? await n.neighbors(rest[0], false) : null;
+        if (next?.pred?.id === s.id) return;
         this.removeFailed(s, 'successor');
         continue;
       }
@@ -181,7 +186,11 @@ export class Maintenance {
     // Its key may answer at another id now (admitted again at the same address): that is not our predecessor.
     const ok = reply !== null && n.sameNode(p, reply) ? reply : null;
     if (ok === null && n.pred?.id === p.id) {
-      if (n.failures.failed(p.id)) this.removeFailed(p, 'predecessor');
+      // A live predecessor calls us every tick (stabilize's notify), however slowly it answers our
+      // pings: it is dropped only once it has also been silent for two periods and an RPC timeout.
+      const silentMs = n.clock.now() - n.predHeardAt;
+      const patience = 2 * n.init.stabilizeMs + (n.init.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS);
+      if (n.failures.failed(p.id) && silentMs >= patience) this.removeFailed(p, 'predecessor');
     } else if (ok !== null) n.predHeardAt = n.clock.now();
   }
 

@@ -13,10 +13,13 @@ describe('FailureDetector', () => {
     const clock = new SimClock();
     const fd = new FailureDetector(clock, 3, 1000);
     assert.equal(fd.missed('a'), false);
+    // Another peer answers meanwhile: our side of the network works.
+    clock.advance(1);
+    fd.alive('b');
     assert.equal(fd.missed('a'), false);
     assert.equal(fd.missed('a'), false, 'three quick misses are not enough');
     assert.ok(fd.suspected('a'));
-    clock.advance(999);
+    clock.advance(998);
     assert.equal(fd.failed('a'), false, 'not before the grace period is over');
     clock.advance(1);
     assert.ok(fd.failed('a'));
@@ -33,6 +36,17 @@ describe('FailureDetector', () => {
     assert.equal(fd.suspected('a'), false);
     assert.equal(fd.missed('a'), false);
     assert.equal(fd.failed('a'), false);
+  });
+
+  it('when no peer answers at all, doubts itself: a silent peer fails only after five grace periods', () => {
+    const clock = new SimClock();
+    const fd = new FailureDetector(clock, 2, 1000);
+    fd.missed('a');
+    fd.missed('a');
+    clock.advance(4999);
+    assert.equal(fd.failed('a'), false);
+    clock.advance(1);
+    assert.ok(fd.failed('a'));
   });
 
   it('condemns a stale entry at once', () => {
