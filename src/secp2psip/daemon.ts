@@ -6,12 +6,11 @@
  * (0600), `registry.sqlite` or `trust.sqlite` and `bindings.sqlite` (the
  * phones' registrations), `users/<name>.pem` (0600).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ChordNode } from '../dht/chord/chord-node.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
-import { Identity } from '../identity/identity.ts';
+import type { Identity } from '../identity/identity.ts';
 import { defaultVerifyRef, TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import type { NodeRef } from '../rpc/types.ts';
@@ -30,9 +29,8 @@ import { BootstrapServer } from './bootstrap-server.ts';
 import type { FlowEvent, SecurityMode } from './call-flow.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import type { BootstrapInfo } from './messages.ts';
-import { Registry } from './registry.ts';
+import { openAdapterData, openBootstrapData } from './data-dir.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
-import { TrustStore } from './trust-store.ts';
 
 export interface BootstrapDaemonOptions {
   host: string;
@@ -47,6 +45,8 @@ export interface BootstrapDaemonOptions {
   join?: NodeRef;
   logger?: Logger;
   stabilizeMs?: number;
+  /** Start although the registry is empty or gone while it had users (every name becomes free). */
+  acceptEmptyRegistry?: boolean;
 }
 
 export interface RunningBootstrap {
@@ -73,9 +73,13 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   const log = o.logger ?? silentLogger;
   const clock = new SystemClock();
   const random = new CryptoRandom();
-  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const identity = Identity.loadOrCreate(join(o.dataDir, 'node'));
-  const registry = new Registry(join(o.dataDir, 'registry.sqlite'));
+  // Every data file is checked before a port is bound: a damaged one is a one-line fatal error.
+  const { identity, registry, acceptedEmpty } = openBootstrapData(o.dataDir, o);
+  if (acceptedEmpty)
+    log.warn(
+      { hadUsers: acceptedEmpty.hadUsers },
+      'starting with an empty registry as asked: every name is free again',
+    );
   const self = BootstrapServer.selfAdmission(identity, registry, random, clock.wallNow());
   const keys = () => peers.map((p) => p.key);
   let peers: BootstrapInfo[] = o.peers ?? [];
@@ -317,8 +321,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const log = o.logger ?? silentLogger;
   const clock = new SystemClock();
   const random = new CryptoRandom();
-  if (o.dataDir) mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const identity = o.dataDir ? Identity.loadOrCreate(join(o.dataDir, 'node')) : Identity.generate();
+  // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
+  const { identity, trust } = openAdapterData(o.dataDir, log);
   const host = o.rpcHost ?? o.sipHost;
   // ADMIT over a short-lived link: the bootstrap assigns our ring id.
   const temp = await TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock });
@@ -347,7 +351,6 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
   const element = new SipElement({ transport, clock, logger: log });
-  const trust = new TrustStore(o.dataDir ? join(o.dataDir, 'trust.sqlite') : ':memory:');
   const node = new AdapterNode(
     { endpoint, ring, trust, clock, random, logger: log },
     {

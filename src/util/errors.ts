@@ -34,6 +34,7 @@ export const ERRORS = {
   DHT_BAD_TOKEN: { message: 'query token missing, forged, expired or spent', sip: 403 },
   DHT_NOT_READY: { message: 'setup phase not reached in time', sip: 503 },
   DHT_BAD_REQUEST: { message: 'malformed DHT request', sip: 400 },
+  DATA_UNUSABLE: { message: 'unusable data file', sip: 500 },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
