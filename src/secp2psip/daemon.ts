@@ -401,6 +401,8 @@ function openBindings(path: string, log: Logger): { store: SqliteBindingStore; r
   const store = new SqliteBindingStore(path);
   const loaded = store.load();
   if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
+  if (loaded.unavailable)
+    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
   for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
   return { store, rows: loaded.rows };
 }

@@ -62,7 +62,7 @@ export function openBootstrapData(dir: string, opts: { acceptEmptyRegistry?: boo
     if (!opts.acceptEmptyRegistry)
       throw dataFileError(
         file,
-        `${check.exists ? 'holds no users' : 'is missing'}, but this bootstrap had ${witness.users} (${witnessFile})`,
+        `${registryState(file, check.exists)}, but this bootstrap had ${witness.users} registered users (${witnessFile})`,
         `restore it from a backup, or start with no users (every name free again) with secp2psip bootstrap --data ${dir} ... --accept-empty-registry`,
       );
     acceptedEmpty = { hadUsers: witness.users };
@@ -83,6 +83,11 @@ export function openBootstrapData(dir: string, opts: { acceptEmptyRegistry?: boo
     throw dataFileError(file, (e as Error).message);
   }
   return { identity, registry, acceptedEmpty };
+}
+
+function registryState(file: string, exists: boolean): string {
+  if (exists) return 'holds no users';
+  return existsSync(file) ? 'is empty (0 bytes)' : 'is missing';
 }
 
 export interface AdapterData {

@@ -5,13 +5,15 @@
  * traffic and the other port responds to incoming SIP traffic." Used by the
  * `node` and `gateway` commands and the end-to-end tests.
  */
+import { join } from 'node:path';
 import { SipElement } from '../sip/element.ts';
 import { Registrar } from '../sip/registrar.ts';
+import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { OverlayError } from '../util/errors.ts';
-import { silentLogger } from '../util/log.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
 import { WhanauSipNode } from './sip-node.ts';
-import { WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
+import { BINDINGS_FILE, openWhanauData, WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
 
 export type WhanauSipRole = 'node' | 'gateway';
 
@@ -33,6 +35,8 @@ export interface RunningWhanauSip {
 
 export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanauSip> {
   const log = o.logger ?? silentLogger;
+  // Data files and identity are checked before any port is bound.
+  const identity = o.identity ?? (o.dataDir ? openWhanauData(o.dataDir) : undefined);
   let transport: TransportStack;
   try {
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
@@ -41,7 +45,7 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   }
   let daemon: WhanauDaemon;
   try {
-    daemon = await WhanauDaemon.start({ ...o, host: o.dhtHost, port: o.dhtPort });
+    daemon = await WhanauDaemon.start({ ...o, identity, host: o.dhtHost, port: o.dhtPort });
   } catch (e) {
     await transport.close();
     if (e instanceof OverlayError) throw e;
@@ -49,7 +53,16 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   }
   const clock = daemon.clock;
   const element = new SipElement({ transport, clock, logger: log });
-  const registrar = o.role === 'node' ? new Registrar({ clock }, { minExpires: 10 }) : undefined;
+  // A node keeps its phone's registration across restarts (as an adapter does), so its record
+  // points at the phone at once instead of at the node until the phone registers again.
+  const bindings = o.role === 'node' && o.dataDir ? openBindings(join(o.dataDir, BINDINGS_FILE), log) : undefined;
+  const registrar =
+    o.role === 'node' ? new Registrar({ clock, store: bindings?.store }, { minExpires: 10 }) : undefined;
+  if (registrar && bindings) {
+    const r = registrar.restore(bindings.rows);
+    for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
+    if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
+  }
   const sip = new WhanauSipNode(
     { element, clock, registrar, logger: log, lookup: (hash) => daemon.lookupRecord(hash) },
     { ownHash: daemon.hash },
@@ -68,6 +81,18 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
       if (sweeper) clearInterval(sweeper);
       await element.close();
       await daemon.close();
+      bindings?.store.close();
     },
   };
+}
+
+/** The phone bindings kept under the data directory; damaged rows or files are reported, never fatal. */
+function openBindings(path: string, log: Logger) {
+  const store = new SqliteBindingStore(path);
+  const loaded = store.load();
+  if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
+  if (loaded.unavailable)
+    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
+  for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
+  return { store, rows: loaded.rows };
 }
