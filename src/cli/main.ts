@@ -78,15 +78,31 @@ const LISTEN_ERRORS: Record<string, string> = {
 export function fatalLine(e: unknown): { line: string; code: number } {
   const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
   if (isOverlayError(e, 'BAD_ARGUMENT') || isOverlayError(e, 'BAD_CONFIG'))
-    return { line: oneLine(e.message), code: 2 };
+    return { line: clarify(e.message), code: 2 };
   if ((err?.syscall === 'listen' || err?.syscall === 'bind') && err.code && LISTEN_ERRORS[err.code]) {
     const where =
       err.address === undefined ? '' : ` ${err.address.includes(':') ? `[${err.address}]` : err.address}:${err.port}`;
     return { line: `bad configuration: cannot listen on${where}: ${LISTEN_ERRORS[err.code]}`, code: 2 };
   }
-  return { line: oneLine(err instanceof Error ? err.message : String(e)), code: 1 };
+  return { line: clarify(err instanceof Error ? err.message : String(e)), code: 1 };
 }
 
-function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, '; ');
+/**
+ * Raw system texts in words, on one line: a socket error as Node words it
+ * (`listen EADDRINUSE: address already in use 127.0.0.1:5060`, `bind
+ * EADDRINUSE 127.0.0.1:5060`), and OpenSSL's error line for a peer that does
+ * not speak TLS (`...:SSL routines:ssl3_get_record:wrong version number:...`).
+ */
+export function clarify(message: string): string {
+  return message
+    .replace(
+      /\b(?:listen|bind) (EADDRINUSE|EADDRNOTAVAIL|EACCES)\b(?::[^;\n]*?)?(?: \[?[0-9a-fA-F.:]+\]?:\d+)?(?=[;\n]|$)/g,
+      (m, code: string) => LISTEN_ERRORS[code] ?? m,
+    )
+    .replace(
+      /[0-9A-F]*:?error:[0-9A-F]+:SSL routines:[^:]*:([^:\n]+):\S*/g,
+      (_m, why: string) => `no TLS answer (${why}): is this the address a bootstrap printed?`,
+    )
+    .replace(/\s*\n\s*/g, '; ')
+    .replace(/[;:\s]+$/, '');
 }

@@ -38,7 +38,7 @@ const SCHEMA = `
 
 /** Backoff of the retries after a refused write: first, then doubling up to the cap. */
 const RETRY_FIRST_MS = 1000;
-const RETRY_MAX_MS = 30_000;
+const RETRY_MAX_MS = 10_000;
 
 export interface TrustStoreOptions {
   logger?: Logger;
@@ -80,7 +80,6 @@ export class TrustStore {
   readonly path: string;
   /** Open for writing; undefined while the disk does not let us (every key is then in `cache`). */
   private db: Database.Database | undefined;
-  private selectRow: Database.Statement | undefined;
   private upsertRow: Database.Statement | undefined;
   private readonly cache = new Map<string, TrustedKey>();
   /** Names whose last_seen moved in memory only, with when the row was last written. */
@@ -114,7 +113,8 @@ export class TrustStore {
     const db = openDatabase(this.path);
     try {
       db.exec(SCHEMA);
-      this.selectRow = db.prepare('SELECT * FROM trusted WHERE name = ?');
+      for (const r of db.prepare('SELECT * FROM trusted').all() as Row[])
+        if (!this.cache.has(r.name)) this.cache.set(r.name, fromRow(r));
       this.upsertRow = db.prepare(
         `INSERT INTO trusted (name, sign_key, seal_key, registered_at, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(name) DO UPDATE SET sign_key = excluded.sign_key, seal_key = excluded.seal_key,
@@ -145,14 +145,9 @@ export class TrustStore {
     }
   }
 
+  /** Every trusted key is in memory (read at open): a lookup never waits on, or fails with, the disk. */
   get(name: string): TrustedKey | undefined {
-    const hit = this.cache.get(name);
-    if (hit) return hit;
-    const r = this.selectRow?.get(name) as Row | undefined;
-    if (!r) return undefined;
-    const t = fromRow(r);
-    this.cache.set(name, t);
-    return t;
+    return this.cache.get(name);
   }
 
   /** Compare a rebuilt bundle with what we trusted before; the name and both keys must match. */
@@ -224,6 +219,7 @@ export class TrustStore {
   /** Log the start of a fault (file, SQLite code, errno) once, and schedule the retries. */
   private fault(what: 'open' | 'write', e: unknown): void {
     this.stats.failedWrites++;
+    this.dropConnection();
     if (!this.stats.faulty) {
       this.stats.faulty = true;
       this.log.error(
@@ -232,6 +228,20 @@ export class TrustStore {
       );
     }
     this.scheduleRetry();
+  }
+
+  /**
+   * Close the file after a refused write: SQLite opens a file it may not write read-only and keeps it
+   * so, so the retries open it again. Nothing is lost: every key is in memory.
+   */
+  private dropConnection(): void {
+    try {
+      this.db?.close();
+    } catch {
+      // Already unusable.
+    }
+    this.db = undefined;
+    this.upsertRow = undefined;
   }
 
   private scheduleRetry(): void {
@@ -259,6 +269,7 @@ export class TrustStore {
       this.pending.clear();
     } catch (e) {
       this.stats.failedWrites++;
+      this.dropConnection();
       this.log.debug({ file: this.path, err: (e as Error).message }, 'trust file still not writable');
       this.scheduleRetry();
       return false;

@@ -41,6 +41,10 @@ export interface LoadedBindings {
 /** SQLite's codes for a file that is damaged or not a database (anything else is the disk). */
 const damaged = (e: unknown) => /^SQLITE_(NOTADB|CORRUPT|FORMAT)/.test(String((e as { code?: string })?.code));
 
+/** Codes of a write the disk refused (read-only, full, I/O error), as opposed to a bad statement. */
+const diskRefused = (e: unknown) =>
+  /^SQLITE_(READONLY|CANTOPEN|IOERR|FULL)/.test(String((e as { code?: string })?.code));
+
 /** How often a store kept in memory tries the file again (on its next write). */
 const REOPEN_EVERY_MS = 5000;
 
@@ -188,8 +192,19 @@ export class SqliteBindingStore implements BindingStore {
     }
     try {
       this[which].run(...params);
-    } catch {
+    } catch (e) {
       this.failedWrites++;
+      if (this.unavailable !== undefined || !diskRefused(e)) return;
+      // The disk refuses writes: carry on in memory (the bindings so far included), try the file again later.
+      const mem = new Database(':memory:');
+      mem.exec(SCHEMA);
+      const insert = mem.prepare('INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
+      for (const r of this.db.prepare('SELECT * FROM bindings').raw().all() as unknown[][]) insert.run(...r);
+      this.db.close();
+      this.unavailable = (e as Error).message;
+      this.lastReopen = Date.now();
+      this.use(mem);
+      this[which].run(...params);
     }
   }
 
