@@ -42,7 +42,7 @@ export function createLogger(opts: { level?: string; name?: string } = {}): Logg
  * each key appears once. Children inherit this `child` (pino creates them
  * with Object.create of their parent).
  */
-function withUniqueKeys(root: Logger): Logger {
+export function withUniqueKeys(root: Logger): Logger {
   const pinoChild = root.child as unknown as (this: Logger, b: Bindings, o?: ChildLoggerOptions) => Logger;
   const rootKeys = new Set(Object.keys(root.bindings()));
   function child(this: Logger, bindings: Bindings, options?: ChildLoggerOptions): Logger {
