@@ -21,7 +21,7 @@ import { TransportStack } from '../../src/sip/transport-stack.ts';
 import type { Peer } from '../../src/sip/transport.ts';
 import { UserAgent } from '../../src/sip/user-agent.ts';
 import { SystemClock } from '../../src/util/clock.ts';
-import { isRoot } from '../support/disk.ts';
+import { fillDisk, freeDisk, isRoot, mountTinyTmpfs, unmount } from '../support/disk.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 const NOBODY = 65534;
@@ -183,5 +183,34 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), ['alice', 'bob', 'dave']);
     const last = await dave.invite(`sip:bob@${A.sip}`, peer(A.sip));
     assert.equal(last.redirectedTo, phones.bob.contactUri);
+  });
+
+  it('a disk that fills up while the adapter runs: calls keep working, the fault is logged, the file catches up', async (t) => {
+    const dirC = join(base, 'C');
+    mkdirSync(dirC);
+    if (!mountTinyTmpfs(dirC, '4m')) return t.skip('needs root to mount a tiny tmpfs');
+    stops.push(async () => unmount(dirC));
+    const C = await startAdapterProc(boot.spec, dirC);
+    stops.push(() => C.stop());
+    const erin = await phone('erin');
+    assert.equal((await erin.register(peer(C.sip))).status, 200);
+    assert.equal((await phones.alice.invite(`sip:erin@${A.sip}`, peer(A.sip))).redirectedTo, erin.contactUri);
+    const filler = fillDisk(dirC);
+    // New callers of erin: C learns their keys while its disk is full; no call fails for it.
+    for (const name of ['frank', 'gina', 'hugo']) {
+      const p = await phone(name);
+      assert.equal((await p.register(peer(A.sip))).status, 200);
+      const call = await p.invite(`sip:erin@${A.sip}`, peer(A.sip));
+      assert.equal(call.redirectedTo, erin.contactUri, `${name}'s call`);
+    }
+    const faults = C.stderr()
+      .split('\n')
+      .filter((l) => l.includes('trust file not written'));
+    assert.equal(faults.length, 1, C.stderr());
+    assert.equal(JSON.parse(faults[0]).errno, 'ENOSPC');
+    freeDisk(filler);
+    await eventually('trust file written', () => /trust file writable again/.test(C.stderr()), 30_000, C.stderr);
+    const names = trustedNames(join(dirC, 'trust.sqlite'));
+    for (const n of ['frank', 'gina', 'hugo']) assert.ok(names.includes(n), `${n} in ${names}`);
   });
 });
