@@ -10,12 +10,21 @@ import { dataFileError } from '../util/data-file.ts';
 import { OverlayError } from '../util/errors.ts';
 import { Identity } from './identity.ts';
 
+export interface MissingKeyPolicy {
+  /** What a new key would break, for the error line. */
+  consequence: string;
+  /** How to start anyway (default: move the data directory aside). */
+  override?: string;
+  /** The operator asked for a new key although the directory holds state. */
+  allowNew?: boolean;
+}
+
 /**
  * Load `file`, or create it when `state` (what the data directory already
- * holds, e.g. `['registry.sqlite (12 users)']`) is empty. `consequence` says
- * what a new key would break, for the error line.
+ * holds, e.g. `['registry.sqlite (12 users)']`) is empty or the policy
+ * allows a new key.
  */
-export function loadDaemonIdentity(file: string, state: readonly string[], consequence: string): Identity {
+export function loadDaemonIdentity(file: string, state: readonly string[], policy: MissingKeyPolicy): Identity {
   if (existsSync(file)) {
     try {
       return Identity.load(file);
@@ -24,11 +33,11 @@ export function loadDaemonIdentity(file: string, state: readonly string[], conse
       throw dataFileError(file, `unreadable key (${why.replace(`${file} `, '')})`, 'restore it from a backup');
     }
   }
-  if (state.length > 0)
+  if (state.length > 0 && !policy.allowNew)
     throw dataFileError(
       file,
       `missing, but the data directory holds ${state.join(', ')}`,
-      `restore the key from a backup (a new key would ${consequence}), or move the data directory aside to start as a new node`,
+      `restore the key from a backup (a new key would ${policy.consequence}), or ${policy.override ?? 'move the data directory aside to start as a new node'}`,
     );
   try {
     return Identity.loadOrCreate(file);

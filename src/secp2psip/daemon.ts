@@ -305,6 +305,8 @@ export interface AdapterDaemonOptions {
   onEvent?: (e: FlowEvent) => void;
   /** Reuse of users verified through the ring (ms, default 30 s; 0: every call fetches key pieces again). */
   cacheMs?: number;
+  /** Make a new node key although the data directory holds state (the old key was lost). */
+  newNodeKey?: boolean;
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -322,7 +324,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const clock = new SystemClock();
   const random = new CryptoRandom();
   // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
-  const { identity, trust } = openAdapterData(o.dataDir, log);
+  const { identity, trust } = openAdapterData(o.dataDir, log, o);
   const host = o.rpcHost ?? o.sipHost;
   // ADMIT over a short-lived link: the bootstrap assigns our ring id.
   const temp = await TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock });

@@ -71,11 +71,10 @@ export function openBootstrapData(dir: string, opts: { acceptEmptyRegistry?: boo
   if (users > 0) state.push(`${REGISTRY_FILE} (${users} users)`);
   else if ((check.rows.nodes ?? 0) > 0) state.push(`${REGISTRY_FILE} (${check.rows.nodes} admitted nodes)`);
   if (witness && state.length === 0) state.push(REGISTRY_WITNESS);
-  const identity = loadDaemonIdentity(
-    join(dir, NODE_KEY),
-    state,
-    'be refused by every adapter that pinned this bootstrap and no longer match the ring records it signed',
-  );
+  const identity = loadDaemonIdentity(join(dir, NODE_KEY), state, {
+    consequence:
+      'be refused by every adapter that pinned this bootstrap and no longer match the ring records it signed',
+  });
   let registry: Registry;
   try {
     registry = new Registry(file, { witness: witnessFile });
@@ -112,7 +111,11 @@ function adapterState(dir: string, trustRows: number | undefined): string[] {
  * Open an adapter's data directory (or keep everything in memory without
  * one): node key and trust store, checked before any port is bound.
  */
-export function openAdapterData(dir: string | undefined, logger: Logger = silentLogger): AdapterData {
+export function openAdapterData(
+  dir: string | undefined,
+  logger: Logger = silentLogger,
+  opts: { newNodeKey?: boolean } = {},
+): AdapterData {
   if (!dir) {
     return { identity: Identity.generate(), trust: new TrustStore(':memory:') };
   }
@@ -123,11 +126,18 @@ export function openAdapterData(dir: string | undefined, logger: Logger = silent
     TRUST_TABLES,
     `move it aside to start with no trusted keys (every user is trusted on first use again)`,
   );
-  const identity = loadDaemonIdentity(
-    join(dir, NODE_KEY),
-    adapterState(dir, check.exists ? (check.rows.trusted ?? 0) : undefined),
-    'make this adapter a new ring member',
-  );
+  const nodeKey = join(dir, NODE_KEY);
+  const state = adapterState(dir, check.exists ? (check.rows.trusted ?? 0) : undefined);
+  const hadKey = existsSync(nodeKey);
+  // An adapter's node key is only its ring membership (user keys live in users/): the operator may
+  // choose a new one, but it is never made silently beside existing state.
+  const identity = loadDaemonIdentity(nodeKey, state, {
+    consequence: 'make this adapter a new ring member',
+    override: 'start with --new-node-key (user keys in users/ are kept)',
+    allowNew: opts.newNodeKey,
+  });
+  if (!hadKey && state.length > 0)
+    logger.warn({ file: nodeKey, state }, 'new node key made as asked; this adapter joins the ring as a new member');
   return { identity, trust: new TrustStore(file, { logger }) };
 }
 

@@ -93,11 +93,9 @@ export function openWhanauData(dataDir: string): Identity {
   const state: string[] = [];
   if (peers.exists) state.push(`${PEERS_FILE} (${peers.rows.peers ?? 0} peers)`);
   if (existsSync(join(dataDir, BINDINGS_FILE))) state.push(BINDINGS_FILE);
-  return loadDaemonIdentity(
-    join(dataDir, 'identity.pem'),
-    state,
-    "change this node's SIP address (sip:<hash of the key>) and be refused by every friend that pinned it",
-  );
+  return loadDaemonIdentity(join(dataDir, 'identity.pem'), state, {
+    consequence: "change this node's SIP address (sip:<hash of the key>) and be refused by every friend that pinned it",
+  });
 }
 
 export interface RecordLookup {

@@ -180,8 +180,13 @@ describe('damaged data files stop a daemon with one line', { timeout: 600_000 },
     assertFatal(
       await runCli(adapterArgs, LIMIT),
       /node\/identity\.pem: missing, but the data directory holds .*bindings\.sqlite/,
+      /--new-node-key/,
     );
     assert.ok(await portFree(port));
+    // The operator may ask for a new node key: the adapter's users keep their keys.
+    const renewed = await startAdapterProc(boot.spec, dir, '127.0.0.1:0', ['--new-node-key']);
+    await renewed.stop();
+    assert.match(renewed.stderr(), /new node key made as asked/);
   });
 
   it('a WhanauSIP node: garbage peers.sqlite exits; no new key beside its peers', async () => {

@@ -32,6 +32,10 @@ const SPEC = {
     default: '30000',
     help: 'reuse a user verified through the ring for this long (0: fetch the key pieces on every call)',
   },
+  'new-node-key': {
+    type: 'boolean',
+    help: 'make a new node key although --data holds state (the old one was lost; user keys are kept)',
+  },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -75,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     timeoutMs,
     cacheMs,
     logger: log,
+    newNodeKey: args['new-node-key'] === true,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
