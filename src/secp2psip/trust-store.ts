@@ -13,10 +13,11 @@
  * for writing once it can. A file that is not a database is fatal (the
  * daemon's data-dir check refuses it before binding a port).
  */
-import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import type Database from 'better-sqlite3';
 import type { UserKeyBundle } from './messages.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
-import { dataFileError, isDamaged, writeFault } from '../util/data-file.ts';
+import { dataFileError, isDamaged, readSqliteFile, writeFault } from '../util/data-file.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { openDatabase } from '../util/sqlite.ts';
 
@@ -127,22 +128,24 @@ export class TrustStore {
     this.db = db;
   }
 
-  /** Every trusted key into memory from a read-only open (nothing to read when there is no file yet). */
+  /**
+   * Every trusted key into memory without writing next to the file (readSqliteFile). No file yet:
+   * nothing to read. A file that exists but cannot be read is fatal: starting without its keys would
+   * trust any key for those names.
+   */
   private preload(): void {
-    let db: Database.Database | undefined;
+    if (!existsSync(this.path)) return;
+    let rows: Row[];
     try {
-      db = new Database(this.path, { readonly: true, fileMustExist: true });
-      const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trusted'").get();
-      if (has) for (const r of db.prepare('SELECT * FROM trusted').all() as Row[]) this.cache.set(r.name, fromRow(r));
+      rows = readSqliteFile(this.path, (db) =>
+        db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trusted'").get()
+          ? (db.prepare('SELECT * FROM trusted').all() as Row[])
+          : [],
+      );
     } catch (e) {
-      if ((e as { code?: string }).code === 'SQLITE_CANTOPEN' && !db) {
-        // No file (or none we may open): only keys learned from now on, kept in memory until the disk works.
-        return;
-      }
       throw dataFileError(this.path, `cannot read the trusted keys: ${(e as Error).message}`);
-    } finally {
-      db?.close();
     }
+    for (const r of rows) this.cache.set(r.name, fromRow(r));
   }
 
   /** Every trusted key is in memory (read at open): a lookup never waits on, or fails with, the disk. */

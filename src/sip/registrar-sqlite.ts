@@ -13,6 +13,7 @@
  */
 import { existsSync, renameSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { readSqliteFile } from '../util/data-file.ts';
 import { openDatabase } from '../util/sqlite.ts';
 import type { BindingStore, StoredBinding } from './registrar.ts';
 
@@ -114,16 +115,12 @@ export class SqliteBindingStore implements BindingStore {
   private static inMemoryCopyOf(path: string): Database.Database {
     const mem = new Database(':memory:');
     mem.exec(SCHEMA);
-    let file: Database.Database | undefined;
     try {
-      file = new Database(path, { readonly: true, fileMustExist: true });
-      const rows = file.prepare('SELECT * FROM bindings').raw().all() as unknown[][];
+      const rows = readSqliteFile(path, (file) => file.prepare('SELECT * FROM bindings').raw().all() as unknown[][]);
       const insert = mem.prepare('INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
       for (const r of rows) if (r.length === 6) insert.run(...r);
     } catch {
       // Nothing readable: the phones register again by themselves.
-    } finally {
-      file?.close();
     }
     return mem;
   }

@@ -5,7 +5,8 @@
  * refuses writes (read-only, full, I/O error) is a fault to report with its
  * errno and to recover from once the disk works again.
  */
-import { closeSync, existsSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { OverlayError } from './errors.ts';
@@ -54,6 +55,37 @@ export function writeFault(file: string, e: unknown): Record<string, unknown> {
   return { file, code: err?.code, errno: probeDisk(file), err: err?.message ?? String(e) };
 }
 
+/**
+ * Run `read` on an existing SQLite file without writing next to it. A
+ * read-only open of a WAL database needs its -shm file, which a read-only
+ * directory may not let SQLite create: then a copy of the file (with its
+ * -wal) in the temporary directory is read instead.
+ */
+export function readSqliteFile<T>(file: string, read: (db: Database.Database) => T): T {
+  const once = (f: string) => {
+    const db = new Database(f, { readonly: true, fileMustExist: true });
+    try {
+      return read(db);
+    } finally {
+      db.close();
+    }
+  };
+  try {
+    return once(file);
+  } catch (e) {
+    if (isDamaged(e)) throw e;
+    const dir = mkdtempSync(join(tmpdir(), 'sqlite-read-'));
+    try {
+      const copy = join(dir, 'copy.sqlite');
+      copyFileSync(file, copy);
+      if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${copy}-wal`);
+      return once(copy);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
 export interface SqliteFileCheck {
   /** False when there is no file (or an empty one): nothing to check. */
   exists: boolean;
@@ -65,9 +97,8 @@ export interface SqliteFileCheck {
  * Open an existing SQLite file the way a daemon is about to, and check it
  * before any port is bound: it must be a database, and every table it
  * already has among `tables` must have at least the listed columns. Throws
- * the one-line DATA_UNUSABLE error otherwise. A file the disk does not let
- * us open for writing is opened read-only for the check (a read-only data
- * directory is a disk fault, handled by the store, not damage).
+ * the one-line DATA_UNUSABLE error otherwise. The file is only read (a
+ * read-only data directory is a disk fault, handled by the store, not damage).
  */
 export function checkSqliteFile(
   file: string,
@@ -75,35 +106,27 @@ export function checkSqliteFile(
   remedy: string,
 ): SqliteFileCheck {
   if (!existsSync(file) || statSync(file).size === 0) return { exists: false, rows: {} };
-  let db: Database.Database | undefined;
   try {
-    try {
-      db = new Database(file, { fileMustExist: true });
+    const rows = readSqliteFile(file, (db) => {
       db.pragma('schema_version');
-    } catch (e) {
-      if (isDamaged(e)) throw e;
-      db?.close();
-      db = new Database(file, { fileMustExist: true, readonly: true });
-    }
-    db.pragma('schema_version');
-    const rows: Record<string, number> = {};
-    for (const [table, columns] of Object.entries(tables)) {
-      const have = (db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
-      if (have.length === 0) continue;
-      const missing = columns.filter((c) => !have.includes(c));
-      if (missing.length > 0)
-        throw dataFileError(
-          file,
-          `table ${table} lacks column ${missing.join(', ')} (not this program's file)`,
-          remedy,
-        );
-      rows[table] = (db.prepare(`SELECT COUNT(*) AS c FROM ${table}`).get() as { c: number }).c;
-    }
+      const out: Record<string, number> = {};
+      for (const [table, columns] of Object.entries(tables)) {
+        const have = (db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
+        if (have.length === 0) continue;
+        const missing = columns.filter((c) => !have.includes(c));
+        if (missing.length > 0)
+          throw dataFileError(
+            file,
+            `table ${table} lacks column ${missing.join(', ')} (not this program's file)`,
+            remedy,
+          );
+        out[table] = (db.prepare(`SELECT COUNT(*) AS c FROM ${table}`).get() as { c: number }).c;
+      }
+      return out;
+    });
     return { exists: true, rows };
   } catch (e) {
     if (e instanceof OverlayError) throw e;
     throw dataFileError(file, (e as Error).message, remedy);
-  } finally {
-    db?.close();
   }
 }

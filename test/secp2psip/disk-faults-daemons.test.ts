@@ -77,11 +77,11 @@ function startUnprivilegedAdapter(bootstrap: string, dataDir: string, sip: strin
 }
 
 /** chmod the data directory and everything under it, as a read-only mount would make them. */
-function setTreeWritable(dir: string, writable: boolean): void {
+function setTreeWritable(dir: string, writable: boolean, files = true): void {
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(d, e.name));
-      else chmodSync(join(d, e.name), writable ? 0o600 : 0o400);
+      else if (files) chmodSync(join(d, e.name), writable ? 0o600 : 0o400);
     }
     chmodSync(d, writable ? 0o700 : 0o500);
   };
@@ -153,17 +153,22 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     rmSync(base, { recursive: true, force: true });
   });
 
-  it('starts read-only, keeps calls working, logs the fault, and writes once the directory is writable', async () => {
-    setTreeWritable(dirB, false);
+  /**
+   * One restart of B on a read-only data directory: `files` also makes the files read-only (as a
+   * read-only mount does), otherwise only the directories are (SQLite then cannot create its -shm).
+   */
+  async function readOnlyRound(files: boolean, newCaller: string, trustedBefore: string[]): Promise<void> {
+    await B?.stop();
+    setTreeWritable(dirB, false, files);
     assert.equal(statSync(dirB).mode & 0o777, 0o500);
     B = await startUnprivilegedAdapter(boot.spec, dirB, '127.0.0.1:0');
     const b = B;
     // bob's registration was kept in bindings.sqlite and read although the file cannot be opened for writing.
     assert.equal((await phones.bob.register(peer(b.sip))).status, 200);
     // A caller B has never seen: its key is trusted in memory, the call succeeds.
-    const dave = await phone('dave');
-    assert.equal((await dave.register(peer(A.sip))).status, 200);
-    const call = await dave.invite(`sip:bob@${A.sip}`, peer(A.sip));
+    const caller = await phone(newCaller);
+    assert.equal((await caller.register(peer(A.sip))).status, 200);
+    const call = await caller.invite(`sip:bob@${A.sip}`, peer(A.sip));
     assert.equal(call.redirectedTo, phones.bob.contactUri);
     const again = await phones.alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
     assert.equal(again.redirectedTo, phones.bob.contactUri);
@@ -175,14 +180,22 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     const fault = JSON.parse(faults[0]);
     assert.equal(fault.file, join(dirB, 'trust.sqlite'));
     assert.equal(fault.errno, 'EACCES');
-    assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), ['alice', 'bob'], 'nothing written meanwhile');
+    assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), trustedBefore, 'nothing written meanwhile');
 
     // The directory is writable again: the trust file catches up without a restart.
     setTreeWritable(dirB, true);
     await eventually('trust file written', () => /trust file writable again/.test(b.stderr()), 30_000, b.stderr);
-    assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), ['alice', 'bob', 'dave']);
-    const last = await dave.invite(`sip:bob@${A.sip}`, peer(A.sip));
+    assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), [...trustedBefore, newCaller].sort());
+    const last = await caller.invite(`sip:bob@${A.sip}`, peer(A.sip));
     assert.equal(last.redirectedTo, phones.bob.contactUri);
+  }
+
+  it('starts on a read-only mount-like directory, keeps calls working, logs the fault, writes once writable', async () => {
+    await readOnlyRound(true, 'dave', ['alice', 'bob']);
+  });
+
+  it('the same with only the directories read-only (SQLite cannot create its -shm file)', async () => {
+    await readOnlyRound(false, 'ivy', ['alice', 'bob', 'dave']);
   });
 
   it('a disk that fills up while the adapter runs: calls keep working, the fault is logged, the file catches up', async (t) => {
