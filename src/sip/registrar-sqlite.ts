@@ -29,6 +29,8 @@ const SCHEMA = `
   );
 `;
 
+const COLUMNS = ['aor', 'contact_key', 'contact', 'call_id', 'cseq', 'expires_at'];
+
 export interface LoadedBindings {
   rows: StoredBinding[];
   /** Rows whose columns have the wrong types (removed), with why. */
@@ -62,9 +64,12 @@ export class SqliteBindingStore implements BindingStore {
   /** Writes that did not reach the disk (see `put`). */
   failedWrites = 0;
 
-  /** `path` is a file, or ':memory:' for tests. */
-  constructor(path: string) {
+  private readonly now: () => number;
+
+  /** `path` is a file, or ':memory:' for tests; `now` paces the retries of a file that refused writes. */
+  constructor(path: string, opts: { now?: () => number } = {}) {
     this.path = path;
+    this.now = opts.now ?? Date.now;
     let opened = SqliteBindingStore.open(path);
     if (!opened.db && damaged(opened.error)) {
       const aside = `${path}.corrupt-${Date.now()}`;
@@ -76,7 +81,7 @@ export class SqliteBindingStore implements BindingStore {
     if (opened.db) this.use(opened.db);
     else {
       this.unavailable = (opened.error as Error)?.message ?? String(opened.error);
-      this.lastReopen = Date.now();
+      this.lastReopen = this.now();
       this.use(SqliteBindingStore.inMemoryCopyOf(path));
     }
   }
@@ -103,7 +108,10 @@ export class SqliteBindingStore implements BindingStore {
     try {
       db = openDatabase(path);
       db.exec(SCHEMA);
-      db.prepare('SELECT COUNT(*) FROM bindings').get();
+      const have = (db.pragma('table_info(bindings)') as Array<{ name: string }>).map((c) => c.name);
+      if (!COLUMNS.every((c) => have.includes(c)))
+        // Another program's table under our name: as unusable as a file that is not a database.
+        throw Object.assign(new Error('bindings table of another shape'), { code: 'SQLITE_FORMAT' });
       return { db };
     } catch (error) {
       db?.close();
@@ -127,7 +135,7 @@ export class SqliteBindingStore implements BindingStore {
 
   /** While in memory, try the file again (at most every few seconds); the memory copy is the truth. */
   private reopen(): void {
-    const now = Date.now();
+    const now = this.now();
     if (now - this.lastReopen < REOPEN_EVERY_MS) return;
     this.lastReopen = now;
     const opened = SqliteBindingStore.open(this.path);
@@ -199,7 +207,7 @@ export class SqliteBindingStore implements BindingStore {
       for (const r of this.db.prepare('SELECT * FROM bindings').raw().all() as unknown[][]) insert.run(...r);
       this.db.close();
       this.unavailable = (e as Error).message;
-      this.lastReopen = Date.now();
+      this.lastReopen = this.now();
       this.use(mem);
       this[which].run(...params);
     }
