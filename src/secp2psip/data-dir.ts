@@ -109,7 +109,7 @@ function adapterState(dir: string, trustRows: number | undefined): string[] {
     const keys = readdirSync(users).filter((f) => f.endsWith('.pem')).length;
     if (keys > 0) state.push(`users/ (${keys} user keys)`);
   }
-  if (existsSync(join(dir, 'bindings.sqlite'))) state.push('bindings.sqlite');
+  for (const f of ['bindings.sqlite', 'bootstrap.json', 'bootstraps.json']) if (existsSync(join(dir, f))) state.push(f);
   return state;
 }
 
