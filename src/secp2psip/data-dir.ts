@@ -41,7 +41,7 @@ export function ensureDataDir(dir: string): void {
 export interface BootstrapData {
   identity: Identity;
   registry: Registry;
-  /** Set when the operator accepted starting with no users although the registry had some (0: unknown how many). */
+  /** Set when the operator accepted starting with no users although the registry had some. */
   acceptedEmpty?: { hadUsers: number };
 }
 
@@ -58,20 +58,16 @@ export function openBootstrapData(dir: string, opts: { acceptEmptyRegistry?: boo
   const users = check.rows.users ?? 0;
   const witness = readRegistryWitness(witnessFile);
   let acceptedEmpty: BootstrapData['acceptedEmpty'];
-  // Evidence that the registry had users: its witness, or (for a registry older than the witness)
-  // a node key beside a registry file that is gone or empty: both are made at a bootstrap's first start.
-  const keyWithoutRegistry = !check.exists && existsSync(join(dir, NODE_KEY)) && !witness;
-  if (users === 0 && ((witness && witness.users > 0) || keyWithoutRegistry)) {
-    const had = witness
-      ? `this bootstrap had ${witness.users} registered users (${witnessFile})`
-      : `this bootstrap ran before (${join(dir, NODE_KEY)})`;
+  // Evidence that the registry had users: its witness. (A node key alone is not: keys may be made
+  // ahead of the first start, e.g. to hand every bootstrap of a set the others' keys.)
+  if (users === 0 && witness && witness.users > 0) {
     if (!opts.acceptEmptyRegistry)
       throw dataFileError(
         file,
-        `${registryState(file, check.exists)}, but ${had}`,
+        `${registryState(file, check.exists)}, but this bootstrap had ${witness.users} registered users (${witnessFile})`,
         `restore it from a backup, or start with no users (every name free again) with secp2psip bootstrap --data ${dir} ... --accept-empty-registry`,
       );
-    acceptedEmpty = { hadUsers: witness?.users ?? 0 };
+    acceptedEmpty = { hadUsers: witness.users };
   }
   const state: string[] = [];
   if (users > 0) state.push(`${REGISTRY_FILE} (${users} users)`);

@@ -1,7 +1,7 @@
 /**
  * The bootstrap's and adapter's data directories opened in process
- * (data-dir.ts): the registry's witness, the evidence a registry older than
- * its witness leaves, and the refusal of a node key missing beside state.
+ * (data-dir.ts): the registry's witness and the refusal of a node key
+ * missing beside state.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,16 +49,23 @@ describe('data directories', () => {
     openBootstrapData(dir).registry.close();
   });
 
-  it('a registry gone beside a node key is refused even without a witness (a registry from before it)', () => {
-    const dir = join(base, 'old');
+  it('a node key made ahead of the first start is no evidence of users; --accept-empty-registry is said', () => {
+    const dir = join(base, 'ahead');
     openBootstrapData(dir).registry.close();
     rmSync(join(dir, 'registry.users'));
     rmSync(join(dir, 'registry.sqlite'));
-    const msg = refusal(() => openBootstrapData(dir));
-    assert.match(msg, /registry\.sqlite: is missing, but this bootstrap ran before \(.*node\/identity\.pem\)/);
-    const d = openBootstrapData(dir, { acceptEmptyRegistry: true });
-    assert.deepEqual(d.acceptedEmpty, { hadUsers: 0 });
+    const d = openBootstrapData(dir);
+    assert.equal(d.acceptedEmpty, undefined);
+    d.registry.claim('al', keys(9), 1);
     d.registry.close();
+    rmSync(join(dir, 'registry.sqlite'));
+    assert.match(
+      refusal(() => openBootstrapData(dir)),
+      /is missing, but this bootstrap had 1 registered users/,
+    );
+    const again = openBootstrapData(dir, { acceptEmptyRegistry: true });
+    assert.deepEqual(again.acceptedEmpty, { hadUsers: 1 });
+    again.registry.close();
   });
 
   it('an unreadable witness still counts as evidence', () => {
