@@ -54,12 +54,55 @@ export async function main(argv: string[]): Promise<void> {
     const code = await mod.run(rest);
     process.exitCode = code ?? 0;
   } catch (e) {
-    if (isOverlayError(e, 'BAD_ARGUMENT') || isOverlayError(e, 'BAD_CONFIG')) {
-      process.stderr.write(`secp2psip ${name}: ${e.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    process.stderr.write(`secp2psip ${name}: ${(e as Error).message}\n`);
-    process.exitCode = 1;
+    const { line, code } = fatalLine(e);
+    process.stderr.write(`secp2psip ${name}: ${line}\n`);
+    // Fatal means exit: a daemon that failed half-way through starting may still hold sockets
+    // (a listener bound before a data file turned out unusable, a ring link, a timer); ending the
+    // process releases every port instead of leaving a half-started daemon answering 503.
+    process.exit(code);
   }
+}
+
+/** Socket errors Node raises from listen() and bind(), in words. */
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this host',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+};
+
+/**
+ * The one line a failed command prints, and its exit code: 2 for a bad
+ * argument or configuration (a port in use is one, whichever option named
+ * it), 1 for anything else. Never more than one line.
+ */
+export function fatalLine(e: unknown): { line: string; code: number } {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (isOverlayError(e, 'BAD_ARGUMENT') || isOverlayError(e, 'BAD_CONFIG'))
+    return { line: clarify(e.message), code: 2 };
+  if ((err?.syscall === 'listen' || err?.syscall === 'bind') && err.code && LISTEN_ERRORS[err.code]) {
+    const where =
+      err.address === undefined ? '' : ` ${err.address.includes(':') ? `[${err.address}]` : err.address}:${err.port}`;
+    return { line: `bad configuration: cannot listen on${where}: ${LISTEN_ERRORS[err.code]}`, code: 2 };
+  }
+  return { line: clarify(err instanceof Error ? err.message : String(e)), code: 1 };
+}
+
+/**
+ * Raw system texts in words, on one line: a socket error as Node words it
+ * (`listen EADDRINUSE: address already in use 127.0.0.1:5060`, `bind
+ * EADDRINUSE 127.0.0.1:5060`), and OpenSSL's error line for a peer that does
+ * not speak TLS (`...:SSL routines:ssl3_get_record:wrong version number:...`).
+ */
+export function clarify(message: string): string {
+  return message
+    .replace(
+      /\b(?:listen|bind) (EADDRINUSE|EADDRNOTAVAIL|EACCES)\b(?::[^;\n]*?)?(?: \[?[0-9a-fA-F.:]+\]?:\d+)?(?=[;\n]|$)/g,
+      (m, code: string) => LISTEN_ERRORS[code] ?? m,
+    )
+    .replace(
+      /[0-9A-F]*:?error:[0-9A-F]+:SSL routines:[^:]*:([^:\n]+):\S*/g,
+      (_m, why: string) => `no TLS answer (${why}): is this the address a bootstrap printed?`,
+    )
+    .replace(/\s*\n\s*/g, '; ')
+    .replace(/[;:\s]+$/, '');
 }

@@ -13,10 +13,9 @@
  * Retry-After until the adapter is on the ring and has registered the users
  * of its restored phone bindings again.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { Identity } from '../identity/identity.ts';
+import type { Identity } from '../identity/identity.ts';
 import { TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import { defaultVerifyRef } from '../rpc/verify-ref.ts';
@@ -39,7 +38,7 @@ import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
-import { Registry } from './registry.ts';
+import { openAdapterData, openBootstrapData } from './data-dir.ts';
 import { admittedRef } from './ring-records.ts';
 import {
   type AdapterRole,
@@ -48,7 +47,6 @@ import {
   startAdapterRole,
   startBootstrapRole,
 } from './roles.ts';
-import { TrustStore } from './trust-store.ts';
 import { FileUserKeys } from './user-keys.ts';
 
 export interface BootstrapDaemonOptions extends RingSettings {
@@ -63,6 +61,8 @@ export interface BootstrapDaemonOptions extends RingSettings {
   /** A ring member to join through (another bootstrap); default: rejoin via known adapters, else a new ring. */
   join?: NodeRef;
   logger?: Logger;
+  /** Start although the registry is empty or gone while it had users (every name becomes free). */
+  acceptEmptyRegistry?: boolean;
 }
 
 export interface RunningBootstrap {
@@ -79,9 +79,13 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   const log = o.logger ?? silentLogger;
   const clock = new SystemClock();
   const random = new CryptoRandom();
-  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const identity = Identity.loadOrCreate(join(o.dataDir, 'node'));
-  const registry = new Registry(join(o.dataDir, 'registry.sqlite'));
+  // Every data file is checked before a port is bound: a damaged one is a one-line fatal error.
+  const { identity, registry, acceptedEmpty } = openBootstrapData(o.dataDir, o);
+  if (acceptedEmpty)
+    log.warn(
+      { hadUsers: acceptedEmpty.hadUsers },
+      'starting with an empty registry as asked: every name is free again',
+    );
   let endpoint: TlsRpcEndpoint | undefined;
   let role: BootstrapRole;
   try {
@@ -168,6 +172,8 @@ export interface AdapterDaemonOptions {
   bootstraps?: BootstrapInfo[];
   /** How long to keep asking the bootstraps for admission at start (ms, default 120 s). */
   bootstrapWaitMs?: number;
+  /** Make a new node key although the data directory holds state (the old key was lost). */
+  newNodeKey?: boolean;
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -186,8 +192,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const log = o.logger ?? silentLogger;
   const clock = new SystemClock();
   const random = new CryptoRandom();
-  if (o.dataDir) mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const identity = o.dataDir ? Identity.loadOrCreate(join(o.dataDir, 'node')) : Identity.generate();
+  // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
+  const { identity, trust } = openAdapterData(o.dataDir, log, o);
   const host = o.rpcHost ?? o.sipHost;
   // The phones' port first: while the adapter is starting they are asked to come back (503 with Retry-After).
   let transport: TransportStack;
@@ -198,7 +204,6 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const element = new SipElement({ transport, clock, logger: log });
   element.handle({ onRequest: (inc) => respondNotReady(inc, 'adapter starting') });
-  const trust = new TrustStore(o.dataDir ? join(o.dataDir, 'trust.sqlite') : ':memory:');
   // D8: the configured bootstrap first, then every other bootstrap of the set learnt on earlier starts.
   const known = o.dataDir ? loadBootstrapSet(o.dataDir, log) : [];
   const candidates = [o.bootstrap, ...(o.bootstraps ?? []), ...known].filter(
@@ -286,6 +291,8 @@ function openBindings(path: string, log: Logger): { store: SqliteBindingStore; r
   const store = new SqliteBindingStore(path);
   const loaded = store.load();
   if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
+  if (loaded.unavailable)
+    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
   for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
   return { store, rows: loaded.rows };
 }

@@ -4,11 +4,41 @@
  * the user signed. Also the ring ids the bootstrap has assigned to node keys,
  * so an adapter that comes back keeps its place. SQLite, survives restarts.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
+import { writeSecretFileAtomic } from '../identity/key-file.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { openDatabase } from '../util/sqlite.ts';
+
+/** The tables and columns this program's registry file has (checked before a bootstrap starts). */
+export const REGISTRY_TABLES = {
+  users: ['name', 'sign_key', 'seal_key', 'registered_at', 'updated_at', 'cert_fpr', 'location', 'pieces'],
+  nodes: ['node_key', 'node_id', 'admitted_at'],
+} as const;
+
+/**
+ * The registry's witness, a small file next to it: how many users the
+ * registry held when last written (at start, at the first registration, on
+ * release, at close). A registry that is empty or gone while its witness says
+ * it had users was damaged or deleted: a bootstrap that started anyway would
+ * hand every name to whoever asks first.
+ */
+export function readRegistryWitness(path: string): { users: number } | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as { users?: unknown };
+    return { users: typeof v.users === 'number' && v.users >= 0 ? v.users : 1 };
+  } catch {
+    // A witness that cannot be read still says there was a registry: assume it had users.
+    return { users: 1 };
+  }
+}
+
+function writeRegistryWitness(path: string, users: number): void {
+  writeSecretFileAtomic(path, `${JSON.stringify({ users, writtenAt: new Date().toISOString() })}\n`);
+}
 
 export interface RegistryEntry extends UserKeyBundle {
   /** Last registration seen (ms since epoch). */
@@ -55,10 +85,18 @@ function toEntry(r: UserRow): RegistryEntry {
 
 export class Registry {
   private readonly db: Database.Database;
+  private readonly witness?: string;
+  private witnessed = 0;
 
-  /** `path` is a file, or ':memory:' for tests. */
-  constructor(path: string) {
+  /**
+   * `path` is a file, or ':memory:' for tests. With `witness`, the user count
+   * is kept in that file too (see readRegistryWitness). The registry is the
+   * source of truth for names: every commit reaches the disk
+   * (synchronous=FULL in WAL mode) before a registration is answered.
+   */
+  constructor(path: string, opts: { witness?: string } = {}) {
     this.db = openDatabase(path);
+    this.db.pragma('synchronous = FULL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS users (
         name TEXT PRIMARY KEY,
@@ -76,6 +114,30 @@ export class Registry {
         admitted_at INTEGER NOT NULL
       );
     `);
+    this.witness = opts.witness;
+    if (this.witness) {
+      this.witnessed = this.count();
+      writeRegistryWitness(this.witness, this.witnessed);
+    }
+  }
+
+  /** Write the witness when the registry goes from no users to some, or back (never fatal here). */
+  private updateWitness(force = false): void {
+    if (!this.witness) return;
+    const n = this.count();
+    if (!force && n > 0 === this.witnessed > 0) return;
+    try {
+      writeRegistryWitness(this.witness, n);
+      this.witnessed = n;
+    } catch {
+      // Tried again at the next change and at close; the registry itself holds the truth.
+    }
+  }
+
+  /** An online copy of the registry (SQLite backup API) to `file`, safe while a bootstrap runs. */
+  async backup(file: string): Promise<number> {
+    await this.db.backup(file);
+    return this.count();
   }
 
   get(name: string): RegistryEntry | undefined {
@@ -108,7 +170,9 @@ export class Registry {
         .run(name, Buffer.from(keys.signKey), Buffer.from(keys.sealKey), now, now, certFingerprint ?? null);
       return { outcome: 'created', entry: this.get(name) as RegistryEntry };
     });
-    return tx();
+    const out = tx();
+    if (out.outcome === 'created' && this.witnessed === 0) this.updateWitness();
+    return out;
   }
 
   /**
@@ -118,7 +182,9 @@ export class Registry {
    * check before accepting the new one. False when the name is not bound.
    */
   release(name: string): boolean {
-    return this.db.prepare('DELETE FROM users WHERE name = ?').run(name).changes === 1;
+    const gone = this.db.prepare('DELETE FROM users WHERE name = ?').run(name).changes === 1;
+    if (gone) this.updateWitness();
+    return gone;
   }
 
   setLocation(name: string, location: Uint8Array): void {
@@ -171,6 +237,8 @@ export class Registry {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.updateWitness(true);
+    this.db.close();
   }
 }

@@ -10,6 +10,7 @@ import { reasonPhrase } from './response.ts';
 export const SIP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   BAD_ARGUMENT: 400,
   BAD_CONFIG: 500,
+  DATA_UNUSABLE: 500,
   SIP_MALFORMED: 400,
   SIP_TOO_LARGE: 513,
   RPC_MALFORMED: 500,

@@ -16,6 +16,8 @@ export type ParsedArgs = Record<string, string | boolean | string[] | undefined>
  */
 export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): ParsedArgs {
   const out: ParsedArgs = {};
+  const given = new Set<string>();
+  explicit.set(out, given);
   for (const [name, s] of Object.entries(spec)) {
     if (s.type === 'list') out[name] = [];
     else if (s.default !== undefined) out[name] = s.default;
@@ -27,6 +29,7 @@ export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): Par
     const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
     const s = spec[name];
     if (!s) throw new OverlayError('BAD_ARGUMENT', `unknown option '--${name}'`);
+    given.add(name);
     if (s.type === 'boolean') {
       if (eq >= 0) throw new OverlayError('BAD_ARGUMENT', `option '--${name}' takes no value`);
       out[name] = true;
@@ -108,8 +111,25 @@ export function dataDirOption(args: ParsedArgs, name = 'data'): string {
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** `--log-level` checked against pino's levels. */
+/** Options given on the command line (not defaults), per parse result. */
+const explicit = new WeakMap<ParsedArgs, Set<string>>();
+
+/** True when the option was on the command line, false when its value is the default. */
+export function optionGiven(args: ParsedArgs, name: string): boolean {
+  return explicit.get(args)?.has(name) ?? false;
+}
+
+/**
+ * `--log-level` checked against pino's levels. Without the option on the
+ * command line, `SECP2PSIP_LOG` (the README's switch) sets it, then the default.
+ */
 export function logLevelOption(args: ParsedArgs, name = 'log-level'): string {
+  const env = process.env.SECP2PSIP_LOG;
+  if (!optionGiven(args, name) && env !== undefined && env !== '') {
+    if (!LOG_LEVELS.includes(env))
+      throw new OverlayError('BAD_ARGUMENT', `SECP2PSIP_LOG must be one of ${LOG_LEVELS.join(', ')}, got '${env}'`);
+    return env;
+  }
   const level = String(args[name]);
   if (!LOG_LEVELS.includes(level))
     throw new OverlayError('BAD_ARGUMENT', `--${name} must be one of ${LOG_LEVELS.join(', ')}, got '${level}'`);

@@ -9,6 +9,7 @@
 const CONFIG_ERRORS = {
   BAD_ARGUMENT: 'bad command-line argument',
   BAD_CONFIG: 'bad configuration',
+  DATA_UNUSABLE: 'unusable data file',
 } as const;
 
 /** sip/: messages from the network. */

@@ -1,25 +1,60 @@
-import { pino, type Logger } from 'pino';
+import { type Bindings, type ChildLoggerOptions, pino, type Logger } from 'pino';
+import { LOG_LEVELS } from './args.ts';
 
 export type { Logger };
+
+/** The environment variable that sets the level when a command is not given `--log-level`. */
+export const LOG_ENV = 'SECP2PSIP_LOG';
 
 /**
  * One logger for the whole process. Structured JSON lines on stderr, so stdout
  * stays free for a command's own output (JSON results, tables). Children carry
  * context: `log.child({ component: 'sip', node: id })`. Secrets are redacted.
+ *
+ * Level: `opts.level` (a command's explicit `--log-level`), else
+ * `SECP2PSIP_LOG`, else silent under tests and info otherwise. An unknown
+ * level in the environment is ignored rather than stopping the process.
  */
 export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  const level = opts.level ?? process.env.SECP2PSIP_LOG ?? (process.env.NODE_ENV === 'test' ? 'silent' : 'info');
-  return pino(
-    {
-      name: opts.name ?? 'secp2psip',
-      level,
-      redact: {
-        paths: ['privateKey', '*.privateKey', 'piece', '*.piece', 'pieces', '*.pieces', 'secret', '*.secret'],
-        censor: '[redacted]',
+  const env = process.env[LOG_ENV];
+  const fromEnv = env !== undefined && LOG_LEVELS.includes(env) ? env : undefined;
+  const level = opts.level ?? fromEnv ?? (process.env.NODE_ENV === 'test' ? 'silent' : 'info');
+  return withUniqueKeys(
+    pino(
+      {
+        name: opts.name ?? 'secp2psip',
+        level,
+        redact: {
+          paths: ['privateKey', '*.privateKey', 'piece', '*.piece', 'pieces', '*.pieces', 'secret', '*.secret'],
+          censor: '[redacted]',
+        },
       },
-    },
-    pino.destination({ fd: 2, sync: false }),
+      pino.destination({ fd: 2, sync: false }),
+    ),
   );
+}
+
+/**
+ * pino appends a child's bindings to its parent's, so a module that names its
+ * own `component` under a command's logger that already named one wrote the
+ * key twice in every line. Here a child whose bindings repeat a key is built
+ * from the root with the merged bindings instead: the innermost value wins,
+ * each key appears once. Children inherit this `child` (pino creates them
+ * with Object.create of their parent).
+ */
+export function withUniqueKeys(root: Logger): Logger {
+  const pinoChild = root.child as unknown as (this: Logger, b: Bindings, o?: ChildLoggerOptions) => Logger;
+  const rootKeys = new Set(Object.keys(root.bindings()));
+  function child(this: Logger, bindings: Bindings, options?: ChildLoggerOptions): Logger {
+    const current = this.bindings();
+    if (!Object.keys(bindings).some((k) => Object.hasOwn(current, k))) return pinoChild.call(this, bindings, options);
+    const merged: Bindings = {};
+    for (const [k, v] of Object.entries({ ...current, ...bindings }))
+      if (!rootKeys.has(k) || Object.hasOwn(bindings, k)) merged[k] = v;
+    return pinoChild.call(root, merged, { level: this.level, ...options });
+  }
+  root.child = child as unknown as Logger['child'];
+  return root;
 }
 
 /** A logger that drops everything: the default for cores and tests. */

@@ -5,15 +5,17 @@
  * traffic and the other port responds to incoming SIP traffic." Used by the
  * `node` and `gateway` commands and the end-to-end tests.
  */
+import { join } from 'node:path';
 import { SipElement } from '../sip/element.ts';
 import { Registrar } from '../sip/registrar.ts';
+import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
-import { silentLogger } from '../util/log.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
 import { publishedContact, WhanauSipNode } from './sip-node.ts';
-import { WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
+import { BINDINGS_FILE, openWhanauData, WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
 
 export type WhanauSipRole = 'node' | 'gateway';
 
@@ -35,6 +37,8 @@ export interface RunningWhanauSip {
 
 export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanauSip> {
   const log = o.logger ?? silentLogger;
+  // Data files and identity are checked before any port is bound.
+  const identity = o.identity ?? (o.dataDir ? openWhanauData(o.dataDir) : undefined);
   let transport: TransportStack;
   try {
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
@@ -43,14 +47,24 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   }
   const clock = o.clock ?? new SystemClock();
   const element = new SipElement({ transport, clock, logger: log });
-  const registrar = o.role === 'node' ? new Registrar({ clock }, { minExpires: 10 }) : undefined;
+  // A node keeps its phone's registration across restarts (as an adapter does), so its record
+  // points at the phone at once instead of at the node until the phone registers again.
+  const bindings = o.role === 'node' && o.dataDir ? openBindings(join(o.dataDir, BINDINGS_FILE), log) : undefined;
+  const registrar =
+    o.role === 'node' ? new Registrar({ clock, store: bindings?.store }, { minExpires: 10 }) : undefined;
+  if (registrar && bindings) {
+    const r = registrar.restore(bindings.rows);
+    for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
+    if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
+  }
   // Our record points at the phone registered as our own SIP URI, else at that URI.
   const contact = { contactOf: (hash: string) => publishedContact(registrar, `sip:${hash}@${element.hostport}`) };
   let daemon: WhanauDaemon;
   try {
-    daemon = await WhanauDaemon.start({ ...o, clock, host: o.dhtHost, port: o.dhtPort, contact });
+    daemon = await WhanauDaemon.start({ ...o, identity, clock, host: o.dhtHost, port: o.dhtPort, contact });
   } catch (e) {
     await element.close();
+    bindings?.store.close();
     if (e instanceof OverlayError) throw e;
     throw new OverlayError('BAD_CONFIG', `cannot start the DHT on ${o.dhtHost}:${o.dhtPort}: ${(e as Error).message}`);
   }
@@ -70,6 +84,18 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
       stopSweeping?.();
       await element.close();
       await daemon.close();
+      bindings?.store.close();
     },
   };
+}
+
+/** The phone bindings kept under the data directory; damaged rows or files are reported, never fatal. */
+function openBindings(path: string, log: Logger) {
+  const store = new SqliteBindingStore(path);
+  const loaded = store.load();
+  if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
+  if (loaded.unavailable)
+    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
+  for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
+  return { store, rows: loaded.rows };
 }

@@ -10,7 +10,7 @@
  * State under the data directory: `identity.pem` (0600) and `peers.sqlite`.
  */
 import { sign } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type tls from 'node:tls';
 import { whanauHandler } from '../dht/whanau/dispatch.ts';
@@ -18,6 +18,7 @@ import { PEER_METHODS } from '../dht/whanau/messages.ts';
 import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
 import { sha1Hex } from '../identity/fingerprint.ts';
+import { loadDaemonIdentity } from '../identity/daemon-identity.ts';
 import { Identity } from '../identity/identity.ts';
 import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
@@ -25,6 +26,7 @@ import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
+import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
 import { isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { CryptoRandom, type Random } from '../util/random.ts';
@@ -70,6 +72,38 @@ export interface WhanauDaemonOptions {
   logger?: Logger;
   /** Where our record points (default: `sip:<hash>@<DHT address>`). */
   contact?: OwnContact;
+}
+
+/** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
+export const PEERS_FILE = 'peers.sqlite';
+export const BINDINGS_FILE = 'bindings.sqlite';
+const PEER_TABLES = { peers: ['hash', 'addr', 'key', 'added'] } as const;
+
+/**
+ * Open and check a node's data directory before any port is bound: a
+ * `peers.sqlite` that is not a database (or not this program's) and an
+ * unreadable identity are one-line fatal errors naming the file, and a
+ * missing identity beside existing state is refused: the key's hash is the
+ * node's SIP address and what its friends pinned, so a new key would be a
+ * different node. Returns the node's identity.
+ */
+export function openWhanauData(dataDir: string): Identity {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw dataFileError(dataDir, `cannot be used as the data directory: ${(e as Error).message}`);
+  }
+  const peers = checkSqliteFile(
+    join(dataDir, PEERS_FILE),
+    PEER_TABLES,
+    'move it aside and give the node its --peer options again',
+  );
+  const state: string[] = [];
+  if (peers.exists) state.push(`${PEERS_FILE} (${peers.rows.peers ?? 0} peers)`);
+  if (existsSync(join(dataDir, BINDINGS_FILE))) state.push(BINDINGS_FILE);
+  return loadDaemonIdentity(join(dataDir, 'identity.pem'), state, {
+    consequence: "change this node's SIP address (sip:<hash of the key>) and be refused by every friend that pinned it",
+  });
 }
 
 export interface RecordLookup {
@@ -128,9 +162,7 @@ export class WhanauDaemon {
   }
 
   static async start(o: WhanauDaemonOptions): Promise<WhanauDaemon> {
-    if (o.dataDir) mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-    const identity =
-      o.identity ?? (o.dataDir ? Identity.loadOrCreate(join(o.dataDir, 'identity.pem')) : Identity.generate());
+    const identity = o.identity ?? (o.dataDir ? openWhanauData(o.dataDir) : Identity.generate());
     const keyPair = { privateKey: identity.signingKey, publicKey: identity.publicSigningKey };
     const cert = await createNodeCertificate(keyPair);
     const endpoint = await TlsRpcEndpoint.listen({
@@ -143,7 +175,13 @@ export class WhanauDaemon {
       clock: o.clock,
       logger: o.logger,
     });
-    const book = new PeerBook(o.dataDir ? join(o.dataDir, 'peers.sqlite') : ':memory:');
+    let book: PeerBook;
+    try {
+      book = new PeerBook(o.dataDir ? join(o.dataDir, PEERS_FILE) : ':memory:');
+    } catch (e) {
+      await endpoint.close();
+      throw dataFileError(join(o.dataDir ?? '', PEERS_FILE), (e as Error).message);
+    }
     const d = new WhanauDaemon(o, identity, endpoint, cert, book);
     const now = d.clock.wallNow();
     for (const p of o.peers ?? []) if (p.hash !== d.hash) book.upsert(p, now);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { Registrar } from '../../src/sip/registrar.ts';
 import { SqliteBindingStore } from '../../src/sip/registrar-sqlite.ts';
 import { parseUri } from '../../src/sip/uri.ts';
 import { SimClock } from '../../src/util/clock.ts';
+import { fillDisk, freeDisk, isRoot, mountTinyTmpfs, unmount } from '../support/disk.ts';
 import { req } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'registrar-store-'));
@@ -141,5 +142,48 @@ describe('registrar bindings kept in SQLite', () => {
     store.close();
     assert.equal(r.register(reg('sip:alice@example.com', '<sip:alice@192.0.2.1:5060>', 600, 1)).status, 200);
     assert.equal(store.failedWrites, 1);
+  });
+
+  it('a table of another shape under the name is moved aside like a file that is not a database', () => {
+    const file = join(dir, 'shape.sqlite');
+    const db = new Database(file);
+    db.exec('CREATE TABLE bindings (aor TEXT, other INTEGER)');
+    db.close();
+    const a = open(file, 0);
+    assert.ok(a.loaded.movedAside && existsSync(a.loaded.movedAside));
+    assert.equal(a.r.register(reg('sip:alice@example.com', '<sip:alice@192.0.2.1:5060>', 600, 1)).status, 200);
+    assert.equal(a.store.failedWrites, 0);
+    a.store.close();
+    assert.equal(open(file, 0).report.restored, 1);
+  });
+
+  it('a disk that fills up: bindings carry on in memory and reach the file once it takes writes', (t) => {
+    const disk = join(dir, 'tiny');
+    mkdirSync(disk);
+    if (!isRoot || !mountTinyTmpfs(disk, '512k')) return t.skip('needs root to mount a tiny tmpfs');
+    try {
+      const file = join(disk, 'bindings.sqlite');
+      let now = 0;
+      const clock = new SimClock(0);
+      const store = new SqliteBindingStore(file, { now: () => now });
+      const r = new Registrar({ clock, store }, { minExpires: 10, maxExpires: 3600 });
+      const register = (user: string, n: number) =>
+        r.register(reg(`sip:${user}@example.com`, `<sip:${user}@192.0.2.${n}:5060>`, 600, 1, `reg-${user}`)).status;
+      assert.equal(register('alice', 1), 200);
+      const filler = fillDisk(disk);
+      for (let i = 0; i < 40 && !store.inMemory; i++) assert.equal(register(`u${i}`, 10), 200);
+      assert.ok(store.inMemory, 'the full disk refused a write');
+      assert.equal(register('bob', 2), 200);
+      freeDisk(filler);
+      now += 5000;
+      assert.equal(register('carol', 3), 200);
+      assert.equal(store.inMemory, false, 'the file is used again');
+      store.close();
+      const again = open(file, 0);
+      for (const u of ['alice', 'bob', 'carol']) assert.equal(contactsOf(again.r, `sip:${u}@example.com`).length, 1, u);
+      again.store.close();
+    } finally {
+      unmount(disk);
+    }
   });
 });

@@ -38,6 +38,10 @@ const SPEC = {
     default: '120000',
     help: 'ms to keep asking the bootstraps (the configured one, then the others of its set) at start',
   },
+  'new-node-key': {
+    type: 'boolean',
+    help: 'make a new node key although --data holds state (the old one was lost; user keys are kept)',
+  },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -101,6 +105,7 @@ export async function run(argv: string[]): Promise<number> {
     cacheMs,
     bootstrapWaitMs,
     logger: log,
+    newNodeKey: args['new-node-key'] === true,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootstrapSpecOf, parseBootstrapSpec } from '../../secp2psip/bootstrap-spec.ts';
 import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
+import { backupRegistry, REGISTRY_WITNESS } from '../../secp2psip/data-dir.ts';
 import { type BootstrapInfo, NAME_RE } from '../../secp2psip/messages.ts';
 import { Registry } from '../../secp2psip/registry.ts';
 import {
@@ -28,6 +29,11 @@ const SPEC = {
     type: 'string',
     help: 'forget <name> in the registry under --data (key lost or replaced), then exit; use the bootstrap that owns the name',
   },
+  'accept-empty-registry': {
+    type: 'boolean',
+    help: 'start although registry.sqlite is empty or gone while it had users (every name becomes free)',
+  },
+  backup: { type: 'string', help: 'copy the registry under --data to this new file (safe while running), then exit' },
   peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
@@ -53,7 +59,7 @@ function release(dataDir: string, name: string): number {
   if (!NAME_RE.test(name)) throw new OverlayError('BAD_ARGUMENT', `--release: '${name}' is not a user name`);
   const path = join(dataDir, 'registry.sqlite');
   if (!existsSync(path)) throw new OverlayError('BAD_ARGUMENT', `--data: no registry in '${dataDir}'`);
-  const registry = new Registry(path);
+  const registry = new Registry(path, { witness: join(dataDir, REGISTRY_WITNESS) });
   try {
     if (!registry.release(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not registered in '${dataDir}'`);
   } finally {
@@ -75,6 +81,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.release !== undefined) return release(requiredOption(args, 'data'), String(args.release));
+  if (args.backup !== undefined) {
+    const users = await backupRegistry(requiredOption(args, 'data'), String(args.backup));
+    process.stdout.write(`backed up ${users} users to ${String(args.backup)}\n`);
+    return 0;
+  }
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
   const dataDir = dataDirOption(args);
   const k = intOption(args, 'k', 1, 255);
@@ -101,6 +112,7 @@ export async function run(argv: string[]): Promise<number> {
       caBundle,
       peers: peers.length > 0 ? peers : undefined,
       logger: log,
+      acceptEmptyRegistry: args['accept-empty-registry'] === true,
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || (e as NodeJS.ErrnoException).code === 'EACCES')

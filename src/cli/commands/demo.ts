@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FlowEvent, SecurityMode } from '../../secp2psip/call-common.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
 import { LocalOverlay, summarizeCalls } from '../../harness/local-overlay.ts';
-import { intOption, optionsUsage, parseArgs } from '../../util/args.ts';
+import { intOption, logLevelOption, optionsUsage, parseArgs } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { percentile } from '../../util/stats.ts';
@@ -44,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
   const basePort = args['base-port'] === undefined ? undefined : intOption(args, 'base-port', 1, 65535 - adapters);
   const json = args.json === true;
-  const log = createLogger({ level: String(args['log-level']) });
+  const log = createLogger({ level: logLevelOption(args) });
   const out = (s: string) => {
     if (!json) process.stdout.write(`${s}\n`);
   };
