@@ -83,7 +83,8 @@ export async function run(argv: string[]): Promise<number> {
         try {
           return await fetchPeerKey(h, p);
         } catch (e) {
-          if (clock.now() + wait > until) throw e;
+          // Something that answers but does not speak TLS is the wrong address, not a bootstrap still starting.
+          if (clock.now() + wait > until || /SSL routines/.test((e as Error).message)) throw e;
           log.warn({ bootstrap: `${h}:${p}`, err: (e as Error).message, retryInMs: wait }, 'bootstrap unreachable');
           // A plain timer: nothing else keeps the process alive yet (the clock's timers do not).
           await new Promise((r) => setTimeout(r, wait));
