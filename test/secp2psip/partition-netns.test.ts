@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -169,18 +169,22 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     }
   }
 
-  async function register(name: string, at: number, when: User['when'], withinMs = 20_000): Promise<void> {
+  /** Register until a 200; the answers before it, each with how long it took. */
+  async function register(name: string, at: number, when: User['when'], withinMs = 30_000): Promise<string[]> {
     const end = Date.now() + withinMs;
+    const tries: string[] = [];
     let last = '';
     while (Date.now() < end) {
+      const sent = Date.now();
       const r = (await agents[at].ask({ op: 'register', user: name, adapter: adapters[at].sip })) as {
         status: number;
         reason: string;
         contact: string;
       };
+      tries.push(`${r.status} in ${((Date.now() - sent) / 1000).toFixed(1)} s`);
       if (r.status === 200) {
         users.push({ name, at, contact: r.contact, when });
-        return;
+        return tries;
       }
       last = `${r.status} ${r.reason}`;
       await sleep(500);
@@ -188,15 +192,21 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     assert.fail(`${name} could not register at adapter ${at} (${when} the cut): ${last}`);
   }
 
-  /** Every user called from every adapter by a user registered there: the calls that did not get the right 302. */
-  async function failingCalls(): Promise<string[]> {
+  /**
+   * Calls from every adapter, by the user registered there at `callers` time, to every user that
+   * `reachable` selects: the calls that did not get a 302 to the callee's phone.
+   */
+  async function failingCalls(
+    callers: User['when'] = 'before',
+    reachable = (_from: number, _to: User) => true,
+  ): Promise<string[]> {
     const failed: string[] = [];
     await Promise.all(
       adapters.map(async (a, i) => {
-        const caller = users.find((u) => u.at === i && u.when === 'before');
+        const caller = users.find((u) => u.at === i && u.when === callers);
         if (!caller) throw new Error(`no caller at adapter ${i}`);
         for (const callee of users) {
-          if (callee === caller) continue;
+          if (callee === caller || !reachable(i, callee)) continue;
           const r = (await agents[i].ask({ op: 'invite', from: caller.name, to: callee.name, adapter: a.sip })) as {
             status: number;
             reason: string;
@@ -283,6 +293,12 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
 
   after(async () => {
     await net?.destroy();
+    // SECP2PSIP_TEST_LOGS=<dir>: keep every daemon's log there.
+    const keep = process.env.SECP2PSIP_TEST_LOGS;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const d of daemons) writeFileSync(join(keep, `${d.host.name}.log`), d.err());
+    }
     if (base) rmSync(base, { recursive: true, force: true });
   });
 
@@ -305,9 +321,31 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     // During: one more user per adapter, each named so that its side's bootstrap owns the name.
     const taken = new Set<string>();
     const names = adapters.map((a) => nameOwnedBy('mid', a.side, taken));
-    await Promise.all(adapters.map((_, i) => register(names[i], i, 'during')));
+    const during = await Promise.all(adapters.map((_, i) => register(names[i], i, 'during')));
+    log(`REGISTER answers during the cut, per adapter: ${during.map((t) => t.join(', ')).join(' | ')}`);
     const split = await Promise.all([0, 1].map((b) => walkFrom(b).catch((e) => ({ ids: [], error: String(e) }))));
     log(`registered during the cut; ring sizes seen from each side: ${split.map((s) => s.ids.length).join(' / ')}`);
+    // Each side is a working ring of its own: two rings, each with its bootstrap and three adapters.
+    for (const s of split) assert.equal(s.ids.length, 4, `a ring of one side while cut: ${JSON.stringify(s)}`);
+    // Each side serves what was registered on it during the cut.
+    const sameSideDuring = (from: number, to: User) =>
+      to.when === 'during' && adapters[from].side === adapters[to.at].side;
+    let inside = await failingCalls('during', sameSideDuring);
+    for (let i = 0; i < 5 && inside.length > 0; i++) {
+      await sleep(1000);
+      inside = await failingCalls('during', sameSideDuring);
+    }
+    assert.deepEqual(inside, [], 'users registered during the cut callable on their side');
+    // Users registered before the cut whose records all sit on the other side cannot be reached while
+    // it lasts (nothing on this side holds their pieces or location): shown, not asserted.
+    const before = await failingCalls(
+      'before',
+      (from, to) => to.when === 'before' && adapters[from].side === adapters[to.at].side,
+    );
+    log(
+      `during the cut: users registered during it callable on their side; users registered before it, ` +
+        `on the same side, not callable: ${before.length} of ${adapters.length * 2} calls${before.length ? ` (${before.slice(0, 3).join('; ')})` : ''}`,
+    );
     await sleep(Math.max(0, cutAt + CUT_MS - Date.now()));
 
     await net.heal();
@@ -315,6 +353,7 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     log('healed');
     // After: one more user per adapter, registered as soon as the bootstraps take it.
     const registering = Promise.all(adapters.map((_, i) => register(`post${i}`, i, 'after', 40_000)));
+    registering.then((t) => log(`REGISTER answers after the heal: ${t.map((x) => x.join(', ')).join(' | ')}`));
 
     let ringMs = -1;
     const ringWatch = (async () => {
