@@ -43,6 +43,8 @@ export interface TestnetOptions {
   subnet?: number;
   /** Namespace name prefix (default `sp2t`). */
   prefix?: string;
+  /** How `partition` cuts: iptables rules (the default where iptables works) or separate bridges. */
+  cutMethod?: CutMethod;
 }
 
 export type CutMethod = 'iptables' | 'bridge';
@@ -153,9 +155,11 @@ export class Testnet {
   private constructor(
     readonly id: string,
     readonly subnet: number,
+    cutMethod: CutMethod | undefined,
   ) {
     this.switchNs = `${id}-sw`;
-    this.cutMethod = probe().iptables ? 'iptables' : 'bridge';
+    if (cutMethod === 'iptables' && !probe().iptables) throw new Error('iptables does not work here');
+    this.cutMethod = cutMethod ?? (probe().iptables ? 'iptables' : 'bridge');
   }
 
   /** Build `count` hosts h0..h{count-1} (at most 250). Throws with the reason when unavailable. */
@@ -165,7 +169,7 @@ export class Testnet {
     if (count < 1 || count > 250) throw new Error('1..250 hosts');
     const prefix = o.prefix ?? DEFAULT_PREFIX;
     await removeLeftovers(prefix);
-    const net = new Testnet(`${prefix}-${process.pid}-${runs++}`, o.subnet ?? 0);
+    const net = new Testnet(`${prefix}-${process.pid}-${runs++}`, o.subnet ?? 0, o.cutMethod);
     try {
       await net.build(count);
     } catch (e) {
@@ -215,6 +219,20 @@ export class Testnet {
   /** Run a command inside `host` and wait for it (rejects on a non-zero exit). */
   async exec(host: Host, cmd: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
     return run('ip', ['netns', 'exec', host.ns, ...cmd], { timeout: timeoutMs });
+  }
+
+  /**
+   * Can `from` open a TCP connection to `to` (a refused connection counts: the host answered)?
+   * False after `timeoutMs` of silence or on "no route to host".
+   */
+  async reaches(from: Host, to: Host, timeoutMs = 1500): Promise<boolean> {
+    const probe = `exec 3<>/dev/tcp/${to.addr}/9`;
+    try {
+      await this.exec(from, ['timeout', String(timeoutMs / 1000), 'bash', '-c', probe], timeoutMs + 5000);
+      return true;
+    } catch (e) {
+      return /refused/i.test((e as { stderr?: string }).stderr ?? '');
+    }
   }
 
   /** Start a process inside `host`; it is killed by `destroy` if still running. */

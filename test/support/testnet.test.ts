@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { removeLeftovers, Testnet, testnetUnavailable } from './testnet.ts';
+
+const unavailable = testnetUnavailable();
+const namespaces = () => execFileSync('ip', ['netns', 'list']).toString();
+
+/** The multi-host test network itself: links, partitions, heal, cleanup. */
+describe('test network of namespaces', { skip: unavailable ?? false, timeout: 120_000 }, () => {
+  it('hosts reach each other, partitions cut exactly the links between groups, heal restores them', async () => {
+    const net = await Testnet.create(4, { prefix: 'sp2tself' });
+    try {
+      const [a, b, c, d] = net.hosts;
+      const { stdout } = await net.exec(a, ['ip', '-4', '-o', 'addr', 'show', 'eth0']);
+      assert.match(stdout, new RegExp(`inet ${a.addr.replaceAll('.', '\\.')}/24`));
+      assert.deepEqual(await Promise.all([net.reaches(a, b), net.reaches(a, c), net.reaches(c, d)]), [
+        true,
+        true,
+        true,
+      ]);
+      // d belongs to no group: it keeps every link.
+      await net.partition([[a, b], [c]]);
+      const cut = await Promise.all([
+        net.reaches(a, b),
+        net.reaches(a, c),
+        net.reaches(c, a),
+        net.reaches(b, c),
+        net.reaches(c, d),
+        net.reaches(a, d),
+      ]);
+      assert.deepEqual(cut, [true, false, false, false, true, true]);
+      await net.heal();
+      assert.deepEqual(await Promise.all([net.reaches(a, c), net.reaches(b, c)]), [true, true]);
+      await net.linkDown(b);
+      assert.equal(await net.reaches(a, b), false);
+      await net.linkUp(b);
+      assert.equal(await net.reaches(a, b), true);
+    } finally {
+      await net.destroy();
+    }
+    assert.doesNotMatch(namespaces(), new RegExp(net.id));
+  });
+
+  it('partitions by separate bridges where iptables is missing', async () => {
+    const net = await Testnet.create(3, { prefix: 'sp2tself', cutMethod: 'bridge' });
+    try {
+      const [a, b, c] = net.hosts;
+      await net.partition([[a], [b], [c]]);
+      assert.deepEqual(await Promise.all([net.reaches(a, b), net.reaches(b, c), net.reaches(a, c)]), [
+        false,
+        false,
+        false,
+      ]);
+      await net.heal();
+      assert.deepEqual(await Promise.all([net.reaches(a, b), net.reaches(b, c)]), [true, true]);
+    } finally {
+      await net.destroy();
+    }
+  });
+
+  it('destroy kills processes left inside; leftovers of a crashed run are removed', async () => {
+    const net = await Testnet.create(1, { prefix: 'sp2tself' });
+    const p = net.spawn(net.hosts[0], ['sleep', '60']);
+    const exited = new Promise((r) => p.once('exit', r));
+    await net.destroy();
+    await exited;
+    assert.equal(p.signalCode, 'SIGKILL');
+    // A run whose process is gone left a namespace behind.
+    const dead = spawn('true');
+    await new Promise((r) => dead.once('exit', r));
+    const left = `sp2tself-${dead.pid}-0-h0`;
+    execFileSync('ip', ['netns', 'add', left]);
+    assert.deepEqual(await removeLeftovers('sp2tself'), [left]);
+    assert.doesNotMatch(namespaces(), new RegExp(left));
+  });
+});
