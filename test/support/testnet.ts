@@ -11,8 +11,8 @@
  *   await net.heal();
  *   await net.destroy();                          // also on failure: in an `after` hook
  *
- * Cuts are iptables DROP rules inside the hosts (silence, as on a real
- * partition; `cut` can also be one-way). Without iptables, `partition` moves
+ * Cuts are iptables DROP rules inside the receiving hosts (silence, as on
+ * a real partition; `cut` can also be one-way). Without iptables, `partition` moves
  * each group's bridge ports onto a bridge of its own (same shapes, no one-way
  * cuts). `linkDown`/`linkUp` take one host off the wire.
  *
@@ -43,7 +43,10 @@ export interface TestnetOptions {
   subnet?: number;
   /** Namespace name prefix (default `sp2t`). */
   prefix?: string;
-  /** How `partition` cuts: iptables rules (the default where iptables works) or separate bridges. */
+  /**
+   * How `partition` cuts: iptables rules (the default where iptables works) or separate bridges.
+   * The environment variable TESTNET_CUT=iptables|bridge chooses it for a whole run.
+   */
   cutMethod?: CutMethod;
 }
 
@@ -169,7 +172,11 @@ export class Testnet {
     if (count < 1 || count > 250) throw new Error('1..250 hosts');
     const prefix = o.prefix ?? DEFAULT_PREFIX;
     await removeLeftovers(prefix);
-    const net = new Testnet(`${prefix}-${process.pid}-${runs++}`, o.subnet ?? 0, o.cutMethod);
+    const net = new Testnet(
+      `${prefix}-${process.pid}-${runs++}`,
+      o.subnet ?? 0,
+      o.cutMethod ?? (process.env.TESTNET_CUT as CutMethod | undefined),
+    );
     try {
       await net.build(count);
     } catch (e) {
@@ -246,16 +253,19 @@ export class Testnet {
   /**
    * Cut the links between two groups of hosts: nothing from `a` reaches `b`,
    * and (unless `oneWay`) nothing from `b` reaches `a`. Needs iptables.
+   *
+   * Packets are dropped where they arrive (INPUT of the receiving host), as
+   * a lost link drops them: the sender's TCP backs off its retransmissions as
+   * on a real network. (Dropped in the sender's OUTPUT chain instead, the
+   * sender sees a local error and TCP retries every 500 ms without backoff,
+   * which makes a healed link look usable again sooner than it would be.)
    */
   async cut(a: Host[], b: Host[], o: { oneWay?: boolean } = {}): Promise<void> {
     if (this.cutMethod !== 'iptables') throw new Error('cut needs iptables; use partition');
     const rules: Promise<unknown>[] = [];
     const drop = (from: Host[], to: Host[]) => {
-      for (const f of from)
-        for (const t of to) {
-          rules.push(this.exec(f, ['iptables', '-w', '-A', 'OUTPUT', '-d', t.addr, '-j', 'DROP']));
-          rules.push(this.exec(t, ['iptables', '-w', '-A', 'INPUT', '-s', f.addr, '-j', 'DROP']));
-        }
+      for (const t of to)
+        for (const f of from) rules.push(this.exec(t, ['iptables', '-w', '-A', 'INPUT', '-s', f.addr, '-j', 'DROP']));
     };
     drop(a, b);
     if (!o.oneWay) drop(b, a);
