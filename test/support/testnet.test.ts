@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { removeLeftovers, Testnet, testnetUnavailable } from './testnet.ts';
+import { iptablesUnavailable, removeLeftovers, Testnet, testnetUnavailable } from './testnet.ts';
 
 const unavailable = testnetUnavailable();
 const namespaces = () => execFileSync('ip', ['netns', 'list']).toString();
@@ -73,5 +73,40 @@ describe('test network of namespaces', { skip: unavailable ?? false, timeout: 12
     execFileSync('ip', ['netns', 'add', left]);
     assert.deepEqual(await removeLeftovers('sp2tself'), [left]);
     assert.doesNotMatch(namespaces(), new RegExp(left));
+  });
+});
+
+describe('NAT router in the test network', { skip: iptablesUnavailable() ?? false, timeout: 60_000 }, () => {
+  it('a host behind the router reaches out with the router address and cannot be reached from outside', async () => {
+    const net = await Testnet.create(2, { prefix: 'sp2tself' });
+    try {
+      const [router, pub] = net.hosts;
+      const [inside] = await net.addNatLan(router, 1);
+      assert.equal(inside.behind, router);
+      const server = net.spawn(pub, [
+        process.execPath,
+        '-e',
+        `require('net').createServer((s) => { console.log('from ' + s.remoteAddress); s.end(); }).listen(9000, '${pub.addr}', () => console.log('up'))`,
+      ]);
+      let out = '';
+      const seen = (re: RegExp) =>
+        new Promise<void>((resolve) => {
+          const check = () => re.test(out) && resolve();
+          server.stdout?.on('data', (d: Buffer) => {
+            out += d.toString();
+            check();
+          });
+          check();
+        });
+      await seen(/up/);
+      await net.exec(inside, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${pub.addr}/9000`]);
+      await seen(/from /);
+      assert.match(out, new RegExp(`from ${router.addr.replaceAll('.', '\\.')}\\n`));
+      assert.equal(await net.reaches(pub, inside), false);
+      assert.equal(await net.reaches(router, inside), true);
+    } finally {
+      await net.destroy();
+    }
+    assert.doesNotMatch(namespaces(), new RegExp(net.id));
   });
 });

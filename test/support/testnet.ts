@@ -14,7 +14,8 @@
  * Cuts are iptables DROP rules inside the receiving hosts (silence, as on
  * a real partition; `cut` can also be one-way). Without iptables, `partition` moves
  * each group's bridge ports onto a bridge of its own (same shapes, no one-way
- * cuts). `linkDown`/`linkUp` take one host off the wire.
+ * cuts). `linkDown`/`linkUp` take one host off the wire. `addNatLan` puts
+ * hosts on a private network behind one host acting as a NAT router.
  *
  * Namespaces are named `<prefix>-<pid>-<n>`: a run that crashed leaves them
  * behind, and the next `create` removes those whose pid is gone (processes
@@ -36,6 +37,8 @@ export interface Host {
   addr: string;
   /** Its port on the bridge (inside the bridge namespace). */
   port: string;
+  /** For a host on a private network: the router whose address it is seen from outside. */
+  behind?: Host;
 }
 
 export interface TestnetOptions {
@@ -101,6 +104,11 @@ export function testnetUnavailable(): string | undefined {
   return probe().unavailable;
 }
 
+/** Why cuts by iptables and NAT routers are not available here (the bridge method still is), or undefined. */
+export function iptablesUnavailable(): string | undefined {
+  return testnetUnavailable() ?? (probe().iptables ? undefined : "no working 'iptables' (Debian package iptables)");
+}
+
 /** Is the process `pid` still running? */
 function alive(pid: number): boolean {
   try {
@@ -148,11 +156,14 @@ let runs = 0;
 
 export class Testnet {
   readonly hosts: Host[] = [];
+  /** Hosts on private networks behind NAT routers (see addNatLan). */
+  readonly natHosts: Host[] = [];
   /** The namespace holding the bridge(s). */
   readonly switchNs: string;
   readonly cutMethod: CutMethod;
   private readonly procs = new Set<ChildProcess>();
   private extraBridges = 0;
+  private lans = 0;
   private destroyed = false;
 
   private constructor(
@@ -217,8 +228,97 @@ export class Testnet {
     }
   }
 
+  /**
+   * A private network behind `router` (one of the hosts): `count` new hosts
+   * on 10.78.<lan>.0/24 with the router as default gateway. What they send
+   * to the test subnet leaves with the router's address (MASQUERADE);
+   * nothing from outside reaches them unless it answers their own traffic.
+   * Needs iptables. Partitions and cuts apply to the router (a NAT host's
+   * packets reach others with the router's address).
+   */
+  async addNatLan(router: Host, count: number): Promise<Host[]> {
+    if (!probe().iptables) throw new Error('a NAT router needs iptables');
+    const k = ++this.lans;
+    const sw = this.switchNs;
+    const lan = `lan${k}`;
+    const rIf = `eth${k}`;
+    const gw = `10.78.${k}.1`;
+    await run('ip', ['-n', sw, 'link', 'add', 'name', lan, 'type', 'bridge']);
+    await run('ip', ['-n', sw, 'link', 'set', lan, 'up']);
+    await run('ip', [
+      'link',
+      'add',
+      'name',
+      rIf,
+      'netns',
+      router.ns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `r${k}`,
+      'netns',
+      sw,
+    ]);
+    await run('ip', ['-n', sw, 'link', 'set', `r${k}`, 'master', lan, 'up']);
+    await run('ip', ['-n', router.ns, 'addr', 'add', `${gw}/24`, 'dev', rIf]);
+    await run('ip', ['-n', router.ns, 'link', 'set', rIf, 'up']);
+    await this.exec(router, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    const ipt = (...a: string[]) => this.exec(router, ['iptables', '-w', ...a]);
+    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-s', `10.78.${k}.0/24`, '-o', 'eth0', '-j', 'MASQUERADE');
+    await ipt(
+      '-A',
+      'FORWARD',
+      '-i',
+      'eth0',
+      '-o',
+      rIf,
+      '-m',
+      'conntrack',
+      '--ctstate',
+      'ESTABLISHED,RELATED',
+      '-j',
+      'ACCEPT',
+    );
+    await ipt('-A', 'FORWARD', '-i', 'eth0', '-o', rIf, '-j', 'DROP');
+    const out: Host[] = [];
+    for (let j = 0; j < count; j++) {
+      const h: Host = {
+        name: `n${k}.${j}`,
+        ns: `${this.id}-n${k}-${j}`,
+        addr: `10.78.${k}.${j + 2}`,
+        port: `n${k}p${j}`,
+        behind: router,
+      };
+      await run('ip', ['netns', 'add', h.ns]);
+      this.natHosts.push(h);
+      await run('ip', [
+        'link',
+        'add',
+        'name',
+        'eth0',
+        'netns',
+        h.ns,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        h.port,
+        'netns',
+        sw,
+      ]);
+      await run('ip', ['-n', sw, 'link', 'set', h.port, 'master', lan, 'up']);
+      await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
+      await run('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0']);
+      await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['-n', h.ns, 'route', 'add', 'default', 'via', gw]);
+      out.push(h);
+    }
+    return out;
+  }
+
   host(name: string): Host {
-    const h = this.hosts.find((x) => x.name === name);
+    const h = [...this.hosts, ...this.natHosts].find((x) => x.name === name);
     if (!h) throw new Error(`no host ${name}`);
     return h;
   }
@@ -320,7 +420,7 @@ export class Testnet {
     );
     for (const p of this.procs) p.kill('SIGKILL');
     await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 5000))]);
-    for (const h of this.hosts) await removeNs(h.ns);
+    for (const h of [...this.natHosts, ...this.hosts]) await removeNs(h.ns);
     await removeNs(this.switchNs);
   }
 }
