@@ -230,6 +230,9 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     const keys = [0, 1].map((b) =>
       Buffer.from(Identity.loadOrCreate(join(base, `boot${b}`, 'node')).bundle.sig).toString('hex'),
     );
+    // The phones' agents start meanwhile (one per adapter host, in adapter order).
+    const agentsStarting = Promise.all([2, 3, 4, 5, 6, 7].map((i) => agent(h[i])));
+    agentsStarting.catch(() => {}); // awaited below; a failure before that is reported there or by the daemons
     const started = await Promise.all(
       [0, 1].map((b) =>
         daemon(
@@ -275,7 +278,7 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
       return { ...d, sip: m[1], ringId: m[2], side: side as 0 | 1, boot: side };
     });
     adapters.push(...(await Promise.all(starting)));
-    agents.push(...(await Promise.all(adapters.map((a) => agent(a.host)))));
+    agents.push(...(await agentsStarting));
     // The bootstraps' ring ids (assigned by their registries): the members of a walk that are no adapter.
     const formed = Date.now() + 30_000;
     let w = await walkFrom(0).catch((e) => ({ ids: [] as string[], closed: false, error: String(e) }));
