@@ -7,6 +7,7 @@
  *   register {user, adapter}      a phone for `user` on this host (own UDP port) registers there
  *   invite {from, to, adapter}    from's phone sends INVITE sip:<to>@<adapter>; the final answer
  *   walk {bootstrap: {addr, key}} follow successor pointers from that bootstrap around the ring
+ *   where {keys}                  which members hold each key, and which should (after a walk)
  *
  * The walk asks each member for its neighbours (chord.neighbors, no notify)
  * over an admitted TLS link of its own; it never joins the ring.
@@ -15,6 +16,7 @@
  */
 import { createInterface } from 'node:readline';
 import { METHOD } from '../../src/dht/chord/messages.ts';
+import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { NodeRef } from '../../src/rpc/types.ts';
@@ -32,6 +34,8 @@ const host = process.argv[2] ?? '127.0.0.1';
 const clock = new SystemClock();
 const phones = new Map<string, UserAgent>();
 let observer: TlsRpcEndpoint | undefined;
+/** Every member a walk met, by ring id. */
+const known = new Map<string, NodeRef>();
 
 function peer(hostport: string): Peer {
   const i = hostport.lastIndexOf(':');
@@ -98,6 +102,7 @@ async function walk(b: BootstrapInfo, limit = 64): Promise<{ hops: Hop[]; closed
       return { hops, closed: false, error: `${cur.addr}: ${(e as Error).message}` };
     }
     const id = raw.id ?? cur.id;
+    known.set(id, { ...cur, id });
     const s = (raw.succs?.[0] ?? null) as { id: string; addr: string; key: Uint8Array; admission?: Uint8Array } | null;
     hops.push({ id, addr: cur.addr, succ: s?.id ?? null });
     seen.add(id);
@@ -108,10 +113,41 @@ async function walk(b: BootstrapInfo, limit = 64): Promise<{ hops: Hop[]; closed
   return { hops, closed: false, error: 'walk too long' };
 }
 
+/**
+ * Who holds each key, asked of every member met by walks (chord.fetch), and
+ * who should: the key's owner and the members after it, in ring order.
+ */
+async function where(keys: string[]): Promise<Record<string, { holders: string[]; owners: string[] }>> {
+  if (!observer) throw new Error('walk first');
+  const ep = observer;
+  const ids = [...known.keys()].sort();
+  const held = new Map<string, string[]>(keys.map((k) => [k, []]));
+  await Promise.all(
+    [...known.values()].map(async (ref) => {
+      try {
+        const r = (await ep.request(ref, METHOD.FETCH, { keys }, { timeoutMs: 3000 })) as { records: unknown[] };
+        r.records.forEach((rec, i) => {
+          if (rec) held.get(keys[i])?.push(ref.id.slice(0, 8));
+        });
+      } catch {}
+    }),
+  );
+  const out: Record<string, { holders: string[]; owners: string[] }> = {};
+  for (const k of keys) {
+    const pos = keyPosition(k);
+    const first = ids.findIndex((id) => id >= pos);
+    const from = first < 0 ? 0 : first;
+    const owners = [0, 1, 2].map((j) => ids[(from + j) % ids.length].slice(0, 8));
+    out[k] = { holders: held.get(k) ?? [], owners };
+  }
+  return out;
+}
+
 type Cmd =
   | { id: number; op: 'register'; user: string; adapter: string }
   | { id: number; op: 'invite'; from: string; to: string; adapter: string; timeoutMs?: number }
-  | { id: number; op: 'walk'; bootstrap: { addr: string; key: string } };
+  | { id: number; op: 'walk'; bootstrap: { addr: string; key: string } }
+  | { id: number; op: 'where'; keys: string[] };
 
 async function handle(c: Cmd): Promise<unknown> {
   switch (c.op) {
@@ -135,6 +171,8 @@ async function handle(c: Cmd): Promise<unknown> {
     }
     case 'walk':
       return walk({ addr: c.bootstrap.addr, key: keyOf(c.bootstrap.key) });
+    case 'where':
+      return where(c.keys);
   }
 }
 
