@@ -427,7 +427,7 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
 
   it('every user registered before, during or after the cut is callable from every adapter within 60 s of the heal', {
     todo:
-      'in about one run of five, key pieces of a user registered during the cut (or the location of one ' +
+      'in one run of eight, key pieces of a user registered during the cut (or the location of one ' +
       'registered while the rings merge) are still missing from their owner and its successors 60 s after ' +
       'the heal: the merge does not hand such records to their new owner (issue 17, D1)',
   }, () => {
