@@ -263,7 +263,7 @@ export class Testnet {
     await run('ip', ['-n', sw, 'link', 'set', `r${k}`, 'master', lan, 'up']);
     await run('ip', ['-n', router.ns, 'addr', 'add', `${gw}/24`, 'dev', rIf]);
     await run('ip', ['-n', router.ns, 'link', 'set', rIf, 'up']);
-    await this.exec(router, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await this.exec(router, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
     const ipt = (...a: string[]) => this.exec(router, ['iptables', '-w', ...a]);
     await ipt('-t', 'nat', '-A', 'POSTROUTING', '-s', `10.78.${k}.0/24`, '-o', 'eth0', '-j', 'MASQUERADE');
     await ipt(
