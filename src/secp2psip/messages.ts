@@ -216,6 +216,7 @@ export const WIRE_ERROR = Object.freeze({
   BAD_ARGUMENT: 27,
   BAD_CONFIG: 28,
   NOT_READY: 29,
+  DATA_UNUSABLE: 30,
 } satisfies Partial<Record<ErrorCode, number>>);
 
 export type WireErrorCode = keyof typeof WIRE_ERROR;

@@ -21,7 +21,7 @@ import { Identity } from '../../src/identity/identity.ts';
 import { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { NodeRef } from '../../src/rpc/types.ts';
 import { requestAdmission } from '../../src/secp2psip/adapter-node.ts';
-import { probeInvite } from '../../src/secp2psip/call-probe.ts';
+import { probeInvite } from '../../src/harness/call-probe.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { admittedRef } from '../../src/secp2psip/ring-records.ts';
 import { SipElement } from '../../src/sip/element.ts';
