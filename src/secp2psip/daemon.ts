@@ -380,8 +380,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
     },
   );
-  if ((await joinRing(ring, admittedMsg.ring, log)) === 'listed')
-    throw new OverlayError('BAD_CONFIG', 'the ring already holds a node with the id the bootstrap assigned');
+  // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
+  if ((await joinRing(ring, admittedMsg.ring, log)) === 'listed') await ring.rejoin(admittedMsg.ring);
   const adapter = new Adapter({ node, element, clock, logger: log });
   if (bindings) {
     const r = await adapter.restoreUsers();

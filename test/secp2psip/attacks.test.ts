@@ -22,6 +22,9 @@ import { UserSigner } from '../../src/identity/user-key.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import type { Caller, Payload } from '../../src/rpc/types.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
+import { nodeIdFromKey } from '../../src/identity/fingerprint.ts';
+import { METHOD } from '../../src/dht/chord/messages.ts';
+import { bootstrapRef, requestAdmission } from '../../src/secp2psip/adapter-node.ts';
 import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
@@ -217,5 +220,84 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     assert.ok(!bad.ok && bad.status === 403, JSON.stringify(bad));
     const line = log.lines.map((l) => JSON.parse(l)).find((l) => /failing closed/.test(l.msg));
     assert.deepEqual(line?.suspectPieces, [1, 2, 3, 4, 5]);
+  });
+});
+
+describe('SecP2PSIP admission attacks (in-memory ring)', () => {
+  let t: SecTestnet;
+  before(async () => {
+    t = await SecTestnet.create(2, { k: 2, n: 3, seed: 11 });
+    await t.settle(t.adapters[0].ensureUser('carol'));
+  });
+  after(() => t.close());
+
+  /** A node that proved its key but was never admitted: its HELLO carries a self-certified id. */
+  function stranger(tag: string) {
+    const id = Identity.generate();
+    const ref = { id: nodeIdFromKey(id.bundle.sig), addr: `stranger-${tag}`, key: id.bundle.sig };
+    return { id, ep: t.net.endpoint(ref) };
+  }
+
+  it('serves a node that is not admitted nothing but ADMIT (no ring RPC, no WHOIS, no REGISTER)', async () => {
+    const { ep } = stranger('a');
+    const boot = bootstrapRef(t.info[0]);
+    const refusedBefore = t.boot.stats.refused;
+    for (const [method, payload] of [
+      [METHOD.PING, {}],
+      [METHOD.FIND, { target: '00'.repeat(20) }],
+      [METHOD.FETCH, { keys: ['carol'] }],
+      [METHOD.STORE, { records: [] }],
+      [METHOD.FINGERS, {}],
+    ] as const) {
+      await assert.rejects(
+        t.settle(ep.request(boot, method, payload)),
+        (e) => isOverlayError(e, 'RPC_REFUSED'),
+        method,
+      );
+    }
+    await assert.rejects(t.settle(exchange(ep, boot, encodeMessage({ t: 'WHOIS', name: 'carol' }))), (e) =>
+      isOverlayError(e, 'RPC_REFUSED'),
+    );
+    assert.equal(t.boot.stats.refused, refusedBefore + 6);
+    const admitted = await t.settle(requestAdmission(ep, t.info[0]));
+    assert.equal(admitted.t, 'ADMITTED');
+    await ep.close();
+  });
+
+  it('gives a node key one ring id, whatever how often it asks; floods are cut by the per-key limit', async () => {
+    const { ep } = stranger('b');
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) ids.add((await t.settle(requestAdmission(ep, t.info[0]))).nodeId);
+    assert.equal(ids.size, 1);
+    const limited = t.boot.stats.admitLimited;
+    await assert.rejects(t.settle(requestAdmission(ep, t.info[0])), (e) => isOverlayError(e, 'RPC_TOO_MANY_IN_FLIGHT'));
+    assert.equal(t.boot.stats.admitLimited, limited + 1);
+    await t.run(61_000); // one token back
+    assert.ok(ids.has((await t.settle(requestAdmission(ep, t.info[0]))).nodeId));
+    await ep.close();
+  });
+
+  it('cuts a flood of admissions of fresh keys from one address, but not other addresses', () => {
+    const limited = t.boot.stats.admitLimited;
+    let ok = 0;
+    for (let i = 0; i < 200; i++) {
+      try {
+        t.boot.admit(Identity.generate().bundle.sig, '192.0.2.7:40000');
+        ok++;
+      } catch (e) {
+        assert.ok(isOverlayError(e, 'RPC_TOO_MANY_IN_FLIGHT'));
+      }
+    }
+    assert.equal(ok, 64);
+    assert.equal(t.boot.stats.admitLimited, limited + 136);
+    assert.equal(t.boot.admit(Identity.generate().bundle.sig, '192.0.2.8:40000').t, 'ADMITTED');
+  });
+
+  it('derives the ring id from the key with a secret: stable, and not computable from the key alone', async () => {
+    const key = Identity.generate().bundle.sig;
+    const id1 = t.boot.ringIdFor(key);
+    assert.equal(t.boot.ringIdFor(key), id1);
+    assert.notEqual(id1, nodeIdFromKey(key));
+    assert.equal(t.boot.admit(key, 'x:1').nodeId, id1);
   });
 });
