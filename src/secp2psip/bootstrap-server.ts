@@ -164,6 +164,26 @@ export class BootstrapServer {
       init.admitLimits?.perAddress ?? DEFAULT_ADMIT_LIMITS.perAddress,
     );
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
+    this.scheduleReseal();
+  }
+
+  /**
+   * A ring record lives at most RING_TTL_MS after this bootstrap signed it
+   * (ring-records.ts), whatever its copies claim: sign and put every user
+   * again well before that, so users whose phones stay registered for days
+   * stay reachable.
+   */
+  private scheduleReseal(): void {
+    this.clock.setTimer(RING_TTL_MS / 3, () => {
+      if (this.ring.stopped) return;
+      this.republishAll().then(
+        (n) => {
+          this.log.debug({ users: n }, 'ring records signed again');
+          this.scheduleReseal();
+        },
+        () => this.scheduleReseal(),
+      );
+    });
   }
 
   /** Ring id and admission certificate of a bootstrap's own node, before its endpoint exists. */
