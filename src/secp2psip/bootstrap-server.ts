@@ -28,6 +28,7 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { type TokenBucketLimit, TokenBuckets } from '../util/token-bucket.ts';
 import {
+  type AdmitMsg,
   type AdmittedMsg,
   type BootstrapInfo,
   DOMAIN,
@@ -97,6 +98,11 @@ export const DEFAULT_ADMIT_LIMITS = Object.freeze({
 
 const RING_ID_DOMAIN = 'secp2psip/ring-id/v1\0';
 
+/** The string whose rendezvous authority (name-authority.ts) mints a node key's ring id. */
+function ringIdAuthorityName(nodeKey: Uint8Array): string {
+  return `ring-id:${Buffer.from(nodeKey).toString('hex')}`;
+}
+
 /** The host part of a transport address (`host:port`, `[v6]:port`, or an in-memory name). */
 function sourceHost(addr: string): string {
   const m = /^\[([^\]]+)\]:\d+$/.exec(addr) ?? /^([^:]+):\d+$/.exec(addr);
@@ -115,6 +121,8 @@ export class BootstrapServer {
     admitted: 0,
     /** ADMITs refused by the per-key or per-address rate limit. */
     admitLimited: 0,
+    /** ADMITs forwarded to the node key's ring-id authority. */
+    admitForwarded: 0,
     registered: 0,
     refused: 0,
     forwarded: 0,
@@ -245,7 +253,7 @@ export class BootstrapServer {
     try {
       switch (m.t) {
         case 'ADMIT':
-          return encodeMessage(this.admit(caller.key, caller.addr));
+          return await this.admitRequest(m, caller);
         case 'REGISTER':
           return await this.register(m, payload as Uint8Array, caller);
         case 'WHOIS': {
@@ -284,18 +292,67 @@ export class BootstrapServer {
   }
 
   /**
-   * ADMIT: give the caller its ring id (always the same one for a key, see ringIdFor; an id stored
-   * earlier for the key is kept) and an admission certificate. The caller proved its node key in TLS.
+   * ADMIT, as received. One ring id per node key across the bootstrap set:
+   * every key has one ring-id authority among the bootstraps (rendezvous
+   * hashing as for names, name-authority.ts), which alone mints its id (see
+   * ringIdFor, with its own secret); another bootstrap checks its rate limits
+   * and forwards the ADMIT there. Only while the authority does not answer
+   * does the receiving bootstrap admit the key itself (at most one more id
+   * per bootstrap, never one per call).
    */
-  admit(nodeKey: Uint8Array, from = ''): AdmittedMsg {
+  private async admitRequest(m: AdmitMsg, caller: Caller): Promise<Uint8Array> {
+    if (m.nodeKey !== undefined) {
+      if (!this.isPeerBootstrap(caller.key))
+        throw new OverlayError('RPC_REFUSED', 'ADMIT for another node key comes only from a peer bootstrap');
+      return encodeMessage(this.admit(m.nodeKey)); // the forwarding bootstrap limited the source address
+    }
+    const nodeKey = caller.key;
     if (!rawPublicToKeyObject('ed25519', nodeKey)) throw new OverlayError('IDENTITY_BAD_KEY', 'node key');
+    // A peer bootstrap asks for the ring's contacts (while founding, every FOUNDING_POLL_MS): not limited.
+    if (this.isPeerBootstrap(nodeKey)) return encodeMessage(this.mint(nodeKey));
+    const authority = authorityFor(ringIdAuthorityName(nodeKey), this.bootstraps);
+    if (bytesEqual(authority.key, this.identity.bundle.sig)) return encodeMessage(this.admit(nodeKey, caller.addr));
+    this.limitAdmit(nodeKey, caller.addr);
+    const to: NodeRef = { id: nodeIdFromKey(authority.key), addr: authority.addr, key: authority.key };
+    try {
+      const answer = await this.endpoint.request(to, SECP2PSIP_METHOD, encodeMessage({ t: 'ADMIT', nodeKey }));
+      if (answer instanceof Uint8Array) {
+        this.stats.admitForwarded++;
+        return answer;
+      }
+    } catch (e) {
+      if (!isOverlayError(e) || !/RPC_(UNREACHABLE|TIMEOUT|TOO_MANY_IN_FLIGHT)/.test(e.code)) throw e;
+      this.log.warn({ authority: authority.addr, err: e.message }, 'ring-id authority unreachable; admitting here');
+    }
+    return encodeMessage(this.mint(nodeKey));
+  }
+
+  /**
+   * ADMIT here: give `nodeKey` its ring id (always the same one for a key, see ringIdFor; an id stored
+   * earlier for the key is kept) and an admission certificate. Rate-limited per key and, when `from`
+   * is given, per source address.
+   */
+  admit(nodeKey: Uint8Array, from?: string): AdmittedMsg {
+    if (!rawPublicToKeyObject('ed25519', nodeKey)) throw new OverlayError('IDENTITY_BAD_KEY', 'node key');
+    this.limitAdmit(nodeKey, from);
+    return this.mint(nodeKey);
+  }
+
+  private limitAdmit(nodeKey: Uint8Array, from: string | undefined): void {
     const keyHex = Buffer.from(nodeKey).toString('hex');
-    const host = sourceHost(from);
-    if (!this.admitPerKey.allows(keyHex) || !this.admitPerAddress.take(host) || !this.admitPerKey.take(keyHex)) {
+    const host = from === undefined ? undefined : sourceHost(from);
+    if (
+      !this.admitPerKey.allows(keyHex) ||
+      (host !== undefined && !this.admitPerAddress.take(host)) ||
+      !this.admitPerKey.take(keyHex)
+    ) {
       this.stats.admitLimited++;
       this.log.debug({ peer: host }, 'ADMIT refused: rate limit');
       throw new OverlayError('RPC_TOO_MANY_IN_FLIGHT', 'too many admissions: try again later');
     }
+  }
+
+  private mint(nodeKey: Uint8Array): AdmittedMsg {
     const now = this.clock.wallNow();
     const nodeId = this.registry.nodeId(nodeKey, now, () => this.ringIdFor(nodeKey));
     const admission = issueAdmission(this.identity, nodeKey, nodeId, this.admissionTtlMs, now);
