@@ -101,8 +101,9 @@ function fetch(node: ChordNode, payload: Payload): Payload {
  * (pred^(r-1)(pred(s)), n] = what s holds minus (n, s] (at most one
  * predecessor range more, which s cannot tell apart). This holds only for a
  * caller that is becoming our predecessor: one inside (pred, self) as we see
- * it, or our predecessor already (it notified us first, or takes up its
- * place again after a crash). Any other caller needs nothing from us (a
+ * it, or our predecessor already (a joiner notifies us before it pulls, and
+ * notify takes it as predecessor when we have none; so does a node taking up
+ * its place again after a crash). Any other caller needs nothing from us (a
  * stale view is repaired by handOver's push) and gets no records, so an
  * admitted node cannot read a store by asking for it.
  */
@@ -110,7 +111,7 @@ function handoff(node: ChordNode, payload: Payload, caller: Caller): Payload {
   const ref = callerRef(node, payload, caller);
   if (!ref) throw new OverlayError('RPC_REFUSED', 'unbound ref');
   const pred = node.pred;
-  if (ref.id === node.id || (pred !== null && ref.id !== pred.id && !inOpen(ref.id, pred.id, node.id))) {
+  if (ref.id === node.id || pred === null || (ref.id !== pred.id && !inOpen(ref.id, pred.id, node.id))) {
     node.counters.handoffsDenied++;
     return { records: [] };
   }
