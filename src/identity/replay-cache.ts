@@ -49,6 +49,26 @@ export class ReplayCache {
     return this.seen.size;
   }
 
+  /**
+   * What check() would answer, remembering and counting nothing: lets a
+   * receiver refuse a stale or replayed message before costly work (a key
+   * lookup) and still call check() only once the signature verified.
+   */
+  peek(nonce: Uint8Array | string, timestampMs: number, scope = ''): ReplayVerdict {
+    const now = this.clock.wallNow();
+    if (!Number.isFinite(timestampMs) || Math.abs(timestampMs - now) > this.windowMs)
+      return {
+        ok: false,
+        code: 'IDENTITY_STALE',
+        reason: `timestamp ${timestampMs} outside ${this.windowMs} ms of now`,
+      };
+    if (timestampMs <= this.floor)
+      return { ok: false, code: 'IDENTITY_STALE', reason: 'timestamp older than the replay cache remembers' };
+    const key = `${scope}\u0000${typeof nonce === 'string' ? nonce : Buffer.from(nonce).toString('base64')}`;
+    if (this.seen.has(key)) return { ok: false, code: 'IDENTITY_REPLAY', reason: 'nonce already seen' };
+    return { ok: true };
+  }
+
   /** Accept (and remember) or refuse a (scope, nonce, timestamp). `scope` is e.g. the sender's id. */
   check(nonce: Uint8Array | string, timestampMs: number, scope = ''): ReplayVerdict {
     const now = this.clock.wallNow();

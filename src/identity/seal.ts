@@ -169,3 +169,23 @@ export function open(
     return fail('cannot open: wrong key, aad or tampered message');
   }
 }
+
+/** Length of a recipient hint (recipientHint). */
+export const HINT_LEN = 8;
+const HINT_LABEL = Buffer.from('secp2psip/seal-hint/v1\0');
+
+/**
+ * A short, per-message hint naming the recipient's key, so a node holding
+ * many keys opens a sealed message with one of them instead of trying all:
+ * HMAC-SHA-256 keyed by the recipient's public X25519 key over the sealed
+ * message's encapsulated key, first HINT_LEN bytes. Fresh for every message
+ * (the encapsulated key is), so hints cannot be linked to one another or to
+ * a key by anyone who does not already hold that key; what one who does may
+ * test is argued where it is used (secp2psip/callee.ts).
+ */
+export function recipientHint(recipientKey: Uint8Array, sealed: Uint8Array): Uint8Array {
+  const enc = sealed.subarray(0, ENC_LEN);
+  return new Uint8Array(
+    createHmac('sha256', recipientKey).update(HINT_LABEL).update(enc).digest().subarray(0, HINT_LEN),
+  );
+}

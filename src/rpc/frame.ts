@@ -25,7 +25,8 @@ export function encodeFrame(body: Uint8Array): Buffer {
  * assembled into one buffer allocated once at its announced size.
  */
 export class FrameDecoder {
-  readonly maxFrameBytes: number;
+  /** May be raised once the peer is admitted (an inbound link allows only small frames before its HELLO). */
+  maxFrameBytes: number;
   private readonly head = Buffer.alloc(FRAME_HEADER_BYTES);
   private headFill = 0;
   private body: Buffer | null = null;

@@ -3,6 +3,19 @@
  * directions by request id. The peer's key was checked before this object
  * exists (tls-endpoint.ts); here live framing, request/response matching,
  * timeouts, bounds, write batching, and the handling of bad frames.
+ *
+ * Admission on an inbound link: the TLS handshake proves a key, not a place
+ * in the overlay. No request is served before the caller's HELLO (its
+ * NodeRef) was accepted by the endpoint's `verifyRef`; a request before it
+ * is refused, counted (`requestsBeforeHello`) and the link is closed. Until
+ * then a frame may be at most `maxHelloFrameBytes` long (a NodeRef with its
+ * admission fits easily), and a link with no accepted HELLO after
+ * `helloTimeoutMs` is closed, so an unauthenticated client holds neither
+ * memory nor a slot for long. A node that is not admitted yet (an adapter
+ * asking a bootstrap for ADMIT) sends a HELLO with a self-certified id
+ * (SHA-1 of its key); whether that is enough is the endpoint's `verifyRef`
+ * (the bootstrap accepts it) and then each method's (the bootstrap serves
+ * only ADMIT to a self-certified ref, see bootstrap-server.ts).
  */
 import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../util/clock.ts';
@@ -39,6 +52,12 @@ export interface TlsRpcStats extends RpcStats {
   lateResponses: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Requests on an inbound link before its HELLO was accepted: refused, and the link closed. */
+  requestsBeforeHello: number;
+  /** Inbound links closed because no HELLO was accepted within helloTimeoutMs. */
+  helloTimeouts: number;
+  /** Inbound connections refused because their source address already held its share of slots. */
+  perAddressRefused: number;
 }
 
 /** What a connection needs from the endpoint that owns it. */
@@ -47,6 +66,10 @@ export interface ConnectionHost {
   readonly clock: Clock;
   readonly log: Logger;
   readonly maxFrameBytes: number;
+  /** Largest frame accepted on an inbound link before its HELLO was accepted. */
+  readonly maxHelloFrameBytes: number;
+  /** An inbound link with no accepted HELLO after this long is closed. */
+  readonly helloTimeoutMs: number;
   readonly maxServingPerConnection: number;
   /** Bytes of unsent output beyond which new requests from this peer are dropped unanswered. */
   readonly maxWriteBufferBytes: number;
@@ -94,6 +117,7 @@ export class RpcConnection {
   private timer: Timer | null = null;
   private timerAt = Number.POSITIVE_INFINITY;
   private readonly sweepBound = () => this.sweepTimeouts();
+  private helloTimer: Timer | null = null;
 
   constructor(host: ConnectionHost, socket: TLSSocket, peerKey: Uint8Array, inbound: boolean) {
     this.host = host;
@@ -102,7 +126,17 @@ export class RpcConnection {
     this.inbound = inbound;
     const ra = socket.remoteAddress ?? '?';
     this.remoteAddr = ra.includes(':') ? `[${ra}]:${socket.remotePort}` : `${ra}:${socket.remotePort}`;
-    this.decoder = new FrameDecoder(host.maxFrameBytes);
+    this.decoder = new FrameDecoder(
+      inbound ? Math.min(host.maxFrameBytes, host.maxHelloFrameBytes) : host.maxFrameBytes,
+    );
+    if (inbound)
+      this.helloTimer = host.clock.setTimer(host.helloTimeoutMs, () => {
+        this.helloTimer = null;
+        if (this.closed || this.peerRef !== undefined) return;
+        host.stats.helloTimeouts++;
+        host.log.debug({ peer: this.remoteAddr }, 'no HELLO within the deadline; closing connection');
+        this.close(new OverlayError('RPC_REFUSED', 'no HELLO within the deadline'));
+      });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -186,6 +220,8 @@ export class RpcConnection {
     const e = err ?? this.closedError();
     this.timer?.cancel();
     this.timer = null;
+    this.helloTimer?.cancel();
+    this.helloTimer = null;
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
     this.out = [];
@@ -287,7 +323,12 @@ export class RpcConnection {
           return;
         }
         if (!this.host.acceptHello(this, m.ref)) this.refuse('NodeRef not bound to the presented key');
-        else this.peerRef = m.ref;
+        else {
+          this.peerRef = m.ref;
+          this.decoder.maxFrameBytes = this.host.maxFrameBytes;
+          this.helloTimer?.cancel();
+          this.helloTimer = null;
+        }
         return;
     }
   }
@@ -311,6 +352,16 @@ export class RpcConnection {
   private serve(id: number, method: string, payload: Payload): void {
     const host = this.host;
     host.stats.requestsReceived++;
+    if (this.inbound && this.peerRef === undefined) {
+      // Not admitted: nothing is served, whatever the method (see the module comment).
+      host.stats.requestsBeforeHello++;
+      host.stats.refused++;
+      host.log.debug({ peer: this.remoteAddr, method }, 'request before an accepted HELLO; closing connection');
+      this.send(encodeError(id, ERR_REFUSED, 'no HELLO accepted on this link: send HELLO first', 'RPC_REFUSED'));
+      this.flush();
+      this.close(new OverlayError('RPC_REFUSED', 'request before HELLO'), true);
+      return;
+    }
     if (this.socket.writableLength + this.outBytes > host.maxWriteBufferBytes) {
       // The peer does not read its answers: answering more would only grow our
       // buffers. Drop (it will time out); its responses to us are still read.

@@ -13,6 +13,11 @@
  *   rejects its id.
  * - One connection per peer, used in both directions, requests multiplexed by
  *   id; concurrent dials to one peer share one handshake.
+ * - Nothing is served on an inbound link before its HELLO was accepted, and a
+ *   link must complete TLS and HELLO within deadlines (tls-connection.ts).
+ *   One source address holds at most `maxConnectionsPerAddress` inbound
+ *   connections (in handshake or open), so one client cannot take the slots
+ *   new ring members need.
  */
 import type { KeyObject } from 'node:crypto';
 import type net from 'node:net';
@@ -55,6 +60,17 @@ export interface TlsRpcLimits {
   /** A connection with nothing in flight and no traffic for this long is closed. */
   idleTimeoutMs: number;
   maxConnections: number;
+  /** Inbound connections one source address may hold at once (in handshake or open). */
+  maxConnectionsPerAddress: number;
+  /**
+   * Apply the per-address cap to loopback sources too. Off by default: every
+   * daemon of a one-host test ring (and the local demo) connects from 127.0.0.1.
+   */
+  capLoopback: boolean;
+  /** Largest frame accepted on an inbound link before its HELLO was accepted. */
+  maxHelloFrameBytes: number;
+  /** An inbound link whose HELLO was not accepted this long after its TLS handshake is closed. */
+  helloTimeoutMs: number;
 }
 
 export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
@@ -67,7 +83,15 @@ export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
   handshakeTimeoutMs: 5000,
   idleTimeoutMs: 60_000,
   maxConnections: 1024,
+  maxConnectionsPerAddress: 16,
+  capLoopback: false,
+  maxHelloFrameBytes: 16 * 1024,
+  helloTimeoutMs: 5000,
 });
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
+}
 
 export interface TlsListenOptions {
   /** Interface to bind (default 127.0.0.1). */
@@ -105,6 +129,8 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   readonly log: Logger;
   readonly limits: Readonly<TlsRpcLimits>;
   readonly maxFrameBytes: number;
+  readonly maxHelloFrameBytes: number;
+  readonly helloTimeoutMs: number;
   readonly maxServingPerConnection: number;
   readonly maxWriteBufferBytes: number;
   handler: RequestHandler | null = null;
@@ -121,6 +147,8 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   private readonly lingering = new Set<tls.TLSSocket>();
   /** Every accepted TCP socket, so close() also ends those still in their handshake. */
   private readonly acceptedSockets = new Set<net.Socket>();
+  /** Accepted sockets per source address (for maxConnectionsPerAddress). */
+  private readonly perAddress = new Map<string, number>();
   private sweepTimer: Timer | null = null;
   private closed = false;
 
@@ -130,6 +158,8 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     this.server = server;
     this.limits = Object.freeze({ ...DEFAULT_TLS_RPC_LIMITS, ...opts.limits });
     this.maxFrameBytes = this.limits.maxFrameBytes;
+    this.maxHelloFrameBytes = this.limits.maxHelloFrameBytes;
+    this.helloTimeoutMs = this.limits.helloTimeoutMs;
     this.maxServingPerConnection = this.limits.maxServingPerConnection;
     this.maxWriteBufferBytes = this.limits.maxWriteBufferBytes;
     this.clock = opts.clock ?? new SystemClock();
@@ -147,6 +177,9 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       lateResponses: 0,
       bytesSent: 0,
       bytesReceived: 0,
+      requestsBeforeHello: 0,
+      helloTimeouts: 0,
+      perAddressRefused: 0,
     };
   }
 
@@ -319,8 +352,23 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
 
   private attach(): void {
     this.server.on('connection', (s: net.Socket) => {
+      const ip = s.remoteAddress ?? '?';
+      const held = this.perAddress.get(ip) ?? 0;
+      if (held >= this.limits.maxConnectionsPerAddress && (this.limits.capLoopback || !isLoopback(ip))) {
+        this.stats.perAddressRefused++;
+        this.stats.connectionsRefused++;
+        this.log.debug({ peer: ip, held }, 'inbound connection over the per-address cap; closed');
+        s.destroy();
+        return;
+      }
+      this.perAddress.set(ip, held + 1);
       this.acceptedSockets.add(s);
-      s.once('close', () => this.acceptedSockets.delete(s));
+      s.once('close', () => {
+        this.acceptedSockets.delete(s);
+        const left = (this.perAddress.get(ip) ?? 1) - 1;
+        if (left <= 0) this.perAddress.delete(ip);
+        else this.perAddress.set(ip, left);
+      });
     });
     this.server.on('secureConnection', (sock: tls.TLSSocket) => this.onSecureConnection(sock));
     this.server.on('tlsClientError', (err, sock) => {

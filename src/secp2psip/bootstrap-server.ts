@@ -11,6 +11,7 @@
  * (name-authority.ts); a REGISTER for a name owned by another bootstrap is
  * forwarded there.
  */
+import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
@@ -25,7 +26,9 @@ import type { Clock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
+import { type TokenBucketLimit, TokenBuckets } from '../util/token-bucket.ts';
 import {
+  type AdmitMsg,
   type AdmittedMsg,
   type BootstrapInfo,
   DOMAIN,
@@ -77,6 +80,33 @@ export interface BootstrapInit {
   windowMs?: number;
   /** Lifetime of admission certificates (default 30 days). */
   admissionTtlMs?: number;
+  /**
+   * Key of the ring-id derivation (see ringIdFor). Give every bootstrap of a
+   * set the same secret and a node key gets the same ring id from each; by
+   * default each bootstrap derives its own from its identity key.
+   */
+  ringIdSecret?: Uint8Array;
+  /** ADMIT rate limits per node key and per source address (token buckets on the injected clock). */
+  admitLimits?: { perKey?: TokenBucketLimit; perAddress?: TokenBucketLimit };
+}
+
+/** Defaults: a node key is admitted a few times in a row, then once a minute; one address 64 at once, then 1/s. */
+export const DEFAULT_ADMIT_LIMITS = Object.freeze({
+  perKey: Object.freeze({ burst: 3, perSecond: 1 / 60 }),
+  perAddress: Object.freeze({ burst: 64, perSecond: 1 }),
+});
+
+const RING_ID_DOMAIN = 'secp2psip/ring-id/v1\0';
+
+/** The string whose rendezvous authority (name-authority.ts) mints a node key's ring id. */
+function ringIdAuthorityName(nodeKey: Uint8Array): string {
+  return `ring-id:${Buffer.from(nodeKey).toString('hex')}`;
+}
+
+/** The host part of a transport address (`host:port`, `[v6]:port`, or an in-memory name). */
+function sourceHost(addr: string): string {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(addr) ?? /^([^:]+):\d+$/.exec(addr);
+  return m ? m[1] : addr;
 }
 
 export class BootstrapServer {
@@ -87,7 +117,18 @@ export class BootstrapServer {
   readonly k: number;
   readonly n: number;
   readonly bootstraps: BootstrapInfo[];
-  readonly stats = { admitted: 0, registered: 0, refused: 0, forwarded: 0, malformed: 0, busy: 0 };
+  readonly stats = {
+    admitted: 0,
+    /** ADMITs refused by the per-key or per-address rate limit. */
+    admitLimited: 0,
+    /** ADMITs forwarded to the node key's ring-id authority. */
+    admitForwarded: 0,
+    registered: 0,
+    refused: 0,
+    forwarded: 0,
+    malformed: 0,
+    busy: 0,
+  };
   /** Registrations at work right now (see register). */
   private registering = 0;
   private readonly clock: Clock;
@@ -96,6 +137,10 @@ export class BootstrapServer {
   private readonly replay: ReplayCache;
   private readonly caBundle?: (string | Uint8Array)[];
   private readonly admissionTtlMs: number;
+  private readonly admittedRefs = new WeakSet<NodeRef>();
+  private readonly ringIdSecret: Uint8Array;
+  private readonly admitPerKey: TokenBuckets;
+  private readonly admitPerAddress: TokenBuckets;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
@@ -115,7 +160,38 @@ export class BootstrapServer {
     this.caBundle = init.caBundle;
     this.replay = new ReplayCache({ clock: this.clock, windowMs: init.windowMs ?? 30_000 });
     this.admissionTtlMs = init.admissionTtlMs ?? 30 * 24 * 3600_000;
+    // Ed25519 signatures are deterministic: a secret only this bootstrap can compute, the same after a restart.
+    this.ringIdSecret =
+      init.ringIdSecret ??
+      createHash('sha256')
+        .update(cryptoSign(null, Buffer.from(`${RING_ID_DOMAIN}secret`), c.identity.signingKey))
+        .digest();
+    this.admitPerKey = new TokenBuckets(this.clock, init.admitLimits?.perKey ?? DEFAULT_ADMIT_LIMITS.perKey);
+    this.admitPerAddress = new TokenBuckets(
+      this.clock,
+      init.admitLimits?.perAddress ?? DEFAULT_ADMIT_LIMITS.perAddress,
+    );
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
+    this.scheduleReseal();
+  }
+
+  /**
+   * A ring record lives at most RING_TTL_MS after this bootstrap signed it
+   * (ring-records.ts), whatever its copies claim: sign and put every user
+   * again well before that, so users whose phones stay registered for days
+   * stay reachable.
+   */
+  private scheduleReseal(): void {
+    this.clock.setTimer(RING_TTL_MS / 3, () => {
+      if (this.ring.stopped) return;
+      this.republishAll().then(
+        (n) => {
+          this.log.debug({ users: n }, 'ring records signed again');
+          this.scheduleReseal();
+        },
+        () => this.scheduleReseal(),
+      );
+    });
   }
 
   /** Ring id and admission certificate of a bootstrap's own node, before its endpoint exists. */
@@ -138,8 +214,29 @@ export class BootstrapServer {
     );
   }
 
+  /**
+   * Admission-free methods: the bootstrap's endpoint accepts a HELLO with a
+   * self-certified id (SHA-1 of the key) so that a node not admitted yet can
+   * ask for ADMIT; such a caller gets ADMIT and nothing else (no ring RPC, no
+   * REGISTER, no WHOIS). A caller on a link we dialed (no HELLO: its key was
+   * pinned by us) counts as admitted.
+   */
+  private isAdmitted(caller: Caller): boolean {
+    const ref = caller.ref;
+    if (ref === undefined || this.admittedRefs.has(ref)) return true;
+    // One signature check per link: the transport hands the same frozen ref for every request on it.
+    if (!this.verifyRef(ref)) return false;
+    this.admittedRefs.add(ref);
+    return true;
+  }
+
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) return this.handle(payload, caller);
+    if (!this.isAdmitted(caller)) {
+      this.stats.refused++;
+      this.log.debug({ method, peer: caller.addr }, 'ring request from a node that is not admitted; refused');
+      throw new OverlayError('RPC_REFUSED', 'not admitted: only ADMIT is served before admission');
+    }
     return this.ring.handleRequest(method, payload, caller);
   }
 
@@ -151,10 +248,12 @@ export class BootstrapServer {
       return this.refuse('RPC_MALFORMED', d.error);
     }
     const m = d.value;
+    if (m.t !== 'ADMIT' && !this.isAdmitted(caller))
+      return this.refuse('RPC_REFUSED', 'not admitted: send ADMIT first');
     try {
       switch (m.t) {
         case 'ADMIT':
-          return encodeMessage(this.admit(caller.key));
+          return await this.admitRequest(m, caller);
         case 'REGISTER':
           return await this.register(m, payload as Uint8Array, caller);
         case 'WHOIS': {
@@ -177,11 +276,85 @@ export class BootstrapServer {
     return encodeMessage({ t: 'ERROR', code, reason });
   }
 
-  /** ADMIT: assign the caller a ring id (new on every admission); the caller proved its node key in TLS. */
-  admit(nodeKey: Uint8Array): AdmittedMsg {
+  /**
+   * The ring id of a node key: HMAC-SHA-256(secret, domain | key), first 160
+   * bits. One id per key, so re-admission cannot move a node; and unknown
+   * before admission, so grinding keys offline cannot pick a place in the
+   * ring (online, ADMIT is rate-limited per key and per address).
+   */
+  ringIdFor(nodeKey: Uint8Array): string {
+    return createHmac('sha256', this.ringIdSecret)
+      .update(RING_ID_DOMAIN)
+      .update(nodeKey)
+      .digest()
+      .subarray(0, 20)
+      .toString('hex');
+  }
+
+  /**
+   * ADMIT, as received. One ring id per node key across the bootstrap set:
+   * every key has one ring-id authority among the bootstraps (rendezvous
+   * hashing as for names, name-authority.ts), which alone mints its id (see
+   * ringIdFor, with its own secret); another bootstrap checks its rate limits
+   * and forwards the ADMIT there. Only while the authority does not answer
+   * does the receiving bootstrap admit the key itself (at most one more id
+   * per bootstrap, never one per call).
+   */
+  private async admitRequest(m: AdmitMsg, caller: Caller): Promise<Uint8Array> {
+    if (m.nodeKey !== undefined) {
+      if (!this.isPeerBootstrap(caller.key))
+        throw new OverlayError('RPC_REFUSED', 'ADMIT for another node key comes only from a peer bootstrap');
+      return encodeMessage(this.admit(m.nodeKey)); // the forwarding bootstrap limited the source address
+    }
+    const nodeKey = caller.key;
     if (!rawPublicToKeyObject('ed25519', nodeKey)) throw new OverlayError('IDENTITY_BAD_KEY', 'node key');
+    // A peer bootstrap asks for the ring's contacts (while founding, every FOUNDING_POLL_MS): not limited.
+    if (this.isPeerBootstrap(nodeKey)) return encodeMessage(this.mint(nodeKey));
+    const authority = authorityFor(ringIdAuthorityName(nodeKey), this.bootstraps);
+    if (bytesEqual(authority.key, this.identity.bundle.sig)) return encodeMessage(this.admit(nodeKey, caller.addr));
+    this.limitAdmit(nodeKey, caller.addr);
+    const to: NodeRef = { id: nodeIdFromKey(authority.key), addr: authority.addr, key: authority.key };
+    try {
+      const answer = await this.endpoint.request(to, SECP2PSIP_METHOD, encodeMessage({ t: 'ADMIT', nodeKey }));
+      if (answer instanceof Uint8Array) {
+        this.stats.admitForwarded++;
+        return answer;
+      }
+    } catch (e) {
+      if (!isOverlayError(e) || !/RPC_(UNREACHABLE|TIMEOUT|TOO_MANY_IN_FLIGHT)/.test(e.code)) throw e;
+      this.log.warn({ authority: authority.addr, err: e.message }, 'ring-id authority unreachable; admitting here');
+    }
+    return encodeMessage(this.mint(nodeKey));
+  }
+
+  /**
+   * ADMIT here: give `nodeKey` its ring id (always the same one for a key, see ringIdFor; an id stored
+   * earlier for the key is kept) and an admission certificate. Rate-limited per key and, when `from`
+   * is given, per source address.
+   */
+  admit(nodeKey: Uint8Array, from?: string): AdmittedMsg {
+    if (!rawPublicToKeyObject('ed25519', nodeKey)) throw new OverlayError('IDENTITY_BAD_KEY', 'node key');
+    this.limitAdmit(nodeKey, from);
+    return this.mint(nodeKey);
+  }
+
+  private limitAdmit(nodeKey: Uint8Array, from: string | undefined): void {
+    const keyHex = Buffer.from(nodeKey).toString('hex');
+    const host = from === undefined ? undefined : sourceHost(from);
+    if (
+      !this.admitPerKey.allows(keyHex) ||
+      (host !== undefined && !this.admitPerAddress.take(host)) ||
+      !this.admitPerKey.take(keyHex)
+    ) {
+      this.stats.admitLimited++;
+      this.log.debug({ peer: host }, 'ADMIT refused: rate limit');
+      throw new OverlayError('RPC_TOO_MANY_IN_FLIGHT', 'too many admissions: try again later');
+    }
+  }
+
+  private mint(nodeKey: Uint8Array): AdmittedMsg {
     const now = this.clock.wallNow();
-    const nodeId = this.registry.reassignNodeId(nodeKey, now, () => Buffer.from(this.random.bytes(20)).toString('hex'));
+    const nodeId = this.registry.nodeId(nodeKey, now, () => this.ringIdFor(nodeKey));
     const admission = issueAdmission(this.identity, nodeKey, nodeId, this.admissionTtlMs, now);
     this.stats.admitted++;
     this.log.debug({ nodeId }, 'admitted node');

@@ -4,7 +4,7 @@
  * shows, and sealing a message to a user's key (protected mode).
  */
 import type { Identity } from '../identity/identity.ts';
-import { seal } from '../identity/seal.ts';
+import { recipientHint, seal } from '../identity/seal.ts';
 import type { UserSigner } from '../identity/user-key.ts';
 import { encodeMessage, type SecP2PSipMessage, type UserKeyBundle } from './messages.ts';
 
@@ -36,7 +36,8 @@ export interface FlowEvent {
   badPieces: number;
 }
 
-/** A SECP2PSIP message sealed to a user's key (protected mode). */
+/** A SECP2PSIP message sealed to a user's key (protected mode), with the hint naming that key. */
 export function sealFor(sealKey: Uint8Array, m: SecP2PSipMessage): Uint8Array {
-  return encodeMessage({ t: 'SEALED', box: seal(sealKey, encodeMessage(m)) });
+  const box = seal(sealKey, encodeMessage(m));
+  return encodeMessage({ t: 'SEALED', box, hint: recipientHint(sealKey, box) });
 }

@@ -6,10 +6,31 @@
  * phone INVITE (RFC 3261 8.2.6) with the callee's registered contacts (the
  * LocalPhones port), signed REDIRECT echoing the INVITE's nonce. The
  * caller's side is caller.ts.
+ *
+ * Cost before trust: a request is checked in order of cost, so junk is
+ * refused before the expensive steps. A sealed INVITE is opened only with
+ * the local user its recipient hint names (identity/seal.ts recipientHint),
+ * never tried against every user; then the callee must be local, the
+ * timestamp inside the window and the nonce unseen (ReplayCache.peek), and
+ * the SIP request consistent with the signed fields, all before the ring
+ * lookup that rebuilds the caller's key; the nonce is spent only once the
+ * signature verified.
+ *
+ * The hint and protected mode's privacy: the hint is an HMAC keyed by the
+ * recipient's public sealing key over the message's fresh encapsulated key.
+ * Without that key it is a random-looking string, unlinkable between
+ * messages. Whoever holds the key (it is public to ring members, who can
+ * rebuild it from its pieces) can test "is this to bob?", but such a node
+ * already learns more from where the message goes: it is sent to the
+ * callee's adapter, and the ring's location records map each user to its
+ * adapter, so with one user per adapter the callee is known anyway. What the
+ * hint adds is which of several users of one adapter is called; an adapter
+ * key (one X25519 agreement per message) would hide that too.
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
-import { open, seal } from '../identity/seal.ts';
+import { open, recipientHint } from '../identity/seal.ts';
 import type { Caller } from '../rpc/types.ts';
+import { bytesEqual } from '../util/bytes.ts';
 import { buildResponse } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
@@ -45,9 +66,11 @@ export async function answerInvite(ctx: CalleeContext, payload: unknown, from: C
   let d = decodeMessage(payload);
   let sealedTo: LocalUser | undefined;
   if (d.ok && d.value.t === 'SEALED') {
-    const box = d.value.box;
-    d = { ok: false, error: 'sealed to no user of this adapter' };
-    for (const u of ctx.users.values()) {
+    const { box, hint } = d.value;
+    d = { ok: false, error: hint ? 'sealed to no user of this adapter' : 'sealed INVITE without a recipient hint' };
+    // Only the user the hint names is tried (an HMAC per user, not an X25519 + AEAD open per user).
+    for (const u of hint ? ctx.users.values() : []) {
+      if (!bytesEqual(recipientHint(u.bundle.sealKey, box), hint as Uint8Array)) continue;
       const o = open(u.kem, box);
       if (o.ok) {
         d = decodeMessage(o.value);
@@ -66,6 +89,10 @@ export async function answerInvite(ctx: CalleeContext, payload: unknown, from: C
   try {
     const callee = ctx.users.get(m.to) ?? refuse('USER_UNKNOWN', `${m.to} is not registered at this adapter`);
     if (sealedTo && sealedTo.name !== callee.name) refuse('VERIFICATION_FAILED', 'sealed to another user');
+    // Cheap checks first: a stale, replayed or inconsistent INVITE costs no ring lookup of its caller.
+    const early = ctx.replay.peek(m.nonce, m.ts, `invite:${m.name}`);
+    if (!early.ok) refuse(early.code, early.reason);
+    const sip = checkInviteSip(m);
     callerUser = await ctx.verified.verify(m.name);
     // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt caller key.
     let signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
@@ -77,7 +104,6 @@ export async function answerInvite(ctx: CalleeContext, payload: unknown, from: C
     if (!signed) refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
-    const sip = checkInviteSip(m);
     const contacts = ctx.phones.contactsOf(callee.name);
     if (contacts.length === 0) refuse('CALLEE_UNREACHABLE', `${callee.name}'s phone is not registered`);
     // Seed Table 3: a 302 built from the INVITE (RFC 3261 8.2.6), Contact = the callee's own phone.
@@ -114,6 +140,6 @@ export async function answerInvite(ctx: CalleeContext, payload: unknown, from: C
     ctx.log.info({ caller: m.name, callee: m.to, code, reason }, 'SECP2PSIP INVITE refused');
     const err = encodeMessage({ t: 'ERROR', code, reason });
     // A refusal is sealed too when we could rebuild the caller's key, so observers learn nothing from it.
-    return sealedTo && callerUser ? encodeMessage({ t: 'SEALED', box: seal(callerUser.bundle.sealKey, err) }) : err;
+    return sealedTo && callerUser ? sealFor(callerUser.bundle.sealKey, { t: 'ERROR', code, reason }) : err;
   }
 }

@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
+import { HINT_LEN } from '../identity/seal.ts';
 import { type ErrorCode, ERRORS, fail, ok, type Result } from '../util/errors.ts';
 
 /** Upper bounds for what we accept from the network. */
@@ -127,6 +128,8 @@ export interface BootstrapInfo {
 /** An adapter asks for its ring id; the node key is the one it proved in the TLS handshake. */
 export interface AdmitMsg {
   t: 'ADMIT';
+  /** Set only by a bootstrap forwarding an adapter's ADMIT to the key's ring-id authority (bootstrap-server.ts). */
+  nodeKey?: Uint8Array;
 }
 
 export interface AdmittedMsg {
@@ -168,6 +171,8 @@ export interface SealedMsg {
   t: 'SEALED';
   /** HPKE output (RFC 9180 base mode): encapsulated key, then ciphertext and tag. */
   box: Uint8Array;
+  /** Which key opens it: identity/seal.ts recipientHint (required on a sealed INVITE, see callee.ts). */
+  hint?: Uint8Array;
 }
 
 /**
@@ -443,7 +448,7 @@ function readMessage(o: Obj): SecP2PSipMessage {
         bootstraps: readBootstraps(o),
       };
     case 'ADMIT':
-      return { t: 'ADMIT' };
+      return o.nodeKey === undefined ? { t: 'ADMIT' } : { t: 'ADMIT', nodeKey: bytes(o, 'nodeKey', 32) };
     case 'ADMITTED':
       return {
         t: 'ADMITTED',
@@ -459,7 +464,9 @@ function readMessage(o: Obj): SecP2PSipMessage {
     case 'REDIRECT':
       return readSigned('REDIRECT', o);
     case 'SEALED':
-      return { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message) };
+      return o.hint === undefined
+        ? { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message) }
+        : { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message), hint: bytes(o, 'hint', HINT_LEN) };
     case 'ERROR': {
       const code = wireErrorCode(int(o, 'code'));
       const reason = typeof o.reason === 'string' ? errorDetail(code, o.reason.slice(0, LIMITS.reason)) : '';

@@ -226,16 +226,6 @@ export class Registry {
     return tx();
   }
 
-  /**
-   * A fresh ring id for a node key, replacing any earlier one: an adapter that
-   * restarts comes back at a new place, so it never has to displace the stale
-   * entry the ring may still hold for its old self.
-   */
-  reassignNodeId(nodeKey: Uint8Array, now: number, mint: () => string): string {
-    this.db.prepare('DELETE FROM nodes WHERE node_key = ?').run(Buffer.from(nodeKey));
-    return this.nodeId(nodeKey, now, mint);
-  }
-
   close(): void {
     if (!this.db.open) return;
     this.updateWitness(true);

@@ -17,14 +17,18 @@ import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { ADMISSION_SKEW_MS, type Admission, verifyAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
 import { verifyEd25519 } from '../identity/signature.ts';
-import type { DhtRecord } from '../dht/store/record.ts';
+import { type DhtRecord, expiresAt } from '../dht/store/record.ts';
 import { newestWins, type RecordValidator } from '../dht/store/validators.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { fail, ok, type Result } from '../util/errors.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 export const RING_WRITE_CONTEXT = 'secp2psip/ring-write/v1';
-/** Records live a day and are put again by their bootstrap well before that. */
+/**
+ * Records live a day after their bootstrap signed them (the store holds no
+ * copy longer, see bootstrapWrittenValidator) and are signed and put again
+ * by their bootstrap well before that.
+ */
 export const RING_TTL_MS = 24 * 3600_000;
 
 export interface RingEnvelope {
@@ -143,10 +147,17 @@ export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, b
       if (!verified.check(r.key, env.value, bootstrapKeys)) return 'not written by a known bootstrap';
       return null;
     },
+    // The envelope is good for RING_TTL_MS after the bootstrap signed it, however its copy's created/ttl read.
+    expiresBy: (r) => at(r) + RING_TTL_MS,
     select(a, b) {
       const ta = at(a);
       const tb = at(b);
       if (ta !== tb) return ta > tb ? a : b;
+      // Same envelope: the copy kept longer wins (so a copy cut short cannot displace it); both are
+      // already bounded by expiresBy, so a stretched copy gains nothing.
+      const ea = expiresAt(a);
+      const eb = expiresAt(b);
+      if (ea !== eb) return ea > eb ? a : b;
       return newestWins(a, b);
     },
   };

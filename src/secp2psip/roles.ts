@@ -276,8 +276,8 @@ export async function startAdapterRole<P extends LocalPhones>(
   );
   if (o.holdUntilReady) node.ready = false;
   try {
-    if ((await joinRing({ ring, clock, logger: log }, admitted.ring)) === 'listed')
-      throw new OverlayError('BAD_CONFIG', 'the ring already holds a node with the id the bootstrap assigned');
+    // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
+    if ((await joinRing({ ring, clock, logger: log }, admitted.ring)) === 'listed') await ring.rejoin(admitted.ring);
   } catch (e) {
     ring.stop();
     await endpoint.close();

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { Identity } from '../../src/identity/identity.ts';
 import { privateKeyToRaw } from '../../src/identity/keys.ts';
-import { ENC_LEN, open, SEAL_INFO, seal } from '../../src/identity/seal.ts';
+import { ENC_LEN, HINT_LEN, open, recipientHint, SEAL_INFO, seal } from '../../src/identity/seal.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 
 const enc = new TextEncoder();
@@ -73,4 +73,16 @@ describe('HPKE seal/open (RFC 9180 base mode, X25519, HKDF-SHA256, AES-128-GCM)'
   it('refuses a malformed recipient key', () => {
     assert.throws(() => seal(new Uint8Array(31), pt));
   });
+});
+
+test('recipientHint: names the recipient key, fresh for every message', () => {
+  const bob = Identity.generate();
+  const carol = Identity.generate();
+  const m1 = seal(bob.bundle, new Uint8Array([1]));
+  const m2 = seal(bob.bundle, new Uint8Array([1]));
+  const h1 = recipientHint(bob.bundle.kem, m1);
+  assert.equal(h1.length, HINT_LEN);
+  assert.deepEqual(recipientHint(bob.bundle.kem, m1), h1);
+  assert.notDeepEqual(recipientHint(bob.bundle.kem, m2), h1, 'unlinkable between messages');
+  assert.notDeepEqual(recipientHint(carol.bundle.kem, m1), h1, 'another key does not match');
 });

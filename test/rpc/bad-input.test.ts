@@ -210,3 +210,115 @@ test('TLS 1.2 is not accepted', async () => {
   await until(() => target.stats.handshakeFailures === before + 1, 'handshake failure counted');
   await stillServes();
 });
+
+/** Read frames from a raw socket into decoded messages. */
+function messages(s: net.Socket): ReturnType<typeof decodeMessage>[] {
+  const got: ReturnType<typeof decodeMessage>[] = [];
+  const dec = new FrameDecoder();
+  s.on('data', (c: Buffer) => dec.push(c, (b) => got.push(decodeMessage(b))));
+  return got;
+}
+
+test('a request before HELLO is not served: refused, counted, and the link closed', async () => {
+  let served = 0;
+  const guarded = await listen();
+  guarded.onRequest(() => {
+    served++;
+    return 'served';
+  });
+  try {
+    for (const method of ['chord.ping', 'chord.find', 'chord.fetch', 'chord.store', 'secp2psip']) {
+      const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const c = tls.connect({
+          host: '127.0.0.1',
+          port: guarded.port,
+          cert: attacker.cert.certPem,
+          key: attacker.cert.keyPem,
+          minVersion: 'TLSv1.3',
+          rejectUnauthorized: false,
+          checkServerIdentity: () => undefined,
+        });
+        c.once('secureConnect', () => resolve(c));
+        c.on('error', reject);
+      });
+      s.on('error', () => {});
+      const got = messages(s);
+      s.write(encodeRequest(1, method, {}));
+      await closed(s);
+      assert.equal(got.length, 1, method);
+      assert.ok(got[0].ok && got[0].value.type !== MSG_RESPONSE, `${method} answered with a refusal`);
+    }
+    assert.equal(served, 0);
+    assert.equal(guarded.stats.requestsBeforeHello, 5);
+  } finally {
+    await guarded.close();
+  }
+});
+
+test('a link that sends no HELLO after its handshake is closed after helloTimeoutMs', async () => {
+  const ep = await listen(undefined, { limits: { helloTimeoutMs: 50 } });
+  try {
+    const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const c = tls.connect({
+        host: '127.0.0.1',
+        port: ep.port,
+        cert: attacker.cert.certPem,
+        key: attacker.cert.keyPem,
+        minVersion: 'TLSv1.3',
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+      });
+      c.once('secureConnect', () => resolve(c));
+      c.on('error', reject);
+    });
+    s.on('error', () => {});
+    await closed(s);
+    assert.equal(ep.stats.helloTimeouts, 1);
+    assert.equal(ep.connectionCount, 0);
+  } finally {
+    await ep.close();
+  }
+});
+
+test('before HELLO only a small frame is accepted (a big partial frame cannot be parked)', async () => {
+  const before = target.stats.malformedDropped;
+  const s = await tlsClient();
+  s.on('error', () => {});
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(32 * 1024, 0); // under maxFrameBytes (64 KiB), over the pre-HELLO bound
+  s.write(head);
+  await closed(s);
+  assert.equal(target.stats.malformedDropped, before + 1);
+  await stillServes();
+});
+
+test('one source address holds at most maxConnectionsPerAddress inbound connections; others still get in', async () => {
+  const ep = await listen(undefined, { limits: { maxConnectionsPerAddress: 4, capLoopback: true } });
+  const socks: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      const s = net.connect(ep.port, '127.0.0.1');
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    await until(() => ep.stats.perAddressRefused === 6, 'connections over the cap refused');
+    // Another source address (127.0.0.2 on loopback) still completes its handshake.
+    const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const c = tls.connect({
+        socket: net.connect({ host: '127.0.0.1', port: ep.port, localAddress: '127.0.0.2' }),
+        cert: attacker.cert.certPem,
+        key: attacker.cert.keyPem,
+        minVersion: 'TLSv1.3',
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+      });
+      c.once('secureConnect', () => resolve(c));
+      c.on('error', reject);
+    });
+    socks.push(s);
+    assert.equal(ep.stats.perAddressRefused, 6);
+  } finally {
+    for (const s of socks) s.destroy();
+    await ep.close();
+  }
+});

@@ -23,7 +23,20 @@ import { UserSigner } from '../../src/identity/user-key.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import type { Caller, Payload } from '../../src/rpc/types.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
+import { nodeIdFromKey } from '../../src/identity/fingerprint.ts';
+import { METHOD } from '../../src/dht/chord/messages.ts';
+import { bootstrapRef, requestAdmission } from '../../src/secp2psip/adapter-node.ts';
 import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
+import { generateKeyPairSync } from 'node:crypto';
+import { answerInvite, type CalleeContext } from '../../src/secp2psip/callee.ts';
+import { sealFor } from '../../src/secp2psip/call-common.ts';
+import { ReplayCache } from '../../src/identity/replay-cache.ts';
+import { SimClock } from '../../src/util/clock.ts';
+import { SeededRandom } from '../../src/util/random.ts';
+import { silentLogger } from '../../src/util/log.ts';
+import { OverlayError } from '../../src/util/errors.ts';
+import type { VerifiedUsers } from '../../src/secp2psip/verified-users.ts';
+import { seal } from '../../src/identity/seal.ts';
 
 const K = 3;
 const N = 7; // floor((N-K)/2) = 2 bad pieces can be corrected
@@ -218,5 +231,197 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     assert.ok(!bad.ok && bad.status === 403, JSON.stringify(bad));
     const line = log.lines.map((l) => JSON.parse(l)).find((l) => /failing closed/.test(l.msg));
     assert.deepEqual(line?.suspectPieces, [1, 2, 3, 4, 5]);
+  });
+});
+
+describe('SecP2PSIP admission attacks (in-memory ring)', () => {
+  let t: SecTestnet;
+  before(async () => {
+    t = await SecTestnet.create(2, { k: 2, n: 3, seed: 11 });
+    await t.settle(t.adapters[0].ensureUser('carol'));
+  });
+  after(() => t.close());
+
+  /** A node that proved its key but was never admitted: its HELLO carries a self-certified id. */
+  function stranger(tag: string) {
+    const id = Identity.generate();
+    const ref = { id: nodeIdFromKey(id.bundle.sig), addr: `stranger-${tag}`, key: id.bundle.sig };
+    return { id, ep: t.net.endpoint(ref) };
+  }
+
+  it('serves a node that is not admitted nothing but ADMIT (no ring RPC, no WHOIS, no REGISTER)', async () => {
+    const { ep } = stranger('a');
+    const boot = bootstrapRef(t.info[0]);
+    const refusedBefore = t.boot.stats.refused;
+    for (const [method, payload] of [
+      [METHOD.PING, {}],
+      [METHOD.FIND, { target: '00'.repeat(20) }],
+      [METHOD.FETCH, { keys: ['carol'] }],
+      [METHOD.STORE, { records: [] }],
+      [METHOD.FINGERS, {}],
+    ] as const) {
+      await assert.rejects(
+        t.settle(ep.request(boot, method, payload)),
+        (e) => isOverlayError(e, 'RPC_REFUSED'),
+        method,
+      );
+    }
+    await assert.rejects(t.settle(exchange(ep, boot, encodeMessage({ t: 'WHOIS', name: 'carol' }))), (e) =>
+      isOverlayError(e, 'RPC_REFUSED'),
+    );
+    assert.equal(t.boot.stats.refused, refusedBefore + 6);
+    const admitted = await t.settle(requestAdmission(ep, t.info[0]));
+    assert.equal(admitted.t, 'ADMITTED');
+    await ep.close();
+  });
+
+  it('gives a node key one ring id, whatever how often it asks; floods are cut by the per-key limit', async () => {
+    const { ep } = stranger('b');
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) ids.add((await t.settle(requestAdmission(ep, t.info[0]))).nodeId);
+    assert.equal(ids.size, 1);
+    const limited = t.boot.stats.admitLimited;
+    await assert.rejects(t.settle(requestAdmission(ep, t.info[0])), (e) => isOverlayError(e, 'RPC_TOO_MANY_IN_FLIGHT'));
+    assert.equal(t.boot.stats.admitLimited, limited + 1);
+    await t.run(61_000); // one token back
+    assert.ok(ids.has((await t.settle(requestAdmission(ep, t.info[0]))).nodeId));
+    await ep.close();
+  });
+
+  it('cuts a flood of admissions of fresh keys from one address, but not other addresses', () => {
+    const limited = t.boot.stats.admitLimited;
+    let ok = 0;
+    for (let i = 0; i < 200; i++) {
+      try {
+        t.boot.admit(Identity.generate().bundle.sig, '192.0.2.7:40000');
+        ok++;
+      } catch (e) {
+        assert.ok(isOverlayError(e, 'RPC_TOO_MANY_IN_FLIGHT'));
+      }
+    }
+    assert.equal(ok, 64);
+    assert.equal(t.boot.stats.admitLimited, limited + 136);
+    assert.equal(t.boot.admit(Identity.generate().bundle.sig, '192.0.2.8:40000').t, 'ADMITTED');
+  });
+
+  it('gives a node key the same ring id at every bootstrap of a set (its ring-id authority mints it)', async () => {
+    const m = await SecTestnet.create(0, { k: 2, n: 3, seed: 12, bootstraps: 3 });
+    try {
+      for (let round = 0; round < 4; round++) {
+        const id = Identity.generate();
+        const ep = m.net.endpoint({ id: nodeIdFromKey(id.bundle.sig), addr: `multi-${round}`, key: id.bundle.sig });
+        const ids = new Set<string>();
+        for (const b of m.info) ids.add((await m.settle(requestAdmission(ep, b))).nodeId);
+        assert.equal(ids.size, 1, 'one id from all three bootstraps');
+        await ep.close();
+      }
+      assert.ok(m.bootstraps.some((b) => b.stats.admitForwarded > 0));
+      // A node cannot ask for another key's admission by forging a forwarded ADMIT.
+      const { ep } = stranger('forger');
+      const forged = encodeMessage({ t: 'ADMIT', nodeKey: Identity.generate().bundle.sig });
+      await assert.rejects(t.settle(exchange(ep, bootstrapRef(t.info[0]), forged)), (e) =>
+        isOverlayError(e, 'RPC_REFUSED'),
+      );
+      await ep.close();
+    } finally {
+      m.close();
+    }
+  });
+
+  it('derives the ring id from the key with a secret: stable, and not computable from the key alone', async () => {
+    const key = Identity.generate().bundle.sig;
+    const id1 = t.boot.ringIdFor(key);
+    assert.equal(t.boot.ringIdFor(key), id1);
+    assert.notEqual(id1, nodeIdFromKey(key));
+    assert.equal(t.boot.admit(key, 'x:1').nodeId, id1);
+  });
+});
+
+describe('SecP2PSIP callee: cheap checks before costly ones', () => {
+  const clock = new SimClock(0);
+  const random = new SeededRandom(3);
+  let kemUses = 0;
+  let lookups = 0;
+  /** A local user whose private sealing key counts how often it is used. */
+  function localUser(name: string): LocalUser {
+    const kem = Identity.generate();
+    const signer = UserSigner.fromPrivateKey(generateKeyPairSync('ed25519').privateKey);
+    const counted = new Proxy(kem, {
+      get(target, prop, recv) {
+        if (prop === 'kemKey') kemUses++;
+        return Reflect.get(target, prop, recv);
+      },
+    });
+    return {
+      name,
+      signer,
+      kem: counted,
+      bundle: { name, signKey: new Uint8Array(32), sealKey: kem.bundle.kem, registeredAt: 0 },
+    };
+  }
+  const users = new Map<string, LocalUser>();
+  for (let i = 0; i < 200; i++) users.set(`u${i}`, localUser(`u${i}`));
+  const ctx: CalleeContext = {
+    users,
+    phones: { contactsOf: () => ['<sip:u7@10.0.0.7:5060>'] },
+    verified: {
+      verify: async (name: string) => {
+        lookups++;
+        throw new OverlayError('USER_UNKNOWN', `${name} is not registered`);
+      },
+    } as unknown as VerifiedUsers,
+    replay: new ReplayCache({ clock }),
+    clock,
+    log: silentLogger,
+    mode: 'protected',
+  };
+  const mallory = {
+    name: 'nobody',
+    signer: UserSigner.fromPrivateKey(generateKeyPairSync('ed25519').privateKey),
+  };
+  const net = { clock, random } as unknown as SecTestnet;
+  const from = { key: new Uint8Array(32), addr: 'x:1' };
+  const code = (raw: Uint8Array) => {
+    const d = decodeMessage(raw);
+    return d.ok && d.value.t === 'ERROR' ? d.value.code : d.ok ? d.value.t : 'undecodable';
+  };
+
+  it('opens a sealed INVITE with the one key its hint names, not with every local user', async () => {
+    kemUses = 0;
+    const inv = signedInvite(mallory, 'u7', net);
+    const out = await answerInvite(ctx, sealFor(users.get('u7')?.bundle.sealKey as Uint8Array, inv), from);
+    assert.equal(kemUses, 1);
+    assert.equal(code(out), 'USER_UNKNOWN'); // opened, then the (stubbed) lookup of the caller refused it
+  });
+
+  it('refuses a sealed INVITE without a hint (or with a wrong one) without trying any key', async () => {
+    kemUses = 0;
+    const sealKey = users.get('u7')?.bundle.sealKey as Uint8Array;
+    const bare = encodeMessage({ t: 'SEALED', box: seal(sealKey, encodeMessage(signedInvite(mallory, 'u7', net))) });
+    assert.equal(code(await answerInvite(ctx, bare, from)), 'RPC_MALFORMED');
+    const wrong = encodeMessage({
+      t: 'SEALED',
+      box: seal(sealKey, encodeMessage(signedInvite(mallory, 'u7', net))),
+      hint: new Uint8Array(8),
+    });
+    assert.equal(code(await answerInvite(ctx, wrong, from)), 'RPC_MALFORMED');
+    assert.equal(kemUses, 0);
+  });
+
+  it('refuses stale, replayed and inconsistent INVITEs before any ring lookup of the caller', async () => {
+    lookups = 0;
+    const stale = signedInvite(mallory, 'u7', net, 120_000);
+    assert.equal(code(await answerInvite(ctx, encodeMessage(stale), from)), 'IDENTITY_STALE');
+    const seen = signedInvite(mallory, 'u7', net);
+    ctx.replay.check(seen.nonce, seen.ts, 'invite:nobody'); // as if an earlier copy had been verified
+    assert.equal(code(await answerInvite(ctx, encodeMessage(seen), from)), 'IDENTITY_REPLAY');
+    const odd = { ...signedInvite(mallory, 'u7', net), callId: 'not-the-sip-call-id' };
+    assert.equal(code(await answerInvite(ctx, encodeMessage(odd), from)), 'VERIFICATION_FAILED');
+    const unknownCallee = signedInvite(mallory, 'nobody-here', net);
+    assert.equal(code(await answerInvite(ctx, encodeMessage(unknownCallee), from)), 'USER_UNKNOWN');
+    assert.equal(lookups, 0);
+    // A fresh, consistent INVITE is what costs a lookup.
+    assert.equal(code(await answerInvite(ctx, encodeMessage(signedInvite(mallory, 'u7', net)), from)), 'USER_UNKNOWN');
+    assert.equal(lookups, 1);
   });
 });

@@ -68,6 +68,7 @@ const samples: SecP2PSipMessage[] = [
     bootstraps: [{ addr: '127.0.0.1:7000', key: b(32) }],
   },
   { t: 'ADMIT' },
+  { t: 'ADMIT', nodeKey: b(32) },
   {
     t: 'ADMITTED',
     nodeId: 'ef'.repeat(20),
@@ -80,6 +81,7 @@ const samples: SecP2PSipMessage[] = [
   invite,
   { ...invite, t: 'REDIRECT', name: 'bob', to: 'alice' },
   { t: 'SEALED', box: b(500) },
+  { t: 'SEALED', box: b(500), hint: b(8) },
   { t: 'ERROR', code: 'USER_UNKNOWN', reason: 'no such user' },
   { t: 'WHOIS', name: 'bob' },
   { t: 'WHOIS_OK', bundle: { name: 'bob', signKey: b(32), sealKey: b(32), registeredAt: 5 } },
@@ -119,6 +121,8 @@ describe('secp2psip messages', () => {
       { ...register, publicKey: { signKey: b(44), sealKey: b(31) } },
       { ...register, certChain: [] },
       { t: 'ERROR', code: 'NOT_A_CODE', reason: '' },
+      { t: 'SEALED', box: b(500), hint: b(7) },
+      { t: 'ADMIT', nodeKey: b(31) },
       { t: 'NOPE' },
       [1, 2, 3],
     ];

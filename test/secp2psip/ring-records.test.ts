@@ -2,10 +2,14 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { encode as cborEncode } from 'cborg';
 import { defaultValidator } from '../../src/dht/store/validators.ts';
+import { RecordStore } from '../../src/dht/store/record-store.ts';
+import { expiresAt } from '../../src/dht/store/record.ts';
+import { SimClock } from '../../src/util/clock.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import {
   bootstrapWrittenValidator,
   openRingValue,
+  RING_TTL_MS,
   sealRingValue,
   VerifiedEnvelopes,
 } from '../../src/secp2psip/ring-records.ts';
@@ -41,4 +45,33 @@ test('signedHere enters an envelope without verifying it; only the exact bytes h
   assert.equal(mem.check('bob.1', env, keys), false);
   // The signer must still be a known bootstrap.
   assert.equal(mem.check('bob', env, [Identity.generate().bundle.sig]), false);
+});
+
+test('a stored envelope lives no longer than its bootstrap signed it for, and a stretched or shortened copy never displaces the genuine one', () => {
+  const boot = Identity.generate();
+  const clock = new SimClock(0);
+  const start = clock.wallNow();
+  const store = new RecordStore(
+    { clock },
+    { validators: { '': bootstrapWrittenValidator([boot.bundle.sig], defaultValidator()) } },
+  );
+  const value = sealRingValue(boot, 'alice', new Uint8Array([1, 2, 3]), start);
+  const genuine = { key: 'alice', value, created: start, ttlMs: RING_TTL_MS, seq: 0 };
+  assert.ok(store.put(genuine).ok);
+  clock.advance(3600_000);
+  // An attacker re-stores the same envelope as created now, for 7 days: it is cut to the signed lifetime.
+  const stretched = { ...genuine, created: clock.wallNow(), ttlMs: 7 * 24 * 3600_000, seq: 9 };
+  const out = store.put(stretched);
+  assert.ok(out.ok);
+  assert.ok(expiresAt(out.record) <= start + RING_TTL_MS);
+  // A copy cut short (created later, ttl 1 ms) does not replace the one that lives longer.
+  store.put({ ...genuine, created: clock.wallNow(), ttlMs: 1, seq: 10 });
+  clock.advance(1000);
+  assert.ok(store.has('alice'));
+  // After the signed lifetime no copy is held, however it was stretched.
+  clock.advance(RING_TTL_MS);
+  assert.equal(store.get('alice'), undefined);
+  const late = store.put({ ...genuine, created: clock.wallNow(), ttlMs: 7 * 24 * 3600_000, seq: 11 });
+  assert.ok(!late.ok);
+  assert.equal(store.get('alice'), undefined);
 });

@@ -58,6 +58,8 @@ export class ChordNode {
     /** Probes of remembered members, and merges with another ring they led to. */
     probes: 0,
     merges: 0,
+    /** Hand-off requests from a node that is not becoming our predecessor: answered with no records. */
+    handoffsDenied: 0,
   };
   /** Suspicion before removal, and the RPC timeout that follows observed round trips. */
   readonly failures: FailureDetector;

@@ -1,6 +1,7 @@
 import type { Caller, NodeRef, Payload } from '../../rpc/types.ts';
 import { OverlayError } from '../../util/errors.ts';
 import type { DhtRecord } from '../store/record.ts';
+import { inOpen } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
 import {
   decodeFetchRequest,
@@ -92,10 +93,28 @@ function fetch(node: ChordNode, payload: Payload): Payload {
   return { records: req.keys.map((k) => node.store.get(k) ?? null) };
 }
 
-/** A joining node n takes a copy of every record its successor holds outside (n, successor]. */
+/**
+ * A joining node n takes a copy of every record its successor s holds outside
+ * (n, s]. Why that is exactly n's new range: s holds the keys it owns or
+ * replicates, (pred^r(s), s]; n, linked in between pred(s) and s, owns
+ * (pred(s), n] and replicates its r-1 predecessors' keys, so it needs
+ * (pred^(r-1)(pred(s)), n] = what s holds minus (n, s] (at most one
+ * predecessor range more, which s cannot tell apart). This holds only for a
+ * caller that is becoming our predecessor: one inside (pred, self) as we see
+ * it, or our predecessor already (a joiner notifies us before it pulls, and
+ * notify takes it as predecessor when we have none; so does a node taking up
+ * its place again after a crash). Any other caller needs nothing from us (a
+ * stale view is repaired by handOver's push) and gets no records, so an
+ * admitted node cannot read a store by asking for it.
+ */
 function handoff(node: ChordNode, payload: Payload, caller: Caller): Payload {
   const ref = callerRef(node, payload, caller);
   if (!ref) throw new OverlayError('RPC_REFUSED', 'unbound ref');
+  const pred = node.pred;
+  if (ref.id === node.id || pred === null || (ref.id !== pred.id && !inOpen(ref.id, pred.id, node.id))) {
+    node.counters.handoffsDenied++;
+    return { records: [] };
+  }
   return { records: node.store.outside(ref.id, node.id) };
 }
 

@@ -78,6 +78,13 @@ export class RecordStore {
       return { ok: false, code: 'DHT_RECORD_TOO_LARGE', reason: `${size} bytes > ${this.maxRecordBytes}` };
     const why = this.check(rec);
     if (why !== null) return { ok: false, code: 'DHT_RECORD_INVALID', reason: why };
+    const bound = this.validatorFor(rec.key).expiresBy?.(rec);
+    if (bound !== undefined && expiresAt(rec) > bound) {
+      // A copy whose unsigned created/ttl claim more than its signed content allows lives only that long.
+      if (bound <= Math.max(rec.created, this.clock.wallNow()))
+        return { ok: false, code: 'DHT_RECORD_INVALID', reason: 'past its signed lifetime' };
+      rec = { ...rec, ttlMs: bound - rec.created };
+    }
     const old = this.live(rec.key);
     if (old) {
       const winner = this.validatorFor(rec.key).select(old.rec, rec);

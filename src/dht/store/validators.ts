@@ -11,6 +11,12 @@ export interface RecordValidator {
   validate(record: DhtRecord, nowWall: number): string | null;
   /** The record that wins between two valid records for the same key. */
   select(a: DhtRecord, b: DhtRecord): DhtRecord;
+  /**
+   * The latest wall time a valid record may live to, when its signed content
+   * says so: `created` and `ttlMs` travel unsigned, so the store cuts a
+   * record's lifetime down to this bound (record-store.ts put).
+   */
+  expiresBy?(record: DhtRecord): number;
 }
 
 export function namespaceOf(key: string): string {

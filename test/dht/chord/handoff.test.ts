@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
 import { keyPosition } from '../../../src/dht/store/ring-id.ts';
 import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
+import { METHOD } from '../../../src/dht/chord/messages.ts';
 
 const R = 3;
 
@@ -57,4 +58,40 @@ describe('Chord hand-off while nodes join', () => {
       );
     });
   }
+});
+
+describe('Chord hand-off answers only a node becoming the predecessor', () => {
+  it('gives a joiner between pred and us its range, and any other admitted caller no records', async () => {
+    const t = await ChordTestnet.create(
+      12,
+      { seed: 3, chord: { replicas: R, stabilizeMs: 500 }, network: { latencyMs: 1, jitterMs: 0, resolutionMs: 1 } },
+      10_000,
+    );
+    const publisher = t.liveNodes()[0];
+    const keys = Array.from({ length: 200 }, (_, i) => `h${i}`);
+    await t.settle(Promise.all(keys.map((k) => publisher.put(k, `v-${k}`, 3_600_000))), 60_000);
+    await t.run(3000);
+    const ids = t.liveNodes().map((n) => n.id);
+    // X, and a caller three places before it on the ring: admitted, but not X's new predecessor.
+    const x = t.nodes.get(ids[0]) as ChordNode;
+    let far = x.id;
+    for (let i = 0; i < ids.length - 3; i++) far = t.successorOf(far);
+    const y = t.nodes.get(far) as ChordNode;
+    assert.ok(x.pred !== null && x.pred.id !== y.id);
+    assert.ok(x.store.size > 0);
+    const ask = (from: ChordNode) =>
+      x.handleRequest(
+        METHOD.HANDOFF,
+        { from: from.self },
+        { key: from.self.key, ref: from.self, addr: from.self.addr },
+      );
+    const before = x.counters.handoffsDenied;
+    assert.deepEqual((ask(y) as { records: unknown[] }).records, []);
+    assert.equal(x.counters.handoffsDenied, before + 1);
+    // Its predecessor (a joiner that notified first, or a node taking up its place again) gets its range.
+    const pred = t.nodes.get((x.pred as { id: string }).id) as ChordNode;
+    const got = (ask(pred) as { records: { key: string }[] }).records;
+    assert.ok(got.length > 0);
+    for (const r of got) assert.ok(pred.store.has(r.key), `${r.key} belongs to the predecessor's range`);
+  });
 });

@@ -1,0 +1,65 @@
+/**
+ * Token buckets keyed by a string (a node key, a source address), on the
+ * injected clock. Each key may spend `burst` tokens at once and earns
+ * `perSecond` back. The table is bounded: past `maxKeys`, buckets that are
+ * full again (indistinguishable from new ones) are forgotten first, then the
+ * oldest.
+ */
+import type { Clock } from './clock.ts';
+
+export interface TokenBucketLimit {
+  burst: number;
+  perSecond: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class TokenBuckets {
+  private readonly clock: Clock;
+  private readonly limit: TokenBucketLimit;
+  private readonly maxKeys: number;
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(clock: Clock, limit: TokenBucketLimit, maxKeys = 100_000) {
+    this.clock = clock;
+    this.limit = limit;
+    this.maxKeys = maxKeys;
+  }
+
+  private level(b: Bucket, now: number): number {
+    return Math.min(this.limit.burst, b.tokens + ((now - b.at) / 1000) * this.limit.perSecond);
+  }
+
+  /** Would `take` succeed now (spends nothing). */
+  allows(key: string): boolean {
+    const b = this.buckets.get(key);
+    return b === undefined || this.level(b, this.clock.now()) >= 1;
+  }
+
+  /** Spend one token for `key`; false (nothing spent) when its bucket is empty. */
+  take(key: string): boolean {
+    const now = this.clock.now();
+    const b = this.buckets.get(key);
+    const level = b === undefined ? this.limit.burst : this.level(b, now);
+    if (level < 1) return false;
+    if (b === undefined) {
+      if (this.buckets.size >= this.maxKeys) this.evict(now);
+      this.buckets.set(key, { tokens: level - 1, at: now });
+    } else {
+      b.tokens = level - 1;
+      b.at = now;
+    }
+    return true;
+  }
+
+  private evict(now: number): void {
+    for (const [k, b] of this.buckets) if (this.level(b, now) >= this.limit.burst) this.buckets.delete(k);
+    if (this.buckets.size >= this.maxKeys) {
+      const oldest = this.buckets.keys().next();
+      if (!oldest.done) this.buckets.delete(oldest.value);
+    }
+  }
+}
