@@ -44,6 +44,7 @@ import {
   registerTbs,
 } from './messages.ts';
 import { authorityFor } from './name-authority.ts';
+
 import type { Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
@@ -98,6 +99,11 @@ export const DEFAULT_ADMIT_LIMITS = Object.freeze({
 
 const RING_ID_DOMAIN = 'secp2psip/ring-id/v1\0';
 
+/** How long a forwarded ADMIT waits for the ring-id authority (well inside an adapter's own RPC timeout). */
+const ADMIT_FORWARD_TIMEOUT_MS = 1000;
+/** How long a ring-id authority that did not answer is not asked again. */
+const AUTHORITY_DOWN_MS = 30_000;
+
 /** The string whose rendezvous authority (name-authority.ts) mints a node key's ring id. */
 function ringIdAuthorityName(nodeKey: Uint8Array): string {
   return `ring-id:${Buffer.from(nodeKey).toString('hex')}`;
@@ -131,6 +137,8 @@ export class BootstrapServer {
   };
   /** Registrations at work right now (see register). */
   private registering = 0;
+  /** Ring-id authorities (hex key) found silent, and until when they are not asked. */
+  private readonly authorityDownUntil = new Map<string, number>();
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
@@ -314,15 +322,23 @@ export class BootstrapServer {
     if (bytesEqual(authority.key, this.identity.bundle.sig)) return encodeMessage(this.admit(nodeKey, caller.addr));
     this.limitAdmit(nodeKey, caller.addr);
     const to: NodeRef = { id: nodeIdFromKey(authority.key), addr: authority.addr, key: authority.key };
-    try {
-      const answer = await this.endpoint.request(to, SECP2PSIP_METHOD, encodeMessage({ t: 'ADMIT', nodeKey }));
-      if (answer instanceof Uint8Array) {
-        this.stats.admitForwarded++;
-        return answer;
+    const authorityKey = Buffer.from(authority.key).toString('hex');
+    // An authority found silent lately is not asked again for a while: the adapter's own ADMIT would time
+    // out behind every forward (and its retries hit the per-key limit), so it could never be admitted.
+    if ((this.authorityDownUntil.get(authorityKey) ?? 0) <= this.clock.now()) {
+      try {
+        const answer = await this.endpoint.request(to, SECP2PSIP_METHOD, encodeMessage({ t: 'ADMIT', nodeKey }), {
+          timeoutMs: ADMIT_FORWARD_TIMEOUT_MS,
+        });
+        if (answer instanceof Uint8Array) {
+          this.stats.admitForwarded++;
+          return answer;
+        }
+      } catch (e) {
+        if (!isOverlayError(e) || !/RPC_(UNREACHABLE|TIMEOUT|TOO_MANY_IN_FLIGHT)/.test(e.code)) throw e;
+        this.authorityDownUntil.set(authorityKey, this.clock.now() + AUTHORITY_DOWN_MS);
+        this.log.warn({ authority: authority.addr, err: e.message }, 'ring-id authority unreachable; admitting here');
       }
-    } catch (e) {
-      if (!isOverlayError(e) || !/RPC_(UNREACHABLE|TIMEOUT|TOO_MANY_IN_FLIGHT)/.test(e.code)) throw e;
-      this.log.warn({ authority: authority.addr, err: e.message }, 'ring-id authority unreachable; admitting here');
     }
     return encodeMessage(this.mint(nodeKey));
   }
