@@ -94,6 +94,11 @@ export async function placeCall(
   isCancelled: () => boolean = () => false,
 ): Promise<CallOutcome> {
   try {
+    // Start after whatever the SIP layer is delivering right now (a CANCEL injected right behind the
+    // INVITE): a callee whose records this adapter holds itself would otherwise be sent the INVITE
+    // before that CANCEL is seen.
+    await Promise.resolve();
+    if (isCancelled()) refuse('TIMEOUT', 'cancelled');
     if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
     const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
     // Signed mode: INVITE on its way as soon as the callee's adapter is known (see the module comment).
