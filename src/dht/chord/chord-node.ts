@@ -454,7 +454,11 @@ export class ChordNode {
     } catch {
       this.counters.rpcFailures++;
       this.view.mute(to.id);
-      if (this.failures.missed(to.id)) this.remembered.lost(to, this.clock.now());
+      if (this.failures.missed(to.id)) {
+        // Failed (not merely slow, see FailureDetector): no longer a routing hint; remembered and probed.
+        this.fingers.remove(to.id);
+        this.remembered.lost(to, this.clock.now());
+      }
       return null;
     }
   }
