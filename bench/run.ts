@@ -140,8 +140,7 @@ async function main(argv: string[]): Promise<number> {
   process.stdout.write(md);
   // Only the Benchmarks section of docs/benchmarks.md is rewritten (between its markers); the rest stays as it is.
   const page = join(RESULTS, '..', '..', 'docs', 'benchmarks.md');
-  if (existsSync(page))
-    writeFileSync(page, withReadmeSection(readFileSync(page, 'utf8'), renderReadmeSection(result)));
+  if (existsSync(page)) writeFileSync(page, withReadmeSection(readFileSync(page, 'utf8'), renderReadmeSection(result)));
   ctx.say(
     `wrote ${join('bench', 'results', 'latest.md')}, latest.json, ${date}.json, the SVG plots and the Benchmarks section of docs/benchmarks.md`,
   );
