@@ -8,7 +8,7 @@
  * or when its name starts with `e2e-`. Nothing to keep in a list: a new
  * test that uses these helpers is picked up by itself.
  *
- * Run directly, it prints the files one a line: `node --import tsx test/support/e2e-files.ts`.
+ * Run directly, it prints the files one a line: `node --import tsx test/support/end-to-end.ts`.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join, posix, relative, sep } from 'node:path';
@@ -24,7 +24,7 @@ const PROCESS_HELPERS: ReadonlyArray<{ module: string; names?: RegExp }> = [
   { module: 'test/sip/e2e-helpers.ts', names: /\b(startRegistrar|runProgram)\b/ }, // registrar daemon, sipp
 ];
 
-const IMPORT = /import\s+(?:type\s+)?([\s\S]*?)\s+from\s+'([^']+)'/g;
+const IMPORT = /^import\s+(?:type\s+)?([^;']*?)\s+from\s+'([^']+)'/gm;
 
 /** True when the test at `path` (relative to the project root) runs a real process (see the module comment). */
 export function isEndToEnd(path: string, source: string): boolean {
