@@ -214,7 +214,7 @@ function longTable(rows: Row[]): string {
   return out.join('\n');
 }
 
-/** Success (median / p99 messages) per variant and G: the table the README shows. */
+/** Success (median / p99 messages) per variant and G: the table docs/benchmarks.md shows. */
 function wideTable(rows: Row[], points: number[], honest: number): string {
   const variants = [...new Set(rows.map((r) => r.variant))];
   const head = ['DHT, attack', ...points.map((g) => `G=${g} (${(g / honest).toFixed(3)} n)`)];

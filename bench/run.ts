@@ -4,7 +4,7 @@
  *   <YYYY-MM-DD>.json and latest.json  the rows (lib/schema.ts)
  *   latest.md                          the tables, machine noted at the top
  *   fig4.svg fig5.svg fig6.svg throughput.svg whanau.svg wide-area.svg
- * and the "Benchmarks" section of README.md (between its markers).
+ * and the "Benchmarks" section of docs/benchmarks.md (between its markers).
  * Progress goes to stderr. With --only, the other figures are kept from the
  * previous latest.json.
  *
@@ -138,12 +138,11 @@ async function main(argv: string[]): Promise<number> {
   const md = renderReport(result);
   writeFileSync(join(RESULTS, 'latest.md'), md);
   process.stdout.write(md);
-  // Only the Benchmarks section of README.md is rewritten (between its markers); the rest stays as it is.
-  const readme = join(RESULTS, '..', '..', 'README.md');
-  if (existsSync(readme))
-    writeFileSync(readme, withReadmeSection(readFileSync(readme, 'utf8'), renderReadmeSection(result)));
+  // Only the Benchmarks section of docs/benchmarks.md is rewritten (between its markers); the rest stays as it is.
+  const page = join(RESULTS, '..', '..', 'docs', 'benchmarks.md');
+  if (existsSync(page)) writeFileSync(page, withReadmeSection(readFileSync(page, 'utf8'), renderReadmeSection(result)));
   ctx.say(
-    `wrote ${join('bench', 'results', 'latest.md')}, latest.json, ${date}.json, the SVG plots and README's Benchmarks section`,
+    `wrote ${join('bench', 'results', 'latest.md')}, latest.json, ${date}.json, the SVG plots and the Benchmarks section of docs/benchmarks.md`,
   );
   return problems.length > 0 ? 1 : 0;
 }
