@@ -13,9 +13,10 @@ import { ReplayCache } from '../identity/replay-cache.ts';
 import { UserSigner } from '../identity/user-key.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import type { Clock } from '../util/clock.ts';
-import { isOverlayError, OverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
+import { TokenBuckets } from '../util/token-bucket.ts';
 import { SECP2PSIP_METHOD } from './bootstrap-server.ts';
 import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
 import { answerInvite, type CalleeContext } from './callee.ts';
@@ -34,6 +35,7 @@ import {
   type RegisterMsg,
   registerTbs,
   type UserKeyBundle,
+  INVITE_RE,
 } from './messages.ts';
 import type { LocalPhones } from './local-phones.ts';
 import { authorityFor } from './name-authority.ts';
@@ -68,6 +70,35 @@ export interface AdapterNodeInit {
   onEvent?: (e: FlowEvent) => void;
   /** How long a user verified through the ring is reused by later calls (ms; default 0: every call looks up). */
   cacheMs?: number;
+  /** New names (no key kept yet) sent to the bootstrap per minute, a burst of this many then spread (0/absent: no cap). */
+  newNamesPerMinute?: number;
+}
+
+/**
+ * Refusals after which the bootstrap has certainly not bound the name: the
+ * key made for it is discarded. (A timeout, an unreachable authority or a
+ * failure while storing may follow a binding: the key is kept.)
+ */
+const NAME_NOT_BOUND = new Set<ErrorCode>([
+  'USER_NAME_TAKEN',
+  'USER_NAME_RATE',
+  'USER_NAME_QUOTA',
+  'USER_INVITE_INVALID',
+  'RPC_TOO_MANY_IN_FLIGHT',
+  'RPC_REFUSED',
+  'RPC_MALFORMED',
+  'IDENTITY_BAD_KEY',
+  'IDENTITY_BAD_SIGNATURE',
+  'IDENTITY_BAD_CERTIFICATE',
+  'IDENTITY_STALE',
+  'IDENTITY_REPLAY',
+]);
+
+/** The Retry-After (s) a new-name rate refusal asks for (`retry after N s` in its reason), if it is one. */
+export function retryAfterOf(e: unknown): number | undefined {
+  if (!isOverlayError(e, 'USER_NAME_RATE')) return undefined;
+  const m = /retry after (\d+) s/.exec(e.message);
+  return m ? Math.max(1, Number(m[1])) : 60;
 }
 
 /** Send one SECP2PSIP message and decode the answer; ERROR answers become OverlayErrors. */
@@ -75,7 +106,8 @@ export async function exchange(endpoint: RpcEndpoint, to: NodeRef, payload: Uint
   const raw = await endpoint.request(to, SECP2PSIP_METHOD, payload, { timeoutMs });
   const d = decodeMessage(raw);
   if (!d.ok) throw new OverlayError('RPC_MALFORMED', d.error);
-  if (d.value.t === 'ERROR') throw new OverlayError(d.value.code, d.value.reason);
+  // `answered`: the peer itself refused (not a transport failure on the way).
+  if (d.value.t === 'ERROR') throw new OverlayError(d.value.code, d.value.reason, { answered: true });
   return d.value;
 }
 
@@ -116,6 +148,8 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   private readonly keys: UserKeyStore;
   private readonly init: AdapterNodeInit;
   private readonly pending = new Map<string, Promise<LocalUser>>();
+  /** This adapter's own cap on new names sent to the bootstrap (see ensureUser). */
+  private readonly newNameRate?: TokenBuckets;
   /** New names on their way to the bootstrap right now. */
   get pendingRegistrations(): number {
     return this.pending.size;
@@ -188,6 +222,8 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       onEvent: init.onEvent,
       onMalformed: () => this.stats.malformed++,
     };
+    const perMinute = init.newNamesPerMinute ?? 0;
+    if (perMinute > 0) this.newNameRate = new TokenBuckets(this.clock, { burst: perMinute, perSecond: perMinute / 60 });
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
   }
 
@@ -222,23 +258,34 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
    * on their way to the bootstrap at once; past that the caller is refused
    * at once (RPC_TOO_MANY_IN_FLIGHT: the phone gets 503 with Retry-After)
    * instead of queueing an unbounded backlog of key generations and stores.
+   * A name with no key kept yet is new: at most `newNamesPerMinute` of those
+   * go to the bootstrap (USER_NAME_RATE past that: 503 with Retry-After).
+   * `invite` is the enrolment token the phone gave, if any.
    */
-  ensureUser(name: string): Promise<LocalUser> {
+  ensureUser(name: string, invite?: string): Promise<LocalUser> {
     const have = this.users.get(name);
     if (have) return Promise.resolve(have);
     let p = this.pending.get(name);
     if (!p && this.pending.size >= MAX_PENDING_REGISTRATIONS)
       return Promise.reject(new OverlayError('RPC_TOO_MANY_IN_FLIGHT', 'too many new registrations at once'));
+    if (!p && this.newNameRate && NAME_RE.test(name) && !this.keys.has(name) && !this.newNameRate.take('new')) {
+      const retryAfterS = Math.max(1, Math.ceil(this.newNameRate.waitMs('new') / 1000));
+      return Promise.reject(
+        new OverlayError('USER_NAME_RATE', `too many new names at this adapter; retry after ${retryAfterS} s`),
+      );
+    }
     if (!p) {
-      p = this.registerUser(name).finally(() => this.pending.delete(name));
+      p = this.registerUser(name, invite).finally(() => this.pending.delete(name));
       this.pending.set(name, p);
     }
     return p;
   }
 
   /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */
-  async registerUser(name: string): Promise<LocalUser> {
+  async registerUser(name: string, invite?: string): Promise<LocalUser> {
     if (!NAME_RE.test(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not a usable user name`);
+    const known = this.keys.has(name);
+    const token = invite ?? this.keys.invite(name);
     const kem = this.keys.identity(name);
     const signer = UserSigner.fromIdentity(kem);
     const self = this.endpoint.self;
@@ -263,6 +310,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       node: { addr: self.addr, key: self.key },
       ts: now,
       nonce: this.random.bytes(16),
+      ...(token !== undefined && INVITE_RE.test(token) ? { invite: token } : {}),
     };
     const certChain = this.keys.certChain(name);
     const msg: RegisterMsg = {
@@ -272,7 +320,15 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       location,
       sig: signer.sign(DOMAIN.register, registerTbs(body)),
     };
-    const answer = await exchange(this.endpoint, bootstrapRef(this.init.bootstrap), encodeMessage(msg));
+    let answer: Awaited<ReturnType<typeof exchange>>;
+    try {
+      answer = await exchange(this.endpoint, bootstrapRef(this.init.bootstrap), encodeMessage(msg));
+    } catch (e) {
+      // The bootstrap refused a name this adapter had no key for: no key file stays behind for it.
+      if (!known && isOverlayError(e) && e.detail?.answered === true && NAME_NOT_BOUND.has(e.code))
+        this.keys.discard(name);
+      throw e;
+    }
     if (answer.t !== 'REGISTERED' || answer.name !== name)
       throw new OverlayError('RPC_MALFORMED', 'bootstrap did not answer REGISTERED');
     const reg = answer as RegisteredMsg;
@@ -288,6 +344,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       },
     };
     this.users.set(name, user);
+    if (token !== undefined) this.keys.inviteSpent(name);
     // Our own key is trusted from the start: a different one coming back from the ring would be an attack.
     this.trust.accept(user.bundle, now);
     this.stats.registrations++;

@@ -19,7 +19,7 @@ import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { sipReasonOf, sipStatusOf } from '../sip/error-status.ts';
 import { SipFrontDoor } from '../sip/front-door.ts';
 import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
-import { getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
+import { getHeader, getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
 import { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
@@ -28,11 +28,13 @@ import { parseRequestUri } from '../sip/uri.ts';
 import type { Clock, Timer } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
-import type { AdapterNode } from './adapter-node.ts';
+import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
 import { placeCall } from './caller.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { isUsableUserName } from './messages.ts';
 
+/** The REGISTER header a phone carries its enrolment token in (a token from `secp2psip bootstrap --invite`). */
+export const INVITE_HEADER = 'X-Secp2psip-Invite';
 /** Why a REGISTER's user name was refused (messages.ts NAME_RE), as a reason phrase. */
 const USER_NAME_RULE =
   "not a usable user name (1-64 letters, digits and - _ . ! ~ * ' ( ) +, not starting with '.' nor ending in '.<digits>')";
@@ -225,7 +227,8 @@ export class Adapter {
       return;
     }
     try {
-      await this.node.ensureUser(name);
+      // An enrolment token for a new name travels in X-Secp2psip-Invite (bootstrap --require-invite).
+      await this.node.ensureUser(name, getHeader(inc.request, INVITE_HEADER)?.trim());
     } catch (e) {
       const status = sipStatusOf(e);
       const reason = sipReasonOf(e);
@@ -234,9 +237,11 @@ export class Adapter {
       if (status === 503 || status === 408) {
         this.stats.busy++;
         // Spread the phones' returns over a few seconds, so they do not all come back in one burst again.
-        const retry = 1 + (this.stats.busy % 4);
+        // A new-name rate refusal says when a name may come (RFC 3261 21.5.4 Retry-After), with its reason.
+        const retry = retryAfterOf(e) ?? 1 + (this.stats.busy % 4);
+        const phrase = isOverlayError(e, 'USER_NAME_RATE') ? reason : 'Service Unavailable';
         this.log.debug({ user: name, reason, retry }, 'registration deferred: overloaded');
-        inc.respond(503, 'Service Unavailable', { headers: [{ name: 'Retry-After', value: String(retry) }] });
+        inc.respond(503, phrase, { headers: [{ name: 'Retry-After', value: String(retry) }] });
         return;
       }
       this.log.warn({ user: name, reason }, 'registration with the bootstrap failed');

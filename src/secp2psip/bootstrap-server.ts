@@ -89,7 +89,28 @@ export interface BootstrapInit {
   ringIdSecret?: Uint8Array;
   /** ADMIT rate limits per node key and per source address (token buckets on the injected clock). */
   admitLimits?: { perKey?: TokenBucketLimit; perAddress?: TokenBucketLimit };
+  /** Limits on new names (default: none; the `bootstrap` command sets DEFAULT_NEW_NAME_LIMITS). */
+  newNames?: NewNameLimits;
+  /** Bind a new name only with an unused enrolment token (`secp2psip bootstrap --invite`). */
+  requireInvite?: boolean;
 }
+
+/**
+ * How many new names this bootstrap binds, when it is the names' authority
+ * (a REGISTER for an existing name with its key is never limited). 0 or
+ * absent: no limit.
+ */
+export interface NewNameLimits {
+  /** Per adapter (node key), per minute (a burst of this many, then evenly spread). */
+  perMinute?: number;
+  /** Per source address, per minute: one host holding many node keys. */
+  perAddressPerMinute?: number;
+  /** Per adapter in total, kept in the registry across restarts. */
+  perAdapter?: number;
+}
+
+/** What the `bootstrap` command applies unless told otherwise. */
+export const DEFAULT_NEW_NAME_LIMITS = Object.freeze({ perMinute: 10, perAddressPerMinute: 60, perAdapter: 1000 });
 
 /** Defaults: a node key is admitted a few times in a row, then once a minute; one address 64 at once, then 1/s. */
 export const DEFAULT_ADMIT_LIMITS = Object.freeze({
@@ -130,6 +151,8 @@ export class BootstrapServer {
     /** ADMITs forwarded to the node key's ring-id authority. */
     admitForwarded: 0,
     registered: 0,
+    /** New names refused by a rate limit, the per-adapter total or a missing/bad enrolment token. */
+    namesRefused: 0,
     refused: 0,
     forwarded: 0,
     malformed: 0,
@@ -149,6 +172,10 @@ export class BootstrapServer {
   private readonly ringIdSecret: Uint8Array;
   private readonly admitPerKey: TokenBuckets;
   private readonly admitPerAddress: TokenBuckets;
+  private readonly newNames: NewNameLimits;
+  private readonly requireInvite: boolean;
+  private readonly namesPerKey?: TokenBuckets;
+  private readonly namesPerAddress?: TokenBuckets;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
@@ -179,6 +206,12 @@ export class BootstrapServer {
       this.clock,
       init.admitLimits?.perAddress ?? DEFAULT_ADMIT_LIMITS.perAddress,
     );
+    this.newNames = { ...init.newNames };
+    this.requireInvite = init.requireInvite === true;
+    const perMinute = (n: number | undefined) =>
+      n ? new TokenBuckets(this.clock, { burst: n, perSecond: n / 60 }) : undefined;
+    this.namesPerKey = perMinute(this.newNames.perMinute);
+    this.namesPerAddress = perMinute(this.newNames.perAddressPerMinute);
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
     this.scheduleReseal();
   }
@@ -429,11 +462,13 @@ export class BootstrapServer {
         throw e;
       }
     }
-    return encodeMessage(await this.registerHere(m));
+    // The adapter's address: the caller's, or (forwarded by a peer bootstrap, which checked the node key) its own.
+    const source = sourceHost(fromPeer ? m.node.addr : caller.addr);
+    return encodeMessage(await this.registerHere(m, source));
   }
 
   /** Seed IV.2 "Bootstrap Verification", "Public Key Distribution", "Lookup Information Distribution". */
-  private async registerHere(m: RegisterMsg): Promise<RegisteredMsg> {
+  private async registerHere(m: RegisterMsg, source: string): Promise<RegisteredMsg> {
     const now = this.clock.wallNow();
     const key = this.checkKey(m, now);
     if (!rawPublicToKeyObject('x25519', m.publicKey.sealKey))
@@ -462,10 +497,27 @@ export class BootstrapServer {
     const fresh = this.replay.check(m.nonce, m.ts, `register:${m.name}`);
     if (!fresh.ok) throw new OverlayError(fresh.code, fresh.reason);
 
-    const claim = this.registry.claim(m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined);
+    // The rate check and the claim run in one synchronous step: no other registration can slip in between.
+    const nodeHex = Buffer.from(m.node.key).toString('hex');
+    if (!this.registry.get(m.name)) this.limitNewName(m.name, nodeHex, source);
+    const claim = this.registry.claim(m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined, {
+      nodeKey: m.node.key,
+      maxPerNode: this.newNames.perAdapter,
+      requireInvite: this.requireInvite,
+      invite: m.invite,
+    });
     if (claim.outcome === 'taken') {
       this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
       throw new OverlayError('USER_NAME_TAKEN', `'${m.name}' is already registered with another key`);
+    }
+    if (claim.outcome === 'refused') {
+      this.stats.namesRefused++;
+      this.log.warn({ user: m.name, node: nodeHex.slice(0, 16), reason: claim.reason }, 'new name refused');
+      throw new OverlayError(claim.code, claim.reason);
+    }
+    if (claim.outcome === 'created') {
+      this.namesPerKey?.take(nodeHex);
+      this.namesPerAddress?.take(source);
     }
     const entry = claim.entry;
     const prev = entry.location;
@@ -492,6 +544,16 @@ export class BootstrapServer {
       n: this.n,
       bootstraps: this.bootstraps,
     };
+  }
+
+  /** Refuse a new name while the adapter or its address has used up its per-minute rate (nothing is spent here). */
+  private limitNewName(name: string, nodeHex: string, source: string): void {
+    const wait = Math.max(this.namesPerKey?.waitMs(nodeHex) ?? 0, this.namesPerAddress?.waitMs(source) ?? 0);
+    if (wait === 0) return;
+    this.stats.namesRefused++;
+    const retryAfterS = Math.min(3600, Math.ceil(wait / 1000));
+    this.log.debug({ user: name, node: nodeHex.slice(0, 16), peer: source, retryAfterS }, 'new name refused: rate');
+    throw new OverlayError('USER_NAME_RATE', `too many new names from this adapter; retry after ${retryAfterS} s`);
   }
 
   /** Relaxed mode: an ad-hoc Ed25519 key. Strict mode: the leaf certificate's key, chaining to the CA bundle. */

@@ -33,7 +33,7 @@ import { CryptoRandom } from '../util/random.ts';
 import { Adapter, respondNotReady } from './adapter.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
-import type { BootstrapServer } from './bootstrap-server.ts';
+import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
 import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { RegisteredPhones } from './local-phones.ts';
@@ -63,6 +63,10 @@ export interface BootstrapDaemonOptions extends RingSettings {
   logger?: Logger;
   /** Start although the registry is empty or gone while it had users (every name becomes free). */
   acceptEmptyRegistry?: boolean;
+  /** Limits on new names (default: none; the `bootstrap` command applies DEFAULT_NEW_NAME_LIMITS). */
+  newNames?: NewNameLimits;
+  /** Bind a new name only with an unused enrolment token. */
+  requireInvite?: boolean;
 }
 
 export interface RunningBootstrap {
@@ -174,6 +178,8 @@ export interface AdapterDaemonOptions {
   bootstrapWaitMs?: number;
   /** Make a new node key although the data directory holds state (the old key was lost). */
   newNodeKey?: boolean;
+  /** New names sent to the bootstrap per minute (default: no cap; the `adapter` command applies 10). */
+  newNamesPerMinute?: number;
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -250,6 +256,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         onEvent: o.onEvent,
         cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
         stabilizeMs: o.stabilizeMs,
+        newNamesPerMinute: o.newNamesPerMinute,
       },
     );
   } catch (e) {

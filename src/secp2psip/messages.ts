@@ -46,6 +46,10 @@ export const LIMITS = {
  */
 export const NAME_RE = /^(?!\.)(?!.*\.[0-9]+$)[A-Za-z0-9_.!~*'()+-]{1,64}$/;
 
+/** An enrolment token as `secp2psip bootstrap --invite` prints it (base64url), and its longest accepted form. */
+export const INVITE_RE = /^[A-Za-z0-9_-]{16,128}$/;
+export const INVITE_MAX = 128;
+
 /** Whether `name` (an unescaped SIP user part) can be a SecP2PSIP user: see NAME_RE. */
 export function isUsableUserName(name: string): boolean {
   return NAME_RE.test(name);
@@ -94,6 +98,12 @@ export interface RegisterMsg {
   location: LocationRecord;
   ts: number;
   nonce: Uint8Array;
+  /**
+   * Enrolment token (RELOAD's enrolment server idea): a one-time token from
+   * `secp2psip bootstrap --invite`, needed for a new name when the bootstrap
+   * runs with --require-invite. Part of `registerTbs`, so it cannot be swapped.
+   */
+  invite?: string;
   /** Proof of possession: user signKey over `registerTbs`. */
   sig: Uint8Array;
 }
@@ -222,6 +232,9 @@ export const WIRE_ERROR = Object.freeze({
   BAD_CONFIG: 28,
   NOT_READY: 29,
   DATA_UNUSABLE: 30,
+  USER_NAME_RATE: 31,
+  USER_NAME_QUOTA: 32,
+  USER_INVITE_INVALID: 33,
 } satisfies Partial<Record<ErrorCode, number>>);
 
 export type WireErrorCode = keyof typeof WIRE_ERROR;
@@ -432,6 +445,7 @@ function readMessage(o: Obj): SecP2PSipMessage {
         location: readLocation(obj(o, 'location')),
         ts: int(o, 'ts'),
         nonce: bytes(o, 'nonce', 16),
+        invite: o.invite === undefined ? undefined : str(o, 'invite', INVITE_MAX, INVITE_RE),
         sig: bytes(o, 'sig', undefined, LIMITS.sig),
       }) as unknown as RegisterMsg;
     }
@@ -542,7 +556,7 @@ export const DOMAIN = {
 
 /** Proof of possession for Table 1: binds name, adapter, both user keys, node key, time and nonce. */
 export function registerTbs(m: Omit<RegisterMsg, 'sig' | 'location' | 't'>): Uint8Array {
-  return cborEncode([
+  const fields: unknown[] = [
     'REGISTER',
     m.name,
     m.ip,
@@ -552,7 +566,10 @@ export function registerTbs(m: Omit<RegisterMsg, 'sig' | 'location' | 't'>): Uin
     m.node.key,
     m.ts,
     m.nonce,
-  ]);
+  ];
+  // Appended only when present: a REGISTER without a token signs the same bytes as before the field existed.
+  if (m.invite !== undefined) fields.push(m.invite);
+  return cborEncode(fields);
 }
 
 export function locationTbs(r: Omit<LocationRecord, 'sig' | 'admission'>): Uint8Array {

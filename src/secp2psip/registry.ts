@@ -4,6 +4,7 @@
  * the user signed. Also the ring ids the bootstrap has assigned to node keys,
  * so an adapter that comes back keeps its place. SQLite, survives restarts.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
@@ -16,6 +17,8 @@ import { openDatabase } from '../util/sqlite.ts';
 export const REGISTRY_TABLES = {
   users: ['name', 'sign_key', 'seal_key', 'registered_at', 'updated_at', 'cert_fpr', 'location', 'pieces'],
   nodes: ['node_key', 'node_id', 'admitted_at'],
+  node_names: ['node_key', 'names'],
+  invites: ['hash', 'name', 'created_at', 'expires_at', 'used_by', 'used_at'],
 } as const;
 
 /**
@@ -53,7 +56,25 @@ export interface RegistryEntry extends UserKeyBundle {
 
 export type ClaimOutcome =
   | { outcome: 'created' | 'same'; entry: RegistryEntry }
-  | { outcome: 'taken'; entry: RegistryEntry };
+  | { outcome: 'taken'; entry: RegistryEntry }
+  | { outcome: 'refused'; code: 'USER_NAME_QUOTA' | 'USER_INVITE_INVALID'; reason: string };
+
+/** What a new name needs besides being free (see claim). */
+export interface NewNamePolicy {
+  /** The adapter's node key: its count of names bound is kept per key, across restarts. */
+  nodeKey: Uint8Array;
+  /** At most this many names bound through one node key in total (undefined or 0: no limit). */
+  maxPerNode?: number;
+  /** A new name needs an unused, unexpired enrolment token (for this name, or for any name). */
+  requireInvite?: boolean;
+  /** The token the REGISTER carried. */
+  invite?: string;
+}
+
+/** The stored form of an enrolment token: only its hash is kept. */
+function inviteHash(token: string): Buffer {
+  return createHash('sha256').update('secp2psip/invite/v1\0').update(token).digest();
+}
 
 interface UserRow {
   name: string;
@@ -113,6 +134,18 @@ export class Registry {
         node_id TEXT NOT NULL UNIQUE,
         admitted_at INTEGER NOT NULL
       );
+      CREATE TABLE IF NOT EXISTS node_names (
+        node_key BLOB PRIMARY KEY,
+        names INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS invites (
+        hash BLOB PRIMARY KEY,
+        name TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_by TEXT,
+        used_at INTEGER
+      );
     `);
     this.witness = opts.witness;
     if (this.witness) {
@@ -148,12 +181,17 @@ export class Registry {
   /**
    * Bind `name` to the keys if it is free, or confirm it if already bound to
    * the same signing and sealing keys; a different key for a taken name is refused.
+   * A free name is bound only as `policy` allows: within the node key's total,
+   * and with an enrolment token when one is required; the token is spent and
+   * the node's count raised in the same transaction as the binding.
+   * Re-registration with the same keys is never limited.
    */
   claim(
     name: string,
     keys: { signKey: Uint8Array; sealKey: Uint8Array },
     now: number,
     certFingerprint?: string,
+    policy?: NewNamePolicy,
   ): ClaimOutcome {
     const tx = this.db.transaction((): ClaimOutcome => {
       const cur = this.get(name);
@@ -162,6 +200,10 @@ export class Registry {
           return { outcome: 'taken', entry: cur };
         this.db.prepare('UPDATE users SET updated_at = ? WHERE name = ?').run(now, name);
         return { outcome: 'same', entry: { ...cur, updatedAt: now } };
+      }
+      if (policy) {
+        const refused = this.admitNewName(name, now, policy);
+        if (refused) return refused;
       }
       this.db
         .prepare(
@@ -193,6 +235,71 @@ export class Registry {
 
   setPieces(name: string, pieces: Uint8Array[]): void {
     this.db.prepare('UPDATE users SET pieces = ? WHERE name = ?').run(Buffer.from(cborEncode(pieces)), name);
+  }
+
+  /** Inside claim's transaction: check and spend what a new name needs; a refusal when it may not be bound. */
+  private admitNewName(name: string, now: number, p: NewNamePolicy): ClaimOutcome | undefined {
+    const nodeKey = Buffer.from(p.nodeKey);
+    const bound = this.namesBoundBy(p.nodeKey);
+    if (p.maxPerNode && bound >= p.maxPerNode)
+      return {
+        outcome: 'refused',
+        code: 'USER_NAME_QUOTA',
+        reason: `this adapter has bound its ${p.maxPerNode} new names; ask the bootstrap's operator`,
+      };
+    if (p.requireInvite) {
+      if (p.invite === undefined)
+        return { outcome: 'refused', code: 'USER_INVITE_INVALID', reason: `a new name needs an enrolment token` };
+      const row = this.db.prepare('SELECT * FROM invites WHERE hash = ?').get(inviteHash(p.invite)) as
+        | { name: string | null; expires_at: number; used_by: string | null }
+        | undefined;
+      const why = !row
+        ? 'unknown token'
+        : row.used_by !== null
+          ? 'token already used'
+          : row.expires_at <= now
+            ? 'token expired'
+            : row.name !== null && row.name !== name
+              ? 'token is for another name'
+              : undefined;
+      if (why) return { outcome: 'refused', code: 'USER_INVITE_INVALID', reason: why };
+      this.db
+        .prepare('UPDATE invites SET used_by = ?, used_at = ? WHERE hash = ?')
+        .run(name, now, inviteHash(p.invite));
+    }
+    this.db
+      .prepare(
+        'INSERT INTO node_names (node_key, names) VALUES (?, 1) ON CONFLICT(node_key) DO UPDATE SET names = names + 1',
+      )
+      .run(nodeKey);
+    return undefined;
+  }
+
+  /** How many names have been bound through a node key (kept across restarts). */
+  namesBoundBy(nodeKey: Uint8Array): number {
+    const row = this.db.prepare('SELECT names FROM node_names WHERE node_key = ?').get(Buffer.from(nodeKey)) as
+      | { names: number }
+      | undefined;
+    return row?.names ?? 0;
+  }
+
+  /**
+   * Make `count` one-time enrolment tokens valid until `expiresAt` (for `name` only, when given). The
+   * tokens are returned once; the registry keeps only their hashes.
+   */
+  createInvites(count: number, now: number, expiresAt: number, name?: string): string[] {
+    const out: string[] = [];
+    const insert = this.db.prepare(
+      'INSERT INTO invites (hash, name, created_at, expires_at, used_by, used_at) VALUES (?, ?, ?, ?, NULL, NULL)',
+    );
+    this.db.transaction(() => {
+      for (let i = 0; i < count; i++) {
+        const token = randomBytes(18).toString('base64url');
+        insert.run(inviteHash(token), name ?? null, now, expiresAt);
+        out.push(token);
+      }
+    })();
+    return out;
   }
 
   /** Every registered user, oldest first (for republishing pieces after a restart). */

@@ -26,7 +26,7 @@ import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { AdapterNode, type AdapterNodeInit, requestAdmission } from './adapter-node.ts';
-import { BootstrapServer } from './bootstrap-server.ts';
+import { BootstrapServer, type NewNameLimits } from './bootstrap-server.ts';
 import type { LocalPhones } from './local-phones.ts';
 import type { AdmittedMsg, BootstrapInfo } from './messages.ts';
 import type { Registry } from './registry.ts';
@@ -101,6 +101,9 @@ export interface BootstrapRoleInit extends RingSettings {
   caBundle?: (string | Uint8Array)[];
   /** A ring member to join through; default: rejoin via known members, else found a ring in order. */
   join?: NodeRef;
+  /** Limits on new names and enrolment tokens (bootstrap-server.ts). */
+  newNames?: NewNameLimits;
+  requireInvite?: boolean;
   /** Founding order step and poll (ms; defaults 5000 and 500). */
   foundingStepMs?: number;
   foundingPollMs?: number;
@@ -144,7 +147,14 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
   });
   const server = new BootstrapServer(
     { identity, endpoint, ring, registry, clock, random: forkOf(random), logger: log },
-    { k: o.k, n: o.n, bootstraps: peers, caBundle: o.caBundle },
+    {
+      k: o.k,
+      n: o.n,
+      bootstraps: peers,
+      caBundle: o.caBundle,
+      newNames: o.newNames,
+      requireInvite: o.requireInvite,
+    },
   );
   if (registry.count() > 0)
     server.republishAll().then(
@@ -272,6 +282,7 @@ export async function startAdapterRole<P extends LocalPhones>(
       windowMs: o.windowMs,
       onEvent: o.onEvent,
       cacheMs: o.cacheMs,
+      newNamesPerMinute: o.newNamesPerMinute,
     },
   );
   if (o.holdUntilReady) node.ready = false;

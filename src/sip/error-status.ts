@@ -41,6 +41,9 @@ export const SIP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   VERIFICATION_FAILED: 403,
   TIMEOUT: 408,
   NOT_READY: 503,
+  USER_NAME_RATE: 503,
+  USER_NAME_QUOTA: 403,
+  USER_INVITE_INVALID: 403,
 });
 
 /** The status a failure is answered with: its code's, or 500 for anything that is not a typed error. */

@@ -64,6 +64,9 @@ const APP_ERRORS = {
   VERIFICATION_FAILED: 'verification failed',
   TIMEOUT: 'timed out',
   NOT_READY: 'starting up; try again shortly',
+  USER_NAME_RATE: 'too many new names; try again later',
+  USER_NAME_QUOTA: 'new-name quota used up',
+  USER_INVITE_INVALID: 'enrolment token missing, unknown, spent, expired or for another name',
 } as const;
 
 /** Every code with its message. */

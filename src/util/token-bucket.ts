@@ -39,6 +39,17 @@ export class TokenBuckets {
     return b === undefined || this.level(b, this.clock.now()) >= 1;
   }
 
+  /** How long until `key` may spend a token again (0 when it may now). */
+  waitMs(key: string): number {
+    const b = this.buckets.get(key);
+    const level = b === undefined ? this.limit.burst : this.level(b, this.clock.now());
+    if (level >= 1) return 0;
+    // Less a hair, so float error in the refill does not round a whole number of ms up.
+    return this.limit.perSecond > 0
+      ? Math.ceil(((1 - level) / this.limit.perSecond) * 1000 - 1e-6)
+      : Number.POSITIVE_INFINITY;
+  }
+
   /** Spend one token for `key`; false (nothing spent) when its bucket is empty. */
   take(key: string): boolean {
     const now = this.clock.now();

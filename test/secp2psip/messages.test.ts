@@ -12,6 +12,7 @@ import {
   type InviteMsg,
   type LocationRecord,
   type RegisterMsg,
+  registerTbs,
   type SecP2PSipMessage,
 } from '../../src/secp2psip/messages.ts';
 import { SeededRandom } from '../../src/util/random.ts';
@@ -56,6 +57,7 @@ const invite: InviteMsg = {
 const samples: SecP2PSipMessage[] = [
   register,
   { ...register, certChain: [b(300), b(400)], publicKey: { signKey: b(294), sealKey: b(32) }, sig: b(256) },
+  { ...register, invite: 'hK3m_9x-QpZ2vW8aYt4LbN' },
   {
     t: 'REGISTERED',
     name: 'alice',
@@ -120,6 +122,11 @@ describe('secp2psip messages', () => {
       { ...register, publicKey: { signKey: b(1300), sealKey: b(32) } },
       { ...register, publicKey: { signKey: b(44), sealKey: b(31) } },
       { ...register, certChain: [] },
+      { ...register, invite: '' },
+      { ...register, invite: 'short' },
+      { ...register, invite: 'has spaces in it, not base64url' },
+      { ...register, invite: 'x'.repeat(129) },
+      { ...register, invite: b(20) },
       { t: 'ERROR', code: 'NOT_A_CODE', reason: '' },
       { t: 'SEALED', box: b(500), hint: b(7) },
       { t: 'ADMIT', nodeKey: b(31) },
@@ -169,5 +176,27 @@ describe('secp2psip messages', () => {
     for (const v of variants) assert.notDeepEqual(callTbs(v), base);
     assert.notDeepEqual(callTbs({ ...invite, t: 'REDIRECT' }), base);
     assert.deepEqual(callTbs({ ...invite, sig: b(64) } as InviteMsg), base);
+  });
+
+  it('signs the enrolment token with the REGISTER, and signs a REGISTER without one as before the field existed', () => {
+    const { t: _t, sig: _s, location: _l, ...body } = register;
+    const plain = registerTbs(body);
+    assert.deepEqual(
+      plain,
+      cborEncode([
+        'REGISTER',
+        body.name,
+        body.ip,
+        body.publicKey.signKey,
+        body.publicKey.sealKey,
+        body.node.addr,
+        body.node.key,
+        body.ts,
+        body.nonce,
+      ]),
+    );
+    const withToken = registerTbs({ ...body, invite: 'hK3m_9x-QpZ2vW8aYt4LbN' });
+    assert.notDeepEqual(withToken, plain);
+    assert.notDeepEqual(registerTbs({ ...body, invite: 'hK3m_9x-QpZ2vW8aYt4LbM' }), withToken);
   });
 });

@@ -27,8 +27,13 @@ describe(`a burst of ${BURST} new-name REGISTERs at one adapter`, { timeout: 600
 
   before(async () => {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-burst-'));
-    boot = await startBootstrapProc(join(base, 'boot'), `127.0.0.1:${await freePort()}`);
-    for (const name of ['A', 'B', 'C']) adapters.push(await startAdapterProc(boot.spec, join(base, name)));
+    // Every phone here is legitimate: the limits on new names (tested in name-limits.test.ts) are lifted.
+    const noLimits = ['--new-names-per-minute', '0', '--new-names-per-address', '0', '--new-names-per-adapter', '0'];
+    boot = await startBootstrapProc(join(base, 'boot'), `127.0.0.1:${await freePort()}`, noLimits);
+    for (const name of ['A', 'B', 'C'])
+      adapters.push(
+        await startAdapterProc(boot.spec, join(base, name), '127.0.0.1:0', ['--new-names-per-minute', '0']),
+      );
   });
 
   after(async () => {

@@ -66,4 +66,62 @@ describe('Registry', () => {
     assert.equal(b, '22'.repeat(20));
     r.close();
   });
+
+  it("binds new names within a node key's total, kept across a restart; re-registration is never counted", () => {
+    const path = join(dir, 'quota.sqlite');
+    const node = rnd.bytes(32);
+    const other = rnd.bytes(32);
+    const policy = { nodeKey: node, maxPerNode: 2 };
+    const r1 = new Registry(path);
+    const a = keys();
+    assert.equal(r1.claim('q1', a, 1, undefined, policy).outcome, 'created');
+    assert.equal(r1.claim('q2', keys(), 2, undefined, policy).outcome, 'created');
+    const third = r1.claim('q3', keys(), 3, undefined, policy);
+    assert.equal(third.outcome, 'refused');
+    assert.equal(third.code, 'USER_NAME_QUOTA');
+    assert.equal(r1.get('q3'), undefined);
+    assert.equal(r1.claim('q3', keys(), 3, undefined, { nodeKey: other, maxPerNode: 2 }).outcome, 'created');
+    r1.close();
+    const r2 = new Registry(path);
+    assert.equal(r2.namesBoundBy(node), 2);
+    assert.equal(r2.claim('q4', keys(), 4, undefined, policy).outcome, 'refused');
+    // The same keys again: confirmed, not counted, not limited.
+    assert.equal(r2.claim('q1', a, 5, undefined, policy).outcome, 'same');
+    assert.equal(r2.namesBoundBy(node), 2);
+    r2.close();
+  });
+
+  it('spends an enrolment token once with the name it binds; unknown, spent, expired, missing and misdirected tokens are refused', () => {
+    const r = new Registry(':memory:');
+    const node = rnd.bytes(32);
+    const need = (invite?: string) => ({ nodeKey: node, requireInvite: true, invite });
+    const [t1, t2] = r.createInvites(2, 100, 1000);
+    const [expired] = r.createInvites(1, 100, 200);
+    const [forAlice] = r.createInvites(1, 100, 1000, 'alice');
+    assert.match(t1, /^[A-Za-z0-9_-]{24}$/);
+    const refused = (name: string, invite: string | undefined, why: RegExp) => {
+      const o = r.claim(name, keys(), 300, undefined, need(invite));
+      assert.equal(o.outcome, 'refused', name);
+      assert.equal(o.code, 'USER_INVITE_INVALID');
+      assert.match(o.reason, why);
+      assert.equal(r.get(name), undefined);
+    };
+    refused('u0', undefined, /needs an enrolment token/);
+    refused('u0', 'A'.repeat(24), /unknown token/);
+    refused('u0', expired, /expired/);
+    refused('bob', forAlice, /another name/);
+    const u1 = keys();
+    assert.equal(r.claim('u1', u1, 300, undefined, need(t1)).outcome, 'created');
+    refused('u2', t1, /already used/);
+    // An existing name with its own keys needs no token.
+    assert.equal(r.claim('u1', u1, 400, undefined, need(undefined)).outcome, 'same');
+    assert.equal(r.claim('alice', keys(), 300, undefined, need(forAlice)).outcome, 'created');
+    assert.equal(r.claim('u2', keys(), 300, undefined, need(t2)).outcome, 'created');
+    // Only hashes are stored.
+    const raw = JSON.stringify(
+      (r as unknown as { db: { prepare(s: string): { all(): unknown[] } } }).db.prepare('SELECT * FROM invites').all(),
+    );
+    assert.ok(!raw.includes(t1) && !raw.includes(t2));
+    r.close();
+  });
 });

@@ -18,6 +18,8 @@ export interface BurstRequest {
   from: string;
   /** To URI (default: the Request-URI). */
   to?: string;
+  /** Extra header lines (`Name: value`). */
+  headers?: string[];
 }
 
 export interface BurstAnswer {
@@ -78,6 +80,7 @@ export class SipBurst {
       `CSeq: 1 ${req.method}`,
       `Contact: <sip:${req.from}@${local}>`,
       ...(req.method === 'REGISTER' ? ['Expires: 3600'] : []),
+      ...(req.headers ?? []),
       'Content-Length: 0',
       '',
       '',

@@ -26,3 +26,17 @@ test('the table stays bounded: full buckets go first, then the oldest', () => {
   assert.equal(b.take('x'), true);
   assert.equal(b.take('z'), false);
 });
+
+test('waitMs says how long until a key may spend again (what a Retry-After is made from)', () => {
+  const clock = new SimClock(0);
+  const b = new TokenBuckets(clock, { burst: 2, perSecond: 10 / 60 });
+  assert.equal(b.waitMs('a'), 0);
+  b.take('a');
+  b.take('a');
+  assert.equal(b.waitMs('a'), 6000);
+  clock.advance(4000);
+  assert.equal(b.waitMs('a'), 2000);
+  clock.advance(2000);
+  assert.equal(b.waitMs('a'), 0);
+  assert.equal(b.take('a'), true);
+});

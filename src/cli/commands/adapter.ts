@@ -1,6 +1,9 @@
+import { join } from 'node:path';
 import { bootstrapSpecOf, parseBootstrapSpec, resolveBootstrap } from '../../secp2psip/bootstrap-spec.ts';
 import type { SecurityMode } from '../../secp2psip/call-common.ts';
 import { fetchPeerKey, startAdapterDaemon } from '../../secp2psip/daemon.ts';
+import { INVITE_RE, NAME_RE } from '../../secp2psip/messages.ts';
+import { FileUserKeys } from '../../secp2psip/user-keys.ts';
 import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
 import {
   dataDirOption,
@@ -42,12 +45,34 @@ const SPEC = {
     type: 'boolean',
     help: 'make a new node key although --data holds state (the old one was lost; user keys are kept)',
   },
+  'new-names-per-minute': {
+    type: 'string',
+    default: '10',
+    help: 'new user names sent to the bootstrap per minute (a burst of this many); 0: no cap',
+  },
+  'invite-for': {
+    type: 'string',
+    help: "keep --token for this user's first registration under --data (bootstrap --require-invite), then exit",
+  },
+  token: { type: 'string', help: 'with --invite-for: the enrolment token the bootstrap printed' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
 const usage = () =>
   optionsUsage('usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]', SPEC, 12);
+
+/** `--invite-for NAME --token T`: keep a user's enrolment token in the data dir (sent with its first REGISTER). */
+function inviteFor(args: ReturnType<typeof parseArgs>): number {
+  const dataDir = requiredOption(args, 'data');
+  const name = String(args['invite-for']);
+  const token = requiredOption(args, 'token');
+  if (!NAME_RE.test(name)) throw new OverlayError('BAD_ARGUMENT', `--invite-for: '${name}' is not a user name`);
+  if (!INVITE_RE.test(token)) throw new OverlayError('BAD_ARGUMENT', '--token: not an enrolment token');
+  new FileUserKeys(join(dataDir, 'users')).saveInvite(name, token);
+  process.stdout.write(`token kept for ${name}\n`);
+  return 0;
+}
 
 /** `secp2psip adapter`: seed 000's adapter for one phone (or several); runs until SIGINT/SIGTERM. */
 export async function run(argv: string[]): Promise<number> {
@@ -56,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  if (args['invite-for'] !== undefined) return inviteFor(args);
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
@@ -70,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
+  const newNamesPerMinute = intOption(args, 'new-names-per-minute', 0, 1_000_000);
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'adapter' });
 
@@ -107,6 +134,7 @@ export async function run(argv: string[]): Promise<number> {
     bootstrapWaitMs,
     logger: log,
     newNodeKey: args['new-node-key'] === true,
+    newNamesPerMinute,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;

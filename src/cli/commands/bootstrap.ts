@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootstrapSpecOf, parseBootstrapSpec } from '../../secp2psip/bootstrap-spec.ts';
+import { DEFAULT_NEW_NAME_LIMITS } from '../../secp2psip/bootstrap-server.ts';
 import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
 import { backupRegistry, REGISTRY_WITNESS } from '../../secp2psip/data-dir.ts';
 import { type BootstrapInfo, NAME_RE } from '../../secp2psip/messages.ts';
@@ -34,6 +35,26 @@ const SPEC = {
     help: 'start although registry.sqlite is empty or gone while it had users (every name becomes free)',
   },
   backup: { type: 'string', help: 'copy the registry under --data to this new file (safe while running), then exit' },
+  'new-names-per-minute': {
+    type: 'string',
+    default: String(DEFAULT_NEW_NAME_LIMITS.perMinute),
+    help: 'new names bound per adapter per minute (a burst of this many); 0: no limit',
+  },
+  'new-names-per-address': {
+    type: 'string',
+    default: String(DEFAULT_NEW_NAME_LIMITS.perAddressPerMinute),
+    help: 'new names bound per adapter host address per minute; 0: no limit',
+  },
+  'new-names-per-adapter': {
+    type: 'string',
+    default: String(DEFAULT_NEW_NAME_LIMITS.perAdapter),
+    help: 'new names bound per adapter in total (kept across restarts); 0: no limit',
+  },
+  'require-invite': { type: 'boolean', help: 'bind a new name only with an unused enrolment token (see --invite)' },
+  invite: { type: 'boolean', help: 'print one-time enrolment tokens (stored hashed under --data), then exit' },
+  count: { type: 'string', default: '1', help: 'with --invite: how many tokens' },
+  for: { type: 'string', help: 'with --invite: the tokens admit only this name' },
+  'invite-days': { type: 'string', default: '7', help: 'with --invite: days until the tokens expire' },
   peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
@@ -69,6 +90,28 @@ function release(dataDir: string, name: string): number {
   return 0;
 }
 
+/** `--invite`: make one-time enrolment tokens in the registry under --data and print them, one a line. */
+function invite(args: ReturnType<typeof parseArgs>): number {
+  const dataDir = requiredOption(args, 'data');
+  const count = intOption(args, 'count', 1, 10_000);
+  const days = intOption(args, 'invite-days', 1, 3650);
+  const name = args.for === undefined ? undefined : String(args.for);
+  if (name !== undefined && !NAME_RE.test(name))
+    throw new OverlayError('BAD_ARGUMENT', `--for: '${name}' is not a user name`);
+  const path = join(dataDir, 'registry.sqlite');
+  if (!existsSync(path))
+    throw new OverlayError('BAD_ARGUMENT', `--data: no registry in '${dataDir}' (start the bootstrap once first)`);
+  const registry = new Registry(path, { witness: join(dataDir, REGISTRY_WITNESS) });
+  try {
+    const now = Date.now();
+    for (const t of registry.createInvites(count, now, now + days * 24 * 3600_000, name))
+      process.stdout.write(`${t}\n`);
+  } finally {
+    registry.close();
+  }
+  return 0;
+}
+
 /**
  * `secp2psip bootstrap`: seed 000 IV.2. Prints `bootstrap <hash>@host:port`
  * (what adapters pass to --bootstrap) and `key <64 hex>` (what other
@@ -81,6 +124,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.release !== undefined) return release(requiredOption(args, 'data'), String(args.release));
+  if (args.invite === true) return invite(args);
   if (args.backup !== undefined) {
     const users = await backupRegistry(requiredOption(args, 'data'), String(args.backup));
     process.stdout.write(`backed up ${users} users to ${String(args.backup)}\n`);
@@ -98,6 +142,11 @@ export async function run(argv: string[]): Promise<number> {
     if (!s.value.key) throw new OverlayError('BAD_ARGUMENT', `--peer needs the peer's key: <64-hex key>@host:port`);
     return { addr: s.value.addr, key: s.value.key };
   });
+  const newNames = {
+    perMinute: intOption(args, 'new-names-per-minute', 0, 1_000_000),
+    perAddressPerMinute: intOption(args, 'new-names-per-address', 0, 1_000_000),
+    perAdapter: intOption(args, 'new-names-per-adapter', 0, 1_000_000_000),
+  };
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'bootstrap' });
 
@@ -113,6 +162,8 @@ export async function run(argv: string[]): Promise<number> {
       peers: peers.length > 0 ? peers : undefined,
       logger: log,
       acceptEmptyRegistry: args['accept-empty-registry'] === true,
+      newNames,
+      requireInvite: args['require-invite'] === true,
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || (e as NodeJS.ErrnoException).code === 'EACCES')
@@ -140,6 +191,8 @@ export async function run(argv: string[]): Promise<number> {
       k,
       n,
       strict: caBundle !== undefined,
+      newNames,
+      requireInvite: args['require-invite'] === true,
       bootstraps: running.server.bootstraps.length,
     },
     `bootstrap listening on ${running.info.addr}`,
