@@ -52,7 +52,7 @@ const SPEC = {
   },
   'invite-for': {
     type: 'string',
-    help: "keep --token for this user's first registration under --data (bootstrap --require-invite), then exit",
+    help: "keep --token for this user's first registration under --data (for a bootstrap that requires enrolment tokens), then exit",
   },
   token: { type: 'string', help: 'with --invite-for: the enrolment token the bootstrap printed' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
