@@ -42,6 +42,8 @@ export class Maintenance {
   private rehomeFirst: number | null = null;
   /** Records still to send in the rehome under way, in ring order from our id. */
   private rehomeQueue: { rec: DhtRecord; pos: string }[] = [];
+  /** The rehome pass under way; it runs beside the tick (its lookups may wait on nodes gone silent). */
+  private rehoming: Promise<void> | null = null;
 
   constructor(private readonly node: ChordNode) {}
 
@@ -93,7 +95,7 @@ export class Maintenance {
     await this.checkPredecessor();
     await this.fixFinger();
     await this.handOver();
-    await this.rehome();
+    this.startRehome();
     await this.replicate();
     await this.republish();
     if (this.ticks % 16 === 0) n.store.sweep();
@@ -392,10 +394,23 @@ export class Maintenance {
    * the owner's r-1 successors, found by one lookup per run of records with
    * the same owner (records sorted in ring order from our id: the owner o
    * of the first one owns every next one up to o), at most `REHOME_LOOKUPS`
-   * lookups per tick. A store that already holds the version keeps it, so
+   * lookups per tick, beside the tick rather than in it (a lookup may wait
+   * on nodes that went silent, and stabilize must not wait with it). A
+   * lookup that fails puts the pass off until the ring has been quiet for
+   * two stabilize periods. A store that already holds the version keeps it, so
    * sending a record twice costs only bytes. Our own range reaches our new
    * successors through replicate.
    */
+  private startRehome(): void {
+    if (this.rehoming !== null) return;
+    if (this.rehomeQueue.length === 0 && this.node.clock.now() < this.rehomeAt) return;
+    this.rehoming = this.rehome()
+      .catch((e: unknown) => this.node.log.debug({ err: String(e) }, 'rehome pass failed'))
+      .finally(() => {
+        this.rehoming = null;
+      });
+  }
+
   async rehome(): Promise<void> {
     const n = this.node;
     const now = n.clock.now();
@@ -414,7 +429,12 @@ export class Maintenance {
     for (let i = 0; i < REHOME_LOOKUPS && this.rehomeQueue.length > 0 && !n.stopped; i++) {
       const q = this.rehomeQueue;
       const res = await n.lookupId(q[0].pos, true);
-      if (!res.ok) return; // the ring is still moving: next tick
+      if (!res.ok) {
+        // The ring is still moving: start over once it has been quiet a while.
+        this.rehomeQueue = [];
+        this.ringChanged();
+        return;
+      }
       const o = res.owner;
       let end = 1;
       if (o.id !== n.id) while (end < q.length && inHalfOpen(q[end].pos, n.id, o.id)) end++;
