@@ -16,6 +16,17 @@
  * (SHA-1 of its key); whether that is enough is the endpoint's `verifyRef`
  * (the bootstrap accepts it) and then each method's (the bootstrap serves
  * only ADMIT to a self-certified ref, see bootstrap-server.ts).
+ *
+ * Dead links: a request that times out leaves its link open, so that a late
+ * answer is simply ignored (a slow peer is not a dead one). But a link cut
+ * in the network (a partition, a peer's host gone) never fails by itself:
+ * TCP keeps retransmitting with a growing backoff, and after the network
+ * heals every request on it waits behind that backoff (13-28 s between
+ * retries were seen). So once a request has timed out and not one byte has
+ * arrived on the link for `deadLinkSilenceMs` since the first request that
+ * is still unanswered was sent, the link is closed and the next request
+ * dials afresh. Any byte from the peer (a late answer, its own request)
+ * shows the link alive and restarts the count.
  */
 import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../util/clock.ts';
@@ -58,6 +69,8 @@ export interface TlsRpcStats extends RpcStats {
   helloTimeouts: number;
   /** Inbound connections refused because their source address already held its share of slots. */
   perAddressRefused: number;
+  /** Links closed because requests went unanswered and nothing at all arrived for deadLinkSilenceMs. */
+  deadLinksClosed: number;
 }
 
 /** What a connection needs from the endpoint that owns it. */
@@ -73,6 +86,8 @@ export interface ConnectionHost {
   readonly maxServingPerConnection: number;
   /** Bytes of unsent output beyond which new requests from this peer are dropped unanswered. */
   readonly maxWriteBufferBytes: number;
+  /** A link whose requests went unanswered with no byte received for this long is closed (see RpcConnection). */
+  readonly deadLinkSilenceMs: number;
   handler: RequestHandler | null;
   /** A hello arrived; return false to refuse the connection. */
   acceptHello(conn: RpcConnection, ref: NodeRef): boolean;
@@ -118,6 +133,11 @@ export class RpcConnection {
   private timerAt = Number.POSITIVE_INFINITY;
   private readonly sweepBound = () => this.sweepTimeouts();
   private helloTimer: Timer | null = null;
+  /** When the first request sent since the last byte received left; null once anything arrives. */
+  private unheardSince: number | null = null;
+  /** A request timed out with nothing received since unheardSince. */
+  private timedOutUnheard = false;
+  private silenceTimer: Timer | null = null;
 
   constructor(host: ConnectionHost, socket: TLSSocket, peerKey: Uint8Array, inbound: boolean) {
     this.host = host;
@@ -162,7 +182,9 @@ export class RpcConnection {
     } catch (e) {
       return Promise.reject(new OverlayError('RPC_MALFORMED', `cannot encode request: ${(e as Error).message}`));
     }
-    const deadline = this.host.clock.now() + timeoutMs;
+    const now = this.host.clock.now();
+    this.unheardSince ??= now;
+    const deadline = now + timeoutMs;
     if (deadline < this.timerAt) this.armTimer(deadline);
     return new Promise<Payload>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, deadline, method });
@@ -193,10 +215,27 @@ export class RpcConnection {
       if (p.deadline <= now) {
         this.pending.delete(id);
         this.host.stats.timeouts++;
+        if (this.unheardSince !== null) this.timedOutUnheard = true;
         p.reject(new OverlayError('RPC_TIMEOUT', p.method));
       } else if (p.deadline < next) next = p.deadline;
     }
     if (next !== Number.POSITIVE_INFINITY) this.armTimer(next);
+    if (this.timedOutUnheard && this.silenceTimer === null) this.checkSilence();
+  }
+
+  /** Close the link once it has been silent for deadLinkSilenceMs with a request unanswered (module comment). */
+  private checkSilence(): void {
+    this.silenceTimer = null;
+    if (this.closed || !this.timedOutUnheard || this.unheardSince === null) return;
+    const silentMs = this.host.clock.now() - this.unheardSince;
+    const left = this.host.deadLinkSilenceMs - silentMs;
+    if (left > 1) {
+      this.silenceTimer = this.host.clock.setTimer(left, () => this.checkSilence());
+      return;
+    }
+    this.host.stats.deadLinksClosed++;
+    this.host.log.debug({ peer: this.remoteAddr, silentMs }, 'requests unanswered and nothing received; closing link');
+    this.close(new OverlayError('RPC_UNREACHABLE', `no answer from the peer for ${silentMs} ms`));
   }
 
   sendHello(ref: NodeRef): void {
@@ -222,6 +261,8 @@ export class RpcConnection {
     this.timer = null;
     this.helloTimer?.cancel();
     this.helloTimer = null;
+    this.silenceTimer?.cancel();
+    this.silenceTimer = null;
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
     this.out = [];
@@ -270,6 +311,8 @@ export class RpcConnection {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.host.stats.bytesReceived += chunk.length;
+    this.unheardSince = null;
+    this.timedOutUnheard = false;
     const err = this.decoder.push(chunk, (body) => this.onFrame(body));
     if (err !== null && !this.closed) {
       // Oversized or empty length: the stream cannot be resynchronised.

@@ -71,6 +71,12 @@ export interface TlsRpcLimits {
   maxHelloFrameBytes: number;
   /** An inbound link whose HELLO was not accepted this long after its TLS handshake is closed. */
   helloTimeoutMs: number;
+  /**
+   * A link whose requests went unanswered (one timed out) with no byte
+   * received for this long is closed, so the next request dials afresh
+   * (see tls-connection.ts). Default: two request timeouts.
+   */
+  deadLinkSilenceMs: number;
 }
 
 export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
@@ -87,6 +93,7 @@ export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
   capLoopback: false,
   maxHelloFrameBytes: 16 * 1024,
   helloTimeoutMs: 5000,
+  deadLinkSilenceMs: 10_000,
 });
 
 function isLoopback(ip: string): boolean {
@@ -133,6 +140,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   readonly helloTimeoutMs: number;
   readonly maxServingPerConnection: number;
   readonly maxWriteBufferBytes: number;
+  readonly deadLinkSilenceMs: number;
   handler: RequestHandler | null = null;
   /** Hook for the layer above: is this caller's id bound to its key (derived, or admitted)? */
   verifyRef: (ref: NodeRef) => boolean;
@@ -156,7 +164,15 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     this.self = self;
     this.clientContext = clientContext(cert);
     this.server = server;
-    this.limits = Object.freeze({ ...DEFAULT_TLS_RPC_LIMITS, ...opts.limits });
+    const silence =
+      opts.limits?.deadLinkSilenceMs ??
+      (opts.limits?.requestTimeoutMs !== undefined ? 2 * opts.limits.requestTimeoutMs : undefined);
+    this.limits = Object.freeze({
+      ...DEFAULT_TLS_RPC_LIMITS,
+      ...opts.limits,
+      ...(silence !== undefined ? { deadLinkSilenceMs: silence } : {}),
+    });
+    this.deadLinkSilenceMs = this.limits.deadLinkSilenceMs;
     this.maxFrameBytes = this.limits.maxFrameBytes;
     this.maxHelloFrameBytes = this.limits.maxHelloFrameBytes;
     this.helloTimeoutMs = this.limits.helloTimeoutMs;
@@ -180,6 +196,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       requestsBeforeHello: 0,
       helloTimeouts: 0,
       perAddressRefused: 0,
+      deadLinksClosed: 0,
     };
   }
 

@@ -309,3 +309,81 @@ test('admissionVerifyRef: an assigned id needs an admission for exactly that id 
   assert.equal(await plain.request(b.self, 'who', null), plain.self.id);
   assert.equal(b.stats.connectionsRefused, 2);
 });
+
+/**
+ * A TCP relay in front of a listener. `freeze()` stops forwarding on every
+ * connection open now, in both directions, without closing anything: bytes
+ * are held as a cut network holds them behind TCP's retransmission backoff.
+ * Connections opened later pass.
+ */
+async function relay(target: string): Promise<{ addr: string; freeze(): void; close(): Promise<void> }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const pairs: { frozen: boolean; a: net.Socket; b: net.Socket }[] = [];
+  const srv = net.createServer((a) => {
+    const b = net.connect(port, host);
+    const pair = { frozen: false, a, b };
+    pairs.push(pair);
+    a.on('data', (d) => {
+      if (!pair.frozen) b.write(d);
+    });
+    b.on('data', (d) => {
+      if (!pair.frozen) a.write(d);
+    });
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ])
+      x.on('close', () => {
+        if (!pair.frozen) y.destroy();
+      });
+    a.on('error', () => {});
+    b.on('error', () => {});
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = `127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+  return {
+    addr,
+    freeze: () => {
+      for (const p of pairs) p.frozen = true;
+    },
+    close: async () => {
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+}
+
+test('a link silent with requests unanswered is closed and the next request dials afresh', async () => {
+  const a = await node(undefined, { limits: { requestTimeoutMs: 100, deadLinkSilenceMs: 400 } });
+  const b = await node();
+  b.onRequest(() => 'pong');
+  const r = await relay(b.self.addr);
+  try {
+    const via = { ...b.self, addr: r.addr };
+    assert.equal(await a.request(via, 'ping', null), 'pong');
+    assert.equal(a.stats.connectionsDialed, 1);
+    r.freeze();
+    await assert.rejects(a.request(via, 'ping', null), code('RPC_TIMEOUT'));
+    assert.equal(a.stats.deadLinksClosed, 0, 'one timeout alone does not close the link');
+    await until(() => a.stats.deadLinksClosed === 1, 'the silent link was closed');
+    assert.equal(await a.request(via, 'ping', null), 'pong', 'answered over a fresh link');
+    assert.equal(a.stats.connectionsDialed, 2);
+  } finally {
+    await r.close();
+  }
+});
+
+test('a late answer inside the silence limit is ignored and keeps the link', async () => {
+  const a = await node(undefined, { limits: { deadLinkSilenceMs: 2000 } });
+  const b = await node();
+  b.onRequest(() => new Promise((res) => setTimeout(() => res('late'), 150)));
+  await assert.rejects(a.request(b.self, 'slow', null, { timeoutMs: 30 }), code('RPC_TIMEOUT'));
+  await until(() => a.stats.lateResponses === 1, 'late response counted');
+  b.onRequest(() => 'quick');
+  assert.equal(await a.request(b.self, 'fast', null), 'quick');
+  assert.equal(a.stats.connectionsDialed, 1, 'the same link');
+  assert.equal(a.stats.deadLinksClosed, 0);
+});

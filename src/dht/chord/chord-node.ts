@@ -60,6 +60,9 @@ export class ChordNode {
     merges: 0,
     /** Hand-off requests from a node that is not becoming our predecessor: answered with no records. */
     handoffsDenied: 0,
+    /** Passes sending the records held outside our range to their owners after a ring change, and records sent. */
+    rehomes: 0,
+    rehomed: 0,
   };
   /** Suspicion before removal, and the RPC timeout that follows observed round trips. */
   readonly failures: FailureDetector;

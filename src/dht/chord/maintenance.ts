@@ -1,12 +1,22 @@
 import type { NodeRef } from '../../rpc/types.ts';
 import type { DhtRecord } from '../store/record.ts';
-import { compareFrom, fingerStart, ID_BITS, inHalfOpen, inOpen, lastFingerCovered } from '../store/ring-id.ts';
+import {
+  compareFrom,
+  fingerStart,
+  ID_BITS,
+  inHalfOpen,
+  inOpen,
+  keyPosition,
+  lastFingerCovered,
+} from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
 import { DEFAULT_RPC_TIMEOUT_MS } from './chord-types.ts';
 import { iterativeLookup } from './lookup.ts';
 import { decodeRecordsReply, decodeRefsReply, METHOD } from './messages.ts';
 
 const CHUNK = 1000;
+/** Owner lookups per tick when records are sent to their owners after a ring change (see rehome). */
+const REHOME_LOOKUPS = 4;
 
 /**
  * The periodic work of a Chord node, batched into one jittered tick
@@ -26,6 +36,14 @@ export class Maintenance {
 
   /** A new predecessor inside our old range, given our records at the next tick (see handOver). */
   private handOverTo: NodeRef | null = null;
+  /** When the records we hold outside our range are next sent to their owners (see rehome). */
+  private rehomeAt = Number.POSITIVE_INFINITY;
+  /** The first ring change not rehomed yet: later changes defer the rehome, but not past this plus a bound. */
+  private rehomeFirst: number | null = null;
+  /** Records still to send in the rehome under way, in ring order from our id. */
+  private rehomeQueue: { rec: DhtRecord; pos: string }[] = [];
+  /** The rehome pass under way; it runs beside the tick (its lookups may wait on nodes gone silent). */
+  private rehoming: Promise<void> | null = null;
 
   constructor(private readonly node: ChordNode) {}
 
@@ -35,6 +53,31 @@ export class Maintenance {
 
   rangeShrank(pred: NodeRef): void {
     this.handOverTo = pred;
+    this.ringChanged();
+  }
+
+  /**
+   * Our neighbourhood changed (a predecessor arrived inside our range, or a
+   * merge gave us a closer successor): once it has been quiet for two
+   * stabilize periods (a merge moves many pointers in a row), send the
+   * records we hold outside our range to their owners (see rehome).
+   */
+  ringChanged(): void {
+    const now = this.node.clock.now();
+    const period = this.node.init.stabilizeMs;
+    this.rehomeFirst ??= now;
+    this.rehomeAt = Math.min(now + 2 * period, this.rehomeFirst + 10 * period);
+  }
+
+  /**
+   * A member this node had lost answers again, or a merge step took place:
+   * the records this node published may sit only on its own side's nodes,
+   * so republish them soon rather than at the next republish period.
+   */
+  merged(): void {
+    const soon = this.node.clock.now() + 4 * this.node.init.stabilizeMs;
+    for (const p of this.published.values()) if (p.nextAt > soon) p.nextAt = soon;
+    this.ringChanged();
   }
 
   async tick(): Promise<void> {
@@ -52,6 +95,7 @@ export class Maintenance {
     await this.checkPredecessor();
     await this.fixFinger();
     await this.handOver();
+    this.startRehome();
     await this.replicate();
     await this.republish();
     if (this.ticks % 16 === 0) n.store.sweep();
@@ -229,6 +273,7 @@ export class Maintenance {
       else {
         n.remembered.found(ref.id, n.clock.now());
         n.view.learn([ref]);
+        this.merged();
         await this.mergeThrough(ref);
       }
     }
@@ -272,6 +317,7 @@ export class Maintenance {
       n.succs.adopt(o, nx.succs);
       n.fingers.set(0, o);
       n.counters.merges++;
+      this.merged();
       n.log.warn(
         { via: via.id.slice(0, 8), successor: o.id.slice(0, 8) },
         'found a closer successor through a member it had lost: merging rings',
@@ -335,6 +381,69 @@ export class Maintenance {
     this.handOverTo = null;
     if (!p || n.pred?.id !== p.id || p.id === n.id) return;
     await this.push(p, n.store.outside(p.id, n.id), false);
+  }
+
+  /**
+   * Records to their owners after the ring changed. handOver gives a new
+   * predecessor p what we hold outside (p, self], which is right for a join
+   * (p owns or replicates all of it) but not after a merge: a node whose
+   * side was cut off owned the whole arc of the other side during the cut
+   * and holds records put there meanwhile; in the merged ring they belong
+   * to several nodes of that arc, not just to p, and no one else has them.
+   * So every record we hold outside (pred, self] is sent to its owner and
+   * the owner's r-1 successors, found by one lookup per run of records with
+   * the same owner (records sorted in ring order from our id: the owner o
+   * of the first one owns every next one up to o), at most `REHOME_LOOKUPS`
+   * lookups per tick, beside the tick rather than in it (a lookup may wait
+   * on nodes that went silent, and stabilize must not wait with it). A
+   * lookup that fails puts the pass off until the ring has been quiet for
+   * two stabilize periods. A store that already holds the version keeps it, so
+   * sending a record twice costs only bytes. Our own range reaches our new
+   * successors through replicate.
+   */
+  private startRehome(): void {
+    if (this.rehoming !== null) return;
+    if (this.rehomeQueue.length === 0 && this.node.clock.now() < this.rehomeAt) return;
+    this.rehoming = this.rehome()
+      .catch((e: unknown) => this.node.log.debug({ err: String(e) }, 'rehome pass failed'))
+      .finally(() => {
+        this.rehoming = null;
+      });
+  }
+
+  async rehome(): Promise<void> {
+    const n = this.node;
+    const now = n.clock.now();
+    if (this.rehomeQueue.length === 0) {
+      if (now < this.rehomeAt) return;
+      const pred = n.pred;
+      if (!pred || pred.id === n.id) return;
+      this.rehomeAt = Number.POSITIVE_INFINITY;
+      this.rehomeFirst = null;
+      this.rehomeQueue = n.store
+        .outside(pred.id, n.id)
+        .map((rec) => ({ rec, pos: keyPosition(rec.key) }))
+        .sort((x, y) => compareFrom(n.id, x.pos, y.pos));
+      n.counters.rehomes++;
+    }
+    for (let i = 0; i < REHOME_LOOKUPS && this.rehomeQueue.length > 0 && !n.stopped; i++) {
+      const q = this.rehomeQueue;
+      const res = await n.lookupId(q[0].pos, true);
+      if (!res.ok) {
+        // The ring is still moving: start over once it has been quiet a while.
+        this.rehomeQueue = [];
+        this.ringChanged();
+        return;
+      }
+      const o = res.owner;
+      let end = 1;
+      if (o.id !== n.id) while (end < q.length && inHalfOpen(q[end].pos, n.id, o.id)) end++;
+      const recs = q.slice(0, end).map((e) => e.rec);
+      this.rehomeQueue = q.slice(end);
+      const targets = res.replicas.filter((r) => r.id !== n.id);
+      await Promise.all(targets.map((t) => this.push(t, recs, false)));
+      n.counters.rehomed += recs.length;
+    }
   }
 
   /** Re-replication: every successor that should hold a copy of our range gets it once. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
+import { keyPosition } from '../../../src/dht/store/ring-id.ts';
 import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
 
 const CHORD = { replicas: 3, stabilizeMs: 500 };
@@ -35,7 +36,61 @@ async function missing(t: ChordTestnet, from: ChordNode, keys: string[]): Promis
   return keys.filter((k) => !got.get(k)?.ok);
 }
 
+/**
+ * Keys whose record is missing from its true owner in the live ring (the
+ * first live id at or after the key's position) or from one of the owner's
+ * r-1 successors: readable is not enough, the next failures must not lose it.
+ */
+function misplaced(t: ChordTestnet, keys: string[], r: number): string[] {
+  const ids = t.liveIds();
+  return keys.filter((k) => {
+    const pos = keyPosition(k);
+    let o = ids.findIndex((id) => id >= pos);
+    if (o < 0) o = 0;
+    for (let j = 0; j < Math.min(r, ids.length); j++) {
+      const holder = t.nodes.get(ids[(o + j) % ids.length]) as ChordNode;
+      if (holder.store.get(k) === undefined) return true;
+    }
+    return false;
+  });
+}
+
 describe('Chord ring merges after a partition heals', () => {
+  for (const [seed, split] of [
+    [1, 'interleaved'],
+    [3, 'arc'],
+    [5, 'arc'],
+  ] as const) {
+    it(`records put on each side during the cut reach their owner and r-1 successors within 30 s of the heal (${split} halves, seed ${seed})`, async () => {
+      const t = await ring(24, seed);
+      const nodes = t.liveNodes();
+      // Interleaved: every gap of one side holds one node of the other. Arc: one side's ring spans the
+      // other's whole arc, so a single node owned all of it during the cut.
+      const inA = (i: number) => (split === 'arc' ? i < 12 : i % 2 === 0);
+      const a = nodes.filter((_, i) => inA(i));
+      const b = nodes.filter((_, i) => !inA(i));
+      t.net.partition(
+        a.map((n) => n.self.addr),
+        b.map((n) => n.self.addr),
+      );
+      await t.run(60_000);
+      const keysA = Array.from({ length: 60 }, (_, i) => `a${i}`);
+      const keysB = Array.from({ length: 60 }, (_, i) => `b${i}`);
+      await putAll(t, a[0], keysA);
+      await putAll(t, b[0], keysB);
+      await t.run(2000);
+      t.net.heal();
+      assert.ok((await msToOneRing(t, 30_000)) >= 0, `one ring (${wrongSuccessors(t)} wrong successors left)`);
+      let left: string[] = [];
+      for (let ms = 0; ms <= 30_000; ms += 1000) {
+        left = misplaced(t, [...keysA, ...keysB], CHORD.replicas);
+        if (left.length === 0) break;
+        await t.run(1000);
+      }
+      assert.deepEqual(left, [], 'every record on its owner and r-1 successors');
+    });
+  }
+
   for (const seed of [1, 2, 5]) {
     it(`two halves cut for 60 s form one ring within 30 s of the heal, with every record (seed ${seed})`, async () => {
       const t = await ring(24, seed);
