@@ -17,6 +17,14 @@ import { type Peer, viaDestination } from './transport.ts';
  *   section 18.2.2 and RFC 3581 section 5 say: the connection it came on while open, else the top Via's `maddr`,
  *   `received`/`rport` or sent-by (a new connection if needed).
  */
+/**
+ * Timer G retransmissions of a final response to an unauthenticated INVITE over UDP (RFC 3261 17.2.1 allows about
+ * ten before Timer H): with the 100 and the response itself, at most 5 datagrams answer one request datagram,
+ * even when its source address is forged. Four copies of the final response at 0, 0.5, 1.5 and 3.5 s make its
+ * loss unlikely; a client that still misses it has its own Timer B.
+ */
+export const UNAUTHENTICATED_RETRANSMISSIONS = 3;
+
 export interface ResponseRoutes {
   /** For an unauthenticated request: the source only. */
   readonly source: Peer;

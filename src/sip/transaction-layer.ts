@@ -11,7 +11,7 @@ import { type InviteServerEvents, InviteServerTransaction } from './transaction-
 import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
 import type { InboundMessage, Peer, SipTransport } from './transport.ts';
 import { Lingering } from './transaction-lingering.ts';
-import { responseRoutes } from './response-route.ts';
+import { responseRoutes, UNAUTHENTICATED_RETRANSMISSIONS } from './response-route.ts';
 
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
@@ -206,6 +206,7 @@ export class TransactionLayer {
     // authenticated, the top Via (maddr, a new connection) only after that (response-route.ts).
     const routes = responseRoutes(req, source, topVia);
     const routeOf = (): Peer => (tx.authenticated ? routes.via : routes.source);
+    deps.mayRetransmit = (n) => tx.authenticated || n <= UNAUTHENTICATED_RETRANSMISSIONS;
     // Assigned rather than written in the literal, so the loader does not name a closure per transaction.
     deps.send = (m: SipMessage) => this.transport.sendResponse(m as SipResponse, routeOf(), () => tx.transportError());
     // Timer H of an INVITE server transaction tells the TU (17.2.1).

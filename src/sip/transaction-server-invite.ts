@@ -25,6 +25,7 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
   authenticated = false;
   private lastResponse: SipResponse | undefined;
   private gInterval = 0;
+  private gCount = 0;
   private readonly events: InviteServerEvents;
 
   constructor(key: string, request: SipRequest, deps: TransactionDeps, events: InviteServerEvents = {}) {
@@ -130,6 +131,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     // and timer G is set to fire in MIN(2*T1, T2) seconds. From then on, when timer G fires, the response is
     // passed to the transport again for transmission, and timer G is reset with a value that doubles, unless
     // that value exceeds T2, in which case it is reset with the value of T2."
+    // Bounded for a request nobody authenticated (its source may be forged): Timer H alone runs on.
+    if (this.mayRetransmit && !this.mayRetransmit(++this.gCount)) return;
     this.sendFn(this.lastResponse);
     this.gInterval = backoff(this.gInterval, this.t, true);
     this.startTimer('G', this.gInterval, () => this.fireG());
