@@ -9,7 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, createServer, type Server } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { defaultParams } from '../../src/dht/whanau/params.ts';
+import { startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
+import { startWhanauSip } from '../../src/whanausip/daemon.ts';
 import { type IncomingRequest, SipElement } from '../../src/sip/element.ts';
 import { UNAUTHENTICATED_RETRANSMISSIONS } from '../../src/sip/response-route.ts';
 import { TransportStack } from '../../src/sip/transport-stack.ts';
@@ -60,25 +66,57 @@ async function element(markAuthenticated: boolean) {
 
 describe('no amplification through the top Via', () => {
   let registrar: Running | undefined;
+  const closers: Array<() => Promise<unknown>> = [];
+  const dir = mkdtempSync(join(tmpdir(), 'amplification-'));
   after(async () => {
     await stop(registrar);
+    for (const c of closers.reverse()) await c().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a spoofed maddr INVITE to the registrar daemon sends nothing to the victim, and its answer to the source', async () => {
+  it('a spoofed maddr INVITE to the registrar, an adapter or a WhanauSIP gateway sends nothing to the victim', async () => {
     registrar = await startRegistrar();
-    const victim = await counter('127.0.0.2');
-    const source = await counter('127.0.0.1');
-    try {
-      const req = invite('UDP', '127.0.0.2', victim.port, registrar.port);
-      source.sock.send(req, registrar.port, '127.0.0.1');
-      // Default timers: the 100, the 404 and its retransmissions at 0.5, 1.5 and 3.5 s would all have come by now.
-      await sleep(4_000);
-      assert.equal(victim.datagrams, 0, 'nothing reaches the address the Via names');
-      assert.ok(source.datagrams >= 2, `the source got the 100 and the 404 (${source.datagrams})`);
-      assert.ok(source.datagrams <= 2 + UNAUTHENTICATED_RETRANSMISSIONS, `bounded answer (${source.datagrams})`);
-    } finally {
+    const boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
+    closers.push(() => boot.close());
+    const adapter = await startAdapterDaemon({
+      sipHost: '127.0.0.1',
+      sipPort: 0,
+      bootstrap: boot.info,
+      dataDir: join(dir, 'adapter'),
+    });
+    closers.push(() => adapter.close());
+    const gateway = await startWhanauSip({
+      role: 'gateway',
+      sipHost: '127.0.0.1',
+      sipPort: 0,
+      dhtHost: '127.0.0.1',
+      dhtPort: 0,
+      params: defaultParams(2, { periodMs: 3600_000 }),
+      schedule: false,
+    });
+    closers.push(() => gateway.close());
+    const targets = [
+      { name: 'registrar', port: registrar.port },
+      { name: 'adapter', port: Number(adapter.sipAddr.split(':')[1]) },
+      { name: 'whanausip gateway', port: Number(gateway.sip.element.hostport.split(':')[1]) },
+    ];
+    const runs = await Promise.all(
+      targets.map(async (t) => {
+        const victim = await counter('127.0.0.2');
+        const source = await counter('127.0.0.1');
+        source.sock.send(invite('UDP', '127.0.0.2', victim.port, t.port), t.port, '127.0.0.1');
+        return { t, victim, source };
+      }),
+    );
+    // Default timers: the 100, the final response and its retransmissions at 0.5, 1.5 and 3.5 s would have
+    // reached the victim by now.
+    await sleep(4_000);
+    for (const { t, victim, source } of runs) {
       victim.sock.close();
       source.sock.close();
+      assert.equal(victim.datagrams, 0, `${t.name}: nothing reaches the address the Via names`);
+      assert.ok(source.datagrams >= 1, `${t.name}: the source got its answer (${source.datagrams})`);
+      assert.ok(source.datagrams <= 2 + UNAUTHENTICATED_RETRANSMISSIONS, `${t.name}: bounded (${source.datagrams})`);
     }
   });
 
