@@ -37,6 +37,20 @@ export class IncomingRequest {
     return this.request.method;
   }
 
+  /**
+   * Whether the application has authenticated the sender (e.g. by digest, RFC 3261 section 22). Until it sets
+   * this, every response goes back only where the request came from (the UDP source, or the TCP connection it
+   * arrived on: never a new connection) and the top Via's `maddr` is ignored; set it before responding to let the
+   * responses be routed by the Via as RFC 3261 18.2.2 says (response-route.ts).
+   */
+  get authenticated(): boolean {
+    return this.transaction.authenticated;
+  }
+
+  set authenticated(yes: boolean) {
+    this.transaction.authenticated = yes;
+  }
+
   get cancelled(): boolean {
     return this._cancelled;
   }

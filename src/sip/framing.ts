@@ -168,11 +168,7 @@ export class StreamFramer {
         const v = validateMessage(msg);
         events.push(v.ok ? { kind: 'message', result: v } : { kind: 'message', result: v, raw: msg });
       }
-      if (this.start === this.end) {
-        this.start = 0;
-        this.end = 0;
-        this.scanFrom = 0;
-      }
+      if (this.start === this.end) this.empty();
     }
   }
 
@@ -213,10 +209,17 @@ export class StreamFramer {
         this.start += 1;
       }
     }
-    if (this.start === this.end) {
-      this.start = 0;
-      this.end = 0;
-      this.scanFrom = 0;
-    }
+    if (this.start === this.end) this.empty();
+  }
+
+  /**
+   * Nothing is held: start over at the front, and give back a buffer grown for a large message, so an idle
+   * connection costs little memory however big its last message was.
+   */
+  private empty(): void {
+    this.start = 0;
+    this.end = 0;
+    this.scanFrom = 0;
+    if (this.data.length > 4096) this.data = Buffer.alloc(0);
   }
 }

@@ -22,6 +22,12 @@ export interface TransactionDeps {
    * only the response bytes, and the transaction terminates at once.
    */
   linger?: (final: SipMessage | undefined, ms: number) => boolean;
+  /**
+   * Optional: whether the n-th timer-driven retransmission (n from 1) of an INVITE server transaction's final
+   * response may go out. The layer bounds them for unauthenticated requests (response-route.ts); Timer H still
+   * runs, and a retransmitted INVITE is still answered.
+   */
+  mayRetransmit?: (n: number) => boolean;
 }
 
 /** Shared plumbing: state, named timers, termination callback. The state machines live in the subclasses. */
@@ -32,6 +38,7 @@ export abstract class TransactionBase<S extends string> {
   protected readonly t: TimerValues;
   protected readonly sendFn: (msg: SipMessage) => void;
   protected readonly linger: ((final: SipMessage | undefined, ms: number) => boolean) | undefined;
+  protected readonly mayRetransmit: ((n: number) => boolean) | undefined;
   /** Running timers by RFC name; created with the first timer (many transactions never start one). */
   private running: Map<string, Timer> | undefined;
   private terminatedListeners: Array<() => void> | undefined;
@@ -44,6 +51,7 @@ export abstract class TransactionBase<S extends string> {
     this.t = deps.timers ?? DEFAULT_TIMERS;
     this.sendFn = deps.send;
     this.linger = deps.linger;
+    this.mayRetransmit = deps.mayRetransmit;
     this._state = initial;
   }
 

@@ -11,6 +11,7 @@ import { type InviteServerEvents, InviteServerTransaction } from './transaction-
 import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
 import type { InboundMessage, Peer, SipTransport } from './transport.ts';
 import { Lingering } from './transaction-lingering.ts';
+import { responseRoutes, UNAUTHENTICATED_RETRANSMISSIONS } from './response-route.ts';
 
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
@@ -181,7 +182,7 @@ export class TransactionLayer {
       this.tu?.onAck?.(msg, source);
       return;
     }
-    const tx = this.createServer(key, msg, source);
+    const tx = this.createServer(key, msg, source, topVia);
     if (msg.method === 'CANCEL') {
       this.handleCancel(msg, tx as NonInviteServerTransaction);
       return;
@@ -194,15 +195,20 @@ export class TransactionLayer {
     this.tu?.onRequest(msg, tx, source);
   }
 
-  private createServer(key: string, req: SipRequest, source: Peer): ServerTransaction {
+  private createServer(key: string, req: SipRequest, source: Peer, topVia: Via | undefined): ServerTransaction {
     const deps: TransactionDeps = {
       clock: this.clock,
       reliable: source.transport === 'TCP',
       timers: this.timers,
       send,
     };
+    // Where responses go is decided here, per response: the request's source until the TU marks the request
+    // authenticated, the top Via (maddr, a new connection) only after that (response-route.ts).
+    const routes = responseRoutes(req, source, topVia);
+    const routeOf = (): Peer => (tx.authenticated ? routes.via : routes.source);
+    deps.mayRetransmit = (n) => tx.authenticated || n <= UNAUTHENTICATED_RETRANSMISSIONS;
     // Assigned rather than written in the literal, so the loader does not name a closure per transaction.
-    deps.send = (m: SipMessage) => this.transport.sendResponse(m as SipResponse, source, () => tx.transportError());
+    deps.send = (m: SipMessage) => this.transport.sendResponse(m as SipResponse, routeOf(), () => tx.transportError());
     // Timer H of an INVITE server transaction tells the TU (17.2.1).
     const events: InviteServerEvents = {};
     events.onTimeout = () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction);
@@ -211,7 +217,7 @@ export class TransactionLayer {
     const transport = this.transport;
     if (transport.retainSent && transport.resend && !key.startsWith('2543|')) {
       deps.linger = (final, ms) => {
-        const bytes = final === undefined ? undefined : transport.retainSent?.(final as SipResponse, source);
+        const bytes = final === undefined ? undefined : transport.retainSent?.(final as SipResponse, routeOf());
         if (final !== undefined && bytes === undefined) return false;
         this.lingering.add(key, bytes, req.method === 'INVITE' ? tx.toTag : undefined, ms);
         return true;

@@ -18,8 +18,14 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
   private pendingRequest: SipRequest | undefined;
   /** To tag used in this transaction's responses (8.2.6.2), chosen by the layer. */
   toTag = '';
+  /**
+   * Set by the TU once it has authenticated the request: only then may responses follow the top Via away from the
+   * request's source (`maddr`, a new connection). See response-route.ts.
+   */
+  authenticated = false;
   private lastResponse: SipResponse | undefined;
   private gInterval = 0;
+  private gCount = 0;
   private readonly events: InviteServerEvents;
 
   constructor(key: string, request: SipRequest, deps: TransactionDeps, events: InviteServerEvents = {}) {
@@ -125,6 +131,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     // and timer G is set to fire in MIN(2*T1, T2) seconds. From then on, when timer G fires, the response is
     // passed to the transport again for transmission, and timer G is reset with a value that doubles, unless
     // that value exceeds T2, in which case it is reset with the value of T2."
+    // Bounded for a request nobody authenticated (its source may be forged): Timer H alone runs on.
+    if (this.mayRetransmit && !this.mayRetransmit(++this.gCount)) return;
     this.sendFn(this.lastResponse);
     this.gInterval = backoff(this.gInterval, this.t, true);
     this.startTimer('G', this.gInterval, () => this.fireG());

@@ -9,6 +9,11 @@ export class NonInviteServerTransaction extends TransactionBase<NonInviteServerS
   private pendingRequest: SipRequest | undefined;
   /** To tag used in this transaction's responses (8.2.6.2), chosen by the layer. */
   toTag = '';
+  /**
+   * Set by the TU once it has authenticated the request: only then may responses follow the top Via away from the
+   * request's source (`maddr`, a new connection). See response-route.ts.
+   */
+  authenticated = false;
   private lastResponse: SipResponse | undefined;
 
   constructor(key: string, request: SipRequest, deps: TransactionDeps) {

@@ -9,23 +9,31 @@ import {
   emptyTransportStats,
   type InboundMessage,
   type Peer,
-  responseDestination,
   type SendErrorHandler,
   type SentBytes,
   type SipTransport,
   stampTopVia,
   type TransportStats,
-  viaDestination,
 } from './transport.ts';
-import { TcpEndpoint } from './transport-tcp.ts';
+import { DEFAULT_TCP_LIMITS, TcpEndpoint, type TcpInit, type TcpLimitCounters } from './transport-tcp.ts';
 import { UdpEndpoint } from './transport-udp.ts';
 
 export interface TransportInit {
   host: string;
   /** 0 picks a free port (the same one for UDP and TCP). */
   port: number;
+  /** Close a TCP connection after this long without traffic (default 120 s). */
   tcpIdleMs?: number;
+  /** Largest message accepted (default 65,535 bytes): also the most one TCP connection buffers. */
   maxMessageBytes?: number;
+  /** Accepted TCP connections per source address (default 64). */
+  tcpMaxConnectionsPerAddress?: number;
+  /** Accepted TCP connections in total (default 2,048). */
+  tcpMaxConnections?: number;
+  /** A message on TCP, and an accepted connection's first message, must be complete this soon (default 10 s; 0: off). */
+  tcpMessageTimeoutMs?: number;
+  /** Bytes of unfinished TCP messages held over all connections (default 16 MiB). */
+  tcpMaxBufferedBytes?: number;
 }
 
 /**
@@ -43,7 +51,6 @@ export class TransportStack implements SipTransport {
   private readonly log: Logger;
   private handler: (m: InboundMessage) => void = () => {};
   private readonly wire = new WeakMap<SipMessage, Buffer>();
-  private readonly routes = new WeakMap<Peer, Peer>();
 
   private constructor(host: string, udp: UdpEndpoint, tcp: TcpEndpoint, log: Logger) {
     this.local = { host, port: udp.port };
@@ -66,12 +73,24 @@ export class TransportStack implements SipTransport {
     tcp.onConnectionCount = (n) => {
       this.stats.tcpConnections = n;
     };
+    tcp.onLimit = (kind) => {
+      this.stats[STAT_OF[kind]]++;
+      this.log.debug({ kind }, 'tcp connection refused or closed by a limit');
+    };
   }
 
   static async listen(init: TransportInit, components: { logger?: Logger } = {}): Promise<TransportStack> {
     const log = components.logger ?? silentLogger;
     const host = init.host.startsWith('[') ? init.host.slice(1, -1) : init.host;
-    const tcpInit = { idleMs: init.tcpIdleMs ?? 120_000, maxMessageBytes: init.maxMessageBytes ?? 65_535 };
+    const d = DEFAULT_TCP_LIMITS;
+    const tcpInit: TcpInit = {
+      idleMs: init.tcpIdleMs ?? d.idleMs,
+      maxMessageBytes: init.maxMessageBytes ?? 65_535,
+      maxConnectionsPerAddress: init.tcpMaxConnectionsPerAddress ?? d.maxConnectionsPerAddress,
+      maxConnections: init.tcpMaxConnections ?? d.maxConnections,
+      messageTimeoutMs: init.tcpMessageTimeoutMs ?? d.messageTimeoutMs,
+      maxBufferedBytes: init.tcpMaxBufferedBytes ?? d.maxBufferedBytes,
+    };
     // UDP first; with port 0 the kernel's choice may already be taken on TCP, so try a few times.
     for (let attempt = 0; ; attempt++) {
       const udp = await UdpEndpoint.bind(host, init.port);
@@ -112,29 +131,15 @@ export class TransportStack implements SipTransport {
     this.sendBytes(buf, to, onError);
   }
 
-  sendResponse(resp: SipResponse, source: Peer, onError?: SendErrorHandler): void {
-    // 18.2.2: "If the 'sent-protocol' is a reliable transport protocol ... the response MUST be sent using the
-    // existing connection to the source of the original request ... if that connection is still open."
-    if (source.transport === 'TCP' && source.connId !== undefined && this.tcp.hasConnection(source.connId)) {
-      this.send(resp, source, onError);
-      return;
-    }
-    // The destination depends only on the request's top Via and source: computed once per server transaction.
-    let dest = this.routes.get(source);
-    if (!dest) {
-      dest = responseDestination(resp, source);
-      this.routes.set(source, dest);
-    }
-    this.send(resp, dest, onError);
+  sendResponse(resp: SipResponse, to: Peer, onError?: SendErrorHandler): void {
+    // The route was chosen by the transaction layer (response-route.ts); over TCP, the connection `to.connId`
+    // while it is open (18.2.2), else a new one unless `to.connectionOnly`.
+    this.send(resp, to, onError);
   }
 
-  retainSent(resp: SipResponse, source: Peer): SentBytes | undefined {
+  retainSent(resp: SipResponse, to: Peer): SentBytes | undefined {
     const bytes = this.wire.get(resp);
-    if (!bytes) return undefined;
-    const wire = bytes.toString('latin1');
-    if (source.transport === 'TCP' && source.connId !== undefined && this.tcp.hasConnection(source.connId))
-      return { wire, to: source };
-    return { wire, to: this.routes.get(source) ?? responseDestination(resp, source) };
+    return bytes ? { wire: bytes.toString('latin1'), to } : undefined;
   }
 
   resend(sent: SentBytes): void {
@@ -147,8 +152,7 @@ export class TransportStack implements SipTransport {
 
   private sendBytes(buf: Buffer, to: Peer, onError?: SendErrorHandler): void {
     this.stats.sent++;
-    if (to.transport === 'TCP')
-      this.tcp.send(buf, to.address, to.port, to.connId, (err) => err && this.sendFailed(err, onError));
+    if (to.transport === 'TCP') this.tcp.send(buf, to, (err) => err && this.sendFailed(err, onError));
     else this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
   }
 
@@ -177,9 +181,6 @@ export class TransportStack implements SipTransport {
       this.refuse(raw?.kind === 'request' ? raw : msg, source, 'malformed Via');
       return;
     }
-    // Responses to this request go where its stamped top Via says (18.2.2): worked out now, from the Via
-    // already parsed, rather than from the response's copy of it later.
-    if (msg.method !== 'ACK') this.routes.set(source, viaDestination(topVia, source));
     this.handler({ msg, source, topVia });
   }
 
@@ -208,6 +209,13 @@ export class TransportStack implements SipTransport {
     this.send(resp, source);
   }
 }
+
+const STAT_OF: Record<keyof TcpLimitCounters, keyof TransportStats> = {
+  refusedPerAddress: 'tcpRefusedPerAddress',
+  refusedTotal: 'tcpRefusedTotal',
+  closedIncomplete: 'tcpClosedIncomplete',
+  closedBuffer: 'tcpClosedBuffer',
+};
 
 /** The request as far as it can be read: the full message, or just its head when the body or framing is bad. */
 function salvageRequest(buf: Buffer): SipRequest | undefined {

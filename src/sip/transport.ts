@@ -16,6 +16,8 @@ export interface Peer {
   address: string;
   port: number;
   connId?: number;
+  /** Only the open connection `connId` may carry this send: no new connection is opened (see response-route.ts). */
+  connectionOnly?: boolean;
 }
 
 export interface InboundMessage {
@@ -39,6 +41,14 @@ export interface TransportStats {
   /** Exceptions caught while handling input (a bug above the transport; the input is dropped). */
   inboundErrors: number;
   tcpConnections: number;
+  /** TCP connections refused because their source address already had the most allowed. */
+  tcpRefusedPerAddress: number;
+  /** TCP connections refused because the total cap was reached. */
+  tcpRefusedTotal: number;
+  /** TCP connections closed because a message did not complete in time (slowloris). */
+  tcpClosedIncomplete: number;
+  /** TCP connections closed because unfinished messages over all connections held too many bytes. */
+  tcpClosedBuffer: number;
 }
 
 export function emptyTransportStats(): TransportStats {
@@ -51,6 +61,10 @@ export function emptyTransportStats(): TransportStats {
     sendErrors: 0,
     inboundErrors: 0,
     tcpConnections: 0,
+    tcpRefusedPerAddress: 0,
+    tcpRefusedTotal: 0,
+    tcpClosedIncomplete: 0,
+    tcpClosedBuffer: 0,
   };
 }
 
@@ -65,15 +79,18 @@ export interface SipTransport {
    * A message is treated as immutable once sent: sending the same object again resends the same bytes.
    */
   send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void;
-  /** Send a response towards the request's origin, RFC 3261 18.2.2 with RFC 3581 section 4. */
-  sendResponse(resp: SipResponse, source: Peer, onError?: SendErrorHandler): void;
+  /**
+   * Send a response to where the transaction layer routed it (response-route.ts: the request's source unless it
+   * was authenticated, RFC 3261 18.2.2 with RFC 3581 otherwise).
+   */
+  sendResponse(resp: SipResponse, to: Peer, onError?: SendErrorHandler): void;
   onMessage(handler: (m: InboundMessage) => void): void;
   close(): Promise<void>;
   /**
    * Optional: the bytes of a response already sent with sendResponse, and where they went, so that a transaction
    * that only absorbs retransmissions can keep these alone (RFC 3261 17.2.2 Completed) and `resend` them.
    */
-  retainSent?(resp: SipResponse, source: Peer): SentBytes | undefined;
+  retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
   resend?(sent: SentBytes): void;
 }
 
@@ -126,24 +143,17 @@ export function stampTopVia(req: SipRequest, source: Peer): Via | undefined {
   return via;
 }
 
-/**
- * Where a response goes, RFC 3261 18.2.2 for unreliable transports and for a reliable one whose connection is
- * gone, with RFC 3581 section 5: `maddr`, else `received` with the `rport` value (or the sent-by port), else the
- * sent-by itself; default port 5060. Falls back to the request's source when the Via cannot be read.
- */
-export function responseDestination(resp: SipResponse, source: Peer): Peer {
-  const top = resp.headers.find((h) => h.name === 'Via' || h.name.toLowerCase() === 'via');
-  const parsed = top ? parseVia(top.value) : undefined;
-  if (!parsed?.ok) return { transport: source.transport, address: source.address, port: source.port };
-  return viaDestination(parsed.value, source);
-}
-
 function paramValue(via: Via, k: string): string | null | undefined {
   for (const [n, v] of via.params) if (n === k) return v;
   return undefined;
 }
 
-/** responseDestination from the top Via already parsed (the request's, as stamped by stampTopVia). */
+/**
+ * Where a response goes by RFC 3261 18.2.2 for unreliable transports and for a reliable one whose connection is
+ * gone, with RFC 3581 section 5: `maddr`, else `received` with the `rport` value (or the sent-by port), else the
+ * sent-by itself; default port 5060. From the request's top Via as stamped by stampTopVia. Only for authenticated
+ * requests: see response-route.ts.
+ */
 export function viaDestination(via: Via, source: Peer): Peer {
   const transport: TransportName = via.transport === 'TCP' ? 'TCP' : via.transport === 'UDP' ? 'UDP' : source.transport;
   const maddr = paramValue(via, 'maddr');

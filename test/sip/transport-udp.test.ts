@@ -1,6 +1,6 @@
 /**
  * UDP sends resolve IP literals at once and names through the system resolver: a response routed by a Via
- * maddr that is a host name (RFC 3261 18.2.2) still arrives.
+ * maddr that is a host name (RFC 3261 18.2.2) of an authenticated request still arrives.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
@@ -15,7 +15,13 @@ test('a response routed to a Via maddr given as a host name is resolved and deli
 }, async () => {
   const stack = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
   const element = new SipElement({ transport: stack, clock: new SystemClock() });
-  element.handle({ onRequest: (inc) => void inc.respond(200, 'OK') });
+  // maddr is followed only for a request the application authenticated (response-route.ts).
+  element.handle({
+    onRequest: (inc) => {
+      inc.authenticated = true;
+      inc.respond(200, 'OK');
+    },
+  });
   // The answer must come to `u` through the maddr name; the request leaves from another address (`w`), where
   // the `received` route would send it instead.
   const u = createSocket('udp4');
