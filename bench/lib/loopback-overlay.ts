@@ -50,6 +50,7 @@ export class LoopbackOverlay {
 
   async addAdapter(opts: AdapterOptions = {}): Promise<RunningAdapter> {
     const a = await startAdapterDaemon({
+      openRegistration: true,
       sipHost: '127.0.0.1',
       sipPort: 0,
       bootstrap: this.boot.info,

@@ -79,7 +79,10 @@ export function parseDigestParams(value: string): Map<string, string> | undefine
 
 export type DigestCheck =
   | { ok: true; user: string }
-  | { ok: false; why: 'missing' | 'malformed' | 'stale' | 'forged-nonce' | 'unknown-user' | 'wrong-response' | 'replay' };
+  | {
+      ok: false;
+      why: 'missing' | 'malformed' | 'stale' | 'forged-nonce' | 'unknown-user' | 'wrong-response' | 'replay';
+    };
 
 export interface DigestComponents {
   clock: Clock;

@@ -80,9 +80,15 @@ export function loadPhoneCredentials(dataDir: string): PhoneCredentials {
 /** Add (or give a new password to) a phone user; returns the password (a generated one when none is given). */
 export function addPhoneUser(dataDir: string, name: string, password?: string): string {
   if (!USER_RE.test(name))
-    throw new OverlayError('BAD_ARGUMENT', `--add-user: '${name}' is not a usable user name (1-64 letters, digits, . _ ~ ! * ' ( ) + -)`);
+    throw new OverlayError(
+      'BAD_ARGUMENT',
+      `--add-user: '${name}' is not a usable user name (1-64 letters, digits, . _ ~ ! * ' ( ) + -)`,
+    );
   if (password !== undefined && (password.length < 8 || /[\r\n"\\]/.test(password)))
-    throw new OverlayError('BAD_ARGUMENT', '--password must be at least 8 characters, without quotes, backslashes or line breaks');
+    throw new OverlayError(
+      'BAD_ARGUMENT',
+      '--password must be at least 8 characters, without quotes, backslashes or line breaks',
+    );
   const pw = password ?? randomBytes(15).toString('base64url');
   const creds = loadPhoneCredentials(dataDir);
   const users = Object.fromEntries(creds.names().map((n) => [n, creds.ha1(n) as DigestHa1]));
@@ -96,7 +102,10 @@ export function removePhoneUser(dataDir: string, name: string): boolean {
   const creds = loadPhoneCredentials(dataDir);
   if (!creds.ha1(name)) return false;
   const users = Object.fromEntries(
-    creds.names().filter((n) => n !== name).map((n) => [n, creds.ha1(n) as DigestHa1]),
+    creds
+      .names()
+      .filter((n) => n !== name)
+      .map((n) => [n, creds.ha1(n) as DigestHa1]),
   );
   save(dataDir, { version: 1, realm: creds.realm, users });
   return true;

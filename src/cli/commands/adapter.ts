@@ -14,6 +14,7 @@ import {
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
+import { phoneUserCommand } from '../phone-users.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
@@ -42,6 +43,16 @@ const SPEC = {
     type: 'boolean',
     help: 'make a new node key although --data holds state (the old one was lost; user keys are kept)',
   },
+  'add-user': {
+    type: 'string',
+    help: 'add a phone user (or set a new password) in --data, print its password, exit',
+  },
+  password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
+  'remove-user': { type: 'string', help: 'remove a phone user from --data, exit' },
+  'open-registration': {
+    type: 'boolean',
+    help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
+  },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -56,6 +67,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  const users = phoneUserCommand(args, 'adapter');
+  if (users !== undefined) return users;
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
@@ -107,6 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     bootstrapWaitMs,
     logger: log,
     newNodeKey: args['new-node-key'] === true,
+    openRegistration: args['open-registration'] === true,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
