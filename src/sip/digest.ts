@@ -233,3 +233,23 @@ function sameHex(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
+
+/**
+ * The client side (a UA answering a challenge, RFC 3261 22.2): the Authorization value for `challenge` (one
+ * WWW-Authenticate or Proxy-Authenticate value), or undefined when it is not a digest challenge we can answer.
+ */
+export function digestAuthorization(
+  challenge: string,
+  c: { user: string; password: string; method: string; uri: string; nc?: number; cnonce?: string },
+): string | undefined {
+  const p = parseDigestParams(challenge);
+  const realm = p?.get('realm');
+  const nonce = p?.get('nonce');
+  const alg = DIGEST_ALGORITHMS.find((a) => a === (p?.get('algorithm') ?? 'MD5').toUpperCase());
+  if (!p || realm === undefined || !nonce || !alg) return undefined;
+  const nc = (c.nc ?? 1).toString(16).padStart(8, '0');
+  const cnonce = c.cnonce ?? randomBytes(8).toString('hex');
+  const ha1 = digestHash(alg, `${c.user}:${realm}:${c.password}`);
+  const response = digestResponse(alg, ha1, { method: c.method, uri: c.uri, nonce, nc, cnonce, qop: 'auth' });
+  return `Digest username="${c.user}", realm="${realm}", nonce="${nonce}", uri="${c.uri}", response="${response}", algorithm=${alg}, cnonce="${cnonce}", qop=auth, nc=${nc}`;
+}
