@@ -15,7 +15,7 @@
  *   (a phone using its adapter as outbound proxy follows the 302 back through
  *   it) is proxied there (RFC 3261 16), never redirected again.
  */
-import type { DigestAuthenticator } from '../sip/digest.ts';
+import type { PhoneAuth } from '../sip/digest.ts';
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { sipReasonOf, sipStatusOf } from '../sip/error-status.ts';
 import { SipFrontDoor } from '../sip/front-door.ts';
@@ -49,9 +49,6 @@ export const NOT_READY_RETRY_AFTER_S = 2;
 /** Backoff of a restored user's registration with the bootstrap that failed for a transient reason (ms). */
 export const RESTORE_RETRY_FIRST_MS = 1000;
 export const RESTORE_RETRY_MAX_MS = 60_000;
-
-/** Who may use the adapter's phone side: anyone (today's demo behaviour) or phones that pass digest authentication. */
-export type PhoneAuth = 'open' | { digest: DigestAuthenticator; users(): number };
 
 /** The reason of the 403 an adapter with no phone user gives every REGISTER. */
 export const NO_PHONE_USERS =

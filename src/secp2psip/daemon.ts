@@ -20,19 +20,18 @@ import { TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import { defaultVerifyRef } from '../rpc/verify-ref.ts';
 import type { NodeRef } from '../rpc/types.ts';
-import { DigestAuthenticator } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
-import { type PhoneCredentials, watchPhoneCredentials } from '../sip/phone-credentials.ts';
+import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar, type StoredBinding } from '../sip/registrar.ts';
 import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { bytesEqual } from '../util/bytes.ts';
-import { type Clock, SystemClock } from '../util/clock.ts';
+import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { CryptoRandom } from '../util/random.ts';
-import { Adapter, type PhoneAuth, respondNotReady } from './adapter.ts';
+import { Adapter, respondNotReady } from './adapter.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
 import type { BootstrapServer } from './bootstrap-server.ts';
@@ -182,27 +181,6 @@ export interface AdapterDaemonOptions {
   phoneUsers?: PhoneCredentials;
 }
 
-/** The adapter's phone authentication: open, or digest against the data directory's phone users. */
-export function phoneAuthOf(
-  o: { openRegistration?: boolean; phoneUsers?: PhoneCredentials; dataDir?: string },
-  clock: Clock,
-  log: Logger,
-): PhoneAuth {
-  if (o.openRegistration) {
-    log.warn('open registration: any phone that reaches the SIP port may register any name and call as it');
-    return 'open';
-  }
-  const creds = o.phoneUsers
-    ? { realm: o.phoneUsers.realm, ha1: (u: string) => o.phoneUsers?.ha1(u), size: () => o.phoneUsers?.size ?? 0 }
-    : o.dataDir
-      ? watchPhoneCredentials(o.dataDir, (err) => log.error({ err }, 'phone users file not reloaded'))
-      : { realm: 'secp2psip', ha1: () => undefined, size: () => 0 };
-  if (creds.size() === 0)
-    log.warn('no phone users configured: every REGISTER is refused (add one with --add-user NAME)');
-  const digest = new DigestAuthenticator({ clock, credentials: creds }, { realm: creds.realm });
-  return { digest, users: () => creds.size() };
-}
-
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
 export const DEFAULT_VERIFIED_CACHE_MS = 30_000;
 
@@ -221,7 +199,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const random = new CryptoRandom();
   // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
   const { identity, trust } = openAdapterData(o.dataDir, log, o);
-  const auth = phoneAuthOf(o, clock, log);
+  const { auth, warning } = phoneAuthOf(o, clock, log);
   const host = o.rpcHost ?? o.sipHost;
   // The phones' port first: while the adapter is starting they are asked to come back (503 with Retry-After).
   let transport: TransportStack;
@@ -296,6 +274,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     if (r.users + r.failed > 0) log.info(r, 'users of restored phone bindings registered with the bootstrap again');
   }
   adapter.setReady();
+  if (warning) log.warn(warning);
   const stopSweeping = startSweeping(registrar, clock);
   return {
     adapter,

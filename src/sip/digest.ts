@@ -77,6 +77,9 @@ export function parseDigestParams(value: string): Map<string, string> | undefine
   return out;
 }
 
+/** Who may use a server's phone side: anyone (open registration) or phones that pass digest authentication. */
+export type PhoneAuth = 'open' | { digest: DigestAuthenticator; users(): number };
+
 export type DigestCheck =
   | { ok: true; user: string }
   | {

@@ -13,8 +13,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
-import { type DigestCredentials, type DigestHa1, digestHa1 } from './digest.ts';
+import type { Logger } from '../util/log.ts';
+import { DigestAuthenticator, type DigestCredentials, type DigestHa1, digestHa1, type PhoneAuth } from './digest.ts';
 
 export const PHONE_USERS_FILE = 'phone-users.json';
 /** A digest user name: what a phone puts in `username=`; printable, no quotes, no separators. */
@@ -166,4 +168,35 @@ function statMtime(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * A daemon's phone authentication: open, or digest against the data directory's phone users. `warning` is
+ * what the daemon logs once it is up (open registration, or no phone user yet), so a start-up failure stays
+ * a one-line error.
+ */
+export function phoneAuthOf(
+  o: { openRegistration?: boolean; phoneUsers?: PhoneCredentials; dataDir?: string },
+  clock: Clock,
+  log: Logger,
+): { auth: PhoneAuth; warning?: string } {
+  if (o.openRegistration)
+    return {
+      auth: 'open',
+      warning: 'open registration: any phone that reaches the SIP port may register any name and call as it',
+    };
+  const users = o.phoneUsers;
+  const creds = users
+    ? { realm: users.realm, ha1: (u: string) => users.ha1(u), size: () => users.size }
+    : o.dataDir
+      ? watchPhoneCredentials(o.dataDir, (err) => log.error({ err }, 'phone users file not reloaded'))
+      : { realm: 'secp2psip', ha1: () => undefined, size: () => 0 };
+  const digest = new DigestAuthenticator({ clock, credentials: creds }, { realm: creds.realm });
+  return {
+    auth: { digest, users: () => creds.size() },
+    warning:
+      creds.size() === 0
+        ? 'no phone users configured: every REGISTER is refused (add one with --add-user NAME, or start with --open-registration)'
+        : undefined,
+  };
 }

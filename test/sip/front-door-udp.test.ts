@@ -103,6 +103,7 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
     const params = defaultParams(2, { periodMs: 3600_000 });
     for (const role of ['node', 'gateway'] as const) {
       const w = await startWhanauSip({
+        openRegistration: true,
         role,
         sipHost: '127.0.0.1',
         sipPort: 0,

@@ -14,7 +14,7 @@ import {
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
-import { phoneUserCommand } from '../phone-users.ts';
+import { phoneUserOptions } from '../../sip/phone-user-options.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
@@ -67,8 +67,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const users = phoneUserCommand(args, 'adapter');
-  if (users !== undefined) return users;
+  const done = phoneUserOptions(args, 'adapter');
+  if (done !== undefined) {
+    process.stdout.write(`${done}\n`);
+    return 0;
+  }
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
