@@ -20,6 +20,7 @@ import { TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import { defaultVerifyRef } from '../rpc/verify-ref.ts';
 import type { NodeRef } from '../rpc/types.ts';
+import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar, type StoredBinding } from '../sip/registrar.ts';
@@ -179,6 +180,8 @@ export interface AdapterDaemonOptions {
   openRegistration?: boolean;
   /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
   phoneUsers?: PhoneCredentials;
+  /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
+  digestAlgorithms?: readonly DigestAlgorithm[];
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */

@@ -100,6 +100,23 @@ export interface DigestInit {
   nonceLifetimeMs?: number;
   /** Nonces whose counts are tracked at once (default 100,000). */
   maxTrackedNonces?: number;
+  /**
+   * Algorithms offered, in this order, and the only ones accepted (default SHA-256 then MD5). Old phones
+   * built on libre before 2.x (baresip 1.0 in Debian 12) give up at the first challenge whose algorithm they
+   * do not know instead of trying the next one: for them, MD5 alone.
+   */
+  algorithms?: readonly DigestAlgorithm[];
+}
+
+/** `SHA-256,MD5`-style list (case-insensitive) as algorithms, or an error line. */
+export function parseDigestAlgorithms(s: string): DigestAlgorithm[] | string {
+  const out: DigestAlgorithm[] = [];
+  for (const part of s.split(',')) {
+    const alg = DIGEST_ALGORITHMS.find((a) => a === part.trim().toUpperCase());
+    if (!alg || out.includes(alg)) return `'${part.trim()}' is not SHA-256 or MD5 (or is listed twice)`;
+    out.push(alg);
+  }
+  return out;
 }
 
 export class DigestAuthenticator {
@@ -110,6 +127,7 @@ export class DigestAuthenticator {
   private readonly secret: Uint8Array;
   private readonly lifetimeMs: number;
   private readonly maxTracked: number;
+  private readonly algorithms: readonly DigestAlgorithm[];
   /** nonce -> highest nonce-count accepted; insertion order is first-use order. */
   private readonly counts = new Map<string, { nc: number; issued: number }>();
   /** Issue time of the newest nonce pushed out of `counts`: a nonce issued at or before it is never accepted again. */
@@ -122,6 +140,7 @@ export class DigestAuthenticator {
     this.realm = init.realm;
     this.lifetimeMs = init.nonceLifetimeMs ?? 5 * 60_000;
     this.maxTracked = init.maxTrackedNonces ?? 100_000;
+    this.algorithms = init.algorithms && init.algorithms.length > 0 ? init.algorithms : DIGEST_ALGORITHMS;
   }
 
   newNonce(): string {
@@ -129,11 +148,11 @@ export class DigestAuthenticator {
     return `${head}.${this.mac(head)}`;
   }
 
-  /** The challenge headers: WWW-Authenticate (401) or Proxy-Authenticate (407), SHA-256 then MD5. */
+  /** The challenge headers: WWW-Authenticate (401) or Proxy-Authenticate (407), one per algorithm in order. */
   challenge(proxy: boolean, stale = false): Header[] {
     const name = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
     const nonce = this.newNonce();
-    return DIGEST_ALGORITHMS.map((alg) => ({
+    return this.algorithms.map((alg) => ({
       name,
       value: `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${stale ? ', stale=true' : ''}`,
     }));
@@ -154,7 +173,7 @@ export class DigestAuthenticator {
     const uri = p.get('uri');
     const response = p.get('response')?.toLowerCase();
     const algName = (p.get('algorithm') ?? 'MD5').toUpperCase();
-    const alg = DIGEST_ALGORITHMS.find((a) => a === algName);
+    const alg = this.algorithms.find((a) => a === algName);
     const nc = p.get('nc');
     const cnonce = p.get('cnonce');
     // qop=auth is required: without a nonce-count nothing tells a replay from a retry.

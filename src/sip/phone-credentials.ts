@@ -16,7 +16,14 @@ import { join } from 'node:path';
 import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
-import { DigestAuthenticator, type DigestCredentials, type DigestHa1, digestHa1, type PhoneAuth } from './digest.ts';
+import {
+  type DigestAlgorithm,
+  DigestAuthenticator,
+  type DigestCredentials,
+  type DigestHa1,
+  digestHa1,
+  type PhoneAuth,
+} from './digest.ts';
 
 export const PHONE_USERS_FILE = 'phone-users.json';
 /** A digest user name: what a phone puts in `username=`; printable, no quotes, no separators. */
@@ -176,7 +183,12 @@ function statMtime(path: string): number {
  * a one-line error.
  */
 export function phoneAuthOf(
-  o: { openRegistration?: boolean; phoneUsers?: PhoneCredentials; dataDir?: string },
+  o: {
+    openRegistration?: boolean;
+    phoneUsers?: PhoneCredentials;
+    dataDir?: string;
+    digestAlgorithms?: readonly DigestAlgorithm[];
+  },
   clock: Clock,
   log: Logger,
 ): { auth: PhoneAuth; warning?: string } {
@@ -191,7 +203,13 @@ export function phoneAuthOf(
     : o.dataDir
       ? watchPhoneCredentials(o.dataDir, (err) => log.error({ err }, 'phone users file not reloaded'))
       : { realm: 'secp2psip', ha1: () => undefined, size: () => 0 };
-  const digest = new DigestAuthenticator({ clock, credentials: creds }, { realm: creds.realm });
+  const digest = new DigestAuthenticator(
+    { clock, credentials: creds },
+    {
+      realm: creds.realm,
+      algorithms: o.digestAlgorithms,
+    },
+  );
   return {
     auth: { digest, users: () => creds.size() },
     warning:

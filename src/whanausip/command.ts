@@ -16,6 +16,7 @@ import {
 } from '../util/args.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
+import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
 import { phoneUserOptions } from '../sip/phone-user-options.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
 import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
@@ -37,6 +38,11 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   },
   password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
   'remove-user': { type: 'string', help: 'node: remove a phone user from --data, exit' },
+  digest: {
+    type: 'string',
+    default: 'SHA-256,MD5',
+    help: 'node: digest algorithms offered to phones, in order (MD5 alone for old phones such as baresip 1.0)',
+  },
   'open-registration': {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
@@ -62,6 +68,7 @@ export interface WhanauSipConfig {
   advertise?: string;
   logLevel: string;
   openRegistration: boolean;
+  digestAlgorithms: DigestAlgorithm[];
 }
 
 /** Validate the command line; every problem is one BAD_ARGUMENT line. */
@@ -106,7 +113,9 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
     throw new OverlayError('BAD_ARGUMENT', (e as Error).message);
   }
   const openRegistration = args['open-registration'] === true;
-  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration };
+  const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
+  if (typeof digestAlgorithms === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms}`);
+  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration, digestAlgorithms };
 }
 
 /** Run a node or gateway until SIGINT/SIGTERM. */
@@ -131,6 +140,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     params: cfg.params,
     advertise: cfg.advertise,
     openRegistration: cfg.openRegistration,
+    digestAlgorithms: cfg.digestAlgorithms,
     logger: log,
   });
   const d = running.daemon;

@@ -6,6 +6,7 @@
  * `node` and `gateway` commands and the end-to-end tests.
  */
 import { join } from 'node:path';
+import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
@@ -30,6 +31,8 @@ export interface WhanauSipOptions extends Omit<WhanauDaemonOptions, 'host' | 'po
   openRegistration?: boolean;
   /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
   phoneUsers?: PhoneCredentials;
+  /** Digest algorithms offered to the phone, in order (default SHA-256, MD5). */
+  digestAlgorithms?: readonly DigestAlgorithm[];
 }
 
 export interface RunningWhanauSip {

@@ -12,7 +12,9 @@ import { type AdapterProc, type BootstrapProc, eventually, startAuthAdapterProc,
  * Real phones with passwords: baresip accounts with `auth_pass` register with
  * adapters that require digest authentication (401 on REGISTER, 407 on
  * INVITE and on the INVITE they relay as outbound proxy), then call each
- * other through two adapters.
+ * other through two adapters. Debian's baresip 1.0 (libre before 2.x) stops
+ * at a SHA-256 challenge instead of trying the MD5 one after it, so these
+ * adapters offer MD5 alone (`--digest MD5`).
  */
 const skip = haveBinary('baresip') ? false : 'baresip is not installed';
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw-0001', bob: 'bob-pw-00002', carol: 'carol-pw-003' };
@@ -57,8 +59,8 @@ describe('baresip with digest passwords through two adapters', { skip, timeout: 
       assert.equal(r.code, 0, r.stderr);
     }
     [A, B] = await Promise.all([
-      startAuthAdapterProc(boot.spec, join(base, 'A')),
-      startAuthAdapterProc(boot.spec, join(base, 'B')),
+      startAuthAdapterProc(boot.spec, join(base, 'A'), '127.0.0.1:0', ['--digest', 'MD5']),
+      startAuthAdapterProc(boot.spec, join(base, 'B'), '127.0.0.1:0', ['--digest', 'MD5']),
     ]);
   });
 
@@ -79,7 +81,7 @@ describe('baresip with digest passwords through two adapters', { skip, timeout: 
     await eventually('call establishment at bob', established(bob), 30_000, () => alice.out() + bob.out());
     await eventually('call establishment at alice', established(alice), 10_000, alice.out);
     assert.match(alice.out(), /SIP\/2.0 407 Proxy Authentication Required/);
-    assert.match(alice.out(), /Proxy-Authorization: Digest [^\r\n]*algorithm=SHA-256/);
+    assert.match(alice.out(), /Proxy-Authorization: Digest [^\r\n]*username="alice"/);
     assert.match(A.stderr(), /verified bob's REDIRECT; sending 302/);
   });
 

@@ -149,6 +149,22 @@ describe('DigestAuthenticator', () => {
     assert.deepEqual(auth.check(forged, false), { ok: false, why: 'forged-nonce' });
   });
 
+  it('offers and accepts only the configured algorithms', () => {
+    const clock = new SimClock(1_000_000);
+    const credentials = PhoneCredentials.inMemory({ alice: 'alice-secret' }, 'r');
+    const auth = new DigestAuthenticator({ clock, credentials }, { realm: 'r', algorithms: ['MD5'] });
+    assert.deepEqual(
+      auth.challenge(false).map((h) => parseDigestParams(h.value)?.get('algorithm')),
+      ['MD5'],
+    );
+    const sha = new DigestAuthenticator({ clock, credentials }, { realm: 'r' }).challenge(false)[0].value;
+    const viaSha = answer(auth, req('REGISTER'), {
+      challenge: sha.replace(/nonce="[^"]+"/, `nonce="${auth.newNonce()}"`),
+    });
+    assert.deepEqual(auth.check(viaSha, false), { ok: false, why: 'malformed' });
+    assert.equal(auth.check(answer(auth, req('REGISTER')), false).ok, true);
+  });
+
   it('a nonce pushed out of a full count table is never accepted again', () => {
     const clock = new SimClock(1_000_000);
     const credentials = PhoneCredentials.inMemory({ alice: 'alice-secret' }, 'r');

@@ -14,6 +14,7 @@ import {
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
+import { parseDigestAlgorithms } from '../../sip/digest.ts';
 import { phoneUserOptions } from '../../sip/phone-user-options.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
@@ -49,6 +50,11 @@ const SPEC = {
   },
   password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
   'remove-user': { type: 'string', help: 'remove a phone user from --data, exit' },
+  digest: {
+    type: 'string',
+    default: 'SHA-256,MD5',
+    help: 'digest algorithms offered to phones, in order (MD5 alone for old phones such as baresip 1.0)',
+  },
   'open-registration': {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
@@ -83,6 +89,8 @@ export async function run(argv: string[]): Promise<number> {
   const rebuild = String(args.rebuild);
   if (rebuild !== 'robust' && rebuild !== 'seed')
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
+  const digest = parseDigestAlgorithms(String(args.digest));
+  if (typeof digest === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest}`);
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
@@ -124,6 +132,7 @@ export async function run(argv: string[]): Promise<number> {
     logger: log,
     newNodeKey: args['new-node-key'] === true,
     openRegistration: args['open-registration'] === true,
+    digestAlgorithms: digest,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
