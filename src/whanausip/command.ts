@@ -53,7 +53,8 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
 
 const usage = (role: WhanauSipRole) =>
   optionsUsage(
-    `usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]`,
+    `usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]\n` +
+      `       secp2psip ${role} --data <dir> --add-user <name> [--password <p>] | --remove-user <name>`,
     WHANAUSIP_SPEC,
     16,
   );

@@ -64,7 +64,12 @@ const SPEC = {
 } as const;
 
 const usage = () =>
-  optionsUsage('usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]', SPEC, 12);
+  optionsUsage(
+    'usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]\n' +
+      '       secp2psip adapter --data <dir> --add-user <name> [--password <p>] | --remove-user <name>',
+    SPEC,
+    12,
+  );
 
 /** `secp2psip adapter`: seed 000's adapter for one phone (or several); runs until SIGINT/SIGTERM. */
 export async function run(argv: string[]): Promise<number> {
