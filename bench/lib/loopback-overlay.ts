@@ -14,10 +14,13 @@ import {
   startBootstrapDaemon,
 } from '../../src/secp2psip/daemon.ts';
 import type { RebuildMode } from '../../src/secp2psip/key-lookup.ts';
+import type { PhoneCredentials } from '../../src/sip/phone-credentials.ts';
 
 export interface AdapterOptions {
   mode?: SecurityMode;
   rebuild?: RebuildMode;
+  /** Phones authenticate against these users (digest); open registration when absent. */
+  phoneUsers?: PhoneCredentials;
 }
 
 export class LoopbackOverlay {
@@ -50,6 +53,8 @@ export class LoopbackOverlay {
 
   async addAdapter(opts: AdapterOptions = {}): Promise<RunningAdapter> {
     const a = await startAdapterDaemon({
+      openRegistration: opts.phoneUsers === undefined,
+      phoneUsers: opts.phoneUsers,
       sipHost: '127.0.0.1',
       sipPort: 0,
       bootstrap: this.boot.info,

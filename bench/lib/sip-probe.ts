@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { digestAuthorization } from '../../src/sip/digest.ts';
 import { getHeader, getHeaders, type SipResponse } from '../../src/sip/message.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
 
@@ -27,6 +28,13 @@ interface Waiting {
 }
 
 const T1 = 500;
+
+/** A phone's remembered challenge, reused with a growing nonce-count until the server says stale. */
+export interface DigestCache {
+  challenge?: string;
+  nc: number;
+  proxy: boolean;
+}
 
 export class SipProbe {
   private readonly waiting = new Map<string, Waiting>();
@@ -109,9 +117,11 @@ export class SipProbe {
     };
   }
 
-  /** REGISTER `user` at the adapter, with this probe as the contact. */
-  register(dest: Dest, user: string): Promise<ProbeAnswer> {
-    const { callId, tag, branch } = this.ids();
+  /** REGISTER `user` at the adapter, with this probe as the contact; `extra` header lines (CRLF-terminated). */
+  register(dest: Dest, user: string, o: { extra?: string; callId?: string } = {}): Promise<ProbeAnswer> {
+    const ids = this.ids();
+    const { tag, branch } = ids;
+    const callId = o.callId ?? ids.callId;
     const cseq = `${++this.seq} REGISTER`;
     const d = `${dest.host}:${dest.port}`;
     const text =
@@ -124,13 +134,50 @@ export class SipProbe {
       `CSeq: ${cseq}\r\n` +
       `Contact: <sip:${user}@${this.hostport}>\r\n` +
       'Expires: 3600\r\n' +
+      (o.extra ?? '') +
       'Content-Length: 0\r\n\r\n';
     return this.send(dest, text, callId, cseq);
   }
 
+  /**
+   * A request answered the way a phone with a password answers a 401/407 (RFC 3261 22.2): with `cached`
+   * credentials (a challenge seen before, its nonce-count advanced) sent at once, else after the challenge.
+   * The time is from the first send to the final answer.
+   */
+  async withDigest(
+    send: (extra: string | undefined) => Promise<ProbeAnswer>,
+    c: { user: string; password: string; method: string; uri: string; cache?: DigestCache },
+  ): Promise<ProbeAnswer> {
+    const t0 = performance.now();
+    const header = (challenge: string, nc: number, proxy: boolean) =>
+      `${proxy ? 'Proxy-Authorization' : 'Authorization'}: ${digestAuthorization(challenge, { ...c, nc })}\r\n`;
+    let ans: ProbeAnswer | undefined;
+    if (c.cache?.challenge) {
+      c.cache.nc++;
+      ans = await send(header(c.cache.challenge, c.cache.nc, c.cache.proxy));
+    }
+    if (!ans || ans.status === 401 || ans.status === 407) {
+      ans = await send(undefined);
+      if (ans.status === 401 || ans.status === 407) {
+        const proxy = ans.status === 407;
+        const challenge = getHeaders(ans.response, proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate')[0];
+        if (c.cache) Object.assign(c.cache, { challenge, nc: 1, proxy });
+        ans = await send(header(challenge, 1, proxy));
+      }
+    }
+    return { ...ans, ms: performance.now() - t0 };
+  }
+
   /** INVITE sip:to@adapter as `from`; a final non-2xx is ACKed (17.1.1.3). Resolves at the final response. */
-  async invite(dest: Dest, from: string, to: string): Promise<ProbeAnswer & { contact?: string }> {
-    const { callId, tag, branch } = this.ids();
+  async invite(
+    dest: Dest,
+    from: string,
+    to: string,
+    o: { extra?: string; callId?: string } = {},
+  ): Promise<ProbeAnswer & { contact?: string }> {
+    const ids = this.ids();
+    const { tag, branch } = ids;
+    const callId = o.callId ?? ids.callId;
     const n = ++this.seq;
     const d = `${dest.host}:${dest.port}`;
     const via = `Via: SIP/2.0/UDP ${this.hostport};branch=${branch};rport\r\n`;
@@ -138,7 +185,7 @@ export class SipProbe {
     const text =
       `INVITE sip:${to}@${d} SIP/2.0\r\n${via}Max-Forwards: 70\r\n${fromH}` +
       `To: <sip:${to}@${d}>\r\nCall-ID: ${callId}\r\nCSeq: ${n} INVITE\r\n` +
-      `Contact: <sip:${from}@${this.hostport}>\r\nContent-Length: 0\r\n\r\n`;
+      `Contact: <sip:${from}@${this.hostport}>\r\n${o.extra ?? ''}Content-Length: 0\r\n\r\n`;
     const ans = await this.send(dest, text, callId, `${n} INVITE`);
     if (ans.status >= 300) {
       const to2 = getHeader(ans.response, 'To') ?? `<sip:${to}@${d}>`;

@@ -15,11 +15,13 @@
  *   (a phone using its adapter as outbound proxy follows the 302 back through
  *   it) is proxied there (RFC 3261 16), never redirected again.
  */
+import type { PhoneAuth } from '../sip/digest.ts';
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { sipReasonOf, sipStatusOf } from '../sip/error-status.ts';
 import { SipFrontDoor } from '../sip/front-door.ts';
 import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeader, getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
+import { getCallId } from '../sip/header-values.ts';
 import { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
@@ -50,6 +52,10 @@ export const NOT_READY_RETRY_AFTER_S = 2;
 export const RESTORE_RETRY_FIRST_MS = 1000;
 export const RESTORE_RETRY_MAX_MS = 60_000;
 
+/** The reason of the 403 an adapter with no phone user gives every REGISTER. */
+export const NO_PHONE_USERS =
+  'Forbidden: no phone users configured (add one with secp2psip adapter --data DIR --add-user NAME, or start with --open-registration)';
+
 export interface CallRecord {
   caller: string;
   callee: string;
@@ -77,10 +83,21 @@ export class Adapter {
   /** Restored users whose registration with the bootstrap is retried, with the pending timer. */
   private readonly retries = new Map<string, Timer>();
   private retriesStopped = false;
+  private readonly auth: PhoneAuth;
+  /** Call-IDs of authenticated requests relayed to a verified contact -> expiry: their ACKs may follow. */
+  private readonly relayedCalls = new Map<string, number>();
 
   /** `node.phones` is where this half registers phones, and where the callee side finds them. */
-  constructor(c: { node: AdapterNode<RegisteredPhones>; element: SipElement; clock: Clock; logger?: Logger }) {
+  constructor(c: {
+    node: AdapterNode<RegisteredPhones>;
+    element: SipElement;
+    clock: Clock;
+    /** Who may register and call here; see PhoneAuth. */
+    auth: PhoneAuth;
+    logger?: Logger;
+  }) {
     this.node = c.node;
+    this.auth = c.auth;
     this.element = c.element;
     this.phones = c.node.phones;
     this.registrar = c.node.phones.registrar;
@@ -210,8 +227,31 @@ export class Adapter {
   /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
   private relay(inc: IncomingRequest): boolean {
     if (!this.isVerifiedTarget(inc.request.uri)) return false;
+    // Issue 16 item 6: only this adapter's own phones are relayed, never a stranger who names a verified contact.
+    if (this.auth !== 'open') {
+      const user = this.auth.digest.authenticate(inc, true);
+      if (user === undefined) return true;
+      if (!this.fromIs(inc, user)) return true;
+      const callId = getCallId(inc.request);
+      if (callId !== undefined) {
+        this.relayedCalls.set(callId, this.clock.now() + VERIFIED_TTL_MS);
+        if (this.relayedCalls.size > 10_000) this.relayedCalls.delete(this.relayedCalls.keys().next().value as string);
+      }
+    }
     this.forward(inc);
     return true;
+  }
+
+  /**
+   * The authenticated `user` must be who the request's From names (RFC 3261 22: the caller is the authenticated
+   * user, not the From header); otherwise 403 and false.
+   */
+  private fromIs(inc: IncomingRequest, user: string): boolean {
+    const from = getFrom(inc.request);
+    const name = from.ok ? (from.value.uri.user ?? '') : '';
+    if (name === user) return true;
+    inc.respond(403, `Forbidden: authenticated as ${user}, not ${name || 'the From user'}`.replace(/[\r\n]/g, ' '));
+    return false;
   }
 
   private async register(inc: IncomingRequest): Promise<void> {
@@ -225,6 +265,19 @@ export class Adapter {
     if (!isUsableUserName(name)) {
       inc.respond(404, `Not Found: ${USER_NAME_RULE}`);
       return;
+    }
+    if (this.auth !== 'open') {
+      if (this.auth.users() === 0) {
+        inc.respond(403, NO_PHONE_USERS);
+        return;
+      }
+      const user = this.auth.digest.authenticate(inc, false);
+      if (user === undefined) return;
+      // RFC 3261 10.3 step 3: the authenticated user may only change the bindings of its own address of record.
+      if (user !== name) {
+        inc.respond(403, `Forbidden: authenticated as ${user}, cannot register ${name}`);
+        return;
+      }
     }
     try {
       // An enrolment token for a new name travels in X-Secp2psip-Invite (bootstrap --require-invite).
@@ -265,7 +318,12 @@ export class Adapter {
       inc.respond(400, 'Bad Request');
       return;
     }
-    const callerName = from.value.uri.user ?? '';
+    let callerName = from.value.uri.user ?? '';
+    if (this.auth !== 'open') {
+      const user = this.auth.digest.authenticate(inc, true);
+      if (user === undefined || !this.fromIs(inc, user)) return;
+      callerName = user;
+    }
     const caller = this.node.users.get(callerName);
     if (!caller && this.node.restoring.has(callerName)) {
       respondNotReady(inc, `${callerName} is being registered again`);
@@ -331,6 +389,12 @@ export class Adapter {
   /** The ACK for a 2xx is end to end: pass it on statelessly (RFC 3261 16.11) when it targets a verified contact. */
   private forwardAck(req: SipRequest, _source: Peer): void {
     if (!this.isVerifiedTarget(req.uri)) return;
+    // An ACK cannot be challenged (RFC 3261 22.1): it passes only within a call an authenticated phone placed here.
+    if (this.auth !== 'open') {
+      const callId = getCallId(req);
+      const exp = callId === undefined ? undefined : this.relayedCalls.get(callId);
+      if (exp === undefined || exp < this.clock.now()) return;
+    }
     const u = parseRequestUri(req.uri);
     const dest = u.ok ? peerOf(u.value) : undefined;
     if (!dest) return;

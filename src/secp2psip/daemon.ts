@@ -20,7 +20,9 @@ import { TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
 import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
 import { defaultVerifyRef } from '../rpc/verify-ref.ts';
 import type { NodeRef } from '../rpc/types.ts';
+import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
+import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar, type StoredBinding } from '../sip/registrar.ts';
 import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
@@ -180,6 +182,12 @@ export interface AdapterDaemonOptions {
   newNodeKey?: boolean;
   /** New names sent to the bootstrap per minute (default: no cap; the `adapter` command applies 10). */
   newNamesPerMinute?: number;
+  /** Any phone may register any name and call as it, without a password (the local demo); warned at start. */
+  openRegistration?: boolean;
+  /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
+  phoneUsers?: PhoneCredentials;
+  /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
+  digestAlgorithms?: readonly DigestAlgorithm[];
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -200,6 +208,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const random = new CryptoRandom();
   // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
   const { identity, trust } = openAdapterData(o.dataDir, log, o);
+  const { auth, warning } = phoneAuthOf(o, clock, log);
   const host = o.rpcHost ?? o.sipHost;
   // The phones' port first: while the adapter is starting they are asked to come back (503 with Retry-After).
   let transport: TransportStack;
@@ -267,7 +276,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, logger: log });
+  const adapter = new Adapter({ node, element, clock, auth, logger: log });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();
@@ -275,6 +284,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     if (r.users + r.failed > 0) log.info(r, 'users of restored phone bindings registered with the bootstrap again');
   }
   adapter.setReady();
+  if (warning) log.warn(warning);
   const stopSweeping = startSweeping(registrar, clock);
   return {
     adapter,

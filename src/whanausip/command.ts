@@ -16,6 +16,8 @@ import {
 } from '../util/args.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
+import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
+import { phoneUserOptions } from '../sip/phone-user-options.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
 import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
 
@@ -30,13 +32,29 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   table: { type: 'string', help: 'r_d = r_f = r_s (default about sqrt(3 n))' },
   layers: { type: 'string', default: '2', help: 'Whanau layers l (more resist key clustering)' },
   advertise: { type: 'string', help: 'DHT host:port other nodes dial (default: the --dht address)' },
+  'add-user': {
+    type: 'string',
+    help: 'node: add a phone user (or set a new password) in --data, print its password, exit',
+  },
+  password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
+  'remove-user': { type: 'string', help: 'node: remove a phone user from --data, exit' },
+  digest: {
+    type: 'string',
+    default: 'SHA-256,MD5',
+    help: 'node: digest algorithms offered to phones, in order (MD5 alone for old phones such as baresip 1.0)',
+  },
+  'open-registration': {
+    type: 'boolean',
+    help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
+  },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
 const usage = (role: WhanauSipRole) =>
   optionsUsage(
-    `usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]`,
+    `usage: secp2psip ${role} --sip <host:port> --dht <host:port> --data <dir> [options]\n` +
+      `       secp2psip ${role} --data <dir> --add-user <name> [--password <p>] | --remove-user <name>`,
     WHANAUSIP_SPEC,
     16,
   );
@@ -50,12 +68,19 @@ export interface WhanauSipConfig {
   params: Readonly<WhanauParams>;
   advertise?: string;
   logLevel: string;
+  openRegistration: boolean;
+  digestAlgorithms: DigestAlgorithm[];
 }
 
 /** Validate the command line; every problem is one BAD_ARGUMENT line. */
-export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' {
+export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | number {
   const args = parseArgs(argv, WHANAUSIP_SPEC);
   if (args.help) return 'help';
+  const done = phoneUserOptions(args, 'node');
+  if (done !== undefined) {
+    process.stdout.write(`${done}\n`);
+    return 0;
+  }
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
   const dht = parseHostPort(requiredOption(args, 'dht'), '--dht');
   const dataDir = requiredOption(args, 'data');
@@ -88,7 +113,10 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' {
   } catch (e) {
     throw new OverlayError('BAD_ARGUMENT', (e as Error).message);
   }
-  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel };
+  const openRegistration = args['open-registration'] === true;
+  const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
+  if (typeof digestAlgorithms === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms}`);
+  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration, digestAlgorithms };
 }
 
 /** Run a node or gateway until SIGINT/SIGTERM. */
@@ -98,6 +126,8 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     process.stdout.write(`${usage(role)}\n`);
     return 0;
   }
+  // --add-user / --remove-user: done, exit.
+  if (typeof cfg === 'number') return cfg;
   const log = createLogger({ level: cfg.logLevel }).child({ component: role });
   const running = await startWhanauSip({
     role,
@@ -110,6 +140,8 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     adminKeys: cfg.adminKeys,
     params: cfg.params,
     advertise: cfg.advertise,
+    openRegistration: cfg.openRegistration,
+    digestAlgorithms: cfg.digestAlgorithms,
     logger: log,
   });
   const d = running.daemon;

@@ -6,7 +6,9 @@
  * `node` and `gateway` commands and the end-to-end tests.
  */
 import { join } from 'node:path';
+import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
+import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
@@ -25,6 +27,12 @@ export interface WhanauSipOptions extends Omit<WhanauDaemonOptions, 'host' | 'po
   sipPort: number;
   dhtHost: string;
   dhtPort: number;
+  /** Any phone may register the node's identity without a password; warned at start. */
+  openRegistration?: boolean;
+  /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
+  phoneUsers?: PhoneCredentials;
+  /** Digest algorithms offered to the phone, in order (default SHA-256, MD5). */
+  digestAlgorithms?: readonly DigestAlgorithm[];
 }
 
 export interface RunningWhanauSip {
@@ -39,13 +47,15 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   const log = o.logger ?? silentLogger;
   // Data files and identity are checked before any port is bound.
   const identity = o.identity ?? (o.dataDir ? openWhanauData(o.dataDir) : undefined);
+  const clock = o.clock ?? new SystemClock();
+  // A gateway takes no registrations, so it has no phone users to check.
+  const phones = o.role === 'node' ? phoneAuthOf(o, clock, log) : undefined;
   let transport: TransportStack;
   try {
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
-  const clock = o.clock ?? new SystemClock();
   const element = new SipElement({ transport, clock, logger: log });
   // A node keeps its phone's registration across restarts (as an adapter does), so its record
   // points at the phone at once instead of at the node until the phone registers again.
@@ -69,12 +79,13 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     throw new OverlayError('BAD_CONFIG', `cannot start the DHT on ${o.dhtHost}:${o.dhtPort}: ${(e as Error).message}`);
   }
   const sip = new WhanauSipNode(
-    { element, clock, registrar, logger: log, lookup: (hash) => daemon.lookupRecord(hash) },
+    { element, clock, registrar, auth: phones?.auth, logger: log, lookup: (hash) => daemon.lookupRecord(hash) },
     { ownHash: daemon.hash },
   );
   // A new phone contact goes into our record at once; other nodes copy it at the next SETUP.
   sip.onBindingsChanged = () => daemon.publishOwnRecord();
   daemon.publishOwnRecord();
+  if (phones?.warning) log.warn(phones.warning);
   const stopSweeping = registrar ? startSweeping(registrar, clock) : undefined;
   return {
     daemon,

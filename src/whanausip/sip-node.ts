@@ -9,9 +9,14 @@
  *   `sip:<the node's hash>@<node>` (RFC 3261 10.3); INVITEs for the node's
  *   own hash are redirected to the registered phone, and the node's location
  *   record publishes the phone's contact.
+ * - The phone authenticates (RFC 3261 22, sip/digest.ts): REGISTER is
+ *   challenged with 401 and any phone user of the node's data directory may
+ *   register the node's identity, unless the node runs with open
+ *   registration; with no phone user at all every REGISTER is refused.
  * - What every SIP server shares (Max-Forwards, URI schemes, Require,
  *   OPTIONS, 405, 481) is the front door's (sip/front-door.ts).
  */
+import type { PhoneAuth } from '../sip/digest.ts';
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { type RequestHandler, SipFrontDoor } from '../sip/front-door.ts';
 import { formatNameAddr, getTo, parseNameAddr } from '../sip/header-values.ts';
@@ -23,6 +28,9 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import type { RecordLookup } from './whanau-daemon.ts';
 
 const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
+/** The reason of the 403 a node with no phone user gives every REGISTER. */
+export const NO_NODE_PHONE_USERS =
+  'Forbidden: no phone users configured (add one with secp2psip node --data DIR --add-user NAME, or start with --open-registration)';
 
 /** The contact a node's location record publishes for its SIP URI `uri`: the phone registered as `uri`, else `uri`. */
 export function publishedContact(registrar: Registrar | undefined, uri: string): string {
@@ -41,6 +49,8 @@ export interface WhanauSipComponents {
   lookup(hash: string): Promise<RecordLookup>;
   /** Present in the node role: the registrar for the node's own phone(s). */
   registrar?: Registrar;
+  /** Who may register the node's phone (node role); 'open' when absent. */
+  auth?: PhoneAuth;
   logger?: Logger;
 }
 
@@ -76,12 +86,14 @@ export class WhanauSipNode {
   onBindingsChanged: () => void = () => {};
   private readonly lookup: (hash: string) => Promise<RecordLookup>;
   private readonly log: Logger;
+  private readonly auth: PhoneAuth;
   readonly door: SipFrontDoor;
 
   constructor(c: WhanauSipComponents, init: WhanauSipInit) {
     this.element = c.element;
     this.registrar = c.registrar;
     this.lookup = c.lookup;
+    this.auth = c.auth ?? 'open';
     this.ownHash = init.ownHash.toLowerCase();
     this.log = (c.logger ?? silentLogger).child({ component: 'whanausip-sip', node: this.ownHash.slice(0, 8) });
     // A gateway takes no registrations: REGISTER is then 405 like any method it does not handle.
@@ -113,6 +125,14 @@ export class WhanauSipNode {
       this.stats.refusedRegisters++;
       inc.respond(403, `Forbidden: only ${this.ownHash} registers here`);
       return;
+    }
+    if (this.auth !== 'open') {
+      if (this.auth.users() === 0) {
+        this.stats.refusedRegisters++;
+        inc.respond(403, NO_NODE_PHONE_USERS);
+        return;
+      }
+      if (this.auth.digest.authenticate(inc, false) === undefined) return;
     }
     const out = reg.register(inc.request);
     inc.respond(out.status, out.reason, { headers: out.headers });

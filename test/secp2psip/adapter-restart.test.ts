@@ -63,6 +63,7 @@ describe('adapter restarts with bootstraps down', { timeout: 180_000 }, () => {
   async function startAdapter(name: string, extra: Partial<AdapterDaemonOptions> = {}): Promise<RunningAdapter> {
     ports[name] ??= { sip: await freePort(), rpc: await freePort() };
     const a = await startAdapterDaemon({
+      openRegistration: true,
       sipHost: '127.0.0.1',
       sipPort: ports[name].sip,
       rpcPort: ports[name].rpc,

@@ -116,7 +116,7 @@ describe('adapter SIP edge: error mapping and CANCEL (in-memory ring)', () => {
     for (const [i, node] of t.adapters.slice(0, 5).entries()) {
       const transport = new MemoryTransport();
       const element = new SipElement({ transport, clock: t.clock });
-      const adapter = new Adapter({ node, element, clock: t.clock });
+      const adapter = new Adapter({ node, element, clock: t.clock, auth: 'open' });
       sides.push({ node, adapter, transport, phone: { host: `10.0.1.${i + 1}`, port: 5070 } });
     }
     [A, B, C, D, E] = sides;

@@ -59,6 +59,7 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
     closers.push(() => boot.close());
     for (const name of ['a', 'b', 'c']) {
       const a = await startAdapterDaemon({
+        openRegistration: true,
         sipHost: '127.0.0.1',
         sipPort: 0,
         bootstrap: boot.info,
@@ -96,6 +97,7 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
     const B = adapters[1];
     await B.close();
     const B2 = await startAdapterDaemon({
+      openRegistration: true,
       sipHost: '127.0.0.1',
       sipPort: 0,
       bootstrap: boot.info,

@@ -35,7 +35,17 @@ interface Unprivileged {
 
 /** `secp2psip adapter` as a user chmod applies to (nobody when we are root). */
 function startUnprivilegedAdapter(bootstrap: string, dataDir: string, sip: string): Promise<Unprivileged> {
-  const args = ['bin/secp2psip.mjs', 'adapter', '--sip', sip, '--bootstrap', bootstrap, '--data', dataDir];
+  const args = [
+    'bin/secp2psip.mjs',
+    'adapter',
+    '--sip',
+    sip,
+    '--bootstrap',
+    bootstrap,
+    '--data',
+    dataDir,
+    '--open-registration',
+  ];
   const proc = isRoot
     ? spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, ...args], {
         stdio: ['ignore', 'pipe', 'pipe'],

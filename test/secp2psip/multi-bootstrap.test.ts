@@ -46,6 +46,7 @@ describe('several bootstraps over TLS', { timeout: 120_000 }, () => {
     });
   const startAdapter = (i: number, via: number) =>
     startAdapterDaemon({
+      openRegistration: true,
       sipHost: '127.0.0.1',
       sipPort: 0,
       bootstrap: infos[via],

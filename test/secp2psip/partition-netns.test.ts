@@ -270,6 +270,7 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
           join(base, `a${i}`),
           '--cache-ms',
           '0',
+          '--open-registration',
           '--log-level',
           'info',
         ],

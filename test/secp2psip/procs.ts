@@ -73,7 +73,18 @@ export async function startBootstrapProc(dataDir: string, listen = '127.0.0.1:0'
   return { ...p, spec: m[1], addr: m[2] } as BootstrapProc;
 }
 
-export async function startAdapterProc(bootstrap: string, dataDir: string, sip = '127.0.0.1:0', extra: string[] = []) {
+/** An adapter with open registration (phones register without a password), as the tests written before digest use. */
+export function startAdapterProc(bootstrap: string, dataDir: string, sip = '127.0.0.1:0', extra: string[] = []) {
+  return startAuthAdapterProc(bootstrap, dataDir, sip, ['--open-registration', ...extra]);
+}
+
+/** An adapter whose phones authenticate with the users of `dataDir` (added with `--add-user`). */
+export async function startAuthAdapterProc(
+  bootstrap: string,
+  dataDir: string,
+  sip = '127.0.0.1:0',
+  extra: string[] = [],
+) {
   const { p, m } = await start(
     ['adapter', '--sip', sip, '--bootstrap', bootstrap, '--data', dataDir, '--log-level', 'info', ...extra],
     /^adapter sip:(\S+:(\d+))\n/m,

@@ -58,6 +58,7 @@ describe('strict mode: users need a certificate from the configured CA', { timeo
     closers.push(() => boot.close());
     mkdirSync(users, { recursive: true, mode: 0o700 });
     adapter = await startAdapterDaemon({
+      openRegistration: true,
       sipHost: '127.0.0.1',
       sipPort: 0,
       bootstrap: boot.info,

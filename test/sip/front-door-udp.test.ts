@@ -87,6 +87,7 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
     const boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
     closers.push(() => boot.close());
     const adapter = await startAdapterDaemon({
+      openRegistration: true,
       sipHost: '127.0.0.1',
       sipPort: 0,
       bootstrap: boot.info,
@@ -102,6 +103,7 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
     const params = defaultParams(2, { periodMs: 3600_000 });
     for (const role of ['node', 'gateway'] as const) {
       const w = await startWhanauSip({
+        openRegistration: true,
         role,
         sipHost: '127.0.0.1',
         sipPort: 0,

@@ -152,7 +152,7 @@ describe('one SIP front door: conformance of every server (RFC 3261)', { timeout
       const [atCarol, atAlice] = t.adapters.map((node) => {
         const transport = new MemoryTransport();
         const element = new SipElement({ transport, clock: t.clock });
-        new Adapter({ node, element, clock: t.clock });
+        new Adapter({ node, element, clock: t.clock, auth: 'open' });
         return {
           name: 'adapter',
           transport,

@@ -24,6 +24,8 @@ export interface PhoneOptions {
   outboundProxy?: string;
   /** Seconds an unanswered outgoing call may ring. */
   localTimeoutS?: number;
+  /** Digest password of the account (baresip answers 401 and 407 with it). */
+  authPass?: string;
 }
 
 /**
@@ -53,7 +55,8 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
   ].join('\n');
   writeFileSync(join(dir, 'config'), config);
   const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
-  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy};regint=60;answermode=auto\n`);
+  const auth = opts.authPass ? `;auth_pass=${opts.authPass}` : '';
+  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy}${auth};regint=60;answermode=auto\n`);
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

@@ -11,9 +11,19 @@ export interface CliProcess {
   stderr: () => string;
 }
 
-/** Start `secp2psip node|gateway` and resolve once it printed its hash, SIP URI and peer spec. */
-export function startCli(role: 'node' | 'gateway', args: string[], timeoutMs = 90_000): Promise<CliProcess> {
-  const proc = spawn(process.execPath, ['bin/secp2psip.mjs', role, ...args], {
+/**
+ * Start `secp2psip node|gateway` and resolve once it printed its hash, SIP URI and peer spec. A node has open
+ * registration (its phone registers without a password, as in the tests written before digest) unless
+ * `openRegistration` is false.
+ */
+export function startCli(
+  role: 'node' | 'gateway',
+  args: string[],
+  timeoutMs = 90_000,
+  openRegistration = true,
+): Promise<CliProcess> {
+  const open = role === 'node' && openRegistration ? ['--open-registration'] : [];
+  const proc = spawn(process.execPath, ['bin/secp2psip.mjs', role, ...args, ...open], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
   });

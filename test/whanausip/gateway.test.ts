@@ -40,6 +40,7 @@ describe('WhanauSIP gateway and node over real sockets', { timeout: 300_000 }, (
     for (let i = 0; i < 5; i++)
       running.push(
         await startWhanauSip({
+          openRegistration: true,
           role: i === 0 ? 'gateway' : 'node',
           sipHost: '127.0.0.1',
           sipPort: 0,

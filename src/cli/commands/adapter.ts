@@ -17,6 +17,8 @@ import {
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
+import { parseDigestAlgorithms } from '../../sip/digest.ts';
+import { phoneUserOptions } from '../../sip/phone-user-options.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
@@ -55,12 +57,32 @@ const SPEC = {
     help: "keep --token for this user's first registration under --data (for a bootstrap that requires enrolment tokens), then exit",
   },
   token: { type: 'string', help: 'with --invite-for: the enrolment token the bootstrap printed' },
+  'add-user': {
+    type: 'string',
+    help: 'add a phone user (or set a new password) in --data, print its password, exit',
+  },
+  password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
+  'remove-user': { type: 'string', help: 'remove a phone user from --data, exit' },
+  digest: {
+    type: 'string',
+    default: 'SHA-256,MD5',
+    help: 'digest algorithms offered to phones, in order (MD5 alone for old phones such as baresip 1.0)',
+  },
+  'open-registration': {
+    type: 'boolean',
+    help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
+  },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
 const usage = () =>
-  optionsUsage('usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]', SPEC, 12);
+  optionsUsage(
+    'usage: secp2psip adapter --sip <host:port> --bootstrap <spec> --data <dir> [options]\n' +
+      '       secp2psip adapter --data <dir> --add-user <name> [--password <p>] | --remove-user <name>',
+    SPEC,
+    12,
+  );
 
 /** `--invite-for NAME --token T`: keep a user's enrolment token in the data dir (sent with its first REGISTER). */
 function inviteFor(args: ReturnType<typeof parseArgs>): number {
@@ -82,6 +104,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (args['invite-for'] !== undefined) return inviteFor(args);
+  const done = phoneUserOptions(args, 'adapter');
+  if (done !== undefined) {
+    process.stdout.write(`${done}\n`);
+    return 0;
+  }
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
@@ -93,6 +120,8 @@ export async function run(argv: string[]): Promise<number> {
   const rebuild = String(args.rebuild);
   if (rebuild !== 'robust' && rebuild !== 'seed')
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
+  const digest = parseDigestAlgorithms(String(args.digest));
+  if (typeof digest === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest}`);
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
@@ -135,6 +164,8 @@ export async function run(argv: string[]): Promise<number> {
     logger: log,
     newNodeKey: args['new-node-key'] === true,
     newNamesPerMinute,
+    openRegistration: args['open-registration'] === true,
+    digestAlgorithms: digest,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;

@@ -72,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   out(`SecP2PSIP demo (seed 000): 1 bootstrap, ${adapters} adapters, k=${k} n=${n}, mode ${mode}`);
   out(`  bootstrap ${bootstrapSpecOf(overlay.boot.info)}   data in ${dataDir}`);
   out(`  overlay up in ${fmt(startMs)} (every adapter admitted by the bootstrap and joined the Chord ring over TLS)`);
+  out('  open registration: phones register any name without a password (loopback demo only; see --add-user)');
 
   const reg = await overlay.registerPhones();
   out('');
