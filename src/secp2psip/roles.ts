@@ -270,6 +270,9 @@ export async function startAdapterRole<P extends LocalPhones>(
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
   const ring = ChordNode.create({ endpoint, clock, random: forkOf(random), logger: log }, ringOptions(keys, clock, o));
+  // The bootstrap that admitted us is an anchor: whenever this node is cut off from the ring (a partition,
+  // an overload), it keeps probing it with backoff and merges back through it (RememberedMembers).
+  ring.remember(admitted.ring.filter((r) => keys.some((k) => bytesEqual(k, r.key))));
   const node = new AdapterNode<P>(
     { endpoint, ring, trust, phones: c.phones, keys: c.keys, clock, random: forkOf(random), logger: log },
     {

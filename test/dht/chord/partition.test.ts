@@ -196,4 +196,17 @@ describe('Chord ring merges after a partition heals', () => {
       'no node removed another',
     );
   });
+
+  it('a node that founded a ring of its own merges into the ring through an anchor it was given', async () => {
+    const t = await ring(10, 23);
+    const lone = t.createNode();
+    await t.settle(lone.join(undefined));
+    assert.equal(lone.successor.id, lone.id, 'a ring of one');
+    // It never lost anyone, so only the anchor (as an adapter remembers its bootstrap) leads it to the ring.
+    lone.remember([t.liveNodes()[3].self]);
+    await t.run(30_000);
+    const all = [...t.liveNodes(), lone].sort((x, y) => (x.id < y.id ? -1 : 1));
+    const wrong = all.filter((n, i) => n.successor.id !== all[(i + 1) % all.length].id).length;
+    assert.equal(wrong, 0, 'one ring of eleven');
+  });
 });
