@@ -23,8 +23,8 @@ import type { NodeRef } from '../rpc/types.ts';
 import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
-import { Registrar, type StoredBinding } from '../sip/registrar.ts';
-import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
+import { Registrar } from '../sip/registrar.ts';
+import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { bytesEqual } from '../util/bytes.ts';
@@ -301,15 +301,4 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       bindings?.store.close();
     },
   };
-}
-
-/** The phone bindings kept under the data directory; damaged rows or files are reported, never fatal. */
-function openBindings(path: string, log: Logger): { store: SqliteBindingStore; rows: StoredBinding[] } {
-  const store = new SqliteBindingStore(path);
-  const loaded = store.load();
-  if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
-  if (loaded.unavailable)
-    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
-  for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
-  return { store, rows: loaded.rows };
 }

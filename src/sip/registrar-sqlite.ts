@@ -14,6 +14,7 @@
 import { existsSync, renameSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { readSqliteFile } from '../util/data-file.ts';
+import type { Logger } from '../util/log.ts';
 import { openDatabase } from '../util/sqlite.ts';
 import type { BindingStore, StoredBinding } from './registrar.ts';
 
@@ -216,4 +217,15 @@ export class SqliteBindingStore implements BindingStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+/** The phone bindings kept in `path`; damaged rows or files are reported, never fatal (daemons with a data directory). */
+export function openBindings(path: string, log: Logger): { store: SqliteBindingStore; rows: StoredBinding[] } {
+  const store = new SqliteBindingStore(path);
+  const loaded = store.load();
+  if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
+  if (loaded.unavailable)
+    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
+  for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
+  return { store, rows: loaded.rows };
 }

@@ -10,12 +10,12 @@ import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
-import { SqliteBindingStore } from '../sip/registrar-sqlite.ts';
+import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
-import { type Logger, silentLogger } from '../util/log.ts';
+import { silentLogger } from '../util/log.ts';
 import { publishedContact, WhanauSipNode } from './sip-node.ts';
 import { BINDINGS_FILE, openWhanauData, WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
 
@@ -98,15 +98,4 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
       bindings?.store.close();
     },
   };
-}
-
-/** The phone bindings kept under the data directory; damaged rows or files are reported, never fatal. */
-function openBindings(path: string, log: Logger) {
-  const store = new SqliteBindingStore(path);
-  const loaded = store.load();
-  if (loaded.movedAside) log.warn({ path, movedTo: loaded.movedAside }, 'bindings file unreadable; starting empty');
-  if (loaded.unavailable)
-    log.error({ path, err: loaded.unavailable }, 'bindings file not writable; kept in memory until it is');
-  for (const b of loaded.bad) log.warn({ aor: b.aor, reason: b.reason }, 'stored phone binding skipped');
-  return { store, rows: loaded.rows };
 }
