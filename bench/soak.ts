@@ -6,7 +6,7 @@
  * own request gets 503, 408 or no answer registers again (every second until it gets a 200), as real phones do.
  *
  *   node --import tsx bench/soak.ts [--minutes N] [--adapters A] [--phones P] [--rate R] [--restart-every S]
- *                                   [--out FILE]
+ *                                   [--out FILE] [--log-level L]
  *
  * Every 10 s it prints the calls attempted and failed in the window and the RSS and open file descriptors of
  * every daemon (/proc/<pid>/status, /proc/<pid>/fd); for each restart the calls failed until recovery and the
@@ -30,10 +30,12 @@ interface Options {
   rate: number;
   restartEvery: number;
   out: string;
+  /** Log level of the daemons (their stderr tail is printed when one fails to start). */
+  logLevel: string;
 }
 
 const USAGE =
-  'usage: node --import tsx bench/soak.ts [--minutes N] [--adapters A] [--phones P] [--rate R] [--restart-every S] [--out FILE]';
+  'usage: node --import tsx bench/soak.ts [--minutes N] [--adapters A] [--phones P] [--rate R] [--restart-every S] [--out FILE] [--log-level L]';
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
@@ -43,6 +45,7 @@ function parseArgs(argv: string[]): Options {
     rate: 30,
     restartEvery: 60,
     out: join('bench', 'results', 'soak.json'),
+    logLevel: 'warn',
   };
   const num = (flag: string, v: string | undefined, min: number, integer: boolean): number => {
     if (v === undefined) fail(`${flag} needs a value`);
@@ -74,6 +77,11 @@ function parseArgs(argv: string[]): Options {
         if (v === undefined || v === '' || v.startsWith('--')) fail('--out needs a file name');
         o.out = v;
         break;
+      case '--log-level':
+        if (v === undefined || !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v))
+          fail(`--log-level must be fatal, error, warn, info, debug, trace or silent, got '${v ?? ''}'`);
+        o.logLevel = v;
+        break;
       case '--help':
       case '-h':
         process.stdout.write(`${USAGE}\n`);
@@ -98,7 +106,7 @@ function fail(msg: string): never {
 interface Daemon {
   name: string;
   proc: ChildProcess;
-  /** The last few KB of stderr, for a failure report. */
+  /** The last few KB of stderr, for a failure report (the log goes to stdout, kept until the ready line). */
   err: () => string;
 }
 
@@ -119,11 +127,11 @@ function startDaemon(name: string, args: string[], ready: RegExp, timeoutMs = 60
   return new Promise<{ d: Daemon; m: RegExpExecArray }>((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`${name} did not start:\n${err.slice(-2000)}`));
+      reject(new Error(`${name} did not start in ${timeoutMs / 1000} s:\n${(out + err).slice(-3000)}`));
     }, timeoutMs);
     proc.stdout?.on('data', (b: Buffer) => {
       if (isReady) return; // keep draining the pipe
-      out += b.toString();
+      out = (out + b.toString()).slice(-8000);
       const m = ready.exec(out);
       if (m) {
         isReady = true;
@@ -133,7 +141,7 @@ function startDaemon(name: string, args: string[], ready: RegExp, timeoutMs = 60
     });
     proc.once('exit', (code, sig) => {
       clearTimeout(timer);
-      if (!isReady) reject(new Error(`${name} exited with ${code ?? sig}:\n${err.slice(-2000)}`));
+      if (!isReady) reject(new Error(`${name} exited with ${code ?? sig}:\n${(out + err).slice(-3000)}`));
     });
   });
 }
@@ -157,8 +165,9 @@ function usage(pid: number | undefined): { rssMiB: number; fds: number } | null 
   if (pid === undefined) return null;
   try {
     const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (!m) return null; // exited, not reaped yet
     const fds = readdirSync(`/proc/${pid}/fd`).length;
-    return { rssMiB: m ? Math.round(Number(m[1]) / 102.4) / 10 : 0, fds };
+    return { rssMiB: Math.round(Number(m[1]) / 102.4) / 10, fds };
   } catch {
     return null;
   }
@@ -241,7 +250,7 @@ async function run(o: Options, base: string, bursts: SipBurst[], stopping: () =>
       '--data',
       bootDir,
       '--log-level',
-      'warn',
+      o.logLevel,
       '--new-names-per-minute',
       '0',
       '--new-names-per-address',
@@ -412,6 +421,7 @@ async function run(o: Options, base: string, bursts: SipBurst[], stopping: () =>
         break;
       } catch (e) {
         r.startError = (e as Error).message.split('\n').slice(0, 3).join(' | ');
+        process.stderr.write(`${(e as Error).message}\n`);
         log(`adapter ${i} failed to start (attempt ${attempt + 1}): ${r.startError}`);
         await new Promise((res) => setTimeout(res, 2000));
       }
