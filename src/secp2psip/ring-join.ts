@@ -59,6 +59,9 @@ export async function joinRing(
 ): Promise<'joined' | 'listed'> {
   const log = c.logger ?? silentLogger;
   let last: unknown;
+  // A node key keeps its ring id: after a crash the ring may still list us (the dead incarnation), and a join
+  // lookup of our own id then runs into it until the ring drops it. Seen in the contacts: take the place up.
+  if (contacts.some((r) => r.id === c.ring.id)) return 'listed';
   for (let attempt = 0; attempt < attempts; attempt++) {
     for (const r of contacts) {
       try {
@@ -70,6 +73,11 @@ export async function joinRing(
       }
     }
     log.debug({ attempt, err: (last as Error)?.message }, 'join failed; retrying');
+    // Or a contact names us as its predecessor or successor: the same case, seen one step further.
+    for (const r of contacts) {
+      const nb = await c.ring.neighbors({ id: r.id, addr: r.addr, key: r.key, admission: r.admission }, false);
+      if (nb && (nb.pred?.id === c.ring.id || nb.succs.some((x) => x.id === c.ring.id))) return 'listed';
+    }
     if (attempt + 1 < attempts) await sleep(c.clock, 250 * (attempt + 1));
   }
   throw last ?? new Error('no ring member to join through');
