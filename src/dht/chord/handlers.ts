@@ -111,7 +111,8 @@ function handoff(node: ChordNode, payload: Payload, caller: Caller): Payload {
   const ref = callerRef(node, payload, caller);
   if (!ref) throw new OverlayError('RPC_REFUSED', 'unbound ref');
   const pred = node.pred;
-  if (ref.id === node.id || pred === null || (ref.id !== pred.id && !inOpen(ref.id, pred.id, node.id))) {
+  // A node without a predecessor takes any notifier as one (notify of Fig. 7): such a caller is becoming it.
+  if (ref.id === node.id || (pred !== null && ref.id !== pred.id && !inOpen(ref.id, pred.id, node.id))) {
     node.counters.handoffsDenied++;
     return { records: [] };
   }
