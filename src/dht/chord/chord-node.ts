@@ -68,8 +68,10 @@ export class ChordNode {
   readonly failures: FailureDetector;
   /** Members lost and anchors (bootstraps), probed until they answer: the way back after a partition. */
   readonly remembered: RememberedMembers;
-  /** Smoothed round-trip time of this node's answered RPCs (ms; 0 before the first). */
-  rttMs = 0;
+  /** Smoothed round-trip time of this node's answered RPCs (ms; 0 before the first): the failure detector's SRTT. */
+  get rttMs(): number {
+    return this.failures.srtt;
+  }
   /** @internal */ readonly endpoint: RpcEndpoint;
   /** @internal */ readonly clock: Clock;
   /** @internal */ readonly random: Random;
@@ -448,10 +450,8 @@ export class ChordNode {
     try {
       const timeoutMs = this.failures.timeoutMs(this.init.rpcTimeoutMs);
       const reply = await this.endpoint.request(to, method, payload, { timeoutMs });
-      // Smoothed round trip (RFC 6298 2.3 gain): how long a caller may wait for a node before trying another way.
-      const rtt = this.clock.now() - sent;
-      this.rttMs = this.rttMs === 0 ? rtt : this.rttMs + (rtt - this.rttMs) / 8;
-      this.failures.sample(rtt);
+      // Smoothed round trip (RFC 6298 2.3): how long a caller may wait for a node before trying another way.
+      this.failures.sample(this.clock.now() - sent);
       this.failures.alive(to.id);
       return reply;
     } catch {
