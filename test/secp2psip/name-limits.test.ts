@@ -102,11 +102,12 @@ describe('new names cannot be farmed through one adapter', { timeout: 300_000 },
     assert.ok(bound.length <= 10, `bound at the bootstrap: ${bound.length}`);
     assert.deepEqual(bound, ok);
     assert.deepEqual(keyFiles('farm-a'), ok);
-    // A name refused by the rate carries the reason and a Retry-After near the rate's spacing (10/min: 6 s).
+    // A name refused by the rate carries the reason and a Retry-After: the wait for the next token, at most the
+    // rate's spacing (10/min: 6 s). The burst ran long enough for tokens to come back, so it may be as short as 1 s.
     const late = await register(c, a, 'farmlate');
     assert.equal(late?.status, 503);
     assert.match(late?.reason ?? '', /too many new names/);
-    assert.ok((late?.retryAfter ?? 0) >= 2 && (late?.retryAfter ?? 0) <= 60, `Retry-After ${late?.retryAfter}`);
+    assert.ok((late?.retryAfter ?? 0) >= 1 && (late?.retryAfter ?? 0) <= 6, `Retry-After ${late?.retryAfter}`);
     // Users already bound re-register at once: never limited.
     const again = await register(c, a, ok[0]);
     assert.equal(again?.status, 200);
