@@ -115,8 +115,19 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
   }
   const openRegistration = args['open-registration'] === true;
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
-  if (typeof digestAlgorithms === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms}`);
-  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration, digestAlgorithms };
+  if (!digestAlgorithms.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms.error}`);
+  return {
+    sip,
+    dht,
+    dataDir,
+    peers,
+    adminKeys,
+    params,
+    advertise,
+    logLevel,
+    openRegistration,
+    digestAlgorithms: digestAlgorithms.value,
+  };
 }
 
 /** Run a node or gateway until SIGINT/SIGTERM. */

@@ -147,7 +147,8 @@ export class WhanauDaemon {
     this.clock = o.clock ?? new SystemClock();
     this.log = (o.logger ?? silentLogger).child({ component: 'whanau-daemon', node: this.hash.slice(0, 8) });
     this.tlsContext = clientContext(cert);
-    const where = parseAddr(endpoint.self.addr) ?? { host: o.host, port: endpoint.port };
+    const self = parseAddr(endpoint.self.addr);
+    const where = self.ok ? self.value : { host: o.host, port: endpoint.port };
     this.host = where.host;
     this.port = where.port;
     this.ownContact = o.contact;

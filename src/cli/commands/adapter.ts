@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
   if (rebuild !== 'robust' && rebuild !== 'seed')
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
   const digest = parseDigestAlgorithms(String(args.digest));
-  if (typeof digest === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest}`);
+  if (!digest.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest.error}`);
   const timeoutMs = intOption(args, 'timeout', 100, 60_000);
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
@@ -165,7 +165,7 @@ export async function run(argv: string[]): Promise<number> {
     newNodeKey: args['new-node-key'] === true,
     newNamesPerMinute,
     openRegistration: args['open-registration'] === true,
-    digestAlgorithms: digest,
+    digestAlgorithms: digest.value,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;

@@ -304,8 +304,8 @@ export class ChordNode {
     let ownerError: string | null = null;
     replies.forEach((raw, i) => {
       const rep = raw === null ? null : decodeStoreReply(raw);
-      const res = rep?.results[0];
-      if (rep && res === null) stored++;
+      const res = rep?.ok ? rep.value.results[0] : undefined;
+      if (rep?.ok && res === null) stored++;
       else if (i === 0 && typeof res === 'string') ownerError = res;
     });
     if (ownerError !== null) return { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
@@ -485,12 +485,13 @@ export class ChordNode {
   async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
     const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
     if (raw === null) return null;
-    const nb = decodeNeighborsReply(raw);
+    const decoded = decodeNeighborsReply(raw);
     // It answered, but with nonsense: as useless as a failed node, and dropped as one.
-    if (!nb) {
+    if (!decoded.ok) {
       this.failures.condemn(to.id);
       return null;
     }
+    const nb = decoded.value;
     // The key answered (TLS pins it) but the node now sits at another id (it was admitted again and
     // kept its address): the entry is stale, and is treated as a node that does not answer.
     if (!this.sameNode(to, raw as Payload)) return null;
@@ -508,8 +509,8 @@ export class ChordNode {
       find: async (to, target) => {
         const raw = await this.call(to, METHOD.FIND, { target });
         const rep = raw === null ? null : decodeFindReply(raw);
-        if (!rep) return null;
-        const out = { succs: this.boundOnly(rep.succs), next: this.boundOnly(rep.next) };
+        if (!rep?.ok) return null;
+        const out = { succs: this.boundOnly(rep.value.succs), next: this.boundOnly(rep.value.next) };
         this.view.learn(out.succs);
         this.view.learn(out.next);
         return out;
@@ -521,7 +522,7 @@ export class ChordNode {
   private async fetchFrom(holder: NodeRef, key: string): Promise<DhtRecord | null> {
     const raw = await this.call(holder, METHOD.FETCH, { keys: [key] });
     const rep = raw === null ? null : decodeFetchReply(raw);
-    const rec = rep?.records[0];
+    const rec = rep?.ok ? rep.value.records[0] : undefined;
     if (!rec || rec.key !== key || this.store.check(rec) !== null) return null;
     return rec;
   }
