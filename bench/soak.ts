@@ -146,8 +146,10 @@ function startDaemon(name: string, args: string[], ready: RegExp, timeoutMs = 60
     }, timeoutMs);
     proc.stdout?.on('data', (b: Buffer) => {
       if (isReady) return; // keep draining the pipe
-      out = (out + b.toString()).slice(-8000);
+      // Matched before trimming: at info level one chunk can carry the ready line and many KB of log after it.
+      out += b.toString();
       const m = ready.exec(out);
+      out = out.slice(-8000);
       if (m) {
         isReady = true;
         clearTimeout(timer);

@@ -40,7 +40,7 @@ import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
-import { openAdapterData, openBootstrapData } from './data-dir.ts';
+import { openAdapterData, openBootstrapData, rememberedRingPort, rememberRingPort } from './data-dir.ts';
 import { admittedRef } from './ring-records.ts';
 import {
   type AdapterRole,
@@ -243,16 +243,34 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         random,
         logger: log,
         admissionEndpoint: () => TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock }),
-        listen: (self, keys) =>
-          TlsRpcEndpoint.listen({
-            host,
-            port: o.rpcPort ?? 0,
-            keyPair: keyPair(identity),
-            self,
-            verifyRef: admittedRef(keys, () => clock.wallNow()),
-            clock,
-            logger: log,
-          }),
+        listen: async (self, keys) => {
+          const listenOn = (port: number) =>
+            TlsRpcEndpoint.listen({
+              host,
+              port,
+              keyPair: keyPair(identity),
+              self,
+              verifyRef: admittedRef(keys, () => clock.wallNow()),
+              clock,
+              logger: log,
+            });
+          if (o.rpcPort !== undefined) return listenOn(o.rpcPort);
+          // Without --rpc: the port of the last start when it is free, so a restart keeps its ring address.
+          const before = rememberedRingPort(o.dataDir);
+          let endpoint: TlsRpcEndpoint;
+          try {
+            endpoint = await listenOn(before ?? 0);
+          } catch (e) {
+            if (before === undefined) throw e;
+            log.warn(
+              { port: before, err: (e as Error).message },
+              'ring port of the last start is taken; using another',
+            );
+            endpoint = await listenOn(0);
+          }
+          rememberRingPort(o.dataDir, endpoint.port, log);
+          return endpoint;
+        },
       },
       {
         bootstraps: candidates,

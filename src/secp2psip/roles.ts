@@ -258,6 +258,7 @@ export async function startAdapterRole<P extends LocalPhones>(
 ): Promise<AdapterRole<P>> {
   const log = c.logger ?? silentLogger;
   const { clock, random, trust } = c;
+  const started = clock.now();
   // ADMIT over a short-lived link: the bootstrap assigns our ring id.
   const temp = await c.admissionEndpoint();
   let got: Awaited<ReturnType<typeof admitWithFailover>>;
@@ -267,6 +268,7 @@ export async function startAdapterRole<P extends LocalPhones>(
     await temp.close();
   }
   const { admitted, via } = got;
+  log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
   const ring = ChordNode.create({ endpoint, clock, random: forkOf(random), logger: log }, ringOptions(keys, clock, o));
@@ -291,7 +293,9 @@ export async function startAdapterRole<P extends LocalPhones>(
   if (o.holdUntilReady) node.ready = false;
   try {
     // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
-    if ((await joinRing({ ring, clock, logger: log }, admitted.ring)) === 'listed') await ring.rejoin(admitted.ring);
+    const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
+    if (how === 'listed') await ring.rejoin(admitted.ring);
+    log.info({ how, addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring');
   } catch (e) {
     ring.stop();
     await endpoint.close();
