@@ -172,10 +172,10 @@ export class BootstrapServer {
   private readonly ringIdSecret: Uint8Array;
   private readonly admitPerKey: TokenBuckets;
   private readonly admitPerAddress: TokenBuckets;
-  private readonly newNames: NewNameLimits;
-  private readonly requireInvite: boolean;
-  private readonly namesPerKey?: TokenBuckets;
-  private readonly namesPerAddress?: TokenBuckets;
+  private newNames: NewNameLimits;
+  private requireInvite: boolean;
+  private namesPerKey?: TokenBuckets;
+  private namesPerAddress?: TokenBuckets;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
@@ -208,12 +208,23 @@ export class BootstrapServer {
     );
     this.newNames = { ...init.newNames };
     this.requireInvite = init.requireInvite === true;
-    const perMinute = (n: number | undefined) =>
-      n ? new TokenBuckets(this.clock, { burst: n, perSecond: n / 60 }) : undefined;
-    this.namesPerKey = perMinute(this.newNames.perMinute);
-    this.namesPerAddress = perMinute(this.newNames.perAddressPerMinute);
+    this.setNewNameLimits(this.newNames);
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
     this.scheduleReseal();
+  }
+
+  /**
+   * New limits on new names, and whether they need an enrolment token, while
+   * running (a configuration reload). The per-minute buckets start full again:
+   * a reload may let one more burst through, never fewer names than the new limit.
+   */
+  setNewNameLimits(limits: NewNameLimits, requireInvite = this.requireInvite): void {
+    this.newNames = { ...limits };
+    this.requireInvite = requireInvite;
+    const perMinute = (n: number | undefined) =>
+      n ? new TokenBuckets(this.clock, { burst: n, perSecond: n / 60 }) : undefined;
+    this.namesPerKey = perMinute(limits.perMinute);
+    this.namesPerAddress = perMinute(limits.perAddressPerMinute);
   }
 
   /**
