@@ -20,6 +20,8 @@ import type { Clock } from '../util/clock.ts';
 import type { IncomingRequest } from './element.ts';
 import { readQuoted, splitTopLevel, trimLws } from './header-values.ts';
 import { getHeaders, type Header, type SipRequest } from './message.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { logRefusal } from '../util/refusal.ts';
 
 export type DigestAlgorithm = 'SHA-256' | 'MD5';
 /** SHA-256 first: RFC 8760 section 2.4, a client picks the first challenge whose algorithm it supports. */
@@ -85,6 +87,8 @@ export type DigestCheck =
   | {
       ok: false;
       why: 'missing' | 'malformed' | 'stale' | 'forged-nonce' | 'unknown-user' | 'wrong-response' | 'replay';
+      /** The user name the phone gave, when it gave one (for the refusal's log line). */
+      user?: string;
     };
 
 export interface DigestComponents {
@@ -92,6 +96,8 @@ export interface DigestComponents {
   credentials: DigestCredentials;
   /** HMAC key of the nonces; random per process when absent (a restart costs each phone one extra challenge). */
   secret?: Uint8Array;
+  /** Where refusals (wrong password, replay, forged nonce) are logged with their reason code (util/refusal.ts). */
+  logger?: Logger;
 }
 
 export interface DigestInit {
@@ -123,6 +129,7 @@ export class DigestAuthenticator {
   readonly realm: string;
   readonly stats = { challenged: 0, stale: 0, refused: 0, accepted: 0 };
   private readonly clock: Clock;
+  private readonly log: Logger;
   private readonly credentials: DigestCredentials;
   private readonly secret: Uint8Array;
   private readonly lifetimeMs: number;
@@ -135,6 +142,7 @@ export class DigestAuthenticator {
 
   constructor(c: DigestComponents, init: DigestInit) {
     this.clock = c.clock;
+    this.log = c.logger ?? silentLogger;
     this.credentials = c.credentials;
     this.secret = c.secret ?? randomBytes(32);
     this.realm = init.realm;
@@ -181,16 +189,16 @@ export class DigestAuthenticator {
       return { ok: false, why: 'malformed' };
     if (!/^[0-9a-fA-F]{8}$/.test(nc)) return { ok: false, why: 'malformed' };
     const issued = this.nonceTime(nonce);
-    if (issued === undefined) return { ok: false, why: 'forged-nonce' };
+    if (issued === undefined) return { ok: false, why: 'forged-nonce', user };
     const ha1 = this.credentials.ha1(user);
-    if (!ha1) return { ok: false, why: 'unknown-user' };
+    if (!ha1) return { ok: false, why: 'unknown-user', user };
     const expect = digestResponse(alg, ha1[alg], { method: req.method, uri, nonce, nc, cnonce, qop: 'auth' });
-    if (!sameHex(expect, response)) return { ok: false, why: 'wrong-response' };
+    if (!sameHex(expect, response)) return { ok: false, why: 'wrong-response', user };
     // Checked after the response: only the holder of the password learns that its nonce went stale.
     if (this.clock.now() - issued > this.lifetimeMs || issued <= this.watermark) return { ok: false, why: 'stale' };
     const count = Number.parseInt(nc, 16);
     const seen = this.counts.get(nonce);
-    if (seen && count <= seen.nc) return { ok: false, why: 'replay' };
+    if (seen && count <= seen.nc) return { ok: false, why: 'replay', user };
     this.track(nonce, count, issued);
     return { ok: true, user };
   }
@@ -207,6 +215,14 @@ export class DigestAuthenticator {
       inc.authenticated = true;
       return r.user;
     }
+    if (r.why === 'replay' || r.why === 'forged-nonce' || r.why === 'unknown-user' || r.why === 'wrong-response')
+      logRefusal(
+        this.log,
+        r.why === 'replay' ? 'auth_replay' : r.why === 'forged-nonce' ? 'auth_forged_nonce' : 'auth_failed',
+        inc.source,
+        { user: r.user, method: inc.request.method, why: r.why },
+        `phone refused: ${r.why === 'replay' ? 'digest replayed' : r.why === 'forged-nonce' ? 'nonce not issued here' : 'wrong user name or password'}`,
+      );
     if (r.why === 'replay' || r.why === 'forged-nonce') {
       this.stats.refused++;
       inc.respond(403, `Forbidden: ${r.why === 'replay' ? 'nonce count reused' : 'nonce not issued here'}`);
