@@ -80,6 +80,9 @@ export function parseConfigText(
     const why = err.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
     throw bad(`${path}${err.line ? `:${err.line}` : ''}`, `TOML syntax error: ${why}`);
   }
+  // A file written for another command is refused as such, before its keys are called unknown.
+  if (role !== undefined && doc[ROLE_KEY] !== undefined && doc[ROLE_KEY] !== role)
+    throw bad(path, `key 'role': must be "${role}", the file is for ${JSON.stringify(doc[ROLE_KEY])}`);
   const keys = configKeys(spec);
   const extra = [ROLE_KEY, ...(spec['add-user'] ? [PHONE_USERS_KEY] : [])];
   for (const key of Object.keys(doc)) {
