@@ -1,0 +1,194 @@
+/**
+ * SIGHUP on a real daemon process (`secp2psip node --config FILE`): the log
+ * level and a phone's password change in the file, the daemon applies both
+ * without a restart, the phone's registration survives, and a change that
+ * needs a restart (the SIP address) is logged and ignored. The refusals it
+ * logs on the way (a wrong password) are what the fail2ban filter under
+ * examples/fail2ban/ must match, with fail2ban-regex itself where installed.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { getHeaders } from '../../src/sip/message.ts';
+import { SipClient } from '../support/sip-client.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'bin/secp2psip.mjs');
+const FILTER = join(ROOT, 'examples/fail2ban/filter.d/secp2psip.conf');
+
+/** The filter's failregex as a JS regex: `%(name)s` interpolated, `<HOST>` an address group (fail2ban's own idea of it). */
+export function failregexOf(conf: string): RegExp {
+  const vars = new Map<string, string>();
+  let fail = '';
+  for (const line of conf.split('\n')) {
+    const m = /^(\w+)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'failregex') fail = m[2];
+    else vars.set(m[1], m[2]);
+  }
+  const expanded = fail.replace(/%\((\w+)\)s/g, (_s, name: string) => vars.get(name) ?? '');
+  return new RegExp(expanded.replace('<HOST>', '(?<host>[0-9A-Fa-f.:]+)'));
+}
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-reload-'));
+  const config = join(dir, 'node.toml');
+  const file = (level: string, password: string, sip = '127.0.0.1:0') =>
+    writeFileSync(
+      config,
+      [
+        'role = "node"',
+        `sip = "${sip}"`,
+        'dht = "127.0.0.1:0"',
+        `data = "${join(dir, 'data')}"`,
+        'setup-period = 3600',
+        `log-level = "${level}"`,
+        '[phone-users]',
+        `phone = "${password}"`,
+        '',
+      ].join('\n'),
+    );
+  let proc: ChildProcess;
+  let err = '';
+  let hash = '';
+  let sipPort = 0;
+  let phone: SipClient;
+
+  before(async () => {
+    file('warn', 'first-password');
+    proc = spawn(process.execPath, [CLI, 'node', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_ENV: 'production', SECP2PSIP_LOG: '' },
+    });
+    proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`node did not start: ${err}`)), 60_000);
+      proc.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        const uri = /^sip sip:([0-9a-f]{40})@127\.0\.0\.1:(\d+)$/m.exec(out);
+        if (!uri) return;
+        hash = uri[1];
+        sipPort = Number(uri[2]);
+        clearTimeout(t);
+        resolve();
+      });
+      proc.on('exit', (code) => reject(new Error(`node exited with ${code}: ${err}`)));
+    });
+    phone = await SipClient.open(sipPort);
+  });
+
+  after(async () => {
+    phone?.close();
+    if (proc && proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const register = (contact?: string) => ({
+    method: 'REGISTER',
+    uri: `sip:127.0.0.1:${sipPort}`,
+    from: `sip:${hash}@127.0.0.1:${sipPort}`,
+    to: `sip:${hash}@127.0.0.1:${sipPort}`,
+    contact,
+    expires: contact ? 600 : undefined,
+  });
+  const lines = () =>
+    err
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('changes the log level and a phone password, keeps the registration, ignores the address change', async () => {
+    const contact = `<sip:${hash}@127.0.0.1:${phone.port}>`;
+    const first = await phone.withDigest(register(contact), 'phone', 'first-password');
+    assert.equal(first.final.status, 200, 'registered with the password of the file');
+    const wrong = await phone.withDigest(register(contact), 'phone', 'second-password');
+    assert.equal(wrong.final.status, 401);
+    assert.ok(!lines().some((l) => l.level === 30), 'warn level: no info line yet');
+
+    file('info', 'second-password', '127.0.0.1:1');
+    proc.kill('SIGHUP');
+    for (let i = 0; i < 50 && !err.includes('configuration reloaded'); i++) await wait(100);
+    const reloaded = lines().find((l) => l.event === 'reload' && String(l.msg).startsWith('configuration reloaded'));
+    assert.ok(reloaded, `reload logged at info, the new level: ${err}`);
+    assert.deepEqual(reloaded.applied, ['log-level', 'phone-users']);
+    assert.deepEqual(reloaded.ignored, ['sip']);
+    assert.ok(lines().some((l) => l.key === 'sip' && /needs a restart/.test(String(l.msg))));
+    assert.equal(proc.exitCode, null, 'still running');
+
+    // The daemon re-reads its phone users within a second of the file changing.
+    let status = 0;
+    for (let i = 0; i < 10 && status !== 200; i++) {
+      await wait(400);
+      status = (await phone.withDigest(register(), 'phone', 'second-password')).final.status;
+    }
+    assert.equal(status, 200, 'the new password is accepted');
+    const old = await phone.withDigest(register(), 'phone', 'first-password');
+    assert.equal(old.final.status, 401, 'the old password is refused');
+    // A REGISTER without Contact lists the bindings (RFC 3261 10.2.3): the phone's one made before the reload.
+    const query = await phone.withDigest(register(), 'phone', 'second-password');
+    assert.equal(query.final.status, 200);
+    assert.ok(
+      getHeaders(query.final, 'Contact').some((c) => c.includes(`127.0.0.1:${phone.port}`)),
+      'the registration survived the reload',
+    );
+  });
+
+  it('a file broken on disk is logged at SIGHUP and changes nothing', async () => {
+    writeFileSync(config, 'role = "node"\nlog-level = "loud"\n');
+    proc.kill('SIGHUP');
+    for (let i = 0; i < 50 && !err.includes('configuration not reloaded'); i++) await wait(100);
+    const bad = lines().find((l) => String(l.msg).startsWith('configuration not reloaded'));
+    assert.ok(bad, err);
+    assert.match(String(bad.err), /node\.toml: key 'log-level': must be one of/);
+    const still = await phone.withDigest(register(), 'phone', 'second-password');
+    assert.equal(still.final.status, 200);
+  });
+
+  it('refusals carry a stable reason code and the source address, and the fail2ban filter matches only them', () => {
+    const refused = lines().filter((l) => l.event === 'refused');
+    assert.ok(refused.length >= 2, 'two wrong passwords were refused');
+    for (const r of refused) {
+      assert.equal(r.reason, 'auth_failed');
+      assert.equal(r.src, '127.0.0.1');
+      assert.equal(r.srcPort, phone.port);
+      assert.equal(r.user, 'phone');
+    }
+    const re = failregexOf(readFileSync(FILTER, 'utf8'));
+    const raw = err.split('\n').filter((l) => l.startsWith('{'));
+    const bad = raw.filter((l) => l.includes('"event":"refused"'));
+    const normal = raw.filter((l) => !l.includes('"event":"refused"'));
+    assert.ok(normal.length >= 3);
+    for (const l of bad) assert.equal(re.exec(l)?.groups?.host, '127.0.0.1', l);
+    for (const l of normal) assert.equal(re.exec(l), null, l);
+  });
+
+  it('fail2ban-regex, where installed, finds the refusals and nothing else', (t) => {
+    if (spawnSync('sh', ['-c', 'command -v fail2ban-regex'], { stdio: 'ignore' }).status !== 0) {
+      t.skip('fail2ban-regex not installed (Debian package fail2ban)');
+      return;
+    }
+    const raw = err.split('\n').filter((l) => l.startsWith('{'));
+    const bad = raw.filter((l) => l.includes('"event":"refused"'));
+    const log = join(dir, 'daemon.log');
+    writeFileSync(log, `${raw.join('\n')}\n`);
+    const r = spawnSync('fail2ban-regex', ['--print-all-matched', log, FILTER], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const lineCount = /Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed/.exec(r.stdout);
+    assert.ok(lineCount, r.stdout);
+    assert.equal(Number(lineCount[1]), raw.length);
+    assert.equal(Number(lineCount[3]), bad.length, r.stdout);
+    assert.match(r.stdout, /127\.0\.0\.1/);
+    // Every line's time is read by the filter's datepattern (pino's epoch milliseconds).
+    assert.match(r.stdout, new RegExp(`\\[${raw.length}\\] "time":\\{LEPOCH\\}`));
+  });
+});
