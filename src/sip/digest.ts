@@ -87,8 +87,6 @@ export type DigestCheck =
   | {
       ok: false;
       why: 'missing' | 'malformed' | 'stale' | 'forged-nonce' | 'unknown-user' | 'wrong-response' | 'replay';
-      /** The user name the phone gave, when it gave one (for the refusal's log line). */
-      user?: string;
     };
 
 export interface DigestComponents {
@@ -189,16 +187,16 @@ export class DigestAuthenticator {
       return { ok: false, why: 'malformed' };
     if (!/^[0-9a-fA-F]{8}$/.test(nc)) return { ok: false, why: 'malformed' };
     const issued = this.nonceTime(nonce);
-    if (issued === undefined) return { ok: false, why: 'forged-nonce', user };
+    if (issued === undefined) return { ok: false, why: 'forged-nonce' };
     const ha1 = this.credentials.ha1(user);
-    if (!ha1) return { ok: false, why: 'unknown-user', user };
+    if (!ha1) return { ok: false, why: 'unknown-user' };
     const expect = digestResponse(alg, ha1[alg], { method: req.method, uri, nonce, nc, cnonce, qop: 'auth' });
-    if (!sameHex(expect, response)) return { ok: false, why: 'wrong-response', user };
+    if (!sameHex(expect, response)) return { ok: false, why: 'wrong-response' };
     // Checked after the response: only the holder of the password learns that its nonce went stale.
     if (this.clock.now() - issued > this.lifetimeMs || issued <= this.watermark) return { ok: false, why: 'stale' };
     const count = Number.parseInt(nc, 16);
     const seen = this.counts.get(nonce);
-    if (seen && count <= seen.nc) return { ok: false, why: 'replay', user };
+    if (seen && count <= seen.nc) return { ok: false, why: 'replay' };
     this.track(nonce, count, issued);
     return { ok: true, user };
   }
@@ -220,7 +218,7 @@ export class DigestAuthenticator {
         this.log,
         r.why === 'replay' ? 'auth_replay' : r.why === 'forged-nonce' ? 'auth_forged_nonce' : 'auth_failed',
         inc.source,
-        { user: r.user, method: inc.request.method, why: r.why },
+        { user: this.claimedUser(inc.request, proxy), method: inc.request.method, why: r.why },
         `phone refused: ${r.why === 'replay' ? 'digest replayed' : r.why === 'forged-nonce' ? 'nonce not issued here' : 'wrong user name or password'}`,
       );
     if (r.why === 'replay' || r.why === 'forged-nonce') {
@@ -235,6 +233,15 @@ export class DigestAuthenticator {
     inc.respond(status, proxy ? 'Proxy Authentication Required' : 'Unauthorized', {
       headers: this.challenge(proxy, r.why === 'stale'),
     });
+    return undefined;
+  }
+
+  /** The user name a request's credentials for this realm give (for a refusal's log line only). */
+  private claimedUser(req: SipRequest, proxy: boolean): string | undefined {
+    for (const v of getHeaders(req, proxy ? 'Proxy-Authorization' : 'Authorization')) {
+      const q = parseDigestParams(v);
+      if (q?.get('realm') === this.realm) return q.get('username')?.slice(0, 64);
+    }
     return undefined;
   }
 

@@ -8,31 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { getHeaders } from '../../src/sip/message.ts';
+import { FAIL2BAN_FILTER, failregexOf } from '../support/fail2ban.ts';
 import { SipClient } from '../support/sip-client.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'bin/secp2psip.mjs');
-const FILTER = join(ROOT, 'examples/fail2ban/filter.d/secp2psip.conf');
-
-/** The filter's failregex as a JS regex: `%(name)s` interpolated, `<HOST>` an address group (fail2ban's own idea of it). */
-export function failregexOf(conf: string): RegExp {
-  const vars = new Map<string, string>();
-  let fail = '';
-  for (const line of conf.split('\n')) {
-    const m = /^(\w+)\s*=\s*(.*)$/.exec(line);
-    if (!m) continue;
-    if (m[1] === 'failregex') fail = m[2];
-    else vars.set(m[1], m[2]);
-  }
-  const expanded = fail.replace(/%\((\w+)\)s/g, (_s, name: string) => vars.get(name) ?? '');
-  return new RegExp(expanded.replace('<HOST>', '(?<host>[0-9A-Fa-f.:]+)'));
-}
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -163,7 +149,7 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
       assert.equal(r.srcPort, phone.port);
       assert.equal(r.user, 'phone');
     }
-    const re = failregexOf(readFileSync(FILTER, 'utf8'));
+    const re = failregexOf();
     const raw = err.split('\n').filter((l) => l.startsWith('{'));
     const bad = raw.filter((l) => l.includes('"event":"refused"'));
     const normal = raw.filter((l) => !l.includes('"event":"refused"'));
@@ -181,7 +167,7 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
     const bad = raw.filter((l) => l.includes('"event":"refused"'));
     const log = join(dir, 'daemon.log');
     writeFileSync(log, `${raw.join('\n')}\n`);
-    const r = spawnSync('fail2ban-regex', ['--print-all-matched', log, FILTER], { encoding: 'utf8' });
+    const r = spawnSync('fail2ban-regex', ['--print-all-matched', log, FAIL2BAN_FILTER], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const lineCount = /Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed/.exec(r.stdout);
     assert.ok(lineCount, r.stdout);
