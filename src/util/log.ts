@@ -1,5 +1,5 @@
 import { type Bindings, type ChildLoggerOptions, type DestinationStream, pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { LOG_LEVELS } from './args.ts';
 
 export type { Logger };
@@ -51,7 +51,7 @@ export function createLogger(opts: { level?: string; name?: string; format?: Log
   const format = opts.format ?? (process.stderr.isTTY ? 'pretty' : 'json');
   const destination: DestinationStream =
     format === 'pretty'
-      ? pretty({ destination: 2, colorize: process.stderr.isTTY === true, sync: true })
+      ? prettyStream()
       : pino.destination({ fd: 2, sync: false });
   const root = withUniqueKeys(
     pino(
@@ -82,6 +82,12 @@ export function createLogger(opts: { level?: string; name?: string; format?: Log
   );
   track(root);
   return root;
+}
+
+/** pino-pretty's stream on stderr, loaded only when asked for (it costs about 30 ms at start-up). */
+function prettyStream(): DestinationStream {
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty').default;
+  return pretty({ destination: 2, colorize: process.stderr.isTTY === true, sync: true });
 }
 
 /**
