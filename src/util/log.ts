@@ -50,9 +50,7 @@ export function createLogger(opts: { level?: string; name?: string; format?: Log
   // Pretty only for a person: on a terminal, or when asked; JSON lines otherwise (what fail2ban reads).
   const format = opts.format ?? (process.stderr.isTTY ? 'pretty' : 'json');
   const destination: DestinationStream =
-    format === 'pretty'
-      ? prettyStream()
-      : pino.destination({ fd: 2, sync: false });
+    format === 'pretty' ? prettyStream() : pino.destination({ fd: 2, sync: false });
   const root = withUniqueKeys(
     pino(
       {
@@ -86,7 +84,7 @@ export function createLogger(opts: { level?: string; name?: string; format?: Log
 
 /** pino-pretty's stream on stderr, loaded only when asked for (it costs about 30 ms at start-up). */
 function prettyStream(): DestinationStream {
-  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty').default;
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
   return pretty({ destination: 2, colorize: process.stderr.isTTY === true, sync: true });
 }
 
