@@ -32,7 +32,11 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   dht: { type: 'string', help: 'Whanau DHT (TLS) listen host:port' },
   data: { type: 'string', help: 'data directory: identity.pem (0600) and peers.sqlite' },
   peer: { type: 'list', help: 'social peer <hash>@host:port (repeatable; persisted in --data)' },
-  'admin-key': { type: 'list', help: 'Ed25519 public key (64 hex) allowed to call control RPCs (repeatable)' },
+  'admin-key': {
+    type: 'list',
+    secret: false,
+    help: 'Ed25519 public key (64 hex) allowed to call control RPCs (repeatable)',
+  },
   'setup-period': {
     type: 'string',
     default: '900',

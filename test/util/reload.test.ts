@@ -7,18 +7,15 @@
  * examples/fail2ban/ must match, with fail2ban-regex itself where installed.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { getHeaders } from '../../src/sip/message.ts';
 import { FAIL2BAN_FILTER, failregexOf } from '../support/fail2ban.ts';
 import { SipClient } from '../support/sip-client.ts';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'bin/secp2psip.mjs');
+import { type CliProcess, startCli, stopCli } from '../whanausip/cli-process.ts';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -40,42 +37,22 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
         '',
       ].join('\n'),
     );
-  let proc: ChildProcess;
-  let err = '';
+  let node: CliProcess;
   let hash = '';
   let sipPort = 0;
   let phone: SipClient;
 
   before(async () => {
     file('warn', 'first-password');
-    proc = spawn(process.execPath, [CLI, 'node', '--config', config], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_ENV: 'production', SECP2PSIP_LOG: '' },
-    });
-    proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`node did not start: ${err}`)), 60_000);
-      proc.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        const uri = /^sip sip:([0-9a-f]{40})@127\.0\.0\.1:(\d+)$/m.exec(out);
-        if (!uri) return;
-        hash = uri[1];
-        sipPort = Number(uri[2]);
-        clearTimeout(t);
-        resolve();
-      });
-      proc.on('exit', (code) => reject(new Error(`node exited with ${code}: ${err}`)));
-    });
+    node = await startCli('node', ['--config', config], 60_000, false);
+    hash = node.hash;
+    sipPort = node.sipPort;
     phone = await SipClient.open(sipPort);
   });
 
   after(async () => {
     phone?.close();
-    if (proc && proc.exitCode === null) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
+    await stopCli(node);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -88,7 +65,8 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
     expires: contact ? 600 : undefined,
   });
   const lines = () =>
-    err
+    node
+      .stderr()
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -102,14 +80,14 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
     assert.ok(!lines().some((l) => l.level === 30), 'warn level: no info line yet');
 
     file('info', 'second-password', '127.0.0.1:1');
-    proc.kill('SIGHUP');
-    for (let i = 0; i < 50 && !err.includes('configuration reloaded'); i++) await wait(100);
+    node.proc.kill('SIGHUP');
+    for (let i = 0; i < 50 && !node.stderr().includes('configuration reloaded'); i++) await wait(100);
     const reloaded = lines().find((l) => l.event === 'reload' && String(l.msg).startsWith('configuration reloaded'));
-    assert.ok(reloaded, `reload logged at info, the new level: ${err}`);
+    assert.ok(reloaded, `reload logged at info, the new level: ${node.stderr()}`);
     assert.deepEqual(reloaded.applied, ['log-level', 'phone-users']);
     assert.deepEqual(reloaded.ignored, ['sip']);
     assert.ok(lines().some((l) => l.key === 'sip' && /needs a restart/.test(String(l.msg))));
-    assert.equal(proc.exitCode, null, 'still running');
+    assert.equal(node.proc.exitCode, null, 'still running');
 
     // The daemon re-reads its phone users within a second of the file changing.
     let status = 0;
@@ -131,10 +109,10 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
 
   it('a file broken on disk is logged at SIGHUP and changes nothing', async () => {
     writeFileSync(config, 'role = "node"\nlog-level = "loud"\n');
-    proc.kill('SIGHUP');
-    for (let i = 0; i < 50 && !err.includes('configuration not reloaded'); i++) await wait(100);
+    node.proc.kill('SIGHUP');
+    for (let i = 0; i < 50 && !node.stderr().includes('configuration not reloaded'); i++) await wait(100);
     const bad = lines().find((l) => String(l.msg).startsWith('configuration not reloaded'));
-    assert.ok(bad, err);
+    assert.ok(bad, node.stderr());
     assert.match(String(bad.err), /node\.toml: key 'log-level': must be one of/);
     const still = await phone.withDigest(register(), 'phone', 'second-password');
     assert.equal(still.final.status, 200);
@@ -150,7 +128,10 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
       assert.equal(r.user, 'phone');
     }
     const re = failregexOf();
-    const raw = err.split('\n').filter((l) => l.startsWith('{'));
+    const raw = node
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     const bad = raw.filter((l) => l.includes('"event":"refused"'));
     const normal = raw.filter((l) => !l.includes('"event":"refused"'));
     assert.ok(normal.length >= 3);
@@ -163,7 +144,10 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
       t.skip('fail2ban-regex not installed (Debian package fail2ban)');
       return;
     }
-    const raw = err.split('\n').filter((l) => l.startsWith('{'));
+    const raw = node
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     const bad = raw.filter((l) => l.includes('"event":"refused"'));
     const log = join(dir, 'daemon.log');
     writeFileSync(log, `${raw.join('\n')}\n`);
