@@ -8,6 +8,7 @@ import { configFileOf, type OptionSpec, optionSource, type ParsedArgs, specOf } 
 import { configKeys, isSecret, PHONE_USERS_KEY } from './config-file.ts';
 import { OverlayError } from './errors.ts';
 import { LOG_FORMATS, type LogFormat } from './log.ts';
+import { holdSighupWhileStarting } from './reload.ts';
 
 export const DAEMON_OPTIONS = {
   config: {
@@ -32,6 +33,7 @@ export const DAEMON_OPTIONS = {
  * command is done (printed), else undefined.
  */
 export function configPreamble(args: ParsedArgs, role: string): number | undefined {
+  holdSighupWhileStarting();
   const file = configFileOf(args);
   if (file?.role !== undefined && file.role !== role)
     throw new OverlayError('BAD_CONFIG', `${file.path}: key 'role': the file is for '${file.role}', not '${role}'`);

@@ -32,6 +32,19 @@ export interface Reloader {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/**
+ * Node ends a process on SIGHUP unless it has a handler, and a service manager may send one as soon as the
+ * daemon's process exists (systemd's Type=simple counts it started at once): until the daemon is up, a SIGHUP
+ * is only remembered, and the reload runs once the daemon installs its handler.
+ */
+let hupWhileStarting = false;
+const earlyHup = () => {
+  hupWhileStarting = true;
+};
+export function holdSighupWhileStarting(): void {
+  if (!process.listeners('SIGHUP').includes(earlyHup)) process.on('SIGHUP', earlyHup);
+}
+
 /** Install the SIGHUP handler of a daemon started with `args` (parsed from `o.argv`). */
 export function reloadOnSighup(args: ParsedArgs, o: ReloadOptions): Reloader {
   const appliers: Record<string, Applier> = {
@@ -87,5 +100,10 @@ export function reloadOnSighup(args: ParsedArgs, o: ReloadOptions): Reloader {
     reload();
   };
   process.on('SIGHUP', onHup);
+  process.off('SIGHUP', earlyHup);
+  if (hupWhileStarting) {
+    hupWhileStarting = false;
+    reload();
+  }
   return { reload, close: () => process.off('SIGHUP', onHup) };
 }

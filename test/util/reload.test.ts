@@ -13,7 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getHeaders } from '../../src/sip/message.ts';
+import { parseArgs } from '../../src/util/args.ts';
+import { holdSighupWhileStarting, reloadOnSighup } from '../../src/util/reload.ts';
+import { pino } from 'pino';
 import { FAIL2BAN_FILTER, failregexOf } from '../support/fail2ban.ts';
+import { startRegistrar, stop } from '../sip/e2e-helpers.ts';
 import { SipClient } from '../support/sip-client.ts';
 import { type CliProcess, startCli, stopCli } from '../whanausip/cli-process.ts';
 
@@ -160,5 +164,61 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
     assert.match(r.stdout, /127\.0\.0\.1/);
     // Every line's time is read by the filter's datepattern (pino's epoch milliseconds).
     assert.match(r.stdout, new RegExp(`\\[${raw.length}\\] "time":\\{LEPOCH\\}`));
+  });
+});
+
+describe('SIGHUP to a daemon started without --config', { timeout: 60_000 }, () => {
+  it('is logged and changes nothing: the daemon keeps answering', async () => {
+    const r = await startRegistrar();
+    try {
+      r.proc.kill('SIGHUP');
+      for (let i = 0; i < 50 && !r.stderr().includes('nothing to reload'); i++) await wait(100);
+      assert.match(r.stderr(), /SIGHUP: started without --config, nothing to reload/);
+      const c = await SipClient.open(r.port);
+      try {
+        const aor = `sip:alice@127.0.0.1:${r.port}`;
+        const ok = await c.request({ method: 'REGISTER', uri: `sip:127.0.0.1:${r.port}`, from: aor, to: aor });
+        assert.equal(ok.status, 200, 'still answering after SIGHUP');
+      } finally {
+        c.close();
+      }
+      assert.equal(r.proc.exitCode, null);
+    } finally {
+      await stop(r);
+    }
+  });
+});
+
+describe('reloadOnSighup (in process)', () => {
+  it('a SIGHUP that came while the daemon was starting is applied once it is up', async () => {
+    const { SPEC } = await import('../../src/cli/commands/registrar.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'secp2psip-early-hup-'));
+    try {
+      const path = join(dir, 'registrar.toml');
+      writeFileSync(path, 'role = "registrar"\nmax-expires = 3600\n');
+      const argv = ['--config', path];
+      const args = parseArgs(argv, SPEC);
+      holdSighupWhileStarting();
+      process.emit('SIGHUP', 'SIGHUP');
+      writeFileSync(path, 'role = "registrar"\nmax-expires = 600\nmin-expires = 30\n');
+      const lines: string[] = [];
+      const log = pino({ level: 'info' }, { write: (s: string) => lines.push(s) });
+      let applied = '';
+      const r = reloadOnSighup(args, {
+        argv,
+        spec: SPEC,
+        role: 'registrar',
+        log,
+        appliers: { 'max-expires': (next) => (applied = String(next['max-expires'])) },
+      });
+      r.close();
+      assert.equal(applied, '600');
+      const done = JSON.parse(lines.find((l) => l.includes('configuration reloaded')) ?? '{}');
+      assert.deepEqual(done.applied, ['max-expires']);
+      assert.deepEqual(done.ignored, ['min-expires']);
+      assert.equal(process.listenerCount('SIGHUP'), 0, 'no handler left behind');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
