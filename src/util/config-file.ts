@@ -87,6 +87,7 @@ export function parseConfigText(
   const extra = [ROLE_KEY, ...(spec['add-user'] ? [PHONE_USERS_KEY] : [])];
   for (const key of Object.keys(doc)) {
     if (keys.includes(key) || extra.includes(key)) continue;
+    if (key === 'config') throw bad(path, "key 'config': a config file cannot name another one");
     if (spec[key] !== undefined)
       throw bad(path, `key '${key}' is a one-shot action: give it on the command line (--${key})`);
     const near = closest(key, [...keys, ...extra]);
