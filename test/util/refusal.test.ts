@@ -5,7 +5,10 @@
  * alone.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { ERRORS, type ErrorCode } from '../../src/util/errors.ts';
@@ -49,5 +52,27 @@ describe('refusal reason codes', () => {
     assert.equal(lines.length, 1);
     assert.match(lines[0], /"event":"refused","reason":"bad_signature","src":"2001:db8::9","srcPort":7000,/);
     assert.equal(failregexOf().exec(lines[0])?.groups?.host, '2001:db8::9');
+  });
+});
+
+describe('the shipped jail', () => {
+  const installed =
+    existsSync('/etc/fail2ban/jail.conf') &&
+    spawnSync('sh', ['-c', 'command -v fail2ban-client'], { stdio: 'ignore' }).status === 0;
+  it('passes fail2ban-client --test beside the distribution`s configuration', {
+    skip: !installed && 'fail2ban not installed',
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secp2psip-f2b-'));
+    try {
+      cpSync('/etc/fail2ban', dir, { recursive: true });
+      // Only our jail: the distribution's own (sshd) may need log files this machine lacks.
+      rmSync(join(dir, 'jail.d'), { recursive: true, force: true });
+      cpSync(join(dirname(FAIL2BAN_FILTER), '..'), dir, { recursive: true });
+      const r = spawnSync('fail2ban-client', ['-c', dir, '--test'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /configuration test is successful/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
