@@ -1,3 +1,4 @@
+import { traceToConfigFile } from '../util/args.ts';
 import { isOverlayError } from '../util/errors.ts';
 
 /**
@@ -12,6 +13,7 @@ export const COMMANDS: Record<string, string> = {
   demo: 'start a bootstrap and N adapters on loopback, place calls, stay up for real phones',
   node: 'WhanauSIP node: Whanau DHT member and SIP registrar for a phone',
   gateway: 'WhanauSIP gateway: answers sip:<hash>@gateway with a 302',
+  config: 'check a daemon config file (config check FILE [--role ROLE]) without starting anything',
   sim: 'simulate a DHT at scale on the in-memory network (sim chord | sim whanau)',
 };
 
@@ -77,8 +79,11 @@ const LISTEN_ERRORS: Record<string, string> = {
  */
 export function fatalLine(e: unknown): { line: string; code: number } {
   const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (isOverlayError(e, 'BAD_ARGUMENT') || isOverlayError(e, 'BAD_CONFIG'))
-    return { line: clarify(e.message), code: 2 };
+  if (isOverlayError(e, 'BAD_ARGUMENT')) {
+    const traced = traceToConfigFile(e.message);
+    return { line: clarify(traced === e.message ? traced : `bad configuration: ${traced}`), code: 2 };
+  }
+  if (isOverlayError(e, 'BAD_CONFIG')) return { line: clarify(e.message), code: 2 };
   if ((err?.syscall === 'listen' || err?.syscall === 'bind') && err.code && LISTEN_ERRORS[err.code]) {
     const where =
       err.address === undefined ? '' : ` ${err.address.includes(':') ? `[${err.address}]` : err.address}:${err.port}`;

@@ -149,7 +149,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   private readonly init: AdapterNodeInit;
   private readonly pending = new Map<string, Promise<LocalUser>>();
   /** This adapter's own cap on new names sent to the bootstrap (see ensureUser). */
-  private readonly newNameRate?: TokenBuckets;
+  private newNameRate?: TokenBuckets;
   /** New names on their way to the bootstrap right now. */
   get pendingRegistrations(): number {
     return this.pending.size;
@@ -222,9 +222,14 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       onEvent: init.onEvent,
       onMalformed: () => this.stats.malformed++,
     };
-    const perMinute = init.newNamesPerMinute ?? 0;
-    if (perMinute > 0) this.newNameRate = new TokenBuckets(this.clock, { burst: perMinute, perSecond: perMinute / 60 });
+    this.setNewNamesPerMinute(init.newNamesPerMinute ?? 0);
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
+  }
+
+  /** The cap on new names sent to the bootstrap (0: none), also while running (a configuration reload). */
+  setNewNamesPerMinute(perMinute: number): void {
+    this.newNameRate =
+      perMinute > 0 ? new TokenBuckets(this.clock, { burst: perMinute, perSecond: perMinute / 60 }) : undefined;
   }
 
   get mode(): SecurityMode {

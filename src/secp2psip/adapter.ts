@@ -34,6 +34,7 @@ import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
 import { placeCall } from './caller.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { isUsableUserName } from './messages.ts';
+import { logRefusal } from '../util/refusal.ts';
 
 /** The REGISTER header a phone carries its enrolment token in (a token from `secp2psip bootstrap --invite`). */
 export const INVITE_HEADER = 'X-Secp2psip-Invite';
@@ -250,6 +251,7 @@ export class Adapter {
     const from = getFrom(inc.request);
     const name = from.ok ? (from.value.uri.user ?? '') : '';
     if (name === user) return true;
+    logRefusal(this.log, 'wrong_user', inc.source, { user, as: name, method: inc.request.method }, 'phone refused');
     inc.respond(403, `Forbidden: authenticated as ${user}, not ${name || 'the From user'}`.replace(/[\r\n]/g, ' '));
     return false;
   }
@@ -268,6 +270,7 @@ export class Adapter {
     }
     if (this.auth !== 'open') {
       if (this.auth.users() === 0) {
+        logRefusal(this.log, 'no_phone_users', inc.source, { user: name }, 'phone refused: no phone users configured');
         inc.respond(403, NO_PHONE_USERS);
         return;
       }
@@ -275,6 +278,7 @@ export class Adapter {
       if (user === undefined) return;
       // RFC 3261 10.3 step 3: the authenticated user may only change the bindings of its own address of record.
       if (user !== name) {
+        logRefusal(this.log, 'wrong_user', inc.source, { user, as: name, method: 'REGISTER' }, 'phone refused');
         inc.respond(403, `Forbidden: authenticated as ${user}, cannot register ${name}`);
         return;
       }
@@ -330,6 +334,7 @@ export class Adapter {
       return;
     }
     if (!caller) {
+      logRefusal(this.log, 'not_registered', inc.source, { user: callerName }, 'phone refused: caller not registered');
       inc.respond(403, `Forbidden: ${callerName || 'caller'} is not registered at this adapter`);
       return;
     }

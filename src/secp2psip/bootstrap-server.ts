@@ -48,6 +48,7 @@ import { authorityFor } from './name-authority.ts';
 import type { Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
+import { logRefusal, refusalReasonOf } from '../util/refusal.ts';
 
 /**
  * The longest a registration waits for a user's records to be stored while the ring settles (a fresh
@@ -57,6 +58,9 @@ const PUBLISH_BUDGET_MS = 3000;
 
 /** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
 export const SECP2PSIP_METHOD = 'secp2psip';
+/** Error answers that are no fault of the peer: not logged as refusals. */
+const NOT_A_REFUSAL = new Set<ErrorCode>(['USER_UNKNOWN', 'NOT_READY', 'BAD_CONFIG', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
+
 /** Registrations a bootstrap works on at once; more are refused as busy. */
 export const MAX_REGISTERING = 64;
 
@@ -172,10 +176,10 @@ export class BootstrapServer {
   private readonly ringIdSecret: Uint8Array;
   private readonly admitPerKey: TokenBuckets;
   private readonly admitPerAddress: TokenBuckets;
-  private readonly newNames: NewNameLimits;
-  private readonly requireInvite: boolean;
-  private readonly namesPerKey?: TokenBuckets;
-  private readonly namesPerAddress?: TokenBuckets;
+  private newNames: NewNameLimits;
+  private requireInvite: boolean;
+  private namesPerKey?: TokenBuckets;
+  private namesPerAddress?: TokenBuckets;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
@@ -208,12 +212,23 @@ export class BootstrapServer {
     );
     this.newNames = { ...init.newNames };
     this.requireInvite = init.requireInvite === true;
-    const perMinute = (n: number | undefined) =>
-      n ? new TokenBuckets(this.clock, { burst: n, perSecond: n / 60 }) : undefined;
-    this.namesPerKey = perMinute(this.newNames.perMinute);
-    this.namesPerAddress = perMinute(this.newNames.perAddressPerMinute);
+    this.setNewNameLimits(this.newNames);
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
     this.scheduleReseal();
+  }
+
+  /**
+   * New limits on new names, and whether they need an enrolment token, while
+   * running (a configuration reload). The per-minute buckets start full again:
+   * a reload may let one more burst through, never fewer names than the new limit.
+   */
+  setNewNameLimits(limits: NewNameLimits, requireInvite = this.requireInvite): void {
+    this.newNames = { ...limits };
+    this.requireInvite = requireInvite;
+    const perMinute = (n: number | undefined) =>
+      n ? new TokenBuckets(this.clock, { burst: n, perSecond: n / 60 }) : undefined;
+    this.namesPerKey = perMinute(limits.perMinute);
+    this.namesPerAddress = perMinute(limits.perAddressPerMinute);
   }
 
   /**
@@ -275,7 +290,7 @@ export class BootstrapServer {
     if (method === SECP2PSIP_METHOD) return this.handle(payload, caller);
     if (!this.isAdmitted(caller)) {
       this.stats.refused++;
-      this.log.debug({ method, peer: caller.addr }, 'ring request from a node that is not admitted; refused');
+      logRefusal(this.log, 'not_admitted', caller.addr, { method }, 'ring request from a node not admitted; refused');
       throw new OverlayError('RPC_REFUSED', 'not admitted: only ADMIT is served before admission');
     }
     return this.ring.handleRequest(method, payload, caller);
@@ -286,11 +301,11 @@ export class BootstrapServer {
     const d = decodeMessage(payload);
     if (!d.ok) {
       this.stats.malformed++;
-      return this.refuse('RPC_MALFORMED', d.error);
+      return this.refuse('RPC_MALFORMED', d.error, caller);
     }
     const m = d.value;
     if (m.t !== 'ADMIT' && !this.isAdmitted(caller))
-      return this.refuse('RPC_REFUSED', 'not admitted: send ADMIT first');
+      return this.refuse('RPC_REFUSED', 'not admitted: send ADMIT first', caller);
     try {
       switch (m.t) {
         case 'ADMIT':
@@ -306,14 +321,18 @@ export class BootstrapServer {
           return this.refuse('RPC_MALFORMED', `a bootstrap does not take ${m.t}`);
       }
     } catch (e) {
-      if (isOverlayError(e)) return this.refuse(e.code, e.message);
+      if (isOverlayError(e)) return this.refuse(e.code, e.message, caller);
       this.log.error({ err: (e as Error).message, stack: (e as Error).stack }, 'bootstrap request failed');
       return this.refuse('BAD_CONFIG', 'internal error');
     }
   }
 
-  private refuse(code: ErrorCode, reason: string): Uint8Array {
+  private refuse(code: ErrorCode, reason: string, caller?: Caller): Uint8Array {
     this.stats.refused++;
+    // A peer's bad request is logged with its reason code (fail2ban reads these); a miss, being busy or
+    // not ready yet is not the peer's fault.
+    if (caller && !NOT_A_REFUSAL.has(code) && !/busy/.test(reason))
+      logRefusal(this.log, refusalReasonOf(code), caller.addr, { code, err: reason }, 'peer refused');
     return encodeMessage({ t: 'ERROR', code, reason });
   }
 

@@ -21,6 +21,8 @@ import { fail, ok, type Result } from '../util/errors.ts';
 import type { IncomingRequest } from './element.ts';
 import { readQuoted, splitTopLevel, trimLws } from './header-values.ts';
 import { getHeaders, type Header, type SipRequest } from './message.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { logRefusal } from '../util/refusal.ts';
 
 export type DigestAlgorithm = 'SHA-256' | 'MD5';
 /** SHA-256 first: RFC 8760 section 2.4, a client picks the first challenge whose algorithm it supports. */
@@ -93,6 +95,8 @@ export interface DigestComponents {
   credentials: DigestCredentials;
   /** HMAC key of the nonces; random per process when absent (a restart costs each phone one extra challenge). */
   secret?: Uint8Array;
+  /** Where refusals (wrong password, replay, forged nonce) are logged with their reason code (util/refusal.ts). */
+  logger?: Logger;
 }
 
 export interface DigestInit {
@@ -124,6 +128,7 @@ export class DigestAuthenticator {
   readonly realm: string;
   readonly stats = { challenged: 0, stale: 0, refused: 0, accepted: 0 };
   private readonly clock: Clock;
+  private readonly log: Logger;
   private readonly credentials: DigestCredentials;
   private readonly secret: Uint8Array;
   private readonly lifetimeMs: number;
@@ -136,6 +141,7 @@ export class DigestAuthenticator {
 
   constructor(c: DigestComponents, init: DigestInit) {
     this.clock = c.clock;
+    this.log = c.logger ?? silentLogger;
     this.credentials = c.credentials;
     this.secret = c.secret ?? randomBytes(32);
     this.realm = init.realm;
@@ -208,6 +214,14 @@ export class DigestAuthenticator {
       inc.authenticated = true;
       return r.user;
     }
+    if (r.why === 'replay' || r.why === 'forged-nonce' || r.why === 'unknown-user' || r.why === 'wrong-response')
+      logRefusal(
+        this.log,
+        r.why === 'replay' ? 'auth_replay' : r.why === 'forged-nonce' ? 'auth_forged_nonce' : 'auth_failed',
+        inc.source,
+        { user: this.claimedUser(inc.request, proxy), method: inc.request.method, why: r.why },
+        `phone refused: ${r.why === 'replay' ? 'digest replayed' : r.why === 'forged-nonce' ? 'nonce not issued here' : 'wrong user name or password'}`,
+      );
     if (r.why === 'replay' || r.why === 'forged-nonce') {
       this.stats.refused++;
       inc.respond(403, `Forbidden: ${r.why === 'replay' ? 'nonce count reused' : 'nonce not issued here'}`);
@@ -220,6 +234,15 @@ export class DigestAuthenticator {
     inc.respond(status, proxy ? 'Proxy Authentication Required' : 'Unauthorized', {
       headers: this.challenge(proxy, r.why === 'stale'),
     });
+    return undefined;
+  }
+
+  /** The user name a request's credentials for this realm give (for a refusal's log line only). */
+  private claimedUser(req: SipRequest, proxy: boolean): string | undefined {
+    for (const v of getHeaders(req, proxy ? 'Proxy-Authorization' : 'Authorization')) {
+      const q = parseDigestParams(v);
+      if (q.ok && q.value.get('realm') === this.realm) return q.value.get('username')?.slice(0, 64);
+    }
     return undefined;
   }
 

@@ -204,7 +204,7 @@ export function phoneAuthOf(
       ? watchPhoneCredentials(o.dataDir, (err) => log.error({ err }, 'phone users file not reloaded'))
       : { realm: 'secp2psip', ha1: () => undefined, size: () => 0 };
   const digest = new DigestAuthenticator(
-    { clock, credentials: creds },
+    { clock, credentials: creds, logger: log },
     {
       realm: creds.realm,
       algorithms: o.digestAlgorithms,

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { type ConfigFile, readConfigFile } from './config-file.ts';
 import { OverlayError } from './errors.ts';
 
 export interface OptionSpec {
@@ -6,6 +7,15 @@ export interface OptionSpec {
   type: 'string' | 'boolean' | 'list';
   default?: string | boolean;
   help?: string;
+  /** An integer option's bounds: checked in a config file, and by intOption when it is given none. */
+  min?: number;
+  max?: number;
+  /** The only values allowed (checked in a config file). */
+  choices?: readonly string[];
+  /** Redacted by --print-config (options named like passwords, tokens, secrets and keys are too). */
+  secret?: boolean;
+  /** A one-shot action (edit the data directory, print, exit): a command-line flag only, never a config key. */
+  action?: boolean;
 }
 
 export type ParsedArgs = Record<string, string | boolean | string[] | undefined>;
@@ -15,6 +25,20 @@ export type ParsedArgs = Record<string, string | boolean | string[] | undefined>
  * missing values and stray positionals are errors with a one-line message.
  */
 export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): ParsedArgs {
+  const out = parseCommandLine(argv, spec);
+  specs.set(out, spec);
+  // `--config FILE`: the file's keys fill in what the command line did not give (flags override the file).
+  if (spec.config !== undefined && typeof out.config === 'string' && out.config !== '') {
+    const file = readConfigFile(out.config, spec);
+    configs.set(out, file);
+    lastWithConfig = out;
+    const given = explicit.get(out) ?? new Set<string>();
+    for (const [name, value] of Object.entries(file.values)) if (!given.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+function parseCommandLine(argv: string[], spec: Record<string, OptionSpec>): ParsedArgs {
   const out: ParsedArgs = {};
   const given = new Set<string>();
   explicit.set(out, given);
@@ -49,8 +73,11 @@ export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): Par
   return out;
 }
 
-/** Parse an integer option within bounds, or throw a one-line error naming it. */
-export function intOption(args: ParsedArgs, name: string, min: number, max: number): number {
+/** Parse an integer option within bounds (by default its spec's min and max), or throw a one-line error naming it. */
+export function intOption(args: ParsedArgs, name: string, min?: number, max?: number): number {
+  const s = specs.get(args)?.[name];
+  min ??= s?.min ?? Number.MIN_SAFE_INTEGER;
+  max ??= s?.max ?? Number.MAX_SAFE_INTEGER;
   const raw = args[name];
   if (typeof raw !== 'string' || !/^-?\d+$/.test(raw))
     throw new OverlayError('BAD_ARGUMENT', `--${name} must be an integer, got '${String(raw)}'`);
@@ -113,10 +140,47 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 /** Options given on the command line (not defaults), per parse result. */
 const explicit = new WeakMap<ParsedArgs, Set<string>>();
+/** The option table each parse result was read with, and the config file it read. */
+const specs = new WeakMap<ParsedArgs, Record<string, OptionSpec>>();
+const configs = new WeakMap<ParsedArgs, ConfigFile>();
 
 /** True when the option was on the command line, false when its value is the default. */
 export function optionGiven(args: ParsedArgs, name: string): boolean {
   return explicit.get(args)?.has(name) ?? false;
+}
+
+/** Where an option's value came from: the command line, the `--config` file, or the default (or unset). */
+export function optionSource(args: ParsedArgs, name: string): 'flag' | 'file' | 'default' {
+  if (optionGiven(args, name)) return 'flag';
+  return configs.get(args)?.values[name] !== undefined ? 'file' : 'default';
+}
+
+/** The last parse result that read a config file: what a start-up error about an option is traced to. */
+let lastWithConfig: ParsedArgs | undefined;
+
+/**
+ * A bad-option message (`--timeout must be ...`) about a value that came
+ * from the config file, restated to name the file and the key, so the
+ * operator looks in the right place; other messages are returned unchanged.
+ */
+export function traceToConfigFile(message: string): string {
+  const args = lastWithConfig;
+  const file = args && configs.get(args);
+  if (!args || !file) return message;
+  for (const m of message.matchAll(/--([a-z][a-z0-9-]*)/g))
+    if (optionSource(args, m[1]) === 'file')
+      return `${file.path}: key '${m[1]}': ${message.replace(/^bad command-line argument: /, '')}`;
+  return message;
+}
+
+/** The config file a parse result read (`--config`), if any. */
+export function configFileOf(args: ParsedArgs): ConfigFile | undefined {
+  return configs.get(args);
+}
+
+/** The option table a parse result was read with. */
+export function specOf(args: ParsedArgs): Record<string, OptionSpec> | undefined {
+  return specs.get(args);
 }
 
 /**
@@ -125,7 +189,8 @@ export function optionGiven(args: ParsedArgs, name: string): boolean {
  */
 export function logLevelOption(args: ParsedArgs, name = 'log-level'): string {
   const env = process.env.SECP2PSIP_LOG;
-  if (!optionGiven(args, name) && env !== undefined && env !== '') {
+  // The command line, then the config file (so SIGHUP can change the level), then the environment.
+  if (optionSource(args, name) === 'default' && env !== undefined && env !== '') {
     if (!LOG_LEVELS.includes(env))
       throw new OverlayError('BAD_ARGUMENT', `SECP2PSIP_LOG must be one of ${LOG_LEVELS.join(', ')}, got '${env}'`);
     return env;
@@ -136,9 +201,12 @@ export function logLevelOption(args: ParsedArgs, name = 'log-level'): string {
   return level;
 }
 
-/** A command's usage line followed by one line per option with its help text. */
+/** A command's usage line followed by one line per option with its help text and its default. */
 export function optionsUsage(head: string, spec: Record<string, OptionSpec>, pad: number): string {
   const lines = [head, ''];
-  for (const [name, s] of Object.entries(spec)) lines.push(`  --${name.padEnd(pad)} ${s.help}`);
+  for (const [name, s] of Object.entries(spec)) {
+    const shown = s.type === 'string' && s.default !== undefined && !/\(default/.test(s.help ?? '');
+    lines.push(`  --${name.padEnd(pad)} ${s.help}${shown ? ` (default: ${s.default})` : ''}`);
+  }
   return lines.join('\n');
 }

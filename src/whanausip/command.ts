@@ -6,16 +6,22 @@
  */
 import { defaultParams, type WhanauParams } from '../dht/whanau/params.ts';
 import {
+  configFileOf,
   intOption,
+  LOG_LEVELS,
   logLevelOption,
   type OptionSpec,
+  type ParsedArgs,
   optionsUsage,
   parseArgs,
   parseHostPort,
   requiredOption,
 } from '../util/args.ts';
 import { OverlayError } from '../util/errors.ts';
-import { createLogger } from '../util/log.ts';
+import { createLogger, type LogFormat } from '../util/log.ts';
+import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../util/config-options.ts';
+import { reloadOnSighup } from '../util/reload.ts';
+import { syncConfigPhoneUsers } from '../sip/phone-config-users.ts';
 import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
 import { phoneUserOptions } from '../sip/phone-user-options.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
@@ -26,18 +32,35 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   dht: { type: 'string', help: 'Whanau DHT (TLS) listen host:port' },
   data: { type: 'string', help: 'data directory: identity.pem (0600) and peers.sqlite' },
   peer: { type: 'list', help: 'social peer <hash>@host:port (repeatable; persisted in --data)' },
-  'admin-key': { type: 'list', help: 'Ed25519 public key (64 hex) allowed to call control RPCs (repeatable)' },
-  'setup-period': { type: 'string', default: '900', help: 'SETUP runs when UTC is a multiple of this (s)' },
-  'expected-nodes': { type: 'string', default: '3000', help: 'network size the table sizes are chosen for' },
-  table: { type: 'string', help: 'r_d = r_f = r_s (default about sqrt(3 n))' },
-  layers: { type: 'string', default: '2', help: 'Whanau layers l (more resist key clustering)' },
+  'admin-key': {
+    type: 'list',
+    secret: false,
+    help: 'Ed25519 public key (64 hex) allowed to call control RPCs (repeatable)',
+  },
+  'setup-period': {
+    type: 'string',
+    default: '900',
+    min: 1,
+    max: 7 * 24 * 3600,
+    help: 'SETUP runs when UTC is a multiple of this (s)',
+  },
+  'expected-nodes': {
+    type: 'string',
+    default: '3000',
+    min: 2,
+    max: 100_000_000,
+    help: 'network size the table sizes are chosen for',
+  },
+  table: { type: 'string', min: 1, max: 1_000_000, help: 'r_d = r_f = r_s (default about sqrt(3 n))' },
+  layers: { type: 'string', default: '2', min: 1, max: 32, help: 'Whanau layers l (more resist key clustering)' },
   advertise: { type: 'string', help: 'DHT host:port other nodes dial (default: the --dht address)' },
   'add-user': {
     type: 'string',
+    action: true,
     help: 'node: add a phone user (or set a new password) in --data, print its password, exit',
   },
-  password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
-  'remove-user': { type: 'string', help: 'node: remove a phone user from --data, exit' },
+  password: { type: 'string', action: true, help: 'with --add-user: the password (default: a generated one, printed)' },
+  'remove-user': { type: 'string', action: true, help: 'node: remove a phone user from --data, exit' },
   digest: {
     type: 'string',
     default: 'SHA-256,MD5',
@@ -47,7 +70,13 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  'log-level': {
+    type: 'string',
+    default: 'info',
+    choices: LOG_LEVELS,
+    help: 'fatal, error, warn, info, debug, trace, silent',
+  },
+  ...DAEMON_OPTIONS,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -68,14 +97,19 @@ export interface WhanauSipConfig {
   params: Readonly<WhanauParams>;
   advertise?: string;
   logLevel: string;
+  logFormat?: LogFormat;
   openRegistration: boolean;
   digestAlgorithms: DigestAlgorithm[];
+  /** The parsed options, for the SIGHUP reload. */
+  args: ParsedArgs;
 }
 
 /** Validate the command line; every problem is one BAD_ARGUMENT line. */
-export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | number {
+export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node'): WhanauSipConfig | 'help' | number {
   const args = parseArgs(argv, WHANAUSIP_SPEC);
   if (args.help) return 'help';
+  const early = configPreamble(args, role);
+  if (early !== undefined) return early;
   const done = phoneUserOptions(args, 'node');
   if (done !== undefined) {
     process.stdout.write(`${done}\n`);
@@ -93,12 +127,12 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
     if (!/^[0-9a-fA-F]{64}$/.test(h)) throw new OverlayError('BAD_ARGUMENT', `--admin-key must be 64 hex, got '${h}'`);
     return new Uint8Array(Buffer.from(h, 'hex'));
   });
-  const periodS = intOption(args, 'setup-period', 1, 7 * 24 * 3600);
-  const n = intOption(args, 'expected-nodes', 2, 100_000_000);
-  const layers = intOption(args, 'layers', 1, 32);
+  const periodS = intOption(args, 'setup-period');
+  const n = intOption(args, 'expected-nodes');
+  const layers = intOption(args, 'layers');
   const overrides: Partial<WhanauParams> = { periodMs: periodS * 1000, layers };
   if (args.table !== undefined) {
-    const r = intOption(args, 'table', 1, 1_000_000);
+    const r = intOption(args, 'table');
     Object.assign(overrides, { rd: r, rf: r, rs: r });
   }
   let advertise: string | undefined;
@@ -116,6 +150,7 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
   const openRegistration = args['open-registration'] === true;
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
   if (!digestAlgorithms.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms.error}`);
+  const logFormat = logFormatOption(args);
   return {
     sip,
     dht,
@@ -125,21 +160,25 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
     params,
     advertise,
     logLevel,
+    logFormat,
     openRegistration,
     digestAlgorithms: digestAlgorithms.value,
+    args,
   };
 }
 
 /** Run a node or gateway until SIGINT/SIGTERM. */
 export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): Promise<number> {
-  const cfg = parseWhanauSipArgs(argv);
+  const cfg = parseWhanauSipArgs(argv, role);
   if (cfg === 'help') {
     process.stdout.write(`${usage(role)}\n`);
     return 0;
   }
   // --add-user / --remove-user: done, exit.
   if (typeof cfg === 'number') return cfg;
-  const log = createLogger({ level: cfg.logLevel }).child({ component: role });
+  const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat }).child({ component: role });
+  const configUsers = configFileOf(cfg.args)?.phoneUsers;
+  if (configUsers) syncConfigPhoneUsers(cfg.dataDir, configUsers);
   const running = await startWhanauSip({
     role,
     sipHost: cfg.sip.host,
@@ -168,6 +207,18 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  const reloader = reloadOnSighup(cfg.args, {
+    argv,
+    spec: WHANAUSIP_SPEC,
+    role,
+    log,
+    appliers: {
+      'phone-users': (next) => {
+        const changed = syncConfigPhoneUsers(cfg.dataDir, configFileOf(next)?.phoneUsers ?? {});
+        log.info({ event: 'reload', ...changed }, 'phone users updated');
+      },
+    },
+  });
   d.resolvePeers().then(
     (n) => log.info({ peers: n, configured: d.book.list().length }, 'peers resolved'),
     (e) => log.warn({ err: (e as Error).message }, 'peer resolution failed'),
@@ -184,6 +235,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     `${role} listening: SIP ${running.sip.element.hostport}, DHT ${d.self.addr}`,
   );
   await stopped;
+  reloader.close();
   await running.close();
   log.flush();
   return 0;

@@ -26,6 +26,7 @@ import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { RecordLookup } from './whanau-daemon.ts';
+import { logRefusal } from '../util/refusal.ts';
 
 const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
 /** The reason of the 403 a node with no phone user gives every REGISTER. */
@@ -123,12 +124,14 @@ export class WhanauSipNode {
     // Section 3.4.3: the phone registers as the node's own identity, nothing else.
     if ((to.value.uri.user ?? '').toLowerCase() !== this.ownHash) {
       this.stats.refusedRegisters++;
+      logRefusal(this.log, 'wrong_user', inc.source, { as: to.value.uri.user }, 'phone refused: not this node');
       inc.respond(403, `Forbidden: only ${this.ownHash} registers here`);
       return;
     }
     if (this.auth !== 'open') {
       if (this.auth.users() === 0) {
         this.stats.refusedRegisters++;
+        logRefusal(this.log, 'no_phone_users', inc.source, {}, 'phone refused: no phone users configured');
         inc.respond(403, NO_NODE_PHONE_USERS);
         return;
       }

@@ -6,9 +6,12 @@ import { INVITE_RE, NAME_RE } from '../../secp2psip/messages.ts';
 import { FileUserKeys } from '../../secp2psip/user-keys.ts';
 import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
 import {
+  configFileOf,
   dataDirOption,
   intOption,
+  LOG_LEVELS,
   logLevelOption,
+  type OptionSpec,
   optionsUsage,
   parseArgs,
   parseHostPort,
@@ -19,10 +22,13 @@ import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { parseDigestAlgorithms } from '../../sip/digest.ts';
 import { phoneUserOptions } from '../../sip/phone-user-options.ts';
+import { syncConfigPhoneUsers } from '../../sip/phone-config-users.ts';
+import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
+import { reloadOnSighup } from '../../util/reload.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
-const SPEC = {
+export const SPEC = {
   sip: { type: 'string', help: 'SIP listen host:port, UDP and TCP (the phone registers here)' },
   bootstrap: {
     type: 'string',
@@ -30,17 +36,37 @@ const SPEC = {
   },
   data: { type: 'string', help: 'data directory: node key, users/<name>.pem (0600), trust.sqlite' },
   rpc: { type: 'string', help: 'ring (TLS) listen host:port (default: the SIP host, any free port)' },
-  mode: { type: 'string', default: 'signed', help: 'signed | protected (SECP2PSIP messages sealed to the callee)' },
-  rebuild: { type: 'string', default: 'robust', help: 'robust (corrects bad pieces) | seed (k random pieces)' },
-  timeout: { type: 'string', default: '5000', help: 'ms allowed for the callee adapter to answer' },
+  mode: {
+    type: 'string',
+    default: 'signed',
+    choices: ['signed', 'protected'],
+    help: 'signed | protected (SECP2PSIP messages sealed to the callee)',
+  },
+  rebuild: {
+    type: 'string',
+    default: 'robust',
+    choices: ['robust', 'seed'],
+    help: 'robust (corrects bad pieces) | seed (k random pieces)',
+  },
+  timeout: {
+    type: 'string',
+    default: '5000',
+    min: 100,
+    max: 60_000,
+    help: 'ms allowed for the callee adapter to answer',
+  },
   'cache-ms': {
     type: 'string',
     default: '30000',
+    min: 0,
+    max: 24 * 3600_000,
     help: 'reuse a user verified through the ring for this long (0: fetch the key pieces on every call)',
   },
   'bootstrap-wait': {
     type: 'string',
     default: '120000',
+    min: 0,
+    max: 24 * 3600_000,
     help: 'ms to keep asking the bootstraps (the configured one, then the others of its set) at start',
   },
   'new-node-key': {
@@ -50,19 +76,23 @@ const SPEC = {
   'new-names-per-minute': {
     type: 'string',
     default: '10',
+    min: 0,
+    max: 1_000_000,
     help: 'new user names sent to the bootstrap per minute (a burst of this many); 0: no cap',
   },
   'invite-for': {
     type: 'string',
+    action: true,
     help: "keep --token for this user's first registration under --data (for a bootstrap that requires enrolment tokens), then exit",
   },
-  token: { type: 'string', help: 'with --invite-for: the enrolment token the bootstrap printed' },
+  token: { type: 'string', action: true, help: 'with --invite-for: the enrolment token the bootstrap printed' },
   'add-user': {
     type: 'string',
+    action: true,
     help: 'add a phone user (or set a new password) in --data, print its password, exit',
   },
-  password: { type: 'string', help: 'with --add-user: the password (default: a generated one, printed)' },
-  'remove-user': { type: 'string', help: 'remove a phone user from --data, exit' },
+  password: { type: 'string', action: true, help: 'with --add-user: the password (default: a generated one, printed)' },
+  'remove-user': { type: 'string', action: true, help: 'remove a phone user from --data, exit' },
   digest: {
     type: 'string',
     default: 'SHA-256,MD5',
@@ -72,9 +102,15 @@ const SPEC = {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  'log-level': {
+    type: 'string',
+    default: 'info',
+    choices: LOG_LEVELS,
+    help: 'fatal, error, warn, info, debug, trace, silent',
+  },
+  ...DAEMON_OPTIONS,
   help: { type: 'boolean', help: 'show this help' },
-} as const;
+} as const satisfies Record<string, OptionSpec>;
 
 const usage = () =>
   optionsUsage(
@@ -103,6 +139,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  const early = configPreamble(args, 'adapter');
+  if (early !== undefined) return early;
   if (args['invite-for'] !== undefined) return inviteFor(args);
   const done = phoneUserOptions(args, 'adapter');
   if (done !== undefined) {
@@ -122,12 +160,14 @@ export async function run(argv: string[]): Promise<number> {
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
   const digest = parseDigestAlgorithms(String(args.digest));
   if (!digest.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest.error}`);
-  const timeoutMs = intOption(args, 'timeout', 100, 60_000);
-  const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
-  const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
-  const newNamesPerMinute = intOption(args, 'new-names-per-minute', 0, 1_000_000);
+  const timeoutMs = intOption(args, 'timeout');
+  const cacheMs = intOption(args, 'cache-ms');
+  const bootstrapWaitMs = intOption(args, 'bootstrap-wait');
+  const newNamesPerMinute = intOption(args, 'new-names-per-minute');
   const level = logLevelOption(args);
-  const log = createLogger({ level }).child({ component: 'adapter' });
+  const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'adapter' });
+  const configUsers = configFileOf(args)?.phoneUsers;
+  if (configUsers) syncConfigPhoneUsers(dataDir, configUsers);
 
   const clock = new SystemClock();
   const until = clock.now() + bootstrapWaitMs;
@@ -178,6 +218,19 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  const reloader = reloadOnSighup(args, {
+    argv,
+    spec: SPEC,
+    role: 'adapter',
+    log,
+    appliers: {
+      'new-names-per-minute': (next) => running.node.setNewNamesPerMinute(intOption(next, 'new-names-per-minute')),
+      'phone-users': (next) => {
+        const changed = syncConfigPhoneUsers(dataDir, configFileOf(next)?.phoneUsers ?? {});
+        log.info({ event: 'reload', ...changed }, 'phone users updated');
+      },
+    },
+  });
   const self = running.node.endpoint.self;
   process.stdout.write(`adapter sip:${running.sipAddr}\nring ${self.id} ${self.addr}\n`);
   log.info(
@@ -185,6 +238,7 @@ export async function run(argv: string[]): Promise<number> {
     `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,
   );
   await stopped;
+  reloader.close();
   await running.close();
   log.flush();
   return 0;

@@ -9,7 +9,9 @@ import { Registry } from '../../secp2psip/registry.ts';
 import {
   dataDirOption,
   intOption,
+  LOG_LEVELS,
   logLevelOption,
+  type OptionSpec,
   optionsUsage,
   parseArgs,
   parseHostPort,
@@ -17,50 +19,89 @@ import {
 } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
+import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
+import { reloadOnSighup } from '../../util/reload.ts';
 
 export const summary = 'SecP2PSIP bootstrap server: admits users, stores key pieces in the ring';
 
-const SPEC = {
+export const SPEC = {
   listen: { type: 'string', help: 'TLS RPC listen host:port (port 0 = any free port)' },
   data: { type: 'string', help: 'data directory: node/identity.pem (0600), registry.sqlite' },
-  k: { type: 'string', default: '3', help: 'pieces needed to rebuild a user key' },
-  n: { type: 'string', default: '5', help: 'pieces stored per user key (Username.1 .. Username.n)' },
+  k: { type: 'string', default: '3', min: 1, max: 255, help: 'pieces needed to rebuild a user key' },
+  n: { type: 'string', default: '5', min: 1, max: 255, help: 'pieces stored per user key (Username.1 .. Username.n)' },
   'ca-bundle': { type: 'string', help: 'strict mode: PEM file of trust anchors; users need a certificate' },
   release: {
     type: 'string',
+    action: true,
     help: 'forget <name> in the registry under --data (key lost or replaced), then exit; use the bootstrap that owns the name',
   },
   'accept-empty-registry': {
     type: 'boolean',
     help: 'start although registry.sqlite is empty or gone while it had users (every name becomes free)',
   },
-  backup: { type: 'string', help: 'copy the registry under --data to this new file (safe while running), then exit' },
+  backup: {
+    type: 'string',
+    action: true,
+    help: 'copy the registry under --data to this new file (safe while running), then exit',
+  },
   'new-names-per-minute': {
     type: 'string',
     default: String(DEFAULT_NEW_NAME_LIMITS.perMinute),
+    min: 0,
+    max: 1_000_000,
     help: 'new names bound per adapter per minute (a burst of this many); 0: no limit',
   },
   'new-names-per-address': {
     type: 'string',
     default: String(DEFAULT_NEW_NAME_LIMITS.perAddressPerMinute),
+    min: 0,
+    max: 1_000_000,
     help: 'new names bound per adapter host address per minute; 0: no limit',
   },
   'new-names-per-adapter': {
     type: 'string',
     default: String(DEFAULT_NEW_NAME_LIMITS.perAdapter),
+    min: 0,
+    max: 1_000_000_000,
     help: 'new names bound per adapter in total (kept across restarts); 0: no limit',
   },
   'require-invite': { type: 'boolean', help: 'bind a new name only with an unused enrolment token (see --invite)' },
-  invite: { type: 'boolean', help: 'print one-time enrolment tokens (stored hashed under --data), then exit' },
-  count: { type: 'string', default: '1', help: 'with --invite: how many tokens' },
-  for: { type: 'string', help: 'with --invite: the tokens admit only this name' },
-  'invite-days': { type: 'string', default: '7', help: 'with --invite: days until the tokens expire' },
+  invite: {
+    type: 'boolean',
+    action: true,
+    help: 'print one-time enrolment tokens (stored hashed under --data), then exit',
+  },
+  count: { type: 'string', default: '1', action: true, min: 1, max: 10_000, help: 'with --invite: how many tokens' },
+  for: { type: 'string', action: true, help: 'with --invite: the tokens admit only this name' },
+  'invite-days': {
+    type: 'string',
+    default: '7',
+    action: true,
+    min: 1,
+    max: 3650,
+    help: 'with --invite: days until the tokens expire',
+  },
   peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  'log-level': {
+    type: 'string',
+    default: 'info',
+    choices: LOG_LEVELS,
+    help: 'fatal, error, warn, info, debug, trace, silent',
+  },
+  ...DAEMON_OPTIONS,
   help: { type: 'boolean', help: 'show this help' },
-} as const;
+} as const satisfies Record<string, OptionSpec>;
 
 const usage = () => optionsUsage('usage: secp2psip bootstrap --listen <host:port> --data <dir> [options]', SPEC, 12);
+
+/** The bootstrap's limits on new names, from its options. */
+function newNameLimitsOf(args: ReturnType<typeof parseArgs>) {
+  return {
+    perMinute: intOption(args, 'new-names-per-minute'),
+    perAddressPerMinute: intOption(args, 'new-names-per-address'),
+    perAdapter: intOption(args, 'new-names-per-adapter'),
+  };
+}
 
 /** PEM bundle -> one PEM string per certificate. */
 function readCaBundle(path: string): string[] {
@@ -93,8 +134,8 @@ function release(dataDir: string, name: string): number {
 /** `--invite`: make one-time enrolment tokens in the registry under --data and print them, one a line. */
 function invite(args: ReturnType<typeof parseArgs>): number {
   const dataDir = requiredOption(args, 'data');
-  const count = intOption(args, 'count', 1, 10_000);
-  const days = intOption(args, 'invite-days', 1, 3650);
+  const count = intOption(args, 'count');
+  const days = intOption(args, 'invite-days');
   const name = args.for === undefined ? undefined : String(args.for);
   if (name !== undefined && !NAME_RE.test(name))
     throw new OverlayError('BAD_ARGUMENT', `--for: '${name}' is not a user name`);
@@ -123,6 +164,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  const early = configPreamble(args, 'bootstrap');
+  if (early !== undefined) return early;
   if (args.release !== undefined) return release(requiredOption(args, 'data'), String(args.release));
   if (args.invite === true) return invite(args);
   if (args.backup !== undefined) {
@@ -132,8 +175,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
   const dataDir = dataDirOption(args);
-  const k = intOption(args, 'k', 1, 255);
-  const n = intOption(args, 'n', 1, 255);
+  const k = intOption(args, 'k');
+  const n = intOption(args, 'n');
   if (k > n) throw new OverlayError('BAD_ARGUMENT', `--k must not exceed --n (${k} > ${n})`);
   const caBundle = args['ca-bundle'] === undefined ? undefined : readCaBundle(String(args['ca-bundle']));
   const peers: BootstrapInfo[] = (args.peer as string[]).map((p) => {
@@ -142,13 +185,9 @@ export async function run(argv: string[]): Promise<number> {
     if (!s.value.key) throw new OverlayError('BAD_ARGUMENT', `--peer needs the peer's key: <64-hex key>@host:port`);
     return { addr: s.value.addr, key: s.value.key };
   });
-  const newNames = {
-    perMinute: intOption(args, 'new-names-per-minute', 0, 1_000_000),
-    perAddressPerMinute: intOption(args, 'new-names-per-address', 0, 1_000_000),
-    perAdapter: intOption(args, 'new-names-per-adapter', 0, 1_000_000_000),
-  };
+  const newNames = newNameLimitsOf(args);
   const level = logLevelOption(args);
-  const log = createLogger({ level }).child({ component: 'bootstrap' });
+  const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'bootstrap' });
 
   let running: Awaited<ReturnType<typeof startBootstrapDaemon>>;
   try {
@@ -181,6 +220,21 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  // New-name limits and --require-invite change on SIGHUP; registrations at work keep their checks.
+  const limits = (next: ReturnType<typeof parseArgs>) =>
+    running.server.setNewNameLimits(newNameLimitsOf(next), next['require-invite'] === true);
+  const reloader = reloadOnSighup(args, {
+    argv,
+    spec: SPEC,
+    role: 'bootstrap',
+    log,
+    appliers: {
+      'new-names-per-minute': limits,
+      'new-names-per-address': limits,
+      'new-names-per-adapter': limits,
+      'require-invite': limits,
+    },
+  });
   const spec = bootstrapSpecOf(running.info);
   process.stdout.write(`bootstrap ${spec}\nkey ${Buffer.from(running.info.key).toString('hex')}\n`);
   log.info(
@@ -198,6 +252,7 @@ export async function run(argv: string[]): Promise<number> {
     `bootstrap listening on ${running.info.addr}`,
   );
   await stopped;
+  reloader.close();
   await running.close();
   log.flush();
   return 0;

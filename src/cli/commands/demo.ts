@@ -4,24 +4,42 @@ import { join } from 'node:path';
 import type { FlowEvent, SecurityMode } from '../../secp2psip/call-common.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
 import { LocalOverlay, summarizeCalls } from '../../harness/local-overlay.ts';
-import { intOption, logLevelOption, optionsUsage, parseArgs } from '../../util/args.ts';
+import { intOption, LOG_LEVELS, logLevelOption, type OptionSpec, optionsUsage, parseArgs } from '../../util/args.ts';
+import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
+import { reloadOnSighup } from '../../util/reload.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { percentile } from '../../util/stats.ts';
 
 export const summary = 'start a bootstrap and N adapters on loopback, place calls, stay up for real phones';
 
-const SPEC = {
-  adapters: { type: 'string', default: '8', help: 'adapters (one demo user and phone each), 2..200' },
-  calls: { type: 'string', default: '16', help: 'timed call setups to place, 0..100000' },
-  mode: { type: 'string', default: 'signed', help: 'signed | protected (SECP2PSIP messages sealed to the callee)' },
-  k: { type: 'string', default: '3', help: 'pieces needed to rebuild a key' },
-  n: { type: 'string', default: '5', help: 'pieces stored per key' },
-  'base-port': { type: 'string', help: 'SIP port of adapter 1 (adapter i gets base+i-1; default any free port)' },
+export const SPEC = {
+  adapters: { type: 'string', default: '8', min: 2, max: 200, help: 'adapters (one demo user and phone each), 2..200' },
+  calls: { type: 'string', default: '16', min: 0, max: 100_000, help: 'timed call setups to place, 0..100000' },
+  mode: {
+    type: 'string',
+    default: 'signed',
+    choices: ['signed', 'protected'],
+    help: 'signed | protected (SECP2PSIP messages sealed to the callee)',
+  },
+  k: { type: 'string', default: '3', min: 1, max: 255, help: 'pieces needed to rebuild a key' },
+  n: { type: 'string', default: '5', min: 1, max: 255, help: 'pieces stored per key' },
+  'base-port': {
+    type: 'string',
+    min: 1,
+    max: 65535,
+    help: 'SIP port of adapter 1 (adapter i gets base+i-1; default any free port)',
+  },
   json: { type: 'boolean', help: 'run the calls, print one JSON object, exit (0 only if every call succeeded)' },
-  'log-level': { type: 'string', default: 'warn', help: 'fatal, error, warn, info, debug, silent' },
+  'log-level': {
+    type: 'string',
+    default: 'warn',
+    choices: LOG_LEVELS,
+    help: 'fatal, error, warn, info, debug, silent',
+  },
+  ...DAEMON_OPTIONS,
   help: { type: 'boolean', help: 'show this help' },
-} as const;
+} as const satisfies Record<string, OptionSpec>;
 
 const usage = () => optionsUsage('usage: secp2psip demo [options]', SPEC, 12);
 
@@ -34,17 +52,19 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const adapters = intOption(args, 'adapters', 2, 200);
-  const calls = intOption(args, 'calls', 0, 100_000);
-  const k = intOption(args, 'k', 1, 255);
-  const n = intOption(args, 'n', 1, 255);
+  const early = configPreamble(args, 'demo');
+  if (early !== undefined) return early;
+  const adapters = intOption(args, 'adapters');
+  const calls = intOption(args, 'calls');
+  const k = intOption(args, 'k');
+  const n = intOption(args, 'n');
   if (k > n) throw new OverlayError('BAD_ARGUMENT', `--k must not exceed --n (${k} > ${n})`);
   const mode = String(args.mode);
   if (mode !== 'signed' && mode !== 'protected')
     throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
   const basePort = args['base-port'] === undefined ? undefined : intOption(args, 'base-port', 1, 65535 - adapters);
   const json = args.json === true;
-  const log = createLogger({ level: logLevelOption(args) });
+  const log = createLogger({ level: logLevelOption(args), format: logFormatOption(args) });
   const out = (s: string) => {
     if (!json) process.stdout.write(`${s}\n`);
   };
@@ -148,10 +168,12 @@ export async function run(argv: string[]): Promise<number> {
   );
   out(`  Linphone: SIP account, username <yourname>, SIP server address ${first.adapter.sipAddr}, transport UDP`);
   out(`  other adapters: ${overlay.adapters.map((a) => a.sipAddr).join(' ')}`);
+  const reloader = reloadOnSighup(args, { argv, spec: SPEC, role: 'demo', log });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  reloader.close();
   await overlay.close();
   rmSync(dataDir, { recursive: true, force: true });
   log.flush();

@@ -3,20 +3,42 @@ import { startSweeping } from '../../sip/registrar-sweeper.ts';
 import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
-import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort } from '../../util/args.ts';
+import {
+  intOption,
+  LOG_LEVELS,
+  logLevelOption,
+  type OptionSpec,
+  optionsUsage,
+  parseArgs,
+  parseHostPort,
+} from '../../util/args.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
+import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
+import { reloadOnSighup } from '../../util/reload.ts';
 
 export const summary = 'standalone SIP registrar + redirect server (UDP and TCP)';
 
-const SPEC = {
+export const SPEC = {
   listen: { type: 'string', default: '127.0.0.1:5060', help: 'host:port or [ipv6]:port (port 0 = any free port)' },
-  'min-expires': { type: 'string', default: '60', help: 'shortest registration accepted (s); shorter gets 423' },
-  'max-expires': { type: 'string', default: '3600', help: 'longest registration granted (s)' },
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
+  'min-expires': {
+    type: 'string',
+    default: '60',
+    min: 0,
+    max: 2 ** 31,
+    help: 'shortest registration accepted (s); shorter gets 423',
+  },
+  'max-expires': { type: 'string', default: '3600', min: 1, max: 2 ** 31, help: 'longest registration granted (s)' },
+  'log-level': {
+    type: 'string',
+    default: 'info',
+    choices: LOG_LEVELS,
+    help: 'fatal, error, warn, info, debug, trace, silent',
+  },
+  ...DAEMON_OPTIONS,
   help: { type: 'boolean', help: 'show this help' },
-} as const;
+} as const satisfies Record<string, OptionSpec>;
 
 const usage = () => optionsUsage('usage: secp2psip registrar [options]', SPEC, 14);
 
@@ -27,13 +49,15 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  const early = configPreamble(args, 'registrar');
+  if (early !== undefined) return early;
   const listen = parseHostPort(String(args.listen), '--listen');
-  const minExpires = intOption(args, 'min-expires', 0, 2 ** 31);
-  const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
+  const minExpires = intOption(args, 'min-expires');
+  const maxExpires = intOption(args, 'max-expires');
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
   const level = logLevelOption(args);
 
-  const log = createLogger({ level }).child({ component: 'registrar' });
+  const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'registrar' });
   const clock = new SystemClock();
   let transport: TransportStack;
   try {
@@ -64,12 +88,14 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  const reloader = reloadOnSighup(args, { argv, spec: SPEC, role: 'registrar', log });
   log.info(
     { address: transport.local.host, port: transport.local.port, listen: element.hostport, transports: ['UDP', 'TCP'] },
     `registrar listening on ${element.hostport} (UDP and TCP)`,
   );
 
   await stopped;
+  reloader.close();
   stopSweeping();
   await element.close();
   log.flush();
