@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type LinphoneOptions, type LinphonePhone, type LoggedMessage, startLinphone } from '../support/linphone.ts';
 import { haveBinary } from '../sip/e2e-helpers.ts';
+import { type Phone as Baresip, startPhone as startBaresip, waitForPhone } from '../support/baresip.ts';
 import { runCli } from '../support/cli.ts';
 import { type AdapterProc, type BootstrapProc, startAuthAdapterProc, startBootstrapProc } from './procs.ts';
 
@@ -31,6 +32,7 @@ const PASSWORDS: Record<string, string> = {
   carol: 'carol-pw-003',
   bob: 'bob-pw-00002',
   dave: 'dave-pw-0004',
+  erin: 'erin-pw-0005',
 };
 
 const isResponseTo = (method: string) => (m: LoggedMessage) =>
@@ -58,6 +60,7 @@ describe('linphonec with digest passwords through two adapters', { skip, timeout
   let A: AdapterProc;
   let B: AdapterProc;
   const phones: LinphonePhone[] = [];
+  const baresips: Baresip[] = [];
   let alice: LinphonePhone;
   let bob: LinphonePhone;
   let carol: LinphonePhone;
@@ -90,6 +93,7 @@ describe('linphonec with digest passwords through two adapters', { skip, timeout
       ['A', 'carol'],
       ['B', 'bob'],
       ['B', 'dave'],
+      ['B', 'erin'],
     ]) {
       const r = await runCli(['adapter', '--data', join(base, dir), '--add-user', user, '--password', PASSWORDS[user]]);
       assert.equal(r.code, 0, r.stderr);
@@ -102,6 +106,7 @@ describe('linphonec with digest passwords through two adapters', { skip, timeout
 
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
+    for (const p of baresips) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
     await A?.stop();
     await B?.stop();
     await boot?.stop();
@@ -193,5 +198,20 @@ describe('linphonec with digest passwords through two adapters', { skip, timeout
     await alice.until('the refusal at the caller', (p) => p.callStates().slice(callerBefore).includes('Released'));
     assert.ok(!alice.callStates().slice(callerBefore).includes('StreamsRunning'));
     assert.match(responses(alice, 'INVITE').at(-1) ?? '', /^SIP\/2\.0 (486|603) /);
+  });
+
+  it('alice calls erin, a baresip phone with a password on the other adapter; erin answers, alice hangs up', async () => {
+    const erin = await startBaresip(base, 'erin', `sip:erin@${B.sip}`, { authPass: PASSWORDS.erin });
+    baresips.push(erin);
+    await waitForPhone('registration', erin, /erin@127\.0\.0\.1.*200 OK/, 30_000);
+    const before = alice.callStates().length;
+    await alice.command(`call sip:erin@${A.sip}`);
+    await waitForPhone('the call', erin, /Call established/, 30_000);
+    await alice.until('media at the caller', callUp);
+    assert.ok(alice.callStates().slice(before).includes('StreamsRunning'));
+    assert.match(await alice.command('terminate'), /ended/);
+    await waitForPhone('the hang-up', erin, /BYE sip:erin[^@\s]*@[\s\S]*session closed/, 10_000);
+    await alice.until('the end at the caller', callOver);
+    assert.match(A.stderr(), /verified erin's REDIRECT; sending 302/);
   });
 });
