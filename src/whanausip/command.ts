@@ -14,6 +14,8 @@ import {
   parseHostPort,
   requiredOption,
 } from '../util/args.ts';
+import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
+import { whanauTarget } from '../ops/targets.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
@@ -47,6 +49,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
+  ...OPS_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -70,6 +73,7 @@ export interface WhanauSipConfig {
   logLevel: string;
   openRegistration: boolean;
   digestAlgorithms: DigestAlgorithm[];
+  ops: OpsConfig;
 }
 
 /** Validate the command line; every problem is one BAD_ARGUMENT line. */
@@ -116,7 +120,8 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
   const openRegistration = args['open-registration'] === true;
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
   if (typeof digestAlgorithms === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms}`);
-  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration, digestAlgorithms };
+  const ops = parseOpsOptions(args);
+  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration, digestAlgorithms, ops };
 }
 
 /** Run a node or gateway until SIGINT/SIGTERM. */
@@ -129,7 +134,10 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
   // --add-user / --remove-user: done, exit.
   if (typeof cfg === 'number') return cfg;
   const log = createLogger({ level: cfg.logLevel }).child({ component: role });
+  const ops = await startOps(cfg.ops, role, log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
   const running = await startWhanauSip({
+    metrics: ops.metrics,
     role,
     sipHost: cfg.sip.host,
     sipPort: cfg.sip.port,
@@ -145,6 +153,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     logger: log,
   });
   const d = running.daemon;
+  ops.attach(whanauTarget(running, role), running);
   // Signal handlers go in before the identity is announced: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
@@ -173,6 +182,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     `${role} listening: SIP ${running.sip.element.hostport}, DHT ${d.self.addr}`,
   );
   await stopped;
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

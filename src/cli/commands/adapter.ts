@@ -14,6 +14,9 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { callObserver } from '../../ops/call-metrics.ts';
+import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { adapterTarget } from '../../ops/targets.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -72,6 +75,7 @@ const SPEC = {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
+  ...OPS_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -126,8 +130,12 @@ export async function run(argv: string[]): Promise<number> {
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
   const newNamesPerMinute = intOption(args, 'new-names-per-minute', 0, 1_000_000);
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'adapter' });
+  // The operator's listener first: /readyz answers "not yet, and why" while the adapter looks for its bootstrap.
+  const ops = await startOps(opsConfig, 'adapter', log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   const clock = new SystemClock();
   const until = clock.now() + bootstrapWaitMs;
@@ -166,7 +174,10 @@ export async function run(argv: string[]): Promise<number> {
     newNamesPerMinute,
     openRegistration: args['open-registration'] === true,
     digestAlgorithms: digest,
+    metrics: ops.metrics,
+    onCall: callObserver(ops.metrics),
   });
+  ops.attach(adapterTarget(running), running);
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -185,6 +196,7 @@ export async function run(argv: string[]): Promise<number> {
     `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,
   );
   await stopped;
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

@@ -15,6 +15,8 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { ADMIN_SPEC, OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { bootstrapTarget } from '../../ops/targets.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -56,6 +58,8 @@ const SPEC = {
   for: { type: 'string', help: 'with --invite: the tokens admit only this name' },
   'invite-days': { type: 'string', default: '7', help: 'with --invite: days until the tokens expire' },
   peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
+  ...OPS_SPEC,
+  ...ADMIN_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -147,8 +151,12 @@ export async function run(argv: string[]): Promise<number> {
     perAddressPerMinute: intOption(args, 'new-names-per-address', 0, 1_000_000),
     perAdapter: intOption(args, 'new-names-per-adapter', 0, 1_000_000_000),
   };
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'bootstrap' });
+  // The operator's listener first: /readyz answers "not yet" while the bootstrap takes its place on the ring.
+  const ops = await startOps(opsConfig, 'bootstrap', log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   let running: Awaited<ReturnType<typeof startBootstrapDaemon>>;
   try {
@@ -164,6 +172,7 @@ export async function run(argv: string[]): Promise<number> {
       acceptEmptyRegistry: args['accept-empty-registry'] === true,
       newNames,
       requireInvite: args['require-invite'] === true,
+      metrics: ops.metrics,
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || (e as NodeJS.ErrnoException).code === 'EACCES')
@@ -181,6 +190,7 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  ops.attach(bootstrapTarget(running), running);
   const spec = bootstrapSpecOf(running.info);
   process.stdout.write(`bootstrap ${spec}\nkey ${Buffer.from(running.info.key).toString('hex')}\n`);
   log.info(
@@ -198,6 +208,7 @@ export async function run(argv: string[]): Promise<number> {
     `bootstrap listening on ${running.info.addr}`,
   );
   await stopped;
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

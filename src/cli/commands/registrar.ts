@@ -4,6 +4,9 @@ import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
 import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort } from '../../util/args.ts';
+import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { registrarTarget } from '../../ops/targets.ts';
+import { observeTransport } from '../../sip/observed-transport.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -14,6 +17,7 @@ const SPEC = {
   listen: { type: 'string', default: '127.0.0.1:5060', help: 'host:port or [ipv6]:port (port 0 = any free port)' },
   'min-expires': { type: 'string', default: '60', help: 'shortest registration accepted (s); shorter gets 423' },
   'max-expires': { type: 'string', default: '3600', help: 'longest registration granted (s)' },
+  ...OPS_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -31,9 +35,11 @@ export async function run(argv: string[]): Promise<number> {
   const minExpires = intOption(args, 'min-expires', 0, 2 ** 31);
   const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
 
   const log = createLogger({ level }).child({ component: 'registrar' });
+  const ops = await startOps(opsConfig, 'registrar', log);
   const clock = new SystemClock();
   let transport: TransportStack;
   try {
@@ -41,10 +47,12 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen on ${String(args.listen)}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement({ transport: observeTransport(transport, ops.metrics), clock, logger: log });
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
   const server = new RedirectServer({ element, registrar, logger: log });
   const stopSweeping = startSweeping(registrar, clock);
+  ops.attach(registrarTarget({ element, registrar }), { element, registrar });
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   // Signal handlers go in before the listening line: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
@@ -70,6 +78,7 @@ export async function run(argv: string[]): Promise<number> {
   );
 
   await stopped;
+  await ops.close();
   stopSweeping();
   await element.close();
   log.flush();
