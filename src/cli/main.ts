@@ -13,6 +13,7 @@ export const COMMANDS: Record<string, string> = {
   node: 'WhanauSIP node: Whanau DHT member and SIP registrar for a phone',
   gateway: 'WhanauSIP gateway: answers sip:<hash>@gateway with a 302',
   sim: 'simulate a DHT at scale on the in-memory network (sim chord | sim whanau)',
+  status: "print a running daemon's state from its --http listener; bootstrap user administration",
 };
 
 export interface Command {
