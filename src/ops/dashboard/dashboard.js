@@ -75,8 +75,13 @@ function drawRing(ring) {
       }),
     );
   }
+  // Labels of members close together on the circle are pushed outwards in turn, so they do not overlap.
+  let prev = -1;
+  let lift = 0;
   members.forEach((m) => {
     const f = frac(m.id);
+    lift = prev >= 0 && f - prev < 0.045 ? (lift + 1) % 3 : 0;
+    prev = f;
     const [x, y] = at(f);
     const g = svg('g', {
       class: `member${m.bootstrap ? ' bootstrap' : ''}${m.local ? '' : ' remote'}`,
@@ -84,24 +89,12 @@ function drawRing(ring) {
     });
     if (m.bootstrap) g.append(svg('rect', { x: x - 8, y: y - 8, width: 16, height: 16 }));
     else g.append(svg('circle', { cx: x, cy: y, r: 8 }));
-    const [lx, ly] = at(f, r + 38);
+    const [lx, ly] = at(f, r + 38 + lift * 30);
+    const anchor = lx < cx - 10 ? 'end' : lx > cx + 10 ? 'start' : 'middle';
     const label = `${short(m.id)}${m.bootstrap ? ' (bootstrap)' : ''}`;
-    g.append(
-      svg('text', { x: lx, y: ly, 'text-anchor': lx < cx - 10 ? 'end' : lx > cx + 10 ? 'start' : 'middle' }, label),
-    );
+    g.append(svg('text', { x: lx, y: ly, 'text-anchor': anchor }, label));
     if (m.records !== undefined)
-      g.append(
-        svg(
-          'text',
-          {
-            x: lx,
-            y: ly + 13,
-            'text-anchor': lx < cx - 10 ? 'end' : lx > cx + 10 ? 'start' : 'middle',
-            fill: '#6b7280',
-          },
-          `${m.records} records`,
-        ),
-      );
+      g.append(svg('text', { x: lx, y: ly + 13, 'text-anchor': anchor, fill: '#6b7280' }, `${m.records} records`));
     g.append(svg('title', {}, `${m.id}\n${m.addr}`));
     root.append(g);
   });
