@@ -128,6 +128,14 @@ export class OpsServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const browserPath =
+      path === '/' || path.startsWith('/api/') || path === '/events' || path.startsWith('/dashboard.');
+    if (browserPath && !hostAllowed(req.headers.host)) {
+      // DNS rebinding: a web page whose name now resolves to this listener must not read the daemon's state.
+      // (Scrapers and health checkers may use any name: /metrics, /healthz and /readyz are not checked.)
+      this.json(res, 421, { error: 'Host must be an IP address or localhost' });
+      return;
+    }
     const isAdmin = path.startsWith('/api/admin/');
     const allowed = path === '/api/admin/release' ? 'POST' : 'GET, HEAD';
     if (!allowed.split(', ').includes(req.method ?? '')) {
@@ -175,6 +183,7 @@ export class OpsServer {
     if (path === '/api/admin/users') return this.json(res, 200, { users: admin.users() });
     if (path === '/api/admin/release') {
       const body = await readBody(req);
+      if (body === undefined) return this.json(res, 413, { error: `body larger than ${MAX_BODY} bytes` });
       let name: unknown;
       try {
         name = (JSON.parse(body) as { name?: unknown }).name;
@@ -214,18 +223,26 @@ export class OpsServer {
   }
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/**
+ * The Host a browser sends names what it thinks it is talking to: an address or localhost is the operator's
+ * own; any other name may be a hostile site's, rebound to this address (absent: not a browser, allowed).
+ */
+export function hostAllowed(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-fA-F:.]+\]$/.test(name);
+}
+
+/** The request body, or undefined when it is larger than MAX_BODY (the rest is read and dropped, then 413). */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new Error('request body too large'));
-        req.destroy();
-      } else chunks.push(c);
+      if (size <= MAX_BODY) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }
