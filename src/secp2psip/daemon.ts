@@ -26,13 +26,15 @@ import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts'
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
+import { observeTransport } from '../sip/observed-transport.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import type { Metrics } from '../util/metrics.ts';
 import { CryptoRandom } from '../util/random.ts';
-import { Adapter, respondNotReady } from './adapter.ts';
+import { Adapter, type CallObserver, respondNotReady } from './adapter.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
 import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
@@ -69,6 +71,8 @@ export interface BootstrapDaemonOptions extends RingSettings {
   newNames?: NewNameLimits;
   /** Bind a new name only with an unused enrolment token. */
   requireInvite?: boolean;
+  /** Where the ring reports its events (default: not kept; see src/ops). */
+  metrics?: Metrics;
 }
 
 export interface RunningBootstrap {
@@ -102,6 +106,7 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
         clock,
         random,
         logger: log,
+        metrics: o.metrics,
         async listen(self, keys) {
           const admitted = admittedRef(keys, () => clock.wallNow());
           endpoint = await TlsRpcEndpoint.listen({
@@ -188,6 +193,10 @@ export interface AdapterDaemonOptions {
   phoneUsers?: PhoneCredentials;
   /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
   digestAlgorithms?: readonly DigestAlgorithm[];
+  /** Where SIP traffic and the ring report their events (default: not kept; see src/ops). */
+  metrics?: Metrics;
+  /** Told about each call placed through this adapter (metrics, the dashboard). */
+  onCall?: CallObserver;
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -217,7 +226,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement({ transport: observeTransport(transport, o.metrics), clock, logger: log });
   element.handle({ onRequest: (inc) => respondNotReady(inc, 'adapter starting') });
   // D8: the configured bootstrap first, then every other bootstrap of the set learnt on earlier starts.
   const known = o.dataDir ? loadBootstrapSet(o.dataDir, log) : [];
@@ -242,6 +251,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         clock,
         random,
         logger: log,
+        metrics: o.metrics,
         admissionEndpoint: () => TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock }),
         listen: async (self, keys) => {
           const listenOn = (port: number) =>
@@ -294,7 +304,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, logger: log });
+  const adapter = new Adapter({ node, element, clock, auth, logger: log, onCall: o.onCall });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();

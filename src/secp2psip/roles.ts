@@ -24,6 +24,7 @@ import { bytesEqual } from '../util/bytes.ts';
 import type { Clock } from '../util/clock.ts';
 import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import type { Metrics } from '../util/metrics.ts';
 import type { Random } from '../util/random.ts';
 import { AdapterNode, type AdapterNodeInit, requestAdmission } from './adapter-node.ts';
 import { BootstrapServer, type NewNameLimits } from './bootstrap-server.ts';
@@ -85,6 +86,8 @@ export interface RoleComponents {
   clock: Clock;
   random: Random;
   logger?: Logger;
+  /** Where the ring reports lookup hops and RPC round trips (default: not kept). */
+  metrics?: Metrics;
 }
 
 export interface BootstrapRoleComponents extends RoleComponents {
@@ -130,7 +133,10 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
   const endpoint = await c.listen(self, keys);
   const info: BootstrapInfo = { addr: endpoint.self.addr, key };
   const peers = given.some((p) => bytesEqual(p.key, key)) ? given : [...given, info];
-  const ring = ChordNode.create({ endpoint, clock, random: forkOf(random), logger: log }, ringOptions(keys, clock, o));
+  const ring = ChordNode.create(
+    { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
+    ringOptions(keys, clock, o),
+  );
   const contacts = o.join
     ? [o.join]
     : [
@@ -271,7 +277,10 @@ export async function startAdapterRole<P extends LocalPhones>(
   log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
-  const ring = ChordNode.create({ endpoint, clock, random: forkOf(random), logger: log }, ringOptions(keys, clock, o));
+  const ring = ChordNode.create(
+    { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
+    ringOptions(keys, clock, o),
+  );
   // The bootstrap that admitted us is an anchor: whenever this node is cut off from the ring (a partition,
   // an overload), it keeps probing it with backoff and merges back through it (RememberedMembers).
   ring.remember(admitted.ring.filter((r) => keys.some((k) => bytesEqual(k, r.key))));

@@ -17,6 +17,8 @@ import {
   parseHostPort,
   requiredOption,
 } from '../util/args.ts';
+import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
+import { whanauTarget } from '../ops/targets.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger, type LogFormat } from '../util/log.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../util/config-options.ts';
@@ -70,6 +72,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
+  ...OPS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -102,6 +105,7 @@ export interface WhanauSipConfig {
   digestAlgorithms: DigestAlgorithm[];
   /** The parsed options, for the SIGHUP reload. */
   args: ParsedArgs;
+  ops: OpsConfig;
 }
 
 /** Validate the command line; every problem is one BAD_ARGUMENT line. */
@@ -151,6 +155,7 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
   if (!digestAlgorithms.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms.error}`);
   const logFormat = logFormatOption(args);
+  const ops = parseOpsOptions(args);
   return {
     sip,
     dht,
@@ -164,6 +169,7 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
     openRegistration,
     digestAlgorithms: digestAlgorithms.value,
     args,
+    ops,
   };
 }
 
@@ -179,7 +185,10 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat }).child({ component: role });
   const configUsers = configFileOf(cfg.args)?.phoneUsers;
   if (configUsers) syncConfigPhoneUsers(cfg.dataDir, configUsers);
+  const ops = await startOps(cfg.ops, role, log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
   const running = await startWhanauSip({
+    metrics: ops.metrics,
     role,
     sipHost: cfg.sip.host,
     sipPort: cfg.sip.port,
@@ -195,6 +204,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     logger: log,
   });
   const d = running.daemon;
+  ops.attach(whanauTarget(running, role), running);
   // Signal handlers go in before the identity is announced: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
@@ -236,6 +246,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
   );
   await stopped;
   reloader.close();
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

@@ -17,6 +17,9 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { callObserver } from '../../ops/call-metrics.ts';
+import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { adapterTarget } from '../../ops/targets.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -102,6 +105,7 @@ export const SPEC = {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
+  ...OPS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -164,10 +168,14 @@ export async function run(argv: string[]): Promise<number> {
   const cacheMs = intOption(args, 'cache-ms');
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait');
   const newNamesPerMinute = intOption(args, 'new-names-per-minute');
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'adapter' });
   const configUsers = configFileOf(args)?.phoneUsers;
   if (configUsers) syncConfigPhoneUsers(dataDir, configUsers);
+  // The operator's listener first: /readyz answers "not yet, and why" while the adapter looks for its bootstrap.
+  const ops = await startOps(opsConfig, 'adapter', log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   const clock = new SystemClock();
   const until = clock.now() + bootstrapWaitMs;
@@ -206,7 +214,10 @@ export async function run(argv: string[]): Promise<number> {
     newNamesPerMinute,
     openRegistration: args['open-registration'] === true,
     digestAlgorithms: digest.value,
+    metrics: ops.metrics,
+    onCall: callObserver(ops.metrics),
   });
+  ops.attach(adapterTarget(running), running);
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -239,6 +250,7 @@ export async function run(argv: string[]): Promise<number> {
   );
   await stopped;
   reloader.close();
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

@@ -17,6 +17,8 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { ADMIN_SPEC, OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { bootstrapTarget } from '../../ops/targets.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
@@ -82,6 +84,8 @@ export const SPEC = {
     help: 'with --invite: days until the tokens expire',
   },
   peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
+  ...OPS_SPEC,
+  ...ADMIN_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -186,8 +190,12 @@ export async function run(argv: string[]): Promise<number> {
     return { addr: s.value.addr, key: s.value.key };
   });
   const newNames = newNameLimitsOf(args);
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'bootstrap' });
+  // The operator's listener first: /readyz answers "not yet" while the bootstrap takes its place on the ring.
+  const ops = await startOps(opsConfig, 'bootstrap', log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   let running: Awaited<ReturnType<typeof startBootstrapDaemon>>;
   try {
@@ -203,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
       acceptEmptyRegistry: args['accept-empty-registry'] === true,
       newNames,
       requireInvite: args['require-invite'] === true,
+      metrics: ops.metrics,
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || (e as NodeJS.ErrnoException).code === 'EACCES')
@@ -235,6 +244,7 @@ export async function run(argv: string[]): Promise<number> {
       'require-invite': limits,
     },
   });
+  ops.attach(bootstrapTarget(running), running);
   const spec = bootstrapSpecOf(running.info);
   process.stdout.write(`bootstrap ${spec}\nkey ${Buffer.from(running.info.key).toString('hex')}\n`);
   log.info(
@@ -253,6 +263,7 @@ export async function run(argv: string[]): Promise<number> {
   );
   await stopped;
   reloader.close();
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

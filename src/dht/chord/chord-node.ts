@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../../util/clock.ts';
 import { type ErrorCode, OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
+import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
@@ -76,6 +77,7 @@ export class ChordNode {
   /** @internal */ readonly clock: Clock;
   /** @internal */ readonly random: Random;
   /** @internal */ readonly log: Logger;
+  /** @internal */ readonly metrics: Metrics;
   /** @internal */ readonly init: Required<Omit<ChordInit, 'store' | 'verifyRef' | 'rpcTimeoutMs' | 'viewSize'>> & {
     rpcTimeoutMs?: number;
   };
@@ -93,6 +95,7 @@ export class ChordNode {
     this.endpoint = components.endpoint;
     this.clock = components.clock;
     this.random = components.random;
+    this.metrics = components.metrics ?? noMetrics;
     this.self = components.endpoint.self;
     this.id = this.self.id;
     this.init = {
@@ -266,6 +269,7 @@ export class ChordNode {
       batch,
     });
     if (!res.ok) return res;
+    this.metrics.observe('chord_lookup_hops', res.hops);
     const replicas = [res.owner, ...res.succs.filter((s) => s.id !== res.owner.id)].slice(0, this.r);
     return { ok: true, owner: res.owner, replicas, hops: res.hops, queries: res.queries };
   }
@@ -452,10 +456,12 @@ export class ChordNode {
       const reply = await this.endpoint.request(to, method, payload, { timeoutMs });
       // Smoothed round trip (RFC 6298 2.3): how long a caller may wait for a node before trying another way.
       this.failures.sample(this.clock.now() - sent);
+      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'ok' });
       this.failures.alive(to.id);
       return reply;
     } catch {
       this.counters.rpcFailures++;
+      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'failed' });
       this.view.mute(to.id);
       if (this.failures.missed(to.id)) {
         // Failed (not merely slow, see FailureDetector): no longer a routing hint; remembered and probed.
