@@ -13,6 +13,7 @@ export const COMMANDS: Record<string, string> = {
   node: 'WhanauSIP node: Whanau DHT member and SIP registrar for a phone',
   gateway: 'WhanauSIP gateway: answers sip:<hash>@gateway with a 302',
   sim: 'simulate a DHT at scale on the in-memory network (sim chord | sim whanau)',
+  registry: 'shared name registry: copy a bootstrap registry.sqlite into PostgreSQL (registry migrate)',
 };
 
 export interface Command {
