@@ -188,8 +188,9 @@ export class PgRegistry implements NameRegistry {
   private fail(e: unknown): Error {
     if (e instanceof OverlayError) return e;
     if (isUnavailable(e)) {
+      // The database's address and error stay in this bootstrap's log; the phone is told only to come back.
       this.down(e);
-      return new OverlayError('REGISTRY_UNAVAILABLE', (e as Error).message);
+      return new OverlayError('REGISTRY_UNAVAILABLE');
     }
     return e as Error;
   }
