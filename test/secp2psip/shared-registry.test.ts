@@ -27,21 +27,13 @@ import {
 } from '../../src/secp2psip/daemon.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
-import type { PgRegistry } from '../../src/secp2psip/registry-pg.ts';
 import { getHeader } from '../../src/sip/message.ts';
 import { freePort } from '../sip/e2e-helpers.ts';
 import { postgresMissing, TestPostgres } from '../support/postgres.ts';
+import { crashBootstrap } from './bootstrap-crash.ts';
 import { TestPhones } from './phones.ts';
 
 const skip = postgresMissing();
-
-/** A bootstrap gone without leaving: its ring, links and database connections dropped. */
-export async function crashBootstrap(b: RunningBootstrap): Promise<void> {
-  b.server.ring.stop();
-  await b.server.endpoint.close();
-  b.server.registry.close();
-  await (b.server.names as PgRegistry).close();
-}
 
 describe('three bootstraps sharing one registry on PostgreSQL', { skip, timeout: 240_000 }, () => {
   let pg: TestPostgres;
