@@ -53,8 +53,11 @@ export class TestPostgres {
     this.sockets = join(dir, 'sock');
   }
 
-  /** initdb + start on a free port. */
-  static async start(): Promise<TestPostgres> {
+  /**
+   * initdb + start on a free port. Tests run without fsync (durability is not what they check);
+   * `durable` keeps PostgreSQL's defaults (fsync, synchronous commit), for benchmarks.
+   */
+  static async start(o: { durable?: boolean } = {}): Promise<TestPostgres> {
     const dir = mkdtempSync(join(tmpdir(), 'secp2psip-pg-'));
     const { uid, gid } = uidGid('postgres');
     chmodSync(dir, 0o755);
@@ -64,18 +67,17 @@ export class TestPostgres {
     chownSync(pg.data, uid, gid);
     chownSync(pg.sockets, uid, gid);
     asPostgres('initdb', ['-D', pg.data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'], 120_000);
-    // Loopback only; fsync off: a test cluster, durability is what the tests do not measure.
+    // Loopback only, and the socket in our directory: nothing shared with another cluster.
+    const fast = o.durable ? [] : ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off'];
     writeFileSync(
       join(pg.data, 'postgresql.auto.conf'),
       [
         `listen_addresses = '127.0.0.1'`,
         `port = ${pg.port}`,
         `unix_socket_directories = '${pg.sockets}'`,
-        'fsync = off',
-        'synchronous_commit = off',
-        'full_page_writes = off',
+        ...fast,
         'max_connections = 100',
-        'shared_buffers = 16MB',
+        'shared_buffers = 32MB',
         '',
       ].join('\n'),
     );
