@@ -92,6 +92,8 @@ export async function migrateRegistry(file: string, url: string): Promise<Migrat
     throw new OverlayError('BAD_ARGUMENT', `--to must be a postgres:// connection string, got '${url}'`);
   const src = readFile(file);
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  // A server that vanishes mid-copy fails the query being run; the event must not end the process.
+  client.on('error', () => {});
   try {
     await client.connect();
   } catch (e) {

@@ -22,47 +22,23 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
-import pg from 'pg';
+import type pg from 'pg';
 import { bytesEqual } from '../util/bytes.ts';
 import { OverlayError } from '../util/errors.ts';
-import { type Logger, silentLogger } from '../util/log.ts';
+import { silentLogger } from '../util/log.ts';
 import type { NameRegistry, PublishRecords } from './name-registry.ts';
 import type { ClaimOutcome, NewNamePolicy, RegistryEntry } from './registry.ts';
+import {
+  type PgConnectionOptions,
+  PgConnections,
+  PG_URL_RE,
+  redactUrl,
+  TxAnswer,
+  TxRunAgain,
+} from './registry-pg-pool.ts';
 import { migrate } from './registry-pg-schema.ts';
 
-/** Connection strings this registry takes. */
-export const PG_URL_RE = /^postgres(ql)?:\/\//;
-
-/** The connection string without its password, for logs and messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*):[^@/]*@/, '$1:***@');
-}
-
-/** Socket errors that mean the database is not reachable (not a bad query). */
-const NET_ERRORS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-]);
-/** SQLSTATEs of a server going away or not taking writes (a standby after a failover). */
-const DOWN_STATES = new Set(['57P01', '57P02', '57P03', '53300', '25006']);
-/** SQLSTATEs after which the transaction is simply run again. */
-const RETRY_STATES = new Set(['40001', '40P01']);
-
-/** True when `e` says the database cannot be used right now (rather than a mistake in a query). */
-export function isUnavailable(e: unknown): boolean {
-  const err = e as { code?: string; message?: string };
-  const code = err?.code ?? '';
-  if (NET_ERRORS.has(code) || DOWN_STATES.has(code) || code.startsWith('08')) return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Connection is closed|not queryable|after calling end on the pool/i.test(
-    err?.message ?? '',
-  );
-}
+export { PG_URL_RE, redactUrl };
 
 function inviteHash(token: string): Buffer {
   return createHash('sha256').update('secp2psip/invite/v1\0').update(token).digest();
@@ -98,144 +74,41 @@ function toEntry(r: PgUserRow): RegistryEntry {
   return e;
 }
 
-/** Thrown inside a transaction to roll it back and answer `outcome`. */
-class Refusal extends Error {
-  constructor(readonly outcome: ClaimOutcome) {
-    super('refused');
-  }
-}
-/** Thrown inside a transaction to roll it back and run it again (a concurrent insert of the same name won). */
-class RunAgain extends Error {}
+/** Thrown inside claim's transaction to roll it back and refuse the name. */
+class Refusal extends TxAnswer<ClaimOutcome> {}
 
 /** The database's clock in ms: token buckets shared by bootstraps need one clock. */
 const DB_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)';
-
-export interface PgRegistryOptions {
-  logger?: Logger;
-  /** Connections per bootstrap (default 8). */
-  maxConnections?: number;
-  /** How long to wait for a connection, and for a statement, before answering "unavailable" (ms, default 2000). */
-  timeoutMs?: number;
-}
 
 export class PgRegistry implements NameRegistry {
   readonly shared = true;
   readonly countsRates = true;
   readonly url: string;
-  private readonly pool: pg.Pool;
-  private readonly log: Logger;
-  /** Whether the last request reached the database (outages and recoveries are logged once each). */
-  private reachable = true;
+  private readonly db: PgConnections;
 
-  private constructor(url: string, o: PgRegistryOptions) {
+  private constructor(url: string, o: PgConnectionOptions) {
     this.url = url;
-    this.log = (o.logger ?? silentLogger).child({ component: 'registry-pg' });
-    const timeoutMs = o.timeoutMs ?? 2000;
-    this.pool = new pg.Pool({
-      connectionString: url,
-      max: o.maxConnections ?? 8,
-      connectionTimeoutMillis: timeoutMs,
-      idleTimeoutMillis: 10_000,
-      query_timeout: timeoutMs * 2,
-      statement_timeout: timeoutMs * 2,
-      keepAlive: true,
-    });
-    // An idle connection the server closed (restart, failover) is dropped by the pool; without a
-    // listener the error would end the process.
-    this.pool.on('error', (e) => this.down(e));
+    this.db = new PgConnections(url, o);
   }
 
   /**
    * Connect, create or migrate the schema (registry-pg-schema.ts), and return the registry. Throws one
    * line: REGISTRY_UNAVAILABLE when the database cannot be reached, BAD_CONFIG on a newer schema.
    */
-  static async open(url: string, o: PgRegistryOptions = {}): Promise<PgRegistry> {
+  static async open(url: string, o: PgConnectionOptions = {}): Promise<PgRegistry> {
     if (!PG_URL_RE.test(url))
       throw new OverlayError('BAD_ARGUMENT', `--registry must be a postgres:// connection string, got '${url}'`);
     const r = new PgRegistry(url, o);
-    try {
-      const client = await r.pool.connect();
-      try {
-        const m = await migrate(client);
-        if (m.from !== m.to) r.log.info({ from: m.from, to: m.to }, 'registry database schema migrated');
-      } finally {
-        client.release();
-      }
-    } catch (e) {
-      await r.pool.end().catch(() => {});
-      if (e instanceof OverlayError) throw e;
-      throw new OverlayError(
-        'REGISTRY_UNAVAILABLE',
-        `cannot use the registry database ${redactUrl(url)}: ${(e as Error).message}`,
-      );
-    }
+    const log = (o.logger ?? silentLogger).child({ component: 'registry-pg' });
+    await r.db.start(async (c) => {
+      const m = await migrate(c);
+      if (m.from !== m.to) log.info({ from: m.from, to: m.to }, 'registry database schema migrated');
+    });
     return r;
   }
 
-  private down(e: unknown): void {
-    if (!this.reachable) return;
-    this.reachable = false;
-    this.log.warn({ err: (e as Error)?.message }, 'registry database unreachable; registrations answered 503');
-  }
-
-  private up(): void {
-    if (this.reachable) return;
-    this.reachable = true;
-    this.log.info('registry database reachable again');
-  }
-
-  /** The error a caller sees for a database failure: REGISTRY_UNAVAILABLE, or the error itself for a bug. */
-  private fail(e: unknown): Error {
-    if (e instanceof OverlayError) return e;
-    if (isUnavailable(e)) {
-      // The database's address and error stay in this bootstrap's log; the phone is told only to come back.
-      this.down(e);
-      return new OverlayError('REGISTRY_UNAVAILABLE');
-    }
-    return e as Error;
-  }
-
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
-    try {
-      const r = await this.pool.query<R>(sql, params);
-      this.up();
-      return r;
-    } catch (e) {
-      throw this.fail(e);
-    }
-  }
-
-  /** Run `fn` in one transaction; run again after a conflict or deadlock, at most a few times. */
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T | ClaimOutcome> {
-    for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      try {
-        client = await this.pool.connect();
-      } catch (e) {
-        throw this.fail(e);
-      }
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        const out = await fn(client);
-        await client.query('COMMIT');
-        this.up();
-        return out;
-      } catch (e) {
-        if (isUnavailable(e)) broken = e as Error;
-        else await client.query('ROLLBACK').catch((r: Error) => (broken = r));
-        if (e instanceof Refusal) return e.outcome;
-        const again = e instanceof RunAgain || RETRY_STATES.has((e as { code?: string }).code ?? '');
-        if (!again || attempt >= 5) throw this.fail(e);
-      } finally {
-        // A connection that failed is destroyed rather than handed to the next request.
-        client.release(broken);
-      }
-    }
-  }
-
   async get(name: string): Promise<RegistryEntry | undefined> {
-    const r = await this.query<PgUserRow>('SELECT * FROM registry_users WHERE name = $1', [name]);
+    const r = await this.db.query<PgUserRow>('SELECT * FROM registry_users WHERE name = $1', [name]);
     return r.rows[0] ? toEntry(r.rows[0]) : undefined;
   }
 
@@ -247,7 +120,7 @@ export class PgRegistry implements NameRegistry {
     policy?: NewNamePolicy,
     records?: PublishRecords,
   ): Promise<ClaimOutcome> {
-    return (await this.tx(async (c): Promise<ClaimOutcome> => {
+    return (await this.db.tx(async (c): Promise<ClaimOutcome> => {
       const cur = await c.query<PgUserRow>('SELECT * FROM registry_users WHERE name = $1 FOR UPDATE', [name]);
       if (cur.rows[0]) {
         const e = toEntry(cur.rows[0]);
@@ -283,7 +156,7 @@ export class PgRegistry implements NameRegistry {
           records ? 'pending' : 'published',
         ],
       );
-      if (!ins.rows[0]) throw new RunAgain();
+      if (!ins.rows[0]) throw new TxRunAgain();
       if (policy) await this.admitNewName(c, name, now, policy);
       return { outcome: 'created', entry: toEntry(ins.rows[0]) };
     })) as ClaimOutcome;
@@ -369,11 +242,14 @@ export class PgRegistry implements NameRegistry {
   }
 
   async setPieces(name: string, pieces: Uint8Array[]): Promise<void> {
-    await this.query('UPDATE registry_users SET pieces = $2 WHERE name = $1', [name, Buffer.from(cborEncode(pieces))]);
+    await this.db.query('UPDATE registry_users SET pieces = $2 WHERE name = $1', [
+      name,
+      Buffer.from(cborEncode(pieces)),
+    ]);
   }
 
   async markPublished(name: string, location: Uint8Array, now: number): Promise<void> {
-    await this.query(
+    await this.db.query(
       `UPDATE registry_users SET state = 'published', publish_at = $3 WHERE name = $1 AND location = $2`,
       [name, Buffer.from(location), now],
     );
@@ -381,7 +257,7 @@ export class PgRegistry implements NameRegistry {
 
   /** Rows of `state` put before `olderThan`, taken for this bootstrap (SKIP LOCKED: another one takes others). */
   private async take(state: string, olderThan: number, now: number, limit: number): Promise<RegistryEntry[]> {
-    const r = await this.query<PgUserRow>(
+    const r = await this.db.query<PgUserRow>(
       `UPDATE registry_users SET publish_at = $3 WHERE name IN (
          SELECT name FROM registry_users WHERE state = $1 AND publish_at < $2
          ORDER BY publish_at LIMIT $4 FOR UPDATE SKIP LOCKED)
@@ -400,27 +276,27 @@ export class PgRegistry implements NameRegistry {
   }
 
   async release(name: string): Promise<boolean> {
-    return (await this.query('DELETE FROM registry_users WHERE name = $1', [name])).rowCount === 1;
+    return (await this.db.query('DELETE FROM registry_users WHERE name = $1', [name])).rowCount === 1;
   }
 
   async all(): Promise<RegistryEntry[]> {
-    const r = await this.query<PgUserRow>('SELECT * FROM registry_users ORDER BY registered_at, name');
+    const r = await this.db.query<PgUserRow>('SELECT * FROM registry_users ORDER BY registered_at, name');
     return r.rows.map(toEntry);
   }
 
   /** A random id made when the schema was created: tells this database from another (registry-pg-witness.ts). */
   async databaseId(): Promise<string> {
-    const r = await this.query<{ value: string }>(`SELECT value FROM registry_meta WHERE key = 'database_id'`);
+    const r = await this.db.query<{ value: string }>(`SELECT value FROM registry_meta WHERE key = 'database_id'`);
     return r.rows[0]?.value ?? '';
   }
 
   async count(): Promise<number> {
-    return Number((await this.query<{ c: string }>('SELECT count(*) AS c FROM registry_users')).rows[0].c);
+    return Number((await this.db.query<{ c: string }>('SELECT count(*) AS c FROM registry_users')).rows[0].c);
   }
 
   /** How many names have been bound through a node key. */
   async namesBoundBy(nodeKey: Uint8Array): Promise<number> {
-    const r = await this.query<{ names: number }>('SELECT names FROM registry_node_names WHERE node_key = $1', [
+    const r = await this.db.query<{ names: number }>('SELECT names FROM registry_node_names WHERE node_key = $1', [
       Buffer.from(nodeKey),
     ]);
     return r.rows[0]?.names ?? 0;
@@ -428,7 +304,7 @@ export class PgRegistry implements NameRegistry {
 
   async createInvites(count: number, now: number, expiresAt: number, name?: string): Promise<string[]> {
     const tokens = Array.from({ length: count }, () => randomBytes(18).toString('base64url'));
-    await this.tx(async (c) => {
+    await this.db.tx(async (c) => {
       for (const t of tokens)
         await c.query('INSERT INTO registry_invites (hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4)', [
           inviteHash(t),
@@ -442,10 +318,10 @@ export class PgRegistry implements NameRegistry {
 
   /** Forget new-name rate buckets untouched for an hour (a bucket that old is full: the same as none). */
   async maintain(): Promise<void> {
-    await this.query(`DELETE FROM registry_name_rates WHERE at < ${DB_NOW_MS} - 3600000`);
+    await this.db.query(`DELETE FROM registry_name_rates WHERE at < ${DB_NOW_MS} - 3600000`);
   }
 
   async close(): Promise<void> {
-    await this.pool.end().catch(() => {});
+    await this.db.close();
   }
 }

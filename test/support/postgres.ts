@@ -7,7 +7,16 @@
  * database outage), `destroy` removes it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../sip/e2e-helpers.ts';
@@ -84,6 +93,58 @@ export class TestPostgres {
     chownSync(join(pg.data, 'postgresql.auto.conf'), uid, gid);
     pg.up();
     return pg;
+  }
+
+  /**
+   * A streaming standby of `primary` (pg_basebackup -R), on a port of its own. The primary must have
+   * been started `durable` (a base backup needs full-page writes).
+   */
+  static async replicaOf(primary: TestPostgres): Promise<TestPostgres> {
+    const dir = mkdtempSync(join(tmpdir(), 'secp2psip-pg-standby-'));
+    const { uid, gid } = uidGid('postgres');
+    chmodSync(dir, 0o755);
+    const pg = new TestPostgres(dir, await freePort());
+    mkdirSync(pg.data, { mode: 0o700 });
+    mkdirSync(pg.sockets, { mode: 0o755 });
+    chownSync(pg.data, uid, gid);
+    chownSync(pg.sockets, uid, gid);
+    asPostgres(
+      'pg_basebackup',
+      [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(primary.port),
+        '-U',
+        'postgres',
+        '-D',
+        pg.data,
+        '-R',
+        '-X',
+        'stream',
+        '--no-sync',
+      ],
+      120_000,
+    );
+    // The copied settings name the primary's port and socket directory; the last line of a setting wins.
+    appendFileSync(
+      join(pg.data, 'postgresql.auto.conf'),
+      `port = ${pg.port}\nunix_socket_directories = '${pg.sockets}'\n`,
+    );
+    pg.up();
+    return pg;
+  }
+
+  /** Promote a standby to primary (it takes writes from then on). */
+  promote(): void {
+    asPostgres('pg_ctl', ['-D', this.data, '-w', '-t', '60', 'promote']);
+  }
+
+  /** Stop without a shutdown checkpoint, as a crashed server. */
+  kill(): void {
+    if (!this.running) return;
+    asPostgres('pg_ctl', ['-D', this.data, '-m', 'immediate', '-w', '-t', '60', 'stop']);
+    this.running = false;
   }
 
   /** The connection string of a database of this cluster (user postgres, trust auth). */
