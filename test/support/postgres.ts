@@ -122,6 +122,7 @@ export class TestPostgres {
         '-R',
         '-X',
         'stream',
+        '--checkpoint=fast',
         '--no-sync',
       ],
       120_000,
