@@ -314,7 +314,10 @@ export class Adapter {
         // Spread the phones' returns over a few seconds, so they do not all come back in one burst again.
         // A new-name rate refusal says when a name may come (RFC 3261 21.5.4 Retry-After), with its reason.
         const retry = retryAfterOf(e) ?? 1 + (this.stats.busy % 4);
-        const phrase = isOverlayError(e, 'USER_NAME_RATE') ? reason : 'Service Unavailable';
+        const phrase =
+          isOverlayError(e, 'USER_NAME_RATE') || isOverlayError(e, 'REGISTRY_UNAVAILABLE')
+            ? reason
+            : 'Service Unavailable';
         this.log.debug({ user: name, reason, retry }, 'registration deferred: overloaded');
         inc.respond(503, phrase, { headers: [{ name: 'Retry-After', value: String(retry) }] });
         return;

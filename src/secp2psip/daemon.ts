@@ -44,9 +44,12 @@ import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { openAdapterData, openBootstrapData, rememberedRingPort, rememberRingPort } from './data-dir.ts';
 import { admittedRef } from './ring-records.ts';
+import { PgRegistry } from './registry-pg.ts';
+import { checkSharedWitness, writeSharedWitness } from './registry-pg-witness.ts';
 import {
   type AdapterRole,
   type BootstrapRole,
+  type BootstrapRoleInit,
   type RingSettings,
   startAdapterRole,
   startBootstrapRole,
@@ -73,7 +76,17 @@ export interface BootstrapDaemonOptions extends RingSettings {
   requireInvite?: boolean;
   /** Where the ring reports its events (default: not kept; see src/ops). */
   metrics?: Metrics;
+  /**
+   * A PostgreSQL connection string: names are bound in that database, shared by every bootstrap of the
+   * set (registry-pg.ts); default: `registry.sqlite` under the data directory.
+   */
+  registry?: string;
+  /** Awaited after each step of a registration (tests crash there). */
+  onStep?: BootstrapRoleInit['onStep'];
 }
+
+/** How often a bootstrap on a shared registry records the database's user count in its witness. */
+const SHARED_WITNESS_MS = 60_000;
 
 export interface RunningBootstrap {
   server: BootstrapServer;
@@ -91,6 +104,22 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   const random = new CryptoRandom();
   // Every data file is checked before a port is bound: a damaged one is a one-line fatal error.
   const { identity, registry, acceptedEmpty } = openBootstrapData(o.dataDir, o);
+  let names: PgRegistry | undefined;
+  if (o.registry !== undefined)
+    try {
+      names = await PgRegistry.open(o.registry, { logger: log });
+      const accepted = await checkSharedWitness(o.dataDir, names, o.acceptEmptyRegistry === true);
+      if (accepted)
+        log.warn(
+          { hadUsers: accepted.hadUsers },
+          'starting with an empty registry database as asked: every name is free again',
+        );
+      await writeSharedWitness(o.dataDir, names, log);
+    } catch (e) {
+      registry.close();
+      await names?.close();
+      throw e;
+    }
   if (acceptedEmpty)
     log.warn(
       { hadUsers: acceptedEmpty.hadUsers },
@@ -103,6 +132,7 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
       {
         identity,
         registry,
+        names,
         clock,
         random,
         logger: log,
@@ -127,15 +157,24 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   } catch (e) {
     await endpoint?.close();
     registry.close();
+    await names?.close();
     throw e;
   }
+  // The shared registry's witness follows the user count (registry-pg-witness.ts).
+  const shared = names;
+  const witnessTimer = shared
+    ? setInterval(() => void writeSharedWitness(o.dataDir, shared, log), SHARED_WITNESS_MS).unref()
+    : undefined;
   return {
     server: role.server,
     info: role.info,
     async close() {
+      clearInterval(witnessTimer);
       await role.leave();
       await role.endpoint.close();
       registry.close();
+      if (names) await writeSharedWitness(o.dataDir, names, log);
+      await names?.close();
     },
   };
 }

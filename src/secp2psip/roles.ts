@@ -27,9 +27,10 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import type { Metrics } from '../util/metrics.ts';
 import type { Random } from '../util/random.ts';
 import { AdapterNode, type AdapterNodeInit, requestAdmission } from './adapter-node.ts';
-import { BootstrapServer, type NewNameLimits } from './bootstrap-server.ts';
+import { type BootstrapInit, BootstrapServer, type NewNameLimits } from './bootstrap-server.ts';
 import type { LocalPhones } from './local-phones.ts';
 import type { AdmittedMsg, BootstrapInfo } from './messages.ts';
+import type { NameRegistry } from './name-registry.ts';
 import type { Registry } from './registry.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
 import {
@@ -91,7 +92,10 @@ export interface RoleComponents {
 }
 
 export interface BootstrapRoleComponents extends RoleComponents {
+  /** The bootstrap's own file: ring ids, and names unless `names` is given. */
   registry: Registry;
+  /** A registry of names shared by the set (registry-pg.ts); default: `registry`. */
+  names?: NameRegistry;
   /** Open the RPC endpoint under this ring id; `keys` are the bootstrap keys of the set (this one included). */
   listen(self: SelfAdmission, keys: readonly Uint8Array[]): Promise<RpcEndpoint>;
 }
@@ -107,6 +111,8 @@ export interface BootstrapRoleInit extends RingSettings {
   /** Limits on new names and enrolment tokens (bootstrap-server.ts). */
   newNames?: NewNameLimits;
   requireInvite?: boolean;
+  /** Awaited after each step of a registration (bootstrap-server.ts; tests crash there). */
+  onStep?: BootstrapInit['onStep'];
   /** Founding order step and poll (ms; defaults 5000 and 500). */
   foundingStepMs?: number;
   foundingPollMs?: number;
@@ -141,7 +147,7 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
     ? [o.join]
     : [
         ...(await peerContacts(endpoint, peers, key, log)),
-        ...BootstrapServer.rejoinContacts(registry, keys, clock.wallNow()),
+        ...BootstrapServer.rejoinContacts(await (c.names ?? registry).all(), keys, clock.wallNow()),
       ];
   const step = o.foundingStepMs ?? FOUNDING_STEP_MS;
   // Nothing answers requests until the join is done (the server installs the handler): a node not yet on
@@ -152,7 +158,7 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
     refresh: () => peerContacts(endpoint, peers, key, log, true),
   });
   const server = new BootstrapServer(
-    { identity, endpoint, ring, registry, clock, random: forkOf(random), logger: log },
+    { identity, endpoint, ring, registry, names: c.names, clock, random: forkOf(random), logger: log },
     {
       k: o.k,
       n: o.n,
@@ -160,13 +166,13 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
       caBundle: o.caBundle,
       newNames: o.newNames,
       requireInvite: o.requireInvite,
+      onStep: o.onStep,
     },
   );
-  if (registry.count() > 0)
-    server.republishAll().then(
-      (n) => log.info({ users: n }, 'republished registered users'),
-      (e) => log.warn({ err: (e as Error).message }, 'republish failed'),
-    );
+  server.republishAll().then(
+    (n) => n > 0 && log.info({ users: n }, 'republished registered users'),
+    (e) => log.warn({ err: (e as Error).message }, 'republish failed'),
+  );
   return { server, ring, endpoint, info, joined, leave: () => leaveRing({ ring, clock, logger: log }) };
 }
 
