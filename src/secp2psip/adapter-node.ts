@@ -19,7 +19,9 @@ import type { Random } from '../util/random.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
 import { SECP2PSIP_METHOD } from './bootstrap-server.ts';
 import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
-import { answerInvite, type CalleeContext } from './callee.ts';
+import { answerOpenedInvite, type CalleeContext } from './callee.ts';
+import { openRequest } from './call-common.ts';
+import { answerIm, type MessagingContext, type PhoneInbox } from './messaging.ts';
 import type { CallerContext } from './caller.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import {
@@ -51,6 +53,8 @@ export interface AdapterNodeComponents<P extends LocalPhones = LocalPhones> {
   phones: P;
   /** Where users' keys live (default: in memory, a new key on every registration). */
   keys?: UserKeyStore;
+  /** Where verified instant messages go to the users' phones (absent: messages to them are refused). */
+  inbox?: PhoneInbox;
   clock: Clock;
   random: Random;
   logger?: Logger;
@@ -141,7 +145,9 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   readonly caller: CallerContext;
   /** What answers the SECP2PSIP INVITEs of other adapters (callee.ts). */
   readonly callee: CalleeContext;
-  readonly stats = { registrations: 0, invitesAnswered: 0, malformed: 0 };
+  /** What sends and answers instant messages (messaging.ts). */
+  readonly messaging: MessagingContext;
+  readonly stats = { registrations: 0, invitesAnswered: 0, messagesAnswered: 0, malformed: 0 };
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
@@ -222,6 +228,18 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       onEvent: init.onEvent,
       onMalformed: () => this.stats.malformed++,
     };
+    this.messaging = {
+      endpoint: this.endpoint,
+      users: this.users,
+      verified: this.verified,
+      replay,
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      mode: () => this.caller.mode,
+      timeoutMs: init.timeoutMs ?? 5000,
+      inbox: c.inbox,
+    };
     const perMinute = init.newNamesPerMinute ?? 0;
     if (perMinute > 0) this.newNameRate = new TokenBuckets(this.clock, { burst: perMinute, perSecond: perMinute / 60 });
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
@@ -240,14 +258,18 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
       if (!this.ready) return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: 'adapter starting' });
-      if (this.restoring.size > 0) {
-        const d = decodeMessage(payload);
-        const to = d.ok && d.value.t === 'INVITE' ? d.value.to : undefined;
-        if (to !== undefined && this.restoring.has(to) && !this.users.has(to))
-          return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${to} is being registered again` });
+      const opened = openRequest(this.users, payload);
+      const m = opened.d.ok ? opened.d.value : undefined;
+      if (this.restoring.size > 0 && (m?.t === 'INVITE' || m?.t === 'MESSAGE')) {
+        if (this.restoring.has(m.to) && !this.users.has(m.to))
+          return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${m.to} is being registered again` });
+      }
+      if (m?.t === 'MESSAGE') {
+        this.stats.messagesAnswered++;
+        return answerIm(this.messaging, opened, caller);
       }
       this.stats.invitesAnswered++;
-      return answerInvite(this.callee, payload, caller);
+      return answerOpenedInvite(this.callee, opened, caller);
     }
     return this.ring.handleRequest(method, payload, caller);
   }

@@ -31,7 +31,9 @@ import type { Clock, Timer } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
+import type { LocalUser } from './call-common.ts';
 import { placeCall } from './caller.ts';
+import { relayPhoneMessage } from './phone-messages.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { isUsableUserName } from './messages.ts';
 
@@ -70,7 +72,7 @@ export class Adapter {
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
   readonly door: SipFrontDoor;
-  readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
+  readonly stats = { registers: 0, invites: 0, messages: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
   /** Recent call outcomes (for the demo). */
   readonly calls: CallRecord[] = [];
   private readonly clock: Clock;
@@ -109,7 +111,11 @@ export class Adapter {
       element: c.element,
       logger: this.log,
       user: {
-        methods: { REGISTER: (inc) => this.register(inc), INVITE: (inc) => this.invite(inc) },
+        methods: {
+          REGISTER: (inc) => this.register(inc),
+          INVITE: (inc) => this.invite(inc),
+          MESSAGE: (inc) => this.message(inc),
+        },
         // While restarting, every phone request but OPTIONS gets 503 with Retry-After, before anything else.
         relay: (inc) => {
           if (this.ready || inc.request.method === 'OPTIONS') return this.relay(inc);
@@ -318,21 +324,9 @@ export class Adapter {
       inc.respond(400, 'Bad Request');
       return;
     }
-    let callerName = from.value.uri.user ?? '';
-    if (this.auth !== 'open') {
-      const user = this.auth.digest.authenticate(inc, true);
-      if (user === undefined || !this.fromIs(inc, user)) return;
-      callerName = user;
-    }
-    const caller = this.node.users.get(callerName);
-    if (!caller && this.node.restoring.has(callerName)) {
-      respondNotReady(inc, `${callerName} is being registered again`);
-      return;
-    }
-    if (!caller) {
-      inc.respond(403, `Forbidden: ${callerName || 'caller'} is not registered at this adapter`);
-      return;
-    }
+    const caller = this.sender(inc, from.value.uri.user ?? '');
+    if (!caller) return;
+    const callerName = caller.name;
     const calleeName = uri.value.user ?? '';
     const out = await placeCall(this.node.caller, req, caller, calleeName, () => inc.cancelled);
     if (inc.cancelled || inc.finalSent) return;
@@ -357,6 +351,35 @@ export class Adapter {
       mode: this.node.mode,
     });
     if (this.calls.length > 1000) this.calls.shift();
+  }
+
+  /**
+   * The local user a phone's INVITE or MESSAGE is sent as: the authenticated user (challenged with 407), who must
+   * be the From user and registered here; otherwise the phone has its answer and the result is undefined.
+   */
+  private sender(inc: IncomingRequest, fromUser: string): LocalUser | undefined {
+    let name = fromUser;
+    if (this.auth !== 'open') {
+      const user = this.auth.digest.authenticate(inc, true);
+      if (user === undefined || !this.fromIs(inc, user)) return undefined;
+      name = user;
+    }
+    const user = this.node.users.get(name);
+    if (!user && this.node.restoring.has(name)) respondNotReady(inc, `${name} is being registered again`);
+    else if (!user) inc.respond(403, `Forbidden: ${name || 'caller'} is not registered at this adapter`);
+    return user;
+  }
+
+  /** RFC 3428 MESSAGE from a phone to `sip:<user>@<adapter>`: sent through the overlay (phone-messages.ts). */
+  private async message(inc: IncomingRequest): Promise<void> {
+    this.stats.messages++;
+    const from = getFrom(inc.request);
+    if (!from.ok) {
+      inc.respond(400, `Bad Request: ${from.error}`);
+      return;
+    }
+    const sender = this.sender(inc, from.value.uri.user ?? '');
+    if (sender) await relayPhoneMessage(this.node.messaging, inc, sender);
   }
 
   private isVerifiedTarget(uri: string): boolean {

@@ -38,6 +38,7 @@ import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
 import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
 import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
+import { PhoneMessenger } from './phone-messages.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { openAdapterData, openBootstrapData } from './data-dir.ts';
@@ -231,13 +232,16 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
     if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
   }
+  const phones = new RegisteredPhones(registrar);
+  const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
   let role: AdapterRole<RegisteredPhones>;
   try {
     role = await startAdapterRole(
       {
         identity,
         trust,
-        phones: new RegisteredPhones(registrar),
+        phones,
+        inbox,
         keys: o.dataDir ? new FileUserKeys(join(o.dataDir, 'users')) : undefined,
         clock,
         random,

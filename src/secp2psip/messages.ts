@@ -274,7 +274,68 @@ export interface WhoisOkMsg {
   bundle: UserKeyBundle;
 }
 
+/**
+ * An instant message (RFC 3428 MESSAGE) from one user to another, shaped like Table 2: `sip` is the phone's SIP
+ * MESSAGE bytes, `sig` the sender's signature over `callTbs` (messaging.ts).
+ */
+export interface ImMsg {
+  t: 'MESSAGE';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+/**
+ * The recipient's adapter handed an ImMsg to `sip` = the count (decimal ASCII) of the recipient's phones that took
+ * it; signed by the recipient, `nonce` echoes the MESSAGE's so it cannot answer another one.
+ */
+export interface DeliveredMsg {
+  t: 'DELIVERED';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+/**
+ * Presence (presence.ts). WATCH: user `name` asks the adapter of user `to` for `to`'s presence for `sip` =
+ * the seconds (decimal ASCII) it wants it, signed by the watcher; `callId` names the subscription.
+ * PRESENCE: `name`'s state for watcher `to` (`sip` = CBOR of PresenceState), signed by `name`.
+ */
+export interface WatchMsg {
+  t: 'WATCH';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+export interface PresenceMsg {
+  t: 'PRESENCE';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
 export type SecP2PSipMessage =
+  | ImMsg
+  | DeliveredMsg
+  | WatchMsg
+  | PresenceMsg
   | RegisterMsg
   | RegisteredMsg
   | AdmitMsg
@@ -408,7 +469,7 @@ function readBootstraps(o: Obj): BootstrapInfo[] {
   });
 }
 
-function readSigned<T extends 'INVITE' | 'REDIRECT'>(t: T, o: Obj) {
+function readSigned<T extends 'INVITE' | 'REDIRECT' | 'MESSAGE' | 'DELIVERED' | 'WATCH' | 'PRESENCE'>(t: T, o: Obj) {
   return {
     t,
     name: str(o, 'name', LIMITS.name, NAME_RE),
@@ -477,6 +538,14 @@ function readMessage(o: Obj): SecP2PSipMessage {
       return readSigned('INVITE', o);
     case 'REDIRECT':
       return readSigned('REDIRECT', o);
+    case 'MESSAGE':
+      return readSigned('MESSAGE', o);
+    case 'DELIVERED':
+      return readSigned('DELIVERED', o);
+    case 'WATCH':
+      return readSigned('WATCH', o);
+    case 'PRESENCE':
+      return readSigned('PRESENCE', o);
     case 'SEALED':
       return o.hint === undefined
         ? { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message) }
@@ -552,6 +621,10 @@ export const DOMAIN = {
   location: 'secp2psip/location/v1',
   invite: 'secp2psip/invite/v1',
   redirect: 'secp2psip/redirect/v1',
+  message: 'secp2psip/message/v1',
+  delivered: 'secp2psip/delivered/v1',
+  watch: 'secp2psip/watch/v1',
+  presence: 'secp2psip/presence/v1',
 } as const;
 
 /** Proof of possession for Table 1: binds name, adapter, both user keys, node key, time and nonce. */
@@ -580,6 +653,8 @@ export function locationTbs(r: Omit<LocationRecord, 'sig' | 'admission'>): Uint8
  * Table 2/3 SignedHash, widened: kind, sender name, receiver name, Call-ID,
  * nonce, timestamp and SHA-256 of the SIP request bytes.
  */
-export function callTbs(m: Omit<InviteMsg | RedirectMsg, 'sig'>): Uint8Array {
+export function callTbs(
+  m: Omit<InviteMsg | RedirectMsg | ImMsg | DeliveredMsg | WatchMsg | PresenceMsg, 'sig'>,
+): Uint8Array {
   return cborEncode([m.t, m.name, m.to, m.callId, m.nonce, m.ts, sha256(m.sip)]);
 }

@@ -44,6 +44,7 @@ import {
 } from './ring-join.ts';
 import type { TrustStore } from './trust-store.ts';
 import type { UserKeyStore } from './user-keys.ts';
+import type { PhoneInbox } from './messaging.ts';
 
 /** Ring settings every SecP2PSIP member shares; the defaults live here only. */
 export interface RingSettings {
@@ -221,6 +222,8 @@ export interface AdapterRoleComponents<P extends LocalPhones = LocalPhones> exte
   phones: P;
   /** Where users' keys live (default: in memory). */
   keys?: UserKeyStore;
+  /** Where verified instant messages go to the users' phones (messaging.ts). */
+  inbox?: PhoneInbox;
   /** A short-lived endpoint with the node key's own id, for ADMIT (closed after). */
   admissionEndpoint(): Promise<RpcEndpoint>;
   /** Open the ring endpoint under the admitted id; `keys` are the bootstrap keys of the set. */
@@ -274,7 +277,17 @@ export async function startAdapterRole<P extends LocalPhones>(
   // an overload), it keeps probing it with backoff and merges back through it (RememberedMembers).
   ring.remember(admitted.ring.filter((r) => keys.some((k) => bytesEqual(k, r.key))));
   const node = new AdapterNode<P>(
-    { endpoint, ring, trust, phones: c.phones, keys: c.keys, clock, random: forkOf(random), logger: log },
+    {
+      endpoint,
+      ring,
+      trust,
+      phones: c.phones,
+      keys: c.keys,
+      inbox: c.inbox,
+      clock,
+      random: forkOf(random),
+      logger: log,
+    },
     {
       admitted,
       bootstrap: via,
