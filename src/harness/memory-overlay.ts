@@ -197,6 +197,7 @@ export class MemoryOverlay {
   close(): void {
     for (const a of this.adapters) {
       a.ring.stop();
+      a.presence.stop();
       a.trust.close();
     }
     for (const b of this.bootstraps) {

@@ -22,6 +22,7 @@ import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
 import { answerOpenedInvite, type CalleeContext } from './callee.ts';
 import { openRequest } from './call-common.ts';
 import { answerIm, type MessagingContext, type PhoneInbox } from './messaging.ts';
+import { type PhonePresence, PresenceService } from './presence.ts';
 import type { CallerContext } from './caller.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import {
@@ -55,6 +56,8 @@ export interface AdapterNodeComponents<P extends LocalPhones = LocalPhones> {
   keys?: UserKeyStore;
   /** Where verified instant messages go to the users' phones (absent: messages to them are refused). */
   inbox?: PhoneInbox;
+  /** The phones' presence subscriptions and registrations (presence.ts). */
+  presencePhones?: PhonePresence;
   clock: Clock;
   random: Random;
   logger?: Logger;
@@ -147,6 +150,8 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   readonly callee: CalleeContext;
   /** What sends and answers instant messages (messaging.ts). */
   readonly messaging: MessagingContext;
+  /** Presence: watching other users for this adapter's phones, and publishing its users' state (presence.ts). */
+  readonly presence: PresenceService;
   readonly stats = { registrations: 0, invitesAnswered: 0, messagesAnswered: 0, malformed: 0 };
   private readonly clock: Clock;
   private readonly random: Random;
@@ -240,6 +245,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       timeoutMs: init.timeoutMs ?? 5000,
       inbox: c.inbox,
     };
+    this.presence = new PresenceService({ ...this.messaging, phones: c.presencePhones });
     const perMinute = init.newNamesPerMinute ?? 0;
     if (perMinute > 0) this.newNameRate = new TokenBuckets(this.clock, { burst: perMinute, perSecond: perMinute / 60 });
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
@@ -264,6 +270,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
         if (this.restoring.has(m.to) && !this.users.has(m.to))
           return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${m.to} is being registered again` });
       }
+      if (m?.t === 'WATCH' || m?.t === 'PRESENCE') return this.presence.answer(opened, caller);
       if (m?.t === 'MESSAGE') {
         this.stats.messagesAnswered++;
         return answerIm(this.messaging, opened, caller);
@@ -301,6 +308,11 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       this.pending.set(name, p);
     }
     return p;
+  }
+
+  /** The registration of `name` with the bootstrap under way, if one is (a phone's REGISTER started it). */
+  registering(name: string): Promise<LocalUser> | undefined {
+    return this.pending.get(name);
   }
 
   /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */

@@ -34,6 +34,7 @@ import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
 import type { LocalUser } from './call-common.ts';
 import { placeCall } from './caller.ts';
 import { relayPhoneMessage } from './phone-messages.ts';
+import { acceptPublish, type PhoneSubscriptions } from './phone-presence.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { isUsableUserName } from './messages.ts';
 
@@ -86,6 +87,7 @@ export class Adapter {
   private readonly retries = new Map<string, Timer>();
   private retriesStopped = false;
   private readonly auth: PhoneAuth;
+  private readonly subscriptions?: PhoneSubscriptions;
   /** Call-IDs of authenticated requests relayed to a verified contact -> expiry: their ACKs may follow. */
   private readonly relayedCalls = new Map<string, number>();
 
@@ -96,10 +98,13 @@ export class Adapter {
     clock: Clock;
     /** Who may register and call here; see PhoneAuth. */
     auth: PhoneAuth;
+    /** The phones' presence subscriptions (the node's `presencePhones`); without it SUBSCRIBE and PUBLISH are 405. */
+    subscriptions?: PhoneSubscriptions;
     logger?: Logger;
   }) {
     this.node = c.node;
     this.auth = c.auth;
+    this.subscriptions = c.subscriptions;
     this.element = c.element;
     this.phones = c.node.phones;
     this.registrar = c.node.phones.registrar;
@@ -115,6 +120,12 @@ export class Adapter {
           REGISTER: (inc) => this.register(inc),
           INVITE: (inc) => this.invite(inc),
           MESSAGE: (inc) => this.message(inc),
+          ...(c.subscriptions
+            ? {
+                SUBSCRIBE: (inc: IncomingRequest) => this.subscribe(inc),
+                PUBLISH: (inc: IncomingRequest) => this.publish(inc),
+              }
+            : {}),
         },
         // While restarting, every phone request but OPTIONS gets 503 with Retry-After, before anything else.
         relay: (inc) => {
@@ -232,6 +243,8 @@ export class Adapter {
 
   /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
   private relay(inc: IncomingRequest): boolean {
+    // A SUBSCRIBE inside a presence subscription of ours (refresh or end) is answered by that subscription.
+    if (this.subscriptions?.inDialog(inc)) return true;
     if (!this.isVerifiedTarget(inc.request.uri)) return false;
     // Issue 16 item 6: only this adapter's own phones are relayed, never a stranger who names a verified contact.
     if (this.auth !== 'open') {
@@ -312,6 +325,8 @@ export class Adapter {
     this.node.restoring.delete(name);
     const out = this.phones.register(name, to.value.uri.host, inc.request);
     inc.respond(out.status, out.reason, { headers: out.headers });
+    // Registered, refreshed or unregistered: the user's watchers hear of a change (presence.ts).
+    if (out.status === 200) this.node.presence.changed(name);
   }
 
   private async invite(inc: IncomingRequest): Promise<void> {
@@ -380,6 +395,28 @@ export class Adapter {
     }
     const sender = this.sender(inc, from.value.uri.user ?? '');
     if (sender) await relayPhoneMessage(this.node.messaging, inc, sender);
+  }
+
+  /** RFC 3856 SUBSCRIBE for `presence` from a phone: watched through the overlay (phone-presence.ts). */
+  private async subscribe(inc: IncomingRequest): Promise<void> {
+    const from = getFrom(inc.request);
+    if (!from.ok) {
+      inc.respond(400, `Bad Request: ${from.error}`);
+      return;
+    }
+    // Phones subscribe as they start, while their REGISTER may still be on its way to the bootstrap: wait for it.
+    const name = from.value.uri.user ?? '';
+    await this.node.registering(name)?.catch(() => undefined);
+    const watcher = this.sender(inc, name);
+    if (watcher && this.subscriptions) await this.subscriptions.subscribe(inc, watcher, this.node.presence);
+  }
+
+  /** RFC 3903 PUBLISH from a phone: its user's status and note (phone-presence.ts). */
+  private publish(inc: IncomingRequest): void {
+    const from = getFrom(inc.request);
+    const user = from.ok ? this.sender(inc, from.value.uri.user ?? '') : undefined;
+    if (!from.ok) inc.respond(400, `Bad Request: ${from.error}`);
+    if (user) acceptPublish(inc, user, this.node.presence);
   }
 
   private isVerifiedTarget(uri: string): boolean {

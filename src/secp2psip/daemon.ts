@@ -39,6 +39,7 @@ import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
 import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { PhoneMessenger } from './phone-messages.ts';
+import { PhoneSubscriptions } from './phone-presence.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { openAdapterData, openBootstrapData } from './data-dir.ts';
@@ -234,6 +235,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const phones = new RegisteredPhones(registrar);
   const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
+  const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
   let role: AdapterRole<RegisteredPhones>;
   try {
     role = await startAdapterRole(
@@ -242,6 +244,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         trust,
         phones,
         inbox,
+        presencePhones: subscriptions,
         keys: o.dataDir ? new FileUserKeys(join(o.dataDir, 'users')) : undefined,
         clock,
         random,
@@ -280,7 +283,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, logger: log });
+  const adapter = new Adapter({ node, element, clock, auth, subscriptions, logger: log });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();
@@ -298,6 +301,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     async close() {
       stopSweeping();
       adapter.stopRetries();
+      node.presence.stop();
+      subscriptions.close();
       await role.leave();
       await element.close();
       await role.endpoint.close();

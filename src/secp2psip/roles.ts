@@ -45,6 +45,7 @@ import {
 import type { TrustStore } from './trust-store.ts';
 import type { UserKeyStore } from './user-keys.ts';
 import type { PhoneInbox } from './messaging.ts';
+import type { PhonePresence } from './presence.ts';
 
 /** Ring settings every SecP2PSIP member shares; the defaults live here only. */
 export interface RingSettings {
@@ -224,6 +225,8 @@ export interface AdapterRoleComponents<P extends LocalPhones = LocalPhones> exte
   keys?: UserKeyStore;
   /** Where verified instant messages go to the users' phones (messaging.ts). */
   inbox?: PhoneInbox;
+  /** The phones' presence subscriptions and registrations (presence.ts). */
+  presencePhones?: PhonePresence;
   /** A short-lived endpoint with the node key's own id, for ADMIT (closed after). */
   admissionEndpoint(): Promise<RpcEndpoint>;
   /** Open the ring endpoint under the admitted id; `keys` are the bootstrap keys of the set. */
@@ -284,6 +287,7 @@ export async function startAdapterRole<P extends LocalPhones>(
       phones: c.phones,
       keys: c.keys,
       inbox: c.inbox,
+      presencePhones: c.presencePhones,
       clock,
       random: forkOf(random),
       logger: log,

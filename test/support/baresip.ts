@@ -30,6 +30,8 @@ export interface PhoneOptions {
   modules?: string[];
   /** Lines of the `contacts` file (e.g. `<sip:bob@127.0.0.1:5060>`); the first is the current contact. */
   contacts?: string[];
+  /** More account parameters (e.g. `;pubint=60`: publish presence, RFC 3903). */
+  accountParams?: string;
 }
 
 /**
@@ -62,7 +64,10 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
   if (opts.contacts) writeFileSync(join(dir, 'contacts'), `${opts.contacts.join('\n')}\n`);
   const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
   const auth = opts.authPass ? `;auth_pass=${opts.authPass}` : '';
-  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy}${auth};regint=60;answermode=auto\n`);
+  writeFileSync(
+    join(dir, 'accounts'),
+    `<${aor}>${proxy}${auth};regint=60${opts.accountParams ?? ''};answermode=auto\n`,
+  );
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

@@ -20,6 +20,7 @@ const PROCESS_HELPERS: ReadonlyArray<{ module: string; names?: RegExp }> = [
   { module: 'test/secp2psip/procs.ts' }, // bootstrap and adapter daemons
   { module: 'test/whanausip/cli-process.ts' }, // WhanauSIP node and gateway daemons
   { module: 'test/support/baresip.ts' }, // baresip phones
+  { module: 'test/support/linphone.ts' }, // linphonec phones
   { module: 'test/support/testnet.ts' }, // hosts in network namespaces
   { module: 'test/sip/e2e-helpers.ts', names: /\b(startRegistrar|runProgram)\b/ }, // registrar daemon, sipp
 ];
