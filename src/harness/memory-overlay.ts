@@ -14,6 +14,7 @@ import type { SecurityMode } from '../secp2psip/call-common.ts';
 import { RegisteredPhones } from '../secp2psip/local-phones.ts';
 import type { RebuildMode } from '../secp2psip/key-lookup.ts';
 import type { PhoneInbox } from '../secp2psip/messaging.ts';
+import type { PhonePresence } from '../secp2psip/presence.ts';
 import type { BootstrapInfo } from '../secp2psip/messages.ts';
 import { Registry } from '../secp2psip/registry.ts';
 import { type RingSettings, startAdapterRole, startBootstrapRole, unadmittedRef } from '../secp2psip/roles.ts';
@@ -52,6 +53,8 @@ export interface MemoryOverlayInit {
   sipAddr?: (i: number) => string;
   /** Where adapter i delivers verified instant messages (messaging.ts; default: none, messages are refused). */
   inbox?: (i: number) => PhoneInbox;
+  /** The phones' presence subscriptions at adapter i (presence.ts; default: none). */
+  presencePhones?: (i: number) => PhonePresence;
 }
 
 export class MemoryOverlay {
@@ -157,6 +160,7 @@ export class MemoryOverlay {
           trust: new TrustStore(':memory:'),
           phones: new RegisteredPhones(new Registrar({ clock: this.clock }, { minExpires: 10 })),
           inbox: this.init.inbox?.(n),
+          presencePhones: this.init.presencePhones?.(n),
           clock: this.clock,
           random: this.random,
           logger: this.init.logger,
@@ -264,7 +268,7 @@ let registerCounter = 0;
  * phone's REGISTER at the adapter's SIP half would: the callee side then
  * answers with it in the 302 (`<contact>`).
  */
-export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, contact: string): void {
+export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, contact: string, expiresS = 3600): void {
   const n = ++registerCounter;
   const host = 'adapter.test';
   const text =
@@ -276,7 +280,7 @@ export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, con
     `Call-ID: reg-${n}@test\r\n` +
     'CSeq: 1 REGISTER\r\n' +
     `Contact: <${contact}>\r\n` +
-    'Expires: 3600\r\n' +
+    `Expires: ${expiresS}\r\n` +
     'Content-Length: 0\r\n\r\n';
   const p = parseMessage(new TextEncoder().encode(text));
   if (!p.ok || p.value.kind !== 'request') throw new Error('bad phone REGISTER');

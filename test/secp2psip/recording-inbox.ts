@@ -4,7 +4,8 @@
  */
 import type { Caller, Payload } from '../../src/rpc/types.ts';
 import type { PhoneInbox } from '../../src/secp2psip/messaging.ts';
-import { decodeMessage } from '../../src/secp2psip/messages.ts';
+import type { PhonePresence } from '../../src/secp2psip/presence.ts';
+import { decodeMessage, type PresenceState } from '../../src/secp2psip/messages.ts';
 import type { SecTestnet } from './testnet.ts';
 
 /** What a recipient's phones were handed, per adapter. */
@@ -31,4 +32,18 @@ export function tapRequests(t: SecTestnet, i: number): string[] {
     return orig(m, p, c);
   });
   return seen;
+}
+
+/** The phones' side of presence at one adapter: subscriptions set by the test, NOTIFYs recorded. */
+export class RecordingPresence implements PhonePresence {
+  readonly subs = new Set<string>();
+  readonly notified: Array<{ watcher: string; presentity: string; state: PresenceState }> = [];
+  /** Whether a user has a phone: the adapter's real registrar bindings (set after the overlay is built). */
+  online: (name: string) => boolean = () => false;
+  subscribed(watcher: string, presentity: string): boolean {
+    return this.subs.has(`${watcher}>${presentity}`);
+  }
+  notify(watcher: string, presentity: string, state: PresenceState): void {
+    this.notified.push({ watcher, presentity, state });
+  }
 }
