@@ -23,6 +23,8 @@ import { answerOpenedInvite, type CalleeContext } from './callee.ts';
 import { openRequest } from './call-common.ts';
 import { answerIm, type MessagingContext, type PhoneInbox } from './messaging.ts';
 import { type PhonePresence, PresenceService } from './presence.ts';
+import { type DeliveredLog, Mailbox, MemoryDeliveredLog } from './mailbox.ts';
+import { MAILBOX_TTL_MS } from './mailbox-records.ts';
 import type { CallerContext } from './caller.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import {
@@ -58,6 +60,8 @@ export interface AdapterNodeComponents<P extends LocalPhones = LocalPhones> {
   inbox?: PhoneInbox;
   /** The phones' presence subscriptions and registrations (presence.ts). */
   presencePhones?: PhonePresence;
+  /** Nonces of the messages delivered here (mailbox.ts; default: in memory). */
+  delivered?: DeliveredLog;
   clock: Clock;
   random: Random;
   logger?: Logger;
@@ -79,6 +83,8 @@ export interface AdapterNodeInit {
   cacheMs?: number;
   /** New names (no key kept yet) sent to the bootstrap per minute, a burst of this many then spread (0/absent: no cap). */
   newNamesPerMinute?: number;
+  /** How long a message stored for an offline user lives in the ring (ms; default and most: 7 days). */
+  mailboxTtlMs?: number;
 }
 
 /**
@@ -150,6 +156,8 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   readonly callee: CalleeContext;
   /** What sends and answers instant messages (messaging.ts). */
   readonly messaging: MessagingContext;
+  /** Offline messages: deposits into other users' mailboxes, collection of this adapter's users' (mailbox.ts). */
+  readonly mailbox: Mailbox;
   /** Presence: watching other users for this adapter's phones, and publishing its users' state (presence.ts). */
   readonly presence: PresenceService;
   readonly stats = { registrations: 0, invitesAnswered: 0, messagesAnswered: 0, malformed: 0 };
@@ -233,6 +241,17 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       onEvent: init.onEvent,
       onMalformed: () => this.stats.malformed++,
     };
+    const delivered = c.delivered ?? new MemoryDeliveredLog();
+    this.mailbox = new Mailbox({
+      ring: this.ring,
+      users: this.users,
+      verified: this.verified,
+      clock: this.clock,
+      log: this.log,
+      inbox: c.inbox,
+      delivered,
+      ttlMs: init.mailboxTtlMs ?? MAILBOX_TTL_MS,
+    });
     this.messaging = {
       endpoint: this.endpoint,
       users: this.users,
@@ -244,6 +263,8 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       mode: () => this.caller.mode,
       timeoutMs: init.timeoutMs ?? 5000,
       inbox: c.inbox,
+      mailbox: this.mailbox,
+      delivered,
     };
     this.presence = new PresenceService({ ...this.messaging, phones: c.presencePhones });
     const perMinute = init.newNamesPerMinute ?? 0;
@@ -376,6 +397,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
         sealKey: body.publicKey.sealKey,
         registeredAt: reg.registeredAt,
       },
+      ...(reg.userCert ? { cert: reg.userCert } : {}),
     };
     this.users.set(name, user);
     if (token !== undefined) this.keys.inviteSpent(name);

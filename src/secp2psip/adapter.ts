@@ -167,6 +167,8 @@ export class Adapter {
         this.phones.restore(name, aors[aors.length - 1]);
         try {
           await this.node.ensureUser(name);
+          // Messages stored while this adapter was down go to the phones whose bindings came back.
+          this.node.mailbox.collect(name).catch(() => undefined);
         } catch (e) {
           failed++;
           const reason = isOverlayError(e) ? e.message : (e as Error).message;
@@ -327,6 +329,11 @@ export class Adapter {
     inc.respond(out.status, out.reason, { headers: out.headers });
     // Registered, refreshed or unregistered: the user's watchers hear of a change (presence.ts).
     if (out.status === 200) this.node.presence.changed(name);
+    // A phone is there: messages stored for the user while offline are delivered to it now (mailbox.ts).
+    if (out.status === 200 && this.phones.bindingsOf(name).length > 0)
+      this.node.mailbox.collect(name).catch((e: unknown) => {
+        this.log.warn({ user: name, reason: (e as Error).message }, 'mailbox not collected');
+      });
   }
 
   private async invite(inc: IncomingRequest): Promise<void> {

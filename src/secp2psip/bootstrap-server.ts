@@ -43,6 +43,7 @@ import {
   type RingContact,
   registerTbs,
 } from './messages.ts';
+import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
 
 import type { Registry, RegistryEntry } from './registry.ts';
@@ -543,6 +544,7 @@ export class BootstrapServer {
       k: this.k,
       n: this.n,
       bootstraps: this.bootstraps,
+      userCert: issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
     };
   }
 

@@ -18,6 +18,8 @@ export interface LocalUser {
   signer: UserSigner;
   kem: Identity;
   bundle: UserKeyBundle;
+  /** The bootstrap-signed user certificate (user-cert.ts), for mailbox deposits and deletions. */
+  cert?: Uint8Array;
 }
 
 /** The users registered through this adapter (the callee side answers for them). */

@@ -40,6 +40,7 @@ import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { PhoneMessenger } from './phone-messages.ts';
 import { PhoneSubscriptions } from './phone-presence.ts';
+import { SqliteDeliveredLog } from './delivered-log.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { openAdapterData, openBootstrapData } from './data-dir.ts';
@@ -236,6 +237,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const phones = new RegisteredPhones(registrar);
   const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
   const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
+  const delivered = o.dataDir ? new SqliteDeliveredLog(join(o.dataDir, 'delivered.sqlite')) : undefined;
   let role: AdapterRole<RegisteredPhones>;
   try {
     role = await startAdapterRole(
@@ -245,6 +247,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         phones,
         inbox,
         presencePhones: subscriptions,
+        delivered,
         keys: o.dataDir ? new FileUserKeys(join(o.dataDir, 'users')) : undefined,
         clock,
         random,
@@ -308,6 +311,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
       await role.endpoint.close();
       trust.close();
       bindings?.store.close();
+      delivered?.close();
     },
   };
 }

@@ -128,6 +128,8 @@ export interface RegisteredMsg {
   n: number;
   /** Every bootstrap of the overlay: their keys sign admissions and ring writes. */
   bootstraps: BootstrapInfo[];
+  /** The user certificate (user-cert.ts): lets ring members check the user's mailbox deposits. */
+  userCert?: Uint8Array;
 }
 
 export interface BootstrapInfo {
@@ -511,7 +513,7 @@ function readMessage(o: Obj): SecP2PSipMessage {
       }) as unknown as RegisterMsg;
     }
     case 'REGISTERED':
-      return {
+      return strip({
         t: 'REGISTERED',
         name: str(o, 'name', LIMITS.name, NAME_RE),
         registeredAt: int(o, 'registeredAt'),
@@ -521,7 +523,8 @@ function readMessage(o: Obj): SecP2PSipMessage {
         k: int(o, 'k', 1),
         n: int(o, 'n', 1),
         bootstraps: readBootstraps(o),
-      };
+        userCert: optBytes(o, 'userCert', LIMITS.spki + 256),
+      }) as unknown as RegisteredMsg;
     case 'ADMIT':
       return o.nodeKey === undefined ? { t: 'ADMIT' } : { t: 'ADMIT', nodeKey: bytes(o, 'nodeKey', 32) };
     case 'ADMITTED':

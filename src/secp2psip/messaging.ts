@@ -38,6 +38,7 @@ import { type LocalUser, type LocalUsers, type Opened, type SecurityMode, sealFo
 import { refuse } from './call-checks.ts';
 import type { VerifiedUser } from './key-lookup.ts';
 import { callTbs, DOMAIN, type DeliveredMsg, decodeMessage, encodeMessage, type ImMsg, NAME_RE } from './messages.ts';
+import type { DeliveredLog, Mailbox } from './mailbox.ts';
 import type { VerifiedUsers } from './verified-users.ts';
 
 /** Largest MESSAGE body carried (bytes); a larger one gets 413 at the SIP edge (RFC 3428 7: keep them small). */
@@ -65,29 +66,48 @@ export interface MessagingContext {
   timeoutMs: number;
   /** The phones of this adapter's users (absent: messages to them are refused as unreachable). */
   inbox?: PhoneInbox;
+  /** Where a message goes when its recipient is offline (mailbox.ts; absent: refused as unreachable). */
+  mailbox?: Mailbox;
+  /** Nonces of messages delivered here, live or stored: none is delivered twice (mailbox.ts). */
+  delivered?: DeliveredLog;
 }
 
 export type SendOutcome =
-  | { ok: true; delivered: number; recipient: VerifiedUser }
+  | { ok: true; delivered: number; recipient: VerifiedUser; stored?: { slot: number } }
   | { ok: false; status: number; reason: string; code: ErrorCode };
 
-/** Sender's side: from the phone's MESSAGE to a verified DELIVERED, or a SIP error status. */
+/** Refusals after which the message is stored for the recipient instead (mailbox.ts). */
+const STORE_ON = new Set<ErrorCode>(['CALLEE_UNREACHABLE', 'TIMEOUT', 'NOT_READY', 'RPC_UNREACHABLE']);
+
+/**
+ * Sender's side: from the phone's MESSAGE to a verified DELIVERED, or stored in the recipient's mailbox when
+ * the recipient's adapter cannot be reached or has no phone to take it (`stored`), or a SIP error status.
+ */
 export async function sendIm(
   ctx: MessagingContext,
   req: SipRequest,
   sender: LocalUser,
   to: string,
 ): Promise<SendOutcome> {
+  let last: { u: VerifiedUser; m: ImMsg } | undefined;
   try {
     if (!NAME_RE.test(to)) refuse('USER_UNKNOWN', to);
     const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
     const sip = new Uint8Array(serialize(req));
-    const out = await ctx.verified.withUser(to, async (u) => ({
-      delivered: await exchangeIm(ctx, sip, sender, u, callId),
-      recipient: u,
-    }));
-    ctx.log.info({ from: sender.name, to, delivered: out.delivered }, `message to ${to} delivered`);
-    return { ok: true, ...out };
+    try {
+      const out = await ctx.verified.withUser(to, async (u) => {
+        last = { u, m: signIm(ctx, sip, sender, to, callId) };
+        return { delivered: await exchangeIm(ctx, last.m, sender, u), recipient: u };
+      });
+      ctx.log.info({ from: sender.name, to, delivered: out.delivered }, `message to ${to} delivered`);
+      return { ok: true, ...out };
+    } catch (e) {
+      // The same signed MESSAGE is stored: if the live one did arrive after all, its nonce keeps it from being
+      // delivered twice.
+      if (!last || !ctx.mailbox || !isOverlayError(e) || !STORE_ON.has(e.code)) throw e;
+      const slot = await ctx.mailbox.deposit(sender, last.u, last.m);
+      return { ok: true, delivered: 0, recipient: last.u, stored: { slot } };
+    }
   } catch (e) {
     const code: ErrorCode = isOverlayError(e) ? e.code : 'BAD_CONFIG';
     const status = isOverlayError(e) ? sipStatusOf(e) : 500;
@@ -95,6 +115,20 @@ export async function sendIm(
     ctx.log.info({ from: sender.name, to, status, reason }, 'message refused');
     return { ok: false, status, reason, code };
   }
+}
+
+/** The SECP2PSIP MESSAGE for the phone's request, signed by the sender. */
+function signIm(ctx: MessagingContext, sip: Uint8Array, sender: LocalUser, to: string, callId: string): ImMsg {
+  const body: Omit<ImMsg, 'sig'> = {
+    t: 'MESSAGE',
+    name: sender.name,
+    to,
+    callId,
+    nonce: ctx.random.bytes(16),
+    ts: ctx.clock.wallNow(),
+    sip,
+  };
+  return { ...body, sig: sender.signer.sign(DOMAIN.message, callTbs(body)) };
 }
 
 function shortReason(s: string): string {
@@ -105,22 +139,12 @@ function shortReason(s: string): string {
 /** One SECP2PSIP MESSAGE to the recipient's adapter; resolves with the verified count of phones that took it. */
 async function exchangeIm(
   ctx: MessagingContext,
-  sip: Uint8Array,
+  m: ImMsg,
   sender: LocalUser,
   recipient: VerifiedUser,
-  callId: string,
 ): Promise<number> {
   const to = recipient.bundle.name;
-  const body: Omit<ImMsg, 'sig'> = {
-    t: 'MESSAGE',
-    name: sender.name,
-    to,
-    callId,
-    nonce: ctx.random.bytes(16),
-    ts: ctx.clock.wallNow(),
-    sip,
-  };
-  const m: ImMsg = { ...body, sig: sender.signer.sign(DOMAIN.message, callTbs(body)) };
+  const callId = m.callId;
   const payload = ctx.mode() === 'protected' ? sealFor(recipient.bundle.sealKey, m) : encodeMessage(m);
   let answer: unknown;
   try {
@@ -183,10 +207,14 @@ export async function answerIm(ctx: MessagingContext, opened: Opened, from: Call
     sender = await ctx.verified.verifySigned(m.name, (u) => u.key.verify(DOMAIN.message, callTbs(m), m.sig));
     const fresh = ctx.replay.check(m.nonce, m.ts, scope);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
-    const delivered = ctx.inbox
-      ? await ctx.inbox.deliver(recipient.name, m.name, sip.body, getHeader(sip, 'Content-Type'))
-      : 0;
+    // Delivered already (stored after a timeout, then collected): say so again, deliver nothing twice.
+    const delivered = ctx.delivered?.has(m.nonce)
+      ? 1
+      : ctx.inbox
+        ? await ctx.inbox.deliver(recipient.name, m.name, sip.body, getHeader(sip, 'Content-Type'))
+        : 0;
     if (delivered === 0) refuse('CALLEE_UNREACHABLE', `no phone of ${recipient.name} took the message`);
+    ctx.delivered?.add(m.nonce, ctx.clock.wallNow());
     const body: Omit<DeliveredMsg, 'sig'> = {
       t: 'DELIVERED',
       name: recipient.name,

@@ -8,7 +8,9 @@
  * adapter signed that a phone of the recipient took it; 413 for a body over
  * MAX_IM_BODY; 415 for a body without a Content-Type; otherwise the mapped
  * refusal (404 unknown user, 403 verification failed with its reason, 480 no
- * phone of the recipient registered, 408 no answer in time).
+ * phone of the recipient registered and no room in the mailbox, 408 no answer in time); 202 once the
+ * message was stored in the recipient's mailbox in the ring (mailbox.ts) because the recipient's adapter
+ * could not be reached or had no phone to take it.
  *
  * What the recipient's phone gets is built here, not relayed: From is the
  * verified sender as `sip:<sender>@<this adapter>` (so a reply comes back
@@ -44,7 +46,9 @@ export async function relayPhoneMessage(ctx: MessagingContext, inc: IncomingRequ
   const to = uri.ok ? (uri.value.user ?? '') : '';
   const out = await sendIm(ctx, req, sender, to);
   if (inc.finalSent) return;
-  if (out.ok) inc.respond(200, 'OK');
+  // RFC 3428 7: 202 when the message was accepted but not (yet) delivered: stored for the offline recipient.
+  if (out.ok && out.stored) inc.respond(202, 'Accepted: stored for the recipient');
+  else if (out.ok) inc.respond(200, 'OK');
   else inc.respond(out.status, out.reason);
 }
 

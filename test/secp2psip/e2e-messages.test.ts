@@ -89,7 +89,7 @@ describe('instant messages between real phones through two adapters', { skip, ti
       10_000,
       alice.out,
     );
-    assert.match(B.stderr(), /verified alice's MESSAGE; delivered/);
+    await eventually('verified at B', () => /verified alice's MESSAGE; delivered/.test(B.stderr()), 10_000, B.stderr);
 
     await phoneCommand(bob, 'message', 'hi alice, back');
     await eventually(
@@ -160,6 +160,40 @@ describe('instant messages between real phones through two adapters', { skip, ti
       20_000,
       () => carol.out().slice(-4000) + A.stderr(),
     );
+  });
+
+  it('a message to a user whose adapter is down is stored (202) and reaches her phone once the adapter is back', async () => {
+    const dir = join(base, 'C');
+    let C = await startAdapterProc(boot.spec, dir);
+    const grace = await baresip('grace', C, 'heidi');
+    const heidi = await baresip('heidi', A, 'grace');
+    const port = C.sipPort;
+    await C.stop();
+    await phoneCommand(heidi, 'message', 'sent while your adapter was down');
+    await eventually(
+      '202 at heidi',
+      () => /SIP\/2.0 202 [^\r\n]*[\s\S]*?CSeq: \d+ MESSAGE/.test(heidi.out()),
+      30_000,
+      () => heidi.out().slice(-3000) + A.stderr().slice(-3000),
+    );
+    await eventually('stored at A', () => /message to grace stored in the ring/.test(A.stderr()), 10_000, A.stderr);
+    assert.equal(received(grace.out(), 'MESSAGE', 'sent while your adapter was down'), undefined);
+    C = await startAdapterProc(boot.spec, dir, `127.0.0.1:${port}`);
+    try {
+      await eventually(
+        'stored MESSAGE at grace',
+        () => received(grace.out(), 'MESSAGE', 'sent while your adapter was down') !== undefined,
+        60_000,
+        () => C.stderr().slice(-4000),
+      );
+      assert.match(
+        received(grace.out(), 'MESSAGE', 'sent while your adapter was down') as string,
+        new RegExp(`^From: <sip:heidi@127\\.0\\.0\\.1:${port}>`, 'm'),
+      );
+      await eventually('delivery logged', () => /stored message delivered/.test(C.stderr()), 10_000, C.stderr);
+    } finally {
+      await C.stop();
+    }
   });
 
   it('an unknown recipient gets 404, a body over the limit 413, and neither reaches anyone', async () => {

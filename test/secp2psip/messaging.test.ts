@@ -48,7 +48,7 @@ for (const mode of ['signed', 'protected'] as const)
       assert.equal(inboxes[0].got.at(-1)?.from, 'bob');
     });
 
-    it('an unknown recipient is 404, one without a phone 480, and nothing is delivered', async () => {
+    it('an unknown recipient is 404; one without a phone gets it stored (202), and nothing is delivered now', async () => {
       const before = inboxes[1].got.length;
       const unknown = await send(0, 'alice', 'nobody', 'hi');
       assert.ok(!unknown.ok);
@@ -56,20 +56,25 @@ for (const mode of ['signed', 'protected'] as const)
       inboxes[1].phones = 0;
       try {
         const away = await send(0, 'alice', 'bob', 'are you there?');
-        assert.ok(!away.ok);
-        assert.equal(away.status, 480, away.reason);
+        assert.ok(away.ok && away.stored, away.ok ? 'delivered' : away.reason);
+        assert.equal(away.delivered, 0);
       } finally {
         inboxes[1].phones = 1;
       }
       assert.equal(inboxes[1].got.length, before);
     });
 
-    it('an adapter that is down is 480 for the sender, not a crash', async () => {
+    it('an adapter that is down: stored for later (or 480/408 without a mailbox), not a crash', async () => {
       await t.settle(t.adapters[3].ensureUser('dave'));
       t.net.kill(t.adapters[3].endpoint.self.addr);
       const out = await send(0, 'alice', 'dave', 'hi dave');
-      assert.ok(!out.ok);
-      assert.ok([480, 408].includes(out.status), `${out.status} ${out.reason}`);
+      assert.ok(out.ok && out.stored, out.ok ? 'delivered?' : `${out.status} ${out.reason}`);
+      const bare = { ...t.adapters[0].messaging, mailbox: undefined };
+      const alice = t.adapters[0].users.get('alice');
+      assert.ok(alice);
+      const refused = await t.settle(sendIm(bare, phoneMessage('alice', 'dave', 'hi'), alice, 'dave'));
+      assert.ok(!refused.ok);
+      assert.ok([480, 408].includes(refused.status), `${refused.status} ${refused.reason}`);
     });
   });
 
