@@ -177,6 +177,8 @@ export interface AdapterDaemonOptions {
   onEvent?: (e: FlowEvent) => void;
   /** Reuse of users verified through the ring (ms, default 30 s; 0: every call fetches key pieces again). */
   cacheMs?: number;
+  /** How long a message stored for an offline user lives in the ring (ms; default and most: 7 days). */
+  mailboxTtlMs?: number;
   /** Other bootstraps of the set to fail over to (besides those learnt on earlier starts, kept in the data dir). */
   bootstraps?: BootstrapInfo[];
   /** How long to keep asking the bootstraps for admission at start (ms, default 120 s). */
@@ -274,6 +276,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         timeoutMs: o.timeoutMs,
         onEvent: o.onEvent,
         cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
+        mailboxTtlMs: o.mailboxTtlMs,
         stabilizeMs: o.stabilizeMs,
         newNamesPerMinute: o.newNamesPerMinute,
       },

@@ -52,6 +52,11 @@ const SPEC = {
     default: '10',
     help: 'new user names sent to the bootstrap per minute (a burst of this many); 0: no cap',
   },
+  'message-days': {
+    type: 'string',
+    default: '7',
+    help: 'days a message stored for an offline user lives in the ring (1..7)',
+  },
   'invite-for': {
     type: 'string',
     help: "keep --token for this user's first registration under --data (for a bootstrap that requires enrolment tokens), then exit",
@@ -126,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
   const cacheMs = intOption(args, 'cache-ms', 0, 24 * 3600_000);
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait', 0, 24 * 3600_000);
   const newNamesPerMinute = intOption(args, 'new-names-per-minute', 0, 1_000_000);
+  const mailboxTtlMs = intOption(args, 'message-days', 1, 7) * 24 * 3600_000;
   const level = logLevelOption(args);
   const log = createLogger({ level }).child({ component: 'adapter' });
 
@@ -164,6 +170,7 @@ export async function run(argv: string[]): Promise<number> {
     logger: log,
     newNodeKey: args['new-node-key'] === true,
     newNamesPerMinute,
+    mailboxTtlMs,
     openRegistration: args['open-registration'] === true,
     digestAlgorithms: digest,
   });
