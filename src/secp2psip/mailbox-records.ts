@@ -19,8 +19,10 @@
  * independently); a tombstone is signed by the mailbox owner (only the owner
  * deletes). The record lives MAILBOX_TTL_MS after `at` at most.
  *
- * Which of two valid records a slot keeps (select): the first deposit (a
- * later one does not overwrite a message not yet collected); a tombstone
+ * Which of two valid records a slot keeps (select): the deposit held first
+ * (a later one, whatever time it claims, does not overwrite a message not
+ * yet collected; replicas that saw two racing deposits in another order keep
+ * the other, and the collector reads every replica); a tombstone
  * over a deposit it covers (`at` not older); a deposit over an older
  * tombstone (the slot is free again); the newer of two tombstones.
  */
@@ -162,10 +164,9 @@ export function mailboxValidator(bootstrapKeys: Iterable<Uint8Array>): RecordVal
       const x = itemOf(a);
       const y = itemOf(b);
       if (!x || !y) return x ? a : b;
-      if (x.k === 'deposit' && y.k === 'deposit') {
-        if (x.at !== y.at) return x.at < y.at ? a : b;
-        return Buffer.compare(Buffer.from(x.sig), Buffer.from(y.sig)) <= 0 ? a : b;
-      }
+      // The deposit held first stays (the store passes the record it holds as `a`): a later one, even one
+      // signed with an earlier time, does not displace a message not yet collected.
+      if (x.k === 'deposit' && y.k === 'deposit') return a;
       if (x.k === 'tomb' && y.k === 'tomb') return x.at >= y.at ? a : b;
       const [tomb, dep, ta, da] = x.k === 'tomb' ? [x, y, a, b] : [y, x, b, a];
       return tomb.at >= dep.at ? ta : da;

@@ -46,7 +46,8 @@ describe('offline message attacks (in-memory ring)', () => {
   const user = (i: number, name: string) => t.adapters[i].users.get(name) as LocalUser;
   const send = (from: number, sender: string, to: string, text: string) =>
     t.settle(sendIm(t.adapters[from].messaging, phoneMessage(sender, to, text), user(from, sender), to));
-  const holders = (key: string) => t.adapters.filter((a) => a.ring.store.has(key));
+  /** The ring members (adapters and bootstraps) holding a copy of `key`. */
+  const holders = (key: string) => [...t.adapters, ...t.bootstraps].filter((a) => a.ring.store.has(key));
 
   it('one holder altering and another dropping a stored message change nothing: bob gets it once, intact', async () => {
     const out = await send(0, 'alice', 'bob', 'the genuine text');

@@ -56,7 +56,7 @@ describe('offline messages in the ring (in-memory ring)', () => {
       await t.run(5);
     }
     // What the holders have is sealed: no holder can read "second".
-    for (const a of t.adapters)
+    for (const a of [...t.adapters, ...t.bootstraps])
       for (let s = 0; s < MAILBOX_SLOTS; s++) {
         const r = a.ring.store.get(mailboxKey('bob', s));
         if (r) assert.ok(!Buffer.from(r.value as Uint8Array).includes(Buffer.from('second')), 'plaintext in the ring');
@@ -121,8 +121,8 @@ describe('offline messages in the ring (in-memory ring)', () => {
     const first = await t.settle(d.mailbox.collect('dave'));
     assert.equal(first.delivered, 1);
     // Put the deposit back as if the tombstone had never been written (a crash between the two).
-    for (const a of t.adapters) a.ring.store.delete(slot);
-    for (const a of t.adapters) a.ring.store.put(rec);
+    for (const a of [...t.adapters, ...t.bootstraps]) a.ring.store.delete(slot);
+    for (const a of [...t.adapters, ...t.bootstraps]) a.ring.store.put(rec);
     const second = await t.settle(d.mailbox.collect('dave'));
     assert.equal(second.delivered, 0);
     assert.equal(inboxes[3].got.filter((g) => g.text === 'once only').length, 1);
