@@ -17,19 +17,15 @@
  * through this adapter), To the phone's own address of record, fresh Call-ID
  * and tags, and only the body and Content-Type of the sender's MESSAGE.
  */
+import { deliverToContacts } from '../sip/deliver-message.ts';
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
-import { newToken } from '../sip/element.ts';
-import { getHeader, type SipRequest, type SipUri } from '../sip/message.ts';
-import { formatUri, parseRequestUri } from '../sip/uri.ts';
-import { peerOf } from '../sip/user-agent.ts';
+import { getHeader } from '../sip/message.ts';
+import { parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
 import type { LocalUser } from './call-common.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { MAX_IM_BODY, type MessagingContext, type PhoneInbox, sendIm } from './messaging.ts';
-
-/** How long a phone may take to answer a delivered MESSAGE before it counts as not taken (ms). */
-export const PHONE_ANSWER_MS = 4000;
 
 /** Sender's side at the SIP edge: answer the phone's MESSAGE for `sip:<to>@<adapter>`. */
 export async function relayPhoneMessage(ctx: MessagingContext, inc: IncomingRequest, sender: LocalUser): Promise<void> {
@@ -68,51 +64,12 @@ export class PhoneMessenger implements PhoneInbox {
   }
 
   deliver(to: string, from: string, body: Uint8Array, contentType: string | undefined): Promise<number> {
-    const bindings = this.phones.bindingsOf(to);
-    return Promise.all(bindings.map((b) => this.sendOne(to, from, body, contentType, b.contact.uri))).then(
-      (taken) => taken.filter(Boolean).length,
-    );
-  }
-
-  private sendOne(
-    to: string,
-    from: string,
-    body: Uint8Array,
-    contentType: string | undefined,
-    contact: SipUri,
-  ): Promise<boolean> {
-    const dest = peerOf(contact);
-    if (!dest) return Promise.resolve(false);
     const host = this.element.hostport;
-    // RFC 3261 10.2.1 / 8.1.1.1: the registered contact is the Request-URI.
-    const target = formatUri(contact);
-    const headers = [
-      { name: 'Via', value: this.element.via(dest.transport) },
-      { name: 'Max-Forwards', value: '70' },
-      { name: 'From', value: `<sip:${from}@${host}>;tag=${newToken(6)}` },
-      { name: 'To', value: `<sip:${to}@${host}>` },
-      { name: 'Call-ID', value: `${newToken(10)}@${host}` },
-      { name: 'CSeq', value: `${++this.seq} MESSAGE` },
-      ...(contentType ? [{ name: 'Content-Type', value: contentType }] : []),
-    ];
-    const req: SipRequest = { kind: 'request', method: 'MESSAGE', uri: target, version: 'SIP/2.0', headers, body };
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (ok: boolean, why: string) => {
-        if (done) return;
-        done = true;
-        timer.cancel();
-        if (!ok) this.log.info({ user: to, contact: target, why }, 'phone did not take the message');
-        resolve(ok);
-      };
-      const timer = this.clock.setTimer(PHONE_ANSWER_MS, () => finish(false, 'no answer in time'));
-      this.element.request(req, dest, {
-        onResponse: (r) => {
-          if (r.status >= 200) finish(r.status < 300, `${r.status} ${r.reason}`);
-        },
-        onTimeout: () => finish(false, 'timeout'),
-        onTransportError: () => finish(false, 'transport error'),
-      });
-    });
+    return deliverToContacts(
+      { element: this.element, clock: this.clock, log: this.log },
+      this.phones.bindingsOf(to).map((b) => b.contact.uri),
+      { from: `sip:${from}@${host}`, to: `sip:${to}@${host}`, body, contentType },
+      () => ++this.seq,
+    );
   }
 }

@@ -24,7 +24,7 @@ import { createNodeCertificate, type NodeCertificate } from '../identity/certifi
 import { clientContext } from '../rpc/tls-dial.ts';
 import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
-import type { NodeRef } from '../rpc/types.ts';
+import type { NodeRef, RequestHandler } from '../rpc/types.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
 import { isOverlayError } from '../util/errors.ts';
@@ -72,6 +72,8 @@ export interface WhanauDaemonOptions {
   logger?: Logger;
   /** Where our record points (default: `sip:<hash>@<DHT address>`). */
   contact?: OwnContact;
+  /** RPC methods of the application on the same links (e.g. instant messages), answered before the DHT's. */
+  handlers?: Readonly<Record<string, RequestHandler>>;
 }
 
 /** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
@@ -158,7 +160,11 @@ export class WhanauDaemon {
       { clock: this.clock, random: o.random ?? new CryptoRandom(), transport, logger: o.logger },
       { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
     );
-    endpoint.onRequest(whanauHandler(this.node));
+    const dht = whanauHandler(this.node);
+    const app = o.handlers ?? {};
+    endpoint.onRequest((method, payload, caller) =>
+      Object.hasOwn(app, method) ? app[method](method, payload, caller) : dht(method, payload, caller),
+    );
   }
 
   static async start(o: WhanauDaemonOptions): Promise<WhanauDaemon> {
