@@ -266,7 +266,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       mailbox: this.mailbox,
       delivered,
     };
-    this.presence = new PresenceService({ ...this.messaging, phones: c.presencePhones });
+    this.presence = new PresenceService({ ...this.messaging, phones: c.presencePhones, ring: this.ring });
     const perMinute = init.newNamesPerMinute ?? 0;
     if (perMinute > 0) this.newNameRate = new TokenBuckets(this.clock, { burst: perMinute, perSecond: perMinute / 60 });
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));

@@ -21,9 +21,10 @@
  * watch any other (no authorization list): the state is open/closed and a
  * note, which a caller learns anyway by calling.
  *
- * Not done: the presentity's state is not also stored in the ring (ring
- * values are bootstrap-signed envelopes only, see ring-records.ts); a watcher
- * whose presentity's adapter cannot be reached shows it closed.
+ * The ring: every new state is also signed into `/pres/<user>` with a short
+ * TTL (presence-records.ts, signed again before it lapses); a watcher whose
+ * WATCH cannot reach the presentity's adapter shows what that record says,
+ * checked with the key rebuilt from the ring, and keeps trying the WATCH.
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
 import { open } from '../identity/seal.ts';
@@ -49,7 +50,16 @@ import {
   type SecP2PSipMessage,
   type WatchMsg,
 } from './messages.ts';
+import {
+  decodePresenceRecord,
+  encodePresenceRecord,
+  PRESENCE_RECORD_CONTEXT,
+  PRESENCE_TTL_MS,
+  presenceKey,
+  presenceTbs,
+} from './presence-records.ts';
 import type { VerifiedUsers } from './verified-users.ts';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
 
 export const WATCH_TTL_MS = 120_000;
 export const WATCH_REFRESH_MS = 60_000;
@@ -80,6 +90,8 @@ export interface PresenceContext {
   mode: () => SecurityMode;
   timeoutMs: number;
   phones?: PhonePresence;
+  /** Where the users' state is also published (presence-records.ts); absent: direct pushes only. */
+  ring?: ChordNode;
 }
 
 interface Watcher {
@@ -100,6 +112,8 @@ export class PresenceService {
   /** Watcher side: the latest verified state per presentity, and the re-WATCH timers per (watcher, presentity). */
   private readonly known = new Map<string, PresenceState>();
   private readonly rewatch = new Map<string, Timer>();
+  /** When each local user's state was last written to the ring (wall ms). */
+  private readonly ringAt = new Map<string, number>();
   private tickTimer: Timer | undefined;
   readonly stats = { watches: 0, pushes: 0, received: 0, refused: 0 };
 
@@ -135,9 +149,13 @@ export class PresenceService {
       return this.stateOf(presentity);
     } catch (e) {
       // Unreachable or not ready (a restart): try again soon, backing off; no such user: give up.
-      if (!isOverlayError(e, 'USER_UNKNOWN'))
-        this.keepWatching(watcher, presentity, retryMs, Math.min(retryMs * 2, WATCH_REFRESH_MS));
-      throw e;
+      if (isOverlayError(e, 'USER_UNKNOWN')) throw e;
+      this.keepWatching(watcher, presentity, retryMs, Math.min(retryMs * 2, WATCH_REFRESH_MS));
+      // Meanwhile, what the presentity's adapter last published in the ring, if it verifies.
+      const fromRing = await this.readRing(presentity).catch(() => undefined);
+      if (!fromRing) throw e;
+      this.learn(presentity, fromRing);
+      return this.stateOf(presentity);
     }
   }
 
@@ -183,6 +201,36 @@ export class PresenceService {
     if (!state.ok) refuse('VERIFICATION_FAILED', `bad presence state: ${state.error}`);
     this.stats.watches++;
     return state.value;
+  }
+
+  /** `presentity`'s state as published in the ring, checked with the key rebuilt from the ring. */
+  private async readRing(presentity: string): Promise<PresenceState | undefined> {
+    if (!this.ctx.ring) return undefined;
+    const key = presenceKey(presentity);
+    const got = await this.ctx.ring.get(key);
+    if (!got.ok) return undefined;
+    const d = decodePresenceRecord(got.value);
+    if (!d.ok || d.value.name !== presentity) return undefined;
+    const u = await this.ctx.verified.verify(presentity);
+    if (!u.key.verify(PRESENCE_RECORD_CONTEXT, presenceTbs(key, d.value), d.value.sig)) return undefined;
+    return d.value.parsed;
+  }
+
+  /** Sign `name`'s state into the ring (short TTL; signed again before it lapses, see scheduleTick). */
+  private publishRecord(name: string, state: PresenceState): void {
+    const user = this.ctx.users.get(name);
+    if (!this.ctx.ring || !user?.cert) return;
+    const key = presenceKey(name);
+    const at = this.ctx.clock.wallNow();
+    const body = { name, state: encodePresenceState(state), at, ttl: PRESENCE_TTL_MS };
+    const rec = { ...body, cert: user.cert, sig: user.signer.sign(PRESENCE_RECORD_CONTEXT, presenceTbs(key, body)) };
+    this.ringAt.set(name, at);
+    this.ctx.ring.put(key, encodePresenceRecord(rec), PRESENCE_TTL_MS).then(
+      (r) => {
+        if (!r.ok) this.ctx.log.debug({ user: name, reason: r.reason }, 'presence record not stored');
+      },
+      () => {},
+    );
   }
 
   /** A newer verified state replaces the one known (a replayed older one never does). */
@@ -249,6 +297,7 @@ export class PresenceService {
     const seq = Math.max((last?.seq ?? 0) + 1, this.ctx.clock.wallNow());
     const state = { ...now, seq };
     this.published.set(name, state);
+    this.publishRecord(name, state);
     return { state, changed: last !== undefined };
   }
 
@@ -266,6 +315,11 @@ export class PresenceService {
         if (ws.size === 0) this.watchers.delete(name);
         else this.changed(name); // a registration that lapsed shows here
       }
+      // The ring copy is signed again before its short TTL runs out.
+      const wall = this.ctx.clock.wallNow();
+      for (const [name, state] of this.published)
+        if (this.ctx.users.get(name) && wall - (this.ringAt.get(name) ?? 0) > PRESENCE_TTL_MS / 2)
+          this.publishRecord(name, state);
       this.scheduleTick();
     });
   }

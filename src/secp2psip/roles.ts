@@ -32,6 +32,7 @@ import type { AdmittedMsg, BootstrapInfo } from './messages.ts';
 import type { Registry } from './registry.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
 import { MAILBOX_NAMESPACE, mailboxValidator } from './mailbox-records.ts';
+import { PRESENCE_NAMESPACE, presenceValidator } from './presence-records.ts';
 import {
   type BootstrapJoin,
   FOUNDING_POLL_MS,
@@ -70,6 +71,7 @@ export function ringOptions(keys: Iterable<Uint8Array>, clock: Clock, s: RingSet
       validators: {
         '': bootstrapWrittenValidator(list, defaultValidator()),
         [MAILBOX_NAMESPACE]: mailboxValidator(list),
+        [PRESENCE_NAMESPACE]: presenceValidator(list),
       },
     },
     installHandler: false,

@@ -12,6 +12,13 @@ import {
 } from '../../src/secp2psip/messages.ts';
 import type { Payload } from '../../src/rpc/types.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
+import {
+  encodePresenceRecord,
+  PRESENCE_RECORD_CONTEXT,
+  PRESENCE_TTL_MS,
+  presenceKey,
+  presenceTbs,
+} from '../../src/secp2psip/presence-records.ts';
 import { RecordingPresence } from './recording-inbox.ts';
 import { SecTestnet } from './testnet.ts';
 
@@ -81,6 +88,25 @@ describe('presence attacks (in-memory ring)', () => {
       [true],
       '...but the older state is not shown',
     );
+  });
+
+  it('a presence record for alice written by mallory is refused by every holder', async () => {
+    const mallory = t.adapters[2].users.get('mallory') as LocalUser;
+    const key = presenceKey('alice');
+    const body = {
+      name: 'alice',
+      state: encodePresenceState({ open: true, note: 'free', seq: Date.now() * 2 }),
+      at: t.clock.wallNow(),
+      ttl: PRESENCE_TTL_MS,
+    };
+    const rec = encodePresenceRecord({
+      ...body,
+      cert: mallory.cert as Uint8Array,
+      sig: mallory.signer.sign(PRESENCE_RECORD_CONTEXT, presenceTbs(key, body)),
+    });
+    const put = await t.settle(t.adapters[2].ring.put(key, rec, PRESENCE_TTL_MS));
+    assert.ok(!put.ok);
+    assert.match(put.reason ?? '', /only the user publishes/);
   });
 
   it("a WATCH in bob's name signed by mallory is refused: alice's adapter pushes nothing to mallory", async () => {

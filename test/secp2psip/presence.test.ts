@@ -71,6 +71,25 @@ for (const mode of ['signed', 'protected'] as const)
       );
     });
 
+    it("alice's adapter unreachable: a new watcher shows her last state as signed into the ring", async () => {
+      const [a, , c] = t.adapters;
+      await t.settle(c.ensureUser('carol'));
+      const carol = c.users.get('carol');
+      assert.ok(carol);
+      bindPhone(a, 'alice', 'sip:alice@10.0.0.1:5072', 3600);
+      a.presence.publish('alice', { note: 'in a meeting' }, 600);
+      await t.run(200);
+      t.net.kill(a.endpoint.self.addr);
+      try {
+        const seen = await t.settle(c.presence.watch(carol, 'alice'));
+        assert.deepEqual({ open: seen.open, note: seen.note }, { open: true, note: 'in a meeting' });
+      } finally {
+        t.net.revive(a.endpoint.self.addr);
+        a.presence.publish('alice', undefined, 0);
+        await t.run(3000);
+      }
+    });
+
     it('watching an unknown user is refused as unknown; a push to a watcher with no subscription is refused', async () => {
       const [a, b] = t.adapters;
       const bob = b.users.get('bob');
