@@ -58,7 +58,8 @@ describe('instant messages between real phones through two adapters', { skip, ti
     base = mkdtempSync(join(tmpdir(), 'secp2psip-im-'));
     boot = await startBootstrapProc(join(base, 'boot'));
     A = await startAdapterProc(boot.spec, join(base, 'A'));
-    B = await startAdapterProc(boot.spec, join(base, 'B'));
+    // B seals what it sends (protected mode): messages between the two adapters cross modes.
+    B = await startAdapterProc(boot.spec, join(base, 'B'), '127.0.0.1:0', ['--mode', 'protected']);
   });
 
   after(async () => {
@@ -102,6 +103,12 @@ describe('instant messages between real phones through two adapters', { skip, ti
       received(alice.out(), 'MESSAGE', 'hi alice, back') as string,
       new RegExp(`^From: <sip:bob@127\\.0\\.0\\.1:${A.sipPort}>`, 'm'),
     );
+    // From B (protected mode) the MESSAGE reached A sealed to alice.
+    await eventually('verified at A', () => /verified bob's MESSAGE; delivered/.test(A.stderr()), 10_000, A.stderr);
+    const line = A.stderr()
+      .split('\n')
+      .find((l) => l.includes("verified bob's MESSAGE"));
+    assert.equal(JSON.parse(line as string).sealed, true);
   });
 
   it('baresip to baresip over TCP: the recipient phone gets the MESSAGE on a TCP connection', async () => {
