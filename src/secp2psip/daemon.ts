@@ -213,6 +213,14 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const random = new CryptoRandom();
   // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
   const { identity, trust } = openAdapterData(o.dataDir, log, o);
+  // Like the files above, checked before a port is bound (a damaged one is a one-line fatal error).
+  let delivered: SqliteDeliveredLog | undefined;
+  try {
+    delivered = o.dataDir ? new SqliteDeliveredLog(join(o.dataDir, 'delivered.sqlite'), log) : undefined;
+  } catch (e) {
+    trust.close();
+    throw e;
+  }
   const { auth, warning } = phoneAuthOf(o, clock, log);
   const host = o.rpcHost ?? o.sipHost;
   // The phones' port first: while the adapter is starting they are asked to come back (503 with Retry-After).
@@ -239,7 +247,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const phones = new RegisteredPhones(registrar);
   const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
   const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
-  const delivered = o.dataDir ? new SqliteDeliveredLog(join(o.dataDir, 'delivered.sqlite')) : undefined;
+
   let role: AdapterRole<RegisteredPhones>;
   try {
     role = await startAdapterRole(
@@ -285,6 +293,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     await element.close();
     trust.close();
     bindings?.store.close();
+    delivered?.close();
     throw e;
   }
   const { node } = role;
