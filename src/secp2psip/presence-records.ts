@@ -17,7 +17,10 @@ import type { DhtRecord } from '../dht/store/record.ts';
 import { defaultValidator, type RecordValidator } from '../dht/store/validators.ts';
 import { UserKey } from '../identity/user-key.ts';
 import { fail, ok, type Result } from '../util/errors.ts';
-import { decodePresenceState, LIMITS, NAME_RE, type PresenceState } from './messages.ts';
+import type { ChordNode } from '../dht/chord/chord-node.ts';
+import type { LocalUser } from './call-common.ts';
+import { decodePresenceState, encodePresenceState, LIMITS, NAME_RE, type PresenceState } from './messages.ts';
+import type { VerifiedUsers } from './verified-users.ts';
 import { USER_CERT_MAX, verifyUserCert } from './user-cert.ts';
 
 export const PRESENCE_NAMESPACE = 'pres';
@@ -99,4 +102,33 @@ export function presenceValidator(bootstrapKeys: Iterable<Uint8Array>): RecordVa
     },
     select: (a, b) => (seqOf(b) > seqOf(a) ? b : a),
   };
+}
+
+/** Sign `state` as `user`'s presence record and put it in the ring; resolves with why it was not stored, if not. */
+export async function writePresenceRecord(
+  ring: ChordNode,
+  user: LocalUser,
+  state: PresenceState,
+  at: number,
+): Promise<string | undefined> {
+  const key = presenceKey(user.name);
+  const body = { name: user.name, state: encodePresenceState(state), at, ttl: PRESENCE_TTL_MS };
+  const sig = user.signer.sign(PRESENCE_RECORD_CONTEXT, presenceTbs(key, body));
+  const r = await ring.put(key, encodePresenceRecord({ ...body, cert: user.cert as Uint8Array, sig }), PRESENCE_TTL_MS);
+  return r.ok ? undefined : r.reason;
+}
+
+/** `name`'s presence as its record in the ring says, if the signature verifies with the key rebuilt from the ring. */
+export async function readPresenceRecord(
+  ring: ChordNode,
+  verified: VerifiedUsers,
+  name: string,
+): Promise<PresenceState | undefined> {
+  const key = presenceKey(name);
+  const got = await ring.get(key);
+  if (!got.ok) return undefined;
+  const d = decodePresenceRecord(got.value);
+  if (!d.ok || d.value.name !== name) return undefined;
+  const u = await verified.verify(name);
+  return u.key.verify(PRESENCE_RECORD_CONTEXT, presenceTbs(key, d.value), d.value.sig) ? d.value.parsed : undefined;
 }

@@ -50,14 +50,7 @@ import {
   type SecP2PSipMessage,
   type WatchMsg,
 } from './messages.ts';
-import {
-  decodePresenceRecord,
-  encodePresenceRecord,
-  PRESENCE_RECORD_CONTEXT,
-  PRESENCE_TTL_MS,
-  presenceKey,
-  presenceTbs,
-} from './presence-records.ts';
+import { PRESENCE_TTL_MS, readPresenceRecord, writePresenceRecord } from './presence-records.ts';
 import type { VerifiedUsers } from './verified-users.ts';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 
@@ -204,30 +197,21 @@ export class PresenceService {
   }
 
   /** `presentity`'s state as published in the ring, checked with the key rebuilt from the ring. */
-  private async readRing(presentity: string): Promise<PresenceState | undefined> {
-    if (!this.ctx.ring) return undefined;
-    const key = presenceKey(presentity);
-    const got = await this.ctx.ring.get(key);
-    if (!got.ok) return undefined;
-    const d = decodePresenceRecord(got.value);
-    if (!d.ok || d.value.name !== presentity) return undefined;
-    const u = await this.ctx.verified.verify(presentity);
-    if (!u.key.verify(PRESENCE_RECORD_CONTEXT, presenceTbs(key, d.value), d.value.sig)) return undefined;
-    return d.value.parsed;
+  private readRing(presentity: string): Promise<PresenceState | undefined> {
+    return this.ctx.ring
+      ? readPresenceRecord(this.ctx.ring, this.ctx.verified, presentity)
+      : Promise.resolve(undefined);
   }
 
   /** Sign `name`'s state into the ring (short TTL; signed again before it lapses, see scheduleTick). */
   private publishRecord(name: string, state: PresenceState): void {
     const user = this.ctx.users.get(name);
     if (!this.ctx.ring || !user?.cert) return;
-    const key = presenceKey(name);
     const at = this.ctx.clock.wallNow();
-    const body = { name, state: encodePresenceState(state), at, ttl: PRESENCE_TTL_MS };
-    const rec = { ...body, cert: user.cert, sig: user.signer.sign(PRESENCE_RECORD_CONTEXT, presenceTbs(key, body)) };
     this.ringAt.set(name, at);
-    this.ctx.ring.put(key, encodePresenceRecord(rec), PRESENCE_TTL_MS).then(
-      (r) => {
-        if (!r.ok) this.ctx.log.debug({ user: name, reason: r.reason }, 'presence record not stored');
+    writePresenceRecord(this.ctx.ring, user, state, at).then(
+      (why) => {
+        if (why) this.ctx.log.debug({ user: name, reason: why }, 'presence record not stored');
       },
       () => {},
     );
