@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,34 @@ import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, sta
  * alice's adapter signed.
  */
 const skip = haveBinary('baresip') ? false : 'baresip is not installed';
+
+/** PUBLISH (RFC 3903) an open status with `note` for `user` at the adapter's SIP port; resolves with the status. */
+function publishNote(port: number, user: string, note: string): Promise<number> {
+  const s = createSocket('udp4');
+  const pidf =
+    '<?xml version="1.0" encoding="UTF-8"?>\r\n<presence xmlns="urn:ietf:params:xml:ns:pidf" ' +
+    `entity="sip:${user}@127.0.0.1:${port}"><tuple id="x"><status><basic>open</basic></status></tuple>` +
+    `<note>${note}</note></presence>\r\n`;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer to PUBLISH')), 20_000);
+    s.on('message', (buf) => {
+      const m = /^SIP\/2\.0 (\d{3})/.exec(buf.toString());
+      if (!m || Number(m[1]) < 200) return;
+      clearTimeout(timer);
+      s.close();
+      resolve(Number(m[1]));
+    });
+    s.bind(0, '127.0.0.1', () => {
+      const me = s.address().port;
+      const text =
+        `PUBLISH sip:${user}@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${me};branch=z9hG4bKpub${me};rport\r\n` +
+        `Max-Forwards: 70\r\nFrom: <sip:${user}@127.0.0.1:${port}>;tag=p${me}\r\nTo: <sip:${user}@127.0.0.1:${port}>\r\n` +
+        `Call-ID: pub${me}@test\r\nCSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 600\r\n` +
+        `Content-Type: application/pidf+xml\r\nContent-Length: ${Buffer.byteLength(pidf)}\r\n\r\n${pidf}`;
+      s.send(text, port, '127.0.0.1');
+    });
+  });
+}
 
 /** The <basic> values of the NOTIFYs `phone` received, in order. */
 function notified(phone: Phone): string[] {
@@ -85,6 +114,16 @@ describe('presence seen by a real phone through two adapters', { skip, timeout: 
     const closedAt = notified(bob).length;
     await phoneCommand(alice, 'presence_online', '');
     await eventually('NOTIFY open after PUBLISH', () => notified(bob).slice(closedAt).includes('open'), 30_000, detail);
+
+    // A PUBLISH with a note (RFC 3903; baresip 1.0 publishes no notes, so this one comes from a plain UDP UA).
+    const noted = publishNote(A.sipPort, 'alice', 'busy &amp; on a call');
+    assert.equal(await noted, 200);
+    await eventually(
+      'NOTIFY with the note',
+      () => /<note>busy &#38; on a call<\/note>/.test(bob.out()),
+      30_000,
+      detail,
+    );
 
     // Alice's phone quits: it unregisters, her adapter pushes closed, bob's phone is told.
     const openAt = notified(bob).length;
