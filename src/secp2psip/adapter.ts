@@ -325,13 +325,14 @@ export class Adapter {
     this.retries.get(name)?.cancel();
     this.retries.delete(name);
     this.node.restoring.delete(name);
+    const before = this.phones.bindingsOf(name).length;
     const out = this.phones.register(name, to.value.uri.host, inc.request);
     inc.respond(out.status, out.reason, { headers: out.headers });
     // Registered, refreshed or unregistered: the user's watchers hear of a change (presence.ts).
     if (out.status === 200) this.node.presence.changed(name);
     // A phone is there: messages stored for the user while offline are delivered to it now (mailbox.ts).
     if (out.status === 200 && this.phones.bindingsOf(name).length > 0)
-      this.node.mailbox.collect(name).catch((e: unknown) => {
+      this.node.mailbox.collectIfDue(name, before === 0)?.catch((e: unknown) => {
         this.log.warn({ user: name, reason: (e as Error).message }, 'mailbox not collected');
       });
   }

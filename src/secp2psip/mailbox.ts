@@ -54,6 +54,9 @@ export interface DeliveredLog {
   add(nonce: Uint8Array, at: number): void;
 }
 
+/** How often a user's mailbox is read again on REGISTER refreshes of a phone that stayed online (ms). */
+export const COLLECT_INTERVAL_MS = 10 * 60_000;
+
 export class MemoryDeliveredLog implements DeliveredLog {
   private readonly seen = new Map<string, number>();
   has(nonce: Uint8Array): boolean {
@@ -90,6 +93,8 @@ export class Mailbox {
   private readonly ctx: MailboxContext;
   /** Users whose mailbox is being collected now (a second REGISTER does not start another pass). */
   private readonly collecting = new Map<string, Promise<CollectReport>>();
+  /** When each user's mailbox was last collected (monotonic ms). */
+  private readonly lastCollect = new Map<string, number>();
 
   constructor(ctx: MailboxContext) {
     this.ctx = ctx;
@@ -149,8 +154,21 @@ export class Mailbox {
     this.ctx.clock.setTimer(this.ttlMs, () => this.ctx.ring.unpublish(key));
   }
 
+  /**
+   * On a REGISTER: collect when a phone of the user just came online, else at most every
+   * COLLECT_INTERVAL_MS (a phone refreshing every minute must not read 32 slots from every replica each time).
+   */
+  collectIfDue(name: string, cameOnline: boolean): Promise<CollectReport> | undefined {
+    const now = this.ctx.clock.now();
+    const last = this.lastCollect.get(name);
+    if (!cameOnline && last !== undefined && now - last < COLLECT_INTERVAL_MS) return undefined;
+    return this.collect(name);
+  }
+
   /** Collect `name`'s mailbox (once at a time), delivering to its phones; see the module comment. */
   collect(name: string): Promise<CollectReport> {
+    this.lastCollect.set(name, this.ctx.clock.now());
+    if (this.lastCollect.size > 100_000) this.lastCollect.delete(this.lastCollect.keys().next().value as string);
     let p = this.collecting.get(name);
     if (!p) {
       p = this.collectNow(name).finally(() => this.collecting.delete(name));
