@@ -13,6 +13,8 @@ import type { BootstrapServer } from '../secp2psip/bootstrap-server.ts';
 import type { SecurityMode } from '../secp2psip/call-common.ts';
 import { RegisteredPhones } from '../secp2psip/local-phones.ts';
 import type { RebuildMode } from '../secp2psip/key-lookup.ts';
+import type { PhoneInbox } from '../secp2psip/messaging.ts';
+import type { PhonePresence } from '../secp2psip/presence.ts';
 import type { BootstrapInfo } from '../secp2psip/messages.ts';
 import { Registry } from '../secp2psip/registry.ts';
 import { type RingSettings, startAdapterRole, startBootstrapRole, unadmittedRef } from '../secp2psip/roles.ts';
@@ -49,6 +51,10 @@ export interface MemoryOverlayInit {
   settleLimitMs?: number;
   /** The SIP host:port adapter i puts in its location records. */
   sipAddr?: (i: number) => string;
+  /** Where adapter i delivers verified instant messages (messaging.ts; default: none, messages are refused). */
+  inbox?: (i: number) => PhoneInbox;
+  /** The phones' presence subscriptions at adapter i (presence.ts; default: none). */
+  presencePhones?: (i: number) => PhonePresence;
 }
 
 export class MemoryOverlay {
@@ -153,6 +159,8 @@ export class MemoryOverlay {
           identity,
           trust: new TrustStore(':memory:'),
           phones: new RegisteredPhones(new Registrar({ clock: this.clock }, { minExpires: 10 })),
+          inbox: this.init.inbox?.(n),
+          presencePhones: this.init.presencePhones?.(n),
           clock: this.clock,
           random: this.random,
           logger: this.init.logger,
@@ -193,6 +201,7 @@ export class MemoryOverlay {
   close(): void {
     for (const a of this.adapters) {
       a.ring.stop();
+      a.presence.stop();
       a.trust.close();
     }
     for (const b of this.bootstraps) {
@@ -227,6 +236,31 @@ export function phoneInvite(
   return p.value;
 }
 
+/** The MESSAGE (RFC 3428) a phone registered as `from` at its adapter `adapterHost` sends for `to`. */
+export function phoneMessage(
+  from: string,
+  to: string,
+  text: string,
+  adapterHost = '127.0.0.1:5060',
+  phoneHost = '10.0.0.1:5070',
+): SipRequest {
+  const n = ++callCounter;
+  const body = new TextEncoder().encode(text);
+  const head =
+    `MESSAGE sip:${to}@${adapterHost} SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP ${phoneHost};branch=z9hG4bK-msg-${n};rport\r\n` +
+    'Max-Forwards: 70\r\n' +
+    `From: <sip:${from}@${adapterHost}>;tag=m${n}\r\n` +
+    `To: <sip:${to}@${adapterHost}>\r\n` +
+    `Call-ID: msg-${n}@${phoneHost.replace(/:\d+$/, '')}\r\n` +
+    'CSeq: 1 MESSAGE\r\n' +
+    'Content-Type: text/plain;charset=UTF-8\r\n' +
+    `Content-Length: ${body.length}\r\n\r\n`;
+  const p = parseMessage(new Uint8Array([...new TextEncoder().encode(head), ...body]));
+  if (!p.ok || p.value.kind !== 'request') throw new Error('bad phone MESSAGE');
+  return p.value;
+}
+
 let registerCounter = 0;
 
 /**
@@ -234,7 +268,7 @@ let registerCounter = 0;
  * phone's REGISTER at the adapter's SIP half would: the callee side then
  * answers with it in the 302 (`<contact>`).
  */
-export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, contact: string): void {
+export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, contact: string, expiresS = 3600): void {
   const n = ++registerCounter;
   const host = 'adapter.test';
   const text =
@@ -246,7 +280,7 @@ export function bindPhone(node: AdapterNode<RegisteredPhones>, name: string, con
     `Call-ID: reg-${n}@test\r\n` +
     'CSeq: 1 REGISTER\r\n' +
     `Contact: <${contact}>\r\n` +
-    'Expires: 3600\r\n' +
+    `Expires: ${expiresS}\r\n` +
     'Content-Length: 0\r\n\r\n';
   const p = parseMessage(new TextEncoder().encode(text));
   if (!p.ok || p.value.kind !== 'request') throw new Error('bad phone REGISTER');

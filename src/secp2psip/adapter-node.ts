@@ -21,7 +21,12 @@ import type { Random } from '../util/random.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
 import { SECP2PSIP_METHOD } from './bootstrap-server.ts';
 import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
-import { answerInvite, type CalleeContext } from './callee.ts';
+import { answerOpenedInvite, type CalleeContext } from './callee.ts';
+import { openRequest } from './call-common.ts';
+import { answerIm, type MessagingContext, type PhoneInbox } from './messaging.ts';
+import { type PhonePresence, PresenceService } from './presence.ts';
+import { type DeliveredLog, Mailbox, MemoryDeliveredLog } from './mailbox.ts';
+import { MAILBOX_TTL_MS } from './mailbox-records.ts';
 import type { CallerContext } from './caller.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import {
@@ -53,6 +58,12 @@ export interface AdapterNodeComponents<P extends LocalPhones = LocalPhones> {
   phones: P;
   /** Where users' keys live (default: in memory, a new key on every registration). */
   keys?: UserKeyStore;
+  /** Where verified instant messages go to the users' phones (absent: messages to them are refused). */
+  inbox?: PhoneInbox;
+  /** The phones' presence subscriptions and registrations (presence.ts). */
+  presencePhones?: PhonePresence;
+  /** Nonces of the messages delivered here (mailbox.ts; default: in memory). */
+  delivered?: DeliveredLog;
   clock: Clock;
   random: Random;
   logger?: Logger;
@@ -74,6 +85,8 @@ export interface AdapterNodeInit {
   cacheMs?: number;
   /** New names (no key kept yet) sent to the bootstrap per minute, a burst of this many then spread (0/absent: no cap). */
   newNamesPerMinute?: number;
+  /** How long a message stored for an offline user lives in the ring (ms; default and most: 7 days). */
+  mailboxTtlMs?: number;
 }
 
 /**
@@ -146,7 +159,13 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   readonly caller: CallerContext;
   /** What answers the SECP2PSIP INVITEs of other adapters (callee.ts). */
   readonly callee: CalleeContext;
-  readonly stats = { registrations: 0, invitesAnswered: 0, malformed: 0 };
+  /** What sends and answers instant messages (messaging.ts). */
+  readonly messaging: MessagingContext;
+  /** Offline messages: deposits into other users' mailboxes, collection of this adapter's users' (mailbox.ts). */
+  readonly mailbox: Mailbox;
+  /** Presence: watching other users for this adapter's phones, and publishing its users' state (presence.ts). */
+  readonly presence: PresenceService;
+  readonly stats = { registrations: 0, invitesAnswered: 0, messagesAnswered: 0, malformed: 0 };
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
@@ -230,6 +249,32 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       onEvent: init.onEvent,
       onMalformed: () => this.stats.malformed++,
     };
+    const delivered = c.delivered ?? new MemoryDeliveredLog();
+    this.mailbox = new Mailbox({
+      ring: this.ring,
+      users: this.users,
+      verified: this.verified,
+      clock: this.clock,
+      log: this.log,
+      inbox: c.inbox,
+      delivered,
+      ttlMs: init.mailboxTtlMs ?? MAILBOX_TTL_MS,
+    });
+    this.messaging = {
+      endpoint: this.endpoint,
+      users: this.users,
+      verified: this.verified,
+      replay,
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      mode: () => this.caller.mode,
+      timeoutMs: init.timeoutMs ?? 5000,
+      inbox: c.inbox,
+      mailbox: this.mailbox,
+      delivered,
+    };
+    this.presence = new PresenceService({ ...this.messaging, phones: c.presencePhones, ring: this.ring });
     this.setNewNamesPerMinute(init.newNamesPerMinute ?? 0);
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
   }
@@ -253,14 +298,19 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
       if (!this.ready) return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: 'adapter starting' });
-      if (this.restoring.size > 0) {
-        const d = decodeMessage(payload);
-        const to = d.ok && d.value.t === 'INVITE' ? d.value.to : undefined;
-        if (to !== undefined && this.restoring.has(to) && !this.users.has(to))
-          return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${to} is being registered again` });
+      const opened = openRequest(this.users, payload);
+      const m = opened.d.ok ? opened.d.value : undefined;
+      if (this.restoring.size > 0 && (m?.t === 'INVITE' || m?.t === 'MESSAGE')) {
+        if (this.restoring.has(m.to) && !this.users.has(m.to))
+          return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: `${m.to} is being registered again` });
+      }
+      if (m?.t === 'WATCH' || m?.t === 'PRESENCE') return this.presence.answer(opened, caller);
+      if (m?.t === 'MESSAGE') {
+        this.stats.messagesAnswered++;
+        return answerIm(this.messaging, opened, caller);
       }
       this.stats.invitesAnswered++;
-      return answerInvite(this.callee, payload, caller);
+      return answerOpenedInvite(this.callee, opened, caller);
     }
     return this.ring.handleRequest(method, payload, caller);
   }
@@ -294,6 +344,11 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     return p;
   }
 
+  /** The registration of `name` with the bootstrap under way, if one is (a phone's REGISTER started it). */
+  registering(name: string): Promise<LocalUser> | undefined {
+    return this.pending.get(name);
+  }
+
   /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */
   async registerUser(name: string, invite?: string): Promise<LocalUser> {
     if (!NAME_RE.test(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not a usable user name`);
@@ -324,6 +379,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
         sealKey: body.publicKey.sealKey,
         registeredAt: reg.registeredAt,
       },
+      ...(reg.userCert ? { cert: reg.userCert } : {}),
     };
     this.users.set(name, user);
     if (token !== undefined) this.keys.inviteSpent(name);

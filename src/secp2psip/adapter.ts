@@ -31,7 +31,10 @@ import type { Clock, Timer } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
+import type { LocalUser } from './call-common.ts';
 import { type CallTrace, placeCall } from './caller.ts';
+import { relayPhoneMessage } from './phone-messages.ts';
+import { acceptPublish, type PhoneSubscriptions } from './phone-presence.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { isUsableUserName } from './messages.ts';
 import { logRefusal } from '../util/refusal.ts';
@@ -85,7 +88,7 @@ export class Adapter {
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
   readonly door: SipFrontDoor;
-  readonly stats = { registers: 0, invites: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
+  readonly stats = { registers: 0, invites: 0, messages: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
   /** Recent call outcomes (for the demo). */
   readonly calls: CallRecord[] = [];
   private readonly clock: Clock;
@@ -99,6 +102,7 @@ export class Adapter {
   private readonly retries = new Map<string, Timer>();
   private retriesStopped = false;
   private readonly auth: PhoneAuth;
+  private readonly subscriptions?: PhoneSubscriptions;
   /** Call-IDs of authenticated requests relayed to a verified contact -> expiry: their ACKs may follow. */
   private readonly relayedCalls = new Map<string, number>();
   private readonly onCall?: CallObserver;
@@ -110,6 +114,8 @@ export class Adapter {
     clock: Clock;
     /** Who may register and call here; see PhoneAuth. */
     auth: PhoneAuth;
+    /** The phones' presence subscriptions (the node's `presencePhones`); without it SUBSCRIBE and PUBLISH are 405. */
+    subscriptions?: PhoneSubscriptions;
     logger?: Logger;
     /** Told about each call's outcome and steps (metrics, the dashboard). */
     onCall?: CallObserver;
@@ -117,6 +123,7 @@ export class Adapter {
     this.node = c.node;
     this.onCall = c.onCall;
     this.auth = c.auth;
+    this.subscriptions = c.subscriptions;
     this.element = c.element;
     this.phones = c.node.phones;
     this.registrar = c.node.phones.registrar;
@@ -128,7 +135,17 @@ export class Adapter {
       element: c.element,
       logger: this.log,
       user: {
-        methods: { REGISTER: (inc) => this.register(inc), INVITE: (inc) => this.invite(inc) },
+        methods: {
+          REGISTER: (inc) => this.register(inc),
+          INVITE: (inc) => this.invite(inc),
+          MESSAGE: (inc) => this.message(inc),
+          ...(c.subscriptions
+            ? {
+                SUBSCRIBE: (inc: IncomingRequest) => this.subscribe(inc),
+                PUBLISH: (inc: IncomingRequest) => this.publish(inc),
+              }
+            : {}),
+        },
         // While restarting, every phone request but OPTIONS gets 503 with Retry-After, before anything else.
         relay: (inc) => {
           if (this.ready || inc.request.method === 'OPTIONS') return this.relay(inc);
@@ -169,6 +186,8 @@ export class Adapter {
         this.phones.restore(name, aors[aors.length - 1]);
         try {
           await this.node.ensureUser(name);
+          // Messages stored while this adapter was down go to the phones whose bindings came back.
+          this.node.mailbox.collect(name).catch(() => undefined);
         } catch (e) {
           failed++;
           const reason = isOverlayError(e) ? e.message : (e as Error).message;
@@ -245,6 +264,8 @@ export class Adapter {
 
   /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
   private relay(inc: IncomingRequest): boolean {
+    // A SUBSCRIBE inside a presence subscription of ours (refresh or end) is answered by that subscription.
+    if (this.subscriptions?.inDialog(inc)) return true;
     if (!this.isVerifiedTarget(inc.request.uri)) return false;
     // Issue 16 item 6: only this adapter's own phones are relayed, never a stranger who names a verified contact.
     if (this.auth !== 'open') {
@@ -329,8 +350,16 @@ export class Adapter {
     this.retries.get(name)?.cancel();
     this.retries.delete(name);
     this.node.restoring.delete(name);
+    const before = this.phones.bindingsOf(name).length;
     const out = this.phones.register(name, to.value.uri.host, inc.request);
     inc.respond(out.status, out.reason, { headers: out.headers });
+    // Registered, refreshed or unregistered: the user's watchers hear of a change (presence.ts).
+    if (out.status === 200) this.node.presence.changed(name);
+    // A phone is there: messages stored for the user while offline are delivered to it now (mailbox.ts).
+    if (out.status === 200 && this.phones.bindingsOf(name).length > 0)
+      this.node.mailbox.collectIfDue(name, before === 0)?.catch((e: unknown) => {
+        this.log.warn({ user: name, reason: (e as Error).message }, 'mailbox not collected');
+      });
   }
 
   private async invite(inc: IncomingRequest): Promise<void> {
@@ -343,22 +372,9 @@ export class Adapter {
       inc.respond(400, 'Bad Request');
       return;
     }
-    let callerName = from.value.uri.user ?? '';
-    if (this.auth !== 'open') {
-      const user = this.auth.digest.authenticate(inc, true);
-      if (user === undefined || !this.fromIs(inc, user)) return;
-      callerName = user;
-    }
-    const caller = this.node.users.get(callerName);
-    if (!caller && this.node.restoring.has(callerName)) {
-      respondNotReady(inc, `${callerName} is being registered again`);
-      return;
-    }
-    if (!caller) {
-      logRefusal(this.log, 'not_registered', inc.source, { user: callerName }, 'phone refused: caller not registered');
-      inc.respond(403, `Forbidden: ${callerName || 'caller'} is not registered at this adapter`);
-      return;
-    }
+    const caller = this.sender(inc, from.value.uri.user ?? '');
+    if (!caller) return;
+    const callerName = caller.name;
     const calleeName = uri.value.user ?? '';
     const out = await placeCall(this.node.caller, req, caller, calleeName, () => inc.cancelled);
     if (inc.cancelled || inc.finalSent) return;
@@ -392,6 +408,60 @@ export class Adapter {
     this.calls.push(record);
     if (this.calls.length > 1000) this.calls.shift();
     this.onCall?.(record);
+  }
+
+  /**
+   * The local user a phone's INVITE or MESSAGE is sent as: the authenticated user (challenged with 407), who must
+   * be the From user and registered here; otherwise the phone has its answer and the result is undefined.
+   */
+  private sender(inc: IncomingRequest, fromUser: string): LocalUser | undefined {
+    let name = fromUser;
+    if (this.auth !== 'open') {
+      const user = this.auth.digest.authenticate(inc, true);
+      if (user === undefined || !this.fromIs(inc, user)) return undefined;
+      name = user;
+    }
+    const user = this.node.users.get(name);
+    if (!user && this.node.restoring.has(name)) respondNotReady(inc, `${name} is being registered again`);
+    else if (!user) {
+      logRefusal(this.log, 'not_registered', inc.source, { user: name }, 'phone refused: caller not registered');
+      inc.respond(403, `Forbidden: ${name || 'caller'} is not registered at this adapter`);
+    }
+    return user;
+  }
+
+  /** RFC 3428 MESSAGE from a phone to `sip:<user>@<adapter>`: sent through the overlay (phone-messages.ts). */
+  private async message(inc: IncomingRequest): Promise<void> {
+    this.stats.messages++;
+    const from = getFrom(inc.request);
+    if (!from.ok) {
+      inc.respond(400, `Bad Request: ${from.error}`);
+      return;
+    }
+    const sender = this.sender(inc, from.value.uri.user ?? '');
+    if (sender) await relayPhoneMessage(this.node.messaging, inc, sender);
+  }
+
+  /** RFC 3856 SUBSCRIBE for `presence` from a phone: watched through the overlay (phone-presence.ts). */
+  private async subscribe(inc: IncomingRequest): Promise<void> {
+    const from = getFrom(inc.request);
+    if (!from.ok) {
+      inc.respond(400, `Bad Request: ${from.error}`);
+      return;
+    }
+    // Phones subscribe as they start, while their REGISTER may still be on its way to the bootstrap: wait for it.
+    const name = from.value.uri.user ?? '';
+    await this.node.registering(name)?.catch(() => undefined);
+    const watcher = this.sender(inc, name);
+    if (watcher && this.subscriptions) await this.subscriptions.subscribe(inc, watcher, this.node.presence);
+  }
+
+  /** RFC 3903 PUBLISH from a phone: its user's status and note (phone-presence.ts). */
+  private publish(inc: IncomingRequest): void {
+    const from = getFrom(inc.request);
+    const user = from.ok ? this.sender(inc, from.value.uri.user ?? '') : undefined;
+    if (!from.ok) inc.respond(400, `Bad Request: ${from.error}`);
+    if (user) acceptPublish(inc, user, this.node.presence);
   }
 
   private isVerifiedTarget(uri: string): boolean {

@@ -43,6 +43,7 @@ import {
   type RingContact,
   registerTbs,
 } from './messages.ts';
+import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
 import { NamePublisher } from './name-publisher.ts';
 import type { NameRegistry } from './name-registry.ts';
@@ -585,6 +586,7 @@ export class BootstrapServer {
       k: this.k,
       n: this.n,
       bootstraps: this.bootstraps,
+      userCert: issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
     };
   }
 

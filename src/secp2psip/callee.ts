@@ -28,19 +28,24 @@
  * key (one X25519 agreement per message) would hide that too.
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
-import { open, recipientHint } from '../identity/seal.ts';
 import type { Caller } from '../rpc/types.ts';
-import { bytesEqual } from '../util/bytes.ts';
 import { buildResponse } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
-import { type FlowEvent, type LocalUser, type LocalUsers, type SecurityMode, sealFor } from './call-common.ts';
+import {
+  type FlowEvent,
+  type LocalUsers,
+  type Opened,
+  openRequest,
+  type SecurityMode,
+  sealFor,
+} from './call-common.ts';
 import { checkInviteSip, refuse } from './call-checks.ts';
 import type { VerifiedUser } from './key-lookup.ts';
 import type { LocalPhones } from './local-phones.ts';
-import { callTbs, DOMAIN, decodeMessage, encodeMessage, type RedirectMsg } from './messages.ts';
+import { callTbs, DOMAIN, encodeMessage, type RedirectMsg } from './messages.ts';
 import type { VerifiedUsers } from './verified-users.ts';
 
 /** What the callee's side uses. */
@@ -62,23 +67,13 @@ export interface CalleeContext {
 }
 
 /** Callee side: answer one SECP2PSIP INVITE (plain or sealed). Never throws: refusals are ERROR messages. */
-export async function answerInvite(ctx: CalleeContext, payload: unknown, from: Caller): Promise<Uint8Array> {
-  let d = decodeMessage(payload);
-  let sealedTo: LocalUser | undefined;
-  if (d.ok && d.value.t === 'SEALED') {
-    const { box, hint } = d.value;
-    d = { ok: false, error: hint ? 'sealed to no user of this adapter' : 'sealed INVITE without a recipient hint' };
-    // Only the user the hint names is tried (an HMAC per user, not an X25519 + AEAD open per user).
-    for (const u of hint ? ctx.users.values() : []) {
-      if (!bytesEqual(recipientHint(u.bundle.sealKey, box), hint as Uint8Array)) continue;
-      const o = open(u.kem, box);
-      if (o.ok) {
-        d = decodeMessage(o.value);
-        sealedTo = u;
-        break;
-      }
-    }
-  }
+export function answerInvite(ctx: CalleeContext, payload: unknown, from: Caller): Promise<Uint8Array> {
+  return answerOpenedInvite(ctx, openRequest(ctx.users, payload), from);
+}
+
+/** Callee side, once the request is opened (call-common.ts openRequest). */
+export async function answerOpenedInvite(ctx: CalleeContext, opened: Opened, from: Caller): Promise<Uint8Array> {
+  const { d, sealedTo } = opened;
   if (!d.ok || d.value.t !== 'INVITE') {
     ctx.onMalformed?.();
     const reason = d.ok ? `unexpected ${d.value.t}` : d.error;
@@ -93,15 +88,7 @@ export async function answerInvite(ctx: CalleeContext, payload: unknown, from: C
     const early = ctx.replay.peek(m.nonce, m.ts, `invite:${m.name}`);
     if (!early.ok) refuse(early.code, early.reason);
     const sip = checkInviteSip(m);
-    callerUser = await ctx.verified.verify(m.name);
-    // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt caller key.
-    let signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
-    if (!signed && ctx.verified.inDoubt(m.name, callerUser)) {
-      ctx.verified.forget(m.name);
-      callerUser = await ctx.verified.verify(m.name, true);
-      signed = callerUser.key.verify(DOMAIN.invite, callTbs(m), m.sig);
-    }
-    if (!signed) refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
+    callerUser = await ctx.verified.verifySigned(m.name, (u) => u.key.verify(DOMAIN.invite, callTbs(m), m.sig));
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
     const contacts = ctx.phones.contactsOf(callee.name);

@@ -139,18 +139,18 @@ export async function placeCall(
       trace.verifiedMs = step();
       return checked;
     };
-    let response: SipResponse;
-    try {
-      response = await attempt(callee);
-    } catch (e) {
-      // A cached or unconfirmed location or key may be stale (moved, re-registered): look up once more,
-      // confirmed, and try again.
-      const doubt = ctx.verified.inDoubt(calleeName, callee);
-      if (!doubt || isCancelled() || isOverlayError(e, 'TIMEOUT')) throw e;
-      ctx.verified.forget(calleeName);
-      callee = await ctx.verified.verify(calleeName, true);
-      response = await attempt(callee);
-    }
+    // A cached or unconfirmed location or key may be stale (moved, re-registered): withUser looks up once more,
+    // confirmed, and tries again (not after a CANCEL).
+    const verified = await ctx.verified.withUser(
+      calleeName,
+      async (u) => {
+        if (u !== callee && isCancelled()) refuse('TIMEOUT', 'cancelled');
+        return { response: await attempt(u), callee: u };
+      },
+      callee,
+    );
+    const response: SipResponse = verified.response;
+    callee = verified.callee;
     ctx.log.info(
       { caller: caller.name, callee: calleeName, mode: ctx.mode, badPieces: callee.pieces.bad },
       `verified ${calleeName}'s REDIRECT; sending 302`,

@@ -40,6 +40,9 @@ import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
 import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
 import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
+import { PhoneMessenger } from './phone-messages.ts';
+import { PhoneSubscriptions } from './phone-presence.ts';
+import { SqliteDeliveredLog } from './delivered-log.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
 import { openAdapterData, openBootstrapData, rememberedRingPort, rememberRingPort } from './data-dir.ts';
@@ -218,6 +221,8 @@ export interface AdapterDaemonOptions {
   onEvent?: (e: FlowEvent) => void;
   /** Reuse of users verified through the ring (ms, default 30 s; 0: every call fetches key pieces again). */
   cacheMs?: number;
+  /** How long a message stored for an offline user lives in the ring (ms; default and most: 7 days). */
+  mailboxTtlMs?: number;
   /** Other bootstraps of the set to fail over to (besides those learnt on earlier starts, kept in the data dir). */
   bootstraps?: BootstrapInfo[];
   /** How long to keep asking the bootstraps for admission at start (ms, default 120 s). */
@@ -256,6 +261,14 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const random = new CryptoRandom();
   // Node key and trust store are checked before a port is bound: a damaged file is a one-line fatal error.
   const { identity, trust } = openAdapterData(o.dataDir, log, o);
+  // Like the files above, checked before a port is bound (a damaged one is a one-line fatal error).
+  let delivered: SqliteDeliveredLog | undefined;
+  try {
+    delivered = o.dataDir ? new SqliteDeliveredLog(join(o.dataDir, 'delivered.sqlite'), log) : undefined;
+  } catch (e) {
+    trust.close();
+    throw e;
+  }
   const { auth, warning } = phoneAuthOf(o, clock, log);
   const host = o.rpcHost ?? o.sipHost;
   // The phones' port first: while the adapter is starting they are asked to come back (503 with Retry-After).
@@ -279,13 +292,20 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
     if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
   }
+  const phones = new RegisteredPhones(registrar);
+  const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
+  const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
+
   let role: AdapterRole<RegisteredPhones>;
   try {
     role = await startAdapterRole(
       {
         identity,
         trust,
-        phones: new RegisteredPhones(registrar),
+        phones,
+        inbox,
+        presencePhones: subscriptions,
+        delivered,
         keys: o.dataDir ? new FileUserKeys(join(o.dataDir, 'users')) : undefined,
         clock,
         random,
@@ -331,6 +351,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         timeoutMs: o.timeoutMs,
         onEvent: o.onEvent,
         cacheMs: o.cacheMs ?? DEFAULT_VERIFIED_CACHE_MS,
+        mailboxTtlMs: o.mailboxTtlMs,
         stabilizeMs: o.stabilizeMs,
         newNamesPerMinute: o.newNamesPerMinute,
       },
@@ -339,11 +360,12 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     await element.close();
     trust.close();
     bindings?.store.close();
+    delivered?.close();
     throw e;
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, logger: log, onCall: o.onCall });
+  const adapter = new Adapter({ node, element, clock, auth, subscriptions, logger: log, onCall: o.onCall });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();
@@ -361,11 +383,14 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     async close() {
       stopSweeping();
       adapter.stopRetries();
+      node.presence.stop();
+      subscriptions.close();
       await role.leave();
       await element.close();
       await role.endpoint.close();
       trust.close();
       bindings?.store.close();
+      delivered?.close();
     },
   };
 }

@@ -6,7 +6,7 @@
  */
 import { formatNameAddr } from '../sip/header-values.ts';
 import type { SipRequest } from '../sip/message.ts';
-import type { RegisterOutcome, Registrar } from '../sip/registrar.ts';
+import type { LiveBinding, RegisterOutcome, Registrar } from '../sip/registrar.ts';
 import { parseRequestUri } from '../sip/uri.ts';
 
 export interface LocalPhones {
@@ -36,6 +36,14 @@ export class RegisteredPhones implements LocalPhones {
   drop(name: string, aors: readonly string[]): void {
     for (const aor of aors) this.registrar.removeAor(aor);
     this.aors.delete(name);
+  }
+
+  /** The current bindings of the user's phones (where a MESSAGE or NOTIFY for the user goes). */
+  bindingsOf(name: string): LiveBinding[] {
+    const aor = this.aors.get(name);
+    if (!aor) return [];
+    const u = parseRequestUri(aor);
+    return u.ok ? this.registrar.lookup(u.value) : [];
   }
 
   contactsOf(name: string): string[] {

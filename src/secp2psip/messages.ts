@@ -128,6 +128,8 @@ export interface RegisteredMsg {
   n: number;
   /** Every bootstrap of the overlay: their keys sign admissions and ring writes. */
   bootstraps: BootstrapInfo[];
+  /** The user certificate (user-cert.ts): lets ring members check the user's mailbox deposits. */
+  userCert?: Uint8Array;
 }
 
 export interface BootstrapInfo {
@@ -275,7 +277,68 @@ export interface WhoisOkMsg {
   bundle: UserKeyBundle;
 }
 
+/**
+ * An instant message (RFC 3428 MESSAGE) from one user to another, shaped like Table 2: `sip` is the phone's SIP
+ * MESSAGE bytes, `sig` the sender's signature over `callTbs` (messaging.ts).
+ */
+export interface ImMsg {
+  t: 'MESSAGE';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+/**
+ * The recipient's adapter handed an ImMsg to `sip` = the count (decimal ASCII) of the recipient's phones that took
+ * it; signed by the recipient, `nonce` echoes the MESSAGE's so it cannot answer another one.
+ */
+export interface DeliveredMsg {
+  t: 'DELIVERED';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+/**
+ * Presence (presence.ts). WATCH: user `name` asks the adapter of user `to` for `to`'s presence for `sip` =
+ * the seconds (decimal ASCII) it wants it, signed by the watcher; `callId` names the subscription.
+ * PRESENCE: `name`'s state for watcher `to` (`sip` = CBOR of PresenceState), signed by `name`.
+ */
+export interface WatchMsg {
+  t: 'WATCH';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
+export interface PresenceMsg {
+  t: 'PRESENCE';
+  name: string;
+  to: string;
+  callId: string;
+  nonce: Uint8Array;
+  ts: number;
+  sip: Uint8Array;
+  sig: Uint8Array;
+}
+
 export type SecP2PSipMessage =
+  | ImMsg
+  | DeliveredMsg
+  | WatchMsg
+  | PresenceMsg
   | RegisterMsg
   | RegisteredMsg
   | AdmitMsg
@@ -409,7 +472,7 @@ function readBootstraps(o: Obj): BootstrapInfo[] {
   });
 }
 
-function readSigned<T extends 'INVITE' | 'REDIRECT'>(t: T, o: Obj) {
+function readSigned<T extends 'INVITE' | 'REDIRECT' | 'MESSAGE' | 'DELIVERED' | 'WATCH' | 'PRESENCE'>(t: T, o: Obj) {
   return {
     t,
     name: str(o, 'name', LIMITS.name, NAME_RE),
@@ -451,7 +514,7 @@ function readMessage(o: Obj): SecP2PSipMessage {
       }) as unknown as RegisterMsg;
     }
     case 'REGISTERED':
-      return {
+      return strip({
         t: 'REGISTERED',
         name: str(o, 'name', LIMITS.name, NAME_RE),
         registeredAt: int(o, 'registeredAt'),
@@ -461,7 +524,8 @@ function readMessage(o: Obj): SecP2PSipMessage {
         k: int(o, 'k', 1),
         n: int(o, 'n', 1),
         bootstraps: readBootstraps(o),
-      };
+        userCert: optBytes(o, 'userCert', LIMITS.spki + 256),
+      }) as unknown as RegisteredMsg;
     case 'ADMIT':
       return o.nodeKey === undefined ? { t: 'ADMIT' } : { t: 'ADMIT', nodeKey: bytes(o, 'nodeKey', 32) };
     case 'ADMITTED':
@@ -478,6 +542,14 @@ function readMessage(o: Obj): SecP2PSipMessage {
       return readSigned('INVITE', o);
     case 'REDIRECT':
       return readSigned('REDIRECT', o);
+    case 'MESSAGE':
+      return readSigned('MESSAGE', o);
+    case 'DELIVERED':
+      return readSigned('DELIVERED', o);
+    case 'WATCH':
+      return readSigned('WATCH', o);
+    case 'PRESENCE':
+      return readSigned('PRESENCE', o);
     case 'SEALED':
       return o.hint === undefined
         ? { t: 'SEALED', box: bytes(o, 'box', undefined, LIMITS.message) }
@@ -553,6 +625,10 @@ export const DOMAIN = {
   location: 'secp2psip/location/v1',
   invite: 'secp2psip/invite/v1',
   redirect: 'secp2psip/redirect/v1',
+  message: 'secp2psip/message/v1',
+  delivered: 'secp2psip/delivered/v1',
+  watch: 'secp2psip/watch/v1',
+  presence: 'secp2psip/presence/v1',
 } as const;
 
 /** Proof of possession for Table 1: binds name, adapter, both user keys, node key, time and nonce. */
@@ -581,6 +657,37 @@ export function locationTbs(r: Omit<LocationRecord, 'sig' | 'admission'>): Uint8
  * Table 2/3 SignedHash, widened: kind, sender name, receiver name, Call-ID,
  * nonce, timestamp and SHA-256 of the SIP request bytes.
  */
-export function callTbs(m: Omit<InviteMsg | RedirectMsg, 'sig'>): Uint8Array {
+export function callTbs(
+  m: Omit<InviteMsg | RedirectMsg | ImMsg | DeliveredMsg | WatchMsg | PresenceMsg, 'sig'>,
+): Uint8Array {
   return cborEncode([m.t, m.name, m.to, m.callId, m.nonce, m.ts, sha256(m.sip)]);
+}
+
+/** A user's presence as its adapter publishes it (RFC 3863 basic status and note), ordered by `seq`. */
+export interface PresenceState {
+  open: boolean;
+  note?: string;
+  /** Grows with every change the presentity's adapter makes (a newer state wins). */
+  seq: number;
+}
+
+/** Longest presence note carried (characters). */
+export const PRESENCE_NOTE_MAX = 256;
+
+export function encodePresenceState(s: PresenceState): Uint8Array {
+  return cborEncode(strip({ open: s.open, note: s.note, seq: s.seq }));
+}
+
+export function decodePresenceState(buf: unknown): Result<PresenceState> {
+  const r = decodeCbor(buf);
+  if (!r.ok) return r;
+  const o = r.value;
+  if (typeof o.open !== 'boolean') return fail('bad open');
+  if (o.note !== undefined && (typeof o.note !== 'string' || o.note.length > PRESENCE_NOTE_MAX))
+    return fail('bad note');
+  try {
+    return ok(strip({ open: o.open, note: o.note, seq: int(o, 'seq') }) as unknown as PresenceState);
+  } catch {
+    return fail('bad seq');
+  }
 }

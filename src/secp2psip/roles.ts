@@ -33,6 +33,8 @@ import type { AdmittedMsg, BootstrapInfo } from './messages.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { Registry } from './registry.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
+import { MAILBOX_NAMESPACE, mailboxValidator } from './mailbox-records.ts';
+import { PRESENCE_NAMESPACE, presenceValidator } from './presence-records.ts';
 import {
   type BootstrapJoin,
   FOUNDING_POLL_MS,
@@ -46,6 +48,9 @@ import {
 } from './ring-join.ts';
 import type { TrustStore } from './trust-store.ts';
 import type { UserKeyStore } from './user-keys.ts';
+import type { PhoneInbox } from './messaging.ts';
+import type { PhonePresence } from './presence.ts';
+import type { DeliveredLog } from './mailbox.ts';
 
 /** Ring settings every SecP2PSIP member shares; the defaults live here only. */
 export interface RingSettings {
@@ -63,7 +68,14 @@ export function ringOptions(keys: Iterable<Uint8Array>, clock: Clock, s: RingSet
   const list = [...keys];
   return {
     verifyRef: admittedRef(list, () => clock.wallNow()),
-    store: { validators: { '': bootstrapWrittenValidator(list, defaultValidator()) } },
+    // Mailboxes (offline messages) are written by users holding a bootstrap-signed certificate, not by bootstraps.
+    store: {
+      validators: {
+        '': bootstrapWrittenValidator(list, defaultValidator()),
+        [MAILBOX_NAMESPACE]: mailboxValidator(list),
+        [PRESENCE_NAMESPACE]: presenceValidator(list),
+      },
+    },
     installHandler: false,
     stabilizeMs: s.stabilizeMs ?? DEFAULT_STABILIZE_MS,
     rpcTimeoutMs: s.rpcTimeoutMs ?? DEFAULT_RING_RPC_TIMEOUT_MS,
@@ -233,6 +245,12 @@ export interface AdapterRoleComponents<P extends LocalPhones = LocalPhones> exte
   phones: P;
   /** Where users' keys live (default: in memory). */
   keys?: UserKeyStore;
+  /** Where verified instant messages go to the users' phones (messaging.ts). */
+  inbox?: PhoneInbox;
+  /** The phones' presence subscriptions and registrations (presence.ts). */
+  presencePhones?: PhonePresence;
+  /** Nonces of the messages delivered here (mailbox.ts). */
+  delivered?: DeliveredLog;
   /** A short-lived endpoint with the node key's own id, for ADMIT (closed after). */
   admissionEndpoint(): Promise<RpcEndpoint>;
   /** Open the ring endpoint under the admitted id; `keys` are the bootstrap keys of the set. */
@@ -291,7 +309,19 @@ export async function startAdapterRole<P extends LocalPhones>(
   // an overload), it keeps probing it with backoff and merges back through it (RememberedMembers).
   ring.remember(admitted.ring.filter((r) => keys.some((k) => bytesEqual(k, r.key))));
   const node = new AdapterNode<P>(
-    { endpoint, ring, trust, phones: c.phones, keys: c.keys, clock, random: forkOf(random), logger: log },
+    {
+      endpoint,
+      ring,
+      trust,
+      phones: c.phones,
+      keys: c.keys,
+      inbox: c.inbox,
+      presencePhones: c.presencePhones,
+      delivered: c.delivered,
+      clock,
+      random: forkOf(random),
+      logger: log,
+    },
     {
       admitted,
       bootstrap: via,
@@ -303,6 +333,7 @@ export async function startAdapterRole<P extends LocalPhones>(
       onEvent: o.onEvent,
       cacheMs: o.cacheMs,
       newNamesPerMinute: o.newNamesPerMinute,
+      mailboxTtlMs: o.mailboxTtlMs,
     },
   );
   if (o.holdUntilReady) node.ready = false;

@@ -92,6 +92,40 @@ export class VerifiedUsers {
     return this.cache.get(name)?.user === u || u.unconfirmed;
   }
 
+  /**
+   * `attempt` with `name` verified; when it fails and the user may be stale (cached, or from an unconfirmed
+   * owner: moved or re-registered since), once more with the user looked up afresh, owners confirmed. A timeout
+   * is not retried. The caller's side of a call and the sender's side of a message both go through here.
+   */
+  async withUser<T>(name: string, attempt: (u: VerifiedUser) => Promise<T>, first?: VerifiedUser): Promise<T> {
+    const u = first ?? (await this.verify(name));
+    try {
+      return await attempt(u);
+    } catch (e) {
+      if (!this.inDoubt(name, u) || isOverlayError(e, 'TIMEOUT')) throw e;
+      this.forget(name);
+      return attempt(await this.verify(name, true));
+    }
+  }
+
+  /**
+   * The user `name` whose key passes `signed` (a signature check): verified through the ring, and looked up once
+   * more, confirmed, when a possibly stale key fails. Refuses IDENTITY_BAD_SIGNATURE otherwise. The callee's side
+   * of a call and the recipient's side of a message both go through here.
+   */
+  async verifySigned(name: string, signed: (u: VerifiedUser) => boolean): Promise<VerifiedUser> {
+    let u = await this.verify(name);
+    // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt key.
+    let good = signed(u);
+    if (!good && this.inDoubt(name, u)) {
+      this.forget(name);
+      u = await this.verify(name, true);
+      good = signed(u);
+    }
+    if (!good) refuse('IDENTITY_BAD_SIGNATURE', `not signed by ${name}`);
+    return u;
+  }
+
   /** Drop a cached user that just failed: the next call looks it up again. */
   forget(name: string): void {
     this.cache.delete(name);

@@ -17,6 +17,11 @@ import { TransportStack } from '../sip/transport-stack.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
+import { Identity } from '../identity/identity.ts';
+import { deliverToContacts } from '../sip/deliver-message.ts';
+import { parseRequestUri } from '../sip/uri.ts';
+import { CryptoRandom } from '../util/random.ts';
+import { IM_METHOD, WhanauMessenger } from './instant-messages.ts';
 import { publishedContact, WhanauSipNode } from './sip-node.ts';
 import { BINDINGS_FILE, openWhanauData, WhanauDaemon, type WhanauDaemonOptions } from './whanau-daemon.ts';
 
@@ -70,9 +75,46 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   }
   // Our record points at the phone registered as our own SIP URI, else at that URI.
   const contact = { contactOf: (hash: string) => publishedContact(registrar, `sip:${hash}@${element.hostport}`) };
+  // Node role: instant messages to and from its phone over the DHT's links (instant-messages.ts).
+  const ownIdentity = identity ?? Identity.generate();
+  let seq = 0;
+  const messenger = registrar
+    ? new WhanauMessenger({
+        identity: ownIdentity,
+        clock,
+        random: o.random ?? new CryptoRandom(),
+        log,
+        endpoint: () => daemon.endpoint,
+        lookup: (hash) => daemon.lookupRecord(hash),
+        deliver: (fromHash, body, type) => {
+          const own = parseRequestUri(`sip:${ownIdentity.id}@${element.hostport}`);
+          const contacts = own.ok ? registrar.lookup(own.value).map((b) => b.contact.uri) : [];
+          return deliverToContacts(
+            { element, clock, log },
+            contacts,
+            {
+              from: `sip:${fromHash}@${element.hostport}`,
+              to: `sip:${ownIdentity.id}@${element.hostport}`,
+              body,
+              contentType: type,
+            },
+            () => ++seq,
+          );
+        },
+      })
+    : undefined;
+  const handlers = messenger ? { [IM_METHOD]: messenger.handle.bind(messenger) } : undefined;
   let daemon: WhanauDaemon;
   try {
-    daemon = await WhanauDaemon.start({ ...o, identity, clock, host: o.dhtHost, port: o.dhtPort, contact });
+    daemon = await WhanauDaemon.start({
+      ...o,
+      identity: ownIdentity,
+      clock,
+      host: o.dhtHost,
+      port: o.dhtPort,
+      contact,
+      handlers,
+    });
   } catch (e) {
     await element.close();
     bindings?.store.close();
@@ -80,7 +122,15 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     throw new OverlayError('BAD_CONFIG', `cannot start the DHT on ${o.dhtHost}:${o.dhtPort}: ${(e as Error).message}`);
   }
   const sip = new WhanauSipNode(
-    { element, clock, registrar, auth: phones?.auth, logger: log, lookup: (hash) => daemon.lookupRecord(hash) },
+    {
+      element,
+      clock,
+      registrar,
+      auth: phones?.auth,
+      messenger,
+      logger: log,
+      lookup: (hash) => daemon.lookupRecord(hash),
+    },
     { ownHash: daemon.hash },
   );
   // A new phone contact goes into our record at once; other nodes copy it at the next SETUP.

@@ -19,12 +19,13 @@
 import type { PhoneAuth } from '../sip/digest.ts';
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { type RequestHandler, SipFrontDoor } from '../sip/front-door.ts';
-import { formatNameAddr, getTo, parseNameAddr } from '../sip/header-values.ts';
-import type { Header } from '../sip/message.ts';
+import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
+import { getHeader, type Header } from '../sip/message.ts';
 import { bindingContact, type Registrar } from '../sip/registrar.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import type { Clock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import { MAX_IM_BODY, type WhanauMessenger } from './instant-messages.ts';
 import type { RecordLookup } from './whanau-daemon.ts';
 import { logRefusal } from '../util/refusal.ts';
 
@@ -52,6 +53,8 @@ export interface WhanauSipComponents {
   registrar?: Registrar;
   /** Who may register the node's phone (node role); 'open' when absent. */
   auth?: PhoneAuth;
+  /** Instant messages to other nodes (node role); without it MESSAGE is 405. */
+  messenger?: WhanauMessenger;
   logger?: Logger;
 }
 
@@ -101,6 +104,8 @@ export class WhanauSipNode {
     const methods: Record<string, RequestHandler> = { INVITE: (inc) => this.invite(inc) };
     const registrar = this.registrar;
     if (registrar) methods.REGISTER = (inc) => this.register(inc, registrar);
+    const messenger = c.messenger;
+    if (messenger) methods.MESSAGE = (inc) => this.message(inc, messenger);
     this.door = new SipFrontDoor({ element: c.element, logger: this.log, user: { methods } });
   }
 
@@ -186,6 +191,33 @@ export class WhanauSipNode {
     this.log.info({ key: hash.slice(0, 8), contact: found.record?.value, messages: found.messages }, 'redirect');
     // Section 4.7: the lookup result wrapped in a redirect; RFC 3261 21.3.3 302 Moved Temporarily.
     inc.respond(302, 'Moved Temporarily', { headers: [{ name: 'Contact', value: formatNameAddr(contact.value) }] });
+  }
+
+  /**
+   * RFC 3428 MESSAGE from the node's own phone to `sip:<hash>@<this node>`: looked up and sent signed by the
+   * node key (instant-messages.ts). Only the node's phone sends as the node: authenticated (407) unless the
+   * node runs with open registration, and From must be the node's own identity.
+   */
+  private async message(inc: IncomingRequest, messenger: WhanauMessenger): Promise<void> {
+    const req = inc.request;
+    if (this.auth !== 'open' && this.auth.digest.authenticate(inc, true) === undefined) return;
+    const from = getFrom(req);
+    if (!from.ok || (from.value.uri.user ?? '').toLowerCase() !== this.ownHash) {
+      inc.respond(403, `Forbidden: only ${this.ownHash} sends messages from this node`);
+      return;
+    }
+    const uri = parseRequestUri(req.uri);
+    const to = uri.ok ? (uri.value.user ?? '').toLowerCase() : '';
+    if (!KEY_HASH_RE.test(to)) {
+      inc.respond(400, 'Bad Request: user part is not a 40-hex key hash');
+      return;
+    }
+    if (req.body.length > MAX_IM_BODY) {
+      inc.respond(413, `Request Entity Too Large: at most ${MAX_IM_BODY} bytes of message`);
+      return;
+    }
+    const out = await messenger.send(to, getHeader(req, 'Content-Type'), req.body);
+    if (!inc.finalSent) inc.respond(out.status, out.reason);
   }
 
   /** An INVITE for the node's own identity goes to the phone(s) registered here. */

@@ -24,7 +24,7 @@ import { createNodeCertificate, type NodeCertificate } from '../identity/certifi
 import { clientContext } from '../rpc/tls-dial.ts';
 import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
-import type { NodeRef } from '../rpc/types.ts';
+import type { NodeRef, RequestHandler } from '../rpc/types.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
 import { isOverlayError } from '../util/errors.ts';
@@ -75,6 +75,8 @@ export interface WhanauDaemonOptions {
   contact?: OwnContact;
   /** SETUP durations and lookup message counts are reported here (default: not kept). */
   metrics?: Metrics;
+  /** RPC methods of the application on the same links (e.g. instant messages), answered before the DHT's. */
+  handlers?: Readonly<Record<string, RequestHandler>>;
 }
 
 /** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
@@ -166,7 +168,11 @@ export class WhanauDaemon {
       { clock: this.clock, random: o.random ?? new CryptoRandom(), transport, logger: o.logger },
       { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
     );
-    endpoint.onRequest(whanauHandler(this.node));
+    const dht = whanauHandler(this.node);
+    const app = o.handlers ?? {};
+    endpoint.onRequest((method, payload, caller) =>
+      Object.hasOwn(app, method) ? app[method](method, payload, caller) : dht(method, payload, caller),
+    );
   }
 
   static async start(o: WhanauDaemonOptions): Promise<WhanauDaemon> {

@@ -362,16 +362,18 @@ describe('SecP2PSIP callee: cheap checks before costly ones', () => {
       bundle: { name, signKey: new Uint8Array(32), sealKey: kem.bundle.kem, registeredAt: 0 },
     };
   }
+  const refuseLookup = async (name: string) => {
+    lookups++;
+    throw new OverlayError('USER_UNKNOWN', `${name} is not registered`);
+  };
   const users = new Map<string, LocalUser>();
   for (let i = 0; i < 200; i++) users.set(`u${i}`, localUser(`u${i}`));
   const ctx: CalleeContext = {
     users,
     phones: { contactsOf: () => ['<sip:u7@10.0.0.7:5060>'] },
     verified: {
-      verify: async (name: string) => {
-        lookups++;
-        throw new OverlayError('USER_UNKNOWN', `${name} is not registered`);
-      },
+      verify: refuseLookup,
+      verifySigned: refuseLookup,
     } as unknown as VerifiedUsers,
     replay: new ReplayCache({ clock }),
     clock,

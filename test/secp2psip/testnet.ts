@@ -8,4 +8,5 @@ export {
   MemoryOverlay as SecTestnet,
   type MemoryOverlayInit as TestnetInit,
   phoneInvite,
+  phoneMessage,
 } from '../../src/harness/memory-overlay.ts';

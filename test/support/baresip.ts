@@ -26,6 +26,12 @@ export interface PhoneOptions {
   localTimeoutS?: number;
   /** Digest password of the account (baresip answers 401 and 407 with it). */
   authPass?: string;
+  /** Extra modules to load (e.g. `contact.so`, `presence.so`). */
+  modules?: string[];
+  /** Lines of the `contacts` file (e.g. `<sip:bob@127.0.0.1:5060>`); the first is the current contact. */
+  contacts?: string[];
+  /** More account parameters (e.g. `;pubint=60`: publish presence, RFC 3903). */
+  accountParams?: string;
 }
 
 /**
@@ -48,15 +54,20 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
     'module g711.so',
     'module aubridge.so',
     'module account.so',
+    ...(opts.modules ?? []).map((m) => `module ${m}`),
     'module_app menu.so',
     'module_app ctrl_tcp.so',
     `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
     '',
   ].join('\n');
   writeFileSync(join(dir, 'config'), config);
+  if (opts.contacts) writeFileSync(join(dir, 'contacts'), `${opts.contacts.join('\n')}\n`);
   const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
   const auth = opts.authPass ? `;auth_pass=${opts.authPass}` : '';
-  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy}${auth};regint=60;answermode=auto\n`);
+  writeFileSync(
+    join(dir, 'accounts'),
+    `<${aor}>${proxy}${auth};regint=60${opts.accountParams ?? ''};answermode=auto\n`,
+  );
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

@@ -56,6 +56,11 @@ export interface LinphoneOptions {
    * the command could be sent.
    */
   wavFiles?: boolean;
+  /**
+   * Send every request through the registrar (`reg_route`): linphonec drops the port of a chat peer's URI,
+   * so a `chat sip:bob@host:port` would otherwise go to port 5060.
+   */
+  route?: boolean;
 }
 
 /** A SIP message as belle-sip logged it. */
@@ -131,6 +136,7 @@ export async function startLinphone(base: string, opts: LinphoneOptions): Promis
     'display=0',
     '[proxy_0]',
     `reg_proxy=<sip:${opts.registrar}${proxyParams}>`,
+    ...(opts.route ? [`reg_route=<sip:${opts.registrar}${proxyParams};lr>`] : []),
     `reg_identity=${aor}`,
     `reg_expires=${opts.expires ?? 60}`,
     'reg_sendregister=1',

@@ -83,6 +83,13 @@ export const SPEC = {
     max: 1_000_000,
     help: 'new user names sent to the bootstrap per minute (a burst of this many); 0: no cap',
   },
+  'message-days': {
+    type: 'string',
+    default: '7',
+    min: 1,
+    max: 7,
+    help: 'days a message stored for an offline user lives in the ring (1..7)',
+  },
   'invite-for': {
     type: 'string',
     action: true,
@@ -169,6 +176,7 @@ export async function run(argv: string[]): Promise<number> {
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait');
   const newNamesPerMinute = intOption(args, 'new-names-per-minute');
   const opsConfig = parseOpsOptions(args);
+  const mailboxTtlMs = intOption(args, 'message-days') * 24 * 3600_000;
   const level = logLevelOption(args);
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'adapter' });
   const configUsers = configFileOf(args)?.phoneUsers;
@@ -212,6 +220,7 @@ export async function run(argv: string[]): Promise<number> {
     logger: log,
     newNodeKey: args['new-node-key'] === true,
     newNamesPerMinute,
+    mailboxTtlMs,
     openRegistration: args['open-registration'] === true,
     digestAlgorithms: digest.value,
     metrics: ops.metrics,

@@ -334,6 +334,27 @@ export class ChordNode {
   }
 
   /**
+   * Every replica's copy of each key (those this node's validator accepts), the lookups sharing one batch: for
+   * a reader that must not take one holder's word, since a holder can hide a record or hand back an older one,
+   * while all r replicas would have to collude to do so.
+   */
+  async getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
+    const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
+    const out = new Map<string, DhtRecord[]>();
+    await Promise.all(
+      keys.map(async (k, i) => {
+        const lr = lrs[i];
+        const recs = lr.ok ? await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k))) : [];
+        out.set(
+          k,
+          recs.filter((r): r is DhtRecord => r !== null),
+        );
+      }),
+    );
+    return out;
+  }
+
+  /**
    * Several ring positions at once, the lookups sharing their replies (a
    * node's successor list serves every target it covers, see LookupBatch);
    * each answer passes the same checks as a single lookup. `avoid`: ids
