@@ -107,7 +107,9 @@ function adapterState(dir: string, trustRows: number | undefined): string[] {
     const keys = readdirSync(users).filter((f) => f.endsWith('.pem')).length;
     if (keys > 0) state.push(`users/ (${keys} user keys)`);
   }
-  for (const f of ['bindings.sqlite', 'bootstrap.json', 'bootstraps.json']) if (existsSync(join(dir, f))) state.push(f);
+  // Not bootstrap.json / bootstraps.json: the bootstrap's key pinned on first use and the set it named are no
+  // part of this adapter's identity, and the first start with a bare `host:port` writes the pin before the key.
+  if (existsSync(join(dir, 'bindings.sqlite'))) state.push('bindings.sqlite');
   return state;
 }
 

@@ -60,7 +60,8 @@ describe('command messages', { timeout: 300_000 }, () => {
         ...['--sip', '127.0.0.1:0', '--dht', '127.0.0.1:0', '--data', join(base, 'node')],
         ...['--peer', peer, '--setup-period', '1', '--expected-nodes', '3'],
       ],
-      { timeoutMs: 6000, env: { SECP2PSIP_LOG: 'debug' } },
+      // Until the first SETUP is logged (within a second or two; generous for a loaded machine).
+      { timeoutMs: 30_000, until: /"level":30[^\n]*"setup done"/, env: { SECP2PSIP_LOG: 'debug' } },
     );
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('{'));
     assert.ok(

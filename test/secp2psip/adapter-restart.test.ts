@@ -176,7 +176,9 @@ describe('adapter restarts with bootstraps down', { timeout: 180_000 }, () => {
     try {
       while (!started) {
         const r = await call(caller, Z, callee);
-        seen.push(`${r.status}${r.status === 503 && Number(r.retryAfter) > 0 ? '+Retry-After' : ''}`);
+        seen.push(
+          `${r.status}${r.status === 503 && Number(r.retryAfter) > 0 ? '+Retry-After' : ''}${r.status === 403 || r.status === 404 ? ` (${r.reason})` : ''}`,
+        );
       }
       Y = await starting;
     } finally {

@@ -4,7 +4,7 @@
  * missing beside state.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -95,6 +95,16 @@ describe('data directories', () => {
     assert.notDeepEqual(renewed.identity.bundle.sig, first.identity.bundle.sig);
     assert.equal(renewed.trust.check({ name: 'dee', ...keys(7), registeredAt: 1 }), 'match');
     renewed.trust.close();
+    assert.ok(existsSync(join(dir, 'node', 'identity.pem')));
+  });
+
+  it('an adapter whose directory holds only the pinned bootstrap (first start with host:port) gets its key', () => {
+    const dir = join(base, 'adapter-pinned');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'bootstrap.json'), '{}');
+    writeFileSync(join(dir, 'bootstraps.json'), '{}');
+    const first = openAdapterData(dir);
+    first.trust.close();
     assert.ok(existsSync(join(dir, 'node', 'identity.pem')));
   });
 });

@@ -25,7 +25,10 @@ export function runCli(
       stdout += d.toString();
       if (opts.until?.test(stdout)) p.kill('SIGTERM');
     });
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (opts.until?.test(stderr)) p.kill('SIGTERM');
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     p.on('exit', (code) => {
       clearTimeout(timer);
