@@ -123,6 +123,12 @@ export function parseDigestAlgorithms(s: string): DigestAlgorithm[] | string {
   return out;
 }
 
+/** OptionSpec.check for `--digest`. */
+export function digestCheck(s: string): string | undefined {
+  const r = parseDigestAlgorithms(s);
+  return typeof r === 'string' ? r : undefined;
+}
+
 export class DigestAuthenticator {
   readonly realm: string;
   readonly stats = { challenged: 0, stale: 0, refused: 0, accepted: 0 };

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import type { OptionSpec } from './args.ts';
-import { OverlayError } from './errors.ts';
+import { OverlayError, type Result } from './errors.ts';
 
 export type ConfigValue = string | boolean | string[];
 
@@ -50,6 +50,9 @@ export function configKeys(spec: Record<string, OptionSpec>): string[] {
 export function isSecret(name: string, spec?: OptionSpec): boolean {
   return spec?.secret ?? /(password|passphrase|token|secret|private|(^|-)key$)/.test(name);
 }
+
+/** A decoder's error, or undefined when it decoded: an OptionSpec.check from a `Result` decoder. */
+export const resultError = <T>(r: Result<T>): string | undefined => (r.ok ? undefined : r.error);
 
 const bad = (path: string, what: string) => new OverlayError('BAD_CONFIG', `${path}: ${what}`);
 
@@ -143,6 +146,11 @@ function valueSchema(s: OptionSpec): z.ZodType {
         return z.NEVER;
       }
     }
+    const wrong = s.check?.(text);
+    if (wrong !== undefined) {
+      ctx.addIssue({ code: 'custom', message: wrong });
+      return z.NEVER;
+    }
     if (s.choices && !s.choices.includes(text)) {
       ctx.addIssue({ code: 'custom', message: `must be one of ${s.choices.join(', ')}, got ${JSON.stringify(v)}` });
       return z.NEVER;
@@ -150,7 +158,10 @@ function valueSchema(s: OptionSpec): z.ZodType {
     return text;
   });
   if (s.type === 'list')
-    return z.union([z.array(one), one.transform((v) => [v])], { error: 'must be a string or a list of strings' });
+    return z.preprocess(
+      (v) => (typeof v === 'string' || typeof v === 'number' ? [v] : v),
+      z.array(one, { error: 'must be a string or a list of strings' }),
+    );
   return one;
 }
 
