@@ -16,8 +16,9 @@
  * command-line flags: a config file read at every start must not repeat them.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseToml } from 'smol-toml';
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as SmolToml from 'smol-toml';
+import type * as Zod from 'zod';
 import type { OptionSpec } from './args.ts';
 import { OverlayError, type Result } from './errors.ts';
 
@@ -54,6 +55,19 @@ export function isSecret(name: string, spec?: OptionSpec): boolean {
 /** A decoder's error, or undefined when it decoded: an OptionSpec.check from a `Result` decoder. */
 export const resultError = <T>(r: Result<T>): string | undefined => (r.ok ? undefined : r.error);
 
+/**
+ * zod and smol-toml are loaded on first use: a command started without --config should not pay for them
+ * (zod alone takes 0.1-0.4 s to load on a busy 2-core machine).
+ */
+let libs: { z: typeof Zod.z; parseToml: typeof SmolToml.parse } | undefined;
+function lib() {
+  if (!libs) {
+    const require = createRequire(import.meta.url);
+    libs = { z: (require('zod') as typeof Zod).z, parseToml: (require('smol-toml') as typeof SmolToml).parse };
+  }
+  return libs;
+}
+
 const bad = (path: string, what: string) => new OverlayError('BAD_CONFIG', `${path}: ${what}`);
 
 /** Read and validate a config file against a command's options; throws one BAD_CONFIG line. */
@@ -77,7 +91,7 @@ export function parseConfigText(
 ): ConfigFile {
   let doc: Record<string, unknown>;
   try {
-    doc = parseToml(text) as Record<string, unknown>;
+    doc = lib().parseToml(text) as Record<string, unknown>;
   } catch (e) {
     const err = e as Error & { line?: number; column?: number };
     const why = err.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
@@ -115,7 +129,8 @@ export function parseConfigText(
 
 /** The zod schema of a command's config file, from its option table. */
 function schemaOf(spec: Record<string, OptionSpec>, keys: string[], role?: string) {
-  const shape: Record<string, z.ZodType> = {};
+  const { z } = lib();
+  const shape: Record<string, Zod.ZodType> = {};
   for (const key of keys) shape[key] = valueSchema(spec[key]).optional();
   shape[ROLE_KEY] = (role === undefined ? z.string() : z.literal(role, { error: `must be "${role}"` })).optional();
   if (spec['add-user'])
@@ -131,7 +146,8 @@ function schemaOf(spec: Record<string, OptionSpec>, keys: string[], role?: strin
   return z.object(shape);
 }
 
-function valueSchema(s: OptionSpec): z.ZodType {
+function valueSchema(s: OptionSpec): Zod.ZodType {
+  const { z } = lib();
   if (s.type === 'boolean') return z.boolean({ error: 'must be true or false' });
   const one = z.union([z.string(), z.number()], { error: 'must be a string or a number' }).transform((v, ctx) => {
     const text = typeof v === 'number' ? String(v) : v;
