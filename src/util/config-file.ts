@@ -70,6 +70,15 @@ function lib() {
 
 const bad = (path: string, what: string) => new OverlayError('BAD_CONFIG', `${path}: ${what}`);
 
+/**
+ * The command this process runs (set by the dispatcher): a file whose `role` names another command is
+ * refused as such before its keys are judged against the wrong options.
+ */
+let commandRole: string | undefined;
+export function setCommandRole(role: string | undefined): void {
+  commandRole = role;
+}
+
 /** Read and validate a config file against a command's options; throws one BAD_CONFIG line. */
 export function readConfigFile(path: string, spec: Record<string, OptionSpec>, role?: string): ConfigFile {
   let text: string;
@@ -98,6 +107,7 @@ export function parseConfigText(
     throw bad(`${path}${err.line ? `:${err.line}` : ''}`, `TOML syntax error: ${why}`);
   }
   // A file written for another command is refused as such, before its keys are called unknown.
+  if (role === undefined && spec.config !== undefined) role = commandRole;
   if (role !== undefined && doc[ROLE_KEY] !== undefined && doc[ROLE_KEY] !== role)
     throw bad(path, `key 'role': must be "${role}", the file is for ${JSON.stringify(doc[ROLE_KEY])}`);
   const keys = configKeys(spec);
