@@ -6,7 +6,7 @@
  * own request gets 503, 408 or no answer registers again (every second until it gets a 200), as real phones do.
  *
  *   node --import tsx bench/soak.ts [--minutes N] [--adapters A] [--phones P] [--rate R] [--restart-every S]
- *                                   [--out FILE] [--log-level L]
+ *                                   [--out FILE] [--log-level L] [--log-dir DIR]
  *
  * Every 10 s it prints the calls attempted and failed in the window and the RSS and open file descriptors of
  * every daemon (/proc/<pid>/status, /proc/<pid>/fd); for each restart the calls failed until recovery and the
@@ -16,7 +16,7 @@
  * the per-restart figures and the RSS/fd series. A benchmark, not a test: not part of `npm test`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { percentile } from '../src/util/stats.ts';
@@ -32,10 +32,12 @@ interface Options {
   out: string;
   /** Log level of the daemons (their stderr tail is printed when one fails to start). */
   logLevel: string;
+  /** Keep every daemon's whole log here, one file per daemon, appended across restarts. */
+  logDir?: string;
 }
 
 const USAGE =
-  'usage: node --import tsx bench/soak.ts [--minutes N] [--adapters A] [--phones P] [--rate R] [--restart-every S] [--out FILE] [--log-level L]';
+  'usage: node --import tsx bench/soak.ts [--minutes N] [--adapters A] [--phones P] [--rate R] [--restart-every S] [--out FILE] [--log-level L] [--log-dir DIR]';
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
@@ -82,6 +84,10 @@ function parseArgs(argv: string[]): Options {
           fail(`--log-level must be fatal, error, warn, info, debug, trace or silent, got '${v ?? ''}'`);
         o.logLevel = v;
         break;
+      case '--log-dir':
+        if (v === undefined || v === '' || v.startsWith('--')) fail('--log-dir needs a directory');
+        o.logDir = v;
+        break;
       case '--help':
       case '-h':
         process.stdout.write(`${USAGE}\n`);
@@ -112,6 +118,8 @@ interface Daemon {
 
 const children = new Set<ChildProcess>();
 
+let logDir: string | undefined;
+
 function startDaemon(name: string, args: string[], ready: RegExp, timeoutMs = 60_000) {
   const proc = spawn(process.execPath, ['bin/secp2psip.mjs', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -119,6 +127,13 @@ function startDaemon(name: string, args: string[], ready: RegExp, timeoutMs = 60
   });
   children.add(proc);
   proc.once('exit', () => children.delete(proc));
+  if (logDir !== undefined) {
+    const file = createWriteStream(join(logDir, `${name.replace(/\s+/g, '-')}.log`), { flags: 'a' });
+    file.write(`--- ${new Date().toISOString()} start\n`);
+    proc.stdout?.on('data', (b: Buffer) => file.write(b));
+    proc.stderr?.on('data', (b: Buffer) => file.write(b));
+    proc.once('exit', (code, sig) => file.end(`--- ${new Date().toISOString()} exit ${code ?? sig}\n`));
+  }
   let out = '';
   let err = '';
   let isReady = false;
@@ -131,8 +146,10 @@ function startDaemon(name: string, args: string[], ready: RegExp, timeoutMs = 60
     }, timeoutMs);
     proc.stdout?.on('data', (b: Buffer) => {
       if (isReady) return; // keep draining the pipe
-      out = (out + b.toString()).slice(-8000);
+      // Matched before trimming: at info level one chunk can carry the ready line and many KB of log after it.
+      out += b.toString();
       const m = ready.exec(out);
+      out = out.slice(-8000);
       if (m) {
         isReady = true;
         clearTimeout(timer);
@@ -234,6 +251,8 @@ async function main(): Promise<void> {
 }
 
 async function run(o: Options, base: string, bursts: SipBurst[], stopping: () => boolean): Promise<void> {
+  logDir = o.logDir;
+  if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const T0 = Date.now();
   const now = () => Date.now() - T0;
@@ -273,7 +292,7 @@ async function run(o: Options, base: string, bursts: SipBurst[], stopping: () =>
     join(base, `adapter-${i}`),
     '--open-registration',
     '--log-level',
-    'warn',
+    o.logLevel,
     ...(Math.ceil(o.phones / o.adapters) > 10 ? ['--new-names-per-minute', '0'] : []),
   ];
   const adapters: (Daemon | undefined)[] = [];

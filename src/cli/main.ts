@@ -16,6 +16,8 @@ export const COMMANDS: Record<string, string> = {
   gateway: 'WhanauSIP gateway: answers sip:<hash>@gateway with a 302',
   config: 'check a daemon config file (config check FILE [--role ROLE]) without starting anything',
   sim: 'simulate a DHT at scale on the in-memory network (sim chord | sim whanau)',
+  status: "print a running daemon's state from its --http listener; bootstrap user administration",
+  registry: 'shared name registry: copy a bootstrap registry.sqlite into PostgreSQL (registry migrate)',
 };
 
 export interface Command {

@@ -23,6 +23,8 @@ import {
   startBootstrapDaemon,
 } from '../secp2psip/daemon.ts';
 import type { RebuildMode } from '../secp2psip/key-lookup.ts';
+import type { CallRecord } from '../secp2psip/adapter.ts';
+import type { Metrics } from '../util/metrics.ts';
 
 export const DEMO_NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy'];
 
@@ -44,6 +46,10 @@ export interface LocalOverlayOptions {
   onEvent?: (adapter: number, e: FlowEvent) => void;
   /** Called after each adapter is up (progress). */
   onAdapter?: (i: number) => void;
+  /** Where every daemon reports SIP traffic and ring events (default: not kept). */
+  metrics?: Metrics;
+  /** Told about each call an adapter placed (i: the adapter's index). */
+  onCall?: (i: number, call: CallRecord) => void;
 }
 
 export interface LocalUser {
@@ -84,6 +90,7 @@ export class LocalOverlay {
       k: o.k ?? 3,
       n: o.n ?? 5,
       logger: log,
+      metrics: o.metrics,
     });
     const overlay = new LocalOverlay(boot, [], o);
     overlay.closers.push(() => boot.close());
@@ -100,6 +107,8 @@ export class LocalOverlay {
           rebuild: o.rebuild,
           logger: log,
           onEvent: o.onEvent ? (e) => o.onEvent?.(i, e) : undefined,
+          metrics: o.metrics,
+          onCall: o.onCall ? (c) => o.onCall?.(i, c) : undefined,
         });
         overlay.adapters.push(a);
         overlay.closers.push(() => a.close());

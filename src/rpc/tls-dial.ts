@@ -8,18 +8,18 @@
 import type { KeyObject } from 'node:crypto';
 import tls from 'node:tls';
 import type { Clock } from '../util/clock.ts';
-import { OverlayError } from '../util/errors.ts';
+import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
 import type { NodeCertificate } from '../identity/certificates.ts';
 import { verifyNodeCertificate } from './tls-cert.ts';
 import type { NodeRef } from './types.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 /** Split `host:port` or `[v6]:port`. */
-export function parseAddr(addr: string): { host: string; port: number } | null {
+export function parseAddr(addr: string): Result<{ host: string; port: number }> {
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(addr) ?? /^([^:[\]]+):(\d{1,5})$/.exec(addr);
-  if (!m) return null;
+  if (!m) return fail(`'${addr}' is not host:port`);
   const port = Number(m[2]);
-  return port > 0 && port < 65536 ? { host: m[1], port } : null;
+  return port > 0 && port < 65536 ? ok({ host: m[1], port }) : fail(`port ${m[2]} is out of range`);
 }
 
 export function formatAddr(host: string, port: number): string {
@@ -69,8 +69,9 @@ export type DialFailure = OverlayError & { code: 'RPC_UNREACHABLE' | 'RPC_PEER_K
  * RPC_UNREACHABLE or RPC_PEER_KEY_MISMATCH.
  */
 export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocket> {
-  const where = parseAddr(to.addr);
-  if (where === null) return Promise.reject(new OverlayError('RPC_UNREACHABLE', `bad address ${to.addr}`));
+  const parsed = parseAddr(to.addr);
+  if (!parsed.ok) return Promise.reject(new OverlayError('RPC_UNREACHABLE', `bad address: ${parsed.error}`));
+  const where = parsed.value;
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     let settled = false;
     const sock = tls.connect({

@@ -281,7 +281,8 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     payload: Payload,
     timeoutMs: number,
   ): Promise<Payload> {
-    if (parseAddr(to.addr) === null) throw new OverlayError('RPC_UNREACHABLE', `bad address ${to.addr}`);
+    const where = parseAddr(to.addr);
+    if (!where.ok) throw new OverlayError('RPC_UNREACHABLE', `bad address: ${where.error}`);
     let link = this.links.get(linkKey);
     if (!link) {
       link = { conn: null, dialing: null, waiting: 0 };

@@ -9,9 +9,11 @@
  */
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
+import type { Identity } from '../identity/identity.ts';
 import { ReplayCache } from '../identity/replay-cache.ts';
 import { UserSigner } from '../identity/user-key.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
+import { bytesEqual } from '../util/bytes.ts';
 import type { Clock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
@@ -94,6 +96,9 @@ const NAME_NOT_BOUND = new Set<ErrorCode>([
   'IDENTITY_REPLAY',
 ]);
 
+/** Transport failures of a request that no bootstrap answered: another bootstrap of the set may. */
+const UNANSWERED = new Set<ErrorCode>(['RPC_UNREACHABLE', 'RPC_TIMEOUT']);
+
 /** The Retry-After (s) a new-name rate refusal asks for (`retry after N s` in its reason), if it is one. */
 export function retryAfterOf(e: unknown): number | undefined {
   if (!isOverlayError(e, 'USER_NAME_RATE')) return undefined;
@@ -155,6 +160,8 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     return this.pending.size;
   }
   private seq = 0;
+  /** The bootstrap REGISTERs go to: the one that admitted this adapter, until it stops answering. */
+  private registrar: BootstrapInfo;
   /**
    * False while a restarting adapter registers its users again: SECP2PSIP
    * INVITEs are then answered NOT_READY (the caller's phone gets 503 and
@@ -175,6 +182,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     this.init = init;
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter', node: c.endpoint.self.id.slice(0, 8) });
     this.bootstraps = init.admitted.bootstraps;
+    this.registrar = init.bootstrap;
     this.bootstrapKeys = this.bootstraps.map((b) => b.key);
     this.k = init.admitted.k;
     this.n = init.admitted.n;
@@ -293,6 +301,69 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     const token = invite ?? this.keys.invite(name);
     const kem = this.keys.identity(name);
     const signer = UserSigner.fromIdentity(kem);
+    let answer: Awaited<ReturnType<typeof exchange>>;
+    let body: ReturnType<AdapterNode['registerMessage']>['body'];
+    try {
+      ({ answer, body } = await this.registerAnyBootstrap(() => this.registerMessage(name, signer, kem, token)));
+    } catch (e) {
+      // The bootstrap refused a name this adapter had no key for: no key file stays behind for it.
+      if (!known && isOverlayError(e) && e.detail?.answered === true && NAME_NOT_BOUND.has(e.code))
+        this.keys.discard(name);
+      throw e;
+    }
+    if (answer.t !== 'REGISTERED' || answer.name !== name)
+      throw new OverlayError('RPC_MALFORMED', 'bootstrap did not answer REGISTERED');
+    const reg = answer as RegisteredMsg;
+    const user: LocalUser = {
+      name,
+      signer,
+      kem,
+      bundle: {
+        name,
+        signKey: body.publicKey.signKey,
+        sealKey: body.publicKey.sealKey,
+        registeredAt: reg.registeredAt,
+      },
+    };
+    this.users.set(name, user);
+    if (token !== undefined) this.keys.inviteSpent(name);
+    // Our own key is trusted from the start: a different one coming back from the ring would be an attack.
+    this.trust.accept(user.bundle, this.clock.wallNow());
+    this.stats.registrations++;
+    this.log.info({ user: name }, `registered ${name} with the bootstrap`);
+    return user;
+  }
+
+  /**
+   * Send a REGISTER to the bootstrap that took the last one (at first the one that admitted this adapter);
+   * when it does not answer at all (down, unreachable), to the others of the set in turn, each with a
+   * message signed afresh: the first may have reached the name's authority through forwarding, which
+   * would refuse the same nonce as a replay. A bootstrap that answered, even with a refusal, is not
+   * bypassed.
+   */
+  private async registerAnyBootstrap<B>(make: () => { msg: RegisterMsg; body: B }) {
+    const order = [this.registrar, ...this.bootstraps.filter((b) => !bytesEqual(b.key, this.registrar.key))];
+    let last: unknown;
+    for (const b of order) {
+      const { msg, body } = make();
+      try {
+        const answer = await exchange(this.endpoint, bootstrapRef(b), encodeMessage(msg));
+        if (b !== this.registrar) {
+          this.log.info({ bootstrap: b.addr, was: this.registrar.addr }, 'registering through another bootstrap');
+          this.registrar = b;
+        }
+        return { answer, body };
+      } catch (e) {
+        if (!isOverlayError(e) || e.detail?.answered === true || !UNANSWERED.has(e.code)) throw e;
+        this.log.warn({ bootstrap: b.addr, err: e.message }, 'bootstrap did not answer a REGISTER; trying another');
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  /** A signed SECP2PSIP REGISTER for `name`, with a fresh nonce and timestamp. */
+  private registerMessage(name: string, signer: UserSigner, kem: Identity, token: string | undefined) {
     const self = this.endpoint.self;
     const now = this.clock.wallNow();
     const locBody: Omit<LocationRecord, 'sig' | 'admission'> = {
@@ -325,47 +396,24 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       location,
       sig: signer.sign(DOMAIN.register, registerTbs(body)),
     };
-    let answer: Awaited<ReturnType<typeof exchange>>;
-    try {
-      answer = await exchange(this.endpoint, bootstrapRef(this.init.bootstrap), encodeMessage(msg));
-    } catch (e) {
-      // The bootstrap refused a name this adapter had no key for: no key file stays behind for it.
-      if (!known && isOverlayError(e) && e.detail?.answered === true && NAME_NOT_BOUND.has(e.code))
-        this.keys.discard(name);
-      throw e;
-    }
-    if (answer.t !== 'REGISTERED' || answer.name !== name)
-      throw new OverlayError('RPC_MALFORMED', 'bootstrap did not answer REGISTERED');
-    const reg = answer as RegisteredMsg;
-    const user: LocalUser = {
-      name,
-      signer,
-      kem,
-      bundle: {
-        name,
-        signKey: body.publicKey.signKey,
-        sealKey: body.publicKey.sealKey,
-        registeredAt: reg.registeredAt,
-      },
-    };
-    this.users.set(name, user);
-    if (token !== undefined) this.keys.inviteSpent(name);
-    // Our own key is trusted from the start: a different one coming back from the ring would be an attack.
-    this.trust.accept(user.bundle, now);
-    this.stats.registrations++;
-    this.log.info({ user: name }, `registered ${name} with the bootstrap`);
-    return user;
+    return { msg, body };
   }
 
-  /** WHOIS at the name's authoritative bootstrap. */
+  /**
+   * WHOIS at the name's authoritative bootstrap; while it does not answer, at the others (with a shared
+   * registry any of them knows every name; with registries of their own they answer unknown).
+   */
   async whois(name: string): Promise<UserKeyBundle | undefined> {
-    try {
-      const a = authorityFor(name, this.bootstraps);
-      const m = await exchange(this.endpoint, bootstrapRef(a), encodeMessage({ t: 'WHOIS', name }));
-      return m.t === 'WHOIS_OK' && m.bundle.name === name ? m.bundle : undefined;
-    } catch (e) {
-      if (!isOverlayError(e)) throw e;
-      return undefined;
+    const a = authorityFor(name, this.bootstraps);
+    for (const b of [a, ...this.bootstraps.filter((x) => x !== a)]) {
+      try {
+        const m = await exchange(this.endpoint, bootstrapRef(b), encodeMessage({ t: 'WHOIS', name }));
+        return m.t === 'WHOIS_OK' && m.bundle.name === name ? m.bundle : undefined;
+      } catch (e) {
+        if (!isOverlayError(e)) throw e;
+        if (e.detail?.answered === true || !UNANSWERED.has(e.code)) return undefined;
+      }
     }
+    return undefined;
   }
 }

@@ -31,7 +31,7 @@ import type { Clock, Timer } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
-import { placeCall } from './caller.ts';
+import { type CallTrace, placeCall } from './caller.ts';
 import type { RegisteredPhones } from './local-phones.ts';
 import { isUsableUserName } from './messages.ts';
 import { logRefusal } from '../util/refusal.ts';
@@ -63,7 +63,21 @@ export interface CallRecord {
   status: number;
   ms: number;
   mode: string;
+  /** Wall-clock time the phone's INVITE arrived (ms since the epoch). */
+  at: number;
+  callId: string;
+  reason: string;
+  /** The overlay error behind a refusal (its class: why a 403 was a 403). */
+  code?: string;
+  /** The flow's steps (caller.ts CallTrace). */
+  trace: CallTrace;
+  /** Key pieces of the callee that robust rebuilding corrected, and the ring nodes that held them. */
+  badPieces: number[];
+  badHolders: Record<number, string>;
 }
+
+/** Told about every call placed through this adapter once its final answer went to the phone. */
+export type CallObserver = (call: CallRecord) => void;
 
 export class Adapter {
   readonly node: AdapterNode<RegisteredPhones>;
@@ -87,6 +101,7 @@ export class Adapter {
   private readonly auth: PhoneAuth;
   /** Call-IDs of authenticated requests relayed to a verified contact -> expiry: their ACKs may follow. */
   private readonly relayedCalls = new Map<string, number>();
+  private readonly onCall?: CallObserver;
 
   /** `node.phones` is where this half registers phones, and where the callee side finds them. */
   constructor(c: {
@@ -96,8 +111,11 @@ export class Adapter {
     /** Who may register and call here; see PhoneAuth. */
     auth: PhoneAuth;
     logger?: Logger;
+    /** Told about each call's outcome and steps (metrics, the dashboard). */
+    onCall?: CallObserver;
   }) {
     this.node = c.node;
+    this.onCall = c.onCall;
     this.auth = c.auth;
     this.element = c.element;
     this.phones = c.node.phones;
@@ -296,7 +314,10 @@ export class Adapter {
         // Spread the phones' returns over a few seconds, so they do not all come back in one burst again.
         // A new-name rate refusal says when a name may come (RFC 3261 21.5.4 Retry-After), with its reason.
         const retry = retryAfterOf(e) ?? 1 + (this.stats.busy % 4);
-        const phrase = isOverlayError(e, 'USER_NAME_RATE') ? reason : 'Service Unavailable';
+        const phrase =
+          isOverlayError(e, 'USER_NAME_RATE') || isOverlayError(e, 'REGISTRY_UNAVAILABLE')
+            ? reason
+            : 'Service Unavailable';
         this.log.debug({ user: name, reason, retry }, 'registration deferred: overloaded');
         inc.respond(503, phrase, { headers: [{ name: 'Retry-After', value: String(retry) }] });
         return;
@@ -354,14 +375,23 @@ export class Adapter {
       else inc.respond(out.status, out.reason);
     }
     const status = out.ok ? 302 : out.status;
-    this.calls.push({
+    const record: CallRecord = {
       caller: callerName,
       callee: calleeName,
       status,
       ms: this.clock.now() - started,
       mode: this.node.mode,
-    });
+      at: this.clock.wallNow() - (this.clock.now() - started),
+      callId: getCallId(req) ?? '',
+      reason: out.ok ? 'Moved Temporarily' : out.reason,
+      code: out.ok ? undefined : out.code,
+      trace: out.trace,
+      badPieces: out.ok ? out.callee.pieces.bad : [],
+      badHolders: (out.ok ? out.callee.pieces.holders : undefined) ?? {},
+    };
+    this.calls.push(record);
     if (this.calls.length > 1000) this.calls.shift();
+    this.onCall?.(record);
   }
 
   private isVerifiedTarget(uri: string): boolean {

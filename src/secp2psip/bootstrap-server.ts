@@ -7,9 +7,10 @@
  * answers REGISTERED with the ring's contact info.
  *
  * It is also a ring member: with no adapters yet the pieces must live
- * somewhere. With several bootstraps, each name has one authority
- * (name-authority.ts); a REGISTER for a name owned by another bootstrap is
- * forwarded there.
+ * somewhere. With several bootstraps on registries of their own, each name
+ * has one authority (name-authority.ts) and a REGISTER for a name owned by
+ * another bootstrap is forwarded there; with a registry they share
+ * (registry-pg.ts), any bootstrap binds any name and none forwards.
  */
 import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
@@ -19,7 +20,6 @@ import { rawPublicToKeyObject } from '../identity/keys.ts';
 import { ReplayCache } from '../identity/replay-cache.ts';
 import { UserKey } from '../identity/user-key.ts';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
-import { putSettled } from '../dht/chord/settling-put.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { encodePiece, splitKey } from '../sharing/index.ts';
 import type { Clock } from '../util/clock.ts';
@@ -44,17 +44,12 @@ import {
   registerTbs,
 } from './messages.ts';
 import { authorityFor } from './name-authority.ts';
-
-import type { Registry, RegistryEntry } from './registry.ts';
-import { admittedNode, admittedRef, pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
+import { NamePublisher } from './name-publisher.ts';
+import type { NameRegistry } from './name-registry.ts';
+import type { ClaimOutcome, NewNamePolicy, Registry, RegistryEntry } from './registry.ts';
+import { admittedNode, admittedRef } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { logRefusal, refusalReasonOf } from '../util/refusal.ts';
-
-/**
- * The longest a registration waits for a user's records to be stored while the ring settles (a fresh
- * overlay, a restart): inside the adapter's and a forwarding bootstrap's 5 s RPC timeout.
- */
-const PUBLISH_BUDGET_MS = 3000;
 
 /** The one RPC method carrying SECP2PSIP messages (Chord uses `chord.*`). */
 export const SECP2PSIP_METHOD = 'secp2psip';
@@ -68,11 +63,17 @@ export interface BootstrapComponents {
   identity: Identity;
   endpoint: RpcEndpoint;
   ring: ChordNode;
+  /** This bootstrap's own file: the ring ids it assigned, and the names when `names` is not given. */
   registry: Registry;
+  /** Where names are bound (default: `registry`); a shared one (registry-pg.ts) serves the whole set. */
+  names?: NameRegistry;
   clock: Clock;
   random: Random;
   logger?: Logger;
 }
+
+/** The steps of a registration after its checks (name-registry.ts), for tests that crash between them. */
+export type RegistrationStep = 'claimed' | 'published' | 'marked';
 
 export interface BootstrapInit {
   k: number;
@@ -97,6 +98,11 @@ export interface BootstrapInit {
   newNames?: NewNameLimits;
   /** Bind a new name only with an unused enrolment token (`secp2psip bootstrap --invite`). */
   requireInvite?: boolean;
+  /**
+   * Awaited after each step of a registration (tests: a hook that never returns is a crash between
+   * two steps).
+   */
+  onStep?: (step: RegistrationStep, name: string) => void | Promise<void>;
 }
 
 /**
@@ -145,6 +151,9 @@ export class BootstrapServer {
   readonly endpoint: RpcEndpoint;
   readonly ring: ChordNode;
   readonly registry: Registry;
+  /** Where names are bound: `registry`, or a registry shared by the set. */
+  readonly names: NameRegistry;
+  readonly publisher: NamePublisher;
   readonly k: number;
   readonly n: number;
   readonly bootstraps: BootstrapInfo[];
@@ -180,12 +189,14 @@ export class BootstrapServer {
   private requireInvite: boolean;
   private namesPerKey?: TokenBuckets;
   private namesPerAddress?: TokenBuckets;
+  private readonly onStep?: BootstrapInit['onStep'];
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
     this.endpoint = c.endpoint;
     this.ring = c.ring;
     this.registry = c.registry;
+    this.names = c.names ?? c.registry;
     this.clock = c.clock;
     this.random = c.random;
     this.log = (c.logger ?? silentLogger).child({ component: 'bootstrap', node: c.endpoint.self.id.slice(0, 8) });
@@ -213,8 +224,18 @@ export class BootstrapServer {
     this.newNames = { ...init.newNames };
     this.requireInvite = init.requireInvite === true;
     this.setNewNameLimits(this.newNames);
+    this.onStep = init.onStep;
+    this.publisher = new NamePublisher(
+      { identity: this.identity, ring: this.ring, names: this.names, clock: this.clock, logger: this.log },
+      {
+        k: this.k,
+        n: this.n,
+        // With a shared registry too, each bootstrap republishes at start only the names rendezvous gives it.
+        owns: (name) => bytesEqual(authorityFor(name, this.bootstraps).key, this.identity.bundle.sig),
+      },
+    );
     c.endpoint.onRequest((method, payload, caller) => this.onRequest(method, payload, caller));
-    this.scheduleReseal();
+    this.publisher.start();
   }
 
   /**
@@ -229,25 +250,6 @@ export class BootstrapServer {
       n ? new TokenBuckets(this.clock, { burst: n, perSecond: n / 60 }) : undefined;
     this.namesPerKey = perMinute(limits.perMinute);
     this.namesPerAddress = perMinute(limits.perAddressPerMinute);
-  }
-
-  /**
-   * A ring record lives at most RING_TTL_MS after this bootstrap signed it
-   * (ring-records.ts), whatever its copies claim: sign and put every user
-   * again well before that, so users whose phones stay registered for days
-   * stay reachable.
-   */
-  private scheduleReseal(): void {
-    this.clock.setTimer(RING_TTL_MS / 3, () => {
-      if (this.ring.stopped) return;
-      this.republishAll().then(
-        (n) => {
-          this.log.debug({ users: n }, 'ring records signed again');
-          this.scheduleReseal();
-        },
-        () => this.scheduleReseal(),
-      );
-    });
   }
 
   /** Ring id and admission certificate of a bootstrap's own node, before its endpoint exists. */
@@ -313,7 +315,7 @@ export class BootstrapServer {
         case 'REGISTER':
           return await this.register(m, payload as Uint8Array, caller);
         case 'WHOIS': {
-          const e = this.registry.get(m.name);
+          const e = await this.names.get(m.name);
           if (!e) return this.refuse('USER_UNKNOWN', m.name);
           return encodeMessage({ t: 'WHOIS_OK', bundle: bundleOf(e) });
         }
@@ -468,7 +470,8 @@ export class BootstrapServer {
     if (!fromPeer && !bytesEqual(caller.key, m.node.key))
       throw new OverlayError('RPC_REFUSED', 'REGISTER must come from the node key it names');
     const authority = authorityFor(m.name, this.bootstraps);
-    if (!bytesEqual(authority.key, this.identity.bundle.sig)) {
+    // A shared registry decides between bootstraps itself: no forwarding, so no bootstrap is needed but this one.
+    if (!this.names.shared && !bytesEqual(authority.key, this.identity.bundle.sig)) {
       if (fromPeer) throw new OverlayError('BAD_CONFIG', 'bootstraps disagree on the name authority');
       this.stats.forwarded++;
       const to: NodeRef = { id: nodeIdFromKey(authority.key), addr: authority.addr, key: authority.key };
@@ -516,15 +519,39 @@ export class BootstrapServer {
     const fresh = this.replay.check(m.nonce, m.ts, `register:${m.name}`);
     if (!fresh.ok) throw new OverlayError(fresh.code, fresh.reason);
 
-    // The rate check and the claim run in one synchronous step: no other registration can slip in between.
+    // Split before the claim, so that the claim stores what is to be published (name-registry.ts).
+    const locBytes = encodeLocation(loc);
+    const split = await this.split({ name: m.name, ...m.publicKey, registeredAt: now });
     const nodeHex = Buffer.from(m.node.key).toString('hex');
-    if (!this.registry.get(m.name)) this.limitNewName(m.name, nodeHex, source);
-    const claim = this.registry.claim(m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined, {
+    const policy: NewNamePolicy = {
       nodeKey: m.node.key,
       maxPerNode: this.newNames.perAdapter,
       requireInvite: this.requireInvite,
       invite: m.invite,
-    });
+    };
+    const args = [m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined] as const;
+    let claim: ClaimOutcome;
+    if (this.names.countsRates) {
+      // A shared registry counts the rates in the claim's transaction, so every bootstrap sees the same counts.
+      const rates = { perMinute: this.newNames.perMinute, perAddressPerMinute: this.newNames.perAddressPerMinute };
+      claim = await this.names.claim(
+        ...args,
+        { ...policy, rates: { ...rates, source } },
+        { location: locBytes, pieces: split },
+      );
+    } else {
+      // This bootstrap alone binds its names: the rate check, the claim and the spending run in one synchronous
+      // step on its own file, so no other registration can slip in between.
+      const own = this.names === this.registry ? this.registry : undefined;
+      const known = own ? own.get(m.name) : await this.names.get(m.name);
+      if (!known) this.limitNewName(m.name, nodeHex, source);
+      const records = { location: locBytes, pieces: split };
+      claim = own ? own.claim(...args, policy, records) : await this.names.claim(...args, policy, records);
+      if (claim.outcome === 'created') {
+        this.namesPerKey?.take(nodeHex);
+        this.namesPerAddress?.take(source);
+      }
+    }
     if (claim.outcome === 'taken') {
       this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
       throw new OverlayError('USER_NAME_TAKEN', `'${m.name}' is already registered with another key`);
@@ -534,24 +561,20 @@ export class BootstrapServer {
       this.log.warn({ user: m.name, node: nodeHex.slice(0, 16), reason: claim.reason }, 'new name refused');
       throw new OverlayError(claim.code, claim.reason);
     }
-    if (claim.outcome === 'created') {
-      this.namesPerKey?.take(nodeHex);
-      this.namesPerAddress?.take(source);
-    }
     const entry = claim.entry;
-    const prev = entry.location;
+    await this.onStep?.('claimed', m.name);
     let pieces = entry.pieces;
     if (!pieces || pieces.length !== this.n) {
-      // The splitting library insists on a plain Uint8Array (not a Buffer).
-      const split = await splitKey(Uint8Array.from(encodeBundle(bundleOf(entry))), this.n, this.k);
-      pieces = split.map(encodePiece);
-      this.registry.setPieces(m.name, pieces);
+      // Bound before pieces were kept, or with another n: split the bundle as registered.
+      pieces = await this.split(bundleOf(entry));
+      await this.names.setPieces(m.name, pieces);
     }
-    const locBytes = encodeLocation(loc);
-    await this.publish(m.name, pieces, locBytes);
-    this.registry.setLocation(m.name, locBytes);
+    await this.publisher.publish(m.name, pieces, locBytes);
+    await this.onStep?.('published', m.name);
+    await this.names.markPublished(m.name, locBytes, this.clock.wallNow());
+    await this.onStep?.('marked', m.name);
     this.stats.registered++;
-    this.log.info({ user: m.name, outcome: claim.outcome, relocated: prev !== undefined }, 'user registered');
+    this.log.info({ user: m.name, outcome: claim.outcome }, 'user registered');
     return {
       t: 'REGISTERED',
       name: m.name,
@@ -595,32 +618,18 @@ export class BootstrapServer {
     return key.value;
   }
 
-  /**
-   * Store the n pieces and the location record, all in parallel. While nodes
-   * are joining no owner may be confirmable yet: each put keeps trying for up
-   * to PUBLISH_BUDGET_MS (Chord's settling put, dht/chord/settling-put.ts),
-   * and one that still fails is put again by the ring's maintenance.
-   */
-  private async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
-    const at = this.clock.wallNow();
-    const put = (key: string, payload: Uint8Array) => {
-      const value = sealRingValue(this.identity, key, payload, at, this.ring.store.validatorFor(key));
-      return putSettled(this.ring, key, value, RING_TTL_MS, PUBLISH_BUDGET_MS);
-    };
-    const res = await Promise.all([put(name, location), ...pieces.map((p, i) => put(pieceKey(name, i + 1), p))]);
-    if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
-    const stored = res.slice(1).filter((r) => r.ok).length;
-    if (stored < this.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.n} pieces stored`);
-    if (stored < this.n) this.log.warn({ user: name, stored, n: this.n }, 'some pieces could not be stored');
+  /** The n pieces of a key bundle (the splitting library insists on a plain Uint8Array, not a Buffer). */
+  private async split(b: ReturnType<typeof bundleOf>): Promise<Uint8Array[]> {
+    return (await splitKey(Uint8Array.from(encodeBundle(b)), this.n, this.k)).map(encodePiece);
   }
 
   /**
    * Ring members to rejoin through after a restart: the adapters of registered
    * users, from their location records (newest first).
    */
-  static rejoinContacts(registry: Registry, bootstrapKeys: Uint8Array[], wallNow: number): NodeRef[] {
+  static rejoinContacts(users: readonly RegistryEntry[], bootstrapKeys: Uint8Array[], wallNow: number): NodeRef[] {
     const out: NodeRef[] = [];
-    for (const e of registry.all().reverse()) {
+    for (const e of [...users].reverse()) {
       const l = e.location ? decodeLocation(e.location) : undefined;
       if (!l?.ok || !l.value.admission) continue;
       const a = admittedNode(l.value.admission, bootstrapKeys, wallNow);
@@ -630,20 +639,9 @@ export class BootstrapServer {
     return out;
   }
 
-  /** After a restart: put every registered user's pieces and location back into the ring. */
-  async republishAll(): Promise<number> {
-    let done = 0;
-    for (const e of this.registry.all()) {
-      if (!e.pieces || !e.location || e.pieces.length !== this.n) continue;
-      if (!bytesEqual(authorityFor(e.name, this.bootstraps).key, this.identity.bundle.sig)) continue;
-      try {
-        await this.publish(e.name, e.pieces, e.location);
-        done++;
-      } catch (err) {
-        this.log.warn({ user: e.name, err: (err as Error).message }, 'republish failed');
-      }
-    }
-    return done;
+  /** After a restart: the pending registrations, and the records of every name this bootstrap owns. */
+  republishAll(): Promise<number> {
+    return this.publisher.republishAll();
   }
 }
 

@@ -68,16 +68,29 @@ export interface CallerContext {
   onEvent?: (e: FlowEvent) => void;
 }
 
-export type CallOutcome =
-  | { ok: true; response: SipResponse; callee: VerifiedUser; protected: boolean }
-  | { ok: false; status: number; reason: string; code: ErrorCode };
+/**
+ * When each step of the flow happened, in ms after the phone's INVITE reached
+ * placeCall (the dashboard draws them as a ladder): the SECP2PSIP INVITE sent
+ * to the callee's adapter, its REDIRECT received, the REDIRECT verified.
+ */
+export interface CallTrace {
+  inviteSentMs?: number;
+  redirectMs?: number;
+  verifiedMs?: number;
+  /** The callee's adapter the INVITE went to (ring address). */
+  calleeAdapter?: string;
+}
 
-function outcomeOf(e: unknown): CallOutcome {
+export type CallOutcome =
+  | { ok: true; response: SipResponse; callee: VerifiedUser; protected: boolean; trace: CallTrace }
+  | { ok: false; status: number; reason: string; code: ErrorCode; trace: CallTrace };
+
+function outcomeOf(e: unknown, trace: CallTrace): CallOutcome {
   if (isOverlayError(e)) {
     const reason = e.message.length > 120 ? `${e.message.slice(0, 117)}...` : e.message;
-    return { ok: false, status: sipStatusOf(e), reason: sipReason(reason), code: e.code };
+    return { ok: false, status: sipStatusOf(e), reason: sipReason(reason), code: e.code, trace };
   }
-  return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG' };
+  return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG', trace };
 }
 
 /** Reason phrases are TEXT-UTF8 without CR/LF (RFC 3261 25.1). */
@@ -93,6 +106,9 @@ export async function placeCall(
   calleeName: string,
   isCancelled: () => boolean = () => false,
 ): Promise<CallOutcome> {
+  const trace: CallTrace = {};
+  const t0 = ctx.clock.now();
+  const step = () => ctx.clock.now() - t0;
   try {
     // Start after whatever the SIP layer is delivering right now (a CANCEL injected right behind the
     // INVITE): a callee whose records this adapter holds itself would otherwise be sent the INVITE
@@ -107,7 +123,7 @@ export async function placeCall(
       ctx.mode === 'signed' && ctx.pipeline !== false
         ? (to) => {
             if (early || isCancelled()) return;
-            const answer = exchangeInvite(ctx, req, caller, calleeName, to, undefined, callId);
+            const answer = exchangeInvite(ctx, req, caller, calleeName, to, undefined, callId, trace, step);
             answer.catch(() => {});
             early = { to, answer };
           }
@@ -118,8 +134,10 @@ export async function placeCall(
       const sealKey = ctx.mode === 'protected' ? u.bundle.sealKey : undefined;
       const sent = early && sameNode(early.to, u.adapter) ? early.answer : undefined;
       early = undefined;
-      const out = await (sent ?? exchangeInvite(ctx, req, caller, calleeName, u.adapter, sealKey, callId));
-      return checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
+      const out = await (sent ?? exchangeInvite(ctx, req, caller, calleeName, u.adapter, sealKey, callId, trace, step));
+      const checked = checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
+      trace.verifiedMs = step();
+      return checked;
     };
     let response: SipResponse;
     try {
@@ -144,9 +162,9 @@ export async function placeCall(
       mode: ctx.mode,
       badPieces: callee.pieces.bad.length,
     });
-    return { ok: true, response, callee, protected: ctx.mode === 'protected' };
+    return { ok: true, response, callee, protected: ctx.mode === 'protected', trace };
   } catch (e) {
-    const out = outcomeOf(e);
+    const out = outcomeOf(e, trace);
     if (!out.ok)
       ctx.log.info({ caller: caller.name, callee: calleeName, status: out.status, reason: out.reason }, 'call refused');
     return out;
@@ -174,6 +192,8 @@ async function exchangeInvite(
   adapter: NodeRef,
   sealKey: Uint8Array | undefined,
   callId: string,
+  trace: CallTrace,
+  step: () => number,
 ): Promise<Exchanged> {
   const sip = new Uint8Array(serialize(req));
   const nonce = ctx.random.bytes(16);
@@ -189,8 +209,11 @@ async function exchangeInvite(
   const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
   const payload = sealKey ? sealFor(sealKey, invite) : encodeMessage(invite);
   let answer: unknown;
+  trace.inviteSentMs = step();
+  trace.calleeAdapter = adapter.addr;
   try {
     answer = await ctx.endpoint.request(adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
+    trace.redirectMs = step();
   } catch (e) {
     if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
     refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);

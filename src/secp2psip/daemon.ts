@@ -26,13 +26,15 @@ import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts'
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
+import { observeTransport } from '../sip/observed-transport.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import type { Metrics } from '../util/metrics.ts';
 import { CryptoRandom } from '../util/random.ts';
-import { Adapter, respondNotReady } from './adapter.ts';
+import { Adapter, type CallObserver, respondNotReady } from './adapter.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
 import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
@@ -40,11 +42,14 @@ import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
-import { openAdapterData, openBootstrapData } from './data-dir.ts';
+import { openAdapterData, openBootstrapData, rememberedRingPort, rememberRingPort } from './data-dir.ts';
 import { admittedRef } from './ring-records.ts';
+import { PgRegistry } from './registry-pg.ts';
+import { checkSharedWitness, writeSharedWitness } from './registry-pg-witness.ts';
 import {
   type AdapterRole,
   type BootstrapRole,
+  type BootstrapRoleInit,
   type RingSettings,
   startAdapterRole,
   startBootstrapRole,
@@ -69,7 +74,19 @@ export interface BootstrapDaemonOptions extends RingSettings {
   newNames?: NewNameLimits;
   /** Bind a new name only with an unused enrolment token. */
   requireInvite?: boolean;
+  /** Where the ring reports its events (default: not kept; see src/ops). */
+  metrics?: Metrics;
+  /**
+   * A PostgreSQL connection string: names are bound in that database, shared by every bootstrap of the
+   * set (registry-pg.ts); default: `registry.sqlite` under the data directory.
+   */
+  registry?: string;
+  /** Awaited after each step of a registration (tests crash there). */
+  onStep?: BootstrapRoleInit['onStep'];
 }
+
+/** How often a bootstrap on a shared registry records the database's user count in its witness. */
+const SHARED_WITNESS_MS = 60_000;
 
 export interface RunningBootstrap {
   server: BootstrapServer;
@@ -87,6 +104,22 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   const random = new CryptoRandom();
   // Every data file is checked before a port is bound: a damaged one is a one-line fatal error.
   const { identity, registry, acceptedEmpty } = openBootstrapData(o.dataDir, o);
+  let names: PgRegistry | undefined;
+  if (o.registry !== undefined)
+    try {
+      names = await PgRegistry.open(o.registry, { logger: log });
+      const accepted = await checkSharedWitness(o.dataDir, names, o.acceptEmptyRegistry === true);
+      if (accepted)
+        log.warn(
+          { hadUsers: accepted.hadUsers },
+          'starting with an empty registry database as asked: every name is free again',
+        );
+      await writeSharedWitness(o.dataDir, names, log);
+    } catch (e) {
+      registry.close();
+      await names?.close();
+      throw e;
+    }
   if (acceptedEmpty)
     log.warn(
       { hadUsers: acceptedEmpty.hadUsers },
@@ -99,9 +132,11 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
       {
         identity,
         registry,
+        names,
         clock,
         random,
         logger: log,
+        metrics: o.metrics,
         async listen(self, keys) {
           const admitted = admittedRef(keys, () => clock.wallNow());
           endpoint = await TlsRpcEndpoint.listen({
@@ -122,15 +157,24 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
   } catch (e) {
     await endpoint?.close();
     registry.close();
+    await names?.close();
     throw e;
   }
+  // The shared registry's witness follows the user count (registry-pg-witness.ts).
+  const shared = names;
+  const witnessTimer = shared
+    ? setInterval(() => void writeSharedWitness(o.dataDir, shared, log), SHARED_WITNESS_MS).unref()
+    : undefined;
   return {
     server: role.server,
     info: role.info,
     async close() {
+      clearInterval(witnessTimer);
       await role.leave();
       await role.endpoint.close();
       registry.close();
+      if (names) await writeSharedWitness(o.dataDir, names, log);
+      await names?.close();
     },
   };
 }
@@ -188,6 +232,10 @@ export interface AdapterDaemonOptions {
   phoneUsers?: PhoneCredentials;
   /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
   digestAlgorithms?: readonly DigestAlgorithm[];
+  /** Where SIP traffic and the ring report their events (default: not kept; see src/ops). */
+  metrics?: Metrics;
+  /** Told about each call placed through this adapter (metrics, the dashboard). */
+  onCall?: CallObserver;
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -217,7 +265,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement({ transport: observeTransport(transport, o.metrics), clock, logger: log });
   element.handle({ onRequest: (inc) => respondNotReady(inc, 'adapter starting') });
   // D8: the configured bootstrap first, then every other bootstrap of the set learnt on earlier starts.
   const known = o.dataDir ? loadBootstrapSet(o.dataDir, log) : [];
@@ -242,17 +290,36 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         clock,
         random,
         logger: log,
+        metrics: o.metrics,
         admissionEndpoint: () => TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock }),
-        listen: (self, keys) =>
-          TlsRpcEndpoint.listen({
-            host,
-            port: o.rpcPort ?? 0,
-            keyPair: keyPair(identity),
-            self,
-            verifyRef: admittedRef(keys, () => clock.wallNow()),
-            clock,
-            logger: log,
-          }),
+        listen: async (self, keys) => {
+          const listenOn = (port: number) =>
+            TlsRpcEndpoint.listen({
+              host,
+              port,
+              keyPair: keyPair(identity),
+              self,
+              verifyRef: admittedRef(keys, () => clock.wallNow()),
+              clock,
+              logger: log,
+            });
+          if (o.rpcPort !== undefined) return listenOn(o.rpcPort);
+          // Without --rpc: the port of the last start when it is free, so a restart keeps its ring address.
+          const before = rememberedRingPort(o.dataDir);
+          let endpoint: TlsRpcEndpoint;
+          try {
+            endpoint = await listenOn(before ?? 0);
+          } catch (e) {
+            if (before === undefined) throw e;
+            log.warn(
+              { port: before, err: (e as Error).message },
+              'ring port of the last start is taken; using another',
+            );
+            endpoint = await listenOn(0);
+          }
+          rememberRingPort(o.dataDir, endpoint.port, log);
+          return endpoint;
+        },
       },
       {
         bootstraps: candidates,
@@ -276,7 +343,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, logger: log });
+  const adapter = new Adapter({ node, element, clock, auth, logger: log, onCall: o.onCall });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();

@@ -14,7 +14,7 @@
  * - A disk that refuses writes is not fatal for an adapter: its trust store
  *   keeps its state in memory and catches up when the disk works again.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDaemonIdentity } from '../identity/daemon-identity.ts';
 import { Identity } from '../identity/identity.ts';
@@ -27,6 +27,8 @@ export const REGISTRY_FILE = 'registry.sqlite';
 export const REGISTRY_WITNESS = 'registry.users';
 export const TRUST_FILE = 'trust.sqlite';
 const NODE_KEY = join('node', 'identity.pem');
+/** The ring port an adapter without `--rpc` chose on its first start, taken again on the next ones. */
+export const RING_PORT_FILE = 'ring-port';
 
 /** The data directory itself, created 0700; a path that cannot be one is a one-line error. */
 export function ensureDataDir(dir: string): void {
@@ -160,5 +162,31 @@ export async function backupRegistry(dir: string, to: string): Promise<number> {
     throw dataFileError(to, `backup failed: ${(e as Error).message}`);
   } finally {
     registry.close();
+  }
+}
+
+/**
+ * The ring port chosen on an earlier start, if any. An adapter that comes back on the same ring address is
+ * the same ring member to everyone: the entries other nodes still hold for it (successor lists, fingers, the
+ * location records of its users, callers' verified-user caches) are right again the moment it listens, instead
+ * of pointing at a closed port until each is repaired. A missing or unreadable file means no remembered port.
+ */
+export function rememberedRingPort(dir: string | undefined): number | undefined {
+  if (!dir) return undefined;
+  try {
+    const n = Number(readFileSync(join(dir, RING_PORT_FILE), 'utf8').trim());
+    return Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keep the ring port for the next start; a disk that refuses the write costs only that (logged). */
+export function rememberRingPort(dir: string | undefined, port: number, logger: Logger = silentLogger): void {
+  if (!dir || rememberedRingPort(dir) === port) return;
+  try {
+    writeFileSync(join(dir, RING_PORT_FILE), `${port}\n`, { mode: 0o600 });
+  } catch (e) {
+    logger.warn({ file: join(dir, RING_PORT_FILE), err: (e as Error).message }, 'ring port not remembered');
   }
 }

@@ -37,7 +37,8 @@ export interface VerifiedUser {
   location: LocationRecord;
   /** The user's adapter, pinned to the node key the user signed. */
   adapter: NodeRef;
-  pieces: { used: number; bad: number[]; missing: number[] };
+  /** `holders`: for each bad piece, the ring node that holds it (`<id prefix>@addr`), when there were bad ones. */
+  pieces: { used: number; bad: number[]; missing: number[]; holders?: Record<number, string> };
   /** Some record came from an owner that was not confirmed (ring-fetch.ts): look up again, confirmed, if it fails. */
   unconfirmed: boolean;
 }
@@ -158,12 +159,15 @@ export async function lookupUser(
     throw new OverlayError('VERIFICATION_FAILED', `location record of ${name} is not signed by ${name}`);
   const adapter = adapterRef(location, ctx.bootstrapKeys, ctx.wallNow());
   if (!adapter) throw new OverlayError('VERIFICATION_FAILED', `adapter of ${name} is not admitted`);
+  // Who sent the corrected pieces (operators count them per holder to find a lying node): one lookup per bad
+  // piece, paid only by a call that met one.
+  const holders = bad.length > 0 ? await holdersOf(ctx, name, bad) : undefined;
   return {
     bundle: b.value,
     key: key.value,
     location,
     adapter,
-    pieces: { used: pieces.length, bad, missing },
+    pieces: { used: pieces.length, bad, missing, ...(holders ? { holders } : {}) },
     unconfirmed: fetched.unconfirmed.size > 0,
   };
 }
@@ -176,7 +180,7 @@ export function adapterRef(loc: LocationRecord, bootstrapKeys: Iterable<Uint8Arr
   return { id: a.nodeId, addr: loc.nodeAddr, key: loc.nodeKey, admission: loc.admission };
 }
 
-/** Which ring nodes answer for the given pieces (for the error log only). */
+/** Which ring nodes answer for the given pieces (for the logs and the per-holder count of bad pieces). */
 async function holdersOf(ctx: LookupContext, name: string, indices: number[]): Promise<Record<number, string>> {
   const out: Record<number, string> = {};
   await Promise.all(

@@ -235,6 +235,7 @@ export const WIRE_ERROR = Object.freeze({
   USER_NAME_RATE: 31,
   USER_NAME_QUOTA: 32,
   USER_INVITE_INVALID: 33,
+  REGISTRY_UNAVAILABLE: 34,
 } satisfies Partial<Record<ErrorCode, number>>);
 
 export type WireErrorCode = keyof typeof WIRE_ERROR;

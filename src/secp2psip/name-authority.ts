@@ -46,10 +46,3 @@ export function authorityFor(name: string, bootstraps: readonly BootstrapRef[]):
 export function isAuthority(name: string, self: Uint8Array, bootstraps: readonly BootstrapRef[]): boolean {
   return bytesEqual(authorityFor(name, bootstraps).key, self);
 }
-
-/** Parse `host:port=<64 hex key>` entries used on the command line for `--peer-bootstrap`. */
-export function parseBootstrapRef(s: string): BootstrapRef | undefined {
-  const m = /^(.+)=([0-9a-fA-F]{64})$/.exec(s);
-  if (!m) return undefined;
-  return { addr: m[1], key: new Uint8Array(Buffer.from(m[2], 'hex')) };
-}

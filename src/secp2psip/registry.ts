@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
+import type { NameRegistry, PublishRecords } from './name-registry.ts';
 import { writeSecretFileAtomic } from '../identity/key-file.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { openDatabase } from '../util/sqlite.ts';
@@ -52,12 +53,14 @@ export interface RegistryEntry extends UserKeyBundle {
   location?: Uint8Array;
   /** The n pieces of the key bundle as first split: re-stored unchanged on re-registration or republishing. */
   pieces?: Uint8Array[];
+  /** 'pending' from the claim until the records are in the ring (name-registry.ts); absent: published. */
+  state?: 'pending' | 'published';
 }
 
 export type ClaimOutcome =
   | { outcome: 'created' | 'same'; entry: RegistryEntry }
   | { outcome: 'taken'; entry: RegistryEntry }
-  | { outcome: 'refused'; code: 'USER_NAME_QUOTA' | 'USER_INVITE_INVALID'; reason: string };
+  | { outcome: 'refused'; code: 'USER_NAME_QUOTA' | 'USER_INVITE_INVALID' | 'USER_NAME_RATE'; reason: string };
 
 /** What a new name needs besides being free (see claim). */
 export interface NewNamePolicy {
@@ -69,6 +72,11 @@ export interface NewNamePolicy {
   requireInvite?: boolean;
   /** The token the REGISTER carried. */
   invite?: string;
+  /**
+   * New names per minute per node key and per source address, for registries that count them
+   * (NameRegistry.countsRates); others leave the rates to the bootstrap.
+   */
+  rates?: { perMinute?: number; perAddressPerMinute?: number; source: string };
 }
 
 /** The stored form of an enrolment token: only its hash is kept. */
@@ -85,6 +93,7 @@ interface UserRow {
   cert_fpr: string | null;
   location: Buffer | null;
   pieces: Buffer | null;
+  state?: string;
 }
 
 function toEntry(r: UserRow): RegistryEntry {
@@ -101,10 +110,15 @@ function toEntry(r: UserRow): RegistryEntry {
     const p = cborDecode(new Uint8Array(r.pieces)) as unknown;
     if (Array.isArray(p) && p.every((x) => x instanceof Uint8Array)) e.pieces = p;
   }
+  if (r.state === 'pending') e.state = 'pending';
   return e;
 }
 
-export class Registry {
+export class Registry implements NameRegistry {
+  /** One bootstrap's file: with several bootstraps, each owns the names rendezvous hashing gives it. */
+  readonly shared = false;
+  /** New-name rates are counted in the bootstrap's memory (only it binds the names it owns). */
+  readonly countsRates = false;
   private readonly db: Database.Database;
   private readonly witness?: string;
   private witnessed = 0;
@@ -147,6 +161,11 @@ export class Registry {
         used_at INTEGER
       );
     `);
+    // Files from before publication states: every row counts as published (none is pending).
+    const cols = (this.db.pragma('table_info(users)') as Array<{ name: string }>).map((c) => c.name);
+    if (!cols.includes('state')) this.db.exec(`ALTER TABLE users ADD COLUMN state TEXT NOT NULL DEFAULT 'published'`);
+    if (!cols.includes('publish_at'))
+      this.db.exec('ALTER TABLE users ADD COLUMN publish_at INTEGER NOT NULL DEFAULT 0');
     this.witness = opts.witness;
     if (this.witness) {
       this.witnessed = this.count();
@@ -192,14 +211,19 @@ export class Registry {
     now: number,
     certFingerprint?: string,
     policy?: NewNamePolicy,
+    records?: PublishRecords,
   ): ClaimOutcome {
     const tx = this.db.transaction((): ClaimOutcome => {
       const cur = this.get(name);
       if (cur) {
         if (!bytesEqual(cur.signKey, keys.signKey) || !bytesEqual(cur.sealKey, keys.sealKey))
           return { outcome: 'taken', entry: cur };
-        this.db.prepare('UPDATE users SET updated_at = ? WHERE name = ?').run(now, name);
-        return { outcome: 'same', entry: { ...cur, updatedAt: now } };
+        if (records)
+          this.db
+            .prepare(`UPDATE users SET updated_at = ?, location = ?, state = 'pending', publish_at = ? WHERE name = ?`)
+            .run(now, Buffer.from(records.location), now, name);
+        else this.db.prepare('UPDATE users SET updated_at = ? WHERE name = ?').run(now, name);
+        return { outcome: 'same', entry: this.get(name) as RegistryEntry };
       }
       if (policy) {
         const refused = this.admitNewName(name, now, policy);
@@ -207,9 +231,21 @@ export class Registry {
       }
       this.db
         .prepare(
-          'INSERT INTO users (name, sign_key, seal_key, registered_at, updated_at, cert_fpr) VALUES (?, ?, ?, ?, ?, ?)',
+          `INSERT INTO users (name, sign_key, seal_key, registered_at, updated_at, cert_fpr, location, pieces, state, publish_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(name, Buffer.from(keys.signKey), Buffer.from(keys.sealKey), now, now, certFingerprint ?? null);
+        .run(
+          name,
+          Buffer.from(keys.signKey),
+          Buffer.from(keys.sealKey),
+          now,
+          now,
+          certFingerprint ?? null,
+          records ? Buffer.from(records.location) : null,
+          records ? Buffer.from(cborEncode(records.pieces)) : null,
+          records ? 'pending' : 'published',
+          now,
+        );
       return { outcome: 'created', entry: this.get(name) as RegistryEntry };
     });
     const out = tx();
@@ -235,6 +271,21 @@ export class Registry {
 
   setPieces(name: string, pieces: Uint8Array[]): void {
     this.db.prepare('UPDATE users SET pieces = ? WHERE name = ?').run(Buffer.from(cborEncode(pieces)), name);
+  }
+
+  /** The records with this location are in the ring (a later registration's location stays pending). */
+  markPublished(name: string, location: Uint8Array, now: number): void {
+    this.db
+      .prepare(`UPDATE users SET state = 'published', publish_at = ? WHERE name = ? AND location = ?`)
+      .run(now, name, Buffer.from(location));
+  }
+
+  /** Names pending publication since before `olderThan`, oldest first (this file has one writer: nothing to take). */
+  pending(olderThan: number, _now: number, limit: number): RegistryEntry[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM users WHERE state = 'pending' AND publish_at < ? ORDER BY publish_at LIMIT ?`)
+      .all(olderThan, limit) as UserRow[];
+    return rows.map(toEntry);
   }
 
   /** Inside claim's transaction: check and spend what a new name needs; a refusal when it may not be bound. */

@@ -24,11 +24,13 @@ import { bytesEqual } from '../util/bytes.ts';
 import type { Clock } from '../util/clock.ts';
 import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import type { Metrics } from '../util/metrics.ts';
 import type { Random } from '../util/random.ts';
 import { AdapterNode, type AdapterNodeInit, requestAdmission } from './adapter-node.ts';
-import { BootstrapServer, type NewNameLimits } from './bootstrap-server.ts';
+import { type BootstrapInit, BootstrapServer, type NewNameLimits } from './bootstrap-server.ts';
 import type { LocalPhones } from './local-phones.ts';
 import type { AdmittedMsg, BootstrapInfo } from './messages.ts';
+import type { NameRegistry } from './name-registry.ts';
 import type { Registry } from './registry.ts';
 import { admittedRef, bootstrapWrittenValidator } from './ring-records.ts';
 import {
@@ -85,10 +87,15 @@ export interface RoleComponents {
   clock: Clock;
   random: Random;
   logger?: Logger;
+  /** Where the ring reports lookup hops and RPC round trips (default: not kept). */
+  metrics?: Metrics;
 }
 
 export interface BootstrapRoleComponents extends RoleComponents {
+  /** The bootstrap's own file: ring ids, and names unless `names` is given. */
   registry: Registry;
+  /** A registry of names shared by the set (registry-pg.ts); default: `registry`. */
+  names?: NameRegistry;
   /** Open the RPC endpoint under this ring id; `keys` are the bootstrap keys of the set (this one included). */
   listen(self: SelfAdmission, keys: readonly Uint8Array[]): Promise<RpcEndpoint>;
 }
@@ -104,6 +111,8 @@ export interface BootstrapRoleInit extends RingSettings {
   /** Limits on new names and enrolment tokens (bootstrap-server.ts). */
   newNames?: NewNameLimits;
   requireInvite?: boolean;
+  /** Awaited after each step of a registration (bootstrap-server.ts; tests crash there). */
+  onStep?: BootstrapInit['onStep'];
   /** Founding order step and poll (ms; defaults 5000 and 500). */
   foundingStepMs?: number;
   foundingPollMs?: number;
@@ -130,12 +139,15 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
   const endpoint = await c.listen(self, keys);
   const info: BootstrapInfo = { addr: endpoint.self.addr, key };
   const peers = given.some((p) => bytesEqual(p.key, key)) ? given : [...given, info];
-  const ring = ChordNode.create({ endpoint, clock, random: forkOf(random), logger: log }, ringOptions(keys, clock, o));
+  const ring = ChordNode.create(
+    { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
+    ringOptions(keys, clock, o),
+  );
   const contacts = o.join
     ? [o.join]
     : [
         ...(await peerContacts(endpoint, peers, key, log)),
-        ...BootstrapServer.rejoinContacts(registry, keys, clock.wallNow()),
+        ...BootstrapServer.rejoinContacts(await (c.names ?? registry).all(), keys, clock.wallNow()),
       ];
   const step = o.foundingStepMs ?? FOUNDING_STEP_MS;
   // Nothing answers requests until the join is done (the server installs the handler): a node not yet on
@@ -146,7 +158,7 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
     refresh: () => peerContacts(endpoint, peers, key, log, true),
   });
   const server = new BootstrapServer(
-    { identity, endpoint, ring, registry, clock, random: forkOf(random), logger: log },
+    { identity, endpoint, ring, registry, names: c.names, clock, random: forkOf(random), logger: log },
     {
       k: o.k,
       n: o.n,
@@ -154,13 +166,13 @@ export async function startBootstrapRole(c: BootstrapRoleComponents, o: Bootstra
       caBundle: o.caBundle,
       newNames: o.newNames,
       requireInvite: o.requireInvite,
+      onStep: o.onStep,
     },
   );
-  if (registry.count() > 0)
-    server.republishAll().then(
-      (n) => log.info({ users: n }, 'republished registered users'),
-      (e) => log.warn({ err: (e as Error).message }, 'republish failed'),
-    );
+  server.republishAll().then(
+    (n) => n > 0 && log.info({ users: n }, 'republished registered users'),
+    (e) => log.warn({ err: (e as Error).message }, 'republish failed'),
+  );
   return { server, ring, endpoint, info, joined, leave: () => leaveRing({ ring, clock, logger: log }) };
 }
 
@@ -258,6 +270,7 @@ export async function startAdapterRole<P extends LocalPhones>(
 ): Promise<AdapterRole<P>> {
   const log = c.logger ?? silentLogger;
   const { clock, random, trust } = c;
+  const started = clock.now();
   // ADMIT over a short-lived link: the bootstrap assigns our ring id.
   const temp = await c.admissionEndpoint();
   let got: Awaited<ReturnType<typeof admitWithFailover>>;
@@ -267,9 +280,13 @@ export async function startAdapterRole<P extends LocalPhones>(
     await temp.close();
   }
   const { admitted, via } = got;
+  log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
-  const ring = ChordNode.create({ endpoint, clock, random: forkOf(random), logger: log }, ringOptions(keys, clock, o));
+  const ring = ChordNode.create(
+    { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
+    ringOptions(keys, clock, o),
+  );
   // The bootstrap that admitted us is an anchor: whenever this node is cut off from the ring (a partition,
   // an overload), it keeps probing it with backoff and merges back through it (RememberedMembers).
   ring.remember(admitted.ring.filter((r) => keys.some((k) => bytesEqual(k, r.key))));
@@ -291,7 +308,9 @@ export async function startAdapterRole<P extends LocalPhones>(
   if (o.holdUntilReady) node.ready = false;
   try {
     // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
-    if ((await joinRing({ ring, clock, logger: log }, admitted.ring)) === 'listed') await ring.rejoin(admitted.ring);
+    const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
+    if (how === 'listed') await ring.rejoin(admitted.ring);
+    log.info({ how, addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring');
   } catch (e) {
     ring.stop();
     await endpoint.close();

@@ -25,15 +25,15 @@ export function makeLiar(node: ChordNode, oracle: LiarOracle, random: Random): v
   node.endpoint.onRequest((method, payload, caller) => {
     if (method === METHOD.FIND) {
       const req = decodeFindRequest(payload);
-      if (req && random.next() < 0.5) {
-        const succs = oracle.successorsOf(req.target, node.r + 1).slice(1);
+      if (req.ok && random.next() < 0.5) {
+        const succs = oracle.successorsOf(req.value.target, node.r + 1).slice(1);
         return { succs, next: [] };
       }
-      if (req) return { succs: oracle.randomRefs(node.r), next: oracle.randomRefs(3) };
+      if (req.ok) return { succs: oracle.randomRefs(node.r), next: oracle.randomRefs(3) };
     }
     if (method === METHOD.NEIGHBORS) {
       const req = decodeNeighborsRequest(payload);
-      if (req && !req.notify) {
+      if (req.ok && !req.value.notify) {
         node.handleRequest(method, payload, caller);
         return { pred: oracle.randomRefs(1)[0] ?? null, succs: oracle.randomRefs(node.r) };
       }

@@ -17,6 +17,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../util/clock.ts';
+import { fail, ok, type Result } from '../util/errors.ts';
 import type { IncomingRequest } from './element.ts';
 import { readQuoted, splitTopLevel, trimLws } from './header-values.ts';
 import { getHeaders, type Header, type SipRequest } from './message.ts';
@@ -57,26 +58,26 @@ export function digestResponse(
   return digestHash(alg, `${ha1}:${mid}:${ha2}`);
 }
 
-/** The auth-params of one `Digest ...` credentials or challenge value, names lower-cased; undefined when malformed. */
-export function parseDigestParams(value: string): Map<string, string> | undefined {
+/** The auth-params of one `Digest ...` credentials or challenge value, names lower-cased. */
+export function parseDigestParams(value: string): Result<Map<string, string>> {
   const m = /^\s*digest\s+/i.exec(value);
-  if (!m) return undefined;
+  if (!m) return fail('not a Digest value');
   const out = new Map<string, string>();
   for (const part of splitTopLevel(value.slice(m[0].length), ',')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) return undefined;
+    if (eq <= 0) return fail('an auth-param without a name or value');
     const name = trimLws(part.slice(0, eq)).toLowerCase();
     const raw = trimLws(part.slice(eq + 1));
     let v = raw;
     if (raw.startsWith('"')) {
       const q = readQuoted(raw, 0);
-      if (!q || q.end !== raw.length) return undefined;
+      if (!q || q.end !== raw.length) return fail(`auth-param ${name}: bad quoted string`);
       v = q.text;
     }
-    if (out.has(name)) return undefined;
+    if (out.has(name)) return fail(`auth-param ${name} given twice`);
     out.set(name, v);
   }
-  return out;
+  return ok(out);
 }
 
 /** Who may use a server's phone side: anyone (open registration) or phones that pass digest authentication. */
@@ -112,21 +113,21 @@ export interface DigestInit {
   algorithms?: readonly DigestAlgorithm[];
 }
 
-/** `SHA-256,MD5`-style list (case-insensitive) as algorithms, or an error line. */
-export function parseDigestAlgorithms(s: string): DigestAlgorithm[] | string {
+/** `SHA-256,MD5`-style list (case-insensitive) as algorithms. */
+export function parseDigestAlgorithms(s: string): Result<DigestAlgorithm[]> {
   const out: DigestAlgorithm[] = [];
   for (const part of s.split(',')) {
     const alg = DIGEST_ALGORITHMS.find((a) => a === part.trim().toUpperCase());
-    if (!alg || out.includes(alg)) return `'${part.trim()}' is not SHA-256 or MD5 (or is listed twice)`;
+    if (!alg || out.includes(alg)) return fail(`'${part.trim()}' is not SHA-256 or MD5 (or is listed twice)`);
     out.push(alg);
   }
-  return out;
+  return ok(out);
 }
 
 /** OptionSpec.check for `--digest`. */
 export function digestCheck(s: string): string | undefined {
   const r = parseDigestAlgorithms(s);
-  return typeof r === 'string' ? r : undefined;
+  return r.ok ? undefined : r.error;
 }
 
 export class DigestAuthenticator {
@@ -177,7 +178,7 @@ export class DigestAuthenticator {
     for (const v of values) {
       const q = parseDigestParams(v);
       // RFC 3261 22.3: a request may carry credentials for several realms; ours are the ones to check.
-      if (q?.get('realm') === this.realm) p = q;
+      if (q.ok && q.value.get('realm') === this.realm) p = q.value;
     }
     if (!p) return { ok: false, why: values.length > 0 ? 'malformed' : 'missing' };
     const user = p.get('username');
@@ -246,7 +247,7 @@ export class DigestAuthenticator {
   private claimedUser(req: SipRequest, proxy: boolean): string | undefined {
     for (const v of getHeaders(req, proxy ? 'Proxy-Authorization' : 'Authorization')) {
       const q = parseDigestParams(v);
-      if (q?.get('realm') === this.realm) return q.get('username')?.slice(0, 64);
+      if (q.ok && q.value.get('realm') === this.realm) return q.value.get('username')?.slice(0, 64);
     }
     return undefined;
   }
@@ -295,7 +296,8 @@ export function digestAuthorization(
   challenge: string,
   c: { user: string; password: string; method: string; uri: string; nc?: number; cnonce?: string },
 ): string | undefined {
-  const p = parseDigestParams(challenge);
+  const parsed = parseDigestParams(challenge);
+  const p = parsed.ok ? parsed.value : undefined;
   const realm = p?.get('realm');
   const nonce = p?.get('nonce');
   const alg = DIGEST_ALGORITHMS.find((a) => a === (p?.get('algorithm') ?? 'MD5').toUpperCase());

@@ -44,6 +44,7 @@ export const SIP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   USER_NAME_RATE: 503,
   USER_NAME_QUOTA: 403,
   USER_INVITE_INVALID: 403,
+  REGISTRY_UNAVAILABLE: 503,
 });
 
 /** The status a failure is answered with: its code's, or 500 for anything that is not a typed error. */

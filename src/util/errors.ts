@@ -67,6 +67,7 @@ const APP_ERRORS = {
   USER_NAME_RATE: 'too many new names; try again later',
   USER_NAME_QUOTA: 'new-name quota used up',
   USER_INVITE_INVALID: 'enrolment token missing, unknown, spent, expired or for another name',
+  REGISTRY_UNAVAILABLE: 'the name registry is unreachable; try again shortly',
 } as const;
 
 /** Every code with its message. */

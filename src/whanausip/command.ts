@@ -18,6 +18,8 @@ import {
   parseHostPort,
   requiredOption,
 } from '../util/args.ts';
+import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
+import { whanauTarget } from '../ops/targets.ts';
 import { OverlayError } from '../util/errors.ts';
 import { resultError } from '../util/config-file.ts';
 import { createLogger, type LogFormat } from '../util/log.ts';
@@ -82,6 +84,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
+  ...OPS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -114,6 +117,7 @@ export interface WhanauSipConfig {
   digestAlgorithms: DigestAlgorithm[];
   /** The parsed options, for the SIGHUP reload. */
   args: ParsedArgs;
+  ops: OpsConfig;
 }
 
 /** Validate the command line; every problem is one BAD_ARGUMENT line. */
@@ -161,8 +165,9 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
   }
   const openRegistration = args['open-registration'] === true;
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
-  if (typeof digestAlgorithms === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms}`);
+  if (!digestAlgorithms.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms.error}`);
   const logFormat = logFormatOption(args);
+  const ops = parseOpsOptions(args);
   return {
     sip,
     dht,
@@ -174,8 +179,9 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
     logLevel,
     logFormat,
     openRegistration,
-    digestAlgorithms,
+    digestAlgorithms: digestAlgorithms.value,
     args,
+    ops,
   };
 }
 
@@ -191,7 +197,10 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat }).child({ component: role });
   const configUsers = configFileOf(cfg.args)?.phoneUsers;
   if (configUsers) syncConfigPhoneUsers(cfg.dataDir, configUsers);
+  const ops = await startOps(cfg.ops, role, log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
   const running = await startWhanauSip({
+    metrics: ops.metrics,
     role,
     sipHost: cfg.sip.host,
     sipPort: cfg.sip.port,
@@ -207,6 +216,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     logger: log,
   });
   const d = running.daemon;
+  ops.attach(whanauTarget(running, role), running);
   // Signal handlers go in before the identity is announced: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
@@ -248,6 +258,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
   );
   await stopped;
   reloader.close();
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

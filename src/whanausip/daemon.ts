@@ -12,6 +12,7 @@ import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts'
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
+import { observeTransport } from '../sip/observed-transport.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -56,7 +57,7 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement({ transport: observeTransport(transport, o.metrics), clock, logger: log });
   // A node keeps its phone's registration across restarts (as an adapter does), so its record
   // points at the phone at once instead of at the node until the phone registers again.
   const bindings = o.role === 'node' && o.dataDir ? openBindings(join(o.dataDir, BINDINGS_FILE), log) : undefined;

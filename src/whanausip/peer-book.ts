@@ -33,7 +33,7 @@ export function parsePeerSpec(s: string): Result<PeerSpec> {
   const hash = s.slice(0, at);
   if (!HASH_RE.test(hash)) return fail(`peer hash '${hash}' is not 40 hex digits`);
   const addr = s.slice(at + 1);
-  if (parseAddr(addr) === null) return fail(`peer address '${addr}' is not host:port`);
+  if (!parseAddr(addr).ok) return fail(`peer address '${addr}' is not host:port`);
   return ok({ hash: hash.toLowerCase(), addr });
 }
 

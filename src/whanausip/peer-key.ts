@@ -26,8 +26,9 @@ export interface ProbeOptions {
  * RPC_PEER_KEY_MISMATCH (a key that does not hash to `hash`).
  */
 export function probePeerKey(addr: string, hash: string, opts: ProbeOptions): Promise<Uint8Array> {
-  const where = parseAddr(addr);
-  if (where === null) return Promise.reject(new OverlayError('RPC_UNREACHABLE', `bad address ${addr}`));
+  const parsed = parseAddr(addr);
+  if (!parsed.ok) return Promise.reject(new OverlayError('RPC_UNREACHABLE', `bad address: ${parsed.error}`));
+  const where = parsed.value;
   return new Promise((resolve, reject) => {
     let settled = false;
     const sock = tls.connect({

@@ -29,6 +29,7 @@ import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
 import { isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import { type Metrics, noMetrics } from '../util/metrics.ts';
 import { CryptoRandom, type Random } from '../util/random.ts';
 import {
   checkLocationRecord,
@@ -72,6 +73,8 @@ export interface WhanauDaemonOptions {
   logger?: Logger;
   /** Where our record points (default: `sip:<hash>@<DHT address>`). */
   contact?: OwnContact;
+  /** SETUP durations and lookup message counts are reported here (default: not kept). */
+  metrics?: Metrics;
 }
 
 /** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
@@ -132,6 +135,9 @@ export class WhanauDaemon {
   private timer: Timer | undefined;
   private closed = false;
   private setupRunning: Promise<unknown> | undefined;
+  private readonly metrics: Metrics;
+  /** When the last SETUP finished (wall ms), how long it took and what it built. */
+  lastSetup: { at: number; ms: number; summary: Record<string, unknown> } | undefined;
 
   private constructor(
     o: WhanauDaemonOptions,
@@ -147,10 +153,12 @@ export class WhanauDaemon {
     this.clock = o.clock ?? new SystemClock();
     this.log = (o.logger ?? silentLogger).child({ component: 'whanau-daemon', node: this.hash.slice(0, 8) });
     this.tlsContext = clientContext(cert);
-    const where = parseAddr(endpoint.self.addr) ?? { host: o.host, port: endpoint.port };
+    const self = parseAddr(endpoint.self.addr);
+    const where = self.ok ? self.value : { host: o.host, port: endpoint.port };
     this.host = where.host;
     this.port = where.port;
     this.ownContact = o.contact;
+    this.metrics = o.metrics ?? noMetrics;
     const key = identity.signingKey;
     this.signer = { publicKey: identity.bundle.sig, sign: (data) => new Uint8Array(sign(null, data, key)) };
     const transport = o.maxOutgoing ? new OutgoingLimiter(endpoint, o.maxOutgoing, new Set(PEER_METHODS)) : endpoint;
@@ -264,13 +272,18 @@ export class WhanauDaemon {
     this.publishOwnRecord();
     const run = this.node.setup(epoch);
     this.setupRunning = run;
+    const started = this.clock.now();
     try {
       const summary = await run;
+      const ms = this.clock.now() - started;
+      this.metrics.observe('whanau_setup_seconds', ms / 1000, { result: 'done' });
+      this.lastSetup = { at: this.clock.wallNow(), ms, summary };
       this.stats.setupsDone++;
       this.log.info({ epoch, ...summary, peers: this.node.activePeers().length }, 'setup done');
       return summary;
     } catch (e) {
       this.stats.setupsFailed++;
+      this.metrics.observe('whanau_setup_seconds', (this.clock.now() - started) / 1000, { result: 'failed' });
       throw e;
     } finally {
       if (this.setupRunning === run) this.setupRunning = undefined;
@@ -311,6 +324,7 @@ export class WhanauDaemon {
       if (r.ok) record = r.value;
       else this.log.warn({ key: key.slice(0, 8), why: r.error }, 'record dropped');
     }
+    this.metrics.observe('whanau_lookup_messages', out.messages, { result: record ? 'found' : 'not-found' });
     return { record, messages: out.messages, tries: out.tries, notReady: false };
   }
 

@@ -72,8 +72,10 @@ describe('command messages', { timeout: 300_000 }, () => {
     for (const l of lines) assert.ok((l.match(/"component":/g) ?? []).length <= 1, l);
     assert.equal(JSON.parse(setup[0]).component, 'whanau-daemon');
 
+    // Generous: on a loaded machine a bootstrap's start (key, registry, TLS listener) can take seconds.
     const quiet = await runCli(['bootstrap', '--listen', '127.0.0.1:0', '--data', join(base, 'quiet')], {
-      timeoutMs: 5000,
+      timeoutMs: 20_000,
+      until: /^bootstrap .*\nkey /,
       env: { SECP2PSIP_LOG: 'warn' },
     });
     assert.match(quiet.stdout, /^bootstrap /);

@@ -197,6 +197,9 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     const fine = await freshCaller('carol', 'dave');
     assert.ok(fine.ok, fine.ok ? '' : fine.reason);
     assert.deepEqual(fine.callee.pieces.bad, [1, 2]);
+    // Which ring node sent each corrected piece (the per-holder metric and the dashboard show it).
+    for (const i of [1, 2]) assert.match(String(fine.callee.pieces.holders?.[i]), /@adapter-|@boot-/, `holder of ${i}`);
+    assert.ok(fine.trace.inviteSentMs !== undefined && fine.trace.verifiedMs !== undefined, 'the steps are timed');
     tamperPiece('dave', 3, () => forged[2]);
     log.lines.length = 0;
     const bad = await freshCaller('erin', 'dave');

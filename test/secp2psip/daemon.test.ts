@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -93,8 +94,9 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
     await assert.rejects(alice.invite(`sip:carol@${A.sipAddr}`, peer(A)), /480/);
   });
 
-  it('an adapter restarted keeps its user key and can still call and be called', async () => {
+  it('an adapter restarted keeps its user key and its ring address, and can still call and be called', async () => {
     const B = adapters[1];
+    const ringAddr = B.node.ring.self.addr;
     await B.close();
     const B2 = await startAdapterDaemon({
       openRegistration: true,
@@ -105,6 +107,8 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
       stabilizeMs: 500,
     });
     closers.push(() => B2.close());
+    // No --rpc: the port chosen on the first start is taken again, so the ring's entries for B stay right.
+    assert.equal(B2.node.ring.self.addr, ringAddr);
     await settle();
     const A = adapters[0];
     const bob = await phone('bob');
@@ -116,5 +120,29 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
     assert.equal(call.redirectedTo, bob.contactUri);
     const back = await bob.invite(`sip:alice@${B2.sipAddr}`, peer(B2));
     assert.equal(back.redirectedTo, alice.contactUri);
+  });
+
+  it('an adapter whose ring port of the last start is taken starts on another one and remembers that', async () => {
+    const C = adapters[2];
+    const port = Number(C.node.ring.self.addr.split(':')[1]);
+    await C.close();
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
+    try {
+      const C2 = await startAdapterDaemon({
+        openRegistration: true,
+        sipHost: '127.0.0.1',
+        sipPort: 0,
+        bootstrap: boot.info,
+        dataDir: join(dir, 'c'),
+        stabilizeMs: 500,
+      });
+      closers.push(() => C2.close());
+      const now = Number(C2.node.ring.self.addr.split(':')[1]);
+      assert.notEqual(now, port);
+      assert.equal(readFileSync(join(dir, 'c', 'ring-port'), 'utf8').trim(), String(now));
+    } finally {
+      squatter.close();
+    }
   });
 });

@@ -12,6 +12,13 @@ import { PhoneCredentials } from '../../src/sip/phone-credentials.ts';
 import { SimClock } from '../../src/util/clock.ts';
 import { req } from './helpers.ts';
 
+/** The auth-params of a value that must parse. */
+function params(value: string): Map<string, string> | undefined {
+  const r = parseDigestParams(value);
+  assert.ok(r.ok, `${value}: ${r.ok ? '' : r.error}`);
+  return r.value;
+}
+
 describe('digest computation: RFC example vectors', () => {
   it('RFC 2617 section 3.5 (MD5, qop=auth)', () => {
     const ha1 = digestHash('MD5', 'Mufasa:testrealm@host.com:Circle Of Life');
@@ -44,12 +51,18 @@ describe('digest computation: RFC example vectors', () => {
   });
 
   it('parses quoted and token auth-params, refuses duplicates and non-digest schemes', () => {
-    const p = parseDigestParams('Digest username="a,b", realm="r", nc=00000001, qop=auth');
+    const p = params('Digest username="a,b", realm="r", nc=00000001, qop=auth');
     assert.equal(p?.get('username'), 'a,b');
     assert.equal(p?.get('nc'), '00000001');
-    assert.equal(parseDigestParams('Basic YWxhZGRpbg=='), undefined);
-    assert.equal(parseDigestParams('Digest realm="a", realm="b"'), undefined);
-    assert.equal(parseDigestParams('Digest realm="open'), undefined);
+    assert.deepEqual(parseDigestParams('Basic YWxhZGRpbg=='), { ok: false, error: 'not a Digest value' });
+    assert.deepEqual(parseDigestParams('Digest realm="a", realm="b"'), {
+      ok: false,
+      error: 'auth-param realm given twice',
+    });
+    assert.deepEqual(parseDigestParams('Digest realm="open'), {
+      ok: false,
+      error: 'auth-param realm: bad quoted string',
+    });
   });
 });
 
@@ -83,13 +96,13 @@ describe('DigestAuthenticator', () => {
     const { auth } = setup();
     const c = auth.challenge(false);
     assert.deepEqual(
-      c.map((h) => [h.name, parseDigestParams(h.value)?.get('algorithm')]),
+      c.map((h) => [h.name, params(h.value)?.get('algorithm')]),
       [
         ['WWW-Authenticate', 'SHA-256'],
         ['WWW-Authenticate', 'MD5'],
       ],
     );
-    assert.equal(parseDigestParams(c[0].value)?.get('qop'), 'auth');
+    assert.equal(params(c[0].value)?.get('qop'), 'auth');
     assert.equal(auth.challenge(true)[0].name, 'Proxy-Authenticate');
   });
 
@@ -154,7 +167,7 @@ describe('DigestAuthenticator', () => {
     const credentials = PhoneCredentials.inMemory({ alice: 'alice-secret' }, 'r');
     const auth = new DigestAuthenticator({ clock, credentials }, { realm: 'r', algorithms: ['MD5'] });
     assert.deepEqual(
-      auth.challenge(false).map((h) => parseDigestParams(h.value)?.get('algorithm')),
+      auth.challenge(false).map((h) => params(h.value)?.get('algorithm')),
       ['MD5'],
     );
     const sha = new DigestAuthenticator({ clock, credentials }, { realm: 'r' }).challenge(false)[0].value;

@@ -8,6 +8,7 @@ describe('which tests are end-to-end (npm run test:e2e)', () => {
     assert.ok(isEndToEnd('test/sip/e2e-new.test.ts', ''));
     assert.ok(isEndToEnd('test/secp2psip/a.test.ts', "import { startAdapterProc } from './procs.ts';"));
     assert.ok(isEndToEnd('test/cli/a.test.ts', "import { type CliRun, runCli } from '../support/cli.ts';"));
+    assert.ok(isEndToEnd('test/sip/a.test.ts', "import { startLinphone } from '../support/linphone.ts';"));
     assert.ok(
       isEndToEnd('test/sip/a.test.ts', "import {\n  type Running,\n  startRegistrar,\n} from './e2e-helpers.ts';"),
     );

@@ -4,7 +4,7 @@
  *
  * The rule: a test file is end-to-end when it runs the product or a phone as
  * a separate process, which it can only do through one of the helpers below
- * (each starts `bin/secp2psip.mjs`, baresip, sipp or a network namespace),
+ * (each starts `bin/secp2psip.mjs`, baresip, linphonec, sipp or a network namespace),
  * or when its name starts with `e2e-`. Nothing to keep in a list: a new
  * test that uses these helpers is picked up by itself.
  *
@@ -20,6 +20,7 @@ const PROCESS_HELPERS: ReadonlyArray<{ module: string; names?: RegExp }> = [
   { module: 'test/secp2psip/procs.ts' }, // bootstrap and adapter daemons
   { module: 'test/whanausip/cli-process.ts' }, // WhanauSIP node and gateway daemons
   { module: 'test/support/baresip.ts' }, // baresip phones
+  { module: 'test/support/linphone.ts' }, // linphonec phones
   { module: 'test/support/testnet.ts' }, // hosts in network namespaces
   { module: 'test/sip/e2e-helpers.ts', names: /\b(startRegistrar|runProgram)\b/ }, // registrar daemon, sipp
 ];

@@ -132,6 +132,11 @@ describe('flags, file and defaults', () => {
     assert.match(printed, /^mode = "signed" {2}# default$/m);
     assert.match(printed, /^bob = "\[redacted\]"$/m);
     assert.doesNotMatch(printed, /bob-password/);
+    // A password inside a URL (a PostgreSQL registry) is redacted whatever the key is called.
+    const pg = write('pg.toml', 'registry = "postgres://boot:pg-secret@db.example:5432/names"\n');
+    const boot = effectiveConfig(parseArgs(['--config', pg], readSpec('bootstrap')), 'bootstrap');
+    assert.match(boot, /^registry = "postgres:\/\/boot:\[redacted\]@db\.example:5432\/names" {2}# config file$/m);
+    assert.doesNotMatch(boot, /pg-secret/);
     // What --print-config prints is itself a valid config file.
     assert.deepEqual(parseConfigText(printed, 'printed.toml', readSpec('adapter'), 'adapter').values.timeout, '4000');
   });

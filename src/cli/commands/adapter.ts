@@ -18,6 +18,9 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { callObserver } from '../../ops/call-metrics.ts';
+import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { adapterTarget } from '../../ops/targets.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { resultError } from '../../util/config-file.ts';
@@ -110,6 +113,7 @@ export const SPEC = {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
+  ...OPS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -167,15 +171,19 @@ export async function run(argv: string[]): Promise<number> {
   if (rebuild !== 'robust' && rebuild !== 'seed')
     throw new OverlayError('BAD_ARGUMENT', `--rebuild must be robust or seed, got '${rebuild}'`);
   const digest = parseDigestAlgorithms(String(args.digest));
-  if (typeof digest === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest}`);
+  if (!digest.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digest.error}`);
   const timeoutMs = intOption(args, 'timeout');
   const cacheMs = intOption(args, 'cache-ms');
   const bootstrapWaitMs = intOption(args, 'bootstrap-wait');
   const newNamesPerMinute = intOption(args, 'new-names-per-minute');
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'adapter' });
   const configUsers = configFileOf(args)?.phoneUsers;
   if (configUsers) syncConfigPhoneUsers(dataDir, configUsers);
+  // The operator's listener first: /readyz answers "not yet, and why" while the adapter looks for its bootstrap.
+  const ops = await startOps(opsConfig, 'adapter', log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   const clock = new SystemClock();
   const until = clock.now() + bootstrapWaitMs;
@@ -213,8 +221,11 @@ export async function run(argv: string[]): Promise<number> {
     newNodeKey: args['new-node-key'] === true,
     newNamesPerMinute,
     openRegistration: args['open-registration'] === true,
-    digestAlgorithms: digest,
+    digestAlgorithms: digest.value,
+    metrics: ops.metrics,
+    onCall: callObserver(ops.metrics),
   });
+  ops.attach(adapterTarget(running), running);
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -247,6 +258,7 @@ export async function run(argv: string[]): Promise<number> {
   );
   await stopped;
   reloader.close();
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

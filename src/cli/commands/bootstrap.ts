@@ -6,6 +6,7 @@ import { startBootstrapDaemon } from '../../secp2psip/daemon.ts';
 import { backupRegistry, REGISTRY_WITNESS } from '../../secp2psip/data-dir.ts';
 import { type BootstrapInfo, NAME_RE } from '../../secp2psip/messages.ts';
 import { Registry } from '../../secp2psip/registry.ts';
+import { PG_URL_RE, PgRegistry, redactUrl } from '../../secp2psip/registry-pg.ts';
 import {
   checkHostPort,
   dataDirOption,
@@ -18,6 +19,8 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { ADMIN_SPEC, OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { bootstrapTarget } from '../../ops/targets.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { resultError } from '../../util/config-file.ts';
 import { createLogger } from '../../util/log.ts';
@@ -39,14 +42,18 @@ export const SPEC = {
   k: { type: 'string', default: '3', min: 1, max: 255, help: 'pieces needed to rebuild a user key' },
   n: { type: 'string', default: '5', min: 1, max: 255, help: 'pieces stored per user key (Username.1 .. Username.n)' },
   'ca-bundle': { type: 'string', help: 'strict mode: PEM file of trust anchors; users need a certificate' },
+  registry: {
+    type: 'string',
+    help: 'postgres://user@host:port/db: bind names in this PostgreSQL database, shared by every bootstrap of the set (default: registry.sqlite under --data)',
+  },
   release: {
     type: 'string',
     action: true,
-    help: 'forget <name> in the registry under --data (key lost or replaced), then exit; use the bootstrap that owns the name',
+    help: 'forget <name> in the registry (key lost or replaced), then exit; with --registry from any bootstrap, else the one that owns the name',
   },
   'accept-empty-registry': {
     type: 'boolean',
-    help: 'start although registry.sqlite is empty or gone while it had users (every name becomes free)',
+    help: 'start although the registry (registry.sqlite, or the --registry database) is empty or gone while it had users (every name becomes free)',
   },
   backup: {
     type: 'string',
@@ -95,6 +102,8 @@ export const SPEC = {
     check: peerCheck,
     help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)',
   },
+  ...OPS_SPEC,
+  ...ADMIN_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -130,8 +139,21 @@ function readCaBundle(path: string): string[] {
 }
 
 /** `--release <name>`: drop the name's binding so its user can register a new key. */
-function release(dataDir: string, name: string): number {
+async function release(args: ReturnType<typeof parseArgs>, name: string): Promise<number> {
   if (!NAME_RE.test(name)) throw new OverlayError('BAD_ARGUMENT', `--release: '${name}' is not a user name`);
+  const url = sharedRegistryOption(args);
+  if (url !== undefined) {
+    const names = await PgRegistry.open(url);
+    try {
+      if (!(await names.release(name)))
+        throw new OverlayError('USER_UNKNOWN', `'${name}' is not registered in ${redactUrl(url)}`);
+    } finally {
+      await names.close();
+    }
+    process.stdout.write(`released ${name}\n`);
+    return 0;
+  }
+  const dataDir = requiredOption(args, 'data');
   const path = join(dataDir, 'registry.sqlite');
   if (!existsSync(path)) throw new OverlayError('BAD_ARGUMENT', `--data: no registry in '${dataDir}'`);
   const registry = new Registry(path, { witness: join(dataDir, REGISTRY_WITNESS) });
@@ -144,26 +166,46 @@ function release(dataDir: string, name: string): number {
   return 0;
 }
 
-/** `--invite`: make one-time enrolment tokens in the registry under --data and print them, one a line. */
-function invite(args: ReturnType<typeof parseArgs>): number {
-  const dataDir = requiredOption(args, 'data');
+/** `--invite`: make one-time enrolment tokens in the registry and print them, one a line. */
+async function invite(args: ReturnType<typeof parseArgs>): Promise<number> {
   const count = intOption(args, 'count');
   const days = intOption(args, 'invite-days');
   const name = args.for === undefined ? undefined : String(args.for);
   if (name !== undefined && !NAME_RE.test(name))
     throw new OverlayError('BAD_ARGUMENT', `--for: '${name}' is not a user name`);
+  const now = Date.now();
+  const url = sharedRegistryOption(args);
+  if (url !== undefined) {
+    const names = await PgRegistry.open(url);
+    try {
+      for (const t of await names.createInvites(count, now, now + days * 24 * 3600_000, name))
+        process.stdout.write(`${t}\n`);
+    } finally {
+      await names.close();
+    }
+    return 0;
+  }
+  const dataDir = requiredOption(args, 'data');
   const path = join(dataDir, 'registry.sqlite');
   if (!existsSync(path))
     throw new OverlayError('BAD_ARGUMENT', `--data: no registry in '${dataDir}' (start the bootstrap once first)`);
   const registry = new Registry(path, { witness: join(dataDir, REGISTRY_WITNESS) });
   try {
-    const now = Date.now();
     for (const t of registry.createInvites(count, now, now + days * 24 * 3600_000, name))
       process.stdout.write(`${t}\n`);
   } finally {
     registry.close();
   }
   return 0;
+}
+
+/** `--registry`, checked: a PostgreSQL connection string, or undefined for the file under --data. */
+function sharedRegistryOption(args: ReturnType<typeof parseArgs>): string | undefined {
+  if (args.registry === undefined) return undefined;
+  const url = String(args.registry);
+  if (!PG_URL_RE.test(url))
+    throw new OverlayError('BAD_ARGUMENT', `--registry must be a postgres:// connection string, got '${url}'`);
+  return url;
 }
 
 /**
@@ -179,14 +221,20 @@ export async function run(argv: string[]): Promise<number> {
   }
   const early = configPreamble(args, 'bootstrap');
   if (early !== undefined) return early;
-  if (args.release !== undefined) return release(requiredOption(args, 'data'), String(args.release));
+  if (args.release !== undefined) return release(args, String(args.release));
   if (args.invite === true) return invite(args);
   if (args.backup !== undefined) {
+    if (args.registry !== undefined)
+      throw new OverlayError(
+        'BAD_ARGUMENT',
+        '--backup copies registry.sqlite; back up a --registry database with pg_dump',
+      );
     const users = await backupRegistry(requiredOption(args, 'data'), String(args.backup));
     process.stdout.write(`backed up ${users} users to ${String(args.backup)}\n`);
     return 0;
   }
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
+  const registry = sharedRegistryOption(args);
   const dataDir = dataDirOption(args);
   const k = intOption(args, 'k');
   const n = intOption(args, 'n');
@@ -199,8 +247,12 @@ export async function run(argv: string[]): Promise<number> {
     return { addr: s.value.addr, key: s.value.key };
   });
   const newNames = newNameLimitsOf(args);
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'bootstrap' });
+  // The operator's listener first: /readyz answers "not yet" while the bootstrap takes its place on the ring.
+  const ops = await startOps(opsConfig, 'bootstrap', log);
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   let running: Awaited<ReturnType<typeof startBootstrapDaemon>>;
   try {
@@ -216,6 +268,8 @@ export async function run(argv: string[]): Promise<number> {
       acceptEmptyRegistry: args['accept-empty-registry'] === true,
       newNames,
       requireInvite: args['require-invite'] === true,
+      metrics: ops.metrics,
+      registry,
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || (e as NodeJS.ErrnoException).code === 'EACCES')
@@ -248,13 +302,15 @@ export async function run(argv: string[]): Promise<number> {
       'require-invite': limits,
     },
   });
+  ops.attach(bootstrapTarget(running), running);
   const spec = bootstrapSpecOf(running.info);
   process.stdout.write(`bootstrap ${spec}\nkey ${Buffer.from(running.info.key).toString('hex')}\n`);
   log.info(
     {
       addr: running.info.addr,
       spec,
-      users: running.server.registry.count(),
+      users: await running.server.names.count(),
+      registry: registry === undefined ? 'registry.sqlite' : redactUrl(registry),
       k,
       n,
       strict: caBundle !== undefined,
@@ -266,6 +322,7 @@ export async function run(argv: string[]): Promise<number> {
   );
   await stopped;
   reloader.close();
+  await ops.close();
   await running.close();
   log.flush();
   return 0;

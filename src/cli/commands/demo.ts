@@ -4,7 +4,18 @@ import { join } from 'node:path';
 import type { FlowEvent, SecurityMode } from '../../secp2psip/call-common.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
 import { LocalOverlay, summarizeCalls } from '../../harness/local-overlay.ts';
-import { intOption, LOG_LEVELS, logLevelOption, type OptionSpec, optionsUsage, parseArgs } from '../../util/args.ts';
+import { callObserver } from '../../ops/call-metrics.ts';
+import { parseListenOption, startOps } from '../../ops/ops-options.ts';
+import { overlayTarget } from '../../ops/overlay-target.ts';
+import {
+  intOption,
+  LOG_LEVELS,
+  logLevelOption,
+  type OptionSpec,
+  optionGiven,
+  optionsUsage,
+  parseArgs,
+} from '../../util/args.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
 import { reloadOnSighup } from '../../util/reload.ts';
 import { OverlayError } from '../../util/errors.ts';
@@ -29,6 +40,11 @@ export const SPEC = {
     min: 1,
     max: 65535,
     help: 'SIP port of adapter 1 (adapter i gets base+i-1; default any free port)',
+  },
+  http: {
+    type: 'string',
+    default: '127.0.0.1:0',
+    help: 'serve the live dashboard (and metrics, health, JSON state) on host:port; port 0: any free port',
   },
   json: { type: 'boolean', help: 'run the calls, print one JSON object, exit (0 only if every call succeeded)' },
   'log-level': {
@@ -64,11 +80,15 @@ export async function run(argv: string[]): Promise<number> {
     throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
   const basePort = args['base-port'] === undefined ? undefined : intOption(args, 'base-port', 1, 65535 - adapters);
   const json = args.json === true;
+  // With --json the demo exits after its calls: a dashboard only when asked for.
+  const http = !json || optionGiven(args, 'http') ? parseListenOption(String(args.http), '--http') : undefined;
   const log = createLogger({ level: logLevelOption(args), format: logFormatOption(args) });
   const out = (s: string) => {
     if (!json) process.stdout.write(`${s}\n`);
   };
 
+  const ops = await startOps({ http }, 'demo', log);
+  const observeCall = callObserver(ops.metrics);
   const dataDir = mkdtempSync(join(tmpdir(), 'secp2psip-demo-'));
   const events: Array<{ adapter: number; e: FlowEvent }> = [];
   const t0 = performance.now();
@@ -83,16 +103,21 @@ export async function run(argv: string[]): Promise<number> {
       basePort,
       logger: log,
       onEvent: (adapter, e) => events.push({ adapter, e }),
+      metrics: ops.metrics,
+      onCall: observeCall ? (_i, c) => observeCall(c) : undefined,
     });
   } catch (e) {
+    await ops.close();
     rmSync(dataDir, { recursive: true, force: true });
     throw e;
   }
+  ops.attach(overlayTarget(overlay), undefined);
   const startMs = performance.now() - t0;
   out(`SecP2PSIP demo (seed 000): 1 bootstrap, ${adapters} adapters, k=${k} n=${n}, mode ${mode}`);
   out(`  bootstrap ${bootstrapSpecOf(overlay.boot.info)}   data in ${dataDir}`);
   out(`  overlay up in ${fmt(startMs)} (every adapter admitted by the bootstrap and joined the Chord ring over TLS)`);
   out('  open registration: phones register any name without a password (loopback demo only; see --add-user)');
+  for (const s of ops.servers) out(`  dashboard ${s.url}  (live: the ring, the users, each call as a ladder)`);
 
   const reg = await overlay.registerPhones();
   out('');
@@ -135,6 +160,7 @@ export async function run(argv: string[]): Promise<number> {
       verifiedRedirects: events.filter((x) => x.e.kind === 'redirect-verified').length,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
+    await ops.close();
     await overlay.close();
     rmSync(dataDir, { recursive: true, force: true });
     log.flush();
@@ -174,6 +200,7 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', resolve);
   });
   reloader.close();
+  await ops.close();
   await overlay.close();
   rmSync(dataDir, { recursive: true, force: true });
   log.flush();

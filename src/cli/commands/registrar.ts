@@ -13,6 +13,9 @@ import {
   parseArgs,
   parseHostPort,
 } from '../../util/args.ts';
+import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
+import { registrarTarget } from '../../ops/targets.ts';
+import { observeTransport } from '../../sip/observed-transport.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -36,6 +39,7 @@ export const SPEC = {
     help: 'shortest registration accepted (s); shorter gets 423',
   },
   'max-expires': { type: 'string', default: '3600', min: 1, max: 2 ** 31, help: 'longest registration granted (s)' },
+  ...OPS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -61,9 +65,11 @@ export async function run(argv: string[]): Promise<number> {
   const minExpires = intOption(args, 'min-expires');
   const maxExpires = intOption(args, 'max-expires');
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
+  const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
 
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'registrar' });
+  const ops = await startOps(opsConfig, 'registrar', log);
   const clock = new SystemClock();
   let transport: TransportStack;
   try {
@@ -71,10 +77,12 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen on ${String(args.listen)}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement({ transport: observeTransport(transport, ops.metrics), clock, logger: log });
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
   const server = new RedirectServer({ element, registrar, logger: log });
   const stopSweeping = startSweeping(registrar, clock);
+  ops.attach(registrarTarget({ element, registrar }), { element, registrar });
+  if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
   // Signal handlers go in before the listening line: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
@@ -102,6 +110,7 @@ export async function run(argv: string[]): Promise<number> {
 
   await stopped;
   reloader.close();
+  await ops.close();
   stopSweeping();
   await element.close();
   log.flush();

@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../../util/clock.ts';
 import { type ErrorCode, OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
+import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
@@ -76,6 +77,7 @@ export class ChordNode {
   /** @internal */ readonly clock: Clock;
   /** @internal */ readonly random: Random;
   /** @internal */ readonly log: Logger;
+  /** @internal */ readonly metrics: Metrics;
   /** @internal */ readonly init: Required<Omit<ChordInit, 'store' | 'verifyRef' | 'rpcTimeoutMs' | 'viewSize'>> & {
     rpcTimeoutMs?: number;
   };
@@ -93,6 +95,7 @@ export class ChordNode {
     this.endpoint = components.endpoint;
     this.clock = components.clock;
     this.random = components.random;
+    this.metrics = components.metrics ?? noMetrics;
     this.self = components.endpoint.self;
     this.id = this.self.id;
     this.init = {
@@ -266,6 +269,7 @@ export class ChordNode {
       batch,
     });
     if (!res.ok) return res;
+    this.metrics.observe('chord_lookup_hops', res.hops);
     const replicas = [res.owner, ...res.succs.filter((s) => s.id !== res.owner.id)].slice(0, this.r);
     return { ok: true, owner: res.owner, replicas, hops: res.hops, queries: res.queries };
   }
@@ -304,8 +308,8 @@ export class ChordNode {
     let ownerError: string | null = null;
     replies.forEach((raw, i) => {
       const rep = raw === null ? null : decodeStoreReply(raw);
-      const res = rep?.results[0];
-      if (rep && res === null) stored++;
+      const res = rep?.ok ? rep.value.results[0] : undefined;
+      if (rep?.ok && res === null) stored++;
       else if (i === 0 && typeof res === 'string') ownerError = res;
     });
     if (ownerError !== null) return { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
@@ -452,10 +456,12 @@ export class ChordNode {
       const reply = await this.endpoint.request(to, method, payload, { timeoutMs });
       // Smoothed round trip (RFC 6298 2.3): how long a caller may wait for a node before trying another way.
       this.failures.sample(this.clock.now() - sent);
+      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'ok' });
       this.failures.alive(to.id);
       return reply;
     } catch {
       this.counters.rpcFailures++;
+      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'failed' });
       this.view.mute(to.id);
       if (this.failures.missed(to.id)) {
         // Failed (not merely slow, see FailureDetector): no longer a routing hint; remembered and probed.
@@ -485,12 +491,13 @@ export class ChordNode {
   async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
     const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
     if (raw === null) return null;
-    const nb = decodeNeighborsReply(raw);
+    const decoded = decodeNeighborsReply(raw);
     // It answered, but with nonsense: as useless as a failed node, and dropped as one.
-    if (!nb) {
+    if (!decoded.ok) {
       this.failures.condemn(to.id);
       return null;
     }
+    const nb = decoded.value;
     // The key answered (TLS pins it) but the node now sits at another id (it was admitted again and
     // kept its address): the entry is stale, and is treated as a node that does not answer.
     if (!this.sameNode(to, raw as Payload)) return null;
@@ -508,8 +515,8 @@ export class ChordNode {
       find: async (to, target) => {
         const raw = await this.call(to, METHOD.FIND, { target });
         const rep = raw === null ? null : decodeFindReply(raw);
-        if (!rep) return null;
-        const out = { succs: this.boundOnly(rep.succs), next: this.boundOnly(rep.next) };
+        if (!rep?.ok) return null;
+        const out = { succs: this.boundOnly(rep.value.succs), next: this.boundOnly(rep.value.next) };
         this.view.learn(out.succs);
         this.view.learn(out.next);
         return out;
@@ -521,7 +528,7 @@ export class ChordNode {
   private async fetchFrom(holder: NodeRef, key: string): Promise<DhtRecord | null> {
     const raw = await this.call(holder, METHOD.FETCH, { keys: [key] });
     const rep = raw === null ? null : decodeFetchReply(raw);
-    const rec = rep?.records[0];
+    const rec = rep?.ok ? rep.value.records[0] : undefined;
     if (!rec || rec.key !== key || this.store.check(rec) !== null) return null;
     return rec;
   }

@@ -7,6 +7,7 @@ import type { NodeRef, RpcEndpoint } from '../../rpc/types.ts';
 import { bytesEqual } from '../../util/bytes.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { ErrorCode } from '../../util/errors.ts';
+import type { Metrics } from '../../util/metrics.ts';
 import type { Logger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
 import type { DhtRecord } from '../store/record.ts';
@@ -17,6 +18,8 @@ export interface ChordComponents {
   clock: Clock;
   random: Random;
   logger?: Logger;
+  /** Lookup hops and RPC round trips are reported here (default: not kept). */
+  metrics?: Metrics;
 }
 
 /** The RPC timeout assumed when the endpoint's own applies (see Maintenance.checkPredecessor). */

@@ -200,9 +200,10 @@ async function fetchFrom(
       const raw = await node.call(a.to, METHOD.FETCH, { keys: a.keys });
       pending.delete(a.to.id);
       const rep = raw === null ? null : decodeFetchReply(raw);
-      if (!rep || rep.records.length !== a.keys.length) return;
+      if (!rep?.ok || rep.value.records.length !== a.keys.length) return;
+      const records = rep.value.records;
       a.keys.forEach((k, i) => {
-        const rec = rep.records[i];
+        const rec = records[i];
         if (rec) checked(node, k, rec, a.hops, accept);
       });
     }),

@@ -52,7 +52,8 @@ function malformed(node: ChordNode, why: string): never {
 /** The caller's own ref, taken from the payload's `from` or the transport, bound to the key it proved. */
 function callerRef(node: ChordNode, payload: Payload, caller: Caller): NodeRef | null {
   const from = (payload as { from?: unknown } | null)?.from;
-  const ref = from !== undefined ? decodeRef(from) : (caller.ref ?? null);
+  const decoded = from !== undefined ? decodeRef(from) : null;
+  const ref = decoded === null ? (caller.ref ?? null) : decoded.ok ? decoded.value : null;
   if (!ref || !bytesEqual(ref.key, caller.key) || !node.verify(ref)) {
     node.counters.refusedRefs++;
     return null;
@@ -62,14 +63,14 @@ function callerRef(node: ChordNode, payload: Payload, caller: Caller): NodeRef |
 
 function find(node: ChordNode, payload: Payload): Payload {
   const req = decodeFindRequest(payload);
-  if (!req) return malformed(node, 'find');
-  return node.localStep(req.target);
+  if (!req.ok) return malformed(node, req.error);
+  return node.localStep(req.value.target);
 }
 
 function neighbors(node: ChordNode, payload: Payload, caller: Caller): Payload {
   const req = decodeNeighborsRequest(payload);
-  if (!req) return malformed(node, 'neighbors');
-  if (req.notify) {
+  if (!req.ok) return malformed(node, req.error);
+  if (req.value.notify) {
     const ref = callerRef(node, payload, caller);
     if (ref) node.notify(ref);
   } else node.heardFrom(caller);
@@ -78,8 +79,8 @@ function neighbors(node: ChordNode, payload: Payload, caller: Caller): Payload {
 
 function store(node: ChordNode, payload: Payload): Payload {
   const req = decodeStoreRequest(payload);
-  if (!req) return malformed(node, 'store');
-  return { results: req.records.map((r) => storeOne(node, r)) };
+  if (!req.ok) return malformed(node, req.error);
+  return { results: req.value.records.map((r) => storeOne(node, r)) };
 }
 
 function storeOne(node: ChordNode, r: DhtRecord): string | null {
@@ -89,8 +90,8 @@ function storeOne(node: ChordNode, r: DhtRecord): string | null {
 
 function fetch(node: ChordNode, payload: Payload): Payload {
   const req = decodeFetchRequest(payload);
-  if (!req) return malformed(node, 'fetch');
-  return { records: req.keys.map((k) => node.store.get(k) ?? null) };
+  if (!req.ok) return malformed(node, req.error);
+  return { records: req.value.keys.map((k) => node.store.get(k) ?? null) };
 }
 
 /**
@@ -122,8 +123,10 @@ function handoff(node: ChordNode, payload: Payload, caller: Caller): Payload {
 /** Graceful leave (Stoica et al. 2003 section V-C): the leaving node hands over its records and neighbours. */
 function leave(node: ChordNode, payload: Payload, caller: Caller): Payload {
   const ref = callerRef(node, payload, caller);
-  const req = decodeLeaveRequest(payload);
-  if (!ref || !req) return malformed(node, 'leave');
+  const decoded = decodeLeaveRequest(payload);
+  if (!decoded.ok) return malformed(node, decoded.error);
+  if (!ref) return malformed(node, 'leave: unbound ref');
+  const req = decoded.value;
   for (const r of req.records) storeOne(node, r);
   node.peerLeft(
     ref,

@@ -200,8 +200,8 @@ export class Maintenance {
     const n = this.node;
     const raw = await n.call(succ, METHOD.FINGERS, {});
     const rep = raw === null ? null : decodeRefsReply(raw);
-    if (!rep) return;
-    const refs = rep.refs.filter((r) => r.id !== n.id && n.verify(r));
+    if (!rep?.ok) return;
+    const refs = rep.value.refs.filter((r) => r.id !== n.id && n.verify(r));
     n.view.learn(refs);
     refs.sort((a, b) => compareFrom(n.id, a.id, b.id));
     // finger[i] is the first known node whose coverage reaches index i.
@@ -217,7 +217,7 @@ export class Maintenance {
     const n = this.node;
     const raw = await n.call(succ, METHOD.HANDOFF, { from: n.self });
     const rep = raw === null ? null : decodeRecordsReply(raw);
-    if (rep) for (const r of rep.records) n.store.put(r);
+    if (rep?.ok) for (const r of rep.value.records) n.store.put(r);
   }
 
   /** check_predecessor(): ping the predecessor unless it has been heard from recently. */

@@ -1,11 +1,13 @@
 import type { NodeRef } from '../../rpc/types.ts';
+import { fail, ok, type Result } from '../../util/errors.ts';
 import { type DhtRecord, parseRecord } from '../store/record.ts';
 import { isRingId } from '../store/ring-id.ts';
 
 /**
  * Chord wire messages, all in one place. Each request and response is plain
- * data (CBOR-encodable). Decoders take untrusted input and return null on
- * anything malformed; they never throw.
+ * data (CBOR-encodable). Decoders take untrusted input and return a Result
+ * naming what is malformed; they never throw (the one decoder convention of
+ * every wire module).
  */
 export const METHOD = {
   /** Iterative routing step: the asked node's successor list and its closest preceding nodes for `target`. */
@@ -81,72 +83,90 @@ export function encodeRef(r: NodeRef): Record<string, unknown> {
  */
 const checkedRefs = new WeakSet<object>();
 
-export function decodeRef(x: unknown): NodeRef | null {
-  if (typeof x !== 'object' || x === null) return null;
-  if (checkedRefs.has(x)) return x as NodeRef;
+export function decodeRef(x: unknown): Result<NodeRef> {
+  if (typeof x !== 'object' || x === null) return fail('ref: not an object');
+  if (checkedRefs.has(x)) return ok(x as NodeRef);
   const o = x as Record<string, unknown>;
-  if (!isRingId(o.id) || typeof o.addr !== 'string' || o.addr.length === 0 || o.addr.length > 300) return null;
-  if (!(o.key instanceof Uint8Array) || o.key.length !== 32) return null;
-  if (o.admission !== undefined && !(o.admission instanceof Uint8Array && o.admission.length <= 8192)) return null;
+  if (!isRingId(o.id)) return fail('ref: bad id');
+  if (typeof o.addr !== 'string' || o.addr.length === 0 || o.addr.length > 300) return fail('ref: bad addr');
+  if (!(o.key instanceof Uint8Array) || o.key.length !== 32) return fail('ref: bad key');
+  if (o.admission !== undefined && !(o.admission instanceof Uint8Array && o.admission.length <= 8192))
+    return fail('ref: bad admission');
   const r: NodeRef = { id: o.id, addr: o.addr, key: o.key };
   if (o.admission) r.admission = o.admission as Uint8Array;
   checkedRefs.add(r);
   checkedRefs.add(x);
-  return r;
+  return ok(r);
 }
 
-function obj(x: unknown): Record<string, unknown> | null {
-  return typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
+function obj(x: unknown, what: string): Result<Record<string, unknown>> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x)
+    ? ok(x as Record<string, unknown>)
+    : fail(`${what}: not an object`);
 }
 
-function refList(x: unknown, max = MAX_REFS): NodeRef[] | null {
-  if (!Array.isArray(x) || x.length > max) return null;
+function refList(x: unknown, what: string, max = MAX_REFS): Result<NodeRef[]> {
+  if (!Array.isArray(x) || x.length > max) return fail(`${what}: not a list of at most ${max} refs`);
   const out: NodeRef[] = [];
   for (const e of x) {
     const r = decodeRef(e);
-    if (!r) return null;
-    out.push(r);
+    if (!r.ok) return fail(`${what}: ${r.error}`);
+    out.push(r.value);
   }
-  return out;
+  return ok(out);
 }
 
-function recordList(x: unknown): DhtRecord[] | null {
-  if (!Array.isArray(x) || x.length > MAX_RECORDS_PER_MESSAGE) return null;
+/** A predecessor field: null, or a ref. */
+function optionalRef(x: unknown, what: string): Result<NodeRef | null> {
+  if (x === null) return ok(null);
+  const r = decodeRef(x);
+  return r.ok ? r : fail(`${what}: ${r.error}`);
+}
+
+function recordList(x: unknown, what: string): Result<DhtRecord[]> {
+  if (!Array.isArray(x) || x.length > MAX_RECORDS_PER_MESSAGE)
+    return fail(`${what}: not a list of at most ${MAX_RECORDS_PER_MESSAGE} records`);
   const out: DhtRecord[] = [];
   for (const e of x) {
     const r = parseRecord(e);
-    if (!r) return null;
-    out.push(r);
+    if (!r.ok) return fail(`${what}: ${r.error}`);
+    out.push(r.value);
   }
-  return out;
+  return ok(out);
 }
 
-export function decodeFindRequest(x: unknown): FindRequest | null {
-  const o = obj(x);
-  return o && isRingId(o.target) ? { target: o.target } : null;
+export function decodeFindRequest(x: unknown): Result<FindRequest> {
+  const o = obj(x, 'find');
+  if (!o.ok) return o;
+  return isRingId(o.value.target) ? ok({ target: o.value.target }) : fail('find: bad target');
 }
 
-export function decodeFindReply(x: unknown): FindReply | null {
-  const o = obj(x);
-  if (!o) return null;
-  const succs = refList(o.succs);
-  const next = refList(o.next);
-  return succs && next ? { succs, next } : null;
+export function decodeFindReply(x: unknown): Result<FindReply> {
+  const o = obj(x, 'find reply');
+  if (!o.ok) return o;
+  const succs = refList(o.value.succs, 'find reply succs');
+  if (!succs.ok) return succs;
+  const next = refList(o.value.next, 'find reply next');
+  if (!next.ok) return next;
+  return ok({ succs: succs.value, next: next.value });
 }
 
-export function decodeNeighborsRequest(x: unknown): NeighborsRequest | null {
-  const o = obj(x);
-  return o && typeof o.notify === 'boolean' ? { notify: o.notify } : null;
+export function decodeNeighborsRequest(x: unknown): Result<NeighborsRequest> {
+  const o = obj(x, 'neighbors');
+  if (!o.ok) return o;
+  return typeof o.value.notify === 'boolean' ? ok({ notify: o.value.notify }) : fail('neighbors: bad notify');
 }
 
-export function decodeNeighborsReply(x: unknown): NeighborsReply | null {
-  const o = obj(x);
-  if (!o) return null;
-  const pred = o.pred === null ? null : decodeRef(o.pred);
-  const succs = refList(o.succs);
-  if ((o.pred !== null && !pred) || !succs) return null;
-  if (o.id !== undefined && !isRingId(o.id)) return null;
-  return o.id === undefined ? { pred, succs } : { pred, succs, id: o.id };
+export function decodeNeighborsReply(x: unknown): Result<NeighborsReply> {
+  const o = obj(x, 'neighbors reply');
+  if (!o.ok) return o;
+  const pred = optionalRef(o.value.pred, 'neighbors reply pred');
+  if (!pred.ok) return pred;
+  const succs = refList(o.value.succs, 'neighbors reply succs');
+  if (!succs.ok) return succs;
+  const id = o.value.id;
+  if (id === undefined) return ok({ pred: pred.value, succs: succs.value });
+  return isRingId(id) ? ok({ pred: pred.value, succs: succs.value, id }) : fail('neighbors reply: bad id');
 }
 
 export function encodeNeighborsReply(r: NeighborsReply): Record<string, unknown> {
@@ -155,59 +175,70 @@ export function encodeNeighborsReply(r: NeighborsReply): Record<string, unknown>
   return out;
 }
 
-export function decodeStoreRequest(x: unknown): StoreRequest | null {
-  const o = obj(x);
-  const records = o ? recordList(o.records) : null;
-  return records ? { records } : null;
+export function decodeStoreRequest(x: unknown): Result<StoreRequest> {
+  const o = obj(x, 'store');
+  if (!o.ok) return o;
+  const records = recordList(o.value.records, 'store');
+  return records.ok ? ok({ records: records.value }) : records;
 }
 
-export function decodeStoreReply(x: unknown): StoreReply | null {
-  const o = obj(x);
-  if (!o || !Array.isArray(o.results)) return null;
-  if (!o.results.every((e) => e === null || typeof e === 'string')) return null;
-  return { results: o.results as (string | null)[] };
+export function decodeStoreReply(x: unknown): Result<StoreReply> {
+  const o = obj(x, 'store reply');
+  if (!o.ok) return o;
+  const results = o.value.results;
+  if (!Array.isArray(results) || !results.every((e) => e === null || typeof e === 'string'))
+    return fail('store reply: results not a list of null or error codes');
+  return ok({ results: results as (string | null)[] });
 }
 
-export function decodeFetchRequest(x: unknown): FetchRequest | null {
-  const o = obj(x);
-  if (!o || !Array.isArray(o.keys) || o.keys.length > MAX_KEYS_PER_FETCH) return null;
-  if (!o.keys.every((k) => typeof k === 'string' && k.length > 0 && k.length <= 512)) return null;
-  return { keys: o.keys as string[] };
+export function decodeFetchRequest(x: unknown): Result<FetchRequest> {
+  const o = obj(x, 'fetch');
+  if (!o.ok) return o;
+  const keys = o.value.keys;
+  if (!Array.isArray(keys) || keys.length > MAX_KEYS_PER_FETCH)
+    return fail(`fetch: keys not a list of at most ${MAX_KEYS_PER_FETCH}`);
+  if (!keys.every((k) => typeof k === 'string' && k.length > 0 && k.length <= 512)) return fail('fetch: bad key');
+  return ok({ keys: keys as string[] });
 }
 
-export function decodeFetchReply(x: unknown): FetchReply | null {
-  const o = obj(x);
-  if (!o || !Array.isArray(o.records)) return null;
+export function decodeFetchReply(x: unknown): Result<FetchReply> {
+  const o = obj(x, 'fetch reply');
+  if (!o.ok) return o;
+  if (!Array.isArray(o.value.records)) return fail('fetch reply: records not a list');
   const out: (DhtRecord | null)[] = [];
-  for (const e of o.records) {
+  for (const e of o.value.records) {
     if (e === null) out.push(null);
     else {
       const r = parseRecord(e);
-      if (!r) return null;
-      out.push(r);
+      if (!r.ok) return fail(`fetch reply: ${r.error}`);
+      out.push(r.value);
     }
   }
-  return { records: out };
+  return ok({ records: out });
 }
 
-export function decodeRecordsReply(x: unknown): RecordsReply | null {
-  const o = obj(x);
-  const records = o ? recordList(o.records) : null;
-  return records ? { records } : null;
+export function decodeRecordsReply(x: unknown): Result<RecordsReply> {
+  const o = obj(x, 'records reply');
+  if (!o.ok) return o;
+  const records = recordList(o.value.records, 'records reply');
+  return records.ok ? ok({ records: records.value }) : records;
 }
 
-export function decodeLeaveRequest(x: unknown): LeaveRequest | null {
-  const o = obj(x);
-  if (!o) return null;
-  const pred = o.pred === null ? null : decodeRef(o.pred);
-  const succs = refList(o.succs);
-  const records = recordList(o.records);
-  if ((o.pred !== null && !pred) || !succs || !records) return null;
-  return { pred, succs, records };
+export function decodeLeaveRequest(x: unknown): Result<LeaveRequest> {
+  const o = obj(x, 'leave');
+  if (!o.ok) return o;
+  const pred = optionalRef(o.value.pred, 'leave pred');
+  if (!pred.ok) return pred;
+  const succs = refList(o.value.succs, 'leave succs');
+  if (!succs.ok) return succs;
+  const records = recordList(o.value.records, 'leave');
+  if (!records.ok) return records;
+  return ok({ pred: pred.value, succs: succs.value, records: records.value });
 }
 
-export function decodeRefsReply(x: unknown): RefsReply | null {
-  const o = obj(x);
-  const refs = o ? refList(o.refs, 256) : null;
-  return refs ? { refs } : null;
+export function decodeRefsReply(x: unknown): Result<RefsReply> {
+  const o = obj(x, 'refs reply');
+  if (!o.ok) return o;
+  const refs = refList(o.value.refs, 'refs reply', 256);
+  return refs.ok ? ok({ refs: refs.value }) : refs;
 }

@@ -127,17 +127,19 @@ describe('RecordStore', () => {
   });
 
   it('parses only well-formed records from the network', () => {
-    assert.equal(parseRecord(null), null);
-    assert.equal(parseRecord({ key: '', value: 'x', created: 1, ttlMs: 1, seq: 0 }), null);
-    assert.equal(parseRecord({ key: 'k', value: 5, created: 1, ttlMs: 1, seq: 0 }), null);
-    assert.equal(parseRecord({ key: 'k', value: 'x', created: 1, ttlMs: -1, seq: 0 }), null);
-    assert.equal(parseRecord({ key: 'k', value: 'x', created: 1, ttlMs: 1, seq: 0, publisher: 'zz' }), null);
+    const refusal = (x: unknown): string => {
+      const r = parseRecord(x);
+      assert.equal(r.ok, false);
+      return r.ok ? '' : r.error;
+    };
+    assert.match(refusal(null), /not an object/);
+    assert.match(refusal({ key: '', value: 'x', created: 1, ttlMs: 1, seq: 0 }), /bad key/);
+    assert.match(refusal({ key: 'k', value: 5, created: 1, ttlMs: 1, seq: 0 }), /bad value/);
+    assert.match(refusal({ key: 'k', value: 'x', created: 1, ttlMs: -1, seq: 0 }), /bad ttlMs/);
+    assert.match(refusal({ key: 'k', value: 'x', created: 1, ttlMs: 1, seq: 0, publisher: 'zz' }), /bad publisher/);
     assert.deepEqual(parseRecord({ key: 'k', value: 'x', created: 1, ttlMs: 1, seq: 0, extra: 1 }), {
-      key: 'k',
-      value: 'x',
-      created: 1,
-      ttlMs: 1,
-      seq: 0,
+      ok: true,
+      value: { key: 'k', value: 'x', created: 1, ttlMs: 1, seq: 0 },
     });
   });
 });

@@ -1,0 +1,185 @@
+/**
+ * What the operator surface costs: call setup throughput (phone INVITE to
+ * verified 302, CONCURRENCY calls in flight) of two identical overlays on
+ * loopback, one plain (A) and one with metrics and the dashboard served (B):
+ * every daemon of B reports into a prom-client registry, B's HTTP listener
+ * serves /metrics, the dashboard's state and its server-sent events, and
+ * while B is measured a scraper reads /metrics every second and a dashboard
+ * client stays subscribed to /events. Rounds alternate A B A B so that the
+ * machine's load falls on both alike; the overlays live in this one process
+ * and only the one being measured carries calls.
+ *
+ *   node --import tsx bench/ops-overhead.ts [--quick]
+ *
+ * Writes bench/results/ops-overhead.json and prints a table.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalOverlay } from '../src/harness/local-overlay.ts';
+import { callObserver } from '../src/ops/call-metrics.ts';
+import { type RunningOps, startOps } from '../src/ops/ops-options.ts';
+import { overlayTarget } from '../src/ops/overlay-target.ts';
+import { percentile } from '../src/util/stats.ts';
+import { currentLoad, machineInfo } from './lib/machine.ts';
+
+const quick = process.argv.includes('--quick');
+const ADAPTERS = 4;
+const CONCURRENCY = 8;
+const CALLS = quick ? 100 : 300;
+const ROUNDS = quick ? 2 : 10;
+const SCRAPE_MS = 1000;
+
+interface Round {
+  variant: 'A' | 'B';
+  calls: number;
+  failed: number;
+  callsPerS: number;
+  /** CPU time of this process per call (user + system): what a loaded machine's wall clock hides. */
+  cpuMsPerCall: number;
+  scrapes: number;
+  events: number;
+}
+
+/** A Prometheus scraper (every SCRAPE_MS) and a dashboard client on /events, until stopped. */
+function observers(url: string): { stop(): Promise<{ scrapes: number; events: number }> } {
+  let scrapes = 0;
+  let events = 0;
+  const ac = new AbortController();
+  const scraping = (async () => {
+    while (!ac.signal.aborted) {
+      const t0 = performance.now();
+      try {
+        const r = await fetch(`${url}metrics`, { signal: ac.signal });
+        await r.text();
+        scrapes++;
+      } catch {
+        if (ac.signal.aborted) break;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, SCRAPE_MS - (performance.now() - t0))));
+    }
+  })();
+  const watching = (async () => {
+    try {
+      const r = await fetch(`${url}events`, { signal: ac.signal });
+      const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        events += (
+          Buffer.from(value)
+            .toString()
+            .match(/^data: /gm) ?? []
+        ).length;
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    async stop() {
+      ac.abort();
+      await Promise.all([scraping, watching]);
+      return { scrapes, events };
+    },
+  };
+}
+
+async function round(variant: 'A' | 'B', overlay: LocalOverlay, ops?: RunningOps): Promise<Round> {
+  const watch = variant === 'B' && ops ? observers(ops.servers[0].url) : undefined;
+  // The dashboard client's first state and the first scrape land before the timed calls start.
+  if (watch) await new Promise((r) => setTimeout(r, 300));
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const samples = await overlay.placeCalls(CALLS, CONCURRENCY);
+  const cpu = process.cpuUsage(cpu0);
+  const s = (performance.now() - t0) / 1000;
+  const seen = (await watch?.stop()) ?? { scrapes: 0, events: 0 };
+  const failed = samples.filter((x) => x.status !== 302).length;
+  const cpuMsPerCall = (cpu.user + cpu.system) / 1000 / samples.length;
+  return { variant, calls: samples.length, failed, callsPerS: samples.length / s, cpuMsPerCall, ...seen };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-ops-bench-'));
+  const plain = await LocalOverlay.start({ adapters: ADAPTERS, dataDir: join(dir, 'a') });
+  const ops = await startOps({ http: { host: '127.0.0.1', port: 0 } }, 'demo');
+  const observe = callObserver(ops.metrics);
+  const served = await LocalOverlay.start({
+    adapters: ADAPTERS,
+    dataDir: join(dir, 'b'),
+    metrics: ops.metrics,
+    onCall: observe ? (_i, c) => observe(c) : undefined,
+  });
+  ops.attach(overlayTarget(served), undefined);
+  for (const o of [plain, served]) {
+    const reg = await o.registerPhones();
+    if (reg.failed > 0) throw new Error(`${reg.failed} phones not registered`);
+  }
+  // Warm-up: every caller has verified its callee once (the verified-user cache), in both overlays.
+  await plain.placeCalls(ADAPTERS * 2, 1);
+  await served.placeCalls(ADAPTERS * 2, 1);
+  const loadBefore = currentLoad();
+  const rounds: Round[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    rounds.push(await round('A', plain));
+    rounds.push(await round('B', served, ops));
+  }
+  const mean = (v: 'A' | 'B', of: (r: Round) => number) => {
+    const xs = rounds.filter((r) => r.variant === v).map(of);
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const a = mean('A', (r) => r.callsPerS);
+  const b = mean('B', (r) => r.callsPerS);
+  const cpuA = mean('A', (r) => r.cpuMsPerCall);
+  const cpuB = mean('B', (r) => r.cpuMsPerCall);
+  // Each B against the A just before it: the machine's load drifts less within a pair than across the run.
+  const pairs: number[] = [];
+  for (let i = 0; i + 1 < rounds.length; i += 2) pairs.push(rounds[i + 1].callsPerS / rounds[i].callsPerS);
+  const medianPair = percentile(pairs, 50);
+  const result = {
+    date: new Date().toISOString(),
+    quick,
+    machine: machineInfo(),
+    load: { before: loadBefore, after: currentLoad() },
+    adapters: ADAPTERS,
+    concurrency: CONCURRENCY,
+    callsPerRound: CALLS,
+    rounds,
+    callsPerSPlain: Number(a.toFixed(1)),
+    callsPerSServed: Number(b.toFixed(1)),
+    ratio: Number((b / a).toFixed(4)),
+    overheadPercent: Number((100 * (1 - b / a)).toFixed(2)),
+    pairRatios: pairs.map((x) => Number(x.toFixed(4))),
+    cpuMsPerCallPlain: Number(cpuA.toFixed(3)),
+    cpuMsPerCallServed: Number(cpuB.toFixed(3)),
+    /** Throughput a CPU-bound adapter keeps with metrics and the dashboard served (CPU per call, A over B). */
+    cpuRatio: Number((cpuA / cpuB).toFixed(4)),
+    medianPairRatio: Number(medianPair.toFixed(4)),
+  };
+  mkdirSync(join('bench', 'results'), { recursive: true });
+  writeFileSync(join('bench', 'results', 'ops-overhead.json'), `${JSON.stringify(result, null, 1)}\n`);
+  const out = process.stdout;
+  out.write('| round | variant | calls | failed | calls/s | CPU ms/call | scrapes | dashboard events |\n');
+  out.write('| --- | --- | --- | --- | --- | --- | --- | --- |\n');
+  rounds.forEach((r, i) => {
+    const name = r.variant === 'A' ? 'A plain' : 'B metrics + dashboard';
+    out.write(
+      `| ${Math.floor(i / 2) + 1} | ${name} | ${r.calls} | ${r.failed} | ${r.callsPerS.toFixed(1)} | ${r.cpuMsPerCall.toFixed(2)} | ${r.scrapes} | ${r.events} |\n`,
+    );
+  });
+  out.write(
+    `\nmean calls/s: plain ${a.toFixed(1)}, served ${b.toFixed(1)}; ratio ${result.ratio} (overhead ${result.overheadPercent} %); ` +
+      `median ratio of the pairs ${result.medianPairRatio}\n` +
+      `CPU per call: plain ${cpuA.toFixed(2)} ms, served ${cpuB.toFixed(2)} ms; throughput ratio on CPU ${result.cpuRatio}; load ${loadBefore.toFixed(2)} -> ${result.load.after.toFixed(2)}\n`,
+  );
+  await ops.close();
+  await served.close();
+  await plain.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+});
