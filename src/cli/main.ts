@@ -1,4 +1,5 @@
 import { traceToConfigFile } from '../util/args.ts';
+import { setCommandRole } from '../util/config-file.ts';
 import { isOverlayError } from '../util/errors.ts';
 
 /**
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw e;
   }
+  setCommandRole(name);
   try {
     const code = await mod.run(rest);
     process.exitCode = code ?? 0;

@@ -124,6 +124,12 @@ export function parseDigestAlgorithms(s: string): Result<DigestAlgorithm[]> {
   return ok(out);
 }
 
+/** OptionSpec.check for `--digest`. */
+export function digestCheck(s: string): string | undefined {
+  const r = parseDigestAlgorithms(s);
+  return r.ok ? undefined : r.error;
+}
+
 export class DigestAuthenticator {
   readonly realm: string;
   readonly stats = { challenged: 0, stale: 0, refused: 0, accepted: 0 };

@@ -16,6 +16,8 @@ export interface OptionSpec {
   secret?: boolean;
   /** A one-shot action (edit the data directory, print, exit): a command-line flag only, never a config key. */
   action?: boolean;
+  /** The value's form (an address, a peer spec), checked in a config file: what is wrong, or undefined. */
+  check?: (value: string) => string | undefined;
 }
 
 export type ParsedArgs = Record<string, string | boolean | string[] | undefined>;
@@ -111,6 +113,16 @@ export function parseHostPort(value: string, what: string): HostPort {
   const port = Number(m[2]);
   if (port > 65535) throw new OverlayError('BAD_ARGUMENT', `${what} port must be at most 65535, got ${port}`);
   return { host: m[1], port };
+}
+
+/** OptionSpec.check for a `host:port` option. */
+export function checkHostPort(value: string): string | undefined {
+  try {
+    parseHostPort(value, 'the address');
+    return undefined;
+  } catch (e) {
+    return (e as OverlayError).reason;
+  }
 }
 
 export function formatHostPort(hp: HostPort): string {

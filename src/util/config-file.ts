@@ -16,10 +16,11 @@
  * command-line flags: a config file read at every start must not repeat them.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseToml } from 'smol-toml';
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as SmolToml from 'smol-toml';
+import type * as Zod from 'zod';
 import type { OptionSpec } from './args.ts';
-import { OverlayError } from './errors.ts';
+import { OverlayError, type Result } from './errors.ts';
 
 export type ConfigValue = string | boolean | string[];
 
@@ -51,7 +52,32 @@ export function isSecret(name: string, spec?: OptionSpec): boolean {
   return spec?.secret ?? /(password|passphrase|token|secret|private|(^|-)key$)/.test(name);
 }
 
+/** A decoder's error, or undefined when it decoded: an OptionSpec.check from a `Result` decoder. */
+export const resultError = <T>(r: Result<T>): string | undefined => (r.ok ? undefined : r.error);
+
+/**
+ * zod and smol-toml are loaded on first use: a command started without --config should not pay for them
+ * (zod alone takes 0.1-0.4 s to load on a busy 2-core machine).
+ */
+let libs: { z: typeof Zod.z; parseToml: typeof SmolToml.parse } | undefined;
+function lib() {
+  if (!libs) {
+    const require = createRequire(import.meta.url);
+    libs = { z: (require('zod') as typeof Zod).z, parseToml: (require('smol-toml') as typeof SmolToml).parse };
+  }
+  return libs;
+}
+
 const bad = (path: string, what: string) => new OverlayError('BAD_CONFIG', `${path}: ${what}`);
+
+/**
+ * The command this process runs (set by the dispatcher): a file whose `role` names another command is
+ * refused as such before its keys are judged against the wrong options.
+ */
+let commandRole: string | undefined;
+export function setCommandRole(role: string | undefined): void {
+  commandRole = role;
+}
 
 /** Read and validate a config file against a command's options; throws one BAD_CONFIG line. */
 export function readConfigFile(path: string, spec: Record<string, OptionSpec>, role?: string): ConfigFile {
@@ -74,13 +100,14 @@ export function parseConfigText(
 ): ConfigFile {
   let doc: Record<string, unknown>;
   try {
-    doc = parseToml(text) as Record<string, unknown>;
+    doc = lib().parseToml(text) as Record<string, unknown>;
   } catch (e) {
     const err = e as Error & { line?: number; column?: number };
     const why = err.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
     throw bad(`${path}${err.line ? `:${err.line}` : ''}`, `TOML syntax error: ${why}`);
   }
   // A file written for another command is refused as such, before its keys are called unknown.
+  if (role === undefined && spec.config !== undefined) role = commandRole;
   if (role !== undefined && doc[ROLE_KEY] !== undefined && doc[ROLE_KEY] !== role)
     throw bad(path, `key 'role': must be "${role}", the file is for ${JSON.stringify(doc[ROLE_KEY])}`);
   const keys = configKeys(spec);
@@ -112,7 +139,8 @@ export function parseConfigText(
 
 /** The zod schema of a command's config file, from its option table. */
 function schemaOf(spec: Record<string, OptionSpec>, keys: string[], role?: string) {
-  const shape: Record<string, z.ZodType> = {};
+  const { z } = lib();
+  const shape: Record<string, Zod.ZodType> = {};
   for (const key of keys) shape[key] = valueSchema(spec[key]).optional();
   shape[ROLE_KEY] = (role === undefined ? z.string() : z.literal(role, { error: `must be "${role}"` })).optional();
   if (spec['add-user'])
@@ -128,7 +156,8 @@ function schemaOf(spec: Record<string, OptionSpec>, keys: string[], role?: strin
   return z.object(shape);
 }
 
-function valueSchema(s: OptionSpec): z.ZodType {
+function valueSchema(s: OptionSpec): Zod.ZodType {
+  const { z } = lib();
   if (s.type === 'boolean') return z.boolean({ error: 'must be true or false' });
   const one = z.union([z.string(), z.number()], { error: 'must be a string or a number' }).transform((v, ctx) => {
     const text = typeof v === 'number' ? String(v) : v;
@@ -143,6 +172,11 @@ function valueSchema(s: OptionSpec): z.ZodType {
         return z.NEVER;
       }
     }
+    const wrong = s.check?.(text);
+    if (wrong !== undefined) {
+      ctx.addIssue({ code: 'custom', message: wrong });
+      return z.NEVER;
+    }
     if (s.choices && !s.choices.includes(text)) {
       ctx.addIssue({ code: 'custom', message: `must be one of ${s.choices.join(', ')}, got ${JSON.stringify(v)}` });
       return z.NEVER;
@@ -150,7 +184,10 @@ function valueSchema(s: OptionSpec): z.ZodType {
     return text;
   });
   if (s.type === 'list')
-    return z.union([z.array(one), one.transform((v) => [v])], { error: 'must be a string or a list of strings' });
+    return z.preprocess(
+      (v) => (typeof v === 'string' || typeof v === 'number' ? [v] : v),
+      z.array(one, { error: 'must be a string or a list of strings' }),
+    );
   return one;
 }
 

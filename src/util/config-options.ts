@@ -54,6 +54,8 @@ export function logFormatOption(args: ParsedArgs): LogFormat | undefined {
 }
 
 const REDACTED = '[redacted]';
+/** The password of a URL's user part (`postgres://user:password@host/db`), whatever the key holding it. */
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]*@/i;
 
 /**
  * The effective configuration as a TOML file (what `config check` accepts):
@@ -90,9 +92,11 @@ function tomlValue(key: string, s: OptionSpec, v: string | boolean | string[]): 
   const one = (x: string) =>
     isSecret(key, s)
       ? `"${REDACTED}"`
-      : (s.min !== undefined || s.max !== undefined) && /^-?\d+$/.test(x)
-        ? x
-        : JSON.stringify(x);
+      : URL_PASSWORD.test(x)
+        ? JSON.stringify(x.replace(URL_PASSWORD, `$1:${REDACTED}@`))
+        : (s.min !== undefined || s.max !== undefined) && /^-?\d+$/.test(x)
+          ? x
+          : JSON.stringify(x);
   return Array.isArray(v) ? `[${v.map(one).join(', ')}]` : one(v);
 }
 

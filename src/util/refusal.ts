@@ -76,6 +76,38 @@ export function splitSource(src: string | undefined): { src?: string; srcPort?: 
 }
 
 /**
+ * A flood of refusals (spoofed UDP requests with made-up credentials cost
+ * the sender nothing) must not fill the disk: per source address, at most
+ * LINES_PER_WINDOW lines per window are written; the rest are counted and
+ * the count goes out with the source's next line (`suppressed`). That is far
+ * more than a fail2ban jail needs to ban. The window is read from the wall
+ * clock: this is logging plumbing, not protocol state.
+ */
+const WINDOW_MS = 10_000;
+const LINES_PER_WINDOW = 20;
+const MAX_SOURCES = 10_000;
+const recent = new Map<string, { since: number; lines: number; suppressed: number }>();
+
+/** Whether a line for `src` may be written now; the count of lines held back before it, if any. */
+function admit(src: string, now: number): { write: boolean; suppressed: number } {
+  let r = recent.get(src);
+  if (!r || now - r.since >= WINDOW_MS) {
+    if (!r && recent.size >= MAX_SOURCES) recent.clear();
+    const suppressed = r?.suppressed ?? 0;
+    r = { since: now, lines: 0, suppressed: 0 };
+    recent.set(src, r);
+    r.lines++;
+    return { write: true, suppressed };
+  }
+  if (r.lines >= LINES_PER_WINDOW) {
+    r.suppressed++;
+    return { write: false, suppressed: 0 };
+  }
+  r.lines++;
+  return { write: true, suppressed: 0 };
+}
+
+/**
  * Log one refusal. `src` is the address alone (IPv4 or IPv6, no port), so a
  * filter can take it as the host to ban; `srcPort` follows it.
  */
@@ -85,7 +117,12 @@ export function logRefusal(
   source: { address: string; port?: number } | string | undefined,
   detail: Record<string, unknown>,
   msg: string,
+  now = Date.now(),
 ): void {
   const where = typeof source === 'string' ? splitSource(source) : { src: source?.address, srcPort: source?.port };
-  log.warn({ event: 'refused', reason, src: where.src ?? 'unknown', srcPort: where.srcPort, ...detail }, msg);
+  const src = where.src ?? 'unknown';
+  const gate = admit(src, now);
+  if (!gate.write) return;
+  const held = gate.suppressed > 0 ? { suppressed: gate.suppressed } : {};
+  log.warn({ event: 'refused', reason, src, srcPort: where.srcPort, ...detail, ...held }, msg);
 }

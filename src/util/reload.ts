@@ -7,6 +7,7 @@
  * has. A file that no longer parses is logged and changes nothing. Calls and
  * registrations are not touched by a reload.
  */
+import { statSync } from 'node:fs';
 import { configFileOf, logLevelOption, type OptionSpec, optionSource, type ParsedArgs, parseArgs } from './args.ts';
 import { configKeys, PHONE_USERS_KEY } from './config-file.ts';
 import { type Logger, setLogLevel } from './log.ts';
@@ -45,6 +46,22 @@ export function holdSighupWhileStarting(): void {
   if (!process.listeners('SIGHUP').includes(earlyHup)) process.on('SIGHUP', earlyHup);
 }
 
+/** Phone passwords in a file others may read: worth a warning at every start and reload. */
+function warnIfExposed(args: ParsedArgs, log: Logger): void {
+  const file = configFileOf(args);
+  if (!file?.phoneUsers || Object.keys(file.phoneUsers).length === 0) return;
+  try {
+    const mode = statSync(file.path).mode & 0o777;
+    if (mode & 0o077)
+      log.warn(
+        { file: file.path, mode: mode.toString(8) },
+        `${file.path} holds phone passwords and others may read it: chmod 600 ${file.path}`,
+      );
+  } catch {
+    // Read a moment ago; gone now: the next reload reports it.
+  }
+}
+
 /** Install the SIGHUP handler of a daemon started with `args` (parsed from `o.argv`). */
 export function reloadOnSighup(args: ParsedArgs, o: ReloadOptions): Reloader {
   const appliers: Record<string, Applier> = {
@@ -55,6 +72,7 @@ export function reloadOnSighup(args: ParsedArgs, o: ReloadOptions): Reloader {
   const current: Record<string, unknown> = Object.fromEntries(keys.map((k) => [k, args[k]]));
   current[PHONE_USERS_KEY] = configFileOf(args)?.phoneUsers;
   const log = o.log.child({ event: 'reload' });
+  warnIfExposed(args, o.log);
 
   const reload = () => {
     if (configFileOf(args) === undefined) {
@@ -71,6 +89,7 @@ export function reloadOnSighup(args: ParsedArgs, o: ReloadOptions): Reloader {
       log.error({ err: (e as Error).message }, 'configuration not reloaded: the file is bad; nothing changed');
       return undefined;
     }
+    warnIfExposed(next, o.log);
     const applied: string[] = [];
     const ignored: string[] = [];
     const failed: string[] = [];

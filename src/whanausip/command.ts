@@ -6,6 +6,7 @@
  */
 import { defaultParams, type WhanauParams } from '../dht/whanau/params.ts';
 import {
+  checkHostPort,
   configFileOf,
   intOption,
   LOG_LEVELS,
@@ -20,23 +21,29 @@ import {
 import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
 import { whanauTarget } from '../ops/targets.ts';
 import { OverlayError } from '../util/errors.ts';
+import { resultError } from '../util/config-file.ts';
 import { createLogger, type LogFormat } from '../util/log.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../util/config-options.ts';
 import { reloadOnSighup } from '../util/reload.ts';
 import { syncConfigPhoneUsers } from '../sip/phone-config-users.ts';
-import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
+import { type DigestAlgorithm, digestCheck, parseDigestAlgorithms } from '../sip/digest.ts';
 import { phoneUserOptions } from '../sip/phone-user-options.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
 import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
 
 export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
-  sip: { type: 'string', help: 'SIP listen host:port, UDP and TCP (port 0 = any free port)' },
-  dht: { type: 'string', help: 'Whanau DHT (TLS) listen host:port' },
+  sip: { type: 'string', check: checkHostPort, help: 'SIP listen host:port, UDP and TCP (port 0 = any free port)' },
+  dht: { type: 'string', check: checkHostPort, help: 'Whanau DHT (TLS) listen host:port' },
   data: { type: 'string', help: 'data directory: identity.pem (0600) and peers.sqlite' },
-  peer: { type: 'list', help: 'social peer <hash>@host:port (repeatable; persisted in --data)' },
+  peer: {
+    type: 'list',
+    check: (v: string) => resultError(parsePeerSpec(v)),
+    help: 'social peer <hash>@host:port (repeatable; persisted in --data)',
+  },
   'admin-key': {
     type: 'list',
     secret: false,
+    check: (v: string) => (/^[0-9a-fA-F]{64}$/.test(v) ? undefined : 'must be 64 hex'),
     help: 'Ed25519 public key (64 hex) allowed to call control RPCs (repeatable)',
   },
   'setup-period': {
@@ -55,7 +62,11 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   },
   table: { type: 'string', min: 1, max: 1_000_000, help: 'r_d = r_f = r_s (default about sqrt(3 n))' },
   layers: { type: 'string', default: '2', min: 1, max: 32, help: 'Whanau layers l (more resist key clustering)' },
-  advertise: { type: 'string', help: 'DHT host:port other nodes dial (default: the --dht address)' },
+  advertise: {
+    type: 'string',
+    check: checkHostPort,
+    help: 'DHT host:port other nodes dial (default: the --dht address)',
+  },
   'add-user': {
     type: 'string',
     action: true,
@@ -66,6 +77,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   digest: {
     type: 'string',
     default: 'SHA-256,MD5',
+    check: digestCheck,
     help: 'node: digest algorithms offered to phones, in order (MD5 alone for old phones such as baresip 1.0)',
   },
   'open-registration': {

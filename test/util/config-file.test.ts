@@ -54,7 +54,7 @@ describe('config file schema', () => {
 
   it('accepts numbers, strings, booleans and lists as the options take them', () => {
     const node = parseConfigText(
-      'sip = "127.0.0.1:5060"\nlayers = 3\nopen-registration = true\npeer = ["a@h:1", "b@h:2"]\nadmin-key = "ab"\n',
+      'sip = "127.0.0.1:5060"\nlayers = 3\nopen-registration = true\npeer = ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@h:1", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb@h:2"]\nadmin-key = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"\n',
       'n.toml',
       readSpec('node'),
     );
@@ -62,8 +62,8 @@ describe('config file schema', () => {
       sip: '127.0.0.1:5060',
       layers: '3',
       'open-registration': true,
-      peer: ['a@h:1', 'b@h:2'],
-      'admin-key': ['ab'],
+      peer: ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@h:1', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb@h:2'],
+      'admin-key': ['cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'],
     });
   });
 
@@ -77,6 +77,11 @@ describe('config file schema', () => {
     assert.match(problem('open-registration = "yes"\n', adapter), /key 'open-registration': must be true or false/);
     assert.match(problem('sip = ["a", "b"]\n', adapter), /key 'sip': must be a string or a number/);
     assert.match(problem('[phone-users]\nalice = "short"\n', adapter), /key 'phone-users\.alice': .*8 characters/);
+    // The form of an address, a peer, a digest list: checked in the file, not only when the daemon starts.
+    assert.match(problem('sip = "nowhere"\n', adapter), /key 'sip': the address must be host:port/);
+    assert.match(problem('digest = "SHA-1"\n', adapter), /key 'digest': 'SHA-1' is not SHA-256 or MD5/);
+    assert.match(problem('peer = ["192.0.2.6:7000"]\n', readSpec('bootstrap')), /key 'peer\.0': needs the peer's key/);
+    assert.match(problem('admin-key = ["ab"]\n', readSpec('node')), /key 'admin-key\.0': must be 64 hex/);
   });
 
   it('refuses unknown keys with the closest known key, and one-shot actions', () => {
@@ -127,6 +132,11 @@ describe('flags, file and defaults', () => {
     assert.match(printed, /^mode = "signed" {2}# default$/m);
     assert.match(printed, /^bob = "\[redacted\]"$/m);
     assert.doesNotMatch(printed, /bob-password/);
+    // A password inside a URL (a PostgreSQL registry) is redacted whatever the key is called.
+    const pg = write('pg.toml', 'registry = "postgres://boot:pg-secret@db.example:5432/names"\n');
+    const boot = effectiveConfig(parseArgs(['--config', pg], readSpec('bootstrap')), 'bootstrap');
+    assert.match(boot, /^registry = "postgres:\/\/boot:\[redacted\]@db\.example:5432\/names" {2}# config file$/m);
+    assert.doesNotMatch(boot, /pg-secret/);
     // What --print-config prints is itself a valid config file.
     assert.deepEqual(parseConfigText(printed, 'printed.toml', readSpec('adapter'), 'adapter').values.timeout, '4000');
   });
@@ -175,14 +185,16 @@ describe('secp2psip config check and --print-config (processes)', { timeout: 120
   });
 
   it('a daemon given a bad file exits 2 with one line, before listening; a value the command refuses names the key', async () => {
-    const wrongRole = await runCli(['adapter', '--config', write('r.toml', 'role = "node"\n')]);
+    // A file for another command is refused as such, before its keys are judged against the wrong options.
+    const wrongRole = await runCli(['adapter', '--config', write('r.toml', 'role = "node"\ndht = "127.0.0.1:7000"\n')]);
     assert.equal(wrongRole.code, 2);
-    assert.match(wrongRole.stderr, /r\.toml: key 'role': the file is for 'node', not 'adapter'/);
-    const badAddr = await runCli(['registrar', '--config', write('l.toml', 'listen = "nowhere"\n')]);
-    assert.equal(badAddr.code, 2);
+    assert.match(wrongRole.stderr, /r\.toml: key 'role': must be "adapter", the file is for "node"\n$/);
+    // The schema checks each value; what only the command can judge (two values together) is traced to the file.
+    const badPair = await runCli(['registrar', '--config', write('l.toml', 'min-expires = 100\nmax-expires = 50\n')]);
+    assert.equal(badPair.code, 2);
     assert.match(
-      badAddr.stderr,
-      /^secp2psip registrar: bad configuration: .*l\.toml: key 'listen': --listen must be host:port/,
+      badPair.stderr,
+      /^secp2psip registrar: bad configuration: .*l\.toml: key 'max-expires': --max-expires must not be below --min-expires\n$/,
     );
   });
 

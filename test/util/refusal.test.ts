@@ -55,6 +55,24 @@ describe('refusal reason codes', () => {
   });
 });
 
+describe('a flood of refusals', () => {
+  it('writes at most 20 lines per source per 10 s, then says how many it held back', () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => lines.push(s) });
+    const t0 = 1_000_000;
+    for (let i = 0; i < 500; i++) logRefusal(log, 'auth_failed', '198.51.100.9:5060', {}, 'phone refused', t0 + i);
+    assert.equal(lines.length, 20, 'a flood is capped');
+    // Another source is not silenced by the first one's flood.
+    logRefusal(log, 'auth_failed', '198.51.100.10:5060', {}, 'phone refused', t0 + 600);
+    assert.equal(lines.length, 21);
+    logRefusal(log, 'auth_failed', '198.51.100.9:5060', {}, 'phone refused', t0 + 10_000);
+    assert.equal(lines.length, 22);
+    assert.match(lines[21], /"src":"198\.51\.100\.9".*"suppressed":480/);
+    // Still a line fail2ban counts.
+    assert.equal(failregexOf().exec(lines[21])?.groups?.host, '198.51.100.9');
+  });
+});
+
 describe('the shipped jail', () => {
   const installed =
     existsSync('/etc/fail2ban/jail.conf') &&

@@ -82,6 +82,10 @@ describe('SIGHUP reload of a running node', { timeout: 120_000 }, () => {
     const wrong = await phone.withDigest(register(contact), 'phone', 'second-password');
     assert.equal(wrong.final.status, 401);
     assert.ok(!lines().some((l) => l.level === 30), 'warn level: no info line yet');
+    assert.ok(
+      lines().some((l) => /holds phone passwords and others may read it: chmod 600/.test(String(l.msg))),
+      'a world-readable file with passwords is warned about',
+    );
 
     file('info', 'second-password', '127.0.0.1:1');
     node.proc.kill('SIGHUP');

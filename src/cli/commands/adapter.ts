@@ -6,6 +6,7 @@ import { INVITE_RE, NAME_RE } from '../../secp2psip/messages.ts';
 import { FileUserKeys } from '../../secp2psip/user-keys.ts';
 import type { RebuildMode } from '../../secp2psip/key-lookup.ts';
 import {
+  checkHostPort,
   configFileOf,
   dataDirOption,
   intOption,
@@ -22,8 +23,9 @@ import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
 import { adapterTarget } from '../../ops/targets.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
+import { resultError } from '../../util/config-file.ts';
 import { createLogger } from '../../util/log.ts';
-import { parseDigestAlgorithms } from '../../sip/digest.ts';
+import { digestCheck, parseDigestAlgorithms } from '../../sip/digest.ts';
 import { phoneUserOptions } from '../../sip/phone-user-options.ts';
 import { syncConfigPhoneUsers } from '../../sip/phone-config-users.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
@@ -32,13 +34,18 @@ import { reloadOnSighup } from '../../util/reload.ts';
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
 export const SPEC = {
-  sip: { type: 'string', help: 'SIP listen host:port, UDP and TCP (the phone registers here)' },
+  sip: { type: 'string', check: checkHostPort, help: 'SIP listen host:port, UDP and TCP (the phone registers here)' },
   bootstrap: {
     type: 'string',
+    check: (v: string) => resultError(parseBootstrapSpec(v)),
     help: 'bootstrap as printed by it: <hash>@host:port; or <64-hex key>@host:port; or host:port (pinned on first use)',
   },
   data: { type: 'string', help: 'data directory: node key, users/<name>.pem (0600), trust.sqlite' },
-  rpc: { type: 'string', help: 'ring (TLS) listen host:port (default: the SIP host, any free port)' },
+  rpc: {
+    type: 'string',
+    check: checkHostPort,
+    help: 'ring (TLS) listen host:port (default: the SIP host, any free port)',
+  },
   mode: {
     type: 'string',
     default: 'signed',
@@ -106,6 +113,7 @@ export const SPEC = {
   digest: {
     type: 'string',
     default: 'SHA-256,MD5',
+    check: digestCheck,
     help: 'digest algorithms offered to phones, in order (MD5 alone for old phones such as baresip 1.0)',
   },
   'open-registration': {

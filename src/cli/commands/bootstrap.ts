@@ -8,6 +8,7 @@ import { type BootstrapInfo, NAME_RE } from '../../secp2psip/messages.ts';
 import { Registry } from '../../secp2psip/registry.ts';
 import { PG_URL_RE, PgRegistry, redactUrl } from '../../secp2psip/registry-pg.ts';
 import {
+  checkHostPort,
   dataDirOption,
   intOption,
   LOG_LEVELS,
@@ -21,14 +22,22 @@ import {
 import { ADMIN_SPEC, OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
 import { bootstrapTarget } from '../../ops/targets.ts';
 import { OverlayError } from '../../util/errors.ts';
+import { resultError } from '../../util/config-file.ts';
 import { createLogger } from '../../util/log.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
 import { reloadOnSighup } from '../../util/reload.ts';
 
 export const summary = 'SecP2PSIP bootstrap server: admits users, stores key pieces in the ring';
 
+/** A peer bootstrap as --peer takes it: its key and address. */
+function peerCheck(v: string): string | undefined {
+  const s = parseBootstrapSpec(v);
+  if (!s.ok) return resultError(s);
+  return s.value.key ? undefined : "needs the peer's key: <64-hex key>@host:port";
+}
+
 export const SPEC = {
-  listen: { type: 'string', help: 'TLS RPC listen host:port (port 0 = any free port)' },
+  listen: { type: 'string', check: checkHostPort, help: 'TLS RPC listen host:port (port 0 = any free port)' },
   data: { type: 'string', help: 'data directory: node/identity.pem (0600), registry.sqlite' },
   k: { type: 'string', default: '3', min: 1, max: 255, help: 'pieces needed to rebuild a user key' },
   n: { type: 'string', default: '5', min: 1, max: 255, help: 'pieces stored per user key (Username.1 .. Username.n)' },
@@ -88,7 +97,11 @@ export const SPEC = {
     max: 3650,
     help: 'with --invite: days until the tokens expire',
   },
-  peer: { type: 'list', help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)' },
+  peer: {
+    type: 'list',
+    check: peerCheck,
+    help: 'another bootstrap of the overlay, <64-hex key>@host:port (repeatable)',
+  },
   ...OPS_SPEC,
   ...ADMIN_SPEC,
   'log-level': {

@@ -4,6 +4,7 @@ import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
 import {
+  checkHostPort,
   intOption,
   LOG_LEVELS,
   logLevelOption,
@@ -24,7 +25,12 @@ import { reloadOnSighup } from '../../util/reload.ts';
 export const summary = 'standalone SIP registrar + redirect server (UDP and TCP)';
 
 export const SPEC = {
-  listen: { type: 'string', default: '127.0.0.1:5060', help: 'host:port or [ipv6]:port (port 0 = any free port)' },
+  listen: {
+    type: 'string',
+    default: '127.0.0.1:5060',
+    check: checkHostPort,
+    help: 'host:port or [ipv6]:port (port 0 = any free port)',
+  },
   'min-expires': {
     type: 'string',
     default: '60',
