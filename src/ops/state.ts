@@ -65,6 +65,8 @@ export interface DaemonState {
   ready: Readiness;
   ring?: RingState;
   users?: UserState[];
+  /** All users when `users` lists only the first ones (a bootstrap's registry). */
+  usersTotal?: number;
   calls?: CallState[];
   whanau?: WhanauState;
   sip?: string;

@@ -15,7 +15,7 @@ import {
   requiredOption,
 } from '../util/args.ts';
 import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
-import { whanauTarget } from '../ops/targets.ts';
+import { whanauTarget } from '../ops/whanau-target.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';

@@ -5,7 +5,7 @@ import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
 import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort } from '../../util/args.ts';
 import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
-import { registrarTarget } from '../../ops/targets.ts';
+import { registrarTarget } from '../../ops/registrar-target.ts';
 import { observeTransport } from '../../sip/observed-transport.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
