@@ -100,6 +100,58 @@ async function round(variant: 'A' | 'B', overlay: LocalOverlay, ops?: RunningOps
   return { variant, calls: samples.length, failed, callsPerS: samples.length / s, cpuMsPerCall, ...seen };
 }
 
+/**
+ * The same cost measured directly, which the load of a shared machine does not blur: metric updates per call
+ * (read back from B's registry) times the CPU of one update, and the CPU of one scrape and of one dashboard
+ * push (each happens once a second). At saturation a core loses the per-second share to them, and each call
+ * pays its updates.
+ */
+async function directCosts(ops: RunningOps, cpuMsPerCall: number) {
+  const m = ops.metrics as NonNullable<RunningOps['metrics']>;
+  const text = await m.exposition();
+  const sum = (name: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const updates =
+    sum('sip_requests_total') +
+    sum('sip_responses_total') +
+    sum('chord_rpc_seconds_count') +
+    sum('chord_lookup_hops_count') +
+    sum('secp2psip_call_setup_seconds_count');
+  const calls = sum('secp2psip_call_setup_seconds_count');
+  const N = 200_000;
+  let c0 = process.cpuUsage();
+  for (let i = 0; i < N; i++)
+    m.observe('chord_rpc_seconds', 0.001, { method: 'chord.fetch', result: i % 50 === 0 ? 'failed' : 'ok' });
+  let c = process.cpuUsage(c0);
+  const nsPerMetricOp = ((c.user + c.system) * 1000) / N;
+  const url = ops.servers[0].url;
+  const S = 50;
+  c0 = process.cpuUsage();
+  for (let i = 0; i < S; i++) await (await fetch(`${url}metrics`)).text();
+  c = process.cpuUsage(c0);
+  const cpuMsPerScrape = (c.user + c.system) / 1000 / S;
+  c0 = process.cpuUsage();
+  for (let i = 0; i < S; i++) JSON.stringify(await ops.servers[0].state());
+  c = process.cpuUsage(c0);
+  const cpuMsPerPush = (c.user + c.system) / 1000 / S;
+  const metricOpsPerCall = updates / Math.max(1, calls);
+  const perCallPercent = (100 * metricOpsPerCall * nsPerMetricOp) / 1e6 / cpuMsPerCall;
+  const perSecondPercent = ((cpuMsPerScrape + cpuMsPerPush) / 1000) * 100;
+  const estimatedRatio = (1 - perSecondPercent / 100) / (1 + perCallPercent / 100);
+  return {
+    metricOpsPerCall,
+    nsPerMetricOp,
+    perCallPercent,
+    cpuMsPerScrape,
+    cpuMsPerPush,
+    perSecondPercent,
+    estimatedRatio,
+  };
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'secp2psip-ops-bench-'));
   const plain = await LocalOverlay.start({ adapters: ADAPTERS, dataDir: join(dir, 'a') });
@@ -157,6 +209,8 @@ async function main(): Promise<void> {
     cpuRatio: Number((cpuA / cpuB).toFixed(4)),
     medianPairRatio: Number(medianPair.toFixed(4)),
   };
+  const direct = await directCosts(ops, cpuB);
+  Object.assign(result, { direct });
   mkdirSync(join('bench', 'results'), { recursive: true });
   writeFileSync(join('bench', 'results', 'ops-overhead.json'), `${JSON.stringify(result, null, 1)}\n`);
   const out = process.stdout;
@@ -172,6 +226,12 @@ async function main(): Promise<void> {
     `\nmean calls/s: plain ${a.toFixed(1)}, served ${b.toFixed(1)}; ratio ${result.ratio} (overhead ${result.overheadPercent} %); ` +
       `median ratio of the pairs ${result.medianPairRatio}\n` +
       `CPU per call: plain ${cpuA.toFixed(2)} ms, served ${cpuB.toFixed(2)} ms; throughput ratio on CPU ${result.cpuRatio}; load ${loadBefore.toFixed(2)} -> ${result.load.after.toFixed(2)}\n`,
+  );
+  out.write(
+    `\ndirect cost: ${direct.metricOpsPerCall.toFixed(1)} metric updates per call at ${direct.nsPerMetricOp.toFixed(0)} ns ` +
+      `(${direct.perCallPercent.toFixed(2)} % of a call's CPU); a scrape ${direct.cpuMsPerScrape.toFixed(2)} ms and a dashboard ` +
+      `push ${direct.cpuMsPerPush.toFixed(2)} ms of CPU each second (${direct.perSecondPercent.toFixed(2)} % of a core); ` +
+      `estimated throughput ratio at saturation ${direct.estimatedRatio.toFixed(4)}\n`,
   );
   await ops.close();
   await served.close();
