@@ -19,7 +19,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalOverlay } from '../src/harness/local-overlay.ts';
-import type { CallObserver } from '../src/secp2psip/adapter.ts';
+import type { CallObserver } from '../src/secp2psip/call-record.ts';
 import type { Metrics } from '../src/util/metrics.ts';
 import { callObserver } from '../src/ops/call-metrics.ts';
 import { type RunningOps, startOps } from '../src/ops/ops-options.ts';

@@ -7,7 +7,7 @@
  */
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { NodeRef } from '../rpc/types.ts';
-import type { CallRecord } from '../secp2psip/adapter.ts';
+import type { CallRecord } from '../secp2psip/call-record.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 export interface Readiness {
