@@ -1,13 +1,15 @@
 /**
  * What the operator surface costs: call setup throughput (phone INVITE to
- * verified 302, CONCURRENCY calls in flight) of two identical overlays on
- * loopback, one plain (A) and one with metrics and the dashboard served (B):
- * every daemon of B reports into a prom-client registry, B's HTTP listener
- * serves /metrics, the dashboard's state and its server-sent events, and
- * while B is measured a scraper reads /metrics every second and a dashboard
- * client stays subscribed to /events. Rounds alternate A B A B so that the
- * machine's load falls on both alike; the overlays live in this one process
- * and only the one being measured carries calls.
+ * verified 302, CONCURRENCY calls in flight) of one overlay on loopback (a
+ * bootstrap and ADAPTERS adapters in this process), plain (A) and with
+ * metrics and the dashboard served (B). In B every daemon reports into a
+ * prom-client registry, and a scraper reads /metrics every second while a
+ * dashboard client stays subscribed to /events (both in this process, so
+ * their own CPU counts against B too). The same overlay serves both, so
+ * ring shape and record placement are alike; in A its metrics port is
+ * switched off (nothing is kept) and nobody polls. Rounds alternate
+ * A B, B A, A B ... (each pair listed A first) so that the machine's load
+ * and what one round leaves to the next (garbage, caches) fall on both alike.
  *
  *   node --import tsx bench/ops-overhead.ts [--quick]
  *
@@ -17,6 +19,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalOverlay } from '../src/harness/local-overlay.ts';
+import type { CallObserver } from '../src/secp2psip/call-record.ts';
+import type { Metrics } from '../src/util/metrics.ts';
 import { callObserver } from '../src/ops/call-metrics.ts';
 import { type RunningOps, startOps } from '../src/ops/ops-options.ts';
 import { overlayTarget } from '../src/ops/overlay-target.ts';
@@ -26,8 +30,8 @@ import { currentLoad, machineInfo } from './lib/machine.ts';
 const quick = process.argv.includes('--quick');
 const ADAPTERS = 4;
 const CONCURRENCY = 8;
-const CALLS = quick ? 100 : 300;
-const ROUNDS = quick ? 2 : 10;
+const CALLS = quick ? 100 : 1000;
+const ROUNDS = quick ? 2 : 8;
 const SCRAPE_MS = 1000;
 
 interface Round {
@@ -100,30 +104,95 @@ async function round(variant: 'A' | 'B', overlay: LocalOverlay, ops?: RunningOps
   return { variant, calls: samples.length, failed, callsPerS: samples.length / s, cpuMsPerCall, ...seen };
 }
 
+/**
+ * The same cost measured directly, which the load of a shared machine does not blur: metric updates per call
+ * (read back from B's registry) times the CPU of one update, and the CPU of one scrape and of one dashboard
+ * push (each happens once a second). At saturation a core loses the per-second share to them, and each call
+ * pays its updates.
+ */
+async function directCosts(ops: RunningOps, cpuMsPerCall: number) {
+  const m = ops.metrics as NonNullable<RunningOps['metrics']>;
+  const text = await m.exposition();
+  const sum = (name: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const updates =
+    sum('sip_requests_total') +
+    sum('sip_responses_total') +
+    sum('chord_rpc_seconds_count') +
+    sum('chord_lookup_hops_count') +
+    sum('secp2psip_call_setup_seconds_count');
+  const calls = sum('secp2psip_call_setup_seconds_count');
+  const N = 200_000;
+  let c0 = process.cpuUsage();
+  for (let i = 0; i < N; i++)
+    m.observe('chord_rpc_seconds', 0.001, { method: 'chord.fetch', result: i % 50 === 0 ? 'failed' : 'ok' });
+  let c = process.cpuUsage(c0);
+  const nsPerMetricOp = ((c.user + c.system) * 1000) / N;
+  const url = ops.servers[0].url;
+  const S = 50;
+  c0 = process.cpuUsage();
+  for (let i = 0; i < S; i++) await (await fetch(`${url}metrics`)).text();
+  c = process.cpuUsage(c0);
+  const cpuMsPerScrape = (c.user + c.system) / 1000 / S;
+  c0 = process.cpuUsage();
+  for (let i = 0; i < S; i++) JSON.stringify(await ops.servers[0].state());
+  c = process.cpuUsage(c0);
+  const cpuMsPerPush = (c.user + c.system) / 1000 / S;
+  const metricOpsPerCall = updates / Math.max(1, calls);
+  const perCallPercent = (100 * metricOpsPerCall * nsPerMetricOp) / 1e6 / cpuMsPerCall;
+  const perSecondPercent = ((cpuMsPerScrape + cpuMsPerPush) / 1000) * 100;
+  const estimatedRatio = (1 - perSecondPercent / 100) / (1 + perCallPercent / 100);
+  return {
+    metricOpsPerCall,
+    nsPerMetricOp,
+    perCallPercent,
+    cpuMsPerScrape,
+    cpuMsPerPush,
+    perSecondPercent,
+    estimatedRatio,
+  };
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'secp2psip-ops-bench-'));
-  const plain = await LocalOverlay.start({ adapters: ADAPTERS, dataDir: join(dir, 'a') });
   const ops = await startOps({ http: { host: '127.0.0.1', port: 0 } }, 'demo');
-  const observe = callObserver(ops.metrics);
-  const served = await LocalOverlay.start({
+  const prom = ops.metrics as Metrics;
+  const observe = callObserver(prom) as CallObserver;
+  const sw = { on: false };
+  const metrics: Metrics = {
+    count: (name, labels, by) => sw.on && prom.count(name, labels, by),
+    observe: (name, value, labels) => sw.on && prom.observe(name, value, labels),
+  };
+  const overlay = await LocalOverlay.start({
     adapters: ADAPTERS,
-    dataDir: join(dir, 'b'),
-    metrics: ops.metrics,
-    onCall: observe ? (_i, c) => observe(c) : undefined,
+    dataDir: join(dir, 'overlay'),
+    metrics,
+    onCall: (_i, c) => sw.on && observe(c),
   });
-  ops.attach(overlayTarget(served), undefined);
-  for (const o of [plain, served]) {
-    const reg = await o.registerPhones();
-    if (reg.failed > 0) throw new Error(`${reg.failed} phones not registered`);
-  }
-  // Warm-up: every caller has verified its callee once (the verified-user cache), in both overlays.
-  await plain.placeCalls(ADAPTERS * 2, 1);
-  await served.placeCalls(ADAPTERS * 2, 1);
+  ops.attach(overlayTarget(overlay), undefined);
+  const reg = await overlay.registerPhones();
+  if (reg.failed > 0) throw new Error(`${reg.failed} phones not registered`);
+  // Warm-up: every caller has verified its callee once (the verified-user cache).
+  await overlay.placeCalls(ADAPTERS * 2, 1);
   const loadBefore = currentLoad();
   const rounds: Round[] = [];
+  const plain = () => round('A', overlay);
+  const served = async () => {
+    sw.on = true;
+    const r = await round('B', overlay, ops);
+    sw.on = false;
+    return r;
+  };
+  // A B B A A B ...: what a round leaves behind (garbage to collect, cooled caches) falls on both variants alike.
   for (let i = 0; i < ROUNDS; i++) {
-    rounds.push(await round('A', plain));
-    rounds.push(await round('B', served, ops));
+    if (i % 2 === 0) rounds.push(await plain(), await served());
+    else {
+      const b = await served();
+      rounds.push(await plain(), b);
+    }
   }
   const mean = (v: 'A' | 'B', of: (r: Round) => number) => {
     const xs = rounds.filter((r) => r.variant === v).map(of);
@@ -157,6 +226,8 @@ async function main(): Promise<void> {
     cpuRatio: Number((cpuA / cpuB).toFixed(4)),
     medianPairRatio: Number(medianPair.toFixed(4)),
   };
+  const direct = await directCosts(ops, cpuB);
+  Object.assign(result, { direct });
   mkdirSync(join('bench', 'results'), { recursive: true });
   writeFileSync(join('bench', 'results', 'ops-overhead.json'), `${JSON.stringify(result, null, 1)}\n`);
   const out = process.stdout;
@@ -173,9 +244,14 @@ async function main(): Promise<void> {
       `median ratio of the pairs ${result.medianPairRatio}\n` +
       `CPU per call: plain ${cpuA.toFixed(2)} ms, served ${cpuB.toFixed(2)} ms; throughput ratio on CPU ${result.cpuRatio}; load ${loadBefore.toFixed(2)} -> ${result.load.after.toFixed(2)}\n`,
   );
+  out.write(
+    `\ndirect cost: ${direct.metricOpsPerCall.toFixed(1)} metric updates per call at ${direct.nsPerMetricOp.toFixed(0)} ns ` +
+      `(${direct.perCallPercent.toFixed(2)} % of a call's CPU); a scrape ${direct.cpuMsPerScrape.toFixed(2)} ms and a dashboard ` +
+      `push ${direct.cpuMsPerPush.toFixed(2)} ms of CPU each second (${direct.perSecondPercent.toFixed(2)} % of a core); ` +
+      `estimated throughput ratio at saturation ${direct.estimatedRatio.toFixed(4)}\n`,
+  );
   await ops.close();
-  await served.close();
-  await plain.close();
+  await overlay.close();
   rmSync(dir, { recursive: true, force: true });
 }
 

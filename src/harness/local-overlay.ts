@@ -23,7 +23,7 @@ import {
   startBootstrapDaemon,
 } from '../secp2psip/daemon.ts';
 import type { RebuildMode } from '../secp2psip/key-lookup.ts';
-import type { CallRecord } from '../secp2psip/adapter.ts';
+import type { CallRecord } from '../secp2psip/call-record.ts';
 import type { Metrics } from '../util/metrics.ts';
 
 export const DEMO_NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy'];

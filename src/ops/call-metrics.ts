@@ -4,7 +4,7 @@
  * `408`, `480`, other statuses by number), and each corrected key piece
  * counted against the ring node that sent it.
  */
-import type { CallObserver, CallRecord } from '../secp2psip/adapter.ts';
+import type { CallObserver, CallRecord } from '../secp2psip/call-record.ts';
 import type { Metrics } from '../util/metrics.ts';
 
 export function outcomeLabels(c: CallRecord): { outcome: string; reason: string } {

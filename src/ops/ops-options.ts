@@ -9,9 +9,10 @@ import { readFileSync } from 'node:fs';
 import { type HostPort, type OptionSpec, type ParsedArgs, parseHostPort } from '../util/args.ts';
 import { OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
-import { OpsServer } from './http-server.ts';
-import { PromMetrics } from './prom-metrics.ts';
-import { type OpsTarget, roleGauges } from './targets.ts';
+import type { OpsServer } from './http-server.ts';
+import type { PromMetrics } from './prom-metrics.ts';
+import { roleGauges } from './probes.ts';
+import type { OpsTarget } from './targets.ts';
 
 export const OPS_SPEC = {
   metrics: {
@@ -93,13 +94,17 @@ function same(a: HostPort | undefined, b: HostPort | undefined): boolean {
 /** Open the listeners asked for; a port in use is a one-line configuration error. */
 export async function startOps(cfg: OpsConfig, role: string, logger?: Logger): Promise<RunningOps> {
   const wanted = cfg.metrics !== undefined || cfg.http !== undefined;
-  const metrics = wanted ? new PromMetrics({ role }) : undefined;
+  // prom-client and the HTTP server are loaded only when asked for: a daemon without them starts as fast as before.
+  const { PromMetrics } = wanted ? await import('./prom-metrics.ts') : { PromMetrics: undefined };
+  const { OpsServer } = wanted ? await import('./http-server.ts') : { OpsServer: undefined };
+  const metrics = PromMetrics ? new PromMetrics({ role }) : undefined;
   let running: unknown;
   if (metrics) roleGauges(metrics, role, () => running);
   const servers: OpsServer[] = [];
   const lines: string[] = [];
   const open = async (hp: HostPort, dashboard: boolean, what: string) => {
     try {
+      if (!OpsServer) throw new Error('no listener asked for');
       const s = await OpsServer.listen({ ...hp, role, metrics, dashboard, adminToken: cfg.adminToken, logger });
       servers.push(s);
       return s;

@@ -10,7 +10,10 @@ import type { Adapter } from '../secp2psip/adapter.ts';
 import type { BootstrapServer } from '../secp2psip/bootstrap-server.ts';
 import type { SipElement } from '../sip/element.ts';
 import type { WhanauDaemon } from '../whanausip/whanau-daemon.ts';
+import type { RunningAdapter, RunningBootstrap } from '../secp2psip/daemon.ts';
+import type { RunningWhanauSip } from '../whanausip/daemon.ts';
 import type { PromMetrics } from './prom-metrics.ts';
+import type { RunningRegistrar } from './registrar-target.ts';
 
 export interface RingParts {
   ring?: ChordNode;
@@ -166,4 +169,37 @@ export function whanauTables(d: WhanauDaemon): Record<string, number> | undefine
   const sum = (v: unknown) =>
     Array.isArray(v) ? v.reduce((a: number, x) => a + (typeof x === 'number' ? x : 0), 0) : 0;
   return { db: typeof s.db === 'number' ? s.db : 0, fingers: sum(s.fingers), successors: sum(s.successors) };
+}
+
+/** The parts of a running SecP2PSIP daemon the state metrics read. */
+export function adapterParts(a: RunningAdapter): RingParts {
+  return {
+    ring: a.node.ring,
+    endpoint: a.node.endpoint as RingParts['endpoint'],
+    element: a.adapter.element,
+    adapter: a.adapter,
+  };
+}
+
+export function bootstrapParts(b: RunningBootstrap): RingParts {
+  return { ring: b.server.ring, endpoint: b.server.endpoint as RingParts['endpoint'], server: b.server };
+}
+
+/** State metrics for a role; `get` gives the running daemon once it is up. */
+export function roleGauges(m: PromMetrics, role: string, get: () => unknown): void {
+  if (role === 'adapter' || role === 'bootstrap') {
+    const parts = () => {
+      const r = get();
+      if (!r) return undefined;
+      return role === 'adapter' ? adapterParts(r as RunningAdapter) : bootstrapParts(r as RunningBootstrap);
+    };
+    ringGauges(m, parts);
+    if (role === 'adapter') adapterGauges(m, parts);
+    else bootstrapGauges(m, parts);
+  } else if (role === 'registrar') {
+    const r = () => get() as RunningRegistrar | undefined;
+    ringGauges(m, () => (r() ? { element: r()?.element } : undefined));
+    m.gauge('sip_registrar_bindings', 'contact bindings held', () => r()?.registrar.size ?? 0);
+  } else if (role === 'node' || role === 'gateway')
+    whanauGauges(m, () => (get() as RunningWhanauSip | undefined)?.daemon);
 }

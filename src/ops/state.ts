@@ -7,7 +7,7 @@
  */
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { NodeRef } from '../rpc/types.ts';
-import type { CallRecord } from '../secp2psip/adapter.ts';
+import type { CallRecord } from '../secp2psip/call-record.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 export interface Readiness {
@@ -65,6 +65,8 @@ export interface DaemonState {
   ready: Readiness;
   ring?: RingState;
   users?: UserState[];
+  /** All users when `users` lists only the first ones (a bootstrap's registry). */
+  usersTotal?: number;
   calls?: CallState[];
   whanau?: WhanauState;
   sip?: string;

@@ -14,11 +14,6 @@
 import { METHOD } from '../dht/chord/messages.ts';
 import { bootstrapRef } from '../secp2psip/adapter-node.ts';
 import type { RunningAdapter, RunningBootstrap } from '../secp2psip/daemon.ts';
-import type { SipElement } from '../sip/element.ts';
-import type { Registrar } from '../sip/registrar.ts';
-import type { RunningWhanauSip } from '../whanausip/daemon.ts';
-import { adapterGauges, bootstrapGauges, type RingParts, ringGauges, whanauGauges, whanauTables } from './probes.ts';
-import type { PromMetrics } from './prom-metrics.ts';
 import { type DaemonState, type Readiness, recentCalls, ringState, type UserState } from './state.ts';
 
 export interface AdminUser {
@@ -91,8 +86,26 @@ export function adapterTarget(a: RunningAdapter): OpsTarget {
   };
 }
 
+/** Users a bootstrap's state lists (the registry may hold many more; the admin API lists them all). */
+export const STATE_USERS = 200;
+/** How long the bootstrap's listed users are reused: the dashboard asks every second, the registry is on disk. */
+const USERS_CACHE_MS = 5000;
+
 export function bootstrapTarget(b: RunningBootstrap): OpsTarget {
   const s = b.server;
+  let listed: { at: number; users: UserState[] } | undefined;
+  const users = (): UserState[] => {
+    const now = performance.now();
+    if (!listed || now - listed.at > USERS_CACHE_MS)
+      listed = {
+        at: now,
+        users: s.registry
+          .all()
+          .slice(0, STATE_USERS)
+          .map((u) => ({ name: u.name, contacts: [] })),
+      };
+    return listed.users;
+  };
   return {
     ready: async () => ({ ok: true, reason: 'on the ring, serving' }),
     state: (r) => ({
@@ -105,7 +118,8 @@ export function bootstrapTarget(b: RunningBootstrap): OpsTarget {
         [s.ring],
         s.bootstraps.map((x) => x.key),
       ),
-      users: s.registry.all().map((u) => ({ name: u.name, contacts: [] })),
+      users: users(),
+      usersTotal: s.registry.count(),
     }),
     admin: {
       users: () =>
@@ -118,86 +132,4 @@ export function bootstrapTarget(b: RunningBootstrap): OpsTarget {
       release: (name) => s.registry.release(name),
     },
   };
-}
-
-export function whanauTarget(w: RunningWhanauSip, role: string): OpsTarget {
-  const d = w.daemon;
-  return {
-    ready: async () =>
-      d.stats.setupsDone > 0
-        ? { ok: true, reason: 'SETUP done: tables built' }
-        : { ok: false, reason: 'first SETUP not done yet (next at a UTC multiple of the setup period)' },
-    state: (r) => ({
-      role,
-      id: d.hash,
-      addr: d.self.addr,
-      sip: w.sip.element.hostport,
-      at: Date.now(),
-      ready: r,
-      whanau: {
-        hash: d.hash,
-        peers: d.node.peerList().map((p) => ({ hash: p.ref.id, addr: p.ref.addr, active: p.active })),
-        tables: whanauTables(d) ?? {},
-        setups: {
-          done: d.stats.setupsDone,
-          failed: d.stats.setupsFailed,
-          last: d.lastSetup ? { at: d.lastSetup.at, ms: d.lastSetup.ms, ...d.lastSetup.summary } : undefined,
-        },
-      },
-    }),
-  };
-}
-
-/** A standalone registrar: ready once listening; its state is its bindings. */
-export interface RunningRegistrar {
-  element: SipElement;
-  registrar: Registrar;
-}
-
-export function registrarTarget(r: RunningRegistrar): OpsTarget {
-  return {
-    ready: async () => ({ ok: true, reason: `listening on ${r.element.hostport}` }),
-    state: (ready) => ({
-      role: 'registrar',
-      id: '',
-      addr: r.element.hostport,
-      sip: r.element.hostport,
-      at: Date.now(),
-      ready,
-      users: r.registrar.addressesOfRecord().map((aor) => ({ name: aor, contacts: [] })),
-    }),
-  };
-}
-
-/** The parts of a running SecP2PSIP daemon the state metrics read. */
-export function adapterParts(a: RunningAdapter): RingParts {
-  return {
-    ring: a.node.ring,
-    endpoint: a.node.endpoint as RingParts['endpoint'],
-    element: a.adapter.element,
-    adapter: a.adapter,
-  };
-}
-
-export function bootstrapParts(b: RunningBootstrap): RingParts {
-  return { ring: b.server.ring, endpoint: b.server.endpoint as RingParts['endpoint'], server: b.server };
-}
-
-/** State metrics for a role; `get` gives the running daemon once it is up. */
-export function roleGauges(m: PromMetrics, role: string, get: () => unknown): void {
-  if (role === 'adapter' || role === 'bootstrap') {
-    const parts = () => {
-      const r = get();
-      if (!r) return undefined;
-      return role === 'adapter' ? adapterParts(r as RunningAdapter) : bootstrapParts(r as RunningBootstrap);
-    };
-    ringGauges(m, parts);
-    if (role === 'adapter') adapterGauges(m, parts);
-    else bootstrapGauges(m, parts);
-  } else if (role === 'registrar') {
-    const r = () => get() as RunningRegistrar | undefined;
-    ringGauges(m, () => (r() ? { element: r()?.element } : undefined));
-    m.gauge('sip_registrar_bindings', 'contact bindings held', () => r()?.registrar.size ?? 0);
-  } else if (role === 'node' || role === 'gateway')
-    whanauGauges(m, () => (get() as RunningWhanauSip | undefined)?.daemon);
 }

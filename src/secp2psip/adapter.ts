@@ -32,7 +32,8 @@ import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
 import type { LocalUser } from './call-common.ts';
-import { type CallTrace, placeCall } from './caller.ts';
+import { type CallObserver, type CallRecord, callRecordOf } from './call-record.ts';
+import { placeCall } from './caller.ts';
 import { relayPhoneMessage } from './phone-messages.ts';
 import { acceptPublish, type PhoneSubscriptions } from './phone-presence.ts';
 import type { RegisteredPhones } from './local-phones.ts';
@@ -59,28 +60,6 @@ export const RESTORE_RETRY_MAX_MS = 60_000;
 /** The reason of the 403 an adapter with no phone user gives every REGISTER. */
 export const NO_PHONE_USERS =
   'Forbidden: no phone users configured (add one with secp2psip adapter --data DIR --add-user NAME, or start with --open-registration)';
-
-export interface CallRecord {
-  caller: string;
-  callee: string;
-  status: number;
-  ms: number;
-  mode: string;
-  /** Wall-clock time the phone's INVITE arrived (ms since the epoch). */
-  at: number;
-  callId: string;
-  reason: string;
-  /** The overlay error behind a refusal (its class: why a 403 was a 403). */
-  code?: string;
-  /** The flow's steps (caller.ts CallTrace). */
-  trace: CallTrace;
-  /** Key pieces of the callee that robust rebuilding corrected, and the ring nodes that held them. */
-  badPieces: number[];
-  badHolders: Record<number, string>;
-}
-
-/** Told about every call placed through this adapter once its final answer went to the phone. */
-export type CallObserver = (call: CallRecord) => void;
 
 export class Adapter {
   readonly node: AdapterNode<RegisteredPhones>;
@@ -390,21 +369,13 @@ export class Adapter {
       if (out.status === 503) respondNotReady(inc, out.reason);
       else inc.respond(out.status, out.reason);
     }
-    const status = out.ok ? 302 : out.status;
-    const record: CallRecord = {
-      caller: callerName,
-      callee: calleeName,
-      status,
-      ms: this.clock.now() - started,
-      mode: this.node.mode,
-      at: this.clock.wallNow() - (this.clock.now() - started),
-      callId: getCallId(req) ?? '',
-      reason: out.ok ? 'Moved Temporarily' : out.reason,
-      code: out.ok ? undefined : out.code,
-      trace: out.trace,
-      badPieces: out.ok ? out.callee.pieces.bad : [],
-      badHolders: (out.ok ? out.callee.pieces.holders : undefined) ?? {},
-    };
+    const ms = this.clock.now() - started;
+    const record = callRecordOf(
+      out,
+      { caller: callerName, callee: calleeName, mode: this.node.mode, ms },
+      req,
+      this.clock,
+    );
     this.calls.push(record);
     if (this.calls.length > 1000) this.calls.shift();
     this.onCall?.(record);

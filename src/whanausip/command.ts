@@ -19,7 +19,7 @@ import {
   requiredOption,
 } from '../util/args.ts';
 import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
-import { whanauTarget } from '../ops/targets.ts';
+import { whanauTarget } from '../ops/whanau-target.ts';
 import { OverlayError } from '../util/errors.ts';
 import { resultError } from '../util/config-file.ts';
 import { createLogger, type LogFormat } from '../util/log.ts';

@@ -236,4 +236,23 @@ describe('metrics, health, state and administration of running daemons', { timeo
     // An adapter has no administration at all.
     assert.equal((await getJson(`${aHttp}api/admin/users`, { headers: auth })).status, 401);
   });
+
+  it('an adapter whose bootstrap is gone is no longer ready, and says which', async () => {
+    await boot.stop();
+    let last: Awaited<ReturnType<typeof getJson>> | undefined;
+    await eventually(
+      'adapter A not ready',
+      () => {
+        getJson(`${aHttp}readyz`).then(
+          (r) => (last = r),
+          () => {},
+        );
+        return last?.status === 503;
+      },
+      30_000,
+      () => JSON.stringify(last),
+    );
+    assert.match(last?.body.reason, /bootstrap 127\.0\.0\.1:\d+ unreachable/);
+    assert.equal((await getJson(`${aHttp}healthz`)).status, 200, 'still alive');
+  });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { callObserver, outcomeLabels } from '../../src/ops/call-metrics.ts';
 import { PromMetrics } from '../../src/ops/prom-metrics.ts';
-import type { CallRecord } from '../../src/secp2psip/adapter.ts';
+import type { CallRecord } from '../../src/secp2psip/call-record.ts';
 import { metricValue } from './ops-procs.ts';
 
 function call(over: Partial<CallRecord>): CallRecord {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import puppeteer from 'puppeteer-core';
 import { eventually } from '../secp2psip/procs.ts';
 import { runCli } from '../support/cli.ts';
 import { type Daemon, getJson, metricValue, printedUrl, scrape, spawnDaemon } from './ops-procs.ts';
@@ -12,6 +13,8 @@ import { type Daemon, getJson, metricValue, printedUrl, scrape, spawnDaemon } fr
  * SETUP is an hour away is alive but not ready; a node with a short setup
  * period becomes ready after its first SETUP, which its metrics time.
  */
+const CHROMIUM = '/usr/bin/chromium';
+
 describe('WhanauSIP node and gateway: health and metrics', { timeout: 120_000 }, () => {
   const base = mkdtempSync(join(tmpdir(), 'secp2psip-ops-whanau-'));
   const daemons: Daemon[] = [];
@@ -81,5 +84,30 @@ describe('WhanauSIP node and gateway: health and metrics', { timeout: 120_000 },
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^node [0-9a-f]{40} {2}ready: SETUP done/);
     assert.match(out.stdout, /whanau: 0 social peers/);
+
+    // Its dashboard shows the node's identity, neighbourhood, table fill and last SETUP.
+    if (!existsSync(CHROMIUM)) return;
+    const browser = await puppeteer.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--headless=new'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(url);
+      await page.waitForFunction(
+        "document.querySelector('#whanau-section') && !document.querySelector('#whanau-section').hidden",
+        {
+          timeout: 30_000,
+        },
+      );
+      const text = await page.$eval('#whanau', (e) => e.textContent ?? '');
+      assert.match(text, new RegExp(`identity ${state.body.whanau.hash}`));
+      assert.match(text, /table fill: db 0/);
+      assert.match(text, /last SETUP: epoch \d+/);
+      assert.equal(
+        await page.$eval('#ring-section', (e) => (e as { hidden?: boolean }).hidden),
+        true,
+        'no Chord ring here',
+      );
+    } finally {
+      await browser.close();
+    }
   });
 });

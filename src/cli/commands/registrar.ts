@@ -14,7 +14,7 @@ import {
   parseHostPort,
 } from '../../util/args.ts';
 import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
-import { registrarTarget } from '../../ops/targets.ts';
+import { registrarTarget } from '../../ops/registrar-target.ts';
 import { observeTransport } from '../../sip/observed-transport.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';

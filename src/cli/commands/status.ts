@@ -77,7 +77,7 @@ export function formatState(s: DaemonState): string {
     lines.push(`  successors: ${r.successors.map(short).join(' ') || 'none'}`);
   }
   if (s.users) {
-    lines.push(`users: ${s.users.length}`);
+    lines.push(`users: ${s.usersTotal ?? s.users.length}`);
     for (const u of s.users.slice(0, 50))
       lines.push(`  ${u.name}${u.contacts.length ? `  ${u.contacts.join(', ')}` : ''}`);
     if (s.users.length > 50) lines.push(`  ... ${s.users.length - 50} more`);

@@ -117,7 +117,7 @@ function drawRing(ring) {
     : '';
 }
 
-function drawUsers(users) {
+function drawUsers(users, total) {
   const tbody = $('users').querySelector('tbody');
   tbody.replaceChildren();
   for (const u of users || []) {
@@ -125,7 +125,8 @@ function drawUsers(users) {
     tr.append(el('td', {}, u.name), el('td', {}, u.adapter || ''), el('td', {}, (u.contacts || []).join(', ')));
     tbody.append(tr);
   }
-  $('users-summary').textContent = `${(users || []).length} registered`;
+  const shown = (users || []).length;
+  $('users-summary').textContent = total > shown ? `${total} registered, first ${shown} shown` : `${shown} registered`;
 }
 
 // One call as a ladder: phone -> caller adapter -> callee adapter and back, each arrow at its time.
@@ -241,7 +242,7 @@ function render(s) {
   $('ring-section').hidden = !s.ring;
   if (s.ring) drawRing(s.ring);
   $('users-section').hidden = !s.users;
-  drawUsers(s.users);
+  drawUsers(s.users, s.usersTotal);
   $('calls-section').hidden = !s.calls;
   drawCalls(s.calls);
   drawWhanau(s.whanau);
