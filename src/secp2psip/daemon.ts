@@ -26,6 +26,7 @@ import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts'
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
+import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { SystemClock } from '../util/clock.ts';
@@ -188,6 +189,10 @@ export interface AdapterDaemonOptions {
   phoneUsers?: PhoneCredentials;
   /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
   digestAlgorithms?: readonly DigestAlgorithm[];
+  /** SIP over TLS and over WebSocket for the phones (default: UDP and TCP only). */
+  secure?: SecureSipConfig;
+  /** Plain HTTP(S) requests on the WebSocket port (the browser phone's page). */
+  onHttp?: Parameters<typeof openSecureSip>[2]['onHttp'];
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -197,6 +202,8 @@ export interface RunningAdapter {
   adapter: Adapter;
   node: AdapterNode;
   sipAddr: string;
+  /** The TLS and WebSocket listeners and their certificate, when asked for. */
+  secure?: OpenedSecureSip;
   /** The bootstrap that admitted this adapter (the configured one, or another of its set). */
   bootstrap: BootstrapInfo;
   close(): Promise<void>;
@@ -216,6 +223,13 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
+  }
+  let secure: OpenedSecureSip | undefined;
+  try {
+    secure = await openSecureSip(transport, o.secure, { dataDir: o.dataDir, logger: log, onHttp: o.onHttp });
+  } catch (e) {
+    await transport.close();
+    throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
   }
   const element = new SipElement({ transport, clock, logger: log });
   element.handle({ onRequest: (inc) => respondNotReady(inc, 'adapter starting') });
@@ -290,6 +304,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     adapter,
     node,
     sipAddr: element.hostport,
+    secure,
     bootstrap: role.bootstrap,
     async close() {
       stopSweeping();

@@ -7,7 +7,7 @@ import type { TimerValues } from './timers.ts';
 import type { ClientEvents } from './transaction-client-invite.ts';
 import { type ClientTransaction, MAGIC_COOKIE, type ServerTransaction, TransactionLayer } from './transaction-layer.ts';
 import type { InviteServerTransaction } from './transaction-server-invite.ts';
-import { type Peer, type SipTransport, uriHost } from './transport.ts';
+import { type Peer, type SipTransport, type TransportName, uriHost } from './transport.ts';
 
 export interface RespondOptions {
   headers?: Header[];
@@ -162,8 +162,14 @@ export class SipElement {
   }
 
   /** The Via value this element puts on a request it sends over `transport` (with rport, RFC 3581 section 3). */
-  via(transport: 'UDP' | 'TCP', branch = this.newBranch()): string {
-    return `SIP/2.0/${transport} ${this.hostport};branch=${branch};rport`;
+  via(transport: TransportName, branch = this.newBranch()): string {
+    return `SIP/2.0/${transport} ${this.hostportOf(transport)};branch=${branch};rport`;
+  }
+
+  /** `host:port` where this element takes `transport` (TLS, WS and WSS listen on ports of their own). */
+  hostportOf(transport: TransportName): string {
+    const port = this.transport.portOf?.(transport) ?? this.transport.local.port;
+    return `${uriHost(this.transport.hostOf?.(transport) ?? this.transport.local.host)}:${port}`;
   }
 
   /** Start a client transaction. The request must carry its top Via (see `via`). */

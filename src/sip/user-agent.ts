@@ -4,7 +4,7 @@ import { type IncomingRequest, newToken, type SipElement } from './element.ts';
 import { getTag, getTo, parseContacts } from './header-values.ts';
 import { getHeader, type Header, type SipRequest, type SipResponse, type SipUri } from './message.ts';
 import { DEFAULT_TIMERS } from './timers.ts';
-import { type Peer, plainHost, type TransportName } from './transport.ts';
+import { type Peer, plainHost, type TransportName, transportOf } from './transport.ts';
 
 /** A confirmed dialog (12): what a BYE needs. */
 export interface Call {
@@ -36,9 +36,10 @@ export interface UserAgentInit {
 export function peerOf(uri: SipUri, fallback: TransportName = 'UDP'): Peer | undefined {
   const host = plainHost(uri.host);
   if (isIP(host) === 0) return undefined;
-  const t = uri.params.find(([k]) => k === 'transport')?.[1]?.toUpperCase();
-  const transport: TransportName = t === 'TCP' ? 'TCP' : t === 'UDP' ? 'UDP' : fallback;
-  return { transport, address: host, port: uri.port ?? 5060 };
+  // A sips: URI is reached over TLS (RFC 3261 26.2.2, RFC 5630 section 3); WS/WSS contacts only over their flow.
+  const t = transportOf(uri.params.find(([k]) => k === 'transport')?.[1]);
+  const transport: TransportName = uri.scheme === 'sips' && (t === undefined || t === 'TCP') ? 'TLS' : (t ?? fallback);
+  return { transport, address: host, port: uri.port ?? (transport === 'TLS' ? 5061 : 5060) };
 }
 
 /**

@@ -18,6 +18,8 @@ import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
 import { phoneUserOptions } from '../sip/phone-user-options.ts';
+import type { SecureSipConfig } from '../sip/secure-transports.ts';
+import { announceSecureSip, reloadOnHangup, SIP_TLS_SPEC, secureSipOptions } from '../sip/secure-sip-options.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
 import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
 
@@ -47,6 +49,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
+  ...SIP_TLS_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -61,6 +64,7 @@ const usage = (role: WhanauSipRole) =>
 
 export interface WhanauSipConfig {
   sip: { host: string; port: number };
+  secure: SecureSipConfig;
   dht: { host: string; port: number };
   dataDir: string;
   peers: PeerSpec[];
@@ -116,7 +120,20 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
   const openRegistration = args['open-registration'] === true;
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
   if (typeof digestAlgorithms === 'string') throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms}`);
-  return { sip, dht, dataDir, peers, adminKeys, params, advertise, logLevel, openRegistration, digestAlgorithms };
+  const secure = secureSipOptions(args, sip, false);
+  return {
+    sip,
+    secure,
+    dht,
+    dataDir,
+    peers,
+    adminKeys,
+    params,
+    advertise,
+    logLevel,
+    openRegistration,
+    digestAlgorithms,
+  };
 }
 
 /** Run a node or gateway until SIGINT/SIGTERM. */
@@ -142,6 +159,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     advertise: cfg.advertise,
     openRegistration: cfg.openRegistration,
     digestAlgorithms: cfg.digestAlgorithms,
+    secure: cfg.secure,
     logger: log,
   });
   const d = running.daemon;
@@ -162,6 +180,8 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     (e) => log.warn({ err: (e as Error).message }, 'peer resolution failed'),
   );
   process.stdout.write(`hash ${d.hash}\nsip ${running.uri}\npeer ${d.peerSpec}\n`);
+  announceSecureSip(running.secure);
+  reloadOnHangup(running.secure, log);
   log.info(
     {
       hash: d.hash,

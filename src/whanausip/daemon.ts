@@ -12,6 +12,7 @@ import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts'
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
+import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -25,6 +26,8 @@ export interface WhanauSipOptions extends Omit<WhanauDaemonOptions, 'host' | 'po
   role: WhanauSipRole;
   sipHost: string;
   sipPort: number;
+  /** SIP over TLS for the phones, beside UDP and TCP. */
+  secure?: SecureSipConfig;
   dhtHost: string;
   dhtPort: number;
   /** Any phone may register the node's identity without a password; warned at start. */
@@ -40,6 +43,7 @@ export interface RunningWhanauSip {
   sip: WhanauSipNode;
   /** `sip:<hash>@<sip host:port>`. */
   uri: string;
+  secure?: OpenedSecureSip;
   close(): Promise<void>;
 }
 
@@ -55,6 +59,13 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
+  }
+  let secure: OpenedSecureSip | undefined;
+  try {
+    secure = await openSecureSip(transport, o.secure, { dataDir: o.dataDir, logger: log });
+  } catch (e) {
+    await transport.close();
+    throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
   }
   const element = new SipElement({ transport, clock, logger: log });
   // A node keeps its phone's registration across restarts (as an adapter does), so its record
@@ -91,6 +102,7 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     daemon,
     sip,
     uri: sip.uri,
+    secure,
     async close() {
       stopSweeping?.();
       await element.close();

@@ -26,6 +26,13 @@ export interface PhoneOptions {
   localTimeoutS?: number;
   /** Digest password of the account (baresip answers 401 and 407 with it). */
   authPass?: string;
+  /**
+   * A PEM file holding a certificate and its key: baresip then also listens for SIP over TLS, on its SIP port + 1
+   * (the callee of a call over TLS needs it: the caller's phone connects to its TLS contact).
+   */
+  tlsCert?: string;
+  /** Media encryption of the account, e.g. `srtp-mand` (SDES, RFC 4568: SRTP only, the call fails without it). */
+  mediaenc?: string;
 }
 
 /**
@@ -47,7 +54,10 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
     'module_path /usr/lib/baresip/modules',
     'module g711.so',
     'module aubridge.so',
+    // A media encryption module before the accounts that name it.
+    ...(opts.mediaenc?.startsWith('srtp') ? ['module srtp.so'] : []),
     'module account.so',
+    ...(opts.tlsCert ? [`sip_certificate ${opts.tlsCert}`] : []),
     'module_app menu.so',
     'module_app ctrl_tcp.so',
     `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
@@ -56,7 +66,8 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
   writeFileSync(join(dir, 'config'), config);
   const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
   const auth = opts.authPass ? `;auth_pass=${opts.authPass}` : '';
-  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy}${auth};regint=60;answermode=auto\n`);
+  const menc = opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : '';
+  writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy}${auth}${menc};regint=60;answermode=auto\n`);
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

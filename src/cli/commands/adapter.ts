@@ -19,6 +19,14 @@ import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { parseDigestAlgorithms } from '../../sip/digest.ts';
 import { phoneUserOptions } from '../../sip/phone-user-options.ts';
+import {
+  announceSecureSip,
+  reloadOnHangup,
+  secureSipOptions,
+  SIP_TLS_SPEC,
+  WS_SPEC,
+} from '../../sip/secure-sip-options.ts';
+import { phonePage } from '../../phone/phone-page.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
@@ -72,6 +80,8 @@ const SPEC = {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
+  ...SIP_TLS_SPEC,
+  ...WS_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -110,6 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
+  const secure = secureSipOptions(args, sip, true);
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
   const dataDir = dataDirOption(args);
@@ -166,6 +177,8 @@ export async function run(argv: string[]): Promise<number> {
     newNamesPerMinute,
     openRegistration: args['open-registration'] === true,
     digestAlgorithms: digest,
+    secure,
+    onHttp: secure.ws ? await phonePage({ logger: log }) : undefined,
   });
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
@@ -180,6 +193,8 @@ export async function run(argv: string[]): Promise<number> {
   });
   const self = running.node.endpoint.self;
   process.stdout.write(`adapter sip:${running.sipAddr}\nring ${self.id} ${self.addr}\n`);
+  announceSecureSip(running.secure);
+  reloadOnHangup(running.secure, log);
   log.info(
     { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(running.bootstrap) },
     `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,

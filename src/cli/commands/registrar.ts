@@ -3,17 +3,20 @@ import { startSweeping } from '../../sip/registrar-sweeper.ts';
 import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
 import { TransportStack } from '../../sip/transport-stack.ts';
+import { type OpenedSecureSip, openSecureSip } from '../../sip/secure-transports.ts';
+import { announceSecureSip, reloadOnHangup, SIP_TLS_SPEC, secureSipOptions } from '../../sip/secure-sip-options.ts';
 import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort } from '../../util/args.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
-export const summary = 'standalone SIP registrar + redirect server (UDP and TCP)';
+export const summary = 'standalone SIP registrar + redirect server (UDP, TCP and TLS)';
 
 const SPEC = {
   listen: { type: 'string', default: '127.0.0.1:5060', help: 'host:port or [ipv6]:port (port 0 = any free port)' },
   'min-expires': { type: 'string', default: '60', help: 'shortest registration accepted (s); shorter gets 423' },
   'max-expires': { type: 'string', default: '3600', help: 'longest registration granted (s)' },
+  ...SIP_TLS_SPEC,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug, trace, silent' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
@@ -28,6 +31,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const listen = parseHostPort(String(args.listen), '--listen');
+  // The registrar has no data directory: without --sip-tls-cert its certificate is made anew at each start.
+  const secureCfg = secureSipOptions(args, listen, false);
   const minExpires = intOption(args, 'min-expires', 0, 2 ** 31);
   const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
@@ -40,6 +45,13 @@ export async function run(argv: string[]): Promise<number> {
     transport = await TransportStack.listen({ host: listen.host, port: listen.port }, { logger: log });
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen on ${String(args.listen)}: ${(e as Error).message}`);
+  }
+  let secure: OpenedSecureSip | undefined;
+  try {
+    secure = await openSecureSip(transport, secureCfg, { logger: log });
+  } catch (e) {
+    await transport.close();
+    throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
   }
   const element = new SipElement({ transport, clock, logger: log });
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
@@ -64,9 +76,18 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  reloadOnHangup(secure, log);
+  announceSecureSip(secure);
+  const tls = secure?.tls ? `${element.hostportOf('TLS')}` : undefined;
   log.info(
-    { address: transport.local.host, port: transport.local.port, listen: element.hostport, transports: ['UDP', 'TCP'] },
-    `registrar listening on ${element.hostport} (UDP and TCP)`,
+    {
+      address: transport.local.host,
+      port: transport.local.port,
+      listen: element.hostport,
+      transports: tls ? ['UDP', 'TCP', 'TLS'] : ['UDP', 'TCP'],
+      tls,
+    },
+    `registrar listening on ${element.hostport} (UDP and TCP)${tls ? `, TLS on ${tls}` : ''}`,
   );
 
   await stopped;
