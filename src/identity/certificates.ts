@@ -218,5 +218,8 @@ export async function createServerCertificate(
     serverNames: names,
   });
   // A final newline, so the PEMs can be concatenated into one file (as baresip's sip_certificate wants).
-  return { certPem: cert.pem.endsWith('\n') ? cert.pem : `${cert.pem}\n`, keyPem: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string };
+  return {
+    certPem: cert.pem.endsWith('\n') ? cert.pem : `${cert.pem}\n`,
+    keyPem: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+  };
 }
