@@ -22,6 +22,7 @@ import { defaultVerifyRef } from '../rpc/verify-ref.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
+import { FlowTokens } from '../sip/flow.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
@@ -278,13 +279,19 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
     if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
   }
+  // One secret for the 302 targets the callee side names and the routes the SIP half checks (phone-flows.ts).
+  const tokens = new FlowTokens();
   let role: AdapterRole<RegisteredPhones>;
   try {
     role = await startAdapterRole(
       {
         identity,
         trust,
-        phones: new RegisteredPhones(registrar),
+        phones: new RegisteredPhones(registrar, {
+          hostport: () => element.hostport,
+          tokens,
+          wallNow: () => clock.wallNow(),
+        }),
         keys: o.dataDir ? new FileUserKeys(join(o.dataDir, 'users')) : undefined,
         clock,
         random,
@@ -325,7 +332,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, logger: log });
+  const adapter = new Adapter({ node, element, clock, auth, tokens, logger: log });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();
