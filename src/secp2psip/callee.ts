@@ -31,6 +31,7 @@ import type { ReplayCache } from '../identity/replay-cache.ts';
 import { open, recipientHint } from '../identity/seal.ts';
 import type { Caller } from '../rpc/types.ts';
 import { bytesEqual } from '../util/bytes.ts';
+import { getTopVia } from '../sip/header-values.ts';
 import { buildResponse } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
@@ -104,7 +105,9 @@ export async function answerInvite(ctx: CalleeContext, payload: unknown, from: C
     if (!signed) refuse('IDENTITY_BAD_SIGNATURE', `INVITE is not signed by ${m.name}`);
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
-    const contacts = ctx.phones.contactsOf(callee.name);
+    // A callee phone reachable only over its flow is named by a URI of ours, reached the way the caller's phone sends.
+    const via = getTopVia(sip);
+    const contacts = ctx.phones.contactsOf(callee.name, via.ok && via.value.transport === 'TCP' ? 'TCP' : 'UDP');
     if (contacts.length === 0) refuse('CALLEE_UNREACHABLE', `${callee.name}'s phone is not registered`);
     // Seed Table 3: a 302 built from the INVITE (RFC 3261 8.2.6), Contact = the callee's own phone.
     const resp = buildResponse(sip, 302, 'Moved Temporarily', {

@@ -4,25 +4,47 @@
  * reads their contacts for the 302 (callee.ts) through the `LocalPhones`
  * port it was built with, and never reaches into the SIP half.
  */
-import { formatNameAddr } from '../sip/header-values.ts';
+import { directlyReachable, type FlowTokens } from '../sip/flow.ts';
+import { transportParam } from '../sip/flow-routes.ts';
+import { formatNameAddr, formatParams } from '../sip/header-values.ts';
 import type { SipRequest } from '../sip/message.ts';
-import type { RegisterOutcome, Registrar } from '../sip/registrar.ts';
+import type { LiveBinding, RegisterOutcome, Registrar } from '../sip/registrar.ts';
+import type { Peer, TransportName } from '../sip/transport.ts';
 import { parseRequestUri } from '../sip/uri.ts';
 
 export interface LocalPhones {
-  /** Contact header values of the user's phones registered here; empty when none is. */
-  contactsOf(name: string): string[];
+  /**
+   * Contact header values for a 302 to the user's phones registered here; empty when none is. A phone a caller
+   * cannot reach at its own Contact (behind a NAT, over a connection) is named by a URI of this adapter that routes
+   * over the phone's flow; `callerTransport` is how the caller's phone will reach that URI.
+   */
+  contactsOf(name: string, callerTransport?: TransportName): string[];
+}
+
+/** The token kind of a 302 target that this adapter routes to its own user's phone over its flow. */
+export const INBOUND_TOKEN = 'in';
+/** How long a 302 target naming this adapter stays usable (ms): the caller's phone follows it at once. */
+export const TARGET_TOKEN_TTL_MS = 5 * 60_000;
+
+/** What RegisteredPhones needs to name this adapter in a 302 (the adapter's advertised SIP address and its tokens). */
+export interface PhoneRoute {
+  hostport(): string;
+  tokens: FlowTokens;
+  wallNow(): number;
 }
 
 /** The registrar's bindings, found by user name (user name -> the address-of-record its phone registered). */
 export class RegisteredPhones implements LocalPhones {
   private readonly aors = new Map<string, string>();
 
-  constructor(readonly registrar: Registrar) {}
+  constructor(
+    readonly registrar: Registrar,
+    private readonly route?: PhoneRoute,
+  ) {}
 
-  /** A REGISTER from `name`'s phone for `sip:name@host`; on 200 its bindings answer for the user. */
-  register(name: string, host: string, req: SipRequest): RegisterOutcome {
-    const out = this.registrar.register(req);
+  /** A REGISTER from `name`'s phone for `sip:name@host`, arrived over `flow`; on 200 its bindings answer for the user. */
+  register(name: string, host: string, req: SipRequest, flow?: Peer): RegisterOutcome {
+    const out = this.registrar.register(req, flow);
     if (out.status === 200) this.aors.set(name, `sip:${name}@${host}`);
     return out;
   }
@@ -38,14 +60,23 @@ export class RegisteredPhones implements LocalPhones {
     this.aors.delete(name);
   }
 
-  contactsOf(name: string): string[] {
+  /** The user's current bindings, with the flows they registered over. */
+  bindingsOf(name: string): LiveBinding[] {
     const aor = this.aors.get(name);
-    if (!aor) return [];
-    const u = parseRequestUri(aor);
-    if (!u.ok) return [];
-    // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
-    return this.registrar
-      .lookup(u.value)
-      .map((b) => formatNameAddr({ ...b.contact, params: b.contact.params.filter(([n]) => n === 'q') }));
+    const u = aor ? parseRequestUri(aor) : undefined;
+    return u?.ok ? this.registrar.lookup(u.value) : [];
+  }
+
+  contactsOf(name: string, callerTransport: TransportName = 'UDP'): string[] {
+    const route = this.route;
+    return this.bindingsOf(name).map((b) => {
+      // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
+      const q = b.contact.params.filter(([n]) => n === 'q');
+      if (!route || directlyReachable(b.contact.uri, b.flow)) return formatNameAddr({ ...b.contact, params: q });
+      // Not reachable at its Contact: the caller's phone comes to us and we go on over the phone's flow.
+      const token = route.tokens.target(INBOUND_TOKEN, name, route.wallNow() + TARGET_TOKEN_TTL_MS);
+      const uri = `sip:${token}@${route.hostport()}${transportParam(callerTransport)}`;
+      return `<${uri}>${formatParams(q)}`;
+    });
   }
 }

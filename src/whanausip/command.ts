@@ -14,6 +14,7 @@ import {
   parseHostPort,
   requiredOption,
 } from '../util/args.ts';
+import { isWildcard } from '../util/advertise.ts';
 import { OverlayError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { type DigestAlgorithm, parseDigestAlgorithms } from '../sip/digest.ts';
@@ -33,7 +34,10 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   'expected-nodes': { type: 'string', default: '3000', help: 'network size the table sizes are chosen for' },
   table: { type: 'string', help: 'r_d = r_f = r_s (default about sqrt(3 n))' },
   layers: { type: 'string', default: '2', help: 'Whanau layers l (more resist key clustering)' },
-  advertise: { type: 'string', help: 'DHT host:port other nodes dial (default: the --dht address)' },
+  advertise: {
+    type: 'string',
+    help: 'DHT host:port other nodes dial; its host is the SIP address too (default: --dht/--sip, or for a wildcard a routable address of this host)',
+  },
   'add-user': {
     type: 'string',
     help: 'node: add a phone user (or set a new password) in --data, print its password, exit',
@@ -108,6 +112,9 @@ export function parseWhanauSipArgs(argv: string[]): WhanauSipConfig | 'help' | n
   let advertise: string | undefined;
   if (args.advertise !== undefined) {
     const a = parseHostPort(String(args.advertise), '--advertise');
+    if (isWildcard(a.host))
+      throw new OverlayError('BAD_ARGUMENT', `--advertise must name an address others can dial, not ${a.host}`);
+    if (a.port === 0) throw new OverlayError('BAD_ARGUMENT', '--advertise needs the DHT port others dial, not 0');
     advertise = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
   }
   const logLevel = logLevelOption(args);

@@ -14,6 +14,8 @@ import { openBindings } from '../sip/registrar-sqlite.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
+import { parseAddr } from '../rpc/tls-dial.ts';
+import { advertisedHost } from '../util/advertise.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
@@ -54,6 +56,11 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   const clock = o.clock ?? new SystemClock();
   // A gateway takes no registrations, so it has no phone users to check.
   const phones = o.role === 'node' ? phoneAuthOf(o, clock, log) : undefined;
+  // The SIP address in our record, Via and Contact: the --advertise host, else the bound one, never a wildcard.
+  const advHost = o.advertise ? parseAddr(o.advertise)?.host : undefined;
+  const sipAdv = advertisedHost(o.sipHost, advHost, '--advertise');
+  if (sipAdv.how === 'interface')
+    log.info({ advertise: sipAdv.host, iface: sipAdv.iface }, 'SIP bound to a wildcard: advertising this address');
   let transport: TransportStack;
   try {
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
@@ -67,7 +74,7 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     await transport.close();
     throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement({ transport, clock, logger: log }, { advertise: { host: sipAdv.host } });
   // A node keeps its phone's registration across restarts (as an adapter does), so its record
   // points at the phone at once instead of at the node until the phone registers again.
   const bindings = o.role === 'node' && o.dataDir ? openBindings(join(o.dataDir, BINDINGS_FILE), log) : undefined;

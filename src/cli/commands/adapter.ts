@@ -15,6 +15,7 @@ import {
   requiredOption,
 } from '../../util/args.ts';
 import { SystemClock } from '../../util/clock.ts';
+import { parseAdvertise } from '../../util/advertise.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { parseDigestAlgorithms } from '../../sip/digest.ts';
@@ -38,6 +39,11 @@ const SPEC = {
   },
   data: { type: 'string', help: 'data directory: node key, users/<name>.pem (0600), trust.sqlite' },
   rpc: { type: 'string', help: 'ring (TLS) listen host:port (default: the SIP host, any free port)' },
+  advertise: {
+    type: 'string',
+    help: "SIP address phones and callers reach, host:port (port 0: the bound one); its host is the ring's too; default: --sip, or for a wildcard a routable address of this host",
+  },
+  'advertise-rpc': { type: 'string', help: 'ring address others dial, host:port (port 0: the bound one)' },
   mode: { type: 'string', default: 'signed', help: 'signed | protected (SECP2PSIP messages sealed to the callee)' },
   rebuild: { type: 'string', default: 'robust', help: 'robust (corrects bad pieces) | seed (k random pieces)' },
   timeout: { type: 'string', default: '5000', help: 'ms allowed for the callee adapter to answer' },
@@ -125,6 +131,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
   const dataDir = dataDirOption(args);
   const rpc = args.rpc === undefined ? undefined : parseHostPort(String(args.rpc), '--rpc');
+  const advertise = args.advertise === undefined ? undefined : parseAdvertise(String(args.advertise), '--advertise');
+  const rpcAdvertise =
+    args['advertise-rpc'] === undefined ? undefined : parseAdvertise(String(args['advertise-rpc']), '--advertise-rpc');
   const mode = String(args.mode);
   if (mode !== 'signed' && mode !== 'protected')
     throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
@@ -165,6 +174,8 @@ export async function run(argv: string[]): Promise<number> {
     sipPort: sip.port,
     rpcHost: rpc?.host,
     rpcPort: rpc?.port,
+    advertise,
+    rpcAdvertise,
     bootstrap,
     dataDir,
     mode: mode as SecurityMode,

@@ -15,6 +15,7 @@ import {
   parseHostPort,
   requiredOption,
 } from '../../util/args.ts';
+import { parseAdvertise } from '../../util/advertise.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 
@@ -22,6 +23,10 @@ export const summary = 'SecP2PSIP bootstrap server: admits users, stores key pie
 
 const SPEC = {
   listen: { type: 'string', help: 'TLS RPC listen host:port (port 0 = any free port)' },
+  advertise: {
+    type: 'string',
+    help: 'ring address others dial, host:port (port 0: the bound one); default: --listen, or for a wildcard a routable address of this host',
+  },
   data: { type: 'string', help: 'data directory: node/identity.pem (0600), registry.sqlite' },
   k: { type: 'string', default: '3', help: 'pieces needed to rebuild a user key' },
   n: { type: 'string', default: '5', help: 'pieces stored per user key (Username.1 .. Username.n)' },
@@ -131,6 +136,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
+  const advertise = args.advertise === undefined ? undefined : parseAdvertise(String(args.advertise), '--advertise');
   const dataDir = dataDirOption(args);
   const k = intOption(args, 'k', 1, 255);
   const n = intOption(args, 'n', 1, 255);
@@ -155,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     running = await startBootstrapDaemon({
       host: listen.host,
       port: listen.port,
+      advertise,
       dataDir,
       k,
       n,

@@ -6,6 +6,7 @@ import { TransportStack } from '../../sip/transport-stack.ts';
 import { type OpenedSecureSip, openSecureSip } from '../../sip/secure-transports.ts';
 import { announceSecureSip, reloadOnHangup, SIP_TLS_SPEC, secureSipOptions } from '../../sip/secure-sip-options.ts';
 import { intOption, logLevelOption, optionsUsage, parseArgs, parseHostPort } from '../../util/args.ts';
+import { advertisedHost, parseAdvertise } from '../../util/advertise.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -14,6 +15,10 @@ export const summary = 'standalone SIP registrar + redirect server (UDP, TCP and
 
 const SPEC = {
   listen: { type: 'string', default: '127.0.0.1:5060', help: 'host:port or [ipv6]:port (port 0 = any free port)' },
+  advertise: {
+    type: 'string',
+    help: 'address for Via and Contact, host:port (port 0: the bound one); default: --listen, or for a wildcard a routable address of this host',
+  },
   'min-expires': { type: 'string', default: '60', help: 'shortest registration accepted (s); shorter gets 423' },
   'max-expires': { type: 'string', default: '3600', help: 'longest registration granted (s)' },
   ...SIP_TLS_SPEC,
@@ -37,6 +42,8 @@ export async function run(argv: string[]): Promise<number> {
   const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
   const level = logLevelOption(args);
+  const given = args.advertise === undefined ? undefined : parseAdvertise(String(args.advertise), '--advertise');
+  const adv = advertisedHost(listen.host, given?.host, '--advertise');
 
   const log = createLogger({ level }).child({ component: 'registrar' });
   const clock = new SystemClock();
@@ -53,7 +60,12 @@ export async function run(argv: string[]): Promise<number> {
     await transport.close();
     throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
   }
-  const element = new SipElement({ transport, clock, logger: log });
+  const element = new SipElement(
+    { transport, clock, logger: log },
+    { advertise: { host: adv.host, port: given?.port } },
+  );
+  if (adv.how === 'interface')
+    log.info({ advertise: adv.host, iface: adv.iface }, 'bound to a wildcard: advertising this address');
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
   const server = new RedirectServer({ element, registrar, logger: log });
   const stopSweeping = startSweeping(registrar, clock);
