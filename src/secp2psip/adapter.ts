@@ -369,7 +369,10 @@ export class Adapter {
       }
       this.stats.redirects++;
       // A phone we cannot reach at its Contact gets targets naming us, so that we stay in its call's path.
-      inc.sendResponse(this.flows.rewrite302(out.response, inc.source, getHeader(req, 'Contact')));
+      // A browser phone does not follow a 302: over a WebSocket, the adapter follows it for the phone.
+      const ws = inc.source.transport === 'WS' || inc.source.transport === 'WSS';
+      if (!ws || !this.flows.followRedirect(inc, out.response))
+        inc.sendResponse(this.flows.rewrite302(out.response, inc.source, getHeader(req, 'Contact')));
     } else {
       this.stats.refused++;
       if (out.status === 503) respondNotReady(inc, out.reason);

@@ -302,7 +302,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         identity,
         trust,
         phones: new RegisteredPhones(registrar, {
-          hostport: () => element.hostport,
+          hostport: (t) => element.hostportOf(t ?? 'UDP'),
+          offers: (t) => transport.portOf(t) !== undefined,
           tokens,
           wallNow: () => clock.wallNow(),
         }),

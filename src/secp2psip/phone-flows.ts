@@ -23,21 +23,32 @@
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { directlyReachable, type FlowTokens, flowOf } from '../sip/flow.ts';
 import { FlowRoutes, transportParam } from '../sip/flow-routes.ts';
-import { parseContactValues, parseNameAddr } from '../sip/header-values.ts';
-import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { getFrom, parseContactValues, parseNameAddr } from '../sip/header-values.ts';
+import { getHeaders, removeHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
 import type { StatefulProxy } from '../sip/proxy.ts';
 import type { Peer } from '../sip/transport.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import { peerOf } from '../sip/user-agent.ts';
 import type { Logger } from '../util/log.ts';
-import { INBOUND_TOKEN, type RegisteredPhones, TARGET_TOKEN_TTL_MS } from './local-phones.ts';
+import {
+  INBOUND_TOKEN,
+  type RegisteredPhones,
+  TARGET_TOKEN_TTL_MS,
+  VERIFIED_CALLER_SEPARATOR,
+} from './local-phones.ts';
+
+/**
+ * The header the callee's adapter puts on an INVITE it forwards to its phone, naming the caller the ring verified
+ * (the browser phone shows it). It is removed from everything else the adapter forwards to its phones.
+ */
+export const VERIFIED_HEADER = 'X-Secp2psip-Verified';
 
 /** The token kind of a 302 target standing for a verified target, handed to this adapter's own phone. */
 export const OUTBOUND_TOKEN = 'out';
 
 export class PhoneFlows {
   readonly routes: FlowRoutes;
-  readonly stats = { inbound: 0, outbound: 0, inDialog: 0, acks: 0, rewritten: 0 };
+  readonly stats = { inbound: 0, outbound: 0, inDialog: 0, acks: 0, rewritten: 0, followed: 0 };
   private readonly element: SipElement;
   private readonly tokens: FlowTokens;
   private readonly proxy: StatefulProxy;
@@ -68,6 +79,8 @@ export class PhoneFlows {
     const flow = this.routes.popOwn(inc.request);
     if (!flow) return false;
     this.stats.inDialog++;
+    // Only the INVITE that opened the call may say who was verified (a re-INVITE could claim anything).
+    removeHeader(inc.request, VERIFIED_HEADER);
     this.proxy.forward(inc, { uri: inc.request.uri, dest: flow });
     return true;
   }
@@ -77,10 +90,7 @@ export class PhoneFlows {
     const flow = this.routes.popOwn(req);
     if (!flow) return false;
     this.stats.acks++;
-    const headers = [
-      { name: 'Via', value: this.element.via(flow.transport === 'TCP' ? 'TCP' : 'UDP') },
-      ...req.headers,
-    ];
+    const headers = [{ name: 'Via', value: this.element.via(flow.transport) }, ...req.headers];
     this.element.sendStateless({ ...req, headers }, flow);
     return true;
   }
@@ -100,8 +110,15 @@ export class PhoneFlows {
   /** A caller's phone following the 302 that named our in-token: proxied to the callee's phone over its flow. */
   inbound(inc: IncomingRequest): boolean {
     if (inc.request.method !== 'INVITE') return false;
-    const name = this.tokenTarget(inc.request, INBOUND_TOKEN);
-    if (name === undefined) return false;
+    const target = this.tokenTarget(inc.request, INBOUND_TOKEN);
+    if (target === undefined) return false;
+    const [name, verified] = target.split(VERIFIED_CALLER_SEPARATOR);
+    // The callee's phone learns who calls from us, never from the caller: a header it sent is dropped, and ours says
+    // whom the ring verified, when the From names that user (RFC 3261 22: the From alone proves nothing).
+    removeHeader(inc.request, VERIFIED_HEADER);
+    const from = getFrom(inc.request);
+    if (verified !== undefined && from.ok && from.value.uri.user === verified)
+      inc.request.headers.push({ name: VERIFIED_HEADER, value: verified });
     const b = this.phones.bindingsOf(name)[0];
     const dest = b ? (b.flow ?? peerOf(b.contact.uri)) : undefined;
     if (!b || !dest) {
@@ -154,6 +171,21 @@ export class PhoneFlows {
     });
     this.stats.rewritten++;
     return { ...resp, headers };
+  }
+
+  /**
+   * A WebSocket phone's INVITE, answered by a verified 302: a browser phone (JsSIP) does not follow redirects, so the
+   * adapter follows it for the phone, proxying the INVITE to the first target with itself in the path (the phone is
+   * reached only over its WebSocket, RFC 7118 section 5). False when the 302 names no usable target.
+   */
+  followRedirect(inc: IncomingRequest, resp: SipResponse): boolean {
+    const contacts = parseContactValues(getHeaders(resp, 'Contact'));
+    const first = contacts.ok && contacts.value !== '*' ? contacts.value[0] : undefined;
+    const dest = first ? peerOf(first.uri) : undefined;
+    if (!first || !dest) return false;
+    this.stats.followed++;
+    this.forwardRecordRouted(inc, formatUri(first.uri), dest);
+    return true;
   }
 
   private forwardRecordRouted(inc: IncomingRequest, uri: string, dest: Peer): void {

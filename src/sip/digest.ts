@@ -149,10 +149,13 @@ export class DigestAuthenticator {
   }
 
   /** The challenge headers: WWW-Authenticate (401) or Proxy-Authenticate (407), one per algorithm in order. */
-  challenge(proxy: boolean, stale = false): Header[] {
+  challenge(proxy: boolean, stale = false, md5First = false): Header[] {
     const name = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
     const nonce = this.newNonce();
-    return this.algorithms.map((alg) => ({
+    const algs = md5First
+      ? [...this.algorithms].sort((a, b) => Number(b === 'MD5') - Number(a === 'MD5'))
+      : this.algorithms;
+    return algs.map((alg) => ({
       name,
       value: `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${stale ? ', stale=true' : ''}`,
     }));
@@ -217,7 +220,13 @@ export class DigestAuthenticator {
     if (r.why === 'unknown-user' || r.why === 'wrong-response') this.stats.refused++;
     const status = proxy ? 407 : 401;
     inc.respond(status, proxy ? 'Proxy Authentication Required' : 'Unauthorized', {
-      headers: this.challenge(proxy, r.why === 'stale'),
+      // Browser phones (JsSIP 3) know MD5 only and give up at a first challenge of another algorithm, so over a
+      // WebSocket an MD5 challenge, when offered at all, comes first; other phones keep RFC 8760's order.
+      headers: this.challenge(
+        proxy,
+        r.why === 'stale',
+        inc.source.transport === 'WS' || inc.source.transport === 'WSS',
+      ),
     });
     return undefined;
   }

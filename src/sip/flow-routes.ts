@@ -37,10 +37,14 @@ export class FlowRoutes {
     this.tokens = c.tokens;
   }
 
-  /** The two Record-Route values for an INVITE forwarded from `upstream` towards `downstream`, top first. */
+  /**
+   * The two Record-Route values for an INVITE forwarded from `upstream` towards `downstream`, top first. Each names
+   * this element where the side it faces reaches it: the TLS port for a TLS flow (a WebSocket phone sends everything
+   * over its own connection whatever the URI says, RFC 7118 section 5).
+   */
   recordRoute(upstream: Peer, downstream: Peer): Header[] {
     const uri = (flow: Peer) =>
-      `<sip:${this.element.hostport}${transportParam(flow.transport)};lr;${FLOW_PARAM}=${this.tokens.flow(flow)}>`;
+      `<sip:${this.element.hostportOf(flow.transport)}${transportParam(flow.transport)};lr;${FLOW_PARAM}=${this.tokens.flow(flow)}>`;
     return [
       { name: 'Record-Route', value: uri(downstream) },
       { name: 'Record-Route', value: uri(upstream) },

@@ -47,6 +47,7 @@ export function flowOf(source: Peer): Peer {
  */
 export function directlyReachable(contact: SipUri, flow: Peer | undefined): boolean {
   if (!flow) return true;
+  if (flow.transport === 'TLS') return tlsListener(contact, flow);
   if (flow.transport !== 'UDP' || flow.connId !== undefined) return false;
   const t = contact.params.find(([k]) => k === 'transport')?.[1]?.toLowerCase();
   if (t !== undefined && t !== 'udp') return false;
@@ -54,6 +55,22 @@ export function directlyReachable(contact: SipUri, flow: Peer | undefined): bool
   const host = plainHost(contact.host);
   if (isIP(host) === 0) return false;
   return host === plainHost(flow.address) && (contact.port ?? 5060) === flow.port;
+}
+
+/**
+ * A TLS phone that listens for TLS itself (baresip, Linphone): its Contact names `transport=tls`, the address it
+ * registered from, and a port other than its connection's ephemeral one. Such a phone is reached directly, as the
+ * seed's 302 wants, so the SDES keys (RFC 4568) in its SDP go phone to phone and never pass an adapter. Anything
+ * else over TLS (a Contact naming the connection's own port, another address, no transport) is reached over the
+ * flow, with the adapter in the path.
+ */
+function tlsListener(contact: SipUri, flow: Peer): boolean {
+  const t = contact.params.find(([k]) => k === 'transport')?.[1]?.toLowerCase();
+  const tls = contact.scheme === 'sips' ? t === undefined || t === 'tcp' || t === 'tls' : t === 'tls';
+  if (!tls || contact.params.some(([k]) => k === 'ob')) return false;
+  const host = plainHost(contact.host);
+  if (isIP(host) === 0 || host !== plainHost(flow.address)) return false;
+  return contact.port !== undefined && contact.port !== flow.port;
 }
 
 const TAG_BYTES = 10;
