@@ -149,12 +149,10 @@ export class DigestAuthenticator {
   }
 
   /** The challenge headers: WWW-Authenticate (401) or Proxy-Authenticate (407), one per algorithm in order. */
-  challenge(proxy: boolean, stale = false, md5First = false): Header[] {
+  challenge(proxy: boolean, stale = false, md5Only = false): Header[] {
     const name = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
     const nonce = this.newNonce();
-    const algs = md5First
-      ? [...this.algorithms].sort((a, b) => Number(b === 'MD5') - Number(a === 'MD5'))
-      : this.algorithms;
+    const algs: readonly DigestAlgorithm[] = md5Only && this.algorithms.includes('MD5') ? ['MD5'] : this.algorithms;
     return algs.map((alg) => ({
       name,
       value: `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${stale ? ', stale=true' : ''}`,
@@ -220,8 +218,8 @@ export class DigestAuthenticator {
     if (r.why === 'unknown-user' || r.why === 'wrong-response') this.stats.refused++;
     const status = proxy ? 407 : 401;
     inc.respond(status, proxy ? 'Proxy Authentication Required' : 'Unauthorized', {
-      // Browser phones (JsSIP 3) know MD5 only and give up at a first challenge of another algorithm, so over a
-      // WebSocket an MD5 challenge, when offered at all, comes first; other phones keep RFC 8760's order.
+      // Browser phones (JsSIP 3) know MD5 only, and read the last challenge of several (not the first they support,
+      // as RFC 8760 asks): over a WebSocket (always WSS but on loopback) MD5 alone is offered, when it is offered.
       headers: this.challenge(
         proxy,
         r.why === 'stale',

@@ -15,7 +15,7 @@ const state = {
   status: 'not registered',
   /** The last incoming call: who, and whether the overlay verified the caller. */
   incoming: null,
-  /** Finished calls, newest last: { direction, peer, verified, cause, established }. */
+  /** Finished calls, newest last: { direction, peer, verified, cause, endedBy, established }. */
   log: [],
 };
 
@@ -61,7 +61,7 @@ function attachRemoteAudio(session) {
 
 function track(session, direction, peer, verified) {
   state.session = session;
-  const entry = { direction, peer, verified, cause: null, established: false };
+  const entry = { direction, peer, verified, cause: null, endedBy: null, established: false };
   session.on('peerconnection', () => attachRemoteAudio(session));
   if (session.connection) attachRemoteAudio(session);
   session.on('accepted', () => show(`in call with ${peer}`));
@@ -70,15 +70,16 @@ function track(session, direction, peer, verified) {
     show(`in call with ${peer}`);
     buttons();
   });
-  const end = (cause) => {
+  const end = (cause, originator) => {
     entry.cause = cause;
+    entry.endedBy = originator;
     state.log.push(entry);
     if (state.session === session) state.session = null;
     show(`call ${direction === 'incoming' ? 'from' : 'to'} ${peer} ended: ${cause}`);
     buttons();
   };
-  session.on('ended', (e) => end(e.cause));
-  session.on('failed', (e) => end(e.cause));
+  session.on('ended', (e) => end(e.cause, e.originator));
+  session.on('failed', (e) => end(e.cause, e.originator));
   buttons();
 }
 
