@@ -23,9 +23,10 @@ export function launchBrowser(): Promise<Browser> {
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--ignore-certificate-errors',
-      // Host candidates as plain addresses of this host (no mDNS names, nothing multicast on the network).
+      // Host candidates as plain addresses of this host (no mDNS names, nothing multicast on the network). Not
+      // loopback candidates: with them chromium and baresip 1.0's ICE nominate different pairs, and DTLS never
+      // completes; the host's own address keeps the media inside the host all the same.
       '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--allow-loopback-in-peer-connection',
       '--autoplay-policy=no-user-gesture-required',
     ],
   });

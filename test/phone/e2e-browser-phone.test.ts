@@ -11,6 +11,10 @@ import {
   startAuthAdapterProc,
   startBootstrapProc,
 } from '../secp2psip/procs.ts';
+import { writeFileSync } from 'node:fs';
+import { createServerCertificate } from '../../src/identity/certificates.ts';
+import { haveBinary } from '../sip/e2e-helpers.ts';
+import { type Phone, phoneCommand, startPhone } from '../support/baresip.ts';
 import { runCli } from '../support/cli.ts';
 import { BrowserPhone, haveChromium, launchBrowser } from './browser.ts';
 
@@ -35,6 +39,7 @@ describe('browser phones over WSS on two adapters', { skip, timeout: 180_000 }, 
   let browser: Browser | undefined;
   let alice: BrowserPhone;
   let bob: BrowserPhone;
+  let carol: Phone | undefined;
 
   before(async () => {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-browser-'));
@@ -62,6 +67,7 @@ describe('browser phones over WSS on two adapters', { skip, timeout: 180_000 }, 
   });
 
   after(async () => {
+    if (carol && carol.proc.exitCode === null) carol.proc.kill('SIGKILL');
     await browser?.close();
     for (const a of adapters) await a.stop();
     await boot?.stop();
@@ -115,5 +121,63 @@ describe('browser phones over WSS on two adapters', { skip, timeout: 180_000 }, 
       [ended.log[1].established, ended.log[1].endedBy, ended.log[1].cause],
       [true, 'remote', 'Terminated'],
     );
+  });
+
+  /** carol: a baresip phone over TLS with DTLS-SRTP, ICE and RTCP multiplexing, as WebRTC requires. */
+  async function startCarol(): Promise<{ phone: Phone; tlsPort: number }> {
+    const c = await createServerCertificate(['127.0.0.1']);
+    const pem = join(base, 'carol.pem');
+    writeFileSync(pem, c.certPem + c.keyPem, { mode: 0o600 });
+    // baresip 1.0 gives up on a SHA-256 challenge: its adapter lets phones register without a password.
+    const C = await startAuthAdapterProc(boot.spec, join(base, 'C'), '127.0.0.1:0', ['--open-registration']);
+    adapters.push(C);
+    await eventually('sip-tls line', () => /^sip-tls /m.test(C.stdout()), 10_000, C.stdout);
+    const tlsPort = Number(/^sip-tls \S+:(\d+) /m.exec(C.stdout())?.[1]);
+    for (let attempt = 1; ; attempt++) {
+      const phone = await startPhone(base, `carol${attempt}`, `sip:carol@127.0.0.1:${tlsPort};transport=tls`, {
+        tlsCert: pem,
+        mediaenc: 'dtls_srtp',
+        medianat: 'ice',
+        rtcpMux: true,
+        localTimeoutS: 30,
+      });
+      const ok = () => /carol@127\.0\.0\.1.*200 OK/.test(phone.out());
+      await eventually('carol registration', () => ok() || phone.proc.exitCode !== null, 40_000, phone.out);
+      if (ok()) return { phone, tlsPort };
+      if (attempt === 3) assert.fail(`carol: baresip exited:\n${phone.out()}`);
+    }
+  }
+
+  it('a browser calls a baresip phone over TLS and back, with DTLS-SRTP media', {
+    skip: !haveBinary('baresip') && 'baresip is not installed',
+  }, async () => {
+    const { phone, tlsPort } = await startCarol();
+    carol = phone;
+    await alice.do('call', 'carol');
+    await eventually('carol answers', () => /Call established/.test(phone.out()), 30_000, phone.out);
+    await alice.until('call up', (s) => s.inCall);
+    const m = await alice.mediaFlowing();
+    assert.equal(m.dtls?.state, 'connected');
+    assert.match(phone.out(), /UDP\/TLS\/RTP\/SAVPF/);
+    assert.match(phone.out(), /verified sha-256 fingerprint OK[\s\S]*DTLS-SRTP complete/);
+    await alice.do('hangup');
+    await eventually(
+      'carol sees the hang-up',
+      () => /terminated|closed/i.test(phone.out().split('Call established').pop() ?? ''),
+      10_000,
+      phone.out,
+    );
+
+    const before = (await alice.state()).log.length;
+    await phoneCommand(phone, 'dial', `sip:alice@127.0.0.1:${tlsPort};transport=tls`);
+    const ringing = await alice.until('ringing', (s) => s.ringing);
+    assert.equal(ringing.incoming?.from, 'carol');
+    assert.equal(ringing.incoming?.verified, true);
+    await alice.do('answer');
+    await alice.until('call up', (s) => s.inCall);
+    await alice.mediaFlowing();
+    await phoneCommand(phone, 'hangup', '');
+    const ended = await alice.until('hang-up seen', (s) => s.log.length > before);
+    assert.deepEqual([ended.log[before].established, ended.log[before].endedBy], [true, 'remote']);
   });
 });

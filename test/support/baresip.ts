@@ -31,8 +31,15 @@ export interface PhoneOptions {
    * (the callee of a call over TLS needs it: the caller's phone connects to its TLS contact).
    */
   tlsCert?: string;
-  /** Media encryption of the account, e.g. `srtp-mand` (SDES, RFC 4568: SRTP only, the call fails without it). */
+  /**
+   * Media encryption of the account: `srtp-mand` (SDES, RFC 4568: SRTP only, the call fails without it), or
+   * `dtls_srtp` (DTLS-SRTP, RFC 5763, as WebRTC browsers use).
+   */
   mediaenc?: string;
+  /** Media NAT traversal of the account, e.g. `ice` (RFC 8445, which browsers require). */
+  medianat?: string;
+  /** Multiplex RTP and RTCP on one port (RFC 5761, which browsers require). */
+  rtcpMux?: boolean;
 }
 
 /**
@@ -56,6 +63,9 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
     'module aubridge.so',
     // A media encryption module before the accounts that name it.
     ...(opts.mediaenc?.startsWith('srtp') ? ['module srtp.so'] : []),
+    ...(opts.mediaenc === 'dtls_srtp' ? ['module dtls_srtp.so'] : []),
+    ...(opts.medianat ? [`module ${opts.medianat}.so`] : []),
+    ...(opts.rtcpMux ? ['rtcp_mux yes'] : []),
     'module account.so',
     ...(opts.tlsCert ? [`sip_certificate ${opts.tlsCert}`] : []),
     'module_app menu.so',
@@ -66,7 +76,8 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
   writeFileSync(join(dir, 'config'), config);
   const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
   const auth = opts.authPass ? `;auth_pass=${opts.authPass}` : '';
-  const menc = opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : '';
+  const menc =
+    (opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : '') + (opts.medianat ? `;medianat=${opts.medianat}` : '');
   writeFileSync(join(dir, 'accounts'), `<${aor}>${proxy}${auth}${menc};regint=60;answermode=auto\n`);
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
