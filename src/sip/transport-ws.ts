@@ -72,6 +72,14 @@ export class WsEndpoint {
       // RFC 7118 section 4.1: the client offers "sip"; a server that does not get it refuses the handshake.
       handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
       verifyClient: (info, done) => {
+        // Section 4.1: a handshake that does not offer "sip" is not for us (ws asks handleProtocols only when
+        // the client offers some subprotocol, so it is checked here too).
+        const offered = String(info.req.headers['sec-websocket-protocol'] ?? '').split(',');
+        if (!offered.some((p) => p.trim() === 'sip')) {
+          this.stats.refused++;
+          done(false, 400, 'the sip subprotocol is required');
+          return;
+        }
         const address = plainHost(info.req.socket.remoteAddress ?? '');
         if (this.conns.size >= this.maxConns || (this.perAddress.get(address) ?? 0) >= this.maxPerAddress) {
           this.stats.refused++;
