@@ -16,7 +16,9 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { percentile } from '../util/stats.ts';
 import type { FlowEvent, SecurityMode } from '../secp2psip/call-common.ts';
 import { type ProbeResult, probeInvite } from './call-probe.ts';
+import type { SecureSipConfig } from '../sip/secure-transports.ts';
 import {
+  type AdapterDaemonOptions,
   type RunningAdapter,
   type RunningBootstrap,
   startAdapterDaemon,
@@ -44,6 +46,9 @@ export interface LocalOverlayOptions {
   onEvent?: (adapter: number, e: FlowEvent) => void;
   /** Called after each adapter is up (progress). */
   onAdapter?: (i: number) => void;
+  /** SIP over TLS and WebSocket on every adapter, and what their WebSocket port serves (the browser phone). */
+  secure?: SecureSipConfig;
+  onHttp?: AdapterDaemonOptions['onHttp'];
 }
 
 export interface LocalUser {
@@ -100,6 +105,8 @@ export class LocalOverlay {
           rebuild: o.rebuild,
           logger: log,
           onEvent: o.onEvent ? (e) => o.onEvent?.(i, e) : undefined,
+          secure: o.secure,
+          onHttp: o.onHttp,
         });
         overlay.adapters.push(a);
         overlay.closers.push(() => a.close());

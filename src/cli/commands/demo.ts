@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FlowEvent, SecurityMode } from '../../secp2psip/call-common.ts';
 import { bootstrapSpecOf } from '../../secp2psip/bootstrap-spec.ts';
 import { LocalOverlay, summarizeCalls } from '../../harness/local-overlay.ts';
+import { phonePage } from '../../phone/phone-page.ts';
 import { intOption, logLevelOption, optionsUsage, parseArgs } from '../../util/args.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -63,6 +64,13 @@ export async function run(argv: string[]): Promise<number> {
       basePort,
       logger: log,
       onEvent: (adapter, e) => events.push({ adapter, e }),
+      // SIP over TLS and the browser phone on every adapter, on free ports (consecutive SIP ports leave no +1, +2).
+      ...(json
+        ? {}
+        : {
+            secure: { tls: { host: '127.0.0.1', port: 0 }, ws: { host: '127.0.0.1', port: 0, secure: true } },
+            onHttp: await phonePage({ logger: log }),
+          }),
     });
   } catch (e) {
     rmSync(dataDir, { recursive: true, force: true });
@@ -147,6 +155,16 @@ export async function run(argv: string[]): Promise<number> {
     `            baresip -f /tmp/phone, then type:  /dial sip:${overlay.users[1]?.name ?? 'bob'}@${first.adapter.sipAddr}`,
   );
   out(`  Linphone: SIP account, username <yourname>, SIP server address ${first.adapter.sipAddr}, transport UDP`);
+  const [s1, s2] = overlay.adapters.map((a) => a.secure);
+  if (s1?.tls && s1.ws && s2?.ws) {
+    const tls = `127.0.0.1:${s1.tls.port}`;
+    out(`  over TLS: sip:<yourname>@${tls};transport=tls  (certificate sha256 ${s1.certificate.fingerprint})`);
+    out(
+      `            baresip: '<sip:me@${tls};transport=tls>;mediaenc=srtp-mand;regint=600' with 'module srtp.so' in its config`,
+    );
+    out('  browser phone (WebRTC; accept the self-signed certificate): open two tabs, register two names, call');
+    out(`            https://127.0.0.1:${s1.ws.port}/phone   and   https://127.0.0.1:${s2.ws.port}/phone`);
+  }
   out(`  other adapters: ${overlay.adapters.map((a) => a.sipAddr).join(' ')}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
