@@ -33,7 +33,13 @@ function tlsPortOf(a: AdapterProc): number {
   return Number(m[1]);
 }
 
-async function startPhone(base: string, user: string, adapter: AdapterProc, cert: string): Promise<Phone> {
+async function startPhone(
+  base: string,
+  user: string,
+  adapter: AdapterProc,
+  cert: string,
+  outboundProxy = false,
+): Promise<Phone> {
   await eventually('sip-tls line', () => /^sip-tls /m.test(adapter.stdout()), 10_000, adapter.stdout);
   const port = tlsPortOf(adapter);
   for (let attempt = 1; ; attempt++) {
@@ -41,6 +47,7 @@ async function startPhone(base: string, user: string, adapter: AdapterProc, cert
       localTimeoutS: 30,
       tlsCert: cert,
       mediaenc: 'srtp-mand',
+      outboundProxy: outboundProxy ? `sip:127.0.0.1:${port};transport=tls` : undefined,
     });
     const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
     await eventually(
@@ -139,5 +146,27 @@ describe('SIP over TLS and SRTP between two baresip phones through two adapters'
     assert.ok(Math.max(...counts) / total < 0.02, 'no payload byte value dominates, as it would in plain G.711');
     await phoneCommand(alice, 'hangup', '');
     await eventually('bob sees the hang-up', () => /Call terminated|closed/i.test(bob.out()), 10_000, bob.out);
+  });
+
+  it('with her adapter as outbound proxy over TLS, the redirected INVITE is proxied over TLS and the call is SRTP', async () => {
+    const [A, B] = adapters;
+    const dave = await startPhone(base, 'dave', B, cert);
+    const carol = await startPhone(base, 'carol', A, cert, true);
+    phones.push(dave, carol);
+    await phoneCommand(carol, 'dial', `sip:dave@127.0.0.1:${tlsPortOf(A)};transport=tls`);
+    const established = (p: Phone) => () => /Call established/.test(p.out());
+    await eventually('call establishment at dave', established(dave), 30_000, () => carol.out() + dave.out());
+    await eventually('call establishment at carol', established(carol), 10_000, carol.out);
+    assert.equal((carol.out().match(/SIP\/2.0 302 /g) ?? []).length, 1, 'exactly one 302, no loop');
+    // The second INVITE went back to adapter A over TLS, which proxied it to dave's phone over TLS.
+    assert.match(
+      carol.out(),
+      new RegExp(`TLS 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:${tlsPortOf(A)}\\s*\\r?\\nINVITE sip:dave-`),
+    );
+    assert.match(
+      dave.out(),
+      new RegExp(`INVITE sip:dave-[^\\r\\n]*\\r?\\nVia: SIP/2.0/TLS 127\\.0\\.0\\.1:${tlsPortOf(A)};`),
+    );
+    for (const p of [carol, dave]) assert.match(p.out(), /SRTP is Enabled/);
   });
 });
