@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import {
   startNetnsPhone,
   waitForNetnsPhone,
 } from '../support/baresip-netns.ts';
+import { type NetnsDaemon, startNetnsDaemon } from '../support/netns-daemons.ts';
 import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
 
 /**
@@ -26,11 +26,7 @@ import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
  */
 const unavailable = iptablesUnavailable() ?? (haveBinary('baresip') ? undefined : 'baresip is not installed');
 
-interface Daemon {
-  proc: ChildProcess;
-  out: () => string;
-  err: () => string;
-}
+type Daemon = NetnsDaemon;
 
 describe('phones behind NAT, daemons bound to wildcards on three hosts', {
   skip: unavailable ?? false,
@@ -47,31 +43,11 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
   let alice: NetnsPhone;
   let bob: NetnsPhone;
 
-  function daemon(host: Host, args: string[], ready: RegExp): Promise<{ d: Daemon; m: RegExpExecArray }> {
-    const proc = net.spawn(host, [process.execPath, 'bin/secp2psip.mjs', ...args], {
-      env: { ...process.env, NODE_ENV: 'production' },
-    });
-    let out = '';
-    let err = '';
-    const d: Daemon = { proc, out: () => out, err: () => err };
-    daemons.push(d);
-    proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${args[0]} on ${host.name} did not start:\n${err}`)), 90_000);
-      proc.stdout?.on('data', (b: Buffer) => {
-        out += b.toString();
-        const m = ready.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ d, m });
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${args[0]} on ${host.name} exited with ${code}:\n${err.slice(-3000)}`));
-      });
-    });
-  }
+  const daemon = async (host: Host, args: string[], ready: RegExp) => {
+    const r = await startNetnsDaemon(net, host, args, ready);
+    daemons.push(r.d);
+    return r;
+  };
 
   before(async () => {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-nat-'));

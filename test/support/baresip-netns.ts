@@ -26,6 +26,8 @@ export interface NetnsPhoneOptions {
   accountParams?: string;
   /** Extra modules to load before the account (e.g. `turn.so`). */
   modules?: string[];
+  /** Audio source (default: aubridge, which only echoes what the phone plays; `ausine,440` sends a tone). */
+  audioSource?: string;
 }
 
 const CTRL_PORT = 4444;
@@ -49,7 +51,7 @@ export function startNetnsPhone(
       `sip_listen ${host.addr}:${sipPort}`,
       'call_local_timeout 30',
       `audio_player aubridge,${name}`,
-      `audio_source aubridge,${name}`,
+      `audio_source ${o.audioSource ?? `aubridge,${name}`}`,
       `audio_alert aubridge,${name}`,
       'module_path /usr/lib/baresip/modules',
       'module g711.so',
@@ -88,7 +90,12 @@ export async function waitForNetnsPhone(what: string, phone: NetnsPhone, re: Reg
   const end = Date.now() + ms;
   while (!re.test(phone.out())) {
     if (Date.now() > end || phone.proc.exitCode !== null)
-      assert.fail(`${phone.name}: ${what} did not happen; output:\n${phone.out().slice(-4000)}`);
+      assert.fail(
+        `${phone.name}: ${what} did not happen; output:\n${phone
+          .out()
+          .slice(-4000)
+          .replace(/\[\d+:\d+:\d+\] audio=[^\n]*/g, '')}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
