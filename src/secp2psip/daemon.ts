@@ -26,6 +26,7 @@ import { FlowTokens } from '../sip/flow.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
+import { startKeepAlives } from '../sip/flow-keepalive.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import { type AdvertisedHost, advertisedHost, hostPort, isWildcard } from '../util/advertise.ts';
@@ -342,6 +343,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   adapter.setReady();
   if (warning) log.warn(warning);
   const stopSweeping = startSweeping(registrar, clock);
+  // NAT bindings in front of phones only their flow reaches stay open (sip/flow-keepalive.ts).
+  const stopKeepAlives = startKeepAlives(registrar, transport, clock);
   return {
     adapter,
     node,
@@ -349,6 +352,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     bootstrap: role.bootstrap,
     async close() {
       stopSweeping();
+      stopKeepAlives();
       adapter.stopRetries();
       await role.leave();
       await element.close();
