@@ -315,6 +315,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         bootstraps: candidates,
         budgetMs: o.bootstrapWaitMs,
         holdUntilReady: true,
+        checkReachability: true,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,10 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
   let adapterB: Daemon;
   let alice: NetnsPhone;
   let bob: NetnsPhone;
+  let aliceLan: Host;
+  /** A second host on alice's LAN, for an adapter behind her NAT. */
+  let homeAdapter: Host;
+  let bootSpec = '';
 
   const daemon = async (host: Host, args: string[], ready: RegExp) => {
     const r = await startNetnsDaemon(net, host, args, ready);
@@ -53,7 +58,7 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-nat-'));
     net = await Testnet.create(5, { prefix: 'sp2tnat' });
     [boot, hostA, hostB] = net.hosts;
-    const [aliceLan] = await net.addNatLan(net.hosts[3], 1);
+    [aliceLan, homeAdapter] = await net.addNatLan(net.hosts[3], 2);
     const [bobLan] = await net.addNatLan(net.hosts[4], 1);
     const b = await daemon(
       boot,
@@ -61,6 +66,7 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
       /^bootstrap (\S+)\n/m,
     );
     const spec = b.m[1];
+    bootSpec = spec;
     // A wildcard is never advertised: the spec names the host's own address.
     assert.equal(spec.split('@')[1], `${boot.addr}:7000`);
     const start = (host: Host, dir: string, mode: string) =>
@@ -133,5 +139,28 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
     assert.equal(countIn(alice, /SIP\/2.0 302 /), 1, 'one 302 for alice, none looped');
     assert.match(adapterB.err(), /verified alice's INVITE; answering REDIRECT/);
     assert.match(adapterA.err(), /verified bob's INVITE; answering REDIRECT/);
+  });
+
+  it('an adapter behind a NAT detects it by dial-back and refuses to join the ring, naming what to do', async () => {
+    const proc = net.spawn(homeAdapter, [
+      process.execPath,
+      'bin/secp2psip.mjs',
+      'adapter',
+      '--sip',
+      '0.0.0.0:5060',
+      '--bootstrap',
+      bootSpec,
+      '--data',
+      join(base, 'home'),
+      '--open-registration',
+    ]);
+    let err = '';
+    proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    const [code] = (await once(proc, 'exit')) as [number | null];
+    assert.notEqual(code, 0);
+    const last = err.trim().split('\n').at(-1) ?? '';
+    assert.match(last, new RegExp(`ring address ${homeAdapter.addr.replaceAll('.', '\\.')}:\\d+ cannot be dialled`));
+    assert.match(last, new RegExp(`sees this adapter at ${net.hosts[3].addr.replaceAll('.', '\\.')}:`));
+    assert.match(last, /--advertise-rpc/);
   });
 });
