@@ -273,6 +273,28 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     return this.requestViaDial(to, linkKey, method, payload, timeoutMs);
   }
 
+  /**
+   * Whether a fresh connection to `to.addr` reaches a node proving `to.key` (a dial-back, as AutoNAT does): a new
+   * TLS handshake, outside the link table (an open link to that node, e.g. the one it opened to us, proves nothing
+   * about its reachability), closed at once. Never rejects.
+   */
+  async probe(to: NodeRef, timeoutMs = this.limits.connectTimeoutMs): Promise<boolean> {
+    if (this.closed || parseAddr(to.addr) === null) return false;
+    try {
+      const sock = await dialPinned(to, {
+        context: this.clientContext,
+        issuers: this.issuers,
+        clock: this.clock,
+        timeoutMs,
+        track: (s, live) => (live ? this.dialSockets.add(s) : this.dialSockets.delete(s)),
+      });
+      sock.destroy();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private tooMany(to: NodeRef): Promise<never> {
     return Promise.reject(
       new OverlayError('RPC_TOO_MANY_IN_FLIGHT', `${this.limits.maxInFlightPerPeer} to ${to.addr}`),

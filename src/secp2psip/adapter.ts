@@ -23,7 +23,8 @@ import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeader, getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
 import { getCallId } from '../sip/header-values.ts';
 import { FlowTokens, flowOf } from '../sip/flow.ts';
-import { StatefulProxy } from '../sip/proxy.ts';
+import { FlowProxy } from '../sip/flow-proxy.ts';
+import type { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
@@ -109,11 +110,13 @@ export class Adapter {
     this.registrar = c.node.phones.registrar;
     this.clock = c.clock;
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
-    this.proxy = new StatefulProxy({ element: c.element, logger: this.log });
+    const tokens = c.tokens ?? new FlowTokens();
+    const flowProxy = new FlowProxy({ element: c.element, tokens, logger: this.log });
+    this.proxy = flowProxy.proxy;
     this.flows = new PhoneFlows({
       element: c.element,
-      tokens: c.tokens ?? new FlowTokens(),
-      proxy: this.proxy,
+      tokens,
+      flowProxy,
       phones: c.node.phones,
       wallNow: () => c.clock.wallNow(),
       log: this.log,

@@ -11,6 +11,7 @@
  * (name-authority.ts); a REGISTER for a name owned by another bootstrap is
  * forwarded there.
  */
+import { DIALBACK_METHOD, DialBackService } from './dial-back.ts';
 import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
@@ -176,6 +177,8 @@ export class BootstrapServer {
   private readonly requireInvite: boolean;
   private readonly namesPerKey?: TokenBuckets;
   private readonly namesPerAddress?: TokenBuckets;
+  /** Answers an admitted adapter whether its ring address can be dialled (dial-back.ts). */
+  private readonly dialBack: DialBackService;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
@@ -185,6 +188,7 @@ export class BootstrapServer {
     this.clock = c.clock;
     this.random = c.random;
     this.log = (c.logger ?? silentLogger).child({ component: 'bootstrap', node: c.endpoint.self.id.slice(0, 8) });
+    this.dialBack = new DialBackService(c.endpoint, () => c.clock.now(), this.log);
     this.k = init.k;
     this.n = init.n;
     if (!(Number.isInteger(this.k) && Number.isInteger(this.n) && this.k >= 1 && this.n >= this.k && this.n <= 255))
@@ -278,6 +282,7 @@ export class BootstrapServer {
       this.log.debug({ method, peer: caller.addr }, 'ring request from a node that is not admitted; refused');
       throw new OverlayError('RPC_REFUSED', 'not admitted: only ADMIT is served before admission');
     }
+    if (method === DIALBACK_METHOD) return this.dialBack.answer(payload, caller);
     return this.ring.handleRequest(method, payload, caller);
   }
 

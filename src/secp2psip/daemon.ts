@@ -26,6 +26,7 @@ import { FlowTokens } from '../sip/flow.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
+import { startKeepAlives } from '../sip/flow-keepalive.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
@@ -329,6 +330,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         bootstraps: candidates,
         budgetMs: o.bootstrapWaitMs,
         holdUntilReady: true,
+        checkReachability: true,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,
@@ -357,6 +359,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   adapter.setReady();
   if (warning) log.warn(warning);
   const stopSweeping = startSweeping(registrar, clock);
+  // NAT bindings in front of phones only their flow reaches stay open (sip/flow-keepalive.ts).
+  const stopKeepAlives = startKeepAlives(registrar, transport, clock);
   return {
     adapter,
     node,
@@ -365,6 +369,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     bootstrap: role.bootstrap,
     async close() {
       stopSweeping();
+      stopKeepAlives();
       adapter.stopRetries();
       await role.leave();
       await element.close();

@@ -22,10 +22,10 @@
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { directlyReachable, type FlowTokens, flowOf } from '../sip/flow.ts';
-import { FlowRoutes, transportParam } from '../sip/flow-routes.ts';
+import type { FlowProxy } from '../sip/flow-proxy.ts';
+import { transportParam } from '../sip/flow-routes.ts';
 import { getFrom, parseContactValues, parseNameAddr } from '../sip/header-values.ts';
 import { getHeaders, removeHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
-import type { StatefulProxy } from '../sip/proxy.ts';
 import type { Peer } from '../sip/transport.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import { peerOf } from '../sip/user-agent.ts';
@@ -47,11 +47,10 @@ export const VERIFIED_HEADER = 'X-Secp2psip-Verified';
 export const OUTBOUND_TOKEN = 'out';
 
 export class PhoneFlows {
-  readonly routes: FlowRoutes;
-  readonly stats = { inbound: 0, outbound: 0, inDialog: 0, acks: 0, rewritten: 0, followed: 0 };
+  readonly stats = { inbound: 0, outbound: 0, rewritten: 0, followed: 0 };
   private readonly element: SipElement;
   private readonly tokens: FlowTokens;
-  private readonly proxy: StatefulProxy;
+  private readonly fp: FlowProxy;
   private readonly phones: RegisteredPhones;
   private readonly wallNow: () => number;
   private readonly log: Logger;
@@ -59,40 +58,30 @@ export class PhoneFlows {
   constructor(c: {
     element: SipElement;
     tokens: FlowTokens;
-    proxy: StatefulProxy;
+    flowProxy: FlowProxy;
     phones: RegisteredPhones;
     wallNow: () => number;
     log: Logger;
   }) {
     this.element = c.element;
     this.tokens = c.tokens;
-    this.proxy = c.proxy;
+    this.fp = c.flowProxy;
     this.phones = c.phones;
     this.wallNow = c.wallNow;
     this.log = c.log;
-    this.routes = new FlowRoutes({ element: c.element, tokens: c.tokens });
   }
 
   /** A request inside a dialog we record-routed: on over the flow our Route names (RFC 3261 16.4, 16.6). */
   inDialog(inc: IncomingRequest): boolean {
-    if (!this.routes.isOwnRoute(inc.request)) return false;
-    const flow = this.routes.popOwn(inc.request);
-    if (!flow) return false;
-    this.stats.inDialog++;
+    if (!this.fp.routes.isOwnRoute(inc.request)) return false;
     // Only the INVITE that opened the call may say who was verified (a re-INVITE could claim anything).
     removeHeader(inc.request, VERIFIED_HEADER);
-    this.proxy.forward(inc, { uri: inc.request.uri, dest: flow });
-    return true;
+    return this.fp.inDialog(inc);
   }
 
   /** The ACK for a 2xx inside a dialog we record-routed: passed on statelessly (16.11). */
   ack(req: SipRequest): boolean {
-    const flow = this.routes.popOwn(req);
-    if (!flow) return false;
-    this.stats.acks++;
-    const headers = [{ name: 'Via', value: this.element.via(flow.transport) }, ...req.headers];
-    this.element.sendStateless({ ...req, headers }, flow);
-    return true;
+    return this.fp.ack(req);
   }
 
   /** The Request-URI's user part as a token of `kind`, opened: undefined when it is not one. */
@@ -189,7 +178,6 @@ export class PhoneFlows {
   }
 
   private forwardRecordRouted(inc: IncomingRequest, uri: string, dest: Peer): void {
-    const recordRoute = this.routes.recordRoute(flowOf(inc.source), dest);
-    this.proxy.forward(inc, { uri, dest, recordRoute });
+    this.fp.forward(inc, uri, dest);
   }
 }

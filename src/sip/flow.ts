@@ -39,38 +39,58 @@ export function flowOf(source: Peer): Peer {
   };
 }
 
-/**
- * Whether a caller elsewhere can reach the phone at its Contact itself, so a plain 302 to the contact works (the
- * seed's flow): only when the phone registered over UDP from exactly the address and port its Contact names (no
- * NAT rewrote them), and did not ask for outbound (RFC 5626 `ob`: "send me requests over my flow"). A connection
- * phone's Contact is at best a port that may be firewalled and usually an ephemeral one: never assumed reachable.
- */
-export function directlyReachable(contact: SipUri, flow: Peer | undefined): boolean {
-  if (!flow) return true;
-  if (flow.transport === 'TLS') return tlsListener(contact, flow);
-  if (flow.transport !== 'UDP' || flow.connId !== undefined) return false;
-  const t = contact.params.find(([k]) => k === 'transport')?.[1]?.toLowerCase();
-  if (t !== undefined && t !== 'udp') return false;
-  if (contact.params.some(([k]) => k === 'ob')) return false;
-  const host = plainHost(contact.host);
-  if (isIP(host) === 0) return false;
-  return host === plainHost(flow.address) && (contact.port ?? 5060) === flow.port;
+/** Addresses that are not routable beyond their own network (RFC 1918, RFC 6598, RFC 4193, loopback, link-local). */
+export function isPrivateAddress(host: string): boolean {
+  const h = plainHost(host);
+  if (isIP(h) === 4) {
+    const [a, b] = h.split('.').map(Number);
+    return (
+      a === 10 ||
+      a === 127 ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 169 && b === 254) ||
+      (a === 100 && b >= 64 && b <= 127)
+    );
+  }
+  if (isIP(h) === 6) return h === '::1' || /^f[cd]/i.test(h) || /^fe[89ab]/i.test(h);
+  return false;
+}
+
+function isLoopback(host: string): boolean {
+  const h = plainHost(host);
+  return h === '::1' || h.startsWith('127.');
 }
 
 /**
- * A TLS phone that listens for TLS itself (baresip, Linphone): its Contact names `transport=tls`, the address it
- * registered from, and a port other than its connection's ephemeral one. Such a phone is reached directly, as the
- * seed's 302 wants, so the SDES keys (RFC 4568) in its SDP go phone to phone and never pass an adapter. Anything
- * else over TLS (a Contact naming the connection's own port, another address, no transport) is reached over the
- * flow, with the adapter in the path.
+ * Whether a caller elsewhere can reach the phone at its own Contact, so a plain 302 to the contact works (the
+ * seed's flow). Not when:
+ * - the phone asked for outbound (RFC 5626 `ob`: "send me requests over my flow");
+ * - its Contact is the very address and port of the connection it registered over (Linphone over TCP: an ephemeral
+ *   port where nothing listens);
+ * - its Contact names the host it registered from with another UDP port (a NAT rewrote the port), or a private
+ *   address other than the one it registered from (a NAT rewrote the address: RFC 3581's `received`).
+ * A phone on a WebSocket is never reachable at its Contact.
+ * A Contact on another public address (or any, registered from loopback) is a third-party registration (RFC 3261
+ * 10.2) and is taken at its word; a
+ * phone whose Contact is exactly where its datagrams come from is reachable there.
  */
-function tlsListener(contact: SipUri, flow: Peer): boolean {
+export function directlyReachable(contact: SipUri, flow: Peer | undefined): boolean {
+  if (!flow) return true;
+  // A WebSocket client cannot be dialled (RFC 7118 section 5: its Contact host is an invalid name), nor can a
+  // Contact that asks for a WebSocket: only the connection the phone opened reaches it.
+  if (flow.transport === 'WS' || flow.transport === 'WSS') return false;
   const t = contact.params.find(([k]) => k === 'transport')?.[1]?.toLowerCase();
-  const tls = contact.scheme === 'sips' ? t === undefined || t === 'tcp' || t === 'tls' : t === 'tls';
-  if (!tls || contact.params.some(([k]) => k === 'ob')) return false;
+  if (t === 'ws' || t === 'wss') return false;
+  if (contact.params.some(([k]) => k === 'ob')) return false;
   const host = plainHost(contact.host);
-  if (isIP(host) === 0 || host !== plainHost(flow.address)) return false;
-  return contact.port !== undefined && contact.port !== flow.port;
+  if (isIP(host) === 0) return true;
+  const port = contact.port ?? 5060;
+  const sameHost = host === plainHost(flow.address);
+  if (sameHost && port === flow.port) return flow.connId === undefined;
+  if (sameHost) return flow.connId !== undefined;
+  // No NAT delivers from loopback: a local process registering another device's Contact is taken at its word.
+  return !isPrivateAddress(host) || isLoopback(flow.address);
 }
 
 const TAG_BYTES = 10;

@@ -290,6 +290,13 @@ export class Registrar {
     return aor === undefined ? [] : this.lookupCanonical(aor);
   }
 
+  /** Every current binding of every address-of-record (for keep-alives over their flows). */
+  allBindings(): LiveBinding[] {
+    const out: LiveBinding[] = [];
+    for (const aor of this.addressesOfRecord()) out.push(...this.lookupCanonical(aor));
+    return out;
+  }
+
   /** Addresses-of-record with at least one current binding (canonical form, `sip:user@host`). */
   addressesOfRecord(): string[] {
     const now = this.clock.now();

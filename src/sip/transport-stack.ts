@@ -5,6 +5,7 @@ import type { SipMessage, SipRequest, SipResponse } from './message.ts';
 import { errorStatus, findHeaderEnd, parseHead, parseMessage, parseMessageRaw, skipLeadingCrlf } from './parser.ts';
 import { buildResponse, reasonPhrase } from './response.ts';
 import { serialize } from './serializer.ts';
+import { isStun, stunBindingResponse } from './stun.ts';
 import {
   emptyTransportStats,
   type InboundMessage,
@@ -233,8 +234,27 @@ export class TransportStack implements SipTransport {
     onError?.(err);
   }
 
+  /**
+   * A keep-alive towards a phone's flow, so its NAT binding stays open (RFC 5626 4.4): a double CRLF on its
+   * connection (a phone that speaks outbound answers it with a CRLF pong, 4.4.1), or as a datagram over UDP.
+   */
+  keepAlive(to: Peer): void {
+    const ping = Buffer.from('\r\n\r\n');
+    if (to.transport === 'UDP') this.udp.send(ping, to.address, to.port, () => {});
+    // A WebSocket endpoint pings its connections itself (RFC 6455 ping frames); a CRLF would reach a browser as a
+    // SIP message.
+    else if (to.transport === 'WS' || to.transport === 'WSS') return;
+    else this.stream(to.transport)?.send(ping, { ...to, connectionOnly: to.connId !== undefined }, () => {});
+  }
+
   private inbound(buf: Buffer, source: Peer): void {
     this.guarded(() => {
+      // RFC 5626 8.4: a STUN Binding request on the SIP port is a phone's keep-alive; it is answered on that port.
+      if (isStun(buf)) {
+        const resp = stunBindingResponse(buf, source.address, source.port);
+        if (resp) this.udp.send(resp, source.address, source.port, () => {});
+        return;
+      }
       this.stats.received++;
       const parsed = parseMessage(buf);
       if (parsed.ok) this.deliver(parsed.value, source);

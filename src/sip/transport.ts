@@ -107,6 +107,8 @@ export interface SipTransport {
    */
   retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
   resend?(sent: SentBytes): void;
+  /** Optional: a keep-alive towards a flow (RFC 5626 4.4), so a NAT in front of the phone keeps its binding. */
+  keepAlive?(to: Peer): void;
 }
 
 /** A response's bytes as sent, and their destination. */

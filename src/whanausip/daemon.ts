@@ -11,6 +11,7 @@ import { SipElement } from '../sip/element.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
+import { startKeepAlives } from '../sip/flow-keepalive.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
@@ -105,6 +106,8 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   daemon.publishOwnRecord();
   if (phones?.warning) log.warn(phones.warning);
   const stopSweeping = registrar ? startSweeping(registrar, clock) : undefined;
+  // NAT bindings in front of phones only their flow reaches stay open (sip/flow-keepalive.ts).
+  const stopKeepAlives = registrar ? startKeepAlives(registrar, transport, clock) : undefined;
   return {
     daemon,
     sip,
@@ -112,6 +115,7 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     secure,
     async close() {
       stopSweeping?.();
+      stopKeepAlives?.();
       await element.close();
       await daemon.close();
       bindings?.store.close();

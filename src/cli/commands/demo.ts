@@ -166,6 +166,13 @@ export async function run(argv: string[]): Promise<number> {
     out(`            https://127.0.0.1:${s1.ws.port}/phone   and   https://127.0.0.1:${s2.ws.port}/phone`);
   }
   out(`  other adapters: ${overlay.adapters.map((a) => a.sipAddr).join(' ')}`);
+  out('  behind a NAT: SIP needs nothing (the adapter reaches the phone over its registration); for audio give the');
+  out(
+    '  phone a STUN/TURN server, e.g. coturn: turnserver -n --listening-ip <public ip> --lt-cred-mech --realm r --user u:p',
+  );
+  out('  baresip:  append ;medianat=turn;stunserver=turn:<public ip>:3478;stunuser=u;stunpass=p to the account line');
+  out('            (and module stun.so, module turn.so in its config)');
+  out('  Linphone: Preferences > Network > NAT and firewall: STUN/TURN server <public ip>:3478, enable TURN, user u');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -1,4 +1,5 @@
 import { Registrar } from '../../sip/registrar.ts';
+import { startKeepAlives } from '../../sip/flow-keepalive.ts';
 import { startSweeping } from '../../sip/registrar-sweeper.ts';
 import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
@@ -69,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
   const server = new RedirectServer({ element, registrar, logger: log });
   const stopSweeping = startSweeping(registrar, clock);
+  const stopKeepAlives = startKeepAlives(registrar, transport, clock);
 
   // Signal handlers go in before the listening line: whoever reads it may signal at once.
   const stopped = new Promise<void>((resolve) => {
@@ -104,6 +106,7 @@ export async function run(argv: string[]): Promise<number> {
 
   await stopped;
   stopSweeping();
+  stopKeepAlives();
   await element.close();
   log.flush();
   return 0;
