@@ -13,11 +13,11 @@ import { OverlayError } from '../util/errors.ts';
 export const SIP_TLS_SPEC = {
   'sip-tls': {
     type: 'string',
-    help: 'SIP over TLS listen host:port (default: the --sip port + 1, e.g. 5061; any free port with --sip port 0; off: none)',
+    help: 'SIP over TLS listen host:port (default: the SIP port + 1, e.g. 5061 beside 5060; any free port when that is 0; off: none)',
   },
   'sip-tls-cert': {
     type: 'string',
-    help: 'PEM certificate for TLS and WSS (default: one made at first start in --data, its SHA-256 printed); reloaded on SIGHUP',
+    help: 'PEM certificate for TLS (and WSS) (default: one made at first start, kept in --data if any; its SHA-256 is printed); reloaded on SIGHUP',
   },
   'sip-tls-key': { type: 'string', help: 'PEM private key of --sip-tls-cert (mode 0600)' },
 } as const;
@@ -25,7 +25,7 @@ export const SIP_TLS_SPEC = {
 export const WS_SPEC = {
   wss: {
     type: 'string',
-    help: 'SIP over secure WebSocket and the browser phone at https://host:port/phone (default: the --sip port + 2; off: none)',
+    help: 'SIP over secure WebSocket and the browser phone at https://host:port/phone (default: the SIP port + 2; off: none)',
   },
   ws: {
     type: 'string',
@@ -34,7 +34,13 @@ export const WS_SPEC = {
 } as const;
 
 /** `off`, a host:port, or the default: the SIP port plus `offset` (0 stays 0: any free port). */
-function listenOption(args: ParsedArgs, name: string, sip: HostPort, offset: number): HostPort | undefined {
+function listenOption(
+  args: ParsedArgs,
+  name: string,
+  sip: HostPort,
+  offset: number,
+  sipOption: string,
+): HostPort | undefined {
   const raw = args[name];
   if (raw === 'off') return undefined;
   if (typeof raw === 'string') return parseHostPort(raw, `--${name}`);
@@ -43,7 +49,7 @@ function listenOption(args: ParsedArgs, name: string, sip: HostPort, offset: num
   if (port > 65535)
     throw new OverlayError(
       'BAD_ARGUMENT',
-      `--${name}: the --sip port + ${offset} is past 65535; give --${name} host:port or off`,
+      `--${name}: the ${sipOption} port + ${offset} is past 65535; give --${name} host:port or off`,
     );
   return { host: sip.host, port };
 }
@@ -53,12 +59,17 @@ function isLoopback(host: string): boolean {
 }
 
 /** The secure transports the command line asks for; with `webSocket`, the WS options too. */
-export function secureSipOptions(args: ParsedArgs, sip: HostPort, webSocket: boolean): SecureSipConfig {
+export function secureSipOptions(
+  args: ParsedArgs,
+  sip: HostPort,
+  webSocket: boolean,
+  sipOption = '--sip',
+): SecureSipConfig {
   const certFile = typeof args['sip-tls-cert'] === 'string' ? args['sip-tls-cert'] : undefined;
   const keyFile = typeof args['sip-tls-key'] === 'string' ? args['sip-tls-key'] : undefined;
   if ((certFile === undefined) !== (keyFile === undefined))
     throw new OverlayError('BAD_ARGUMENT', '--sip-tls-cert and --sip-tls-key go together: give both or neither');
-  const cfg: SecureSipConfig = { tls: listenOption(args, 'sip-tls', sip, 1), certFile, keyFile };
+  const cfg: SecureSipConfig = { tls: listenOption(args, 'sip-tls', sip, 1, sipOption), certFile, keyFile };
   if (!webSocket) return cfg;
   if (typeof args.ws === 'string') {
     if (optionGiven(args, 'wss') && args.wss !== 'off')
@@ -72,7 +83,7 @@ export function secureSipOptions(args: ParsedArgs, sip: HostPort, webSocket: boo
       );
     cfg.ws = { ...ws, secure: false };
   } else {
-    const wss = listenOption(args, 'wss', sip, 2);
+    const wss = listenOption(args, 'wss', sip, 2, sipOption);
     if (wss) cfg.ws = { ...wss, secure: true };
   }
   if (cfg.tls && cfg.ws && cfg.tls.port !== 0 && cfg.tls.port === cfg.ws.port && cfg.tls.host === cfg.ws.host)

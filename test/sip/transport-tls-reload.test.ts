@@ -135,7 +135,7 @@ describe('SIP over TLS with certificate files reloaded on SIGHUP', { timeout: 60
     assert.match(half.stderr, /--sip-tls-cert and --sip-tls-key go together/);
     const port = await runCli(['registrar', '--listen', '127.0.0.1:65535']);
     assert.notEqual(port.code, 0);
-    assert.match(port.stderr, /--sip-tls: the --sip port \+ 1 is past 65535/);
+    assert.match(port.stderr, /--sip-tls: the --listen port \+ 1 is past 65535/);
     writeFileSync(join(dir, 'bad.pem'), 'junk\n');
     const bad = await runCli([
       'registrar',

@@ -38,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const listen = parseHostPort(String(args.listen), '--listen');
   // The registrar has no data directory: without --sip-tls-cert its certificate is made anew at each start.
-  const secureCfg = secureSipOptions(args, listen, false);
+  const secureCfg = secureSipOptions(args, listen, false, '--listen');
   const minExpires = intOption(args, 'min-expires', 0, 2 ** 31);
   const maxExpires = intOption(args, 'max-expires', 1, 2 ** 31);
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
