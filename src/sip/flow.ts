@@ -82,6 +82,8 @@ export function directlyReachable(contact: SipUri, flow: Peer | undefined): bool
   if (flow.transport === 'WS' || flow.transport === 'WSS') return false;
   const t = contact.params.find(([k]) => k === 'transport')?.[1]?.toLowerCase();
   if (t === 'ws' || t === 'wss') return false;
+  // A `.invalid` name never resolves (RFC 6761 6.4): phones write one when they can be reached only over their flow.
+  if (/\.invalid\.?$/i.test(contact.host)) return false;
   if (contact.params.some(([k]) => k === 'ob')) return false;
   const host = plainHost(contact.host);
   if (isIP(host) === 0) return true;

@@ -17,8 +17,12 @@ describe('which TLS phones a 302 may name directly', () => {
     assert.equal(directlyReachable(uri('sips:bob@127.0.0.1:5061'), tlsFlow), true);
   });
 
-  it('not one whose Contact is its connection (nothing listens there), nor one asking for outbound', () => {
-    for (const c of ['sip:bob@127.0.0.1:40001;transport=tls', 'sip:bob@127.0.0.1:5061;transport=tls;ob'])
+  it('not one whose Contact is its connection (nothing listens there), an .invalid name, or asks for outbound', () => {
+    for (const c of [
+      'sip:bob@127.0.0.1:40001;transport=tls',
+      'sip:bob@127.0.0.1:5061;transport=tls;ob',
+      'sip:bob@df7jal23ls0d.invalid;transport=tls',
+    ])
       assert.equal(directlyReachable(uri(c), tlsFlow), false, c);
   });
 
