@@ -115,6 +115,7 @@ const PAGE = `<!doctype html>
   <label>URLs, comma-separated <input id="ice" placeholder="stun:stun.example.org:3478, turn:turn.example.org:3478"></label>
   <label>TURN user <input id="iceUser"></label>
   <label>TURN password <input id="icePass" type="password"></label>
+  <label><input id="iceRelay" type="checkbox" style="width:auto"> relay only (media only through the TURN server)</label>
 </details>
 <audio id="remote" autoplay></audio>
 <script src="/phone.js"></script>

@@ -54,6 +54,8 @@ export interface MediaStats {
   packetsSent: number;
   bytesReceived: number;
   dtls: { state: string; srtpCipher: string | null } | null;
+  /** Candidate types of the nominated pair (host, srflx, relay). */
+  pair: { local: string | null; remote: string | null } | null;
 }
 
 export class BrowserPhone {
@@ -90,6 +92,24 @@ export class BrowserPhone {
       },
       method,
       args,
+    );
+  }
+
+  /** Fill the page's ICE server settings (STUN/TURN), as a user would. */
+  async setIce(urls: string, user: string, password: string, relayOnly: boolean): Promise<void> {
+    await this.page.evaluate(
+      (u, n, p, r) => {
+        const doc = (globalThis as unknown as { document: { getElementById(id: string): Record<string, unknown> } })
+          .document;
+        doc.getElementById('ice').value = u;
+        doc.getElementById('iceUser').value = n;
+        doc.getElementById('icePass').value = p;
+        doc.getElementById('iceRelay').checked = r;
+      },
+      urls,
+      user,
+      password,
+      relayOnly,
     );
   }
 

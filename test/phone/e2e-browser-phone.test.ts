@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import {
 } from '../secp2psip/procs.ts';
 import { writeFileSync } from 'node:fs';
 import { createServerCertificate } from '../../src/identity/certificates.ts';
-import { haveBinary } from '../sip/e2e-helpers.ts';
+import { freePort, haveBinary } from '../sip/e2e-helpers.ts';
 import { type Phone, phoneCommand, startPhone } from '../support/baresip.ts';
 import { runCli } from '../support/cli.ts';
 import { BrowserPhone, haveChromium, launchBrowser } from './browser.ts';
@@ -179,5 +180,55 @@ describe('browser phones over WSS on two adapters', { skip, timeout: 180_000 }, 
     await phoneCommand(phone, 'hangup', '');
     const ended = await alice.until('hang-up seen', (s) => s.log.length > before);
     assert.deepEqual([ended.log[before].established, ended.log[before].endedBy], [true, 'remote']);
+  });
+
+  it('with a TURN server and relay only, the media goes through the relay', {
+    skip: !haveBinary('turnserver') && 'coturn is not installed',
+  }, async () => {
+    const port = await freePort();
+    const turn = spawn(
+      'turnserver',
+      [
+        ...['-n', '--listening-ip', '127.0.0.1', '--listening-port', String(port), '--relay-ip', '127.0.0.1'],
+        ...['--lt-cred-mech', '--user', 'phone:turn-secret', '--realm', 'secp2psip'],
+        ...[
+          '--no-tls',
+          '--no-dtls',
+          '--no-cli',
+          '--allow-loopback-peers',
+          '--min-port',
+          '40000',
+          '--max-port',
+          '40100',
+        ],
+        ...['--log-file', 'stdout', '--simple-log', '--verbose'],
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    turn.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    turn.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const p of [alice, bob])
+        await p.setIce(`turn:127.0.0.1:${port}?transport=udp`, 'phone', 'turn-secret', true);
+      const before = (await bob.state()).log.length;
+      await alice.do('call', 'bob');
+      await bob.until('ringing', (s) => s.ringing);
+      await bob.do('answer');
+      const [a, b] = await Promise.all([alice.mediaFlowing(), bob.mediaFlowing()]);
+      for (const m of [a, b]) assert.deepEqual(m.pair, { local: 'relay', remote: 'relay' }, JSON.stringify(m));
+      assert.match(
+        log,
+        /ALLOCATE processed, success/,
+        `the phones allocated relays on the TURN server:\n${log.slice(-1500)}`,
+      );
+      await alice.do('hangup');
+      const ended = await bob.until('hang-up seen', (s) => s.log.length > before);
+      assert.deepEqual([ended.log[before].established, ended.log[before].endedBy], [true, 'remote']);
+    } finally {
+      for (const p of [alice, bob]) await p.setIce('', '', '', false);
+      turn.kill('SIGKILL');
+    }
   });
 });

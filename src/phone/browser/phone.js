@@ -37,9 +37,10 @@ function iceServers() {
 }
 
 function callOptions() {
+  const relay = $('iceRelay')?.checked === true;
   return {
     mediaConstraints: { audio: true, video: false },
-    pcConfig: { iceServers: iceServers() },
+    pcConfig: { iceServers: iceServers(), iceTransportPolicy: relay ? 'relay' : 'all' },
     rtcOfferConstraints: { offerToReceiveAudio: true },
   };
 }
@@ -157,14 +158,19 @@ async function mediaStats() {
   const pc = state.session?.connection;
   if (!pc) return null;
   const out = { packetsReceived: 0, packetsSent: 0, bytesReceived: 0, dtls: null, pair: null };
-  (await pc.getStats()).forEach((r) => {
+  const stats = await pc.getStats();
+  stats.forEach((r) => {
     if (r.type === 'inbound-rtp' && r.kind === 'audio') {
       out.packetsReceived += r.packetsReceived ?? 0;
       out.bytesReceived += r.bytesReceived ?? 0;
     }
     if (r.type === 'outbound-rtp' && r.kind === 'audio') out.packetsSent += r.packetsSent ?? 0;
     if (r.type === 'transport') out.dtls = { state: r.dtlsState, srtpCipher: r.srtpCipher ?? null };
-    if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') out.pair = r.id;
+    if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded')
+      out.pair = {
+        local: stats.get(r.localCandidateId)?.candidateType ?? null,
+        remote: stats.get(r.remoteCandidateId)?.candidateType ?? null,
+      };
   });
   return out;
 }
