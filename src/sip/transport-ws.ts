@@ -144,8 +144,11 @@ export class WsEndpoint {
       cb(new Error('the WebSocket connection of this flow is closed'));
       return;
     }
-    // Section 5.1: SIP messages are sent as text frames when they are valid UTF-8, which is what browsers expect.
-    conn.ws.send(buf.toString('utf8'), (err) => cb(err ?? null));
+    // Section 5.1: a message that is valid UTF-8 goes in a text frame (what browsers expect), any other in a binary
+    // one (a body in another encoding must arrive byte for byte).
+    const text = buf.toString('utf8');
+    const utf8 = Buffer.byteLength(text) === buf.length && Buffer.from(text).equals(buf);
+    conn.ws.send(utf8 ? text : buf, { binary: !utf8 }, (err) => cb(err ?? null));
   }
 
   /** New certificate for connections from now on (WSS only); open connections keep theirs. */

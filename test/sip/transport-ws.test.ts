@@ -73,6 +73,15 @@ describe('SIP over WebSocket in the transport stack', () => {
     const reply = next(ws);
     stack.sendResponse(buildResponse(req, 200, 'OK'), got.source);
     assert.match(await reply, /^SIP\/2\.0 200 OK\r\n/);
+    // A body that is not UTF-8 goes in a binary frame, byte for byte (RFC 7118 5.1).
+    const binary = new Promise<{ data: Buffer; isBinary: boolean }>((resolve) =>
+      ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })),
+    );
+    const body = new Uint8Array([0x68, 0xe9, 0x6c, 0x6c, 0x6f]);
+    stack.sendResponse(buildResponse(req, 200, 'OK', { body }), got.source);
+    const b = await binary;
+    assert.equal(b.isBinary, true);
+    assert.deepEqual(new Uint8Array(b.data.subarray(b.data.length - body.length)), body);
     // A WebSocket phone is never dialled: once its connection is gone, sends to it fail.
     ws.close();
     await new Promise((r) => setTimeout(r, 200));
