@@ -15,12 +15,15 @@ import {
 } from '../../src/secp2psip/daemon.ts';
 import type { RebuildMode } from '../../src/secp2psip/key-lookup.ts';
 import type { PhoneCredentials } from '../../src/sip/phone-credentials.ts';
+import type { SecureSipConfig } from '../../src/sip/secure-transports.ts';
 
 export interface AdapterOptions {
   mode?: SecurityMode;
   rebuild?: RebuildMode;
   /** Phones authenticate against these users (digest); open registration when absent. */
   phoneUsers?: PhoneCredentials;
+  /** SIP over TLS and WebSocket for the phones, besides UDP and TCP. */
+  secure?: SecureSipConfig;
 }
 
 export class LoopbackOverlay {
@@ -60,6 +63,7 @@ export class LoopbackOverlay {
       bootstrap: this.boot.info,
       mode: opts.mode,
       rebuild: opts.rebuild,
+      secure: opts.secure,
       stabilizeMs: this.stabilizeMs,
       // The seed's measurement: every call looks the callee up through the ring and rebuilds its key,
       // so the adapter's reuse of recently verified users is off here.

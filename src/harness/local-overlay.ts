@@ -16,7 +16,9 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { percentile } from '../util/stats.ts';
 import type { FlowEvent, SecurityMode } from '../secp2psip/call-common.ts';
 import { type ProbeResult, probeInvite } from './call-probe.ts';
+import type { SecureSipConfig } from '../sip/secure-transports.ts';
 import {
+  type AdapterDaemonOptions,
   type RunningAdapter,
   type RunningBootstrap,
   startAdapterDaemon,
@@ -50,6 +52,9 @@ export interface LocalOverlayOptions {
   metrics?: Metrics;
   /** Told about each call an adapter placed (i: the adapter's index). */
   onCall?: (i: number, call: CallRecord) => void;
+  /** SIP over TLS and WebSocket on every adapter, and what their WebSocket port serves (the browser phone). */
+  secure?: SecureSipConfig;
+  onHttp?: AdapterDaemonOptions['onHttp'];
 }
 
 export interface LocalUser {
@@ -109,6 +114,8 @@ export class LocalOverlay {
           onEvent: o.onEvent ? (e) => o.onEvent?.(i, e) : undefined,
           metrics: o.metrics,
           onCall: o.onCall ? (c) => o.onCall?.(i, c) : undefined,
+          secure: o.secure,
+          onHttp: o.onHttp,
         });
         overlay.adapters.push(a);
         overlay.closers.push(() => a.close());

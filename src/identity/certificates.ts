@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
+import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { OverlayError } from '../util/errors.ts';
 import { nodeIdFromKey } from './fingerprint.ts';
@@ -40,6 +41,8 @@ export interface CertificateOptions {
   isCa?: boolean;
   /** basicConstraints pathLenConstraint for a CA certificate. */
   pathLength?: number;
+  /** A TLS server certificate (extended key usage serverAuth) for these host names and IP addresses. */
+  serverNames?: string[];
 }
 
 const DAY_MS = 86_400_000;
@@ -105,6 +108,15 @@ async function build(
     ),
     await x509.SubjectKeyIdentifierExtension.create(publicKey, false, provider),
   ];
+  if (opts.serverNames) {
+    extensions.push(
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension(
+        opts.serverNames.map((n) => ({ type: isIP(n) ? 'ip' : 'dns', value: n }) as x509.JsonGeneralName),
+        false,
+      ),
+    );
+  }
   if (issuer.certDer) {
     extensions.push(
       await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(issuer.certDer), false, provider),
@@ -189,4 +201,25 @@ export async function createNodeCertificate(
   const signer = opts.issuer ?? { subject, privateKey: keyPair.privateKey };
   const cert = await build(subject, keyPair.publicKey, signer, opts.days ?? 3650, {});
   return { certPem: cert.pem, keyPem: keyPair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string };
+}
+
+/**
+ * A self-signed TLS server certificate (ECDSA P-256, which every SIP phone and browser accepts) for `names`
+ * (host names and IP addresses, as subjectAltName), with its private key as PEM. Trust comes from pinning its
+ * SHA-256 fingerprint, not from a CA.
+ */
+export async function createServerCertificate(
+  names: string[],
+  opts: { days?: number; subject?: string } = {},
+): Promise<NodeCertificate> {
+  const keys = generateKeyPair('ecdsa-p256');
+  const subject = opts.subject ?? `CN=${names[0] ?? 'secp2psip'}`;
+  const cert = await build(subject, keys.publicKey, { subject, privateKey: keys.privateKey }, opts.days ?? 825, {
+    serverNames: names,
+  });
+  // A final newline, so the PEMs can be concatenated into one file (as baresip's sip_certificate wants).
+  return {
+    certPem: cert.pem.endsWith('\n') ? cert.pem : `${cert.pem}\n`,
+    keyPem: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+  };
 }

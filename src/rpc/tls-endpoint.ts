@@ -107,8 +107,13 @@ export interface TlsListenOptions {
   port?: number;
   /** The node's Ed25519 key pair; the public key is the node key. */
   keyPair: { privateKey: KeyObject; publicKey: KeyObject };
-  /** Own NodeRef fields; `id` defaults to SHA-1 of the key, `addr` to the bound host:port. */
+  /** Own NodeRef fields; `id` defaults to SHA-1 of the key, `addr` to the advertised (else bound) host and port. */
   self?: { id?: string; addr?: string; admission?: Uint8Array };
+  /**
+   * The host others dial, when `host` is a wildcard (util/advertise.ts): `self.addr` becomes this host with the
+   * bound port, so a wildcard never goes into the ring.
+   */
+  advertiseHost?: string;
   /** TLS certificate for the key pair (e.g. from identity/); default: a fresh self-signed one. */
   certificate?: NodeCertificate;
   /** Keys whose signature on a peer certificate is accepted besides the certificate's own. */
@@ -229,7 +234,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     const port = typeof bound === 'object' && bound !== null ? bound.port : (opts.port ?? 0);
     const self: NodeRef = {
       id: opts.self?.id ?? nodeIdFromKey(key.value),
-      addr: opts.self?.addr ?? formatAddr(host, port),
+      addr: opts.self?.addr ?? formatAddr(opts.advertiseHost ?? host, port),
       key: key.value,
     };
     if (opts.self?.admission !== undefined) self.admission = opts.self.admission;
@@ -266,6 +271,28 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       return conn.request(method, payload, timeoutMs);
     }
     return this.requestViaDial(to, linkKey, method, payload, timeoutMs);
+  }
+
+  /**
+   * Whether a fresh connection to `to.addr` reaches a node proving `to.key` (a dial-back, as AutoNAT does): a new
+   * TLS handshake, outside the link table (an open link to that node, e.g. the one it opened to us, proves nothing
+   * about its reachability), closed at once. Never rejects.
+   */
+  async probe(to: NodeRef, timeoutMs = this.limits.connectTimeoutMs): Promise<boolean> {
+    if (this.closed || parseAddr(to.addr) === null) return false;
+    try {
+      const sock = await dialPinned(to, {
+        context: this.clientContext,
+        issuers: this.issuers,
+        clock: this.clock,
+        timeoutMs,
+        track: (s, live) => (live ? this.dialSockets.add(s) : this.dialSockets.delete(s)),
+      });
+      sock.destroy();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private tooMany(to: NodeRef): Promise<never> {

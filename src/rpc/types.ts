@@ -59,6 +59,11 @@ export interface RpcEndpoint {
   onRequest(handler: RequestHandler): void;
   readonly stats: RpcStats;
   close(): Promise<void>;
+  /**
+   * Optional (real sockets only): whether a fresh connection to `to.addr` reaches a node proving `to.key`, outside
+   * any open link (a dial-back). Never rejects.
+   */
+  probe?(to: NodeRef, timeoutMs?: number): Promise<boolean>;
 }
 
 export function emptyStats(): RpcStats {

@@ -22,7 +22,9 @@ import { SipFrontDoor } from '../sip/front-door.ts';
 import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeader, getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
 import { getCallId } from '../sip/header-values.ts';
-import { StatefulProxy } from '../sip/proxy.ts';
+import { FlowTokens, flowOf } from '../sip/flow.ts';
+import { FlowProxy } from '../sip/flow-proxy.ts';
+import type { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
@@ -37,6 +39,7 @@ import { placeCall } from './caller.ts';
 import { relayPhoneMessage } from './phone-messages.ts';
 import { acceptPublish, type PhoneSubscriptions } from './phone-presence.ts';
 import type { RegisteredPhones } from './local-phones.ts';
+import { PhoneFlows } from './phone-flows.ts';
 import { isUsableUserName } from './messages.ts';
 import { logRefusal } from '../util/refusal.ts';
 
@@ -66,6 +69,8 @@ export class Adapter {
   readonly element: SipElement;
   readonly registrar: Registrar;
   readonly proxy: StatefulProxy;
+  /** Calls whose phones are reached over their flows (phone-flows.ts). */
+  readonly flows: PhoneFlows;
   readonly door: SipFrontDoor;
   readonly stats = { registers: 0, invites: 0, messages: 0, redirects: 0, refused: 0, proxied: 0, busy: 0 };
   /** Recent call outcomes (for the demo). */
@@ -95,6 +100,8 @@ export class Adapter {
     auth: PhoneAuth;
     /** The phones' presence subscriptions (the node's `presencePhones`); without it SUBSCRIBE and PUBLISH are 405. */
     subscriptions?: PhoneSubscriptions;
+    /** The flow-token secret shared with `node.phones` (its 302 targets name this adapter); a fresh one by default. */
+    tokens?: FlowTokens;
     logger?: Logger;
     /** Told about each call's outcome and steps (metrics, the dashboard). */
     onCall?: CallObserver;
@@ -108,7 +115,17 @@ export class Adapter {
     this.registrar = c.node.phones.registrar;
     this.clock = c.clock;
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
-    this.proxy = new StatefulProxy({ element: c.element, logger: this.log });
+    const tokens = c.tokens ?? new FlowTokens();
+    const flowProxy = new FlowProxy({ element: c.element, tokens, logger: this.log });
+    this.proxy = flowProxy.proxy;
+    this.flows = new PhoneFlows({
+      element: c.element,
+      tokens,
+      flowProxy,
+      phones: c.node.phones,
+      wallNow: () => c.clock.wallNow(),
+      log: this.log,
+    });
     // What every SIP server shares is the front door's; a phone's redirected request is relayed before it.
     this.door = new SipFrontDoor({
       element: c.element,
@@ -241,23 +258,35 @@ export class Adapter {
     this.node.restoring.clear();
   }
 
-  /** A request for a contact this adapter verified is the phone following our 302 through us: proxy it. */
+  /**
+   * Requests this adapter relays rather than answers: inside a dialog it record-routed, a caller's phone following
+   * a 302 to one of our phones reached over its flow, and our own phone following our 302 back through us
+   * (rewritten for a phone we must stay in the path of, or the adapter used as outbound proxy).
+   */
   private relay(inc: IncomingRequest): boolean {
     // A SUBSCRIBE inside a presence subscription of ours (refresh or end) is answered by that subscription.
     if (this.subscriptions?.inDialog(inc)) return true;
-    if (!this.isVerifiedTarget(inc.request.uri)) return false;
-    // Issue 16 item 6: only this adapter's own phones are relayed, never a stranger who names a verified contact.
-    if (this.auth !== 'open') {
-      const user = this.auth.digest.authenticate(inc, true);
-      if (user === undefined) return true;
-      if (!this.fromIs(inc, user)) return true;
-      const callId = getCallId(inc.request);
-      if (callId !== undefined) {
-        this.relayedCalls.set(callId, this.clock.now() + VERIFIED_TTL_MS);
-        if (this.relayedCalls.size > 10_000) this.relayedCalls.delete(this.relayedCalls.keys().next().value as string);
-      }
+    if (this.flows.inDialog(inc) || this.flows.inbound(inc)) return true;
+    if (this.flows.isOutbound(inc.request)) {
+      if (this.authorizeRelay(inc)) this.flows.outbound(inc);
+      return true;
     }
-    this.forward(inc);
+    if (!this.isVerifiedTarget(inc.request.uri)) return false;
+    if (this.authorizeRelay(inc)) this.forward(inc);
+    return true;
+  }
+
+  /** Issue 16 item 6: only this adapter's own phones are relayed, never a stranger who names a verified contact. */
+  private authorizeRelay(inc: IncomingRequest): boolean {
+    if (this.auth === 'open') return true;
+    const user = this.auth.digest.authenticate(inc, true);
+    if (user === undefined) return false;
+    if (!this.fromIs(inc, user)) return false;
+    const callId = getCallId(inc.request);
+    if (callId !== undefined) {
+      this.relayedCalls.set(callId, this.clock.now() + VERIFIED_TTL_MS);
+      if (this.relayedCalls.size > 10_000) this.relayedCalls.delete(this.relayedCalls.keys().next().value as string);
+    }
     return true;
   }
 
@@ -330,7 +359,7 @@ export class Adapter {
     this.retries.delete(name);
     this.node.restoring.delete(name);
     const before = this.phones.bindingsOf(name).length;
-    const out = this.phones.register(name, to.value.uri.host, inc.request);
+    const out = this.phones.register(name, to.value.uri.host, inc.request, flowOf(inc.source));
     inc.respond(out.status, out.reason, { headers: out.headers });
     // Registered, refreshed or unregistered: the user's watchers hear of a change (presence.ts).
     if (out.status === 200) this.node.presence.changed(name);
@@ -363,7 +392,11 @@ export class Adapter {
         if (n.ok) this.verified.set(contactKey(n.value.uri), this.clock.now() + VERIFIED_TTL_MS);
       }
       this.stats.redirects++;
-      inc.sendResponse(out.response);
+      // A phone we cannot reach at its Contact gets targets naming us, so that we stay in its call's path.
+      // A browser phone does not follow a 302: over a WebSocket, the adapter follows it for the phone.
+      const ws = inc.source.transport === 'WS' || inc.source.transport === 'WSS';
+      if (!ws || !this.flows.followRedirect(inc, out.response))
+        inc.sendResponse(this.flows.rewrite302(out.response, inc.source, getHeader(req, 'Contact')));
     } else {
       this.stats.refused++;
       if (out.status === 503) respondNotReady(inc, out.reason);
@@ -464,6 +497,7 @@ export class Adapter {
 
   /** The ACK for a 2xx is end to end: pass it on statelessly (RFC 3261 16.11) when it targets a verified contact. */
   private forwardAck(req: SipRequest, _source: Peer): void {
+    if (this.flows.ack(req)) return;
     if (!this.isVerifiedTarget(req.uri)) return;
     // An ACK cannot be challenged (RFC 3261 22.1): it passes only within a call an authenticated phone placed here.
     if (this.auth !== 'open') {

@@ -12,6 +12,7 @@
  * another bootstrap is forwarded there; with a registry they share
  * (registry-pg.ts), any bootstrap binds any name and none forwards.
  */
+import { DIALBACK_METHOD, DialBackService } from './dial-back.ts';
 import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
@@ -191,6 +192,8 @@ export class BootstrapServer {
   private namesPerKey?: TokenBuckets;
   private namesPerAddress?: TokenBuckets;
   private readonly onStep?: BootstrapInit['onStep'];
+  /** Answers an admitted adapter whether its ring address can be dialled (dial-back.ts). */
+  private readonly dialBack: DialBackService;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
     this.identity = c.identity;
@@ -201,6 +204,7 @@ export class BootstrapServer {
     this.clock = c.clock;
     this.random = c.random;
     this.log = (c.logger ?? silentLogger).child({ component: 'bootstrap', node: c.endpoint.self.id.slice(0, 8) });
+    this.dialBack = new DialBackService(c.endpoint, () => c.clock.now(), this.log);
     this.k = init.k;
     this.n = init.n;
     if (!(Number.isInteger(this.k) && Number.isInteger(this.n) && this.k >= 1 && this.n >= this.k && this.n <= 255))
@@ -296,6 +300,7 @@ export class BootstrapServer {
       logRefusal(this.log, 'not_admitted', caller.addr, { method }, 'ring request from a node not admitted; refused');
       throw new OverlayError('RPC_REFUSED', 'not admitted: only ADMIT is served before admission');
     }
+    if (method === DIALBACK_METHOD) return this.dialBack.answer(payload, caller);
     return this.ring.handleRequest(method, payload, caller);
   }
 

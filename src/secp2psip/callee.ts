@@ -29,6 +29,8 @@
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
 import type { Caller } from '../rpc/types.ts';
+import { getTopVia } from '../sip/header-values.ts';
+import { transportOf } from '../sip/transport.ts';
 import { buildResponse } from '../sip/response.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
@@ -91,7 +93,9 @@ export async function answerOpenedInvite(ctx: CalleeContext, opened: Opened, fro
     callerUser = await ctx.verified.verifySigned(m.name, (u) => u.key.verify(DOMAIN.invite, callTbs(m), m.sig));
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
-    const contacts = ctx.phones.contactsOf(callee.name);
+    // A callee phone reachable only over its flow is named by a URI of ours, reached the way the caller's phone sends.
+    const via = getTopVia(sip);
+    const contacts = ctx.phones.contactsOf(callee.name, (via.ok && transportOf(via.value.transport)) || 'UDP', m.name);
     if (contacts.length === 0) refuse('CALLEE_UNREACHABLE', `${callee.name}'s phone is not registered`);
     // Seed Table 3: a 302 built from the INVITE (RFC 3261 8.2.6), Contact = the callee's own phone.
     const resp = buildResponse(sip, 302, 'Moved Temporarily', {

@@ -22,12 +22,16 @@ import { defaultVerifyRef } from '../rpc/verify-ref.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
+import { FlowTokens } from '../sip/flow.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
+import { startKeepAlives } from '../sip/flow-keepalive.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { observeTransport } from '../sip/observed-transport.ts';
+import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
+import { type AdvertisedHost, advertisedHost, hostPort, isWildcard } from '../util/advertise.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -63,6 +67,9 @@ import { FileUserKeys } from './user-keys.ts';
 export interface BootstrapDaemonOptions extends RingSettings {
   host: string;
   port: number;
+  /** The ring address others dial (`--advertise`); the port defaults to the bound one. Required in effect when
+   * `host` is a wildcard and the host has no routable address (util/advertise.ts). */
+  advertise?: { host: string; port?: number };
   dataDir: string;
   k: number;
   n: number;
@@ -131,6 +138,18 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     );
   let endpoint: TlsRpcEndpoint | undefined;
   let role: BootstrapRole;
+  let adv: ReturnType<typeof advertisedHost>;
+  try {
+    adv = advertisedHost(o.host, o.advertise?.host, '--advertise');
+  } catch (e) {
+    registry.close();
+    throw e;
+  }
+  if (adv.how === 'interface')
+    log.info(
+      { listen: o.host, advertise: adv.host, iface: adv.iface },
+      'bound to a wildcard: advertising this address',
+    );
   try {
     role = await startBootstrapRole(
       {
@@ -147,7 +166,8 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
             host: o.host,
             port: o.port,
             keyPair: keyPair(identity),
-            self,
+            self: o.advertise?.port ? { ...self, addr: hostPort(adv.host, o.advertise.port) } : self,
+            advertiseHost: adv.host,
             // Adapters not yet admitted present their key-derived id; ring members their admission.
             verifyRef: (ref) => admitted(ref) || defaultVerifyRef(ref),
             clock,
@@ -211,6 +231,14 @@ export interface AdapterDaemonOptions {
   sipPort: number;
   rpcHost?: string;
   rpcPort?: number;
+  /**
+   * The SIP address phones and callers reach this adapter at (`--advertise`; the port defaults to the bound one).
+   * Its host is also the ring's, unless `rpcAdvertise` says otherwise. A wildcard bind without it advertises a
+   * routable address of this host, or refuses to start (util/advertise.ts).
+   */
+  advertise?: { host: string; port?: number };
+  /** The ring address others dial (`--advertise-rpc`), when it is not the SIP host with the bound ring port. */
+  rpcAdvertise?: { host: string; port?: number };
   bootstrap: BootstrapInfo;
   /** Keys and trust store persist here; in memory when absent. */
   dataDir?: string;
@@ -242,6 +270,10 @@ export interface AdapterDaemonOptions {
   metrics?: Metrics;
   /** Told about each call placed through this adapter (metrics, the dashboard). */
   onCall?: CallObserver;
+  /** SIP over TLS and over WebSocket for the phones (default: UDP and TCP only). */
+  secure?: SecureSipConfig;
+  /** Plain HTTP(S) requests on the WebSocket port (the browser phone's page). */
+  onHttp?: Parameters<typeof openSecureSip>[2]['onHttp'];
 }
 
 /** Default reuse of a verified user: long enough for call bursts, short enough that a move is seen soon. */
@@ -251,6 +283,8 @@ export interface RunningAdapter {
   adapter: Adapter;
   node: AdapterNode;
   sipAddr: string;
+  /** The TLS and WebSocket listeners and their certificate, when asked for. */
+  secure?: OpenedSecureSip;
   /** The bootstrap that admitted this adapter (the configured one, or another of its set). */
   bootstrap: BootstrapInfo;
   close(): Promise<void>;
@@ -272,6 +306,25 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { auth, warning } = phoneAuthOf(o, clock, log);
   const host = o.rpcHost ?? o.sipHost;
+  // A wildcard is never advertised: the address others dial is decided before anything is bound.
+  let sipAdv: AdvertisedHost;
+  let rpcAdv: AdvertisedHost;
+  try {
+    sipAdv = advertisedHost(o.sipHost, o.advertise?.host, '--advertise');
+    // The ring's host: --advertise-rpc, else the SIP one's when the ring shares the SIP host or a wildcard.
+    rpcAdv =
+      o.rpcAdvertise !== undefined
+        ? advertisedHost(host, o.rpcAdvertise.host, '--advertise-rpc')
+        : o.rpcHost === undefined || isWildcard(o.rpcHost)
+          ? sipAdv
+          : advertisedHost(o.rpcHost, undefined, '--advertise-rpc');
+  } catch (e) {
+    trust.close();
+    throw e;
+  }
+  if (sipAdv.how === 'interface')
+    log.info({ advertise: sipAdv.host, iface: sipAdv.iface }, 'bound to a wildcard: advertising this address');
+  const rpcSelfAddr = o.rpcAdvertise?.port ? hostPort(rpcAdv.host, o.rpcAdvertise.port) : undefined;
   // The phones' port first: while the adapter is starting they are asked to come back (503 with Retry-After).
   let transport: TransportStack;
   try {
@@ -279,7 +332,17 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport: observeTransport(transport, o.metrics), clock, logger: log });
+  let secure: OpenedSecureSip | undefined;
+  try {
+    secure = await openSecureSip(transport, o.secure, { dataDir: o.dataDir, logger: log, onHttp: o.onHttp });
+  } catch (e) {
+    await transport.close();
+    throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
+  }
+  const element = new SipElement(
+    { transport: observeTransport(transport, o.metrics), clock, logger: log },
+    { advertise: { host: sipAdv.host, port: o.advertise?.port } },
+  );
   element.handle({ onRequest: (inc) => respondNotReady(inc, 'adapter starting') });
   // D8: the configured bootstrap first, then every other bootstrap of the set learnt on earlier starts.
   const known = o.dataDir ? loadBootstrapSet(o.dataDir, log) : [];
@@ -293,7 +356,14 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     for (const s of r.skipped) log.warn({ aor: s.aor, reason: s.reason }, 'stored phone binding skipped');
     if (r.restored + r.expired > 0) log.info({ restored: r.restored, expired: r.expired }, 'phone bindings restored');
   }
-  const phones = new RegisteredPhones(registrar);
+  // One secret for the 302 targets the callee side names and the routes the SIP half checks (phone-flows.ts).
+  const tokens = new FlowTokens();
+  const phones = new RegisteredPhones(registrar, {
+    hostport: (t) => element.hostportOf(t ?? 'UDP'),
+    offers: (t) => transport.portOf(t) !== undefined,
+    tokens,
+    wallNow: () => clock.wallNow(),
+  });
   const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
   const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
 
@@ -312,14 +382,16 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         random,
         logger: log,
         metrics: o.metrics,
-        admissionEndpoint: () => TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), clock }),
+        admissionEndpoint: () =>
+          TlsRpcEndpoint.listen({ host, port: 0, keyPair: keyPair(identity), advertiseHost: rpcAdv.host, clock }),
         listen: async (self, keys) => {
           const listenOn = (port: number) =>
             TlsRpcEndpoint.listen({
               host,
               port,
               keyPair: keyPair(identity),
-              self,
+              self: rpcSelfAddr ? { ...self, addr: rpcSelfAddr } : self,
+              advertiseHost: rpcAdv.host,
               verifyRef: admittedRef(keys, () => clock.wallNow()),
               clock,
               logger: log,
@@ -346,6 +418,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         bootstraps: candidates,
         budgetMs: o.bootstrapWaitMs,
         holdUntilReady: true,
+        checkReachability: true,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,
@@ -366,7 +439,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, subscriptions, logger: log, onCall: o.onCall });
+  const adapter = new Adapter({ node, element, clock, auth, subscriptions, tokens, logger: log, onCall: o.onCall });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();
@@ -376,13 +449,17 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   adapter.setReady();
   if (warning) log.warn(warning);
   const stopSweeping = startSweeping(registrar, clock);
+  // NAT bindings in front of phones only their flow reaches stay open (sip/flow-keepalive.ts).
+  const stopKeepAlives = startKeepAlives(registrar, transport, clock);
   return {
     adapter,
     node,
     sipAddr: element.hostport,
+    secure,
     bootstrap: role.bootstrap,
     async close() {
       stopSweeping();
+      stopKeepAlives();
       adapter.stopRetries();
       node.presence.stop();
       subscriptions.close();

@@ -14,6 +14,7 @@
  *   configured bootstrap is down uses another, and one started before any is
  *   up waits for it), then joined through the members the admission names.
  */
+import { checkReachable } from './dial-back.ts';
 import { ChordNode } from '../dht/chord/chord-node.ts';
 import type { ChordInit } from '../dht/chord/chord-types.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
@@ -266,6 +267,11 @@ export interface AdapterRoleInit
   /** This adapter's SIP host:port (seed Table 1 "IP"). */
   sipAddr: string;
   /**
+   * Ask the bootstrap that admitted us to dial our ring address back before joining (dial-back.ts), and refuse to
+   * start when it cannot: a member nobody can dial leaves a hole in the ring. Off in the in-memory world.
+   */
+  checkReachability?: boolean;
+  /**
    * Answer SECP2PSIP INVITEs "not ready" from the moment the node is reachable until its owner sets
    * `node.ready` (a restart re-registering its users: callers get 503, never "unknown user").
    */
@@ -301,6 +307,7 @@ export async function startAdapterRole<P extends LocalPhones>(
   log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
+  if (o.checkReachability) await mustBeReachable(endpoint, admitted, via, log);
   const ring = ChordNode.create(
     { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
     ringOptions(keys, clock, o),
@@ -355,6 +362,30 @@ export async function startAdapterRole<P extends LocalPhones>(
     bootstrap: via,
     leave: () => leaveRing({ ring, clock, logger: log }),
   };
+}
+
+/** Dial-back (dial-back.ts): refuse to join when the bootstrap cannot reach our ring address; go on when it cannot tell. */
+async function mustBeReachable(
+  endpoint: RpcEndpoint,
+  admitted: AdmittedMsg,
+  via: BootstrapInfo,
+  log: Logger,
+): Promise<void> {
+  const ref = admitted.ring.find((r) => bytesEqual(r.key, via.key)) ?? { id: '', addr: via.addr, key: via.key };
+  const a = await checkReachable(endpoint, ref);
+  if (a.result === 'reachable') {
+    log.info({ addr: endpoint.self.addr }, 'ring address reachable from the bootstrap (dial-back)');
+    return;
+  }
+  if (a.result === 'unknown') {
+    log.warn({ addr: endpoint.self.addr, reason: a.reason }, 'reachability of the ring address not checked');
+    return;
+  }
+  await endpoint.close();
+  throw new OverlayError(
+    'BAD_CONFIG',
+    `the ring address ${endpoint.self.addr} cannot be dialled from the bootstrap at ${via.addr}, which sees this adapter at ${a.seenFrom} (${a.reason ?? 'no answer'}): behind a NAT or firewall; forward a TCP port to this host and pass --advertise-rpc <public address>:<port> (an adapter without a reachable ring address cannot be a ring member)`,
+  );
 }
 
 /** The ref of a node key before admission (its id is the key's SHA-1). */

@@ -162,10 +162,11 @@ export class DigestAuthenticator {
   }
 
   /** The challenge headers: WWW-Authenticate (401) or Proxy-Authenticate (407), one per algorithm in order. */
-  challenge(proxy: boolean, stale = false): Header[] {
+  challenge(proxy: boolean, stale = false, md5Only = false): Header[] {
     const name = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
     const nonce = this.newNonce();
-    return this.algorithms.map((alg) => ({
+    const algs: readonly DigestAlgorithm[] = md5Only && this.algorithms.includes('MD5') ? ['MD5'] : this.algorithms;
+    return algs.map((alg) => ({
       name,
       value: `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${stale ? ', stale=true' : ''}`,
     }));
@@ -238,7 +239,13 @@ export class DigestAuthenticator {
     if (r.why === 'unknown-user' || r.why === 'wrong-response') this.stats.refused++;
     const status = proxy ? 407 : 401;
     inc.respond(status, proxy ? 'Proxy Authentication Required' : 'Unauthorized', {
-      headers: this.challenge(proxy, r.why === 'stale'),
+      // Browser phones (JsSIP 3) know MD5 only, and read the last challenge of several (not the first they support,
+      // as RFC 8760 asks): over a WebSocket (always WSS but on loopback) MD5 alone is offered, when it is offered.
+      headers: this.challenge(
+        proxy,
+        r.why === 'stale',
+        inc.source.transport === 'WS' || inc.source.transport === 'WSS',
+      ),
     });
     return undefined;
   }

@@ -7,7 +7,7 @@ import type { TimerValues } from './timers.ts';
 import type { ClientEvents } from './transaction-client-invite.ts';
 import { type ClientTransaction, MAGIC_COOKIE, type ServerTransaction, TransactionLayer } from './transaction-layer.ts';
 import type { InviteServerTransaction } from './transaction-server-invite.ts';
-import { type Peer, type SipTransport, uriHost } from './transport.ts';
+import { type Peer, type SipTransport, type TransportName, uriHost } from './transport.ts';
 
 export interface RespondOptions {
   headers?: Header[];
@@ -113,6 +113,11 @@ export interface ElementInit {
   timers?: TimerValues;
   /** Server / User-Agent header value. */
   product?: string;
+  /**
+   * The address others reach this element at, for Via sent-by and Contact (util/advertise.ts): required in effect
+   * when the transport is bound to a wildcard; the port defaults to the bound one (a NAT may forward another).
+   */
+  advertise?: { host: string; port?: number };
 }
 
 /**
@@ -125,6 +130,7 @@ export class SipElement {
   readonly clock: Clock;
   readonly log: Logger;
   readonly product: string;
+  private readonly advertise: { host: string; port?: number } | undefined;
   /** Requests whose handler threw or rejected (answered 500). */
   readonly stats = { handlerErrors: 0 };
   private hooks: ElementHooks | undefined;
@@ -135,6 +141,7 @@ export class SipElement {
     this.clock = components.clock;
     this.log = components.logger ?? silentLogger;
     this.product = init.product ?? 'secp2psip';
+    this.advertise = init.advertise;
     this.layer = new TransactionLayer(
       { transport: this.transport, clock: this.clock, newTag: () => newToken(8), logger: this.log },
       { timers: init.timers },
@@ -151,8 +158,10 @@ export class SipElement {
     this.hooks = hooks;
   }
 
-  /** `host:port` of the transport, for Via and Contact. */
+  /** `host:port` others reach this element at, for Via and Contact: the advertised address, else the bound one. */
   get hostport(): string {
+    const a = this.advertise;
+    if (a) return `${uriHost(a.host)}:${a.port ?? this.transport.local.port}`;
     return `${uriHost(this.transport.local.host)}:${this.transport.local.port}`;
   }
 
@@ -162,8 +171,18 @@ export class SipElement {
   }
 
   /** The Via value this element puts on a request it sends over `transport` (with rport, RFC 3581 section 3). */
-  via(transport: 'UDP' | 'TCP', branch = this.newBranch()): string {
-    return `SIP/2.0/${transport} ${this.hostport};branch=${branch};rport`;
+  via(transport: TransportName, branch = this.newBranch()): string {
+    return `SIP/2.0/${transport} ${this.hostportOf(transport)};branch=${branch};rport`;
+  }
+
+  /** `host:port` where this element takes `transport` (TLS, WS and WSS listen on ports of their own). */
+  hostportOf(transport: TransportName): string {
+    if (transport === 'UDP' || transport === 'TCP') return this.hostport;
+    const port = this.transport.portOf?.(transport) ?? this.transport.local.port;
+    // Never a wildcard: a listener bound to one advertises what the element advertises.
+    const own = this.transport.hostOf?.(transport);
+    const host = this.advertise?.host ?? (own && own !== '0.0.0.0' && own !== '::' ? own : this.transport.local.host);
+    return `${uriHost(host)}:${port}`;
   }
 
   /** Start a client transaction. The request must carry its top Via (see `via`). */

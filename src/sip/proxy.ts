@@ -1,7 +1,7 @@
 import { silentLogger, type Logger } from '../util/log.ts';
 import type { IncomingRequest, SipElement } from './element.ts';
 import { getMaxForwards } from './header-values.ts';
-import type { SipRequest, SipResponse } from './message.ts';
+import type { Header, SipRequest, SipResponse } from './message.ts';
 import { buildCancel } from './transaction-client-invite.ts';
 import type { ClientTransaction } from './transaction-layer.ts';
 import type { Peer } from './transport.ts';
@@ -11,6 +11,8 @@ export interface ProxyTarget {
   uri: string;
   /** Where to send it. */
   dest: Peer;
+  /** Record-Route values to insert before the request's own (16.6 step 4), e.g. FlowRoutes.recordRoute. */
+  recordRoute?: Header[];
 }
 
 /**
@@ -89,6 +91,11 @@ export class StatefulProxy {
     // one (1). If the copy does not contain a Max-Forwards header field, the proxy MUST add one with a field
     // value, which SHOULD be 70."
     headers.unshift({ name: 'Max-Forwards', value: String(mf === undefined ? 70 : mf - 1) });
+    // 16.6 step 4: "the proxy MUST insert a Record-Route header field value ... before any existing Record-Route".
+    if (target.recordRoute) {
+      const at = headers.findIndex((h) => h.name.toLowerCase() === 'record-route');
+      headers.splice(at < 0 ? headers.length : at, 0, ...target.recordRoute);
+    }
     // 16.6 step 8: "The proxy MUST insert a Via header field value into the copy before the existing Via header
     // field values."
     headers.unshift({ name: 'Via', value: this.element.via(target.dest.transport) });

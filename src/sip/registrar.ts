@@ -2,6 +2,7 @@ import type { Clock } from '../util/clock.ts';
 import { formatNameAddr, getCSeq, getTo, parseContacts, parseNameAddr, parseUnsigned } from './header-values.ts';
 import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } from './message.ts';
 import { unsupportedRequire } from './front-door.ts';
+import type { Peer } from './transport.ts';
 import { parseUri, sipUriEquals } from './uri.ts';
 
 /**
@@ -32,6 +33,8 @@ export const DEFAULT_REGISTRAR: Readonly<RegistrarInit> = Object.freeze({
 
 export interface Binding {
   contact: NameAddr;
+  /** The flow the REGISTER came on (RFC 5626 3.3, sip/flow.ts): how the phone is reached. Not kept across restarts. */
+  flow?: Peer;
   callId: string;
   cseq: number;
   /** Clock time (ms) at which the binding lapses. */
@@ -84,6 +87,8 @@ export interface RestoreReport {
 export interface LiveBinding {
   contact: NameAddr;
   expiresIn: number;
+  /** The flow of the REGISTER that made or last refreshed the binding, when the registrar was told it. */
+  flow?: Peer;
 }
 
 /** Formatted contacts of bindings: a binding's contact is formatted once, not for every 200 and 302 that lists it. */
@@ -167,8 +172,11 @@ export class Registrar {
     return this.table.size;
   }
 
-  /** Handle a REGISTER, RFC 3261 10.3. Never throws: malformed input gets a 4xx outcome. */
-  register(req: SipRequest): RegisterOutcome {
+  /**
+   * Handle a REGISTER, RFC 3261 10.3. Never throws: malformed input gets a 4xx outcome. `flow` is where the REGISTER
+   * came from (sip/flow.ts flowOf): kept with every binding it adds or refreshes.
+   */
+  register(req: SipRequest, flow?: Peer): RegisterOutcome {
     const now = this.clock.now();
     // 10.3 step 2: "the registrar ... MUST process the Require header field values as described for UASs
     // in Section 8.2.2" -- we support no extensions, so anything required gets 420 (8.2.2.3). Behind a front door
@@ -262,7 +270,7 @@ export class Registrar {
       }
       if (ch.expires !== 0) {
         const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
-        const b: Binding = { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000 };
+        const b: Binding = { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000, flow };
         bindings?.set(ch.key, b);
         this.store?.put(this.stored(aor, ch.key, b, now));
       }
@@ -280,6 +288,13 @@ export class Registrar {
   lookup(uri: SipUri): LiveBinding[] {
     const aor = canonicalAor(uri);
     return aor === undefined ? [] : this.lookupCanonical(aor);
+  }
+
+  /** Every current binding of every address-of-record (for keep-alives over their flows). */
+  allBindings(): LiveBinding[] {
+    const out: LiveBinding[] = [];
+    for (const aor of this.addressesOfRecord()) out.push(...this.lookupCanonical(aor));
+    return out;
   }
 
   /** Addresses-of-record with at least one current binding (canonical form, `sip:user@host`). */
@@ -372,7 +387,8 @@ export class Registrar {
     const now = this.clock.now();
     this.dropExpired(aor, m, now);
     const out: LiveBinding[] = [];
-    for (const b of m.values()) out.push({ contact: b.contact, expiresIn: Math.ceil((b.expiresAt - now) / 1000) });
+    for (const b of m.values())
+      out.push({ contact: b.contact, expiresIn: Math.ceil((b.expiresAt - now) / 1000), flow: b.flow });
     return out.sort((a, b) => qOf(b.contact) - qOf(a.contact));
   }
 

@@ -1,6 +1,6 @@
 import { parseVia } from './header-values.ts';
 import { getHeader, type SipRequest, type Via } from './message.ts';
-import { type Peer, viaDestination } from './transport.ts';
+import { isStream, type Peer, viaDestination } from './transport.ts';
 
 /**
  * Where the responses of a server transaction go: the rule that keeps an element from being used to reflect or
@@ -39,17 +39,17 @@ export function responseRoutes(req: SipRequest, source: Peer, topVia?: Via): Res
     const parsed = raw === undefined ? undefined : parseVia(raw);
     via = parsed?.ok ? parsed.value : undefined;
   }
-  if (source.transport === 'TCP') {
+  if (isStream(source.transport)) {
     const follow = via ? viaDestination(via, source) : source;
     return {
       source: {
-        transport: 'TCP',
+        transport: source.transport,
         address: source.address,
         port: source.port,
         connId: source.connId,
         connectionOnly: true,
       },
-      via: { transport: 'TCP', address: follow.address, port: follow.port, connId: source.connId },
+      via: { transport: source.transport, address: follow.address, port: follow.port, connId: source.connId },
     };
   }
   const onSource: Peer = { transport: 'UDP', address: source.address, port: sourcePort(via, source) };

@@ -9,7 +9,7 @@ import { type ClientEvents, InviteClientTransaction } from './transaction-client
 import { NonInviteClientTransaction } from './transaction-client-non-invite.ts';
 import { type InviteServerEvents, InviteServerTransaction } from './transaction-server-invite.ts';
 import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
-import type { InboundMessage, Peer, SipTransport } from './transport.ts';
+import { type InboundMessage, isStream, type Peer, type SipTransport } from './transport.ts';
 import { Lingering } from './transaction-lingering.ts';
 import { responseRoutes, UNAUTHENTICATED_RETRANSMISSIONS } from './response-route.ts';
 
@@ -133,7 +133,7 @@ export class TransactionLayer {
     const key = clientKey(req) ?? `no-branch-${this.stats.clientTransactions}`;
     const deps = {
       clock: this.clock,
-      reliable: dest.transport === 'TCP',
+      reliable: isStream(dest.transport),
       timers: this.timers,
       send: (m: SipMessage) => this.transport.send(m, dest, () => tx.transportError()),
     };
@@ -198,7 +198,7 @@ export class TransactionLayer {
   private createServer(key: string, req: SipRequest, source: Peer, topVia: Via | undefined): ServerTransaction {
     const deps: TransactionDeps = {
       clock: this.clock,
-      reliable: source.transport === 'TCP',
+      reliable: isStream(source.transport),
       timers: this.timers,
       send,
     };

@@ -5,6 +5,7 @@ import type { SipMessage, SipRequest, SipResponse } from './message.ts';
 import { errorStatus, findHeaderEnd, parseHead, parseMessage, parseMessageRaw, skipLeadingCrlf } from './parser.ts';
 import { buildResponse, reasonPhrase } from './response.ts';
 import { serialize } from './serializer.ts';
+import { isStun, stunBindingResponse } from './stun.ts';
 import {
   emptyTransportStats,
   type InboundMessage,
@@ -13,9 +14,17 @@ import {
   type SentBytes,
   type SipTransport,
   stampTopVia,
+  type TransportName,
   type TransportStats,
 } from './transport.ts';
-import { DEFAULT_TCP_LIMITS, TcpEndpoint, type TcpInit, type TcpLimitCounters } from './transport-tcp.ts';
+import {
+  DEFAULT_TCP_LIMITS,
+  type StreamMessageHandler,
+  type StreamTls,
+  TcpEndpoint,
+  type TcpInit,
+  type TcpLimitCounters,
+} from './transport-tcp.ts';
 import { UdpEndpoint } from './transport-udp.ts';
 
 export interface TransportInit {
@@ -36,8 +45,21 @@ export interface TransportInit {
   tcpMaxBufferedBytes?: number;
 }
 
+/** A connection-oriented transport the stack carries besides UDP: TCP, TLS, WS or WSS. */
+export interface StreamEndpoint {
+  readonly port: number;
+  onMessage(fn: StreamMessageHandler): void;
+  /** Write on connection `to.connId`, or (where the transport can dial) on one to to.address:to.port. */
+  send(buf: Buffer, to: Peer, cb: (err: Error | null) => void): void;
+  hasConnection(connId: number): boolean;
+  /** TLS and WSS: a new certificate for connections accepted from now on. */
+  setCertificate?(pair: StreamTls): void;
+  close(): Promise<void>;
+}
+
 /**
- * UDP and TCP on one address and port, IPv4 or IPv6 (RFC 3261 section 18).
+ * UDP and TCP on one address and port, IPv4 or IPv6 (RFC 3261 section 18),
+ * plus, on ports of their own, TLS (26.2) and WebSocket (RFC 7118) when given.
  * Decodes what arrives, stamps the top Via of requests (18.2.1, RFC 3581),
  * answers requests it cannot parse with a 400 naming the problem when a
  * response can be formed, drops and counts the rest, and never lets bad input
@@ -48,6 +70,9 @@ export class TransportStack implements SipTransport {
   readonly stats: TransportStats = emptyTransportStats();
   private readonly udp: UdpEndpoint;
   private readonly tcp: TcpEndpoint;
+  /** TLS, WS, WSS when listened on (TCP is `tcp`). */
+  private readonly streams = new Map<TransportName, StreamEndpoint>();
+  private readonly streamHosts = new Map<TransportName, string>();
   private readonly log: Logger;
   private handler: (m: InboundMessage) => void = () => {};
   private readonly wire = new WeakMap<SipMessage, Buffer>();
@@ -58,14 +83,7 @@ export class TransportStack implements SipTransport {
     this.tcp = tcp;
     this.log = log;
     udp.onDatagram((buf, address, port) => this.inbound(buf, { transport: 'UDP', address, port }));
-    tcp.onMessage((result, raw, address, port, connId) =>
-      this.guarded(() => {
-        const source: Peer = { transport: 'TCP', address, port, connId };
-        this.stats.received++;
-        if (result.ok) this.deliver(result.value, source, raw);
-        else this.refuse(raw?.kind === 'request' ? raw : undefined, source, result.error);
-      }),
-    );
+    tcp.onMessage(this.streamHandler('TCP'));
     tcp.onFramingError = (reason) => {
       this.stats.framingErrors++;
       this.log.debug({ reason }, 'tcp framing error, connection closed');
@@ -77,6 +95,55 @@ export class TransportStack implements SipTransport {
       this.stats[STAT_OF[kind]]++;
       this.log.debug({ kind }, 'tcp connection refused or closed by a limit');
     };
+  }
+
+  private streamHandler(transport: TransportName): StreamMessageHandler {
+    return (result, raw, address, port, connId) =>
+      this.guarded(() => {
+        const source: Peer = { transport, address, port, connId };
+        this.stats.received++;
+        if (result.ok) this.deliver(result.value, source, raw);
+        else this.refuse(raw?.kind === 'request' ? raw : undefined, source, result.error);
+      });
+  }
+
+  /** Carry `transport` (TLS, WS, WSS) over `endpoint` too: its messages come in and go out through this stack. */
+  addStream(transport: Exclude<TransportName, 'UDP' | 'TCP'>, endpoint: StreamEndpoint, host?: string): void {
+    if (this.streams.has(transport)) throw new Error(`${transport} is already carried`);
+    this.streams.set(transport, endpoint);
+    if (host !== undefined) this.streamHosts.set(transport, host.startsWith('[') ? host.slice(1, -1) : host);
+    endpoint.onMessage(this.streamHandler(transport));
+  }
+
+  /** The endpoint carrying `transport`, if any. */
+  stream(transport: TransportName): StreamEndpoint | undefined {
+    return transport === 'TCP' ? this.tcp : this.streams.get(transport);
+  }
+
+  portOf(transport: TransportName): number | undefined {
+    if (transport === 'UDP' || transport === 'TCP') return this.local.port;
+    return this.streams.get(transport)?.port;
+  }
+
+  /** Whether `to` names a connection that is still open (always true for UDP). */
+  isOpen(to: Peer): boolean {
+    if (to.transport === 'UDP') return true;
+    const ep = this.stream(to.transport);
+    return ep !== undefined && to.connId !== undefined && ep.hasConnection(to.connId);
+  }
+
+  /** The host `transport` listens on (the UDP/TCP host unless it was given another). */
+  hostOf(transport: TransportName): string {
+    return this.streamHosts.get(transport) ?? this.local.host;
+  }
+
+  /**
+   * Put a new certificate on the TLS and WSS listeners: new connections get it, open ones keep theirs. The pair
+   * must have been checked by whoever read it (identity/server-certificate.ts).
+   */
+  setCertificate(pair: StreamTls): void {
+    const eps = [...this.streams.values()].filter((e) => e.setCertificate);
+    for (const ep of eps) ep.setCertificate?.(pair);
   }
 
   static async listen(init: TransportInit, components: { logger?: Logger } = {}): Promise<TransportStack> {
@@ -147,13 +214,18 @@ export class TransportStack implements SipTransport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.udp.close(), this.tcp.close()]);
+    await Promise.all([this.udp.close(), this.tcp.close(), ...[...this.streams.values()].map((s) => s.close())]);
   }
 
   private sendBytes(buf: Buffer, to: Peer, onError?: SendErrorHandler): void {
     this.stats.sent++;
-    if (to.transport === 'TCP') this.tcp.send(buf, to, (err) => err && this.sendFailed(err, onError));
-    else this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
+    if (to.transport === 'UDP') {
+      this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
+      return;
+    }
+    const ep = this.stream(to.transport);
+    if (ep) ep.send(buf, to, (err) => err && this.sendFailed(err, onError));
+    else this.sendFailed(new Error(`no ${to.transport} transport here`), onError);
   }
 
   private sendFailed(err: Error, onError?: SendErrorHandler): void {
@@ -162,8 +234,27 @@ export class TransportStack implements SipTransport {
     onError?.(err);
   }
 
+  /**
+   * A keep-alive towards a phone's flow, so its NAT binding stays open (RFC 5626 4.4): a double CRLF on its
+   * connection (a phone that speaks outbound answers it with a CRLF pong, 4.4.1), or as a datagram over UDP.
+   */
+  keepAlive(to: Peer): void {
+    const ping = Buffer.from('\r\n\r\n');
+    if (to.transport === 'UDP') this.udp.send(ping, to.address, to.port, () => {});
+    // A WebSocket endpoint pings its connections itself (RFC 6455 ping frames); a CRLF would reach a browser as a
+    // SIP message.
+    else if (to.transport === 'WS' || to.transport === 'WSS') return;
+    else this.stream(to.transport)?.send(ping, { ...to, connectionOnly: to.connId !== undefined }, () => {});
+  }
+
   private inbound(buf: Buffer, source: Peer): void {
     this.guarded(() => {
+      // RFC 5626 8.4: a STUN Binding request on the SIP port is a phone's keep-alive; it is answered on that port.
+      if (isStun(buf)) {
+        const resp = stunBindingResponse(buf, source.address, source.port);
+        if (resp) this.udp.send(resp, source.address, source.port, () => {});
+        return;
+      }
       this.stats.received++;
       const parsed = parseMessage(buf);
       if (parsed.ok) this.deliver(parsed.value, source);

@@ -1,4 +1,5 @@
 import { createConnection, createServer, isIPv6, type Server, type Socket } from 'node:net';
+import * as tls from 'node:tls';
 import type { Result } from '../util/errors.ts';
 import { StreamFramer } from './framing.ts';
 import type { SipMessage } from './message.ts';
@@ -20,6 +21,16 @@ export interface TcpInit {
   messageTimeoutMs: number;
   /** Bytes of unfinished messages held over all connections; the connection that would exceed it is closed. */
   maxBufferedBytes: number;
+}
+
+/**
+ * TLS on the stream (RFC 3261 26.2, RFC 5630): the server's certificate and key, replaceable while running. A
+ * phone's certificate is not checked when we connect out to it: phones present self-signed certificates, and the
+ * party at a contact is vouched for by the overlay (the callee's adapter signed the 302 that named it).
+ */
+export interface StreamTls {
+  cert: string | Buffer;
+  key: string | Buffer;
 }
 
 export const DEFAULT_TCP_LIMITS = Object.freeze({
@@ -82,6 +93,10 @@ const CRLF = Buffer.from('\r\n');
  * slowloris peer trickling a header is cut off; the bytes held for unfinished
  * messages are bounded per connection (the framer's message limit) and over
  * all connections. Each refusal is counted in `limits`.
+ *
+ * The TLS endpoint (SIP over TLS, RFC 3261 26.2) is the same class on a TLS
+ * listener: a connection counts against the caps once its handshake is done,
+ * and the handshake itself must finish within `messageTimeoutMs`.
  */
 export class TcpEndpoint {
   private readonly server: Server;
@@ -101,15 +116,30 @@ export class TcpEndpoint {
   /** Called each time a limit refuses or closes a connection. */
   onLimit: (kind: keyof TcpLimitCounters) => void = () => {};
 
-  private constructor(server: Server, init: TcpInit) {
+  /** Set for a TLS endpoint: connections are accepted after the handshake, and dialled with TLS. */
+  private readonly secure: boolean;
+
+  private constructor(server: Server, init: TcpInit, secure: boolean) {
     this.server = server;
     this.init = init;
-    server.on('connection', (s) => this.accept(s));
+    this.secure = secure;
+    server.on(secure ? 'secureConnection' : 'connection', (s: Socket) => this.accept(s));
+    // A failed handshake (a scanner, a phone that refuses our certificate) concerns that socket only.
+    if (secure) server.on('tlsClientError', () => {});
     server.on('error', () => {});
   }
 
-  static listen(host: string, port: number, init: TcpInit): Promise<TcpEndpoint> {
-    const server = createServer({ noDelay: true });
+  /** A TCP listener; with `secure`, TLS (1.2 or 1.3: the SIP phones in use do not all speak 1.3). */
+  static listen(host: string, port: number, init: TcpInit, secure?: StreamTls): Promise<TcpEndpoint> {
+    const server: Server = secure
+      ? tls.createServer({
+          ...secure,
+          minVersion: 'TLSv1.2',
+          noDelay: true,
+          // The handshake counts against the first-message deadline: a silent stranger holds no socket for long.
+          handshakeTimeout: init.messageTimeoutMs > 0 ? init.messageTimeoutMs : 120_000,
+        })
+      : createServer({ noDelay: true });
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => {
         server.close();
@@ -118,9 +148,18 @@ export class TcpEndpoint {
       server.once('error', onError);
       server.listen({ host, port, ipv6Only: isIPv6(host) && host !== '::' }, () => {
         server.off('error', onError);
-        resolve(new TcpEndpoint(server, init));
+        resolve(new TcpEndpoint(server, init, secure !== undefined));
       });
     });
+  }
+
+  /**
+   * A new certificate and key for connections accepted from now on; open connections keep theirs (they are not
+   * dropped). Throws when the pair is unusable, leaving the old one in place.
+   */
+  setCertificate(pair: StreamTls): void {
+    if (!this.secure) throw new Error('not a TLS endpoint');
+    (this.server as tls.Server).setSecureContext({ ...pair, minVersion: 'TLSv1.2' });
   }
 
   get port(): number {
@@ -162,7 +201,10 @@ export class TcpEndpoint {
       conn = id !== undefined ? this.conns.get(id) : undefined;
     }
     if (!conn) {
-      const socket = createConnection({ host: plainHost(address), port, noDelay: true });
+      const host = plainHost(address);
+      const socket = this.secure
+        ? tls.connect({ host, port, rejectUnauthorized: false, minVersion: 'TLSv1.2' })
+        : createConnection({ host, port, noDelay: true });
       socket.once('error', (e) => cb(e));
       conn = this.adopt(socket, keyOf(address, port));
     }

@@ -8,9 +8,20 @@ import type { SipMessage, SipRequest, SipResponse, Via } from './message.ts';
  * `onMessage` and sends through `send` / `sendResponse`.
  */
 
-export type TransportName = 'UDP' | 'TCP';
+export type TransportName = 'UDP' | 'TCP' | 'TLS' | 'WS' | 'WSS';
 
-/** A remote end: where a message came from or goes to. `connId` names an open TCP connection. */
+/** Transports over a connection: responses go back on it, and nothing is retransmitted (RFC 3261 17.1.1.1). */
+export function isStream(t: TransportName): boolean {
+  return t !== 'UDP';
+}
+
+/** A Via sent-protocol or URI `transport` parameter, upper-cased, as one of ours (undefined: not one we speak). */
+export function transportOf(name: string | null | undefined): TransportName | undefined {
+  const t = name?.toUpperCase();
+  return t === 'UDP' || t === 'TCP' || t === 'TLS' || t === 'WS' || t === 'WSS' ? t : undefined;
+}
+
+/** A remote end: where a message came from or goes to. `connId` names an open connection of that transport. */
 export interface Peer {
   transport: TransportName;
   address: string;
@@ -73,6 +84,10 @@ export type SendErrorHandler = (err: Error) => void;
 export interface SipTransport {
   /** Bound address (host without brackets) and port, shared by UDP and TCP. */
   readonly local: { host: string; port: number };
+  /** The port another transport (TLS, WS, WSS) listens on, when this stack has it; default `local.port`. */
+  portOf?(transport: TransportName): number | undefined;
+  /** The host another transport listens on, when not `local.host`. */
+  hostOf?(transport: TransportName): string;
   readonly stats: TransportStats;
   /**
    * Send to a peer: a datagram over UDP; over TCP the connection `connId` if open, else one to address:port.
@@ -92,6 +107,8 @@ export interface SipTransport {
    */
   retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
   resend?(sent: SentBytes): void;
+  /** Optional: a keep-alive towards a flow (RFC 5626 4.4), so a NAT in front of the phone keeps its binding. */
+  keepAlive?(to: Peer): void;
 }
 
 /** A response's bytes as sent, and their destination. */
@@ -155,7 +172,7 @@ function paramValue(via: Via, k: string): string | null | undefined {
  * requests: see response-route.ts.
  */
 export function viaDestination(via: Via, source: Peer): Peer {
-  const transport: TransportName = via.transport === 'TCP' ? 'TCP' : via.transport === 'UDP' ? 'UDP' : source.transport;
+  const transport: TransportName = transportOf(via.transport) ?? source.transport;
   const maddr = paramValue(via, 'maddr');
   if (maddr) return { transport, address: plainHost(maddr), port: via.port ?? 5060 };
   const received = paramValue(via, 'received');

@@ -1,10 +1,10 @@
 import { isIP } from 'node:net';
 import { OverlayError } from '../util/errors.ts';
 import { type IncomingRequest, newToken, type SipElement } from './element.ts';
-import { getTag, getTo, parseContacts } from './header-values.ts';
-import { getHeader, type Header, type SipRequest, type SipResponse, type SipUri } from './message.ts';
+import { getTag, getTo, parseContacts, splitTopLevel } from './header-values.ts';
+import { getHeader, getHeaders, type Header, type SipRequest, type SipResponse, type SipUri } from './message.ts';
 import { DEFAULT_TIMERS } from './timers.ts';
-import { type Peer, plainHost, type TransportName } from './transport.ts';
+import { type Peer, plainHost, type TransportName, transportOf } from './transport.ts';
 
 /** A confirmed dialog (12): what a BYE needs. */
 export interface Call {
@@ -21,6 +21,8 @@ export interface Call {
   remoteSdp: string;
   /** Where the INVITE that set up the call was finally sent (after following redirects). */
   redirectedTo?: string;
+  /** Route set (12.1.2: the 2xx's Record-Route values reversed); in-dialog requests go to its first hop. */
+  routes?: string[];
 }
 
 export interface UserAgentInit {
@@ -36,9 +38,10 @@ export interface UserAgentInit {
 export function peerOf(uri: SipUri, fallback: TransportName = 'UDP'): Peer | undefined {
   const host = plainHost(uri.host);
   if (isIP(host) === 0) return undefined;
-  const t = uri.params.find(([k]) => k === 'transport')?.[1]?.toUpperCase();
-  const transport: TransportName = t === 'TCP' ? 'TCP' : t === 'UDP' ? 'UDP' : fallback;
-  return { transport, address: host, port: uri.port ?? 5060 };
+  // A sips: URI is reached over TLS (RFC 3261 26.2.2, RFC 5630 section 3); WS/WSS contacts only over their flow.
+  const t = transportOf(uri.params.find(([k]) => k === 'transport')?.[1]);
+  const transport: TransportName = uri.scheme === 'sips' && (t === undefined || t === 'TCP') ? 'TLS' : (t ?? fallback);
+  return { transport, address: host, port: uri.port ?? (transport === 'TLS' ? 5061 : 5060) };
 }
 
 /**
@@ -141,6 +144,9 @@ export class UserAgent {
           `${resp.status} ${resp.reason}`,
         );
       const to = getTo(resp);
+      const routes = getHeaders(resp, 'Record-Route')
+        .flatMap((v) => splitTopLevel(v, ','))
+        .reverse();
       const contact = parseContacts(resp);
       const remoteTarget = contact.ok && contact.value !== '*' ? contact.value[0]?.uri : undefined;
       const targetText = getHeader(resp, 'Contact')?.match(/<([^>]+)>/)?.[1] ?? uri;
@@ -151,7 +157,10 @@ export class UserAgent {
         localUri: this.aor,
         remoteUri: target,
         remoteTarget: targetText,
-        dest: (remoteTarget && peerOf(remoteTarget, this.transport)) || next,
+        // 12.2.1.1: with a route set, requests in the dialog go to the element that record-routed (the hop the
+        // INVITE went to), carrying the route set as Route values.
+        dest: routes.length > 0 ? next : (remoteTarget && peerOf(remoteTarget, this.transport)) || next,
+        routes,
         localSeq: seq,
         remoteSdp: Buffer.from(resp.body).toString(),
         redirectedTo,
@@ -162,6 +171,7 @@ export class UserAgent {
         seq,
         from: `<${this.aor}>;tag=${localTag}`,
         to: getHeader(resp, 'To') ?? `<${target}>`,
+        extra: routes.map((value) => ({ name: 'Route', value })),
       });
       this.element.sendStateless(ack, call.dest);
       this.calls.set(callId, call);
@@ -177,6 +187,7 @@ export class UserAgent {
       seq: call.localSeq,
       from: `<${call.localUri}>;tag=${call.localTag}`,
       to: `<${call.remoteUri}>;tag=${call.remoteTag}`,
+      extra: (call.routes ?? []).map((value) => ({ name: 'Route', value })),
     });
     this.calls.delete(call.callId);
     return this.final(req, call.dest);
@@ -188,9 +199,12 @@ export class UserAgent {
     if (req.method === 'INVITE') {
       this.incoming.push({ request: req, source: inc.source });
       if (!this.autoAnswer) return;
-      inc.respond(180, 'Ringing', { headers: [{ name: 'Contact', value: `<${this.contactUri}>` }] });
+      // 12.1.1: "the UAS MUST copy all Record-Route header field values from the request into the response".
+      const rr = getHeaders(req, 'Record-Route').map((value) => ({ name: 'Record-Route', value }));
+      inc.respond(180, 'Ringing', { headers: [...rr, { name: 'Contact', value: `<${this.contactUri}>` }] });
       const ok = inc.respond(200, 'OK', {
         headers: [
+          ...rr,
           { name: 'Contact', value: `<${this.contactUri}>` },
           { name: 'Content-Type', value: 'application/sdp' },
         ],

@@ -20,6 +20,7 @@ import {
 } from '../util/args.ts';
 import { OPS_SPEC, type OpsConfig, parseOpsOptions, startOps } from '../ops/ops-options.ts';
 import { whanauTarget } from '../ops/whanau-target.ts';
+import { isWildcard } from '../util/advertise.ts';
 import { OverlayError } from '../util/errors.ts';
 import { resultError } from '../util/config-file.ts';
 import { createLogger, type LogFormat } from '../util/log.ts';
@@ -28,6 +29,8 @@ import { reloadOnSighup } from '../util/reload.ts';
 import { syncConfigPhoneUsers } from '../sip/phone-config-users.ts';
 import { type DigestAlgorithm, digestCheck, parseDigestAlgorithms } from '../sip/digest.ts';
 import { phoneUserOptions } from '../sip/phone-user-options.ts';
+import type { SecureSipConfig } from '../sip/secure-transports.ts';
+import { announceSecureSip, reloadOnHangup, SIP_TLS_SPEC, secureSipOptions } from '../sip/secure-sip-options.ts';
 import { startWhanauSip, type WhanauSipRole } from './daemon.ts';
 import { type PeerSpec, parsePeerSpec } from './peer-book.ts';
 
@@ -65,7 +68,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   advertise: {
     type: 'string',
     check: checkHostPort,
-    help: 'DHT host:port other nodes dial (default: the --dht address)',
+    help: 'DHT host:port other nodes dial; its host is the SIP address too (default: --dht/--sip, or for a wildcard a routable address of this host)',
   },
   'add-user': {
     type: 'string',
@@ -85,6 +88,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
   ...OPS_SPEC,
+  ...SIP_TLS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -105,6 +109,7 @@ const usage = (role: WhanauSipRole) =>
 
 export interface WhanauSipConfig {
   sip: { host: string; port: number };
+  secure: SecureSipConfig;
   dht: { host: string; port: number };
   dataDir: string;
   peers: PeerSpec[];
@@ -154,6 +159,9 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
   let advertise: string | undefined;
   if (args.advertise !== undefined) {
     const a = parseHostPort(String(args.advertise), '--advertise');
+    if (isWildcard(a.host))
+      throw new OverlayError('BAD_ARGUMENT', `--advertise must name an address others can dial, not ${a.host}`);
+    if (a.port === 0) throw new OverlayError('BAD_ARGUMENT', '--advertise needs the DHT port others dial, not 0');
     advertise = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
   }
   const logLevel = logLevelOption(args);
@@ -168,8 +176,10 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
   if (!digestAlgorithms.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms.error}`);
   const logFormat = logFormatOption(args);
   const ops = parseOpsOptions(args);
+  const secure = secureSipOptions(args, sip, false);
   return {
     sip,
+    secure,
     dht,
     dataDir,
     peers,
@@ -213,6 +223,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     advertise: cfg.advertise,
     openRegistration: cfg.openRegistration,
     digestAlgorithms: cfg.digestAlgorithms,
+    secure: cfg.secure,
     logger: log,
   });
   const d = running.daemon;
@@ -246,6 +257,8 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     (e) => log.warn({ err: (e as Error).message }, 'peer resolution failed'),
   );
   process.stdout.write(`hash ${d.hash}\nsip ${running.uri}\npeer ${d.peerSpec}\n`);
+  announceSecureSip(running.secure);
+  reloadOnHangup(running.secure, log);
   log.info(
     {
       hash: d.hash,

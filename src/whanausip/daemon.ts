@@ -11,9 +11,13 @@ import { SipElement } from '../sip/element.ts';
 import { type PhoneCredentials, phoneAuthOf } from '../sip/phone-credentials.ts';
 import { Registrar } from '../sip/registrar.ts';
 import { openBindings } from '../sip/registrar-sqlite.ts';
+import { startKeepAlives } from '../sip/flow-keepalive.ts';
 import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { observeTransport } from '../sip/observed-transport.ts';
+import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
+import { parseAddr } from '../rpc/tls-dial.ts';
+import { advertisedHost } from '../util/advertise.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
@@ -31,6 +35,8 @@ export interface WhanauSipOptions extends Omit<WhanauDaemonOptions, 'host' | 'po
   role: WhanauSipRole;
   sipHost: string;
   sipPort: number;
+  /** SIP over TLS for the phones, beside UDP and TCP. */
+  secure?: SecureSipConfig;
   dhtHost: string;
   dhtPort: number;
   /** Any phone may register the node's identity without a password; warned at start. */
@@ -46,6 +52,7 @@ export interface RunningWhanauSip {
   sip: WhanauSipNode;
   /** `sip:<hash>@<sip host:port>`. */
   uri: string;
+  secure?: OpenedSecureSip;
   close(): Promise<void>;
 }
 
@@ -56,13 +63,29 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   const clock = o.clock ?? new SystemClock();
   // A gateway takes no registrations, so it has no phone users to check.
   const phones = o.role === 'node' ? phoneAuthOf(o, clock, log) : undefined;
+  // The SIP address in our record, Via and Contact: the --advertise host, else the bound one, never a wildcard.
+  const adv = o.advertise ? parseAddr(o.advertise) : undefined;
+  const advHost = adv?.ok ? adv.value.host : undefined;
+  const sipAdv = advertisedHost(o.sipHost, advHost, '--advertise');
+  if (sipAdv.how === 'interface')
+    log.info({ advertise: sipAdv.host, iface: sipAdv.iface }, 'SIP bound to a wildcard: advertising this address');
   let transport: TransportStack;
   try {
     transport = await TransportStack.listen({ host: o.sipHost, port: o.sipPort }, { logger: log });
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen for SIP on ${o.sipHost}:${o.sipPort}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport: observeTransport(transport, o.metrics), clock, logger: log });
+  let secure: OpenedSecureSip | undefined;
+  try {
+    secure = await openSecureSip(transport, o.secure, { dataDir: o.dataDir, logger: log });
+  } catch (e) {
+    await transport.close();
+    throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
+  }
+  const element = new SipElement(
+    { transport: observeTransport(transport, o.metrics), clock, logger: log },
+    { advertise: { host: sipAdv.host } },
+  );
   // A node keeps its phone's registration across restarts (as an adapter does), so its record
   // points at the phone at once instead of at the node until the phone registers again.
   const bindings = o.role === 'node' && o.dataDir ? openBindings(join(o.dataDir, BINDINGS_FILE), log) : undefined;
@@ -138,12 +161,16 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   daemon.publishOwnRecord();
   if (phones?.warning) log.warn(phones.warning);
   const stopSweeping = registrar ? startSweeping(registrar, clock) : undefined;
+  // NAT bindings in front of phones only their flow reaches stay open (sip/flow-keepalive.ts).
+  const stopKeepAlives = registrar ? startKeepAlives(registrar, transport, clock) : undefined;
   return {
     daemon,
     sip,
     uri: sip.uri,
+    secure,
     async close() {
       stopSweeping?.();
+      stopKeepAlives?.();
       await element.close();
       await daemon.close();
       bindings?.store.close();

@@ -22,7 +22,10 @@ import { type RequestHandler, SipFrontDoor } from '../sip/front-door.ts';
 import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeader, type Header } from '../sip/message.ts';
 import { bindingContact, type Registrar } from '../sip/registrar.ts';
+import { directlyReachable, FlowTokens, flowOf } from '../sip/flow.ts';
+import { FlowProxy, followedTarget } from '../sip/flow-proxy.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
+import { peerOf } from '../sip/user-agent.ts';
 import type { Clock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { MAX_IM_BODY, type WhanauMessenger } from './instant-messages.ts';
@@ -34,12 +37,15 @@ const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
 export const NO_NODE_PHONE_USERS =
   'Forbidden: no phone users configured (add one with secp2psip node --data DIR --add-user NAME, or start with --open-registration)';
 
-/** The contact a node's location record publishes for its SIP URI `uri`: the phone registered as `uri`, else `uri`. */
+/**
+ * The contact a node's location record publishes for its SIP URI `uri`: the phone registered as `uri` when callers
+ * can reach it at its Contact, else `uri` (the node, which proxies over the phone's flow: behind a NAT, over TCP).
+ */
 export function publishedContact(registrar: Registrar | undefined, uri: string): string {
   if (registrar) {
     const own = parseRequestUri(uri);
     const b = own.ok ? registrar.lookup(own.value) : [];
-    if (b.length > 0) return formatUri(b[0].contact.uri);
+    if (b.length > 0 && directlyReachable(b[0].contact.uri, b[0].flow)) return formatUri(b[0].contact.uri);
   }
   return uri;
 }
@@ -92,6 +98,8 @@ export class WhanauSipNode {
   private readonly log: Logger;
   private readonly auth: PhoneAuth;
   readonly door: SipFrontDoor;
+  /** Proxying where a 302 would loop or could not reach the phone (sip/flow-proxy.ts). */
+  readonly flows: FlowProxy;
 
   constructor(c: WhanauSipComponents, init: WhanauSipInit) {
     this.element = c.element;
@@ -106,7 +114,23 @@ export class WhanauSipNode {
     if (registrar) methods.REGISTER = (inc) => this.register(inc, registrar);
     const messenger = c.messenger;
     if (messenger) methods.MESSAGE = (inc) => this.message(inc, messenger);
-    this.door = new SipFrontDoor({ element: c.element, logger: this.log, user: { methods } });
+    this.flows = new FlowProxy({ element: c.element, tokens: new FlowTokens(), logger: this.log });
+    this.door = new SipFrontDoor({
+      element: c.element,
+      logger: this.log,
+      user: {
+        methods,
+        // A phone following our 302 back through us (outbound proxy) is proxied, not redirected again; a node
+        // relays only for its own authenticated phone.
+        relay: (inc) => this.flows.inDialog(inc) || this.flows.followed(inc, (i) => this.authorizeRelay(i)),
+        onAck: (req) => this.flows.ack(req),
+      },
+    });
+  }
+
+  private authorizeRelay(inc: IncomingRequest): boolean {
+    if (this.auth === 'open' || !this.registrar) return true;
+    return this.auth.digest.authenticate(inc, true) !== undefined;
   }
 
   /** The node's own SIP URI: what a phone registers as and friends dial. */
@@ -142,7 +166,7 @@ export class WhanauSipNode {
       }
       if (this.auth.digest.authenticate(inc, false) === undefined) return;
     }
-    const out = reg.register(inc.request);
+    const out = reg.register(inc.request, flowOf(inc.source));
     inc.respond(out.status, out.reason, { headers: out.headers });
     if (out.status === 200) {
       this.log.info({ contact: this.currentContact() }, 'phone registration updated');
@@ -188,6 +212,8 @@ export class WhanauSipNode {
       return;
     }
     this.stats.redirects++;
+    const dest = peerOf(contact.value.uri);
+    if (dest) this.flows.redirectedTo(contact.value.uri, dest);
     this.log.info({ key: hash.slice(0, 8), contact: found.record?.value, messages: found.messages }, 'redirect');
     // Section 4.7: the lookup result wrapped in a redirect; RFC 3261 21.3.3 302 Moved Temporarily.
     inc.respond(302, 'Moved Temporarily', { headers: [{ name: 'Contact', value: formatNameAddr(contact.value) }] });
@@ -228,7 +254,20 @@ export class WhanauSipNode {
       inc.respond(480, 'Temporarily Unavailable: no phone registered');
       return;
     }
+    // A phone only its flow reaches (or the 302 followed back to us) is proxied to: never a looping 302.
+    const target =
+      followedTarget(inc.request.uri, bindings) ??
+      (bindings.every((b) => !directlyReachable(b.contact.uri, b.flow)) ? bindings[0] : undefined);
+    const dest = target ? (target.flow ?? peerOf(target.contact.uri)) : undefined;
+    if (target && dest) {
+      this.flows.forward(inc, formatUri(target.contact.uri), dest);
+      return;
+    }
     const headers: Header[] = bindings.map((b) => ({ name: 'Contact', value: bindingContact(b) }));
+    for (const b of bindings) {
+      const to = b.flow ?? peerOf(b.contact.uri);
+      if (to) this.flows.redirectedTo(b.contact.uri, to);
+    }
     this.stats.redirects++;
     inc.respond(302, 'Moved Temporarily', { headers });
   }

@@ -9,6 +9,7 @@
  *
  * State under the data directory: `identity.pem` (0600) and `peers.sqlite`.
  */
+import { advertisedHost } from '../util/advertise.ts';
 import { sign } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -185,6 +186,8 @@ export class WhanauDaemon {
       keyPair,
       certificate: cert,
       self: o.advertise ? { addr: o.advertise } : undefined,
+      // Bound to a wildcard without --advertise: a routable address of this host (or a one-line refusal).
+      advertiseHost: o.advertise ? undefined : advertisedHost(o.host, undefined, '--advertise').host,
       limits: o.limits,
       clock: o.clock,
       logger: o.logger,

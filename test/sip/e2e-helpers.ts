@@ -44,14 +44,22 @@ export function startRegistrar(extra: string[] = [], host = '127.0.0.1'): Promis
 
 /**
  * A port free on both UDP and TCP right now, with the next port free too
- * (baresip binds SIP/TLS on sip_listen's port + 1). Ports are drawn below the
+ * (baresip binds SIP/TLS on sip_listen's port + 1, an adapter its TLS there)
+ * and the one after on TCP (an adapter's WSS). Ports are drawn below the
  * kernel's ephemeral range so that outgoing connections of tests running in
  * parallel cannot take them between this check and the client's bind.
  */
 export async function freePort(): Promise<number> {
   for (;;) {
     const port = 20000 + Math.floor(Math.random() * 12000);
-    if ((await tcpFree(port)) && (await udpFree(port)) && (await tcpFree(port + 1)) && (await udpFree(port + 1)))
+    // port + 2: an adapter on `port` also listens for WSS there by default.
+    if (
+      (await tcpFree(port)) &&
+      (await udpFree(port)) &&
+      (await tcpFree(port + 1)) &&
+      (await udpFree(port + 1)) &&
+      (await tcpFree(port + 2))
+    )
       return port;
   }
 }

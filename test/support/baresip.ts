@@ -32,6 +32,20 @@ export interface PhoneOptions {
   contacts?: string[];
   /** More account parameters (e.g. `;pubint=60`: publish presence, RFC 3903). */
   accountParams?: string;
+  /**
+   * A PEM file holding a certificate and its key: baresip then also listens for SIP over TLS, on its SIP port + 1
+   * (the callee of a call over TLS needs it: the caller's phone connects to its TLS contact).
+   */
+  tlsCert?: string;
+  /**
+   * Media encryption of the account: `srtp-mand` (SDES, RFC 4568: SRTP only, the call fails without it), or
+   * `dtls_srtp` (DTLS-SRTP, RFC 5763, as WebRTC browsers use).
+   */
+  mediaenc?: string;
+  /** Media NAT traversal of the account, e.g. `ice` (RFC 8445, which browsers require). */
+  medianat?: string;
+  /** Multiplex RTP and RTCP on one port (RFC 5761, which browsers require). */
+  rtcpMux?: boolean;
 }
 
 /**
@@ -53,8 +67,14 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
     'module_path /usr/lib/baresip/modules',
     'module g711.so',
     'module aubridge.so',
+    // A media encryption module before the accounts that name it.
+    ...(opts.mediaenc?.startsWith('srtp') ? ['module srtp.so'] : []),
+    ...(opts.mediaenc === 'dtls_srtp' ? ['module dtls_srtp.so'] : []),
+    ...(opts.medianat ? [`module ${opts.medianat}.so`] : []),
+    ...(opts.rtcpMux ? ['rtcp_mux yes'] : []),
     'module account.so',
     ...(opts.modules ?? []).map((m) => `module ${m}`),
+    ...(opts.tlsCert ? [`sip_certificate ${opts.tlsCert}`] : []),
     'module_app menu.so',
     'module_app ctrl_tcp.so',
     `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
@@ -64,9 +84,11 @@ export async function startPhone(base: string, name: string, aor: string, opts: 
   if (opts.contacts) writeFileSync(join(dir, 'contacts'), `${opts.contacts.join('\n')}\n`);
   const proxy = opts.outboundProxy ? `;outbound="${opts.outboundProxy}"` : '';
   const auth = opts.authPass ? `;auth_pass=${opts.authPass}` : '';
+  const menc =
+    (opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : '') + (opts.medianat ? `;medianat=${opts.medianat}` : '');
   writeFileSync(
     join(dir, 'accounts'),
-    `<${aor}>${proxy}${auth};regint=60${opts.accountParams ?? ''};answermode=auto\n`,
+    `<${aor}>${proxy}${auth}${menc};regint=60${opts.accountParams ?? ''};answermode=auto\n`,
   );
   const proc = spawn('baresip', ['-f', dir, '-s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

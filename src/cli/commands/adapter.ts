@@ -22,6 +22,7 @@ import { callObserver } from '../../ops/call-metrics.ts';
 import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
 import { adapterTarget } from '../../ops/targets.ts';
 import { SystemClock } from '../../util/clock.ts';
+import { parseAdvertise } from '../../util/advertise.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { resultError } from '../../util/config-file.ts';
 import { createLogger } from '../../util/log.ts';
@@ -30,6 +31,14 @@ import { phoneUserOptions } from '../../sip/phone-user-options.ts';
 import { syncConfigPhoneUsers } from '../../sip/phone-config-users.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
 import { reloadOnSighup } from '../../util/reload.ts';
+import {
+  announceSecureSip,
+  reloadOnHangup,
+  secureSipOptions,
+  SIP_TLS_SPEC,
+  WS_SPEC,
+} from '../../sip/secure-sip-options.ts';
+import { phonePage } from '../../phone/phone-page.ts';
 
 export const summary = 'SecP2PSIP adapter: local SIP registrar for a phone, member of the Chord ring';
 
@@ -46,6 +55,11 @@ export const SPEC = {
     check: checkHostPort,
     help: 'ring (TLS) listen host:port (default: the SIP host, any free port)',
   },
+  advertise: {
+    type: 'string',
+    help: "SIP address phones and callers reach, host:port (port 0: the bound one); its host is the ring's too; default: --sip, or for a wildcard a routable address of this host",
+  },
+  'advertise-rpc': { type: 'string', help: 'ring address others dial, host:port (port 0: the bound one)' },
   mode: {
     type: 'string',
     default: 'signed',
@@ -121,6 +135,8 @@ export const SPEC = {
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
   ...OPS_SPEC,
+  ...SIP_TLS_SPEC,
+  ...WS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -167,10 +183,14 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const sip = parseHostPort(requiredOption(args, 'sip'), '--sip');
+  const secure = secureSipOptions(args, sip, true);
   const spec = parseBootstrapSpec(requiredOption(args, 'bootstrap'));
   if (!spec.ok) throw new OverlayError('BAD_ARGUMENT', `--bootstrap: ${spec.error}`);
   const dataDir = dataDirOption(args);
   const rpc = args.rpc === undefined ? undefined : parseHostPort(String(args.rpc), '--rpc');
+  const advertise = args.advertise === undefined ? undefined : parseAdvertise(String(args.advertise), '--advertise');
+  const rpcAdvertise =
+    args['advertise-rpc'] === undefined ? undefined : parseAdvertise(String(args['advertise-rpc']), '--advertise-rpc');
   const mode = String(args.mode);
   if (mode !== 'signed' && mode !== 'protected')
     throw new OverlayError('BAD_ARGUMENT', `--mode must be signed or protected, got '${mode}'`);
@@ -218,6 +238,8 @@ export async function run(argv: string[]): Promise<number> {
     sipPort: sip.port,
     rpcHost: rpc?.host,
     rpcPort: rpc?.port,
+    advertise,
+    rpcAdvertise,
     bootstrap,
     dataDir,
     mode: mode as SecurityMode,
@@ -233,6 +255,8 @@ export async function run(argv: string[]): Promise<number> {
     digestAlgorithms: digest.value,
     metrics: ops.metrics,
     onCall: callObserver(ops.metrics),
+    secure,
+    onHttp: secure.ws ? await phonePage({ logger: log }) : undefined,
   });
   ops.attach(adapterTarget(running), running);
   const stopped = new Promise<void>((resolve) => {
@@ -261,6 +285,8 @@ export async function run(argv: string[]): Promise<number> {
   });
   const self = running.node.endpoint.self;
   process.stdout.write(`adapter sip:${running.sipAddr}\nring ${self.id} ${self.addr}\n`);
+  announceSecureSip(running.secure);
+  reloadOnHangup(running.secure, log);
   log.info(
     { sip: running.sipAddr, rpc: self.addr, ringId: self.id, mode, bootstrap: bootstrapSpecOf(running.bootstrap) },
     `adapter listening: SIP ${running.sipAddr}, ring ${self.addr}`,

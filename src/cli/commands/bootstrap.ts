@@ -21,6 +21,7 @@ import {
 } from '../../util/args.ts';
 import { ADMIN_SPEC, OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
 import { bootstrapTarget } from '../../ops/targets.ts';
+import { parseAdvertise } from '../../util/advertise.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { resultError } from '../../util/config-file.ts';
 import { createLogger } from '../../util/log.ts';
@@ -38,6 +39,10 @@ function peerCheck(v: string): string | undefined {
 
 export const SPEC = {
   listen: { type: 'string', check: checkHostPort, help: 'TLS RPC listen host:port (port 0 = any free port)' },
+  advertise: {
+    type: 'string',
+    help: 'ring address others dial, host:port (port 0: the bound one); default: --listen, or for a wildcard a routable address of this host',
+  },
   data: { type: 'string', help: 'data directory: node/identity.pem (0600), registry.sqlite' },
   k: { type: 'string', default: '3', min: 1, max: 255, help: 'pieces needed to rebuild a user key' },
   n: { type: 'string', default: '5', min: 1, max: 255, help: 'pieces stored per user key (Username.1 .. Username.n)' },
@@ -235,6 +240,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const listen = parseHostPort(requiredOption(args, 'listen'), '--listen');
   const registry = sharedRegistryOption(args);
+  const advertise = args.advertise === undefined ? undefined : parseAdvertise(String(args.advertise), '--advertise');
   const dataDir = dataDirOption(args);
   const k = intOption(args, 'k');
   const n = intOption(args, 'n');
@@ -259,6 +265,7 @@ export async function run(argv: string[]): Promise<number> {
     running = await startBootstrapDaemon({
       host: listen.host,
       port: listen.port,
+      advertise,
       dataDir,
       k,
       n,

@@ -7,6 +7,7 @@ import { LocalOverlay, summarizeCalls } from '../../harness/local-overlay.ts';
 import { callObserver } from '../../ops/call-metrics.ts';
 import { parseListenOption, startOps } from '../../ops/ops-options.ts';
 import { overlayTarget } from '../../ops/overlay-target.ts';
+import { phonePage } from '../../phone/phone-page.ts';
 import {
   intOption,
   LOG_LEVELS,
@@ -105,6 +106,13 @@ export async function run(argv: string[]): Promise<number> {
       onEvent: (adapter, e) => events.push({ adapter, e }),
       metrics: ops.metrics,
       onCall: observeCall ? (_i, c) => observeCall(c) : undefined,
+      // SIP over TLS and the browser phone on every adapter, on free ports (consecutive SIP ports leave no +1, +2).
+      ...(json
+        ? {}
+        : {
+            secure: { tls: { host: '127.0.0.1', port: 0 }, ws: { host: '127.0.0.1', port: 0, secure: true } },
+            onHttp: await phonePage({ logger: log }),
+          }),
     });
   } catch (e) {
     await ops.close();
@@ -193,7 +201,24 @@ export async function run(argv: string[]): Promise<number> {
     `            baresip -f /tmp/phone, then type:  /dial sip:${overlay.users[1]?.name ?? 'bob'}@${first.adapter.sipAddr}`,
   );
   out(`  Linphone: SIP account, username <yourname>, SIP server address ${first.adapter.sipAddr}, transport UDP`);
+  const [s1, s2] = overlay.adapters.map((a) => a.secure);
+  if (s1?.tls && s1.ws && s2?.ws) {
+    const tls = `127.0.0.1:${s1.tls.port}`;
+    out(`  over TLS: sip:<yourname>@${tls};transport=tls  (certificate sha256 ${s1.certificate.fingerprint})`);
+    out(
+      `            baresip: '<sip:me@${tls};transport=tls>;mediaenc=srtp-mand;regint=600' with 'module srtp.so' in its config`,
+    );
+    out('  browser phone (WebRTC; accept the self-signed certificate): open two tabs, register two names, call');
+    out(`            https://127.0.0.1:${s1.ws.port}/phone   and   https://127.0.0.1:${s2.ws.port}/phone`);
+  }
   out(`  other adapters: ${overlay.adapters.map((a) => a.sipAddr).join(' ')}`);
+  out('  behind a NAT: SIP needs nothing (the adapter reaches the phone over its registration); for audio give the');
+  out(
+    '  phone a STUN/TURN server, e.g. coturn: turnserver -n --listening-ip <public ip> --lt-cred-mech --realm r --user u:p',
+  );
+  out('  baresip:  append ;medianat=turn;stunserver=turn:<public ip>:3478;stunuser=u;stunpass=p to the account line');
+  out('            (and module stun.so, module turn.so in its config)');
+  out('  Linphone: Preferences > Network > NAT and firewall: STUN/TURN server <public ip>:3478, enable TURN, user u');
   const reloader = reloadOnSighup(args, { argv, spec: SPEC, role: 'demo', log });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

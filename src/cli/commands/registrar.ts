@@ -1,4 +1,5 @@
 import { Registrar } from '../../sip/registrar.ts';
+import { startKeepAlives } from '../../sip/flow-keepalive.ts';
 import { startSweeping } from '../../sip/registrar-sweeper.ts';
 import { RedirectServer } from '../../sip/redirect-server.ts';
 import { SipElement } from '../../sip/element.ts';
@@ -16,13 +17,16 @@ import {
 import { OPS_SPEC, parseOpsOptions, startOps } from '../../ops/ops-options.ts';
 import { registrarTarget } from '../../ops/registrar-target.ts';
 import { observeTransport } from '../../sip/observed-transport.ts';
+import { type OpenedSecureSip, openSecureSip } from '../../sip/secure-transports.ts';
+import { announceSecureSip, reloadOnHangup, SIP_TLS_SPEC, secureSipOptions } from '../../sip/secure-sip-options.ts';
+import { advertisedHost, parseAdvertise } from '../../util/advertise.ts';
 import { SystemClock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
 import { configPreamble, DAEMON_OPTIONS, logFormatOption } from '../../util/config-options.ts';
 import { reloadOnSighup } from '../../util/reload.ts';
 
-export const summary = 'standalone SIP registrar + redirect server (UDP and TCP)';
+export const summary = 'standalone SIP registrar + redirect server (UDP, TCP and TLS)';
 
 export const SPEC = {
   listen: {
@@ -30,6 +34,10 @@ export const SPEC = {
     default: '127.0.0.1:5060',
     check: checkHostPort,
     help: 'host:port or [ipv6]:port (port 0 = any free port)',
+  },
+  advertise: {
+    type: 'string',
+    help: 'address for Via and Contact, host:port (port 0: the bound one); default: --listen, or for a wildcard a routable address of this host',
   },
   'min-expires': {
     type: 'string',
@@ -40,6 +48,7 @@ export const SPEC = {
   },
   'max-expires': { type: 'string', default: '3600', min: 1, max: 2 ** 31, help: 'longest registration granted (s)' },
   ...OPS_SPEC,
+  ...SIP_TLS_SPEC,
   'log-level': {
     type: 'string',
     default: 'info',
@@ -62,11 +71,15 @@ export async function run(argv: string[]): Promise<number> {
   const early = configPreamble(args, 'registrar');
   if (early !== undefined) return early;
   const listen = parseHostPort(String(args.listen), '--listen');
+  // The registrar has no data directory: without --sip-tls-cert its certificate is made anew at each start.
+  const secureCfg = secureSipOptions(args, listen, false, '--listen');
   const minExpires = intOption(args, 'min-expires');
   const maxExpires = intOption(args, 'max-expires');
   if (maxExpires < minExpires) throw new OverlayError('BAD_ARGUMENT', '--max-expires must not be below --min-expires');
   const opsConfig = parseOpsOptions(args);
   const level = logLevelOption(args);
+  const given = args.advertise === undefined ? undefined : parseAdvertise(String(args.advertise), '--advertise');
+  const adv = advertisedHost(listen.host, given?.host, '--advertise');
 
   const log = createLogger({ level, format: logFormatOption(args) }).child({ component: 'registrar' });
   const ops = await startOps(opsConfig, 'registrar', log);
@@ -77,10 +90,23 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new OverlayError('BAD_CONFIG', `cannot listen on ${String(args.listen)}: ${(e as Error).message}`);
   }
-  const element = new SipElement({ transport: observeTransport(transport, ops.metrics), clock, logger: log });
+  let secure: OpenedSecureSip | undefined;
+  try {
+    secure = await openSecureSip(transport, secureCfg, { logger: log });
+  } catch (e) {
+    await transport.close();
+    throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
+  }
+  const element = new SipElement(
+    { transport: observeTransport(transport, ops.metrics), clock, logger: log },
+    { advertise: { host: adv.host, port: given?.port } },
+  );
+  if (adv.how === 'interface')
+    log.info({ advertise: adv.host, iface: adv.iface }, 'bound to a wildcard: advertising this address');
   const registrar = new Registrar({ clock }, { minExpires, maxExpires, defaultExpires: Math.min(3600, maxExpires) });
   const server = new RedirectServer({ element, registrar, logger: log });
   const stopSweeping = startSweeping(registrar, clock);
+  const stopKeepAlives = startKeepAlives(registrar, transport, clock);
   ops.attach(registrarTarget({ element, registrar }), { element, registrar });
   if (ops.lines.length > 0) process.stdout.write(`${ops.lines.join('\n')}\n`);
 
@@ -103,15 +129,25 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', onTerm);
   });
   const reloader = reloadOnSighup(args, { argv, spec: SPEC, role: 'registrar', log });
+  reloadOnHangup(secure, log);
+  announceSecureSip(secure);
+  const tls = secure?.tls ? `${element.hostportOf('TLS')}` : undefined;
   log.info(
-    { address: transport.local.host, port: transport.local.port, listen: element.hostport, transports: ['UDP', 'TCP'] },
-    `registrar listening on ${element.hostport} (UDP and TCP)`,
+    {
+      address: transport.local.host,
+      port: transport.local.port,
+      listen: element.hostport,
+      transports: tls ? ['UDP', 'TCP', 'TLS'] : ['UDP', 'TCP'],
+      tls,
+    },
+    `registrar listening on ${element.hostport} (UDP and TCP)${tls ? `, TLS on ${tls}` : ''}`,
   );
 
   await stopped;
   reloader.close();
   await ops.close();
   stopSweeping();
+  stopKeepAlives();
   await element.close();
   log.flush();
   return 0;

@@ -1,0 +1,192 @@
+/**
+ * Call set-up across hosts (network namespaces, test/support/testnet.ts; needs root and iptables): a bootstrap and
+ * two adapters on three public hosts bound to 0.0.0.0, scripted phones (src/sip/user-agent.ts) on a public host and
+ * behind two NAT routers. Three cases, each with its own caller and callee:
+ *
+ *   direct          both phones public: the seed's flow, a 302 straight to the callee's phone
+ *   nat-to-public   the caller behind a NAT: its adapter's 302 names the adapter, which proxies the INVITE
+ *   both-nat        both phones behind NATs: both adapters proxy (record-routed), the callee's over its flow
+ *
+ * Per case, N times: "302" is the seed's measure (INVITE sent to its 302 received, seed 000 section VI); "set-up"
+ * is a full call set-up (INVITE to 200 OK, the 302 followed through the proxies), then BYE. The relay cost is the
+ * set-up p50 of a case minus that of `direct`. Adapters run with the default 30 s reuse of verified users, so
+ * most calls skip the ring lookups (as repeated calls do).
+ *
+ *   node --import tsx bench/cross-host-calls.ts [--calls N] [--out FILE]
+ *
+ * Writes JSON (default bench/results/cross-host-calls.json) and prints a table. A benchmark, not a test.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { percentile } from '../src/util/stats.ts';
+import { ADAPTER_READY, BOOTSTRAP_READY, startNetnsDaemon } from '../test/support/netns-daemons.ts';
+import { type Host, iptablesUnavailable, Testnet } from '../test/support/testnet.ts';
+
+function fail(msg: string): never {
+  process.stderr.write(`cross-host-calls: ${msg}\n`);
+  process.exit(2);
+}
+
+function options(argv: string[]): { calls: number; out: string } {
+  const o = { calls: 40, out: join('bench', 'results', 'cross-host-calls.json') };
+  for (let i = 0; i < argv.length; i += 2) {
+    const v = argv[i + 1];
+    if (argv[i] === '--calls') {
+      o.calls = Number(v);
+      if (!Number.isInteger(o.calls) || o.calls < 1) fail(`--calls must be a positive integer, got '${v}'`);
+    } else if (argv[i] === '--out') {
+      if (!v) fail('--out needs a file');
+      o.out = v;
+    } else fail(`unknown option '${argv[i]}' (usage: bench/cross-host-calls.ts [--calls N] [--out FILE])`);
+  }
+  return o;
+}
+
+interface Agent {
+  ask(cmd: Record<string, string>): Promise<Record<string, unknown>>;
+}
+
+function agent(net: Testnet, host: Host): Promise<Agent> {
+  const proc: ChildProcess = net.spawn(
+    host,
+    [process.execPath, '--import', 'tsx', 'bench/lib/netns-phone-agent.ts', host.addr],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let seq = 0;
+  const waiting = new Map<number, (v: { ok: boolean; result?: Record<string, unknown>; error?: string }) => void>();
+  return new Promise((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`agent on ${host.name} exited with ${code}`)));
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const m = JSON.parse(line);
+      if (m.ready) {
+        resolve({
+          ask(cmd) {
+            const id = ++seq;
+            return new Promise((res, rej) => {
+              waiting.set(id, (a) => (a.ok ? res(a.result ?? {}) : rej(new Error(a.error))));
+              proc.stdin?.write(`${JSON.stringify({ ...cmd, id })}\n`);
+            });
+          },
+        });
+        return;
+      }
+      waiting.get(m.id)?.(m);
+      waiting.delete(m.id);
+    });
+  });
+}
+
+const CASES = ['direct', 'nat-to-public', 'both-nat'] as const;
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const why = iptablesUnavailable();
+  if (why) fail(`cannot build the test network: ${why}`);
+  const base = mkdtempSync(join(tmpdir(), 'secp2psip-xhost-'));
+  const net = await Testnet.create(6, { prefix: 'sp2tbench' });
+  try {
+    const [boot, hostA, hostB, pub] = net.hosts;
+    const [lan1] = await net.addNatLan(net.hosts[4], 1);
+    const [lan2] = await net.addNatLan(net.hosts[5], 1);
+    const b = await startNetnsDaemon(
+      net,
+      boot,
+      ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot'), '--log-level', 'warn'],
+      BOOTSTRAP_READY,
+    );
+    for (const [h, d] of [
+      [hostA, 'A'],
+      [hostB, 'B'],
+    ] as const)
+      await startNetnsDaemon(
+        net,
+        h,
+        ['adapter', '--sip', '0.0.0.0:5060', '--bootstrap', b.m[1], '--data', join(base, d)].concat([
+          '--open-registration',
+          '--log-level',
+          'warn',
+        ]),
+        ADAPTER_READY,
+      );
+    const A = `${hostA.addr}:5060`;
+    const B = `${hostB.addr}:5060`;
+    const agents = { pub: await agent(net, pub), lan1: await agent(net, lan1), lan2: await agent(net, lan2) };
+    const where = {
+      direct: [agents.pub, agents.pub],
+      'nat-to-public': [agents.lan1, agents.pub],
+      'both-nat': [agents.lan1, agents.lan2],
+    } as const;
+    const results: Record<string, { p302: number[]; setup: number[]; failed: number }> = {};
+    for (const c of CASES) {
+      const [callerAgent, calleeAgent] = where[c];
+      const caller = `${c.replace(/-/g, '')}caller`;
+      const callee = `${c.replace(/-/g, '')}callee`;
+      for (const [ag, user, at] of [
+        [calleeAgent, callee, B],
+        [callerAgent, caller, A],
+      ] as const) {
+        const r = await ag.ask({ op: 'register', user, adapter: at });
+        if (r.status !== 200) fail(`${user} could not register: ${r.status}`);
+      }
+      const res = { p302: [] as number[], setup: [] as number[], failed: 0 };
+      for (let i = 0; i < o.calls; i++) {
+        const p = await callerAgent.ask({ op: 'probe', from: caller, to: callee, adapter: A });
+        if (p.status === 302) res.p302.push(p.ms as number);
+        else res.failed++;
+        try {
+          const call = await callerAgent.ask({ op: 'call', from: caller, to: callee, adapter: A });
+          res.setup.push(call.ms as number);
+          if (call.bye !== 200) res.failed++;
+        } catch (e) {
+          if (res.failed++ === 0) process.stderr.write(`${c}: first failure: ${(e as Error).message}\n`);
+        }
+      }
+      results[c] = res;
+      process.stderr.write(`${c}: ${res.setup.length} calls set up, ${res.failed} failed\n`);
+    }
+    const row = (xs: number[]) => ({
+      n: xs.length,
+      p50: xs.length ? Math.round(percentile(xs, 50) * 100) / 100 : null,
+      p99: xs.length ? Math.round(percentile(xs, 99) * 100) / 100 : null,
+    });
+    const direct = row(results.direct.setup).p50 ?? 0;
+    const out = {
+      date: new Date().toISOString(),
+      calls: o.calls,
+      hosts: 'network namespaces on one machine (veth + bridge, NAT routers by iptables MASQUERADE)',
+      cases: Object.fromEntries(
+        CASES.map((c) => {
+          const setup = row(results[c].setup);
+          return [
+            c,
+            {
+              ms302: row(results[c].p302),
+              setupMs: setup,
+              relayCostMsP50: setup.p50 === null ? null : Math.round((setup.p50 - direct) * 100) / 100,
+              failed: results[c].failed,
+            },
+          ];
+        }),
+      ),
+    };
+    mkdirSync(dirname(o.out), { recursive: true });
+    writeFileSync(o.out, `${JSON.stringify(out, null, 1)}\n`);
+    const lines = [
+      '| case | INVITE to 302 p50 / p99 (ms) | call set-up p50 / p99 (ms) | relay cost p50 (ms) | failed |',
+      '| --- | --- | --- | --- | --- |',
+      ...CASES.map((c) => {
+        const x = out.cases[c];
+        return `| ${c} | ${x.ms302.p50} / ${x.ms302.p99} | ${x.setupMs.p50} / ${x.setupMs.p99} | ${x.relayCostMsP50} | ${x.failed} |`;
+      }),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n\nJSON: ${o.out}\n`);
+  } finally {
+    await net.destroy();
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => fail((e as Error).stack ?? String(e)));
