@@ -184,12 +184,18 @@ async function main(): Promise<void> {
   const result = { quick, names: NAMES, concurrency: CONCURRENCY, k: K, n: N, adapters: 3, loadavg: loadavg(), rows };
   mkdirSync(join('bench', 'results'), { recursive: true });
   writeFileSync(join('bench', 'results', 'shared-registry.json'), `${JSON.stringify(result, null, 1)}\n`);
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
+  process.stdout.write(`load average at the end: ${load}\n`);
   process.stdout.write(
-    '| registry | new names/s | p50 | p99 | bound | failed |\n| --- | --- | --- | --- | --- | --- |\n',
+    '| registry | phones at once | new names/s | p50 | p99 | claim p50 | mark p50 | bound | failed |\n' +
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n',
   );
   for (const r of rows)
     process.stdout.write(
-      `| ${r.setup} | ${r.registrationsPerS} | ${r.msP50} ms | ${r.msP99} ms | ${r.names} | ${r.failed} |\n`,
+      `| ${r.setup} | ${r.concurrency} | ${r.registrationsPerS} | ${r.msP50} ms | ${r.msP99} ms | ` +
+        `${r.claimMsP50} ms | ${r.markMsP50} ms | ${r.names} | ${r.failed} |\n`,
     );
 }
 

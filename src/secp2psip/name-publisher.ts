@@ -92,11 +92,16 @@ export class NamePublisher {
     }
   }
 
-  /** Publish again the registrations pending since before `olderThan` (a crash or a ring failure stopped them). */
+  /**
+   * Publish again the registrations pending since before `olderThan` (a crash or a ring failure stopped
+   * them). Each batch is taken (its time set to now), so with `olderThan` <= now none comes twice and the
+   * loop ends even when the ring refuses every put.
+   */
   async sweepPending(olderThan: number): Promise<number> {
     let done = 0;
     for (;;) {
-      const batch = await this.c.names.pending(olderThan, this.c.clock.wallNow(), SWEEP_BATCH);
+      const now = this.c.clock.wallNow();
+      const batch = await this.c.names.pending(Math.min(olderThan, now), now, SWEEP_BATCH);
       for (const e of batch) if (await this.publishEntry(e)) done++;
       if (batch.length < SWEEP_BATCH) break;
     }
@@ -109,7 +114,7 @@ export class NamePublisher {
    * them while it was down). Returns how many names were put.
    */
   async republishAll(): Promise<number> {
-    let done = await this.sweepPending(this.c.clock.wallNow() + 1);
+    let done = await this.sweepPending(this.c.clock.wallNow());
     for (const e of await this.c.names.all()) {
       if (e.state === 'pending' || !this.o.owns(e.name)) continue;
       if (await this.publishEntry(e)) done++;

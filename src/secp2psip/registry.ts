@@ -280,12 +280,19 @@ export class Registry implements NameRegistry {
       .run(now, name, Buffer.from(location));
   }
 
-  /** Names pending publication since before `olderThan`, oldest first (this file has one writer: nothing to take). */
-  pending(olderThan: number, _now: number, limit: number): RegistryEntry[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM users WHERE state = 'pending' AND publish_at < ? ORDER BY publish_at LIMIT ?`)
-      .all(olderThan, limit) as UserRow[];
-    return rows.map(toEntry);
+  /**
+   * Names pending publication since before `olderThan`, oldest first, taken: their time is set to `now`,
+   * so that a sweep (which asks with `olderThan` <= `now`) does not get them twice.
+   */
+  pending(olderThan: number, now: number, limit: number): RegistryEntry[] {
+    return this.db.transaction(() => {
+      const rows = this.db
+        .prepare(`SELECT * FROM users WHERE state = 'pending' AND publish_at < ? ORDER BY publish_at LIMIT ?`)
+        .all(olderThan, limit) as UserRow[];
+      const take = this.db.prepare('UPDATE users SET publish_at = ? WHERE name = ?');
+      for (const r of rows) take.run(now, r.name);
+      return rows.map(toEntry);
+    })();
   }
 
   /** Inside claim's transaction: check and spend what a new name needs; a refusal when it may not be bound. */

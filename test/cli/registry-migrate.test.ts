@@ -95,6 +95,17 @@ describe('registry migrate and bootstrap --registry', { skip, timeout: 120_000 }
       assert.equal(freed.code, 0, freed.stderr);
       assert.equal(freed.stdout, 'released carol\n');
       assert.equal(await shared.get('carol'), undefined);
+      // --invite too: tokens made in the shared database, spendable through any bootstrap.
+      const inv = await runCli(['bootstrap', '--invite', '--count', '2', '--for', 'dora', '--registry', url]);
+      assert.equal(inv.code, 0, inv.stderr);
+      const tokens = inv.stdout.trim().split('\n');
+      assert.equal(tokens.length, 2);
+      const spend = await shared.claim('dora', keys(), 5, undefined, {
+        nodeKey: rnd.bytes(32),
+        requireInvite: true,
+        invite: tokens[1],
+      });
+      assert.equal(spend.outcome, 'created');
     } finally {
       await shared.close();
     }

@@ -47,8 +47,15 @@ describe('a shared registry following a promoted standby', { skip, timeout: 180_
     try {
       const alice = keys();
       assert.equal((await reg.claim('alice', alice, 1)).outcome, 'created');
-      // The standby has it once streamed.
-      for (let i = 0; standby.psql('ha', `SELECT count(*) FROM registry_users`).trim() !== '1'; i++) {
+      // The standby has it once streamed (the table itself may not have reached it yet).
+      const streamed = () => {
+        try {
+          return standby.psql('ha', 'SELECT count(*) FROM registry_users').trim() === '1';
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; !streamed(); i++) {
         assert.ok(i < 100, 'the standby never received the name');
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -29,11 +29,12 @@ describe('registry publication state (SQLite)', () => {
     assert.equal(c.outcome, 'created');
     assert.equal(c.entry.state, 'pending');
     assert.deepEqual(c.entry.pieces, rec(1).pieces);
+    assert.deepEqual(r.pending(100, 100, 10), [], 'not older than the bound');
     assert.deepEqual(
-      r.pending(101, 0, 10).map((e) => e.name),
+      r.pending(101, 101, 10).map((e) => e.name),
       ['ann'],
     );
-    assert.deepEqual(r.pending(100, 0, 10), [], 'not older than the bound');
+    assert.deepEqual(r.pending(101, 102, 10), [], 'taken: a sweep does not get it twice');
     r.markPublished('ann', rec(1).location, 102);
     assert.equal(r.get('ann')?.state, undefined);
     // A re-registration from elsewhere: pending again with the new location, pieces kept.

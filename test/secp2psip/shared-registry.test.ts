@@ -7,9 +7,9 @@
  *   name at once through different bootstraps exactly one wins;
  * - with a bootstrap crashed, every registration succeeds through the others
  *   (adapters send REGISTER to another bootstrap of the set);
- * - with the database stopped mid-load, phones get 503 with Retry-After,
- *   calls keep working from the ring, and registrations succeed again once
- *   it is back, with nothing lost.
+ * - with the database stopped mid-load, phones (baresip among them) get 503
+ *   with Retry-After, calls keep working from the ring, and registrations
+ *   succeed again once it is back, with nothing lost.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -28,7 +28,8 @@ import {
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
 import { getHeader } from '../../src/sip/message.ts';
-import { freePort } from '../sip/e2e-helpers.ts';
+import { freePort, haveBinary } from '../sip/e2e-helpers.ts';
+import { type Phone, startPhone, waitForPhone } from '../support/baresip.ts';
 import { postgresMissing, TestPostgres } from '../support/postgres.ts';
 import { crashBootstrap } from './bootstrap-crash.ts';
 import { TestPhones } from './phones.ts';
@@ -137,7 +138,10 @@ describe('three bootstraps sharing one registry on PostgreSQL', { skip, timeout:
     await ringSettled();
   });
 
+  const phonesToStop: Phone[] = [];
+
   after(async () => {
+    for (const p of phonesToStop) p.proc.kill('SIGKILL');
     await phones.close();
     for (const a of adapters) await a.close().catch(() => {});
     for (const b of boots) await b.close().catch(() => {});
@@ -217,6 +221,16 @@ describe('three bootstraps sharing one registry on PostgreSQL', { skip, timeout:
       if (stopped && i % 4 === 0) await callOk('load0', 'load5');
     }
     assert.ok(bound.size >= 8 && deferred.size >= 12, `bound ${bound.size}, deferred ${deferred.size}`);
+    // An unmodified phone (baresip) registering now is told why and when to come back. (It comes back after its
+    // own back-off of 15-60 s, whatever Retry-After says: longer than this test waits.)
+    const bare = haveBinary('baresip')
+      ? await startPhone(join(base, 'phones'), 'bare', `sip:bare@${adapters[1].sipAddr}`)
+      : undefined;
+    if (bare) {
+      phonesToStop.push(bare);
+      await waitForPhone('a 503 with Retry-After', bare, /SIP\/2\.0 503 the name registry is unreachable/);
+      assert.match(bare.out(), /Retry-After: \d+/);
+    }
     pg.restart();
     // The phones come back (as Retry-After asks): every deferred name is bound, with no restart of anything.
     for (const name of deferred) {
