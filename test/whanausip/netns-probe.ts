@@ -35,7 +35,9 @@ sock.on('message', (buf) => {
   const r = m.value;
   clearTimeout(timer);
   const out = () => {
-    process.stdout.write(`${JSON.stringify({ status: r.status, reason: r.reason, contacts: getHeaders(r, 'Contact') })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ status: r.status, reason: r.reason, contacts: getHeaders(r, 'Contact') })}\n`,
+    );
     sock.close();
   };
   if (r.status >= 300) sock.send(head('ACK', local, getHeader(r, 'To') ?? `<${uri}>`), Number(port), host, out);
