@@ -31,6 +31,11 @@ export interface PhoneRoute {
   hostport(): string;
   tokens: FlowTokens;
   wallNow(): number;
+  /**
+   * The adapter is itself behind a NAT (its advertised address is a forwarded one, not its own): its phones sit
+   * behind that NAT too, so none is reachable at its Contact from outside, whatever the Contact says.
+   */
+  behindNat?: boolean;
 }
 
 /** The registrar's bindings, found by user name (user name -> the address-of-record its phone registered). */
@@ -72,7 +77,8 @@ export class RegisteredPhones implements LocalPhones {
     return this.bindingsOf(name).map((b) => {
       // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
       const q = b.contact.params.filter(([n]) => n === 'q');
-      if (!route || directlyReachable(b.contact.uri, b.flow)) return formatNameAddr({ ...b.contact, params: q });
+      if (!route || (!route.behindNat && directlyReachable(b.contact.uri, b.flow)))
+        return formatNameAddr({ ...b.contact, params: q });
       // Not reachable at its Contact: the caller's phone comes to us and we go on over the phone's flow.
       const token = route.tokens.target(INBOUND_TOKEN, name, route.wallNow() + TARGET_TOKEN_TTL_MS);
       const uri = `sip:${token}@${route.hostport()}${transportParam(callerTransport)}`;

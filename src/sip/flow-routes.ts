@@ -28,19 +28,32 @@ export function transportParam(t: string): string {
   return t === 'UDP' ? '' : `;transport=${t.toLowerCase()}`;
 }
 
+/** The host:port by which the side at `peer` reaches this element, when it is not the advertised one. */
+export type FacingAddress = (peer: Peer) => string | undefined;
+
 export class FlowRoutes {
   private readonly element: SipElement;
   private readonly tokens: FlowTokens;
+  private readonly facing: FacingAddress;
 
-  constructor(c: { element: SipElement; tokens: FlowTokens }) {
+  constructor(c: { element: SipElement; tokens: FlowTokens; facing?: FacingAddress }) {
     this.element = c.element;
     this.tokens = c.tokens;
+    this.facing = c.facing ?? (() => undefined);
   }
 
-  /** The two Record-Route values for an INVITE forwarded from `upstream` towards `downstream`, top first. */
+  /** The host:port the side at `peer` reaches us at: on our LAN our LAN address, else the advertised one. */
+  hostportFor(peer: Peer): string {
+    return this.facing(peer) ?? this.element.hostport;
+  }
+
+  /**
+   * The two Record-Route values for an INVITE forwarded from `upstream` towards `downstream`, top first. Each names
+   * us by the address its side reaches us at (RFC 5658: a multi-homed element record-routes per interface).
+   */
   recordRoute(upstream: Peer, downstream: Peer): Header[] {
     const uri = (flow: Peer) =>
-      `<sip:${this.element.hostport}${transportParam(flow.transport)};lr;${FLOW_PARAM}=${this.tokens.flow(flow)}>`;
+      `<sip:${this.hostportFor(flow)}${transportParam(flow.transport)};lr;${FLOW_PARAM}=${this.tokens.flow(flow)}>`;
     return [
       { name: 'Record-Route', value: uri(downstream) },
       { name: 'Record-Route', value: uri(upstream) },
