@@ -24,6 +24,7 @@ import { getHeader, getHeaders, removeHeader, type SipRequest } from '../sip/mes
 import { getCallId } from '../sip/header-values.ts';
 import { FlowTokens, flowOf } from '../sip/flow.ts';
 import { FlowProxy } from '../sip/flow-proxy.ts';
+import type { FacingAddress } from '../sip/flow-routes.ts';
 import type { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
@@ -102,6 +103,10 @@ export class Adapter {
     subscriptions?: PhoneSubscriptions;
     /** The flow-token secret shared with `node.phones` (its 302 targets name this adapter); a fresh one by default. */
     tokens?: FlowTokens;
+    /** The adapter is behind a NAT itself (its advertised address forwards to it): it stays in every call's path. */
+    behindNat?: boolean;
+    /** The address a phone on our LAN reaches us at, when not the advertised one (flow-routes.ts). */
+    facing?: FacingAddress;
     logger?: Logger;
     /** Told about each call's outcome and steps (metrics, the dashboard). */
     onCall?: CallObserver;
@@ -116,7 +121,7 @@ export class Adapter {
     this.clock = c.clock;
     this.log = (c.logger ?? silentLogger).child({ component: 'adapter-sip' });
     const tokens = c.tokens ?? new FlowTokens();
-    const flowProxy = new FlowProxy({ element: c.element, tokens, logger: this.log });
+    const flowProxy = new FlowProxy({ element: c.element, tokens, facing: c.facing, logger: this.log });
     this.proxy = flowProxy.proxy;
     this.flows = new PhoneFlows({
       element: c.element,
@@ -125,6 +130,7 @@ export class Adapter {
       phones: c.node.phones,
       wallNow: () => c.clock.wallNow(),
       log: this.log,
+      behindNat: c.behindNat,
     });
     // What every SIP server shares is the front door's; a phone's redirected request is relayed before it.
     this.door = new SipFrontDoor({

@@ -31,7 +31,14 @@ import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { observeTransport } from '../sip/observed-transport.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
-import { type AdvertisedHost, advertisedHost, hostPort, isWildcard } from '../util/advertise.ts';
+import {
+  type AdvertisedHost,
+  advertisedHost,
+  hostPort,
+  isLocalAddress,
+  isWildcard,
+  localAddressFacing,
+} from '../util/advertise.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -358,11 +365,16 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   // One secret for the 302 targets the callee side names and the routes the SIP half checks (phone-flows.ts).
   const tokens = new FlowTokens();
+  // Advertising an address that is not ours: a NAT forwards it to us, and our phones are behind it too.
+  const behindNat = sipAdv.how === 'given' && !isWildcard(sipAdv.host) && !isLocalAddress(sipAdv.host);
+  if (behindNat)
+    log.info({ advertise: sipAdv.host }, 'advertised address is not local: behind a NAT, staying in every call path');
   const phones = new RegisteredPhones(registrar, {
     hostport: (t) => element.hostportOf(t ?? 'UDP'),
     offers: (t) => transport.portOf(t) !== undefined,
     tokens,
     wallNow: () => clock.wallNow(),
+    behindNat,
   });
   const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
   const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
@@ -439,7 +451,25 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   }
   const { node } = role;
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
-  const adapter = new Adapter({ node, element, clock, auth, subscriptions, tokens, logger: log, onCall: o.onCall });
+  // Behind a NAT, a phone on our LAN must be given our LAN address (no hairpin through the router's public one).
+  const facing = behindNat
+    ? (peer: { address: string }) => {
+        const local = localAddressFacing(peer.address);
+        return local ? hostPort(local, transport.local.port) : undefined;
+      }
+    : undefined;
+  const adapter = new Adapter({
+    node,
+    element,
+    clock,
+    auth,
+    subscriptions,
+    tokens,
+    behindNat,
+    facing,
+    logger: log,
+    onCall: o.onCall,
+  });
   if (bindings) {
     // D7: until the restored users are registered again, their phones and callers are asked to retry.
     adapter.holdUntilReady();

@@ -50,6 +50,11 @@ export interface PhoneRoute {
   offers?(transport: TransportName): boolean;
   tokens: FlowTokens;
   wallNow(): number;
+  /**
+   * The adapter is itself behind a NAT (its advertised address is a forwarded one, not its own): its phones sit
+   * behind that NAT too, so none is reachable at its Contact from outside, whatever the Contact says.
+   */
+  behindNat?: boolean;
 }
 
 /** The registrar's bindings, found by user name (user name -> the address-of-record its phone registered). */
@@ -92,7 +97,8 @@ export class RegisteredPhones implements LocalPhones {
     return this.bindingsOf(name).map((b) => {
       // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
       const q = b.contact.params.filter(([n]) => n === 'q');
-      if (!route || directlyReachable(b.contact.uri, b.flow)) return formatNameAddr({ ...b.contact, params: q });
+      if (!route || (!route.behindNat && directlyReachable(b.contact.uri, b.flow)))
+        return formatNameAddr({ ...b.contact, params: q });
       // Not reachable at its Contact: the caller's phone comes to us and we go on over the phone's flow.
       // The token also names the caller this adapter verified, for the callee's display (phone-flows.ts).
       const target = caller === undefined ? name : `${name}${VERIFIED_CALLER_SEPARATOR}${caller}`;

@@ -62,6 +62,8 @@ export class PhoneFlows {
     phones: RegisteredPhones;
     wallNow: () => number;
     log: Logger;
+    /** The adapter is behind a NAT itself (local-phones.ts PhoneRoute.behindNat): it stays in every call's path. */
+    behindNat?: boolean;
   }) {
     this.element = c.element;
     this.tokens = c.tokens;
@@ -69,7 +71,10 @@ export class PhoneFlows {
     this.phones = c.phones;
     this.wallNow = c.wallNow;
     this.log = c.log;
+    this.behindNat = c.behindNat ?? false;
   }
+
+  private readonly behindNat: boolean;
 
   /** A request inside a dialog we record-routed: on over the flow our Route names (RFC 3261 16.4, 16.6). */
   inDialog(inc: IncomingRequest): boolean {
@@ -145,7 +150,7 @@ export class PhoneFlows {
    */
   rewrite302(resp: SipResponse, source: Peer, contact: string | undefined): SipResponse {
     const c = contact === undefined ? undefined : parseNameAddr(contact);
-    if (c?.ok && directlyReachable(c.value.uri, flowOf(source))) return resp;
+    if (!this.behindNat && c?.ok && directlyReachable(c.value.uri, flowOf(source))) return resp;
     const exp = this.wallNow() + TARGET_TOKEN_TTL_MS;
     const headers = resp.headers.map((h) => {
       if (h.name.toLowerCase() !== 'contact' && h.name !== 'm') return h;
@@ -154,7 +159,8 @@ export class PhoneFlows {
       const values = parsed.value.map((n) => {
         const target = formatUri(n.uri);
         const token = this.tokens.target(OUTBOUND_TOKEN, target, exp);
-        return `<sip:${token}@${this.element.hostport}${transportParam(source.transport)}>`;
+        // Named by the address the phone reached us at: behind a NAT, our LAN address, not the public one.
+        return `<sip:${token}@${this.fp.routes.hostportFor(source)}${transportParam(source.transport)}>`;
       });
       return { name: h.name, value: values.join(', ') };
     });

@@ -19,7 +19,7 @@
 import type { Logger } from '../util/log.ts';
 import type { IncomingRequest, SipElement } from './element.ts';
 import { type FlowTokens, flowOf } from './flow.ts';
-import { FlowRoutes } from './flow-routes.ts';
+import { type FacingAddress, FlowRoutes } from './flow-routes.ts';
 import type { NameAddr, SipRequest, SipUri } from './message.ts';
 import { StatefulProxy } from './proxy.ts';
 import { contactKey } from './registrar.ts';
@@ -45,10 +45,10 @@ export class FlowProxy {
   /** contactKey of targets we answered a 302 with -> where the target is reached, until when. */
   private readonly redirected = new Map<string, { dest: Peer; until: number }>();
 
-  constructor(c: { element: SipElement; tokens: FlowTokens; logger?: Logger }) {
+  constructor(c: { element: SipElement; tokens: FlowTokens; facing?: FacingAddress; logger?: Logger }) {
     this.element = c.element;
     this.proxy = new StatefulProxy({ element: c.element, logger: c.logger });
-    this.routes = new FlowRoutes({ element: c.element, tokens: c.tokens });
+    this.routes = new FlowRoutes({ element: c.element, tokens: c.tokens, facing: c.facing });
   }
 
   /** Remember a target we answer a 302 with (reached at `dest`), so that following it back through us is proxied. */

@@ -28,23 +28,37 @@ export function transportParam(t: string): string {
   return t === 'UDP' ? '' : `;transport=${t.toLowerCase()}`;
 }
 
+/** The host:port by which the side at `peer` reaches this element, when it is not the advertised one. */
+export type FacingAddress = (peer: Peer) => string | undefined;
+
 export class FlowRoutes {
   private readonly element: SipElement;
   private readonly tokens: FlowTokens;
+  private readonly facing: FacingAddress;
 
-  constructor(c: { element: SipElement; tokens: FlowTokens }) {
+  constructor(c: { element: SipElement; tokens: FlowTokens; facing?: FacingAddress }) {
     this.element = c.element;
     this.tokens = c.tokens;
+    this.facing = c.facing ?? (() => undefined);
+  }
+
+  /**
+   * The host:port the side at `peer` reaches us at: on our LAN our LAN address (UDP and TCP), else the advertised
+   * one of the flow's transport (the TLS port for a TLS flow).
+   */
+  hostportFor(peer: Peer): string {
+    const lan = peer.transport === 'UDP' || peer.transport === 'TCP' ? this.facing(peer) : undefined;
+    return lan ?? this.element.hostportOf(peer.transport);
   }
 
   /**
    * The two Record-Route values for an INVITE forwarded from `upstream` towards `downstream`, top first. Each names
-   * this element where the side it faces reaches it: the TLS port for a TLS flow (a WebSocket phone sends everything
-   * over its own connection whatever the URI says, RFC 7118 section 5).
+   * us by the address its side reaches us at (RFC 5658: a multi-homed element record-routes per interface; a
+   * WebSocket phone sends everything over its own connection whatever the URI says, RFC 7118 section 5).
    */
   recordRoute(upstream: Peer, downstream: Peer): Header[] {
     const uri = (flow: Peer) =>
-      `<sip:${this.element.hostportOf(flow.transport)}${transportParam(flow.transport)};lr;${FLOW_PARAM}=${this.tokens.flow(flow)}>`;
+      `<sip:${this.hostportFor(flow)}${transportParam(flow.transport)};lr;${FLOW_PARAM}=${this.tokens.flow(flow)}>`;
     return [
       { name: 'Record-Route', value: uri(downstream) },
       { name: 'Record-Route', value: uri(upstream) },

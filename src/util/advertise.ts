@@ -103,3 +103,38 @@ export function parseAdvertise(value: string, option: string): { host: string; p
     throw new OverlayError('BAD_ARGUMENT', `${option} must name an address others can dial, not ${hp.host}`);
   return hp.port === 0 ? { host: hp.host } : { host: hp.host, port: hp.port };
 }
+
+/**
+ * Whether `host` is an address of one of this host's interfaces. An advertised address that is not (given with
+ * `--advertise`) is a NAT's public address forwarding to us: the daemon is itself behind a NAT.
+ */
+export function isLocalAddress(
+  host: string,
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+): boolean {
+  const h = bare(host).toLowerCase();
+  for (const list of Object.values(interfaces))
+    for (const i of list ?? []) if (i.address.toLowerCase() === h) return true;
+  return false;
+}
+
+/**
+ * The address of this host's interface on the same IPv4 subnet as `peer`, if any (by address and netmask): where
+ * a device on that LAN reaches us. A daemon behind a NAT must name this one, not its public address, to its LAN
+ * (most home routers do not hairpin packets sent to their public address back inside).
+ */
+export function localAddressFacing(
+  peer: string,
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+): string | undefined {
+  const p = bare(peer).replace(/^::ffff:/i, '');
+  if (!isIPv4(p)) return undefined;
+  const num = (a: string) => a.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+  for (const name of Object.keys(interfaces).sort())
+    for (const i of interfaces[name] ?? []) {
+      if (i.internal || i.family !== 'IPv4') continue;
+      const mask = num(i.netmask);
+      if ((num(i.address) & mask) >>> 0 === (num(p) & mask) >>> 0) return i.address;
+    }
+  return undefined;
+}

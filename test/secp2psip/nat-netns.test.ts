@@ -163,4 +163,99 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
     assert.match(last, new RegExp(`sees this adapter at ${net.hosts[3].addr.replaceAll('.', '\\.')}:`));
     assert.match(last, /--advertise-rpc/);
   });
+
+  it('an adapter at home behind a NAT with forwarded ports joins, and its phone takes a call from a phone behind another NAT', async () => {
+    const router = net.hosts[3];
+    const home = homeAdapter.addr;
+    // The home router forwards the ring port (TCP 7100) and SIP (UDP and TCP 5070 -> 5060) to the adapter, and
+    // maps the adapter's SIP port back to 5070 on the way out, as a UPnP or manual port forward does.
+    const ipt = (...a: string[]) => net.exec(router, ['iptables', '-w', ...a]);
+    await ipt(
+      '-t',
+      'nat',
+      '-A',
+      'PREROUTING',
+      '-i',
+      'eth0',
+      '-p',
+      'tcp',
+      '--dport',
+      '7100',
+      '-j',
+      'DNAT',
+      '--to-destination',
+      `${home}:7100`,
+    );
+    for (const proto of ['udp', 'tcp'])
+      await ipt(
+        '-t',
+        'nat',
+        '-A',
+        'PREROUTING',
+        '-i',
+        'eth0',
+        '-p',
+        proto,
+        '--dport',
+        '5070',
+        '-j',
+        'DNAT',
+        '--to-destination',
+        `${home}:5060`,
+      );
+    await ipt(
+      '-t',
+      'nat',
+      '-I',
+      'POSTROUTING',
+      '1',
+      '-s',
+      home,
+      '-p',
+      'udp',
+      '--sport',
+      '5060',
+      '-o',
+      'eth0',
+      '-j',
+      'SNAT',
+      '--to-source',
+      `${router.addr}:5070`,
+    );
+    await ipt('-I', 'FORWARD', '1', '-i', 'eth0', '-d', home, '-j', 'ACCEPT');
+    const started = await daemon(
+      homeAdapter,
+      [
+        'adapter',
+        '--sip',
+        '0.0.0.0:5060',
+        '--rpc',
+        '0.0.0.0:7100',
+        '--bootstrap',
+        bootSpec,
+        '--data',
+        join(base, 'home2'),
+      ].concat(['--advertise', `${router.addr}:5070`, '--advertise-rpc', `${router.addr}:7100`, '--open-registration']),
+      /^adapter sip:(\S+)\nring \S+ (\S+)\n/m,
+    );
+    assert.deepEqual([started.m[1], started.m[2]], [`${router.addr}:5070`, `${router.addr}:7100`]);
+    assert.match(started.d.err(), /ring address reachable from the bootstrap/);
+    const carol = startNetnsPhone(net, homeAdapter, base, 'carol', `sip:carol@${home}:5060`, { sipPort: 5062 });
+    await waitForNetnsPhone('registration', carol, /carol@.*200 OK/, 60_000);
+    const calls = (bob.out().match(/Call established/g) ?? []).length;
+    await netnsPhoneCommand(net, bob, 'dial', `sip:carol@${hostB.addr}:5060`);
+    await waitForNetnsPhone('the call at carol', carol, /Call established/, 30_000);
+    await waitForNetnsPhone('the call at bob', bob, new RegExp(`(Call established[\\s\\S]*){${calls + 1}}`), 10_000);
+    // carol's phone got the INVITE from her adapter (it stays in the path: the NAT hides carol's contact).
+    assert.match(carol.out(), new RegExp(`UDP ${home}:5060 -> ${home}:5062\\s*\\r?\\nINVITE sip:carol`));
+    const byeAtBob = new RegExp(`UDP ${hostB.addr}:5060 -> ${bob.host.addr}:5060\\s*\\r?\\nBYE sip:bob`, 'g');
+    const byes = (bob.out().match(byeAtBob) ?? []).length;
+    await netnsPhoneCommand(net, carol, 'hangup', '');
+    // The callee's BYE crossed both NATs: carol's adapter, then bob's, over bob's flow.
+    const end = Date.now() + 15_000;
+    while ((bob.out().match(byeAtBob) ?? []).length <= byes) {
+      if (Date.now() > end) assert.fail(`carol's BYE never reached bob\n${bob.out().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
 });

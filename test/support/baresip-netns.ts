@@ -14,6 +14,7 @@ export interface NetnsPhone {
   name: string;
   host: Host;
   sipPort: number;
+  ctrlPort: number;
   proc: ChildProcess;
   out: () => string;
 }
@@ -26,6 +27,8 @@ export interface NetnsPhoneOptions {
   accountParams?: string;
   /** Extra modules to load before the account (e.g. `turn.so`). */
   modules?: string[];
+  /** ctrl_tcp port on the host's loopback (default 4444; one per phone on a host). */
+  ctrlPort?: number;
   /** Audio source (default: aubridge, which only echoes what the phone plays; `ausine,440` sends a tone). */
   audioSource?: string;
 }
@@ -42,6 +45,7 @@ export function startNetnsPhone(
   o: NetnsPhoneOptions = {},
 ): NetnsPhone {
   const sipPort = o.sipPort ?? 5060;
+  const ctrlPort = o.ctrlPort ?? CTRL_PORT;
   const dir = join(base, name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(
@@ -60,7 +64,7 @@ export function startNetnsPhone(
       'module account.so',
       'module_app menu.so',
       'module_app ctrl_tcp.so',
-      `ctrl_tcp_listen 127.0.0.1:${CTRL_PORT}`,
+      `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
       ...(o.config ?? []),
       '',
     ].join('\n'),
@@ -70,7 +74,7 @@ export function startNetnsPhone(
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  return { name, host, sipPort, proc, out: () => out };
+  return { name, host, sipPort, ctrlPort, proc, out: () => out };
 }
 
 /** One ctrl_tcp command (JSON in a netstring), sent from inside the phone's host. */
@@ -82,7 +86,7 @@ export async function netnsPhoneCommand(
 ): Promise<void> {
   const json = JSON.stringify({ command, params, token: 't1' });
   const netstring = `${Buffer.byteLength(json)}:${json},`;
-  const script = `exec 3<>/dev/tcp/127.0.0.1/${CTRL_PORT}; printf '%s' "$1" >&3; timeout 5 head -c 1 <&3 >/dev/null; exit 0`;
+  const script = `exec 3<>/dev/tcp/127.0.0.1/${phone.ctrlPort}; printf '%s' "$1" >&3; timeout 5 head -c 1 <&3 >/dev/null; exit 0`;
   await net.exec(phone.host, ['bash', '-c', script, 'ctrl', netstring], 15_000);
 }
 

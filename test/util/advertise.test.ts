@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, it } from 'node:test';
-import { advertisedHost, hostPort, isWildcard, parseAdvertise, routableAddress } from '../../src/util/advertise.ts';
+import {
+  advertisedHost,
+  hostPort,
+  isLocalAddress,
+  isWildcard,
+  localAddressFacing,
+  parseAdvertise,
+  routableAddress,
+} from '../../src/util/advertise.ts';
 import { isOverlayError } from '../../src/util/errors.ts';
 
-function iface(address: string, family: 'IPv4' | 'IPv6', internal = false): NetworkInterfaceInfo {
-  const base = { address, netmask: '', mac: '00:00:00:00:00:00', internal, cidr: null };
+function iface(address: string, family: 'IPv4' | 'IPv6', internal = false, netmask = ''): NetworkInterfaceInfo {
+  const base = { address, netmask, mac: '00:00:00:00:00:00', internal, cidr: null };
   return family === 'IPv4' ? { ...base, family } : { ...base, family, scopeid: 0 };
 }
 
@@ -56,5 +64,18 @@ describe('advertised addresses', () => {
     assert.throws(() => parseAdvertise('nonsense', '--advertise'), /host:port/);
     assert.equal(hostPort('2001:db8::1', 5060), '[2001:db8::1]:5060');
     assert.equal(hostPort('[2001:db8::1]', 5060), '[2001:db8::1]:5060');
+  });
+
+  it('knows its own addresses, and which one faces a LAN peer (a daemon behind a NAT)', () => {
+    const home = {
+      eth0: [iface('192.168.1.3', 'IPv4', false, '255.255.255.0')],
+      lo: [iface('127.0.0.1', 'IPv4', true)],
+    };
+    assert.equal(isLocalAddress('192.168.1.3', home), true);
+    assert.equal(isLocalAddress('203.0.113.5', home), false, 'a forwarded public address is not ours');
+    assert.equal(localAddressFacing('192.168.1.20', home), '192.168.1.3');
+    assert.equal(localAddressFacing('::ffff:192.168.1.20', home), '192.168.1.3');
+    assert.equal(localAddressFacing('198.51.100.7', home), undefined);
+    assert.equal(localAddressFacing('127.0.0.1', home), undefined, 'loopback is no LAN');
   });
 });
