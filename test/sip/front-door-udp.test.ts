@@ -97,7 +97,8 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
     targets.push({
       name: 'adapter',
       port: Number(adapter.sipAddr.split(':')[1]),
-      allow: 'INVITE, ACK, CANCEL, OPTIONS, REGISTER',
+      // Messages (RFC 3428) and presence (RFC 3856, 3903) too.
+      allow: 'INVITE, ACK, CANCEL, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, PUBLISH',
       user: 'bob',
     });
     const params = defaultParams(2, { periodMs: 3600_000 });
@@ -116,7 +117,7 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
       targets.push({
         name: `whanausip ${role}`,
         port: Number(w.sip.element.hostport.split(':')[1]),
-        allow: role === 'node' ? 'INVITE, ACK, CANCEL, OPTIONS, REGISTER' : 'INVITE, ACK, CANCEL, OPTIONS',
+        allow: role === 'node' ? 'INVITE, ACK, CANCEL, OPTIONS, REGISTER, MESSAGE' : 'INVITE, ACK, CANCEL, OPTIONS',
         user: w.daemon.hash,
       });
     }
@@ -155,7 +156,7 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
     { what: 'INFO inside a dialog nobody holds', method: 'INFO', o: { toTag: 'x1' }, status: 481 },
     {
       what: 'a method not handled',
-      method: 'PUBLISH',
+      method: 'REFER',
       status: 405,
       check: (r, t) => assert.equal(getHeaders(r, 'Allow').join(', '), t.allow, t.name),
     },

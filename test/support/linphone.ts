@@ -121,6 +121,8 @@ export async function startLinphone(base: string, opts: LinphoneOptions): Promis
   const proxyParams = transport === 'tcp' ? ';transport=tcp' : '';
   const config = [
     '[sip]',
+    // The account is the phone's default identity: chat messages go out as it, through its route.
+    ...(opts.route ? ['default_proxy=0'] : []),
     `sip_port=${transport === 'udp' ? port : 0}`,
     `sip_tcp_port=${transport === 'tcp' ? port : 0}`,
     'sip_tls_port=0',
