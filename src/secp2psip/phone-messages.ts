@@ -67,7 +67,7 @@ export class PhoneMessenger implements PhoneInbox {
     const host = this.element.hostport;
     return deliverToContacts(
       { element: this.element, clock: this.clock, log: this.log },
-      this.phones.bindingsOf(to).map((b) => b.contact.uri),
+      this.phones.bindingsOf(to).map((b) => ({ uri: b.contact.uri, flow: b.flow })),
       { from: `sip:${from}@${host}`, to: `sip:${to}@${host}`, body, contentType },
       () => ++this.seq,
     );

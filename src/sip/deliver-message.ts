@@ -4,11 +4,15 @@
  * branch per contact, the registered contact as the Request-URI (10.2.1),
  * and a bound on how long a phone may take to answer. Used by the SecP2PSIP
  * adapter and the WhanauSIP node to hand a verified message to their phones.
+ * A phone its Contact does not reach (behind a NAT, a TCP ephemeral port, a
+ * browser on WebSocket) gets it over the flow it registered on (sip/flow.ts).
  */
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
 import { newToken, type SipElement } from './element.ts';
 import type { SipRequest, SipUri } from './message.ts';
+import { directlyReachable } from './flow.ts';
+import type { Peer } from './transport.ts';
 import { formatUri } from './uri.ts';
 import { peerOf } from './user-agent.ts';
 
@@ -26,21 +30,22 @@ export interface OutgoingMessage {
 /** Send `m` to every contact; resolves with how many answered 2xx within PHONE_ANSWER_MS. */
 export async function deliverToContacts(
   c: { element: SipElement; clock: Clock; log: Logger },
-  contacts: readonly SipUri[],
+  contacts: readonly { uri: SipUri; flow?: Peer }[],
   m: OutgoingMessage,
   nextSeq: () => number,
 ): Promise<number> {
-  const taken = await Promise.all(contacts.map((u) => sendOne(c, u, m, nextSeq())));
+  const taken = await Promise.all(contacts.map((t) => sendOne(c, t.uri, t.flow, m, nextSeq())));
   return taken.filter(Boolean).length;
 }
 
 function sendOne(
   c: { element: SipElement; clock: Clock; log: Logger },
   contact: SipUri,
+  flow: Peer | undefined,
   m: OutgoingMessage,
   seq: number,
 ): Promise<boolean> {
-  const dest = peerOf(contact);
+  const dest = flow && !directlyReachable(contact, flow) ? flow : peerOf(contact);
   if (!dest) return Promise.resolve(false);
   const host = c.element.hostport;
   const target = formatUri(contact);

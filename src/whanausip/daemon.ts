@@ -101,32 +101,32 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
   // Node role: instant messages to and from its phone over the DHT's links (instant-messages.ts).
   const ownIdentity = identity ?? Identity.generate();
   let seq = 0;
-  const messenger = registrar
-    ? new WhanauMessenger({
-        identity: ownIdentity,
-        clock,
-        random: o.random ?? new CryptoRandom(),
-        log,
-        endpoint: () => daemon.endpoint,
-        lookup: (hash) => daemon.lookupRecord(hash),
-        deliver: (fromHash, body, type) => {
-          const own = parseRequestUri(`sip:${ownIdentity.id}@${element.hostport}`);
-          const contacts = own.ok ? registrar.lookup(own.value).map((b) => b.contact.uri) : [];
-          return deliverToContacts(
-            { element, clock, log },
-            contacts,
-            {
-              from: `sip:${fromHash}@${element.hostport}`,
-              to: `sip:${ownIdentity.id}@${element.hostport}`,
-              body,
-              contentType: type,
-            },
-            () => ++seq,
-          );
+  // A gateway relays messages from any SIP client, signed by its own key (sip-node.ts); it has no phone of its own.
+  const messenger = new WhanauMessenger({
+    identity: ownIdentity,
+    clock,
+    random: o.random ?? new CryptoRandom(),
+    log,
+    endpoint: () => daemon.endpoint,
+    lookup: (hash) => daemon.lookupRecord(hash),
+    deliver: (fromHash, body, type) => {
+      if (!registrar) return Promise.resolve(0);
+      const own = parseRequestUri(`sip:${ownIdentity.id}@${element.hostport}`);
+      const contacts = own.ok ? registrar.lookup(own.value).map((b) => ({ uri: b.contact.uri, flow: b.flow })) : [];
+      return deliverToContacts(
+        { element, clock, log },
+        contacts,
+        {
+          from: `sip:${fromHash}@${element.hostport}`,
+          to: `sip:${ownIdentity.id}@${element.hostport}`,
+          body,
+          contentType: type,
         },
-      })
-    : undefined;
-  const handlers = messenger ? { [IM_METHOD]: messenger.handle.bind(messenger) } : undefined;
+        () => ++seq,
+      );
+    },
+  });
+  const handlers = { [IM_METHOD]: messenger.handle.bind(messenger) };
   let daemon: WhanauDaemon;
   try {
     daemon = await WhanauDaemon.start({

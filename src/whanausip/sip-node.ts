@@ -31,6 +31,7 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { MAX_IM_BODY, type WhanauMessenger } from './instant-messages.ts';
 import type { RecordLookup } from './whanau-daemon.ts';
 import { logRefusal } from '../util/refusal.ts';
+import { TokenBuckets } from '../util/token-bucket.ts';
 
 const KEY_HASH_RE = /^[0-9a-fA-F]{40}$/;
 /** The reason of the 403 a node with no phone user gives every REGISTER. */
@@ -79,6 +80,9 @@ export interface WhanauSipStats {
   lookupErrors: number;
 }
 
+/** Messages a gateway relays per source address: a burst of 10, then one every 6 s. */
+export const GATEWAY_MESSAGE_RATE = Object.freeze({ burst: 10, perSecond: 1 / 6 });
+
 export class WhanauSipNode {
   readonly element: SipElement;
   readonly registrar: Registrar | undefined;
@@ -113,7 +117,11 @@ export class WhanauSipNode {
     const registrar = this.registrar;
     if (registrar) methods.REGISTER = (inc) => this.register(inc, registrar);
     const messenger = c.messenger;
-    if (messenger) methods.MESSAGE = (inc) => this.message(inc, messenger);
+    if (messenger && registrar) methods.MESSAGE = (inc) => this.message(inc, messenger);
+    else if (messenger) {
+      const perSource = new TokenBuckets(c.clock, GATEWAY_MESSAGE_RATE);
+      methods.MESSAGE = (inc) => this.relayMessage(inc, messenger, perSource);
+    }
     this.flows = new FlowProxy({ element: c.element, tokens: new FlowTokens(), logger: this.log });
     this.door = new SipFrontDoor({
       element: c.element,
@@ -230,6 +238,37 @@ export class WhanauSipNode {
     const from = getFrom(req);
     if (!from.ok || (from.value.uri.user ?? '').toLowerCase() !== this.ownHash) {
       inc.respond(403, `Forbidden: only ${this.ownHash} sends messages from this node`);
+      return;
+    }
+    const uri = parseRequestUri(req.uri);
+    const to = uri.ok ? (uri.value.user ?? '').toLowerCase() : '';
+    if (!KEY_HASH_RE.test(to)) {
+      inc.respond(400, 'Bad Request: user part is not a 40-hex key hash');
+      return;
+    }
+    if (req.body.length > MAX_IM_BODY) {
+      inc.respond(413, `Request Entity Too Large: at most ${MAX_IM_BODY} bytes of message`);
+      return;
+    }
+    const out = await messenger.send(to, getHeader(req, 'Content-Type'), req.body);
+    if (!inc.finalSent) inc.respond(out.status, out.reason);
+  }
+
+  /**
+   * A gateway relays a MESSAGE from any SIP client to `sip:<hash>@<gateway>` (seed 003: the gateway serves
+   * phones outside the social graph), signed by the gateway's own key: the recipient's phone sees the gateway's
+   * identity as the sender, since nothing vouches for the client behind it. Its From is not believed. Limited per
+   * source address, so the gateway is no open relay for floods.
+   */
+  private async relayMessage(inc: IncomingRequest, messenger: WhanauMessenger, perSource: TokenBuckets): Promise<void> {
+    const req = inc.request;
+    const source = inc.source.address;
+    if (!perSource.take(source)) {
+      const retry = Math.max(1, Math.ceil(perSource.waitMs(source) / 1000));
+      logRefusal(this.log, 'name_rate', inc.source, { method: 'MESSAGE' }, 'gateway message refused: rate');
+      inc.respond(503, 'Service Unavailable: too many messages from this address', {
+        headers: [{ name: 'Retry-After', value: String(retry) }],
+      });
       return;
     }
     const uri = parseRequestUri(req.uri);

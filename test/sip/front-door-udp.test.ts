@@ -117,7 +117,8 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
       targets.push({
         name: `whanausip ${role}`,
         port: Number(w.sip.element.hostport.split(':')[1]),
-        allow: role === 'node' ? 'INVITE, ACK, CANCEL, OPTIONS, REGISTER, MESSAGE' : 'INVITE, ACK, CANCEL, OPTIONS',
+        allow:
+          role === 'node' ? 'INVITE, ACK, CANCEL, OPTIONS, REGISTER, MESSAGE' : 'INVITE, ACK, CANCEL, OPTIONS, MESSAGE',
         user: w.daemon.hash,
       });
     }

@@ -70,6 +70,19 @@ describe('WhanauSIP instant messages over real sockets', { timeout: 300_000 }, (
           schedule: false,
         }),
       );
+    // A gateway (no phone of its own), friends with nodes 0 and 2.
+    running.push(
+      await startWhanauSip({
+        role: 'gateway',
+        sipHost: '127.0.0.1',
+        sipPort: 0,
+        dhtHost: '127.0.0.1',
+        dhtPort: 0,
+        params,
+        limits,
+        schedule: false,
+      }),
+    );
     const link = async (a: RunningWhanauSip, b: RunningWhanauSip) => {
       await a.daemon.addPeer({ hash: b.daemon.hash, addr: b.daemon.self.addr });
       await b.daemon.addPeer({ hash: a.daemon.hash, addr: a.daemon.self.addr });
@@ -80,13 +93,17 @@ describe('WhanauSIP instant messages over real sockets', { timeout: 300_000 }, (
       [2, 3],
       [3, 0],
       [0, 2],
+      [4, 0],
+      [4, 2],
     ])
       await link(running[a], running[b]);
     // Node 1's phone: registers as node 1's identity and answers every MESSAGE with 200.
     phone = createSocket('udp4');
     await new Promise<void>((r) => phone.bind(0, '127.0.0.1', () => r()));
+    let registered: (status: number) => void = () => {};
     phone.on('message', (buf, rinfo) => {
       const m = parseMessage(new Uint8Array(buf));
+      if (m.ok && m.value.kind === 'response' && m.value.status >= 200) registered(m.value.status);
       if (!m.ok || m.value.kind !== 'request') return;
       got.push(m.value);
       phone.send(Buffer.from(serialize(buildResponse(m.value, 200, 'OK', { toTag: 'p1' }))), rinfo.port, rinfo.address);
@@ -94,12 +111,18 @@ describe('WhanauSIP instant messages over real sockets', { timeout: 300_000 }, (
     const b = running[1];
     const h = b.sip.element.hostport;
     const hash = b.daemon.hash;
-    const status = await send(
-      sipPort(b),
-      `REGISTER sip:${h} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bKreg1;rport\r\nMax-Forwards: 70\r\n` +
-        `From: <sip:${hash}@${h}>;tag=r1\r\nTo: <sip:${hash}@${h}>\r\nCall-ID: reg1@t\r\nCSeq: 1 REGISTER\r\n` +
-        `Contact: <sip:${hash}@127.0.0.1:${phone.address().port}>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n`,
-    );
+    // From the phone's own socket, as a phone does: its Contact is where its REGISTER came from.
+    const port = phone.address().port;
+    const status = await new Promise<number>((resolve) => {
+      registered = resolve;
+      phone.send(
+        `REGISTER sip:${h} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKreg1;rport\r\nMax-Forwards: 70\r\n` +
+          `From: <sip:${hash}@${h}>;tag=r1\r\nTo: <sip:${hash}@${h}>\r\nCall-ID: reg1@t\r\nCSeq: 1 REGISTER\r\n` +
+          `Contact: <sip:${hash}@127.0.0.1:${port}>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n`,
+        sipPort(b),
+        '127.0.0.1',
+      );
+    });
     assert.equal(status, 200);
     const epoch = running[0].daemon.node.nextEpoch();
     await Promise.all(running.map((r) => r.daemon.setup(epoch)));
@@ -158,5 +181,21 @@ describe('WhanauSIP instant messages over real sockets', { timeout: 300_000 }, (
     } finally {
       await ep.close();
     }
+  });
+
+  it("a gateway relays a client's MESSAGE signed as itself, whatever the From says, and limits each source", async () => {
+    const [, b, , , gw] = running;
+    assert.equal(await message(gw, 'ab'.repeat(20), b.daemon.hash, 'hello through the gateway'), 200);
+    const m = got.find((r) => Buffer.from(r.body).toString() === 'hello through the gateway');
+    assert.ok(m, 'delivered to the phone');
+    // The sender the recipient sees is the gateway's identity, not the From the client claimed.
+    assert.equal(getHeader(m, 'From')?.replace(/;tag=.*/, ''), `<sip:${gw.daemon.hash}@${b.sip.element.hostport}>`);
+    assert.equal(await message(gw, 'anyone', 'ab'.repeat(20), 'nobody'), 404);
+    // The per-source burst (GATEWAY_MESSAGE_RATE: 10) is spent: 503 with Retry-After, nothing relayed.
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push(await message(gw, 'anyone', b.daemon.hash, `burst ${i}`));
+    assert.ok(statuses.includes(503), statuses.join(' '));
+    const relayed = got.filter((r) => /^burst \d+$/.test(Buffer.from(r.body).toString())).length;
+    assert.equal(relayed, statuses.filter((x) => x === 200).length);
   });
 });
