@@ -27,6 +27,7 @@ export const REFUSAL_REASONS = {
   replay: 'a signed message was replayed',
   not_admitted: 'a node that was not admitted asked for a ring service',
   admit_rate: 'too many admissions from one node key or address',
+  message_rate: 'too many messages relayed for one address (WhanauSIP gateway)',
   malformed: 'a malformed message',
   refused: 'another refusal (see the err field)',
 } as const;

@@ -240,18 +240,7 @@ export class WhanauSipNode {
       inc.respond(403, `Forbidden: only ${this.ownHash} sends messages from this node`);
       return;
     }
-    const uri = parseRequestUri(req.uri);
-    const to = uri.ok ? (uri.value.user ?? '').toLowerCase() : '';
-    if (!KEY_HASH_RE.test(to)) {
-      inc.respond(400, 'Bad Request: user part is not a 40-hex key hash');
-      return;
-    }
-    if (req.body.length > MAX_IM_BODY) {
-      inc.respond(413, `Request Entity Too Large: at most ${MAX_IM_BODY} bytes of message`);
-      return;
-    }
-    const out = await messenger.send(to, getHeader(req, 'Content-Type'), req.body);
-    if (!inc.finalSent) inc.respond(out.status, out.reason);
+    await this.sendMessage(inc, messenger);
   }
 
   /**
@@ -261,16 +250,21 @@ export class WhanauSipNode {
    * source address, so the gateway is no open relay for floods.
    */
   private async relayMessage(inc: IncomingRequest, messenger: WhanauMessenger, perSource: TokenBuckets): Promise<void> {
-    const req = inc.request;
     const source = inc.source.address;
     if (!perSource.take(source)) {
       const retry = Math.max(1, Math.ceil(perSource.waitMs(source) / 1000));
-      logRefusal(this.log, 'name_rate', inc.source, { method: 'MESSAGE' }, 'gateway message refused: rate');
+      logRefusal(this.log, 'message_rate', inc.source, { method: 'MESSAGE' }, 'gateway message refused: rate');
       inc.respond(503, 'Service Unavailable: too many messages from this address', {
         headers: [{ name: 'Retry-After', value: String(retry) }],
       });
       return;
     }
+    await this.sendMessage(inc, messenger);
+  }
+
+  /** A MESSAGE the node or gateway may send: to a 40-hex key hash, within the size limit, signed and sent. */
+  private async sendMessage(inc: IncomingRequest, messenger: WhanauMessenger): Promise<void> {
+    const req = inc.request;
     const uri = parseRequestUri(req.uri);
     const to = uri.ok ? (uri.value.user ?? '').toLowerCase() : '';
     if (!KEY_HASH_RE.test(to)) {
