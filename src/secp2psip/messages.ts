@@ -154,9 +154,12 @@ export interface AdmittedMsg {
   n: number;
 }
 
-/** Seed Table 2. `sip` is the original SIP INVITE bytes; `sig` is the SignedHash. */
-export interface InviteMsg {
-  t: 'INVITE';
+/**
+ * The shape of every message signed like the seed's INVITE (Table 2): who (`name`) to whom (`to`), for which
+ * call or exchange (`callId`), a fresh `nonce` and timestamp `ts`, the payload `sip`, and `sig` over `callTbs`.
+ */
+export interface SignedCallMsg<T extends SignedCallType> {
+  t: T;
   name: string;
   to: string;
   callId: string;
@@ -166,17 +169,13 @@ export interface InviteMsg {
   sig: Uint8Array;
 }
 
+export type SignedCallType = 'INVITE' | 'REDIRECT' | 'MESSAGE' | 'DELIVERED' | 'WATCH' | 'PRESENCE';
+
+/** Seed Table 2. `sip` is the original SIP INVITE bytes; `sig` is the SignedHash. */
+export type InviteMsg = SignedCallMsg<'INVITE'>;
+
 /** Seed Table 3. `nonce` echoes the INVITE's so the REDIRECT cannot answer another call. */
-export interface RedirectMsg {
-  t: 'REDIRECT';
-  name: string;
-  to: string;
-  callId: string;
-  nonce: Uint8Array;
-  ts: number;
-  sip: Uint8Array;
-  sig: Uint8Array;
-}
+export type RedirectMsg = SignedCallMsg<'REDIRECT'>;
 
 /** Protected mode: any message above, HPKE-sealed to the receiver's X25519 key. Reveals nothing else. */
 export interface SealedMsg {
@@ -281,58 +280,22 @@ export interface WhoisOkMsg {
  * An instant message (RFC 3428 MESSAGE) from one user to another, shaped like Table 2: `sip` is the phone's SIP
  * MESSAGE bytes, `sig` the sender's signature over `callTbs` (messaging.ts).
  */
-export interface ImMsg {
-  t: 'MESSAGE';
-  name: string;
-  to: string;
-  callId: string;
-  nonce: Uint8Array;
-  ts: number;
-  sip: Uint8Array;
-  sig: Uint8Array;
-}
+export type ImMsg = SignedCallMsg<'MESSAGE'>;
 
 /**
  * The recipient's adapter handed an ImMsg to `sip` = the count (decimal ASCII) of the recipient's phones that took
  * it; signed by the recipient, `nonce` echoes the MESSAGE's so it cannot answer another one.
  */
-export interface DeliveredMsg {
-  t: 'DELIVERED';
-  name: string;
-  to: string;
-  callId: string;
-  nonce: Uint8Array;
-  ts: number;
-  sip: Uint8Array;
-  sig: Uint8Array;
-}
+export type DeliveredMsg = SignedCallMsg<'DELIVERED'>;
 
 /**
  * Presence (presence.ts). WATCH: user `name` asks the adapter of user `to` for `to`'s presence for `sip` =
  * the seconds (decimal ASCII) it wants it, signed by the watcher; `callId` names the subscription.
  * PRESENCE: `name`'s state for watcher `to` (`sip` = CBOR of PresenceState), signed by `name`.
  */
-export interface WatchMsg {
-  t: 'WATCH';
-  name: string;
-  to: string;
-  callId: string;
-  nonce: Uint8Array;
-  ts: number;
-  sip: Uint8Array;
-  sig: Uint8Array;
-}
+export type WatchMsg = SignedCallMsg<'WATCH'>;
 
-export interface PresenceMsg {
-  t: 'PRESENCE';
-  name: string;
-  to: string;
-  callId: string;
-  nonce: Uint8Array;
-  ts: number;
-  sip: Uint8Array;
-  sig: Uint8Array;
-}
+export type PresenceMsg = SignedCallMsg<'PRESENCE'>;
 
 export type SecP2PSipMessage =
   | ImMsg
@@ -472,7 +435,7 @@ function readBootstraps(o: Obj): BootstrapInfo[] {
   });
 }
 
-function readSigned<T extends 'INVITE' | 'REDIRECT' | 'MESSAGE' | 'DELIVERED' | 'WATCH' | 'PRESENCE'>(t: T, o: Obj) {
+function readSigned<T extends SignedCallType>(t: T, o: Obj): SignedCallMsg<T> {
   return {
     t,
     name: str(o, 'name', LIMITS.name, NAME_RE),
@@ -657,9 +620,7 @@ export function locationTbs(r: Omit<LocationRecord, 'sig' | 'admission'>): Uint8
  * Table 2/3 SignedHash, widened: kind, sender name, receiver name, Call-ID,
  * nonce, timestamp and SHA-256 of the SIP request bytes.
  */
-export function callTbs(
-  m: Omit<InviteMsg | RedirectMsg | ImMsg | DeliveredMsg | WatchMsg | PresenceMsg, 'sig'>,
-): Uint8Array {
+export function callTbs(m: Omit<SignedCallMsg<SignedCallType>, 'sig'>): Uint8Array {
   return cborEncode([m.t, m.name, m.to, m.callId, m.nonce, m.ts, sha256(m.sip)]);
 }
 
