@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
 import { runCli } from '../support/cli.ts';
-import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
+import { type Phone, phoneCommand, registeredPhone, startPhone as startBaresip } from '../support/baresip.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAuthAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -19,23 +19,17 @@ import { type AdapterProc, type BootstrapProc, eventually, startAuthAdapterProc,
 const skip = haveBinary('baresip') ? false : 'baresip is not installed';
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw-0001', bob: 'bob-pw-00002', carol: 'carol-pw-003' };
 
-async function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
-  for (let attempt = 1; ; attempt++) {
-    const phone = await startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
-      outboundProxy: outboundProxy ? `sip:127.0.0.1:${adapter.sipPort}` : undefined,
-      localTimeoutS: 30,
-      authPass: PASSWORDS[user],
-    });
-    const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
-    await eventually(
-      `${user} registration`,
-      () => registered.test(phone.out()) || phone.proc.exitCode !== null,
-      40_000,
-      () => `${phone.out()}\n--- adapter log ---\n${adapter.stderr()}`,
-    );
-    if (registered.test(phone.out())) return phone;
-    if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
-  }
+function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
+  return registeredPhone(
+    user,
+    () =>
+      startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
+        outboundProxy: outboundProxy ? `sip:127.0.0.1:${adapter.sipPort}` : undefined,
+        localTimeoutS: 30,
+        authPass: PASSWORDS[user],
+      }),
+    adapter.stderr,
+  );
 }
 
 const established = (p: Phone) => () => /Call established/.test(p.out());

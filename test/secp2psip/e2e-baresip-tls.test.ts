@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServerCertificate } from '../../src/identity/certificates.ts';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
+import { type Phone, phoneCommand, registeredPhone, startPhone as startBaresip } from '../support/baresip.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -42,23 +42,18 @@ async function startPhone(
 ): Promise<Phone> {
   await eventually('sip-tls line', () => /^sip-tls /m.test(adapter.stdout()), 10_000, adapter.stdout);
   const port = tlsPortOf(adapter);
-  for (let attempt = 1; ; attempt++) {
-    const phone = await startBaresip(base, `${user}${attempt}`, `sip:${user}@127.0.0.1:${port};transport=tls`, {
-      localTimeoutS: 30,
-      tlsCert: cert,
-      mediaenc: 'srtp-mand',
-      outboundProxy: outboundProxy ? `sip:127.0.0.1:${port};transport=tls` : undefined,
-    });
-    const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
-    await eventually(
-      `${user} registration over TLS`,
-      () => registered.test(phone.out()) || phone.proc.exitCode !== null,
-      40_000,
-      () => `${phone.out()}\n--- adapter log ---\n${adapter.stderr()}`,
-    );
-    if (registered.test(phone.out())) return phone;
-    if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
-  }
+  return registeredPhone(
+    user,
+    (attempt) =>
+      startBaresip(base, `${user}${attempt}`, `sip:${user}@127.0.0.1:${port};transport=tls`, {
+        localTimeoutS: 30,
+        tlsCert: cert,
+        mediaenc: 'srtp-mand',
+        outboundProxy: outboundProxy ? `sip:127.0.0.1:${port};transport=tls` : undefined,
+      }),
+    adapter.stderr,
+    'registration over TLS',
+  );
 }
 
 /** UDP payloads to or from `ports` on loopback for `seconds` (test/support/capture.py). */

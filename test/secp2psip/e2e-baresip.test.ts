@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
+import { type Phone, phoneCommand, registeredPhone, startPhone as startBaresip } from '../support/baresip.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -15,23 +15,16 @@ import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, sta
  */
 const skip = haveBinary('baresip') ? false : 'baresip is not installed';
 
-async function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
-  // A port taken between the check and baresip's bind makes it exit at once: try again with other ports.
-  for (let attempt = 1; ; attempt++) {
-    const phone = await startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
-      outboundProxy: outboundProxy ? `sip:127.0.0.1:${adapter.sipPort}` : undefined,
-      localTimeoutS: 30,
-    });
-    const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
-    await eventually(
-      `${user} registration`,
-      () => registered.test(phone.out()) || phone.proc.exitCode !== null,
-      40_000,
-      () => `${phone.out()}\n--- adapter log ---\n${adapter.stderr()}`,
-    );
-    if (registered.test(phone.out())) return phone;
-    if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
-  }
+function startPhone(base: string, user: string, adapter: AdapterProc, outboundProxy = false): Promise<Phone> {
+  return registeredPhone(
+    user,
+    () =>
+      startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
+        outboundProxy: outboundProxy ? `sip:127.0.0.1:${adapter.sipPort}` : undefined,
+        localTimeoutS: 30,
+      }),
+    adapter.stderr,
+  );
 }
 
 const dial = (phone: Phone, uri: string) => phoneCommand(phone, 'dial', uri);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
+import { type Phone, phoneCommand, registeredPhone, startPhone as startBaresip } from '../support/baresip.ts';
 import { runCli } from '../support/cli.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAuthAdapterProc, startBootstrapProc } from './procs.ts';
 
@@ -24,25 +24,18 @@ describe('instant messages from phones with digest passwords', { skip, timeout: 
   const phones: Phone[] = [];
 
   async function phone(user: string, adapter: AdapterProc, peer: string): Promise<Phone> {
-    for (let attempt = 1; ; attempt++) {
-      const p = await startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
-        authPass: PASSWORDS[user],
-        modules: ['contact.so'],
-        contacts: [`<sip:${peer}@127.0.0.1:${adapter.sipPort}>`],
-      });
-      const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
-      await eventually(
-        `${user} registration`,
-        () => registered.test(p.out()) || p.proc.exitCode !== null,
-        40_000,
-        () => `${p.out()}\n--- adapter log ---\n${adapter.stderr()}`,
-      );
-      if (registered.test(p.out())) {
-        phones.push(p);
-        return p;
-      }
-      if (attempt === 3) assert.fail(`${user}: baresip exited:\n${p.out()}`);
-    }
+    const phone = await registeredPhone(
+      user,
+      () =>
+        startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}`, {
+          authPass: PASSWORDS[user],
+          modules: ['contact.so'],
+          contacts: [`<sip:${peer}@127.0.0.1:${adapter.sipPort}>`],
+        }),
+      adapter.stderr,
+    );
+    phones.push(phone);
+    return phone;
   }
 
   before(async () => {

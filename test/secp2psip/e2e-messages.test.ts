@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
+import { type Phone, phoneCommand, registeredPhone, startPhone as startBaresip } from '../support/baresip.ts';
 import { type LinphonePhone, startLinphone } from '../support/linphone.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
@@ -34,24 +34,17 @@ describe('instant messages between real phones through two adapters', { skip, ti
 
   async function baresip(user: string, adapter: AdapterProc, peer: string, tcp = false): Promise<Phone> {
     const t = tcp ? ';transport=tcp' : '';
-    for (let attempt = 1; ; attempt++) {
-      const phone = await startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}${t}`, {
-        modules: ['contact.so'],
-        contacts: [`<sip:${peer}@127.0.0.1:${adapter.sipPort}${t}>`],
-      });
-      const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
-      await eventually(
-        `${user} registration`,
-        () => registered.test(phone.out()) || phone.proc.exitCode !== null,
-        40_000,
-        () => `${phone.out()}\n--- adapter log ---\n${adapter.stderr()}`,
-      );
-      if (registered.test(phone.out())) {
-        phones.push(phone);
-        return phone;
-      }
-      if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
-    }
+    const phone = await registeredPhone(
+      user,
+      () =>
+        startBaresip(base, user, `sip:${user}@127.0.0.1:${adapter.sipPort}${t}`, {
+          modules: ['contact.so'],
+          contacts: [`<sip:${peer}@127.0.0.1:${adapter.sipPort}${t}>`],
+        }),
+      adapter.stderr,
+    );
+    phones.push(phone);
+    return phone;
   }
 
   before(async () => {

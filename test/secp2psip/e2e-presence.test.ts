@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import { type Phone, phoneCommand, startPhone as startBaresip } from '../support/baresip.ts';
+import { type Phone, phoneCommand, registeredPhone, startPhone as startBaresip } from '../support/baresip.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -59,26 +59,19 @@ describe('presence seen by a real phone through two adapters', { skip, timeout: 
 
   async function baresip(user: string, adapter: AdapterProc, opts: { watch?: string; pubint?: boolean } = {}) {
     const aor = `sip:${user}@127.0.0.1:${adapter.sipPort}`;
-    for (let attempt = 1; ; attempt++) {
-      const phone = await startBaresip(base, user, aor, {
-        modules: ['contact.so', 'presence.so'],
-        contacts: opts.watch ? [`<sip:${opts.watch}@127.0.0.1:${adapter.sipPort}>;presence=p2p`] : [],
-        // baresip publishes its presence (RFC 3903) only with a publish interval on the account.
-        accountParams: opts.pubint ? ';pubint=60' : undefined,
-      });
-      const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
-      await eventually(
-        `${user} registration`,
-        () => registered.test(phone.out()) || phone.proc.exitCode !== null,
-        40_000,
-        () => `${phone.out()}\n--- adapter log ---\n${adapter.stderr()}`,
-      );
-      if (registered.test(phone.out())) {
-        phones.push(phone);
-        return phone;
-      }
-      if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
-    }
+    const phone = await registeredPhone(
+      user,
+      () =>
+        startBaresip(base, user, aor, {
+          modules: ['contact.so', 'presence.so'],
+          contacts: opts.watch ? [`<sip:${opts.watch}@127.0.0.1:${adapter.sipPort}>;presence=p2p`] : [],
+          // baresip publishes its presence (RFC 3903) only with a publish interval on the account.
+          accountParams: opts.pubint ? ';pubint=60' : undefined,
+        }),
+      adapter.stderr,
+    );
+    phones.push(phone);
+    return phone;
   }
 
   before(async () => {

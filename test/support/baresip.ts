@@ -106,6 +106,33 @@ export async function waitForPhone(what: string, phone: Phone, re: RegExp, ms = 
   }
 }
 
+/**
+ * A phone for `user` that has registered: `start(attempt)` starts one (with fresh ports each time), and a phone that
+ * exits before its 200 (a port taken between the check and baresip's bind) is started again, up to 3 times.
+ * `serverLog` is the registrar's log, shown with the phone's output when the registration never comes.
+ */
+export async function registeredPhone(
+  user: string,
+  start: (attempt: number) => Promise<Phone>,
+  serverLog: () => string,
+  what = 'registration',
+): Promise<Phone> {
+  const registered = new RegExp(`${user}@127\\.0\\.0\\.1.*200 OK`);
+  for (let attempt = 1; ; attempt++) {
+    const phone = await start(attempt);
+    const end = Date.now() + 40_000;
+    while (!registered.test(phone.out()) && phone.proc.exitCode === null) {
+      if (Date.now() > end)
+        assert.fail(
+          `${user} ${what} did not happen\n${`${phone.out()}\n--- adapter log ---\n${serverLog()}`.slice(-3000)}`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (registered.test(phone.out())) return phone;
+    if (attempt === 3) assert.fail(`${user}: baresip exited:\n${phone.out()}`);
+  }
+}
+
 /** One ctrl_tcp command (JSON in a netstring). */
 export async function phoneCommand(phone: Phone, command: string, params: string): Promise<void> {
   const s = connect(phone.ctrlPort, '127.0.0.1');
