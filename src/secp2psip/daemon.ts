@@ -422,7 +422,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
             );
             endpoint = await listenOn(0);
           }
-          rememberRingPort(o.dataDir, endpoint.port, log);
+          if (endpoint.port !== before) rememberRingPort(o.dataDir, endpoint.port, log);
           return endpoint;
         },
       },

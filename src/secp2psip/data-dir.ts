@@ -185,7 +185,7 @@ export function rememberedRingPort(dir: string | undefined): number | undefined 
 
 /** Keep the ring port for the next start; a disk that refuses the write costs only that (logged). */
 export function rememberRingPort(dir: string | undefined, port: number, logger: Logger = silentLogger): void {
-  if (!dir || rememberedRingPort(dir) === port) return;
+  if (!dir) return;
   try {
     writeFileSync(join(dir, RING_PORT_FILE), `${port}\n`, { mode: 0o600 });
   } catch (e) {
