@@ -18,8 +18,7 @@ import { getExpires, getFrom, getTag, getTo, parseContacts } from '../sip/header
 import { getHeader, type SipRequest, type SipUri } from '../sip/message.ts';
 import type { Peer } from '../sip/transport.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
-import { directlyReachable, flowOf } from '../sip/flow.ts';
-import { peerOf } from '../sip/user-agent.ts';
+import { flowOf, phoneDestination } from '../sip/flow.ts';
 import type { Clock, Timer } from '../util/clock.ts';
 import { isOverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
@@ -146,12 +145,7 @@ export class PhoneSubscriptions implements PhonePresence {
     const from = getFrom(req);
     const fromTag = from.ok ? getTag(from.value) : undefined;
     // NOTIFYs go where the SUBSCRIBE came from when the Contact does not reach the phone (NAT, TCP, WebSocket).
-    const flow = flowOf(inc.source);
-    const dest = contact
-      ? directlyReachable(contact.uri, flow)
-        ? peerOf(contact.uri, inc.source.transport)
-        : flow
-      : undefined;
+    const dest = contact ? phoneDestination(contact.uri, flowOf(inc.source), inc.source.transport) : undefined;
     if (!contact || !dest || fromTag === undefined) {
       inc.respond(400, 'Bad Request: SUBSCRIBE needs a From tag and a Contact with an IP address');
       return;

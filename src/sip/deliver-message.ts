@@ -11,10 +11,9 @@ import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/log.ts';
 import { newToken, type SipElement } from './element.ts';
 import type { SipRequest, SipUri } from './message.ts';
-import { directlyReachable } from './flow.ts';
+import { phoneDestination } from './flow.ts';
 import type { Peer } from './transport.ts';
 import { formatUri } from './uri.ts';
-import { peerOf } from './user-agent.ts';
 
 /** How long a phone may take to answer a delivered MESSAGE before it counts as not taken (ms). */
 export const PHONE_ANSWER_MS = 4000;
@@ -45,7 +44,7 @@ function sendOne(
   m: OutgoingMessage,
   seq: number,
 ): Promise<boolean> {
-  const dest = flow && !directlyReachable(contact, flow) ? flow : peerOf(contact);
+  const dest = phoneDestination(contact, flow);
   if (!dest) return Promise.resolve(false);
   const host = c.element.hostport;
   const target = formatUri(contact);

@@ -25,7 +25,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { SipUri } from './message.ts';
-import { type Peer, plainHost } from './transport.ts';
+import { type Peer, plainHost, type TransportName } from './transport.ts';
+import { peerOf } from './user-agent.ts';
 
 /** The flow a request arrived on: over a connection, that connection only (RFC 5626 5.3: no new one is opened). */
 export function flowOf(source: Peer): Peer {
@@ -93,6 +94,11 @@ export function directlyReachable(contact: SipUri, flow: Peer | undefined): bool
   if (sameHost) return flow.connId !== undefined;
   // No NAT delivers from loopback: a local process registering another device's Contact is taken at its word.
   return !isPrivateAddress(host) || isLoopback(flow.address);
+}
+
+/** Where a request to a phone goes: its Contact when that reaches it, else the flow it registered or subscribed on. */
+export function phoneDestination(contact: SipUri, flow: Peer | undefined, fallback?: TransportName): Peer | undefined {
+  return flow && !directlyReachable(contact, flow) ? flow : peerOf(contact, fallback);
 }
 
 const TAG_BYTES = 10;
