@@ -106,6 +106,20 @@ describe('metrics, health, state and administration of running daemons', { timeo
     );
     assert.match(last?.body.reason, /on the ring, bootstrap .* reachable/);
     assert.equal((await getJson(`${bootHttp}readyz`)).status, 200);
+    // Ready means on the ring; A learns of B by stabilization, a moment later: wait for its view to hold all three.
+    let members = 0;
+    await eventually(
+      'adapter A knows the bootstrap, A and B',
+      () => {
+        getJson(`${aHttp}api/state`).then(
+          (r) => (members = r.body.ring.members.length),
+          () => {},
+        );
+        return members === 3;
+      },
+      60_000,
+      () => `members: ${members}`,
+    );
   });
 
   it('registrations and calls move the counters and the call setup histogram', async () => {
