@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { eventually } from '../secp2psip/procs.ts';
@@ -10,12 +12,15 @@ import { type Daemon, getJson, spawnDaemon } from './ops-procs.ts';
  * The live dashboard in a real browser (chromium driven by puppeteer-core):
  * `secp2psip demo` serves it; the page must draw every ring member, then a
  * call placed by the test's SIP client must show up as a ladder with its
- * steps, pushed by server-sent events without a reload. The screenshot is
- * the README's (docs/dashboard.png).
+ * steps, pushed by server-sent events without a reload. The screenshot goes
+ * to a temporary directory; with UPDATE_SCREENSHOT=1 it replaces the README's
+ * (docs/dashboard.png), so an ordinary run leaves the tree as it was.
  */
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed`;
-const SCREENSHOT = new URL('../../docs/dashboard.png', import.meta.url).pathname;
+const SCREENSHOT = process.env.UPDATE_SCREENSHOT
+  ? new URL('../../docs/dashboard.png', import.meta.url).pathname
+  : join(mkdtempSync(join(tmpdir(), 'dashboard-')), 'dashboard.png');
 const CALL_ID = 'dashboard-test-call@client';
 
 describe('live dashboard in chromium', { skip, timeout: 180_000 }, () => {
@@ -100,6 +105,6 @@ describe('live dashboard in chromium', { skip, timeout: 180_000 }, () => {
     assert.equal((text.match(/\d+\.\d ms/g) ?? []).length >= 5, true, text);
     await page.waitForFunction("document.querySelectorAll('#users tbody tr').length === 5", { timeout: 30_000 });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    assert.ok(existsSync(SCREENSHOT));
+    assert.ok(statSync(SCREENSHOT).size > 10_000, 'the screenshot holds a rendered page');
   });
 });

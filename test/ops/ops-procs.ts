@@ -3,9 +3,8 @@
  * printed on stdout, HTTP requests to them, and metric values read from a
  * Prometheus exposition.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { eventually } from '../secp2psip/procs.ts';
+import { eventually, type Proc, spawnDaemon } from '../secp2psip/procs.ts';
 
 /** The URL a daemon printed on a line `<what> <url>`, once it has. */
 export async function printedUrl(stdout: () => string, what: 'http' | 'metrics', ms = 30_000): Promise<string> {
@@ -52,34 +51,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface Daemon {
-  proc: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  stop(): Promise<void>;
-}
-
-/** `secp2psip <args>` as a process, without waiting for it to be up. */
-export function spawnDaemon(args: string[]): Daemon {
-  const proc = spawn(process.execPath, ['bin/secp2psip.mjs', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  return {
-    proc,
-    stdout: () => out,
-    stderr: () => err,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const gone = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      await gone;
-      clearTimeout(t);
-    },
-  };
-}
+/** A daemon process of the operator tests (started by `spawnDaemon`). */
+export type Daemon = Proc;
+export { spawnDaemon };

@@ -24,14 +24,17 @@ export interface AdapterProc extends Proc {
   sipPort: number;
 }
 
-function start(args: string[], ready: RegExp, timeoutMs = 60_000): Promise<{ p: Proc; m: RegExpExecArray }> {
+/** `secp2psip <args>` as a process, without waiting for it to be up; `stop` sends SIGTERM (SIGKILL after 10 s). */
+export function spawnDaemon(args: string[]): Proc {
   const proc = spawn(process.execPath, ['bin/secp2psip.mjs', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
   });
   let out = '';
   let err = '';
-  const p: Proc = {
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  return {
     proc,
     stdout: () => out,
     stderr: () => err,
@@ -44,23 +47,26 @@ function start(args: string[], ready: RegExp, timeoutMs = 60_000): Promise<{ p: 
       clearTimeout(t);
     },
   };
-  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+}
+
+/** A daemon process, once its stdout matches `ready`. */
+function start(args: string[], ready: RegExp, timeoutMs = 60_000): Promise<{ p: Proc; m: RegExpExecArray }> {
+  const p = spawnDaemon(args);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`${args[0]} did not start:\n${err.slice(-2000)}`));
+      p.proc.kill('SIGKILL');
+      reject(new Error(`${args[0]} did not start:\n${p.stderr().slice(-2000)}`));
     }, timeoutMs);
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
+    p.proc.stdout?.on('data', () => {
+      const m = ready.exec(p.stdout());
       if (m) {
         clearTimeout(timer);
         resolve({ p, m });
       }
     });
-    proc.on('exit', (code) => {
+    p.proc.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${args[0]} exited with ${code}:\n${err.slice(-2000)}`));
+      reject(new Error(`${args[0]} exited with ${code}:\n${p.stderr().slice(-2000)}`));
     });
   });
 }
