@@ -1,0 +1,489 @@
+/**
+ * Circuit relays (as libp2p's circuit relay v2): a node that cannot be dialled
+ * (behind a NAT without a port forward) keeps links to a few public nodes that
+ * agreed to relay for it, and others reach it *through* them.
+ *
+ * What a relay carries is a byte stream, not requests: the caller runs the same
+ * TLS 1.3 handshake with mutual authentication and the pinned key it would run
+ * over TCP (tls-endpoint.ts), end to end with the client, and the relay only
+ * moves the ciphertext. So a relay learns what an on-path router would (who
+ * talks to whom, when, how much) and can change nothing: an altered, dropped,
+ * replayed or reordered record fails TLS's AEAD check and the connection
+ * closes; the caller's key is proven to the client by TLS, not asserted by the
+ * relay. Everything above (Chord, SECP2PSIP, the SIP the adapters carry)
+ * runs on that connection unchanged, so messages signed or sealed end to end
+ * stay so.
+ *
+ * Protocol (RPC methods on the links both ends opened to the relay):
+ * - `relay.register` client -> relay: serve me; refused past `maxClients`.
+ * - `relay.open {to, circ}` caller -> relay: a circuit to the client with key
+ *   `to`; the relay asks the client (`relay.incoming {circ}`) over the link
+ *   the client opened, then answers. Bounded per second.
+ * - `relay.data {circ, seq, b}` either end -> relay -> the other end; bounded
+ *   per second per circuit end, counted in bytes.
+ * - `relay.close {circ}` either end -> relay -> the other end.
+ *
+ * A client's address is `relay:<addr>~<key>|...` (formatRelayAddr): each relay's
+ * ring address and key, base64url; its NodeRef keeps its own key, which the TLS
+ * handshake over the circuit pins.
+ */
+import { Duplex } from 'node:stream';
+import type { Clock } from '../util/clock.ts';
+import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { TokenBuckets } from '../util/token-bucket.ts';
+import { keyHex, parseAddr } from './tls-dial.ts';
+import type { Caller, NodeRef, Payload, RequestHandler } from './types.ts';
+
+export const RELAY_METHOD = {
+  REGISTER: 'relay.register',
+  OPEN: 'relay.open',
+  INCOMING: 'relay.incoming',
+  DATA: 'relay.data',
+  CLOSE: 'relay.close',
+} as const;
+
+export const RELAY_PREFIX = 'relay:';
+
+export function isRelayAddr(addr: string): boolean {
+  return addr.startsWith(RELAY_PREFIX);
+}
+
+/** `relay:<addr>~<key b64url>|...`: how to reach a client through its relays (at most 3 fit a location record). */
+export function formatRelayAddr(relays: readonly NodeRef[]): string {
+  return RELAY_PREFIX + relays.map((r) => `${r.addr}~${Buffer.from(r.key).toString('base64url')}`).join('|');
+}
+
+/** The relays a relay address names (id unknown: relays are pinned by key alone). */
+export function parseRelayAddr(addr: string): Result<NodeRef[]> {
+  if (!isRelayAddr(addr)) return fail('not a relay address');
+  const out: NodeRef[] = [];
+  for (const part of addr.slice(RELAY_PREFIX.length).split('|')) {
+    const i = part.lastIndexOf('~');
+    if (i < 0) return fail(`relay '${part}' has no key`);
+    const a = part.slice(0, i);
+    const key = Buffer.from(part.slice(i + 1), 'base64url');
+    if (!parseAddr(a).ok || key.length !== 32) return fail(`bad relay '${part}'`);
+    out.push({ id: '', addr: a, key: new Uint8Array(key) });
+  }
+  return out.length > 0 && out.length <= 4 ? ok(out) : fail('a relay address names 1 to 4 relays');
+}
+
+export interface RelayLimits {
+  /** Clients one relay serves at once. */
+  maxClients: number;
+  /** Circuits opened through this relay per second (a burst of twice as many). */
+  opensPerSecond: number;
+  /** Data messages relayed per second per circuit end (a burst of twice as many). */
+  messagesPerSecond: number;
+  /** Circuits one client may have open at once. */
+  maxCircuitsPerClient: number;
+}
+
+export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  maxClients: 64,
+  opensPerSecond: 50,
+  messagesPerSecond: 2000,
+  maxCircuitsPerClient: 64,
+});
+
+export interface RelayStats {
+  /** Relay side. */
+  clients: number;
+  registrationsRefused: number;
+  circuitsOpened: number;
+  circuitsRefused: number;
+  messagesRelayed: number;
+  bytesRelayed: number;
+  messagesRefused: number;
+  /** Client and caller side. */
+  circuitsDialled: number;
+  circuitsAccepted: number;
+}
+
+/** What the relay needs of its endpoint: requests that use only an open link to a key, never a new connection. */
+export interface RelayHost {
+  readonly self: NodeRef;
+  readonly clock: Clock;
+  request(
+    to: NodeRef,
+    method: string,
+    payload: Payload,
+    opts?: { timeoutMs?: number; linkOnly?: boolean },
+  ): Promise<Payload>;
+  /** Run the server side of TLS over a circuit that reached us (we are the client behind a NAT). */
+  acceptStream(stream: Duplex): void;
+}
+
+interface Circuit {
+  /** Hex keys of both ends. */
+  a: string;
+  c: string;
+  aKey: Uint8Array;
+  cKey: Uint8Array;
+}
+
+/** Largest chunk one `relay.data` carries (a TLS record is at most 16 KiB plus overhead). */
+const MAX_CHUNK = 32 * 1024;
+const FORWARD_TIMEOUT_MS = 5000;
+
+/** One end of a circuit as a byte stream (TLS runs over it). */
+export class CircuitStream extends Duplex {
+  private outSeq = 0;
+  private inSeq = 0;
+  private readonly early = new Map<number, Uint8Array>();
+  private ended = false;
+
+  constructor(
+    private readonly sendChunk: (seq: number, b: Uint8Array) => Promise<unknown>,
+    private readonly sendClose: () => void,
+  ) {
+    super({ allowHalfOpen: false });
+  }
+
+  /** Bytes from the other end, in their order (a relay forwards in order; `seq` guards against any reordering). */
+  deliver(seq: number, b: Uint8Array): void {
+    if (this.destroyed || seq < this.inSeq || this.early.size > 256) return;
+    this.early.set(seq, b);
+    for (let next = this.early.get(this.inSeq); next !== undefined; next = this.early.get(this.inSeq)) {
+      this.early.delete(this.inSeq);
+      this.inSeq++;
+      this.push(Buffer.from(next));
+    }
+  }
+
+  /** The other end closed. */
+  remoteClosed(): void {
+    this.ended = true;
+    this.push(null);
+    this.destroy();
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    // Not waiting for the relay's answer: chunks leave in order on one link; a failure ends the circuit.
+    for (let off = 0; off < chunk.length; off += MAX_CHUNK) {
+      const seq = this.outSeq++;
+      this.sendChunk(seq, new Uint8Array(chunk.subarray(off, off + MAX_CHUNK))).catch(() => this.destroy());
+    }
+    cb();
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    if (!this.ended) this.sendClose();
+    this.ended = true;
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    if (!this.ended) this.sendClose();
+    this.ended = true;
+    cb(err);
+  }
+}
+
+/** The circuit id the end at `toA` (the caller) or the client knows (see RelayService.resolve). */
+function wireCirc(id: string, toA: boolean): string {
+  return toA ? id.slice(id.indexOf(':') + 1) : id;
+}
+
+function hexOf(caller: Caller): string {
+  return keyHex(caller.key);
+}
+
+function field<T>(p: Payload, name: string, check: (v: unknown) => v is T): T | undefined {
+  const v = typeof p === 'object' && p !== null ? (p as Record<string, unknown>)[name] : undefined;
+  return check(v) ? v : undefined;
+}
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+/**
+ * Both roles of the relay protocol on one endpoint: the relay (for nodes that
+ * registered with us) and the ends of circuits (ours as a client behind a NAT,
+ * or as a caller reaching one).
+ */
+export class RelayService {
+  readonly stats: RelayStats = {
+    clients: 0,
+    registrationsRefused: 0,
+    circuitsOpened: 0,
+    circuitsRefused: 0,
+    messagesRelayed: 0,
+    bytesRelayed: 0,
+    messagesRefused: 0,
+    circuitsDialled: 0,
+    circuitsAccepted: 0,
+  };
+  readonly limits: Readonly<RelayLimits>;
+  /** Whether this node relays for others (a public ring member); a client behind a NAT does not. */
+  serving: boolean;
+  /** Relay side: registered clients by key hex, and their circuits. */
+  private readonly clients = new Map<string, { key: Uint8Array; circuits: Set<string> }>();
+  private readonly circuits = new Map<string, Circuit>();
+  /** Our circuit ends, by `<relay key hex>/<circ>`. */
+  private readonly ends = new Map<string, CircuitStream>();
+  /** Client side: the relays we registered with (key hex), the only ones whose circuits we take. */
+  private readonly myRelays = new Set<string>();
+  private readonly opens: TokenBuckets;
+  private readonly data: TokenBuckets;
+  private readonly log: Logger;
+  private nextCirc = 0;
+
+  constructor(
+    private readonly host: RelayHost,
+    o: { serving?: boolean; limits?: Partial<RelayLimits>; logger?: Logger } = {},
+  ) {
+    this.limits = Object.freeze({ ...DEFAULT_RELAY_LIMITS, ...o.limits });
+    this.serving = o.serving ?? true;
+    this.opens = new TokenBuckets(
+      host.clock,
+      { burst: 2 * this.limits.opensPerSecond, perSecond: this.limits.opensPerSecond },
+      1,
+    );
+    this.data = new TokenBuckets(host.clock, {
+      burst: 2 * this.limits.messagesPerSecond,
+      perSecond: this.limits.messagesPerSecond,
+    });
+    this.log = (o.logger ?? silentLogger).child({ component: 'relay' });
+  }
+
+  /** The methods this service answers, for the endpoint's dispatch. */
+  handles(method: string): boolean {
+    return method.startsWith('relay.');
+  }
+
+  handle: RequestHandler = (method, payload, caller) => {
+    switch (method) {
+      case RELAY_METHOD.REGISTER:
+        return this.register(caller);
+      case RELAY_METHOD.OPEN:
+        return this.open(payload, caller);
+      case RELAY_METHOD.INCOMING:
+        return this.incoming(payload, caller);
+      case RELAY_METHOD.DATA:
+        return this.onData(payload, caller);
+      case RELAY_METHOD.CLOSE:
+        return this.onClose(payload, caller);
+      default:
+        throw new OverlayError('RPC_MALFORMED', `unknown method ${method}`);
+    }
+  };
+
+  // ---- client side ----
+
+  /** Ask `relay` to serve us; true when it agreed. */
+  async registerWith(relay: NodeRef, timeoutMs = 3000): Promise<boolean> {
+    try {
+      const a = await this.host.request(relay, RELAY_METHOD.REGISTER, {}, { timeoutMs });
+      if (field(a, 'ok', (v): v is boolean => v === true)) {
+        this.myRelays.add(keyHex(relay.key));
+        return true;
+      }
+    } catch (e) {
+      this.log.info({ relay: relay.addr, err: (e as Error).message }, 'relay refused or unreachable');
+    }
+    return false;
+  }
+
+  private incoming(payload: Payload, caller: Caller): Payload {
+    const circ = field(payload, 'circ', isStr);
+    if (!circ) throw new OverlayError('RPC_MALFORMED', 'relay.incoming without circ');
+    if (!this.myRelays.has(hexOf(caller))) throw new OverlayError('RPC_REFUSED', 'not one of our relays');
+    const stream = this.endFor(caller.key, circ);
+    this.stats.circuitsAccepted++;
+    // We are the one dialled: the server side of TLS runs here, as on an accepted TCP connection.
+    this.host.acceptStream(stream);
+    return { ok: true };
+  }
+
+  // ---- caller side ----
+
+  /** A byte stream to the client `to` (its address names its relays), through the first relay that opens one. */
+  async dialThrough(to: NodeRef, timeoutMs: number): Promise<Duplex> {
+    const relays = parseRelayAddr(to.addr);
+    if (!relays.ok) throw new OverlayError('RPC_UNREACHABLE', relays.error);
+    let last = 'no relay';
+    for (const relay of relays.value) {
+      if (keyHex(relay.key) === keyHex(this.host.self.key)) continue;
+      const circ = `${keyHex(this.host.self.key).slice(0, 8)}-${this.nextCirc++}`;
+      const stream = this.endFor(relay.key, circ, relay);
+      try {
+        await this.host.request(relay, RELAY_METHOD.OPEN, { to: to.key, circ }, { timeoutMs });
+        this.stats.circuitsDialled++;
+        return stream;
+      } catch (e) {
+        this.ends.delete(`${keyHex(relay.key)}/${circ}`);
+        last = `${relay.addr}: ${(e as Error).message}`;
+      }
+    }
+    throw new OverlayError('RPC_UNREACHABLE', `no relay opened a circuit (${last})`);
+  }
+
+  private endFor(relayKey: Uint8Array, circ: string, relay?: NodeRef): CircuitStream {
+    const ref: NodeRef = relay ?? { id: '', addr: '', key: relayKey };
+    const k = `${keyHex(relayKey)}/${circ}`;
+    const stream = new CircuitStream(
+      (seq, b) =>
+        this.host.request(ref, RELAY_METHOD.DATA, { circ, seq, b }, { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true }),
+      () => {
+        this.host
+          .request(ref, RELAY_METHOD.CLOSE, { circ }, { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true })
+          .catch(() => {});
+      },
+    );
+    stream.on('close', () => this.ends.delete(k));
+    this.ends.set(k, stream);
+    return stream;
+  }
+
+  /** Data or close for one of our ends (`caller` is the relay), or, as a relay, for a circuit through us. */
+  private onData(payload: Payload, caller: Caller): Payload {
+    const circ = field(payload, 'circ', isStr);
+    const seq = field(payload, 'seq', isNum);
+    const b = field(payload, 'b', isBytes);
+    if (!circ || seq === undefined || !b || b.length > MAX_CHUNK)
+      throw new OverlayError('RPC_MALFORMED', 'bad relay.data');
+    const end = this.ends.get(`${hexOf(caller)}/${circ}`);
+    if (end) {
+      end.deliver(seq, b);
+      return {};
+    }
+    return this.forward(circ, caller, RELAY_METHOD.DATA, { circ, seq, b }, b.length);
+  }
+
+  private onClose(payload: Payload, caller: Caller): Payload {
+    const circ = field(payload, 'circ', isStr);
+    if (!circ) throw new OverlayError('RPC_MALFORMED', 'bad relay.close');
+    const end = this.ends.get(`${hexOf(caller)}/${circ}`);
+    if (end) {
+      end.remoteClosed();
+      return {};
+    }
+    const r = this.resolve(circ, hexOf(caller));
+    if (r) {
+      this.dropCircuit(r.id, r.c);
+      const toA = r.c.c === hexOf(caller);
+      this.host
+        .request(
+          { id: '', addr: '', key: toA ? r.c.aKey : r.c.cKey },
+          RELAY_METHOD.CLOSE,
+          { circ: wireCirc(r.id, toA) },
+          { linkOnly: true },
+        )
+        .catch(() => {});
+    }
+    return {};
+  }
+
+  // ---- relay side ----
+
+  private register(caller: Caller): Payload {
+    const k = hexOf(caller);
+    if (!this.serving) throw new OverlayError('RPC_REFUSED', 'this node does not relay');
+    if (!this.clients.has(k)) {
+      if (this.clients.size >= this.limits.maxClients) {
+        this.stats.registrationsRefused++;
+        throw new OverlayError('RPC_REFUSED', `relay full (${this.limits.maxClients} clients)`);
+      }
+      this.clients.set(k, { key: caller.key, circuits: new Set() });
+      this.stats.clients = this.clients.size;
+      this.log.info({ client: k.slice(0, 12), from: caller.addr }, 'relaying for a client');
+    }
+    return { ok: true };
+  }
+
+  private async open(payload: Payload, caller: Caller): Promise<Payload> {
+    const to = field(payload, 'to', isBytes);
+    const circ = field(payload, 'circ', isStr);
+    if (!to || to.length !== 32 || !circ) throw new OverlayError('RPC_MALFORMED', 'bad relay.open');
+    const client = this.clients.get(keyHex(to));
+    const refuse = (why: string): never => {
+      this.stats.circuitsRefused++;
+      throw new OverlayError('RPC_REFUSED', why);
+    };
+    if (!client) return refuse('no such client here');
+    if (!this.opens.take('')) return refuse('too many circuits per second');
+    if (client.circuits.size >= this.limits.maxCircuitsPerClient) return refuse('client has too many circuits');
+    const id = `${hexOf(caller).slice(0, 8)}:${circ}`;
+    if (this.circuits.has(id)) return refuse('circuit exists');
+    // The circuit id on the wire is the relay's, so two callers cannot collide on one.
+    try {
+      await this.host.request(
+        { id: '', addr: '', key: to },
+        RELAY_METHOD.INCOMING,
+        { circ: id },
+        { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true },
+      );
+    } catch (e) {
+      // The client's link is gone: it is no longer ours to serve until it registers again.
+      this.clients.delete(keyHex(to));
+      this.stats.clients = this.clients.size;
+      return refuse(`client unreachable: ${(e as Error).message}`);
+    }
+    this.circuits.set(id, { a: hexOf(caller), c: keyHex(to), aKey: caller.key, cKey: to });
+    client.circuits.add(id);
+    this.stats.circuitsOpened++;
+    // The caller's end goes by the caller's own circ id; map it to ours.
+    this.alias.set(`${hexOf(caller)}/${circ}`, id);
+    return { ok: true };
+  }
+
+  /** Caller-side circuit ids -> the relay's. */
+  private readonly alias = new Map<string, string>();
+
+  private async forward(
+    circ: string,
+    caller: Caller,
+    method: string,
+    p: { circ: string; seq?: number; b?: Uint8Array },
+    bytes: number,
+  ): Promise<Payload> {
+    const from = hexOf(caller);
+    const r = this.resolve(circ, from);
+    if (!r) throw new OverlayError('RPC_REFUSED', 'no such circuit');
+    const { id, c } = r;
+    if (!this.data.take(`${from}/${id}`)) {
+      this.stats.messagesRefused++;
+      throw new OverlayError('RPC_REFUSED', 'circuit over its rate');
+    }
+    const toA = c.c === from;
+    this.stats.messagesRelayed++;
+    this.stats.bytesRelayed += bytes;
+    await this.host.request(
+      { id: '', addr: '', key: toA ? c.aKey : c.cKey },
+      method,
+      { ...p, circ: wireCirc(id, toA) },
+      { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true },
+    );
+    return {};
+  }
+
+  /** A circuit through us as one of its ends names it: the client by our id, the caller by the one it chose. */
+  private resolve(circ: string, from: string): { id: string; c: Circuit } | undefined {
+    const id = this.circuits.has(circ) ? circ : this.alias.get(`${from}/${circ}`);
+    const c = id === undefined ? undefined : this.circuits.get(id);
+    return c && id !== undefined && (c.a === from || c.c === from) ? { id, c } : undefined;
+  }
+
+  private dropCircuit(id: string, c: Circuit): void {
+    this.circuits.delete(id);
+    this.clients.get(c.c)?.circuits.delete(id);
+    this.alias.delete(`${c.a}/${id.slice(id.indexOf(':') + 1)}`);
+  }
+
+  /** Relay side: the link of a client closed (it must register again). */
+  clientGone(key: Uint8Array): void {
+    const k = keyHex(key);
+    const cl = this.clients.get(k);
+    if (!cl) return;
+    for (const id of cl.circuits) {
+      const c = this.circuits.get(id);
+      if (c) this.dropCircuit(id, c);
+    }
+    this.clients.delete(k);
+    this.stats.clients = this.clients.size;
+  }
+}
