@@ -398,7 +398,7 @@ export class RelayService {
   private async open(payload: Payload, caller: Caller): Promise<Payload> {
     const to = field(payload, 'to', isBytes);
     const circ = field(payload, 'circ', isStr);
-    if (!to || to.length !== 32 || !circ) throw new OverlayError('RPC_MALFORMED', 'bad relay.open');
+    if (to?.length !== 32 || !circ) throw new OverlayError('RPC_MALFORMED', 'bad relay.open');
     const client = this.clients.get(keyHex(to));
     const refuse = (why: string): never => {
       this.stats.circuitsRefused++;

@@ -279,6 +279,14 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     this.appHandler = handler;
   }
 
+  /**
+   * Our address changed (a node behind a NAT now named by its relays, rpc/relay.ts): close every link, so that each
+   * new one sends HELLO with the new address.
+   */
+  closeLinks(): void {
+    for (const c of [...this.conns]) c.close(new OverlayError('RPC_UNREACHABLE', 'own address changed'), true);
+  }
+
   /** An open connection to the node with this key, whichever address it came under (newest first). */
   private openLinkTo(key: Uint8Array): RpcConnection | undefined {
     let found: RpcConnection | undefined;
@@ -298,9 +306,9 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       this.stats.requestsSent++;
       return conn.request(method, payload, timeoutMs);
     }
-    // A node behind a NAT, or a request that must not dial: any link open to its key will do (a link it opened to
-    // us, a circuit) before a circuit through its relays.
-    const any = opts?.linkOnly || isRelayAddr(to.addr) ? this.openLinkTo(to.key) : undefined;
+    // One link per peer whichever side opened it: any link open to its key will do (one it opened to us under
+    // another address, a circuit) before a new connection or a circuit through its relays.
+    const any = this.openLinkTo(to.key);
     if (any) {
       if (any.inFlight >= this.limits.maxInFlightPerPeer) return this.tooMany(to);
       this.stats.requestsSent++;

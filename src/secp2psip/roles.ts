@@ -15,6 +15,7 @@
  *   up waits for it), then joined through the members the admission names.
  */
 import { checkReachable } from './dial-back.ts';
+import { formatRelayAddr, isRelayAddr, type RelayService } from '../rpc/relay.ts';
 import { ChordNode } from '../dht/chord/chord-node.ts';
 import type { ChordInit } from '../dht/chord/chord-types.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
@@ -22,7 +23,7 @@ import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { bytesEqual } from '../util/bytes.ts';
-import type { Clock } from '../util/clock.ts';
+import type { Clock, Timer } from '../util/clock.ts';
 import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Metrics } from '../util/metrics.ts';
@@ -285,6 +286,8 @@ export interface AdapterRole<P extends LocalPhones = LocalPhones> {
   admitted: AdmittedMsg;
   /** The bootstrap that admitted this adapter (it registers users there). */
   bootstrap: BootstrapInfo;
+  /** Behind a NAT: on the ring as a client holding no range, reached through relays (its ring address names them). */
+  client: boolean;
   leave(): Promise<void>;
 }
 
@@ -307,7 +310,8 @@ export async function startAdapterRole<P extends LocalPhones>(
   log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
-  if (o.checkReachability) await mustBeReachable(endpoint, admitted, via, log);
+  const client = o.checkReachability ? !(await reachable(endpoint, admitted, via, log)) : false;
+  const relays = client ? await relayThrough(endpoint, admitted, via, clock, log) : undefined;
   const ring = ChordNode.create(
     { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
     ringOptions(keys, clock, o),
@@ -346,10 +350,16 @@ export async function startAdapterRole<P extends LocalPhones>(
   if (o.holdUntilReady) node.ready = false;
   try {
     // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
-    const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
-    if (how === 'listed') await ring.rejoin(admitted.ring);
-    log.info({ how, addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring');
+    if (relays) {
+      await ring.joinAsClient(admitted.ring);
+      log.info({ addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring as a client, through relays');
+    } else {
+      const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
+      if (how === 'listed') await ring.rejoin(admitted.ring);
+      log.info({ how, addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring');
+    }
   } catch (e) {
+    relays?.stop();
     ring.stop();
     await endpoint.close();
     throw e;
@@ -360,32 +370,93 @@ export async function startAdapterRole<P extends LocalPhones>(
     endpoint,
     admitted,
     bootstrap: via,
-    leave: () => leaveRing({ ring, clock, logger: log }),
+    client: relays !== undefined,
+    leave: async () => {
+      relays?.stop();
+      await leaveRing({ ring, clock, logger: log });
+    },
   };
 }
 
-/** Dial-back (dial-back.ts): refuse to join when the bootstrap cannot reach our ring address; go on when it cannot tell. */
-async function mustBeReachable(
+/** Dial-back (dial-back.ts): whether the bootstrap reaches our ring address (true when it cannot tell). */
+async function reachable(
   endpoint: RpcEndpoint,
   admitted: AdmittedMsg,
   via: BootstrapInfo,
   log: Logger,
-): Promise<void> {
+): Promise<boolean> {
   const ref = admitted.ring.find((r) => bytesEqual(r.key, via.key)) ?? { id: '', addr: via.addr, key: via.key };
   const a = await checkReachable(endpoint, ref);
   if (a.result === 'reachable') {
     log.info({ addr: endpoint.self.addr }, 'ring address reachable from the bootstrap (dial-back)');
-    return;
+    return true;
   }
   if (a.result === 'unknown') {
     log.warn({ addr: endpoint.self.addr, reason: a.reason }, 'reachability of the ring address not checked');
-    return;
+    return true;
   }
-  await endpoint.close();
-  throw new OverlayError(
-    'BAD_CONFIG',
-    `the ring address ${endpoint.self.addr} cannot be dialled from the bootstrap at ${via.addr}, which sees this adapter at ${a.seenFrom} (${a.reason ?? 'no answer'}): behind a NAT or firewall; forward a TCP port to this host and pass --advertise-rpc <public address>:<port> (an adapter without a reachable ring address cannot be a ring member)`,
+  log.info(
+    { addr: endpoint.self.addr, seenFrom: a.seenFrom, reason: a.reason },
+    'ring address not reachable from the bootstrap (dial-back): behind a NAT, joining as a client through relays',
   );
+  return false;
+}
+
+/** Relays a client keeps (2 or 3, docs/design.md "Adapters behind NAT"). */
+export const CLIENT_RELAYS = 3;
+/** How often a client renews its registration with each relay (keeps the link, and so the NAT binding, alive). */
+export const RELAY_RENEW_MS = 20_000;
+
+interface Relaying {
+  stop(): void;
+}
+
+/**
+ * Behind a NAT: ask public ring members (the admission's, the bootstrap that admitted us first) to relay for us,
+ * keep up to CLIENT_RELAYS of them, and make our ring address name them (rpc/relay.ts), so that what others
+ * learn of us (the location records of our users, our hello) says how to reach us. None agreeing: a one-line
+ * refusal naming what to do.
+ */
+async function relayThrough(
+  endpoint: RpcEndpoint,
+  admitted: AdmittedMsg,
+  via: BootstrapInfo,
+  clock: Clock,
+  log: Logger,
+): Promise<Relaying> {
+  const relay = (endpoint as { relay?: RelayService }).relay;
+  const candidates = [...admitted.ring]
+    .filter((r) => !isRelayAddr(r.addr) && !bytesEqual(r.key, endpoint.self.key))
+    .sort((x, y) => Number(bytesEqual(y.key, via.key)) - Number(bytesEqual(x.key, via.key)));
+  const chosen: NodeRef[] = [];
+  if (relay) {
+    relay.serving = false;
+    for (const c of candidates) {
+      if (chosen.length >= CLIENT_RELAYS) break;
+      if (await relay.registerWith(c)) chosen.push(c);
+    }
+  }
+  if (!relay || chosen.length === 0) {
+    await endpoint.close();
+    throw new OverlayError(
+      'BAD_CONFIG',
+      `the ring address ${endpoint.self.addr} cannot be dialled from the bootstrap at ${via.addr} and no ring member agreed to relay for this adapter: forward a TCP port to this host and pass --advertise-rpc <public address>:<port>`,
+    );
+  }
+  endpoint.self.addr = formatRelayAddr(chosen);
+  // The links opened so far said HELLO with our private address: open them again under the new one.
+  (endpoint as { closeLinks?: () => void }).closeLinks?.();
+  for (const c of chosen) await relay.registerWith(c);
+  log.info({ relays: chosen.map((c) => c.addr), addr: endpoint.self.addr }, 'reachable through relays');
+  let timer: Timer | undefined;
+  const renew = () => {
+    timer = clock.setTimer(RELAY_RENEW_MS, () => {
+      for (const c of chosen) relay.registerWith(c).catch(() => {});
+      renew();
+    });
+  };
+  renew();
+  return { stop: () => timer?.cancel() };
 }
 
 /** The ref of a node key before admission (its id is the key's SHA-1). */
