@@ -76,7 +76,7 @@ export function ringGauges(m: PromMetrics, get: () => RingParts | undefined): vo
   m.gauge('relay_clients', 'nodes behind NATs this node relays for', () => relay()?.clients ?? 0);
   m.counterOf(
     'relay_circuits_total',
-    'relay circuits: opened or refused here as a relay, dialled or accepted here as an end',
+    'relay circuits: opened or refused here as a relay, dialled or accepted here as an end, or replaced by a direct connection (TCP simultaneous open) made or failed',
     () => {
       const s = relay();
       if (!s) return [];
@@ -85,6 +85,8 @@ export function ringGauges(m: PromMetrics, get: () => RingParts | undefined): vo
         [{ role: 'relay', result: 'refused' }, s.circuitsRefused],
         [{ role: 'end', result: 'dialled' }, s.circuitsDialled],
         [{ role: 'end', result: 'accepted' }, s.circuitsAccepted],
+        [{ role: 'end', result: 'direct' }, s.punchedDirect],
+        [{ role: 'end', result: 'direct_failed' }, s.punchFailed],
       ];
     },
     ['role', 'result'],

@@ -27,6 +27,7 @@
  * ring address and key, base64url; its NodeRef keeps its own key, which the TLS
  * handshake over the circuit pins.
  */
+import { connect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { Clock } from '../util/clock.ts';
 import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
@@ -41,6 +42,7 @@ export const RELAY_METHOD = {
   INCOMING: 'relay.incoming',
   DATA: 'relay.data',
   CLOSE: 'relay.close',
+  PUNCH: 'relay.punch',
 } as const;
 
 export const RELAY_PREFIX = 'relay:';
@@ -99,6 +101,11 @@ export interface RelayStats {
   /** Client and caller side. */
   circuitsDialled: number;
   circuitsAccepted: number;
+  /** Direct connections by TCP simultaneous open, made or failed (then the circuit is used). */
+  punchedDirect: number;
+  punchFailed: number;
+  /** Relay side: punches coordinated. */
+  punchesCoordinated: number;
 }
 
 /** What the relay needs of its endpoint: requests that use only an open link to a key, never a new connection. */
@@ -121,6 +128,51 @@ interface Circuit {
   c: string;
   aKey: Uint8Array;
   cKey: Uint8Array;
+}
+
+/** How long both sides keep dialling each other for a simultaneous open (ms). */
+export const PUNCH_MS = 2500;
+
+/** A port to dial from, for one simultaneous open (above the usual ephemeral range's start, below its end). */
+function pickPort(): number {
+  return 20_000 + Math.floor(Math.random() * 30_000);
+}
+
+function hostOf(addr: string): string {
+  const a = parseAddr(addr);
+  return (a.ok ? a.value.host : addr).replace(/^::ffff:/, '');
+}
+
+/**
+ * Dial `host:port` from local port `local` again and again until a connection opens or `ms` pass: the first SYNs
+ * may meet a NAT that has not seen ours yet (dropped or refused); the one that crosses the other side's SYN opens
+ * the connection (RFC 793 simultaneous open, RFC 5382 NAT behaviour).
+ */
+function simultaneousOpen(local: number, host: string, port: number, ms: number): Promise<Socket> {
+  const end = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const left = end - Date.now();
+      if (left <= 0) {
+        reject(new Error('simultaneous open timed out'));
+        return;
+      }
+      const s = connect({ host, port, localPort: local });
+      const t = setTimeout(() => s.destroy(new Error('timeout')), Math.min(left, 1000));
+      s.once('connect', () => {
+        clearTimeout(t);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(t);
+        s.destroy();
+        if (e.code === 'EADDRINUSE') reject(e);
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
 }
 
 /** Largest chunk one `relay.data` carries (a TLS record is at most 16 KiB plus overhead). */
@@ -216,12 +268,17 @@ export class RelayService {
     messagesRefused: 0,
     circuitsDialled: 0,
     circuitsAccepted: 0,
+    punchedDirect: 0,
+    punchFailed: 0,
+    punchesCoordinated: 0,
   };
+  /** Try a direct connection by TCP simultaneous open before a circuit (default true). */
+  punch: boolean;
   readonly limits: Readonly<RelayLimits>;
   /** Whether this node relays for others (a public ring member); a client behind a NAT does not. */
   serving: boolean;
   /** Relay side: registered clients by key hex, and their circuits. */
-  private readonly clients = new Map<string, { key: Uint8Array; circuits: Set<string> }>();
+  private readonly clients = new Map<string, { key: Uint8Array; circuits: Set<string>; addr: string }>();
   private readonly circuits = new Map<string, Circuit>();
   /** Our circuit ends, by `<relay key hex>/<circ>`. */
   private readonly ends = new Map<string, CircuitStream>();
@@ -234,10 +291,11 @@ export class RelayService {
 
   constructor(
     private readonly host: RelayHost,
-    o: { serving?: boolean; limits?: Partial<RelayLimits>; logger?: Logger } = {},
+    o: { serving?: boolean; punch?: boolean; limits?: Partial<RelayLimits>; logger?: Logger } = {},
   ) {
     this.limits = Object.freeze({ ...DEFAULT_RELAY_LIMITS, ...o.limits });
     this.serving = o.serving ?? true;
+    this.punch = o.punch ?? true;
     this.opens = new TokenBuckets(
       host.clock,
       { burst: 2 * this.limits.opensPerSecond, perSecond: this.limits.opensPerSecond },
@@ -267,6 +325,8 @@ export class RelayService {
         return this.onData(payload, caller);
       case RELAY_METHOD.CLOSE:
         return this.onClose(payload, caller);
+      case RELAY_METHOD.PUNCH:
+        return this.onPunch(payload, caller);
       default:
         throw new OverlayError('RPC_MALFORMED', `unknown method ${method}`);
     }
@@ -378,17 +438,93 @@ export class RelayService {
     return {};
   }
 
+  // ---- direct connections: TCP simultaneous open, coordinated through a relay ----
+
+  /**
+   * A direct TCP connection to the client `to`, by simultaneous open: through a relay, each side learns the
+   * address the other's NAT shows (the relay saw it on their links) and a port the other picked, then both dial
+   * each other at once from the port they picked, so each NAT sees the other's SYN as the answer to its own
+   * outgoing one. Works through NATs that keep the source port (Linux MASQUERADE does when it is free) and let a
+   * SYN answer a SYN; fails (undefined) otherwise, within `timeoutMs`.
+   */
+  async punchThrough(to: NodeRef, timeoutMs: number): Promise<Socket | undefined> {
+    const relays = parseRelayAddr(to.addr);
+    if (!this.punch || !relays.ok) return undefined;
+    const relay = relays.value.find((r) => keyHex(r.key) !== keyHex(this.host.self.key));
+    if (!relay) return undefined;
+    const port = pickPort();
+    try {
+      const a = await this.host.request(relay, RELAY_METHOD.PUNCH, { to: to.key, port }, { timeoutMs });
+      const ip = field(a, 'ip', isStr);
+      const theirs = field(a, 'port', isNum);
+      if (!ip || !theirs) throw new Error('no address');
+      const sock = await simultaneousOpen(port, ip, theirs, timeoutMs);
+      this.stats.punchedDirect++;
+      this.log.info(
+        { to: `${ip}:${theirs}`, from: port },
+        'direct connection to a node behind a NAT (TCP simultaneous open)',
+      );
+      return sock;
+    } catch (e) {
+      this.stats.punchFailed++;
+      this.log.info({ err: (e as Error).message }, 'no direct connection; using a relay circuit');
+      return undefined;
+    }
+  }
+
+  private async onPunch(payload: Payload, caller: Caller): Promise<Payload> {
+    const port = field(payload, 'port', isNum);
+    if (port === undefined || port < 1024 || port > 65535) throw new OverlayError('RPC_MALFORMED', 'bad relay.punch');
+    const to = field(payload, 'to', isBytes);
+    const ip = field(payload, 'ip', isStr);
+    if (ip !== undefined) {
+      // We are the client: dial back at once from a port of ours, and serve TLS on what connects.
+      if (!this.myRelays.has(hexOf(caller))) throw new OverlayError('RPC_REFUSED', 'not one of our relays');
+      const mine = pickPort();
+      simultaneousOpen(mine, ip, port, PUNCH_MS).then(
+        (sock) => {
+          this.stats.punchedDirect++;
+          this.log.info(
+            { to: `${ip}:${port}`, from: mine },
+            'direct connection from behind our NAT (TCP simultaneous open)',
+          );
+          this.host.acceptStream(sock);
+        },
+        () => this.stats.punchFailed++,
+      );
+      return { port: mine };
+    }
+    // We are the relay: tell the client where the caller is, and the caller where the client is.
+    const client = to?.length === 32 ? this.clients.get(keyHex(to)) : undefined;
+    if (!client || !to) throw new OverlayError('RPC_REFUSED', 'no such client here');
+    if (!this.opens.take('')) throw new OverlayError('RPC_REFUSED', 'too many circuits per second');
+    const callerIp = hostOf(caller.addr);
+    const a = await this.host.request(
+      { id: '', addr: '', key: to },
+      RELAY_METHOD.PUNCH,
+      { ip: callerIp, port },
+      { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true },
+    );
+    const theirs = field(a, 'port', isNum);
+    if (theirs === undefined) throw new OverlayError('RPC_REFUSED', 'client did not answer the punch');
+    this.stats.punchesCoordinated++;
+    return { ip: hostOf(client.addr), port: theirs };
+  }
+
   // ---- relay side ----
 
   private register(caller: Caller): Payload {
     const k = hexOf(caller);
     if (!this.serving) throw new OverlayError('RPC_REFUSED', 'this node does not relay');
-    if (!this.clients.has(k)) {
+    const known = this.clients.get(k);
+    // Its NAT's mapping for the link may have changed (a new link): the address punches are aimed at follows it.
+    if (known) known.addr = caller.addr;
+    if (!known) {
       if (this.clients.size >= this.limits.maxClients) {
         this.stats.registrationsRefused++;
         throw new OverlayError('RPC_REFUSED', `relay full (${this.limits.maxClients} clients)`);
       }
-      this.clients.set(k, { key: caller.key, circuits: new Set() });
+      this.clients.set(k, { key: caller.key, circuits: new Set(), addr: caller.addr });
       this.stats.clients = this.clients.size;
       this.log.info({ client: k.slice(0, 12), from: caller.addr }, 'relaying for a client');
     }

@@ -98,6 +98,9 @@ export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
   deadLinkSilenceMs: 10_000,
 });
 
+/** At most this much of a first dial to a node behind a NAT goes to trying a direct connection (ms). */
+const PUNCH_BUDGET_MS = 1500;
+
 function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
 }
@@ -128,7 +131,7 @@ export interface TlsListenOptions {
   clock?: Clock;
   logger?: Logger;
   /** Relay circuits for nodes behind NATs (rpc/relay.ts); relaying for others is on unless `serving` is false. */
-  relay?: { serving?: boolean; limits?: Partial<RelayLimits> };
+  relay?: { serving?: boolean; punch?: boolean; limits?: Partial<RelayLimits> };
 }
 
 interface PeerLink {
@@ -381,7 +384,12 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     try {
       // Behind a NAT: TLS runs end to end over a circuit through one of its relays (rpc/relay.ts).
       const started = this.clock.now();
-      const socket = isRelayAddr(to.addr) ? await this.relay.dialThrough(to, timeoutMs) : undefined;
+      // Direct first (TCP simultaneous open, coordinated through a relay), else the circuit itself.
+      let socket: Duplex | undefined;
+      if (isRelayAddr(to.addr)) {
+        socket = await this.relay.punchThrough(to, Math.min(PUNCH_BUDGET_MS, timeoutMs / 2));
+        socket ??= await this.relay.dialThrough(to, Math.max(1, timeoutMs - (this.clock.now() - started)));
+      }
       sock = await dialPinned(to, {
         context: this.clientContext,
         issuers: this.issuers,

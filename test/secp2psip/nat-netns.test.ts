@@ -145,7 +145,16 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
     const { d, m } = await startNetnsDaemon(
       net,
       homeAdapter,
-      ['adapter', '--sip', '0.0.0.0:5060', '--bootstrap', bootSpec, '--data', join(base, 'home'), '--open-registration'],
+      [
+        'adapter',
+        '--sip',
+        '0.0.0.0:5060',
+        '--bootstrap',
+        bootSpec,
+        '--data',
+        join(base, 'home'),
+        '--open-registration',
+      ],
       ADAPTER_READY,
     );
     try {

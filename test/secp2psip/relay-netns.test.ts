@@ -40,13 +40,16 @@ describe('adapters behind NATs without port forwards, reached through relays', {
   let hostA: Host;
   let hostB: Host;
   let hostC: Host;
+  let hostD: Host;
   let boot: NetnsDaemon;
   let adapterA: NetnsDaemon;
   let adapterB: NetnsDaemon;
   let adapterC: NetnsDaemon;
+  let adapterD: NetnsDaemon;
   let alice: NetnsPhone;
   let bob: NetnsPhone;
   let carol: NetnsPhone;
+  let dave: NetnsPhone;
   let ringB = '';
   let ringC = '';
 
@@ -63,6 +66,8 @@ describe('adapters behind NATs without port forwards, reached through relays', {
       ['A', adapterA?.err()],
       ['B', adapterB?.err()],
       ['C', adapterC?.err()],
+      ['dave', dave?.out()],
+      ['D', adapterD?.err()],
       ['boot', boot?.err()],
     ]
       .map(([n, s]) => `--- ${n} ---\n${(s ?? '').slice(-12000)}`)
@@ -70,13 +75,52 @@ describe('adapters behind NATs without port forwards, reached through relays', {
 
   before(async () => {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-relay-'));
-    net = await Testnet.create(5, { prefix: 'sp2trly' });
-    const [bootHost, publicA, routerB, routerC, aliceHost] = net.hosts;
+    net = await Testnet.create(6, { prefix: 'sp2trly' });
+    const [bootHost, publicA, routerB, routerC, aliceHost, routerD] = net.hosts;
     hostA = publicA;
     let bobHost: Host;
     let carolHost: Host;
     [hostB, bobHost] = await net.addNatLan(routerB, 2);
     [hostC, carolHost] = await net.addNatLan(routerC, 2);
+    let daveHost: Host;
+    [hostD, daveHost] = await net.addNatLan(routerD, 2);
+    // As home routers do, B's and C's drop unsolicited connections to themselves, and keep a connection's source
+    // port (MASQUERADE does when it is free): TCP simultaneous open works between them. D's picks a random port
+    // for every connection (a "symmetric" NAT), so the port C dials is never the one D's connection leaves from:
+    // no direct connection opens, and D is reached through a relay circuit.
+    for (const r of [routerB, routerC, routerD])
+      await net.exec(r, [
+        'iptables',
+        '-w',
+        '-A',
+        'INPUT',
+        '-i',
+        'eth0',
+        '-p',
+        'tcp',
+        '-m',
+        'conntrack',
+        '--ctstate',
+        'NEW',
+        '-j',
+        'DROP',
+      ]);
+    await net.exec(routerD, [
+      'iptables',
+      '-w',
+      '-t',
+      'nat',
+      '-I',
+      'POSTROUTING',
+      '1',
+      '-s',
+      `${hostD.addr.split('.').slice(0, 3).join('.')}.0/24`,
+      '-o',
+      'eth0',
+      '-j',
+      'MASQUERADE',
+      '--random-fully',
+    ]);
     const b = await daemon(
       bootHost,
       ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot')],
@@ -106,12 +150,15 @@ describe('adapters behind NATs without port forwards, reached through relays', {
     adapterB = bb.d;
     const cc = await start(hostC, 'C', 'protected');
     adapterC = cc.d;
+    const dd = await start(hostD, 'D', 'signed');
+    adapterD = dd.d;
     ringB = bb.m[2];
     ringC = cc.m[2];
     alice = startNetnsPhone(net, aliceHost, base, 'alice', `sip:alice@${hostA.addr}:5060`);
     bob = startNetnsPhone(net, bobHost, base, 'bob', `sip:bob@${hostB.addr}:5060`);
     carol = startNetnsPhone(net, carolHost, base, 'carol', `sip:carol@${hostC.addr}:5060`);
-    for (const p of [alice, bob, carol]) await waitForNetnsPhone('registration', p, /@.*200 OK/, 60_000);
+    dave = startNetnsPhone(net, daveHost, base, 'dave', `sip:dave@${hostD.addr}:5060`);
+    for (const p of [alice, bob, carol, dave]) await waitForNetnsPhone('registration', p, /@.*200 OK/, 60_000);
   });
 
   after(async () => {
@@ -160,10 +207,21 @@ describe('adapters behind NATs without port forwards, reached through relays', {
     assert.match(adapterA.err(), /verified bob's INVITE; answering REDIRECT/);
   });
 
-  it('(b) phones behind two NATs, at adapters behind those NATs, call each other', async () => {
+  it('(b) phones behind two NATs, at adapters behind those NATs, call each other over a direct connection', async () => {
     await call(bob, carol, hostB);
     await call(carol, bob, hostC);
     assert.match(adapterC.err(), /verified bob's INVITE; answering REDIRECT/);
     assert.match(adapterB.err(), /verified carol's INVITE; answering REDIRECT/);
+    // The link between B and C was opened by TCP simultaneous open, coordinated through a relay.
+    assert.match(adapterB.err(), /direct connection to a node behind a NAT \(TCP simultaneous open\)/);
+    assert.match(adapterC.err(), /direct connection from behind our NAT \(TCP simultaneous open\)/);
+  });
+
+  it('(b) phones behind two NATs call each other through a relay circuit when no direct connection opens', async () => {
+    await call(dave, carol, hostD);
+    await call(carol, dave, hostC);
+    assert.match(adapterC.err(), /verified dave's INVITE; answering REDIRECT/);
+    assert.match(adapterD.err(), /verified carol's INVITE; answering REDIRECT/);
+    assert.match(adapterD.err(), /no direct connection; using a relay circuit/);
   });
 });
