@@ -9,8 +9,11 @@
  *   adapter-nat     the callee's adapter and phone behind a NAT without port forward (a ring client, docs/design.md
  *                   "Adapters behind NAT"), the caller's public: the SIP between the adapters goes over the link the
  *                   client keeps to the caller's adapter (one of its relays)
- *   relayed         both adapters behind two NATs: the SIP and SECP2PSIP between them cross a relay circuit (the
- *                   bootstrap, the first relay both name)
+ *   relayed         both adapters behind two NATs, the caller's NAT "symmetric" (a random port per connection,
+ *                   iptables MASQUERADE --random-fully) so no direct connection opens: the SIP and SECP2PSIP between
+ *                   the adapters cross a relay circuit (the bootstrap, the first relay both name)
+ *   punched         both adapters behind two NATs that keep ports and drop unsolicited connections (as home routers
+ *                   do): a direct connection by TCP simultaneous open, coordinated through the bootstrap
  *
  * What a relay costs is read at the bootstrap: the bytes it relayed (its relay_bytes_total metric) and the CPU time
  * of its process (/proc) during the relayed case, against the same readings during adapter-nat, where it relays
@@ -88,7 +91,7 @@ function agent(net: Testnet, host: Host): Promise<Agent> {
   });
 }
 
-const CASES = ['direct', 'nat-to-public', 'both-nat', 'adapter-nat', 'relayed'] as const;
+const CASES = ['direct', 'nat-to-public', 'both-nat', 'adapter-nat', 'relayed', 'punched'] as const;
 
 /** CPU time (ms) the process has used, from /proc (utime + stime, in clock ticks of 10 ms). */
 function cpuMs(pid: number | undefined): number {
@@ -115,7 +118,7 @@ async function main(): Promise<void> {
   const why = iptablesUnavailable();
   if (why) fail(`cannot build the test network: ${why}`);
   const base = mkdtempSync(join(tmpdir(), 'secp2psip-xhost-'));
-  const net = await Testnet.create(8, { prefix: 'sp2tbench' });
+  const net = await Testnet.create(9, { prefix: 'sp2tbench' });
   try {
     const [boot, hostA, hostB, pub] = net.hosts;
     const [lan1] = await net.addNatLan(net.hosts[4], 1);
@@ -123,6 +126,41 @@ async function main(): Promise<void> {
     // Adapters behind NATs without port forwards, each with its phone on its LAN.
     const [hostC, lan3] = await net.addNatLan(net.hosts[6], 2);
     const [hostD, lan4] = await net.addNatLan(net.hosts[7], 2);
+    const [hostE, lan5] = await net.addNatLan(net.hosts[8], 2);
+    for (const r of net.hosts.slice(6))
+      await net.exec(r, [
+        'iptables',
+        '-w',
+        '-A',
+        'INPUT',
+        '-i',
+        'eth0',
+        '-p',
+        'tcp',
+        '-m',
+        'conntrack',
+        '--ctstate',
+        'NEW',
+        '-j',
+        'DROP',
+      ]);
+    const lanOf = (h: Host) => `${h.addr.split('.').slice(0, 3).join('.')}.0/24`;
+    await net.exec(net.hosts[7], [
+      'iptables',
+      '-w',
+      '-t',
+      'nat',
+      '-I',
+      'POSTROUTING',
+      '1',
+      '-s',
+      lanOf(hostD),
+      '-o',
+      'eth0',
+      '-j',
+      'MASQUERADE',
+      '--random-fully',
+    ]);
     const b = await startNetnsDaemon(
       net,
       boot,
@@ -145,6 +183,7 @@ async function main(): Promise<void> {
       [hostB, 'B'],
       [hostC, 'C'],
       [hostD, 'D'],
+      [hostE, 'E'],
     ] as const)
       await startNetnsDaemon(
         net,
@@ -160,12 +199,14 @@ async function main(): Promise<void> {
     const B = `${hostB.addr}:5060`;
     const C = `${hostC.addr}:5060`;
     const D = `${hostD.addr}:5060`;
+    const E = `${hostE.addr}:5060`;
     const agents = {
       pub: await agent(net, pub),
       lan1: await agent(net, lan1),
       lan2: await agent(net, lan2),
       lan3: await agent(net, lan3),
       lan4: await agent(net, lan4),
+      lan5: await agent(net, lan5),
     };
     // caller's phone, its adapter, callee's phone, its adapter
     const where = {
@@ -174,6 +215,7 @@ async function main(): Promise<void> {
       'both-nat': [agents.lan1, A, agents.lan2, B],
       'adapter-nat': [agents.pub, A, agents.lan3, C],
       relayed: [agents.lan4, D, agents.lan3, C],
+      punched: [agents.lan5, E, agents.lan3, C],
     } as const;
     const results: Record<string, { p302: number[]; setup: number[]; failed: number }> = {};
     const relayCost: Record<string, { bytes: number; messages: number; cpuMs: number }> = {};
