@@ -256,7 +256,9 @@ export class ChordNode {
         (r, i, all) => r.id !== this.id && all.findIndex((x) => x.id === r.id) === i,
       );
       const next = async () => {
-        for (const k of known) if (await this.adoptAsClient(k)) return;
+        for (const k of known) if (await this.adoptAsClient(k)) break;
+        // What this node put is its to keep alive, as a member's is (a client runs no other maintenance).
+        await this.maintenance.republish();
       };
       next().finally(() => this.scheduleClient());
     });
