@@ -308,6 +308,11 @@ export class RelayService {
     this.log = (o.logger ?? silentLogger).child({ component: 'relay' });
   }
 
+  /** Circuits through this relay now. */
+  get circuitCount(): number {
+    return this.circuits.size;
+  }
+
   /** The methods this service answers, for the endpoint's dispatch. */
   handles(method: string): boolean {
     return method.startsWith('relay.');
@@ -610,16 +615,25 @@ export class RelayService {
     this.alias.delete(`${c.a}/${id.slice(id.indexOf(':') + 1)}`);
   }
 
-  /** Relay side: the link of a client closed (it must register again). */
-  clientGone(key: Uint8Array): void {
+  /**
+   * Relay side: every link to the node with this key closed. A client must register again; circuits it was an
+   * end of (as client or caller) are gone with the link, and their other end is told.
+   */
+  peerGone(key: Uint8Array): void {
     const k = keyHex(key);
-    const cl = this.clients.get(k);
-    if (!cl) return;
-    for (const id of cl.circuits) {
-      const c = this.circuits.get(id);
-      if (c) this.dropCircuit(id, c);
+    for (const [id, c] of this.circuits) {
+      if (c.a !== k && c.c !== k) continue;
+      this.dropCircuit(id, c);
+      const toA = c.c === k;
+      this.host
+        .request(
+          { id: '', addr: '', key: toA ? c.aKey : c.cKey },
+          RELAY_METHOD.CLOSE,
+          { circ: wireCirc(id, toA) },
+          { linkOnly: true },
+        )
+        .catch(() => {});
     }
-    this.clients.delete(k);
-    this.stats.clients = this.clients.size;
+    if (this.clients.delete(k)) this.stats.clients = this.clients.size;
   }
 }

@@ -467,7 +467,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   /** ConnectionHost: forget a closed connection. */
   connectionClosed(conn: RpcConnection): void {
     this.conns.delete(conn);
-    if (!this.openLinkTo(conn.peerKey)) this.relay.clientGone(conn.peerKey);
+    if (!this.openLinkTo(conn.peerKey)) this.relay.peerGone(conn.peerKey);
     const sock = conn.socket;
     if (!sock.destroyed) {
       // Closing gracefully (close_notify sent): close() must still be able to end it at once.

@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { formatRelayAddr, parseRelayAddr, RELAY_METHOD } from '../../src/rpc/relay.ts';
 import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { NodeRef, Payload } from '../../src/rpc/types.ts';
-import { listen, makeNode } from './tls-helpers.ts';
+import { listen, makeNode, until } from './tls-helpers.ts';
 
 /**
  * Circuit relays (rpc/relay.ts) on real TLS endpoints on loopback: C stands
@@ -95,6 +95,14 @@ describe('relay circuits', () => {
     assert.ok(kept !== undefined);
     await assert.rejects(a.request(cRef, 'second', { n: 2 }, { timeoutMs: 3000 }));
     assert.equal(seen.length, 1, 'the replayed request was not served twice');
+  });
+
+  it("forgets the circuits of a caller that went away, so they do not hold the client's slots", async () => {
+    const { r, a, cRef } = await world();
+    await a.request(cRef, 'x', {});
+    assert.equal(r.relay.circuitCount, 1);
+    await a.close();
+    await until(() => r.relay.circuitCount === 0, 'circuit dropped');
   });
 
   it('refuses clients past its cap, and circuits to unknown clients, counting both', async () => {
