@@ -27,13 +27,15 @@
  * ring address and key, base64url; its NodeRef keeps its own key, which the TLS
  * handshake over the circuit pins.
  */
-import { connect, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { Clock } from '../util/clock.ts';
-import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
+import { OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
-import { keyHex, parseAddr } from './tls-dial.ts';
+import { CircuitStream, FORWARD_TIMEOUT_MS, MAX_CHUNK, parseRelayAddr } from './relay-circuit.ts';
+import { hostOf, PUNCH_MS, pickPort, simultaneousOpen } from './relay-punch.ts';
+import { keyHex } from './tls-dial.ts';
 import type { Caller, NodeRef, Payload, RequestHandler } from './types.ts';
 
 export const RELAY_METHOD = {
@@ -45,31 +47,8 @@ export const RELAY_METHOD = {
   PUNCH: 'relay.punch',
 } as const;
 
-export const RELAY_PREFIX = 'relay:';
-
-export function isRelayAddr(addr: string): boolean {
-  return addr.startsWith(RELAY_PREFIX);
-}
-
-/** `relay:<addr>~<key b64url>|...`: how to reach a client through its relays (at most 3 fit a location record). */
-export function formatRelayAddr(relays: readonly NodeRef[]): string {
-  return RELAY_PREFIX + relays.map((r) => `${r.addr}~${Buffer.from(r.key).toString('base64url')}`).join('|');
-}
-
-/** The relays a relay address names (id unknown: relays are pinned by key alone). */
-export function parseRelayAddr(addr: string): Result<NodeRef[]> {
-  if (!isRelayAddr(addr)) return fail('not a relay address');
-  const out: NodeRef[] = [];
-  for (const part of addr.slice(RELAY_PREFIX.length).split('|')) {
-    const i = part.lastIndexOf('~');
-    if (i < 0) return fail(`relay '${part}' has no key`);
-    const a = part.slice(0, i);
-    const key = Buffer.from(part.slice(i + 1), 'base64url');
-    if (!parseAddr(a).ok || key.length !== 32) return fail(`bad relay '${part}'`);
-    out.push({ id: '', addr: a, key: new Uint8Array(key) });
-  }
-  return out.length > 0 && out.length <= 4 ? ok(out) : fail('a relay address names 1 to 4 relays');
-}
+export { CircuitStream, formatRelayAddr, isRelayAddr, parseRelayAddr, RELAY_PREFIX } from './relay-circuit.ts';
+export { PUNCH_MS } from './relay-punch.ts';
 
 export interface RelayLimits {
   /** Clients one relay serves at once. */
@@ -128,111 +107,6 @@ interface Circuit {
   c: string;
   aKey: Uint8Array;
   cKey: Uint8Array;
-}
-
-/** How long both sides keep dialling each other for a simultaneous open (ms). */
-export const PUNCH_MS = 2500;
-
-/** A port to dial from, for one simultaneous open (above the usual ephemeral range's start, below its end). */
-function pickPort(): number {
-  return 20_000 + Math.floor(Math.random() * 30_000);
-}
-
-function hostOf(addr: string): string {
-  const a = parseAddr(addr);
-  return (a.ok ? a.value.host : addr).replace(/^::ffff:/, '');
-}
-
-/**
- * Dial `host:port` from local port `local` again and again until a connection opens or `ms` pass: the first SYNs
- * may meet a NAT that has not seen ours yet (dropped or refused); the one that crosses the other side's SYN opens
- * the connection (RFC 793 simultaneous open, RFC 5382 NAT behaviour).
- */
-function simultaneousOpen(local: number, host: string, port: number, ms: number): Promise<Socket> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const left = end - Date.now();
-      if (left <= 0) {
-        reject(new Error('simultaneous open timed out'));
-        return;
-      }
-      const s = connect({ host, port, localPort: local });
-      const t = setTimeout(() => s.destroy(new Error('timeout')), Math.min(left, 1000));
-      s.once('connect', () => {
-        clearTimeout(t);
-        s.removeAllListeners('error');
-        resolve(s);
-      });
-      s.once('error', (e: NodeJS.ErrnoException) => {
-        clearTimeout(t);
-        s.destroy();
-        if (e.code === 'EADDRINUSE') reject(e);
-        else setTimeout(attempt, 100);
-      });
-    };
-    attempt();
-  });
-}
-
-/** Largest chunk one `relay.data` carries (a TLS record is at most 16 KiB plus overhead). */
-const MAX_CHUNK = 32 * 1024;
-const FORWARD_TIMEOUT_MS = 5000;
-
-/** One end of a circuit as a byte stream (TLS runs over it). */
-export class CircuitStream extends Duplex {
-  private outSeq = 0;
-  private inSeq = 0;
-  private readonly early = new Map<number, Uint8Array>();
-  private ended = false;
-
-  constructor(
-    private readonly sendChunk: (seq: number, b: Uint8Array) => Promise<unknown>,
-    private readonly sendClose: () => void,
-  ) {
-    super({ allowHalfOpen: false });
-  }
-
-  /** Bytes from the other end, in their order (a relay forwards in order; `seq` guards against any reordering). */
-  deliver(seq: number, b: Uint8Array): void {
-    if (this.destroyed || seq < this.inSeq || this.early.size > 256) return;
-    this.early.set(seq, b);
-    for (let next = this.early.get(this.inSeq); next !== undefined; next = this.early.get(this.inSeq)) {
-      this.early.delete(this.inSeq);
-      this.inSeq++;
-      this.push(Buffer.from(next));
-    }
-  }
-
-  /** The other end closed. */
-  remoteClosed(): void {
-    this.ended = true;
-    this.push(null);
-    this.destroy();
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    // Not waiting for the relay's answer: chunks leave in order on one link; a failure ends the circuit.
-    for (let off = 0; off < chunk.length; off += MAX_CHUNK) {
-      const seq = this.outSeq++;
-      this.sendChunk(seq, new Uint8Array(chunk.subarray(off, off + MAX_CHUNK))).catch(() => this.destroy());
-    }
-    cb();
-  }
-
-  override _final(cb: (e?: Error | null) => void): void {
-    if (!this.ended) this.sendClose();
-    this.ended = true;
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    if (!this.ended) this.sendClose();
-    this.ended = true;
-    cb(err);
-  }
 }
 
 /** The circuit id the end at `toA` (the caller) or the client knows (see RelayService.resolve). */
