@@ -14,8 +14,7 @@
  *   configured bootstrap is down uses another, and one started before any is
  *   up waits for it), then joined through the members the admission names.
  */
-import { checkReachable } from './dial-back.ts';
-import { formatRelayAddr, isRelayAddr, type RelayService } from '../rpc/relay.ts';
+import { reachable, relayThrough } from './relay-client.ts';
 import { ChordNode } from '../dht/chord/chord-node.ts';
 import type { ChordInit } from '../dht/chord/chord-types.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
@@ -23,7 +22,7 @@ import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { bytesEqual } from '../util/bytes.ts';
-import type { Clock, Timer } from '../util/clock.ts';
+import type { Clock } from '../util/clock.ts';
 import { isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Metrics } from '../util/metrics.ts';
@@ -376,87 +375,6 @@ export async function startAdapterRole<P extends LocalPhones>(
       await leaveRing({ ring, clock, logger: log });
     },
   };
-}
-
-/** Dial-back (dial-back.ts): whether the bootstrap reaches our ring address (true when it cannot tell). */
-async function reachable(
-  endpoint: RpcEndpoint,
-  admitted: AdmittedMsg,
-  via: BootstrapInfo,
-  log: Logger,
-): Promise<boolean> {
-  const ref = admitted.ring.find((r) => bytesEqual(r.key, via.key)) ?? { id: '', addr: via.addr, key: via.key };
-  const a = await checkReachable(endpoint, ref);
-  if (a.result === 'reachable') {
-    log.info({ addr: endpoint.self.addr }, 'ring address reachable from the bootstrap (dial-back)');
-    return true;
-  }
-  if (a.result === 'unknown') {
-    log.warn({ addr: endpoint.self.addr, reason: a.reason }, 'reachability of the ring address not checked');
-    return true;
-  }
-  log.info(
-    { addr: endpoint.self.addr, seenFrom: a.seenFrom, reason: a.reason },
-    'ring address not reachable from the bootstrap (dial-back): behind a NAT, joining as a client through relays',
-  );
-  return false;
-}
-
-/** Relays a client keeps (2 or 3, docs/design.md "Adapters behind NAT"). */
-export const CLIENT_RELAYS = 3;
-/** How often a client renews its registration with each relay (keeps the link, and so the NAT binding, alive). */
-export const RELAY_RENEW_MS = 20_000;
-
-interface Relaying {
-  stop(): void;
-}
-
-/**
- * Behind a NAT: ask public ring members (the admission's, the bootstrap that admitted us first) to relay for us,
- * keep up to CLIENT_RELAYS of them, and make our ring address name them (rpc/relay.ts), so that what others
- * learn of us (the location records of our users, our hello) says how to reach us. None agreeing: a one-line
- * refusal naming what to do.
- */
-async function relayThrough(
-  endpoint: RpcEndpoint,
-  admitted: AdmittedMsg,
-  via: BootstrapInfo,
-  clock: Clock,
-  log: Logger,
-): Promise<Relaying> {
-  const relay = (endpoint as { relay?: RelayService }).relay;
-  const candidates = [...admitted.ring]
-    .filter((r) => !isRelayAddr(r.addr) && !bytesEqual(r.key, endpoint.self.key))
-    .sort((x, y) => Number(bytesEqual(y.key, via.key)) - Number(bytesEqual(x.key, via.key)));
-  const chosen: NodeRef[] = [];
-  if (relay) {
-    relay.serving = false;
-    for (const c of candidates) {
-      if (chosen.length >= CLIENT_RELAYS) break;
-      if (await relay.registerWith(c)) chosen.push(c);
-    }
-  }
-  if (!relay || chosen.length === 0) {
-    await endpoint.close();
-    throw new OverlayError(
-      'BAD_CONFIG',
-      `the ring address ${endpoint.self.addr} cannot be dialled from the bootstrap at ${via.addr} and no ring member agreed to relay for this adapter: forward a TCP port to this host and pass --advertise-rpc <public address>:<port>`,
-    );
-  }
-  endpoint.self.addr = formatRelayAddr(chosen);
-  // The links opened so far said HELLO with our private address: open them again under the new one.
-  (endpoint as { closeLinks?: () => void }).closeLinks?.();
-  for (const c of chosen) await relay.registerWith(c);
-  log.info({ relays: chosen.map((c) => c.addr), addr: endpoint.self.addr }, 'reachable through relays');
-  let timer: Timer | undefined;
-  const renew = () => {
-    timer = clock.setTimer(RELAY_RENEW_MS, () => {
-      for (const c of chosen) relay.registerWith(c).catch(() => {});
-      renew();
-    });
-  };
-  renew();
-  return { stop: () => timer?.cancel() };
 }
 
 /** The ref of a node key before admission (its id is the key's SHA-1). */
