@@ -296,7 +296,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     this.callee.mode = m;
   }
 
-  /** Other RPC methods served on the adapter's endpoint (SIP carried between adapters, overlay-sip.ts). */
+  /** Other RPC methods served on the adapter's endpoint (SIP carried between adapters, overlay/sip-over-ring.ts). */
   readonly methods = new Map<string, RequestHandler>();
 
   /** The callee side for a caller whose adapter is behind a NAT: every 302 names this adapter. */

@@ -37,7 +37,7 @@ import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
 import type { LocalUser } from './call-common.ts';
 import { type CallObserver, type CallRecord, callRecordOf } from './call-record.ts';
 import { placeCall } from './caller.ts';
-import type { OverlaySip } from './overlay-sip.ts';
+import type { OverlaySip } from '../overlay/sip-over-ring.ts';
 import { isRelayAddr } from '../rpc/relay.ts';
 import { relayPhoneMessage } from './phone-messages.ts';
 import { acceptPublish, type PhoneSubscriptions } from './phone-presence.ts';
@@ -112,7 +112,7 @@ export class Adapter {
     /** The address a phone on our LAN reaches us at, when not the advertised one (flow-routes.ts). */
     facing?: FacingAddress;
     /**
-     * SIP to other adapters over the ring (overlay-sip.ts), used for calls where either adapter is behind a NAT
+     * SIP to other adapters over the ring (overlay/sip-over-ring.ts), used for calls where either adapter is behind a NAT
      * (this one when `relayed`, or the callee's when its ring address names relays).
      */
     overlay?: OverlaySip;

@@ -32,7 +32,7 @@ import { observeTransport } from '../sip/observed-transport.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
 import type { TransportName } from '../sip/transport.ts';
-import { OverlaySip, SIP_OVER_RING_METHOD } from './overlay-sip.ts';
+import { OverlaySip, SIP_OVER_RING_METHOD } from '../overlay/sip-over-ring.ts';
 import {
   type AdvertisedHost,
   advertisedHost,
@@ -453,7 +453,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     throw e;
   }
   const { node } = role;
-  // SIP to and from adapters behind NATs (or from us, when we are) goes over the ring (overlay-sip.ts).
+  // SIP to and from adapters behind NATs (or from us, when we are) goes over the ring (overlay/sip-over-ring.ts).
   const overlay = new OverlaySip(role.endpoint, transport, log);
   node.methods.set(SIP_OVER_RING_METHOD, overlay.answer);
   if (role.client) {

@@ -78,7 +78,7 @@ export class PhoneFlows {
   behindNat: boolean;
 
   /**
-   * Verified targets reached over the ring (overlay-sip.ts) rather than the network: the callee's adapter or ours is
+   * Verified targets reached over the ring (overlay/sip-over-ring.ts) rather than the network: the callee's adapter or ours is
    * behind a NAT. Target URI -> the pseudo peer standing for the callee's adapter, until expiry.
    */
   private readonly ringRoutes = new Map<string, { peer: Peer; exp: number }>();

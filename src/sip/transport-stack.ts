@@ -219,7 +219,7 @@ export class TransportStack implements SipTransport {
 
   /**
    * Destinations another carrier takes instead of the network: SIP between two adapters over the ring when one is
-   * behind a NAT (secp2psip/overlay-sip.ts). Its peers look like UDP peers to everything above.
+   * behind a NAT (overlay/sip-over-ring.ts). Its peers look like UDP peers to everything above.
    */
   setDetour(d: { owns(to: Peer): boolean; send(buf: Buffer, to: Peer): void }): void {
     this.detour = d;

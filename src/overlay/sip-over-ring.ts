@@ -1,20 +1,23 @@
 /**
- * SIP between two adapters over the ring, for calls where one of them is
- * behind a NAT (docs/design.md "Adapters behind NAT"). Its phones sit behind
- * the same NAT, so the caller's phone cannot send its INVITE to the callee's
- * adapter (nor the callee's phone its BYE to the caller's): both adapters
- * stay in the call's path and carry its SIP to each other as RPC requests
+ * SIP between two overlay members (two SecP2PSIP adapters, two WhanauSIP
+ * nodes or a node and a gateway) over the link between them, for calls where
+ * one of them is behind a NAT (docs/design.md "Adapters behind NAT"). Its
+ * phones sit behind the same NAT, so the caller's phone cannot send its
+ * INVITE to the callee's adapter (nor the callee's phone its BYE to the
+ * caller's): both members stay in the call's path and carry its SIP to each
+ * other as RPC requests
  * (`secp2psip.sip`, the bytes of one SIP message) over the TLS link between
  * them: a direct connection when one side is public, else a circuit through
  * a relay (rpc/relay.ts), TLS end to end either way, so a relay reads and
  * alters nothing.
  *
- * To the SIP stack the other adapter is a UDP peer at a pseudo address of
+ * To the SIP stack the other member is a UDP peer at a pseudo address of
  * 198.18.0.0/15 (RFC 2544's benchmarking range, never routed), one per node
  * key: requests and responses to it are handed over here instead of to the
  * network (TransportStack.setDetour), and what it sends comes in as datagrams
  * from it (TransportStack.inject), so Via, Record-Route, flow tokens and
- * transactions work unchanged. The sip/ layer knows nothing of the ring.
+ * transactions work unchanged. The sip/ layer knows nothing of the ring, and
+ * this module, shared by both applications, nothing of either.
  */
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { keyHex } from '../rpc/tls-dial.ts';
