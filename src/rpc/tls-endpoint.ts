@@ -290,6 +290,11 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     for (const c of [...this.conns]) c.close(new OverlayError('RPC_UNREACHABLE', 'own address changed'), true);
   }
 
+  /** The keys of the nodes we have a link open with (either side opened it), newest last. */
+  openLinkKeys(): Uint8Array[] {
+    return [...this.conns].filter((c) => !c.closed).map((c) => c.peerKey);
+  }
+
   /** An open connection to the node with this key, whichever address it came under (newest first). */
   private openLinkTo(key: Uint8Array): RpcConnection | undefined {
     let found: RpcConnection | undefined;
