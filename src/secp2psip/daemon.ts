@@ -271,6 +271,8 @@ export interface AdapterDaemonOptions {
   newNamesPerMinute?: number;
   /** Any phone may register any name and call as it, without a password (the local demo); warned at start. */
   openRegistration?: boolean;
+  /** Join as a ring client through relays without a dial-back (a NAT without port forward; found by itself otherwise). */
+  behindNat?: boolean;
   /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
   phoneUsers?: PhoneCredentials;
   /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
@@ -434,6 +436,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         budgetMs: o.bootstrapWaitMs,
         holdUntilReady: true,
         checkReachability: true,
+        behindNat: o.behindNat,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,

@@ -271,6 +271,8 @@ export interface AdapterRoleInit
    * start when it cannot: a member nobody can dial leaves a hole in the ring. Off in the in-memory world.
    */
   checkReachability?: boolean;
+  /** Join as a client through relays at once (a NAT without port forward, known beforehand). */
+  behindNat?: boolean;
   /**
    * Answer SECP2PSIP INVITEs "not ready" from the moment the node is reachable until its owner sets
    * `node.ready` (a restart re-registering its users: callers get 503, never "unknown user").
@@ -309,7 +311,8 @@ export async function startAdapterRole<P extends LocalPhones>(
   log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
-  const client = o.checkReachability ? !(await reachable(endpoint, admitted, via, log)) : false;
+  const client =
+    o.behindNat === true || (o.checkReachability ? !(await reachable(endpoint, admitted, via, log)) : false);
   const relays = client ? await relayThrough(endpoint, admitted, via, clock, log) : undefined;
   const ring = ChordNode.create(
     { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
