@@ -366,6 +366,21 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     return this.pending.get(name);
   }
 
+  /**
+   * REGISTER a user of ours again with the keys it has, so that its location record names our ring address as it
+   * is now (a client behind a NAT whose relays changed, roles.ts).
+   */
+  async registerAgain(name: string): Promise<void> {
+    const user = this.users.get(name);
+    if (!user) return;
+    const { answer } = await this.registerAnyBootstrap(() =>
+      this.registerMessage(name, user.signer, user.kem, undefined),
+    );
+    if (answer.t !== 'REGISTERED' || answer.name !== name)
+      throw new OverlayError('RPC_MALFORMED', 'bootstrap did not answer REGISTERED');
+    this.stats.registrations++;
+  }
+
   /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */
   async registerUser(name: string, invite?: string): Promise<LocalUser> {
     if (!NAME_RE.test(name)) throw new OverlayError('USER_UNKNOWN', `'${name}' is not a usable user name`);

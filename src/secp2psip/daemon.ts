@@ -273,6 +273,8 @@ export interface AdapterDaemonOptions {
   openRegistration?: boolean;
   /** Join as a ring client through relays without a dial-back (a NAT without port forward; found by itself otherwise). */
   behindNat?: boolean;
+  /** A ring client: how often it renews its relays (ms, default 20 s); one missing two renewals is replaced. */
+  relayRenewMs?: number;
   /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
   phoneUsers?: PhoneCredentials;
   /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
@@ -437,6 +439,7 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         holdUntilReady: true,
         checkReachability: true,
         behindNat: o.behindNat,
+        relayRenewMs: o.relayRenewMs,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,

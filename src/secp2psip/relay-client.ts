@@ -42,7 +42,14 @@ export const RELAY_RENEW_MS = 20_000;
 
 export interface Relaying {
   stop(): void;
+  /** Ring members to take a lost relay's place from (the ring's routing hints, once it has joined). */
+  members: () => readonly NodeRef[];
+  /** Told when a relay was replaced and our ring address changed (the users' location records must follow). */
+  onChange: () => void;
 }
+
+/** Renewals a relay may miss in a row before another ring member takes its place. */
+export const RELAY_MISSES = 2;
 
 /**
  * Behind a NAT: ask public ring members (the admission's, the bootstrap that admitted us first) to relay for us,
@@ -56,6 +63,7 @@ export async function relayThrough(
   via: BootstrapInfo,
   clock: Clock,
   log: Logger,
+  renewMs = RELAY_RENEW_MS,
 ): Promise<Relaying> {
   const relay = (endpoint as { relay?: RelayService }).relay;
   const candidates = [...admitted.ring]
@@ -82,12 +90,46 @@ export async function relayThrough(
   for (const c of chosen) await relay.registerWith(c);
   log.info({ relays: chosen.map((c) => c.addr), addr: endpoint.self.addr }, 'reachable through relays');
   let timer: Timer | undefined;
+  const misses = new Map<NodeRef, number>();
+  const out: Relaying = { stop: () => timer?.cancel(), members: () => [], onChange: () => {} };
+  /** A relay that missed RELAY_MISSES renewals in a row gives its place to a ring member that agrees to relay. */
+  const replace = async (lost: NodeRef): Promise<boolean> => {
+    const taken = (r: NodeRef) => chosen.some((c) => bytesEqual(c.key, r.key));
+    for (const m of [...out.members(), ...candidates]) {
+      if (isRelayAddr(m.addr) || taken(m) || bytesEqual(m.key, endpoint.self.key) || bytesEqual(m.key, lost.key))
+        continue;
+      if (!(await relay.registerWith(m))) continue;
+      chosen[chosen.indexOf(lost)] = m;
+      misses.delete(lost);
+      log.info({ lost: lost.addr, relay: m.addr }, 'a relay stopped answering; another ring member relays instead');
+      return true;
+    }
+    return false;
+  };
+  const renewAll = async () => {
+    let changed = false;
+    for (const c of [...chosen]) {
+      if (await relay.registerWith(c)) {
+        misses.delete(c);
+        continue;
+      }
+      const n = (misses.get(c) ?? 0) + 1;
+      misses.set(c, n);
+      if (n >= RELAY_MISSES && (await replace(c))) changed = true;
+    }
+    if (changed) {
+      endpoint.self.addr = formatRelayAddr(chosen);
+      log.info({ addr: endpoint.self.addr }, 'ring address changed: registering our users again');
+      out.onChange();
+    }
+  };
   const renew = () => {
-    timer = clock.setTimer(RELAY_RENEW_MS, () => {
-      for (const c of chosen) relay.registerWith(c).catch(() => {});
-      renew();
+    timer = clock.setTimer(renewMs, () => {
+      renewAll()
+        .catch((e) => log.warn({ err: (e as Error).message }, 'relay renewal failed'))
+        .finally(renew);
     });
   };
   renew();
-  return { stop: () => timer?.cancel() };
+  return out;
 }

@@ -273,6 +273,8 @@ export interface AdapterRoleInit
   checkReachability?: boolean;
   /** Join as a client through relays at once (a NAT without port forward, known beforehand). */
   behindNat?: boolean;
+  /** A client: how often it renews its relays (ms, default 20 s); one that misses two renewals is replaced. */
+  relayRenewMs?: number;
   /**
    * Answer SECP2PSIP INVITEs "not ready" from the moment the node is reachable until its owner sets
    * `node.ready` (a restart re-registering its users: callers get 503, never "unknown user").
@@ -313,7 +315,7 @@ export async function startAdapterRole<P extends LocalPhones>(
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
   const client =
     o.behindNat === true || (o.checkReachability ? !(await reachable(endpoint, admitted, via, log)) : false);
-  const relays = client ? await relayThrough(endpoint, admitted, via, clock, log) : undefined;
+  const relays = client ? await relayThrough(endpoint, admitted, via, clock, log, o.relayRenewMs) : undefined;
   const ring = ChordNode.create(
     { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
     ringOptions(keys, clock, o),
@@ -354,6 +356,14 @@ export async function startAdapterRole<P extends LocalPhones>(
     // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
     if (relays) {
       await ring.joinAsClient(admitted.ring);
+      // A lost relay is replaced by a member the ring knows; our users' records then name the new set.
+      relays.members = () => [...ring.successors, ...ring.fingers.distinct()];
+      relays.onChange = () => {
+        for (const name of node.users.keys())
+          node
+            .registerUser(name)
+            .catch((e) => log.warn({ user: name, err: (e as Error).message }, 'register again failed'));
+      };
       log.info({ addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring as a client, through relays');
     } else {
       const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
