@@ -212,23 +212,29 @@ export class ChordNode {
     this.client = true;
     this.clientContacts = contacts.filter((c) => c.id !== this.id);
     let last = 'no contact';
-    for (const c of contacts) {
-      if (c.id === this.id || !this.verify(c)) continue;
-      const res = await iterativeLookup(this.lookupContext(), this.id, {
-        start: [c],
-        maxHops: this.init.maxHops,
-        alpha: this.init.alpha,
-      });
-      if (!res.ok) {
-        last = res.reason;
-        continue;
+    // A ring still settling (members joining at the same moment) may fail a lookup: try again a few periods on.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (attempt > 0) await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
+      for (const c of contacts) {
+        if (c.id === this.id || !this.verify(c)) continue;
+        // Routing hints only: the owner of our id need not be confirmed, we take no place next to it.
+        const res = await iterativeLookup(this.lookupContext(), this.id, {
+          start: [c],
+          confirm: false,
+          maxHops: this.init.maxHops,
+          alpha: this.init.alpha,
+        });
+        if (!res.ok) {
+          last = res.reason;
+          continue;
+        }
+        if (await this.adoptAsClient(res.owner)) {
+          this.stopped = false;
+          this.scheduleClient();
+          return;
+        }
+        last = 'successor did not answer';
       }
-      if (await this.adoptAsClient(res.owner)) {
-        this.stopped = false;
-        this.scheduleClient();
-        return;
-      }
-      last = 'successor did not answer';
     }
     throw new OverlayError('DHT_LOOKUP_FAILED', `join as client: ${last}`);
   }
