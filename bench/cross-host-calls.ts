@@ -6,6 +6,18 @@
  *   direct          both phones public: the seed's flow, a 302 straight to the callee's phone
  *   nat-to-public   the caller behind a NAT: its adapter's 302 names the adapter, which proxies the INVITE
  *   both-nat        both phones behind NATs: both adapters proxy (record-routed), the callee's over its flow
+ *   adapter-nat     the callee's adapter and phone behind a NAT without port forward (a ring client, docs/design.md
+ *                   "Adapters behind NAT"), the caller's public: the SIP between the adapters goes over the link the
+ *                   client keeps to the caller's adapter (one of its relays)
+ *   relayed         both adapters behind two NATs, the caller's NAT "symmetric" (a random port per connection,
+ *                   iptables MASQUERADE --random-fully) so no direct connection opens: the SIP and SECP2PSIP between
+ *                   the adapters cross a relay circuit (the bootstrap, the first relay both name)
+ *   punched         both adapters behind two NATs that keep ports and drop unsolicited connections (as home routers
+ *                   do): a direct connection by TCP simultaneous open, coordinated through the bootstrap
+ *
+ * What a relay costs is read at the bootstrap: the bytes it relayed (its relay_bytes_total metric) and the CPU time
+ * of its process (/proc) during the relayed case, against the same readings during adapter-nat, where it relays
+ * nothing, side by side in one run.
  *
  * Per case, N times: "302" is the seed's measure (INVITE sent to its 302 received, seed 000 section VI); "set-up"
  * is a full call set-up (INVITE to 200 OK, the 302 followed through the proxies), then BYE. The relay cost is the
@@ -17,7 +29,7 @@
  * Writes JSON (default bench/results/cross-host-calls.json) and prints a table. A benchmark, not a test.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -79,27 +91,99 @@ function agent(net: Testnet, host: Host): Promise<Agent> {
   });
 }
 
-const CASES = ['direct', 'nat-to-public', 'both-nat'] as const;
+const CASES = ['direct', 'nat-to-public', 'both-nat', 'adapter-nat', 'relayed', 'punched'] as const;
+
+/** CPU time (ms) the process has used, from /proc (utime + stime, in clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A counter's value (summed over its labels) from a Prometheus text page. */
+function metric(page: string, name: string): number {
+  let sum = 0;
+  for (const line of page.split('\n'))
+    if (line.startsWith(name) && /^[a-z_]+(\{[^}]*\})? /.test(line)) sum += Number(line.split(' ').at(-1));
+  return sum;
+}
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   const why = iptablesUnavailable();
   if (why) fail(`cannot build the test network: ${why}`);
   const base = mkdtempSync(join(tmpdir(), 'secp2psip-xhost-'));
-  const net = await Testnet.create(6, { prefix: 'sp2tbench' });
+  const net = await Testnet.create(9, { prefix: 'sp2tbench' });
   try {
     const [boot, hostA, hostB, pub] = net.hosts;
     const [lan1] = await net.addNatLan(net.hosts[4], 1);
     const [lan2] = await net.addNatLan(net.hosts[5], 1);
+    // Adapters behind NATs without port forwards, each with its phone on its LAN.
+    const [hostC, lan3] = await net.addNatLan(net.hosts[6], 2);
+    const [hostD, lan4] = await net.addNatLan(net.hosts[7], 2);
+    const [hostE, lan5] = await net.addNatLan(net.hosts[8], 2);
+    for (const r of net.hosts.slice(6))
+      await net.exec(r, [
+        'iptables',
+        '-w',
+        '-A',
+        'INPUT',
+        '-i',
+        'eth0',
+        '-p',
+        'tcp',
+        '-m',
+        'conntrack',
+        '--ctstate',
+        'NEW',
+        '-j',
+        'DROP',
+      ]);
+    const lanOf = (h: Host) => `${h.addr.split('.').slice(0, 3).join('.')}.0/24`;
+    await net.exec(net.hosts[7], [
+      'iptables',
+      '-w',
+      '-t',
+      'nat',
+      '-I',
+      'POSTROUTING',
+      '1',
+      '-s',
+      lanOf(hostD),
+      '-o',
+      'eth0',
+      '-j',
+      'MASQUERADE',
+      '--random-fully',
+    ]);
     const b = await startNetnsDaemon(
       net,
       boot,
-      ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot'), '--log-level', 'warn'],
+      ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot'), '--log-level', 'warn'].concat([
+        '--metrics',
+        '9464',
+      ]),
       BOOTSTRAP_READY,
     );
+    const relayReading = async () => {
+      const page = (await net.exec(boot, ['curl', '-s', 'http://127.0.0.1:9464/metrics'])).stdout;
+      return {
+        bytes: metric(page, 'relay_bytes_total'),
+        messages: metric(page, 'relay_messages_total'),
+        cpu: cpuMs(b.d.proc.pid),
+      };
+    };
     for (const [h, d] of [
       [hostA, 'A'],
       [hostB, 'B'],
+      [hostC, 'C'],
+      [hostD, 'D'],
+      [hostE, 'E'],
     ] as const)
       await startNetnsDaemon(
         net,
@@ -113,37 +197,59 @@ async function main(): Promise<void> {
       );
     const A = `${hostA.addr}:5060`;
     const B = `${hostB.addr}:5060`;
-    const agents = { pub: await agent(net, pub), lan1: await agent(net, lan1), lan2: await agent(net, lan2) };
+    const C = `${hostC.addr}:5060`;
+    const D = `${hostD.addr}:5060`;
+    const E = `${hostE.addr}:5060`;
+    const agents = {
+      pub: await agent(net, pub),
+      lan1: await agent(net, lan1),
+      lan2: await agent(net, lan2),
+      lan3: await agent(net, lan3),
+      lan4: await agent(net, lan4),
+      lan5: await agent(net, lan5),
+    };
+    // caller's phone, its adapter, callee's phone, its adapter
     const where = {
-      direct: [agents.pub, agents.pub],
-      'nat-to-public': [agents.lan1, agents.pub],
-      'both-nat': [agents.lan1, agents.lan2],
+      direct: [agents.pub, A, agents.pub, B],
+      'nat-to-public': [agents.lan1, A, agents.pub, B],
+      'both-nat': [agents.lan1, A, agents.lan2, B],
+      'adapter-nat': [agents.pub, A, agents.lan3, C],
+      relayed: [agents.lan4, D, agents.lan3, C],
+      punched: [agents.lan5, E, agents.lan3, C],
     } as const;
     const results: Record<string, { p302: number[]; setup: number[]; failed: number }> = {};
+    const relayCost: Record<string, { bytes: number; messages: number; cpuMs: number }> = {};
     for (const c of CASES) {
-      const [callerAgent, calleeAgent] = where[c];
+      const [callerAgent, callerAt, calleeAgent, calleeAt] = where[c];
       const caller = `${c.replace(/-/g, '')}caller`;
       const callee = `${c.replace(/-/g, '')}callee`;
       for (const [ag, user, at] of [
-        [calleeAgent, callee, B],
-        [callerAgent, caller, A],
+        [calleeAgent, callee, calleeAt],
+        [callerAgent, caller, callerAt],
       ] as const) {
         const r = await ag.ask({ op: 'register', user, adapter: at });
         if (r.status !== 200) fail(`${user} could not register: ${r.status}`);
       }
       const res = { p302: [] as number[], setup: [] as number[], failed: 0 };
+      const before = await relayReading();
       for (let i = 0; i < o.calls; i++) {
-        const p = await callerAgent.ask({ op: 'probe', from: caller, to: callee, adapter: A });
+        const p = await callerAgent.ask({ op: 'probe', from: caller, to: callee, adapter: callerAt });
         if (p.status === 302) res.p302.push(p.ms as number);
         else res.failed++;
         try {
-          const call = await callerAgent.ask({ op: 'call', from: caller, to: callee, adapter: A });
+          const call = await callerAgent.ask({ op: 'call', from: caller, to: callee, adapter: callerAt });
           res.setup.push(call.ms as number);
           if (call.bye !== 200) res.failed++;
         } catch (e) {
           if (res.failed++ === 0) process.stderr.write(`${c}: first failure: ${(e as Error).message}\n`);
         }
       }
+      const after = await relayReading();
+      relayCost[c] = {
+        bytes: after.bytes - before.bytes,
+        messages: after.messages - before.messages,
+        cpuMs: after.cpu - before.cpu,
+      };
       results[c] = res;
       process.stderr.write(`${c}: ${res.setup.length} calls set up, ${res.failed} failed\n`);
     }
@@ -167,6 +273,12 @@ async function main(): Promise<void> {
               setupMs: setup,
               relayCostMsP50: setup.p50 === null ? null : Math.round((setup.p50 - direct) * 100) / 100,
               failed: results[c].failed,
+              // At the bootstrap (a relay of C and D), per call (a probe and a full call with BYE).
+              atRelayPerCall: {
+                bytes: Math.round(relayCost[c].bytes / o.calls),
+                messages: Math.round((relayCost[c].messages / o.calls) * 10) / 10,
+                cpuMs: Math.round((relayCost[c].cpuMs / o.calls) * 100) / 100,
+              },
             },
           ];
         }),
@@ -175,11 +287,12 @@ async function main(): Promise<void> {
     mkdirSync(dirname(o.out), { recursive: true });
     writeFileSync(o.out, `${JSON.stringify(out, null, 1)}\n`);
     const lines = [
-      '| case | INVITE to 302 p50 / p99 (ms) | call set-up p50 / p99 (ms) | relay cost p50 (ms) | failed |',
-      '| --- | --- | --- | --- | --- |',
+      '| case | INVITE to 302 p50 / p99 (ms) | call set-up p50 / p99 (ms) | cost vs direct p50 (ms) | at the relay per call: bytes / messages / CPU ms | failed |',
+      '| --- | --- | --- | --- | --- | --- |',
       ...CASES.map((c) => {
         const x = out.cases[c];
-        return `| ${c} | ${x.ms302.p50} / ${x.ms302.p99} | ${x.setupMs.p50} / ${x.setupMs.p99} | ${x.relayCostMsP50} | ${x.failed} |`;
+        const r = x.atRelayPerCall;
+        return `| ${c} | ${x.ms302.p50} / ${x.ms302.p99} | ${x.setupMs.p50} / ${x.setupMs.p99} | ${x.relayCostMsP50} | ${r.bytes} / ${r.messages} / ${r.cpuMs} | ${x.failed} |`;
       }),
     ];
     process.stdout.write(`${lines.join('\n')}\n\nJSON: ${o.out}\n`);

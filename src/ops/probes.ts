@@ -72,6 +72,39 @@ export function ringGauges(m: PromMetrics, get: () => RingParts | undefined): vo
     },
     ['direction', 'result'],
   );
+  const relay = () => tls()?.relay?.stats;
+  m.gauge('relay_clients', 'nodes behind NATs this node relays for', () => relay()?.clients ?? 0);
+  m.counterOf(
+    'relay_circuits_total',
+    'relay circuits: opened or refused here as a relay, dialled or accepted here as an end, or replaced by a direct connection (TCP simultaneous open) made or failed',
+    () => {
+      const s = relay();
+      if (!s) return [];
+      return [
+        [{ role: 'relay', result: 'opened' }, s.circuitsOpened],
+        [{ role: 'relay', result: 'refused' }, s.circuitsRefused],
+        [{ role: 'end', result: 'dialled' }, s.circuitsDialled],
+        [{ role: 'end', result: 'accepted' }, s.circuitsAccepted],
+        [{ role: 'end', result: 'direct' }, s.punchedDirect],
+        [{ role: 'end', result: 'direct_failed' }, s.punchFailed],
+      ];
+    },
+    ['role', 'result'],
+  );
+  m.counterOf('relay_bytes_total', 'bytes relayed for others (TLS ciphertext)', () => relay()?.bytesRelayed ?? 0);
+  m.counterOf(
+    'relay_messages_total',
+    'messages relayed for others, and refused over a circuit rate',
+    () => {
+      const s = relay();
+      if (!s) return [];
+      return [
+        [{ result: 'relayed' }, s.messagesRelayed],
+        [{ result: 'refused' }, s.messagesRefused],
+      ];
+    },
+    ['result'],
+  );
   m.gauge(
     'sip_transactions_in_flight',
     'SIP transactions not yet terminated, by side',

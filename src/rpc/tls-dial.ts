@@ -6,6 +6,7 @@
  * self-consistent (tls-cert.ts).
  */
 import type { KeyObject } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Clock } from '../util/clock.ts';
 import { fail, OverlayError, ok, type Result } from '../util/errors.ts';
@@ -47,6 +48,8 @@ export interface DialOptions {
   timeoutMs: number;
   /** Told about the socket at once, so an endpoint closing mid-dial can destroy it. */
   track?: (sock: tls.TLSSocket, live: boolean) => void;
+  /** Run TLS over this stream (a relay circuit, rpc/relay.ts) instead of a TCP connection to `to.addr`. */
+  socket?: Duplex;
 }
 
 /** A TLS 1.3-only client context holding our node certificate; parsing it once saves a PEM parse per dial. */
@@ -69,14 +72,13 @@ export type DialFailure = OverlayError & { code: 'RPC_UNREACHABLE' | 'RPC_PEER_K
  * RPC_UNREACHABLE or RPC_PEER_KEY_MISMATCH.
  */
 export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocket> {
-  const parsed = parseAddr(to.addr);
+  const parsed = opts.socket ? ok({ host: '', port: 0 }) : parseAddr(to.addr);
   if (!parsed.ok) return Promise.reject(new OverlayError('RPC_UNREACHABLE', `bad address: ${parsed.error}`));
   const where = parsed.value;
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     let settled = false;
     const sock = tls.connect({
-      host: where.host,
-      port: where.port,
+      ...(opts.socket ? { socket: opts.socket } : { host: where.host, port: where.port }),
       secureContext: opts.context,
       rejectUnauthorized: false, // trust comes from the pinned key, checked below
       checkServerIdentity: () => undefined,

@@ -21,6 +21,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
@@ -41,6 +42,7 @@ import {
 } from './types.ts';
 
 import { defaultVerifyRef } from './verify-ref.ts';
+import { isRelayAddr, type RelayLimits, RelayService } from './relay.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 export interface TlsRpcLimits {
@@ -96,6 +98,9 @@ export const DEFAULT_TLS_RPC_LIMITS: Readonly<TlsRpcLimits> = Object.freeze({
   deadLinkSilenceMs: 10_000,
 });
 
+/** At most this much of a first dial to a node behind a NAT goes to trying a direct connection (ms). */
+const PUNCH_BUDGET_MS = 1500;
+
 function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
 }
@@ -125,6 +130,8 @@ export interface TlsListenOptions {
   verifyRef?: (ref: NodeRef) => boolean;
   clock?: Clock;
   logger?: Logger;
+  /** Relay circuits for nodes behind NATs (rpc/relay.ts); relaying for others is on unless `serving` is false. */
+  relay?: { serving?: boolean; punch?: boolean; limits?: Partial<RelayLimits> };
 }
 
 interface PeerLink {
@@ -146,7 +153,12 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   readonly maxServingPerConnection: number;
   readonly maxWriteBufferBytes: number;
   readonly deadLinkSilenceMs: number;
+  /** What connections call: relay methods here, everything else the layer above's handler. */
   handler: RequestHandler | null = null;
+  /** Relay circuits: this node relaying for others, and circuits to or from nodes behind NATs (rpc/relay.ts). */
+  readonly relay: RelayService;
+  private appHandler: RequestHandler | null = null;
+  private readonly serverContext: tls.SecureContext;
   /** Hook for the layer above: is this caller's id bound to its key (derived, or admitted)? */
   verifyRef: (ref: NodeRef) => boolean;
 
@@ -168,6 +180,12 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   private constructor(opts: TlsListenOptions, self: NodeRef, cert: NodeCertificate, server: tls.Server) {
     this.self = self;
     this.clientContext = clientContext(cert);
+    this.serverContext = tls.createSecureContext({
+      cert: cert.certPem,
+      key: cert.keyPem,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+    });
     this.server = server;
     const silence =
       opts.limits?.deadLinkSilenceMs ??
@@ -202,6 +220,12 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       helloTimeouts: 0,
       perAddressRefused: 0,
       deadLinksClosed: 0,
+    };
+    this.relay = new RelayService(this, { ...opts.relay, logger: opts.logger });
+    this.handler = (m, p, c) => {
+      if (this.relay.handles(m)) return this.relay.handle(m, p, c);
+      if (this.appHandler === null) throw new OverlayError('RPC_REFUSED', 'no handler');
+      return this.appHandler(m, p, c);
     };
   }
 
@@ -255,7 +279,27 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   }
 
   onRequest(handler: RequestHandler): void {
-    this.handler = handler;
+    this.appHandler = handler;
+  }
+
+  /**
+   * Our address changed (a node behind a NAT now named by its relays, rpc/relay.ts): close every link, so that each
+   * new one sends HELLO with the new address.
+   */
+  closeLinks(): void {
+    for (const c of [...this.conns]) c.close(new OverlayError('RPC_UNREACHABLE', 'own address changed'), true);
+  }
+
+  /** The keys of the nodes we have a link open with (either side opened it), newest last. */
+  openLinkKeys(): Uint8Array[] {
+    return [...this.conns].filter((c) => !c.closed).map((c) => c.peerKey);
+  }
+
+  /** An open connection to the node with this key, whichever address it came under (newest first). */
+  private openLinkTo(key: Uint8Array): RpcConnection | undefined {
+    let found: RpcConnection | undefined;
+    for (const c of this.conns) if (!c.closed && bytesEqual(c.peerKey, key)) found = c;
+    return found;
   }
 
   request(to: NodeRef, method: string, payload: Payload, opts?: RequestOptions): Promise<Payload> {
@@ -270,6 +314,15 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       this.stats.requestsSent++;
       return conn.request(method, payload, timeoutMs);
     }
+    // One link per peer whichever side opened it: any link open to its key will do (one it opened to us under
+    // another address, a circuit) before a new connection or a circuit through its relays.
+    const any = this.openLinkTo(to.key);
+    if (any) {
+      if (any.inFlight >= this.limits.maxInFlightPerPeer) return this.tooMany(to);
+      this.stats.requestsSent++;
+      return any.request(method, payload, timeoutMs);
+    }
+    if (opts?.linkOnly) return Promise.reject(new OverlayError('RPC_UNREACHABLE', 'no open link to that node'));
     return this.requestViaDial(to, linkKey, method, payload, timeoutMs);
   }
 
@@ -308,7 +361,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     payload: Payload,
     timeoutMs: number,
   ): Promise<Payload> {
-    const where = parseAddr(to.addr);
+    const where = isRelayAddr(to.addr) ? { ok: true as const } : parseAddr(to.addr);
     if (!where.ok) throw new OverlayError('RPC_UNREACHABLE', `bad address: ${where.error}`);
     let link = this.links.get(linkKey);
     if (!link) {
@@ -334,12 +387,21 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   private async dial(to: NodeRef, link: PeerLink, timeoutMs: number): Promise<RpcConnection> {
     let sock: tls.TLSSocket;
     try {
+      // Behind a NAT: TLS runs end to end over a circuit through one of its relays (rpc/relay.ts).
+      const started = this.clock.now();
+      // Direct first (TCP simultaneous open, coordinated through a relay), else the circuit itself.
+      let socket: Duplex | undefined;
+      if (isRelayAddr(to.addr)) {
+        socket = await this.relay.punchThrough(to, Math.min(PUNCH_BUDGET_MS, timeoutMs / 2));
+        socket ??= await this.relay.dialThrough(to, Math.max(1, timeoutMs - (this.clock.now() - started)));
+      }
       sock = await dialPinned(to, {
         context: this.clientContext,
         issuers: this.issuers,
         clock: this.clock,
-        timeoutMs,
+        timeoutMs: Math.max(1, timeoutMs - (this.clock.now() - started)),
         track: (s, live) => (live ? this.dialSockets.add(s) : this.dialSockets.delete(s)),
+        socket,
       });
     } catch (e) {
       link.dialing = null;
@@ -362,6 +424,35 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     return conn;
   }
 
+  /**
+   * A circuit reached us through one of our relays (we are behind a NAT): the server side of TLS runs over it, and
+   * the connection is then served like an accepted TCP connection (same certificate checks, same HELLO rule).
+   */
+  acceptStream(stream: Duplex): void {
+    if (this.closed) {
+      stream.destroy();
+      return;
+    }
+    const sock = new tls.TLSSocket(stream as unknown as net.Socket, {
+      isServer: true,
+      secureContext: this.serverContext,
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
+    const timer = this.clock.setTimer(this.limits.handshakeTimeoutMs, () => {
+      this.stats.handshakeFailures++;
+      sock.destroy();
+    });
+    sock.on('error', () => {
+      timer.cancel();
+      sock.destroy();
+    });
+    sock.once('secure', () => {
+      timer.cancel();
+      this.onSecureConnection(sock);
+    });
+  }
+
   /** ConnectionHost: check a caller's hello and remember its link for requests back to it. */
   acceptHello(conn: RpcConnection, ref: NodeRef): boolean {
     let good = false;
@@ -381,6 +472,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   /** ConnectionHost: forget a closed connection. */
   connectionClosed(conn: RpcConnection): void {
     this.conns.delete(conn);
+    if (!this.openLinkTo(conn.peerKey)) this.relay.peerGone(conn.peerKey);
     const sock = conn.socket;
     if (!sock.destroyed) {
       // Closing gracefully (close_notify sent): close() must still be able to end it at once.

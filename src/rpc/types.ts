@@ -23,6 +23,8 @@ export type Payload = unknown;
 export interface RequestOptions {
   /** Per-request timeout in ms (default set by the endpoint). */
   timeoutMs?: number;
+  /** Only over a link already open to `to.key` (whatever its address), never a new connection (rpc/relay.ts). */
+  linkOnly?: boolean;
 }
 
 /** What a handler learns about the caller: authenticated by the transport (its key was proven in the handshake). */

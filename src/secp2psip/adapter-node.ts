@@ -12,7 +12,8 @@ import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import type { Identity } from '../identity/identity.ts';
 import { ReplayCache } from '../identity/replay-cache.ts';
 import { UserSigner } from '../identity/user-key.ts';
-import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
+import { isRelayAddr } from '../rpc/relay.ts';
+import type { Caller, NodeRef, Payload, RequestHandler, RpcEndpoint } from '../rpc/types.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import type { Clock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
@@ -295,6 +296,18 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
     this.callee.mode = m;
   }
 
+  /** Other RPC methods served on the adapter's endpoint (SIP carried between adapters, overlay/sip-over-ring.ts). */
+  readonly methods = new Map<string, RequestHandler>();
+
+  /** The callee side for a caller whose adapter is behind a NAT: every 302 names this adapter. */
+  private get calleeInPath(): CalleeContext {
+    const phones = this.phones;
+    return {
+      ...this.callee,
+      phones: { contactsOf: (n, t, c) => phones.contactsOf(n, t, c, true) },
+    };
+  }
+
   private onRequest(method: string, payload: Payload, caller: Caller): Payload | Promise<Payload> {
     if (method === SECP2PSIP_METHOD) {
       if (!this.ready) return encodeMessage({ t: 'ERROR', code: 'NOT_READY', reason: 'adapter starting' });
@@ -310,8 +323,12 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
         return answerIm(this.messaging, opened, caller);
       }
       this.stats.invitesAnswered++;
-      return answerOpenedInvite(this.callee, opened, caller);
+      // A caller's adapter behind a NAT (a relayed ring address) carries the call's SIP over the ring: ours must
+      // be in the path too, so the 302 names us whatever our phone's Contact (docs/design.md "Adapters behind NAT").
+      return answerOpenedInvite(isRelayAddr(caller.ref?.addr ?? '') ? this.calleeInPath : this.callee, opened, caller);
     }
+    const extra = this.methods.get(method);
+    if (extra) return extra(method, payload, caller);
     return this.ring.handleRequest(method, payload, caller);
   }
 
@@ -347,6 +364,21 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
   /** The registration of `name` with the bootstrap under way, if one is (a phone's REGISTER started it). */
   registering(name: string): Promise<LocalUser> | undefined {
     return this.pending.get(name);
+  }
+
+  /**
+   * REGISTER a user of ours again with the keys it has, so that its location record names our ring address as it
+   * is now (a client behind a NAT whose relays changed, roles.ts).
+   */
+  async registerAgain(name: string): Promise<void> {
+    const user = this.users.get(name);
+    if (!user) return;
+    const { answer } = await this.registerAnyBootstrap(() =>
+      this.registerMessage(name, user.signer, user.kem, undefined),
+    );
+    if (answer.t !== 'REGISTERED' || answer.name !== name)
+      throw new OverlayError('RPC_MALFORMED', 'bootstrap did not answer REGISTERED');
+    this.stats.registrations++;
   }
 
   /** SECP2PSIP REGISTER (Table 1) with proof of possession and the signed location record. */

@@ -29,7 +29,7 @@ import type { StatefulProxy } from '../sip/proxy.ts';
 import { contactKey, type Registrar } from '../sip/registrar.ts';
 import type { Peer } from '../sip/transport.ts';
 import { peerOf } from '../sip/user-agent.ts';
-import { parseRequestUri } from '../sip/uri.ts';
+import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import type { Clock, Timer } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
@@ -37,6 +37,8 @@ import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
 import type { LocalUser } from './call-common.ts';
 import { type CallObserver, type CallRecord, callRecordOf } from './call-record.ts';
 import { placeCall } from './caller.ts';
+import type { OverlaySip } from '../overlay/sip-over-ring.ts';
+import { isRelayAddr } from '../rpc/relay.ts';
 import { relayPhoneMessage } from './phone-messages.ts';
 import { acceptPublish, type PhoneSubscriptions } from './phone-presence.ts';
 import type { RegisteredPhones } from './local-phones.ts';
@@ -91,6 +93,8 @@ export class Adapter {
   /** Call-IDs of authenticated requests relayed to a verified contact -> expiry: their ACKs may follow. */
   private readonly relayedCalls = new Map<string, number>();
   private readonly onCall?: CallObserver;
+  private readonly overlay?: OverlaySip;
+  private readonly relayed: boolean;
 
   /** `node.phones` is where this half registers phones, and where the callee side finds them. */
   constructor(c: {
@@ -107,11 +111,20 @@ export class Adapter {
     behindNat?: boolean;
     /** The address a phone on our LAN reaches us at, when not the advertised one (flow-routes.ts). */
     facing?: FacingAddress;
+    /**
+     * SIP to other adapters over the ring (overlay/sip-over-ring.ts), used for calls where either adapter is behind a NAT
+     * (this one when `relayed`, or the callee's when its ring address names relays).
+     */
+    overlay?: OverlaySip;
+    /** This adapter is on the ring as a client, through relays (roles.ts). */
+    relayed?: boolean;
     logger?: Logger;
     /** Told about each call's outcome and steps (metrics, the dashboard). */
     onCall?: CallObserver;
   }) {
     this.node = c.node;
+    this.overlay = c.overlay;
+    this.relayed = c.relayed ?? false;
     this.onCall = c.onCall;
     this.auth = c.auth;
     this.subscriptions = c.subscriptions;
@@ -398,11 +411,23 @@ export class Adapter {
         if (n.ok) this.verified.set(contactKey(n.value.uri), this.clock.now() + VERIFIED_TTL_MS);
       }
       this.stats.redirects++;
+      // Either adapter behind a NAT: both stay in the path and the call's SIP between them goes over the ring.
+      const overRing =
+        this.overlay !== undefined && (this.relayed || isRelayAddr(out.callee.adapter.addr))
+          ? this.overlay.peerFor(out.callee.adapter)
+          : undefined;
+      if (overRing)
+        for (const c of getHeaders(out.response, 'Contact')) {
+          const n = parseNameAddr(c);
+          if (n.ok) this.flows.routeOverRing(formatUri(n.value.uri), overRing);
+        }
       // A phone we cannot reach at its Contact gets targets naming us, so that we stay in its call's path.
       // A browser phone does not follow a 302: over a WebSocket, the adapter follows it for the phone.
       const ws = inc.source.transport === 'WS' || inc.source.transport === 'WSS';
       if (!ws || !this.flows.followRedirect(inc, out.response))
-        inc.sendResponse(this.flows.rewrite302(out.response, inc.source, getHeader(req, 'Contact')));
+        inc.sendResponse(
+          this.flows.rewrite302(out.response, inc.source, getHeader(req, 'Contact'), overRing !== undefined),
+        );
     } else {
       this.stats.refused++;
       if (out.status === 503) respondNotReady(inc, out.reason);

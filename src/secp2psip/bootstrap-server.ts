@@ -12,6 +12,7 @@
  * another bootstrap is forwarded there; with a registry they share
  * (registry-pg.ts), any bootstrap binds any name and none forwards.
  */
+import { isRelayAddr } from '../rpc/relay.ts';
 import { DIALBACK_METHOD, DialBackService } from './dial-back.ts';
 import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
@@ -641,7 +642,8 @@ export class BootstrapServer {
       if (!l?.ok || !l.value.admission) continue;
       const a = admittedNode(l.value.admission, bootstrapKeys, wallNow);
       if (a && bytesEqual(a.nodeKey, l.value.nodeKey) && !out.some((r) => r.id === a.nodeId))
-        out.push({ id: a.nodeId, addr: l.value.nodeAddr, key: l.value.nodeKey, admission: l.value.admission });
+        if (!isRelayAddr(l.value.nodeAddr))
+          out.push({ id: a.nodeId, addr: l.value.nodeAddr, key: l.value.nodeKey, admission: l.value.admission });
     }
     return out;
   }

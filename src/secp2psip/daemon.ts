@@ -31,6 +31,8 @@ import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { observeTransport } from '../sip/observed-transport.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
+import type { TransportName } from '../sip/transport.ts';
+import { OverlaySip, SIP_OVER_RING_METHOD } from '../overlay/sip-over-ring.ts';
 import {
   type AdvertisedHost,
   advertisedHost,
@@ -269,6 +271,10 @@ export interface AdapterDaemonOptions {
   newNamesPerMinute?: number;
   /** Any phone may register any name and call as it, without a password (the local demo); warned at start. */
   openRegistration?: boolean;
+  /** Join as a ring client through relays without a dial-back (a NAT without port forward; found by itself otherwise). */
+  behindNat?: boolean;
+  /** A ring client: how often it renews its relays (ms, default 20 s); one missing two renewals is replaced. */
+  relayRenewMs?: number;
   /** Phone users when there is no data directory (tests); default: `phone-users.json` in the data directory. */
   phoneUsers?: PhoneCredentials;
   /** Digest algorithms offered to phones, in order (default SHA-256, MD5). */
@@ -369,13 +375,14 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
   const behindNat = sipAdv.how === 'given' && !isWildcard(sipAdv.host) && !isLocalAddress(sipAdv.host);
   if (behindNat)
     log.info({ advertise: sipAdv.host }, 'advertised address is not local: behind a NAT, staying in every call path');
-  const phones = new RegisteredPhones(registrar, {
-    hostport: (t) => element.hostportOf(t ?? 'UDP'),
-    offers: (t) => transport.portOf(t) !== undefined,
+  const phoneRoute = {
+    hostport: (t?: TransportName) => element.hostportOf(t ?? 'UDP'),
+    offers: (t: TransportName) => transport.portOf(t) !== undefined,
     tokens,
     wallNow: () => clock.wallNow(),
     behindNat,
-  });
+  };
+  const phones = new RegisteredPhones(registrar, phoneRoute);
   const inbox = new PhoneMessenger({ element, phones, clock, logger: log });
   const subscriptions = new PhoneSubscriptions({ element, phones, clock, logger: log });
 
@@ -431,6 +438,8 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
         budgetMs: o.bootstrapWaitMs,
         holdUntilReady: true,
         checkReachability: true,
+        behindNat: o.behindNat,
+        relayRenewMs: o.relayRenewMs,
         sipAddr: element.hostport,
         mode: o.mode,
         rebuild: o.rebuild,
@@ -450,6 +459,14 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     throw e;
   }
   const { node } = role;
+  // SIP to and from adapters behind NATs (or from us, when we are) goes over the ring (overlay/sip-over-ring.ts).
+  const overlay = new OverlaySip(role.endpoint, transport, log);
+  node.methods.set(SIP_OVER_RING_METHOD, overlay.answer);
+  if (role.client) {
+    // No port forward: our phones are behind our NAT too, and we stay in the path of every call.
+    phoneRoute.behindNat = true;
+    log.info({ ring: role.endpoint.self.addr }, 'behind a NAT without a port forward: staying in every call path');
+  }
   if (o.dataDir) saveBootstrapSet(o.dataDir, role.admitted.bootstraps, log);
   // Behind a NAT, a phone on our LAN must be given our LAN address (no hairpin through the router's public one).
   const facing = behindNat
@@ -465,8 +482,10 @@ export async function startAdapterDaemon(o: AdapterDaemonOptions): Promise<Runni
     auth,
     subscriptions,
     tokens,
-    behindNat,
+    behindNat: behindNat || role.client,
     facing,
+    overlay,
+    relayed: role.client,
     logger: log,
     onCall: o.onCall,
   });

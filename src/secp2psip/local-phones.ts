@@ -17,9 +17,10 @@ export interface LocalPhones {
    * Contact header values for a 302 to the user's phones registered here; empty when none is. A phone a caller
    * cannot reach at its own Contact (behind a NAT, over a connection) is named by a URI of this adapter that routes
    * over the phone's flow; `callerTransport` is how the caller's phone sent its INVITE, `caller` who this adapter
-   * verified it came from.
+   * verified it came from; `inPath`: name this adapter for every phone (the caller's adapter is behind a NAT and
+   * carries the call's SIP to us over the ring).
    */
-  contactsOf(name: string, callerTransport?: TransportName, caller?: string): string[];
+  contactsOf(name: string, callerTransport?: TransportName, caller?: string, inPath?: boolean): string[];
 }
 
 /** Between the callee's and the verified caller's name in an in-token's target (no user name has a `/`). */
@@ -91,13 +92,13 @@ export class RegisteredPhones implements LocalPhones {
     return u?.ok ? this.registrar.lookup(u.value) : [];
   }
 
-  contactsOf(name: string, callerTransport: TransportName = 'UDP', caller?: string): string[] {
+  contactsOf(name: string, callerTransport: TransportName = 'UDP', caller?: string, inPath = false): string[] {
     const route = this.route;
     const over = route ? reachedOver(callerTransport, route) : 'UDP';
     return this.bindingsOf(name).map((b) => {
       // The phone's preference (q, RFC 3261 20.10) goes into the 302; the registrar's own parameters do not.
       const q = b.contact.params.filter(([n]) => n === 'q');
-      if (!route || (!route.behindNat && directlyReachable(b.contact.uri, b.flow)))
+      if (!route || (!route.behindNat && !inPath && directlyReachable(b.contact.uri, b.flow)))
         return formatNameAddr({ ...b.contact, params: q });
       // Not reachable at its Contact: the caller's phone comes to us and we go on over the phone's flow.
       // The token also names the caller this adapter verified, for the callee's display (phone-flows.ts).

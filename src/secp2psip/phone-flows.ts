@@ -74,7 +74,29 @@ export class PhoneFlows {
     this.behindNat = c.behindNat ?? false;
   }
 
-  private readonly behindNat: boolean;
+  /** Mutable: an adapter learns it is behind a NAT with no port forward only once the ring's dial-back says so. */
+  behindNat: boolean;
+
+  /**
+   * Verified targets reached over the ring (overlay/sip-over-ring.ts) rather than the network: the callee's adapter or ours is
+   * behind a NAT. Target URI -> the pseudo peer standing for the callee's adapter, until expiry.
+   */
+  private readonly ringRoutes = new Map<string, { peer: Peer; exp: number }>();
+
+  /** Send the INVITE for verified `target` to `peer` (the callee's adapter over the ring) for the token's lifetime. */
+  routeOverRing(target: string, peer: Peer): void {
+    const now = this.wallNow();
+    this.ringRoutes.set(target, { peer, exp: now + TARGET_TOKEN_TTL_MS });
+    if (this.ringRoutes.size > 10_000)
+      for (const [k, v] of this.ringRoutes) if (v.exp < now || this.ringRoutes.size > 10_000) this.ringRoutes.delete(k);
+  }
+
+  /** Where a verified target goes: over the ring when routeOverRing said so, else to its own host and port. */
+  private destOf(target: string, uri: Parameters<typeof peerOf>[0]): Peer | undefined {
+    const r = this.ringRoutes.get(target);
+    if (r && r.exp >= this.wallNow()) return r.peer;
+    return peerOf(uri);
+  }
 
   /** A request inside a dialog we record-routed: on over the flow our Route names (RFC 3261 16.4, 16.6). */
   inDialog(inc: IncomingRequest): boolean {
@@ -134,7 +156,7 @@ export class PhoneFlows {
     const target = this.tokenTarget(inc.request, OUTBOUND_TOKEN);
     if (target === undefined) return false;
     const u = parseRequestUri(target);
-    const dest = u.ok ? peerOf(u.value) : undefined;
+    const dest = u.ok ? this.destOf(target, u.value) : undefined;
     if (!dest) {
       inc.respond(480, 'Temporarily Unavailable');
       return true;
@@ -148,9 +170,9 @@ export class PhoneFlows {
    * The verified 302 for our phone's INVITE, which came over `source` with `contact`: when the phone cannot be
    * reached at that Contact, each target becomes one of our out-tokens, so the call passes us over the phone's flow.
    */
-  rewrite302(resp: SipResponse, source: Peer, contact: string | undefined): SipResponse {
+  rewrite302(resp: SipResponse, source: Peer, contact: string | undefined, inPath = false): SipResponse {
     const c = contact === undefined ? undefined : parseNameAddr(contact);
-    if (!this.behindNat && c?.ok && directlyReachable(c.value.uri, flowOf(source))) return resp;
+    if (!this.behindNat && !inPath && c?.ok && directlyReachable(c.value.uri, flowOf(source))) return resp;
     const exp = this.wallNow() + TARGET_TOKEN_TTL_MS;
     const headers = resp.headers.map((h) => {
       if (h.name.toLowerCase() !== 'contact' && h.name !== 'm') return h;
@@ -176,7 +198,7 @@ export class PhoneFlows {
   followRedirect(inc: IncomingRequest, resp: SipResponse): boolean {
     const contacts = parseContactValues(getHeaders(resp, 'Contact'));
     const first = contacts.ok && contacts.value !== '*' ? contacts.value[0] : undefined;
-    const dest = first ? peerOf(first.uri) : undefined;
+    const dest = first ? this.destOf(formatUri(first.uri), first.uri) : undefined;
     if (!first || !dest) return false;
     this.stats.followed++;
     this.forwardRecordRouted(inc, formatUri(first.uri), dest);

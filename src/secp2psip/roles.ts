@@ -14,7 +14,7 @@
  *   configured bootstrap is down uses another, and one started before any is
  *   up waits for it), then joined through the members the admission names.
  */
-import { checkReachable } from './dial-back.ts';
+import { reachable, relayThrough } from './relay-client.ts';
 import { ChordNode } from '../dht/chord/chord-node.ts';
 import type { ChordInit } from '../dht/chord/chord-types.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
@@ -271,6 +271,10 @@ export interface AdapterRoleInit
    * start when it cannot: a member nobody can dial leaves a hole in the ring. Off in the in-memory world.
    */
   checkReachability?: boolean;
+  /** Join as a client through relays at once (a NAT without port forward, known beforehand). */
+  behindNat?: boolean;
+  /** A client: how often it renews its relays (ms, default 20 s); one that misses two renewals is replaced. */
+  relayRenewMs?: number;
   /**
    * Answer SECP2PSIP INVITEs "not ready" from the moment the node is reachable until its owner sets
    * `node.ready` (a restart re-registering its users: callers get 503, never "unknown user").
@@ -285,6 +289,8 @@ export interface AdapterRole<P extends LocalPhones = LocalPhones> {
   admitted: AdmittedMsg;
   /** The bootstrap that admitted this adapter (it registers users there). */
   bootstrap: BootstrapInfo;
+  /** Behind a NAT: on the ring as a client holding no range, reached through relays (its ring address names them). */
+  client: boolean;
   leave(): Promise<void>;
 }
 
@@ -307,7 +313,9 @@ export async function startAdapterRole<P extends LocalPhones>(
   log.info({ bootstrap: via.addr, ms: clock.now() - started }, 'admitted');
   const keys = admitted.bootstraps.map((b) => b.key);
   const endpoint = await c.listen({ id: admitted.nodeId, admission: admitted.admission }, keys);
-  if (o.checkReachability) await mustBeReachable(endpoint, admitted, via, log);
+  const client =
+    o.behindNat === true || (o.checkReachability ? !(await reachable(endpoint, admitted, via, log)) : false);
+  const relays = client ? await relayThrough(endpoint, admitted, via, clock, log, o.relayRenewMs) : undefined;
   const ring = ChordNode.create(
     { endpoint, clock, random: forkOf(random), logger: log, metrics: c.metrics },
     ringOptions(keys, clock, o),
@@ -346,10 +354,24 @@ export async function startAdapterRole<P extends LocalPhones>(
   if (o.holdUntilReady) node.ready = false;
   try {
     // A node key keeps its ring id across admissions: after a restart the ring may still list us, so take up our place.
-    const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
-    if (how === 'listed') await ring.rejoin(admitted.ring);
-    log.info({ how, addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring');
+    if (relays) {
+      await ring.joinAsClient(admitted.ring);
+      // A lost relay is replaced by a member the ring knows; our users' records then name the new set.
+      relays.members = () => [...ring.successors, ...ring.fingers.distinct()];
+      relays.onChange = () => {
+        for (const name of node.users.keys())
+          node
+            .registerUser(name)
+            .catch((e) => log.warn({ user: name, err: (e as Error).message }, 'register again failed'));
+      };
+      log.info({ addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring as a client, through relays');
+    } else {
+      const how = await joinRing({ ring, clock, logger: log }, admitted.ring);
+      if (how === 'listed') await ring.rejoin(admitted.ring);
+      log.info({ how, addr: endpoint.self.addr, ms: clock.now() - started }, 'on the ring');
+    }
   } catch (e) {
+    relays?.stop();
     ring.stop();
     await endpoint.close();
     throw e;
@@ -360,32 +382,12 @@ export async function startAdapterRole<P extends LocalPhones>(
     endpoint,
     admitted,
     bootstrap: via,
-    leave: () => leaveRing({ ring, clock, logger: log }),
+    client: relays !== undefined,
+    leave: async () => {
+      relays?.stop();
+      await leaveRing({ ring, clock, logger: log });
+    },
   };
-}
-
-/** Dial-back (dial-back.ts): refuse to join when the bootstrap cannot reach our ring address; go on when it cannot tell. */
-async function mustBeReachable(
-  endpoint: RpcEndpoint,
-  admitted: AdmittedMsg,
-  via: BootstrapInfo,
-  log: Logger,
-): Promise<void> {
-  const ref = admitted.ring.find((r) => bytesEqual(r.key, via.key)) ?? { id: '', addr: via.addr, key: via.key };
-  const a = await checkReachable(endpoint, ref);
-  if (a.result === 'reachable') {
-    log.info({ addr: endpoint.self.addr }, 'ring address reachable from the bootstrap (dial-back)');
-    return;
-  }
-  if (a.result === 'unknown') {
-    log.warn({ addr: endpoint.self.addr, reason: a.reason }, 'reachability of the ring address not checked');
-    return;
-  }
-  await endpoint.close();
-  throw new OverlayError(
-    'BAD_CONFIG',
-    `the ring address ${endpoint.self.addr} cannot be dialled from the bootstrap at ${via.addr}, which sees this adapter at ${a.seenFrom} (${a.reason ?? 'no answer'}): behind a NAT or firewall; forward a TCP port to this host and pass --advertise-rpc <public address>:<port> (an adapter without a reachable ring address cannot be a ring member)`,
-  );
 }
 
 /** The ref of a node key before admission (its id is the key's SHA-1). */

@@ -217,8 +217,27 @@ export class TransportStack implements SipTransport {
     await Promise.all([this.udp.close(), this.tcp.close(), ...[...this.streams.values()].map((s) => s.close())]);
   }
 
+  /**
+   * Destinations another carrier takes instead of the network: SIP between two adapters over the ring when one is
+   * behind a NAT (overlay/sip-over-ring.ts). Its peers look like UDP peers to everything above.
+   */
+  setDetour(d: { owns(to: Peer): boolean; send(buf: Buffer, to: Peer): void }): void {
+    this.detour = d;
+  }
+
+  /** Bytes that carrier received, handled as a datagram from `source`. */
+  inject(buf: Buffer, source: Peer): void {
+    this.inbound(buf, source);
+  }
+
+  private detour?: { owns(to: Peer): boolean; send(buf: Buffer, to: Peer): void };
+
   private sendBytes(buf: Buffer, to: Peer, onError?: SendErrorHandler): void {
     this.stats.sent++;
+    if (this.detour?.owns(to)) {
+      this.detour.send(buf, to);
+      return;
+    }
     if (to.transport === 'UDP') {
       this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
       return;
@@ -239,6 +258,7 @@ export class TransportStack implements SipTransport {
    * connection (a phone that speaks outbound answers it with a CRLF pong, 4.4.1), or as a datagram over UDP.
    */
   keepAlive(to: Peer): void {
+    if (this.detour?.owns(to)) return;
     const ping = Buffer.from('\r\n\r\n');
     if (to.transport === 'UDP') this.udp.send(ping, to.address, to.port, () => {});
     // A WebSocket endpoint pings its connections itself (RFC 6455 ping frames); a CRLF would reach a browser as a

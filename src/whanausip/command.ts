@@ -87,6 +87,10 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
     type: 'boolean',
     help: 'node: no phone authentication, anyone reaching --sip may register the node (local tests only)',
   },
+  'behind-nat': {
+    type: 'boolean',
+    help: 'this host cannot be dialled (a NAT without port forward): reached only through links it keeps to up to 3 of its --peer friends, which relay for it',
+  },
   ...OPS_SPEC,
   ...SIP_TLS_SPEC,
   'log-level': {
@@ -119,6 +123,7 @@ export interface WhanauSipConfig {
   logLevel: string;
   logFormat?: LogFormat;
   openRegistration: boolean;
+  behindNat: boolean;
   digestAlgorithms: DigestAlgorithm[];
   /** The parsed options, for the SIGHUP reload. */
   args: ParsedArgs;
@@ -172,6 +177,7 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
     throw new OverlayError('BAD_ARGUMENT', (e as Error).message);
   }
   const openRegistration = args['open-registration'] === true;
+  const behindNat = args['behind-nat'] === true;
   const digestAlgorithms = parseDigestAlgorithms(String(args.digest));
   if (!digestAlgorithms.ok) throw new OverlayError('BAD_ARGUMENT', `--digest: ${digestAlgorithms.error}`);
   const logFormat = logFormatOption(args);
@@ -189,6 +195,7 @@ export function parseWhanauSipArgs(argv: string[], role: WhanauSipRole = 'node')
     logLevel,
     logFormat,
     openRegistration,
+    behindNat,
     digestAlgorithms: digestAlgorithms.value,
     args,
     ops,
@@ -222,6 +229,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     params: cfg.params,
     advertise: cfg.advertise,
     openRegistration: cfg.openRegistration,
+    behindNat: cfg.behindNat,
     digestAlgorithms: cfg.digestAlgorithms,
     secure: cfg.secure,
     logger: log,

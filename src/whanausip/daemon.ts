@@ -16,7 +16,11 @@ import { startSweeping } from '../sip/registrar-sweeper.ts';
 import { observeTransport } from '../sip/observed-transport.ts';
 import { type OpenedSecureSip, openSecureSip, type SecureSipConfig } from '../sip/secure-transports.ts';
 import { TransportStack } from '../sip/transport-stack.ts';
-import { parseAddr } from '../rpc/tls-dial.ts';
+import { formatAddr, parseAddr } from '../rpc/tls-dial.ts';
+import { isRelayAddr } from '../rpc/relay.ts';
+import type { RequestHandler } from '../rpc/types.ts';
+import { OverlaySip, SIP_OVER_RING_METHOD } from '../overlay/sip-over-ring.ts';
+import { recordKey } from './location-record.ts';
 import { advertisedHost } from '../util/advertise.ts';
 import { SystemClock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -126,7 +130,15 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
       );
     },
   });
-  const handlers = { [IM_METHOD]: messenger.handle.bind(messenger) };
+  // SIP with a node behind a NAT (or from us, when we are) goes over the DHT link between the two (overlay/).
+  let overlay: OverlaySip | undefined;
+  const handlers: Record<string, RequestHandler> = {
+    [IM_METHOD]: messenger.handle.bind(messenger),
+    [SIP_OVER_RING_METHOD]: (m, p, c) => {
+      if (!overlay) throw new OverlayError('RPC_REFUSED', 'starting');
+      return overlay.answer(m, p, c);
+    },
+  };
   let daemon: WhanauDaemon;
   try {
     daemon = await WhanauDaemon.start({
@@ -144,6 +156,8 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
     if (e instanceof OverlayError) throw e;
     throw new OverlayError('BAD_CONFIG', `cannot start the DHT on ${o.dhtHost}:${o.dhtPort}: ${(e as Error).message}`);
   }
+  const ring = new OverlaySip(daemon.endpoint, transport, log);
+  overlay = ring;
   const sip = new WhanauSipNode(
     {
       element,
@@ -153,6 +167,17 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
       messenger,
       logger: log,
       lookup: (hash) => daemon.lookupRecord(hash),
+      ring: {
+        // A callee node behind a NAT (its record names relays), or we are behind one: the call's SIP goes between
+        // the two nodes over their link, both staying in the path.
+        peerFor: (record) => {
+          const key = recordKey(record.publicKey);
+          if (key === daemon.hash || !(o.behindNat || isRelayAddr(record.host))) return undefined;
+          const addr = isRelayAddr(record.host) ? record.host : formatAddr(record.host, record.port);
+          return ring.peerFor({ id: key, addr, key: record.publicKey });
+        },
+        owns: (peer) => ring.owns(peer),
+      },
     },
     { ownHash: daemon.hash },
   );

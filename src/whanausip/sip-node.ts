@@ -30,6 +30,8 @@ import type { Clock } from '../util/clock.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { MAX_IM_BODY, type WhanauMessenger } from './instant-messages.ts';
 import type { RecordLookup } from './whanau-daemon.ts';
+import type { LocationRecord } from './location-record.ts';
+import type { Peer } from '../sip/transport.ts';
 import { logRefusal } from '../util/refusal.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
 
@@ -62,6 +64,12 @@ export interface WhanauSipComponents {
   auth?: PhoneAuth;
   /** Instant messages to other nodes (node role); without it MESSAGE is 405. */
   messenger?: WhanauMessenger;
+  /**
+   * SIP over the DHT link to another node (overlay/sip-over-ring.ts): `peerFor` names the pseudo peer standing
+   * for the node a verified record belongs to when the call must go that way (it or we are behind a NAT);
+   * `owns` tells a request that came that way.
+   */
+  ring?: { peerFor(record: LocationRecord): Peer | undefined; owns(peer: Peer): boolean };
   logger?: Logger;
 }
 
@@ -78,6 +86,8 @@ export interface WhanauSipStats {
   registers: number;
   refusedRegisters: number;
   lookupErrors: number;
+  /** INVITEs carried to another node over the DHT link (a node behind a NAT). */
+  overRing: number;
 }
 
 /** Messages a gateway relays per source address: a burst of 10, then one every 6 s. */
@@ -95,10 +105,12 @@ export class WhanauSipNode {
     registers: 0,
     refusedRegisters: 0,
     lookupErrors: 0,
+    overRing: 0,
   };
   /** Called after a REGISTER changed the bindings (the node republishes its record). */
   onBindingsChanged: () => void = () => {};
   private readonly lookup: (hash: string) => Promise<RecordLookup>;
+  private readonly ring: WhanauSipComponents['ring'];
   private readonly log: Logger;
   private readonly auth: PhoneAuth;
   readonly door: SipFrontDoor;
@@ -109,6 +121,7 @@ export class WhanauSipNode {
     this.element = c.element;
     this.registrar = c.registrar;
     this.lookup = c.lookup;
+    this.ring = c.ring;
     this.auth = c.auth ?? 'open';
     this.ownHash = init.ownHash.toLowerCase();
     this.log = (c.logger ?? silentLogger).child({ component: 'whanausip-sip', node: this.ownHash.slice(0, 8) });
@@ -219,6 +232,15 @@ export class WhanauSipNode {
       inc.respond(404, 'Not Found');
       return;
     }
+    const ring = found.record ? this.ring?.peerFor(found.record) : undefined;
+    if (ring) {
+      // The callee's node (or ours) is behind a NAT: no 302 its phone could follow; we carry the INVITE to that
+      // node over the DHT link, which hands it to its phone, both of us staying in the path (Record-Route).
+      this.stats.overRing++;
+      this.log.info({ key: hash.slice(0, 8), messages: found.messages }, 'INVITE over the DHT link to its node');
+      this.flows.forward(inc, inc.request.uri, ring);
+      return;
+    }
     this.stats.redirects++;
     const dest = peerOf(contact.value.uri);
     if (dest) this.flows.redirectedTo(contact.value.uri, dest);
@@ -287,10 +309,14 @@ export class WhanauSipNode {
       inc.respond(480, 'Temporarily Unavailable: no phone registered');
       return;
     }
-    // A phone only its flow reaches (or the 302 followed back to us) is proxied to: never a looping 302.
+    // A phone only its flow reaches (or the 302 followed back to us) is proxied to: never a looping 302. So is an
+    // INVITE another node carried to us over the DHT link (we are behind a NAT, or it is): a 302 it passed on
+    // would send the caller's phone where it cannot go.
     const target =
       followedTarget(inc.request.uri, bindings) ??
-      (bindings.every((b) => !directlyReachable(b.contact.uri, b.flow)) ? bindings[0] : undefined);
+      (this.ring?.owns(inc.source) || bindings.every((b) => !directlyReachable(b.contact.uri, b.flow))
+        ? bindings[0]
+        : undefined);
     const dest = target ? (target.flow ?? peerOf(target.contact.uri)) : undefined;
     if (target && dest) {
       this.flows.forward(inc, formatUri(target.contact.uri), dest);

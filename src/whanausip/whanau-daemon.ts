@@ -28,7 +28,8 @@ import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
 import type { NodeRef, RequestHandler } from '../rpc/types.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
-import { isOverlayError } from '../util/errors.ts';
+import { isOverlayError, OverlayError } from '../util/errors.ts';
+import { formatRelayAddr } from '../rpc/relay.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type Metrics, noMetrics } from '../util/metrics.ts';
 import { CryptoRandom, type Random } from '../util/random.ts';
@@ -78,7 +79,16 @@ export interface WhanauDaemonOptions {
   metrics?: Metrics;
   /** RPC methods of the application on the same links (e.g. instant messages), answered before the DHT's. */
   handlers?: Readonly<Record<string, RequestHandler>>;
+  /**
+   * This host cannot be dialled (a NAT without port forward): keep links to up to 3 social peers that relay for
+   * it (rpc/relay.ts) and be known by them, in the DHT and in the location record.
+   */
+  behindNat?: boolean;
 }
+
+/** Social peers a node behind a NAT keeps as relays, and how often it renews them (keeping the links open). */
+export const PEER_RELAYS = 3;
+export const PEER_RELAY_RENEW_MS = 20_000;
 
 /** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
 export const PEERS_FILE = 'peers.sqlite';
@@ -133,8 +143,10 @@ export class WhanauDaemon {
   private readonly signer: RecordSigner;
   private readonly ownContact: OwnContact | undefined;
   private readonly tlsContext: tls.SecureContext;
-  private readonly host: string;
+  /** The DHT address our record names: host and port, or for a node behind a NAT its relay address as host. */
+  private host: string;
   private readonly port: number;
+  private relayTimer: Timer | undefined;
   private timer: Timer | undefined;
   private closed = false;
   private setupRunning: Promise<unknown> | undefined;
@@ -202,8 +214,55 @@ export class WhanauDaemon {
     const d = new WhanauDaemon(o, identity, endpoint, cert, book);
     const now = d.clock.wallNow();
     for (const p of o.peers ?? []) if (p.hash !== d.hash) book.upsert(p, now);
+    if (o.behindNat) {
+      try {
+        await d.relayThroughPeers();
+      } catch (e) {
+        await d.close();
+        throw e;
+      }
+    }
     if (o.schedule ?? true) d.scheduleNext();
     return d;
+  }
+
+  /**
+   * Behind a NAT: ask social peers to relay for us (rpc/relay.ts), keep up to PEER_RELAYS, and take the relay address
+   * naming them, so that the DHT and our record say how to reach us. Our friends reach us over the links we keep
+   * to them; anyone else through a circuit of one of them (or a direct connection it coordinates).
+   */
+  private async relayThroughPeers(): Promise<void> {
+    await this.resolvePeers();
+    const relay = this.endpoint.relay;
+    relay.serving = false;
+    const chosen: NodeRef[] = [];
+    for (const p of this.book.list()) {
+      if (chosen.length >= PEER_RELAYS || !p.key) continue;
+      const ref = { id: p.hash, addr: p.addr, key: p.key };
+      if (await relay.registerWith(ref)) chosen.push(ref);
+    }
+    if (chosen.length === 0)
+      throw new OverlayError(
+        'BAD_CONFIG',
+        'behind a NAT, and no --peer friend answered to relay for this node: start a friend first, or forward a TCP port to the DHT port and pass --advertise',
+      );
+    this.endpoint.self.addr = formatRelayAddr(chosen);
+    this.host = this.endpoint.self.addr;
+    // Links opened so far said HELLO with our private address: open them again under the relay address.
+    this.endpoint.closeLinks();
+    for (const r of chosen) await relay.registerWith(r);
+    this.log.info(
+      { relays: chosen.map((r) => r.addr) },
+      'behind a NAT: reachable through social peers relaying for it',
+    );
+    const renew = () => {
+      this.relayTimer = this.clock.setTimer(PEER_RELAY_RENEW_MS, () => {
+        if (this.closed) return;
+        for (const r of chosen) relay.registerWith(r).catch(() => {});
+        renew();
+      });
+    };
+    renew();
   }
 
   /** `<hash>@host:port`: what friends pass as `--peer`. */
@@ -242,6 +301,11 @@ export class WhanauDaemon {
     const p = this.book.get(hash);
     if (!p) return false;
     let key = p.key;
+    // A friend behind a NAT cannot be dialled, but keeps a link to us (we relay for it): its key is that link's.
+    if (!key) {
+      key = this.endpoint.openLinkKeys().find((k) => sha1Hex(k) === p.hash);
+      if (key) this.book.setKey(p.hash, key);
+    }
     if (!key) {
       try {
         key = await probePeerKey(p.addr, p.hash, { context: this.tlsContext, clock: this.clock, timeoutMs });
@@ -341,6 +405,7 @@ export class WhanauDaemon {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
+    this.relayTimer?.cancel();
     await this.endpoint.close();
     this.book.close();
   }

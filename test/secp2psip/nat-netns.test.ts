@@ -12,7 +12,7 @@ import {
   startNetnsPhone,
   waitForNetnsPhone,
 } from '../support/baresip-netns.ts';
-import { type NetnsDaemon, startNetnsDaemon } from '../support/netns-daemons.ts';
+import { ADAPTER_READY, type NetnsDaemon, startNetnsDaemon } from '../support/netns-daemons.ts';
 import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
 
 /**
@@ -141,27 +141,33 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
     assert.match(adapterA.err(), /verified bob's INVITE; answering REDIRECT/);
   });
 
-  it('an adapter behind a NAT detects it by dial-back and refuses to join the ring, naming what to do', async () => {
-    const proc = net.spawn(homeAdapter, [
-      process.execPath,
-      'bin/secp2psip.mjs',
-      'adapter',
-      '--sip',
-      '0.0.0.0:5060',
-      '--bootstrap',
-      bootSpec,
-      '--data',
-      join(base, 'home'),
-      '--open-registration',
-    ]);
-    let err = '';
-    proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    const [code] = (await once(proc, 'exit')) as [number | null];
-    assert.notEqual(code, 0);
-    const last = err.trim().split('\n').at(-1) ?? '';
-    assert.match(last, new RegExp(`ring address ${homeAdapter.addr.replaceAll('.', '\\.')}:\\d+ cannot be dialled`));
-    assert.match(last, new RegExp(`sees this adapter at ${net.hosts[3].addr.replaceAll('.', '\\.')}:`));
-    assert.match(last, /--advertise-rpc/);
+  it('an adapter behind a NAT without port forward detects it by dial-back and joins as a client through relays', async () => {
+    const { d, m } = await startNetnsDaemon(
+      net,
+      homeAdapter,
+      [
+        'adapter',
+        '--sip',
+        '0.0.0.0:5060',
+        '--bootstrap',
+        bootSpec,
+        '--data',
+        join(base, 'home'),
+        '--open-registration',
+      ],
+      ADAPTER_READY,
+    );
+    try {
+      // Its ring address names the public members relaying for it, never its private address.
+      assert.match(m[2], /^relay:/);
+      assert.ok(!m[2].includes(homeAdapter.addr));
+      // The bootstrap saw it at its router's address.
+      assert.ok(d.err().includes(`"seenFrom":"${net.hosts[3].addr}:`));
+      assert.match(d.err(), /joining as a client through relays/);
+    } finally {
+      d.proc.kill('SIGTERM');
+      if (d.proc.exitCode === null) await once(d.proc, 'exit');
+    }
   });
 
   it('an adapter at home behind a NAT with forwarded ports joins, and its phone takes a call from a phone behind another NAT', async () => {

@@ -134,6 +134,10 @@ export const SPEC = {
     type: 'boolean',
     help: 'no phone authentication: anyone reaching --sip may register any name and call as it (local demo only)',
   },
+  'behind-nat': {
+    type: 'boolean',
+    help: 'join the ring as a client through relays without waiting for the dial-back to find it unreachable (a NAT without port forward; found by itself otherwise)',
+  },
   ...OPS_SPEC,
   ...SIP_TLS_SPEC,
   ...WS_SPEC,
@@ -252,6 +256,7 @@ export async function run(argv: string[]): Promise<number> {
     newNamesPerMinute,
     mailboxTtlMs,
     openRegistration: args['open-registration'] === true,
+    behindNat: args['behind-nat'] === true,
     digestAlgorithms: digest.value,
     metrics: ops.metrics,
     onCall: callObserver(ops.metrics),

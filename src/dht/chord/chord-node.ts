@@ -48,6 +48,12 @@ export class ChordNode {
   readonly r: number;
   pred: NodeRef | null = null;
   stopped = false;
+  /**
+   * A client holds no ring range (a node behind a NAT, docs/design.md "Adapters behind NAT"): it never notifies,
+   * so no member puts it in a successor list or finger table, stores nothing, and only looks up, fetches and puts
+   * through the members it knows.
+   */
+  client = false;
   readonly counters = {
     malformed: 0,
     refusedRefs: 0,
@@ -199,6 +205,72 @@ export class ChordNode {
   }
 
   /**
+   * Join as a client (see `client`): find the successor of our id through the first contact that answers, take
+   * its successor list and fingers as routing hints, and keep them fresh without ever notifying anyone.
+   */
+  async joinAsClient(contacts: readonly NodeRef[]): Promise<void> {
+    this.client = true;
+    this.clientContacts = contacts.filter((c) => c.id !== this.id);
+    let last = 'no contact';
+    // A ring still settling (members joining at the same moment) may fail a lookup: try again a few periods on.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (attempt > 0) await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
+      for (const c of contacts) {
+        if (c.id === this.id || !this.verify(c)) continue;
+        // Routing hints only: the owner of our id need not be confirmed, we take no place next to it.
+        const res = await iterativeLookup(this.lookupContext(), this.id, {
+          start: [c],
+          confirm: false,
+          maxHops: this.init.maxHops,
+          alpha: this.init.alpha,
+        });
+        if (!res.ok) {
+          last = res.reason;
+          continue;
+        }
+        if (await this.adoptAsClient(res.owner)) {
+          this.stopped = false;
+          this.scheduleClient();
+          return;
+        }
+        last = 'successor did not answer';
+      }
+    }
+    throw new OverlayError('DHT_LOOKUP_FAILED', `join as client: ${last}`);
+  }
+
+  private clientContacts: readonly NodeRef[] = [];
+
+  private async adoptAsClient(succ: NodeRef): Promise<boolean> {
+    const nb = await this.neighbors(succ, false);
+    if (!nb) return false;
+    this.succs.adopt(
+      succ,
+      nb.succs.filter((s) => s.id !== this.id),
+    );
+    this.fingers.fill(0, succ);
+    await this.maintenance.seedFingers(succ);
+    return true;
+  }
+
+  /** A client's upkeep: its successor's list again (or the next one's, or the anchors' way back), never a notify. */
+  private scheduleClient(): void {
+    if (this.stopped) return;
+    this.timer = this.clock.setTimer(2 * this.init.stabilizeMs, () => {
+      this.timer = undefined;
+      const known = [...this.succs.entries(), ...this.fingers.distinct(), ...this.clientContacts].filter(
+        (r, i, all) => r.id !== this.id && all.findIndex((x) => x.id === r.id) === i,
+      );
+      const next = async () => {
+        for (const k of known) if (await this.adoptAsClient(k)) break;
+        // What this node put is its to keep alive, as a member's is (a client runs no other maintenance).
+        await this.maintenance.republish();
+      };
+      next().finally(() => this.scheduleClient());
+    });
+  }
+
+  /**
    * Simulator warm start: take a converged routing state (predecessor,
    * successor list, fingers by index) instead of joining, and start the
    * periodic work. For measuring lookups on rings too large to build
@@ -240,6 +312,10 @@ export class ChordNode {
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
   async leave(): Promise<void> {
     this.cancelTimer();
+    if (this.client) {
+      this.stop();
+      return;
+    }
     const s = this.successor;
     const from = this.self;
     if (s.id !== this.id)

@@ -137,3 +137,35 @@ describe('ChordNode', () => {
     assert.ok(everyone.some((x) => x.successor.id === after.id));
   });
 });
+
+describe('ChordNode as a client (a node behind a NAT)', () => {
+  it('looks up, puts and gets through the ring, holds no range, and no member ever lists it', async () => {
+    const t = await ring(10);
+    const members = t.liveNodes();
+    const client = t.createNode();
+    await t.settle(client.joinAsClient([members[3].self]));
+    assert.equal(client.client, true);
+    assert.notEqual(client.successor.id, client.id, 'it knows a successor to start lookups from');
+    const put = await t.settle(client.put('from-client', 'v', 600_000));
+    assert.ok(put.ok, JSON.stringify(put));
+    const got = await t.settle(members[7].get('from-client'));
+    assert.ok(got.ok && got.value === 'v');
+    assert.ok((await t.settle(members[1].put('from-member', 'w', 600_000))).ok);
+    const back = await t.settle(client.get('from-member'));
+    assert.ok(back.ok && back.value === 'w');
+    const lr = await t.settle(client.lookup('from-member'));
+    assert.ok(lr.ok && lr.owner.id !== client.id);
+    // Many stabilize periods later, it is in nobody's predecessor, successor list or fingers, and stores nothing.
+    await t.run(30_000);
+    for (const m of members) {
+      assert.notEqual(m.pred?.id, client.id);
+      assert.ok(!m.successors.some((s) => s.id === client.id));
+      assert.ok(!m.fingers.distinct().some((f) => f.id === client.id));
+    }
+    assert.equal(client.store.size, 0);
+    // What it put is still there (it republishes like a member).
+    assert.ok((await t.settle(members[2].get('from-client'))).ok);
+    await t.settle(client.leave());
+    assert.equal(client.stopped, true);
+  });
+});

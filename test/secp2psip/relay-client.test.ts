@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { parseRelayAddr } from '../../src/rpc/relay.ts';
+import { type RunningAdapter, startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
+import { SipElement } from '../../src/sip/element.ts';
+import type { Peer } from '../../src/sip/transport.ts';
+import { TransportStack } from '../../src/sip/transport-stack.ts';
+import { UserAgent } from '../../src/sip/user-agent.ts';
+import { SystemClock } from '../../src/util/clock.ts';
+
+/**
+ * A ring client (an adapter behind a NAT, roles.ts) whose relay stops: after two missed renewals another ring
+ * member relays instead, its ring address names the new set, its users are registered again with it, and calls
+ * to them keep working. On real sockets (loopback).
+ */
+describe('a ring client replaces a relay that stopped', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-relay-client-'));
+  const closers: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of closers.reverse()) await c().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const peer = (a: RunningAdapter): Peer => {
+    const [address, port] = a.sipAddr.split(':');
+    return { transport: 'UDP', address, port: Number(port) };
+  };
+  const phone = async (user: string) => {
+    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
+    const element = new SipElement({ transport, clock: new SystemClock() });
+    closers.push(() => element.close());
+    return new UserAgent({ element }, { user, domain: '127.0.0.1' });
+  };
+  const adapter = async (name: string, extra: Partial<Parameters<typeof startAdapterDaemon>[0]> = {}) => {
+    const a = await startAdapterDaemon({
+      openRegistration: true,
+      sipHost: '127.0.0.1',
+      sipPort: 0,
+      bootstrap: boot.info,
+      dataDir: join(dir, name),
+      stabilizeMs: 300,
+      ...extra,
+    });
+    closers.push(() => a.close());
+    return a;
+  };
+  let boot: Awaited<ReturnType<typeof startBootstrapDaemon>>;
+
+  it("takes another member as relay, names it in its address and in its users' records; calls go on", async () => {
+    boot = await startBootstrapDaemon({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: join(dir, 'boot'),
+      k: 3,
+      n: 5,
+      stabilizeMs: 300,
+    });
+    closers.push(() => boot.close());
+    const R1 = await adapter('r1');
+    const C = await adapter('c', { behindNat: true, relayRenewMs: 300 });
+    const relaysOf = () => {
+      const p = parseRelayAddr(C.node.endpoint.self.addr);
+      return p.ok ? p.value.map((r) => r.addr) : [];
+    };
+    const r1 = R1.node.endpoint.self.addr;
+    assert.ok(relaysOf().includes(r1), `R1 relays for C (${relaysOf()})`);
+    const R2 = await adapter('r2');
+    const bob = await phone('bob');
+    const alice = await phone('alice');
+    assert.equal((await bob.register(peer(C))).status, 200);
+    assert.equal((await alice.register(peer(R2))).status, 200);
+    const registered = C.node.stats.registrations;
+    await R1.close();
+    const end = Date.now() + 30_000;
+    while (relaysOf().includes(r1) || C.node.stats.registrations === registered) {
+      if (Date.now() > end) assert.fail(`R1 was never replaced (relays: ${relaysOf()})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(relaysOf().includes(R2.node.endpoint.self.addr), `R2 relays for C now (${relaysOf()})`);
+    // Bob's record names the new set; alice reaches him (with R2's cache of verified users cold).
+    const call = await alice.invite(`sip:bob@${R2.sipAddr}`, peer(R2));
+    assert.equal((await alice.bye(call)).status, 200);
+  });
+});
