@@ -37,7 +37,8 @@
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { GetResult } from '../dht/chord/chord-types.ts';
 import type { OnRecord } from '../dht/chord/direct-fetch.ts';
-import { checksBootstrapSignature, openRingValue } from './ring-records.ts';
+import type { Result } from '../util/errors.ts';
+import { checksBootstrapSignature, openRingValue, type RingEnvelope } from './ring-records.ts';
 
 export interface SignedFetch {
   results: Map<string, GetResult>;
@@ -93,6 +94,25 @@ export async function fetchSigned(
 
 /** The bootstrap's signing time of a fetched record's envelope; -1 for anything else. */
 function signedAt(r: GetResult): number {
-  const env = r.ok ? openRingValue(r.value) : undefined;
+  const env = r.ok ? envelopeOf(r.value) : undefined;
   return env?.ok ? env.value.at : -1;
+}
+
+/**
+ * Envelopes decoded once per fetched value: a fetch reads each record's time
+ * twice and the key rebuild its payload once more, and a CBOR decode of the
+ * same received bytes always gives the same envelope (the value objects are
+ * the ones the RPC layer decoded and nobody writes into them).
+ */
+const decoded = new WeakMap<Uint8Array, Result<RingEnvelope>>();
+
+/** openRingValue of a fetched value, decoded at most once per value object. */
+export function envelopeOf(value: Uint8Array | string): Result<RingEnvelope> {
+  if (!(value instanceof Uint8Array)) return openRingValue(value);
+  let env = decoded.get(value);
+  if (!env) {
+    env = openRingValue(value);
+    decoded.set(value, env);
+  }
+  return env;
 }
