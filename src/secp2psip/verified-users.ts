@@ -59,9 +59,10 @@ export class VerifiedUsers {
   private warming?: Promise<void>;
 
   /**
-   * Make the first call as fast as later ones (once; never rejects): fill the ring view the direct reads
-   * pick holders from, and open links on the way (direct-fetch.ts warmView). An adapter runs it when its
-   * first user registers, before that user's first call.
+   * Make the first call as fast as later ones (once; never rejects): start the ring view the direct reads
+   * pick holders from, so that it fills from the ring's maintenance before the first call (direct-fetch.ts
+   * warmView). An adapter runs it when its first user registers; one that never has a user (the simulator's
+   * thousands of nodes) keeps the small dormant view.
    */
   prewarm(): Promise<void> {
     this.warming ??= warmView(this.lookup.ring).catch((e: unknown) => {
