@@ -155,11 +155,10 @@ export async function lookupUser(
     throw new OverlayError('CALLEE_UNREACHABLE', `lookup of ${name} failed: ${loc?.reason ?? 'no answer'}`);
   }
 
-  const pieces: PubKeyPiece[] = [];
-  const payloads: Array<[number, Uint8Array]> = [];
-  const undecodable: number[] = [];
   // Pieces no replica returned: absent, or refused by the ring's validator (envelope not signed by a bootstrap).
   const unanswered: number[] = [];
+  const undecodable: number[] = [];
+  const payloads: Array<[number, Uint8Array]> = [];
   for (const i of indices) {
     const r = got.get(pieceKey(name, i));
     if (!r?.ok) {
@@ -167,11 +166,8 @@ export async function lookupUser(
       continue;
     }
     const env = envelopeOf(r.value);
-    const p = env.ok ? decodePiece(env.value.p) : undefined;
-    if (env.ok && p?.ok && p.value.index === i) {
-      pieces.push(p.value);
-      payloads.push([i, env.value.p]);
-    } else undecodable.push(i);
+    if (env.ok) payloads.push([i, env.value.p]);
+    else undecodable.push(i);
   }
 
   const locEnv = envelopeOf(loc.value);
@@ -193,6 +189,14 @@ export async function lookupUser(
       unconfirmed: fetched.unconfirmed.size > 0,
     };
   }
+
+  const pieces: PubKeyPiece[] = [];
+  for (const [i, bytes] of payloads) {
+    const p = decodePiece(bytes);
+    if (p.ok && p.value.index === i) pieces.push(p.value);
+    else undecodable.push(i);
+  }
+  undecodable.sort((a, b) => a - b);
 
   let secret: Uint8Array;
   let bad: number[] = [...undecodable];
@@ -243,7 +247,7 @@ export async function lookupUser(
   // Who sent the corrected pieces (operators count them per holder to find a lying node): one lookup per bad
   // piece, paid only by a call that met one.
   const holders = bad.length > 0 ? await holdersOf(ctx, name, bad) : undefined;
-  if (memoId && bad.length === 0 && missing.length === 0)
+  if (memoId && bad.length === 0 && missing.length === 0 && pieces.length === indices.length)
     ctx.memo?.set(memoId, { bundle: b.value, key: key.value, location, used: pieces.length });
   return {
     bundle: b.value,
