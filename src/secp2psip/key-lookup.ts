@@ -38,8 +38,8 @@ import {
   locationTbs,
   type UserKeyBundle,
 } from './messages.ts';
-import { envelopeOf, fetchSigned } from './ring-fetch.ts';
-import { admittedNode, pieceKey } from './ring-records.ts';
+import { fetchSigned } from './ring-fetch.ts';
+import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 export type RebuildMode = 'robust' | 'seed';
@@ -140,7 +140,7 @@ export async function lookupUser(
   const early = onAdapter
     ? (key: string, r: { value: Uint8Array | string }) => {
         if (key !== name) return;
-        const env = envelopeOf(r.value);
+        const env = openRingValue(r.value);
         const l = env.ok ? decodeLocation(env.value.p) : undefined;
         const a = l?.ok && l.value.name === name ? adapterRef(l.value, ctx.bootstrapKeys, ctx.wallNow()) : undefined;
         if (a) onAdapter(a);
@@ -165,12 +165,12 @@ export async function lookupUser(
       unanswered.push(i);
       continue;
     }
-    const env = envelopeOf(r.value);
+    const env = fetched.envelope(r.value);
     if (env.ok) payloads.push([i, env.value.p]);
     else undecodable.push(i);
   }
 
-  const locEnv = envelopeOf(loc.value);
+  const locEnv = fetched.envelope(loc.value);
   const memoId =
     ctx.memo && ctx.rebuild === 'robust' && locEnv.ok && payloads.length === indices.length
       ? RebuildMemo.id(name, ctx.n, ctx.k, payloads, locEnv.value.p)

@@ -46,6 +46,8 @@ export interface SignedFetch {
   unconfirmed: Set<string>;
   /** FETCH and lookup messages the direct read sent (before any confirmed get). */
   messages: number;
+  /** openRingValue of a fetched value, decoded once per fetch (the fetch reads each time, the rebuild each payload). */
+  envelope(value: Uint8Array | string): Result<RingEnvelope>;
 }
 
 /**
@@ -62,7 +64,21 @@ export async function fetchSigned(
   onRecord?: OnRecord,
 ): Promise<SignedFetch> {
   const unconfirmed = new Set<string>();
-  if (confirm) return { results: await ring.getMany(keys), unconfirmed, messages: 0 };
+  const decoded = new Map<Uint8Array | string, Result<RingEnvelope>>();
+  const envelope = (value: Uint8Array | string) => {
+    let env = decoded.get(value);
+    if (!env) {
+      env = openRingValue(value);
+      decoded.set(value, env);
+    }
+    return env;
+  };
+  // The bootstrap's signing time of a fetched record's envelope; -1 for anything else.
+  const signedAt = (r: GetResult) => {
+    const env = r.ok ? envelope(r.value) : undefined;
+    return env?.ok ? env.value.at : -1;
+  };
+  if (confirm) return { results: await ring.getMany(keys), unconfirmed, messages: 0, envelope };
   const results = new Map<string, GetResult>();
   // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
   const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
@@ -89,30 +105,5 @@ export async function fetchSigned(
       for (const [k, r] of await ring.getMany(rest)) results.set(k, r);
     }
   }
-  return { results, unconfirmed, messages: direct.messages };
-}
-
-/** The bootstrap's signing time of a fetched record's envelope; -1 for anything else. */
-function signedAt(r: GetResult): number {
-  const env = r.ok ? envelopeOf(r.value) : undefined;
-  return env?.ok ? env.value.at : -1;
-}
-
-/**
- * Envelopes decoded once per fetched value: a fetch reads each record's time
- * twice and the key rebuild its payload once more, and a CBOR decode of the
- * same received bytes always gives the same envelope (the value objects are
- * the ones the RPC layer decoded and nobody writes into them).
- */
-const decoded = new WeakMap<Uint8Array, Result<RingEnvelope>>();
-
-/** openRingValue of a fetched value, decoded at most once per value object. */
-export function envelopeOf(value: Uint8Array | string): Result<RingEnvelope> {
-  if (!(value instanceof Uint8Array)) return openRingValue(value);
-  let env = decoded.get(value);
-  if (!env) {
-    env = openRingValue(value);
-    decoded.set(value, env);
-  }
-  return env;
+  return { results, unconfirmed, messages: direct.messages, envelope };
 }
