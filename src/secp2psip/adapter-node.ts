@@ -414,6 +414,7 @@ export class AdapterNode<P extends LocalPhones = LocalPhones> {
       ...(reg.userCert ? { cert: reg.userCert } : {}),
     };
     this.users.set(name, user);
+    void this.verified.prewarm();
     if (token !== undefined) this.keys.inviteSpent(name);
     // Our own key is trusted from the start: a different one coming back from the ring would be an attack.
     this.trust.accept(user.bundle, this.clock.wallNow());

@@ -23,7 +23,7 @@ import { OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { RegistryEntry } from './registry.ts';
-import { pieceKey, RING_TTL_MS, sealRingValue } from './ring-records.ts';
+import { pieceKey, RING_TTL_MS, sealRingSet } from './ring-records.ts';
 
 /**
  * The longest a registration waits for a user's records to be stored while the ring settles (a fresh
@@ -63,16 +63,21 @@ export class NamePublisher {
    * Store the n pieces and the location record, all in parallel. While nodes
    * are joining no owner may be confirmable yet: each put keeps trying for up
    * to PUBLISH_BUDGET_MS (Chord's settling put, dht/chord/settling-put.ts),
-   * and one that still fails is put again by the ring's maintenance.
+   * and one that still fails is put again by the ring's maintenance. The
+   * n + 1 records are signed as one set (ring-records.ts sealRingSet): one
+   * signature, which a reader of all of them verifies once.
    */
   async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
     const { ring, identity, clock } = this.c;
     const at = clock.wallNow();
-    const put = (key: string, payload: Uint8Array) => {
-      const value = sealRingValue(identity, key, payload, at, ring.store.validatorFor(key));
-      return putSettled(ring, key, value, RING_TTL_MS, PUBLISH_BUDGET_MS);
-    };
-    const res = await Promise.all([put(name, location), ...pieces.map((p, i) => put(pieceKey(name, i + 1), p))]);
+    const entries = [
+      { key: name, payload: location },
+      ...pieces.map((p, i) => ({ key: pieceKey(name, i + 1), payload: p })),
+    ];
+    const values = sealRingSet(identity, entries, at, (key) => ring.store.validatorFor(key));
+    const res = await Promise.all(
+      entries.map((e, i) => putSettled(ring, e.key, values[i], RING_TTL_MS, PUBLISH_BUDGET_MS)),
+    );
     if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
     const stored = res.slice(1).filter((r) => r.ok).length;
     if (stored < this.o.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.o.n} pieces stored`);

@@ -37,7 +37,8 @@
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { GetResult } from '../dht/chord/chord-types.ts';
 import type { OnRecord } from '../dht/chord/direct-fetch.ts';
-import { checksBootstrapSignature, openRingValue } from './ring-records.ts';
+import type { Result } from '../util/errors.ts';
+import { checksBootstrapSignature, openRingValue, type RingEnvelope } from './ring-records.ts';
 
 export interface SignedFetch {
   results: Map<string, GetResult>;
@@ -45,6 +46,8 @@ export interface SignedFetch {
   unconfirmed: Set<string>;
   /** FETCH and lookup messages the direct read sent (before any confirmed get). */
   messages: number;
+  /** openRingValue of a fetched value, decoded once per fetch (the fetch reads each time, the rebuild each payload). */
+  envelope(value: Uint8Array | string): Result<RingEnvelope>;
 }
 
 /**
@@ -61,7 +64,21 @@ export async function fetchSigned(
   onRecord?: OnRecord,
 ): Promise<SignedFetch> {
   const unconfirmed = new Set<string>();
-  if (confirm) return { results: await ring.getMany(keys), unconfirmed, messages: 0 };
+  const decoded = new Map<Uint8Array | string, Result<RingEnvelope>>();
+  const envelope = (value: Uint8Array | string) => {
+    let env = decoded.get(value);
+    if (!env) {
+      env = openRingValue(value);
+      decoded.set(value, env);
+    }
+    return env;
+  };
+  // The bootstrap's signing time of a fetched record's envelope; -1 for anything else.
+  const signedAt = (r: GetResult) => {
+    const env = r.ok ? envelope(r.value) : undefined;
+    return env?.ok ? env.value.at : -1;
+  };
+  if (confirm) return { results: await ring.getMany(keys), unconfirmed, messages: 0, envelope };
   const results = new Map<string, GetResult>();
   // Only where the node's validator checks the bootstrap signature (daemon.ts ringInit).
   const signed = keys.filter((k) => checksBootstrapSignature(ring.store.validatorFor(k)));
@@ -88,11 +105,5 @@ export async function fetchSigned(
       for (const [k, r] of await ring.getMany(rest)) results.set(k, r);
     }
   }
-  return { results, unconfirmed, messages: direct.messages };
-}
-
-/** The bootstrap's signing time of a fetched record's envelope; -1 for anything else. */
-function signedAt(r: GetResult): number {
-  const env = r.ok ? openRingValue(r.value) : undefined;
-  return env?.ok ? env.value.at : -1;
+  return { results, unconfirmed, messages: direct.messages, envelope };
 }

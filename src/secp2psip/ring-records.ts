@@ -12,7 +12,24 @@
  * Readers do not need the envelope signature: the location record is signed
  * by the user, and pieces follow the seed's k-of-n model (robust rebuilding
  * protects against bad holders, see key-lookup.ts).
+ *
+ * One signature per user's record set. A registration writes n + 1 records
+ * at once (location and pieces), and a reader that reads them straight from
+ * their holders (ring-fetch.ts) must check every envelope: n + 1 Ed25519
+ * verifications, the largest cost of a first call to a user. So the
+ * bootstrap signs them together (sealRingSet): a Merkle tree (RFC 6962
+ * section 2.1 hashing: 0x00 before a leaf, 0x01 before two children) over
+ * the leaves SHA-256(0x00 | CBOR [key, payload, time]), one signature over
+ * its root and the time under its own context, and each envelope carries
+ * its record's path to the root (`set`). A holder still checks its own
+ * records alone (path plus the one signature); a reader of the whole set
+ * verifies the signature once and only hashes for the other records (the
+ * roots verified are remembered like single envelopes). A path that folds to
+ * the signed root names exactly a (key, payload, time) the bootstrap signed,
+ * as a single signature would; envelopes without `set` keep the one-record
+ * signature and are still accepted.
  */
+import { createHash } from 'node:crypto';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { ADMISSION_SKEW_MS, type Admission, verifyAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
@@ -24,6 +41,12 @@ import { fail, ok, type Result } from '../util/errors.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
 export const RING_WRITE_CONTEXT = 'secp2psip/ring-write/v1';
+/** A bootstrap's signature over the Merkle root of one user's record set. */
+export const RING_SET_CONTEXT = 'secp2psip/ring-write-set/v1';
+/** One step of a Merkle path: 1 byte (0: the sibling is on the left, 1: on the right) and the sibling's hash. */
+const STEP = 33;
+/** Longest path accepted: sets of up to 2^16 records (a user has n + 1 <= 256). */
+const MAX_STEPS = 16;
 /**
  * Records live a day after their bootstrap signed them (the store holds no
  * copy longer, see bootstrapWrittenValidator) and are signed and put again
@@ -39,6 +62,8 @@ export interface RingEnvelope {
   /** Raw Ed25519 key of the signing bootstrap. */
   by: Uint8Array;
   sig: Uint8Array;
+  /** Set-signed envelope: the record's Merkle path to the signed root (STEP bytes per level). */
+  set?: Uint8Array;
 }
 
 function tbs(key: string, p: Uint8Array, at: number): Uint8Array {
@@ -63,17 +88,92 @@ export function sealRingValue(
   return cborEncode({ p: payload, at, by, sig });
 }
 
+function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+const LEAF = new Uint8Array([0]);
+const NODE = new Uint8Array([1]);
+
+function leafHash(key: string, p: Uint8Array, at: number): Uint8Array {
+  return sha256(LEAF, tbs(key, p, at));
+}
+
+/** The root a set-signed envelope's path leads to from its own leaf; undefined without a well-formed path. */
+function rootOf(key: string, env: RingEnvelope): Uint8Array | undefined {
+  const path = env.set;
+  if (!path || path.length % STEP !== 0 || path.length > STEP * MAX_STEPS) return undefined;
+  let h = leafHash(key, env.p, env.at);
+  for (let o = 0; o < path.length; o += STEP) {
+    const sib = path.subarray(o + 1, o + STEP);
+    if (path[o] === 0) h = sha256(NODE, sib, h);
+    else if (path[o] === 1) h = sha256(NODE, h, sib);
+    else return undefined;
+  }
+  return h;
+}
+
+function setTbs(root: Uint8Array, at: number): Uint8Array {
+  return cborEncode([root, at]);
+}
+
+/**
+ * Sign a set of records together as a bootstrap (see the module comment):
+ * one envelope per entry, in order, all with one signature over the root.
+ * When `validatorFor` gives the signing node's own bootstrap-written
+ * validator, the envelopes are entered in its verified memory.
+ */
+export function sealRingSet(
+  bootstrap: Identity,
+  entries: ReadonlyArray<{ key: string; payload: Uint8Array }>,
+  at: number,
+  validatorFor?: (key: string) => RecordValidator,
+): Uint8Array[] {
+  if (entries.length === 0) return [];
+  // Levels bottom-up; an odd node out goes up unchanged (no step on its path at that level).
+  const levels: Uint8Array[][] = [entries.map((e) => leafHash(e.key, e.payload, at))];
+  while (levels[levels.length - 1].length > 1) {
+    const below = levels[levels.length - 1];
+    const up: Uint8Array[] = [];
+    for (let i = 0; i < below.length; i += 2)
+      up.push(i + 1 < below.length ? sha256(NODE, below[i], below[i + 1]) : below[i]);
+    levels.push(up);
+  }
+  const root = levels[levels.length - 1][0];
+  const sig = bootstrap.sign(RING_SET_CONTEXT, setTbs(root, at));
+  const by = bootstrap.bundle.sig;
+  return entries.map((e, idx) => {
+    const steps: Uint8Array[] = [];
+    let i = idx;
+    for (let l = 0; l < levels.length - 1; l++) {
+      const row = levels[l];
+      const sib = i % 2 === 0 ? i + 1 : i - 1;
+      if (sib < row.length) steps.push(Uint8Array.of(i % 2 === 0 ? 1 : 0), row[sib]);
+      i >>= 1;
+    }
+    const set = new Uint8Array(Buffer.concat(steps));
+    const env: RingEnvelope = { p: e.payload, at, by, sig, set };
+    if (validatorFor) verifiedBy.get(validatorFor(e.key))?.signedHere(e.key, env);
+    return cborEncode(env);
+  });
+}
+
 /** Parse an envelope from untrusted bytes. Never throws; does not check the signature. */
 export function openRingValue(value: unknown): Result<RingEnvelope> {
   if (!(value instanceof Uint8Array)) return fail('ring value is not bytes');
   try {
     const o = cborDecode(value, { strict: true, rejectDuplicateMapKeys: true }) as Record<string, unknown>;
     if (typeof o !== 'object' || o === null) return fail('ring value is not a map');
-    const { p, at, by, sig } = o;
+    const { p, at, by, sig, set } = o;
     if (!(p instanceof Uint8Array) || !(by instanceof Uint8Array) || by.length !== 32) return fail('bad envelope');
     if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail('bad envelope signature');
     if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return fail('bad envelope time');
-    return ok({ p, at, by, sig });
+    if (set === undefined) return ok({ p, at, by, sig });
+    if (!(set instanceof Uint8Array) || set.length % STEP !== 0 || set.length > STEP * MAX_STEPS)
+      return fail('bad envelope set path');
+    return ok({ p, at, by, sig, set });
   } catch {
     return fail('ring value is not CBOR');
   }
@@ -82,7 +182,14 @@ export function openRingValue(value: unknown): Result<RingEnvelope> {
 export function envelopeSignedBy(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
   let known = false;
   for (const k of bootstrapKeys) if (bytesEqual(k, env.by)) known = true;
-  return known && verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig);
+  return known && signatureHolds(key, env);
+}
+
+/** The envelope's own signature check, one record or a set (no memory, no known-bootstrap test). */
+function signatureHolds(key: string, env: RingEnvelope): boolean {
+  if (!env.set) return verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig);
+  const root = rootOf(key, env);
+  return root !== undefined && verifyEd25519(env.by, RING_SET_CONTEXT, setTbs(root, env.at), env.sig);
 }
 
 /**
@@ -95,19 +202,39 @@ export function envelopeSignedBy(key: string, env: RingEnvelope, bootstrapKeys: 
  * still made on every call.
  */
 export class VerifiedEnvelopes {
-  private readonly seen = new Map<string, { key: string; p: Uint8Array; at: number; by: Uint8Array }>();
+  private readonly seen = new Map<
+    string,
+    { key: string; p: Uint8Array; at: number; by: Uint8Array; set?: Uint8Array }
+  >();
+  /** Set signatures that verified, by signature: the root and time they signed, and the signer. */
+  private readonly roots = new Map<string, { root: Uint8Array; at: number; by: Uint8Array }>();
   constructor(private readonly max = 8192) {}
 
   check(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
     let known = false;
     for (const k of bootstrapKeys) if (bytesEqual(k, env.by)) known = true;
     if (!known) return false;
-    const id = Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64');
-    const hit = this.seen.get(id);
-    if (hit && hit.key === key && hit.at === env.at && bytesEqual(hit.by, env.by) && bytesEqual(hit.p, env.p))
+    const sigId = Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64');
+    // Records of one set share the signature: the record memory is per (signature, key).
+    const hit = this.seen.get(env.set ? `${sigId}|${key}` : sigId);
+    if (
+      hit &&
+      hit.key === key &&
+      hit.at === env.at &&
+      bytesEqual(hit.by, env.by) &&
+      bytesEqual(hit.p, env.p) &&
+      (env.set ? hit.set !== undefined && bytesEqual(hit.set, env.set) : hit.set === undefined)
+    )
       return true;
-    if (!verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig)) return false;
-    this.remember(id, key, env);
+    if (env.set) {
+      const root = rootOf(key, env);
+      if (!root) return false;
+      const r = this.roots.get(sigId);
+      const rootKnown = r && r.at === env.at && bytesEqual(r.by, env.by) && bytesEqual(r.root, root);
+      if (!rootKnown && !verifyEd25519(env.by, RING_SET_CONTEXT, setTbs(root, env.at), env.sig)) return false;
+      if (!rootKnown) this.bounded(this.roots, sigId, { root, at: env.at, by: env.by });
+    } else if (!verifyEd25519(env.by, RING_WRITE_CONTEXT, tbs(key, env.p, env.at), env.sig)) return false;
+    this.remember(key, env);
     return true;
   }
 
@@ -117,12 +244,23 @@ export class VerifiedEnvelopes {
    * this node as) need not verify it again.
    */
   signedHere(key: string, env: RingEnvelope): void {
-    this.remember(Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64'), key, env);
+    this.remember(key, env);
+    if (env.set) {
+      const root = rootOf(key, env);
+      const sigId = Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64');
+      if (root) this.bounded(this.roots, sigId, { root, at: env.at, by: env.by });
+    }
   }
 
-  private remember(id: string, key: string, env: RingEnvelope): void {
-    if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value as string);
-    this.seen.set(id, { key, p: env.p, at: env.at, by: env.by });
+  private remember(key: string, env: RingEnvelope): void {
+    const sigId = Buffer.from(env.sig.buffer, env.sig.byteOffset, env.sig.length).toString('base64');
+    const entry = { key, p: env.p, at: env.at, by: env.by, ...(env.set ? { set: env.set } : {}) };
+    this.bounded(this.seen, env.set ? `${sigId}|${key}` : sigId, entry);
+  }
+
+  private bounded<V>(m: Map<string, V>, id: string, v: V): void {
+    if (m.size >= this.max) m.delete(m.keys().next().value as string);
+    m.set(id, v);
   }
 }
 

@@ -10,10 +10,11 @@
  * user moved) or a signature does not verify with the cached key (the user
  * re-registered a new key).
  */
+import { warmView } from '../dht/chord/direct-fetch.ts';
 import { isOverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { refuse } from './call-checks.ts';
-import { type LookupContext, lookupUser, type OnAdapter, type VerifiedUser } from './key-lookup.ts';
+import { type LookupContext, lookupUser, type OnAdapter, RebuildMemo, type VerifiedUser } from './key-lookup.ts';
 import type { UserKeyBundle } from './messages.ts';
 import type { TrustStore } from './trust-store.ts';
 
@@ -45,12 +46,29 @@ export class VerifiedUsers {
     cacheMs = 0,
   ) {
     this.lookup = c.lookup;
+    // Repeated rebuilds of identical fetched bytes are recognised (key-lookup.ts RebuildMemo); the ring is still read.
+    this.lookup.memo ??= new RebuildMemo();
     this.trust = c.trust;
     this.whois = c.whois;
     this.now = c.now;
     this.wallNow = c.wallNow;
     this.log = c.log;
     this.cacheMs = cacheMs;
+  }
+
+  private warming?: Promise<void>;
+
+  /**
+   * Make the first call as fast as later ones (once; never rejects): start the ring view the direct reads
+   * pick holders from, so that it fills from the ring's maintenance before the first call (direct-fetch.ts
+   * warmView). An adapter runs it when its first user registers; one that never has a user (the simulator's
+   * thousands of nodes) keeps the small dormant view.
+   */
+  prewarm(): Promise<void> {
+    this.warming ??= warmView(this.lookup.ring).catch((e: unknown) => {
+      this.log.debug({ err: (e as Error).message }, 'ring view not warmed');
+    });
+    return this.warming;
   }
 
   /** Rebuild, verify and apply TOFU; `fresh`: skip the cache and confirm every owner. */

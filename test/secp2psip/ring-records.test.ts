@@ -10,6 +10,7 @@ import {
   bootstrapWrittenValidator,
   openRingValue,
   RING_TTL_MS,
+  sealRingSet,
   sealRingValue,
   VerifiedEnvelopes,
 } from '../../src/secp2psip/ring-records.ts';
@@ -74,4 +75,75 @@ test('a stored envelope lives no longer than its bootstrap signed it for, and a 
   const late = store.put({ ...genuine, created: clock.wallNow(), ttlMs: 7 * 24 * 3600_000, seq: 11 });
   assert.ok(!late.ok);
   assert.equal(store.get('alice'), undefined);
+});
+
+test('a set-signed record verifies alone at its holder; a reader of the whole set verifies one signature', () => {
+  const boot = Identity.generate();
+  const keys = [boot.bundle.sig];
+  const entries = ['bob', 'bob.1', 'bob.2', 'bob.3', 'bob.4', 'bob.5'].map((key, i) => ({
+    key,
+    payload: new Uint8Array([i, 1, 2]),
+  }));
+  const values = sealRingSet(boot, entries, 1000);
+  const envs = values.map((v) => {
+    const e = openRingValue(v);
+    assert.ok(e.ok);
+    return e.value;
+  });
+  assert.ok(
+    envs.every((e) => e.set !== undefined && Buffer.compare(e.sig, envs[0].sig) === 0),
+    'one signature',
+  );
+  // Each record alone, at a node that has seen nothing of the set (a holder).
+  for (const [i, e] of entries.entries())
+    assert.equal(new VerifiedEnvelopes().check(e.key, envs[i], keys), true, e.key);
+  // A reader of all of them: one Ed25519 verification, the other records only hashed.
+  const v = bootstrapWrittenValidator(keys, defaultValidator());
+  const rec = (key: string, value: Uint8Array) => ({
+    key,
+    value,
+    created: 1000,
+    ttlMs: 60_000,
+    seq: 0,
+    publisher: 'p',
+  });
+  for (const [i, e] of entries.entries()) assert.equal(v.validate(rec(e.key, values[i]), 1000), null);
+  // Moved to another key, or its payload, time or path changed: refused, by a fresh node and by the reader.
+  const other = { ...envs[1], p: new Uint8Array([9, 9]) };
+  const later = { ...envs[1], at: 1001 };
+  const path = Uint8Array.from(envs[1].set as Uint8Array);
+  path[5] ^= 1;
+  const bent = { ...envs[1], set: path };
+  const swapped = { ...envs[1], set: envs[2].set };
+  for (const [key, env] of [
+    ['bob.2', envs[1]],
+    ['bob.1', other],
+    ['bob.1', later],
+    ['bob.1', bent],
+    ['bob.1', swapped],
+  ] as const) {
+    assert.equal(new VerifiedEnvelopes().check(key, env, keys), false, `fresh: ${key}`);
+    assert.notEqual(v.validate(rec(key, cborEncode(env)), 1000), null, `reader: ${key}`);
+  }
+  // Signed by a bootstrap nobody knows: refused although the path folds to its signed root.
+  assert.equal(new VerifiedEnvelopes().check('bob', envs[0], [Identity.generate().bundle.sig]), false);
+  // A one-record signature over the root is not a set signature, nor the other way round.
+  const single = openRingValue(sealRingValue(boot, 'bob', entries[0].payload, 1000));
+  assert.ok(single.ok);
+  assert.equal(new VerifiedEnvelopes().check('bob', { ...single.value, set: envs[0].set }, keys), false);
+  const { set: _dropped, ...unset } = envs[0];
+  assert.equal(new VerifiedEnvelopes().check('bob', unset, keys), false);
+});
+
+test('a set of one record, and sets of odd sizes, verify record by record', () => {
+  const boot = Identity.generate();
+  const keys = [boot.bundle.sig];
+  for (const size of [1, 2, 3, 7, 11, 12]) {
+    const entries = Array.from({ length: size }, (_, i) => ({ key: `u.${i}`, payload: new Uint8Array([i]) }));
+    sealRingSet(boot, entries, 5).forEach((v, i) => {
+      const e = openRingValue(v);
+      assert.ok(e.ok);
+      assert.equal(new VerifiedEnvelopes().check(`u.${i}`, e.value, keys), true, `${i} of ${size}`);
+    });
+  }
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
-import { planFromView } from '../../../src/dht/chord/direct-fetch.ts';
+import { planFromView, warmView } from '../../../src/dht/chord/direct-fetch.ts';
 import { METHOD } from '../../../src/dht/chord/messages.ts';
 import { keyPosition } from '../../../src/dht/store/ring-id.ts';
 import { defaultValidator, type RecordValidator } from '../../../src/dht/store/validators.ts';
@@ -123,5 +123,26 @@ describe('direct reads from the guessed holders (getManyDirect)', () => {
     assert.ok(t.clock.now() - started < 1000, `took ${t.clock.now() - started} ms`);
     for (const k of keys) assert.equal(got.found.get(k)?.value, `genuine:${k}`, k);
     assert.notEqual(reader.view.holders(victim, 1)[0].id, victim, 'dropped from the view');
+  });
+});
+
+describe('starting the ring view before the first read (warmView)', () => {
+  it('learns the ring from one batch of spread lookups, so that the first reads find their holders', async () => {
+    const t = await ChordTestnet.create(48, { seed: 7, chord: { replicas: 3 } });
+    const [warm, cold] = [t.liveNodes()[5], t.liveNodes()[30]];
+    const { finds } = spy(warm);
+    await t.settle(warmView(warm, 16));
+    const ids = t
+      .liveNodes()
+      .map((n) => n.id)
+      .sort();
+    const owner = (pos: string) => ids.find((id) => id >= pos) ?? ids[0];
+    const positions = Array.from({ length: 60 }, (_, i) => keyPosition(`user${i}`));
+    const right = (n: ChordNode) => positions.filter((p) => n.guessHolders(p, 1)[0]?.id === owner(p)).length;
+    // Read before its first guess, the dormant view holds only the last few nodes it heard of.
+    assert.ok(cold.view.size <= 32, `dormant view of ${cold.view.size}`);
+    assert.ok(warm.view.size >= ids.length - 4, `started view of ${warm.view.size} of ${ids.length}`);
+    assert.ok(right(warm) >= 57, `${right(warm)} of 60 owners guessed right`);
+    assert.ok(finds.length <= 48, `${finds.length} FINDs`);
   });
 });

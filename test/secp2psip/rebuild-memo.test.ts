@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { UserSigner } from '../../src/identity/user-key.ts';
+import { Identity } from '../../src/identity/identity.ts';
+import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
+import type { LocalUser } from '../../src/secp2psip/call-common.ts';
+import { placeCall } from '../../src/secp2psip/caller.ts';
+import type { RebuildMemo } from '../../src/secp2psip/key-lookup.ts';
+import type { RegisteredPhones } from '../../src/secp2psip/local-phones.ts';
+import { encodeBundle } from '../../src/secp2psip/messages.ts';
+import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { encodePiece, splitKey } from '../../src/sharing/index.ts';
+import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
+
+const K = 3;
+const N = 7;
+
+describe('repeated key rebuilds: reused only for the very same fetched bytes', () => {
+  let t: SecTestnet;
+  let alice: LocalUser;
+  let A: AdapterNode<RegisteredPhones>;
+
+  before(async () => {
+    t = await SecTestnet.create(8, { k: K, n: N, seed: 11 });
+    A = t.adapters[0];
+    alice = await t.settle(A.ensureUser('alice'));
+    const D = t.adapters[4];
+    await t.settle(D.ensureUser('dave'));
+    bindPhone(D, 'dave', 'sip:dave@10.0.0.4:5080');
+  });
+  after(() => t.close());
+
+  const call = () => t.settle(placeCall(A.caller, phoneInvite('alice', 'dave'), alice, 'dave'));
+  const memo = () => A.verified.lookup.memo as RebuildMemo;
+
+  /** Every holder of piece i of `name` serves `v` instead. */
+  function serve(name: string, i: number, v: Uint8Array): void {
+    for (const node of [...t.adapters.map((a) => a.ring), ...t.bootstraps.map((b) => b.ring)]) {
+      const rec = node.store.get(pieceKey(name, i));
+      if (!rec) continue;
+      node.store.delete(rec.key);
+      node.store.put({ ...rec, value: v });
+    }
+  }
+
+  it('reads the ring on every call and skips only the rebuild of identical records', async () => {
+    assert.equal(A.verified.cacheMs, 0, 'no reuse of verified users here: every call looks dave up');
+    const first = await call();
+    assert.ok(first.ok, first.ok ? '' : first.reason);
+    const hits = memo().hits;
+    const read: string[][] = [];
+    const direct = A.ring.getManyDirect.bind(A.ring);
+    A.ring.getManyDirect = (keys, o) => {
+      read.push([...keys]);
+      return direct(keys, o);
+    };
+    const again = await call();
+    A.ring.getManyDirect = direct;
+    assert.ok(again.ok, again.ok ? '' : again.reason);
+    assert.equal(memo().hits, hits + 1, 'the second rebuild of the same bytes is recognised');
+    assert.ok(again.callee.key.equals(first.callee.key));
+    assert.deepEqual(read, [['dave', ...Array.from({ length: N }, (_, i) => pieceKey('dave', i + 1))]]);
+  });
+
+  it('rebuilds afresh when pieces change: bad ones are named, beyond correction the call fails closed', async () => {
+    // Pieces of another key, written as if by the bootstrap (a replayed older split, or a stolen write key).
+    const fake = Identity.generate();
+    const bundle = {
+      name: 'dave',
+      signKey: UserSigner.fromIdentity(fake).key.encode(),
+      sealKey: fake.bundle.kem,
+      registeredAt: 1,
+    };
+    const split = await splitKey(Uint8Array.from(encodeBundle(bundle)), N, K);
+    const at = t.clock.wallNow() + 1;
+    const forged = split.map((p, j) =>
+      sealRingValue(t.bootstraps[0].identity, pieceKey('dave', j + 1), encodePiece(p), at),
+    );
+    serve('dave', 1, forged[0]);
+    serve('dave', 2, forged[1]);
+    const hits = memo().hits;
+    const fixed = await call();
+    assert.ok(fixed.ok, fixed.ok ? '' : fixed.reason);
+    assert.deepEqual(fixed.callee.pieces.bad, [1, 2], 'the changed pieces are seen, not a remembered rebuild');
+    assert.equal(memo().hits, hits);
+    serve('dave', 3, forged[2]);
+    const refused = await call();
+    assert.ok(!refused.ok && refused.status === 403, JSON.stringify(refused));
+  });
+});
