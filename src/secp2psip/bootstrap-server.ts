@@ -13,7 +13,7 @@
  * (registry-pg.ts), any bootstrap binds any name and none forwards.
  */
 import { isRelayAddr } from '../rpc/relay.ts';
-import { DIALBACK_METHOD, DialBackService } from './dial-back.ts';
+import { DIALBACK_METHOD, DialBackService } from '../rpc/relay-dialback.ts';
 import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';

@@ -26,10 +26,11 @@ import { clientContext } from '../rpc/tls-dial.ts';
 import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
 import type { NodeRef, RequestHandler } from '../rpc/types.ts';
+import type { KeptRelays } from '../rpc/relay-keeper.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
-import { isOverlayError, OverlayError } from '../util/errors.ts';
-import { formatRelayAddr } from '../rpc/relay.ts';
+import { isOverlayError } from '../util/errors.ts';
+import { isRelayAddr } from '../rpc/relay.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type Metrics, noMetrics } from '../util/metrics.ts';
 import { CryptoRandom, type Random } from '../util/random.ts';
@@ -41,6 +42,7 @@ import {
   type RecordSigner,
   signLocationRecord,
 } from './location-record.ts';
+import { DIALBACK_METHOD, friendDialBack, reachableFromFriends, relayThroughFriends } from './behind-nat.ts';
 import { OutgoingLimiter } from './outgoing-limiter.ts';
 import { PeerBook, type PeerSpec } from './peer-book.ts';
 import { probePeerKey } from './peer-key.ts';
@@ -84,11 +86,16 @@ export interface WhanauDaemonOptions {
    * it (rpc/relay.ts) and be known by them, in the DHT and in the location record.
    */
   behindNat?: boolean;
+  /**
+   * Without `behindNat`: ask a friend to dial our DHT address back at start (behind-nat.ts), and if it cannot,
+   * behave as with `behindNat` (default false; the CLI turns it on).
+   */
+  checkReachability?: boolean;
+  /** Behind a NAT: how often each relaying friend is renewed (ms, default 20 s); one missing two is replaced. */
+  relayRenewMs?: number;
 }
 
-/** Social peers a node behind a NAT keeps as relays, and how often it renews them (keeping the links open). */
-export const PEER_RELAYS = 3;
-export const PEER_RELAY_RENEW_MS = 20_000;
+export { PEER_RELAYS } from './behind-nat.ts';
 
 /** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
 export const PEERS_FILE = 'peers.sqlite';
@@ -146,7 +153,8 @@ export class WhanauDaemon {
   /** The DHT address our record names: host and port, or for a node behind a NAT its relay address as host. */
   private host: string;
   private readonly port: number;
-  private relayTimer: Timer | undefined;
+  /** The friends relaying for us, when we are behind a NAT. */
+  relays: KeptRelays | undefined;
   private timer: Timer | undefined;
   private closed = false;
   private setupRunning: Promise<unknown> | undefined;
@@ -182,7 +190,10 @@ export class WhanauDaemon {
       { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
     );
     const dht = whanauHandler(this.node);
-    const app = o.handlers ?? {};
+    const app: Record<string, RequestHandler> = {
+      [DIALBACK_METHOD]: friendDialBack(endpoint, (h) => this.book.get(h) !== undefined, this.clock, this.log),
+      ...o.handlers,
+    };
     endpoint.onRequest((method, payload, caller) =>
       Object.hasOwn(app, method) ? app[method](method, payload, caller) : dht(method, payload, caller),
     );
@@ -214,55 +225,55 @@ export class WhanauDaemon {
     const d = new WhanauDaemon(o, identity, endpoint, cert, book);
     const now = d.clock.wallNow();
     for (const p of o.peers ?? []) if (p.hash !== d.hash) book.upsert(p, now);
-    if (o.behindNat) {
-      try {
-        await d.relayThroughPeers();
-      } catch (e) {
-        await d.close();
-        throw e;
-      }
+    try {
+      if (o.behindNat || (o.checkReachability && !(await d.reachableFromFriends())))
+        await d.relayThroughPeers(o.relayRenewMs);
+    } catch (e) {
+      await d.close();
+      throw e;
     }
     if (o.schedule ?? true) d.scheduleNext();
     return d;
   }
 
-  /**
-   * Behind a NAT: ask social peers to relay for us (rpc/relay.ts), keep up to PEER_RELAYS, and take the relay address
-   * naming them, so that the DHT and our record say how to reach us. Our friends reach us over the links we keep
-   * to them; anyone else through a circuit of one of them (or a direct connection it coordinates).
-   */
-  private async relayThroughPeers(): Promise<void> {
+  /** Friends whose key we know, in the book's order. */
+  private friends(): NodeRef[] {
+    return this.book.list().flatMap((p) => (p.key ? [{ id: p.hash, addr: p.addr, key: p.key }] : []));
+  }
+
+  /** Dial-back by a friend (behind-nat.ts): false when one says our DHT address cannot be dialled. */
+  private async reachableFromFriends(): Promise<boolean> {
     await this.resolvePeers();
-    const relay = this.endpoint.relay;
-    relay.serving = false;
-    const chosen: NodeRef[] = [];
-    for (const p of this.book.list()) {
-      if (chosen.length >= PEER_RELAYS || !p.key) continue;
-      const ref = { id: p.hash, addr: p.addr, key: p.key };
-      if (await relay.registerWith(ref)) chosen.push(ref);
-    }
-    if (chosen.length === 0)
-      throw new OverlayError(
-        'BAD_CONFIG',
-        'behind a NAT, and no --peer friend answered to relay for this node: start a friend first, or forward a TCP port to the DHT port and pass --advertise',
-      );
-    this.endpoint.self.addr = formatRelayAddr(chosen);
+    return reachableFromFriends(this.endpoint, this.friends(), this.log);
+  }
+
+  /**
+   * Behind a NAT: friends relay for us (behind-nat.ts), and the relay address naming them is our DHT address, in
+   * the DHT and in our record. Our friends reach us over the links we keep to them; anyone else through a circuit
+   * of one of them (or a direct connection it coordinates). A friend that stops relaying is replaced and our
+   * record published again naming the new set (others copy it at the next SETUP; meanwhile the old record still
+   * names the friends that relay).
+   */
+  private async relayThroughPeers(renewMs?: number): Promise<void> {
+    await this.resolvePeers();
+    this.relays = await relayThroughFriends({
+      endpoint: this.endpoint,
+      friends: () => this.friends(),
+      clock: this.clock,
+      log: this.log,
+      renewMs,
+      onChange: () => {
+        this.host = this.endpoint.self.addr;
+        if (!this.closed) this.publishOwnRecord();
+      },
+    });
     this.host = this.endpoint.self.addr;
-    // Links opened so far said HELLO with our private address: open them again under the relay address.
-    this.endpoint.closeLinks();
-    for (const r of chosen) await relay.registerWith(r);
-    this.log.info(
-      { relays: chosen.map((r) => r.addr) },
-      'behind a NAT: reachable through social peers relaying for it',
-    );
-    const renew = () => {
-      this.relayTimer = this.clock.setTimer(PEER_RELAY_RENEW_MS, () => {
-        if (this.closed) return;
-        for (const r of chosen) relay.registerWith(r).catch(() => {});
-        renew();
-      });
-    };
-    renew();
+    this.log.info({ addr: this.host }, 'behind a NAT: reachable through social peers relaying for it');
+  }
+
+  /** Whether we are reached through relaying friends (told `behindNat`, or found by the dial-back). */
+  get behindNat(): boolean {
+    return isRelayAddr(this.endpoint.self.addr);
   }
 
   /** `<hash>@host:port`: what friends pass as `--peer`. */
@@ -405,7 +416,7 @@ export class WhanauDaemon {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
-    this.relayTimer?.cancel();
+    this.relays?.stop();
     await this.endpoint.close();
     this.book.close();
   }
