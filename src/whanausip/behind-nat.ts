@@ -6,7 +6,7 @@
  */
 import { sha1Hex } from '../identity/fingerprint.ts';
 import type { RelayService } from '../rpc/relay.ts';
-import { checkReachable, DIALBACK_METHOD, DialBackService } from '../rpc/relay-dialback.ts';
+import { checkReachable, DIALBACK_METHOD, DialBackService, type Reachability } from '../rpc/relay-dialback.ts';
 import { type KeptRelays, keepRelays } from '../rpc/relay-keeper.ts';
 import type { NodeRef, RequestHandler, RpcEndpoint } from '../rpc/types.ts';
 import type { Clock } from '../util/clock.ts';
@@ -35,11 +35,15 @@ export function friendDialBack(
 }
 
 /**
- * Ask friends (those whose key we know) to dial our DHT address back. False only when one says it cannot reach
- * it; true when one reached it, or when none could tell (no friend up yet, or one that does not know the method):
- * then the node goes on as a public one, as before the check existed, and says so.
+ * Ask friends (those whose key we know) to dial our DHT address back, one after another, up to DIALBACK_ASKED:
+ * the first that can tell decides. 'unknown' when none could (no friend up yet, none that knows us yet, one that
+ * does not know the method): the node then goes on as a public one, says so, and asks again later.
  */
-export async function reachableFromFriends(endpoint: RpcEndpoint, friends: readonly NodeRef[], log: Logger) {
+export async function reachableFromFriends(
+  endpoint: RpcEndpoint,
+  friends: readonly NodeRef[],
+  log: Logger,
+): Promise<Reachability> {
   for (const f of friends.slice(0, DIALBACK_ASKED)) {
     const a = await checkReachable(endpoint, f);
     if (a.result === 'unknown') {
@@ -48,16 +52,19 @@ export async function reachableFromFriends(endpoint: RpcEndpoint, friends: reado
     }
     if (a.result === 'reachable') {
       log.info({ addr: endpoint.self.addr, friend: f.addr }, 'DHT address reachable from a friend (dial-back)');
-      return true;
+      return 'reachable';
     }
     log.info(
       { addr: endpoint.self.addr, friend: f.addr, seenFrom: a.seenFrom, reason: a.reason },
       'DHT address not reachable from a friend (dial-back): behind a NAT, friends relay for this node',
     );
-    return false;
+    return 'unreachable';
   }
-  log.warn({ addr: endpoint.self.addr }, 'reachability of the DHT address not checked: no friend could tell');
-  return true;
+  log.warn(
+    { addr: endpoint.self.addr },
+    'reachability of the DHT address not checked: no friend could tell (asked again before the next SETUP)',
+  );
+  return 'unknown';
 }
 
 /**

@@ -26,6 +26,7 @@ import { clientContext } from '../rpc/tls-dial.ts';
 import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
 import type { NodeRef, RequestHandler } from '../rpc/types.ts';
+import type { Reachability } from '../rpc/relay-dialback.ts';
 import type { KeptRelays } from '../rpc/relay-keeper.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
@@ -155,6 +156,9 @@ export class WhanauDaemon {
   private readonly port: number;
   /** The friends relaying for us, when we are behind a NAT. */
   relays: KeptRelays | undefined;
+  /** What the last dial-back said (undefined: not asked, `checkReachability` off). */
+  reachability: Reachability | undefined;
+  private readonly relayRenewMs: number | undefined;
   private timer: Timer | undefined;
   private closed = false;
   private setupRunning: Promise<unknown> | undefined;
@@ -181,6 +185,7 @@ export class WhanauDaemon {
     this.host = where.host;
     this.port = where.port;
     this.ownContact = o.contact;
+    this.relayRenewMs = o.relayRenewMs;
     this.metrics = o.metrics ?? noMetrics;
     const key = identity.signingKey;
     this.signer = { publicKey: identity.bundle.sig, sign: (data) => new Uint8Array(sign(null, data, key)) };
@@ -226,8 +231,8 @@ export class WhanauDaemon {
     const now = d.clock.wallNow();
     for (const p of o.peers ?? []) if (p.hash !== d.hash) book.upsert(p, now);
     try {
-      if (o.behindNat || (o.checkReachability && !(await d.reachableFromFriends())))
-        await d.relayThroughPeers(o.relayRenewMs);
+      if (o.behindNat) await d.relayThroughPeers();
+      else if (o.checkReachability) await d.checkReachability();
     } catch (e) {
       await d.close();
       throw e;
@@ -241,10 +246,17 @@ export class WhanauDaemon {
     return this.book.list().flatMap((p) => (p.key ? [{ id: p.hash, addr: p.addr, key: p.key }] : []));
   }
 
-  /** Dial-back by a friend (behind-nat.ts): false when one says our DHT address cannot be dialled. */
-  private async reachableFromFriends(): Promise<boolean> {
+  /**
+   * Dial-back by a friend (behind-nat.ts); found unreachable, friends relay for us from then on. When no friend could
+   * tell (none up yet, or none that lists us yet) it is asked again before each SETUP until one can.
+   */
+  async checkReachability(): Promise<Reachability> {
+    if (this.behindNat) return 'unreachable';
     await this.resolvePeers();
-    return reachableFromFriends(this.endpoint, this.friends(), this.log);
+    const r = await reachableFromFriends(this.endpoint, this.friends(), this.log);
+    this.reachability = r;
+    if (r === 'unreachable') await this.relayThroughPeers();
+    return r;
   }
 
   /**
@@ -254,14 +266,14 @@ export class WhanauDaemon {
    * record published again naming the new set (others copy it at the next SETUP; meanwhile the old record still
    * names the friends that relay).
    */
-  private async relayThroughPeers(renewMs?: number): Promise<void> {
+  private async relayThroughPeers(): Promise<void> {
     await this.resolvePeers();
     this.relays = await relayThroughFriends({
       endpoint: this.endpoint,
       friends: () => this.friends(),
       clock: this.clock,
       log: this.log,
-      renewMs,
+      renewMs: this.relayRenewMs,
       onChange: () => {
         this.host = this.endpoint.self.addr;
         if (!this.closed) this.publishOwnRecord();
@@ -352,6 +364,8 @@ export class WhanauDaemon {
   /** One SETUP for `epoch` (default: the period starting next); peers and our record are refreshed first. */
   async setup(epoch = this.node.nextEpoch()): Promise<Record<string, unknown>> {
     this.stats.setupsStarted++;
+    if (this.reachability === 'unknown')
+      await this.checkReachability().catch((e) => this.log.warn({ err: (e as Error).message }, 'dial-back failed'));
     await this.resolvePeers();
     this.publishOwnRecord();
     const run = this.node.setup(epoch);

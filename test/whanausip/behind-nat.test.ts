@@ -93,6 +93,24 @@ describe('a WhanauSIP node behind a NAT', { timeout: 120_000 }, () => {
     assert.match(d.self.addr, /^127\.0\.0\.1:\d+$/);
   });
 
+  it('no friend able to tell at start: public for now, asked again (before each SETUP) until one can', async () => {
+    const friend = await start();
+    const id = Identity.generate();
+    const c = await start({
+      identity: id,
+      host: '127.0.0.2',
+      peers: [{ hash: friend.hash, addr: friend.self.addr }],
+      checkReachability: true,
+    });
+    // The friend does not list it yet, so it refuses the dial-back: nothing is known.
+    assert.equal(c.reachability, 'unknown');
+    assert.equal(c.behindNat, false);
+    await friend.addPeer({ hash: id.id, addr: c.self.addr });
+    assert.equal(await c.checkReachability(), 'unreachable');
+    assert.equal(c.behindNat, true);
+    assert.deepEqual(parseRelayAddr(c.self.addr).ok && relaysOf(c), [friend.self.addr]);
+  });
+
   it('the dial-back is for friends only', async () => {
     const friend = await start();
     const stranger = await start();
