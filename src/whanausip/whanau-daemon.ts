@@ -11,7 +11,6 @@
  */
 import { advertisedHost } from '../util/advertise.ts';
 import { sign } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type tls from 'node:tls';
 import { whanauHandler } from '../dht/whanau/dispatch.ts';
@@ -19,7 +18,6 @@ import { PEER_METHODS } from '../dht/whanau/messages.ts';
 import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
 import { sha1Hex } from '../identity/fingerprint.ts';
-import { loadDaemonIdentity } from '../identity/daemon-identity.ts';
 import { Identity } from '../identity/identity.ts';
 import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
@@ -29,7 +27,7 @@ import type { NodeRef, RequestHandler } from '../rpc/types.ts';
 import type { Reachability } from '../rpc/relay-dialback.ts';
 import type { KeptRelays } from '../rpc/relay-keeper.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
-import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
+import { dataFileError } from '../util/data-file.ts';
 import { isOverlayError } from '../util/errors.ts';
 import { isRelayAddr } from '../rpc/relay.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
@@ -45,6 +43,7 @@ import {
 } from './location-record.ts';
 import { DIALBACK_METHOD, friendDialBack, reachableFromFriends, relayThroughFriends } from './behind-nat.ts';
 import { OutgoingLimiter } from './outgoing-limiter.ts';
+import { openWhanauData, PEERS_FILE } from './data-dir.ts';
 import { PeerBook, type PeerSpec } from './peer-book.ts';
 import { probePeerKey } from './peer-key.ts';
 
@@ -98,37 +97,7 @@ export interface WhanauDaemonOptions {
 
 export { PEER_RELAYS } from './behind-nat.ts';
 
-/** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
-export const PEERS_FILE = 'peers.sqlite';
-export const BINDINGS_FILE = 'bindings.sqlite';
-const PEER_TABLES = { peers: ['hash', 'addr', 'key', 'added'] } as const;
-
-/**
- * Open and check a node's data directory before any port is bound: a
- * `peers.sqlite` that is not a database (or not this program's) and an
- * unreadable identity are one-line fatal errors naming the file, and a
- * missing identity beside existing state is refused: the key's hash is the
- * node's SIP address and what its friends pinned, so a new key would be a
- * different node. Returns the node's identity.
- */
-export function openWhanauData(dataDir: string): Identity {
-  try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw dataFileError(dataDir, `cannot be used as the data directory: ${(e as Error).message}`);
-  }
-  const peers = checkSqliteFile(
-    join(dataDir, PEERS_FILE),
-    PEER_TABLES,
-    'move it aside and give the node its --peer options again',
-  );
-  const state: string[] = [];
-  if (peers.exists) state.push(`${PEERS_FILE} (${peers.rows.peers ?? 0} peers)`);
-  if (existsSync(join(dataDir, BINDINGS_FILE))) state.push(BINDINGS_FILE);
-  return loadDaemonIdentity(join(dataDir, 'identity.pem'), state, {
-    consequence: "change this node's SIP address (sip:<hash of the key>) and be refused by every friend that pinned it",
-  });
-}
+export { BINDINGS_FILE, openWhanauData, PEERS_FILE } from './data-dir.ts';
 
 export interface RecordLookup {
   /** The verified record, or null when the DHT has none that passes the checker. */
