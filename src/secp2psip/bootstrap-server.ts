@@ -193,7 +193,7 @@ export class BootstrapServer {
   private namesPerKey?: TokenBuckets;
   private namesPerAddress?: TokenBuckets;
   private readonly onStep?: BootstrapInit['onStep'];
-  /** Answers an admitted adapter whether its ring address can be dialled (dial-back.ts). */
+  /** Answers an admitted adapter whether its ring address can be dialled (rpc/relay-dialback.ts). */
   private readonly dialBack: DialBackService;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {
