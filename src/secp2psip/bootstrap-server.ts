@@ -13,7 +13,7 @@
  * (registry-pg.ts), any bootstrap binds any name and none forwards.
  */
 import { isRelayAddr } from '../rpc/relay.ts';
-import { DIALBACK_METHOD, DialBackService } from './dial-back.ts';
+import { DIALBACK_METHOD, DialBackService } from '../rpc/relay-dialback.ts';
 import { createHash, createHmac, sign as cryptoSign } from 'node:crypto';
 import { issueAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
@@ -193,7 +193,7 @@ export class BootstrapServer {
   private namesPerKey?: TokenBuckets;
   private namesPerAddress?: TokenBuckets;
   private readonly onStep?: BootstrapInit['onStep'];
-  /** Answers an admitted adapter whether its ring address can be dialled (dial-back.ts). */
+  /** Answers an admitted adapter whether its ring address can be dialled (rpc/relay-dialback.ts). */
   private readonly dialBack: DialBackService;
 
   constructor(c: BootstrapComponents, init: BootstrapInit) {

@@ -21,7 +21,7 @@
  * into a call it proxied.
  */
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
-import { directlyReachable, type FlowTokens, flowOf } from '../sip/flow.ts';
+import { directlyReachable, FLOW_FAILED, type FlowTokens, flowOf, liveBindings } from '../sip/flow.ts';
 import type { FlowProxy } from '../sip/flow-proxy.ts';
 import { transportParam } from '../sip/flow-routes.ts';
 import { getFrom, parseContactValues, parseNameAddr } from '../sip/header-values.ts';
@@ -135,7 +135,13 @@ export class PhoneFlows {
     const from = getFrom(inc.request);
     if (verified !== undefined && from.ok && from.value.uri.user === verified)
       inc.request.headers.push({ name: VERIFIED_HEADER, value: verified });
-    const b = this.phones.bindingsOf(name)[0];
+    // RFC 5626 7: of the phone's flows (one per reg-id of its instance), one still open; all gone is 430.
+    const { live, failed } = liveBindings(this.element.transport, this.phones.bindingsOf(name));
+    if (failed) {
+      inc.respond(FLOW_FAILED.status, FLOW_FAILED.reason);
+      return true;
+    }
+    const b = live[0];
     const dest = b ? (b.flow ?? peerOf(b.contact.uri)) : undefined;
     if (!b || !dest) {
       inc.respond(480, `Temporarily Unavailable: ${name}'s phone is not registered`);

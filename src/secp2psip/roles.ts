@@ -267,7 +267,7 @@ export interface AdapterRoleInit
   /** This adapter's SIP host:port (seed Table 1 "IP"). */
   sipAddr: string;
   /**
-   * Ask the bootstrap that admitted us to dial our ring address back before joining (dial-back.ts), and refuse to
+   * Ask the bootstrap that admitted us to dial our ring address back before joining (rpc/relay-dialback.ts), and refuse to
    * start when it cannot: a member nobody can dial leaves a hole in the ring. Off in the in-memory world.
    */
   checkReachability?: boolean;

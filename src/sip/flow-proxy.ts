@@ -18,7 +18,7 @@
  */
 import type { Logger } from '../util/log.ts';
 import type { IncomingRequest, SipElement } from './element.ts';
-import { type FlowTokens, flowOf } from './flow.ts';
+import { FLOW_FAILED, type FlowTokens, flowAlive, flowOf } from './flow.ts';
 import { type FacingAddress, FlowRoutes } from './flow-routes.ts';
 import type { NameAddr, SipRequest, SipUri } from './message.ts';
 import { StatefulProxy } from './proxy.ts';
@@ -40,7 +40,7 @@ const MAX_REDIRECTED = 10_000;
 export class FlowProxy {
   readonly proxy: StatefulProxy;
   readonly routes: FlowRoutes;
-  readonly stats = { proxied: 0, inDialog: 0, acks: 0 };
+  readonly stats = { proxied: 0, inDialog: 0, acks: 0, flowFailed: 0 };
   private readonly element: SipElement;
   /** contactKey of targets we answered a 302 with -> where the target is reached, until when. */
   private readonly redirected = new Map<string, { dest: Peer; until: number }>();
@@ -73,8 +73,20 @@ export class FlowProxy {
     return true;
   }
 
+  /**
+   * RFC 5626 5.3: a request that would go over a flow whose connection is gone gets 430 Flow Failed (a 503 would
+   * tell the sender to retry the same flow later); the UA then registers a new flow, the caller may try again.
+   */
+  private failedFlow(inc: IncomingRequest, dest: Peer): boolean {
+    if (flowAlive(this.element.transport, dest)) return false;
+    this.stats.flowFailed++;
+    if (!inc.finalSent) inc.respond(FLOW_FAILED.status, FLOW_FAILED.reason);
+    return true;
+  }
+
   /** Proxy `inc` to `uri` at `dest`, record-routed over both flows so in-dialog requests pass here too. */
   forward(inc: IncomingRequest, uri: string, dest: Peer): void {
+    if (this.failedFlow(inc, dest)) return;
     this.stats.proxied++;
     this.proxy.forward(inc, { uri, dest, recordRoute: this.routes.recordRoute(flowOf(inc.source), dest) });
   }
@@ -84,6 +96,8 @@ export class FlowProxy {
     if (!this.routes.isOwnRoute(inc.request)) return false;
     const flow = this.routes.popOwn(inc.request);
     if (!flow) return false;
+    // Addressed by our flow token: the flow it names is gone (its connection closed), 430 (RFC 5626 5.3).
+    if (this.failedFlow(inc, flow)) return true;
     this.stats.inDialog++;
     this.proxy.forward(inc, { uri: inc.request.uri, dest: flow });
     return true;
@@ -93,6 +107,8 @@ export class FlowProxy {
   ack(req: SipRequest): boolean {
     const flow = this.routes.popOwn(req);
     if (!flow) return false;
+    // An ACK gets no response (RFC 3261 17.1.1.3): over a flow that is gone it is dropped, and it was ours.
+    if (!flowAlive(this.element.transport, flow)) return true;
     this.stats.acks++;
     const via = this.element.via(flow.transport);
     this.element.sendStateless({ ...req, headers: [{ name: 'Via', value: via }, ...req.headers] }, flow);

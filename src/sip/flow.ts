@@ -101,6 +101,32 @@ export function phoneDestination(contact: SipUri, flow: Peer | undefined, fallba
   return flow && !directlyReachable(contact, flow) ? flow : peerOf(contact, fallback);
 }
 
+/** RFC 5626 5.3: "If the flow is no longer present, the proxy MUST send a 430 (Flow Failed) response". */
+export const FLOW_FAILED = { status: 430, reason: 'Flow Failed' } as const;
+
+/**
+ * Whether a flow can still carry a request: a flow over a connection needs that very connection (RFC 5626 5.3, no
+ * new one is opened); a UDP flow always can. A transport that cannot tell (no `isOpen`) is taken to say yes.
+ */
+export function flowAlive(transport: { isOpen?(to: Peer): boolean }, flow: Peer | undefined): boolean {
+  if (!flow || flow.connId === undefined || !flow.connectionOnly) return true;
+  return transport.isOpen?.(flow) ?? true;
+}
+
+/**
+ * The bindings a request may go to (RFC 5626 section 7, fail-over between the flows of one instance): those whose
+ * flow is still there, in their order; a binding over a connection that is gone is skipped, so a phone registered
+ * over two flows (two `reg-id`s) is reached over the other. `failed` is true when bindings existed but every one
+ * of them was over a dead flow: the answer is then 430 Flow Failed, not 480.
+ */
+export function liveBindings<T extends { flow?: Peer }>(
+  transport: { isOpen?(to: Peer): boolean },
+  bindings: readonly T[],
+): { live: T[]; failed: boolean } {
+  const live = bindings.filter((b) => flowAlive(transport, b.flow));
+  return { live, failed: bindings.length > 0 && live.length === 0 };
+}
+
 const TAG_BYTES = 10;
 
 function b64u(b: Buffer): string {

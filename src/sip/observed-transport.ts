@@ -85,6 +85,10 @@ export class ObservedTransport implements SipTransport {
     return this.inner.retainSent?.(resp, to);
   }
 
+  isOpen(to: Peer): boolean {
+    return this.inner.isOpen?.(to) ?? true;
+  }
+
   resend(sent: SentBytes): void {
     this.inner.resend?.(sent);
   }

@@ -3,7 +3,7 @@ import type { IncomingRequest, SipElement } from './element.ts';
 import { SipFrontDoor } from './front-door.ts';
 import type { Header } from './message.ts';
 import { bindingContact, type Registrar } from './registrar.ts';
-import { directlyReachable, FlowTokens, flowOf } from './flow.ts';
+import { directlyReachable, FLOW_FAILED, FlowTokens, flowOf, liveBindings } from './flow.ts';
 import { FlowProxy, followedTarget } from './flow-proxy.ts';
 import { formatUri, parseRequestUri } from './uri.ts';
 import { peerOf } from './user-agent.ts';
@@ -20,11 +20,13 @@ export class RedirectServer {
   readonly door: SipFrontDoor;
   readonly flows: FlowProxy;
   private readonly registrar: Registrar;
+  private readonly element: SipElement;
   private readonly log: Logger;
   readonly stats = { registers: 0, redirects: 0, notFound: 0, proxied: 0 };
 
   constructor(components: { element: SipElement; registrar: Registrar; tokens?: FlowTokens; logger?: Logger }) {
     this.registrar = components.registrar;
+    this.element = components.element;
     this.log = components.logger ?? silentLogger;
     this.flows = new FlowProxy({
       element: components.element,
@@ -54,7 +56,12 @@ export class RedirectServer {
       inc.respond(400, `Bad Request: ${uri.error}`);
       return;
     }
-    const bindings = this.registrar.lookup(uri.value);
+    // RFC 5626 7: only flows still open (several flows of one instance: a live one); every one gone is 430.
+    const { live: bindings, failed } = liveBindings(this.element.transport, this.registrar.lookup(uri.value));
+    if (failed) {
+      inc.respond(FLOW_FAILED.status, FLOW_FAILED.reason);
+      return;
+    }
     if (bindings.length === 0) {
       this.stats.notFound++;
       inc.respond(404, 'Not Found');

@@ -55,7 +55,7 @@ export interface RegisterOutcome {
  */
 export interface StoredBinding {
   aor: string;
-  /** `contactKey` of the contact: which binding of the AOR this is. */
+  /** `bindingKey` of the contact: which binding of the AOR this is. */
   key: string;
   contact: string;
   callId: string;
@@ -143,18 +143,33 @@ export function contactKey(uri: SipUri): string {
   return k;
 }
 
-/** The key of the binding in `bindings` whose contact is equivalent to `uri` (RFC 3261 10.3 step 7, 19.1.4). */
+/** Keys of outbound bindings (RFC 5626 6) start with this; contact keys start with a URI scheme. */
+const OUTBOUND_KEY = 'ob|';
+
+/**
+ * Which binding of an AOR a Contact is: with `+sip.instance` and `reg-id` (RFC 5626 section 6), the pair names one
+ * flow of one UA instance, whatever its URI says, so the flows of an instance coexist and a new REGISTER of the same
+ * pair replaces that flow; a `reg-id` without an instance is ignored (section 6). Else the contact URI (`contactKey`).
+ */
+export function bindingKey(c: NameAddr): string {
+  const instance = c.params.find(([n]) => n.toLowerCase() === '+sip.instance')?.[1];
+  const regId = c.params.find(([n]) => n.toLowerCase() === 'reg-id')?.[1];
+  if (instance && regId && /^[1-9]\d{0,9}$/.test(regId)) return `${OUTBOUND_KEY}${instance}|${regId}`;
+  return contactKey(c.uri);
+}
+
+/** The key of the binding in `bindings` the contact is (RFC 3261 10.3 step 7, 19.1.4; RFC 5626 6 by instance). */
 function matchingKey(bindings: Map<string, Binding> | undefined, uri: SipUri, key: string): string | undefined {
   if (!bindings) return undefined;
-  if (bindings.has(key)) return key;
-  for (const [k, b] of bindings) if (sipUriEquals(b.contact.uri, uri)) return k;
+  if (bindings.has(key) || key.startsWith(OUTBOUND_KEY)) return bindings.has(key) ? key : undefined;
+  for (const [k, b] of bindings) if (!k.startsWith(OUTBOUND_KEY) && sipUriEquals(b.contact.uri, uri)) return k;
   return undefined;
 }
 
 export class Registrar {
   private readonly clock: Clock;
   readonly config: Readonly<RegistrarInit>;
-  /** AOR -> (contact key -> binding). */
+  /** AOR -> (binding key -> binding). */
   private readonly table = new Map<string, Map<string, Binding>>();
   private readonly store?: BindingStore;
 
@@ -238,7 +253,7 @@ export class Registrar {
       if (expires > 0 && expires < this.config.minExpires)
         return fault(423, 'Interval Too Brief', [{ name: 'Min-Expires', value: String(this.config.minExpires) }]);
       // "the registrar MAY shorten the expiration interval" (10.3 step 7, 10.2.1.1).
-      const key = contactKey(c.uri);
+      const key = bindingKey(c);
       const old = matchingKey(current, c.uri, key);
       changes.push({ key, old, contact: c, expires: Math.min(expires, this.config.maxExpires) });
     }
@@ -281,6 +296,8 @@ export class Registrar {
     // values enumerating all current bindings. Each Contact value MUST feature an 'expires' parameter indicating
     // its expiration interval chosen by the registrar."
     const headers: Header[] = this.lookupCanonical(aor).map((b) => ({ name: 'Contact', value: bindingContact(b) }));
+    // RFC 5626 6: a registrar that kept a binding by instance and reg-id says so with Require: outbound.
+    if (changes.some((c) => c.key.startsWith(OUTBOUND_KEY))) headers.push({ name: 'Require', value: 'outbound' });
     return { status: 200, reason: 'OK', headers };
   }
 
@@ -335,7 +352,7 @@ export class Registrar {
         skip('malformed contact');
         continue;
       }
-      const key = contactKey(contact.value.uri);
+      const key = bindingKey(contact.value);
       if (key !== row.key) {
         skip('contact does not match its key');
         continue;

@@ -109,6 +109,8 @@ export interface SipTransport {
   resend?(sent: SentBytes): void;
   /** Optional: a keep-alive towards a flow (RFC 5626 4.4), so a NAT in front of the phone keeps its binding. */
   keepAlive?(to: Peer): void;
+  /** Optional: whether `to` names a connection that is still open (always true for UDP); sip/flow.ts `flowAlive`. */
+  isOpen?(to: Peer): boolean;
 }
 
 /** A response's bytes as sent, and their destination. */

@@ -89,7 +89,7 @@ export const WHANAUSIP_SPEC: Record<string, OptionSpec & { help: string }> = {
   },
   'behind-nat': {
     type: 'boolean',
-    help: 'this host cannot be dialled (a NAT without port forward): reached only through links it keeps to up to 3 of its --peer friends, which relay for it',
+    help: 'this host cannot be dialled (a NAT without port forward): reached only through links it keeps to up to 3 of its --peer friends, which relay for it (without it, a friend dials the DHT address back at start to find out)',
   },
   ...OPS_SPEC,
   ...SIP_TLS_SPEC,
@@ -230,6 +230,7 @@ export async function runWhanauSipCommand(role: WhanauSipRole, argv: string[]): 
     advertise: cfg.advertise,
     openRegistration: cfg.openRegistration,
     behindNat: cfg.behindNat,
+    checkReachability: true,
     digestAlgorithms: cfg.digestAlgorithms,
     secure: cfg.secure,
     logger: log,

@@ -172,7 +172,7 @@ export async function startWhanauSip(o: WhanauSipOptions): Promise<RunningWhanau
         // the two nodes over their link, both staying in the path.
         peerFor: (record) => {
           const key = recordKey(record.publicKey);
-          if (key === daemon.hash || !(o.behindNat || isRelayAddr(record.host))) return undefined;
+          if (key === daemon.hash || !(daemon.behindNat || isRelayAddr(record.host))) return undefined;
           const addr = isRelayAddr(record.host) ? record.host : formatAddr(record.host, record.port);
           return ring.peerFor({ id: key, addr, key: record.publicKey });
         },

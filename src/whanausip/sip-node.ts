@@ -22,7 +22,7 @@ import { type RequestHandler, SipFrontDoor } from '../sip/front-door.ts';
 import { formatNameAddr, getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
 import { getHeader, type Header } from '../sip/message.ts';
 import { bindingContact, type Registrar } from '../sip/registrar.ts';
-import { directlyReachable, FlowTokens, flowOf } from '../sip/flow.ts';
+import { directlyReachable, FLOW_FAILED, FlowTokens, flowOf, liveBindings } from '../sip/flow.ts';
 import { FlowProxy, followedTarget } from '../sip/flow-proxy.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
 import { peerOf } from '../sip/user-agent.ts';
@@ -304,7 +304,12 @@ export class WhanauSipNode {
   /** An INVITE for the node's own identity goes to the phone(s) registered here. */
   private redirectToPhone(inc: IncomingRequest, reg: Registrar): void {
     const own = parseRequestUri(this.uri);
-    const bindings = own.ok ? reg.lookup(own.value) : [];
+    // RFC 5626 7: only flows still open (several flows of one phone: a live one); every one gone is 430.
+    const { live: bindings, failed } = liveBindings(this.element.transport, own.ok ? reg.lookup(own.value) : []);
+    if (failed) {
+      inc.respond(FLOW_FAILED.status, FLOW_FAILED.reason);
+      return;
+    }
     if (bindings.length === 0) {
       inc.respond(480, 'Temporarily Unavailable: no phone registered');
       return;

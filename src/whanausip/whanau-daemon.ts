@@ -11,7 +11,6 @@
  */
 import { advertisedHost } from '../util/advertise.ts';
 import { sign } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type tls from 'node:tls';
 import { whanauHandler } from '../dht/whanau/dispatch.ts';
@@ -19,17 +18,18 @@ import { PEER_METHODS } from '../dht/whanau/messages.ts';
 import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
 import { sha1Hex } from '../identity/fingerprint.ts';
-import { loadDaemonIdentity } from '../identity/daemon-identity.ts';
 import { Identity } from '../identity/identity.ts';
 import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
 import { parseAddr } from '../rpc/tls-dial.ts';
 import { TlsRpcEndpoint, type TlsRpcLimits } from '../rpc/tls-endpoint.ts';
 import type { NodeRef, RequestHandler } from '../rpc/types.ts';
+import type { Reachability } from '../rpc/relay-dialback.ts';
+import type { KeptRelays } from '../rpc/relay-keeper.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
-import { checkSqliteFile, dataFileError } from '../util/data-file.ts';
-import { isOverlayError, OverlayError } from '../util/errors.ts';
-import { formatRelayAddr } from '../rpc/relay.ts';
+import { dataFileError } from '../util/data-file.ts';
+import { isOverlayError } from '../util/errors.ts';
+import { isRelayAddr } from '../rpc/relay.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type Metrics, noMetrics } from '../util/metrics.ts';
 import { CryptoRandom, type Random } from '../util/random.ts';
@@ -41,7 +41,9 @@ import {
   type RecordSigner,
   signLocationRecord,
 } from './location-record.ts';
+import { DIALBACK_METHOD, friendDialBack, reachableFromFriends, relayThroughFriends } from './behind-nat.ts';
 import { OutgoingLimiter } from './outgoing-limiter.ts';
+import { openWhanauData, PEERS_FILE } from './data-dir.ts';
 import { PeerBook, type PeerSpec } from './peer-book.ts';
 import { probePeerKey } from './peer-key.ts';
 
@@ -84,43 +86,18 @@ export interface WhanauDaemonOptions {
    * it (rpc/relay.ts) and be known by them, in the DHT and in the location record.
    */
   behindNat?: boolean;
+  /**
+   * Without `behindNat`: ask a friend to dial our DHT address back at start (behind-nat.ts), and if it cannot,
+   * behave as with `behindNat` (default false; the CLI turns it on).
+   */
+  checkReachability?: boolean;
+  /** Behind a NAT: how often each relaying friend is renewed (ms, default 20 s); one missing two is replaced. */
+  relayRenewMs?: number;
 }
 
-/** Social peers a node behind a NAT keeps as relays, and how often it renews them (keeping the links open). */
-export const PEER_RELAYS = 3;
-export const PEER_RELAY_RENEW_MS = 20_000;
+export { PEER_RELAYS } from './behind-nat.ts';
 
-/** The files of a node's data directory (the SIP side adds `bindings.sqlite` in the node role). */
-export const PEERS_FILE = 'peers.sqlite';
-export const BINDINGS_FILE = 'bindings.sqlite';
-const PEER_TABLES = { peers: ['hash', 'addr', 'key', 'added'] } as const;
-
-/**
- * Open and check a node's data directory before any port is bound: a
- * `peers.sqlite` that is not a database (or not this program's) and an
- * unreadable identity are one-line fatal errors naming the file, and a
- * missing identity beside existing state is refused: the key's hash is the
- * node's SIP address and what its friends pinned, so a new key would be a
- * different node. Returns the node's identity.
- */
-export function openWhanauData(dataDir: string): Identity {
-  try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw dataFileError(dataDir, `cannot be used as the data directory: ${(e as Error).message}`);
-  }
-  const peers = checkSqliteFile(
-    join(dataDir, PEERS_FILE),
-    PEER_TABLES,
-    'move it aside and give the node its --peer options again',
-  );
-  const state: string[] = [];
-  if (peers.exists) state.push(`${PEERS_FILE} (${peers.rows.peers ?? 0} peers)`);
-  if (existsSync(join(dataDir, BINDINGS_FILE))) state.push(BINDINGS_FILE);
-  return loadDaemonIdentity(join(dataDir, 'identity.pem'), state, {
-    consequence: "change this node's SIP address (sip:<hash of the key>) and be refused by every friend that pinned it",
-  });
-}
+export { BINDINGS_FILE, openWhanauData, PEERS_FILE } from './data-dir.ts';
 
 export interface RecordLookup {
   /** The verified record, or null when the DHT has none that passes the checker. */
@@ -146,7 +123,11 @@ export class WhanauDaemon {
   /** The DHT address our record names: host and port, or for a node behind a NAT its relay address as host. */
   private host: string;
   private readonly port: number;
-  private relayTimer: Timer | undefined;
+  /** The friends relaying for us, when we are behind a NAT. */
+  relays: KeptRelays | undefined;
+  /** What the last dial-back said (undefined: not asked, `checkReachability` off). */
+  reachability: Reachability | undefined;
+  private readonly relayRenewMs: number | undefined;
   private timer: Timer | undefined;
   private closed = false;
   private setupRunning: Promise<unknown> | undefined;
@@ -173,6 +154,7 @@ export class WhanauDaemon {
     this.host = where.host;
     this.port = where.port;
     this.ownContact = o.contact;
+    this.relayRenewMs = o.relayRenewMs;
     this.metrics = o.metrics ?? noMetrics;
     const key = identity.signingKey;
     this.signer = { publicKey: identity.bundle.sig, sign: (data) => new Uint8Array(sign(null, data, key)) };
@@ -182,7 +164,10 @@ export class WhanauDaemon {
       { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
     );
     const dht = whanauHandler(this.node);
-    const app = o.handlers ?? {};
+    const app: Record<string, RequestHandler> = {
+      [DIALBACK_METHOD]: friendDialBack(endpoint, (h) => this.book.get(h) !== undefined, this.clock, this.log),
+      ...o.handlers,
+    };
     endpoint.onRequest((method, payload, caller) =>
       Object.hasOwn(app, method) ? app[method](method, payload, caller) : dht(method, payload, caller),
     );
@@ -214,55 +199,62 @@ export class WhanauDaemon {
     const d = new WhanauDaemon(o, identity, endpoint, cert, book);
     const now = d.clock.wallNow();
     for (const p of o.peers ?? []) if (p.hash !== d.hash) book.upsert(p, now);
-    if (o.behindNat) {
-      try {
-        await d.relayThroughPeers();
-      } catch (e) {
-        await d.close();
-        throw e;
-      }
+    try {
+      if (o.behindNat) await d.relayThroughPeers();
+      else if (o.checkReachability) await d.checkReachability();
+    } catch (e) {
+      await d.close();
+      throw e;
     }
     if (o.schedule ?? true) d.scheduleNext();
     return d;
   }
 
+  /** Friends whose key we know, in the book's order. */
+  private friends(): NodeRef[] {
+    return this.book.list().flatMap((p) => (p.key ? [{ id: p.hash, addr: p.addr, key: p.key }] : []));
+  }
+
   /**
-   * Behind a NAT: ask social peers to relay for us (rpc/relay.ts), keep up to PEER_RELAYS, and take the relay address
-   * naming them, so that the DHT and our record say how to reach us. Our friends reach us over the links we keep
-   * to them; anyone else through a circuit of one of them (or a direct connection it coordinates).
+   * Dial-back by a friend (behind-nat.ts); found unreachable, friends relay for us from then on. When no friend could
+   * tell (none up yet, or none that lists us yet) it is asked again before each SETUP until one can.
+   */
+  async checkReachability(): Promise<Reachability> {
+    if (this.behindNat) return 'unreachable';
+    await this.resolvePeers();
+    const r = await reachableFromFriends(this.endpoint, this.friends(), this.log);
+    this.reachability = r;
+    if (r === 'unreachable') await this.relayThroughPeers();
+    return r;
+  }
+
+  /**
+   * Behind a NAT: friends relay for us (behind-nat.ts), and the relay address naming them is our DHT address, in
+   * the DHT and in our record. Our friends reach us over the links we keep to them; anyone else through a circuit
+   * of one of them (or a direct connection it coordinates). A friend that stops relaying is replaced and our
+   * record published again naming the new set (others copy it at the next SETUP; meanwhile the old record still
+   * names the friends that relay).
    */
   private async relayThroughPeers(): Promise<void> {
     await this.resolvePeers();
-    const relay = this.endpoint.relay;
-    relay.serving = false;
-    const chosen: NodeRef[] = [];
-    for (const p of this.book.list()) {
-      if (chosen.length >= PEER_RELAYS || !p.key) continue;
-      const ref = { id: p.hash, addr: p.addr, key: p.key };
-      if (await relay.registerWith(ref)) chosen.push(ref);
-    }
-    if (chosen.length === 0)
-      throw new OverlayError(
-        'BAD_CONFIG',
-        'behind a NAT, and no --peer friend answered to relay for this node: start a friend first, or forward a TCP port to the DHT port and pass --advertise',
-      );
-    this.endpoint.self.addr = formatRelayAddr(chosen);
+    this.relays = await relayThroughFriends({
+      endpoint: this.endpoint,
+      friends: () => this.friends(),
+      clock: this.clock,
+      log: this.log,
+      renewMs: this.relayRenewMs,
+      onChange: () => {
+        this.host = this.endpoint.self.addr;
+        if (!this.closed) this.publishOwnRecord();
+      },
+    });
     this.host = this.endpoint.self.addr;
-    // Links opened so far said HELLO with our private address: open them again under the relay address.
-    this.endpoint.closeLinks();
-    for (const r of chosen) await relay.registerWith(r);
-    this.log.info(
-      { relays: chosen.map((r) => r.addr) },
-      'behind a NAT: reachable through social peers relaying for it',
-    );
-    const renew = () => {
-      this.relayTimer = this.clock.setTimer(PEER_RELAY_RENEW_MS, () => {
-        if (this.closed) return;
-        for (const r of chosen) relay.registerWith(r).catch(() => {});
-        renew();
-      });
-    };
-    renew();
+    this.log.info({ addr: this.host }, 'behind a NAT: reachable through social peers relaying for it');
+  }
+
+  /** Whether we are reached through relaying friends (told `behindNat`, or found by the dial-back). */
+  get behindNat(): boolean {
+    return isRelayAddr(this.endpoint.self.addr);
   }
 
   /** `<hash>@host:port`: what friends pass as `--peer`. */
@@ -341,6 +333,8 @@ export class WhanauDaemon {
   /** One SETUP for `epoch` (default: the period starting next); peers and our record are refreshed first. */
   async setup(epoch = this.node.nextEpoch()): Promise<Record<string, unknown>> {
     this.stats.setupsStarted++;
+    if (this.reachability === 'unknown')
+      await this.checkReachability().catch((e) => this.log.warn({ err: (e as Error).message }, 'dial-back failed'));
     await this.resolvePeers();
     this.publishOwnRecord();
     const run = this.node.setup(epoch);
@@ -405,7 +399,7 @@ export class WhanauDaemon {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
-    this.relayTimer?.cancel();
+    this.relays?.stop();
     await this.endpoint.close();
     this.book.close();
   }

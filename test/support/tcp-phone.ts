@@ -68,9 +68,12 @@ export class TcpPhone {
     return this.sock.localAddress ?? '127.0.0.1';
   }
 
+  /** A Contact URI to write instead (an RFC 5626 UA writes one URI for all its flows, told apart by reg-id). */
+  contactUri: string | undefined;
+
   /** The Contact a TCP Linphone writes: its connection's own (ephemeral) address. */
   get contact(): string {
-    return `sip:${this.user}@${this.localHost}:${this.localPort};transport=tcp`;
+    return this.contactUri ?? `sip:${this.user}@${this.localHost}:${this.localPort};transport=tcp`;
   }
 
   get aor(): string {
@@ -100,7 +103,8 @@ export class TcpPhone {
 
   private pongs = 0;
 
-  async register(expires = 600): Promise<SipResponse> {
+  /** REGISTER over the connection; `contactParams` follow the Contact (e.g. `;+sip.instance=...;reg-id=1`). */
+  async register(expires = 600, contactParams = ''): Promise<SipResponse> {
     return this.request(
       [
         `REGISTER sip:${this.server};transport=tcp SIP/2.0`,
@@ -110,7 +114,7 @@ export class TcpPhone {
         `To: <${this.aor}>`,
         `Call-ID: ${this.regCallId}`,
         `CSeq: ${this.seq++} REGISTER`,
-        `Contact: <${this.contact}>`,
+        `Contact: <${this.contact}>${contactParams}`,
         `Expires: ${expires}`,
       ],
       'REGISTER',

@@ -64,6 +64,8 @@ describe('WhanauSIP nodes and a gateway on three hosts, phones behind NATs', {
       // Never a wildcard: the SIP URI and the peer spec name the host's own address.
       assert.equal(s.m[2], `sip:${hashes[i]}@${net.hosts[i].addr}:5060`);
       assert.equal(s.m[3], `${hashes[i]}@${net.hosts[i].addr}:7000`);
+      // Public hosts: a friend's dial-back (when one was up to ask) never takes them for nodes behind a NAT.
+      assert.doesNotMatch(s.d.err(), /not reachable from a friend/);
     }
     const [aliceLan] = await net.addNatLan(net.hosts[3], 1);
     const [bobLan] = await net.addNatLan(net.hosts[4], 1);

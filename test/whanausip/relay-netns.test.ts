@@ -12,7 +12,8 @@ import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
 /**
  * WhanauSIP with a node behind a NAT without port forward (docs/design.md "Adapters behind NAT"): alice's node and
  * the gateway on public hosts, bob's node and his phone (baresip) on a LAN behind a MASQUERADE router. Bob's node
- * runs with --behind-nat: it keeps links to its two friends, which relay for it, and is known by them. Nothing
+ * is not told (no --behind-nat): it asks a friend to dial its DHT address back, learns it cannot be reached, keeps
+ * links to its two friends, which relay for it, and is known by them. Nothing
  * can send SIP to it, so the node or gateway that looks bob up carries the call's SIP to his node over the DHT
  * link, and his node carries his calls to alice's node the same way; both stay in the path, so the BYEs follow.
  */
@@ -45,6 +46,20 @@ describe('WhanauSIP: two nodes and a gateway on three hosts, one node behind a N
     while (countIn(phone, re) <= n) {
       if (Date.now() > end || phone.proc.exitCode !== null)
         assert.fail(`${phone.name}: ${what} did not happen\n${logs()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The daemon's log line matching `re` (its stderr may come a little after its ready line). */
+  async function logLine(d: NetnsDaemon, re: RegExp): Promise<string> {
+    const end = Date.now() + 5000;
+    for (;;) {
+      const line = d
+        .err()
+        .split('\n')
+        .find((l) => re.test(l));
+      if (line) return line;
+      if (Date.now() > end) assert.fail(`no log line matching ${re}\n${d.err().slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -90,10 +105,16 @@ describe('WhanauSIP: two nodes and a gateway on three hosts, one node behind a N
       );
     // Bob's friends first: behind a NAT, his node needs one of them to relay for it.
     for (const i of [0, 1]) daemons.push((await start(i, [])).d);
-    const b = await start(2, ['--behind-nat']);
+    const b = await start(2, []);
     daemons.push(b.d);
     assert.match(b.m[3], new RegExp(`^${hashes[2]}@relay:`), 'bob is known by his relays, not his private address');
-    assert.match(b.d.err(), /behind a NAT: reachable through social peers relaying for it/);
+    // Found by itself: a friend saw his request come from the router's address, not the one he advertises.
+    const found = await logLine(b.d, /not reachable from a friend \(dial-back\)/);
+    assert.ok(found.includes(`"seenFrom":"${net.hosts[2].addr}:`), `dial-back seen from bob's router: ${found}`);
+    await logLine(b.d, /behind a NAT: reachable through social peers relaying for it/);
+    // The gateway checked itself too (alice's node, its friend, was up to ask) and stays public.
+    await logLine(daemons[1], /DHT address reachable from a friend \(dial-back\)/);
+    for (const d of daemons.slice(0, 2)) assert.doesNotMatch(d.err(), /not reachable from a friend/);
     aliceUri = `sip:${hashes[0]}@${aliceNode.addr}:5060`;
     bobUri = `sip:${hashes[2]}@${bobNode.addr}:5060`;
     alice = startNetnsPhone(net, net.hosts[3], base, 'alice-phone', aliceUri);

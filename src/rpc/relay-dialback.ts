@@ -1,13 +1,14 @@
 /**
- * Is this adapter reachable from the ring? (a dial-back, as libp2p's AutoNAT
- * does). A ring member must be able to dial every other member: to store and
- * fetch records, to stabilize, to send SECP2PSIP INVITEs. An adapter behind a
- * NAT or firewall can dial out but not be dialled, and as a member it would
- * leave holes in the ring that others keep running into. So after admission,
- * before joining, the adapter asks the bootstrap that admitted it to dial
- * back its advertised ring address:
+ * Is this node reachable from outside? (a dial-back, as libp2p's AutoNAT
+ * does). A ring member (an adapter) or a WhanauSIP node must be dialable by
+ * the others: to store and fetch records, to stabilize or walk, to receive
+ * calls. A node behind a NAT or firewall can dial out but not be dialled. So
+ * before joining, the node asks one it trusts to dial back its advertised
+ * address: an adapter the bootstrap that admitted it
+ * (secp2psip/relay-client.ts), a WhanauSIP node one of its friends
+ * (whanausip/whanau-daemon.ts). The node asked (here "the bootstrap"):
  *
- * - the bootstrap compares the advertised host with the address the request
+ * - compares the advertised host with the address the request
  *   came from: a different host means a NAT (or a wrong --advertise) and is
  *   answered "unreachable" without dialling anything, so the service cannot be
  *   used to make the bootstrap connect to third parties;
@@ -15,13 +16,14 @@
  *   caller's key (the link the adapter opened proves nothing), and answers
  *   whether it got through.
  *
- * Admitted callers only (the bootstrap serves nothing else before admission),
- * one check per caller key every 10 s.
+ * Known callers only (the bootstrap serves nothing else before admission, a
+ * WhanauSIP node only its friends), one check per caller key every 10 s.
  */
-import { parseAddr } from '../rpc/tls-dial.ts';
-import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
+import { parseAddr } from './tls-dial.ts';
+import type { Caller, NodeRef, Payload, RpcEndpoint } from './types.ts';
 
+/** The method's name on the wire (kept from its first users, the adapters, so old bootstraps still answer). */
 export const DIALBACK_METHOD = 'secp2psip.dialback';
 const MIN_INTERVAL_MS = 10_000;
 const DIAL_TIMEOUT_MS = 3000;
@@ -70,7 +72,7 @@ export class DialBackService {
   }
 }
 
-/** The adapter's side: ask `bootstrap` to dial back `self`. A bootstrap that cannot tell gives 'unknown'. */
+/** The asking node's side: ask `bootstrap` to dial back `self`. One that cannot tell (or does not know the method) gives 'unknown'. */
 export async function checkReachable(endpoint: RpcEndpoint, bootstrap: NodeRef): Promise<DialBackAnswer> {
   try {
     const a = (await endpoint.request(
