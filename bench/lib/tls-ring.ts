@@ -11,7 +11,7 @@ import { CryptoRandom } from '../../src/util/random.ts';
 
 export class TlsRing {
   readonly nodes: ChordNode[] = [];
-  private readonly endpoints: TlsRpcEndpoint[] = [];
+  readonly endpoints: TlsRpcEndpoint[] = [];
   private readonly clock = new SystemClock();
 
   constructor(private readonly stabilizeMs = 1000) {}
