@@ -53,6 +53,9 @@ interface RunResult {
   idleElu?: number;
   getPhaseElu?: number;
   dialsDuringGets?: number;
+  /** Open TLS links in the process (each counted once) and mean view size, after the gets. */
+  links?: number;
+  viewSize?: number;
   load?: number;
 }
 
@@ -157,6 +160,8 @@ async function ours(args: { nodes: number; values: number; gets: number; seed: n
     idleElu,
     getPhaseElu: getElu,
     dialsDuringGets: dials() - dial0,
+    links: ring.endpoints.reduce((s, e) => s + e.connectionCount, 0) / 2,
+    viewSize: mean(ring.nodes.map((x) => x.view.size)),
   };
   (out as RunResult & { holdersPerValue: number }).holdersPerValue = holders;
   await ring.close();

@@ -543,6 +543,12 @@ export class ChordNode {
         return out;
       },
       neighbors: (to) => this.neighbors(to, false),
+      guess: (t) =>
+        this.view.around(t, this.succs.entries(), () => [
+          ...this.succs.entries(),
+          ...this.fingers.distinct(),
+          ...(this.pred ? [this.pred] : []),
+        ]),
     };
   }
 

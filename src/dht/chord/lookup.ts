@@ -38,6 +38,11 @@ export interface LookupContext {
   /** FIND at a remote node; null when it timed out, refused, or answered garbage. */
   find(to: NodeRef, target: string): Promise<FindReply | null>;
   neighbors(to: NodeRef): Promise<NeighborsReply | null>;
+  /**
+   * Optional: the owner of `target` and the node before it, as far as the
+   * asking node has heard (RingView.around); asked first, both at once.
+   */
+  guess?(target: string): { pred: NodeRef; owner: NodeRef } | undefined;
 }
 
 /**
@@ -136,6 +141,12 @@ class LookupRun {
       this.learn([...shared.known.values()]);
       for (const d of shared.dead) this.dead.add(d);
     }
+    // A guessed owner and predecessor, asked at once: one round trip when the guess is right (see tryGuess).
+    const g = this.opts.start || this.opts.confirm === false ? undefined : this.ctx.guess?.(target);
+    if (g) {
+      const res = await this.tryGuess(g.owner, g.pred);
+      if (res) return res;
+    }
     let fresh = this.path.length > 0;
     let failedLast = false;
     for (let guard = 0; guard < this.maxHops * 4; guard++) {
@@ -213,6 +224,23 @@ class LookupRun {
       }
     }
     return this.fail('hop limit');
+  }
+
+  /**
+   * Ask the guessed owner c and its guessed predecessor p for their
+   * neighbours in parallel, then run the usual confirmation on c (steps 3 and
+   * 4 above): when c names p as its predecessor and p lists c, two nodes
+   * vouch for c, as when routing found them, and the answers are already
+   * here. Anything else leaves what was learned (dead nodes, refuted
+   * candidates, refs seen) to the routing that follows.
+   */
+  private async tryGuess(c: NodeRef, p: NodeRef): Promise<Confirmed | undefined> {
+    if (c.id === this.self) return undefined;
+    this.learn([c, p]);
+    this.hops++;
+    await Promise.all([this.neighborsOf(c), p.id === this.self ? null : this.neighborsOf(p)]);
+    const res = await this.confirmOwner(c, p.id === this.self ? this.self : undefined);
+    return res === 'retry' ? undefined : res;
   }
 
   /** A pooled reply from a live node in (best, target) whose successor list names an owner for the target. */

@@ -17,6 +17,8 @@ import { decodeRecordsReply, decodeRefsReply, METHOD } from './messages.ts';
 const CHUNK = 1000;
 /** Owner lookups per tick when records are sent to their owners after a ring change (see rehome). */
 const REHOME_LOOKUPS = 4;
+/** Links kept open ahead of need (see keepLinks): the routing table first, then nodes of the view. */
+const KEPT_LINKS = 64;
 
 /**
  * The periodic work of a Chord node, batched into one jittered tick
@@ -101,6 +103,32 @@ export class Maintenance {
     if (this.ticks % 16 === 0) n.store.sweep();
     // By now stabilize has dropped crashed nodes from successor lists: the view may hear of muted ones again.
     if (this.ticks % 8 === 0) n.view.unmute();
+    this.keepLinks();
+  }
+
+  /**
+   * Tell a connection-based endpoint which links to keep open and dial ahead
+   * of need: successors, predecessor and fingers (every hop of routing and
+   * stabilization), then, once the view is in use (a ring small enough for it
+   * to name most owners, see RingView.around), the nodes of the view, newest
+   * first, up to KEPT_LINKS. A lookup answered from the view goes straight to
+   * the owner and its predecessor, anywhere on the ring: on a ring of tens of
+   * nodes this keeps a link to every node, so no get waits for a handshake.
+   */
+  keepLinks(): void {
+    const n = this.node;
+    if (!n.endpoint.keepLinks) return;
+    const out = new Map<string, NodeRef>();
+    const add = (r: NodeRef) => {
+      if (out.size < KEPT_LINKS && r.id !== n.id && !n.failures.failed(r.id)) out.set(r.id, r);
+    };
+    for (const r of n.succs.entries()) add(r);
+    if (n.pred) add(n.pred);
+    for (const r of n.fingers.distinct()) add(r);
+    n.view.startIfSmall(n.succs.entries(), () => [...out.values()]);
+    const view = n.view.known();
+    for (let i = view.length - 1; i >= 0 && out.size < KEPT_LINKS; i--) add(view[i]);
+    n.endpoint.keepLinks([...out.values()]);
   }
 
   /** stabilize() of Fig. 7 with the successor list of section V-B; a dead successor is replaced by the next. */
