@@ -10,7 +10,7 @@
  * end up with two links: the node with the smaller key dials at once, the
  * other only when no link came up within `graceMs`.
  */
-import type { Clock } from '../util/clock.ts';
+import type { Clock, Timer } from '../util/clock.ts';
 import type { NodeRef } from './types.ts';
 import { keyHex } from './tls-dial.ts';
 
@@ -45,6 +45,7 @@ export class LinkKeeper {
   private readonly retryAt = new Map<string, number>();
   private readonly dialing = new Set<string>();
   private readonly selfHex: string;
+  private timer: Timer | null = null;
   /** Background dials started, and those that failed. */
   readonly counters = { dials: 0, failed: 0 };
 
@@ -71,6 +72,27 @@ export class LinkKeeper {
     this.pump();
   }
 
+  /** A link closed (the peer closed it, or it failed): wanted ones are dialed again (after any retry delay). */
+  linkClosed(peerKeyHex: string): void {
+    if (this.wanted.has(peerKeyHex)) this.pump();
+  }
+
+  /** Look again once a grace period ends (one timer for all). */
+  private later(ms: number): void {
+    if (this.timer !== null) return;
+    this.timer = this.host.clock.setTimer(ms + 1, () => {
+      this.timer = null;
+      this.pump();
+    });
+  }
+
+  /** Forget every wanted link and stop the timer (the endpoint is closing). */
+  stop(): void {
+    this.wanted.clear();
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
   /** Is the link to the peer with this key wanted (the idle sweep leaves it open)? */
   keeps(peerKeyHex: string): boolean {
     return this.wanted.has(peerKeyHex);
@@ -86,7 +108,11 @@ export class LinkKeeper {
       if (this.dialing.size >= this.opts.concurrency) return;
       if (this.dialing.has(k) || this.host.linked(ref)) continue;
       if ((this.retryAt.get(k) ?? 0) > now) continue;
-      if (k > this.selfHex && now - (this.since.get(k) ?? now) < this.opts.graceMs) continue;
+      const waited = now - (this.since.get(k) ?? now);
+      if (k < this.selfHex && waited < this.opts.graceMs) {
+        this.later(this.opts.graceMs - waited);
+        continue;
+      }
       this.dialing.add(k);
       this.counters.dials++;
       void this.host.open(ref).then((up) => {

@@ -30,7 +30,7 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { type ConnectionHost, RpcConnection, type TlsRpcStats } from './tls-connection.ts';
 import { rawEd25519PublicKey, verifyNodeCertificate } from './tls-cert.ts';
-import { clientContext, dialPinned, formatAddr, keyHex, parseAddr } from './tls-dial.ts';
+import { clientContext, dialPinned, formatAddr, keyHex, parseAddr, SessionCache } from './tls-dial.ts';
 import { LinkKeeper } from './link-keeper.ts';
 import {
   emptyStats,
@@ -167,6 +167,8 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   private closed = false;
   /** Links kept open and dialed ahead of need (see keepLinks). */
   readonly keeper: LinkKeeper;
+  /** Tickets for resuming TLS sessions on re-dials (tls-dial.ts). */
+  readonly sessions = new SessionCache();
 
   private constructor(opts: TlsListenOptions, self: NodeRef, cert: NodeCertificate, server: tls.Server) {
     this.self = self;
@@ -384,6 +386,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
         clock: this.clock,
         timeoutMs,
         track: (s, live) => (live ? this.dialSockets.add(s) : this.dialSockets.delete(s)),
+        sessions: this.sessions,
       });
     } catch (e) {
       link.dialing = null;
@@ -437,6 +440,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
         if (link.dialing === null && link.waiting === 0) this.links.delete(k);
       }
     }
+    if (!this.closed) this.keeper.linkClosed(keyHex(conn.peerKey));
   }
 
   private attach(): void {
@@ -513,6 +517,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     if (this.closed) return;
     this.closed = true;
     this.sweepTimer?.cancel();
+    this.keeper.stop();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.dialSockets) s.destroy();
     this.dialSockets.clear();

@@ -239,8 +239,13 @@ class LookupRun {
     this.learn([c, p]);
     this.hops++;
     await Promise.all([this.neighborsOf(c), p.id === this.self ? null : this.neighborsOf(p)]);
+    const refuted = new Set(this.refuted);
     const res = await this.confirmOwner(c, p.id === this.self ? this.self : undefined);
-    return res === 'retry' ? undefined : res;
+    if (res !== 'retry') return res;
+    // Not vouched for by the guessed pair is no evidence against a candidate: routing may find its real voucher.
+    this.refuted.clear();
+    for (const id of refuted) this.refuted.add(id);
+    return undefined;
   }
 
   /** A pooled reply from a live node in (best, target) whose successor list names an owner for the target. */

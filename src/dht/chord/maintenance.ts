@@ -47,15 +47,66 @@ export class Maintenance {
   /** The rehome pass under way; it runs beside the tick (its lookups may wait on nodes gone silent). */
   private rehoming: Promise<void> | null = null;
 
-  constructor(private readonly node: ChordNode) {}
+  /** The period until the next tick: stabilizeMs, doubled after each calm tick up to maxStabilizeMs (see adapt). */
+  periodMs: number;
+  /** Predecessor and successor list at the end of the last tick, and the RPC failures counted by then. */
+  private lastShape = '';
+  private lastFailures = 0;
+  /** Probes of remembered members that went unanswered: expected of crashed nodes, not a change (see adapt). */
+  private probeMisses = 0;
+
+  constructor(private readonly node: ChordNode) {
+    this.periodMs = node.init.stabilizeMs;
+  }
 
   rangeGrew(): void {
     this.syncedTo.clear();
+    this.wake();
   }
 
   rangeShrank(pred: NodeRef): void {
     this.handOverTo = pred;
     this.ringChanged();
+    this.wake();
+  }
+
+  /**
+   * Adaptive stabilization. A ring at rest needs none of the work of a tick,
+   * but a ring that changed needs it at once: each tick that finds the
+   * neighbourhood as the last one left it (same predecessor, same successor
+   * list), saw no RPC fail since, and has no hand-off, rehome or join check
+   * pending doubles the period, up to maxStabilizeMs; anything else sets it
+   * back to stabilizeMs. So a failed successor costs at most one long period
+   * more to notice, and from then on the repair runs at the short period as
+   * before (suspicion, removal, the next successor). A new predecessor
+   * (notify) brings the next tick forward (wake) rather than waiting.
+   */
+  adapt(): void {
+    const n = this.node;
+    const base = n.init.stabilizeMs;
+    let shape = n.pred?.id ?? '-';
+    for (const r of n.succs.entries()) shape += r.id;
+    // Members lost long ago are probed (with backoff) until they answer; their silence is no news.
+    const failures = n.counters.rpcFailures - this.probeMisses;
+    const calm =
+      shape === this.lastShape &&
+      failures === this.lastFailures &&
+      this.joinChecks === 0 &&
+      this.orphanTicks === 0 &&
+      this.handOverTo === null &&
+      this.rehomeQueue.length === 0 &&
+      this.rehomeAt === Number.POSITIVE_INFINITY &&
+      n.successor.id !== n.id;
+    this.lastShape = shape;
+    this.lastFailures = failures;
+    this.periodMs = calm ? Math.min(2 * this.periodMs, n.init.maxStabilizeMs) : base;
+  }
+
+  /** Back to the short period now: the neighbourhood changed between ticks. */
+  wake(): void {
+    if (this.periodMs === this.node.init.stabilizeMs) return;
+    this.periodMs = this.node.init.stabilizeMs;
+    this.node.hurry();
   }
 
   /**
@@ -104,6 +155,7 @@ export class Maintenance {
     // By now stabilize has dropped crashed nodes from successor lists: the view may hear of muted ones again.
     if (this.ticks % 8 === 0) n.view.unmute();
     this.keepLinks();
+    this.adapt();
   }
 
   /**
@@ -296,8 +348,10 @@ export class Maintenance {
       if (n.stopped) return;
       n.counters.probes++;
       const reply = await n.call(ref, METHOD.PING, {});
-      if (reply === null) n.remembered.missed(ref.id, n.clock.now());
-      else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
+      if (reply === null) {
+        this.probeMisses++;
+        n.remembered.missed(ref.id, n.clock.now());
+      } else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
       else {
         n.remembered.found(ref.id, n.clock.now());
         n.view.learn([ref]);
