@@ -545,12 +545,17 @@ export class ChordNode {
         return out;
       },
       neighbors: (to) => this.neighbors(to, false),
-      guess: (t) =>
-        this.view.around(t, this.succs.entries(), () => [
-          ...this.succs.entries(),
-          ...this.fingers.distinct(),
-          ...(this.pred ? [this.pred] : []),
-        ]),
+      guess: (t) => {
+        const g = this.view.around(
+          t,
+          this.succs.entries(),
+          () => [...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])],
+          (id) => !this.failures.doubted(id) && !this.remembered.silent(id),
+        );
+        // Two round trips and a margin: longer than a guess that answers takes, far shorter than a timeout.
+        return g && { ...g, waitMs: Math.max(10, 4 * this.failures.srtt) };
+      },
+      sleep: (ms) => new Promise<void>((r) => this.clock.setTimer(ms, r)),
     };
   }
 

@@ -42,7 +42,9 @@ export interface LookupContext {
    * Optional: the owner of `target` and the node before it, as far as the
    * asking node has heard (RingView.around); asked first, both at once.
    */
-  guess?(target: string): { pred: NodeRef; owner: NodeRef } | undefined;
+  guess?(target: string): { pred: NodeRef; owner: NodeRef; waitMs: number } | undefined;
+  /** Resolves after `ms` (the asking node's clock); without it a guess is waited for until it answers. */
+  sleep?(ms: number): Promise<void>;
 }
 
 /**
@@ -144,7 +146,12 @@ class LookupRun {
     // A guessed owner and predecessor, asked at once: one round trip when the guess is right (see tryGuess).
     const g = this.opts.start || this.opts.confirm === false ? undefined : this.ctx.guess?.(target);
     if (g) {
-      const res = await this.tryGuess(g.owner, g.pred);
+      // A guessed node that is down would hold the lookup for an RPC timeout: past `waitMs`, route
+      // instead (the guess's answers still land in the cache of neighbour replies).
+      const guessed = this.tryGuess(g.owner, g.pred);
+      const res = this.ctx.sleep
+        ? await Promise.race([guessed, this.ctx.sleep(g.waitMs).then(() => undefined)])
+        : await guessed;
       if (res) return res;
     }
     let fresh = this.path.length > 0;
@@ -236,15 +243,15 @@ class LookupRun {
    */
   private async tryGuess(c: NodeRef, p: NodeRef): Promise<Confirmed | undefined> {
     if (c.id === this.self) return undefined;
-    this.learn([c, p]);
+    // c and p are not learned as refs seen: they come from our own view, not from a reply of this lookup,
+    // and a stale one would count as evidence against the real owner (closestInGap).
     this.hops++;
     await Promise.all([this.neighborsOf(c), p.id === this.self ? null : this.neighborsOf(p)]);
-    const refuted = new Set(this.refuted);
+    const wasRefuted = this.refuted.has(c.id);
     const res = await this.confirmOwner(c, p.id === this.self ? this.self : undefined);
     if (res !== 'retry') return res;
-    // Not vouched for by the guessed pair is no evidence against a candidate: routing may find its real voucher.
-    this.refuted.clear();
-    for (const id of refuted) this.refuted.add(id);
+    // Not vouched for by the guessed pair is no evidence against c: routing may find its real voucher.
+    if (!wasRefuted) this.refuted.delete(c.id);
     return undefined;
   }
 

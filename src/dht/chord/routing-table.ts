@@ -224,7 +224,8 @@ export class RingView {
    * every node between them: the gap between the two is at most
    * GUESS_GAP_FACTOR mean gaps, the mean taken from this node's successor
    * list. On a ring the view can hold whole (estimated from the same mean) the
-   * view starts itself from `seed` (the routing table). A lookup asks the two
+   * view starts itself from `seed` (the routing table). No guess names a node
+   * `usable` rejects (one that lately did not answer). A lookup asks the two
    * named nodes at once and accepts the owner only under its usual two-source
    * check (lookup.ts), so a wrong guess costs two messages, never a wrong answer.
    */
@@ -232,6 +233,7 @@ export class RingView {
     pos: string,
     succs: readonly NodeRef[],
     seed: () => readonly NodeRef[],
+    usable: (id: string) => boolean = () => true,
   ): { pred: NodeRef; owner: NodeRef } | undefined {
     const mean = this.startIfSmall(succs, seed);
     if (mean === undefined) return undefined;
@@ -241,6 +243,8 @@ export class RingView {
     const i = s.indexOf(owner);
     const pred = s[(i - 1 + s.length) % s.length];
     if (pred.id === owner.id || distance(pred.id, owner.id) > BigInt(GUESS_GAP_FACTOR) * mean) return undefined;
+    // A node that lately did not answer would cost the guess an RPC timeout: route instead.
+    if (!usable(owner.id) || !usable(pred.id)) return undefined;
     return { pred, owner };
   }
 
