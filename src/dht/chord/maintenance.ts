@@ -13,12 +13,11 @@ import type { ChordNode } from './chord-node.ts';
 import { DEFAULT_RPC_TIMEOUT_MS } from './chord-types.ts';
 import { iterativeLookup } from './lookup.ts';
 import { decodeRecordsReply, decodeRefsReply, METHOD } from './messages.ts';
+import { keepLinks, TickPacing } from './pacing.ts';
 
 const CHUNK = 1000;
 /** Owner lookups per tick when records are sent to their owners after a ring change (see rehome). */
 const REHOME_LOOKUPS = 4;
-/** Links kept open ahead of need (see keepLinks): the routing table first, then nodes of the view. */
-const KEPT_LINKS = 64;
 
 /**
  * The periodic work of a Chord node, batched into one jittered tick
@@ -47,66 +46,27 @@ export class Maintenance {
   /** The rehome pass under way; it runs beside the tick (its lookups may wait on nodes gone silent). */
   private rehoming: Promise<void> | null = null;
 
-  /** The period until the next tick: stabilizeMs, doubled after each calm tick up to maxStabilizeMs (see adapt). */
-  periodMs: number;
-  /** Predecessor and successor list at the end of the last tick, and the RPC failures counted by then. */
-  private lastShape = '';
-  private lastFailures = 0;
-  /** Probes of remembered members that went unanswered: expected of crashed nodes, not a change (see adapt). */
-  private probeMisses = 0;
+  /** The tick period (adaptive stabilization, pacing.ts). */
+  readonly pacing: TickPacing;
 
   constructor(private readonly node: ChordNode) {
-    this.periodMs = node.init.stabilizeMs;
+    this.pacing = new TickPacing(node);
+  }
+
+  /** The period until the next tick: stabilizeMs, doubled after each calm tick up to maxStabilizeMs. */
+  get periodMs(): number {
+    return this.pacing.periodMs;
   }
 
   rangeGrew(): void {
     this.syncedTo.clear();
-    this.wake();
+    this.pacing.wake();
   }
 
   rangeShrank(pred: NodeRef): void {
     this.handOverTo = pred;
     this.ringChanged();
-    this.wake();
-  }
-
-  /**
-   * Adaptive stabilization. A ring at rest needs none of the work of a tick,
-   * but a ring that changed needs it at once: each tick that finds the
-   * neighbourhood as the last one left it (same predecessor, same successor
-   * list), saw no RPC fail since, and has no hand-off, rehome or join check
-   * pending doubles the period, up to maxStabilizeMs; anything else sets it
-   * back to stabilizeMs. So a failed successor costs at most one long period
-   * more to notice, and from then on the repair runs at the short period as
-   * before (suspicion, removal, the next successor). A new predecessor
-   * (notify) brings the next tick forward (wake) rather than waiting.
-   */
-  adapt(): void {
-    const n = this.node;
-    const base = n.init.stabilizeMs;
-    let shape = n.pred?.id ?? '-';
-    for (const r of n.succs.entries()) shape += r.id;
-    // Members lost long ago are probed (with backoff) until they answer; their silence is no news.
-    const failures = n.counters.rpcFailures - this.probeMisses;
-    const calm =
-      shape === this.lastShape &&
-      failures === this.lastFailures &&
-      this.joinChecks === 0 &&
-      this.orphanTicks === 0 &&
-      this.handOverTo === null &&
-      this.rehomeQueue.length === 0 &&
-      this.rehomeAt === Number.POSITIVE_INFINITY &&
-      n.successor.id !== n.id;
-    this.lastShape = shape;
-    this.lastFailures = failures;
-    this.periodMs = calm ? Math.min(2 * this.periodMs, n.init.maxStabilizeMs) : base;
-  }
-
-  /** Back to the short period now: the neighbourhood changed between ticks. */
-  wake(): void {
-    if (this.periodMs === this.node.init.stabilizeMs) return;
-    this.periodMs = this.node.init.stabilizeMs;
-    this.node.hurry();
+    this.pacing.wake();
   }
 
   /**
@@ -154,33 +114,14 @@ export class Maintenance {
     if (this.ticks % 16 === 0) n.store.sweep();
     // By now stabilize has dropped crashed nodes from successor lists: the view may hear of muted ones again.
     if (this.ticks % 8 === 0) n.view.unmute();
-    this.keepLinks();
-    this.adapt();
-  }
-
-  /**
-   * Tell a connection-based endpoint which links to keep open and dial ahead
-   * of need: successors, predecessor and fingers (every hop of routing and
-   * stabilization), then, once the view is in use (a ring small enough for it
-   * to name most owners, see RingView.around), the nodes of the view, newest
-   * first, up to KEPT_LINKS. A lookup answered from the view goes straight to
-   * the owner and its predecessor, anywhere on the ring: on a ring of tens of
-   * nodes this keeps a link to every node, so no get waits for a handshake.
-   */
-  keepLinks(): void {
-    const n = this.node;
-    if (!n.endpoint.keepLinks) return;
-    const out = new Map<string, NodeRef>();
-    const add = (r: NodeRef) => {
-      if (out.size < KEPT_LINKS && r.id !== n.id && !n.failures.failed(r.id)) out.set(r.id, r);
-    };
-    for (const r of n.succs.entries()) add(r);
-    if (n.pred) add(n.pred);
-    for (const r of n.fingers.distinct()) add(r);
-    n.view.startIfSmall(n.succs.entries(), () => [...out.values()]);
-    const view = n.view.known();
-    for (let i = view.length - 1; i >= 0 && out.size < KEPT_LINKS; i--) add(view[i]);
-    n.endpoint.keepLinks([...out.values()]);
+    keepLinks(n);
+    const pending =
+      this.joinChecks > 0 ||
+      this.orphanTicks > 0 ||
+      this.handOverTo !== null ||
+      this.rehomeQueue.length > 0 ||
+      this.rehomeAt !== Number.POSITIVE_INFINITY;
+    this.pacing.adapt(pending);
   }
 
   /** stabilize() of Fig. 7 with the successor list of section V-B; a dead successor is replaced by the next. */
@@ -349,7 +290,7 @@ export class Maintenance {
       n.counters.probes++;
       const reply = await n.call(ref, METHOD.PING, {});
       if (reply === null) {
-        this.probeMisses++;
+        this.pacing.probeMisses++;
         n.remembered.missed(ref.id, n.clock.now());
       } else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
       else {
