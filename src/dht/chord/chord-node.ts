@@ -546,6 +546,9 @@ export class ChordNode {
       },
       neighbors: (to) => this.neighbors(to, false),
       guess: (t) => {
+        // Only where links are kept warm (see pacing.ts keepLinks): there the guessed pair answers in one round
+        // trip. Elsewhere (the in-memory network) routing also fills the view that direct reads plan from.
+        if (!this.endpoint.keepLinks) return undefined;
         const g = this.view.around(
           t,
           this.succs.entries(),
