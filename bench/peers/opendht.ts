@@ -326,6 +326,8 @@ async function main(): Promise<void> {
         'idle ELU',
         'get CPU %',
         'dials',
+        'gets w/ dial',
+        'p99 w/o dial',
       ],
       rows,
     )}\n\n`,
