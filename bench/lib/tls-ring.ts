@@ -11,16 +11,20 @@ import { CryptoRandom } from '../../src/util/random.ts';
 
 export class TlsRing {
   readonly nodes: ChordNode[] = [];
-  private readonly endpoints: TlsRpcEndpoint[] = [];
+  readonly endpoints: TlsRpcEndpoint[] = [];
   private readonly clock = new SystemClock();
 
-  constructor(private readonly stabilizeMs = 1000) {}
+  /** `maxStabilizeMs`: longest period of the adaptive tick (ChordInit; default: the fixed period). */
+  constructor(
+    private readonly stabilizeMs = 1000,
+    private readonly maxStabilizeMs = stabilizeMs,
+  ) {}
 
   async add(): Promise<ChordNode> {
     const endpoint = await TlsRpcEndpoint.listen({ keyPair: generateKeyPairSync('ed25519'), clock: this.clock });
     const node = ChordNode.create(
       { endpoint, clock: this.clock, random: new CryptoRandom() },
-      { stabilizeMs: this.stabilizeMs, rpcTimeoutMs: 5000 },
+      { stabilizeMs: this.stabilizeMs, maxStabilizeMs: this.maxStabilizeMs, rpcTimeoutMs: 5000 },
     );
     const contact = this.nodes[0]?.self;
     let last: unknown;

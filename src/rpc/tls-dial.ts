@@ -39,6 +39,42 @@ export function keyHex(key: Uint8Array): string {
   return h;
 }
 
+/**
+ * TLS 1.3 session tickets (RFC 8446 section 4.6.1) from earlier connections,
+ * per peer address and pinned key, so that a re-dial resumes (PSK with a
+ * fresh ECDHE, section 2.2) instead of running both certificate signatures
+ * and checks again. A ticket is stored only from a connection whose server
+ * proved the pinned key, under that key: it is never offered to another key.
+ * Why a resumed link is still pinned: docs/design.md, "Session resumption".
+ */
+export class SessionCache {
+  private readonly tickets = new Map<string, Buffer>();
+  /** Dials that offered a ticket, and those the server resumed. */
+  readonly counters = { offered: 0, resumed: 0 };
+
+  constructor(readonly max = 1024) {}
+
+  get(to: NodeRef): Buffer | undefined {
+    return this.tickets.get(cacheKey(to));
+  }
+
+  set(to: NodeRef, ticket: Buffer): void {
+    const k = cacheKey(to);
+    this.tickets.delete(k);
+    this.tickets.set(k, ticket);
+    if (this.tickets.size > this.max) this.tickets.delete(this.tickets.keys().next().value as string);
+  }
+
+  /** A ticket the server would not take (it resumed nothing): not offered again. */
+  drop(to: NodeRef): void {
+    this.tickets.delete(cacheKey(to));
+  }
+}
+
+function cacheKey(to: NodeRef): string {
+  return `${to.addr}|${keyHex(to.key)}`;
+}
+
 export interface DialOptions {
   /** Our certificate and key, prepared once per endpoint (see clientContext). */
   context: tls.SecureContext;
@@ -50,6 +86,8 @@ export interface DialOptions {
   track?: (sock: tls.TLSSocket, live: boolean) => void;
   /** Run TLS over this stream (a relay circuit, rpc/relay.ts) instead of a TCP connection to `to.addr`. */
   socket?: Duplex;
+  /** Offer a stored ticket and keep the ones this server sends (omit for a full handshake). */
+  sessions?: SessionCache;
 }
 
 /** A TLS 1.3-only client context holding our node certificate; parsing it once saves a PEM parse per dial. */
@@ -77,12 +115,34 @@ export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocke
   const where = parsed.value;
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     let settled = false;
+    let pinned = false;
+    const ticket = opts.sessions?.get(to);
     const sock = tls.connect({
       ...(opts.socket ? { socket: opts.socket } : { host: where.host, port: where.port }),
       secureContext: opts.context,
       rejectUnauthorized: false, // trust comes from the pinned key, checked below
       checkServerIdentity: () => undefined,
+      ...(ticket ? { session: ticket } : {}),
     });
+    if (opts.sessions) {
+      const sessions = opts.sessions;
+      // Tickets arrive after the handshake; one is kept only once the server proved the pinned key.
+      let early: Buffer | null = null;
+      sock.on('session', (t: Buffer) => {
+        if (pinned) sessions.set(to, t);
+        else early = t;
+      });
+      sock.once('secureConnect', () => {
+        if (ticket) {
+          sessions.counters.offered++;
+          if (sock.isSessionReused()) sessions.counters.resumed++;
+          else sessions.drop(to);
+        }
+        queueMicrotask(() => {
+          if (pinned && early) sessions.set(to, early);
+        });
+      });
+    }
     sock.setNoDelay(true);
     opts.track?.(sock, true);
     const fail = (e: OverlayError) => {
@@ -100,18 +160,28 @@ export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocke
     sock.once('close', () => fail(new OverlayError('RPC_UNREACHABLE', `${to.addr}: closed during handshake`)));
     sock.once('secureConnect', () => {
       if (settled) return;
+      if (ticket && sock.isSessionReused()) {
+        // Resumed: no certificate is sent again. The ticket was stored under this pinned key, from a
+        // connection whose server proved that key, and only that server can complete a handshake on it.
+        accept();
+        return;
+      }
       const got = verifyNodeCertificate(sock.getPeerX509Certificate(), opts.issuers, opts.clock.wallNow());
       if (!got.ok || !bytesEqual(got.value, to.key)) {
         const why = got.ok ? 'certificate key differs from the pinned key' : got.error;
         fail(new OverlayError('RPC_PEER_KEY_MISMATCH', `${to.addr}: ${why}`));
         return;
       }
+      accept();
+    });
+    function accept(): void {
       settled = true;
+      pinned = true;
       timer.cancel();
       opts.track?.(sock, false);
       sock.removeAllListeners('error');
       sock.removeAllListeners('close');
       resolve(sock);
-    });
+    }
   });
 }

@@ -31,7 +31,8 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { type ConnectionHost, RpcConnection, type TlsRpcStats } from './tls-connection.ts';
 import { rawEd25519PublicKey, verifyNodeCertificate } from './tls-cert.ts';
-import { clientContext, dialPinned, formatAddr, keyHex, parseAddr } from './tls-dial.ts';
+import { clientContext, dialPinned, formatAddr, keyHex, parseAddr, SessionCache } from './tls-dial.ts';
+import { LinkKeeper } from './link-keeper.ts';
 import {
   emptyStats,
   type NodeRef,
@@ -176,6 +177,10 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
   private readonly perAddress = new Map<string, number>();
   private sweepTimer: Timer | null = null;
   private closed = false;
+  /** Links kept open and dialed ahead of need (see keepLinks). */
+  readonly keeper: LinkKeeper;
+  /** Tickets for resuming TLS sessions on re-dials (tls-dial.ts). */
+  readonly sessions = new SessionCache();
 
   private constructor(opts: TlsListenOptions, self: NodeRef, cert: NodeCertificate, server: tls.Server) {
     this.self = self;
@@ -206,6 +211,15 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     this.issuers = opts.trustedIssuers ?? [];
     this.sendHello = opts.sendHello ?? true;
     this.verifyRef = opts.verifyRef ?? defaultVerifyRef;
+    this.keeper = new LinkKeeper({
+      self,
+      clock: this.clock,
+      linked: (to) => {
+        const link = this.links.get(`${to.addr}|${keyHex(to.key)}`);
+        return link !== undefined && (link.dialing !== null || (link.conn !== null && !link.conn.closed));
+      },
+      open: (to) => this.openLink(to),
+    });
     this.stats = {
       ...emptyStats(),
       connectionsDialed: 0,
@@ -348,6 +362,38 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     }
   }
 
+  /**
+   * The peers whose links this node wants open before it needs them (a
+   * routing table): the idle sweep leaves their links open and missing ones
+   * are dialed in the background (link-keeper.ts). Replaces the previous set.
+   */
+  keepLinks(refs: readonly NodeRef[]): void {
+    if (!this.closed) this.keeper.keep(refs);
+  }
+
+  /** A background dial for the keeper: true once a link to `to` is up. */
+  private async openLink(to: NodeRef): Promise<boolean> {
+    if (this.closed || !parseAddr(to.addr).ok) return false;
+    const linkKey = `${to.addr}|${keyHex(to.key)}`;
+    let link = this.links.get(linkKey);
+    if (link?.conn && !link.conn.closed) return true;
+    if (!link) {
+      link = { conn: null, dialing: null, waiting: 0 };
+      this.links.set(linkKey, link);
+    }
+    link.waiting++;
+    try {
+      link.dialing ??= this.dial(to, link, this.limits.connectTimeoutMs);
+      await link.dialing;
+      return true;
+    } catch {
+      return false;
+    } finally {
+      link.waiting--;
+      if (link.conn === null && link.dialing === null && link.waiting === 0) this.links.delete(linkKey);
+    }
+  }
+
   private tooMany(to: NodeRef): Promise<never> {
     return Promise.reject(
       new OverlayError('RPC_TOO_MANY_IN_FLIGHT', `${this.limits.maxInFlightPerPeer} to ${to.addr}`),
@@ -402,6 +448,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
         timeoutMs: Math.max(1, timeoutMs - (this.clock.now() - started)),
         track: (s, live) => (live ? this.dialSockets.add(s) : this.dialSockets.delete(s)),
         socket,
+        sessions: this.sessions,
       });
     } catch (e) {
       link.dialing = null;
@@ -485,6 +532,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
         if (link.dialing === null && link.waiting === 0) this.links.delete(k);
       }
     }
+    if (!this.closed) this.keeper.linkClosed(keyHex(conn.peerKey));
   }
 
   private attach(): void {
@@ -551,7 +599,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
         const quiet = c.activity === c.lastSeenActivity && c.inFlight === 0 && c.serving === 0;
         c.lastSeenActivity = c.activity;
         c.idleSweeps = quiet ? c.idleSweeps + 1 : 0;
-        if (c.idleSweeps >= (c.inbound ? 4 : 2)) c.close(undefined, true);
+        if (c.idleSweeps >= (c.inbound ? 4 : 2) && !this.keeper.keeps(keyHex(c.peerKey))) c.close(undefined, true);
       }
       this.scheduleSweep();
     });
@@ -561,6 +609,7 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
     if (this.closed) return;
     this.closed = true;
     this.sweepTimer?.cancel();
+    this.keeper.stop();
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.dialSockets) s.destroy();
     this.dialSockets.clear();

@@ -66,6 +66,11 @@ export interface RpcEndpoint {
    * any open link (a dial-back). Never rejects.
    */
   probe?(to: NodeRef, timeoutMs?: number): Promise<boolean>;
+  /**
+   * Optional (connection-based transports): the peers whose links should be open before they are needed (a
+   * routing table). Kept open when idle, dialed in the background when missing; replaces the previous set.
+   */
+  keepLinks?(refs: readonly NodeRef[]): void;
 }
 
 export function emptyStats(): RpcStats {

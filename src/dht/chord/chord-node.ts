@@ -92,6 +92,7 @@ export class ChordNode {
   private readonly verifyPolicy: (ref: NodeRef) => boolean;
   private readonly verified = new Map<string, Uint8Array>();
   private timer: Timer | undefined;
+  private timerAt = 0;
 
   static create(components: ChordComponents, init: ChordInit = {}): ChordNode {
     return new ChordNode(components, init);
@@ -107,6 +108,7 @@ export class ChordNode {
     this.init = {
       replicas: init.replicas ?? 3,
       stabilizeMs: init.stabilizeMs ?? 1000,
+      maxStabilizeMs: Math.max(init.maxStabilizeMs ?? 0, init.stabilizeMs ?? 1000),
       jitter: init.jitter ?? 0.25,
       rpcTimeoutMs: init.rpcTimeoutMs,
       maxHops: init.maxHops ?? 32,
@@ -619,6 +621,20 @@ export class ChordNode {
         return out;
       },
       neighbors: (to) => this.neighbors(to, false),
+      guess: (t) => {
+        // Only where links are kept warm (see pacing.ts keepLinks): there the guessed pair answers in one round
+        // trip. Elsewhere (the in-memory network) routing also fills the view that direct reads plan from.
+        if (!this.endpoint.keepLinks) return undefined;
+        const g = this.view.around(
+          t,
+          this.succs.entries(),
+          () => [...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])],
+          (id) => !this.failures.doubted(id) && !this.remembered.silent(id),
+        );
+        // Two round trips and a margin: longer than a guess that answers takes, far shorter than a timeout.
+        return g && { ...g, waitMs: Math.max(10, 4 * this.failures.srtt) };
+      },
+      sleep: (ms) => new Promise<void>((r) => this.clock.setTimer(ms, r)),
     };
   }
 
@@ -630,10 +646,18 @@ export class ChordNode {
     return rec;
   }
 
+  /** @internal The tick period dropped back to the short one (Maintenance.wake): a tick due later comes sooner. */
+  hurry(): void {
+    if (this.stopped || !this.timer || this.timerAt - this.clock.now() <= this.maintenance.periodMs) return;
+    this.cancelTimer();
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.stopped) return;
-    const p = this.init.stabilizeMs;
+    const p = this.maintenance.periodMs;
     const delay = p * (1 - this.init.jitter / 2 + this.random.next() * this.init.jitter);
+    this.timerAt = this.clock.now() + delay;
     this.timer = this.clock.setTimer(delay, () => {
       this.timer = undefined;
       this.maintenance.tick().finally(() => this.schedule());

@@ -30,6 +30,12 @@ export interface ChordInit {
   replicas?: number;
   /** Period of the batched maintenance tick: stabilize, check predecessor, fix a finger, re-replicate (default 1000 ms). */
   stabilizeMs?: number;
+  /**
+   * Longest period the tick backs off to while the neighbourhood stays
+   * unchanged (see Maintenance.adapt); a change or a failure brings it back
+   * to `stabilizeMs` (default: equal to it, no backoff).
+   */
+  maxStabilizeMs?: number;
   /** Spread of the tick period, as a fraction of it (default 0.25). */
   jitter?: number;
   /** Per-RPC timeout (default: the endpoint's). */

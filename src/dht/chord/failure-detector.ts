@@ -73,6 +73,11 @@ export class FailureDetector {
     return silent >= this.graceMs && (this.lastAliveAt > s.since || silent >= SELF_DOUBT_GRACES * this.graceMs);
   }
 
+  /** An RPC to the peer went unanswered and it has not answered or called since (suspected or failed). */
+  doubted(id: string): boolean {
+    return this.suspects.has(id);
+  }
+
   /** Suspected but not yet failed. */
   suspected(id: string): boolean {
     return this.suspects.has(id) && !this.failed(id);

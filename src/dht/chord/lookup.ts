@@ -38,6 +38,13 @@ export interface LookupContext {
   /** FIND at a remote node; null when it timed out, refused, or answered garbage. */
   find(to: NodeRef, target: string): Promise<FindReply | null>;
   neighbors(to: NodeRef): Promise<NeighborsReply | null>;
+  /**
+   * Optional: the owner of `target` and the node before it, as far as the
+   * asking node has heard (RingView.around); asked first, both at once.
+   */
+  guess?(target: string): { pred: NodeRef; owner: NodeRef; waitMs: number } | undefined;
+  /** Resolves after `ms` (the asking node's clock); without it a guess is waited for until it answers. */
+  sleep?(ms: number): Promise<void>;
 }
 
 /**
@@ -136,6 +143,17 @@ class LookupRun {
       this.learn([...shared.known.values()]);
       for (const d of shared.dead) this.dead.add(d);
     }
+    // A guessed owner and predecessor, asked at once: one round trip when the guess is right (see tryGuess).
+    const g = this.opts.start || this.opts.confirm === false ? undefined : this.ctx.guess?.(target);
+    if (g) {
+      // A guessed node that is down would hold the lookup for an RPC timeout: past `waitMs`, route
+      // instead (the guess's answers still land in the cache of neighbour replies).
+      const guessed = this.tryGuess(g.owner, g.pred);
+      const res = this.ctx.sleep
+        ? await Promise.race([guessed, this.ctx.sleep(g.waitMs).then(() => undefined)])
+        : await guessed;
+      if (res) return res;
+    }
     let fresh = this.path.length > 0;
     let failedLast = false;
     for (let guard = 0; guard < this.maxHops * 4; guard++) {
@@ -213,6 +231,28 @@ class LookupRun {
       }
     }
     return this.fail('hop limit');
+  }
+
+  /**
+   * Ask the guessed owner c and its guessed predecessor p for their
+   * neighbours in parallel, then run the usual confirmation on c (steps 3 and
+   * 4 above): when c names p as its predecessor and p lists c, two nodes
+   * vouch for c, as when routing found them, and the answers are already
+   * here. Anything else leaves what was learned (dead nodes, refuted
+   * candidates, refs seen) to the routing that follows.
+   */
+  private async tryGuess(c: NodeRef, p: NodeRef): Promise<Confirmed | undefined> {
+    if (c.id === this.self) return undefined;
+    // c and p are not learned as refs seen: they come from our own view, not from a reply of this lookup,
+    // and a stale one would count as evidence against the real owner (closestInGap).
+    this.hops++;
+    await Promise.all([this.neighborsOf(c), p.id === this.self ? null : this.neighborsOf(p)]);
+    const wasRefuted = this.refuted.has(c.id);
+    const res = await this.confirmOwner(c, p.id === this.self ? this.self : undefined);
+    if (res !== 'retry') return res;
+    // Not vouched for by the guessed pair is no evidence against c: routing may find its real voucher.
+    if (!wasRefuted) this.refuted.delete(c.id);
+    return undefined;
   }
 
   /** A pooled reply from a live node in (best, target) whose successor list names an owner for the target. */

@@ -13,6 +13,7 @@ import type { ChordNode } from './chord-node.ts';
 import { DEFAULT_RPC_TIMEOUT_MS } from './chord-types.ts';
 import { iterativeLookup } from './lookup.ts';
 import { decodeRecordsReply, decodeRefsReply, METHOD } from './messages.ts';
+import { keepLinks, TickPacing } from './pacing.ts';
 
 const CHUNK = 1000;
 /** Owner lookups per tick when records are sent to their owners after a ring change (see rehome). */
@@ -45,15 +46,27 @@ export class Maintenance {
   /** The rehome pass under way; it runs beside the tick (its lookups may wait on nodes gone silent). */
   private rehoming: Promise<void> | null = null;
 
-  constructor(private readonly node: ChordNode) {}
+  /** The tick period (adaptive stabilization, pacing.ts). */
+  readonly pacing: TickPacing;
+
+  constructor(private readonly node: ChordNode) {
+    this.pacing = new TickPacing(node);
+  }
+
+  /** The period until the next tick: stabilizeMs, doubled after each calm tick up to maxStabilizeMs. */
+  get periodMs(): number {
+    return this.pacing.periodMs;
+  }
 
   rangeGrew(): void {
     this.syncedTo.clear();
+    this.pacing.wake();
   }
 
   rangeShrank(pred: NodeRef): void {
     this.handOverTo = pred;
     this.ringChanged();
+    this.pacing.wake();
   }
 
   /**
@@ -101,6 +114,14 @@ export class Maintenance {
     if (this.ticks % 16 === 0) n.store.sweep();
     // By now stabilize has dropped crashed nodes from successor lists: the view may hear of muted ones again.
     if (this.ticks % 8 === 0) n.view.unmute();
+    keepLinks(n);
+    const pending =
+      this.joinChecks > 0 ||
+      this.orphanTicks > 0 ||
+      this.handOverTo !== null ||
+      this.rehomeQueue.length > 0 ||
+      this.rehomeAt !== Number.POSITIVE_INFINITY;
+    this.pacing.adapt(pending);
   }
 
   /** stabilize() of Fig. 7 with the successor list of section V-B; a dead successor is replaced by the next. */
@@ -268,8 +289,10 @@ export class Maintenance {
       if (n.stopped) return;
       n.counters.probes++;
       const reply = await n.call(ref, METHOD.PING, {});
-      if (reply === null) n.remembered.missed(ref.id, n.clock.now());
-      else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
+      if (reply === null) {
+        this.pacing.probeMisses++;
+        n.remembered.missed(ref.id, n.clock.now());
+      } else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
       else {
         n.remembered.found(ref.id, n.clock.now());
         n.view.learn([ref]);

@@ -21,6 +21,8 @@ interface Entry {
   /** When it was last probed (or remembered). */
   lastAt: number;
   anchor: boolean;
+  /** Lost, or its last probe went unanswered, and it has not answered or called since. */
+  silent: boolean;
 }
 
 export class RememberedMembers {
@@ -43,7 +45,14 @@ export class RememberedMembers {
     const had = this.entries.get(ref.id);
     if (had) return;
     if (this.entries.size >= this.max + this.anchors()) this.evictOldestLoss();
-    this.entries.set(ref.id, { ref, nextAt: now + this.firstMs, backoffMs: this.firstMs, lastAt: now, anchor: false });
+    this.entries.set(ref.id, {
+      ref,
+      nextAt: now + this.firstMs,
+      backoffMs: this.firstMs,
+      lastAt: now,
+      anchor: false,
+      silent: true,
+    });
   }
 
   /** Nodes to come back through whenever this node is cut off (a ring's bootstraps). Kept forever. */
@@ -54,7 +63,14 @@ export class RememberedMembers {
       had.ref = ref;
       return;
     }
-    this.entries.set(ref.id, { ref, nextAt: now + this.firstMs, backoffMs: this.firstMs, lastAt: now, anchor: true });
+    this.entries.set(ref.id, {
+      ref,
+      nextAt: now + this.firstMs,
+      backoffMs: this.firstMs,
+      lastAt: now,
+      anchor: true,
+      silent: false,
+    });
   }
 
   /** A lost member answered again (and was merged through): stop probing it. Anchors stay. */
@@ -63,6 +79,7 @@ export class RememberedMembers {
     if (!e) return;
     if (!e.anchor) this.entries.delete(id);
     else {
+      e.silent = false;
       // An anchor that answers is checked again at the slow pace: it may be in another ring later.
       e.backoffMs = this.maxMs;
       e.lastAt = now;
@@ -74,6 +91,7 @@ export class RememberedMembers {
   missed(id: string, now: number): void {
     const e = this.entries.get(id);
     if (!e) return;
+    e.silent = true;
     e.backoffMs = Math.min(this.maxMs, e.backoffMs * 2);
     e.lastAt = now;
     e.nextAt = now + this.jittered(e.backoffMs);
@@ -85,6 +103,7 @@ export class RememberedMembers {
   /** A lost member called us: it is reachable again, probe it at the next chance. */
   wake(id: string, now: number): void {
     const e = this.entries.get(id);
+    if (e) e.silent = false;
     if (e && !e.anchor) e.nextAt = Math.min(e.nextAt, now);
   }
 
@@ -109,6 +128,11 @@ export class RememberedMembers {
 
   has(id: string): boolean {
     return this.entries.has(id);
+  }
+
+  /** Lost or unanswered at its last probe, and not heard from since: not a node to send anything to first. */
+  silent(id: string): boolean {
+    return this.entries.get(id)?.silent === true;
   }
 
   private anchors(): number {

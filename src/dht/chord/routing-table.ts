@@ -1,5 +1,5 @@
 import type { NodeRef } from '../../rpc/types.ts';
-import { compareFrom, ID_BITS, inOpen, lastFingerCovered } from '../store/ring-id.ts';
+import { compareFrom, distance, ID_BITS, inOpen, lastFingerCovered } from '../store/ring-id.ts';
 
 /**
  * The successor list of r entries (Stoica et al. 2003, section V-B): the
@@ -144,6 +144,14 @@ export class FingerTable {
  * of nodes never ask, and would otherwise hold `max` refs per node).
  */
 const DORMANT_MAX = 32;
+/**
+ * A guess (see `around`) is offered only when the gap between the two nodes
+ * it names is at most this many times the mean gap between nodes: with ids
+ * spread uniformly a gap is wider than k means with probability e^-k, so a
+ * wider one most likely hides nodes the view has not heard of.
+ */
+const GUESS_GAP_FACTOR = 6;
+const RING = 1n << 160n;
 
 export class RingView {
   private readonly refs = new Map<string, NodeRef>();
@@ -184,6 +192,11 @@ export class RingView {
     }
   }
 
+  /** Every node in the view, oldest heard of first (none before the view started). */
+  known(): NodeRef[] {
+    return this.active ? [...this.refs.values()] : [];
+  }
+
   forget(id: string): void {
     if (this.refs.delete(id)) this.dirty = true;
   }
@@ -203,6 +216,54 @@ export class RingView {
     if (this.active || this.max === 0) return;
     this.active = true;
     this.learn(seed);
+  }
+
+  /**
+   * The node this view names as the owner of `pos` (the first known at or
+   * after it) and the known node before that one, when the view likely knows
+   * every node between them: the gap between the two is at most
+   * GUESS_GAP_FACTOR mean gaps, the mean taken from this node's successor
+   * list. On a ring the view can hold whole (estimated from the same mean) the
+   * view starts itself from `seed` (the routing table). No guess names a node
+   * `usable` rejects (one that lately did not answer). A lookup asks the two
+   * named nodes at once and accepts the owner only under its usual two-source
+   * check (lookup.ts), so a wrong guess costs two messages, never a wrong answer.
+   */
+  around(
+    pos: string,
+    succs: readonly NodeRef[],
+    seed: () => readonly NodeRef[],
+    usable: (id: string) => boolean = () => true,
+  ): { pred: NodeRef; owner: NodeRef } | undefined {
+    const mean = this.startIfSmall(succs, seed);
+    if (mean === undefined) return undefined;
+    const [owner] = this.holders(pos, 1);
+    const s = this.sorted;
+    if (s.length < 3) return undefined;
+    const i = s.indexOf(owner);
+    const pred = s[(i - 1 + s.length) % s.length];
+    if (pred.id === owner.id || distance(pred.id, owner.id) > BigInt(GUESS_GAP_FACTOR) * mean) return undefined;
+    // A node that lately did not answer would cost the guess an RPC timeout: route instead.
+    if (!usable(owner.id) || !usable(pred.id)) return undefined;
+    return { pred, owner };
+  }
+
+  /**
+   * The mean gap between nodes, from this node's successor list; on a ring
+   * small enough for the view to hold whole (at most half of `max`, by the
+   * same estimate) the view is started from `seed`. Undefined while the view
+   * is not in use.
+   */
+  startIfSmall(succs: readonly NodeRef[], seed: () => readonly NodeRef[]): bigint | undefined {
+    const last = succs[succs.length - 1];
+    if (!last || last.id === this.self.id) return undefined;
+    const mean = distance(this.self.id, last.id) / BigInt(succs.length);
+    if (mean === 0n) return undefined;
+    if (!this.active) {
+      if (RING / mean > BigInt(this.max) / 2n) return undefined;
+      this.activate(seed());
+    }
+    return mean;
   }
 
   /** The first `count` known nodes (this node included) at or after ring position `pos`, clockwise. */

@@ -71,4 +71,31 @@ describe(`Chord over real TLS on loopback (${N} nodes)`, () => {
       assert.equal(r.owner.id, sorted.find((id) => id >= pos) ?? sorted[0]);
     }
   });
+
+  it("keeps a link to every node of this small ring and reads a non-holder's key in one lookup round trip", async () => {
+    // The view of a ring this small is in use: every node keeps links to all the others (background dials).
+    await until(() => endpoints.every((e) => e.connectionCount >= N - 1), 'links to every node', 30_000);
+    const sorted = nodes.map((n) => n.id).sort();
+    const key = 'carol';
+    const put = await nodes[0].put(key, 'sip:carol@127.0.0.1', 60_000);
+    assert.ok(put.ok);
+    const reader = nodes.find((n) => !n.store.has(key)) as ChordNode;
+    const requests = endpoints.reduce((s, e) => s + e.stats.requestsSent, 0);
+    const dials = endpoints.reduce((s, e) => s + e.stats.connectionsDialed, 0);
+    const lr = await reader.lookup(key);
+    assert.ok(lr.ok);
+    const pos = keyPosition(key);
+    assert.equal(lr.owner.id, sorted.find((id) => id >= pos) ?? sorted[0], 'the true owner');
+    // The guessed owner and its predecessor, asked at once: one hop, two queries.
+    assert.equal(lr.hops, 1);
+    assert.equal(lr.queries, 2);
+    const got = await reader.get(key);
+    assert.ok(got.ok && got.value === 'sip:carol@127.0.0.1');
+    assert.equal(
+      endpoints.reduce((s, e) => s + e.stats.connectionsDialed, 0),
+      dials,
+      'no handshake on the path',
+    );
+    assert.ok(endpoints.reduce((s, e) => s + e.stats.requestsSent, 0) - requests >= 2);
+  });
 });
