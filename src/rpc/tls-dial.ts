@@ -151,6 +151,9 @@ export function dialPinned(to: NodeRef, opts: DialOptions): Promise<tls.TLSSocke
       timer.cancel();
       opts.track?.(sock, false);
       sock.destroy();
+      // A handshake that failed with a ticket may have spent it (servers take a TLS 1.3 ticket once): the next
+      // dial starts afresh rather than offering it again.
+      if (ticket) opts.sessions?.drop(to);
       reject(e);
     };
     const timer = opts.clock.setTimer(opts.timeoutMs, () =>

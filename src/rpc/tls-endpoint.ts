@@ -190,6 +190,9 @@ export class TlsRpcEndpoint implements RpcEndpoint, ConnectionHost {
       key: cert.keyPem,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
+      // A server that asks for client certificates must name a session context, or OpenSSL answers a client
+      // resuming a session (tls-dial.ts SessionCache) with an internal-error alert instead of resuming it.
+      sessionIdContext: 'secp2psip-rpc',
     });
     this.server = server;
     const silence =
