@@ -21,7 +21,10 @@ export const MAGIC_COOKIE = 'z9hG4bK';
 
 /** What the layer hands upward: the transaction user (element, registrar, proxy) implements these. */
 export interface TransactionUser {
-  /** A request that created a new server transaction (an INVITE has had its 100 Trying already). */
+  /**
+   * A request that created a new server transaction. An INVITE has had its 100 Trying already, unless the layer
+   * defers it (`tryingDelayMs`): then it goes out only if the TU has not answered within that time (17.2.1).
+   */
   onRequest(req: SipRequest, tx: ServerTransaction, source: Peer): void;
   /** An ACK matching no transaction: the ACK for a 2xx, which is its own transaction-less request (17.2.3, 13.3.1.4). */
   onAck?(req: SipRequest, source: Peer): void;
@@ -87,6 +90,7 @@ export class TransactionLayer {
   private readonly transport: SipTransport;
   private readonly clock: Clock;
   private readonly timers?: TimerValues;
+  private readonly tryingDelayMs: number | undefined;
   private readonly log: Logger;
   private readonly server = new Map<string, ServerTransaction>();
   /** Server transactions in their last phase, reduced to the response bytes (see TransactionDeps.linger). */
@@ -104,13 +108,14 @@ export class TransactionLayer {
 
   constructor(
     components: { transport: SipTransport; clock: Clock; newTag: () => string; logger?: Logger },
-    init: { timers?: TimerValues } = {},
+    init: { timers?: TimerValues; tryingDelayMs?: number } = {},
   ) {
     this.transport = components.transport;
     this.clock = components.clock;
     this.newTag = components.newTag;
     this.log = components.logger ?? silentLogger;
     this.timers = init.timers;
+    this.tryingDelayMs = init.tryingDelayMs;
     this.lingering = new Lingering(this.clock);
     this.transport.onMessage((m) => this.handleMessage(m));
   }
@@ -187,12 +192,17 @@ export class TransactionLayer {
       this.handleCancel(msg, tx as NonInviteServerTransaction);
       return;
     }
-    if (tx instanceof InviteServerTransaction) {
-      // 17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU will
-      // generate a provisional or final response within 200 ms".
-      tx.respond(buildResponse(msg, 100));
+    if (!(tx instanceof InviteServerTransaction)) {
+      this.tu?.onRequest(msg, tx, source);
+      return;
     }
+    // 17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU will
+    // generate a provisional or final response within 200 ms". Without a deferral the 100 goes first; with one,
+    // a TU that answers in time (a redirect server answering from memory) sends its final response alone.
+    const delay = this.tryingDelayMs;
+    if (delay === undefined) tx.respond(buildResponse(msg, 100));
     this.tu?.onRequest(msg, tx, source);
+    if (delay !== undefined && !tx.responded) tx.deferTrying(delay, () => buildResponse(msg, 100));
   }
 
   private createServer(key: string, req: SipRequest, source: Peer, topVia: Via | undefined): ServerTransaction {

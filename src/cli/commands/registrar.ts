@@ -99,7 +99,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const element = new SipElement(
     { transport: observeTransport(transport, ops.metrics), clock, logger: log },
-    { advertise: { host: adv.host, port: given?.port } },
+    // The redirect server answers from memory at once: no 100 Trying unless an INVITE waits 200 ms (17.2.1).
+    { advertise: { host: adv.host, port: given?.port }, tryingDelayMs: 200 },
   );
   if (adv.how === 'interface')
     log.info({ advertise: adv.host, iface: adv.iface }, 'bound to a wildcard: advertising this address');
