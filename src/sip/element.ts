@@ -1,3 +1,4 @@
+import type { AdmissionControl } from './admission.ts';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../util/clock.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -118,6 +119,8 @@ export interface ElementInit {
    * 100 goes out before the application sees the INVITE.
    */
   tryingDelayMs?: number;
+  /** Admission control in front of the transaction layer (admission.ts): new requests beyond capacity get 503. */
+  admission?: AdmissionControl;
   /** Server / User-Agent header value. */
   product?: string;
   /**
@@ -151,7 +154,7 @@ export class SipElement {
     this.advertise = init.advertise;
     this.layer = new TransactionLayer(
       { transport: this.transport, clock: this.clock, newTag: () => newToken(8), logger: this.log },
-      { timers: init.timers, tryingDelayMs: init.tryingDelayMs },
+      { timers: init.timers, tryingDelayMs: init.tryingDelayMs, admission: init.admission },
     );
     this.layer.setUser({
       onRequest: (req, tx, source) => this.dispatch(req, tx, source),

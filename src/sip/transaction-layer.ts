@@ -1,4 +1,5 @@
 import type { Clock } from '../util/clock.ts';
+import type { AdmissionControl } from './admission.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { getTag, getTo, parseNameAddr, parseVia } from './header-values.ts';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse, type Via } from './message.ts';
@@ -91,6 +92,7 @@ export class TransactionLayer {
   private readonly clock: Clock;
   private readonly timers?: TimerValues;
   private readonly tryingDelayMs: number | undefined;
+  private readonly admission: AdmissionControl | undefined;
   private readonly log: Logger;
   private readonly server = new Map<string, ServerTransaction>();
   /** Server transactions in their last phase, reduced to the response bytes (see TransactionDeps.linger). */
@@ -108,7 +110,7 @@ export class TransactionLayer {
 
   constructor(
     components: { transport: SipTransport; clock: Clock; newTag: () => string; logger?: Logger },
-    init: { timers?: TimerValues; tryingDelayMs?: number } = {},
+    init: { timers?: TimerValues; tryingDelayMs?: number; admission?: AdmissionControl } = {},
   ) {
     this.transport = components.transport;
     this.clock = components.clock;
@@ -116,6 +118,7 @@ export class TransactionLayer {
     this.log = components.logger ?? silentLogger;
     this.timers = init.timers;
     this.tryingDelayMs = init.tryingDelayMs;
+    this.admission = init.admission;
     this.lingering = new Lingering(this.clock);
     this.transport.onMessage((m) => this.handleMessage(m));
   }
@@ -186,6 +189,24 @@ export class TransactionLayer {
     if (msg.method === 'ACK') {
       this.tu?.onAck?.(msg, source);
       return;
+    }
+    // Admission control (admission.ts): a new transaction beyond what the process can serve is refused before any
+    // state exists. A CANCEL concerns a transaction already admitted and is always taken.
+    const admission = this.admission;
+    if (admission !== undefined && msg.method !== 'CANCEL') {
+      const verdict = admission.classify();
+      if (verdict !== 'admit') {
+        // 21.5.4 503 Service Unavailable with Retry-After (20.33), sent statelessly: no Timer G or J behind it.
+        // A retransmission of the request meets the same decision again.
+        if (verdict === 'reject')
+          this.transport.sendResponse(
+            buildResponse(msg, 503, 'Service Unavailable', {
+              headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }],
+            }),
+            source,
+          );
+        return;
+      }
     }
     const tx = this.createServer(key, msg, source, topVia);
     if (msg.method === 'CANCEL') {

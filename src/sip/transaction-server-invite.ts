@@ -1,5 +1,4 @@
 import type { SipRequest, SipResponse } from './message.ts';
-import { buildResponse } from './response.ts';
 import { TransactionBase, type TransactionDeps } from './transaction-base.ts';
 import { backoff, timerG, timerH, timerI } from './timers.ts';
 
@@ -27,6 +26,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
   private lastResponse: SipResponse | undefined;
   private gInterval = 0;
   private gCount = 0;
+  /** The deferred 100 Trying (deferTrying), until a response goes out. */
+  private trying: (() => SipResponse) | undefined;
   private readonly events: InviteServerEvents;
 
   constructor(key: string, request: SipRequest, deps: TransactionDeps, events: InviteServerEvents = {}) {
@@ -66,10 +67,12 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
   deferTrying(ms: number, trying: () => SipResponse): void {
     if (this._state !== 'proceeding' || this.lastResponse !== undefined) return;
     if (ms <= 0) this.respond(trying());
-    else
+    else {
+      this.trying = trying;
       this.startTimer('100', ms, () => {
         if (this._state === 'proceeding' && this.lastResponse === undefined) this.respond(trying());
       });
+    }
   }
 
   /** A response from the TU. */
@@ -80,7 +83,10 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
       return;
     }
     if (this._state !== 'proceeding') return;
-    if (this.lastResponse === undefined) this.stopTimer('100');
+    if (this.trying !== undefined) {
+      this.trying = undefined;
+      this.stopTimer('100');
+    }
     this.lastResponse = resp;
     if (resp.status >= 200) this.pendingRequest = undefined;
     if (resp.status < 200) {
@@ -133,8 +139,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
       // 17.2.1: "If a request retransmission is received while in the 'Proceeding' state, the most recent
       // provisional response that was received from the TU MUST be passed to the transport layer."
       if (this.lastResponse) this.sendFn(this.lastResponse);
-      // No response yet (a deferred 100 still waiting): the client is retransmitting, so the 100 goes now.
-      else if (this.pendingRequest) this.respond(buildResponse(this.pendingRequest, 100));
+      // No response yet but a deferred 100 waiting: the client is retransmitting, so the 100 goes now.
+      else if (this.trying !== undefined) this.respond(this.trying());
     } else if (this._state === 'completed') {
       // 17.2.1: "while in the 'Completed' state, if a request retransmission is received, the server SHOULD
       // pass the response to the transport for retransmission."

@@ -9,7 +9,10 @@ import { MemoryTransport, wire } from './helpers.ts';
  * generate a provisional or final response within 200 ms". With the deferral the element sends the 100 only when
  * the TU has not answered 200 ms after the INVITE arrived.
  */
-function setup(tryingDelayMs: number | undefined, answer: (inc: import('../../src/sip/element.ts').IncomingRequest) => void) {
+function setup(
+  tryingDelayMs: number | undefined,
+  answer: (inc: import('../../src/sip/element.ts').IncomingRequest) => void,
+) {
   const clock = new SimClock();
   const transport = new MemoryTransport();
   const element = new SipElement({ transport, clock }, { tryingDelayMs });

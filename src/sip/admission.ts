@@ -1,0 +1,147 @@
+import type { Clock } from '../util/clock.ts';
+
+/** What happens to a request that would start a new server transaction. */
+export type Admission = 'admit' | 'reject' | 'drop';
+
+export interface AdmissionInit {
+  /** Load is measured over windows this long (ms). */
+  windowMs?: number;
+  /** Busy fraction of a window at or above which the process counts as saturated. */
+  highWater?: number;
+  /** Busy fraction below which the admitted rate may grow again. */
+  lowWater?: number;
+  /**
+   * New requests beyond the admitted rate are answered 503 up to this share of it (a 503 costs parsing and a send
+   * too); beyond that they are dropped unanswered, and the client's own timers (B, F) end them.
+   */
+  rejectShare?: number;
+  /** The admitted rate never goes below this (requests/s). */
+  minRate?: number;
+  /** Retry-After of the 503s (RFC 3261 20.33), seconds. */
+  retryAfterS?: number;
+}
+
+export interface AdmissionStats {
+  admitted: number;
+  rejected: number;
+  dropped: number;
+  /** Windows in which the process was saturated. */
+  saturatedWindows: number;
+}
+
+/**
+ * Admission control in front of the transaction layer: the answer to overload is to serve what the process can
+ * and to refuse the rest early and cheaply, so that queues (the socket buffer, retransmission timers) never build
+ * up. An unbounded queue is what makes a SIP server's overload metastable: requests wait longer than T1, clients
+ * retransmit, the retransmissions are more load, and goodput collapses and stays collapsed (RFC 6357 section 3,
+ * RFC 7339 section 1).
+ *
+ * The core measures how busy the process was in each window (`busyMs`: cumulative busy milliseconds, from the
+ * event loop) and how many requests it admitted. While the process is never saturated there is no limit. The first
+ * saturated window sets the admitted rate to what the process admitted per busy second times `lowWater`; later
+ * saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise it by 5 %, and a
+ * second without any shedding lifts the limit. Requests beyond the limit are answered 503 with Retry-After (they
+ * create no transaction, so no Timer G or J) while that stays a small share of the work, and dropped beyond that.
+ * Retransmissions of admitted transactions never come here: the layer answers them from transaction state.
+ */
+export class AdmissionControl {
+  private readonly clock: Clock;
+  private readonly busyMs: () => number;
+  private readonly windowMs: number;
+  private readonly highWater: number;
+  private readonly lowWater: number;
+  private readonly rejectShare: number;
+  private readonly minRate: number;
+  readonly retryAfterS: number;
+  /** Admitted requests per second; +Infinity while there is no limit. */
+  private limit = Number.POSITIVE_INFINITY;
+  private windowStart: number;
+  private busyAtStart: number;
+  private admittedInWindow = 0;
+  private shedInWindow = 0;
+  private lastShedAt = Number.NEGATIVE_INFINITY;
+  /** Token buckets for admitting and for answering 503, refilled at `limit` and `limit * rejectShare` per second. */
+  private admitTokens = 0;
+  private rejectTokens = 0;
+  private refilledAt: number;
+  readonly stats: AdmissionStats = { admitted: 0, rejected: 0, dropped: 0, saturatedWindows: 0 };
+
+  constructor(components: { clock: Clock; busyMs: () => number }, init: AdmissionInit = {}) {
+    this.clock = components.clock;
+    this.busyMs = components.busyMs;
+    this.windowMs = init.windowMs ?? 100;
+    this.highWater = init.highWater ?? 0.9;
+    this.lowWater = init.lowWater ?? 0.75;
+    this.rejectShare = init.rejectShare ?? 0.25;
+    this.minRate = init.minRate ?? 50;
+    this.retryAfterS = init.retryAfterS ?? 1;
+    this.windowStart = this.refilledAt = this.clock.now();
+    this.busyAtStart = this.busyMs();
+  }
+
+  /** The admitted rate limit (requests/s), +Infinity when there is none. */
+  get rate(): number {
+    return this.limit;
+  }
+
+  /** Decide for one request that would start a new server transaction. */
+  classify(): Admission {
+    const now = this.clock.now();
+    if (now - this.windowStart >= this.windowMs) this.closeWindow(now);
+    if (this.limit === Number.POSITIVE_INFINITY) {
+      this.admittedInWindow++;
+      this.stats.admitted++;
+      return 'admit';
+    }
+    this.refill(now);
+    if (this.admitTokens >= 1) {
+      this.admitTokens--;
+      this.admittedInWindow++;
+      this.stats.admitted++;
+      return 'admit';
+    }
+    this.shedInWindow++;
+    this.lastShedAt = now;
+    if (this.rejectTokens >= 1) {
+      this.rejectTokens--;
+      this.stats.rejected++;
+      return 'reject';
+    }
+    this.stats.dropped++;
+    return 'drop';
+  }
+
+  private refill(now: number): void {
+    const dt = (now - this.refilledAt) / 1000;
+    this.refilledAt = now;
+    // A bucket holds at most one window's worth, so a quiet moment does not let a burst through.
+    const cap = (this.limit * this.windowMs) / 1000;
+    this.admitTokens = Math.min(Math.max(cap, 1), this.admitTokens + dt * this.limit);
+    const rcap = cap * this.rejectShare;
+    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.rejectShare);
+  }
+
+  private closeWindow(now: number): void {
+    const elapsed = now - this.windowStart;
+    const busy = this.busyMs();
+    const u = elapsed > 0 ? (busy - this.busyAtStart) / elapsed : 0;
+    const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
+    if (u >= this.highWater) {
+      this.stats.saturatedWindows++;
+      if (this.limit === Number.POSITIVE_INFINITY) {
+        // What one busy second served, scaled to leave headroom: the first estimate of capacity.
+        this.limit = Math.max(this.minRate, (admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
+        this.admitTokens = 0;
+        this.rejectTokens = 0;
+        this.refilledAt = now;
+      } else this.limit = Math.max(this.minRate, Math.min(this.limit, admittedPerS) * 0.9);
+    } else if (this.limit !== Number.POSITIVE_INFINITY) {
+      if (now - this.lastShedAt >= 1000 && u < this.lowWater) this.limit = Number.POSITIVE_INFINITY;
+      else if (u < this.lowWater && this.shedInWindow > 0) this.limit *= 1.05;
+    }
+    this.windowStart = now;
+    this.busyAtStart = busy;
+    this.admittedInWindow = 0;
+    this.shedInWindow = 0;
+  }
+}

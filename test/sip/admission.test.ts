@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type Admission, AdmissionControl } from '../../src/sip/admission.ts';
+import { SipElement } from '../../src/sip/element.ts';
+import { getHeader } from '../../src/sip/message.ts';
+import { SimClock } from '../../src/util/clock.ts';
+import { MemoryTransport, wire } from './helpers.ts';
+
+/**
+ * A simulated server on the simulated clock: each admitted request costs `costMs` of busy time, each refused one
+ * `refuseMs`; `offer` spreads `perS` requests a second evenly over `seconds` and counts the verdicts per second.
+ */
+function server(costMs: number, refuseMs = costMs / 5) {
+  const clock = new SimClock();
+  let busy = 0;
+  const ac = new AdmissionControl({ clock, busyMs: () => busy });
+  const offer = (perS: number, seconds: number): Array<Record<Admission, number>> => {
+    const out: Array<Record<Admission, number>> = [];
+    const gap = 1000 / perS;
+    for (let s = 0; s < seconds; s++) {
+      const count: Record<Admission, number> = { admit: 0, reject: 0, drop: 0 };
+      for (let i = 0; i < perS; i++) {
+        const v = ac.classify();
+        count[v]++;
+        busy += v === 'admit' ? costMs : v === 'reject' ? refuseMs : 0;
+        clock.advance(gap);
+      }
+      out.push(count);
+    }
+    return out;
+  };
+  return { clock, ac, offer };
+}
+
+describe('admission control (overload, RFC 6357 / RFC 7339 motivation)', () => {
+  it('below capacity admits everything and sets no limit', () => {
+    // 1 ms per request: capacity 1,000/s; offered 500/s keeps the process half busy.
+    const { ac, offer } = server(1);
+    const secs = offer(500, 5);
+    assert.ok(secs.every((c) => c.admit === 500 && c.reject === 0 && c.drop === 0));
+    assert.equal(ac.rate, Number.POSITIVE_INFINITY);
+    assert.equal(ac.stats.saturatedWindows, 0);
+  });
+
+  it('at 2x capacity admits close to capacity without going over, and answers part of the rest 503', () => {
+    const { ac, offer } = server(1);
+    const secs = offer(2000, 10);
+    // After the first seconds the admitted rate sits between 75 % and 100 % of capacity (1,000/s).
+    for (const c of secs.slice(2)) {
+      assert.ok(c.admit >= 750 && c.admit <= 1000, `admitted ${c.admit}/s`);
+      assert.ok(c.reject > 0, 'some are refused with 503');
+      assert.equal(c.admit + c.reject + c.drop, 2000);
+    }
+    assert.ok(ac.rate < 1000 && ac.rate > 500, `limit ${ac.rate}`);
+  });
+
+  it('at 4x capacity keeps admitting at least 75 % of capacity; the excess is mostly dropped, not answered', () => {
+    const { offer } = server(1, 0.1);
+    const secs = offer(4000, 10);
+    for (const c of secs.slice(2)) {
+      assert.ok(c.admit >= 750 && c.admit <= 1000, `admitted ${c.admit}/s`);
+      assert.ok(c.drop > c.reject, 'beyond the 503 share requests are dropped');
+    }
+  });
+
+  it('recovers within two seconds when the load drops back below capacity', () => {
+    const { ac, offer } = server(1);
+    offer(3000, 5);
+    assert.ok(ac.rate < Number.POSITIVE_INFINITY);
+    const after = offer(600, 3);
+    // Within the first second after the drop the limit (~800/s) already passes everything but a few.
+    assert.ok(after[0].admit >= 550, `admitted ${after[0].admit} of 600 in the first second`);
+    assert.ok(after.slice(1).every((c) => c.admit === 600));
+    assert.equal(ac.rate, Number.POSITIVE_INFINITY, 'the limit is lifted');
+  });
+
+  it('never limits below minRate however busy the process is', () => {
+    const { ac, offer } = server(50);
+    offer(1000, 3);
+    assert.ok(ac.rate >= 50);
+  });
+});
+
+describe('admission control in the transaction layer', () => {
+  function element(busy: { ms: number }) {
+    const clock = new SimClock();
+    const transport = new MemoryTransport();
+    const admission = new AdmissionControl({ clock, busyMs: () => busy.ms }, { minRate: 10, rejectShare: 0.5 });
+    const el = new SipElement({ transport, clock }, { admission, tryingDelayMs: 200 });
+    el.handle({ onRequest: (inc) => inc.respond(302, 'Moved Temporarily') });
+    return { clock, transport, admission };
+  }
+
+  it('a saturated process answers new INVITEs 503 with Retry-After and keeps no transaction for them', () => {
+    const busy = { ms: 0 };
+    const { clock, transport, admission } = element(busy);
+    // 100 ms fully busy with 10 admitted requests: capacity estimate 100/s, limit 75/s.
+    for (let i = 0; i < 10; i++) transport.inject(wire('INVITE', { branch: `z9hG4bK-a${i}`, callId: `c${i}` }));
+    busy.ms += 100;
+    clock.advance(100);
+    for (let i = 10; i < 40; i++) {
+      transport.inject(wire('INVITE', { branch: `z9hG4bK-a${i}`, callId: `c${i}` }));
+      clock.advance(5);
+    }
+    assert.ok(admission.rate < Number.POSITIVE_INFINITY);
+    const refused = transport.sent.filter((s) => s.msg.kind === 'response' && s.msg.status === 503);
+    assert.ok(refused.length > 0, 'some INVITEs were refused');
+    assert.equal(getHeader(refused[0].msg, 'Retry-After'), '1');
+    // A 503 creates no server transaction: nothing is retransmitted on Timer G.
+    const before = transport.sent.length;
+    clock.advance(5000);
+    const later = transport.sent.slice(before).filter((s) => s.msg.kind === 'response' && s.msg.status === 503);
+    assert.equal(later.length, 0);
+  });
+
+  it('retransmissions of admitted transactions are answered from state even while shedding', () => {
+    const busy = { ms: 0 };
+    const { clock, transport, admission } = element(busy);
+    transport.inject(wire('REGISTER', { branch: 'z9hG4bK-r0', callId: 'r0' }));
+    for (let i = 1; i < 10; i++) transport.inject(wire('REGISTER', { branch: `z9hG4bK-r${i}`, callId: `r${i}` }));
+    busy.ms += 100;
+    clock.advance(100);
+    for (let i = 10; i < 100; i++) transport.inject(wire('REGISTER', { branch: `z9hG4bK-r${i}`, callId: `r${i}` }));
+    assert.ok(admission.stats.rejected + admission.stats.dropped > 0, 'new REGISTERs are being shed');
+    transport.clear();
+    transport.inject(wire('REGISTER', { branch: 'z9hG4bK-r0', callId: 'r0' }));
+    assert.deepEqual(transport.statuses(), [302], 'the first REGISTER gets its response again');
+  });
+});
