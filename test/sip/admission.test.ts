@@ -87,7 +87,11 @@ describe('admission control in the transaction layer', () => {
     const transport = new MemoryTransport();
     const admission = new AdmissionControl({ clock, busyMs: () => busy.ms }, { minRate: 10, rejectShare: 0.5 });
     const el = new SipElement({ transport, clock }, { admission, tryingDelayMs: 200 });
-    el.handle({ onRequest: (inc) => inc.respond(302, 'Moved Temporarily') });
+    el.handle({
+      onRequest: (inc) => {
+        inc.respond(302, 'Moved Temporarily');
+      },
+    });
     return { clock, transport, admission };
   }
 
