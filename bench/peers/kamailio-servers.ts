@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runSippWithStats } from '../lib/sipp.ts';
+import { runSippWithStats, type SippRun } from '../lib/sipp.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIX = join(ROOT, 'test/fixtures/sipp');
@@ -202,6 +202,10 @@ export interface SippResult {
   seconds: number;
   /** Successful transactions per second of wall time. */
   goodput: number;
+  /** Calls sipp started (what it managed to offer). */
+  offered: number;
+  /** Successful calls in each second of the run (sipp's periodic statistics, -fd 1). */
+  perSecond: number[];
 }
 
 /** The users file sipp reads: user0..user{n-1}, in order. */
@@ -231,13 +235,15 @@ export async function sipp(
     ...['-sf', join(FIX, `${scenario}.xml`), '-inf', csv],
     ...['-r', String(rate), '-rp', '1000', '-m', String(calls), '-l', String(Math.max(2000, rate * 4))],
     ...['-i', '127.0.0.1', '-p', '0', '-t', 'u1', '-nostdin', '-trace_stat', '-stf', stf, '-fd', '1'],
-    // A call sipp gets no final answer for is failed after its retransmissions (Timer B/F: 32 s); cap the run.
-    ...['-timeout', `${opts.timeoutS ?? seconds * 3 + 40}s`],
     `127.0.0.1:${port}`,
   ];
-  const run = await runSippWithStats(args, stf, dir);
+  const run = await runSippUntil(args, stf, dir, opts.timeoutS);
   const successful = run.col('SuccessfulCall(C)');
+  const lines = readFileSync(stf, 'utf8').trim().split('\n');
+  const col = lines[0].split(';').indexOf('SuccessfulCall(P)');
   return {
+    offered: run.col('OutgoingCall(C)'),
+    perSecond: col < 0 ? [] : lines.slice(1).map((l) => Number(l.split(';')[col] ?? 0)),
     successful,
     failed: run.col('FailedCall(C)'),
     retransmissions: run.col('Retransmissions(C)'),
@@ -251,4 +257,34 @@ export function median(xs: number[]): number {
   if (s.length === 0) return Number.NaN;
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * sipp, ended after `deadlineS` when given (its own -timeout does not end a run whose calls still wait for
+ * answers): the statistics file has a line per second (-fd 1), so the counts up to the deadline survive.
+ */
+function runSippUntil(args: string[], stf: string, dir: string, deadlineS: number | undefined): Promise<SippRun> {
+  if (deadlineS === undefined) return runSippWithStats(args, stf, dir);
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const stop = setTimeout(() => p.kill('SIGKILL'), deadlineS * 1000);
+    p.once('error', reject);
+    p.once('exit', () => {
+      clearTimeout(stop);
+      const seconds = (performance.now() - started) / 1000;
+      let lines: string[];
+      try {
+        lines = readFileSync(stf, 'utf8').trim().split('\n');
+      } catch (e) {
+        reject(new Error(`sipp wrote no statistics: ${(e as Error).message} ${stderr.slice(-1000)}`));
+        return;
+      }
+      const head = lines[0].split(';');
+      const last = lines[lines.length - 1].split(';');
+      resolve({ col: (name) => Number(last[head.indexOf(name)] ?? 0), seconds, stderr });
+    });
+  });
 }

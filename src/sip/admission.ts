@@ -38,9 +38,9 @@ export interface AdmissionStats {
  *
  * The core measures how busy the process was in each window (`busyMs`: cumulative busy milliseconds, from the
  * event loop) and how many requests it admitted. While the process is never saturated there is no limit. The first
- * saturated window sets the admitted rate to what the process admitted per busy second times `lowWater`; later
- * saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise it by 5 %, and a
- * second without any shedding lifts the limit. Requests beyond the limit are answered 503 with Retry-After (they
+ * two saturated windows in a row set the admitted rate to what the process admitted per busy second times
+ * `lowWater`; later saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise
+ * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit. Requests beyond the limit are answered 503 with Retry-After (they
  * create no transaction, so no Timer G or J) while that stays a small share of the work, and dropped beyond that.
  * Retransmissions of admitted transactions never come here: the layer answers them from transaction state.
  */
@@ -59,6 +59,8 @@ export class AdmissionControl {
   private busyAtStart: number;
   private admittedInWindow = 0;
   private shedInWindow = 0;
+  /** Consecutive saturated windows. */
+  private saturatedRun = 0;
   private lastShedAt = Number.NEGATIVE_INFINITY;
   /** Token buckets for admitting and for answering 503, refilled at `limit` and `limit * rejectShare` per second. */
   private admitTokens = 0;
@@ -128,16 +130,26 @@ export class AdmissionControl {
     const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
-      if (this.limit === Number.POSITIVE_INFINITY) {
+      this.saturatedRun++;
+      // One busy window alone (a garbage collection, code being compiled at start) sets no limit.
+      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 2) {
+        // wait for a second one
+      } else if (this.limit === Number.POSITIVE_INFINITY) {
         // What one busy second served, scaled to leave headroom: the first estimate of capacity.
         this.limit = Math.max(this.minRate, (admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
         this.admitTokens = 0;
         this.rejectTokens = 0;
         this.refilledAt = now;
       } else this.limit = Math.max(this.minRate, Math.min(this.limit, admittedPerS) * 0.9);
-    } else if (this.limit !== Number.POSITIVE_INFINITY) {
-      if (now - this.lastShedAt >= 1000 && u < this.lowWater) this.limit = Number.POSITIVE_INFINITY;
-      else if (u < this.lowWater && this.shedInWindow > 0) this.limit *= 1.05;
+    } else {
+      this.saturatedRun = 0;
+      if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
+        if (now - this.lastShedAt >= 1000) this.limit = Number.POSITIVE_INFINITY;
+        else if (this.shedInWindow > 0)
+          // Room to spare and demand above the limit: grow by 5 %, or at once to what this window's work says
+          // the process can serve when that is more (the first estimate may come from a slow, warming-up process).
+          this.limit = Math.max(this.limit * 1.05, (admittedPerS / Math.max(u, 0.05)) * this.lowWater);
+      }
     }
     this.windowStart = now;
     this.busyAtStart = busy;

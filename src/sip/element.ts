@@ -156,6 +156,7 @@ export class SipElement {
       { transport: this.transport, clock: this.clock, newTag: () => newToken(8), logger: this.log },
       { timers: init.timers, tryingDelayMs: init.tryingDelayMs, admission: init.admission },
     );
+    if (init.admission) this.transport.admitWith?.(init.admission);
     this.layer.setUser({
       onRequest: (req, tx, source) => this.dispatch(req, tx, source),
       onAck: (req, source) => this.hooks?.onAck?.(req, source),

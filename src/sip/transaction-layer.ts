@@ -158,7 +158,7 @@ export class TransactionLayer {
     return tx;
   }
 
-  handleMessage({ msg, source, topVia }: InboundMessage): void {
+  handleMessage({ msg, source, topVia, admission: verdict }: InboundMessage): void {
     if (msg.kind === 'response') {
       const key = clientKey(msg);
       const tx = key === undefined ? undefined : this.client.get(key);
@@ -192,13 +192,14 @@ export class TransactionLayer {
     }
     // Admission control (admission.ts): a new transaction beyond what the process can serve is refused before any
     // state exists. A CANCEL concerns a transaction already admitted and is always taken.
+    // The transport may have decided already, before parsing (UDP); otherwise it is decided here.
     const admission = this.admission;
     if (admission !== undefined && msg.method !== 'CANCEL') {
-      const verdict = admission.classify();
-      if (verdict !== 'admit') {
+      const decided = verdict ?? admission.classify();
+      if (decided !== 'admit') {
         // 21.5.4 503 Service Unavailable with Retry-After (20.33), sent statelessly: no Timer G or J behind it.
         // A retransmission of the request meets the same decision again.
-        if (verdict === 'reject')
+        if (decided === 'reject')
           this.transport.sendResponse(
             buildResponse(msg, 503, 'Service Unavailable', {
               headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }],
