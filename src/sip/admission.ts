@@ -11,8 +11,9 @@ export interface AdmissionInit {
   /** Busy fraction below which the admitted rate may grow again. */
   lowWater?: number;
   /**
-   * New requests beyond the admitted rate are answered 503 up to this share of it (a 503 costs parsing and a send
-   * too); beyond that they are dropped unanswered, and the client's own timers (B, F) end them.
+   * New requests beyond the admitted rate are answered 503 up to this multiple of it (default 4: a 503 written
+   * from the request's bytes costs a small fraction of serving, and a dropped request over UDP returns up to six
+   * times); beyond that they are dropped unanswered.
    */
   rejectShare?: number;
   /** The admitted rate never goes below this (requests/s). */
@@ -59,6 +60,8 @@ export class AdmissionControl {
   private busyAtStart: number;
   private admittedInWindow = 0;
   private shedInWindow = 0;
+  /** The limit first set from a saturated process: its capacity estimate (times lowWater). */
+  private estimate = 0;
   /** Consecutive saturated windows. */
   private saturatedRun = 0;
   private lastShedAt = Number.NEGATIVE_INFINITY;
@@ -72,13 +75,18 @@ export class AdmissionControl {
     this.clock = components.clock;
     this.busyMs = components.busyMs;
     this.windowMs = init.windowMs ?? 100;
-    this.highWater = init.highWater ?? 0.9;
-    this.lowWater = init.lowWater ?? 0.75;
-    this.rejectShare = init.rejectShare ?? 0.25;
+    this.highWater = init.highWater ?? 0.95;
+    this.lowWater = init.lowWater ?? 0.85;
+    this.rejectShare = init.rejectShare ?? 4;
     this.minRate = init.minRate ?? 50;
     this.retryAfterS = init.retryAfterS ?? 1;
     this.windowStart = this.refilledAt = this.clock.now();
     this.busyAtStart = this.busyMs();
+  }
+
+  /** Whether a limit is in force (the process was saturated lately). */
+  get limiting(): boolean {
+    return this.limit !== Number.POSITIVE_INFINITY;
   }
 
   /** The admitted rate limit (requests/s), +Infinity when there is none. */
@@ -140,15 +148,21 @@ export class AdmissionControl {
         this.admitTokens = 0;
         this.rejectTokens = 0;
         this.refilledAt = now;
-      } else this.limit = Math.max(this.minRate, Math.min(this.limit, admittedPerS) * 0.9);
+        this.estimate = this.limit;
+      }
+      // Lower, but not below half the first estimate: saturation may come from the refusals themselves, and a
+      // limit ratcheting down to nothing would be the collapse this class exists to prevent.
+      else this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
     } else {
       this.saturatedRun = 0;
       if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
         if (now - this.lastShedAt >= 1000) this.limit = Number.POSITIVE_INFINITY;
-        else if (this.shedInWindow > 0)
+        else if (this.shedInWindow > 0) {
           // Room to spare and demand above the limit: grow by 5 %, or at once to what this window's work says
           // the process can serve when that is more (the first estimate may come from a slow, warming-up process).
           this.limit = Math.max(this.limit * 1.05, (admittedPerS / Math.max(u, 0.05)) * this.lowWater);
+          this.estimate = Math.max(this.estimate, this.limit);
+        }
       }
     }
     this.windowStart = now;

@@ -1,6 +1,7 @@
 import { isIPv6 } from 'node:net';
 import { silentLogger, type Logger } from '../util/log.ts';
 import type { Admission, AdmissionControl } from './admission.ts';
+import { fastReject, OVERLOAD_ACK_MARK } from './fast-reject.ts';
 import { getTopVia } from './header-values.ts';
 import type { SipMessage, SipRequest, SipResponse } from './message.ts';
 import { errorStatus, findHeaderEnd, parseHead, parseMessage, parseMessageRaw, skipLeadingCrlf } from './parser.ts';
@@ -260,8 +261,22 @@ export class TransportStack implements SipTransport {
       this.stats.received++;
       // Under overload a request that may start a transaction is judged before it is parsed: one dropped here
       // costs a few byte comparisons (admission.ts). Retransmissions look the same and share that fate.
-      const verdict = this.admission !== undefined && mayStartTransaction(buf) ? this.admission.classify() : undefined;
-      if (verdict === 'drop') return;
+      const admission = this.admission;
+      let verdict: Admission | undefined;
+      if (admission !== undefined) {
+        if (mayStartTransaction(buf)) {
+          verdict = admission.classify();
+          if (verdict === 'drop') return;
+          if (verdict === 'reject') {
+            // Refused from its bytes (fast-reject.ts); only an unusual request takes the parser to its 503.
+            const resp = fastReject(buf, source.address, source.port, admission.retryAfterS);
+            if (resp) {
+              this.udp.send(resp, source.address, source.port, () => {});
+              return;
+            }
+          }
+        } else if (admission.limiting && isAck(buf) && buf.includes(OVERLOAD_ACK_MARK)) return; // ACK for a 503 above
+      }
       const parsed = parseMessage(buf);
       if (parsed.ok) this.deliver(parsed.value, source, undefined, verdict);
       else this.refuse(salvageRequest(buf), source, parsed.error);
@@ -347,7 +362,11 @@ function mayStartTransaction(buf: Buffer): boolean {
   const b0 = buf[0];
   if (b0 < 0x41 || b0 > 0x5a) return false;
   if (b0 === 0x53 && buf[1] === 0x49 && buf[2] === 0x50 && buf[3] === 0x2f) return false; // SIP/
-  if (b0 === 0x41 && buf[1] === 0x43 && buf[2] === 0x4b && buf[3] === 0x20) return false; // ACK
+  if (isAck(buf)) return false;
   if (b0 === 0x43 && buf.toString('latin1', 0, 7) === 'CANCEL ') return false;
   return true;
+}
+
+function isAck(buf: Buffer): boolean {
+  return buf[0] === 0x41 && buf[1] === 0x43 && buf[2] === 0x4b && buf[3] === 0x20;
 }
