@@ -39,7 +39,7 @@ export interface AdmissionStats {
  *
  * The core measures how busy the process was in each window (`busyMs`: cumulative busy milliseconds, from the
  * event loop) and how many requests it admitted. While the process is never saturated there is no limit. The first
- * two saturated windows in a row set the admitted rate to what the process admitted per busy second times
+ * three saturated windows in a row set the admitted rate to what the process admitted per busy second times
  * `lowWater`; later saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise
  * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit. Requests beyond the limit are answered 503 with Retry-After (they
  * create no transaction, so no Timer G or J) while that stays a small share of the work, and dropped beyond that.
@@ -139,9 +139,9 @@ export class AdmissionControl {
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
       this.saturatedRun++;
-      // One busy window alone (a garbage collection, code being compiled at start) sets no limit.
-      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 2) {
-        // wait for a second one
+      // A busy moment alone (a garbage collection, code being compiled at start) sets no limit: 300 ms do.
+      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 3) {
+        // wait for a third one
       } else if (this.limit === Number.POSITIVE_INFINITY) {
         // What one busy second served, scaled to leave headroom: the first estimate of capacity.
         this.limit = Math.max(this.minRate, (admittedPerS / Math.max(u, 1e-3)) * this.lowWater);

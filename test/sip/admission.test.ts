@@ -107,8 +107,8 @@ describe('admission control in the transaction layer', () => {
   it('a saturated process answers new INVITEs 503 with Retry-After and keeps no transaction for them', () => {
     const busy = { ms: 0 };
     const { clock, transport, admission } = element(busy);
-    // Two windows of 100 ms fully busy with 10 admitted requests each: capacity estimate 100/s, limit 75/s.
-    for (let w = 0; w < 2; w++) {
+    // Three windows of 100 ms fully busy with 10 admitted requests each: capacity estimate 100/s, limit 85/s.
+    for (let w = 0; w < 3; w++) {
       for (let i = 0; i < 10; i++)
         transport.inject(wire('INVITE', { branch: `z9hG4bK-a${w}${i}`, callId: `c${w}${i}` }));
       busy.ms += 100;
@@ -133,14 +133,14 @@ describe('admission control in the transaction layer', () => {
     const busy = { ms: 0 };
     const { clock, transport, admission } = element(busy);
     transport.inject(wire('REGISTER', { branch: 'z9hG4bK-r0', callId: 'r0' }));
-    for (let i = 1; i < 20; i++) {
+    for (let i = 1; i < 30; i++) {
       transport.inject(wire('REGISTER', { branch: `z9hG4bK-r${i}`, callId: `r${i}` }));
       if (i % 10 === 9) {
         busy.ms += 100;
         clock.advance(100);
       }
     }
-    for (let i = 20; i < 100; i++) transport.inject(wire('REGISTER', { branch: `z9hG4bK-r${i}`, callId: `r${i}` }));
+    for (let i = 30; i < 100; i++) transport.inject(wire('REGISTER', { branch: `z9hG4bK-r${i}`, callId: `r${i}` }));
     assert.ok(admission.stats.rejected + admission.stats.dropped > 0, 'new REGISTERs are being shed');
     transport.clear();
     transport.inject(wire('REGISTER', { branch: 'z9hG4bK-r0', callId: 'r0' }));
