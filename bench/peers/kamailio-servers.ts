@@ -15,7 +15,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIX = join(ROOT, 'test/fixtures/sipp');
 const KAMAILIO = '/usr/sbin/kamailio';
 
-export type ServerKind = 'ours' | 'kamailio-stateless' | 'kamailio-stateful';
+/** 'baseline' is our registrar from another checkout (--baseline DIR), to measure a change in the same run. */
+export type ServerKind = 'ours' | 'baseline' | 'kamailio-stateless' | 'kamailio-stateful';
 export const KINDS: readonly ServerKind[] = ['ours', 'kamailio-stateless', 'kamailio-stateful'];
 
 export interface RunningServer {
@@ -98,11 +99,11 @@ function stopper(proc: ChildProcess): () => Promise<void> {
 }
 
 /** `secp2psip registrar` on a free UDP port of 127.0.0.1; `extra` are further CLI options. */
-function startOurs(extra: string[], nodeArgs: string[]): Promise<RunningServer> {
+function startOurs(extra: string[], nodeArgs: string[], root = ROOT): Promise<RunningServer> {
   const proc = spawn(
     process.execPath,
-    [...nodeArgs, join(ROOT, 'bin/secp2psip.mjs'), 'registrar', '--listen', '127.0.0.1:0', ...extra],
-    { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT },
+    [...nodeArgs, join(root, 'bin/secp2psip.mjs'), 'registrar', '--listen', '127.0.0.1:0', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
   );
   let err = '';
   return new Promise((resolve, reject) => {
@@ -113,7 +114,8 @@ function startOurs(extra: string[], nodeArgs: string[]): Promise<RunningServer> 
         const pid = proc.pid;
         proc.stderr?.removeAllListeners('data');
         proc.stderr?.resume();
-        resolve({ kind: 'ours', port: Number(m[1]), pid, pids: () => [pid], stop: stopper(proc) });
+        const kind = root === ROOT ? 'ours' : 'baseline';
+        resolve({ kind, port: Number(m[1]), pid, pids: () => [pid], stop: stopper(proc) });
       }
     });
     proc.once('exit', (code) => reject(new Error(`registrar exited (${code}): ${err.slice(-2000)}`)));
@@ -189,9 +191,13 @@ async function startKamailio(stateful: boolean): Promise<RunningServer> {
 
 export function startServer(
   kind: ServerKind,
-  opts: { ours?: string[]; nodeArgs?: string[] } = {},
+  opts: { ours?: string[]; nodeArgs?: string[]; baseline?: string } = {},
 ): Promise<RunningServer> {
   if (kind === 'ours') return startOurs(opts.ours ?? ['--log-level', 'info'], opts.nodeArgs ?? []);
+  if (kind === 'baseline') {
+    if (!opts.baseline) throw new Error('the baseline server needs --baseline DIR');
+    return startOurs(['--log-level', 'info'], [], opts.baseline);
+  }
   return startKamailio(kind === 'kamailio-stateful');
 }
 

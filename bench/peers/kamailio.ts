@@ -16,6 +16,7 @@
  *
  * Run: node --import tsx bench/peers/kamailio.ts [--quick] [--rounds N] [--seconds N] [--rate N]
  *      [--node-args "--cpu-prof --cpu-prof-dir=DIR"]   (profile our registrar under the same load)
+ *      [--baseline DIR]   (also our registrar from another checkout, e.g. the previous release, in each round)
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -56,6 +57,9 @@ const seconds = option('seconds', quick ? 3 : 10);
 const rate = option('rate', quick ? 1500 : 2000);
 const only = stringOption('only')?.split(',') as ServerKind[] | undefined;
 const nodeArgs = stringOption('node-args')?.split(' ').filter(Boolean) ?? [];
+const baseline = stringOption('baseline');
+/** Servers of each round, in this order: with --baseline, our registrar from that checkout right after ours. */
+const SERVERS: ServerKind[] = baseline ? ['ours', 'baseline', ...KINDS.slice(1)] : [...KINDS];
 const USERS = 1000;
 const SCENARIOS = ['register', 'invite-302'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -80,9 +84,9 @@ const load1 = (): number => Math.round(loadavg()[0] * 100) / 100;
 
 async function round(n: number, csv: string, dir: string): Promise<Measured[]> {
   const out: Measured[] = [];
-  for (const kind of KINDS) {
+  for (const kind of SERVERS) {
     if (only && !only.includes(kind)) continue;
-    const server = await startServer(kind, { nodeArgs });
+    const server = await startServer(kind, { nodeArgs, baseline });
     try {
       // Every user registered once, so that each INVITE finds a binding; not measured.
       await sipp('register', csv, server.port, Math.min(rate, 2000), USERS / Math.min(rate, 2000), dir);
@@ -141,16 +145,19 @@ async function main(): Promise<void> {
         const b = pick(i + 1, peer, scenario);
         return a && b ? Math.round((a[field] / b[field]) * 100) / 100 : Number.NaN;
       });
+    const cpuVsBaseline = baseline ? ratios('baseline', 'cpuUsPerTx') : [];
     const cpuVsStateless = ratios('kamailio-stateless', 'cpuUsPerTx');
     const cpuVsStateful = ratios('kamailio-stateful', 'cpuUsPerTx');
     const pssVsStateless = ratios('kamailio-stateless', 'pssMb');
     const pssVsStateful = ratios('kamailio-stateful', 'pssMb');
     return {
       scenario,
-      medianCpuUsPerTx: Object.fromEntries(KINDS.map((k) => [k, median(per(k).map((m) => m.cpuUsPerTx))])),
-      medianPssMb: Object.fromEntries(KINDS.map((k) => [k, median(per(k).map((m) => m.pssMb))])),
-      medianRssMb: Object.fromEntries(KINDS.map((k) => [k, median(per(k).map((m) => m.rssMb))])),
-      failed: Object.fromEntries(KINDS.map((k) => [k, per(k).reduce((s, m) => s + m.failed, 0)])),
+      medianCpuUsPerTx: Object.fromEntries(SERVERS.map((k) => [k, median(per(k).map((m) => m.cpuUsPerTx))])),
+      medianPssMb: Object.fromEntries(SERVERS.map((k) => [k, median(per(k).map((m) => m.pssMb))])),
+      medianRssMb: Object.fromEntries(SERVERS.map((k) => [k, median(per(k).map((m) => m.rssMb))])),
+      failed: Object.fromEntries(SERVERS.map((k) => [k, per(k).reduce((s, m) => s + m.failed, 0)])),
+      cpuVsBaseline,
+      medianCpuVsBaseline: median(cpuVsBaseline),
       cpuVsStateless,
       cpuVsStateful,
       pssVsStateless,
@@ -171,6 +178,7 @@ async function main(): Promise<void> {
     seconds,
     rounds,
     quick,
+    baseline: baseline ?? null,
     loadStart,
     loadEnd: load1(),
     measurements: all,
@@ -195,8 +203,12 @@ async function main(): Promise<void> {
       `${s.scenario.padEnd(10)} CPU/tx vs stateless ${s.cpuVsStateless.map((x) => fmt(x)).join(' ')} (median ${fmt(s.medianCpuVsStateless)}); vs stateful ${s.cpuVsStateful.map((x) => fmt(x)).join(' ')} (median ${fmt(s.medianCpuVsStateful)})\n`,
     );
     w(
-      `${''.padEnd(10)} PSS vs stateless median ${fmt(s.medianPssVsStateless)}, vs stateful ${fmt(s.medianPssVsStateful)}; median us CPU/tx ${KINDS.map((k) => `${k} ${fmt(s.medianCpuUsPerTx[k], 1)}`).join(', ')}\n`,
+      `${''.padEnd(10)} PSS vs stateless median ${fmt(s.medianPssVsStateless)}, vs stateful ${fmt(s.medianPssVsStateful)}; median us CPU/tx ${SERVERS.map((k) => `${k} ${fmt(s.medianCpuUsPerTx[k], 1)}`).join(', ')}\n`,
     );
+    if (baseline)
+      w(
+        `${''.padEnd(10)} CPU/tx ours / baseline ${s.cpuVsBaseline.map((x) => fmt(x)).join(' ')} (median ${fmt(s.medianCpuVsBaseline)})\n`,
+      );
   }
   w(`\nwrote ${file}\n`);
 }

@@ -77,7 +77,7 @@ export class AdmissionControl {
     this.windowMs = init.windowMs ?? 100;
     this.highWater = init.highWater ?? 0.95;
     this.lowWater = init.lowWater ?? 0.85;
-    this.rejectShare = init.rejectShare ?? 4;
+    this.rejectShare = init.rejectShare ?? 16;
     this.minRate = init.minRate ?? 50;
     this.retryAfterS = init.retryAfterS ?? 1;
     this.windowStart = this.refilledAt = this.clock.now();
