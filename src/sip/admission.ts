@@ -38,12 +38,15 @@ export interface AdmissionStats {
  * RFC 7339 section 1).
  *
  * The core measures how busy the process was in each window (`busyMs`: cumulative busy milliseconds, from the
- * event loop) and how many requests it admitted. While the process is never saturated there is no limit. The first
- * three saturated windows in a row set the admitted rate to what the process admitted per busy second times
+ * event loop), how many requests it admitted and how many retransmissions of admitted ones came back (the layer
+ * tells it: a sign that requests waited about T1). While the process is never both saturated and late there is no
+ * limit. Two such windows in a row set the admitted rate to what the process admitted per busy second times
  * `lowWater`; later saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise
- * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit. Requests beyond the limit are answered 503 with Retry-After (they
- * create no transaction, so no Timer G or J) while that stays a small share of the work, and dropped beyond that.
- * Retransmissions of admitted transactions never come here: the layer answers them from transaction state.
+ * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit.
+ * Requests beyond the limit are answered 503 with Retry-After (they create no transaction, so no Timer G or J) up
+ * to `rejectShare` times the admitted rate (halved by each window still saturated, since refusing costs too), and
+ * dropped beyond that. Retransmissions of admitted transactions are
+ * answered from transaction state by the layer.
  */
 export class AdmissionControl {
   private readonly clock: Clock;
@@ -62,7 +65,10 @@ export class AdmissionControl {
   private shedInWindow = 0;
   /** The limit first set from a saturated process: its capacity estimate (times lowWater). */
   private estimate = 0;
-  /** Consecutive saturated windows. */
+  private retransmittedInWindow = 0;
+  /** The multiple of the admitted rate answered 503 now: `rejectShare`, halved by each saturated window. */
+  private share: number;
+  /** Consecutive windows both saturated and late. */
   private saturatedRun = 0;
   private lastShedAt = Number.NEGATIVE_INFINITY;
   /** Token buckets for admitting and for answering 503, refilled at `limit` and `limit * rejectShare` per second. */
@@ -75,9 +81,10 @@ export class AdmissionControl {
     this.clock = components.clock;
     this.busyMs = components.busyMs;
     this.windowMs = init.windowMs ?? 100;
-    this.highWater = init.highWater ?? 0.95;
-    this.lowWater = init.lowWater ?? 0.85;
+    this.highWater = init.highWater ?? 0.98;
+    this.lowWater = init.lowWater ?? 0.93;
     this.rejectShare = init.rejectShare ?? 16;
+    this.share = this.rejectShare;
     this.minRate = init.minRate ?? 50;
     this.retryAfterS = init.retryAfterS ?? 1;
     this.windowStart = this.refilledAt = this.clock.now();
@@ -127,8 +134,8 @@ export class AdmissionControl {
     // A bucket holds at most one window's worth, so a quiet moment does not let a burst through.
     const cap = (this.limit * this.windowMs) / 1000;
     this.admitTokens = Math.min(Math.max(cap, 1), this.admitTokens + dt * this.limit);
-    const rcap = cap * this.rejectShare;
-    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.rejectShare);
+    const rcap = cap * this.share;
+    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.share);
   }
 
   private closeWindow(now: number): void {
@@ -136,25 +143,33 @@ export class AdmissionControl {
     const busy = this.busyMs();
     const u = elapsed > 0 ? (busy - this.busyAtStart) / elapsed : 0;
     const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
+    // Late: clients retransmit requests the process has already taken, so requests waited about T1 or more.
+    const late = this.retransmittedInWindow >= Math.max(3, 0.01 * this.admittedInWindow);
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
-      this.saturatedRun++;
-      // A busy moment alone (a garbage collection, code being compiled at start) sets no limit: 300 ms do.
-      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 3) {
-        // wait for a third one
+      this.saturatedRun = late ? this.saturatedRun + 1 : 0;
+      // Busy alone is no overload: a process starved of CPU by others, a garbage collection or code being compiled
+      // at start keep the loop busy without a queue. Busy and late for 200 ms is.
+      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 2) {
+        // not yet
       } else if (this.limit === Number.POSITIVE_INFINITY) {
         // What one busy second served, scaled to leave headroom: the first estimate of capacity.
         this.limit = Math.max(this.minRate, (admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
-        this.admitTokens = 0;
-        this.rejectTokens = 0;
+        this.admitTokens = (this.limit * this.windowMs) / 1000;
+        this.share = this.rejectShare;
+        this.rejectTokens = this.admitTokens * this.share;
         this.refilledAt = now;
         this.estimate = this.limit;
+      } else {
+        // Lower, but not below half the first estimate: saturation may come from the refusals themselves, and a
+        // limit ratcheting down to nothing would be the collapse this class exists to prevent. So refuse fewer
+        // with a 503 too, and drop the rest.
+        this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
+        this.share = Math.max(1, this.share / 2);
       }
-      // Lower, but not below half the first estimate: saturation may come from the refusals themselves, and a
-      // limit ratcheting down to nothing would be the collapse this class exists to prevent.
-      else this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
     } else {
       this.saturatedRun = 0;
+      this.share = Math.min(this.rejectShare, this.share * 2);
       if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
         if (now - this.lastShedAt >= 1000) this.limit = Number.POSITIVE_INFINITY;
         else if (this.shedInWindow > 0) {
@@ -169,5 +184,11 @@ export class AdmissionControl {
     this.busyAtStart = busy;
     this.admittedInWindow = 0;
     this.shedInWindow = 0;
+    this.retransmittedInWindow = 0;
+  }
+
+  /** A retransmission of a request the process already took (answered from transaction state). */
+  noteRetransmission(): void {
+    this.retransmittedInWindow++;
   }
 }

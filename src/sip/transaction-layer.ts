@@ -177,12 +177,14 @@ export class TransactionLayer {
       if (done !== undefined) {
         // 17.2.2 Completed: a retransmitted request gets the final response again; 17.2.1 Confirmed absorbs.
         this.stats.retransmissionsAbsorbed++;
+        if (msg.method !== 'ACK') this.admission?.noteRetransmission();
         if (done.bytes) this.transport.resend?.(done.bytes);
         return;
       }
     }
     if (existing && !(msg.method === 'ACK' && !ackMatches(msg, existing))) {
       this.stats.retransmissionsAbsorbed++;
+      if (msg.method !== 'ACK') this.admission?.noteRetransmission();
       existing.receiveRequest(msg);
       return;
     }
