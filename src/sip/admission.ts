@@ -44,8 +44,8 @@ export interface AdmissionStats {
  * `lowWater`; later saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise
  * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit.
  * Requests beyond the limit are answered 503 with Retry-After (they create no transaction, so no Timer G or J) up
- * to `rejectShare` times the admitted rate (halved by each window still saturated, since refusing costs too), and
- * dropped beyond that. Retransmissions of admitted transactions are
+ * to `rejectShare` times the admitted rate, and dropped beyond that (over UDP a dropped request comes back up to
+ * six times, so refusing is the cheaper answer as long as the refusals are cheap). Retransmissions of admitted transactions are
  * answered from transaction state by the layer.
  */
 export class AdmissionControl {
@@ -66,8 +66,8 @@ export class AdmissionControl {
   /** The limit first set from a saturated process: its capacity estimate (times lowWater). */
   private estimate = 0;
   private retransmittedInWindow = 0;
-  /** The multiple of the admitted rate answered 503 now: `rejectShare`, halved by each saturated window. */
-  private share: number;
+  /** Clock time until which the process counts as late (its clients were retransmitting). */
+  private lateUntil = Number.NEGATIVE_INFINITY;
   /** Consecutive windows both saturated and late. */
   private saturatedRun = 0;
   private lastShedAt = Number.NEGATIVE_INFINITY;
@@ -84,7 +84,6 @@ export class AdmissionControl {
     this.highWater = init.highWater ?? 0.98;
     this.lowWater = init.lowWater ?? 0.93;
     this.rejectShare = init.rejectShare ?? 16;
-    this.share = this.rejectShare;
     this.minRate = init.minRate ?? 50;
     this.retryAfterS = init.retryAfterS ?? 1;
     this.windowStart = this.refilledAt = this.clock.now();
@@ -134,8 +133,8 @@ export class AdmissionControl {
     // A bucket holds at most one window's worth, so a quiet moment does not let a burst through.
     const cap = (this.limit * this.windowMs) / 1000;
     this.admitTokens = Math.min(Math.max(cap, 1), this.admitTokens + dt * this.limit);
-    const rcap = cap * this.share;
-    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.share);
+    const rcap = cap * this.rejectShare;
+    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.rejectShare);
   }
 
   private closeWindow(now: number): void {
@@ -144,32 +143,30 @@ export class AdmissionControl {
     const u = elapsed > 0 ? (busy - this.busyAtStart) / elapsed : 0;
     const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
     // Late: clients retransmit requests the process has already taken, so requests waited about T1 or more.
-    const late = this.retransmittedInWindow >= Math.max(3, 0.01 * this.admittedInWindow);
+    // Retransmissions come in bursts (T1 apart), so lateness is remembered for a second.
+    if (this.retransmittedInWindow >= Math.max(3, 0.01 * this.admittedInWindow)) this.lateUntil = now + 1000;
+    const late = now < this.lateUntil;
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
       this.saturatedRun = late ? this.saturatedRun + 1 : 0;
       // Busy alone is no overload: a process starved of CPU by others, a garbage collection or code being compiled
-      // at start keep the loop busy without a queue. Busy and late for 200 ms is.
+      // at start keep the loop busy without a queue. Busy for 200 ms while late is.
       if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 2) {
         // not yet
       } else if (this.limit === Number.POSITIVE_INFINITY) {
         // What one busy second served, scaled to leave headroom: the first estimate of capacity.
         this.limit = Math.max(this.minRate, (admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
         this.admitTokens = (this.limit * this.windowMs) / 1000;
-        this.share = this.rejectShare;
-        this.rejectTokens = this.admitTokens * this.share;
+        this.rejectTokens = this.admitTokens * this.rejectShare;
         this.refilledAt = now;
         this.estimate = this.limit;
       } else {
         // Lower, but not below half the first estimate: saturation may come from the refusals themselves, and a
-        // limit ratcheting down to nothing would be the collapse this class exists to prevent. So refuse fewer
-        // with a 503 too, and drop the rest.
+        // limit ratcheting down to nothing would be the collapse this class exists to prevent.
         this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
-        this.share = Math.max(1, this.share / 2);
       }
     } else {
       this.saturatedRun = 0;
-      this.share = Math.min(this.rejectShare, this.share * 2);
       if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
         if (now - this.lastShedAt >= 1000) this.limit = Number.POSITIVE_INFINITY;
         else if (this.shedInWindow > 0) {
