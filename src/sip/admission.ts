@@ -41,7 +41,7 @@ export interface AdmissionStats {
  * event loop), how many requests it admitted and how many retransmissions of admitted ones came back (the layer
  * tells it: a sign that requests waited about T1). While the process is never both saturated and late there is no
  * limit. Two such windows in a row set the admitted rate to what the process admitted per busy second times
- * `lowWater`; later saturated windows lower it by 10 %, windows below `lowWater` with demand above the limit raise
+ * `lowWater`; later windows both saturated and late lower it by 10 % (saturated alone holds it), windows below `lowWater` with demand above the limit raise
  * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit.
  * Requests beyond the limit are answered 503 with Retry-After (they create no transaction, so no Timer G or J) up
  * to `rejectShare` times the admitted rate, and dropped beyond that (over UDP a dropped request comes back up to
@@ -63,8 +63,6 @@ export class AdmissionControl {
   private busyAtStart: number;
   private admittedInWindow = 0;
   private shedInWindow = 0;
-  /** The limit first set from a saturated process: its capacity estimate (times lowWater). */
-  private estimate = 0;
   private retransmittedInWindow = 0;
   /** Clock time until which the process counts as late (its clients were retransmitting). */
   private lateUntil = Number.NEGATIVE_INFINITY;
@@ -143,8 +141,9 @@ export class AdmissionControl {
     const u = elapsed > 0 ? (busy - this.busyAtStart) / elapsed : 0;
     const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
     // Late: clients retransmit requests the process has already taken, so requests waited about T1 or more.
-    // Retransmissions come in bursts (T1 apart), so lateness is remembered for a second.
-    if (this.retransmittedInWindow >= Math.max(3, 0.01 * this.admittedInWindow)) this.lateUntil = now + 1000;
+    // Retransmissions come in bursts (T1 apart), so for setting a first limit lateness is remembered for a second.
+    const lateNow = this.retransmittedInWindow >= Math.max(3, 0.01 * this.admittedInWindow);
+    if (lateNow) this.lateUntil = now + 1000;
     const late = now < this.lateUntil;
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
@@ -159,12 +158,10 @@ export class AdmissionControl {
         this.admitTokens = (this.limit * this.windowMs) / 1000;
         this.rejectTokens = this.admitTokens * this.rejectShare;
         this.refilledAt = now;
-        this.estimate = this.limit;
-      } else {
-        // Lower, but not below half the first estimate: saturation may come from the refusals themselves, and a
-        // limit ratcheting down to nothing would be the collapse this class exists to prevent.
-        this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
-      }
+      } else if (lateNow)
+        // Busy and still late: requests still wait, so take fewer. Busy but no longer late holds the limit (the
+        // refusals themselves keep the process busy; lowering the limit for them would end in refusing all).
+        this.limit = Math.max(this.minRate, Math.min(this.limit, admittedPerS) * 0.9);
     } else {
       this.saturatedRun = 0;
       if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
@@ -173,7 +170,6 @@ export class AdmissionControl {
           // Room to spare and demand above the limit: grow by 5 %, or at once to what this window's work says
           // the process can serve when that is more (the first estimate may come from a slow, warming-up process).
           this.limit = Math.max(this.limit * 1.05, (admittedPerS / Math.max(u, 0.05)) * this.lowWater);
-          this.estimate = Math.max(this.estimate, this.limit);
         }
       }
     }
