@@ -48,10 +48,6 @@ export const SPEC = {
     help: 'shortest registration accepted (s); shorter gets 423',
   },
   'max-expires': { type: 'string', default: '3600', min: 1, max: 2 ** 31, help: 'longest registration granted (s)' },
-  'no-admission-control': {
-    type: 'boolean',
-    help: 'serve every request even when overloaded (default: 503 with Retry-After beyond capacity)',
-  },
   ...OPS_SPEC,
   ...SIP_TLS_SPEC,
   'log-level': {
@@ -104,9 +100,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Overload: new requests beyond what this process can serve get 503 (sip/admission.ts), measured by how busy
   // its event loop is, so that queues and retransmissions never build up.
-  const admission = args['no-admission-control']
-    ? undefined
-    : new AdmissionControl({ clock, busyMs: () => performance.eventLoopUtilization().active });
+  const admission = new AdmissionControl({ clock, busyMs: () => performance.eventLoopUtilization().active });
   const element = new SipElement(
     { transport: observeTransport(transport, ops.metrics), clock, logger: log },
     // The redirect server answers from memory at once: no 100 Trying unless an INVITE waits 200 ms (17.2.1).
@@ -131,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
       log.info(
         {
           signal,
-          stats: { ...server.stats, door: server.door.stats, transport: transport.stats, admission: admission?.stats },
+          stats: { ...server.stats, door: server.door.stats, transport: transport.stats, admission: admission.stats },
         },
         'registrar stopping',
       );
