@@ -41,7 +41,8 @@ export interface AdmissionStats {
  * event loop), how many requests it admitted and how many retransmissions of admitted ones came back (the layer
  * tells it: a sign that requests waited about T1). While the process is never both saturated and late there is no
  * limit. Two such windows in a row set the admitted rate to what the process admitted per busy second times
- * `lowWater`; later windows both saturated and late lower it by 10 % (saturated alone holds it), windows below `lowWater` with demand above the limit raise
+ * `lowWater`; later windows both saturated and late lower it by 10 %, not below half that first estimate
+ * (saturated alone holds it), windows below `lowWater` with demand above the limit raise
  * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit.
  * Requests beyond the limit are answered 503 with Retry-After (they create no transaction, so no Timer G or J) up
  * to `rejectShare` times the admitted rate, and dropped beyond that (over UDP a dropped request comes back up to
@@ -64,6 +65,8 @@ export class AdmissionControl {
   private admittedInWindow = 0;
   private shedInWindow = 0;
   private retransmittedInWindow = 0;
+  /** The first limit set in this episode of overload: the capacity estimate (times lowWater). */
+  private estimate = 0;
   /** Clock time until which the process counts as late (its clients were retransmitting). */
   private lateUntil = Number.NEGATIVE_INFINITY;
   /** Consecutive windows both saturated and late. */
@@ -158,10 +161,12 @@ export class AdmissionControl {
         this.admitTokens = (this.limit * this.windowMs) / 1000;
         this.rejectTokens = this.admitTokens * this.rejectShare;
         this.refilledAt = now;
+        this.estimate = this.limit;
       } else if (lateNow)
-        // Busy and still late: requests still wait, so take fewer. Busy but no longer late holds the limit (the
-        // refusals themselves keep the process busy; lowering the limit for them would end in refusing all).
-        this.limit = Math.max(this.minRate, Math.min(this.limit, admittedPerS) * 0.9);
+        // Busy and still late: requests still wait, so take fewer, but never fewer than half the first estimate.
+        // Busy but no longer late holds the limit: the refusals themselves keep the process busy, and a limit
+        // ratcheting down for them would end in refusing everything, the collapse this class exists to prevent.
+        this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
     } else {
       this.saturatedRun = 0;
       if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
