@@ -40,7 +40,8 @@ export interface AdmissionStats {
  * The core measures how busy the process was in each window (`busyMs`: cumulative busy milliseconds, from the
  * event loop), how many requests it admitted and how many retransmissions of admitted ones came back (the layer
  * tells it: a sign that requests waited about T1). While the process is never both saturated and late there is no
- * limit. Two such windows in a row set the admitted rate to what the process admitted per busy second times
+ * limit. Three such windows in a row (late: retransmissions for 5 % of what it took) set the admitted rate to the
+ * best the process admitted per busy second in the last two seconds times
  * `lowWater`; later windows both saturated and late lower it by 10 %, not below half that first estimate
  * (saturated alone holds it), windows below `lowWater` with demand above the limit raise
  * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit.
@@ -65,6 +66,9 @@ export class AdmissionControl {
   private admittedInWindow = 0;
   private shedInWindow = 0;
   private retransmittedInWindow = 0;
+  /** The highest admitted rate of a window in the last two seconds, and when it was seen. */
+  private peakPerS = 0;
+  private peakAt = 0;
   /** The first limit set in this episode of overload: the capacity estimate (times lowWater). */
   private estimate = 0;
   /** Clock time until which the process counts as late (its clients were retransmitting). */
@@ -140,24 +144,31 @@ export class AdmissionControl {
 
   private closeWindow(now: number): void {
     const elapsed = now - this.windowStart;
+    if (now - this.peakAt >= 2000) this.peakPerS = 0;
     const busy = this.busyMs();
     const u = elapsed > 0 ? (busy - this.busyAtStart) / elapsed : 0;
     const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
+    if (admittedPerS > this.peakPerS) {
+      this.peakPerS = admittedPerS;
+      this.peakAt = now;
+    }
     // Late: clients retransmit requests the process has already taken, so requests waited about T1 or more.
     // Retransmissions come in bursts (T1 apart), so for setting a first limit lateness is remembered for a second.
-    const lateNow = this.retransmittedInWindow >= Math.max(3, 0.01 * this.admittedInWindow);
+    const lateNow = this.retransmittedInWindow >= Math.max(3, 0.05 * this.admittedInWindow);
     if (lateNow) this.lateUntil = now + 1000;
     const late = now < this.lateUntil;
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
       this.saturatedRun = late ? this.saturatedRun + 1 : 0;
       // Busy alone is no overload: a process starved of CPU by others, a garbage collection or code being compiled
-      // at start keep the loop busy without a queue. Busy for 200 ms while late is.
-      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 2) {
+      // at start keep the loop busy without a queue. Busy for 300 ms while late is.
+      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 3) {
         // not yet
       } else if (this.limit === Number.POSITIVE_INFINITY) {
         // What one busy second served, scaled to leave headroom: the first estimate of capacity.
-        this.limit = Math.max(this.minRate, (admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
+        // The windows that showed the overload are the slowest (retransmissions to answer); the best of the last
+        // two seconds is the better estimate.
+        this.limit = Math.max(this.minRate, Math.max(this.peakPerS, admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
         this.admitTokens = (this.limit * this.windowMs) / 1000;
         this.rejectTokens = this.admitTokens * this.rejectShare;
         this.refilledAt = now;
