@@ -196,7 +196,7 @@ export function startServer(
   if (kind === 'ours') return startOurs(opts.ours ?? ['--log-level', 'info'], opts.nodeArgs ?? []);
   if (kind === 'baseline') {
     if (!opts.baseline) throw new Error('the baseline server needs --baseline DIR');
-    return startOurs(['--log-level', 'info'], [], opts.baseline);
+    return startOurs(['--log-level', 'info'], opts.nodeArgs ?? [], opts.baseline);
   }
   return startKamailio(kind === 'kamailio-stateful');
 }
