@@ -1,3 +1,4 @@
+import type { AdmissionControl } from './admission.ts';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../util/clock.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -15,7 +16,8 @@ export interface RespondOptions {
 }
 
 /**
- * A request handed to the application, with its server transaction. An INVITE has already had its 100 Trying;
+ * A request handed to the application, with its server transaction. An INVITE has had its 100 Trying (or has it
+ * deferred, ElementInit.tryingDelayMs);
  * the application may answer at once or later (asynchronously), and learns about a CANCEL through `onCancel`.
  */
 export class IncomingRequest {
@@ -111,6 +113,14 @@ export interface ElementHooks {
 
 export interface ElementInit {
   timers?: TimerValues;
+  /**
+   * Defer the 100 Trying of an INVITE server transaction this long (RFC 3261 17.2.1 allows none when the TU
+   * answers within 200 ms): a server that answers from memory then sends one datagram per INVITE. Without it the
+   * 100 goes out before the application sees the INVITE.
+   */
+  tryingDelayMs?: number;
+  /** Admission control in front of the transaction layer (admission.ts): new requests beyond capacity get 503. */
+  admission?: AdmissionControl;
   /** Server / User-Agent header value. */
   product?: string;
   /**
@@ -144,8 +154,9 @@ export class SipElement {
     this.advertise = init.advertise;
     this.layer = new TransactionLayer(
       { transport: this.transport, clock: this.clock, newTag: () => newToken(8), logger: this.log },
-      { timers: init.timers },
+      { timers: init.timers, tryingDelayMs: init.tryingDelayMs, admission: init.admission },
     );
+    if (init.admission) this.transport.admitWith?.(init.admission);
     this.layer.setUser({
       onRequest: (req, tx, source) => this.dispatch(req, tx, source),
       onAck: (req, source) => this.hooks?.onAck?.(req, source),

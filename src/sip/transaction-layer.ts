@@ -1,4 +1,5 @@
 import type { Clock } from '../util/clock.ts';
+import type { AdmissionControl } from './admission.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { getTag, getTo, parseNameAddr, parseVia } from './header-values.ts';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse, type Via } from './message.ts';
@@ -21,7 +22,10 @@ export const MAGIC_COOKIE = 'z9hG4bK';
 
 /** What the layer hands upward: the transaction user (element, registrar, proxy) implements these. */
 export interface TransactionUser {
-  /** A request that created a new server transaction (an INVITE has had its 100 Trying already). */
+  /**
+   * A request that created a new server transaction. An INVITE has had its 100 Trying already, unless the layer
+   * defers it (`tryingDelayMs`): then it goes out only if the TU has not answered within that time (17.2.1).
+   */
   onRequest(req: SipRequest, tx: ServerTransaction, source: Peer): void;
   /** An ACK matching no transaction: the ACK for a 2xx, which is its own transaction-less request (17.2.3, 13.3.1.4). */
   onAck?(req: SipRequest, source: Peer): void;
@@ -87,6 +91,8 @@ export class TransactionLayer {
   private readonly transport: SipTransport;
   private readonly clock: Clock;
   private readonly timers?: TimerValues;
+  private readonly tryingDelayMs: number | undefined;
+  private readonly admission: AdmissionControl | undefined;
   private readonly log: Logger;
   private readonly server = new Map<string, ServerTransaction>();
   /** Server transactions in their last phase, reduced to the response bytes (see TransactionDeps.linger). */
@@ -104,13 +110,15 @@ export class TransactionLayer {
 
   constructor(
     components: { transport: SipTransport; clock: Clock; newTag: () => string; logger?: Logger },
-    init: { timers?: TimerValues } = {},
+    init: { timers?: TimerValues; tryingDelayMs?: number; admission?: AdmissionControl } = {},
   ) {
     this.transport = components.transport;
     this.clock = components.clock;
     this.newTag = components.newTag;
     this.log = components.logger ?? silentLogger;
     this.timers = init.timers;
+    this.tryingDelayMs = init.tryingDelayMs;
+    this.admission = init.admission;
     this.lingering = new Lingering(this.clock);
     this.transport.onMessage((m) => this.handleMessage(m));
   }
@@ -150,7 +158,7 @@ export class TransactionLayer {
     return tx;
   }
 
-  handleMessage({ msg, source, topVia }: InboundMessage): void {
+  handleMessage({ msg, source, topVia, admission: verdict }: InboundMessage): void {
     if (msg.kind === 'response') {
       const key = clientKey(msg);
       const tx = key === undefined ? undefined : this.client.get(key);
@@ -169,12 +177,14 @@ export class TransactionLayer {
       if (done !== undefined) {
         // 17.2.2 Completed: a retransmitted request gets the final response again; 17.2.1 Confirmed absorbs.
         this.stats.retransmissionsAbsorbed++;
+        if (msg.method !== 'ACK') this.admission?.noteRetransmission();
         if (done.bytes) this.transport.resend?.(done.bytes);
         return;
       }
     }
     if (existing && !(msg.method === 'ACK' && !ackMatches(msg, existing))) {
       this.stats.retransmissionsAbsorbed++;
+      if (msg.method !== 'ACK') this.admission?.noteRetransmission();
       existing.receiveRequest(msg);
       return;
     }
@@ -182,17 +192,41 @@ export class TransactionLayer {
       this.tu?.onAck?.(msg, source);
       return;
     }
+    // Admission control (admission.ts): a new transaction beyond what the process can serve is refused before any
+    // state exists. A CANCEL concerns a transaction already admitted and is always taken.
+    // The transport may have decided already, before parsing (UDP); otherwise it is decided here.
+    const admission = this.admission;
+    if (admission !== undefined && msg.method !== 'CANCEL') {
+      const decided = verdict ?? admission.classify();
+      if (decided !== 'admit') {
+        // 21.5.4 503 Service Unavailable with Retry-After (20.33), sent statelessly: no Timer G or J behind it.
+        // A retransmission of the request meets the same decision again.
+        if (decided === 'reject')
+          this.transport.sendResponse(
+            buildResponse(msg, 503, 'Service Unavailable', {
+              headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }],
+            }),
+            source,
+          );
+        return;
+      }
+    }
     const tx = this.createServer(key, msg, source, topVia);
     if (msg.method === 'CANCEL') {
       this.handleCancel(msg, tx as NonInviteServerTransaction);
       return;
     }
-    if (tx instanceof InviteServerTransaction) {
-      // 17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU will
-      // generate a provisional or final response within 200 ms".
-      tx.respond(buildResponse(msg, 100));
+    if (!(tx instanceof InviteServerTransaction)) {
+      this.tu?.onRequest(msg, tx, source);
+      return;
     }
+    // 17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU will
+    // generate a provisional or final response within 200 ms". Without a deferral the 100 goes first; with one,
+    // a TU that answers in time (a redirect server answering from memory) sends its final response alone.
+    const delay = this.tryingDelayMs;
+    if (delay === undefined) tx.respond(buildResponse(msg, 100));
     this.tu?.onRequest(msg, tx, source);
+    if (delay !== undefined && !tx.responded) tx.deferTrying(delay, () => buildResponse(msg, 100));
   }
 
   private createServer(key: string, req: SipRequest, source: Peer, topVia: Via | undefined): ServerTransaction {

@@ -26,6 +26,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
   private lastResponse: SipResponse | undefined;
   private gInterval = 0;
   private gCount = 0;
+  /** The deferred 100 Trying (deferTrying), until a response goes out. */
+  private trying: (() => SipResponse) | undefined;
   private readonly events: InviteServerEvents;
 
   constructor(key: string, request: SipRequest, deps: TransactionDeps, events: InviteServerEvents = {}) {
@@ -52,6 +54,27 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     return this.pendingRequest;
   }
 
+  /** Whether any response (provisional or final) has gone out from the TU or the layer. */
+  get responded(): boolean {
+    return this.lastResponse !== undefined;
+  }
+
+  /**
+   * 17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU will
+   * generate a provisional or final response within 200 ms". Called when the TU has not answered yet: the 100
+   * goes out after `ms` unless a response from the TU came first (so a TU answering at once costs one datagram).
+   */
+  deferTrying(ms: number, trying: () => SipResponse): void {
+    if (this._state !== 'proceeding' || this.lastResponse !== undefined) return;
+    if (ms <= 0) this.respond(trying());
+    else {
+      this.trying = trying;
+      this.startTimer('100', ms, () => {
+        if (this._state === 'proceeding' && this.lastResponse === undefined) this.respond(trying());
+      });
+    }
+  }
+
   /** A response from the TU. */
   respond(resp: SipResponse): void {
     if (this._state === 'accepted' && resp.status >= 200 && resp.status < 300) {
@@ -60,6 +83,10 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
       return;
     }
     if (this._state !== 'proceeding') return;
+    if (this.trying !== undefined) {
+      this.trying = undefined;
+      this.stopTimer('100');
+    }
     this.lastResponse = resp;
     if (resp.status >= 200) this.pendingRequest = undefined;
     if (resp.status < 200) {
@@ -112,6 +139,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
       // 17.2.1: "If a request retransmission is received while in the 'Proceeding' state, the most recent
       // provisional response that was received from the TU MUST be passed to the transport layer."
       if (this.lastResponse) this.sendFn(this.lastResponse);
+      // No response yet but a deferred 100 waiting: the client is retransmitting, so the 100 goes now.
+      else if (this.trying !== undefined) this.respond(this.trying());
     } else if (this._state === 'completed') {
       // 17.2.1: "while in the 'Completed' state, if a request retransmission is received, the server SHOULD
       // pass the response to the transport for retransmission."

@@ -1,5 +1,7 @@
 import { isIPv6 } from 'node:net';
 import { silentLogger, type Logger } from '../util/log.ts';
+import type { Admission, AdmissionControl } from './admission.ts';
+import { fastReject, OVERLOAD_ACK_MARK } from './fast-reject.ts';
 import { getTopVia } from './header-values.ts';
 import type { SipMessage, SipRequest, SipResponse } from './message.ts';
 import { errorStatus, findHeaderEnd, parseHead, parseMessage, parseMessageRaw, skipLeadingCrlf } from './parser.ts';
@@ -75,6 +77,7 @@ export class TransportStack implements SipTransport {
   private readonly streamHosts = new Map<TransportName, string>();
   private readonly log: Logger;
   private handler: (m: InboundMessage) => void = () => {};
+  private admission: AdmissionControl | undefined;
   private readonly wire = new WeakMap<SipMessage, Buffer>();
 
   private constructor(host: string, udp: UdpEndpoint, tcp: TcpEndpoint, log: Logger) {
@@ -276,13 +279,35 @@ export class TransportStack implements SipTransport {
         return;
       }
       this.stats.received++;
+      // Under overload a request that may start a transaction is judged before it is parsed: one dropped here
+      // costs a few byte comparisons (admission.ts). Retransmissions look the same and share that fate.
+      const admission = this.admission;
+      let verdict: Admission | undefined;
+      if (admission !== undefined) {
+        if (mayStartTransaction(buf)) {
+          verdict = admission.classify();
+          if (verdict === 'drop') return;
+          if (verdict === 'reject') {
+            // Refused from its bytes (fast-reject.ts); only an unusual request takes the parser to its 503.
+            const resp = fastReject(buf, source.address, source.port, admission.retryAfterS);
+            if (resp) {
+              this.udp.send(resp, source.address, source.port, () => {});
+              return;
+            }
+          }
+        } else if (admission.limiting && isAck(buf) && buf.includes(OVERLOAD_ACK_MARK)) return; // ACK for a 503 above
+      }
       const parsed = parseMessage(buf);
-      if (parsed.ok) this.deliver(parsed.value, source);
+      if (parsed.ok) this.deliver(parsed.value, source, undefined, verdict);
       else this.refuse(salvageRequest(buf), source, parsed.error);
     });
   }
 
-  private deliver(msg: SipMessage, source: Peer, raw?: SipMessage): void {
+  admitWith(admission: AdmissionControl): void {
+    this.admission = admission;
+  }
+
+  private deliver(msg: SipMessage, source: Peer, raw?: SipMessage, admission?: Admission): void {
     if (msg.kind === 'response') {
       this.handler({ msg, source });
       return;
@@ -292,7 +317,7 @@ export class TransportStack implements SipTransport {
       this.refuse(raw?.kind === 'request' ? raw : msg, source, 'malformed Via');
       return;
     }
-    this.handler({ msg, source, topVia });
+    this.handler({ msg, source, topVia, admission });
   }
 
   /** Nothing from the network may throw out of a socket handler: count it and carry on. */
@@ -346,4 +371,22 @@ function salvageRequest(buf: Buffer): SipRequest | undefined {
     headers: head.value.headers,
     body: new Uint8Array(0),
   };
+}
+
+/**
+ * Whether a datagram may be a request that starts a server transaction: not a response ("SIP/"), not an ACK or
+ * CANCEL (they belong to transactions already admitted), not a keep-alive; anything else starting with a letter.
+ */
+function mayStartTransaction(buf: Buffer): boolean {
+  if (buf.length < 8) return false;
+  const b0 = buf[0];
+  if (b0 < 0x41 || b0 > 0x5a) return false;
+  if (b0 === 0x53 && buf[1] === 0x49 && buf[2] === 0x50 && buf[3] === 0x2f) return false; // SIP/
+  if (isAck(buf)) return false;
+  if (b0 === 0x43 && buf.toString('latin1', 0, 7) === 'CANCEL ') return false;
+  return true;
+}
+
+function isAck(buf: Buffer): boolean {
+  return buf[0] === 0x41 && buf[1] === 0x43 && buf[2] === 0x4b && buf[3] === 0x20;
 }

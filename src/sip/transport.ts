@@ -1,3 +1,4 @@
+import type { Admission, AdmissionControl } from './admission.ts';
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatVia, parseVia } from './header-values.ts';
 import type { SipMessage, SipRequest, SipResponse, Via } from './message.ts';
@@ -37,6 +38,11 @@ export interface InboundMessage {
   source: Peer;
   /** The request's top Via as parsed by the transport (after stamping), so layers above need not parse it again. */
   topVia?: Via;
+  /**
+   * The admission decision the transport already made for a request that looked new (admission.ts), before it
+   * spent anything on parsing: 'admit' or 'reject' (a dropped one never comes up).
+   */
+  admission?: Admission;
 }
 
 export interface TransportStats {
@@ -107,6 +113,11 @@ export interface SipTransport {
    */
   retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
   resend?(sent: SentBytes): void;
+  /**
+   * Optional: decide admission for datagrams before parsing them (admission.ts), so that under overload the
+   * requests beyond capacity cost as little as possible.
+   */
+  admitWith?(admission: AdmissionControl): void;
   /** Optional: a keep-alive towards a flow (RFC 5626 4.4), so a NAT in front of the phone keeps its binding. */
   keepAlive?(to: Peer): void;
   /** Optional: whether `to` names a connection that is still open (always true for UDP); sip/flow.ts `flowAlive`. */

@@ -1,3 +1,4 @@
+import { AdmissionControl } from '../../sip/admission.ts';
 import { Registrar } from '../../sip/registrar.ts';
 import { startKeepAlives } from '../../sip/flow-keepalive.ts';
 import { startSweeping } from '../../sip/registrar-sweeper.ts';
@@ -97,9 +98,13 @@ export async function run(argv: string[]): Promise<number> {
     await transport.close();
     throw e instanceof OverlayError ? e : new OverlayError('BAD_CONFIG', (e as Error).message);
   }
+  // Overload: new requests beyond what this process can serve get 503 (sip/admission.ts), measured by how busy
+  // its event loop is, so that queues and retransmissions never build up.
+  const admission = new AdmissionControl({ clock, busyMs: () => performance.eventLoopUtilization().active });
   const element = new SipElement(
     { transport: observeTransport(transport, ops.metrics), clock, logger: log },
-    { advertise: { host: adv.host, port: given?.port } },
+    // The redirect server answers from memory at once: no 100 Trying unless an INVITE waits 200 ms (17.2.1).
+    { advertise: { host: adv.host, port: given?.port }, tryingDelayMs: 200, admission },
   );
   if (adv.how === 'interface')
     log.info({ advertise: adv.host, iface: adv.iface }, 'bound to a wildcard: advertising this address');
@@ -118,7 +123,10 @@ export async function run(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info(
-        { signal, stats: { ...server.stats, door: server.door.stats, transport: transport.stats } },
+        {
+          signal,
+          stats: { ...server.stats, door: server.door.stats, transport: transport.stats, admission: admission.stats },
+        },
         'registrar stopping',
       );
       resolve();

@@ -1,0 +1,203 @@
+import type { Clock } from '../util/clock.ts';
+
+/** What happens to a request that would start a new server transaction. */
+export type Admission = 'admit' | 'reject' | 'drop';
+
+export interface AdmissionInit {
+  /** Load is measured over windows this long (ms). */
+  windowMs?: number;
+  /** Busy fraction of a window at or above which the process counts as saturated. */
+  highWater?: number;
+  /** Busy fraction below which the admitted rate may grow again. */
+  lowWater?: number;
+  /**
+   * New requests beyond the admitted rate are answered 503 up to this multiple of it (default 4: a 503 written
+   * from the request's bytes costs a small fraction of serving, and a dropped request over UDP returns up to six
+   * times); beyond that they are dropped unanswered.
+   */
+  rejectShare?: number;
+  /** The admitted rate never goes below this (requests/s). */
+  minRate?: number;
+  /** Retry-After of the 503s (RFC 3261 20.33), seconds. */
+  retryAfterS?: number;
+}
+
+export interface AdmissionStats {
+  admitted: number;
+  rejected: number;
+  dropped: number;
+  /** Windows in which the process was saturated. */
+  saturatedWindows: number;
+}
+
+/**
+ * Admission control in front of the transaction layer: the answer to overload is to serve what the process can
+ * and to refuse the rest early and cheaply, so that queues (the socket buffer, retransmission timers) never build
+ * up. An unbounded queue is what makes a SIP server's overload metastable: requests wait longer than T1, clients
+ * retransmit, the retransmissions are more load, and goodput collapses and stays collapsed (RFC 6357 section 3,
+ * RFC 7339 section 1).
+ *
+ * The core measures how busy the process was in each window (`busyMs`: cumulative busy milliseconds, from the
+ * event loop), how many requests it admitted and how many retransmissions of admitted ones came back (the layer
+ * tells it: a sign that requests waited about T1). While the process is never both saturated and late there is no
+ * limit. Three such windows in a row (late: retransmissions for 5 % of what it took) set the admitted rate to the
+ * best the process admitted per busy second in the last two seconds times
+ * `lowWater`; later windows both saturated and late lower it by 10 %, not below half that first estimate
+ * (saturated alone holds it), windows below `lowWater` with demand above the limit raise
+ * it (by 5 %, or to the capacity that window's work shows), and a second without any shedding lifts the limit.
+ * Requests beyond the limit are answered 503 with Retry-After (they create no transaction, so no Timer G or J) up
+ * to `rejectShare` times the admitted rate, and dropped beyond that (over UDP a dropped request comes back up to
+ * six times, so refusing is the cheaper answer as long as the refusals are cheap). Retransmissions of admitted transactions are
+ * answered from transaction state by the layer.
+ */
+export class AdmissionControl {
+  private readonly clock: Clock;
+  private readonly busyMs: () => number;
+  private readonly windowMs: number;
+  private readonly highWater: number;
+  private readonly lowWater: number;
+  private readonly rejectShare: number;
+  private readonly minRate: number;
+  readonly retryAfterS: number;
+  /** Admitted requests per second; +Infinity while there is no limit. */
+  private limit = Number.POSITIVE_INFINITY;
+  private windowStart: number;
+  private busyAtStart: number;
+  private admittedInWindow = 0;
+  private shedInWindow = 0;
+  private retransmittedInWindow = 0;
+  /** The highest admitted rate of a window in the last two seconds, and when it was seen. */
+  private peakPerS = 0;
+  private peakAt = 0;
+  /** The first limit set in this episode of overload: the capacity estimate (times lowWater). */
+  private estimate = 0;
+  /** Clock time until which the process counts as late (its clients were retransmitting). */
+  private lateUntil = Number.NEGATIVE_INFINITY;
+  /** Consecutive windows both saturated and late. */
+  private saturatedRun = 0;
+  private lastShedAt = Number.NEGATIVE_INFINITY;
+  /** Token buckets for admitting and for answering 503, refilled at `limit` and `limit * rejectShare` per second. */
+  private admitTokens = 0;
+  private rejectTokens = 0;
+  private refilledAt: number;
+  readonly stats: AdmissionStats = { admitted: 0, rejected: 0, dropped: 0, saturatedWindows: 0 };
+
+  constructor(components: { clock: Clock; busyMs: () => number }, init: AdmissionInit = {}) {
+    this.clock = components.clock;
+    this.busyMs = components.busyMs;
+    this.windowMs = init.windowMs ?? 100;
+    this.highWater = init.highWater ?? 0.98;
+    this.lowWater = init.lowWater ?? 0.93;
+    this.rejectShare = init.rejectShare ?? 16;
+    this.minRate = init.minRate ?? 50;
+    this.retryAfterS = init.retryAfterS ?? 1;
+    this.windowStart = this.refilledAt = this.clock.now();
+    this.busyAtStart = this.busyMs();
+  }
+
+  /** Whether a limit is in force (the process was saturated lately). */
+  get limiting(): boolean {
+    return this.limit !== Number.POSITIVE_INFINITY;
+  }
+
+  /** The admitted rate limit (requests/s), +Infinity when there is none. */
+  get rate(): number {
+    return this.limit;
+  }
+
+  /** Decide for one request that would start a new server transaction. */
+  classify(): Admission {
+    const now = this.clock.now();
+    if (now - this.windowStart >= this.windowMs) this.closeWindow(now);
+    if (this.limit === Number.POSITIVE_INFINITY) {
+      this.admittedInWindow++;
+      this.stats.admitted++;
+      return 'admit';
+    }
+    this.refill(now);
+    if (this.admitTokens >= 1) {
+      this.admitTokens--;
+      this.admittedInWindow++;
+      this.stats.admitted++;
+      return 'admit';
+    }
+    this.shedInWindow++;
+    this.lastShedAt = now;
+    if (this.rejectTokens >= 1) {
+      this.rejectTokens--;
+      this.stats.rejected++;
+      return 'reject';
+    }
+    this.stats.dropped++;
+    return 'drop';
+  }
+
+  private refill(now: number): void {
+    const dt = (now - this.refilledAt) / 1000;
+    this.refilledAt = now;
+    // A bucket holds at most one window's worth, so a quiet moment does not let a burst through.
+    const cap = (this.limit * this.windowMs) / 1000;
+    this.admitTokens = Math.min(Math.max(cap, 1), this.admitTokens + dt * this.limit);
+    const rcap = cap * this.rejectShare;
+    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.rejectShare);
+  }
+
+  private closeWindow(now: number): void {
+    const elapsed = now - this.windowStart;
+    if (now - this.peakAt >= 2000) this.peakPerS = 0;
+    const busy = this.busyMs();
+    const u = elapsed > 0 ? (busy - this.busyAtStart) / elapsed : 0;
+    const admittedPerS = (this.admittedInWindow * 1000) / elapsed;
+    if (admittedPerS > this.peakPerS) {
+      this.peakPerS = admittedPerS;
+      this.peakAt = now;
+    }
+    // Late: clients retransmit requests the process has already taken, so requests waited about T1 or more.
+    // Retransmissions come in bursts (T1 apart), so for setting a first limit lateness is remembered for a second.
+    const lateNow = this.retransmittedInWindow >= Math.max(3, 0.05 * this.admittedInWindow);
+    if (lateNow) this.lateUntil = now + 1000;
+    const late = now < this.lateUntil;
+    if (u >= this.highWater) {
+      this.stats.saturatedWindows++;
+      this.saturatedRun = late ? this.saturatedRun + 1 : 0;
+      // Busy alone is no overload: a process starved of CPU by others, a garbage collection or code being compiled
+      // at start keep the loop busy without a queue. Busy for 300 ms while late is.
+      if (this.limit === Number.POSITIVE_INFINITY && this.saturatedRun < 3) {
+        // not yet
+      } else if (this.limit === Number.POSITIVE_INFINITY) {
+        // What one busy second served, scaled to leave headroom: the first estimate of capacity.
+        // The windows that showed the overload are the slowest (retransmissions to answer); the best of the last
+        // two seconds is the better estimate.
+        this.limit = Math.max(this.minRate, Math.max(this.peakPerS, admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
+        this.admitTokens = (this.limit * this.windowMs) / 1000;
+        this.rejectTokens = this.admitTokens * this.rejectShare;
+        this.refilledAt = now;
+        this.estimate = this.limit;
+      } else if (lateNow)
+        // Busy and still late: requests still wait, so take fewer, but never fewer than half the first estimate.
+        // Busy but no longer late holds the limit: the refusals themselves keep the process busy, and a limit
+        // ratcheting down for them would end in refusing everything, the collapse this class exists to prevent.
+        this.limit = Math.max(this.minRate, this.estimate * 0.5, Math.min(this.limit, admittedPerS) * 0.9);
+    } else {
+      this.saturatedRun = 0;
+      if (this.limit !== Number.POSITIVE_INFINITY && u < this.lowWater) {
+        if (now - this.lastShedAt >= 1000) this.limit = Number.POSITIVE_INFINITY;
+        else if (this.shedInWindow > 0) {
+          // Room to spare and demand above the limit: grow by 5 %, or at once to what this window's work says
+          // the process can serve when that is more (the first estimate may come from a slow, warming-up process).
+          this.limit = Math.max(this.limit * 1.05, (admittedPerS / Math.max(u, 0.05)) * this.lowWater);
+        }
+      }
+    }
+    this.windowStart = now;
+    this.busyAtStart = busy;
+    this.admittedInWindow = 0;
+    this.shedInWindow = 0;
+    this.retransmittedInWindow = 0;
+  }
+
+  /** A retransmission of a request the process already took (answered from transaction state). */
+  noteRetransmission(): void {
+    this.retransmittedInWindow++;
+  }
+}
