@@ -336,7 +336,8 @@ export class ChordNode {
   /**
    * Every replica's copy of each key (those this node's validator accepts), the lookups sharing one batch: for
    * a reader that must not take one holder's word, since a holder can hide a record or hand back an older one,
-   * while all r replicas would have to collude to do so.
+   * while all r replicas would have to collude to do so. A key whose lookup failed is left out of the map
+   * (so a reader can tell "no record" from "not read").
    */
   async getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
     const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
@@ -344,7 +345,8 @@ export class ChordNode {
     await Promise.all(
       keys.map(async (k, i) => {
         const lr = lrs[i];
-        const recs = lr.ok ? await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k))) : [];
+        if (!lr.ok) return;
+        const recs = await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k)));
         out.set(
           k,
           recs.filter((r): r is DhtRecord => r !== null),
