@@ -7,6 +7,7 @@ import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
+import { type PutEntry, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
@@ -293,6 +294,14 @@ export class ChordNode {
     // Not stored (no owner could be confirmed while nodes join): the maintenance tick tries again soon.
     if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
     return res;
+  }
+
+  /**
+   * Several puts at once, each as `put` would do it alone, sharing one lookup batch and sending each holder
+   * one STORE with all its records (batch-put.ts); results in the order of `entries`.
+   */
+  putMany(entries: readonly PutEntry[], ttlMs: number): Promise<PutResult[]> {
+    return putMany(this, entries, ttlMs);
   }
 
   unpublish(key: string): void {
