@@ -577,8 +577,7 @@ export class BootstrapServer {
     }
     await this.publisher.publish(m.name, pieces, locBytes);
     await this.onStep?.('published', m.name);
-    await this.names.markPublished(m.name, locBytes, this.clock.wallNow());
-    await this.onStep?.('marked', m.name);
+    this.markSoon(m.name, locBytes);
     this.stats.registered++;
     this.log.info({ user: m.name, outcome: claim.outcome }, 'user registered');
     return {
@@ -593,6 +592,23 @@ export class BootstrapServer {
       bootstraps: this.bootstraps,
       userCert: issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
     };
+  }
+
+  /**
+   * Mark a registration published once its answer is on its way: the mark is a durable write (a commit, an
+   * fsync) the adapter need not wait for, since a crash before it only leaves the row pending, and the
+   * pending sweep puts the same records again (name-publisher.ts). On a timer, so that a registry that
+   * writes synchronously does not hold up the answer it follows.
+   */
+  private markSoon(name: string, location: Uint8Array): void {
+    this.clock.setTimer(0, () => {
+      Promise.resolve()
+        .then(() => this.names.markPublished(name, location, this.clock.wallNow()))
+        .then(() => this.onStep?.('marked', name))
+        .catch((e: unknown) => {
+          this.log.warn({ user: name, err: (e as Error).message }, 'registration not marked published: swept later');
+        });
+    });
   }
 
   /** Refuse a new name while the adapter or its address has used up its per-minute rate (nothing is spent here). */

@@ -17,7 +17,8 @@
  *    location record to publish, with state 'pending', in one transaction;
  * 2. the bootstrap puts the pieces and the location into the ring;
  * 3. `markPublished` sets state 'published' (only if the location is still
- *    the one just published: a later registration stays pending).
+ *    the one just published: a later registration stays pending), just
+ *    after the adapter was answered (nothing it needs waits for this write).
  *
  * A crash between 1 and 3 leaves a 'pending' row, which `pending` hands to
  * the next sweep (at start, and periodically) to publish again. Publishing
