@@ -4,7 +4,7 @@
  * registers for the first time, one after another, REGISTER to 200 OK; with
  * the RPCs every node sent per registration (everything the registration
  * started, the work after the 200 included, less the ring's maintenance
- * measured while idle just before).
+ * measured while idle just before), and the TLS connections they dialled.
  *
  * Run: node --import tsx bench/secp2psip-registration.ts [--adapters 50] [--idle-ms 2000] [--cpu-prof FILE]
  * (`--cpu-prof`: a V8 CPU profile of the registrations alone, for Chrome DevTools.)
@@ -37,6 +37,12 @@ try {
   const t0 = performance.now();
   await sleep(idleMs);
   const idlePerMs = (sent() - i0) / (performance.now() - t0);
+  const dials = () =>
+    [overlay.boot.server.endpoint, ...overlay.adapters.map((a) => a.node.endpoint)].reduce(
+      (n, e) => n + ((e.stats as { connectionsDialed?: number }).connectionsDialed ?? 0),
+      0,
+    );
+  const d0 = dials();
   const r0 = sent();
   const t1 = performance.now();
   const profOut = argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined;
@@ -65,6 +71,7 @@ try {
       p99: r3(percentile(reg.ms, 99)),
       mean: r3(mean(reg.ms)),
       rpcsPerRegistration: r3(rpcs / Math.max(1, reg.ms.length)),
+      dialsPerRegistration: r3((dials() - d0) / Math.max(1, reg.ms.length)),
       idleRpcsPerSecond: r3(idlePerMs * 1000),
       loadavg1: r3(loadavg()[0]),
       cpu: cpus()[0]?.model.trim(),
