@@ -59,6 +59,8 @@ export interface NameRegistry {
   setPieces(name: string, pieces: Uint8Array[]): Awaitable<void>;
   /** Step 3: the records with this location are in the ring. */
   markPublished(name: string, location: Uint8Array, now: number): Awaitable<void>;
+  /** The same for several names at once, in one transaction where the store has them (optional). */
+  markPublishedMany?(items: ReadonlyArray<{ name: string; location: Uint8Array }>, now: number): Awaitable<void>;
   /** Names whose publication is pending since before `olderThan` (at most `limit`), taken for a retry. */
   pending(olderThan: number, now: number, limit: number): Awaitable<RegistryEntry[]>;
   /**
