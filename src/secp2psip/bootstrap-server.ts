@@ -23,7 +23,7 @@ import { UserKey } from '../identity/user-key.ts';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { encodePiece, splitKey } from '../sharing/index.ts';
-import type { Clock, Timer } from '../util/clock.ts';
+import type { Clock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
@@ -47,6 +47,7 @@ import {
 import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
 import { NamePublisher } from './name-publisher.ts';
+import { PublishedMarks } from './published-marks.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { ClaimOutcome, NewNamePolicy, Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef } from './ring-records.ts';
@@ -76,8 +77,6 @@ export interface BootstrapComponents {
 
 /** The steps of a registration after its checks (name-registry.ts), for tests that crash between them. */
 export type RegistrationStep = 'claimed' | 'published' | 'marked';
-/** How long answered registrations wait to be marked published together (ms). */
-export const MARK_BATCH_MS = 200;
 
 export interface BootstrapInit {
   k: number;
@@ -194,9 +193,8 @@ export class BootstrapServer {
   private namesPerKey?: TokenBuckets;
   private namesPerAddress?: TokenBuckets;
   private readonly onStep?: BootstrapInit['onStep'];
-  /** Registrations answered and not yet marked published, by name (see markSoon). */
-  private readonly marks = new Map<string, Uint8Array>();
-  private markTimer: Timer | undefined;
+  /** Registrations answered and not yet marked published. */
+  private readonly marks: PublishedMarks;
   /** Answers an admitted adapter whether its ring address can be dialled (dial-back.ts). */
   private readonly dialBack: DialBackService;
 
@@ -235,6 +233,7 @@ export class BootstrapServer {
     this.requireInvite = init.requireInvite === true;
     this.setNewNameLimits(this.newNames);
     this.onStep = init.onStep;
+    this.marks = new PublishedMarks(this.names, this.clock, this.log, (name) => this.onStep?.('marked', name));
     this.publisher = new NamePublisher(
       { identity: this.identity, ring: this.ring, names: this.names, clock: this.clock, logger: this.log },
       {
@@ -582,7 +581,7 @@ export class BootstrapServer {
     }
     await this.publisher.publish(m.name, pieces, locBytes);
     await this.onStep?.('published', m.name);
-    this.markSoon(m.name, locBytes);
+    this.marks.add(m.name, locBytes);
     this.stats.registered++;
     this.log.info({ user: m.name, outcome: claim.outcome }, 'user registered');
     return {
@@ -599,39 +598,9 @@ export class BootstrapServer {
     };
   }
 
-  /**
-   * Mark a registration published once its answer is on its way: the mark is a durable write (a commit, an
-   * fsync) the adapter need not wait for, since a crash before it only leaves the row pending, and the
-   * pending sweep puts the same records again (name-publisher.ts). The marks of MARK_BATCH_MS are written
-   * together, in one transaction where the registry has one: one commit for a burst of registrations, and
-   * none on the answer's path even with a registry that writes synchronously.
-   */
-  private markSoon(name: string, location: Uint8Array): void {
-    this.marks.set(name, location);
-    this.markTimer ??= this.clock.setTimer(MARK_BATCH_MS, () => {
-      this.markTimer = undefined;
-      void this.flushMarks();
-    });
-  }
-
-  /** Write the marks waiting (also before the registry closes). */
-  async flushMarks(): Promise<void> {
-    this.markTimer?.cancel();
-    this.markTimer = undefined;
-    const batch = [...this.marks].map(([name, location]) => ({ name, location }));
-    this.marks.clear();
-    if (batch.length === 0) return;
-    try {
-      const now = this.clock.wallNow();
-      if (this.names.markPublishedMany) await this.names.markPublishedMany(batch, now);
-      else for (const b of batch) await this.names.markPublished(b.name, b.location, now);
-      for (const b of batch) await this.onStep?.('marked', b.name);
-    } catch (e) {
-      this.log.warn(
-        { users: batch.length, err: (e as Error).message },
-        'registrations not marked published: swept later',
-      );
-    }
+  /** Write the published marks waiting (published-marks.ts); `retry` false: before the registry closes. */
+  flushMarks(retry = true): Promise<void> {
+    return this.marks.flush(retry);
   }
 
   /** Refuse a new name while the adapter or its address has used up its per-minute rate (nothing is spent here). */

@@ -202,7 +202,7 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     async close() {
       clearInterval(witnessTimer);
       // Registrations answered but not yet marked published are marked before the registry closes.
-      await role.server.flushMarks();
+      await role.server.flushMarks(false);
       await role.leave();
       await role.endpoint.close();
       registry.close();
