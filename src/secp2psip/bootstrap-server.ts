@@ -48,6 +48,7 @@ import {
 import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
 import { NamePublisher } from './name-publisher.ts';
+import { PublishedMarks } from './published-marks.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { ClaimOutcome, NewNamePolicy, Registry, RegistryEntry } from './registry.ts';
 import { admittedNode, admittedRef } from './ring-records.ts';
@@ -193,6 +194,8 @@ export class BootstrapServer {
   private namesPerKey?: TokenBuckets;
   private namesPerAddress?: TokenBuckets;
   private readonly onStep?: BootstrapInit['onStep'];
+  /** Registrations answered and not yet marked published. */
+  private readonly marks: PublishedMarks;
   /** Answers an admitted adapter whether its ring address can be dialled (rpc/relay-dialback.ts). */
   private readonly dialBack: DialBackService;
 
@@ -231,6 +234,7 @@ export class BootstrapServer {
     this.requireInvite = init.requireInvite === true;
     this.setNewNameLimits(this.newNames);
     this.onStep = init.onStep;
+    this.marks = new PublishedMarks(this.names, this.clock, this.log, (name) => this.onStep?.('marked', name));
     this.publisher = new NamePublisher(
       { identity: this.identity, ring: this.ring, names: this.names, clock: this.clock, logger: this.log },
       {
@@ -578,8 +582,7 @@ export class BootstrapServer {
     }
     await this.publisher.publish(m.name, pieces, locBytes);
     await this.onStep?.('published', m.name);
-    await this.names.markPublished(m.name, locBytes, this.clock.wallNow());
-    await this.onStep?.('marked', m.name);
+    this.marks.add(m.name, locBytes);
     this.stats.registered++;
     this.log.info({ user: m.name, outcome: claim.outcome }, 'user registered');
     return {
@@ -594,6 +597,11 @@ export class BootstrapServer {
       bootstraps: this.bootstraps,
       userCert: issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
     };
+  }
+
+  /** Write the published marks waiting (published-marks.ts); `retry` false: before the registry closes. */
+  flushMarks(retry = true): Promise<void> {
+    return this.marks.flush(retry);
   }
 
   /** Refuse a new name while the adapter or its address has used up its per-minute rate (nothing is spent here). */

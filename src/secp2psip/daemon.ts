@@ -203,6 +203,8 @@ export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<R
     info: role.info,
     async close() {
       clearInterval(witnessTimer);
+      // Registrations answered but not yet marked published are marked before the registry closes.
+      await role.server.flushMarks(false);
       await role.leave();
       await role.endpoint.close();
       registry.close();

@@ -10,6 +10,18 @@
  *   (user-cert.ts); or
  * - a TOMBSTONE: the mailbox owner's signed "slot emptied up to time `at`".
  *
+ * Beside the slots, one key `/mbox/<user>/new` says whether there is anything
+ * to collect, so that looking at an empty mailbox (the common case at every
+ * registration) reads one key instead of every slot: a depositor writes a
+ * MARK there ("I deposited at `at`", signed like a deposit) after its deposit
+ * is stored; the owner writes SEEN ("collected everything stored before
+ * `at`") after a full collection. The holders keep the newer of the two, so
+ * a mark newer than the last SEEN means "read the slots". A SEEN is dated
+ * MARK_SKEW_MS before the collection began: a mark signed on a clock behind
+ * ours, or stored while the slots were being read, stays newer and is
+ * collected at the next check; no holder can forge either (signatures), and
+ * one that hides the mark is outvoted, since the collector reads every replica.
+ *
  * What every holder checks (validate), without rebuilding any key: the
  * certificate was signed by a known bootstrap and valid when the record was
  * signed; the record's signature verifies with the certified key over (kind,
@@ -45,11 +57,14 @@ export const MAILBOX_TTL_MS = 7 * 24 * 3600_000;
 export const MAILBOX_CONTEXT = 'secp2psip/mailbox/v1';
 /** Largest sealed box in a deposit (a SECP2PSIP MESSAGE with its SIP request, sealed). */
 export const MAX_BOX = LIMITS.sip + 1024;
+/** How far before a full collection its SEEN is dated (the clock skew between adapters tolerated, ms). */
+export const MARK_SKEW_MS = 5 * 60_000;
 
 export interface MailboxItem {
-  k: 'deposit' | 'tomb';
+  k: 'deposit' | 'tomb' | 'mark' | 'seen';
   /** The mailbox owner. */
   to: string;
+  /** The slot (0 for a mark and a seen). */
   slot: number;
   /** When the writer signed it (wall ms). */
   at: number;
@@ -64,6 +79,16 @@ export interface MailboxItem {
 
 export function mailboxKey(owner: string, slot: number): string {
   return `/${MAILBOX_NAMESPACE}/${owner}/${slot}`;
+}
+
+/** The key saying whether `owner`'s mailbox holds anything new (see the module comment). */
+export function markKey(owner: string): string {
+  return `/${MAILBOX_NAMESPACE}/${owner}/new`;
+}
+
+/** The key a record of kind `k` for `to`'s slot `slot` belongs under. */
+function keyOf(m: Pick<MailboxItem, 'k' | 'to' | 'slot'>): string {
+  return m.k === 'mark' || m.k === 'seen' ? markKey(m.to) : mailboxKey(m.to, m.slot);
 }
 
 /** The slots of `owner`'s mailbox that `sender` may deposit into (distinct, in preference order). */
@@ -100,14 +125,15 @@ export function decodeItem(v: unknown): Result<MailboxItem> {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return fail('mailbox record is not a map');
   const { k, to, slot, at, ttl, cert, box, sig } = o;
   const int = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-  if (k !== 'deposit' && k !== 'tomb') return fail('bad mailbox record kind');
+  if (k !== 'deposit' && k !== 'tomb' && k !== 'mark' && k !== 'seen') return fail('bad mailbox record kind');
   if (typeof to !== 'string' || !NAME_RE.test(to)) return fail('bad mailbox owner');
   if (!int(slot) || (slot as number) >= MAILBOX_SLOTS) return fail('bad slot');
+  if ((k === 'mark' || k === 'seen') && slot !== 0) return fail('bad slot');
   if (!int(at) || !int(ttl) || (ttl as number) > MAILBOX_TTL_MS || (ttl as number) === 0) return fail('bad time');
   if (!(cert instanceof Uint8Array) || !(sig instanceof Uint8Array) || sig.length > LIMITS.sig)
     return fail('bad signature');
   if (k === 'deposit' && !(box instanceof Uint8Array && box.length <= MAX_BOX)) return fail('deposit without a box');
-  if (k === 'tomb' && box !== undefined) return fail('tombstone with a box');
+  if (k !== 'deposit' && box !== undefined) return fail(`${k} with a box`);
   return ok({
     k,
     to,
@@ -130,13 +156,14 @@ export function checkItem(
   const d = decodeItem(value);
   if (!d.ok) return d.error;
   const m = d.value;
-  if (key !== mailboxKey(m.to, m.slot)) return 'mailbox record under another key';
+  if (key !== keyOf(m)) return 'mailbox record under another key';
   if (m.at > now + 5 * 60_000) return 'signed in the future';
   if (m.at + m.ttl <= now) return 'expired';
   const cert = verifyUserCert(m.cert, bootstrapKeys, m.at);
   if (!cert.ok) return cert.error;
   const writer = cert.value.bundle.name;
   if (m.k === 'tomb' && writer !== m.to) return 'only the mailbox owner may empty a slot';
+  if (m.k === 'seen' && writer !== m.to) return 'only the mailbox owner may mark it collected';
   if (m.k === 'deposit' && !slotsFor(m.to, writer).includes(m.slot)) return `slot ${m.slot} is not ${writer}'s`;
   const k = UserKey.decode(cert.value.bundle.signKey);
   if (!k.ok) return 'bad certified key';
@@ -167,6 +194,11 @@ export function mailboxValidator(bootstrapKeys: Iterable<Uint8Array>): RecordVal
       // The deposit held first stays (the store passes the record it holds as `a`): a later one, even one
       // signed with an earlier time, does not displace a message not yet collected.
       if (x.k === 'deposit' && y.k === 'deposit') return a;
+      // The mark key (checkItem keeps marks and seens there alone): the newer says what to do; a tie, SEEN.
+      if ((x.k === 'mark' || x.k === 'seen') && (y.k === 'mark' || y.k === 'seen')) {
+        if (x.at !== y.at) return x.at > y.at ? a : b;
+        return x.k === 'seen' ? a : b;
+      }
       if (x.k === 'tomb' && y.k === 'tomb') return x.at >= y.at ? a : b;
       const [tomb, dep, ta, da] = x.k === 'tomb' ? [x, y, a, b] : [y, x, b, a];
       return tomb.at >= dep.at ? ta : da;

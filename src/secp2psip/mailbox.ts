@@ -9,12 +9,16 @@
  *   the slot is read back from every replica, so a deposit that lost a race
  *   for a slot moves to the next one. The sender's phone gets 202.
  * - `collect` (the recipient's adapter, when a phone of the user registers):
- *   every replica of every slot is read (a holder that hides or alters a
+ *   first the mailbox's mark key is read from every replica; unless a
+ *   depositor's MARK is newer than the owner's last SEEN (mailbox-records.ts),
+ *   the mailbox is empty and nothing more is read (a few RPCs instead of
+ *   every replica of every slot). Otherwise every replica of every slot is read (a holder that hides or alters a
  *   record is outvoted by the others; an altered record fails the holders'
  *   own checks and ours), each deposit is opened, its inner MESSAGE checked
  *   like a live one (sender's key rebuilt through the ring, signature, SIP
  *   consistent) and delivered in the order the senders signed them; then the
- *   slot is emptied with a tombstone only the owner can sign.
+ *   slot is emptied with a tombstone only the owner can sign, and once every
+ *   slot was read and nothing is kept, SEEN is written.
  *
  * Nothing twice: the nonce of every MESSAGE delivered here (live or stored)
  * is kept on disk (DeliveredLog) before the tombstone is written, so a
@@ -39,12 +43,15 @@ import {
   MAILBOX_CONTEXT,
   MAILBOX_SLOTS,
   MAILBOX_TTL_MS,
+  MARK_SKEW_MS,
   type MailboxItem,
   mailboxKey,
+  markKey,
   slotsFor,
 } from './mailbox-records.ts';
 import { callTbs, DOMAIN, decodeMessage, encodeMessage, type ImMsg } from './messages.ts';
 import { checkImSip, type PhoneInbox } from './messaging.ts';
+import { decodeUserCert } from './user-cert.ts';
 import type { VerifiedUsers } from './verified-users.ts';
 import { getHeader } from '../sip/message.ts';
 
@@ -89,7 +96,8 @@ export interface CollectReport {
 }
 
 export class Mailbox {
-  readonly stats = { deposits: 0, collected: 0, refused: 0 };
+  /** quickChecks: collections that found nothing new on the mark key and read no slot. */
+  readonly stats = { deposits: 0, collected: 0, refused: 0, quickChecks: 0 };
   private readonly ctx: MailboxContext;
   /** Users whose mailbox is being collected now (a second REGISTER does not start another pass). */
   private readonly collecting = new Map<string, Promise<CollectReport>>();
@@ -134,6 +142,10 @@ export class Mailbox {
         continue;
       }
       this.republishUntilExpiry(key);
+      // Only now: a collector that finds the mark finds the deposit (see mailbox-records.ts). A mark the ring
+      // could not take yet is put again by the ring's maintenance, as any put.
+      const mark = await this.putSigned(sender.signer, cert, 'mark', to, this.ctx.clock.wallNow());
+      if (!mark.ok) this.ctx.log.warn({ to, reason: mark.reason }, 'mailbox mark not stored yet');
       this.stats.deposits++;
       this.ctx.log.info({ from: sender.name, to, slot }, `message to ${to} stored in the ring`);
       return slot;
@@ -181,6 +193,13 @@ export class Mailbox {
     const report: CollectReport = { delivered: 0, refused: [], kept: 0 };
     const user = this.ctx.users.get(name);
     if (!user?.cert || !this.ctx.inbox) return report;
+    const started = this.ctx.clock.wallNow();
+    const marks = (await this.ctx.ring.getReplicas([markKey(name)])).get(markKey(name));
+    // Read (no lookup failed) and nothing newer than the last collection: the common case, done.
+    if (marks && !this.marked(marks)) {
+      this.stats.quickChecks++;
+      return report;
+    }
     const keys = Array.from({ length: MAILBOX_SLOTS }, (_, s) => mailboxKey(name, s));
     const held = await this.ctx.ring.getReplicas(keys);
     const found: Array<{ slot: number; dep: MailboxItem; m?: ImMsg; why?: string }> = [];
@@ -221,7 +240,44 @@ export class Mailbox {
       }
       await this.empty(user, f.slot, f.dep.at);
     }
+    // Every slot read and nothing left: marks up to MARK_SKEW_MS before we began are answered.
+    if (held.size === keys.length && report.kept === 0) {
+      // Not dated before the user's certificate was issued (holders would refuse it, user-cert.ts).
+      const cert = decodeUserCert(user.cert);
+      const at = Math.max(started - MARK_SKEW_MS, cert.ok ? cert.value.issuedAt : started);
+      const seen = await this.putSigned(user.signer, user.cert, 'seen', name, at);
+      if (!seen.ok) this.ctx.log.info({ user: name, reason: seen.reason }, 'mailbox not marked collected');
+    }
     return report;
+  }
+
+  /** Whether some replica holds a depositor's mark newer than every SEEN the replicas hold. */
+  private marked(recs: DhtRecord[]): boolean {
+    let seen = -1;
+    let mark = -1;
+    for (const r of recs) {
+      const d = decodeItem(r.value);
+      if (!d.ok) continue;
+      if (d.value.k === 'seen') seen = Math.max(seen, d.value.at);
+      else if (d.value.k === 'mark') mark = Math.max(mark, d.value.at);
+    }
+    return mark > seen;
+  }
+
+  /** Sign and put a mark or a seen on `to`'s mark key, republished until it expires. */
+  private async putSigned(
+    signer: LocalUser['signer'],
+    cert: Uint8Array,
+    k: 'mark' | 'seen',
+    to: string,
+    at: number,
+  ): Promise<{ ok: boolean; reason?: string }> {
+    const key = markKey(to);
+    const body: Omit<MailboxItem, 'sig' | 'cert'> = { k, to, slot: 0, at, ttl: this.ttlMs };
+    const item: MailboxItem = { ...body, cert, sig: signer.sign(MAILBOX_CONTEXT, itemTbs(key, body)) };
+    const put = await this.ctx.ring.put(key, encodeItem(item), this.ttlMs);
+    if (put.ok) this.republishUntilExpiry(key);
+    return put.ok ? { ok: true } : { ok: false, reason: put.reason };
   }
 
   /** Open a deposit and check the MESSAGE inside as the recipient's adapter checks a live one. */

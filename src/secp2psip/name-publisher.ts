@@ -16,7 +16,7 @@
  *   and one that is down leaves nothing to expire.
  */
 import type { ChordNode } from '../dht/chord/chord-node.ts';
-import { putSettled } from '../dht/chord/settling-put.ts';
+import { putManySettled } from '../dht/chord/settling-put.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { Clock } from '../util/clock.ts';
 import { OverlayError } from '../util/errors.ts';
@@ -60,7 +60,7 @@ export class NamePublisher {
   }
 
   /**
-   * Store the n pieces and the location record, all in parallel. While nodes
+   * Store the n pieces and the location record as one batch put (dht/chord/batch-put.ts). While nodes
    * are joining no owner may be confirmable yet: each put keeps trying for up
    * to PUBLISH_BUDGET_MS (Chord's settling put, dht/chord/settling-put.ts),
    * and one that still fails is put again by the ring's maintenance. The
@@ -75,8 +75,12 @@ export class NamePublisher {
       ...pieces.map((p, i) => ({ key: pieceKey(name, i + 1), payload: p })),
     ];
     const values = sealRingSet(identity, entries, at, (key) => ring.store.validatorFor(key));
-    const res = await Promise.all(
-      entries.map((e, i) => putSettled(ring, e.key, values[i], RING_TTL_MS, PUBLISH_BUDGET_MS)),
+    // One batch: the n + 1 keys' lookups share their replies, and each holder gets one STORE with its records.
+    const res = await putManySettled(
+      ring,
+      entries.map((e, i) => ({ key: e.key, value: values[i] })),
+      RING_TTL_MS,
+      PUBLISH_BUDGET_MS,
     );
     if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
     const stored = res.slice(1).filter((r) => r.ok).length;

@@ -17,7 +17,8 @@
  *    location record to publish, with state 'pending', in one transaction;
  * 2. the bootstrap puts the pieces and the location into the ring;
  * 3. `markPublished` sets state 'published' (only if the location is still
- *    the one just published: a later registration stays pending).
+ *    the one just published: a later registration stays pending), just
+ *    after the adapter was answered (nothing it needs waits for this write).
  *
  * A crash between 1 and 3 leaves a 'pending' row, which `pending` hands to
  * the next sweep (at start, and periodically) to publish again. Publishing
@@ -58,6 +59,8 @@ export interface NameRegistry {
   setPieces(name: string, pieces: Uint8Array[]): Awaitable<void>;
   /** Step 3: the records with this location are in the ring. */
   markPublished(name: string, location: Uint8Array, now: number): Awaitable<void>;
+  /** The same for several names at once, in one transaction where the store has them (optional). */
+  markPublishedMany?(items: ReadonlyArray<{ name: string; location: Uint8Array }>, now: number): Awaitable<void>;
   /** Names whose publication is pending since before `olderThan` (at most `limit`), taken for a retry. */
   pending(olderThan: number, now: number, limit: number): Awaitable<RegistryEntry[]>;
   /**

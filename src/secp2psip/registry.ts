@@ -280,6 +280,14 @@ export class Registry implements NameRegistry {
       .run(now, name, Buffer.from(location));
   }
 
+  /** Several marks in one transaction: one durable commit for a batch of registrations. */
+  markPublishedMany(items: ReadonlyArray<{ name: string; location: Uint8Array }>, now: number): void {
+    const st = this.db.prepare(`UPDATE users SET state = 'published', publish_at = ? WHERE name = ? AND location = ?`);
+    this.db.transaction(() => {
+      for (const i of items) st.run(now, i.name, Buffer.from(i.location));
+    })();
+  }
+
   /**
    * Names pending publication since before `olderThan`, oldest first, taken: their time is set to `now`,
    * so that a sweep (which asks with `olderThan` <= `now`) does not get them twice.

@@ -12,6 +12,7 @@ import {
   MAILBOX_TTL_MS,
   type MailboxItem,
   mailboxKey,
+  markKey,
   PER_SENDER_SLOTS,
   slotsFor,
 } from '../../src/secp2psip/mailbox-records.ts';
@@ -136,5 +137,18 @@ describe('offline message attacks (in-memory ring)', () => {
     const tomb = forge(mine[0], m.cert as Uint8Array, 'tomb');
     assert.match(checkItem(tomb.key, tomb.value, keys, now) ?? '', /only the mailbox owner/);
     assert.ok(!(await t.settle(t.adapters[2].ring.put(tomb.key, tomb.value, MAILBOX_TTL_MS))).ok);
+    // So is saying it was collected (a SEEN would hide the marks of new deposits); and a mark lives under the
+    // mark key only.
+    const onMarkKey = (k: 'mark' | 'seen', key = markKey('bob')) => {
+      const body: Omit<MailboxItem, 'sig' | 'cert'> = { k, to: 'bob', slot: 0, at: now, ttl: MAILBOX_TTL_MS };
+      const cert = m.cert as Uint8Array;
+      return { key, value: encodeItem({ ...body, cert, sig: m.signer.sign(MAILBOX_CONTEXT, itemTbs(key, body)) }) };
+    };
+    const seen = onMarkKey('seen');
+    assert.match(checkItem(seen.key, seen.value, keys, now) ?? '', /only the mailbox owner/);
+    assert.ok(!(await t.settle(t.adapters[2].ring.put(seen.key, seen.value, MAILBOX_TTL_MS))).ok);
+    assert.equal(checkItem(onMarkKey('mark').key, onMarkKey('mark').value, keys, now), null);
+    const misplaced = onMarkKey('mark', mailboxKey('bob', 0));
+    assert.match(checkItem(misplaced.key, misplaced.value, keys, now) ?? '', /under another key/);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SqliteDeliveredLog } from '../../src/secp2psip/delivered-log.ts';
-import { MAILBOX_SLOTS, mailboxKey, slotsFor } from '../../src/secp2psip/mailbox-records.ts';
+import { MAILBOX_SLOTS, MARK_SKEW_MS, mailboxKey, slotsFor } from '../../src/secp2psip/mailbox-records.ts';
 import { sendIm } from '../../src/secp2psip/messaging.ts';
 import { decodeUserCert } from '../../src/secp2psip/user-cert.ts';
 import { RecordingInbox } from './recording-inbox.ts';
@@ -82,6 +82,61 @@ describe('offline messages in the ring (in-memory ring)', () => {
       assert.ok((await send(0, 'alice', 'bob', `again ${i}`)).ok);
     inboxes[1].phones = 1;
     assert.equal((await t.settle(t.adapters[1].mailbox.collect('bob'))).delivered, slotsFor('bob', 'alice').length);
+  });
+
+  it('an empty mailbox is checked with one key; a deposit during a collection is collected at the next', async () => {
+    const d = t.adapters[3];
+    inboxes[3].phones = 1;
+    // dave's mailbox is empty: the check reads the mark key only, far fewer RPCs than every slot's replicas.
+    const quick0 = d.mailbox.stats.quickChecks;
+    const sent0 = d.endpoint.stats.requestsSent;
+    assert.equal((await t.settle(d.mailbox.collect('dave'))).delivered, 0);
+    assert.equal(d.mailbox.stats.quickChecks, quick0 + 1);
+    const rpcs = d.endpoint.stats.requestsSent - sent0;
+    assert.ok(rpcs < MAILBOX_SLOTS, `${rpcs} RPCs to look at an empty mailbox`);
+    // A message stored after that check is found by the next one.
+    inboxes[3].phones = 0;
+    assert.ok((await send(0, 'alice', 'dave', 'after the check')).ok);
+    inboxes[3].phones = 1;
+    assert.equal((await t.settle(d.mailbox.collect('dave'))).delivered, 1);
+    // A deposit racing a full collection (the mark of one deposit makes it read every slot; another deposit
+    // lands meanwhile): whichever pass reads it, it is delivered, and nothing twice.
+    inboxes[3].phones = 0;
+    assert.ok((await send(0, 'alice', 'dave', 'racing one')).ok);
+    inboxes[3].phones = 1;
+    // dave's phone does not take carol's live MESSAGE, so it is stored while the collection runs.
+    const inbox = inboxes[3];
+    const deliver = inbox.deliver.bind(inbox);
+    let sending = true;
+    inbox.deliver = async (to, from, body, type) => {
+      if (sending && new TextDecoder().decode(body) === 'racing two') return 0;
+      return deliver(to, from, body, type);
+    };
+    const collecting = d.mailbox.collect('dave');
+    const carol = t.adapters[2].users.get('carol');
+    assert.ok(carol);
+    const racing = sendIm(t.adapters[2].messaging, phoneMessage('carol', 'dave', 'racing two'), carol, 'dave').finally(
+      () => {
+        sending = false;
+      },
+    );
+    const [, raced] = await t.settle(Promise.all([collecting, racing]));
+    assert.ok(raced.ok && raced.stored, 'stored, not delivered live');
+    await t.settle(d.mailbox.collect('dave'));
+    await t.settle(d.mailbox.collect('dave'));
+    const texts = inboxes[3].got.map((g) => g.text);
+    assert.equal(texts.filter((x) => x === 'racing one').length, 1);
+    assert.equal(texts.filter((x) => x === 'racing two').length, 1);
+    // A mark younger than MARK_SKEW_MS (a depositor's clock may lag ours) keeps the slots read at every check;
+    // once the marks are older than that, one more full pass answers them and the check is the quick one again.
+    const quick1 = d.mailbox.stats.quickChecks;
+    await t.settle(d.mailbox.collect('dave'));
+    assert.equal(d.mailbox.stats.quickChecks, quick1);
+    await t.run(MARK_SKEW_MS + 1000);
+    await t.settle(d.mailbox.collect('dave'));
+    await t.settle(d.mailbox.collect('dave'));
+    assert.equal(d.mailbox.stats.quickChecks, quick1 + 1);
+    assert.equal(inboxes[3].got.filter((g) => g.text.startsWith('racing')).length, 2, 'nothing twice');
   });
 
   it("carol's adapter down: stored; collected once it is back", async () => {

@@ -7,6 +7,7 @@ import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
+import { type PutEntry, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
@@ -373,6 +374,14 @@ export class ChordNode {
     return res;
   }
 
+  /**
+   * Several puts at once, each as `put` would do it alone, sharing one lookup batch and sending each holder
+   * one STORE with all its records (batch-put.ts); results in the order of `entries`.
+   */
+  putMany(entries: readonly PutEntry[], ttlMs: number): Promise<PutResult[]> {
+    return putMany(this, entries, ttlMs);
+  }
+
   unpublish(key: string): void {
     this.maintenance.published.delete(key);
   }
@@ -414,7 +423,8 @@ export class ChordNode {
   /**
    * Every replica's copy of each key (those this node's validator accepts), the lookups sharing one batch: for
    * a reader that must not take one holder's word, since a holder can hide a record or hand back an older one,
-   * while all r replicas would have to collude to do so.
+   * while all r replicas would have to collude to do so. A key whose lookup failed is left out of the map
+   * (so a reader can tell "no record" from "not read").
    */
   async getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
     const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
@@ -422,7 +432,8 @@ export class ChordNode {
     await Promise.all(
       keys.map(async (k, i) => {
         const lr = lrs[i];
-        const recs = lr.ok ? await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k))) : [];
+        if (!lr.ok) return;
+        const recs = await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k)));
         out.set(
           k,
           recs.filter((r): r is DhtRecord => r !== null),
