@@ -117,13 +117,16 @@ export function flowAlive(transport: { isOpen?(to: Peer): boolean }, flow: Peer 
  * The bindings a request may go to (RFC 5626 section 7, fail-over between the flows of one instance): those whose
  * flow is still there, in their order; a binding over a connection that is gone is skipped, so a phone registered
  * over two flows (two `reg-id`s) is reached over the other. `failed` is true when bindings existed but every one
- * of them was over a dead flow: the answer is then 430 Flow Failed, not 480.
+ * of them was over a dead flow: the answer is then 430 Flow Failed, not 480. A binding whose Contact is reachable
+ * without its flow stays, whatever became of the connection.
  */
-export function liveBindings<T extends { flow?: Peer }>(
+export function liveBindings<T extends { flow?: Peer; contact: { uri: SipUri } }>(
   transport: { isOpen?(to: Peer): boolean },
   bindings: readonly T[],
 ): { live: T[]; failed: boolean } {
-  const live = bindings.filter((b) => flowAlive(transport, b.flow));
+  // A phone reachable at its Contact (a TCP phone listening where its Contact says) needs no flow: the connection
+  // it registered over may be gone while a caller can still open a new one to it.
+  const live = bindings.filter((b) => flowAlive(transport, b.flow) || directlyReachable(b.contact.uri, b.flow));
   return { live, failed: bindings.length > 0 && live.length === 0 };
 }
 
