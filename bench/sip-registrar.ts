@@ -22,24 +22,14 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runSippWithStats } from './lib/sipp.ts';
+import { numberOption } from './lib/args.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FIX = join(ROOT, 'test/fixtures/sipp');
 
-function option(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) {
-    process.stderr.write(`--${name} needs a positive number\n`);
-    process.exit(2);
-  }
-  return v;
-}
-
 const quick = process.argv.includes('--quick');
-const seconds = option('seconds', quick ? 4 : 20);
-const forcedRate = process.argv.includes('--rate') ? option('rate', 1) : undefined;
+const seconds = numberOption('seconds', quick ? 4 : 20);
+const forcedRate = process.argv.includes('--rate') ? numberOption('rate', 1) : undefined;
 const TARGETS: Record<string, number> = { register: 5000, 'invite-302': 3000 };
 const USERS = 1000;
 

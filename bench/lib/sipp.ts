@@ -14,15 +14,21 @@ export interface SippRun {
   stderr: string;
 }
 
-/** Spawn `sipp args` in `cwd`; `args` must include `-trace_stat -stf <stf>`. Rejects if no statistics were written. */
-export function runSippWithStats(args: string[], stf: string, cwd: string): Promise<SippRun> {
+/**
+ * Spawn `sipp args` in `cwd`; `args` must include `-trace_stat -stf <stf>`. Rejects if no statistics were written.
+ * With `deadlineS`, sipp is killed after that long (its own -timeout does not end a run whose calls still wait for
+ * answers); with `-fd 1` the statistics file has a line per second, so the counts up to the deadline survive.
+ */
+export function runSippWithStats(args: string[], stf: string, cwd: string, deadlineS?: number): Promise<SippRun> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const p = spawn('sipp', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const stop = deadlineS === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), deadlineS * 1000);
     p.once('error', reject);
     p.once('exit', () => {
+      clearTimeout(stop);
       const seconds = (performance.now() - started) / 1000;
       let lines: string[];
       try {

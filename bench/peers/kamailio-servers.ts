@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runSippWithStats, type SippRun } from '../lib/sipp.ts';
+import { runSippWithStats } from '../lib/sipp.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIX = join(ROOT, 'test/fixtures/sipp');
@@ -243,7 +243,7 @@ export async function sipp(
     ...['-i', '127.0.0.1', '-p', '0', '-t', 'u1', '-nostdin', '-trace_stat', '-stf', stf, '-fd', '1'],
     `127.0.0.1:${port}`,
   ];
-  const run = await runSippUntil(args, stf, dir, opts.timeoutS);
+  const run = await runSippWithStats(args, stf, dir, opts.timeoutS);
   const successful = run.col('SuccessfulCall(C)');
   const lines = readFileSync(stf, 'utf8').trim().split('\n');
   const col = lines[0].split(';').indexOf('SuccessfulCall(P)');
@@ -263,34 +263,4 @@ export function median(xs: number[]): number {
   if (s.length === 0) return Number.NaN;
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/**
- * sipp, ended after `deadlineS` when given (its own -timeout does not end a run whose calls still wait for
- * answers): the statistics file has a line per second (-fd 1), so the counts up to the deadline survive.
- */
-function runSippUntil(args: string[], stf: string, dir: string, deadlineS: number | undefined): Promise<SippRun> {
-  if (deadlineS === undefined) return runSippWithStats(args, stf, dir);
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const stop = setTimeout(() => p.kill('SIGKILL'), deadlineS * 1000);
-    p.once('error', reject);
-    p.once('exit', () => {
-      clearTimeout(stop);
-      const seconds = (performance.now() - started) / 1000;
-      let lines: string[];
-      try {
-        lines = readFileSync(stf, 'utf8').trim().split('\n');
-      } catch (e) {
-        reject(new Error(`sipp wrote no statistics: ${(e as Error).message} ${stderr.slice(-1000)}`));
-        return;
-      }
-      const head = lines[0].split(';');
-      const last = lines[lines.length - 1].split(';');
-      resolve({ col: (name) => Number(last[head.indexOf(name)] ?? 0), seconds, stderr });
-    });
-  });
 }

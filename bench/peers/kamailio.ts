@@ -34,27 +34,12 @@ import {
   usersCsv,
   workDir,
 } from './kamailio-servers.ts';
-
-function option(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) {
-    process.stderr.write(`--${name} needs a positive number\n`);
-    process.exit(2);
-  }
-  return v;
-}
-
-function stringOption(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
-}
+import { numberOption, stringOption } from '../lib/args.ts';
 
 const quick = process.argv.includes('--quick');
-const rounds = option('rounds', quick ? 2 : 5);
-const seconds = option('seconds', quick ? 3 : 10);
-const rate = option('rate', quick ? 1500 : 2000);
+const rounds = numberOption('rounds', quick ? 2 : 5);
+const seconds = numberOption('seconds', quick ? 3 : 10);
+const rate = numberOption('rate', quick ? 1500 : 2000);
 const only = stringOption('only')?.split(',') as ServerKind[] | undefined;
 const nodeArgs = stringOption('node-args')?.split(' ').filter(Boolean) ?? [];
 const baseline = stringOption('baseline');

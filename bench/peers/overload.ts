@@ -29,22 +29,11 @@ import {
   usersCsv,
   workDir,
 } from './kamailio-servers.ts';
-
-function option(name: string, dflt: number | undefined): number | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) {
-    process.stderr.write(`--${name} needs a positive number\n`);
-    process.exit(2);
-  }
-  return v;
-}
+import { numberOption, stringOption } from '../lib/args.ts';
 
 const quick = process.argv.includes('--quick');
-const seconds = option('seconds', quick ? 4 : 10) as number;
-const onlyArg = process.argv.indexOf('--only');
-const only = onlyArg < 0 ? undefined : (process.argv[onlyArg + 1].split(',') as ServerKind[]);
+const seconds = numberOption('seconds', quick ? 4 : 10) as number;
+const only = stringOption('only')?.split(',') as ServerKind[] | undefined;
 const MULTIPLES = [0.5, 1, 2, 4, 0.5];
 const USERS = 1000;
 /** Calls answered this long after the end of a phase still count for it; later ones are cut off. */
@@ -113,7 +102,7 @@ async function main(): Promise<void> {
   const started = new Date().toISOString();
   const loadStart = load1();
   const phases: Phase[] = [];
-  let capacity = option('capacity', undefined);
+  let capacity = numberOption('capacity', undefined);
   try {
     capacity ??= await calibrate(csv, dir);
     for (const kind of SERVERS) {
