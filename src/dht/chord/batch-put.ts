@@ -31,27 +31,42 @@ export interface PutEntry {
 /** What the batch needs of a node (its internals are the same `put` uses). */
 export type BatchNode = Pick<ChordNode, 'clock' | 'id' | 'init' | 'store' | 'maintenance' | 'lookupMany' | 'call'>;
 
+/**
+ * The next record this node publishes under `key` (its sequence number one past the last one it published), checked
+ * by the local store's validator and taken into the republish set; or why it is refused. The one step `put` and
+ * `putMany` share before they store.
+ */
+export function publish(
+  node: Pick<BatchNode, 'clock' | 'id' | 'init' | 'store' | 'maintenance'>,
+  key: string,
+  value: Uint8Array | string,
+  ttlMs: number,
+):
+  | { ok: true; entry: { record: DhtRecord; nextAt: number } }
+  | { ok: false; error: 'DHT_RECORD_INVALID'; reason: string } {
+  const prev = node.maintenance.published.get(key);
+  const record: DhtRecord = {
+    key,
+    value,
+    created: node.clock.wallNow(),
+    ttlMs,
+    seq: prev ? prev.record.seq + 1 : 0,
+    publisher: node.id,
+  };
+  const why = typeof key === 'string' && key.length > 0 ? node.store.check(record) : 'empty key';
+  if (why !== null) return { ok: false, error: 'DHT_RECORD_INVALID', reason: why };
+  const entry = { record, nextAt: node.clock.now() + node.init.republishMs };
+  node.maintenance.published.set(key, entry);
+  return { ok: true, entry };
+}
+
 export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttlMs: number): Promise<PutResult[]> {
   const out: PutResult[] = new Array(entries.length);
   const recs: Array<{ i: number; rec: DhtRecord; entry: { record: DhtRecord; nextAt: number } }> = [];
   for (const [i, { key, value }] of entries.entries()) {
-    const prev = node.maintenance.published.get(key);
-    const rec: DhtRecord = {
-      key,
-      value,
-      created: node.clock.wallNow(),
-      ttlMs,
-      seq: prev ? prev.record.seq + 1 : 0,
-      publisher: node.id,
-    };
-    const why = typeof key === 'string' && key.length > 0 ? node.store.check(rec) : 'empty key';
-    if (why !== null) {
-      out[i] = { ok: false, error: 'DHT_RECORD_INVALID', reason: why };
-      continue;
-    }
-    const entry = { record: rec, nextAt: node.clock.now() + node.init.republishMs };
-    node.maintenance.published.set(key, entry);
-    recs.push({ i, rec, entry });
+    const p = publish(node, key, value, ttlMs);
+    if (!p.ok) out[i] = p;
+    else recs.push({ i, rec: p.entry.record, entry: p.entry });
   }
   const lrs = await node.lookupMany(recs.map((r) => keyPosition(r.rec.key)));
   // Holder id -> its ref and the records it gets (with each record's place in `recs` and whether it owns it).

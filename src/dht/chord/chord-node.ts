@@ -7,7 +7,7 @@ import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
-import { type PutEntry, putMany } from './batch-put.ts';
+import { type PutEntry, publish, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
@@ -355,20 +355,10 @@ export class ChordNode {
 
   /** Store a record at the key's owner and its r-1 successors; this node republishes it until `unpublish`. */
   async put(key: string, value: Uint8Array | string, ttlMs: number): Promise<PutResult> {
-    const prev = this.maintenance.published.get(key);
-    const rec: DhtRecord = {
-      key,
-      value,
-      created: this.clock.wallNow(),
-      ttlMs,
-      seq: prev ? prev.record.seq + 1 : 0,
-      publisher: this.id,
-    };
-    const why = typeof key === 'string' && key.length > 0 ? this.store.check(rec) : 'empty key';
-    if (why !== null) return { ok: false, error: 'DHT_RECORD_INVALID', reason: why };
-    const entry = { record: rec, nextAt: this.clock.now() + this.init.republishMs };
-    this.maintenance.published.set(key, entry);
-    const res = await this.storeRecord(rec);
+    const p = publish(this, key, value, ttlMs);
+    if (!p.ok) return p;
+    const { entry } = p;
+    const res = await this.storeRecord(entry.record);
     // Not stored (no owner could be confirmed while nodes join): the maintenance tick tries again soon.
     if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
     return res;
