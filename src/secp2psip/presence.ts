@@ -107,6 +107,8 @@ export class PresenceService {
   private readonly rewatch = new Map<string, Timer>();
   /** When each local user's state was last written to the ring (wall ms). */
   private readonly ringAt = new Map<string, number>();
+  /** The last write of each user's ring record, settled when the ring answered (see recorded). */
+  private readonly writing = new Map<string, Promise<void>>();
   private tickTimer: Timer | undefined;
   readonly stats = { watches: 0, pushes: 0, received: 0, refused: 0 };
 
@@ -209,12 +211,21 @@ export class PresenceService {
     if (!this.ctx.ring || !user?.cert) return;
     const at = this.ctx.clock.wallNow();
     this.ringAt.set(name, at);
-    writePresenceRecord(this.ctx.ring, user, state, at).then(
+    const w = writePresenceRecord(this.ctx.ring, user, state, at).then(
       (why) => {
         if (why) this.ctx.log.debug({ user: name, reason: why }, 'presence record not stored');
       },
       () => {},
     );
+    this.writing.set(name, w);
+    w.then(() => {
+      if (this.writing.get(name) === w) this.writing.delete(name);
+    });
+  }
+
+  /** Settles once the last ring write of `name`'s state has been answered (stored or refused). */
+  recorded(name: string): Promise<void> {
+    return this.writing.get(name) ?? Promise.resolve();
   }
 
   /** A newer verified state replaces the one known (a replayed older one never does). */

@@ -78,7 +78,8 @@ for (const mode of ['signed', 'protected'] as const)
       assert.ok(carol);
       bindPhone(a, 'alice', 'sip:alice@10.0.0.1:5072', 3600);
       a.presence.publish('alice', { note: 'in a meeting' }, 600);
-      await t.run(200);
+      // Her record is in the ring before her adapter goes: wait for the ring's answer, not a fixed time.
+      await t.settle(a.presence.recorded('alice'));
       t.net.kill(a.endpoint.self.addr);
       try {
         const seen = await t.settle(c.presence.watch(carol, 'alice'));
