@@ -29,13 +29,12 @@
  * Writes JSON (default bench/results/cross-host-calls.json) and prints a table. A benchmark, not a test.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { percentile } from '../src/util/stats.ts';
-import { ADAPTER_READY, BOOTSTRAP_READY, startNetnsDaemon } from '../test/support/netns-daemons.ts';
-import { type Host, iptablesUnavailable, Testnet } from '../test/support/testnet.ts';
+import { NetnsLayout } from '../test/support/netns-layout.ts';
+import { type Host, iptablesUnavailable, type Testnet } from '../test/support/testnet.ts';
 
 function fail(msg: string): never {
   process.stderr.write(`cross-host-calls: ${msg}\n`);
@@ -117,96 +116,52 @@ async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   const why = iptablesUnavailable();
   if (why) fail(`cannot build the test network: ${why}`);
-  const base = mkdtempSync(join(tmpdir(), 'secp2psip-xhost-'));
-  const net = await Testnet.create(9, { prefix: 'sp2tbench' });
+  // Adapters C, D and E behind NATs without port forwards, each with its phone on its LAN. Their routers drop
+  // unsolicited connections and keep ports (C's and E's: TCP simultaneous open works between them), but D's picks a
+  // random port for every connection, so no direct connection to D opens.
+  const lay = await NetnsLayout.build({
+    prefix: 'sp2tbench',
+    tmp: 'secp2psip-xhost-',
+    hosts: ['boot', 'A', 'B', 'pub'],
+    nats: [
+      { router: 'r1', behind: ['lan1'] },
+      { router: 'r2', behind: ['lan2'] },
+      { router: 'r3', behind: ['C', 'lan3'], dropUnsolicited: true },
+      { router: 'r4', behind: ['D', 'lan4'], dropUnsolicited: true, randomFully: true },
+      { router: 'r5', behind: ['E', 'lan5'], dropUnsolicited: true },
+    ],
+    daemons: {
+      boot: { kind: 'bootstrap', on: 'boot', args: ['--log-level', 'warn', '--metrics', '9464'] },
+      ...Object.fromEntries(
+        ['A', 'B', 'C', 'D', 'E'].map((n) => [n, { kind: 'adapter', on: n, args: ['--log-level', 'warn'] } as const]),
+      ),
+    },
+  });
+  const net = lay.net;
   try {
-    const [boot, hostA, hostB, pub] = net.hosts;
-    const [lan1] = await net.addNatLan(net.hosts[4], 1);
-    const [lan2] = await net.addNatLan(net.hosts[5], 1);
-    // Adapters behind NATs without port forwards, each with its phone on its LAN.
-    const [hostC, lan3] = await net.addNatLan(net.hosts[6], 2);
-    const [hostD, lan4] = await net.addNatLan(net.hosts[7], 2);
-    const [hostE, lan5] = await net.addNatLan(net.hosts[8], 2);
-    for (const r of net.hosts.slice(6))
-      await net.exec(r, [
-        'iptables',
-        '-w',
-        '-A',
-        'INPUT',
-        '-i',
-        'eth0',
-        '-p',
-        'tcp',
-        '-m',
-        'conntrack',
-        '--ctstate',
-        'NEW',
-        '-j',
-        'DROP',
-      ]);
-    const lanOf = (h: Host) => `${h.addr.split('.').slice(0, 3).join('.')}.0/24`;
-    await net.exec(net.hosts[7], [
-      'iptables',
-      '-w',
-      '-t',
-      'nat',
-      '-I',
-      'POSTROUTING',
-      '1',
-      '-s',
-      lanOf(hostD),
-      '-o',
-      'eth0',
-      '-j',
-      'MASQUERADE',
-      '--random-fully',
-    ]);
-    const b = await startNetnsDaemon(
-      net,
-      boot,
-      ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot'), '--log-level', 'warn'].concat([
-        '--metrics',
-        '9464',
-      ]),
-      BOOTSTRAP_READY,
-    );
+    const [hostA, hostB, hostC, hostD, hostE] = ['A', 'B', 'C', 'D', 'E'].map((n) => lay.host(n));
+    await lay.start();
+    const bootProc = lay.daemon('boot').proc;
     const relayReading = async () => {
-      const page = (await net.exec(boot, ['curl', '-s', 'http://127.0.0.1:9464/metrics'])).stdout;
+      const page = (await net.exec(lay.host('boot'), ['curl', '-s', 'http://127.0.0.1:9464/metrics'])).stdout;
       return {
         bytes: metric(page, 'relay_bytes_total'),
         messages: metric(page, 'relay_messages_total'),
-        cpu: cpuMs(b.d.proc.pid),
+        cpu: cpuMs(bootProc.pid),
       };
     };
-    for (const [h, d] of [
-      [hostA, 'A'],
-      [hostB, 'B'],
-      [hostC, 'C'],
-      [hostD, 'D'],
-      [hostE, 'E'],
-    ] as const)
-      await startNetnsDaemon(
-        net,
-        h,
-        ['adapter', '--sip', '0.0.0.0:5060', '--bootstrap', b.m[1], '--data', join(base, d)].concat([
-          '--open-registration',
-          '--log-level',
-          'warn',
-        ]),
-        ADAPTER_READY,
-      );
     const A = `${hostA.addr}:5060`;
     const B = `${hostB.addr}:5060`;
     const C = `${hostC.addr}:5060`;
     const D = `${hostD.addr}:5060`;
     const E = `${hostE.addr}:5060`;
     const agents = {
-      pub: await agent(net, pub),
-      lan1: await agent(net, lan1),
-      lan2: await agent(net, lan2),
-      lan3: await agent(net, lan3),
-      lan4: await agent(net, lan4),
-      lan5: await agent(net, lan5),
+      pub: await agent(net, lay.host('pub')),
+      lan1: await agent(net, lay.host('lan1')),
+      lan2: await agent(net, lay.host('lan2')),
+      lan3: await agent(net, lay.host('lan3')),
+      lan4: await agent(net, lay.host('lan4')),
+      lan5: await agent(net, lay.host('lan5')),
     };
     // caller's phone, its adapter, callee's phone, its adapter
     const where = {
@@ -297,8 +252,7 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(`${lines.join('\n')}\n\nJSON: ${o.out}\n`);
   } finally {
-    await net.destroy();
-    rmSync(base, { recursive: true, force: true });
+    await lay.destroy();
   }
 }
 

@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import {
-  countIn,
-  type NetnsPhone,
-  netnsPhoneCommand,
-  startNetnsPhone,
-  waitForNetnsPhone,
-} from '../support/baresip-netns.ts';
-import { ADAPTER_READY, type NetnsDaemon, startNetnsDaemon } from '../support/netns-daemons.ts';
-import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
+import { countIn, type NetnsPhone, netnsPhoneCommand, waitForNetnsPhone } from '../support/baresip-netns.ts';
+import type { NetnsDaemon } from '../support/netns-daemons.ts';
+import { NetnsLayout } from '../support/netns-layout.ts';
+import { type Host, iptablesUnavailable, type Testnet } from '../support/testnet.ts';
 
 /**
  * Several hosts for real (network namespaces, test/support/testnet.ts): the
@@ -27,78 +19,59 @@ import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
  */
 const unavailable = iptablesUnavailable() ?? (haveBinary('baresip') ? undefined : 'baresip is not installed');
 
-type Daemon = NetnsDaemon;
-
 describe('phones behind NAT, daemons bound to wildcards on three hosts', {
   skip: unavailable ?? false,
   timeout: 240_000,
 }, () => {
+  let lay: NetnsLayout;
   let net: Testnet;
-  let base = '';
-  const daemons: Daemon[] = [];
   let boot: Host;
   let hostA: Host;
   let hostB: Host;
-  let adapterA: Daemon;
-  let adapterB: Daemon;
+  let adapterA: NetnsDaemon;
+  let adapterB: NetnsDaemon;
   let alice: NetnsPhone;
   let bob: NetnsPhone;
-  let aliceLan: Host;
+  /** The router of alice's LAN. */
+  let aliceRouter: Host;
   /** A second host on alice's LAN, for an adapter behind her NAT. */
   let homeAdapter: Host;
-  let bootSpec = '';
-
-  const daemon = async (host: Host, args: string[], ready: RegExp) => {
-    const r = await startNetnsDaemon(net, host, args, ready);
-    daemons.push(r.d);
-    return r;
-  };
 
   before(async () => {
-    base = mkdtempSync(join(tmpdir(), 'secp2psip-nat-'));
-    net = await Testnet.create(5, { prefix: 'sp2tnat' });
-    [boot, hostA, hostB] = net.hosts;
-    [aliceLan, homeAdapter] = await net.addNatLan(net.hosts[3], 2);
-    const [bobLan] = await net.addNatLan(net.hosts[4], 1);
-    const b = await daemon(
-      boot,
-      ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot')],
-      /^bootstrap (\S+)\n/m,
+    lay = await NetnsLayout.build({
+      prefix: 'sp2tnat',
+      tmp: 'secp2psip-nat-',
+      hosts: ['boot', 'A', 'B'],
+      nats: [
+        { router: 'aliceRouter', behind: ['aliceLan', 'homeAdapter'] },
+        { router: 'bobRouter', behind: ['bobLan'] },
+      ],
+      daemons: {
+        boot: { kind: 'bootstrap', on: 'boot' },
+        A: { kind: 'adapter', on: 'A', mode: 'signed' },
+        B: { kind: 'adapter', on: 'B', mode: 'protected' },
+      },
+    });
+    net = lay.net;
+    [boot, hostA, hostB, aliceRouter, homeAdapter] = ['boot', 'A', 'B', 'aliceRouter', 'homeAdapter'].map((n) =>
+      lay.host(n),
     );
-    const spec = b.m[1];
-    bootSpec = spec;
+    await lay.start('boot');
     // A wildcard is never advertised: the spec names the host's own address.
-    assert.equal(spec.split('@')[1], `${boot.addr}:7000`);
-    const start = (host: Host, dir: string, mode: string) =>
-      daemon(
-        host,
-        [
-          'adapter',
-          '--sip',
-          '0.0.0.0:5060',
-          '--bootstrap',
-          spec,
-          '--data',
-          join(base, dir),
-          '--open-registration',
-        ].concat(['--mode', mode]),
-        /^adapter sip:(\S+)\nring \S+ (\S+)\n/m,
-      );
-    const a = await start(hostA, 'A', 'signed');
-    const bb = await start(hostB, 'B', 'protected');
+    assert.equal(lay.bootstrapSpec().split('@')[1], `${boot.addr}:7000`);
+    const [a, bb] = await lay.start('A', 'B');
     adapterA = a.d;
     adapterB = bb.d;
     assert.deepEqual([a.m[1], a.m[2].split(':')[0]], [`${hostA.addr}:5060`, hostA.addr]);
     assert.deepEqual([bb.m[1], bb.m[2].split(':')[0]], [`${hostB.addr}:5060`, hostB.addr]);
-    alice = startNetnsPhone(net, aliceLan, base, 'alice', `sip:alice@${hostA.addr}:5060`);
-    bob = startNetnsPhone(net, bobLan, base, 'bob', `sip:bob@${hostB.addr}:5060`);
+    alice = lay.phone('alice', 'aliceLan', `sip:alice@${hostA.addr}:5060`);
+    bob = lay.phone('bob', 'bobLan', `sip:bob@${hostB.addr}:5060`);
     await waitForNetnsPhone('registration', alice, /alice@.*200 OK/, 60_000);
     await waitForNetnsPhone('registration', bob, /bob@.*200 OK/, 60_000);
   });
 
   after(async () => {
-    await net?.destroy();
-    if (base) rmSync(base, { recursive: true, force: true });
+    await lay?.destroy();
   });
 
   it('alice calls bob, bob hangs up; bob calls alice, alice hangs up', async () => {
@@ -142,27 +115,13 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
   });
 
   it('an adapter behind a NAT without port forward detects it by dial-back and joins as a client through relays', async () => {
-    const { d, m } = await startNetnsDaemon(
-      net,
-      homeAdapter,
-      [
-        'adapter',
-        '--sip',
-        '0.0.0.0:5060',
-        '--bootstrap',
-        bootSpec,
-        '--data',
-        join(base, 'home'),
-        '--open-registration',
-      ],
-      ADAPTER_READY,
-    );
+    const { d, m } = await lay.startDaemon('home', { kind: 'adapter', on: 'homeAdapter' });
     try {
       // Its ring address names the public members relaying for it, never its private address.
       assert.match(m[2], /^relay:/);
       assert.ok(!m[2].includes(homeAdapter.addr));
       // The bootstrap saw it at its router's address.
-      assert.ok(d.err().includes(`"seenFrom":"${net.hosts[3].addr}:`));
+      assert.ok(d.err().includes(`"seenFrom":"${aliceRouter.addr}:`));
       assert.match(d.err(), /joining as a client through relays/);
     } finally {
       d.proc.kill('SIGTERM');
@@ -171,44 +130,18 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
   });
 
   it('an adapter at home behind a NAT with forwarded ports joins, and its phone takes a call from a phone behind another NAT', async () => {
-    const router = net.hosts[3];
+    const router = aliceRouter;
     const home = homeAdapter.addr;
     // The home router forwards the ring port (TCP 7100) and SIP (UDP and TCP 5070 -> 5060) to the adapter, and
     // maps the adapter's SIP port back to 5070 on the way out, as a UPnP or manual port forward does.
     const ipt = (...a: string[]) => net.exec(router, ['iptables', '-w', ...a]);
-    await ipt(
-      '-t',
-      'nat',
-      '-A',
-      'PREROUTING',
-      '-i',
-      'eth0',
-      '-p',
-      'tcp',
-      '--dport',
-      '7100',
-      '-j',
-      'DNAT',
-      '--to-destination',
-      `${home}:7100`,
-    );
-    for (const proto of ['udp', 'tcp'])
-      await ipt(
-        '-t',
-        'nat',
-        '-A',
-        'PREROUTING',
-        '-i',
-        'eth0',
-        '-p',
-        proto,
-        '--dport',
-        '5070',
-        '-j',
-        'DNAT',
-        '--to-destination',
-        `${home}:5060`,
-      );
+    const prerouting = ['-t', 'nat', '-A', 'PREROUTING', '-i', 'eth0'];
+    for (const [proto, port, to] of [
+      ['tcp', '7100', `${home}:7100`],
+      ['udp', '5070', `${home}:5060`],
+      ['tcp', '5070', `${home}:5060`],
+    ])
+      await ipt(...prerouting, '-p', proto, '--dport', port, '-j', 'DNAT', '--to-destination', to);
     await ipt(
       '-t',
       'nat',
@@ -229,25 +162,15 @@ describe('phones behind NAT, daemons bound to wildcards on three hosts', {
       `${router.addr}:5070`,
     );
     await ipt('-I', 'FORWARD', '1', '-i', 'eth0', '-d', home, '-j', 'ACCEPT');
-    const started = await daemon(
-      homeAdapter,
-      [
-        'adapter',
-        '--sip',
-        '0.0.0.0:5060',
-        '--rpc',
-        '0.0.0.0:7100',
-        '--bootstrap',
-        bootSpec,
-        '--data',
-        join(base, 'home2'),
-      ].concat(['--advertise', `${router.addr}:5070`, '--advertise-rpc', `${router.addr}:7100`, '--open-registration']),
-      /^adapter sip:(\S+)\nring \S+ (\S+)\n/m,
-    );
+    const started = await lay.startDaemon('home2', {
+      kind: 'adapter',
+      on: 'homeAdapter',
+      args: ['--rpc', '0.0.0.0:7100', '--advertise', `${router.addr}:5070`, '--advertise-rpc', `${router.addr}:7100`],
+    });
     assert.deepEqual([started.m[1], started.m[2]], [`${router.addr}:5070`, `${router.addr}:7100`]);
     assert.match(started.d.err(), /ring address reachable from the bootstrap/);
     // Not 5061 or 5062: the adapter on this host takes them for SIP over TLS and WebSocket.
-    const carol = startNetnsPhone(net, homeAdapter, base, 'carol', `sip:carol@${home}:5060`, { sipPort: 5080 });
+    const carol = lay.phone('carol', 'homeAdapter', `sip:carol@${home}:5060`, { sipPort: 5080 });
     await waitForNetnsPhone('registration', carol, /carol@.*200 OK/, 60_000);
     const calls = (bob.out().match(/Call established/g) ?? []).length;
     await netnsPhoneCommand(net, bob, 'dial', `sip:carol@${hostB.addr}:5060`);

@@ -108,3 +108,37 @@ export async function waitForNetnsPhone(what: string, phone: NetnsPhone, re: Reg
 export function countIn(phone: NetnsPhone, re: RegExp): number {
   return (phone.out().match(new RegExp(re.source, 'g')) ?? []).length;
 }
+
+/** Wait until `re` occurs in the phone's output more than `n` times; on failure show `logs()`. */
+export async function waitForMore(
+  phone: NetnsPhone,
+  re: RegExp,
+  n: number,
+  what: string,
+  ms: number,
+  logs: () => string = () => phone.out().slice(-4000),
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (countIn(phone, re) <= n) {
+    if (Date.now() > end || phone.proc.exitCode !== null)
+      assert.fail(`${phone.name}: ${what} did not happen\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `caller` dials `target`; the callee answers and hangs up; its BYE reaches the caller. */
+export async function callAndHangUp(
+  net: Testnet,
+  caller: NetnsPhone,
+  callee: NetnsPhone,
+  target: string,
+  logs?: () => string,
+): Promise<void> {
+  const up = /Call established/;
+  const [atCaller, atCallee, byes] = [countIn(caller, up), countIn(callee, up), countIn(caller, /\nBYE sip:/)];
+  await netnsPhoneCommand(net, caller, 'dial', target);
+  await waitForMore(callee, up, atCallee, 'call established', 40_000, logs);
+  await waitForMore(caller, up, atCaller, 'call established', 10_000, logs);
+  await netnsPhoneCommand(net, callee, 'hangup', '');
+  await waitForMore(caller, /\nBYE sip:/, byes, 'BYE from the callee', 15_000, logs);
+}

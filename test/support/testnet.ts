@@ -55,6 +55,20 @@ export interface TestnetOptions {
 
 export type CutMethod = 'iptables' | 'bridge';
 
+/** How a NAT router (addNatLan) behaves beyond MASQUERADE. */
+export interface NatOptions {
+  /**
+   * A random source port for every connection (MASQUERADE --random-fully), a "symmetric" NAT: the port a peer
+   * dials is never the one the next connection leaves from, so TCP simultaneous open cannot work through it.
+   */
+  randomFully?: boolean;
+  /**
+   * Drop new TCP connections to the router itself instead of answering them with a reset, as home routers do:
+   * a simultaneous open's early SYN is lost, not refused. (Unsolicited connections are never forwarded inward.)
+   */
+  dropUnsolicited?: boolean;
+}
+
 const DEFAULT_PREFIX = 'sp2t';
 
 function which(cmd: string): boolean {
@@ -152,6 +166,11 @@ export async function removeLeftovers(prefix = DEFAULT_PREFIX): Promise<string[]
   return gone;
 }
 
+/** A veth pair: `name` in namespace `ns`, its peer `peer` in `peerNs`. */
+async function veth(name: string, ns: string, peer: string, peerNs: string): Promise<void> {
+  await run('ip', ['link', 'add', 'name', name, 'netns', ns, 'type', 'veth', 'peer', 'name', peer, 'netns', peerNs]);
+}
+
 let runs = 0;
 
 export class Testnet {
@@ -204,28 +223,20 @@ export class Testnet {
     await run('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
     for (let i = 0; i < count; i++) {
       const h: Host = { name: `h${i}`, ns: `${this.id}-h${i}`, addr: `10.77.${this.subnet}.${i + 1}`, port: `p${i}` };
-      await run('ip', ['netns', 'add', h.ns]);
       this.hosts.push(h);
-      await run('ip', [
-        'link',
-        'add',
-        'name',
-        'eth0',
-        'netns',
-        h.ns,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        h.port,
-        'netns',
-        sw,
-      ]);
-      await run('ip', ['-n', sw, 'link', 'set', h.port, 'master', 'br0', 'up']);
-      await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
-      await run('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0']);
-      await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await this.attach(h, 'br0');
     }
+  }
+
+  /** Make `h`'s namespace, with loopback up and `eth0` (its address on it) plugged into `bridge`. */
+  private async attach(h: Host, bridge: string): Promise<void> {
+    const sw = this.switchNs;
+    await run('ip', ['netns', 'add', h.ns]);
+    await veth('eth0', h.ns, h.port, sw);
+    await run('ip', ['-n', sw, 'link', 'set', h.port, 'master', bridge, 'up']);
+    await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0']);
+    await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
   }
 
   /**
@@ -236,7 +247,7 @@ export class Testnet {
    * Needs iptables. Partitions and cuts apply to the router (a NAT host's
    * packets reach others with the router's address).
    */
-  async addNatLan(router: Host, count: number): Promise<Host[]> {
+  async addNatLan(router: Host, count: number, o: NatOptions = {}): Promise<Host[]> {
     if (!probe().iptables) throw new Error('a NAT router needs iptables');
     const k = ++this.lans;
     const sw = this.switchNs;
@@ -245,42 +256,19 @@ export class Testnet {
     const gw = `10.78.${k}.1`;
     await run('ip', ['-n', sw, 'link', 'add', 'name', lan, 'type', 'bridge']);
     await run('ip', ['-n', sw, 'link', 'set', lan, 'up']);
-    await run('ip', [
-      'link',
-      'add',
-      'name',
-      rIf,
-      'netns',
-      router.ns,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      `r${k}`,
-      'netns',
-      sw,
-    ]);
+    await veth(rIf, router.ns, `r${k}`, sw);
     await run('ip', ['-n', sw, 'link', 'set', `r${k}`, 'master', lan, 'up']);
     await run('ip', ['-n', router.ns, 'addr', 'add', `${gw}/24`, 'dev', rIf]);
     await run('ip', ['-n', router.ns, 'link', 'set', rIf, 'up']);
     await this.exec(router, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
     const ipt = (...a: string[]) => this.exec(router, ['iptables', '-w', ...a]);
-    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-s', `10.78.${k}.0/24`, '-o', 'eth0', '-j', 'MASQUERADE');
-    await ipt(
-      '-A',
-      'FORWARD',
-      '-i',
-      'eth0',
-      '-o',
-      rIf,
-      '-m',
-      'conntrack',
-      '--ctstate',
-      'ESTABLISHED,RELATED',
-      '-j',
-      'ACCEPT',
-    );
-    await ipt('-A', 'FORWARD', '-i', 'eth0', '-o', rIf, '-j', 'DROP');
+    const masquerade = ['-j', 'MASQUERADE', ...(o.randomFully ? ['--random-fully'] : [])];
+    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-s', `10.78.${k}.0/24`, '-o', 'eth0', ...masquerade);
+    const inbound = ['-A', 'FORWARD', '-i', 'eth0', '-o', rIf];
+    await ipt(...inbound, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+    await ipt(...inbound, '-j', 'DROP');
+    if (o.dropUnsolicited)
+      await ipt('-A', 'INPUT', '-i', 'eth0', '-p', 'tcp', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
     const out: Host[] = [];
     for (let j = 0; j < count; j++) {
       const h: Host = {
@@ -290,27 +278,8 @@ export class Testnet {
         port: `n${k}p${j}`,
         behind: router,
       };
-      await run('ip', ['netns', 'add', h.ns]);
       this.natHosts.push(h);
-      await run('ip', [
-        'link',
-        'add',
-        'name',
-        'eth0',
-        'netns',
-        h.ns,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        h.port,
-        'netns',
-        sw,
-      ]);
-      await run('ip', ['-n', sw, 'link', 'set', h.port, 'master', lan, 'up']);
-      await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
-      await run('ip', ['-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0']);
-      await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await this.attach(h, lan);
       await run('ip', ['-n', h.ns, 'route', 'add', 'default', 'via', gw]);
       out.push(h);
     }
