@@ -26,105 +26,44 @@
  * A client's address is `relay:<addr>~<key>|...` (formatRelayAddr): each relay's
  * ring address and key, base64url; its NodeRef keeps its own key, which the TLS
  * handshake over the circuit pins.
+ *
+ * This file is the circuit's ends (a client's, a caller's) and the dispatch;
+ * the relay's side is relay-server.ts, the method names, limits and counters
+ * relay-protocol.ts, the byte stream and addresses relay-circuit.ts, the
+ * simultaneous open relay-punch.ts.
  */
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import type { Clock } from '../util/clock.ts';
+import type { Duplex } from 'node:stream';
 import { OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
-import { TokenBuckets } from '../util/token-bucket.ts';
 import { CircuitStream, FORWARD_TIMEOUT_MS, MAX_CHUNK, parseRelayAddr } from './relay-circuit.ts';
-import { hostOf, PUNCH_MS, pickPort, simultaneousOpen } from './relay-punch.ts';
+import {
+  DEFAULT_RELAY_LIMITS,
+  field,
+  hexOf,
+  isBytes,
+  isNum,
+  isStr,
+  newRelayStats,
+  RELAY_METHOD,
+  type RelayHost,
+  type RelayLimits,
+  type RelayStats,
+} from './relay-protocol.ts';
+import { RelayServer } from './relay-server.ts';
+import { PUNCH_MS, pickPort, simultaneousOpen } from './relay-punch.ts';
 import { keyHex } from './tls-dial.ts';
 import type { Caller, NodeRef, Payload, RequestHandler } from './types.ts';
 
-export const RELAY_METHOD = {
-  REGISTER: 'relay.register',
-  OPEN: 'relay.open',
-  INCOMING: 'relay.incoming',
-  DATA: 'relay.data',
-  CLOSE: 'relay.close',
-  PUNCH: 'relay.punch',
-} as const;
-
 export { CircuitStream, formatRelayAddr, isRelayAddr, parseRelayAddr, RELAY_PREFIX } from './relay-circuit.ts';
+export {
+  DEFAULT_RELAY_LIMITS,
+  RELAY_METHOD,
+  type RelayHost,
+  type RelayLimits,
+  type RelayStats,
+} from './relay-protocol.ts';
 export { PUNCH_MS } from './relay-punch.ts';
-
-export interface RelayLimits {
-  /** Clients one relay serves at once. */
-  maxClients: number;
-  /** Circuits opened through this relay per second (a burst of twice as many). */
-  opensPerSecond: number;
-  /** Data messages relayed per second per circuit end (a burst of twice as many). */
-  messagesPerSecond: number;
-  /** Circuits one client may have open at once. */
-  maxCircuitsPerClient: number;
-}
-
-export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
-  maxClients: 64,
-  opensPerSecond: 50,
-  messagesPerSecond: 2000,
-  maxCircuitsPerClient: 64,
-});
-
-export interface RelayStats {
-  /** Relay side. */
-  clients: number;
-  registrationsRefused: number;
-  circuitsOpened: number;
-  circuitsRefused: number;
-  messagesRelayed: number;
-  bytesRelayed: number;
-  messagesRefused: number;
-  /** Client and caller side. */
-  circuitsDialled: number;
-  circuitsAccepted: number;
-  /** Direct connections by TCP simultaneous open, made or failed (then the circuit is used). */
-  punchedDirect: number;
-  punchFailed: number;
-  /** Relay side: punches coordinated. */
-  punchesCoordinated: number;
-}
-
-/** What the relay needs of its endpoint: requests that use only an open link to a key, never a new connection. */
-export interface RelayHost {
-  readonly self: NodeRef;
-  readonly clock: Clock;
-  request(
-    to: NodeRef,
-    method: string,
-    payload: Payload,
-    opts?: { timeoutMs?: number; linkOnly?: boolean },
-  ): Promise<Payload>;
-  /** Run the server side of TLS over a circuit that reached us (we are the client behind a NAT). */
-  acceptStream(stream: Duplex): void;
-}
-
-interface Circuit {
-  /** Hex keys of both ends. */
-  a: string;
-  c: string;
-  aKey: Uint8Array;
-  cKey: Uint8Array;
-}
-
-/** The circuit id the end at `toA` (the caller) or the client knows (see RelayService.resolve). */
-function wireCirc(id: string, toA: boolean): string {
-  return toA ? id.slice(id.indexOf(':') + 1) : id;
-}
-
-function hexOf(caller: Caller): string {
-  return keyHex(caller.key);
-}
-
-function field<T>(p: Payload, name: string, check: (v: unknown) => v is T): T | undefined {
-  const v = typeof p === 'object' && p !== null ? (p as Record<string, unknown>)[name] : undefined;
-  return check(v) ? v : undefined;
-}
-const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
-const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
 /**
  * Both roles of the relay protocol on one endpoint: the relay (for nodes that
@@ -132,34 +71,16 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isInt
  * or as a caller reaching one).
  */
 export class RelayService {
-  readonly stats: RelayStats = {
-    clients: 0,
-    registrationsRefused: 0,
-    circuitsOpened: 0,
-    circuitsRefused: 0,
-    messagesRelayed: 0,
-    bytesRelayed: 0,
-    messagesRefused: 0,
-    circuitsDialled: 0,
-    circuitsAccepted: 0,
-    punchedDirect: 0,
-    punchFailed: 0,
-    punchesCoordinated: 0,
-  };
+  readonly stats: RelayStats = newRelayStats();
   /** Try a direct connection by TCP simultaneous open before a circuit (default true). */
   punch: boolean;
   readonly limits: Readonly<RelayLimits>;
-  /** Whether this node relays for others (a public ring member); a client behind a NAT does not. */
-  serving: boolean;
-  /** Relay side: registered clients by key hex, and their circuits. */
-  private readonly clients = new Map<string, { key: Uint8Array; circuits: Set<string>; addr: string }>();
-  private readonly circuits = new Map<string, Circuit>();
+  /** The relay side: clients that registered with us and the circuits through us. */
+  private readonly server: RelayServer;
   /** Our circuit ends, by `<relay key hex>/<circ>`. */
   private readonly ends = new Map<string, CircuitStream>();
   /** Client side: the relays we registered with (key hex), the only ones whose circuits we take. */
   private readonly myRelays = new Set<string>();
-  private readonly opens: TokenBuckets;
-  private readonly data: TokenBuckets;
   private readonly log: Logger;
   private nextCirc = 0;
 
@@ -168,23 +89,23 @@ export class RelayService {
     o: { serving?: boolean; punch?: boolean; limits?: Partial<RelayLimits>; logger?: Logger } = {},
   ) {
     this.limits = Object.freeze({ ...DEFAULT_RELAY_LIMITS, ...o.limits });
-    this.serving = o.serving ?? true;
     this.punch = o.punch ?? true;
-    this.opens = new TokenBuckets(
-      host.clock,
-      { burst: 2 * this.limits.opensPerSecond, perSecond: this.limits.opensPerSecond },
-      1,
-    );
-    this.data = new TokenBuckets(host.clock, {
-      burst: 2 * this.limits.messagesPerSecond,
-      perSecond: this.limits.messagesPerSecond,
-    });
     this.log = (o.logger ?? silentLogger).child({ component: 'relay' });
+    this.server = new RelayServer(host, this.limits, this.stats, this.log, o.serving ?? true);
+  }
+
+  /** Whether this node relays for others (a public ring member); a client behind a NAT does not. */
+  get serving(): boolean {
+    return this.server.serving;
+  }
+
+  set serving(v: boolean) {
+    this.server.serving = v;
   }
 
   /** Circuits through this relay now. */
   get circuitCount(): number {
-    return this.circuits.size;
+    return this.server.circuitCount;
   }
 
   /** The methods this service answers, for the endpoint's dispatch. */
@@ -195,9 +116,9 @@ export class RelayService {
   handle: RequestHandler = (method, payload, caller) => {
     switch (method) {
       case RELAY_METHOD.REGISTER:
-        return this.register(caller);
+        return this.server.register(caller);
       case RELAY_METHOD.OPEN:
-        return this.open(payload, caller);
+        return this.server.open(payload, caller);
       case RELAY_METHOD.INCOMING:
         return this.incoming(payload, caller);
       case RELAY_METHOD.DATA:
@@ -290,7 +211,7 @@ export class RelayService {
       end.deliver(seq, b);
       return {};
     }
-    return this.forward(circ, caller, RELAY_METHOD.DATA, { circ, seq, b }, b.length);
+    return this.server.forward(circ, caller, RELAY_METHOD.DATA, { circ, seq, b }, b.length);
   }
 
   private onClose(payload: Payload, caller: Caller): Payload {
@@ -301,19 +222,7 @@ export class RelayService {
       end.remoteClosed();
       return {};
     }
-    const r = this.resolve(circ, hexOf(caller));
-    if (r) {
-      this.dropCircuit(r.id, r.c);
-      const toA = r.c.c === hexOf(caller);
-      this.host
-        .request(
-          { id: '', addr: '', key: toA ? r.c.aKey : r.c.cKey },
-          RELAY_METHOD.CLOSE,
-          { circ: wireCirc(r.id, toA) },
-          { linkOnly: true },
-        )
-        .catch(() => {});
-    }
+    this.server.close(circ, caller);
     return {};
   }
 
@@ -373,141 +282,15 @@ export class RelayService {
       );
       return { port: mine };
     }
-    // We are the relay: tell the client where the caller is, and the caller where the client is.
-    const client = to?.length === 32 ? this.clients.get(keyHex(to)) : undefined;
-    if (!client || !to) throw new OverlayError('RPC_REFUSED', 'no such client here');
-    if (!this.opens.take('')) throw new OverlayError('RPC_REFUSED', 'too many circuits per second');
-    const callerIp = hostOf(caller.addr);
-    const a = await this.host.request(
-      { id: '', addr: '', key: to },
-      RELAY_METHOD.PUNCH,
-      { ip: callerIp, port },
-      { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true },
-    );
-    const theirs = field(a, 'port', isNum);
-    if (theirs === undefined) throw new OverlayError('RPC_REFUSED', 'client did not answer the punch');
-    this.stats.punchesCoordinated++;
-    return { ip: hostOf(client.addr), port: theirs };
-  }
-
-  // ---- relay side ----
-
-  private register(caller: Caller): Payload {
-    const k = hexOf(caller);
-    if (!this.serving) throw new OverlayError('RPC_REFUSED', 'this node does not relay');
-    const known = this.clients.get(k);
-    // Its NAT's mapping for the link may have changed (a new link): the address punches are aimed at follows it.
-    if (known) known.addr = caller.addr;
-    if (!known) {
-      if (this.clients.size >= this.limits.maxClients) {
-        this.stats.registrationsRefused++;
-        throw new OverlayError('RPC_REFUSED', `relay full (${this.limits.maxClients} clients)`);
-      }
-      this.clients.set(k, { key: caller.key, circuits: new Set(), addr: caller.addr });
-      this.stats.clients = this.clients.size;
-      this.log.info({ client: k.slice(0, 12), from: caller.addr }, 'relaying for a client');
-    }
-    return { ok: true };
-  }
-
-  private async open(payload: Payload, caller: Caller): Promise<Payload> {
-    const to = field(payload, 'to', isBytes);
-    const circ = field(payload, 'circ', isStr);
-    if (to?.length !== 32 || !circ) throw new OverlayError('RPC_MALFORMED', 'bad relay.open');
-    const client = this.clients.get(keyHex(to));
-    const refuse = (why: string): never => {
-      this.stats.circuitsRefused++;
-      throw new OverlayError('RPC_REFUSED', why);
-    };
-    if (!client) return refuse('no such client here');
-    if (!this.opens.take('')) return refuse('too many circuits per second');
-    if (client.circuits.size >= this.limits.maxCircuitsPerClient) return refuse('client has too many circuits');
-    const id = `${hexOf(caller).slice(0, 8)}:${circ}`;
-    if (this.circuits.has(id)) return refuse('circuit exists');
-    // The circuit id on the wire is the relay's, so two callers cannot collide on one.
-    try {
-      await this.host.request(
-        { id: '', addr: '', key: to },
-        RELAY_METHOD.INCOMING,
-        { circ: id },
-        { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true },
-      );
-    } catch (e) {
-      // The client's link is gone: it is no longer ours to serve until it registers again.
-      this.clients.delete(keyHex(to));
-      this.stats.clients = this.clients.size;
-      return refuse(`client unreachable: ${(e as Error).message}`);
-    }
-    this.circuits.set(id, { a: hexOf(caller), c: keyHex(to), aKey: caller.key, cKey: to });
-    client.circuits.add(id);
-    this.stats.circuitsOpened++;
-    // The caller's end goes by the caller's own circ id; map it to ours.
-    this.alias.set(`${hexOf(caller)}/${circ}`, id);
-    return { ok: true };
-  }
-
-  /** Caller-side circuit ids -> the relay's. */
-  private readonly alias = new Map<string, string>();
-
-  private async forward(
-    circ: string,
-    caller: Caller,
-    method: string,
-    p: { circ: string; seq?: number; b?: Uint8Array },
-    bytes: number,
-  ): Promise<Payload> {
-    const from = hexOf(caller);
-    const r = this.resolve(circ, from);
-    if (!r) throw new OverlayError('RPC_REFUSED', 'no such circuit');
-    const { id, c } = r;
-    if (!this.data.take(`${from}/${id}`)) {
-      this.stats.messagesRefused++;
-      throw new OverlayError('RPC_REFUSED', 'circuit over its rate');
-    }
-    const toA = c.c === from;
-    this.stats.messagesRelayed++;
-    this.stats.bytesRelayed += bytes;
-    await this.host.request(
-      { id: '', addr: '', key: toA ? c.aKey : c.cKey },
-      method,
-      { ...p, circ: wireCirc(id, toA) },
-      { timeoutMs: FORWARD_TIMEOUT_MS, linkOnly: true },
-    );
-    return {};
-  }
-
-  /** A circuit through us as one of its ends names it: the client by our id, the caller by the one it chose. */
-  private resolve(circ: string, from: string): { id: string; c: Circuit } | undefined {
-    const id = this.circuits.has(circ) ? circ : this.alias.get(`${from}/${circ}`);
-    const c = id === undefined ? undefined : this.circuits.get(id);
-    return c && id !== undefined && (c.a === from || c.c === from) ? { id, c } : undefined;
-  }
-
-  private dropCircuit(id: string, c: Circuit): void {
-    this.circuits.delete(id);
-    this.clients.get(c.c)?.circuits.delete(id);
-    this.alias.delete(`${c.a}/${id.slice(id.indexOf(':') + 1)}`);
+    // We are the relay.
+    return this.server.coordinatePunch(to, port, caller);
   }
 
   /**
-   * Relay side: every link to the node with this key closed. A client must register again; circuits it was an
-   * end of (as client or caller) are gone with the link, and their other end is told.
+   * Every link to the node with this key closed. As its relay: it must register again, and circuits it was an end
+   * of are gone with the link (their other end is told).
    */
   peerGone(key: Uint8Array): void {
-    const k = keyHex(key);
-    for (const [id, c] of this.circuits) {
-      if (c.a !== k && c.c !== k) continue;
-      this.dropCircuit(id, c);
-      const toA = c.c === k;
-      this.host
-        .request(
-          { id: '', addr: '', key: toA ? c.aKey : c.cKey },
-          RELAY_METHOD.CLOSE,
-          { circ: wireCirc(id, toA) },
-          { linkOnly: true },
-        )
-        .catch(() => {});
-    }
-    if (this.clients.delete(k)) this.stats.clients = this.clients.size;
+    this.server.peerGone(key);
   }
 }
