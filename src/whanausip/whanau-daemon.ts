@@ -12,12 +12,10 @@
 import { advertisedHost } from '../util/advertise.ts';
 import { sign } from 'node:crypto';
 import { join } from 'node:path';
-import type tls from 'node:tls';
 import { whanauHandler } from '../dht/whanau/dispatch.ts';
 import { PEER_METHODS } from '../dht/whanau/messages.ts';
 import { WhanauNode } from '../dht/whanau/node.ts';
 import type { WhanauParams } from '../dht/whanau/params.ts';
-import { sha1Hex } from '../identity/fingerprint.ts';
 import { Identity } from '../identity/identity.ts';
 import { createNodeCertificate, type NodeCertificate } from '../identity/certificates.ts';
 import { clientContext } from '../rpc/tls-dial.ts';
@@ -28,7 +26,6 @@ import type { Reachability } from '../rpc/relay-dialback.ts';
 import type { KeptRelays } from '../rpc/relay-keeper.ts';
 import { type Clock, SystemClock, type Timer } from '../util/clock.ts';
 import { dataFileError } from '../util/data-file.ts';
-import { isOverlayError } from '../util/errors.ts';
 import { isRelayAddr } from '../rpc/relay.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type Metrics, noMetrics } from '../util/metrics.ts';
@@ -45,7 +42,7 @@ import { DIALBACK_METHOD, friendDialBack, reachableFromFriends, relayThroughFrie
 import { OutgoingLimiter } from './outgoing-limiter.ts';
 import { openWhanauData, PEERS_FILE } from './data-dir.ts';
 import { PeerBook, type PeerSpec } from './peer-book.ts';
-import { probePeerKey } from './peer-key.ts';
+import { SocialPeers } from './social-peers.ts';
 
 /** What the node's location record publishes for its own hash (the SIP side: a registered phone, else its SIP URI). */
 export interface OwnContact {
@@ -117,9 +114,10 @@ export class WhanauDaemon {
   readonly clock: Clock;
   readonly log: Logger;
   readonly stats = { setupsStarted: 0, setupsDone: 0, setupsFailed: 0, probesFailed: 0, lookups: 0 };
+  /** The book's peers as the core knows them (keys learned, added to the node). */
+  private readonly peers: SocialPeers;
   private readonly signer: RecordSigner;
   private readonly ownContact: OwnContact | undefined;
-  private readonly tlsContext: tls.SecureContext;
   /** The DHT address our record names: host and port, or for a node behind a NAT its relay address as host. */
   private host: string;
   private readonly port: number;
@@ -148,7 +146,6 @@ export class WhanauDaemon {
     this.book = book;
     this.clock = o.clock ?? new SystemClock();
     this.log = (o.logger ?? silentLogger).child({ component: 'whanau-daemon', node: this.hash.slice(0, 8) });
-    this.tlsContext = clientContext(cert);
     const self = parseAddr(endpoint.self.addr);
     const where = self.ok ? self.value : { host: o.host, port: endpoint.port };
     this.host = where.host;
@@ -163,9 +160,18 @@ export class WhanauDaemon {
       { clock: this.clock, random: o.random ?? new CryptoRandom(), transport, logger: o.logger },
       { self: endpoint.self, params: o.params, checker: locationRecordChecker, adminKeys: o.adminKeys },
     );
+    this.peers = new SocialPeers({
+      book,
+      node: this.node,
+      endpoint,
+      tlsContext: clientContext(cert),
+      clock: this.clock,
+      log: this.log,
+      stats: this.stats,
+    });
     const dht = whanauHandler(this.node);
     const app: Record<string, RequestHandler> = {
-      [DIALBACK_METHOD]: friendDialBack(endpoint, (h) => this.book.get(h) !== undefined, this.clock, this.log),
+      [DIALBACK_METHOD]: friendDialBack(endpoint, (h) => this.peers.has(h), this.clock, this.log),
       ...o.handlers,
     };
     endpoint.onRequest((method, payload, caller) =>
@@ -210,11 +216,6 @@ export class WhanauDaemon {
     return d;
   }
 
-  /** Friends whose key we know, in the book's order. */
-  private friends(): NodeRef[] {
-    return this.book.list().flatMap((p) => (p.key ? [{ id: p.hash, addr: p.addr, key: p.key }] : []));
-  }
-
   /**
    * Dial-back by a friend (behind-nat.ts); found unreachable, friends relay for us from then on. When no friend could
    * tell (none up yet, or none that lists us yet) it is asked again before each SETUP until one can.
@@ -222,7 +223,7 @@ export class WhanauDaemon {
   async checkReachability(): Promise<Reachability> {
     if (this.behindNat) return 'unreachable';
     await this.resolvePeers();
-    const r = await reachableFromFriends(this.endpoint, this.friends(), this.log);
+    const r = await reachableFromFriends(this.endpoint, this.peers.friends(), this.log);
     this.reachability = r;
     if (r === 'unreachable') await this.relayThroughPeers();
     return r;
@@ -239,7 +240,7 @@ export class WhanauDaemon {
     await this.resolvePeers();
     this.relays = await relayThroughFriends({
       endpoint: this.endpoint,
-      friends: () => this.friends(),
+      friends: () => this.peers.friends(),
       clock: this.clock,
       log: this.log,
       renewMs: this.relayRenewMs,
@@ -272,45 +273,15 @@ export class WhanauDaemon {
    * hashes to `spec.hash`; otherwise a handshake must show one that does.
    */
   async addPeer(spec: PeerSpec, key?: Uint8Array): Promise<boolean> {
-    if (spec.hash === this.hash) return false;
-    this.book.upsert(spec, this.clock.wallNow());
-    if (key && sha1Hex(key) === spec.hash) this.book.setKey(spec.hash, key);
-    return this.resolvePeer(spec.hash);
+    return spec.hash === this.hash ? false : this.peers.add(spec, key);
   }
 
   /**
-   * Make every peer in the book known to the core: peers whose key we have
-   * are added at once; for the others one TLS handshake must show a key that
-   * hashes to the configured hash (within the endpoint's connect timeout by
-   * default). Returns how many peers are known.
+   * Make every peer in the book known to the core (social-peers.ts), within
+   * the endpoint's connect timeout by default. Returns how many peers are known.
    */
-  async resolvePeers(timeoutMs = this.endpoint.limits.connectTimeoutMs): Promise<number> {
-    const results = await Promise.all(this.book.list().map((p) => this.resolvePeer(p.hash, timeoutMs)));
-    return results.filter(Boolean).length;
-  }
-
-  private async resolvePeer(hash: string, timeoutMs = this.endpoint.limits.connectTimeoutMs): Promise<boolean> {
-    const p = this.book.get(hash);
-    if (!p) return false;
-    let key = p.key;
-    // A friend behind a NAT cannot be dialled, but keeps a link to us (we relay for it): its key is that link's.
-    if (!key) {
-      key = this.endpoint.openLinkKeys().find((k) => sha1Hex(k) === p.hash);
-      if (key) this.book.setKey(p.hash, key);
-    }
-    if (!key) {
-      try {
-        key = await probePeerKey(p.addr, p.hash, { context: this.tlsContext, clock: this.clock, timeoutMs });
-        this.book.setKey(p.hash, key);
-      } catch (e) {
-        this.stats.probesFailed++;
-        const level = isOverlayError(e, 'RPC_PEER_KEY_MISMATCH') ? 'warn' : 'debug';
-        this.log[level]({ peer: p.hash.slice(0, 8), addr: p.addr, err: (e as Error).message }, 'peer key not learned');
-        return false;
-      }
-    }
-    this.node.addPeer({ id: p.hash, addr: p.addr, key });
-    return true;
+  resolvePeers(timeoutMs = this.endpoint.limits.connectTimeoutMs): Promise<number> {
+    return this.peers.resolveAll(timeoutMs);
   }
 
   /** What our record publishes now. */
