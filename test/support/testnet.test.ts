@@ -109,4 +109,41 @@ describe('NAT router in the test network', { skip: iptablesUnavailable() ?? fals
     }
     assert.doesNotMatch(namespaces(), new RegExp(net.id));
   });
+
+  it('a router keeps source ports unless told to pick a random one, and can drop unsolicited connections', async () => {
+    const net = await Testnet.create(3, { prefix: 'sp2tself' });
+    try {
+      const [keeps, symmetric, pub] = net.hosts;
+      const [a] = await net.addNatLan(keeps, 1, { dropUnsolicited: true });
+      const [b] = await net.addNatLan(symmetric, 1, { randomFully: true });
+      // Silence from the router that drops them, a reset (it answered) from the other.
+      assert.equal(await net.reaches(pub, keeps), false);
+      assert.equal(await net.reaches(pub, symmetric), true);
+      const server = net.spawn(pub, [
+        process.execPath,
+        '-e',
+        `require('net').createServer((s) => { console.log('port ' + s.remotePort); s.end(); }).listen(9000, '${pub.addr}', () => console.log('up'))`,
+      ]);
+      let out = '';
+      server.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      while (!out.includes('up')) await new Promise((r) => setTimeout(r, 50));
+      /** The source ports `pub` sees for connections from `inside` leaving from local ports 40001..40003. */
+      const seenPorts = async (inside: typeof a) => {
+        const ports: number[] = [];
+        for (const local of [40001, 40002, 40003]) {
+          const before = out.length;
+          const dial = `const s = require('net').connect({ host: '${pub.addr}', port: 9000, localPort: ${local} }); s.on('close', () => process.exit(0)); s.resume();`;
+          await net.exec(inside, [process.execPath, '-e', dial]);
+          while (!/port \d+\n/.test(out.slice(before))) await new Promise((r) => setTimeout(r, 20));
+          ports.push(Number(/port (\d+)\n/.exec(out.slice(before))?.[1]));
+        }
+        return ports;
+      };
+      assert.deepEqual(await seenPorts(a), [40001, 40002, 40003]);
+      // A random port per connection: three of them all equal to the local ones would be a 1 in 10^13 chance.
+      assert.notDeepEqual(await seenPorts(b), [40001, 40002, 40003]);
+    } finally {
+      await net.destroy();
+    }
+  });
 });
