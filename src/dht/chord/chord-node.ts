@@ -30,6 +30,7 @@ import {
   type GetResult,
   idBoundToKey,
   type LookupOutcome,
+  MAX_STABILIZE_FACTOR,
   type PutResult,
 } from './chord-types.ts';
 import { bytesEqual } from '../../util/bytes.ts';
@@ -109,7 +110,10 @@ export class ChordNode {
     this.init = {
       replicas: init.replicas ?? 3,
       stabilizeMs: init.stabilizeMs ?? 1000,
-      maxStabilizeMs: Math.max(init.maxStabilizeMs ?? 0, init.stabilizeMs ?? 1000),
+      maxStabilizeMs: Math.max(
+        init.maxStabilizeMs ?? MAX_STABILIZE_FACTOR * (init.stabilizeMs ?? 1000),
+        init.stabilizeMs ?? 1000,
+      ),
       jitter: init.jitter ?? 0.25,
       rpcTimeoutMs: init.rpcTimeoutMs,
       maxHops: init.maxHops ?? 32,
@@ -140,7 +144,8 @@ export class ChordNode {
     const from = caller.ref?.id;
     if (from !== undefined && from !== this.id) {
       this.failures.alive(from);
-      this.remembered.wake(from, this.clock.now());
+      // A member we had lost calls again (a partition healed): probe it and run the merge at the short period.
+      if (this.remembered.wake(from, this.clock.now())) this.maintenance.pacing.wake();
     }
     return handleChordRequest(this, method, payload, caller);
   }
@@ -177,6 +182,10 @@ export class ChordNode {
       if (res.owner.id === this.id) throw new OverlayError('BAD_CONFIG', 'a node with this id is already in the ring');
       if (!(await this.settleBefore(res.owner)))
         throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
+      // The node before our slot learns of us at its next stabilize, which at rest comes only after a long
+      // period (adaptive stabilization): a notify tells it now, and it ticks at the short period (see notify).
+      const before = res.pred;
+      if (before && before.id !== this.id && before.id !== res.owner.id) void this.neighbors(before, true);
     }
     this.stopped = false;
     this.schedule();
@@ -360,7 +369,11 @@ export class ChordNode {
     const { entry } = p;
     const res = await this.storeRecord(entry.record);
     // Not stored (no owner could be confirmed while nodes join): the maintenance tick tries again soon.
-    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
+    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') {
+      entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
+      this.maintenance.republishSoon = true;
+      this.maintenance.pacing.wake();
+    }
     return res;
   }
 
@@ -507,6 +520,12 @@ export class ChordNode {
   /** @internal notify(n') of Fig. 7: n' thinks it might be our predecessor. */
   notify(n: NodeRef): void {
     if (n.id === this.id) return;
+    const s = this.successor;
+    // A node between us and our successor (one that just joined there) or one that takes itself for our
+    // predecessor while another sits between it and us (ours may have failed): stabilize and
+    // check_predecessor should look at the short period, not after a long one.
+    if (s.id !== this.id && inOpen(n.id, this.id, s.id)) this.maintenance.pacing.wake();
+    else if (this.pred && n.id !== this.pred.id && !inOpen(n.id, this.pred.id, this.id)) this.maintenance.predDoubted();
     if (!this.pred || inOpen(n.id, this.pred.id, this.id)) this.setPred(n);
     this.view.learn([n]);
     if (this.pred?.id === n.id) this.predHeardAt = this.clock.now();
@@ -532,6 +551,7 @@ export class ChordNode {
 
   /** @internal A neighbour left gracefully and told us who to link to instead. */
   peerLeft(who: NodeRef, itsPred: NodeRef | null, itsSuccs: NodeRef[]): void {
+    this.maintenance.pacing.wake();
     if (this.pred?.id === who.id) this.setPred(itsPred && itsPred.id !== this.id ? itsPred : null);
     if (this.successor.id === who.id) {
       this.succs.remove(who.id);
@@ -560,6 +580,9 @@ export class ChordNode {
       this.failures.alive(to.id);
       return reply;
     } catch {
+      // A node thought alive did not answer: tick at the short period until the suspicion is settled. A lost
+      // member's silence (see RememberedMembers) is no news.
+      if (!this.remembered.silent(to.id)) this.maintenance.pacing.wake();
       this.counters.rpcFailures++;
       this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'failed' });
       this.view.mute(to.id);

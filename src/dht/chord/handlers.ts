@@ -28,6 +28,9 @@ export function handleChordRequest(node: ChordNode, method: string, payload: Pay
       return neighbors(node, payload, caller);
     case METHOD.PING:
       node.heardFrom(caller);
+      // The caller's successor list changed (pacing.ts): ours may have, so tick at the short period. Only
+      // timing: a caller can cost us at most the short period's ticks, never a change of state.
+      if ((payload as { changed?: unknown } | null)?.changed === true) node.maintenance.pacing.wake();
       return { id: node.id };
     case METHOD.STORE:
       return store(node, payload);

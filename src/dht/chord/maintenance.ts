@@ -32,6 +32,18 @@ export class Maintenance {
   private ticks = 0;
   /** The first ticks after a join check our slot from afar (see checkFromAfar). */
   joinChecks = 4;
+  /**
+   * The last full pass of fix_fingers over the table moved no finger. Until
+   * one does (after a join, or once a finger moved), the tick stays at the
+   * short period: a table still converging is not a ring at rest.
+   */
+  private fingersSettled = false;
+  /** A finger moved during the pass under way. */
+  private sweepMoved = false;
+  /** A record this node put is due for republishing within a few short periods (see republish). */
+  republishSoon = false;
+  /** Ping the predecessor at the next tick, however lately it was heard from (see predDoubted). */
+  private pingPred = false;
   /** Ticks in a row without a predecessor: nobody links to us. */
   private orphanTicks = 0;
 
@@ -116,6 +128,8 @@ export class Maintenance {
     if (this.ticks % 8 === 0) n.view.unmute();
     keepLinks(n);
     const pending =
+      !this.fingersSettled ||
+      this.republishSoon ||
       this.joinChecks > 0 ||
       this.orphanTicks > 0 ||
       this.handOverTo !== null ||
@@ -139,10 +153,12 @@ export class Maintenance {
       if (!nb) {
         // Suspected, not yet failed: keep it and ask again next tick (a busy node answers late, see
         // FailureDetector). The rest of the list is pinged meanwhile, so that a run of crashed
-        // successors is found failed together, not one grace period after the other.
+        // successors is found failed together, not one grace period after the other. The pings say that
+        // something changed (see TickPacing): the first live one may have lost its predecessor with s, and
+        // checks it at the short period instead of after a long one.
         const rest = n.succs.entries().filter((r) => r.id !== s.id && r.id !== n.id);
         if (!n.failures.failed(s.id)) {
-          await Promise.all(rest.map((r) => n.call(r, METHOD.PING, {})));
+          await Promise.all(rest.map((r) => n.call(r, METHOD.PING, { changed: true })));
           return;
         }
         // Indirect evidence (as SWIM's indirect probe): a next successor that still names s as its
@@ -241,12 +257,28 @@ export class Maintenance {
     if (rep?.ok) for (const r of rep.value.records) n.store.put(r);
   }
 
-  /** check_predecessor(): ping the predecessor unless it has been heard from recently. */
+  /**
+   * Another node took itself for our predecessor (see ChordNode.notify): ours may have failed, so it is
+   * pinged at the next tick, which comes at the short period.
+   */
+  predDoubted(): void {
+    this.pingPred = true;
+    this.pacing.wake();
+  }
+
+  /**
+   * check_predecessor(): ping the predecessor unless it has been heard from
+   * recently. A live predecessor notifies us once per tick of its own, which
+   * at rest comes at the long period (see TickPacing): heard within two of
+   * our periods is recent.
+   */
   async checkPredecessor(): Promise<void> {
     const n = this.node;
     const p = n.pred;
     if (!p || p.id === n.id) return;
-    if (n.clock.now() - n.predHeardAt < 2 * n.init.stabilizeMs) return;
+    const doubted = this.pingPred;
+    this.pingPred = false;
+    if (!doubted && n.clock.now() - n.predHeardAt < 2 * this.periodMs) return;
     const reply = await n.call(p, METHOD.PING, {});
     // Its key may answer at another id now (admitted again at the same address): that is not our predecessor.
     const ok = reply !== null && n.sameNode(p, reply) ? reply : null;
@@ -353,6 +385,7 @@ export class Maintenance {
    * A finger f is right when its predecessor lies before the finger's start;
    * asking f for its predecessor costs one message. Only a finger shown
    * wrong (a node between start and f), missing or dead takes a lookup.
+   * A pass over the table that moved no finger settles it (see fingersSettled).
    */
   async fixFinger(): Promise<void> {
     const n = this.node;
@@ -360,6 +393,10 @@ export class Maintenance {
     const succ = n.successor;
     if (succ.id === n.id) return;
     let i = f.next >= ID_BITS ? 0 : f.next;
+    if (i === 0) {
+      this.fingersSettled = !this.sweepMoved;
+      this.sweepMoved = false;
+    }
     i = f.fill(i, succ);
     if (i >= ID_BITS) {
       f.next = 0;
@@ -382,6 +419,10 @@ export class Maintenance {
     if (res.ok && res.owner.id !== n.id) {
       const end = f.fill(i, res.owner);
       f.next = end > i ? end : i + 1;
+      if (res.owner.id !== finger?.id) {
+        this.sweepMoved = true;
+        this.fingersSettled = false;
+      }
     } else f.next = i + 1;
   }
 
@@ -494,12 +535,19 @@ export class Maintenance {
     if (synced) this.syncedTo.add(to.id);
   }
 
-  /** Republish what this node put, a few records per tick, each with a fresh creation time. */
+  /**
+   * Republish what this node put, a few records per tick, each with a fresh
+   * creation time. Records due again soon (a put no owner was confirmed for,
+   * or more due than one tick republishes) keep the tick at the short period.
+   */
   async republish(): Promise<void> {
     const n = this.node;
     const now = n.clock.now();
+    const soon = now + 4 * n.init.stabilizeMs;
     let budget = 16;
+    this.republishSoon = false;
     for (const [key, p] of this.published) {
+      if (p.nextAt <= soon) this.republishSoon = true;
       if (budget === 0) break;
       if (p.nextAt > now) continue;
       budget--;
@@ -509,7 +557,10 @@ export class Maintenance {
       if (this.published.get(key) !== p) continue;
       const res = await n.storeRecord(rec);
       // No owner confirmed yet (nodes joining around it): try again in two periods, not a republish period.
-      if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') p.nextAt = n.clock.now() + 2 * n.init.stabilizeMs;
+      if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') {
+        p.nextAt = n.clock.now() + 2 * n.init.stabilizeMs;
+        this.republishSoon = true;
+      }
     }
   }
 }

@@ -6,7 +6,7 @@ import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
 const BASE = 500;
 const CAP = 4000;
 const ADAPTIVE = { replicas: 3, stabilizeMs: BASE, maxStabilizeMs: CAP };
-const FIXED = { replicas: 3, stabilizeMs: BASE };
+const FIXED = { replicas: 3, stabilizeMs: BASE, maxStabilizeMs: BASE };
 const NET = { latencyMs: 2, jitterMs: 1, resolutionMs: 1, timeoutMs: 1000 };
 
 function wrongSuccessors(t: ChordTestnet): number {
