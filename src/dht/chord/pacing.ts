@@ -101,7 +101,11 @@ export function keepLinks(n: ChordNode): void {
   for (const r of n.succs.entries()) add(r);
   if (n.pred) add(n.pred);
   for (const r of n.fingers.distinct()) add(r);
-  n.view.startIfSmall(n.succs.entries(), () => [...out.values()]);
+  const mean = n.view.startIfSmall(n.succs.entries(), () => [...out.values()]);
+  // A gap in the view likely hides nodes: their successor lists fill it, and their links are dialed now, not
+  // in the middle of a get whose lookup first hears of them.
+  const gap = mean === undefined ? undefined : n.view.wideGap(mean);
+  if (gap && gap.id !== n.id && !n.failures.doubted(gap.id)) void n.neighbors(gap, false);
   const view = n.view.known();
   for (let i = view.length - 1; i >= 0 && out.size < KEPT_LINKS; i--) add(view[i]);
   n.endpoint.keepLinks([...out.values()]);
