@@ -6,10 +6,11 @@ import type { Random } from '../../util/random.ts';
 import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
-import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
+import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { type PutEntry, publish, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
+import { clientUpkeep, findPlaceAsClient, handOverPlace, joinThrough, settleAmong } from './joining.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
@@ -163,122 +164,34 @@ export class ChordNode {
   }
 
   /**
-   * Join the ring through any known node (section IV-E), or create a new
-   * ring when `bootstrap` is undefined. The successor is found by an
-   * iterative lookup of our own id started at the bootstrap; the
-   * predecessor arrives later through notify.
+   * Join the ring through any known node (section IV-E, see joining.ts), or
+   * create a new ring when `bootstrap` is undefined.
    */
   async join(bootstrap: NodeRef | undefined): Promise<void> {
-    if (bootstrap && bootstrap.id !== this.id) {
-      if (!this.verify(bootstrap)) throw new OverlayError('IDENTITY_BAD_KEY', 'bootstrap ref is not bound to its key');
-      // Nodes joining next to us at the same moment can make our slot briefly
-      // unconfirmable: try again after a stabilize period, then give up.
-      let res = await this.findJoinSuccessor(bootstrap);
-      for (let attempt = 1; !res.ok && attempt < 3; attempt++) {
-        await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
-        res = await this.findJoinSuccessor(bootstrap);
-      }
-      if (!res.ok) throw new OverlayError('DHT_LOOKUP_FAILED', `join: ${res.reason}`);
-      if (res.owner.id === this.id) throw new OverlayError('BAD_CONFIG', 'a node with this id is already in the ring');
-      if (!(await this.settleBefore(res.owner)))
-        throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
-      // The node before our slot learns of us at its next stabilize, which at rest comes only after a long
-      // period (adaptive stabilization): a notify tells it now, and it ticks at the short period (see notify).
-      const before = res.pred;
-      if (before && before.id !== this.id && before.id !== res.owner.id) void this.neighbors(before, true);
-    }
+    if (bootstrap && bootstrap.id !== this.id) await joinThrough(this, bootstrap);
     this.stopped = false;
     this.schedule();
   }
 
   /**
-   * Take `succ` as successor (notifying it), with its successor list; seed the fingers from it and pull
-   * the records this node now owns or replicates (hand-off on join). False when it does not answer.
-   */
-  private async settleBefore(succ: NodeRef): Promise<boolean> {
-    const nb = await this.neighbors(succ, true);
-    if (!nb) return false;
-    this.succs.adopt(succ, nb.succs);
-    this.fingers.fill(0, succ);
-    await this.maintenance.seedFingers(succ);
-    await this.maintenance.pullHandoff(succ);
-    return true;
-  }
-
-  private findJoinSuccessor(bootstrap: NodeRef): Promise<LookupResult> {
-    return iterativeLookup(this.lookupContext(), this.id, {
-      start: [bootstrap],
-      // Nodes joining at the same time leave short runs of new nodes that
-      // only predecessor pointers know yet: allow a longer walk back.
-      maxBackSteps: 16,
-      maxHops: this.init.maxHops,
-      alpha: this.init.alpha,
-    });
-  }
-
-  /**
-   * Join as a client (see `client`): find the successor of our id through the first contact that answers, take
-   * its successor list and fingers as routing hints, and keep them fresh without ever notifying anyone.
+   * Join as a client (see `client`): the successor of our id, through the first contact that answers, gives
+   * routing hints, kept fresh without ever notifying anyone.
    */
   async joinAsClient(contacts: readonly NodeRef[]): Promise<void> {
     this.client = true;
     this.clientContacts = contacts.filter((c) => c.id !== this.id);
-    let last = 'no contact';
-    // A ring still settling (members joining at the same moment) may fail a lookup: try again a few periods on.
-    for (let attempt = 0; attempt < 4; attempt++) {
-      if (attempt > 0) await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
-      for (const c of contacts) {
-        if (c.id === this.id || !this.verify(c)) continue;
-        // Routing hints only: the owner of our id need not be confirmed, we take no place next to it.
-        const res = await iterativeLookup(this.lookupContext(), this.id, {
-          start: [c],
-          confirm: false,
-          maxHops: this.init.maxHops,
-          alpha: this.init.alpha,
-        });
-        if (!res.ok) {
-          last = res.reason;
-          continue;
-        }
-        if (await this.adoptAsClient(res.owner)) {
-          this.stopped = false;
-          this.scheduleClient();
-          return;
-        }
-        last = 'successor did not answer';
-      }
-    }
-    throw new OverlayError('DHT_LOOKUP_FAILED', `join as client: ${last}`);
+    await findPlaceAsClient(this, contacts);
+    this.stopped = false;
+    this.scheduleClient();
   }
 
   private clientContacts: readonly NodeRef[] = [];
 
-  private async adoptAsClient(succ: NodeRef): Promise<boolean> {
-    const nb = await this.neighbors(succ, false);
-    if (!nb) return false;
-    this.succs.adopt(
-      succ,
-      nb.succs.filter((s) => s.id !== this.id),
-    );
-    this.fingers.fill(0, succ);
-    await this.maintenance.seedFingers(succ);
-    return true;
-  }
-
-  /** A client's upkeep: its successor's list again (or the next one's, or the anchors' way back), never a notify. */
   private scheduleClient(): void {
     if (this.stopped) return;
     this.timer = this.clock.setTimer(2 * this.init.stabilizeMs, () => {
       this.timer = undefined;
-      const known = [...this.succs.entries(), ...this.fingers.distinct(), ...this.clientContacts].filter(
-        (r, i, all) => r.id !== this.id && all.findIndex((x) => x.id === r.id) === i,
-      );
-      const next = async () => {
-        for (const k of known) if (await this.adoptAsClient(k)) break;
-        // What this node put is its to keep alive, as a member's is (a client runs no other maintenance).
-        await this.maintenance.republish();
-      };
-      next().finally(() => this.scheduleClient());
+      clientUpkeep(this, this.clientContacts).finally(() => this.scheduleClient());
     });
   }
 
@@ -300,21 +213,11 @@ export class ChordNode {
   }
 
   /**
-   * Take up this node's place again after a crash, when the ring may still
-   * list it (so a join lookup cannot confirm the place as free): the members
-   * it knows become its successor list in ring order, fingers are seeded and
-   * the records it owns or replicates are pulled from its successor, as on a
-   * join; stabilize and notify correct the rest. The first known member that
-   * answers is taken as successor. False when none answers (maintenance still
-   * starts, with the list as given).
+   * Take up this node's place again after a crash, among the members it knows (see settleAmong). False when
+   * none answers (maintenance still starts, with the list as given).
    */
   async rejoin(known: readonly NodeRef[]): Promise<boolean> {
-    const members = known
-      .filter((r) => r.id !== this.id && this.verify(r))
-      .sort((x, y) => compareFrom(this.id, x.id, y.id));
-    let pulled = false;
-    for (let i = 0; i < members.length && !pulled; i++) pulled = await this.settleBefore(members[i]);
-    if (!pulled && members.length > 0) this.succs.adopt(members[0], members.slice(1));
+    const pulled = await settleAmong(this, known);
     // Unlike warmStart, the first ticks check the place from afar, as after a join.
     this.stopped = false;
     this.schedule();
@@ -324,16 +227,7 @@ export class ChordNode {
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
   async leave(): Promise<void> {
     this.cancelTimer();
-    if (this.client) {
-      this.stop();
-      return;
-    }
-    const s = this.successor;
-    const from = this.self;
-    if (s.id !== this.id)
-      await this.call(s, METHOD.LEAVE, { from, pred: this.pred, succs: [], records: this.store.all() });
-    if (this.pred && this.pred.id !== this.id && this.pred.id !== s.id)
-      await this.call(this.pred, METHOD.LEAVE, { from, pred: null, succs: this.succs.entries(), records: [] });
+    if (!this.client) await handOverPlace(this);
     this.stop();
   }
 
