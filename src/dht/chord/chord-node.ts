@@ -1,6 +1,6 @@
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../../rpc/types.ts';
 import type { Clock, Timer } from '../../util/clock.ts';
-import { type ErrorCode, OverlayError } from '../../util/errors.ts';
+import { OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
 import { type Metrics, noMetrics } from '../../util/metrics.ts';
@@ -10,19 +10,12 @@ import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { type PutEntry, publish, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
+import { getFrom, getMany, getReplicas, storeRecord } from './record-ops.ts';
 import { clientUpkeep, findPlaceAsClient, handOverPlace, joinThrough, settleAmong } from './joining.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
-import {
-  decodeFetchReply,
-  decodeFindReply,
-  decodeNeighborsReply,
-  decodeStoreReply,
-  type FindReply,
-  METHOD,
-  type NeighborsReply,
-} from './messages.ts';
+import { decodeFindReply, decodeNeighborsReply, type FindReply, METHOD, type NeighborsReply } from './messages.ts';
 import { RememberedMembers } from './remembered-members.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
 import {
@@ -284,37 +277,13 @@ export class ChordNode {
   }
 
   /** @internal Lookup the owner, then store on it and its successors. */
-  async storeRecord(rec: DhtRecord): Promise<PutResult> {
-    const lr = await this.lookup(rec.key);
-    if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason };
-    const replies = await Promise.all(lr.replicas.map((t) => this.call(t, METHOD.STORE, { records: [rec] })));
-    let stored = 0;
-    let ownerError: string | null = null;
-    replies.forEach((raw, i) => {
-      const rep = raw === null ? null : decodeStoreReply(raw);
-      const res = rep?.ok ? rep.value.results[0] : undefined;
-      if (rep?.ok && res === null) stored++;
-      else if (i === 0 && typeof res === 'string') ownerError = res;
-    });
-    if (ownerError !== null) return { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
-    if (stored === 0) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: 'no replica stored the record' };
-    return { ok: true, replicas: stored, hops: lr.hops };
+  storeRecord(rec: DhtRecord): Promise<PutResult> {
+    return storeRecord(this, rec);
   }
 
   /** Fetch a key from its owner, falling back to the replicas; the validator picks among what they return. */
   async get(key: string): Promise<GetResult> {
-    return this.getFrom(key, await this.lookup(key));
-  }
-
-  private async getFrom(key: string, lr: LookupOutcome): Promise<GetResult> {
-    if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason, hops: lr.hops };
-    const first = await this.fetchFrom(lr.replicas[0], key);
-    if (first) return { ok: true, record: first, value: first.value, hops: lr.hops };
-    const rest = await Promise.all(lr.replicas.slice(1).map((h) => this.fetchFrom(h, key)));
-    let best: DhtRecord | null = null;
-    for (const r of rest) if (r) best = best ? this.store.validatorFor(key).select(best, r) : r;
-    if (best) return { ok: true, record: best, value: best.value, hops: lr.hops };
-    return { ok: false, error: 'DHT_NOT_FOUND', reason: key, hops: lr.hops };
+    return getFrom(this, key, await this.lookup(key));
   }
 
   /**
@@ -323,21 +292,8 @@ export class ChordNode {
    * while all r replicas would have to collude to do so. A key whose lookup failed is left out of the map
    * (so a reader can tell "no record" from "not read").
    */
-  async getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
-    const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
-    const out = new Map<string, DhtRecord[]>();
-    await Promise.all(
-      keys.map(async (k, i) => {
-        const lr = lrs[i];
-        if (!lr.ok) return;
-        const recs = await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k)));
-        out.set(
-          k,
-          recs.filter((r): r is DhtRecord => r !== null),
-        );
-      }),
-    );
-    return out;
+  getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
+    return getReplicas(this, keys);
   }
 
   /**
@@ -354,10 +310,8 @@ export class ChordNode {
   }
 
   /** Parallel multi-get: every key is looked up (one shared batch) and fetched at once. */
-  async getMany(keys: readonly string[]): Promise<Map<string, GetResult>> {
-    const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
-    const res = await Promise.all(keys.map((k, i) => this.getFrom(k, lrs[i])));
-    return new Map(keys.map((k, i) => [k, res[i]]));
+  getMany(keys: readonly string[]): Promise<Map<string, GetResult>> {
+    return getMany(this, keys);
   }
 
   /**
@@ -554,14 +508,6 @@ export class ChordNode {
       },
       sleep: (ms) => new Promise<void>((r) => this.clock.setTimer(ms, r)),
     };
-  }
-
-  private async fetchFrom(holder: NodeRef, key: string): Promise<DhtRecord | null> {
-    const raw = await this.call(holder, METHOD.FETCH, { keys: [key] });
-    const rep = raw === null ? null : decodeFetchReply(raw);
-    const rec = rep?.ok ? rep.value.records[0] : undefined;
-    if (!rec || rec.key !== key || this.store.check(rec) !== null) return null;
-    return rec;
   }
 
   /** @internal The tick period dropped back to the short one (Maintenance.wake): a tick due later comes sooner. */
