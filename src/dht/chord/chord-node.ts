@@ -10,12 +10,13 @@ import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { type PutEntry, publish, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
+import { answeredAsItself, askNeighbors, callPeer, lookupContextOf } from './peer-calls.ts';
 import { getFrom, getMany, getReplicas, storeRecord } from './record-ops.ts';
 import { clientUpkeep, findPlaceAsClient, handOverPlace, joinThrough, settleAmong } from './joining.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
-import { decodeFindReply, decodeNeighborsReply, type FindReply, METHOD, type NeighborsReply } from './messages.ts';
+import type { FindReply, NeighborsReply } from './messages.ts';
 import { RememberedMembers } from './remembered-members.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
 import {
@@ -351,12 +352,6 @@ export class ChordNode {
     return true;
   }
 
-  /** The refs of a list that pass `verify` (the list itself when all do). */
-  private boundOnly(refs: NodeRef[]): NodeRef[] {
-    for (const r of refs) if (!this.verify(r)) return refs.filter((x) => this.verify(x));
-    return refs;
-  }
-
   /** FIND as answered by this node: its successor list and closest preceding nodes for `target`. */
   localStep(target: string): FindReply {
     const succs = this.succs.entries();
@@ -409,105 +404,24 @@ export class ChordNode {
     this.fingers.remove(who.id);
   }
 
-  /** @internal An RPC that never throws: null on timeout, refusal or a closed peer. */
-  async call(to: NodeRef, method: string, payload: Payload): Promise<Payload | null> {
-    if (to.id === this.id) {
-      try {
-        return this.handleRequest(method, payload, { key: this.self.key, ref: this.self, addr: this.self.addr });
-      } catch {
-        return null;
-      }
-    }
-    const sent = this.clock.now();
-    try {
-      const timeoutMs = this.failures.timeoutMs(this.init.rpcTimeoutMs);
-      const reply = await this.endpoint.request(to, method, payload, { timeoutMs });
-      // Smoothed round trip (RFC 6298 2.3): how long a caller may wait for a node before trying another way.
-      this.failures.sample(this.clock.now() - sent);
-      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'ok' });
-      this.failures.alive(to.id);
-      return reply;
-    } catch {
-      // A node thought alive did not answer: tick at the short period until the suspicion is settled. A lost
-      // member's silence (see RememberedMembers) is no news.
-      if (!this.remembered.silent(to.id)) this.maintenance.pacing.wake();
-      this.counters.rpcFailures++;
-      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'failed' });
-      this.view.mute(to.id);
-      if (this.failures.missed(to.id)) {
-        // Failed (not merely slow, see FailureDetector): no longer a routing hint; remembered and probed.
-        this.fingers.remove(to.id);
-        this.remembered.lost(to, this.clock.now());
-      }
-      return null;
-    }
+  /** @internal An RPC that never throws: null on timeout, refusal or a closed peer (peer-calls.ts). */
+  call(to: NodeRef, method: string, payload: Payload): Promise<Payload | null> {
+    return callPeer(this, to, method, payload);
   }
 
-  /**
-   * @internal Did `to` answer as itself? Replies to PING and NEIGHBORS carry the answering node's
-   * id (absent from older nodes); an answer at another id means the entry is stale, and is counted.
-   */
+  /** @internal Did `to` answer as itself? (See answeredAsItself.) */
   sameNode(to: NodeRef, reply: Payload): boolean {
-    const id = typeof reply === 'object' && reply !== null ? (reply as { id?: unknown }).id : undefined;
-    if (id === undefined || id === to.id) return true;
-    this.counters.staleRefs++;
-    this.view.mute(to.id);
-    this.fingers.remove(to.id);
-    this.failures.condemn(to.id);
-    this.remembered.drop(to.id);
-    return false;
+    return answeredAsItself(this, to, reply);
   }
 
   /** @internal */
-  async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
-    const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
-    if (raw === null) return null;
-    const decoded = decodeNeighborsReply(raw);
-    // It answered, but with nonsense: as useless as a failed node, and dropped as one.
-    if (!decoded.ok) {
-      this.failures.condemn(to.id);
-      return null;
-    }
-    const nb = decoded.value;
-    // The key answered (TLS pins it) but the node now sits at another id (it was admitted again and
-    // kept its address): the entry is stale, and is treated as a node that does not answer.
-    if (!this.sameNode(to, raw as Payload)) return null;
-    const out = { pred: nb.pred && this.verify(nb.pred) ? nb.pred : null, succs: this.boundOnly(nb.succs) };
-    this.view.learn(out.succs);
-    if (out.pred) this.view.learn([out.pred]);
-    return out;
+  neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
+    return askNeighbors(this, to, notify);
   }
 
   /** @internal */
   lookupContext(): LookupContext {
-    return {
-      self: this.self,
-      localStep: (t) => this.localStep(t),
-      find: async (to, target) => {
-        const raw = await this.call(to, METHOD.FIND, { target });
-        const rep = raw === null ? null : decodeFindReply(raw);
-        if (!rep?.ok) return null;
-        const out = { succs: this.boundOnly(rep.value.succs), next: this.boundOnly(rep.value.next) };
-        this.view.learn(out.succs);
-        this.view.learn(out.next);
-        return out;
-      },
-      neighbors: (to) => this.neighbors(to, false),
-      guess: (t) => {
-        // Only where links are kept warm (see pacing.ts keepLinks): there the guessed pair answers in one round
-        // trip. Elsewhere (the in-memory network) routing also fills the view that direct reads plan from.
-        if (!this.endpoint.keepLinks) return undefined;
-        const g = this.view.around(
-          t,
-          this.succs.entries(),
-          () => [...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])],
-          (id) => !this.failures.doubted(id) && !this.remembered.silent(id),
-        );
-        // Two round trips and a margin: longer than a guess that answers takes, far shorter than a timeout.
-        return g && { ...g, waitMs: Math.max(10, 4 * this.failures.srtt) };
-      },
-      sleep: (ms) => new Promise<void>((r) => this.clock.setTimer(ms, r)),
-    };
+    return lookupContextOf(this);
   }
 
   /** @internal The tick period dropped back to the short one (Maintenance.wake): a tick due later comes sooner. */
