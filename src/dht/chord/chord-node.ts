@@ -360,27 +360,6 @@ export class ChordNode {
     return { succs: succs as NodeRef[], next };
   }
 
-  /** @internal notify(n') of Fig. 7: n' thinks it might be our predecessor. */
-  notify(n: NodeRef): void {
-    if (n.id === this.id) return;
-    const s = this.successor;
-    // A node between us and our successor (one that just joined there) or one that takes itself for our
-    // predecessor while another sits between it and us (ours may have failed): stabilize and
-    // check_predecessor should look at the short period, not after a long one.
-    if (s.id !== this.id && inOpen(n.id, this.id, s.id)) this.maintenance.pacing.wake();
-    else if (this.pred && n.id !== this.pred.id && !inOpen(n.id, this.pred.id, this.id)) this.maintenance.predDoubted();
-    if (!this.pred || inOpen(n.id, this.pred.id, this.id)) this.setPred(n);
-    this.view.learn([n]);
-    if (this.pred?.id === n.id) this.predHeardAt = this.clock.now();
-    // A one-node ring learns its first successor from the first notify.
-    if (this.successor.id === this.id) this.succs.prepend(n);
-  }
-
-  /** @internal */
-  heardFrom(caller: Caller): void {
-    if (this.pred && caller.ref?.id === this.pred.id) this.predHeardAt = this.clock.now();
-  }
-
   /** @internal */
   setPred(p: NodeRef | null): void {
     const old = this.pred;
@@ -390,18 +369,6 @@ export class ChordNode {
     // It shrank: a node came in between (a join, or one that routing skipped until now); it gets our records.
     else if (p && old && p.id !== old.id) this.maintenance.rangeShrank(p);
     if (p) this.predHeardAt = this.clock.now();
-  }
-
-  /** @internal A neighbour left gracefully and told us who to link to instead. */
-  peerLeft(who: NodeRef, itsPred: NodeRef | null, itsSuccs: NodeRef[]): void {
-    this.maintenance.pacing.wake();
-    if (this.pred?.id === who.id) this.setPred(itsPred && itsPred.id !== this.id ? itsPred : null);
-    if (this.successor.id === who.id) {
-      this.succs.remove(who.id);
-      const next = itsSuccs.filter((s) => s.id !== who.id);
-      if (next.length > 0) this.succs.adopt(next[0], next.slice(1));
-    } else this.succs.remove(who.id);
-    this.fingers.remove(who.id);
   }
 
   /** @internal An RPC that never throws: null on timeout, refusal or a closed peer (peer-calls.ts). */
