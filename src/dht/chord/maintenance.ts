@@ -2,10 +2,10 @@ import type { NodeRef } from '../../rpc/types.ts';
 import { compareFrom, fingerStart, ID_BITS, inHalfOpen, inOpen, lastFingerCovered } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
 import { DEFAULT_RPC_TIMEOUT_MS } from './chord-types.ts';
-import { iterativeLookup } from './lookup.ts';
 import { decodeRefsReply, METHOD } from './messages.ts';
 import { keepLinks, TickPacing } from './pacing.ts';
 import { RecordUpkeep } from './record-upkeep.ts';
+import { checkFromAfar, closestLiveAfterSelf, probeRemembered } from './ring-merge.ts';
 
 /**
  * The periodic work of a Chord node, batched into one jittered tick
@@ -91,12 +91,12 @@ export class Maintenance {
     this.ticks++;
     await this.stabilize();
     if (n.stopped) return;
-    await this.probeRemembered();
+    await probeRemembered(n);
     if (n.stopped) return;
     if (n.pred === null) this.orphanTicks++;
     else this.orphanTicks = 0;
     if (this.joinChecks > 0) this.joinChecks--;
-    if (this.joinChecks > 0 || this.ticks % 16 === 0 || this.orphanTicks >= 2) await this.checkFromAfar();
+    if (this.joinChecks > 0 || this.ticks % 16 === 0 || this.orphanTicks >= 2) await checkFromAfar(n);
     await this.checkPredecessor();
     await this.fixFinger();
     await this.records.tick();
@@ -114,7 +114,7 @@ export class Maintenance {
     for (let attempt = 0; attempt < n.r + 1; attempt++) {
       const s = n.successor;
       if (s.id === n.id) {
-        const next = await this.closestLiveAfterSelf();
+        const next = await closestLiveAfterSelf(n);
         if (!next) return;
         n.succs.prepend(next);
         continue;
@@ -150,55 +150,6 @@ export class Maintenance {
       n.succs.adopt(s, nb.succs);
       n.fingers.set(0, s);
       return;
-    }
-  }
-
-  /**
-   * The successor list ran empty (every entry failed): the closest node
-   * after us that answers, among all we know of (nodes heard of lately,
-   * fingers, the predecessor), becomes the successor. Falling back on the
-   * nearest finger instead would skip every live node before it, and
-   * stabilize would then walk back over them one tick per node.
-   */
-  private async closestLiveAfterSelf(): Promise<NodeRef | null> {
-    const n = this.node;
-    const known = new Map<string, NodeRef>();
-    for (const r of [...n.guessHolders(n.id, 8), ...n.fingers.distinct(), ...(n.pred ? [n.pred] : [])])
-      if (r.id !== n.id && !n.failures.failed(r.id)) known.set(r.id, r);
-    const order = [...known.values()].sort((a, b) => compareFrom(n.id, a.id, b.id));
-    for (const r of order.slice(0, 8)) {
-      const reply = await n.call(r, METHOD.PING, {});
-      if (reply !== null && n.sameNode(r, reply)) return r;
-    }
-    return null;
-  }
-
-  /**
-   * Concurrent joins can leave pockets: runs of nodes linked among
-   * themselves that the rest of the ring skips, a state stabilize alone
-   * never repairs (Liben-Nowell et al., PODC 2002, "loopy" rings). Routing
-   * to our own id from a far node shows where everyone else thinks our
-   * slot is: a live node found between us and our successor is a better
-   * successor; a node found past it is told about us (notify), so its
-   * predecessor's stabilize links us in.
-   */
-  async checkFromAfar(): Promise<void> {
-    const n = this.node;
-    const far = n.fingers.distinct().filter((r) => r.id !== n.successor.id);
-    if (far.length === 0) return;
-    const via = far[n.random.int(far.length)];
-    const res = await iterativeLookup(n.lookupContext(), n.id, {
-      start: [via],
-      confirm: false,
-      maxHops: n.init.maxHops,
-      alpha: n.init.alpha,
-    });
-    const s = n.successor;
-    if (!res.ok || res.owner.id === n.id || res.owner.id === s.id) return;
-    const nx = await n.neighbors(res.owner, true);
-    if (nx && inOpen(res.owner.id, n.id, s.id) && n.successor.id === s.id) {
-      n.succs.adopt(res.owner, nx.succs);
-      n.fingers.set(0, res.owner);
     }
   }
 
@@ -269,77 +220,6 @@ export class Maintenance {
         ? 'ring neighbour stopped answering and was removed: this node is alone now, probing the members it remembers'
         : 'ring neighbour stopped answering and was removed',
     );
-  }
-
-  /**
-   * Probe the remembered members that are due (two per tick, four and
-   * every one not probed lately when this node is alone); one that answers
-   * at its id leads to a merge step (mergeThrough).
-   */
-  async probeRemembered(): Promise<void> {
-    const n = this.node;
-    const alone = n.successor.id === n.id;
-    for (const ref of n.remembered.due(n.clock.now(), alone ? 4 : 2, alone)) {
-      if (n.stopped) return;
-      n.counters.probes++;
-      const reply = await n.call(ref, METHOD.PING, {});
-      if (reply === null) {
-        this.pacing.probeMisses++;
-        n.remembered.missed(ref.id, n.clock.now());
-      } else if (!n.sameNode(ref, reply)) n.remembered.drop(ref.id);
-      else {
-        n.remembered.found(ref.id, n.clock.now());
-        n.view.learn([ref]);
-        this.merged();
-        await this.mergeThrough(ref);
-      }
-    }
-  }
-
-  /**
-   * One step of ring unification (after Shafaat et al., "Dealing with
-   * network partitions in structured overlay networks", 2009): route to our
-   * own id starting at `via`, which may belong to another ring. The owner o
-   * found there is our successor in via's ring. If o lies between us and
-   * our successor, it is a closer successor in the union of both rings and
-   * we take it; otherwise o is told about us (notify), and if we lie between
-   * o's predecessor and o, o's predecessor links us in at its next stabilize.
-   *
-   * Why the rings become one: a successor pointer only ever moves closer to
-   * its node (here, in stabilize and in checkFromAfar) except when its
-   * target fails, so it cannot oscillate. After the heal every node that
-   * lost members of the other side probes them and takes its successor in
-   * the other ring when that is closer; each such change is passed one node
-   * back by notify and stabilize, which is how the two successor chains
-   * interleave; nodes that remember nobody across are reached by that
-   * propagation and by checkFromAfar, whose lookups cross into the other
-   * ring as soon as any finger points there. Each node's successor reaches
-   * the true one after finitely many improvements, and the rings are one.
-   */
-  async mergeThrough(via: NodeRef): Promise<void> {
-    const n = this.node;
-    const res = await iterativeLookup(n.lookupContext(), n.id, {
-      start: [via],
-      confirm: false,
-      maxHops: n.init.maxHops,
-      alpha: n.init.alpha,
-    });
-    if (!res.ok || res.owner.id === n.id) return;
-    const o = res.owner;
-    const s = n.successor;
-    if (o.id === s.id) return;
-    const nx = await n.neighbors(o, true);
-    if (!nx) return;
-    if (n.successor.id === s.id && (s.id === n.id || inOpen(o.id, n.id, s.id))) {
-      n.succs.adopt(o, nx.succs);
-      n.fingers.set(0, o);
-      n.counters.merges++;
-      this.merged();
-      n.log.warn(
-        { via: via.id.slice(0, 8), successor: o.id.slice(0, 8) },
-        'found a closer successor through a member it had lost: merging rings',
-      );
-    }
   }
 
   /**

@@ -6,7 +6,7 @@
  * overloaded, and for the ring it fell out of). So a node remembers the
  * peers it removed as failed, and the anchors it was given (bootstraps),
  * and probes them with exponential backoff, forever; one that answers is
- * the way back into the other ring (see Maintenance.mergeThrough).
+ * the way back into the other ring (see mergeThrough in ring-merge.ts).
  *
  * Bounded: at most `max` lost members (the oldest loss is forgotten
  * first); anchors are never forgotten. Probes are paced by the caller.
