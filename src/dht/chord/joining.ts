@@ -30,9 +30,11 @@ export async function joinThrough(node: ChordNode, bootstrap: NodeRef): Promise<
   if (!(await settleBefore(node, res.owner)))
     throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
   // The node before our slot learns of us at its next stabilize, which at rest comes only after a long
-  // period (adaptive stabilization): a notify tells it now, and it ticks at the short period (see notify).
+  // period (adaptive stabilization): a `changed` ping brings that tick forward (see TickPacing). Not a notify:
+  // a node without a predecessor would take us, its successor, as one.
   const before = res.pred;
-  if (before && before.id !== node.id && before.id !== res.owner.id) void node.neighbors(before, true);
+  if (before && before.id !== node.id && before.id !== res.owner.id)
+    void node.call(before, METHOD.PING, { changed: true });
 }
 
 function findJoinSuccessor(node: ChordNode, bootstrap: NodeRef): Promise<LookupResult> {

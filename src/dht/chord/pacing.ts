@@ -17,8 +17,8 @@ const KEPT_LINKS = 64;
  * Waiting out a long period is only for what no node observes. Every
  * change a node does observe wakes it (back to the short period, the next
  * tick brought forward): a new predecessor, a notify from a node between
- * us and our successor (a join there: the joiner also notifies the node
- * before its slot), a notify from a node that takes itself for our
+ * us and our successor (a join there; the joiner also sends the node
+ * before its slot a `changed` ping), a notify from a node that takes itself for our
  * predecessor while another sits between (ours may be gone: it is pinged
  * at the next tick), an RPC to a node thought alive that failed, a member
  * we had lost calling again (a partition healed), a neighbour leaving, and
