@@ -2,11 +2,13 @@
  * Chord over TLS against OpenDHT 2.4, side by side on this machine:
  *
  *   node --import tsx bench/peers/opendht.ts [--quick] [--pairs 5] [--nodes 50] [--values 100] [--gets 500]
+ *     [--stabilize-ms 100] [--max-stabilize-ms 1600]
  *
  * Each run is one process of N nodes on 127.0.0.1: ours (this program re-run
  * with `ours`: N ChordNodes, each on its own TLS 1.3 endpoint, stabilize
- * period 100 ms, backing off to --max-stabilize-ms while the ring is at rest,
- * default 1600; 100 gives the fixed period) or OpenDHT's (opendht_bench.py under /usr/bin/python3, which
+ * period --stabilize-ms (default 100), backing off to --max-stabilize-ms while
+ * the ring is at rest (default 1600; equal to the period for a fixed one; the
+ * daemons run 1000 backing off to 8000)) or OpenDHT's (opendht_bench.py under /usr/bin/python3, which
  * has the Debian python3-opendht module). Both put V values from random nodes,
  * then G gets one at a time, each by a node that does not hold the value and
  * has not asked for that key before, timed to the first value. Runs
@@ -89,12 +91,13 @@ async function ours(args: {
   seed: number;
   settle: number;
   idle: number;
+  stabilizeMs: number;
   maxStabilizeMs: number;
 }) {
   const t00 = performance.now();
   const cpu00 = cpuSeconds();
   const rnd = seeded(args.seed);
-  const ring = new TlsRing(100, args.maxStabilizeMs);
+  const ring = new TlsRing(args.stabilizeMs, args.maxStabilizeMs);
   await ring.growTo(args.nodes);
   await sleep(args.settle * 1000);
   const requests = () => ring.endpoints.reduce((s, e) => s + e.stats.requestsSent, 0);
@@ -233,6 +236,7 @@ async function main(): Promise<void> {
     seed: { type: 'string', default: '1' },
     settle: { type: 'string' },
     idle: { type: 'string' },
+    'stabilize-ms': { type: 'string', default: '100' },
     'max-stabilize-ms': { type: 'string', default: '1600' },
   });
   const quick = args.quick === true;
@@ -242,8 +246,9 @@ async function main(): Promise<void> {
   const seed = intOption(args, 'seed', 0, 2 ** 31);
   const settle = args.settle !== undefined ? intOption(args, 'settle', 1, 600) : quick ? 5 : 10;
   const idle = args.idle !== undefined ? intOption(args, 'idle', 1, 600) : quick ? 3 : 5;
-  const maxStabilizeMs = intOption(args, 'max-stabilize-ms', 100, 60_000);
-  if (sub === 'ours') return ours({ nodes, values, gets, seed, settle, idle, maxStabilizeMs });
+  const stabilizeMs = intOption(args, 'stabilize-ms', 10, 60_000);
+  const maxStabilizeMs = Math.max(stabilizeMs, intOption(args, 'max-stabilize-ms', 10, 600_000));
+  if (sub === 'ours') return ours({ nodes, values, gets, seed, settle, idle, stabilizeMs, maxStabilizeMs });
 
   const pairs = args.pairs !== undefined ? intOption(args, 'pairs', 1, 100) : quick ? 2 : 5;
   const common = ['--nodes', `${nodes}`, '--values', `${values}`, '--gets', `${gets}`];
@@ -260,6 +265,8 @@ async function main(): Promise<void> {
       'tsx',
       join(here, 'opendht.ts'),
       'ours',
+      '--stabilize-ms',
+      `${stabilizeMs}`,
       '--max-stabilize-ms',
       `${maxStabilizeMs}`,
       ...common,
@@ -357,7 +364,7 @@ async function main(): Promise<void> {
     node: process.version,
     loadStart: r2(loadStart),
     loadEnd: r2(loadavg()[0]),
-    params: { nodes, values, gets, settle, idle, pairs, seed, stabilizeMs: 100, maxStabilizeMs },
+    params: { nodes, values, gets, settle, idle, pairs, seed, stabilizeMs, maxStabilizeMs },
     summary,
     runs,
   };

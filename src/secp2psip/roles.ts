@@ -16,7 +16,7 @@
  */
 import { reachable, relayThrough } from './relay-client.ts';
 import { ChordNode } from '../dht/chord/chord-node.ts';
-import type { ChordInit } from '../dht/chord/chord-types.ts';
+import { type ChordInit, MAX_STABILIZE_FACTOR } from '../dht/chord/chord-types.ts';
 import { defaultValidator } from '../dht/store/validators.ts';
 import { nodeIdFromKey } from '../identity/fingerprint.ts';
 import type { Identity } from '../identity/identity.ts';
@@ -67,6 +67,7 @@ export const DEFAULT_RING_RPC_TIMEOUT_MS = 2000;
 /** Chord options of a SecP2PSIP member: admitted ids only, bootstrap-written records, dispatch by the role. */
 export function ringOptions(keys: Iterable<Uint8Array>, clock: Clock, s: RingSettings = {}): ChordInit {
   const list = [...keys];
+  const stabilizeMs = s.stabilizeMs ?? DEFAULT_STABILIZE_MS;
   return {
     verifyRef: admittedRef(list, () => clock.wallNow()),
     // Mailboxes (offline messages) are written by users holding a bootstrap-signed certificate, not by bootstraps.
@@ -78,7 +79,10 @@ export function ringOptions(keys: Iterable<Uint8Array>, clock: Clock, s: RingSet
       },
     },
     installHandler: false,
-    stabilizeMs: s.stabilizeMs ?? DEFAULT_STABILIZE_MS,
+    stabilizeMs,
+    // Adaptive stabilization (dht/chord/pacing.ts): at rest the tick backs off to this, and any change a member
+    // observes brings it back to stabilizeMs at once.
+    maxStabilizeMs: MAX_STABILIZE_FACTOR * stabilizeMs,
     rpcTimeoutMs: s.rpcTimeoutMs ?? DEFAULT_RING_RPC_TIMEOUT_MS,
   };
 }

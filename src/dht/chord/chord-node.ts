@@ -1,27 +1,22 @@
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../../rpc/types.ts';
 import type { Clock, Timer } from '../../util/clock.ts';
-import { type ErrorCode, OverlayError } from '../../util/errors.ts';
+import { OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
 import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
-import { compareFrom, inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
+import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
 import { type PutEntry, publish, putMany } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
+import { answeredAsItself, askNeighbors, callPeer, lookupContextOf } from './peer-calls.ts';
+import { getFrom, getMany, getReplicas, storeRecord } from './record-ops.ts';
+import { clientUpkeep, findPlaceAsClient, handOverPlace, joinThrough, settleAmong } from './joining.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
-import {
-  decodeFetchReply,
-  decodeFindReply,
-  decodeNeighborsReply,
-  decodeStoreReply,
-  type FindReply,
-  METHOD,
-  type NeighborsReply,
-} from './messages.ts';
+import type { FindReply, NeighborsReply } from './messages.ts';
 import { RememberedMembers } from './remembered-members.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
 import {
@@ -30,6 +25,7 @@ import {
   type GetResult,
   idBoundToKey,
   type LookupOutcome,
+  MAX_STABILIZE_FACTOR,
   type PutResult,
 } from './chord-types.ts';
 import { bytesEqual } from '../../util/bytes.ts';
@@ -109,7 +105,10 @@ export class ChordNode {
     this.init = {
       replicas: init.replicas ?? 3,
       stabilizeMs: init.stabilizeMs ?? 1000,
-      maxStabilizeMs: Math.max(init.maxStabilizeMs ?? 0, init.stabilizeMs ?? 1000),
+      maxStabilizeMs: Math.max(
+        init.maxStabilizeMs ?? MAX_STABILIZE_FACTOR * (init.stabilizeMs ?? 1000),
+        init.stabilizeMs ?? 1000,
+      ),
       jitter: init.jitter ?? 0.25,
       rpcTimeoutMs: init.rpcTimeoutMs,
       maxHops: init.maxHops ?? 32,
@@ -140,7 +139,8 @@ export class ChordNode {
     const from = caller.ref?.id;
     if (from !== undefined && from !== this.id) {
       this.failures.alive(from);
-      this.remembered.wake(from, this.clock.now());
+      // A member we had lost calls again (a partition healed): probe it and run the merge at the short period.
+      if (this.remembered.wake(from, this.clock.now())) this.maintenance.pacing.wake();
     }
     return handleChordRequest(this, method, payload, caller);
   }
@@ -158,118 +158,34 @@ export class ChordNode {
   }
 
   /**
-   * Join the ring through any known node (section IV-E), or create a new
-   * ring when `bootstrap` is undefined. The successor is found by an
-   * iterative lookup of our own id started at the bootstrap; the
-   * predecessor arrives later through notify.
+   * Join the ring through any known node (section IV-E, see joining.ts), or
+   * create a new ring when `bootstrap` is undefined.
    */
   async join(bootstrap: NodeRef | undefined): Promise<void> {
-    if (bootstrap && bootstrap.id !== this.id) {
-      if (!this.verify(bootstrap)) throw new OverlayError('IDENTITY_BAD_KEY', 'bootstrap ref is not bound to its key');
-      // Nodes joining next to us at the same moment can make our slot briefly
-      // unconfirmable: try again after a stabilize period, then give up.
-      let res = await this.findJoinSuccessor(bootstrap);
-      for (let attempt = 1; !res.ok && attempt < 3; attempt++) {
-        await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
-        res = await this.findJoinSuccessor(bootstrap);
-      }
-      if (!res.ok) throw new OverlayError('DHT_LOOKUP_FAILED', `join: ${res.reason}`);
-      if (res.owner.id === this.id) throw new OverlayError('BAD_CONFIG', 'a node with this id is already in the ring');
-      if (!(await this.settleBefore(res.owner)))
-        throw new OverlayError('DHT_LOOKUP_FAILED', 'join: successor did not answer');
-    }
+    if (bootstrap && bootstrap.id !== this.id) await joinThrough(this, bootstrap);
     this.stopped = false;
     this.schedule();
   }
 
   /**
-   * Take `succ` as successor (notifying it), with its successor list; seed the fingers from it and pull
-   * the records this node now owns or replicates (hand-off on join). False when it does not answer.
-   */
-  private async settleBefore(succ: NodeRef): Promise<boolean> {
-    const nb = await this.neighbors(succ, true);
-    if (!nb) return false;
-    this.succs.adopt(succ, nb.succs);
-    this.fingers.fill(0, succ);
-    await this.maintenance.seedFingers(succ);
-    await this.maintenance.pullHandoff(succ);
-    return true;
-  }
-
-  private findJoinSuccessor(bootstrap: NodeRef): Promise<LookupResult> {
-    return iterativeLookup(this.lookupContext(), this.id, {
-      start: [bootstrap],
-      // Nodes joining at the same time leave short runs of new nodes that
-      // only predecessor pointers know yet: allow a longer walk back.
-      maxBackSteps: 16,
-      maxHops: this.init.maxHops,
-      alpha: this.init.alpha,
-    });
-  }
-
-  /**
-   * Join as a client (see `client`): find the successor of our id through the first contact that answers, take
-   * its successor list and fingers as routing hints, and keep them fresh without ever notifying anyone.
+   * Join as a client (see `client`): the successor of our id, through the first contact that answers, gives
+   * routing hints, kept fresh without ever notifying anyone.
    */
   async joinAsClient(contacts: readonly NodeRef[]): Promise<void> {
     this.client = true;
     this.clientContacts = contacts.filter((c) => c.id !== this.id);
-    let last = 'no contact';
-    // A ring still settling (members joining at the same moment) may fail a lookup: try again a few periods on.
-    for (let attempt = 0; attempt < 4; attempt++) {
-      if (attempt > 0) await new Promise<void>((r) => this.clock.setTimer(this.init.stabilizeMs, r));
-      for (const c of contacts) {
-        if (c.id === this.id || !this.verify(c)) continue;
-        // Routing hints only: the owner of our id need not be confirmed, we take no place next to it.
-        const res = await iterativeLookup(this.lookupContext(), this.id, {
-          start: [c],
-          confirm: false,
-          maxHops: this.init.maxHops,
-          alpha: this.init.alpha,
-        });
-        if (!res.ok) {
-          last = res.reason;
-          continue;
-        }
-        if (await this.adoptAsClient(res.owner)) {
-          this.stopped = false;
-          this.scheduleClient();
-          return;
-        }
-        last = 'successor did not answer';
-      }
-    }
-    throw new OverlayError('DHT_LOOKUP_FAILED', `join as client: ${last}`);
+    await findPlaceAsClient(this, contacts);
+    this.stopped = false;
+    this.scheduleClient();
   }
 
   private clientContacts: readonly NodeRef[] = [];
 
-  private async adoptAsClient(succ: NodeRef): Promise<boolean> {
-    const nb = await this.neighbors(succ, false);
-    if (!nb) return false;
-    this.succs.adopt(
-      succ,
-      nb.succs.filter((s) => s.id !== this.id),
-    );
-    this.fingers.fill(0, succ);
-    await this.maintenance.seedFingers(succ);
-    return true;
-  }
-
-  /** A client's upkeep: its successor's list again (or the next one's, or the anchors' way back), never a notify. */
   private scheduleClient(): void {
     if (this.stopped) return;
     this.timer = this.clock.setTimer(2 * this.init.stabilizeMs, () => {
       this.timer = undefined;
-      const known = [...this.succs.entries(), ...this.fingers.distinct(), ...this.clientContacts].filter(
-        (r, i, all) => r.id !== this.id && all.findIndex((x) => x.id === r.id) === i,
-      );
-      const next = async () => {
-        for (const k of known) if (await this.adoptAsClient(k)) break;
-        // What this node put is its to keep alive, as a member's is (a client runs no other maintenance).
-        await this.maintenance.republish();
-      };
-      next().finally(() => this.scheduleClient());
+      clientUpkeep(this, this.clientContacts).finally(() => this.scheduleClient());
     });
   }
 
@@ -291,21 +207,11 @@ export class ChordNode {
   }
 
   /**
-   * Take up this node's place again after a crash, when the ring may still
-   * list it (so a join lookup cannot confirm the place as free): the members
-   * it knows become its successor list in ring order, fingers are seeded and
-   * the records it owns or replicates are pulled from its successor, as on a
-   * join; stabilize and notify correct the rest. The first known member that
-   * answers is taken as successor. False when none answers (maintenance still
-   * starts, with the list as given).
+   * Take up this node's place again after a crash, among the members it knows (see settleAmong). False when
+   * none answers (maintenance still starts, with the list as given).
    */
   async rejoin(known: readonly NodeRef[]): Promise<boolean> {
-    const members = known
-      .filter((r) => r.id !== this.id && this.verify(r))
-      .sort((x, y) => compareFrom(this.id, x.id, y.id));
-    let pulled = false;
-    for (let i = 0; i < members.length && !pulled; i++) pulled = await this.settleBefore(members[i]);
-    if (!pulled && members.length > 0) this.succs.adopt(members[0], members.slice(1));
+    const pulled = await settleAmong(this, known);
     // Unlike warmStart, the first ticks check the place from afar, as after a join.
     this.stopped = false;
     this.schedule();
@@ -315,16 +221,7 @@ export class ChordNode {
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
   async leave(): Promise<void> {
     this.cancelTimer();
-    if (this.client) {
-      this.stop();
-      return;
-    }
-    const s = this.successor;
-    const from = this.self;
-    if (s.id !== this.id)
-      await this.call(s, METHOD.LEAVE, { from, pred: this.pred, succs: [], records: this.store.all() });
-    if (this.pred && this.pred.id !== this.id && this.pred.id !== s.id)
-      await this.call(this.pred, METHOD.LEAVE, { from, pred: null, succs: this.succs.entries(), records: [] });
+    if (!this.client) await handOverPlace(this);
     this.stop();
   }
 
@@ -360,7 +257,11 @@ export class ChordNode {
     const { entry } = p;
     const res = await this.storeRecord(entry.record);
     // Not stored (no owner could be confirmed while nodes join): the maintenance tick tries again soon.
-    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
+    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') {
+      entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
+      this.maintenance.republishSoon = true;
+      this.maintenance.pacing.wake();
+    }
     return res;
   }
 
@@ -377,37 +278,13 @@ export class ChordNode {
   }
 
   /** @internal Lookup the owner, then store on it and its successors. */
-  async storeRecord(rec: DhtRecord): Promise<PutResult> {
-    const lr = await this.lookup(rec.key);
-    if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason };
-    const replies = await Promise.all(lr.replicas.map((t) => this.call(t, METHOD.STORE, { records: [rec] })));
-    let stored = 0;
-    let ownerError: string | null = null;
-    replies.forEach((raw, i) => {
-      const rep = raw === null ? null : decodeStoreReply(raw);
-      const res = rep?.ok ? rep.value.results[0] : undefined;
-      if (rep?.ok && res === null) stored++;
-      else if (i === 0 && typeof res === 'string') ownerError = res;
-    });
-    if (ownerError !== null) return { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
-    if (stored === 0) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: 'no replica stored the record' };
-    return { ok: true, replicas: stored, hops: lr.hops };
+  storeRecord(rec: DhtRecord): Promise<PutResult> {
+    return storeRecord(this, rec);
   }
 
   /** Fetch a key from its owner, falling back to the replicas; the validator picks among what they return. */
   async get(key: string): Promise<GetResult> {
-    return this.getFrom(key, await this.lookup(key));
-  }
-
-  private async getFrom(key: string, lr: LookupOutcome): Promise<GetResult> {
-    if (!lr.ok) return { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason, hops: lr.hops };
-    const first = await this.fetchFrom(lr.replicas[0], key);
-    if (first) return { ok: true, record: first, value: first.value, hops: lr.hops };
-    const rest = await Promise.all(lr.replicas.slice(1).map((h) => this.fetchFrom(h, key)));
-    let best: DhtRecord | null = null;
-    for (const r of rest) if (r) best = best ? this.store.validatorFor(key).select(best, r) : r;
-    if (best) return { ok: true, record: best, value: best.value, hops: lr.hops };
-    return { ok: false, error: 'DHT_NOT_FOUND', reason: key, hops: lr.hops };
+    return getFrom(this, key, await this.lookup(key));
   }
 
   /**
@@ -416,21 +293,8 @@ export class ChordNode {
    * while all r replicas would have to collude to do so. A key whose lookup failed is left out of the map
    * (so a reader can tell "no record" from "not read").
    */
-  async getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
-    const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
-    const out = new Map<string, DhtRecord[]>();
-    await Promise.all(
-      keys.map(async (k, i) => {
-        const lr = lrs[i];
-        if (!lr.ok) return;
-        const recs = await Promise.all(lr.replicas.map((h) => this.fetchFrom(h, k)));
-        out.set(
-          k,
-          recs.filter((r): r is DhtRecord => r !== null),
-        );
-      }),
-    );
-    return out;
+  getReplicas(keys: readonly string[]): Promise<Map<string, DhtRecord[]>> {
+    return getReplicas(this, keys);
   }
 
   /**
@@ -447,10 +311,8 @@ export class ChordNode {
   }
 
   /** Parallel multi-get: every key is looked up (one shared batch) and fetched at once. */
-  async getMany(keys: readonly string[]): Promise<Map<string, GetResult>> {
-    const lrs = await this.lookupMany(keys.map((k) => keyPosition(k)));
-    const res = await Promise.all(keys.map((k, i) => this.getFrom(k, lrs[i])));
-    return new Map(keys.map((k, i) => [k, res[i]]));
+  getMany(keys: readonly string[]): Promise<Map<string, GetResult>> {
+    return getMany(this, keys);
   }
 
   /**
@@ -490,33 +352,12 @@ export class ChordNode {
     return true;
   }
 
-  /** The refs of a list that pass `verify` (the list itself when all do). */
-  private boundOnly(refs: NodeRef[]): NodeRef[] {
-    for (const r of refs) if (!this.verify(r)) return refs.filter((x) => this.verify(x));
-    return refs;
-  }
-
   /** FIND as answered by this node: its successor list and closest preceding nodes for `target`. */
   localStep(target: string): FindReply {
     const succs = this.succs.entries();
     const s = succs[0];
     const next = s && inHalfOpen(target, this.id, s.id) ? [] : this.fingers.closestPreceding(target, succs, 3);
     return { succs: succs as NodeRef[], next };
-  }
-
-  /** @internal notify(n') of Fig. 7: n' thinks it might be our predecessor. */
-  notify(n: NodeRef): void {
-    if (n.id === this.id) return;
-    if (!this.pred || inOpen(n.id, this.pred.id, this.id)) this.setPred(n);
-    this.view.learn([n]);
-    if (this.pred?.id === n.id) this.predHeardAt = this.clock.now();
-    // A one-node ring learns its first successor from the first notify.
-    if (this.successor.id === this.id) this.succs.prepend(n);
-  }
-
-  /** @internal */
-  heardFrom(caller: Caller): void {
-    if (this.pred && caller.ref?.id === this.pred.id) this.predHeardAt = this.clock.now();
   }
 
   /** @internal */
@@ -530,121 +371,24 @@ export class ChordNode {
     if (p) this.predHeardAt = this.clock.now();
   }
 
-  /** @internal A neighbour left gracefully and told us who to link to instead. */
-  peerLeft(who: NodeRef, itsPred: NodeRef | null, itsSuccs: NodeRef[]): void {
-    if (this.pred?.id === who.id) this.setPred(itsPred && itsPred.id !== this.id ? itsPred : null);
-    if (this.successor.id === who.id) {
-      this.succs.remove(who.id);
-      const next = itsSuccs.filter((s) => s.id !== who.id);
-      if (next.length > 0) this.succs.adopt(next[0], next.slice(1));
-    } else this.succs.remove(who.id);
-    this.fingers.remove(who.id);
+  /** @internal An RPC that never throws: null on timeout, refusal or a closed peer (peer-calls.ts). */
+  call(to: NodeRef, method: string, payload: Payload): Promise<Payload | null> {
+    return callPeer(this, to, method, payload);
   }
 
-  /** @internal An RPC that never throws: null on timeout, refusal or a closed peer. */
-  async call(to: NodeRef, method: string, payload: Payload): Promise<Payload | null> {
-    if (to.id === this.id) {
-      try {
-        return this.handleRequest(method, payload, { key: this.self.key, ref: this.self, addr: this.self.addr });
-      } catch {
-        return null;
-      }
-    }
-    const sent = this.clock.now();
-    try {
-      const timeoutMs = this.failures.timeoutMs(this.init.rpcTimeoutMs);
-      const reply = await this.endpoint.request(to, method, payload, { timeoutMs });
-      // Smoothed round trip (RFC 6298 2.3): how long a caller may wait for a node before trying another way.
-      this.failures.sample(this.clock.now() - sent);
-      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'ok' });
-      this.failures.alive(to.id);
-      return reply;
-    } catch {
-      this.counters.rpcFailures++;
-      this.metrics.observe('chord_rpc_seconds', (this.clock.now() - sent) / 1000, { method, result: 'failed' });
-      this.view.mute(to.id);
-      if (this.failures.missed(to.id)) {
-        // Failed (not merely slow, see FailureDetector): no longer a routing hint; remembered and probed.
-        this.fingers.remove(to.id);
-        this.remembered.lost(to, this.clock.now());
-      }
-      return null;
-    }
-  }
-
-  /**
-   * @internal Did `to` answer as itself? Replies to PING and NEIGHBORS carry the answering node's
-   * id (absent from older nodes); an answer at another id means the entry is stale, and is counted.
-   */
+  /** @internal Did `to` answer as itself? (See answeredAsItself.) */
   sameNode(to: NodeRef, reply: Payload): boolean {
-    const id = typeof reply === 'object' && reply !== null ? (reply as { id?: unknown }).id : undefined;
-    if (id === undefined || id === to.id) return true;
-    this.counters.staleRefs++;
-    this.view.mute(to.id);
-    this.fingers.remove(to.id);
-    this.failures.condemn(to.id);
-    this.remembered.drop(to.id);
-    return false;
+    return answeredAsItself(this, to, reply);
   }
 
   /** @internal */
-  async neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
-    const raw = await this.call(to, METHOD.NEIGHBORS, notify ? { notify, from: this.self } : { notify });
-    if (raw === null) return null;
-    const decoded = decodeNeighborsReply(raw);
-    // It answered, but with nonsense: as useless as a failed node, and dropped as one.
-    if (!decoded.ok) {
-      this.failures.condemn(to.id);
-      return null;
-    }
-    const nb = decoded.value;
-    // The key answered (TLS pins it) but the node now sits at another id (it was admitted again and
-    // kept its address): the entry is stale, and is treated as a node that does not answer.
-    if (!this.sameNode(to, raw as Payload)) return null;
-    const out = { pred: nb.pred && this.verify(nb.pred) ? nb.pred : null, succs: this.boundOnly(nb.succs) };
-    this.view.learn(out.succs);
-    if (out.pred) this.view.learn([out.pred]);
-    return out;
+  neighbors(to: NodeRef, notify: boolean): Promise<NeighborsReply | null> {
+    return askNeighbors(this, to, notify);
   }
 
   /** @internal */
   lookupContext(): LookupContext {
-    return {
-      self: this.self,
-      localStep: (t) => this.localStep(t),
-      find: async (to, target) => {
-        const raw = await this.call(to, METHOD.FIND, { target });
-        const rep = raw === null ? null : decodeFindReply(raw);
-        if (!rep?.ok) return null;
-        const out = { succs: this.boundOnly(rep.value.succs), next: this.boundOnly(rep.value.next) };
-        this.view.learn(out.succs);
-        this.view.learn(out.next);
-        return out;
-      },
-      neighbors: (to) => this.neighbors(to, false),
-      guess: (t) => {
-        // Only where links are kept warm (see pacing.ts keepLinks): there the guessed pair answers in one round
-        // trip. Elsewhere (the in-memory network) routing also fills the view that direct reads plan from.
-        if (!this.endpoint.keepLinks) return undefined;
-        const g = this.view.around(
-          t,
-          this.succs.entries(),
-          () => [...this.succs.entries(), ...this.fingers.distinct(), ...(this.pred ? [this.pred] : [])],
-          (id) => !this.failures.doubted(id) && !this.remembered.silent(id),
-        );
-        // Two round trips and a margin: longer than a guess that answers takes, far shorter than a timeout.
-        return g && { ...g, waitMs: Math.max(10, 4 * this.failures.srtt) };
-      },
-      sleep: (ms) => new Promise<void>((r) => this.clock.setTimer(ms, r)),
-    };
-  }
-
-  private async fetchFrom(holder: NodeRef, key: string): Promise<DhtRecord | null> {
-    const raw = await this.call(holder, METHOD.FETCH, { keys: [key] });
-    const rep = raw === null ? null : decodeFetchReply(raw);
-    const rec = rep?.ok ? rep.value.records[0] : undefined;
-    if (!rec || rec.key !== key || this.store.check(rec) !== null) return null;
-    return rec;
+    return lookupContextOf(this);
   }
 
   /** @internal The tick period dropped back to the short one (Maintenance.wake): a tick due later comes sooner. */

@@ -22,6 +22,13 @@ export interface ChordComponents {
   metrics?: Metrics;
 }
 
+/**
+ * How far the tick period backs off at rest by default (see ChordInit.maxStabilizeMs). Every change a node
+ * observes brings it back at once (pacing.ts), so the longer period delays only what no node observes: a
+ * neighbour that went silent without anyone calling it is found at most one long period later.
+ */
+export const MAX_STABILIZE_FACTOR = 8;
+
 /** The RPC timeout assumed when the endpoint's own applies (see Maintenance.checkPredecessor). */
 export const DEFAULT_RPC_TIMEOUT_MS = 2000;
 
@@ -32,8 +39,9 @@ export interface ChordInit {
   stabilizeMs?: number;
   /**
    * Longest period the tick backs off to while the neighbourhood stays
-   * unchanged (see Maintenance.adapt); a change or a failure brings it back
-   * to `stabilizeMs` (default: equal to it, no backoff).
+   * unchanged (adaptive stabilization, pacing.ts); a change or a failure
+   * brings it back to `stabilizeMs` (default: MAX_STABILIZE_FACTOR times
+   * `stabilizeMs`; equal to it for a fixed period).
    */
   maxStabilizeMs?: number;
   /** Spread of the tick period, as a fraction of it (default 0.25). */

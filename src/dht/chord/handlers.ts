@@ -27,7 +27,10 @@ export function handleChordRequest(node: ChordNode, method: string, payload: Pay
     case METHOD.NEIGHBORS:
       return neighbors(node, payload, caller);
     case METHOD.PING:
-      node.heardFrom(caller);
+      heardFrom(node, caller);
+      // The caller's successor list changed (pacing.ts): ours may have, so tick at the short period. Only
+      // timing: a caller can cost us at most the short period's ticks, never a change of state.
+      if ((payload as { changed?: unknown } | null)?.changed === true) node.maintenance.pacing.wake();
       return { id: node.id };
     case METHOD.STORE:
       return store(node, payload);
@@ -72,8 +75,8 @@ function neighbors(node: ChordNode, payload: Payload, caller: Caller): Payload {
   if (!req.ok) return malformed(node, req.error);
   if (req.value.notify) {
     const ref = callerRef(node, payload, caller);
-    if (ref) node.notify(ref);
-  } else node.heardFrom(caller);
+    if (ref) notify(node, ref);
+  } else heardFrom(node, caller);
   return { pred: node.pred, succs: node.succs.entries(), id: node.id };
 }
 
@@ -128,10 +131,44 @@ function leave(node: ChordNode, payload: Payload, caller: Caller): Payload {
   if (!ref) return malformed(node, 'leave: unbound ref');
   const req = decoded.value;
   for (const r of req.records) storeOne(node, r);
-  node.peerLeft(
+  peerLeft(
+    node,
     ref,
     req.pred && node.verify(req.pred) ? req.pred : null,
     req.succs.filter((s) => node.verify(s)),
   );
   return {};
+}
+
+/** notify(n') of Fig. 7: n' thinks it might be our predecessor. */
+function notify(node: ChordNode, n: NodeRef): void {
+  if (n.id === node.id) return;
+  const s = node.successor;
+  // A node between us and our successor (one that just joined there) or one that takes itself for our
+  // predecessor while another sits between it and us (ours may have failed): stabilize and
+  // check_predecessor should look at the short period, not after a long one.
+  if (s.id !== node.id && inOpen(n.id, node.id, s.id)) node.maintenance.pacing.wake();
+  else if (node.pred && n.id !== node.pred.id && !inOpen(n.id, node.pred.id, node.id)) node.maintenance.predDoubted();
+  if (!node.pred || inOpen(n.id, node.pred.id, node.id)) node.setPred(n);
+  node.view.learn([n]);
+  if (node.pred?.id === n.id) node.predHeardAt = node.clock.now();
+  // A one-node ring learns its first successor from the first notify.
+  if (node.successor.id === node.id) node.succs.prepend(n);
+}
+
+/** Any call from our predecessor shows it alive (see Maintenance.checkPredecessor). */
+function heardFrom(node: ChordNode, caller: Caller): void {
+  if (node.pred && caller.ref?.id === node.pred.id) node.predHeardAt = node.clock.now();
+}
+
+/** A neighbour left gracefully and told us who to link to instead. */
+function peerLeft(node: ChordNode, who: NodeRef, itsPred: NodeRef | null, itsSuccs: NodeRef[]): void {
+  node.maintenance.pacing.wake();
+  if (node.pred?.id === who.id) node.setPred(itsPred && itsPred.id !== node.id ? itsPred : null);
+  if (node.successor.id === who.id) {
+    node.succs.remove(who.id);
+    const next = itsSuccs.filter((s) => s.id !== who.id);
+    if (next.length > 0) node.succs.adopt(next[0], next.slice(1));
+  } else node.succs.remove(who.id);
+  node.fingers.remove(who.id);
 }

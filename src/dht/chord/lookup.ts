@@ -85,7 +85,15 @@ export interface LookupOptions {
 }
 
 export type LookupResult =
-  | { ok: true; owner: NodeRef; succs: NodeRef[]; hops: number; queries: number }
+  | {
+      ok: true;
+      owner: NodeRef;
+      succs: NodeRef[];
+      hops: number;
+      queries: number;
+      /** The owner's predecessor as the owner named it, when the confirmation asked (a joiner notifies it). */
+      pred?: NodeRef;
+    }
   | { ok: false; error: 'DHT_LOOKUP_FAILED'; reason: string; hops: number; queries: number };
 
 type Confirmed = Extract<LookupResult, { ok: true }>;
@@ -376,7 +384,8 @@ class LookupRun {
       if (await this.vouched(c, nb, p, v)) {
         // A second source may have named a node in [target, c) on the way.
         const late = this.closestInGap(c.id);
-        if (!late) return { ok: true, owner: c, succs: nb.succs, hops: this.hops, queries: this.queries };
+        if (!late)
+          return { ok: true, owner: c, succs: nb.succs, hops: this.hops, queries: this.queries, pred: p ?? undefined };
         this.notOwner.add(c.id);
         if (steps >= this.maxBack) return 'retry';
         c = late;

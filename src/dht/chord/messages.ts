@@ -77,25 +77,49 @@ export function encodeRef(r: NodeRef): Record<string, unknown> {
 }
 
 /**
- * Ref objects already checked by this process. With the in-memory network's
- * zero-copy mode the same objects travel between nodes; checking each once
- * is enough because nothing ever mutates a decoded ref.
+ * One object per node ref in this process (bounded). Every routing reply
+ * names the same few nodes again and again; decoding each into a fresh
+ * object made the routing tables and views swap their entries for new
+ * copies on every reply, so the old copies died after surviving a while
+ * (costly scavenges, promoted garbage) and every per-object cache (encoded
+ * token trees in rpc/codec.ts, key hex in rpc/tls-dial.ts, the id binding
+ * check) missed. A decoded ref equal in every field to the one held for its
+ * id is replaced by that one; the fresh copy dies young. With the in-memory
+ * network's zero-copy mode the held object itself comes back, and is known
+ * checked; nothing ever mutates a decoded ref.
  */
-const checkedRefs = new WeakSet<object>();
+const interned = new Map<string, NodeRef>();
+const MAX_INTERNED = 65_536;
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function own(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice();
+}
 
 export function decodeRef(x: unknown): Result<NodeRef> {
   if (typeof x !== 'object' || x === null) return fail('ref: not an object');
-  if (checkedRefs.has(x)) return ok(x as NodeRef);
   const o = x as Record<string, unknown>;
+  const held = typeof o.id === 'string' ? interned.get(o.id) : undefined;
+  if (held === x) return ok(held);
   if (!isRingId(o.id)) return fail('ref: bad id');
   if (typeof o.addr !== 'string' || o.addr.length === 0 || o.addr.length > 300) return fail('ref: bad addr');
   if (!(o.key instanceof Uint8Array) || o.key.length !== 32) return fail('ref: bad key');
   if (o.admission !== undefined && !(o.admission instanceof Uint8Array && o.admission.length <= 8192))
     return fail('ref: bad admission');
-  const r: NodeRef = { id: o.id, addr: o.addr, key: o.key };
-  if (o.admission) r.admission = o.admission as Uint8Array;
-  checkedRefs.add(r);
-  checkedRefs.add(x);
+  const adm = o.admission as Uint8Array | undefined;
+  if (held && held.addr === o.addr && sameBytes(held.key, o.key) && sameBytes(held.admission, adm || undefined))
+    return ok(held);
+  // Held for long: a copy, not a view that would keep the whole reply's buffer alive.
+  const r: NodeRef = { id: o.id, addr: o.addr, key: own(o.key) };
+  if (adm) r.admission = own(adm);
+  if (interned.size >= MAX_INTERNED) interned.clear();
+  interned.set(r.id, r);
   return ok(r);
 }
 

@@ -6,7 +6,7 @@
  * overloaded, and for the ring it fell out of). So a node remembers the
  * peers it removed as failed, and the anchors it was given (bootstraps),
  * and probes them with exponential backoff, forever; one that answers is
- * the way back into the other ring (see Maintenance.mergeThrough).
+ * the way back into the other ring (see mergeThrough in ring-merge.ts).
  *
  * Bounded: at most `max` lost members (the oldest loss is forgotten
  * first); anchors are never forgotten. Probes are paced by the caller.
@@ -100,11 +100,14 @@ export class RememberedMembers {
     this.entries.set(id, e);
   }
 
-  /** A lost member called us: it is reachable again, probe it at the next chance. */
-  wake(id: string, now: number): void {
+  /** A lost member called us: it is reachable again, probe it at the next chance. True when it had been silent. */
+  wake(id: string, now: number): boolean {
     const e = this.entries.get(id);
-    if (e) e.silent = false;
-    if (e && !e.anchor) e.nextAt = Math.min(e.nextAt, now);
+    if (!e) return false;
+    const was = e.silent;
+    e.silent = false;
+    if (!e.anchor) e.nextAt = Math.min(e.nextAt, now);
+    return was;
   }
 
   /** Forget a member for good (it answered at another id: the entry is stale). Anchors stay. */

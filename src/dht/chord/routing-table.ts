@@ -160,6 +160,8 @@ export class RingView {
   private sorted: NodeRef[] = [];
   private dirty = false;
   private active = false;
+  /** Gaps (as the ids of the nodes on either side) already asked about (see wideGap). */
+  private readonly gapsAsked = new Set<string>();
 
   constructor(
     private readonly self: NodeRef,
@@ -264,6 +266,30 @@ export class RingView {
       this.activate(seed());
     }
     return mean;
+  }
+
+  /**
+   * A known node followed by a gap wider than twice the mean (`mean`, see
+   * startIfSmall) that has not been returned for this same gap before:
+   * nodes there are likely missing from the view, and asking that node for
+   * its successors fills it in (one message per gap, none once the view is
+   * whole and the ring at rest). Undefined when there is none.
+   */
+  wideGap(mean: bigint): NodeRef | undefined {
+    this.holders(this.self.id, 1);
+    const s = this.sorted;
+    if (s.length < 3) return undefined;
+    for (let i = 0; i < s.length; i++) {
+      const a = s[i];
+      const b = s[(i + 1) % s.length];
+      if (distance(a.id, b.id) <= 2n * mean) continue;
+      const gap = `${a.id}${b.id}`;
+      if (this.gapsAsked.has(gap)) continue;
+      if (this.gapsAsked.size >= 4 * this.max) this.gapsAsked.clear();
+      this.gapsAsked.add(gap);
+      return a;
+    }
+    return undefined;
   }
 
   /** The first `count` known nodes (this node included) at or after ring position `pos`, clockwise. */

@@ -2,28 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
 import { keyPosition } from '../../../src/dht/store/ring-id.ts';
-import { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
+import type { ChordTestnet } from '../../../src/sim/chord-testnet.ts';
+import { cutInTwo, msToOneRing, ringOf, sidesApart, wrongSuccessors } from './ring-support.ts';
 
 const CHORD = { replicas: 3, stabilizeMs: 500 };
-const NET = { latencyMs: 2, jitterMs: 1, resolutionMs: 1, timeoutMs: 1000 };
 
-/** Live nodes whose successor is not the next live id: 0 when the ring is one ring. */
-function wrongSuccessors(t: ChordTestnet): number {
-  const ids = t.liveIds();
-  return ids.filter((id, i) => (t.nodes.get(id) as ChordNode).successor.id !== ids[(i + 1) % ids.length]).length;
-}
-
-/** Simulated ms until every successor is right (checked every 500 ms), or -1 after `limitMs`. */
-async function msToOneRing(t: ChordTestnet, limitMs: number): Promise<number> {
-  for (let ms = 0; ms <= limitMs; ms += 500) {
-    if (wrongSuccessors(t) === 0) return ms;
-    await t.run(500);
-  }
-  return -1;
-}
-
-async function ring(n: number, seed: number): Promise<ChordTestnet> {
-  return ChordTestnet.create(n, { seed, chord: CHORD, network: NET }, 10_000);
+function ring(n: number, seed: number): Promise<ChordTestnet> {
+  return ringOf(n, seed, CHORD, 10_000);
 }
 
 /** Puts from both sides during the cut must all be readable from every side after the heal. */
@@ -63,16 +48,9 @@ describe('Chord ring merges after a partition heals', () => {
   ] as const) {
     it(`records put on each side during the cut reach their owner and r-1 successors within 30 s of the heal (${split} halves, seed ${seed})`, async () => {
       const t = await ring(24, seed);
-      const nodes = t.liveNodes();
       // Interleaved: every gap of one side holds one node of the other. Arc: one side's ring spans the
       // other's whole arc, so a single node owned all of it during the cut.
-      const inA = (i: number) => (split === 'arc' ? i < 12 : i % 2 === 0);
-      const a = nodes.filter((_, i) => inA(i));
-      const b = nodes.filter((_, i) => !inA(i));
-      t.net.partition(
-        a.map((n) => n.self.addr),
-        b.map((n) => n.self.addr),
-      );
+      const { a, b } = cutInTwo(t, (i) => (split === 'arc' ? i < 12 : i % 2 === 0));
       await t.run(60_000);
       const keysA = Array.from({ length: 60 }, (_, i) => `a${i}`);
       const keysB = Array.from({ length: 60 }, (_, i) => `b${i}`);
@@ -95,20 +73,10 @@ describe('Chord ring merges after a partition heals', () => {
     it(`two halves cut for 60 s form one ring within 30 s of the heal, with every record (seed ${seed})`, async () => {
       const t = await ring(24, seed);
       assert.equal(wrongSuccessors(t), 0, 'one ring before the cut');
-      const nodes = t.liveNodes();
-      const a = nodes.filter((_, i) => i % 2 === 0);
-      const b = nodes.filter((_, i) => i % 2 === 1);
-      t.net.partition(
-        a.map((n) => n.self.addr),
-        b.map((n) => n.self.addr),
-      );
+      const { a, b } = cutInTwo(t, (i) => i % 2 === 0);
       await t.run(60_000);
       // Each side forms its own ring: every successor points inside its side.
-      const side = new Set(a.map((n) => n.id));
-      assert.ok(
-        a.every((n) => side.has(n.successor.id)) && b.every((n) => !side.has(n.successor.id)),
-        'each side stabilized on its own',
-      );
+      assert.ok(sidesApart(a, b), 'each side stabilized on its own');
       const keysA = Array.from({ length: 40 }, (_, i) => `a${i}`);
       const keysB = Array.from({ length: 40 }, (_, i) => `b${i}`);
       await putAll(t, a[0], keysA);
@@ -134,11 +102,7 @@ describe('Chord ring merges after a partition heals', () => {
 
   it('a contiguous arc cut off (one side holds a run of the ring) heals', async () => {
     const t = await ring(20, 11);
-    const nodes = t.liveNodes();
-    t.net.partition(
-      nodes.slice(0, 6).map((n) => n.self.addr),
-      nodes.slice(6).map((n) => n.self.addr),
-    );
+    cutInTwo(t, (i) => i < 6);
     await t.run(40_000);
     t.net.heal();
     assert.ok((await msToOneRing(t, 30_000)) >= 0, `${wrongSuccessors(t)} wrong successors left`);

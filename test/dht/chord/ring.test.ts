@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { ChordNode } from '../../../src/dht/chord/chord-node.ts';
+import { MAX_STABILIZE_FACTOR } from '../../../src/dht/chord/chord-types.ts';
 import { fingerStart, keyPosition } from '../../../src/dht/store/ring-id.ts';
 import { makeLiar } from '../../../src/sim/chord-liar.ts';
 import { ChordTestnet, testnetOracle } from '../../../src/sim/chord-testnet.ts';
@@ -8,6 +9,11 @@ import { ChordTestnet, testnetOracle } from '../../../src/sim/chord-testnet.ts';
 const N = 1000;
 const R = 3;
 const KEYS = Array.from({ length: 300 }, (_, i) => `user${i}`);
+/**
+ * The default tick backs off to MAX_STABILIZE_FACTOR periods at rest, and a node whose neighbours crash
+ * without anyone calling it finds out at its next tick: repairs are given that long period on top.
+ */
+const LONG_MS = MAX_STABILIZE_FACTOR * 1000;
 
 /** Every live node's successor list, predecessor and (optionally) fingers against the true ring. */
 function ringErrors(t: ChordTestnet, fingers: boolean) {
@@ -55,7 +61,7 @@ describe(`Chord ring of ${N} nodes in memory`, () => {
   const liars = new Set<string>();
 
   before(async () => {
-    t = await ChordTestnet.create(N, { seed: 42, chord: { replicas: R } }, 25_000);
+    t = await ChordTestnet.create(N, { seed: 42, chord: { replicas: R } }, 25_000 + LONG_MS);
   });
 
   it('after stabilization every successor list, predecessor and finger matches the live ring', () => {
@@ -93,7 +99,7 @@ describe(`Chord ring of ${N} nodes in memory`, () => {
       for (let k = 0; k < R - 1; k++) victims.push(ids[(start + k) % ids.length]);
     }
     for (const v of victims) t.kill(v);
-    await t.run(15_000);
+    await t.run(15_000 + LONG_MS);
     assert.deepEqual(ringErrors(t, false), { succ: 0, list: 0, pred: 0, finger: 0 });
     for (const k of KEYS) {
       const c = copies(t, k);
@@ -108,7 +114,7 @@ describe(`Chord ring of ${N} nodes in memory`, () => {
     const added = await t.settle(Promise.all(Array.from({ length: 50 }, () => t.addNode())), 120_000);
     assert.ok(added.every((n) => n !== null));
     for (let i = 0; i < 30; i++) t.kill(t.liveIds()[t.random.int(t.size)]);
-    await t.run(20_000);
+    await t.run(20_000 + LONG_MS);
     assert.deepEqual(ringErrors(t, false), { succ: 0, list: 0, pred: 0, finger: 0 });
     let movedToNew = 0;
     for (const k of KEYS) {
