@@ -132,7 +132,9 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
       sentTo[j].add(h.id);
     }
   });
-  const [lrs] = await Promise.all([node.lookupMany(positions), storeAt(early)]);
+  // The lookups' first messages leave first: their answers are small, the STOREs' are checked records.
+  const looked = node.lookupMany(positions);
+  const [lrs] = await Promise.all([looked, storeAt(early)]);
   // The confirmed replicas the guess missed (all of them where there was no guess).
   const late = new Map<string, { to: NodeRef; items: number[] }>();
   recs.forEach((r, j) => {
