@@ -16,11 +16,14 @@
  * - first calls: the calls right after registration (links, ring view and
  *   signature memories cold) against the same calls once warm.
  *
- * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-seconds 5] [--no-sipp]
+ * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-verified-rate 2000]
+ *   [--sipp-seconds 5] [--no-sipp] [--cpu-prof FILE]
+ * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools.)
  * Writes bench/results/secp2psip.json.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +42,10 @@ export interface Secp2psipBenchOptions {
   warmup?: number;
   /** sipp offered rate (calls/s) and duration; `sippRate: 0` skips sipp. */
   sippRate?: number;
+  /** sipp offered rate when every call is verified through the ring (default 2,000/s, the target). */
+  sippVerifiedRate?: number;
+  /** Write a V8 CPU profile of the warm no-reuse signed setups here. */
+  cpuProfile?: string;
   sippSeconds?: number;
   log?: (line: string) => void;
 }
@@ -56,6 +63,8 @@ export interface SetupFigures extends Distribution {
   cpuMsPerSetup: number;
   /** RPCs sent by every adapter per call setup (ring maintenance running meanwhile included). */
   rpcsPerSetup: number;
+  /** The same per RPC method (every node, the bootstrap included). */
+  rpcsPerSetupByMethod: Record<string, number>;
 }
 
 export interface SippFigures {
@@ -116,6 +125,44 @@ function dist(ms: number[], failed: number): Distribution {
   return { count: ms.length, failed, p50: r3(percentile(ms, 50)), p99: r3(percentile(ms, 99)), mean: r3(mean(ms)) };
 }
 
+/** Count the RPCs every node sends, per method, until `stop`. */
+function countRpcs(overlay: LocalOverlay): { stop(): Map<string, number> } {
+  const counts = new Map<string, number>();
+  const eps = [overlay.boot.server.endpoint, ...overlay.adapters.map((a) => a.node.endpoint)];
+  const origs = eps.map((ep) => {
+    const orig = ep.request;
+    ep.request = (to, method, payload, o) => {
+      counts.set(method, (counts.get(method) ?? 0) + 1);
+      return orig.call(ep, to, method, payload, o);
+    };
+    return orig;
+  });
+  return {
+    stop: () => {
+      eps.forEach((ep, i) => {
+        ep.request = origs[i];
+      });
+      return counts;
+    },
+  };
+}
+
+/** A V8 CPU profile of `run`, written to `file` (for Chrome DevTools); without a file, just `run`. */
+async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
+  if (!file) return run();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await run();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 /** `cacheMs` 0: every setup fetches and rebuilds both keys through the ring (the seed's flow). */
 async function timedSetups(
   overlay: LocalOverlay,
@@ -123,6 +170,7 @@ async function timedSetups(
   cacheMs: number,
   calls: number,
   warmup: number,
+  cpuProfile?: string,
 ): Promise<SetupFigures> {
   for (const a of overlay.adapters) {
     a.node.mode = mode;
@@ -131,9 +179,11 @@ async function timedSetups(
   await overlay.placeCalls(warmup);
   const sent = () => overlay.adapters.reduce((n, a) => n + a.node.endpoint.stats.requestsSent, 0);
   const rpc0 = sent();
+  const byMethod = countRpcs(overlay);
   const cpu0 = process.cpuUsage();
-  const samples = await overlay.placeCalls(calls);
+  const samples = await profiled(cpuProfile, () => overlay.placeCalls(calls));
   const cpu = process.cpuUsage(cpu0);
+  const methods = byMethod.stop();
   const rpcs = sent() - rpc0;
   const s = summarizeCalls(samples);
   const ok = samples.filter((x) => x.status === 302).map((x) => x.ms);
@@ -142,6 +192,7 @@ async function timedSetups(
     ...dist(ok, s.failed),
     cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / per),
     rpcsPerSetup: r3(rpcs / per),
+    rpcsPerSetupByMethod: Object.fromEntries([...methods].sort().map(([m, n]) => [m, r3(n / per)])),
   };
 }
 
@@ -247,7 +298,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
       protectedUncached: await timedSetups(overlay, 'protected', 0, calls, Math.min(warmup, 10)),
       signed: await timedSetups(overlay, 'signed', C, calls, warmup),
       protected: await timedSetups(overlay, 'protected', C, calls, warmup),
-      signedUncachedWarm: await timedSetups(overlay, 'signed', 0, calls, 0),
+      signedUncachedWarm: await timedSetups(overlay, 'signed', 0, calls, 0, opts.cpuProfile),
       protectedUncachedWarm: await timedSetups(overlay, 'protected', 0, calls, 0),
     };
     const warm = await timedSetups(overlay, 'signed', 0, overlay.users.length, 0);
@@ -257,25 +308,25 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
     if (sippRate > 0 && haveSipp && overlay.users.length >= 2) {
       const [caller, callee] = overlay.users;
       const peer = sipPeer(caller.adapter);
-      const sippRun = (cacheMs: number) => {
+      const sippRun = (cacheMs: number, rate: number) => {
         for (const a of overlay.adapters) a.node.verified.cacheMs = cacheMs;
         const what = cacheMs ? 'reusing verified users' : 'every call verified through the ring';
-        log(`sipp: ${sippRate} INVITE/s for ${opts.sippSeconds ?? 5} s, ${caller.name} -> ${callee.name}, ${what}`);
+        log(`sipp: ${rate} INVITE/s for ${opts.sippSeconds ?? 5} s, ${caller.name} -> ${callee.name}, ${what}`);
         return runSipp(
           {
             caller: caller.name,
             callee: callee.name,
             host: peer.address,
             port: peer.port,
-            rate: sippRate,
+            rate,
             seconds: opts.sippSeconds ?? 5,
           },
           dir,
         );
       };
       for (const a of overlay.adapters) a.node.mode = 'signed';
-      sipp = await sippRun(DEFAULT_VERIFIED_CACHE_MS);
-      sippVerified = await sippRun(0);
+      sipp = await sippRun(DEFAULT_VERIFIED_CACHE_MS, sippRate);
+      sippVerified = await sippRun(0, opts.sippVerifiedRate ?? 2000);
     } else if (sippRate > 0) log('sipp is not installed: no throughput figure');
     return {
       bench: 'secp2psip',
@@ -356,6 +407,9 @@ function table(r: Secp2psipBenchResult): string {
     row('CPU per setup, no reuse, warm, signed', ms(r.setupMs.signedUncachedWarm.cpuMsPerSetup), '', '', null),
     row('CPU per setup, no reuse, warm, protected', ms(r.setupMs.protectedUncachedWarm.cpuMsPerSetup), '', '', null),
     row('RPCs per setup, no reuse, warm, signed', r.setupMs.signedUncachedWarm.rpcsPerSetup.toFixed(1), '', '', null),
+    ...Object.entries(r.setupMs.signedUncachedWarm.rpcsPerSetupByMethod).map(([m, n]) =>
+      row(`  of them (all nodes) ${m}`, n.toFixed(2), '', '', null),
+    ),
     r.sipp
       ? row(
           `setups/s via sipp, reuse (offered ${r.sipp.offeredPerSecond}/s)`,
@@ -390,6 +444,8 @@ async function main(): Promise<void> {
     adapters: num('adapters', 50),
     calls: num('calls', 200),
     sippRate: argv.includes('--no-sipp') ? 0 : num('sipp-rate', 600),
+    sippVerifiedRate: num('sipp-verified-rate', 2000),
+    cpuProfile: argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined,
     sippSeconds: num('sipp-seconds', 5),
     log: (l) => process.stderr.write(`${l}\n`),
   });

@@ -39,8 +39,18 @@ export class UserKey {
     return ok(new UserKey(key, kind));
   }
 
-  static fromEd25519(raw: Uint8Array): Result<UserKey> {
-    const key = isEd25519Point(raw) ? rawPublicToKeyObject('ed25519', raw) : undefined;
+  /**
+   * `checkPoint` false skips the curve-point check of an Ed25519 key (a BigInt exponentiation, about 0.3 to
+   * 1 ms): only for keys that were checked where they entered the system, such as one a bootstrap checked at
+   * registration and signed into the ring. Skipping it cannot make a bad key verify anything: OpenSSL
+   * decodes the point on every verification and refuses one that is not on the curve (RFC 8032 section
+   * 5.1.7, step 1), so the check only makes such a key fail early, with a clear error.
+   */
+  static fromEd25519(raw: Uint8Array, checkPoint = true): Result<UserKey> {
+    const key =
+      raw instanceof Uint8Array && raw.length === 32 && (!checkPoint || isEd25519Point(raw))
+        ? rawPublicToKeyObject('ed25519', raw)
+        : undefined;
     return key ? UserKey.fromPublicKey(key) : fail('bad Ed25519 key');
   }
 
@@ -48,12 +58,12 @@ export class UserKey {
     return UserKey.fromEd25519(bundle.sig);
   }
 
-  /** Decode SubjectPublicKeyInfo DER from untrusted bytes. Never throws. */
-  static decode(spki: Uint8Array): Result<UserKey> {
+  /** Decode SubjectPublicKeyInfo DER from untrusted bytes. Never throws. `checkPoint`: see fromEd25519. */
+  static decode(spki: Uint8Array, checkPoint = true): Result<UserKey> {
     if (!(spki instanceof Uint8Array) || spki.length === 0 || spki.length > MAX_SPKI_BYTES) return fail('bad key size');
     // Ed25519 SPKI is a fixed 12-byte prefix and the raw key (RFC 8410 section 4): skip OpenSSL's DER decoder.
     if (spki.length === 44 && Buffer.from(spki.buffer, spki.byteOffset, 12).equals(ED25519_SPKI_PREFIX))
-      return UserKey.fromEd25519(spki.subarray(12));
+      return UserKey.fromEd25519(spki.subarray(12), checkPoint);
     try {
       return UserKey.fromPublicKey(createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }));
     } catch (e) {

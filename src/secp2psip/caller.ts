@@ -25,6 +25,11 @@
  * mismatch shows; it learns what any node on a signed-mode path sees, and
  * nothing it answers is trusted. Protected mode seals the INVITE to the
  * callee's key, so it waits for the rebuild.
+ *
+ * The INVITE's signature depends on nothing the ring returns, so it is made
+ * while the reads travel (the turn after their requests are written), not
+ * when the location record arrives; a second exchange (a stale location
+ * looked up again) signs a new INVITE with a new nonce.
  */
 import { open } from '../identity/seal.ts';
 import type { ReplayCache } from '../identity/replay-cache.ts';
@@ -117,24 +122,49 @@ export async function placeCall(
     if (isCancelled()) refuse('TIMEOUT', 'cancelled');
     if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
     const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
+    // The first exchange's INVITE, signed while the ring reads are on their way; any later one is signed anew.
+    let ready: InviteMsg | undefined;
+    const invite = () => {
+      const i = ready ?? signedInvite(ctx, req, caller, calleeName, callId);
+      ready = undefined;
+      return i;
+    };
     // Signed mode: INVITE on its way as soon as the callee's adapter is known (see the module comment).
     let early: { to: NodeRef; answer: Promise<Exchanged> } | undefined;
+    let exchanged = false;
     const sendEarly: OnAdapter | undefined =
       ctx.mode === 'signed' && ctx.pipeline !== false
         ? (to) => {
             if (early || isCancelled()) return;
-            const answer = exchangeInvite(ctx, req, caller, calleeName, to, undefined, callId, trace, step);
+            exchanged = true;
+            const answer = exchangeInvite(ctx, caller, invite(), calleeName, to, undefined, trace, step);
             answer.catch(() => {});
             early = { to, answer };
           }
         : undefined;
-    let callee = await ctx.verified.verify(calleeName, false, sendEarly);
+    const looked = ctx.verified.verify(calleeName, false, sendEarly);
+    // The reads' requests leave on this turn of the event loop (rpc/tls-connection.ts writes once per turn):
+    // the signature is made on the next one, while they travel, not before they go.
+    let lookedDone = false;
+    looked.then(
+      () => {
+        lookedDone = true;
+      },
+      () => {
+        lookedDone = true;
+      },
+    );
+    setImmediate(() => {
+      if (!exchanged && !lookedDone && !isCancelled()) ready ??= signedInvite(ctx, req, caller, calleeName, callId);
+    });
+    let callee = await looked;
     if (isCancelled()) refuse('TIMEOUT', 'cancelled');
     const attempt = async (u: VerifiedUser) => {
       const sealKey = ctx.mode === 'protected' ? u.bundle.sealKey : undefined;
       const sent = early && sameNode(early.to, u.adapter) ? early.answer : undefined;
       early = undefined;
-      const out = await (sent ?? exchangeInvite(ctx, req, caller, calleeName, u.adapter, sealKey, callId, trace, step));
+      exchanged = true;
+      const out = await (sent ?? exchangeInvite(ctx, caller, invite(), calleeName, u.adapter, sealKey, trace, step));
       const checked = checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
       trace.verifiedMs = step();
       return checked;
@@ -180,33 +210,40 @@ function sameNode(a: NodeRef, b: NodeRef): boolean {
   return a.id === b.id && a.addr === b.addr && bytesEqual(a.key, b.key);
 }
 
-/**
- * SECP2PSIP INVITE (Table 2) to the callee's adapter, sealed to `sealKey`
- * when given; resolves with its REDIRECT (Table 3), not yet verified.
- */
-async function exchangeInvite(
+/** A SECP2PSIP INVITE (Table 2) for the phone's request, with a fresh nonce, signed by the caller. */
+function signedInvite(
   ctx: CallerContext,
   req: SipRequest,
   caller: LocalUser,
   calleeName: string,
-  adapter: NodeRef,
-  sealKey: Uint8Array | undefined,
   callId: string,
-  trace: CallTrace,
-  step: () => number,
-): Promise<Exchanged> {
-  const sip = new Uint8Array(serialize(req));
-  const nonce = ctx.random.bytes(16);
+): InviteMsg {
   const body: Omit<InviteMsg, 'sig'> = {
     t: 'INVITE',
     name: caller.name,
     to: calleeName,
     callId,
-    nonce,
+    nonce: ctx.random.bytes(16),
     ts: ctx.clock.wallNow(),
-    sip,
+    sip: new Uint8Array(serialize(req)),
   };
-  const invite: InviteMsg = { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
+  return { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
+}
+
+/**
+ * The signed INVITE to the callee's adapter, sealed to `sealKey` when given;
+ * resolves with its REDIRECT (Table 3), not yet verified.
+ */
+async function exchangeInvite(
+  ctx: CallerContext,
+  caller: LocalUser,
+  invite: InviteMsg,
+  calleeName: string,
+  adapter: NodeRef,
+  sealKey: Uint8Array | undefined,
+  trace: CallTrace,
+  step: () => number,
+): Promise<Exchanged> {
   const payload = sealKey ? sealFor(sealKey, invite) : encodeMessage(invite);
   let answer: unknown;
   trace.inviteSentMs = step();

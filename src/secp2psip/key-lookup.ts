@@ -9,13 +9,29 @@
  * holders). The seed's own mode (k random pieces, no check) stays reachable as
  * `rebuild: 'seed'` for measurements.
  *
- * Every call still fetches all records through the ring and every record
- * still passes the node's validator (TTL, clock, bootstrap signature); what
- * a repeated call does not redo is the pure work on identical bytes. The
+ * k pieces first. Every piece sits in the ring in an envelope a bootstrap
+ * signed as part of the user's record set, which the reader's validator
+ * checks, so a holder can hide a piece or hand back an older one, never
+ * alter one. A robust read therefore starts with the location record and
+ * the k pieces that sit on the fewest nodes (about 3 FETCHes on a ring of
+ * 50 instead of 6 or 7 for all n + 1 keys, ring-fetch.ts coveringKeys) and
+ * stands only when that rebuild is clean: one signing time throughout, the
+ * k pieces interpolate to a secret carrying the digest each of them holds,
+ * it decodes as the user's bundle, and the key verifies the user's own
+ * signature on the location record. Anything short of that (a piece
+ * missing, refused by the validator, of another time or another digest)
+ * reads every piece and rebuilds robustly as before: corrected or failed
+ * closed, logged, the holders of bad pieces named. docs/design.md ("k pieces
+ * first") argues why no answer changes.
+ *
+ * Every call still fetches the records it rebuilds from through the ring and
+ * every record still passes the node's validator (TTL, clock, bootstrap
+ * signature); what a repeated call does not redo is the pure work on
+ * identical bytes. The
  * robust rebuild, the bundle and key decoding and the check of the location
  * record's signature are functions of the fetched payloads alone, so their
  * outcome is kept per SHA-256 of exactly those bytes (RebuildMemo): the same
- * n pieces and location record give the same key and the same verdict. Only
+ * pieces and location record give the same key and the same verdict. Only
  * clean outcomes are kept (every piece answered and agreeing, signature
  * good): a call that meets a bad or missing piece always goes the full way
  * and logs it. What depends on the time (the adapter's admission) or on this
@@ -24,6 +40,7 @@
 import { createHash } from 'node:crypto';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { GetResult } from '../dht/chord/chord-types.ts';
+import type { OnRecord } from '../dht/chord/direct-fetch.ts';
 import { UserKey } from '../identity/user-key.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { choosePieceIndices, combineRobust, combineSeed, decodePiece, type PubKeyPiece } from '../sharing/index.ts';
@@ -38,7 +55,7 @@ import {
   locationTbs,
   type UserKeyBundle,
 } from './messages.ts';
-import { fetchSigned } from './ring-fetch.ts';
+import { coveringKeys, fetchSigned } from './ring-fetch.ts';
 import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
@@ -146,6 +163,11 @@ export async function lookupUser(
         if (a) onAdapter(a);
       }
     : undefined;
+  // Robust reads start with the location record and k pieces on as few nodes as possible (see the module comment).
+  if (ctx.rebuild === 'robust' && !confirm && ctx.k < indices.length) {
+    const quick = await firstRead(ctx, name, indices, early);
+    if (quick) return quick;
+  }
   const fetched = await fetchSigned(ctx.ring, keys, confirm, early);
   const got = fetched.results;
 
@@ -234,7 +256,8 @@ export async function lookupUser(
 
   const b = decodeBundle(secret);
   if (!b.ok || b.value.name !== name) throw new OverlayError('VERIFICATION_FAILED', `rebuilt key is not ${name}'s`);
-  const key = UserKey.decode(b.value.signKey);
+  // A robust rebuild gives exactly the key the bootstrap checked at registration (its digest): no second point check.
+  const key = UserKey.decode(b.value.signKey, ctx.rebuild !== 'robust');
   if (!key.ok) throw new OverlayError('VERIFICATION_FAILED', `rebuilt key unusable: ${key.error}`);
 
   const l = locEnv.ok ? decodeLocation(locEnv.value.p) : undefined;
@@ -257,6 +280,87 @@ export async function lookupUser(
     pieces: { used: pieces.length, bad, missing, ...(holders ? { holders } : {}) },
     unconfirmed: fetched.unconfirmed.size > 0,
   };
+}
+
+/**
+ * The first read of a robust lookup: the location record and the k pieces
+ * that sit on the fewest nodes (ring-fetch.ts coveringKeys). It stands only
+ * when it is clean: every one of those k+1 records came back through the
+ * validator with one signing time, the k pieces carry one digest and
+ * interpolate to a secret with that digest (combineRobust with m = k: no
+ * error may be corrected, any disagreement fails), the secret decodes as the
+ * user's bundle and the key verifies the user's own signature on the
+ * location record. Anything else returns undefined, and the caller reads
+ * every piece and rebuilds robustly, correcting or failing closed as before.
+ */
+async function firstRead(
+  ctx: LookupContext,
+  name: string,
+  indices: readonly number[],
+  early: OnRecord | undefined,
+): Promise<VerifiedUser | undefined> {
+  const indexOf = new Map(indices.map((i) => [pieceKey(name, i), i]));
+  const keys = coveringKeys(ctx.ring, name, [...indexOf.keys()], ctx.k);
+  const fetched = await fetchSigned(ctx.ring, keys, false, early);
+  const loc = fetched.results.get(name);
+  if (notFound(loc)) throw new OverlayError('USER_UNKNOWN', name);
+  const locEnv = loc?.ok ? fetched.envelope(loc.value) : undefined;
+  if (!locEnv?.ok) return undefined;
+  const payloads: Array<[number, Uint8Array]> = [];
+  for (const key of keys.slice(1)) {
+    const r = fetched.results.get(key);
+    const env = r?.ok ? fetched.envelope(r.value) : undefined;
+    if (!env?.ok || env.value.at !== locEnv.value.at) return undefined;
+    payloads.push([indexOf.get(key) as number, env.value.p]);
+  }
+  const memoId = ctx.memo ? RebuildMemo.id(name, ctx.n, ctx.k, payloads, locEnv.value.p) : undefined;
+  let done = memoId ? ctx.memo?.get(memoId) : undefined;
+  if (done && ctx.memo) ctx.memo.hits++;
+  done ??= rebuildExact(ctx, name, payloads, locEnv.value.p);
+  if (!done) return undefined;
+  const adapter = adapterRef(done.location, ctx.bootstrapKeys, ctx.wallNow());
+  if (!adapter) return undefined;
+  if (memoId) ctx.memo?.set(memoId, done);
+  return {
+    bundle: done.bundle,
+    key: done.key,
+    location: done.location,
+    adapter,
+    pieces: { used: done.used, bad: [], missing: [] },
+    unconfirmed: fetched.unconfirmed.size > 0,
+  };
+}
+
+/** Exactly k pieces to the user's bundle and key, checked against the location record; undefined on any doubt. */
+function rebuildExact(
+  ctx: LookupContext,
+  name: string,
+  payloads: ReadonlyArray<[number, Uint8Array]>,
+  locPayload: Uint8Array,
+): Rebuilt | undefined {
+  const pieces: PubKeyPiece[] = [];
+  for (const [i, bytes] of payloads) {
+    const p = decodePiece(bytes);
+    if (!p.ok || p.value.index !== i) return undefined;
+    pieces.push(p.value);
+  }
+  let secret: Uint8Array;
+  try {
+    const res = combineRobust(pieces, ctx.n, ctx.k);
+    if (res.bad.length > 0 || res.agreeing.length !== ctx.k) return undefined;
+    secret = res.secret;
+  } catch (e) {
+    if (isOverlayError(e)) return undefined;
+    throw e;
+  }
+  const b = decodeBundle(secret);
+  if (!b.ok || b.value.name !== name) return undefined;
+  const key = UserKey.decode(b.value.signKey, false);
+  if (!key.ok) return undefined;
+  const l = decodeLocation(locPayload);
+  if (!l.ok || l.value.name !== name) return undefined;
+  if (!key.value.verify(DOMAIN.location, locationTbs(l.value), l.value.sig)) return undefined;
+  return { bundle: b.value, key: key.value, location: l.value, used: pieces.length };
 }
 
 /** The adapter's NodeRef from a location record, if a known bootstrap admitted its node key. */

@@ -37,6 +37,7 @@
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { GetResult } from '../dht/chord/chord-types.ts';
 import type { OnRecord } from '../dht/chord/direct-fetch.ts';
+import { keyPosition } from '../dht/store/ring-id.ts';
 import type { Result } from '../util/errors.ts';
 import { checksBootstrapSignature, openRingValue, type RingEnvelope } from './ring-records.ts';
 
@@ -106,4 +107,59 @@ export async function fetchSigned(
     }
   }
   return { results, unconfirmed, messages: direct.messages, envelope };
+}
+
+/**
+ * The keys a first read of one user asks for: `first` (the location record) and `need` of `optional` (the
+ * pieces), chosen so that they sit on as few nodes as possible by the ring view's guess of each key's
+ * holders (key-lookup.ts explains why k pieces are enough when they rebuild cleanly). Keys this node holds
+ * itself come first (no message), then, greedily, the guessed holder of `first` that serves the most
+ * pieces, then the node serving the most pieces still wanted; ties go to the lower piece numbers, so the
+ * choice is the same for the same view. Returns `first` followed by the chosen keys in their given order.
+ */
+export function coveringKeys(
+  ring: Pick<ChordNode, 'id' | 'r' | 'guessHolders'>,
+  first: string,
+  optional: readonly string[],
+  need: number,
+): string[] {
+  if (need >= optional.length) return [first, ...optional];
+  const holders = (k: string) => ring.guessHolders(keyPosition(k), ring.r).map((h) => h.id);
+  const cands = optional.map(holders);
+  const chosen = new Set<number>();
+  const takeFrom = (node: string) => {
+    cands.forEach((c, i) => {
+      if (chosen.size < need && c.includes(node)) chosen.add(i);
+    });
+  };
+  takeFrom(ring.id);
+  const firstHolders = holders(first);
+  if (!firstHolders.includes(ring.id)) {
+    // The location record needs a message anyway: to the holder of it that serves the most pieces besides.
+    let best = firstHolders[0];
+    let most = -1;
+    for (const h of firstHolders) {
+      const served = cands.filter((c, i) => !chosen.has(i) && c.includes(h)).length;
+      if (served > most) {
+        best = h;
+        most = served;
+      }
+    }
+    if (best !== undefined) takeFrom(best);
+  }
+  while (chosen.size < need) {
+    const score = new Map<string, number>();
+    cands.forEach((c, i) => {
+      if (!chosen.has(i)) for (const h of c) score.set(h, (score.get(h) ?? 0) + 1);
+    });
+    let best: string | undefined;
+    for (const [h, n] of score) if (best === undefined || n > (score.get(best) ?? 0)) best = h;
+    if (best === undefined) {
+      // No guess at all (an empty view): the lowest pieces not taken yet.
+      for (let i = 0; i < optional.length && chosen.size < need; i++) chosen.add(i);
+      break;
+    }
+    takeFrom(best);
+  }
+  return [first, ...optional.filter((_, i) => chosen.has(i))];
 }

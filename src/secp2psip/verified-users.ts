@@ -82,7 +82,7 @@ export class VerifiedUsers {
     // First without owner confirmation (ring-fetch.ts); a retry, or any doubt about what came back, confirms.
     let u: VerifiedUser;
     try {
-      u = await lookupUser(this.lookup, name, fresh, onAdapter);
+      u = await (fresh ? lookupUser(this.lookup, name, true, onAdapter) : this.read(name, onAdapter));
     } catch (e) {
       if (fresh || !isOverlayError(e) || e.code === 'USER_UNKNOWN') throw e;
       u = await lookupUser(this.lookup, name, true);
@@ -103,6 +103,54 @@ export class VerifiedUsers {
       this.cache.set(name, { user: u, until: now + this.cacheMs });
     }
     return u;
+  }
+
+  /** Ring reads of a user under way, per name. */
+  private readonly reading = new Map<string, number>();
+  /** Per name, the next read: not sent yet, shared by every call that asks for the user until it is. */
+  private readonly next = new Map<string, { tell: OnAdapter[]; user: Promise<VerifiedUser> }>();
+  /** Reads shared by more than one call (each such call counts once). */
+  shared = 0;
+
+  /**
+   * One unconfirmed read of `name` through the ring for this call, shared only with calls that asked before
+   * it was sent. With no read of the user under way it is sent at once; while one is, the read that follows
+   * is sent on the next turn of the event loop and every call asking meanwhile joins it. A read started
+   * before a call asked is never shared with that call, so every call's verdict still rests on records read
+   * from the ring after it arrived, exactly as if it had read them itself (docs/design.md, "Calls").
+   */
+  private read(name: string, onAdapter?: OnAdapter): Promise<VerifiedUser> {
+    const pending = this.next.get(name);
+    if (pending) {
+      if (onAdapter) pending.tell.push(onAdapter);
+      this.shared++;
+      return pending.user;
+    }
+    if (!this.reading.get(name)) return this.send(name, onAdapter ? [onAdapter] : []);
+    const tell = onAdapter ? [onAdapter] : [];
+    const user = new Promise<VerifiedUser>((resolve, reject) => {
+      setImmediate(() => {
+        this.next.delete(name);
+        this.send(name, tell).then(resolve, reject);
+      });
+    });
+    this.next.set(name, { tell, user });
+    return user;
+  }
+
+  private send(name: string, tell: OnAdapter[]): Promise<VerifiedUser> {
+    this.reading.set(name, (this.reading.get(name) ?? 0) + 1);
+    const onAdapter: OnAdapter | undefined =
+      tell.length === 0
+        ? undefined
+        : (a) => {
+            for (const f of tell) f(a);
+          };
+    return lookupUser(this.lookup, name, false, onAdapter).finally(() => {
+      const n = (this.reading.get(name) ?? 1) - 1;
+      if (n > 0) this.reading.set(name, n);
+      else this.reading.delete(name);
+    });
   }
 
   /** May `u` be stale: it came from the cache, or from an owner that was not confirmed? */

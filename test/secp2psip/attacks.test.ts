@@ -16,6 +16,7 @@ import {
   type RedirectMsg,
 } from '../../src/secp2psip/messages.ts';
 import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { coveringKeys } from '../../src/secp2psip/ring-fetch.ts';
 import { encodeBundle } from '../../src/secp2psip/messages.ts';
 import { encodePiece, splitKey } from '../../src/sharing/index.ts';
 import { serialize } from '../../src/sip/serializer.ts';
@@ -181,32 +182,63 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     return split.map((p, j) => sealRingValue(t.bootstraps[0].identity, pieceKey(name, j + 1), encodePiece(p), at));
   }
 
-  async function freshCaller(name: string, callee: string): Promise<ReturnType<typeof placeCall>> {
+  /**
+   * A new adapter with user `name`, calling `callee`; `before(E)` runs just before the call (nothing runs in
+   * between: it sees the ring view the call's first read plans from).
+   */
+  async function freshCaller(
+    name: string,
+    callee: string,
+    before?: (E: AdapterNode) => void,
+  ): Promise<ReturnType<typeof placeCall>> {
     const E = await t.addAdapter();
     await t.run(1000);
     const u = await t.settle(E.ensureUser(name));
+    before?.(E);
     return t.settle(placeCall(E.caller, phoneInvite(name, callee), u, callee));
   }
+
+  /** The piece numbers of `name` that E's first read takes (key-lookup.ts firstRead). */
+  const firstPieces = (E: AdapterNode, name: string) =>
+    coveringKeys(
+      E.ring,
+      name,
+      Array.from({ length: N }, (_, i) => pieceKey(name, i + 1)),
+      K,
+    )
+      .slice(1)
+      .map((k) => Number(k.slice(name.length + 1)));
 
   it('corrects floor((n-k)/2) holders serving pieces of another key; fails closed beyond and names them', async () => {
     const D = t.adapters[5];
     await t.settle(D.ensureUser('dave'));
     bindPhone(D, 'dave', 'sip:dave@10.0.0.4:5080');
     const forged = await forgedPieces('dave');
-    for (const i of [1, 2]) assert.ok(tamperPiece('dave', i, () => forged[i - 1]) > 0);
-    const fine = await freshCaller('carol', 'dave');
+    // Two of the pieces the caller's first read takes: that read cannot stand, every piece is read and corrected.
+    let two: number[] = [];
+    const fine = await freshCaller('carol', 'dave', (E) => {
+      two = firstPieces(E, 'dave').slice(0, 2);
+      for (const i of two) assert.ok(tamperPiece('dave', i, () => forged[i - 1]) > 0);
+    });
     assert.ok(fine.ok, fine.ok ? '' : fine.reason);
-    assert.deepEqual(fine.callee.pieces.bad, [1, 2]);
+    assert.deepEqual(fine.callee.pieces.bad, two);
+    assert.equal(fine.callee.pieces.used, N);
     // Which ring node sent each corrected piece (the per-holder metric and the dashboard show it).
-    for (const i of [1, 2]) assert.match(String(fine.callee.pieces.holders?.[i]), /@adapter-|@boot-/, `holder of ${i}`);
+    for (const i of two) assert.match(String(fine.callee.pieces.holders?.[i]), /@adapter-|@boot-/, `holder of ${i}`);
     assert.ok(fine.trace.inviteSentMs !== undefined && fine.trace.verifiedMs !== undefined, 'the steps are timed');
-    tamperPiece('dave', 3, () => forged[2]);
+    const three = [...two];
     log.lines.length = 0;
-    const bad = await freshCaller('erin', 'dave');
+    const bad = await freshCaller('erin', 'dave', (E) => {
+      const third = [...firstPieces(E, 'dave'), ...Array.from({ length: N }, (_, i) => i + 1)].find(
+        (i) => !two.includes(i),
+      ) as number;
+      three.push(third);
+      tamperPiece('dave', third, () => forged[third - 1]);
+    });
     assert.ok(!bad.ok && bad.status === 403, JSON.stringify(bad));
     const line = log.lines.map((l) => JSON.parse(l)).find((l) => /failing closed/.test(l.msg));
     assert.ok(line, 'a log line reports the failure');
-    for (const i of [1, 2, 3]) assert.match(String(line.holders?.[i]), /@adapter-|@boot-/, `holder of piece ${i}`);
+    for (const i of three) assert.match(String(line.holders?.[i]), /@adapter-|@boot-/, `holder of piece ${i}`);
   });
 
   it('drops pieces whose bytes were altered (bootstrap write signature), fails closed when fewer than k remain', async () => {

@@ -9,6 +9,7 @@ import type { RebuildMemo } from '../../src/secp2psip/key-lookup.ts';
 import type { RegisteredPhones } from '../../src/secp2psip/local-phones.ts';
 import { encodeBundle } from '../../src/secp2psip/messages.ts';
 import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { coveringKeys } from '../../src/secp2psip/ring-fetch.ts';
 import { encodePiece, splitKey } from '../../src/sharing/index.ts';
 import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
@@ -32,6 +33,15 @@ describe('repeated key rebuilds: reused only for the very same fetched bytes', (
 
   const call = () => t.settle(placeCall(A.caller, phoneInvite('alice', 'dave'), alice, 'dave'));
   const memo = () => A.verified.lookup.memo as RebuildMemo;
+
+  /** The keys A's first read of dave takes, by its ring view now. */
+  const firstKeys = () =>
+    coveringKeys(
+      A.ring,
+      'dave',
+      Array.from({ length: N }, (_, i) => pieceKey('dave', i + 1)),
+      K,
+    );
 
   /** Every holder of piece i of `name` serves `v` instead. */
   function serve(name: string, i: number, v: Uint8Array): void {
@@ -59,7 +69,9 @@ describe('repeated key rebuilds: reused only for the very same fetched bytes', (
     assert.ok(again.ok, again.ok ? '' : again.reason);
     assert.equal(memo().hits, hits + 1, 'the second rebuild of the same bytes is recognised');
     assert.ok(again.callee.key.equals(first.callee.key));
-    assert.deepEqual(read, [['dave', ...Array.from({ length: N }, (_, i) => pieceKey('dave', i + 1))]]);
+    // One read of the location record and the k pieces on the fewest holders (key-lookup.ts firstRead).
+    assert.deepEqual(read, [firstKeys()]);
+    assert.equal(read[0].length, K + 1);
   });
 
   it('rebuilds afresh when pieces change: bad ones are named, beyond correction the call fails closed', async () => {
@@ -76,14 +88,19 @@ describe('repeated key rebuilds: reused only for the very same fetched bytes', (
     const forged = split.map((p, j) =>
       sealRingValue(t.bootstraps[0].identity, pieceKey('dave', j + 1), encodePiece(p), at),
     );
-    serve('dave', 1, forged[0]);
-    serve('dave', 2, forged[1]);
+    // Two of the pieces the first read takes: it cannot stand, and every piece is read and corrected.
+    const [a, b, c] = firstKeys()
+      .slice(1)
+      .map((k) => Number(k.slice('dave.'.length)));
+    serve('dave', a, forged[a - 1]);
+    serve('dave', b, forged[b - 1]);
     const hits = memo().hits;
     const fixed = await call();
     assert.ok(fixed.ok, fixed.ok ? '' : fixed.reason);
-    assert.deepEqual(fixed.callee.pieces.bad, [1, 2], 'the changed pieces are seen, not a remembered rebuild');
+    assert.deepEqual(fixed.callee.pieces.bad, [a, b], 'the changed pieces are seen, not a remembered rebuild');
+    assert.equal(fixed.callee.pieces.used, N);
     assert.equal(memo().hits, hits);
-    serve('dave', 3, forged[2]);
+    serve('dave', c, forged[c - 1]);
     const refused = await call();
     assert.ok(!refused.ok && refused.status === 403, JSON.stringify(refused));
   });

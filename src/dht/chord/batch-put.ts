@@ -5,6 +5,10 @@
  * with the same owner cost one walk), and each holder gets one STORE carrying
  * every record it is owner or replica of, instead of one STORE per record.
  *
+ * Where the node's ring view guesses the holders (links kept warm), the
+ * STOREs go to the guessed replicas beside the lookups instead of after them
+ * (see putMany), and only the replicas the lookups confirm count.
+ *
  * Each key's result is what `put` would report for it alone: refused when
  * its owner refuses it, DHT_LOOKUP_FAILED when no owner could be confirmed or
  * no replica stored it, else the number of replicas that did. Every record
@@ -29,7 +33,10 @@ export interface PutEntry {
 }
 
 /** What the batch needs of a node (its internals are the same `put` uses). */
-export type BatchNode = Pick<ChordNode, 'clock' | 'id' | 'init' | 'store' | 'maintenance' | 'lookupMany' | 'call'>;
+export type BatchNode = Pick<
+  ChordNode,
+  'clock' | 'id' | 'init' | 'store' | 'maintenance' | 'lookupMany' | 'call' | 'r' | 'guessHolders' | 'lookupContext'
+>;
 
 /**
  * The next record this node publishes under `key` (its sequence number one past the last one it published), checked
@@ -60,6 +67,26 @@ export function publish(
   return { ok: true, entry };
 }
 
+/**
+ * The holders a key's records are sent to before its lookup is back: the owner the node's ring view
+ * guesses and the next r - 1 nodes of the view, where the lookup itself would start from that guess (links
+ * kept warm, a plausible gap: ChordNode.lookupContext `guess`); none elsewhere.
+ */
+function guessedReplicas(node: BatchNode, pos: string, guess: ReturnType<BatchNode['lookupContext']>['guess']) {
+  const g = guess?.(pos);
+  if (!g) return [];
+  const holders = node.guessHolders(pos, node.r);
+  return holders[0]?.id === g.owner.id ? holders : [];
+}
+
+/**
+ * Each record goes to its guessed replicas at once, beside the lookups that confirm them, instead of after
+ * them: when the view is right (a ring the node knows whole, links open) the STOREs and the confirmation
+ * take one round trip together, not two in a row. Only the confirmed replicas count: a confirmed replica
+ * the guess missed gets its STORE once the lookup is back, and a copy sent to a node that turns out not to
+ * be a replica is a valid, signed record held by one node more (the store keeps it until it expires, and
+ * its own rehome sends it to the owner) and counts for nothing.
+ */
 export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttlMs: number): Promise<PutResult[]> {
   const out: PutResult[] = new Array(entries.length);
   const recs: Array<{ i: number; rec: DhtRecord; entry: { record: DhtRecord; nextAt: number } }> = [];
@@ -68,9 +95,48 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
     if (!p.ok) out[i] = p;
     else recs.push({ i, rec: p.entry.record, entry: p.entry });
   }
-  const lrs = await node.lookupMany(recs.map((r) => keyPosition(r.rec.key)));
-  // Holder id -> its ref and the records it gets (with each record's place in `recs` and whether it owns it).
-  const perHolder = new Map<string, { to: NodeRef; items: Array<{ r: number; owner: boolean }> }>();
+  const positions = recs.map((r) => keyPosition(r.rec.key));
+  // Holder id -> STORE result per record index in `recs` (null: stored; a string: refused; absent: no answer).
+  const answers = new Map<string, Map<number, string | null>>();
+  const storeAt = (byHolder: Map<string, { to: NodeRef; items: number[] }>) =>
+    Promise.all(
+      [...byHolder.values()].flatMap(({ to, items }) => {
+        const chunks: number[][] = [];
+        for (let s = 0; s < items.length; s += STORE_BATCH) chunks.push(items.slice(s, s + STORE_BATCH));
+        return chunks.map(async (chunk) => {
+          const raw = await node.call(to, METHOD.STORE, { records: chunk.map((j) => recs[j].rec) });
+          const rep = raw === null ? null : decodeStoreReply(raw);
+          let got = answers.get(to.id);
+          if (!got) {
+            got = new Map();
+            answers.set(to.id, got);
+          }
+          chunk.forEach((j, x) => {
+            const res = rep?.ok ? rep.value.results[x] : undefined;
+            if (res === null || typeof res === 'string') got.set(j, res);
+          });
+        });
+      }),
+    );
+  const add = (m: Map<string, { to: NodeRef; items: number[] }>, to: NodeRef, j: number) => {
+    const slot = m.get(to.id);
+    if (slot) slot.items.push(j);
+    else m.set(to.id, { to, items: [j] });
+  };
+  const guess = node.lookupContext().guess;
+  const sentTo = recs.map(() => new Set<string>());
+  const early = new Map<string, { to: NodeRef; items: number[] }>();
+  positions.forEach((pos, j) => {
+    for (const h of guessedReplicas(node, pos, guess)) {
+      add(early, h, j);
+      sentTo[j].add(h.id);
+    }
+  });
+  // The lookups' first messages leave first: their answers are small, the STOREs' are checked records.
+  const looked = node.lookupMany(positions);
+  const [lrs] = await Promise.all([looked, storeAt(early)]);
+  // The confirmed replicas the guess missed (all of them where there was no guess).
+  const late = new Map<string, { to: NodeRef; items: number[] }>();
   recs.forEach((r, j) => {
     const lr = lrs[j];
     if (!lr.ok) {
@@ -79,41 +145,24 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
       r.entry.nextAt = node.clock.now() + 2 * node.init.stabilizeMs;
       return;
     }
-    lr.replicas.forEach((h, k) => {
-      let slot = perHolder.get(h.id);
-      if (!slot) {
-        slot = { to: h, items: [] };
-        perHolder.set(h.id, slot);
-      }
-      slot.items.push({ r: j, owner: k === 0 });
-    });
+    for (const h of lr.replicas) if (!sentTo[j].has(h.id)) add(late, h, j);
   });
-  const stored = new Array<number>(recs.length).fill(0);
-  const ownerError = new Array<string | null>(recs.length).fill(null);
-  await Promise.all(
-    [...perHolder.values()].flatMap(({ to, items }) => {
-      const chunks: (typeof items)[] = [];
-      for (let s = 0; s < items.length; s += STORE_BATCH) chunks.push(items.slice(s, s + STORE_BATCH));
-      return chunks.map(async (chunk) => {
-        const raw = await node.call(to, METHOD.STORE, { records: chunk.map((it) => recs[it.r].rec) });
-        const rep = raw === null ? null : decodeStoreReply(raw);
-        chunk.forEach((it, x) => {
-          const res = rep?.ok ? rep.value.results[x] : undefined;
-          if (rep?.ok && res === null) stored[it.r]++;
-          else if (it.owner && typeof res === 'string') ownerError[it.r] = res;
-        });
-      });
-    }),
-  );
+  await storeAt(late);
   recs.forEach((r, j) => {
     const lr = lrs[j];
     if (!lr.ok) return;
-    const err = ownerError[j];
-    if (err !== null) out[r.i] = { ok: false, error: err as ErrorCode, reason: 'refused by the owner' };
-    else if (stored[j] === 0) {
+    let stored = 0;
+    let ownerError: string | null = null;
+    lr.replicas.forEach((h, k) => {
+      const res = answers.get(h.id)?.get(j);
+      if (res === null) stored++;
+      else if (k === 0 && typeof res === 'string') ownerError = res;
+    });
+    if (ownerError !== null) out[r.i] = { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
+    else if (stored === 0) {
       out[r.i] = { ok: false, error: 'DHT_LOOKUP_FAILED', reason: 'no replica stored the record' };
       r.entry.nextAt = node.clock.now() + 2 * node.init.stabilizeMs;
-    } else out[r.i] = { ok: true, replicas: stored[j], hops: lr.hops };
+    } else out[r.i] = { ok: true, replicas: stored, hops: lr.hops };
   });
   return out;
 }
