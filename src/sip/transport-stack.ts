@@ -78,7 +78,14 @@ export class TransportStack implements SipTransport {
   private readonly log: Logger;
   private handler: (m: InboundMessage) => void = () => {};
   private admission: AdmissionControl | undefined;
-  private readonly wire = new WeakMap<SipMessage, Buffer>();
+  /**
+   * The message sent last and its bytes, for `retainSent`, which asks for them right after the send. A
+   * retransmission (Timers A, E, G; a request retransmission answered from a transaction) serialises its message
+   * again, which gives the same bytes: a per-message map would cost a weak-map entry (ephemeron work for the
+   * garbage collector) on every send for the few messages ever retransmitted.
+   */
+  private lastMsg: SipMessage | undefined;
+  private lastWire: Buffer | undefined;
 
   private constructor(host: string, udp: UdpEndpoint, tcp: TcpEndpoint, log: Logger) {
     this.local = { host, port: udp.port };
@@ -186,17 +193,17 @@ export class TransportStack implements SipTransport {
   }
 
   send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void {
-    // A retransmission (Timers A, E, G; a request retransmission answered from a transaction) sends the same
-    // message object again: its bytes are kept rather than serialised anew.
-    let buf = this.wire.get(msg);
-    if (!buf) {
+    let buf: Buffer;
+    if (msg === this.lastMsg && this.lastWire !== undefined) buf = this.lastWire;
+    else {
       try {
         buf = serialize(msg);
       } catch (e) {
         this.sendFailed(e as Error, onError);
         return;
       }
-      this.wire.set(msg, buf);
+      this.lastMsg = msg;
+      this.lastWire = buf;
     }
     this.sendBytes(buf, to, onError);
   }
@@ -208,7 +215,7 @@ export class TransportStack implements SipTransport {
   }
 
   retainSent(resp: SipResponse, to: Peer): SentBytes | undefined {
-    const bytes = this.wire.get(resp);
+    const bytes = resp === this.lastMsg ? this.lastWire : undefined;
     return bytes ? { wire: bytes.toString('latin1'), to } : undefined;
   }
 
