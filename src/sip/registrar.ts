@@ -130,6 +130,8 @@ const KEY_PARAMS = ['transport', 'user', 'ttl', 'method', 'maddr'];
  */
 export function contactKey(uri: SipUri): string {
   let k = `${uri.scheme}:${uri.user ?? ''}@${uri.host.toLowerCase()}:${uri.port ?? ''}`;
+  // Most contacts carry no URI parameters or headers: nothing more to add.
+  if (uri.params.length === 0 && uri.headers.length === 0) return k;
   for (const p of KEY_PARAMS) {
     const v = uri.params.find(([n]) => n === p);
     if (v) k += `;${p}=${(v[1] ?? '').toLowerCase()}`;
@@ -267,7 +269,17 @@ export class Registrar {
     }
 
     let bindings = current;
-    const adds = new Set(changes.filter((c) => c.expires > 0 && c.old === undefined).map((c) => c.key)).size;
+    let adds = 0;
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i];
+      // Each new key once: two contacts of one request naming the same new binding add one.
+      if (
+        c.expires > 0 &&
+        c.old === undefined &&
+        !changes.some((d, j) => j < i && d.key === c.key && d.expires > 0 && d.old === undefined)
+      )
+        adds++;
+    }
     if ((current?.size ?? 0) + adds > this.config.maxBindingsPerAor)
       return fault(403, 'Forbidden: too many bindings for this address-of-record');
     if (!bindings && changes.some((c) => c.expires > 0)) {
