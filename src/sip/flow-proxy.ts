@@ -55,9 +55,16 @@ export class FlowProxy {
   redirectedTo(contact: SipUri, dest: Peer): void {
     const now = this.element.clock.now();
     const key = contactKey(contact);
-    // Deleted first so that a refreshed target moves to the end (the oldest is dropped when the map is full).
+    const held = this.redirected.get(key);
+    // Deleted first so that a refreshed target moves to the end (the oldest is dropped when the map is full); its
+    // record is reused, so that answering the same target again allocates nothing that outlives the request.
     this.redirected.delete(key);
-    this.redirected.set(key, { dest, until: now + REDIRECTED_TTL_MS });
+    if (held === undefined) this.redirected.set(key, { dest, until: now + REDIRECTED_TTL_MS });
+    else {
+      held.dest = dest;
+      held.until = now + REDIRECTED_TTL_MS;
+      this.redirected.set(key, held);
+    }
     if (this.redirected.size > MAX_REDIRECTED) this.redirected.delete(this.redirected.keys().next().value as string);
   }
 

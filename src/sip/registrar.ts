@@ -3,6 +3,7 @@ import { formatNameAddr, getCSeq, getTo, parseContacts, parseNameAddr, parseUnsi
 import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } from './message.ts';
 import { unsupportedRequire } from './front-door.ts';
 import type { Peer } from './transport.ts';
+import { ownString, refreshedFlow, sameContact } from './registrar-refresh.ts';
 import { parseUri, sipUriEquals } from './uri.ts';
 
 /**
@@ -296,9 +297,21 @@ export class Registrar {
         if (bindings?.delete(ch.old)) this.store?.remove(aor, ch.old);
       }
       if (ch.expires !== 0) {
-        const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
-        const b: Binding = { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000, flow };
-        bindings?.set(ch.key, b);
+        const expiresAt = now + ch.expires * 1000;
+        const held = ch.old === ch.key ? bindings?.get(ch.key) : undefined;
+        let b: Binding;
+        if (held !== undefined && sameContact(held.contact, ch.contact)) {
+          // The same contact refreshed: updated in place (registrar-refresh.ts).
+          b = held;
+          if (b.callId !== callId) b.callId = ownString(callId);
+          b.cseq = cseq.value.seq;
+          b.expiresAt = expiresAt;
+          b.flow = refreshedFlow(b.flow, flow);
+        } else {
+          const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
+          b = { contact, callId: ownString(callId), cseq: cseq.value.seq, expiresAt, flow };
+          bindings?.set(ch.key, b);
+        }
         this.store?.put(this.stored(aor, ch.key, b, now));
       }
     }
