@@ -224,6 +224,8 @@ export class TransportStack implements SipTransport {
   }
 
   async close(): Promise<void> {
+    // What was sent before closing still goes out.
+    this.flushUdp();
     await Promise.all([this.udp.close(), this.tcp.close(), ...[...this.streams.values()].map((s) => s.close())]);
   }
 
@@ -249,13 +251,37 @@ export class TransportStack implements SipTransport {
       return;
     }
     if (to.transport === 'UDP') {
-      this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
+      // Datagrams wait for the end of this turn of the event loop and then go out together: the system calls of
+      // a batch of requests read in one turn are made one after another instead of each between the handling
+      // of two requests, which measurably costs less CPU per transaction (docs/design.md). A response leaves
+      // microseconds later; the order of sends is kept.
+      const q = this.udpOut;
+      q.push(buf, to.address, to.port, onError);
+      if (q.length === 4) setImmediate(this.flushUdp);
       return;
     }
     const ep = this.stream(to.transport);
     if (ep) ep.send(buf, to, (err) => err && this.sendFailed(err, onError));
     else this.sendFailed(new Error(`no ${to.transport} transport here`), onError);
   }
+
+  /** UDP sends of this turn, four slots each: bytes, address, port, error handler. */
+  private udpOut: unknown[] = [];
+
+  private readonly flushUdp = (): void => {
+    const q = this.udpOut;
+    if (q.length === 0) return;
+    this.udpOut = [];
+    for (let i = 0; i < q.length; i += 4) {
+      const onError = q[i + 3] as SendErrorHandler | undefined;
+      this.udp.send(
+        q[i] as Buffer,
+        q[i + 1] as string,
+        q[i + 2] as number,
+        (err) => err && this.sendFailed(err, onError),
+      );
+    }
+  };
 
   private sendFailed(err: Error, onError?: SendErrorHandler): void {
     this.stats.sendErrors++;
