@@ -54,8 +54,17 @@ export class FlowProxy {
   /** Remember a target we answer a 302 with (reached at `dest`), so that following it back through us is proxied. */
   redirectedTo(contact: SipUri, dest: Peer): void {
     const now = this.element.clock.now();
-    this.redirected.delete(contactKey(contact));
-    this.redirected.set(contactKey(contact), { dest, until: now + REDIRECTED_TTL_MS });
+    const key = contactKey(contact);
+    const held = this.redirected.get(key);
+    // Deleted first so that a refreshed target moves to the end (the oldest is dropped when the map is full); its
+    // record is reused, so that answering the same target again allocates nothing that outlives the request.
+    this.redirected.delete(key);
+    if (held === undefined) this.redirected.set(key, { dest, until: now + REDIRECTED_TTL_MS });
+    else {
+      held.dest = dest;
+      held.until = now + REDIRECTED_TTL_MS;
+      this.redirected.set(key, held);
+    }
     if (this.redirected.size > MAX_REDIRECTED) this.redirected.delete(this.redirected.keys().next().value as string);
   }
 

@@ -23,7 +23,7 @@
 import type { Logger } from '../util/log.ts';
 import type { IncomingRequest, SipElement } from './element.ts';
 import { getMaxForwards, getTag, getTo } from './header-values.ts';
-import { getHeaders, type SipRequest } from './message.ts';
+import { getHeader, getHeaders, type SipRequest } from './message.ts';
 import type { Peer } from './transport.ts';
 
 export type RequestHandler = (inc: IncomingRequest) => void | Promise<void>;
@@ -74,8 +74,9 @@ export function allowList(methods: Iterable<string>): string {
  * each once, in the order the request lists them. Option tags are tokens, compared as written.
  */
 export function unsupportedRequire(req: SipRequest, supported: readonly string[] = []): string[] {
+  // Almost no request carries Require: no list is built for those.
+  if (getHeader(req, 'Require') === undefined) return [];
   const values = getHeaders(req, 'Require');
-  if (values.length === 0) return [];
   const out: string[] = [];
   for (const v of values)
     for (const raw of v.split(',')) {

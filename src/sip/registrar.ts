@@ -3,6 +3,7 @@ import { formatNameAddr, getCSeq, getTo, parseContacts, parseNameAddr, parseUnsi
 import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } from './message.ts';
 import { unsupportedRequire } from './front-door.ts';
 import type { Peer } from './transport.ts';
+import { ownString, refreshedFlow, sameContact } from './registrar-refresh.ts';
 import { parseUri, sipUriEquals } from './uri.ts';
 
 /**
@@ -130,6 +131,8 @@ const KEY_PARAMS = ['transport', 'user', 'ttl', 'method', 'maddr'];
  */
 export function contactKey(uri: SipUri): string {
   let k = `${uri.scheme}:${uri.user ?? ''}@${uri.host.toLowerCase()}:${uri.port ?? ''}`;
+  // Most contacts carry no URI parameters or headers: nothing more to add.
+  if (uri.params.length === 0 && uri.headers.length === 0) return k;
   for (const p of KEY_PARAMS) {
     const v = uri.params.find(([n]) => n === p);
     if (v) k += `;${p}=${(v[1] ?? '').toLowerCase()}`;
@@ -267,7 +270,17 @@ export class Registrar {
     }
 
     let bindings = current;
-    const adds = new Set(changes.filter((c) => c.expires > 0 && c.old === undefined).map((c) => c.key)).size;
+    let adds = 0;
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i];
+      // Each new key once: two contacts of one request naming the same new binding add one.
+      if (
+        c.expires > 0 &&
+        c.old === undefined &&
+        !changes.some((d, j) => j < i && d.key === c.key && d.expires > 0 && d.old === undefined)
+      )
+        adds++;
+    }
     if ((current?.size ?? 0) + adds > this.config.maxBindingsPerAor)
       return fault(403, 'Forbidden: too many bindings for this address-of-record');
     if (!bindings && changes.some((c) => c.expires > 0)) {
@@ -284,9 +297,21 @@ export class Registrar {
         if (bindings?.delete(ch.old)) this.store?.remove(aor, ch.old);
       }
       if (ch.expires !== 0) {
-        const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
-        const b: Binding = { contact, callId, cseq: cseq.value.seq, expiresAt: now + ch.expires * 1000, flow };
-        bindings?.set(ch.key, b);
+        const expiresAt = now + ch.expires * 1000;
+        const held = ch.old === ch.key ? bindings?.get(ch.key) : undefined;
+        let b: Binding;
+        if (held !== undefined && sameContact(held.contact, ch.contact)) {
+          // The same contact refreshed: updated in place (registrar-refresh.ts).
+          b = held;
+          if (b.callId !== callId) b.callId = ownString(callId);
+          b.cseq = cseq.value.seq;
+          b.expiresAt = expiresAt;
+          b.flow = refreshedFlow(b.flow, flow);
+        } else {
+          const contact: NameAddr = { ...ch.contact, params: ch.contact.params.filter(([n]) => n !== 'expires') };
+          b = { contact, callId: ownString(callId), cseq: cseq.value.seq, expiresAt, flow };
+          bindings?.set(ch.key, b);
+        }
         this.store?.put(this.stored(aor, ch.key, b, now));
       }
     }

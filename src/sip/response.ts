@@ -134,20 +134,36 @@ export function buildResponse(
   reason?: string,
   opts: ResponseOptions = {},
 ): SipResponse {
-  // One pass over the request: Via (all, in order), From, To, Call-ID, CSeq, and for a 100 the Timestamp
-  // (RFC 3261 section 8.2.6.1), each group in the request's order.
-  const vias: Header[] = [];
-  const rest: Header[][] = [[], [], [], [], []];
+  // Via (all, in order), then From, To, Call-ID, CSeq, and for a 100 the Timestamp (RFC 3261 section 8.2.6.1),
+  // each group in the request's order. The groups are found in one pass; the common case of one header each is
+  // written without any group list.
   const hs = req.headers;
+  const headers: Header[] = [];
+  let seen = 0;
+  let repeated = false;
   for (let i = 0; i < hs.length; i++) {
     const { name, value } = hs[i];
     const kind = COPIED[name] ?? (COPIED_LENGTH[name.length] === 1 ? COPIED_LOWER[name.toLowerCase()] : undefined);
     if (kind === undefined || (kind === 4 && status !== 100)) continue;
-    if (kind === -1) vias.push({ name: 'Via', value });
-    else rest[kind].push({ name: COPIED_NAMES[kind], value });
+    if (kind === -1) headers.push({ name: 'Via', value });
+    else {
+      if ((seen & (1 << kind)) !== 0) repeated = true;
+      seen |= 1 << kind;
+    }
   }
-  const headers = vias;
-  for (let k = 0; k < rest.length; k++) for (const h of rest[k]) headers.push(h);
+  for (let k = 0; k < COPIED_NAMES.length; k++) {
+    if ((seen & (1 << k)) === 0) continue;
+    for (let i = 0; i < hs.length; i++) {
+      const { name, value } = hs[i];
+      if (
+        name === COPIED_NAMES[k] ||
+        (name.length === COPIED_NAMES[k].length && COPIED_LOWER[name.toLowerCase()] === k)
+      ) {
+        headers.push({ name: COPIED_NAMES[k], value });
+        if (!repeated) break;
+      }
+    }
+  }
   if (status > 100) {
     let tag: string | undefined;
     for (let i = 0; i < headers.length; i++)

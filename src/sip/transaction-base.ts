@@ -1,5 +1,6 @@
 import type { Clock, Timer } from '../util/clock.ts';
 import type { SipMessage } from './message.ts';
+import type { TimerQueue } from './timer-queue.ts';
 import { DEFAULT_TIMERS, type TimerValues } from './timers.ts';
 
 /**
@@ -14,6 +15,8 @@ export interface TransactionDeps {
   send: (msg: SipMessage) => void;
   reliable: boolean;
   timers?: TimerValues;
+  /** Where the timers go (one clock timer for the whole layer); without it each timer is a clock timer of its own. */
+  timerQueue?: TimerQueue;
   /**
    * Optional hand-over of a server transaction's last phase, where it only absorbs retransmissions: Completed
    * of a non-INVITE transaction (17.2.2, Timer J), resending `final` for each retransmitted request, and
@@ -39,8 +42,9 @@ export abstract class TransactionBase<S extends string> {
   protected readonly sendFn: (msg: SipMessage) => void;
   protected readonly linger: ((final: SipMessage | undefined, ms: number) => boolean) | undefined;
   protected readonly mayRetransmit: ((n: number) => boolean) | undefined;
-  /** Running timers by RFC name; created with the first timer (many transactions never start one). */
-  private running: Map<string, Timer> | undefined;
+  private readonly timerQueue: TimerQueue | undefined;
+  /** Running timers and their RFC names, side by side; created with the first timer (many never start one). */
+  private running: Array<Timer | string> | undefined;
   private terminatedListeners: Array<() => void> | undefined;
   protected _state: S;
 
@@ -52,6 +56,7 @@ export abstract class TransactionBase<S extends string> {
     this.sendFn = deps.send;
     this.linger = deps.linger;
     this.mayRetransmit = deps.mayRetransmit;
+    this.timerQueue = deps.timerQueue;
     this._state = initial;
   }
 
@@ -72,32 +77,49 @@ export abstract class TransactionBase<S extends string> {
 
   /** Names of running timers (for tests and diagnostics). */
   timerNames(): string[] {
-    return this.running ? [...this.running.keys()] : [];
+    const r = this.running;
+    const out: string[] = [];
+    if (r) for (let i = 0; i < r.length; i += 2) out.push(r[i] as string);
+    return out;
   }
 
   protected startTimer(name: string, delayMs: number, fire: () => void): void {
-    const running = (this.running ??= new Map());
-    running.get(name)?.cancel();
-    const handle = this.clock.setTimer(delayMs, () => {
-      if (running.get(name) !== handle) return;
-      running.delete(name);
-      fire();
-    });
-    running.set(name, handle);
+    this.stopTimer(name);
+    const running = (this.running ??= []);
+    // A small array of (name, timer) pairs: a transaction runs at most three timers at once.
+    const handle: Timer = this.timerQueue
+      ? this.timerQueue.set(delayMs, () => this.fired(handle, fire))
+      : this.clock.setTimer(delayMs, () => this.fired(handle, fire));
+    running.push(name, handle);
+  }
+
+  private fired(handle: Timer, fire: () => void): void {
+    const r = this.running;
+    if (r === undefined) return;
+    const i = r.indexOf(handle);
+    if (i < 0) return;
+    r.splice(i - 1, 2);
+    fire();
   }
 
   protected stopTimer(name: string): void {
-    if (!this.running) return;
-    this.running.get(name)?.cancel();
-    this.running.delete(name);
+    const r = this.running;
+    if (r === undefined) return;
+    for (let i = 0; i < r.length; i += 2)
+      if (r[i] === name) {
+        (r[i + 1] as Timer).cancel();
+        r.splice(i, 2);
+        return;
+      }
   }
 
   protected terminate(): void {
     if (this._state === 'terminated') return;
     this._state = 'terminated' as S;
-    if (this.running) {
-      for (const h of this.running.values()) h.cancel();
-      this.running.clear();
+    const r = this.running;
+    if (r) {
+      for (let i = 1; i < r.length; i += 2) (r[i] as Timer).cancel();
+      r.length = 0;
     }
     const ls = this.terminatedListeners;
     this.terminatedListeners = undefined;

@@ -12,6 +12,7 @@ import { type InviteServerEvents, InviteServerTransaction } from './transaction-
 import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
 import { type InboundMessage, isStream, type Peer, type SipTransport } from './transport.ts';
 import { Lingering } from './transaction-lingering.ts';
+import { TimerQueue } from './timer-queue.ts';
 import { responseRoutes, UNAUTHENTICATED_RETRANSMISSIONS } from './response-route.ts';
 
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
@@ -97,6 +98,8 @@ export class TransactionLayer {
   private readonly server = new Map<string, ServerTransaction>();
   /** Server transactions in their last phase, reduced to the response bytes (see TransactionDeps.linger). */
   private readonly lingering: Lingering;
+  /** The timers of every transaction of the layer, on one clock timer. */
+  private readonly timerQueue: TimerQueue;
   private readonly client = new Map<string, ClientTransaction>();
   private tu: TransactionUser | undefined;
   private readonly newTag: () => string;
@@ -120,6 +123,7 @@ export class TransactionLayer {
     this.tryingDelayMs = init.tryingDelayMs;
     this.admission = init.admission;
     this.lingering = new Lingering(this.clock);
+    this.timerQueue = new TimerQueue(this.clock);
     this.transport.onMessage((m) => this.handleMessage(m));
   }
 
@@ -143,6 +147,7 @@ export class TransactionLayer {
       clock: this.clock,
       reliable: isStream(dest.transport),
       timers: this.timers,
+      timerQueue: this.timerQueue,
       send: (m: SipMessage) => this.transport.send(m, dest, () => tx.transportError()),
     };
     const tx: ClientTransaction =
@@ -234,24 +239,31 @@ export class TransactionLayer {
       clock: this.clock,
       reliable: isStream(source.transport),
       timers: this.timers,
+      timerQueue: this.timerQueue,
       send,
     };
     // Where responses go is decided here, per response: the request's source until the TU marks the request
     // authenticated, the top Via (maddr, a new connection) only after that (response-route.ts).
     const routes = responseRoutes(req, source, topVia);
-    const routeOf = (): Peer => (tx.authenticated ? routes.via : routes.source);
+    // The closures are assigned rather than declared: the TypeScript loader names each declared one with a
+    // property definition, which is measurable at thousands of requests per second.
     deps.mayRetransmit = (n) => tx.authenticated || n <= UNAUTHENTICATED_RETRANSMISSIONS;
-    // Assigned rather than written in the literal, so the loader does not name a closure per transaction.
-    deps.send = (m: SipMessage) => this.transport.sendResponse(m as SipResponse, routeOf(), () => tx.transportError());
+    deps.send = (m: SipMessage) =>
+      this.transport.sendResponse(m as SipResponse, tx.authenticated ? routes.via : routes.source, () =>
+        tx.transportError(),
+      );
     // Timer H of an INVITE server transaction tells the TU (17.2.1).
     const events: InviteServerEvents = {};
-    events.onTimeout = () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction);
+    if (req.method === 'INVITE') events.onTimeout = () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction);
     // Completed and Confirmed server transactions are kept as their response bytes alone when the transport can
     // give them (RFC 2543-style keys keep the full transaction: their ACK matching needs its To tag).
     const transport = this.transport;
     if (transport.retainSent && transport.resend && !key.startsWith('2543|')) {
       deps.linger = (final, ms) => {
-        const bytes = final === undefined ? undefined : transport.retainSent?.(final as SipResponse, routeOf());
+        const bytes =
+          final === undefined
+            ? undefined
+            : transport.retainSent?.(final as SipResponse, tx.authenticated ? routes.via : routes.source);
         if (final !== undefined && bytes === undefined) return false;
         this.lingering.add(key, bytes, req.method === 'INVITE' ? tx.toTag : undefined, ms);
         return true;

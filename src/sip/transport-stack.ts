@@ -78,7 +78,14 @@ export class TransportStack implements SipTransport {
   private readonly log: Logger;
   private handler: (m: InboundMessage) => void = () => {};
   private admission: AdmissionControl | undefined;
-  private readonly wire = new WeakMap<SipMessage, Buffer>();
+  /**
+   * The message sent last and its bytes, for `retainSent`, which asks for them right after the send. A
+   * retransmission (Timers A, E, G; a request retransmission answered from a transaction) serialises its message
+   * again, which gives the same bytes: a per-message map would cost a weak-map entry (ephemeron work for the
+   * garbage collector) on every send for the few messages ever retransmitted.
+   */
+  private lastMsg: SipMessage | undefined;
+  private lastWire: Buffer | undefined;
 
   private constructor(host: string, udp: UdpEndpoint, tcp: TcpEndpoint, log: Logger) {
     this.local = { host, port: udp.port };
@@ -186,17 +193,17 @@ export class TransportStack implements SipTransport {
   }
 
   send(msg: SipMessage, to: Peer, onError?: SendErrorHandler): void {
-    // A retransmission (Timers A, E, G; a request retransmission answered from a transaction) sends the same
-    // message object again: its bytes are kept rather than serialised anew.
-    let buf = this.wire.get(msg);
-    if (!buf) {
+    let buf: Buffer;
+    if (msg === this.lastMsg && this.lastWire !== undefined) buf = this.lastWire;
+    else {
       try {
         buf = serialize(msg);
       } catch (e) {
         this.sendFailed(e as Error, onError);
         return;
       }
-      this.wire.set(msg, buf);
+      this.lastMsg = msg;
+      this.lastWire = buf;
     }
     this.sendBytes(buf, to, onError);
   }
@@ -208,7 +215,7 @@ export class TransportStack implements SipTransport {
   }
 
   retainSent(resp: SipResponse, to: Peer): SentBytes | undefined {
-    const bytes = this.wire.get(resp);
+    const bytes = resp === this.lastMsg ? this.lastWire : undefined;
     return bytes ? { wire: bytes.toString('latin1'), to } : undefined;
   }
 
@@ -217,6 +224,8 @@ export class TransportStack implements SipTransport {
   }
 
   async close(): Promise<void> {
+    // What was sent before closing still goes out.
+    this.flushUdp();
     await Promise.all([this.udp.close(), this.tcp.close(), ...[...this.streams.values()].map((s) => s.close())]);
   }
 
@@ -242,13 +251,37 @@ export class TransportStack implements SipTransport {
       return;
     }
     if (to.transport === 'UDP') {
-      this.udp.send(buf, to.address, to.port, (err) => err && this.sendFailed(err, onError));
+      // Datagrams wait for the end of this turn of the event loop and then go out together: the system calls of
+      // a batch of requests read in one turn are made one after another instead of each between the handling
+      // of two requests, which measurably costs less CPU per transaction (docs/design.md). A response leaves
+      // microseconds later; the order of sends is kept.
+      const q = this.udpOut;
+      q.push(buf, to.address, to.port, onError);
+      if (q.length === 4) setImmediate(this.flushUdp);
       return;
     }
     const ep = this.stream(to.transport);
     if (ep) ep.send(buf, to, (err) => err && this.sendFailed(err, onError));
     else this.sendFailed(new Error(`no ${to.transport} transport here`), onError);
   }
+
+  /** UDP sends of this turn, four slots each: bytes, address, port, error handler. */
+  private udpOut: unknown[] = [];
+
+  private readonly flushUdp = (): void => {
+    const q = this.udpOut;
+    if (q.length === 0) return;
+    this.udpOut = [];
+    for (let i = 0; i < q.length; i += 4) {
+      const onError = q[i + 3] as SendErrorHandler | undefined;
+      this.udp.send(
+        q[i] as Buffer,
+        q[i + 1] as string,
+        q[i + 2] as number,
+        (err) => err && this.sendFailed(err, onError),
+      );
+    }
+  };
 
   private sendFailed(err: Error, onError?: SendErrorHandler): void {
     this.stats.sendErrors++;

@@ -108,8 +108,9 @@ export interface SipTransport {
   onMessage(handler: (m: InboundMessage) => void): void;
   close(): Promise<void>;
   /**
-   * Optional: the bytes of a response already sent with sendResponse, and where they went, so that a transaction
-   * that only absorbs retransmissions can keep these alone (RFC 3261 17.2.2 Completed) and `resend` them.
+   * Optional: the bytes of the response just sent with sendResponse (the transport keeps only the last message's
+   * bytes: asked later, it answers undefined), and where they went, so that a transaction that only absorbs
+   * retransmissions can keep these alone (RFC 3261 17.2.2 Completed) and `resend` them.
    */
   retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
   resend?(sent: SentBytes): void;

@@ -48,3 +48,39 @@ test('a response routed to a Via maddr given as a host name is resolved and deli
     await element.close();
   }
 });
+
+test('datagrams sent in one turn leave together, in order, and closing right after sending still sends them', {
+  timeout: 10_000,
+}, async () => {
+  const stack = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
+  const u = createSocket('udp4');
+  u.bind(0, '127.0.0.1');
+  await once(u, 'listening');
+  const got: string[] = [];
+  const all = new Promise<void>((resolve) =>
+    u.on('message', (b: Buffer) => {
+      got.push(/^SIP\/2\.0 (\d+)/.exec(b.toString())?.[1] ?? '?');
+      if (got.length === 3) resolve();
+    }),
+  );
+  const to = { transport: 'UDP' as const, address: '127.0.0.1', port: u.address().port };
+  const response = (status: number) => ({
+    kind: 'response' as const,
+    version: 'SIP/2.0',
+    status,
+    reason: 'R',
+    headers: [{ name: 'Call-ID', value: `batch-${status}` }],
+    body: new Uint8Array(0),
+  });
+  try {
+    for (const status of [180, 200, 202]) stack.send(response(status), to);
+    // Nothing has been written yet in this turn: the datagrams go out together at its end, or at close.
+    await stack.close();
+    await all;
+    assert.deepEqual(got, ['180', '200', '202']);
+    assert.equal(stack.stats.sent, 3);
+    assert.equal(stack.stats.sendErrors, 0);
+  } finally {
+    u.close();
+  }
+});
