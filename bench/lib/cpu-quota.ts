@@ -90,10 +90,10 @@ function removeStale(): void {
 let serial = 0;
 
 /**
- * A new group limited to `share` of a core in periods of `periodUs`. Fails with a one-line reason when the cpu
+ * A new group limited to `share` of a core in periods of `periodUs`, with `shares` as its weight. Fails with a one-line reason when the cpu
  * controller is not mounted at /sys/fs/cgroup/cpu (cgroup v1) or the process may not write there (needs root).
  */
-export function createCpuQuota(share: number, periodUs = 10_000): CpuQuota {
+export function createCpuQuota(share: number, periodUs = 10_000, shares?: number): CpuQuota {
   if (!(share > 0 && share <= 64)) throw new Error(`CPU quota ${share}: needs a share of a core above 0`);
   if (!existsSync(join(CPU_ROOT, 'cpu.cfs_quota_us')))
     throw new Error(`no cgroup v1 cpu controller at ${CPU_ROOT}: run without a CPU quota`);
@@ -104,6 +104,9 @@ export function createCpuQuota(share: number, periodUs = 10_000): CpuQuota {
     mkdirSync(path);
     writeFileSync(join(path, 'cpu.cfs_period_us'), String(periodUs));
     writeFileSync(join(path, 'cpu.cfs_quota_us'), String(quotaUs));
+    // Weight against the other work on the machine (1024 each): the group gets its quota sooner when the cores
+    // are contended, and never more than the quota.
+    if (shares !== undefined) writeFileSync(join(path, 'cpu.shares'), String(Math.round(shares)));
   } catch (e) {
     removeGroup(path);
     throw new Error(`cannot set up cgroup ${path}: ${(e as Error).message}`);

@@ -14,14 +14,15 @@
  * goodput and retransmissions: a retransmission storm while a fresh process warms up, or when the first
  * transactions' 32 s timers (Timer B/F/H/J, RFC 3261 17) expire, would show there.
  *
- * Goodput is successful calls per second of the phase (answers up to 3 s after its end count).
+ * Goodput is calls answered 302 within the phase, per second of it; answers in the 3 s after it are counted apart
+ * (a backlog served late is not goodput of the phase).
  *
  * Writes bench/results/peers-overload.json and .svg (goodput vs offered) and peers-overload-soak.svg, and prints
  * tables. The CPU quota group is removed and every kamailio and sipp process killed on exit, Ctrl-C included.
  *
  * Run: node --import tsx bench/peers/overload.ts [--cpu-quota 0.25 | --no-quota] [--cpu-period-ms 10]
  *      [--seconds 10] [--soak-seconds 40 | --no-soak] [--capacity N] [--only ours,kamailio-stateless,...]
- *      [--sipp-rate 6000] [--quick] [--baseline DIR] [--out NAME]
+ *      [--sipp-rate 6000] [--cpu-shares 4096] [--quick] [--baseline DIR [--baseline-name NAME] [--shared-capacity]] [--out NAME]
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -38,12 +39,17 @@ const seconds = numberOption('seconds', quick ? 5 : 10);
 const soakSeconds = flag('no-soak') ? 0 : numberOption('soak-seconds', quick ? 12 : 40);
 const share = flag('no-quota') ? undefined : numberOption('cpu-quota', 0.25);
 const periodMs = numberOption('cpu-period-ms', 10);
+/** cgroup cpu.shares of the servers' group: on a shared machine it gets its quota before other work does. */
+const cpuShares = numberOption('cpu-shares', 4096);
 /** The most one sipp process is asked to offer; above it the load is split over two. */
 const sippRate = numberOption('sipp-rate', 6000);
 const fixedCapacity = numberOption('capacity', undefined);
 const only = stringOption('only')?.split(',') as ServerKind[] | undefined;
 const out = stringOption('out') ?? 'peers-overload';
 const baseline = stringOption('baseline');
+/** How the tables and the chart name the registrar from --baseline. */
+const baselineName = stringOption('baseline-name') ?? 'baseline';
+const label = (k: ServerKind): string => (k === 'baseline' ? baselineName : k);
 const MULTIPLES = [0.5, 1, 2, 4, 0.5];
 const USERS = 1000;
 const load1 = (): number => Math.round(loadavg()[0] * 100) / 100;
@@ -61,10 +67,13 @@ interface ServerResult {
   phases: Phase[];
 }
 
-async function measure(kind: ServerKind, csv: string, dir: string, quota: CpuQuota | undefined) {
+/** With --shared-capacity the registrar from --baseline is offered multiples of ours' capacity (same hot path). */
+const sharedCapacity = flag('shared-capacity');
+
+async function measure(kind: ServerKind, csv: string, dir: string, quota: CpuQuota | undefined, oursCapacity?: number) {
   const start = () => startServer(kind, { baseline, quota });
   const instancesFor = (rate: number): number => Math.min(2, Math.ceil(rate / sippRate));
-  let capacity = fixedCapacity;
+  let capacity = fixedCapacity ?? (kind === 'baseline' && sharedCapacity ? oursCapacity : undefined);
   let steps: ServerResult['calibration'] = [];
   if (capacity === undefined) {
     const c = await calibrate(kind, start, csv, dir, { share: share ?? 1, instancesFor });
@@ -101,7 +110,7 @@ async function main(): Promise<void> {
   const loadStart = load1();
   let quota: CpuQuota | undefined;
   try {
-    quota = share === undefined ? undefined : createCpuQuota(share, Math.round(periodMs * 1000));
+    quota = share === undefined ? undefined : createCpuQuota(share, Math.round(periodMs * 1000), cpuShares);
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(2);
@@ -112,7 +121,8 @@ async function main(): Promise<void> {
     );
   const servers: ServerResult[] = [];
   try {
-    for (const kind of SERVERS) servers.push(await measure(kind, csv, dir, quota));
+    for (const kind of SERVERS)
+      servers.push(await measure(kind, csv, dir, quota, servers.find((r) => r.server === 'ours')?.capacity));
   } finally {
     rmSync(dir, { recursive: true, force: true });
     quota?.remove();
@@ -122,7 +132,10 @@ async function main(): Promise<void> {
     date: started,
     cpu: cpuModel(),
     node: process.version,
-    cpuQuota: quota ? { share: quota.share, periodUs: quota.periodUs, quotaUs: quota.quotaUs } : null,
+    cpuQuota: quota
+      ? { share: quota.share, periodUs: quota.periodUs, quotaUs: quota.quotaUs, shares: cpuShares }
+      : null,
+    baselineName: baseline ? baselineName : undefined,
     seconds,
     soakSeconds,
     graceSeconds: GRACE_S,
@@ -147,12 +160,12 @@ async function main(): Promise<void> {
       xScale: 'even',
       series: servers.flatMap((s) => [
         {
-          name: `${s.server} (${s.capacity}/s)`,
+          name: `${label(s.server)} (${s.capacity}/s)`,
           dashed: s.server.startsWith('kamailio'),
           points: s.phases.slice(0, -1).map((p) => ({ x: p.multiple, y: p.goodputShare })),
         },
         {
-          name: `${s.server}: 0.5x after 4x`,
+          name: `${label(s.server)}: 0.5x after 4x`,
           dashed: s.server.startsWith('kamailio'),
           points: s.phases.slice(-1).map((p) => ({ x: p.multiple, y: p.goodputShare })),
         },
@@ -174,12 +187,12 @@ async function main(): Promise<void> {
         xScale: 'linear',
         series: soaks.flatMap((s) => [
           {
-            name: `${s.server} goodput`,
+            name: `${label(s.server)} goodput`,
             dashed: s.server.startsWith('kamailio'),
             points: (s.soak as Soak).perSecond.map((v, i) => ({ x: i + 1, y: (100 * v) / s.capacity })),
           },
           {
-            name: `${s.server} retransmissions`,
+            name: `${label(s.server)} retransmissions`,
             dashed: s.server.startsWith('kamailio'),
             points: (s.soak as Soak).retransPerSecond.map((v, i) => ({ x: i + 1, y: (100 * v) / s.capacity })),
           },
@@ -207,7 +220,7 @@ function printTables(
   for (const s of servers)
     for (const p of s.phases)
       w(
-        `${s.server.padEnd(18)} | ${String(s.capacity).padStart(10)} | ${String(p.multiple).padStart(6)} | ${String(p.target).padStart(8)} | ${`${p.offeredRate}${p.instances > 1 ? ` (${p.instances} sipp)` : ''}`.padStart(9)} | ${String(p.goodput).padStart(9)} | ${String(p.goodputShare).padStart(10)} | ${String(p.failed).padStart(13)} | ${String(p.retransmissions).padStart(7)} | ${(p.recoveredAfterS === undefined ? '-' : `${p.recoveredAfterS} s`).padStart(15)} | ${p.load}\n`,
+        `${label(s.server).padEnd(18)} | ${String(s.capacity).padStart(10)} | ${String(p.multiple).padStart(6)} | ${String(p.target).padStart(8)} | ${`${p.offeredRate}${p.instances > 1 ? ` (${p.instances} sipp)` : ''}`.padStart(9)} | ${String(p.goodput).padStart(9)} | ${String(p.goodputShare).padStart(10)} | ${String(p.failed).padStart(13)} | ${String(p.retransmissions).padStart(7)} | ${(p.recoveredAfterS === undefined ? '-' : `${p.recoveredAfterS} s`).padStart(15)} | ${p.load}\n`,
       );
   const soaks = servers.filter((s) => s.soak);
   if (soaks.length === 0) return;
@@ -215,7 +228,7 @@ function printTables(
   for (const s of soaks) {
     const k = s.soak as Soak;
     w(
-      `${s.server.padEnd(18)} offered ${k.offeredRate}/s of ${k.target}/s, ${k.successful} ok, ${k.failed} failed, ${k.retransmissions} retransmissions; worst second ${k.worstSecond.second}: ${k.worstSecond.successful} ok, ${k.worstSecond.retransmissions} retrans\n`,
+      `${label(s.server).padEnd(18)} offered ${k.offeredRate}/s of ${k.target}/s, ${k.successful} ok, ${k.failed} failed, ${k.retransmissions} retransmissions; worst second ${k.worstSecond.second}: ${k.worstSecond.successful} ok, ${k.worstSecond.retransmissions} retrans\n`,
     );
     w(`  ok/s:      ${k.perSecond.join(' ')}\n  retrans/s: ${k.retransPerSecond.join(' ')}\n`);
   }
