@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { track, untrack } from './reaper.ts';
 
 export interface SippRun {
   /** A cumulative column of the last statistics line, e.g. 'SuccessfulCall(C)' (0 if absent). */
@@ -23,11 +24,13 @@ export function runSippWithStats(args: string[], stf: string, cwd: string, deadl
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const p = spawn('sipp', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    track(p.pid);
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const stop = deadlineS === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), deadlineS * 1000);
     p.once('error', reject);
     p.once('exit', () => {
+      untrack(p.pid);
       clearTimeout(stop);
       const seconds = (performance.now() - started) / 1000;
       let lines: string[];

@@ -5,14 +5,15 @@
  * plus one sipp run of a fixture scenario against a server.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runSippWithStats } from '../lib/sipp.ts';
+import type { CpuQuota } from '../lib/cpu-quota.ts';
+import { track, untrack } from '../lib/reaper.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
-export const FIX = join(ROOT, 'test/fixtures/sipp');
+export { type SippResult, sipp, usersCsv } from './sipp-load.ts';
 const KAMAILIO = '/usr/sbin/kamailio';
 
 /** 'baseline' is our registrar from another checkout (--baseline DIR), to measure a change in the same run. */
@@ -88,22 +89,45 @@ export function cpuModel(): string {
 function stopper(proc: ChildProcess): () => Promise<void> {
   return () =>
     new Promise((res) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return res();
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        untrack(proc.pid);
+        return res();
+      }
       const kill = setTimeout(() => proc.kill('SIGKILL'), 5000);
       proc.once('exit', () => {
         clearTimeout(kill);
+        untrack(proc.pid);
         res();
       });
       proc.kill('SIGTERM');
     });
 }
 
+/**
+ * Spawn `cmd args`, inside the CPU quota group when one is given: a shell writes its own pid into the group and
+ * then becomes the command (exec keeps the pid), so the server and every process it forks start under the quota.
+ * The process is killed if the benchmark ends while it runs (reaper.ts).
+ */
+function spawnServer(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; stdio: Array<'ignore' | 'pipe'> },
+  quota?: CpuQuota,
+): ChildProcess {
+  const proc = quota
+    ? spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(quota.path, 'cgroup.procs'), cmd, ...args], opts)
+    : spawn(cmd, args, opts);
+  track(proc.pid);
+  return proc;
+}
+
 /** `secp2psip registrar` on a free UDP port of 127.0.0.1; `extra` are further CLI options. */
-function startOurs(extra: string[], nodeArgs: string[], root = ROOT): Promise<RunningServer> {
-  const proc = spawn(
+function startOurs(extra: string[], nodeArgs: string[], root = ROOT, quota?: CpuQuota): Promise<RunningServer> {
+  const proc = spawnServer(
     process.execPath,
     [...nodeArgs, join(root, 'bin/secp2psip.mjs'), 'registrar', '--listen', '127.0.0.1:0', ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
+    quota,
   );
   let err = '';
   return new Promise((resolve, reject) => {
@@ -125,7 +149,7 @@ function startOurs(extra: string[], nodeArgs: string[], root = ROOT): Promise<Ru
 let nextKamailioPort = 25060 + (process.pid % 2000) * 2;
 
 /** Kamailio with bench/peers/kamailio.cfg, one UDP worker, in the foreground. */
-async function startKamailio(stateful: boolean): Promise<RunningServer> {
+async function startKamailio(stateful: boolean, quota?: CpuQuota): Promise<RunningServer> {
   const run = mkdtempSync(join(tmpdir(), 'bench-kamailio-'));
   for (let attempt = 0; ; attempt++) {
     const port = nextKamailioPort++;
@@ -152,7 +176,7 @@ async function startKamailio(stateful: boolean): Promise<RunningServer> {
       ...(stateful ? ['-A', 'STATEFUL'] : []),
     ];
     // Kamailio prints its listening addresses on stdout, errors on stderr.
-    const proc = spawn(KAMAILIO, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawnServer(KAMAILIO, args, { stdio: ['ignore', 'pipe', 'pipe'] }, quota);
     let err = '';
     const ok = await new Promise<boolean>((resolve) => {
       const read = (d: Buffer): void => {
@@ -191,71 +215,18 @@ async function startKamailio(stateful: boolean): Promise<RunningServer> {
 
 export function startServer(
   kind: ServerKind,
-  opts: { ours?: string[]; nodeArgs?: string[]; baseline?: string } = {},
+  opts: { ours?: string[]; nodeArgs?: string[]; baseline?: string; quota?: CpuQuota } = {},
 ): Promise<RunningServer> {
-  if (kind === 'ours') return startOurs(opts.ours ?? ['--log-level', 'info'], opts.nodeArgs ?? []);
+  if (kind === 'ours') return startOurs(opts.ours ?? ['--log-level', 'info'], opts.nodeArgs ?? [], ROOT, opts.quota);
   if (kind === 'baseline') {
     if (!opts.baseline) throw new Error('the baseline server needs --baseline DIR');
-    return startOurs(['--log-level', 'info'], opts.nodeArgs ?? [], opts.baseline);
+    return startOurs(['--log-level', 'info'], opts.nodeArgs ?? [], opts.baseline, opts.quota);
   }
-  return startKamailio(kind === 'kamailio-stateful');
-}
-
-export interface SippResult {
-  successful: number;
-  failed: number;
-  retransmissions: number;
-  seconds: number;
-  /** Successful transactions per second of wall time. */
-  goodput: number;
-  /** Calls sipp started (what it managed to offer). */
-  offered: number;
-  /** Successful calls in each second of the run (sipp's periodic statistics, -fd 1). */
-  perSecond: number[];
-}
-
-/** The users file sipp reads: user0..user{n-1}, in order. */
-export function usersCsv(dir: string, users: number): string {
-  const csv = join(dir, 'users.csv');
-  writeFileSync(csv, `SEQUENTIAL\n${Array.from({ length: users }, (_, i) => `user${i}`).join('\n')}\n`);
-  return csv;
+  return startKamailio(kind === 'kamailio-stateful', opts.quota);
 }
 
 export function workDir(): string {
   return mkdtempSync(join(tmpdir(), 'bench-peers-'));
-}
-
-/** One sipp UAC run of a fixture scenario (register.xml or invite-302.xml) at `rate` calls/s for `seconds`. */
-export async function sipp(
-  scenario: string,
-  csv: string,
-  port: number,
-  rate: number,
-  seconds: number,
-  dir: string,
-  opts: { timeoutS?: number } = {},
-): Promise<SippResult> {
-  const calls = Math.max(1, Math.round(rate * seconds));
-  const stf = join(dir, `${scenario}-${Date.now()}.csv`);
-  const args = [
-    ...['-sf', join(FIX, `${scenario}.xml`), '-inf', csv],
-    ...['-r', String(rate), '-rp', '1000', '-m', String(calls), '-l', String(Math.max(2000, rate * 4))],
-    ...['-i', '127.0.0.1', '-p', '0', '-t', 'u1', '-nostdin', '-trace_stat', '-stf', stf, '-fd', '1'],
-    `127.0.0.1:${port}`,
-  ];
-  const run = await runSippWithStats(args, stf, dir, opts.timeoutS);
-  const successful = run.col('SuccessfulCall(C)');
-  const lines = readFileSync(stf, 'utf8').trim().split('\n');
-  const col = lines[0].split(';').indexOf('SuccessfulCall(P)');
-  return {
-    offered: run.col('OutgoingCall(C)'),
-    perSecond: col < 0 ? [] : lines.slice(1).map((l) => Number(l.split(';')[col] ?? 0)),
-    successful,
-    failed: run.col('FailedCall(C)'),
-    retransmissions: run.col('Retransmissions(C)'),
-    seconds: Math.round(run.seconds * 100) / 100,
-    goodput: Math.round(successful / run.seconds),
-  };
 }
 
 export function median(xs: number[]): number {

@@ -1,99 +1,106 @@
 /**
- * Goodput against offered load, ours against Kamailio 5.6: sipp offers INVITE->302 (test/fixtures/sipp/
- * invite-302.xml, 1,000 registered users) at 0.5x, 1x, 2x and 4x our capacity, then 0.5x again to see the
- * recovery. Capacity is the highest rate our registrar serves cleanly on this machine in this run (a ramp, see
- * calibrate), or given with --capacity. Kamailio (stateless and transaction-stateful, see
- * bench/peers/kamailio.cfg) gets the same absolute rates.
+ * Goodput against offered load, ours against Kamailio 5.6 (stateless and transaction-stateful, see
+ * bench/peers/kamailio.cfg): sipp offers INVITE->302 (test/fixtures/sipp/invite-302.xml, 1,000 registered users)
+ * at 0.5x, 1x, 2x and 4x of each server's own capacity, then 0.5x again to see the recovery.
  *
- * Goodput is successful calls per second of the phase (calls answered within a grace period after it ends);
- * what sipp managed to offer is reported beside it (on a shared machine it may fall short of the target at 4x).
- * A server whose overload is metastable shows low goodput at 2x and 4x, and in the recovery phase too.
+ * Every server runs under the same CPU quota (a cgroup, bench/lib/cpu-quota.ts; default a quarter of a core), so
+ * its capacity is a fraction of a core's and sipp, outside the group on the remaining cores, can offer four times
+ * that. Without the quota our registrar's capacity on one core is close to the most one sipp can offer, and the
+ * overload phases never happened. Capacity is measured in the run (calibrate: a ramp on a fresh process), or given
+ * with --capacity. Rates one sipp cannot reach are split over two sipp processes (sipp-load.ts); the rate sipp
+ * actually offered is reported beside the target.
  *
- * Writes bench/results/peers-overload.json and bench/results/peers-overload.svg and prints a table.
+ * Before the phases, a fresh process of each server gets 1x for --soak-seconds (default 40 s) with per-second
+ * goodput and retransmissions: a retransmission storm while a fresh process warms up, or when the first
+ * transactions' 32 s timers (Timer B/F/H/J, RFC 3261 17) expire, would show there.
  *
- * Run: node --import tsx bench/peers/overload.ts [--quick] [--seconds N] [--capacity N] [--only ours,...]
- *      [--baseline DIR]   (also our registrar from another checkout, e.g. one without admission control)
+ * Goodput is calls answered 302 within the phase, per second of it; answers in the 3 s after it are counted apart
+ * (a backlog served late is not goodput of the phase).
+ *
+ * Writes bench/results/peers-overload.json and .svg (goodput vs offered) and peers-overload-soak.svg, and prints
+ * tables. The CPU quota group is removed and every kamailio and sipp process killed on exit, Ctrl-C included.
+ *
+ * Run: node --import tsx bench/peers/overload.ts [--cpu-quota 0.25 | --no-quota] [--cpu-period-ms 10]
+ *      [--seconds 10] [--soak-seconds 40 | --no-soak] [--capacity N] [--only ours,kamailio-stateless,...]
+ *      [--sipp-rate 6000] [--cpu-shares 4096] [--quick] [--baseline DIR [--baseline-name NAME] [--shared-capacity]] [--out NAME]
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { renderChart } from '../lib/svg.ts';
-import {
-  cpuModel,
-  cpuSeconds,
-  KINDS,
-  ROOT,
-  type ServerKind,
-  sipp,
-  startServer,
-  usersCsv,
-  workDir,
-} from './kamailio-servers.ts';
 import { numberOption, stringOption } from '../lib/args.ts';
+import { type CpuQuota, createCpuQuota } from '../lib/cpu-quota.ts';
+import { renderChart } from '../lib/svg.ts';
+import { cpuModel, KINDS, ROOT, type ServerKind, sipp, startServer, usersCsv, workDir } from './kamailio-servers.ts';
+import { calibrate, GRACE_S, type Phase, runPhase, type Soak, soak } from './overload-phases.ts';
 
-const quick = process.argv.includes('--quick');
-const seconds = numberOption('seconds', quick ? 4 : 10) as number;
+const flag = (name: string): boolean => process.argv.includes(`--${name}`);
+const quick = flag('quick');
+const seconds = numberOption('seconds', quick ? 5 : 10);
+const soakSeconds = flag('no-soak') ? 0 : numberOption('soak-seconds', quick ? 12 : 40);
+const share = flag('no-quota') ? undefined : numberOption('cpu-quota', 0.25);
+const periodMs = numberOption('cpu-period-ms', 10);
+/** cgroup cpu.shares of the servers' group: on a shared machine it gets its quota before other work does. */
+const cpuShares = numberOption('cpu-shares', 4096);
+/** The most one sipp process is asked to offer; above it the load is split over two. */
+const sippRate = numberOption('sipp-rate', 6000);
+const fixedCapacity = numberOption('capacity', undefined);
 const only = stringOption('only')?.split(',') as ServerKind[] | undefined;
+const out = stringOption('out') ?? 'peers-overload';
+const baseline = stringOption('baseline');
+/** How the tables and the chart name the registrar from --baseline. */
+const baselineName = stringOption('baseline-name') ?? 'baseline';
+const label = (k: ServerKind): string => (k === 'baseline' ? baselineName : k);
 const MULTIPLES = [0.5, 1, 2, 4, 0.5];
 const USERS = 1000;
-/** Calls answered this long after the end of a phase still count for it; later ones are cut off. */
-const GRACE_S = 3;
 const load1 = (): number => Math.round(loadavg()[0] * 100) / 100;
 
-interface Phase {
+/** With --baseline DIR, our registrar from that checkout (e.g. before a change) right after ours. */
+const SERVERS: ServerKind[] = (
+  baseline ? (['ours', 'baseline', ...KINDS.slice(1)] as ServerKind[]) : [...KINDS]
+).filter((k) => !only || only.includes(k));
+
+interface ServerResult {
   server: ServerKind;
-  multiple: number;
-  target: number;
-  offered: number;
-  successful: number;
-  failed: number;
-  retransmissions: number;
-  goodput: number;
-  /** Goodput as a share of our capacity. */
-  goodputShare: number;
-  perSecond: number[];
-  load: number;
+  capacity: number;
+  calibration: Awaited<ReturnType<typeof calibrate>>['steps'];
+  soak?: Soak;
+  phases: Phase[];
 }
 
-const baselineArg = process.argv.indexOf('--baseline');
-const baseline = baselineArg < 0 ? undefined : process.argv[baselineArg + 1];
-/** With --baseline DIR, our registrar from that checkout (e.g. before admission control) right after ours. */
-const SERVERS: ServerKind[] = baseline ? ['ours', 'baseline', ...KINDS.slice(1)] : [...KINDS];
+/** With --shared-capacity the registrar from --baseline is offered multiples of ours' capacity (same hot path). */
+const sharedCapacity = flag('shared-capacity');
 
-async function withServer<T>(kind: ServerKind, fn: (port: number, pids: () => number[]) => Promise<T>): Promise<T> {
-  const s = await startServer(kind, { baseline });
+async function measure(kind: ServerKind, csv: string, dir: string, quota: CpuQuota | undefined, oursCapacity?: number) {
+  const start = () => startServer(kind, { baseline, quota });
+  const instancesFor = (rate: number): number => Math.min(2, Math.ceil(rate / sippRate));
+  let capacity = fixedCapacity ?? (kind === 'baseline' && sharedCapacity ? oursCapacity : undefined);
+  let steps: ServerResult['calibration'] = [];
+  if (capacity === undefined) {
+    const c = await calibrate(kind, start, csv, dir, { share: share ?? 1, instancesFor });
+    capacity = c.capacity;
+    steps = c.steps;
+  }
+  const result: ServerResult = { server: kind, capacity, calibration: steps, phases: [] };
+  const s = await start();
   try {
-    return await fn(s.port, s.pids);
+    await registerAll(csv, s.port, dir);
+    if (soakSeconds > 0) result.soak = await soak(kind, s, csv, dir, capacity, soakSeconds, instancesFor);
+    for (const m of MULTIPLES) {
+      const p = await runPhase(kind, s, csv, dir, capacity, m, seconds, instancesFor);
+      p.load = load1();
+      result.phases.push(p);
+      // Let the previous phase's stragglers (Timer B, retransmissions) fade before the next.
+      await new Promise((res) => setTimeout(res, 1000));
+    }
   } finally {
     await s.stop();
   }
+  return result;
 }
 
-/**
- * Our capacity on this machine now: the highest rate of a ramp (1,000/s steps, 3 s each) that a fresh registrar
- * serves cleanly (every call successful, retransmissions for at most 0.5 % of them), with its CPU per INVITE for reference. A figure from
- * CPU time alone would overstate it on a shared machine, where sipp and other work take the other core.
- */
-async function calibrate(csv: string, dir: string): Promise<number> {
-  return withServer('ours', async (port, pids) => {
-    await sipp('register', csv, port, 1000, 1, dir);
-    let clean = 500;
-    for (let rate = 1000; rate <= 12_000; rate += 1000) {
-      const c0 = cpuSeconds(pids());
-      const r = await sipp('invite-302', csv, port, rate, 3, dir, { timeoutS: 3 + GRACE_S });
-      const us = ((cpuSeconds(pids()) - c0) / Math.max(1, r.successful)) * 1e6;
-      // Clean: every call answered, retransmissions (a late answer) for at most 0.5 % of them.
-      const ok = r.failed === 0 && r.retransmissions <= r.offered * 0.005 && r.successful >= r.offered;
-      process.stderr.write(
-        `calibration ${rate}/s: ${r.successful}/${r.offered} ok, ${r.retransmissions} retransmissions, ${us.toFixed(1)} us CPU/INVITE\n`,
-      );
-      if (!ok) break;
-      clean = rate;
-      await new Promise((res) => setTimeout(res, 500));
-    }
-    process.stderr.write(`capacity: ${clean}/s\n`);
-    return clean;
-  });
+async function registerAll(csv: string, port: number, dir: string): Promise<void> {
+  const r = await sipp('register', csv, port, 1000, USERS / 1000, dir, { timeoutS: USERS / 1000 + 10 });
+  if (r.successful < USERS) throw new Error(`only ${r.successful} of ${USERS} users registered`);
 }
 
 async function main(): Promise<void> {
@@ -101,96 +108,130 @@ async function main(): Promise<void> {
   const csv = usersCsv(dir, USERS);
   const started = new Date().toISOString();
   const loadStart = load1();
-  const phases: Phase[] = [];
-  let capacity = numberOption('capacity', undefined);
+  let quota: CpuQuota | undefined;
   try {
-    capacity ??= await calibrate(csv, dir);
-    for (const kind of SERVERS) {
-      if (only && !only.includes(kind)) continue;
-      await withServer(kind, async (port) => {
-        await sipp('register', csv, port, 1000, USERS / 1000, dir);
-        for (const m of MULTIPLES) {
-          const target = Math.round((capacity as number) * m);
-          const r = await sipp('invite-302', csv, port, target, seconds, dir, { timeoutS: seconds + GRACE_S });
-          const goodput = Math.round(r.successful / seconds);
-          phases.push({
-            server: kind,
-            multiple: m,
-            target,
-            offered: Math.round(r.offered / seconds),
-            successful: r.successful,
-            failed: r.failed,
-            retransmissions: r.retransmissions,
-            goodput,
-            goodputShare: Math.round((goodput / (capacity as number)) * 1000) / 10,
-            perSecond: r.perSecond,
-            load: load1(),
-          });
-          const p = phases[phases.length - 1];
-          process.stderr.write(
-            `${kind} ${m}x (${target}/s, offered ${p.offered}/s): goodput ${goodput}/s = ${p.goodputShare} %, ${p.failed} failed, per second ${p.perSecond.join(' ')}\n`,
-          );
-          // Let the previous phase's stragglers (Timer B, retransmissions) fade before the next.
-          await new Promise((res) => setTimeout(res, 1000));
-        }
-      });
-    }
+    quota = share === undefined ? undefined : createCpuQuota(share, Math.round(periodMs * 1000), cpuShares);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  if (quota)
+    process.stderr.write(
+      `CPU quota: ${quota.quotaUs} us per ${quota.periodUs} us (${quota.share} of a core) for every server\n`,
+    );
+  const servers: ServerResult[] = [];
+  try {
+    for (const kind of SERVERS)
+      servers.push(await measure(kind, csv, dir, quota, servers.find((r) => r.server === 'ours')?.capacity));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    quota?.remove();
   }
   const result = {
     bench: 'peers-overload',
     date: started,
     cpu: cpuModel(),
     node: process.version,
-    capacity,
+    cpuQuota: quota
+      ? { share: quota.share, periodUs: quota.periodUs, quotaUs: quota.quotaUs, shares: cpuShares }
+      : null,
+    baselineName: baseline ? baselineName : undefined,
     seconds,
+    soakSeconds,
     graceSeconds: GRACE_S,
+    sippRatePerInstance: sippRate,
     loadStart,
     loadEnd: load1(),
-    phases,
+    servers,
   };
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const file = join(ROOT, 'bench/results/peers-overload.json');
+  const file = join(ROOT, `bench/results/${out}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  const servers = [...new Set(phases.map((p) => p.server))];
-  const svg = renderChart({
-    title: `INVITE->302 goodput against offered load (capacity ${capacity}/s: ours, clean, this run)`,
-    xLabel: 'offered load, multiple of capacity',
-    yLabel: 'goodput, % of capacity',
-    kind: 'line',
-    yScale: 'linear',
-    xScale: 'even',
-    series: servers.flatMap((s) => {
-      const own = phases.filter((p) => p.server === s);
-      return [
+  const q = quota ? `${quota.share} core each` : 'no CPU quota';
+  const svgFile = join(ROOT, `bench/results/${out}.svg`);
+  writeFileSync(
+    svgFile,
+    renderChart({
+      title: `INVITE->302 goodput against offered load, each server's own capacity (${q})`,
+      xLabel: "offered load, multiple of the server's capacity",
+      yLabel: "goodput, % of the server's capacity",
+      kind: 'line',
+      yScale: 'linear',
+      xScale: 'even',
+      series: servers.flatMap((s) => [
         {
-          name: s,
-          dashed: s.startsWith('kamailio'),
-          points: own.slice(0, -1).map((p) => ({ x: p.multiple, y: p.goodputShare })),
+          name: `${label(s.server)} (${s.capacity}/s)`,
+          dashed: s.server.startsWith('kamailio'),
+          points: s.phases.slice(0, -1).map((p) => ({ x: p.multiple, y: p.goodputShare })),
         },
         {
-          name: `${s}: 0.5x after 4x`,
-          dashed: s.startsWith('kamailio'),
-          points: own.slice(-1).map((p) => ({ x: p.multiple, y: p.goodputShare })),
+          name: `${label(s.server)}: 0.5x after 4x`,
+          dashed: s.server.startsWith('kamailio'),
+          points: s.phases.slice(-1).map((p) => ({ x: p.multiple, y: p.goodputShare })),
         },
-      ];
+      ]),
+      refLines: [{ y: 90, label: '90 % of capacity' }],
     }),
-    refLines: [{ y: 90, label: '90 % of capacity' }],
-  });
-  const svgFile = join(ROOT, 'bench/results/peers-overload.svg');
-  writeFileSync(svgFile, svg);
-
-  const w = process.stdout.write.bind(process.stdout);
-  w(`\nINVITE->302 under overload, sipp over UDP on 127.0.0.1, capacity ${capacity}/s (ours, clean), `);
-  w(`${seconds} s per phase\nCPU: ${result.cpu}; load ${loadStart} -> ${result.loadEnd}\n\n`);
-  w('server             | load x | target/s | offered/s | goodput/s | % capacity | failed | retrans | load\n');
-  w('-------------------|--------|----------|-----------|-----------|------------|--------|---------|-----\n');
-  for (const p of phases)
-    w(
-      `${p.server.padEnd(18)} | ${String(p.multiple).padStart(6)} | ${String(p.target).padStart(8)} | ${String(p.offered).padStart(9)} | ${String(p.goodput).padStart(9)} | ${String(p.goodputShare).padStart(10)} | ${String(p.failed).padStart(6)} | ${String(p.retransmissions).padStart(7)} | ${p.load}\n`,
+  );
+  const soaks = servers.filter((s) => s.soak);
+  const soakFile = join(ROOT, `bench/results/${out}-soak.svg`);
+  if (soaks.length > 0)
+    writeFileSync(
+      soakFile,
+      renderChart({
+        title: `A fresh process at 1x its capacity for ${soakSeconds} s: calls answered and sipp retransmissions per second (${q})`,
+        xLabel: 'second of the run',
+        yLabel: '% of capacity per second',
+        kind: 'line',
+        yScale: 'linear',
+        xScale: 'linear',
+        series: soaks.flatMap((s) => [
+          {
+            name: `${label(s.server)} goodput`,
+            dashed: s.server.startsWith('kamailio'),
+            points: (s.soak as Soak).perSecond.map((v, i) => ({ x: i + 1, y: (100 * v) / s.capacity })),
+          },
+          {
+            name: `${label(s.server)} retransmissions`,
+            dashed: s.server.startsWith('kamailio'),
+            points: (s.soak as Soak).retransPerSecond.map((v, i) => ({ x: i + 1, y: (100 * v) / s.capacity })),
+          },
+        ]),
+      }),
     );
-  w(`\nwrote ${file}\nwrote ${svgFile}\n`);
+  printTables(result, servers);
+  process.stdout.write(`\nwrote ${file}\nwrote ${svgFile}${soaks.length > 0 ? `\nwrote ${soakFile}` : ''}\n`);
+}
+
+function printTables(
+  r: { cpu: string; loadStart: number; loadEnd: number; cpuQuota: { share: number; periodUs: number } | null },
+  servers: ServerResult[],
+): void {
+  const w = process.stdout.write.bind(process.stdout);
+  const q = r.cpuQuota ? `CPU quota ${r.cpuQuota.share} core (period ${r.cpuQuota.periodUs / 1000} ms)` : 'no quota';
+  w(`\nINVITE->302 under overload, sipp over UDP on 127.0.0.1, ${q}, ${seconds} s per phase\n`);
+  w(`CPU: ${r.cpu}; load ${r.loadStart} -> ${r.loadEnd}\n\n`);
+  w(
+    'server             | capacity/s | load x | target/s | offered/s | goodput/s | % capacity | 503 or failed | retrans | recovered after | load\n',
+  );
+  w(
+    '-------------------|------------|--------|----------|-----------|-----------|------------|---------------|---------|-----------------|-----\n',
+  );
+  for (const s of servers)
+    for (const p of s.phases)
+      w(
+        `${label(s.server).padEnd(18)} | ${String(s.capacity).padStart(10)} | ${String(p.multiple).padStart(6)} | ${String(p.target).padStart(8)} | ${`${p.offeredRate}${p.instances > 1 ? ` (${p.instances} sipp)` : ''}`.padStart(9)} | ${String(p.goodput).padStart(9)} | ${String(p.goodputShare).padStart(10)} | ${String(p.failed).padStart(13)} | ${String(p.retransmissions).padStart(7)} | ${(p.recoveredAfterS === undefined ? '-' : `${p.recoveredAfterS} s`).padStart(15)} | ${p.load}\n`,
+      );
+  const soaks = servers.filter((s) => s.soak);
+  if (soaks.length === 0) return;
+  w(`\nA fresh process at 1x for ${soakSeconds} s: answered calls / sipp retransmissions, per second\n`);
+  for (const s of soaks) {
+    const k = s.soak as Soak;
+    w(
+      `${label(s.server).padEnd(18)} offered ${k.offeredRate}/s of ${k.target}/s, ${k.successful} ok, ${k.failed} failed, ${k.retransmissions} retransmissions; worst second ${k.worstSecond.second}: ${k.worstSecond.successful} ok, ${k.worstSecond.retransmissions} retrans\n`,
+    );
+    w(`  ok/s:      ${k.perSecond.join(' ')}\n  retrans/s: ${k.retransPerSecond.join(' ')}\n`);
+  }
 }
 
 await main();

@@ -3,6 +3,14 @@ import type { Clock } from '../util/clock.ts';
 /** What happens to a request that would start a new server transaction. */
 export type Admission = 'admit' | 'reject' | 'drop';
 
+/**
+ * The kernel's receive queue of the datagram socket the requests arrive on (its SO_RCVBUF, which the kernel
+ * doubles and fills with each datagram's whole buffer, about 1-2 KB for a SIP request).
+ */
+export interface ReceiveQueue {
+  setBytes(bytes: number): void;
+}
+
 export interface AdmissionInit {
   /** Load is measured over windows this long (ms). */
   windowMs?: number;
@@ -20,6 +28,14 @@ export interface AdmissionInit {
   minRate?: number;
   /** Retry-After of the 503s (RFC 3261 20.33), seconds. */
   retryAfterS?: number;
+  /** The receive queue's size while the process is not saturated (bytes, default 4 MiB: bursts are not lost). */
+  queueBytes?: number;
+  /** While saturated the receive queue holds about this long of the process's work (ms, default 100). */
+  boundedQueueMs?: number;
+  /** Bytes of receive queue one request takes (default 2048). */
+  datagramBytes?: number;
+  /** While the queue is bounded, 503s go to at most this share of the admitted rate (default 0.05). */
+  boundedRejectShare?: number;
 }
 
 export interface AdmissionStats {
@@ -28,6 +44,8 @@ export interface AdmissionStats {
   dropped: number;
   /** Windows in which the process was saturated. */
   saturatedWindows: number;
+  /** Times the receive queue was bounded. */
+  queueBounded: number;
 }
 
 /**
@@ -49,6 +67,18 @@ export interface AdmissionStats {
  * to `rejectShare` times the admitted rate, and dropped beyond that (over UDP a dropped request comes back up to
  * six times, so refusing is the cheaper answer as long as the refusals are cheap). Retransmissions of admitted transactions are
  * answered from transaction state by the layer.
+ *
+ * Over UDP the cheapest refusal is the kernel's. With a receive queue attached (`boundQueue`), the first saturated
+ * window shrinks the socket's receive buffer to about `boundedQueueMs` of the work the process does per second:
+ * what arrives beyond that is dropped by the kernel at no cost to this process, and what is read has waited at
+ * most that long, well below T1, so clients do not retransmit requests the process has already taken. Everything
+ * read is then served: refusing or dropping it here would cost CPU that serving it turns into goodput (a 503 from
+ * the request's bytes costs about a third of a 302 on loopback, send and ACK included; a request dropped here
+ * comes back up to six times). Only a small share (`boundedRejectShare` of the admitted rate) of the requests
+ * beyond the admitted rate is answered 503 with Retry-After, for clients that back off. The queue is given back
+ * its size after a second below `lowWater` with no request beyond the limit. This is how a single-threaded
+ * stateless server keeps its goodput at its capacity however far the offered load goes beyond it (RFC 6357
+ * section 3: the work spent on requests that are not served is what makes overload collapse).
  */
 export class AdmissionControl {
   private readonly clock: Clock;
@@ -59,6 +89,14 @@ export class AdmissionControl {
   private readonly rejectShare: number;
   private readonly minRate: number;
   readonly retryAfterS: number;
+  private readonly queueBytes: number;
+  private readonly boundedQueueMs: number;
+  private readonly datagramBytes: number;
+  private readonly boundedRejectShare: number;
+  private queue: ReceiveQueue | undefined;
+  /** Whether the receive queue is bounded now. */
+  private bounded = false;
+  private lastSaturatedAt = Number.NEGATIVE_INFINITY;
   /** Admitted requests per second; +Infinity while there is no limit. */
   private limit = Number.POSITIVE_INFINITY;
   private windowStart: number;
@@ -80,7 +118,7 @@ export class AdmissionControl {
   private admitTokens = 0;
   private rejectTokens = 0;
   private refilledAt: number;
-  readonly stats: AdmissionStats = { admitted: 0, rejected: 0, dropped: 0, saturatedWindows: 0 };
+  readonly stats: AdmissionStats = { admitted: 0, rejected: 0, dropped: 0, saturatedWindows: 0, queueBounded: 0 };
 
   constructor(components: { clock: Clock; busyMs: () => number }, init: AdmissionInit = {}) {
     this.clock = components.clock;
@@ -91,8 +129,26 @@ export class AdmissionControl {
     this.rejectShare = init.rejectShare ?? 16;
     this.minRate = init.minRate ?? 50;
     this.retryAfterS = init.retryAfterS ?? 1;
+    this.queueBytes = init.queueBytes ?? 4 * 1024 * 1024;
+    this.boundedQueueMs = init.boundedQueueMs ?? 100;
+    this.datagramBytes = init.datagramBytes ?? 2048;
+    this.boundedRejectShare = init.boundedRejectShare ?? 0.05;
     this.windowStart = this.refilledAt = this.clock.now();
     this.busyAtStart = this.busyMs();
+  }
+
+  /**
+   * The receive queue of the socket the requests come in on: bounded while the process is saturated. Set by the
+   * transport that reads the datagrams.
+   */
+  boundQueue(queue: ReceiveQueue): void {
+    this.queue = queue;
+    queue.setBytes(this.queueBytes);
+  }
+
+  /** Whether the receive queue is bounded now (the process is saturated). */
+  get queueIsBounded(): boolean {
+    return this.bounded;
   }
 
   /** Whether a limit is in force (the process was saturated lately). */
@@ -128,6 +184,12 @@ export class AdmissionControl {
       this.stats.rejected++;
       return 'reject';
     }
+    if (this.bounded) {
+      // The kernel sheds what the bounded queue cannot hold; what was read is served.
+      this.admittedInWindow++;
+      this.stats.admitted++;
+      return 'admit';
+    }
     this.stats.dropped++;
     return 'drop';
   }
@@ -138,8 +200,8 @@ export class AdmissionControl {
     // A bucket holds at most one window's worth, so a quiet moment does not let a burst through.
     const cap = (this.limit * this.windowMs) / 1000;
     this.admitTokens = Math.min(Math.max(cap, 1), this.admitTokens + dt * this.limit);
-    const rcap = cap * this.rejectShare;
-    this.rejectTokens = Math.min(Math.max(rcap, 1), this.rejectTokens + dt * this.limit * this.rejectShare);
+    const share = this.bounded ? this.boundedRejectShare : this.rejectShare;
+    this.rejectTokens = Math.min(Math.max(cap * share, 1), this.rejectTokens + dt * this.limit * share);
   }
 
   private closeWindow(now: number): void {
@@ -159,6 +221,14 @@ export class AdmissionControl {
     const late = now < this.lateUntil;
     if (u >= this.highWater) {
       this.stats.saturatedWindows++;
+      this.lastSaturatedAt = now;
+      if (this.queue !== undefined && !this.bounded) {
+        // The best rate of the last two seconds (this window's may be low: it is the one that saturated).
+        const perS = Math.max(this.peakPerS, admittedPerS / Math.max(u, 1e-3), this.minRate);
+        this.queue.setBytes(Math.max(64 * 1024, Math.round((perS * this.boundedQueueMs * this.datagramBytes) / 1000)));
+        this.bounded = true;
+        this.stats.queueBounded++;
+      }
       this.saturatedRun = late ? this.saturatedRun + 1 : 0;
       // Busy alone is no overload: a process starved of CPU by others, a garbage collection or code being compiled
       // at start keep the loop busy without a queue. Busy for 300 ms while late is.
@@ -170,7 +240,7 @@ export class AdmissionControl {
         // two seconds is the better estimate.
         this.limit = Math.max(this.minRate, Math.max(this.peakPerS, admittedPerS / Math.max(u, 1e-3)) * this.lowWater);
         this.admitTokens = (this.limit * this.windowMs) / 1000;
-        this.rejectTokens = this.admitTokens * this.rejectShare;
+        this.rejectTokens = this.admitTokens * (this.bounded ? this.boundedRejectShare : this.rejectShare);
         this.refilledAt = now;
         this.estimate = this.limit;
       } else if (lateNow)
@@ -188,6 +258,15 @@ export class AdmissionControl {
           this.limit = Math.max(this.limit * 1.05, (admittedPerS / Math.max(u, 0.05)) * this.lowWater);
         }
       }
+    }
+    if (
+      this.bounded &&
+      this.limit === Number.POSITIVE_INFINITY &&
+      now - this.lastSaturatedAt >= 1000 &&
+      now - this.lastShedAt >= 1000
+    ) {
+      this.queue?.setBytes(this.queueBytes);
+      this.bounded = false;
     }
     this.windowStart = now;
     this.busyAtStart = busy;

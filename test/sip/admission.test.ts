@@ -176,3 +176,104 @@ describe('admission control in the transaction layer', () => {
     assert.deepEqual(transport.statuses(), [302], 'the first REGISTER gets its response again');
   });
 });
+
+/**
+ * The same simulated server reading from a kernel receive queue whose size admission control sets (boundQueue):
+ * a request arriving at a full queue is dropped by the kernel at no cost to the process, and its client sends it
+ * again 500 ms later (Timer A), once. `offer` counts per second of arrival what became of each request, and the
+ * longest any request waited in the queue.
+ */
+function queuedServer(costMs: number, refuseMs = costMs / 3) {
+  const clock = new SimClock();
+  let busy = 0;
+  let free = 0;
+  let t = 0;
+  const sizes: number[] = [];
+  let room = Number.POSITIVE_INFINITY;
+  const queue: number[] = [];
+  const retries: number[] = [];
+  const ac = new AdmissionControl({ clock, busyMs: () => busy - Math.max(0, free - clock.now()) });
+  ac.boundQueue({
+    setBytes: (b) => {
+      sizes.push(b);
+      room = Math.floor(b / 2048);
+    },
+  });
+  type Second = Record<Admission | 'kernel', number> & { maxWaitMs: number };
+  let second: Second = { admit: 0, reject: 0, drop: 0, kernel: 0, maxWaitMs: 0 };
+  const work = (until: number): void => {
+    while (queue.length > 0) {
+      const start = Math.max(free, queue[0]);
+      if (start > until) return;
+      const arrival = queue.shift() as number;
+      clock.advance(start - clock.now());
+      const v = ac.classify();
+      second[v]++;
+      second.maxWaitMs = Math.max(second.maxWaitMs, start - arrival);
+      const cost = v === 'admit' ? costMs : v === 'reject' ? refuseMs : costMs / 100;
+      free = start + cost;
+      busy += cost;
+    }
+  };
+  const arrive = (at: number, retry: boolean): void => {
+    work(at);
+    if (queue.length >= room) {
+      second.kernel++;
+      if (!retry) retries.push(at + 500);
+    } else queue.push(at);
+  };
+  const offer = (perS: number, seconds: number): Second[] => {
+    const out: Second[] = [];
+    for (let s = 0; s < seconds; s++) {
+      second = { admit: 0, reject: 0, drop: 0, kernel: 0, maxWaitMs: 0 };
+      for (let i = 0; i < perS; i++) {
+        while (retries.length > 0 && retries[0] <= t) arrive(retries.shift() as number, true);
+        arrive(t, false);
+        t += 1000 / perS;
+      }
+      out.push(second);
+    }
+    return out;
+  };
+  return { ac, offer, sizes };
+}
+
+describe('admission control with a bounded receive queue', () => {
+  it('below capacity leaves the queue at its full size', () => {
+    const { ac, offer, sizes } = queuedServer(1);
+    offer(500, 5);
+    assert.deepEqual(sizes, [4 * 1024 * 1024]);
+    assert.equal(ac.queueIsBounded, false);
+  });
+
+  it('at 2x capacity bounds the queue, serves at least 90 % of capacity, refuses few and drops nothing itself', () => {
+    const { ac, offer, sizes } = queuedServer(1);
+    const secs = offer(2000, 10);
+    assert.equal(ac.queueIsBounded, true);
+    // About 100 ms of work at 1,000/s, 2 KiB each.
+    assert.ok(sizes[1] >= 64 * 1024 && sizes[1] <= 400 * 1024, `bounded to ${sizes[1]} bytes`);
+    for (const c of secs.slice(2)) {
+      assert.ok(c.admit >= 900, `served ${c.admit}/s`);
+      assert.ok(c.reject <= 60, `refused ${c.reject}/s`);
+      assert.equal(c.drop, 0);
+      assert.ok(c.kernel > 0, 'the kernel sheds the excess');
+      // Nothing read waited anywhere near T1, so no client retransmits a request already taken.
+      assert.ok(c.maxWaitMs < 300, `waited ${c.maxWaitMs} ms`);
+    }
+  });
+
+  it('at 4x capacity still serves at least 90 % of capacity', () => {
+    const { offer } = queuedServer(1);
+    for (const c of offer(4000, 10).slice(2)) assert.ok(c.admit >= 900, `served ${c.admit}/s`);
+  });
+
+  it('gives the queue back its size within two seconds when the load drops', () => {
+    const { ac, offer, sizes } = queuedServer(1);
+    offer(3000, 5);
+    assert.equal(ac.queueIsBounded, true);
+    const after = offer(600, 3);
+    assert.ok(after.slice(1).every((c) => c.admit >= 600 && c.reject === 0));
+    assert.equal(ac.queueIsBounded, false);
+    assert.equal(sizes[sizes.length - 1], 4 * 1024 * 1024);
+  });
+});
