@@ -338,6 +338,8 @@ export class TransportStack implements SipTransport {
 
   admitWith(admission: AdmissionControl): void {
     this.admission = admission;
+    // Under overload the kernel sheds what the process could not serve in time (see AdmissionControl.boundQueue).
+    admission.boundQueue({ setBytes: (bytes) => this.udp.setReceiveBytes(bytes) });
   }
 
   private deliver(msg: SipMessage, source: Peer, raw?: SipMessage, admission?: Admission): void {

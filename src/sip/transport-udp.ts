@@ -64,6 +64,15 @@ export class UdpEndpoint {
     return this.socket.address().port;
   }
 
+  /** The kernel's receive queue for this socket, in bytes (admission control shrinks it under overload). */
+  setReceiveBytes(bytes: number): void {
+    try {
+      this.socket.setRecvBufferSize(bytes);
+    } catch {
+      // A best effort, as at bind: the kernel may refuse or cap the size.
+    }
+  }
+
   onDatagram(fn: (buf: Buffer, address: string, port: number) => void): void {
     this.handler = fn;
   }
