@@ -22,7 +22,7 @@
  *
  * Run: node --import tsx bench/peers/overload.ts [--cpu-quota 0.25 | --no-quota] [--cpu-period-ms 10]
  *      [--seconds 10] [--soak-seconds 40 | --no-soak] [--capacity N] [--only ours,kamailio-stateless,...]
- *      [--sipp-rate 6000] [--cpu-shares 4096] [--quick] [--baseline DIR [--baseline-name NAME] [--shared-capacity]] [--out NAME]
+ *      [--sipp-rate 6000] [--cpu-shares 4096] [--node-args '...'] [--quick] [--baseline DIR [--baseline-name NAME] [--shared-capacity]] [--out NAME]
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -49,6 +49,8 @@ const out = stringOption('out') ?? 'peers-overload';
 const baseline = stringOption('baseline');
 /** How the tables and the chart name the registrar from --baseline. */
 const baselineName = stringOption('baseline-name') ?? 'baseline';
+/** Extra node options for our registrar's process (e.g. `--cpu-prof --cpu-prof-dir=DIR`), split on spaces. */
+const nodeArgs = stringOption('node-args')?.split(' ').filter((a) => a !== '');
 const label = (k: ServerKind): string => (k === 'baseline' ? baselineName : k);
 const MULTIPLES = [0.5, 1, 2, 4, 0.5];
 const USERS = 1000;
@@ -71,7 +73,7 @@ interface ServerResult {
 const sharedCapacity = flag('shared-capacity');
 
 async function measure(kind: ServerKind, csv: string, dir: string, quota: CpuQuota | undefined, oursCapacity?: number) {
-  const start = () => startServer(kind, { baseline, quota });
+  const start = () => startServer(kind, { baseline, quota, nodeArgs });
   const instancesFor = (rate: number): number => Math.min(2, Math.ceil(rate / sippRate));
   let capacity = fixedCapacity ?? (kind === 'baseline' && sharedCapacity ? oursCapacity : undefined);
   let steps: ServerResult['calibration'] = [];

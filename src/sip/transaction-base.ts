@@ -31,6 +31,13 @@ export interface TransactionDeps {
    * runs, and a retransmitted INVITE is still answered.
    */
   mayRetransmit?: (n: number) => boolean;
+  /**
+   * Optional: keep a final response just sent as its bytes alone, returning what sends those bytes again. An
+   * INVITE server transaction in Completed (17.2.1) resends its final response on Timer G and for each
+   * retransmitted INVITE until the ACK or Timer H (32 s): with this it holds neither the message object nor a
+   * serialisation per resend. Undefined when the transport cannot keep the bytes.
+   */
+  retain?: (final: SipMessage) => (() => void) | undefined;
 }
 
 /** Shared plumbing: state, named timers, termination callback. The state machines live in the subclasses. */
@@ -42,6 +49,7 @@ export abstract class TransactionBase<S extends string> {
   protected readonly sendFn: (msg: SipMessage) => void;
   protected readonly linger: ((final: SipMessage | undefined, ms: number) => boolean) | undefined;
   protected readonly mayRetransmit: ((n: number) => boolean) | undefined;
+  protected readonly retain: ((final: SipMessage) => (() => void) | undefined) | undefined;
   private readonly timerQueue: TimerQueue | undefined;
   /** Running timers and their RFC names, side by side; created with the first timer (many never start one). */
   private running: Array<Timer | string> | undefined;
@@ -56,6 +64,7 @@ export abstract class TransactionBase<S extends string> {
     this.sendFn = deps.send;
     this.linger = deps.linger;
     this.mayRetransmit = deps.mayRetransmit;
+    this.retain = deps.retain;
     this.timerQueue = deps.timerQueue;
     this._state = initial;
   }

@@ -252,12 +252,19 @@ export class TransactionLayer {
       this.transport.sendResponse(m as SipResponse, tx.authenticated ? routes.via : routes.source, () =>
         tx.transportError(),
       );
+    // An INVITE's final response over UDP is resent from the bytes sent (Completed, 17.2.1): no message kept for 32 s.
+    const transport = this.transport;
+    if (req.method === 'INVITE' && transport.retainSent && transport.resend) {
+      deps.retain = (final) => {
+        const bytes = transport.retainSent?.(final as SipResponse, tx.authenticated ? routes.via : routes.source);
+        return bytes === undefined ? undefined : () => transport.resend?.(bytes);
+      };
+    }
     // Timer H of an INVITE server transaction tells the TU (17.2.1).
     const events: InviteServerEvents = {};
     if (req.method === 'INVITE') events.onTimeout = () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction);
     // Completed and Confirmed server transactions are kept as their response bytes alone when the transport can
     // give them (RFC 2543-style keys keep the full transaction: their ACK matching needs its To tag).
-    const transport = this.transport;
     if (transport.retainSent && transport.resend && !key.startsWith('2543|')) {
       deps.linger = (final, ms) => {
         const bytes =

@@ -23,7 +23,12 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
    * request's source (`maddr`, a new connection). See response-route.ts.
    */
   authenticated = false;
+  /** The last response, while it is needed as a message (until a final response kept as bytes, see `retain`). */
   private lastResponse: SipResponse | undefined;
+  /** Status of the last response sent (0: none yet). */
+  private status = 0;
+  /** Sends the final response's bytes again, when the transport kept them (TransactionDeps.retain). */
+  private resendFinal: (() => void) | undefined;
   private gInterval = 0;
   private gCount = 0;
   /** The deferred 100 Trying (deferTrying), until a response goes out. */
@@ -39,11 +44,11 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
 
   /** The final response sent, if any (for CANCEL handling: 9.2). */
   get finalSent(): boolean {
-    return this.lastResponse !== undefined && this.lastResponse.status >= 200;
+    return this.status >= 200;
   }
 
   get lastStatus(): number | undefined {
-    return this.lastResponse?.status;
+    return this.status === 0 ? undefined : this.status;
   }
 
   /**
@@ -56,7 +61,7 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
 
   /** Whether any response (provisional or final) has gone out from the TU or the layer. */
   get responded(): boolean {
-    return this.lastResponse !== undefined;
+    return this.status !== 0;
   }
 
   /**
@@ -65,12 +70,12 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
    * goes out after `ms` unless a response from the TU came first (so a TU answering at once costs one datagram).
    */
   deferTrying(ms: number, trying: () => SipResponse): void {
-    if (this._state !== 'proceeding' || this.lastResponse !== undefined) return;
+    if (this._state !== 'proceeding' || this.status !== 0) return;
     if (ms <= 0) this.respond(trying());
     else {
       this.trying = trying;
       this.startTimer('100', ms, () => {
-        if (this._state === 'proceeding' && this.lastResponse === undefined) this.respond(trying());
+        if (this._state === 'proceeding' && this.status === 0) this.respond(trying());
       });
     }
   }
@@ -88,6 +93,7 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
       this.stopTimer('100');
     }
     this.lastResponse = resp;
+    this.status = resp.status;
     if (resp.status >= 200) this.pendingRequest = undefined;
     if (resp.status < 200) {
       // 17.2.1: "The TU passes any number of provisional responses to the server transaction. So long as
@@ -110,6 +116,12 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     this.sendFn(resp);
     this._state = 'completed';
     if (!this.reliable) {
+      // Completed lasts until the ACK or Timer H (32 s): keep the bytes sent, not the message (TransactionDeps.retain).
+      const resend = this.retain?.(resp);
+      if (resend !== undefined) {
+        this.resendFinal = resend;
+        this.lastResponse = undefined;
+      }
       this.gInterval = timerG(this.t);
       this.startTimer('G', this.gInterval, () => this.fireG());
     }
@@ -125,6 +137,8 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
         // transaction MUST transition to the 'Confirmed' state. As Timer G is ignored in this state, any
         // retransmissions of the response will cease." Timer I: T4 for unreliable, zero for reliable.
         this._state = 'confirmed';
+        this.resendFinal = undefined;
+        this.lastResponse = undefined;
         this.stopTimer('G');
         this.stopTimer('H');
         const i = timerI(this.t, this.reliable);
@@ -144,7 +158,7 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     } else if (this._state === 'completed') {
       // 17.2.1: "while in the 'Completed' state, if a request retransmission is received, the server SHOULD
       // pass the response to the transport for retransmission."
-      if (this.lastResponse) this.sendFn(this.lastResponse);
+      this.resendLast();
     }
     // 'accepted' (RFC 6026 7.1) and 'confirmed': retransmitted INVITEs are absorbed.
   }
@@ -154,15 +168,21 @@ export class InviteServerTransaction extends TransactionBase<InviteServerState> 
     this.terminate();
   }
 
+  /** The final response once more, from its bytes when they were kept. */
+  private resendLast(): void {
+    if (this.resendFinal !== undefined) this.resendFinal();
+    else if (this.lastResponse !== undefined) this.sendFn(this.lastResponse);
+  }
+
   private fireG(): void {
-    if (this._state !== 'completed' || !this.lastResponse) return;
+    if (this._state !== 'completed' || (this.resendFinal === undefined && this.lastResponse === undefined)) return;
     // 17.2.1: "If timer G fires, the response is passed to the transport layer once more for retransmission,
     // and timer G is set to fire in MIN(2*T1, T2) seconds. From then on, when timer G fires, the response is
     // passed to the transport again for transmission, and timer G is reset with a value that doubles, unless
     // that value exceeds T2, in which case it is reset with the value of T2."
     // Bounded for a request nobody authenticated (its source may be forged): Timer H alone runs on.
     if (this.mayRetransmit && !this.mayRetransmit(++this.gCount)) return;
-    this.sendFn(this.lastResponse);
+    this.resendLast();
     this.gInterval = backoff(this.gInterval, this.t, true);
     this.startTimer('G', this.gInterval, () => this.fireG());
   }

@@ -92,6 +92,32 @@ describe('lingering server transactions', () => {
     assert.equal(element.layer.activeServer > 0, true);
   });
 
+  it('a completed INVITE transaction resends its final response from the bytes sent, on Timer G and for a retransmitted INVITE', () => {
+    const { clock, transport, seen } = setup();
+    const invite = wire('INVITE', { branch: 'z9hG4bK-g1', callId: 'g1' });
+    transport.inject(invite);
+    const r302 = transport.sent.at(-1)?.msg as SipResponse;
+    assert.equal(r302.status, 302);
+    const bytes = serialize(r302).toString('latin1');
+    const tx = seen[0].transaction;
+    assert.equal(tx.state, 'completed');
+    assert.equal(tx.finalSent, true);
+    assert.equal(tx.lastStatus, 302);
+    const sentBefore = transport.sent.length;
+    clock.advance(500);
+    assert.deepEqual(transport.resent, [bytes], 'Timer G (T1): the same bytes, no message serialised again (17.2.1)');
+    transport.inject(invite);
+    assert.deepEqual(transport.resent, [bytes, bytes], 'a retransmitted INVITE gets them too');
+    assert.equal(transport.sent.length, sentBefore, 'nothing went out as a message');
+    assert.equal(seen.length, 1);
+    clock.advance(1000);
+    assert.equal(transport.resent.length, 3, 'Timer G doubled to 2*T1');
+    transport.inject(wire('ACK', { branch: 'z9hG4bK-g1', callId: 'g1', to: getHeader(r302, 'To') }));
+    assert.equal(tx.state, 'terminated', 'the ACK confirmed it (handed to the layer for Timer I)');
+    clock.advance(10_000);
+    assert.equal(transport.resent.length, 3, 'no retransmission after the ACK');
+  });
+
   it('memory stays bounded: 15,000 REGISTERs at 5,000/s leave nothing once Timer J has passed', () => {
     const { clock, transport, element, seen } = setup();
     let peak = 0;
