@@ -50,7 +50,9 @@ const baseline = stringOption('baseline');
 /** How the tables and the chart name the registrar from --baseline. */
 const baselineName = stringOption('baseline-name') ?? 'baseline';
 /** Extra node options for our registrar's process (e.g. `--cpu-prof --cpu-prof-dir=DIR`), split on spaces. */
-const nodeArgs = stringOption('node-args')?.split(' ').filter((a) => a !== '');
+const nodeArgs = stringOption('node-args')
+  ?.split(' ')
+  .filter((a) => a !== '');
 const label = (k: ServerKind): string => (k === 'baseline' ? baselineName : k);
 const MULTIPLES = [0.5, 1, 2, 4, 0.5];
 const USERS = 1000;

@@ -25,6 +25,15 @@ import { isStream, type Peer, viaDestination } from './transport.ts';
  */
 export const UNAUTHENTICATED_RETRANSMISSIONS = 3;
 
+/**
+ * The same bound while admission control has the socket's receive queue bounded (the process is saturated and the
+ * kernel drops datagrams): one copy at T1. A lost final response is still recovered by the client, whose
+ * retransmitted INVITE gets it again (17.2.1); what further Timer G copies would buy is an earlier end of a
+ * transaction whose ACK the full queue dropped, at the price of a send each, and of the ACK each brings back
+ * into that queue (17.1.1.2), while the requests of new callers wait.
+ */
+export const SATURATED_RETRANSMISSIONS = 1;
+
 export interface ResponseRoutes {
   /** For an unauthenticated request: the source only. */
   readonly source: Peer;

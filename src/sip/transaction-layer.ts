@@ -13,7 +13,7 @@ import { NonInviteServerTransaction } from './transaction-server-non-invite.ts';
 import { type InboundMessage, isStream, type Peer, type SipTransport } from './transport.ts';
 import { Lingering } from './transaction-lingering.ts';
 import { TimerQueue } from './timer-queue.ts';
-import { responseRoutes, UNAUTHENTICATED_RETRANSMISSIONS } from './response-route.ts';
+import { responseRoutes, SATURATED_RETRANSMISSIONS, UNAUTHENTICATED_RETRANSMISSIONS } from './response-route.ts';
 
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
@@ -247,7 +247,10 @@ export class TransactionLayer {
     const routes = responseRoutes(req, source, topVia);
     // The closures are assigned rather than declared: the TypeScript loader names each declared one with a
     // property definition, which is measurable at thousands of requests per second.
-    deps.mayRetransmit = (n) => tx.authenticated || n <= UNAUTHENTICATED_RETRANSMISSIONS;
+    const admission = this.admission;
+    deps.mayRetransmit = (n) =>
+      tx.authenticated ||
+      n <= (admission?.queueIsBounded ? SATURATED_RETRANSMISSIONS : UNAUTHENTICATED_RETRANSMISSIONS);
     deps.send = (m: SipMessage) =>
       this.transport.sendResponse(m as SipResponse, tx.authenticated ? routes.via : routes.source, () =>
         tx.transportError(),

@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { AdmissionControl } from '../../src/sip/admission.ts';
 import { type IncomingRequest, SipElement } from '../../src/sip/element.ts';
 import { getHeader, type SipResponse } from '../../src/sip/message.ts';
 import { serialize } from '../../src/sip/serializer.ts';
+import { SATURATED_RETRANSMISSIONS, UNAUTHENTICATED_RETRANSMISSIONS } from '../../src/sip/response-route.ts';
 import type { Peer, SentBytes } from '../../src/sip/transport.ts';
 import { SimClock } from '../../src/util/clock.ts';
 import { MemoryTransport, wire } from './helpers.ts';
@@ -31,10 +33,10 @@ class BytesTransport extends MemoryTransport {
   }
 }
 
-function setup() {
+function setup(admission?: (clock: SimClock) => AdmissionControl) {
   const clock = new SimClock();
   const transport = new BytesTransport();
-  const element = new SipElement({ transport, clock });
+  const element = new SipElement({ transport, clock }, { admission: admission?.(clock) });
   const seen: IncomingRequest[] = [];
   element.handle({
     onRequest: (inc) => {
@@ -116,6 +118,34 @@ describe('lingering server transactions', () => {
     assert.equal(tx.state, 'terminated', 'the ACK confirmed it (handed to the layer for Timer I)');
     clock.advance(10_000);
     assert.equal(transport.resent.length, 3, 'no retransmission after the ACK');
+  });
+
+  it('while the receive queue is bounded (saturated), Timer G sends one copy for an unauthenticated INVITE', () => {
+    /** Timer G copies of the 302 for one unacknowledged INVITE, with the process idle or saturated throughout. */
+    const copies = (saturated: boolean): number => {
+      let ac: AdmissionControl | undefined;
+      const { clock, transport } = setup((c) => {
+        ac = new AdmissionControl({ clock: c, busyMs: () => (saturated ? c.now() : 0) });
+        ac.boundQueue({ setBytes: () => {} });
+        return ac;
+      });
+      // A first window closes (fully busy or idle), which bounds the queue or leaves it.
+      transport.inject(wire('INVITE', { branch: 'z9hG4bK-s0', callId: 's0' }));
+      clock.advance(150);
+      transport.inject(wire('INVITE', { branch: 'z9hG4bK-s1', callId: 's1' }));
+      assert.equal(ac?.queueIsBounded, saturated);
+      transport.resent.length = 0;
+      const invite = wire('INVITE', { branch: 'z9hG4bK-s2', callId: 's2' });
+      transport.inject(invite);
+      const r302 = transport.sent.at(-1)?.msg as SipResponse;
+      const bytes = serialize(r302).toString('latin1');
+      const before = transport.resent.filter((w) => w === bytes).length;
+      clock.advance(40_000);
+      return transport.resent.filter((w) => w === bytes).length - before;
+    };
+    assert.equal(copies(false), UNAUTHENTICATED_RETRANSMISSIONS);
+    assert.equal(copies(true), SATURATED_RETRANSMISSIONS);
+    assert.ok(SATURATED_RETRANSMISSIONS < UNAUTHENTICATED_RETRANSMISSIONS);
   });
 
   it('memory stays bounded: 15,000 REGISTERs at 5,000/s leave nothing once Timer J has passed', () => {
