@@ -141,8 +141,7 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
     const lr = lrs[j];
     if (!lr.ok) {
       out[r.i] = { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason };
-      // As `put`: the maintenance tries again soon, not a republish period later.
-      r.entry.nextAt = node.clock.now() + 2 * node.init.stabilizeMs;
+      retrySoon(node, r.entry);
       return;
     }
     for (const h of lr.replicas) if (!sentTo[j].has(h.id)) add(late, h, j);
@@ -161,8 +160,18 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
     if (ownerError !== null) out[r.i] = { ok: false, error: ownerError as ErrorCode, reason: 'refused by the owner' };
     else if (stored === 0) {
       out[r.i] = { ok: false, error: 'DHT_LOOKUP_FAILED', reason: 'no replica stored the record' };
-      r.entry.nextAt = node.clock.now() + 2 * node.init.stabilizeMs;
+      retrySoon(node, r.entry);
     } else out[r.i] = { ok: true, replicas: stored, hops: lr.hops };
   });
   return out;
+}
+
+/**
+ * As `put`: a record not stored is tried again by the maintenance soon, not a republish period later, and the
+ * tick is brought back to its short period so that "soon" holds while stabilization has backed off at rest.
+ */
+function retrySoon(node: Pick<BatchNode, 'clock' | 'init' | 'maintenance'>, entry: { nextAt: number }): void {
+  entry.nextAt = node.clock.now() + 2 * node.init.stabilizeMs;
+  node.maintenance.republishSoon = true;
+  node.maintenance.pacing.wake();
 }

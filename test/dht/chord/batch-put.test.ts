@@ -108,4 +108,24 @@ describe('several puts as one batch (putMany)', () => {
     const got = await t.settle(t.liveNodes()[6].get('dave.1'));
     assert.ok(got.ok && got.value === 'dave value 1');
   });
+
+  it('a record whose owner was not confirmed brings the backed-off tick back to its short period', async () => {
+    const t = await ChordTestnet.create(8, { seed: 14, chord: { stabilizeMs: 1000, maxStabilizeMs: 8000 } });
+    const writer = t.liveNodes()[3];
+    await t.run(60_000);
+    assert.ok(writer.maintenance.periodMs > 1000, `backed off at rest (${writer.maintenance.periodMs} ms)`);
+    // No owner can be confirmed (as while a node joins next to the keys): every lookup of the batch fails.
+    writer.lookupMany = async (targets) =>
+      targets.map(() => ({
+        ok: false,
+        error: 'DHT_LOOKUP_FAILED',
+        reason: 'owner not confirmed',
+        hops: 0,
+        queries: 0,
+      }));
+    const res = await t.settle(writer.putMany(entries('erin', 3), 60_000));
+    assert.ok(res.every((r) => !r.ok && r.error === 'DHT_LOOKUP_FAILED'));
+    assert.equal(writer.maintenance.periodMs, 1000, 'the retry comes at the short period');
+    assert.ok(writer.maintenance.republishSoon);
+  });
 });

@@ -79,7 +79,10 @@ describe(`Chord over real TLS on loopback (${N} nodes)`, () => {
     const key = 'carol';
     const put = await nodes[0].put(key, 'sip:carol@127.0.0.1', 60_000);
     assert.ok(put.ok);
-    const reader = nodes.find((n) => !n.store.has(key)) as ChordNode;
+    // Neither a holder nor the owner's predecessor (which would know itself as the pair's first half and ask once).
+    const ownerAt = sorted.indexOf(sorted.find((id) => id >= keyPosition(key)) ?? sorted[0]);
+    const predId = sorted[(ownerAt - 1 + N) % N];
+    const reader = nodes.find((n) => !n.store.has(key) && n.id !== predId) as ChordNode;
     const requests = endpoints.reduce((s, e) => s + e.stats.requestsSent, 0);
     const dials = endpoints.reduce((s, e) => s + e.stats.connectionsDialed, 0);
     const lr = await reader.lookup(key);
