@@ -202,7 +202,7 @@ export class Adapter {
         try {
           await this.node.ensureUser(name);
           // Messages stored while this adapter was down go to the phones whose bindings came back.
-          this.node.mailbox.collect(name).catch(() => undefined);
+          this.collectRestored(name, 0);
         } catch (e) {
           failed++;
           const reason = isOverlayError(e) ? e.message : (e as Error).message;
@@ -215,6 +215,31 @@ export class Adapter {
     };
     await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
     return { users: names.size - failed, failed };
+  }
+
+  /**
+   * Collect the mailbox of a user whose phone binding came back with this adapter. Right after a restart the ring
+   * may still be settling: a collection that could not read every slot, or whose phone took nothing, is tried
+   * again a few times (2, 4, 8, 16 s later), since the phone itself may not REGISTER again for an hour.
+   */
+  private collectRestored(name: string, attempt: number): void {
+    this.node.mailbox
+      .collect(name)
+      .then(
+        (r) => r.incomplete === true || r.kept > 0,
+        () => true,
+      )
+      .then((again) => {
+        if (!again || attempt >= 4 || this.retriesStopped) return;
+        const key = `mailbox\u0000${name}`;
+        this.retries.get(key)?.cancel();
+        const timer = this.clock.setTimer(2000 * 2 ** attempt, () => {
+          if (this.retries.get(key) !== timer) return;
+          this.retries.delete(key);
+          this.collectRestored(name, attempt + 1);
+        });
+        this.retries.set(key, timer);
+      });
   }
 
   private dropRestored(name: string, aors: string[]): void {

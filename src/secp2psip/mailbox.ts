@@ -93,6 +93,8 @@ export interface CollectReport {
   refused: Array<{ slot: number; reason: string }>;
   /** Deposits kept because no phone took them. */
   kept: number;
+  /** Some slot could not be read (its lookup failed, as while the ring settles): a deposit may be waiting there. */
+  incomplete?: boolean;
 }
 
 export class Mailbox {
@@ -240,6 +242,7 @@ export class Mailbox {
       }
       await this.empty(user, f.slot, f.dep.at);
     }
+    if (held.size < keys.length) report.incomplete = true;
     // Every slot read and nothing left: marks up to MARK_SKEW_MS before we began are answered.
     if (held.size === keys.length && report.kept === 0) {
       // Not dated before the user's certificate was issued (holders would refuse it, user-cert.ts).

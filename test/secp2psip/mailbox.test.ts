@@ -156,6 +156,25 @@ describe('offline messages in the ring (in-memory ring)', () => {
     });
   });
 
+  it('a collection whose slots cannot be read (the ring settling) says it is incomplete; the next one delivers', async () => {
+    const d = t.adapters[2];
+    inboxes[2].phones = 0;
+    const out = await send(0, 'alice', 'carol', 'read me later');
+    assert.ok(out.ok && out.stored, out.ok ? 'not stored' : out.reason);
+    await t.run(5);
+    inboxes[2].phones = 1;
+    const lookupMany = d.ring.lookupMany.bind(d.ring);
+    d.ring.lookupMany = async (targets) =>
+      targets.map(() => ({ ok: false, error: 'DHT_LOOKUP_FAILED', reason: 'settling', hops: 0, queries: 0 }));
+    const blind = await t.settle(d.mailbox.collect('carol'));
+    assert.deepEqual({ delivered: blind.delivered, incomplete: blind.incomplete }, { delivered: 0, incomplete: true });
+    d.ring.lookupMany = lookupMany;
+    const got = await t.settle(d.mailbox.collect('carol'));
+    assert.equal(got.delivered, 1);
+    assert.equal(got.incomplete, undefined);
+    assert.equal(inboxes[2].got.at(-1)?.text, 'read me later');
+  });
+
   it('a message already delivered (the adapter restarted before emptying its slot) is not delivered again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'secp2psip-delivered-'));
     try {
