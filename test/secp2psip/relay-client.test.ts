@@ -4,12 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseRelayAddr } from '../../src/rpc/relay.ts';
-import { type RunningAdapter, startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
+import { startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
+import { TestPhones, udpPeer } from './phones.ts';
 
 /**
  * A ring client (an adapter behind a NAT, roles.ts) whose relay stops: after two missed renewals another ring
@@ -23,16 +19,8 @@ describe('a ring client replaces a relay that stopped', { timeout: 120_000 }, ()
     for (const c of closers.reverse()) await c().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
-  const peer = (a: RunningAdapter): Peer => {
-    const [address, port] = a.sipAddr.split(':');
-    return { transport: 'UDP', address, port: Number(port) };
-  };
-  const phone = async (user: string) => {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    closers.push(() => element.close());
-    return new UserAgent({ element }, { user, domain: '127.0.0.1' });
-  };
+  const phones = new TestPhones();
+  closers.push(() => phones.close());
   const adapter = async (name: string, extra: Partial<Parameters<typeof startAdapterDaemon>[0]> = {}) => {
     const a = await startAdapterDaemon({
       openRegistration: true,
@@ -67,10 +55,10 @@ describe('a ring client replaces a relay that stopped', { timeout: 120_000 }, ()
     const r1 = R1.node.endpoint.self.addr;
     assert.ok(relaysOf().includes(r1), `R1 relays for C (${relaysOf()})`);
     const R2 = await adapter('r2');
-    const bob = await phone('bob');
-    const alice = await phone('alice');
-    assert.equal((await bob.register(peer(C))).status, 200);
-    assert.equal((await alice.register(peer(R2))).status, 200);
+    const bob = await phones.add('bob');
+    const alice = await phones.add('alice');
+    assert.equal((await bob.register(udpPeer(C.sipAddr))).status, 200);
+    assert.equal((await alice.register(udpPeer(R2.sipAddr))).status, 200);
     const registered = C.node.stats.registrations;
     await R1.close();
     const end = Date.now() + 30_000;
@@ -80,7 +68,7 @@ describe('a ring client replaces a relay that stopped', { timeout: 120_000 }, ()
     }
     assert.ok(relaysOf().includes(R2.node.endpoint.self.addr), `R2 relays for C now (${relaysOf()})`);
     // Bob's record names the new set; alice reaches him (with R2's cache of verified users cold).
-    const call = await alice.invite(`sip:bob@${R2.sipAddr}`, peer(R2));
+    const call = await alice.invite(`sip:bob@${R2.sipAddr}`, udpPeer(R2.sipAddr));
     assert.equal((await alice.bye(call)).status, 200);
   });
 });

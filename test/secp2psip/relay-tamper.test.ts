@@ -12,11 +12,8 @@ import {
   startAdapterDaemon,
   startBootstrapDaemon,
 } from '../../src/secp2psip/daemon.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
+import type { UserAgent } from '../../src/sip/user-agent.ts';
+import { TestPhones, udpPeer } from './phones.ts';
 import { OverlayError } from '../../src/util/errors.ts';
 
 /**
@@ -37,16 +34,8 @@ describe('a relay that alters or replays what it forwards', { timeout: 120_000 }
   /** What the relay does to each chunk it forwards to C (default: nothing). */
   let meddle: ((b: Uint8Array) => Uint8Array) | undefined;
 
-  const peer = (a: RunningAdapter): Peer => {
-    const [address, port] = a.sipAddr.split(':');
-    return { transport: 'UDP', address, port: Number(port) };
-  };
-  const phone = async (user: string) => {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    closers.push(() => element.close());
-    return new UserAgent({ element }, { user, domain: '127.0.0.1' });
-  };
+  const phones = new TestPhones();
+  closers.push(() => phones.close());
 
   before(async () => {
     boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
@@ -95,10 +84,10 @@ describe('a relay that alters or replays what it forwards', { timeout: 120_000 }
         return send(to, method, { ...p, b: meddle(p.b) }, opts);
       return send(to, method, payload, opts);
     };
-    alice = await phone('alice');
-    bob = await phone('bob');
-    assert.equal((await alice.register(peer(A))).status, 200);
-    assert.equal((await bob.register(peer(C))).status, 200);
+    alice = await phones.add('alice');
+    bob = await phones.add('bob');
+    assert.equal((await alice.register(udpPeer(A.sipAddr))).status, 200);
+    assert.equal((await bob.register(udpPeer(C.sipAddr))).status, 200);
     assert.match(C.node.endpoint.self.addr, /^relay:/);
   });
 
@@ -115,7 +104,7 @@ describe('a relay that alters or replays what it forwards', { timeout: 120_000 }
   /** Alice calls bob; resolves with the SIP status alice's phone ends with (200 when the call was set up). */
   async function callStatus(): Promise<number> {
     try {
-      const call = await alice.invite(`sip:bob@${A.sipAddr}`, peer(A));
+      const call = await alice.invite(`sip:bob@${A.sipAddr}`, udpPeer(A.sipAddr));
       await alice.bye(call);
       return 200;
     } catch (e) {
