@@ -202,14 +202,7 @@ export async function lookupUser(
     if (ctx.memo) ctx.memo.hits++;
     const adapter = adapterRef(hit.location, ctx.bootstrapKeys, ctx.wallNow());
     if (!adapter) throw new OverlayError('VERIFICATION_FAILED', `adapter of ${name} is not admitted`);
-    return {
-      bundle: hit.bundle,
-      key: hit.key,
-      location: hit.location,
-      adapter,
-      pieces: { used: hit.used, bad: [], missing: [] },
-      unconfirmed: fetched.unconfirmed.size > 0,
-    };
+    return cleanUser(hit, adapter, fetched.unconfirmed.size > 0);
   }
 
   const pieces: PubKeyPiece[] = [];
@@ -321,13 +314,18 @@ async function firstRead(
   const adapter = adapterRef(done.location, ctx.bootstrapKeys, ctx.wallNow());
   if (!adapter) return undefined;
   if (memoId) ctx.memo?.set(memoId, done);
+  return cleanUser(done, adapter, fetched.unconfirmed.size > 0);
+}
+
+/** The verified user of a rebuild in which every piece used was good (none bad, none missing). */
+function cleanUser(r: Rebuilt, adapter: NodeRef, unconfirmed: boolean): VerifiedUser {
   return {
-    bundle: done.bundle,
-    key: done.key,
-    location: done.location,
+    bundle: r.bundle,
+    key: r.key,
+    location: r.location,
     adapter,
-    pieces: { used: done.used, bad: [], missing: [] },
-    unconfirmed: fetched.unconfirmed.size > 0,
+    pieces: { used: r.used, bad: [], missing: [] },
+    unconfirmed,
   };
 }
 
