@@ -167,10 +167,11 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
 }
 
 /**
- * As `put`: a record not stored is tried again by the maintenance soon, not a republish period later, and the
- * tick is brought back to its short period so that "soon" holds while stabilization has backed off at rest.
+ * A record not stored (no owner confirmed) is tried again by the maintenance soon, not a republish period later,
+ * and the tick is brought back to its short period so that "soon" holds while stabilization has backed off at rest.
+ * For `put` and `putMany` alike.
  */
-function retrySoon(node: Pick<BatchNode, 'clock' | 'init' | 'maintenance'>, entry: { nextAt: number }): void {
+export function retrySoon(node: Pick<BatchNode, 'clock' | 'init' | 'maintenance'>, entry: { nextAt: number }): void {
   entry.nextAt = node.clock.now() + 2 * node.init.stabilizeMs;
   node.maintenance.republishSoon = true;
   node.maintenance.pacing.wake();

@@ -7,7 +7,7 @@ import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
-import { type PutEntry, publish, putMany } from './batch-put.ts';
+import { type PutEntry, publish, putMany, retrySoon } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
 import { answeredAsItself, askNeighbors, callPeer, lookupContextOf } from './peer-calls.ts';
@@ -257,11 +257,7 @@ export class ChordNode {
     const { entry } = p;
     const res = await this.storeRecord(entry.record);
     // Not stored (no owner could be confirmed while nodes join): the maintenance tick tries again soon.
-    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') {
-      entry.nextAt = this.clock.now() + 2 * this.init.stabilizeMs;
-      this.maintenance.republishSoon = true;
-      this.maintenance.pacing.wake();
-    }
+    if (!res.ok && res.error === 'DHT_LOOKUP_FAILED') retrySoon(this, entry);
     return res;
   }
 
