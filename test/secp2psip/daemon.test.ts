@@ -1,82 +1,35 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import {
-  type RunningAdapter,
-  type RunningBootstrap,
-  startAdapterDaemon,
-  startBootstrapDaemon,
-} from '../../src/secp2psip/daemon.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { SystemClock } from '../../src/util/clock.ts';
-
-const dir = mkdtempSync(join(tmpdir(), 'secp2psip-daemon-'));
-const closers: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const phones = new Map<string, UserAgent>();
+import type { RunningAdapter } from '../../src/secp2psip/daemon.ts';
+import { DaemonPair } from './daemon-pair.ts';
+import { TestPhones, udpPeer } from './phones.ts';
 
 /** One phone per user for the whole file: a second phone would add a second binding to the 302. */
-async function phone(user: string): Promise<UserAgent> {
-  const have = phones.get(user);
-  if (have) return have;
-  const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-  const element = new SipElement({ transport, clock: new SystemClock() });
-  closers.push(() => element.close());
-  const ua = new UserAgent({ element }, { user, domain: '127.0.0.1' });
-  phones.set(user, ua);
-  return ua;
-}
+const phones = new TestPhones();
+after(() => phones.close());
 
 const settle = () => new Promise((r) => setTimeout(r, 1500));
 
-function peer(a: RunningAdapter): Peer {
-  const [address, port] = a.sipAddr.split(':');
-  return { transport: 'UDP', address, port: Number(port) };
-}
+const peer = (a: RunningAdapter) => udpPeer(a.sipAddr);
 
 describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
-  let boot: RunningBootstrap;
+  let pair: DaemonPair;
   const adapters: RunningAdapter[] = [];
+  after(() => pair?.close());
 
   it('two phones register with two adapters; alice dials bob by name and reaches his phone directly', async () => {
-    boot = await startBootstrapDaemon({
-      host: '127.0.0.1',
-      port: 0,
-      dataDir: join(dir, 'boot'),
-      k: 3,
-      n: 5,
-      stabilizeMs: 500,
-    });
-    closers.push(() => boot.close());
-    for (const name of ['a', 'b', 'c']) {
-      const a = await startAdapterDaemon({
-        openRegistration: true,
-        sipHost: '127.0.0.1',
-        sipPort: 0,
-        bootstrap: boot.info,
-        dataDir: join(dir, name),
-        stabilizeMs: 500,
-      });
-      adapters.push(a);
-      closers.push(() => a.close());
-    }
+    pair = await DaemonPair.start('secp2psip-daemon-', { stabilizeMs: 500 });
+    for (const name of ['a', 'b', 'c']) adapters.push(await pair.adapter(name));
     await settle(); // the ring links its predecessors and successor lists
     const [A, B] = adapters;
-    const alice = await phone('alice');
-    const bob = await phone('bob');
+    const alice = await phones.phone('alice');
+    const bob = await phones.phone('bob');
     assert.equal((await alice.register(peer(A))).status, 200);
     assert.equal((await bob.register(peer(B))).status, 200);
-    assert.equal(statSync(join(dir, 'a', 'users', 'alice.pem')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(pair.dir, 'a', 'users', 'alice.pem')).mode & 0o777, 0o600);
     const call = await alice.invite(`sip:bob@${A.sipAddr}`, peer(A));
     assert.equal(call.redirectedTo, bob.contactUri);
     assert.equal(bob.incoming.length, 1);
@@ -87,7 +40,7 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
 
   it('maps an unknown user to 404 and an unregistered phone to 480', async () => {
     const [A, , C] = adapters;
-    const alice = await phone('alice');
+    const alice = await phones.phone('alice');
     await alice.register(peer(A));
     await assert.rejects(alice.invite(`sip:nobody@${A.sipAddr}`, peer(A)), /404/);
     await C.node.ensureUser('carol'); // registered in the overlay, but no phone bound
@@ -98,22 +51,14 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
     const B = adapters[1];
     const ringAddr = B.node.ring.self.addr;
     await B.close();
-    const B2 = await startAdapterDaemon({
-      openRegistration: true,
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, 'b'),
-      stabilizeMs: 500,
-    });
-    closers.push(() => B2.close());
+    const B2 = await pair.adapter('b');
     // No --rpc: the port chosen on the first start is taken again, so the ring's entries for B stay right.
     assert.equal(B2.node.ring.self.addr, ringAddr);
     await settle();
     const A = adapters[0];
-    const bob = await phone('bob');
+    const bob = await phones.phone('bob');
     assert.equal((await bob.register(peer(B2))).status, 200, 'same key: the bootstrap accepts bob again');
-    const alice = await phone('alice');
+    const alice = await phones.phone('alice');
     await alice.register(peer(A));
     // A trusted bob's key on first use; a new key would be refused now.
     const call = await alice.invite(`sip:bob@${A.sipAddr}`, peer(A));
@@ -129,18 +74,10 @@ describe('bootstrap and adapters on real sockets (TLS RPC, UDP SIP)', () => {
     const squatter = createServer();
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
-      const C2 = await startAdapterDaemon({
-        openRegistration: true,
-        sipHost: '127.0.0.1',
-        sipPort: 0,
-        bootstrap: boot.info,
-        dataDir: join(dir, 'c'),
-        stabilizeMs: 500,
-      });
-      closers.push(() => C2.close());
+      const C2 = await pair.adapter('c');
       const now = Number(C2.node.ring.self.addr.split(':')[1]);
       assert.notEqual(now, port);
-      assert.equal(readFileSync(join(dir, 'c', 'ring-port'), 'utf8').trim(), String(now));
+      assert.equal(readFileSync(join(pair.dir, 'c', 'ring-port'), 'utf8').trim(), String(now));
     } finally {
       squatter.close();
     }

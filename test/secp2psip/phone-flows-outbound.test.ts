@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type RunningAdapter, startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
+import type { RunningAdapter } from '../../src/secp2psip/daemon.ts';
 import { getHeaders } from '../../src/sip/message.ts';
 import { TcpPhone } from '../support/tcp-phone.ts';
+import { DaemonPair } from './daemon-pair.ts';
 
 /**
  * RFC 5626 through two adapters on loopback (secp2psip/phone-flows.ts): bob's UA registers one instance at his
@@ -14,8 +12,7 @@ import { TcpPhone } from '../support/tcp-phone.ts';
  * second; with both gone the callee's adapter answers 430 Flow Failed.
  */
 describe('two flows of one phone instance through two adapters', { timeout: 120_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-outbound-'));
-  const closers: Array<() => Promise<void> | void> = [];
+  let pair: DaemonPair;
   let A: RunningAdapter;
   let B: RunningAdapter;
   const INSTANCE = ';+sip.instance="<urn:uuid:0b1e6a3c-8f0e-4c4e-9d43-5f0c7b9d2a11>"';
@@ -25,7 +22,7 @@ describe('two flows of one phone instance through two adapters', { timeout: 120_
   };
   const phone = async (user: string, at: RunningAdapter) => {
     const p = await TcpPhone.open(user, ...hostPort(at));
-    closers.push(() => p.close());
+    pair.onClose(() => p.close());
     return p;
   };
   const bobFlow = async (regId: number) => {
@@ -42,26 +39,11 @@ describe('two flows of one phone instance through two adapters', { timeout: 120_
   };
 
   before(async () => {
-    const boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
-    closers.push(() => boot.close());
-    const adapter = async (name: string) => {
-      const a = await startAdapterDaemon({
-        openRegistration: true,
-        sipHost: '127.0.0.1',
-        sipPort: 0,
-        bootstrap: boot.info,
-        dataDir: join(dir, name),
-      });
-      closers.push(() => a.close());
-      return a;
-    };
-    A = await adapter('a');
-    B = await adapter('b');
+    pair = await DaemonPair.start('secp2psip-outbound-');
+    A = await pair.adapter('a');
+    B = await pair.adapter('b');
   });
-  after(async () => {
-    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => pair?.close());
 
   it('fails over to the live flow, and answers 430 when every flow is gone', async () => {
     const bob1 = await bobFlow(1);

@@ -1,6 +1,7 @@
 /**
  * The small built-in user agent as phones for the end-to-end tests: one per
- * user name, each on its own UDP/TCP port on loopback, closed together.
+ * user name, each on its own UDP/TCP port on loopback (or on the address
+ * given, a host of the test network), closed together.
  */
 import { SipElement } from '../../src/sip/element.ts';
 import { TransportStack } from '../../src/sip/transport-stack.ts';
@@ -12,14 +13,23 @@ export class TestPhones {
   private readonly byName = new Map<string, UserAgent>();
   private readonly elements: SipElement[] = [];
 
-  /** A new phone for `user` (sip:<user>@127.0.0.1); it becomes the one `get(user)` returns unless `keep` is false. */
+  /** `host`: the address the phones listen on and name as their domain. */
+  constructor(private readonly host = '127.0.0.1') {}
+
+  /** A new phone for `user` (sip:<user>@<host>); it becomes the one `get(user)` returns unless `keep` is false. */
   async add(user: string, keep = true): Promise<UserAgent> {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
+    const transport = await TransportStack.listen({ host: this.host, port: 0 });
     const element = new SipElement({ transport, clock: new SystemClock() });
     this.elements.push(element);
-    const ua = new UserAgent({ element }, { user, domain: '127.0.0.1' });
+    const ua = new UserAgent({ element }, { user, domain: this.host });
     if (keep) this.byName.set(user, ua);
     return ua;
+  }
+
+  /** The phone `get(user)` returns, made on first use. */
+  phone(user: string): Promise<UserAgent> {
+    const ua = this.byName.get(user);
+    return ua ? Promise.resolve(ua) : this.add(user);
   }
 
   has(user: string): boolean {

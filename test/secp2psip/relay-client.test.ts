@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseRelayAddr } from '../../src/rpc/relay.ts';
-import { startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
+import { DaemonPair } from './daemon-pair.ts';
 import { TestPhones, udpPeer } from './phones.ts';
 
 /**
@@ -13,48 +10,24 @@ import { TestPhones, udpPeer } from './phones.ts';
  * to them keep working. On real sockets (loopback).
  */
 describe('a ring client replaces a relay that stopped', { timeout: 120_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-relay-client-'));
-  const closers: Array<() => Promise<void>> = [];
-  after(async () => {
-    for (const c of closers.reverse()) await c().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  });
+  let pair: DaemonPair;
   const phones = new TestPhones();
-  closers.push(() => phones.close());
-  const adapter = async (name: string, extra: Partial<Parameters<typeof startAdapterDaemon>[0]> = {}) => {
-    const a = await startAdapterDaemon({
-      openRegistration: true,
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, name),
-      stabilizeMs: 300,
-      ...extra,
-    });
-    closers.push(() => a.close());
-    return a;
-  };
-  let boot: Awaited<ReturnType<typeof startBootstrapDaemon>>;
+  after(async () => {
+    await pair?.close();
+    await phones.close();
+  });
 
   it("takes another member as relay, names it in its address and in its users' records; calls go on", async () => {
-    boot = await startBootstrapDaemon({
-      host: '127.0.0.1',
-      port: 0,
-      dataDir: join(dir, 'boot'),
-      k: 3,
-      n: 5,
-      stabilizeMs: 300,
-    });
-    closers.push(() => boot.close());
-    const R1 = await adapter('r1');
-    const C = await adapter('c', { behindNat: true, relayRenewMs: 300 });
+    pair = await DaemonPair.start('secp2psip-relay-client-', { stabilizeMs: 300 });
+    const R1 = await pair.adapter('r1');
+    const C = await pair.adapter('c', { behindNat: true, relayRenewMs: 300 });
     const relaysOf = () => {
       const p = parseRelayAddr(C.node.endpoint.self.addr);
       return p.ok ? p.value.map((r) => r.addr) : [];
     };
     const r1 = R1.node.endpoint.self.addr;
     assert.ok(relaysOf().includes(r1), `R1 relays for C (${relaysOf()})`);
-    const R2 = await adapter('r2');
+    const R2 = await pair.adapter('r2');
     const bob = await phones.add('bob');
     const alice = await phones.add('alice');
     assert.equal((await bob.register(udpPeer(C.sipAddr))).status, 200);

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RELAY_METHOD } from '../../src/rpc/relay.ts';
 import type { TlsRpcEndpoint } from '../../src/rpc/tls-endpoint.ts';
 import type { NodeRef, Payload, RequestOptions } from '../../src/rpc/types.ts';
-import {
-  type RunningAdapter,
-  type RunningBootstrap,
-  startAdapterDaemon,
-  startBootstrapDaemon,
-} from '../../src/secp2psip/daemon.ts';
+import type { RunningAdapter, RunningBootstrap } from '../../src/secp2psip/daemon.ts';
 import type { UserAgent } from '../../src/sip/user-agent.ts';
-import { TestPhones, udpPeer } from './phones.ts';
 import { OverlayError } from '../../src/util/errors.ts';
+import { DaemonPair } from './daemon-pair.ts';
+import { TestPhones, udpPeer } from './phones.ts';
 
 /**
  * A relay that misbehaves (docs/design.md "Why a relay learns nothing and can change nothing"), on real sockets:
@@ -24,8 +17,7 @@ import { OverlayError } from '../../src/util/errors.ts';
  * the next call goes through.
  */
 describe('a relay that alters or replays what it forwards', { timeout: 120_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-relay-tamper-'));
-  const closers: Array<() => Promise<void>> = [];
+  let pair: DaemonPair;
   let boot: RunningBootstrap;
   let A: RunningAdapter;
   let C: RunningAdapter;
@@ -35,32 +27,18 @@ describe('a relay that alters or replays what it forwards', { timeout: 120_000 }
   let meddle: ((b: Uint8Array) => Uint8Array) | undefined;
 
   const phones = new TestPhones();
-  closers.push(() => phones.close());
 
   before(async () => {
-    boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
-    closers.push(() => boot.close());
+    pair = await DaemonPair.start('secp2psip-relay-tamper-');
+    boot = pair.boot;
     // C first: the admission then names the bootstrap alone, which becomes its only relay.
-    C = await startAdapterDaemon({
-      openRegistration: true,
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, 'c'),
+    C = await pair.adapter('c', {
       behindNat: true,
       mode: 'protected',
       // A quiet client: no upkeep of its own opens a direct link to A while a test runs.
       stabilizeMs: 60_000,
     });
-    closers.push(() => C.close());
-    A = await startAdapterDaemon({
-      openRegistration: true,
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, 'a'),
-    });
-    closers.push(() => A.close());
+    A = await pair.adapter('a');
     // Through the circuit only: no direct connection is tried, and C's network lets it dial its relay but not A
     // (on one host, nothing else would keep C from opening a link to A, which A would then use).
     (A.node.endpoint as TlsRpcEndpoint).relay.punch = false;
@@ -92,8 +70,8 @@ describe('a relay that alters or replays what it forwards', { timeout: 120_000 }
   });
 
   after(async () => {
-    for (const c of closers.reverse()) await c().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await pair?.close();
+    await phones.close();
   });
 
   /** A circuit from A to C, opened honestly (or the one open already, used once more). */

@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type CertificateAuthority, createCa, issueCertificate } from '../../src/identity/certificates.ts';
 import { Identity } from '../../src/identity/identity.ts';
-import {
-  type RunningAdapter,
-  type RunningBootstrap,
-  startAdapterDaemon,
-  startBootstrapDaemon,
-} from '../../src/secp2psip/daemon.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
+import type { RunningAdapter, RunningBootstrap } from '../../src/secp2psip/daemon.ts';
+import { DaemonPair } from './daemon-pair.ts';
+import { TestPhones, udpPeer } from './phones.ts';
 
 /**
  * Strict mode (seed 000 IV.2 "Bootstrap Verification" with a CA): the
@@ -22,12 +14,12 @@ import { SystemClock } from '../../src/util/clock.ts';
  * chains to it, is issued for the user's key and names the user.
  */
 describe('strict mode: users need a certificate from the configured CA', { timeout: 60_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'secp2psip-strict-'));
-  const users = join(dir, 'adapter', 'users');
+  let pair: DaemonPair;
+  let users = '';
   let ca: CertificateAuthority;
   let boot: RunningBootstrap;
   let adapter: RunningAdapter;
-  const closers: Array<() => Promise<void>> = [];
+  const phones = new TestPhones();
 
   /** The user's key where the adapter keeps it, and a certificate for it from `issuer` naming `cn`. */
   async function certify(name: string, issuer: CertificateAuthority, cn = name): Promise<void> {
@@ -37,39 +29,21 @@ describe('strict mode: users need a certificate from the configured CA', { timeo
   }
 
   async function register(user: string): Promise<{ status: number; reason: string }> {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    closers.push(() => element.close());
-    const ua = new UserAgent({ element }, { user, domain: '127.0.0.1' });
-    const [address, port] = adapter.sipAddr.split(':');
-    return ua.register({ transport: 'UDP', address, port: Number(port) });
+    return (await phones.add(user, false)).register(udpPeer(adapter.sipAddr));
   }
 
   before(async () => {
     ca = await createCa({ subject: 'CN=Example Telephony CA' });
-    boot = await startBootstrapDaemon({
-      host: '127.0.0.1',
-      port: 0,
-      dataDir: join(dir, 'boot'),
-      k: 2,
-      n: 3,
-      caBundle: [ca.certPem],
-    });
-    closers.push(() => boot.close());
+    pair = await DaemonPair.start('secp2psip-strict-', { bootstrap: { k: 2, n: 3, caBundle: [ca.certPem] } });
+    boot = pair.boot;
+    users = join(pair.dir, 'adapter', 'users');
     mkdirSync(users, { recursive: true, mode: 0o700 });
-    adapter = await startAdapterDaemon({
-      openRegistration: true,
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, 'adapter'),
-    });
-    closers.push(() => adapter.close());
+    adapter = await pair.adapter('adapter');
   });
 
   after(async () => {
-    for (const c of closers.reverse()) await c().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await phones.close();
+    await pair?.close();
   });
 
   it('a user with a certificate from the CA for her key and name is registered', async () => {

@@ -9,17 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, createServer, type Server } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { defaultParams } from '../../src/dht/whanau/params.ts';
-import { startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
 import { startWhanauSip } from '../../src/whanausip/daemon.ts';
 import { type IncomingRequest, SipElement } from '../../src/sip/element.ts';
 import { UNAUTHENTICATED_RETRANSMISSIONS } from '../../src/sip/response-route.ts';
 import { TransportStack } from '../../src/sip/transport-stack.ts';
 import { SystemClock } from '../../src/util/clock.ts';
+import { DaemonPair } from '../secp2psip/daemon-pair.ts';
 import { type Running, startRegistrar, stop } from './e2e-helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,24 +64,16 @@ async function element(markAuthenticated: boolean) {
 describe('no amplification through the top Via', () => {
   let registrar: Running | undefined;
   const closers: Array<() => Promise<unknown>> = [];
-  const dir = mkdtempSync(join(tmpdir(), 'amplification-'));
   after(async () => {
     await stop(registrar);
     for (const c of closers.reverse()) await c().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a spoofed maddr INVITE to the registrar, an adapter or a WhanauSIP gateway sends nothing to the victim', async () => {
     registrar = await startRegistrar();
-    const boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
-    closers.push(() => boot.close());
-    const adapter = await startAdapterDaemon({
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, 'adapter'),
-    });
-    closers.push(() => adapter.close());
+    const pair = await DaemonPair.start('amplification-');
+    closers.push(() => pair.close());
+    const adapter = await pair.adapter('adapter', { openRegistration: false });
     const gateway = await startWhanauSip({
       role: 'gateway',
       sipHost: '127.0.0.1',

@@ -8,15 +8,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultParams } from '../../src/dht/whanau/params.ts';
-import { startAdapterDaemon, startBootstrapDaemon } from '../../src/secp2psip/daemon.ts';
 import { getHeader, getHeaders, type SipResponse } from '../../src/sip/message.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
 import { startWhanauSip } from '../../src/whanausip/daemon.ts';
+import { DaemonPair } from '../secp2psip/daemon-pair.ts';
 import { type Running, startRegistrar, stop } from './e2e-helpers.ts';
 
 interface Target {
@@ -73,7 +70,6 @@ function udpAsk(
 describe('one SIP front door over UDP: the deployed servers answer alike', { timeout: 180_000 }, () => {
   const targets: Target[] = [];
   const closers: Array<() => Promise<unknown>> = [];
-  const dir = mkdtempSync(join(tmpdir(), 'front-door-udp-'));
   let registrar: Running | undefined;
 
   before(async () => {
@@ -84,16 +80,9 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
       allow: 'INVITE, ACK, CANCEL, OPTIONS, REGISTER',
       user: 'bob',
     });
-    const boot = await startBootstrapDaemon({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'boot'), k: 3, n: 5 });
-    closers.push(() => boot.close());
-    const adapter = await startAdapterDaemon({
-      openRegistration: true,
-      sipHost: '127.0.0.1',
-      sipPort: 0,
-      bootstrap: boot.info,
-      dataDir: join(dir, 'adapter'),
-    });
-    closers.push(() => adapter.close());
+    const pair = await DaemonPair.start('front-door-udp-');
+    closers.push(() => pair.close());
+    const adapter = await pair.adapter('adapter');
     targets.push({
       name: 'adapter',
       port: Number(adapter.sipAddr.split(':')[1]),
@@ -127,7 +116,6 @@ describe('one SIP front door over UDP: the deployed servers answer alike', { tim
   after(async () => {
     await stop(registrar);
     for (const c of closers.reverse()) await c().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const rows: Array<{
