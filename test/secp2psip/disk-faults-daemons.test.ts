@@ -16,12 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
 import { fillDisk, freeDisk, isRoot, mountTinyTmpfs, unmount } from '../support/disk.ts';
+import { TestPhones, udpPeer as peer } from './phones.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 const NOBODY = 65534;
@@ -124,18 +120,7 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
   let A: AdapterProc;
   let B: Unprivileged | undefined;
   const stops: Array<() => Promise<void>> = [];
-  const phones: Record<string, UserAgent> = {};
-  const peer = (sip: string): Peer => {
-    const [address, port] = sip.split(':');
-    return { transport: 'UDP', address, port: Number(port) };
-  };
-  async function phone(user: string): Promise<UserAgent> {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    stops.push(() => element.close());
-    phones[user] = new UserAgent({ element }, { user, domain: '127.0.0.1' });
-    return phones[user];
-  }
+  const phones = new TestPhones();
 
   before(async () => {
     chmodSync(base, 0o755);
@@ -145,8 +130,8 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     A = await startAdapterProc(boot.spec, join(base, 'A'));
     // A first run of B with a writable directory: its node key, bob's key, alice trusted.
     B = await startUnprivilegedAdapter(boot.spec, dirB, '127.0.0.1:0');
-    const alice = await phone('alice');
-    const bob = await phone('bob');
+    const alice = await phones.add('alice');
+    const bob = await phones.add('bob');
     assert.equal((await alice.register(peer(A.sip))).status, 200);
     assert.equal((await bob.register(peer(B.sip))).status, 200);
     const call = await alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
@@ -157,6 +142,7 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
   });
 
   after(async () => {
+    await phones.close();
     for (const s of stops.reverse()) await s().catch(() => {});
     await B?.stop();
     for (const p of [A, boot]) await p?.stop();
@@ -174,14 +160,14 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     B = await startUnprivilegedAdapter(boot.spec, dirB, '127.0.0.1:0');
     const b = B;
     // bob's registration was kept in bindings.sqlite and read although the file cannot be opened for writing.
-    assert.equal((await phones.bob.register(peer(b.sip))).status, 200);
+    assert.equal((await phones.get('bob').register(peer(b.sip))).status, 200);
     // A caller B has never seen: its key is trusted in memory, the call succeeds.
-    const caller = await phone(newCaller);
+    const caller = await phones.add(newCaller);
     assert.equal((await caller.register(peer(A.sip))).status, 200);
     const call = await caller.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(call.redirectedTo, phones.bob.contactUri);
-    const again = await phones.alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(again.redirectedTo, phones.bob.contactUri);
+    assert.equal(call.redirectedTo, phones.get('bob').contactUri);
+    const again = await phones.get('alice').invite(`sip:bob@${A.sip}`, peer(A.sip));
+    assert.equal(again.redirectedTo, phones.get('bob').contactUri);
     const faults = b
       .stderr()
       .split('\n')
@@ -197,7 +183,7 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     await eventually('trust file written', () => /trust file writable again/.test(b.stderr()), 30_000, b.stderr);
     assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), [...trustedBefore, newCaller].sort());
     const last = await caller.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(last.redirectedTo, phones.bob.contactUri);
+    assert.equal(last.redirectedTo, phones.get('bob').contactUri);
   }
 
   it('starts on a read-only mount-like directory, keeps calls working, logs the fault, writes once writable', async () => {
@@ -215,13 +201,13 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     stops.push(async () => unmount(dirC));
     const C = await startAdapterProc(boot.spec, dirC);
     stops.push(() => C.stop());
-    const erin = await phone('erin');
+    const erin = await phones.add('erin');
     assert.equal((await erin.register(peer(C.sip))).status, 200);
-    assert.equal((await phones.alice.invite(`sip:erin@${A.sip}`, peer(A.sip))).redirectedTo, erin.contactUri);
+    assert.equal((await phones.get('alice').invite(`sip:erin@${A.sip}`, peer(A.sip))).redirectedTo, erin.contactUri);
     const filler = fillDisk(dirC);
     // New callers of erin: C learns their keys while its disk is full; no call fails for it.
     for (const name of ['frank', 'gina', 'hugo']) {
-      const p = await phone(name);
+      const p = await phones.add(name);
       assert.equal((await p.register(peer(A.sip))).status, 200);
       const call = await p.invite(`sip:erin@${A.sip}`, peer(A.sip));
       assert.equal(call.redirectedTo, erin.contactUri, `${name}'s call`);

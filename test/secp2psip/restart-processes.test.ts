@@ -3,12 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
-import { SystemClock } from '../../src/util/clock.ts';
 import { freePort } from '../sip/e2e-helpers.ts';
+import { TestPhones, udpPeer as peer } from './phones.ts';
 import { type AdapterProc, type BootstrapProc, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -24,20 +20,7 @@ describe('bootstrap and adapter restarted as processes', { timeout: 240_000 }, (
   let A: AdapterProc;
   let B: AdapterProc;
   const stops: Array<() => Promise<void>> = [];
-  const phones: Record<string, UserAgent> = {};
-
-  const peer = (sip: string): Peer => {
-    const [address, port] = sip.split(':');
-    return { transport: 'UDP', address, port: Number(port) };
-  };
-
-  async function phone(user: string): Promise<UserAgent> {
-    const transport = await TransportStack.listen({ host: '127.0.0.1', port: 0 });
-    const element = new SipElement({ transport, clock: new SystemClock() });
-    stops.push(() => element.close());
-    phones[user] = new UserAgent({ element }, { user, domain: '127.0.0.1' });
-    return phones[user];
-  }
+  const phones = new TestPhones();
 
   before(async () => {
     base = mkdtempSync(join(tmpdir(), 'secp2psip-restart-'));
@@ -46,8 +29,8 @@ describe('bootstrap and adapter restarted as processes', { timeout: 240_000 }, (
     boot = await startBootstrapProc(join(base, 'boot'), bootListen);
     A = await startAdapterProc(boot.spec, join(base, 'A'));
     B = await startAdapterProc(boot.spec, join(base, 'B'), bSip);
-    const alice = await phone('alice');
-    const bob = await phone('bob');
+    const alice = await phones.add('alice');
+    const bob = await phones.add('bob');
     assert.equal((await alice.register(peer(A.sip))).status, 200);
     assert.equal((await bob.register(peer(B.sip))).status, 200);
     const call = await alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
@@ -55,6 +38,7 @@ describe('bootstrap and adapter restarted as processes', { timeout: 240_000 }, (
   });
 
   after(async () => {
+    await phones.close();
     for (const s of stops.reverse()) await s().catch(() => {});
     for (const p of [A, B, boot]) await p?.stop();
     rmSync(base, { recursive: true, force: true });
@@ -67,16 +51,14 @@ describe('bootstrap and adapter restarted as processes', { timeout: 240_000 }, (
     // (a fresh key) is refused with the reason.
     const E = await startAdapterProc(boot.spec, join(base, 'E'));
     stops.push(() => E.stop());
-    const thief = await phone('bob-thief');
-    const r = await new UserAgent({ element: thief.element }, { user: 'bob', domain: '127.0.0.1' }).register(
-      peer(E.sip),
-    );
+    const thief = await phones.add('bob', false);
+    const r = await thief.register(peer(E.sip));
     assert.equal(r.status, 403);
     assert.match(r.reason, /already registered with another key/);
     // Calls still verify, and new users can register.
-    const call = await phones.alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(call.redirectedTo, phones.bob.contactUri);
-    const carol = await phone('carol');
+    const call = await phones.get('alice').invite(`sip:bob@${A.sip}`, peer(A.sip));
+    assert.equal(call.redirectedTo, phones.get('bob').contactUri);
+    const carol = await phones.add('carol');
     assert.equal((await carol.register(peer(A.sip))).status, 200);
   });
 
@@ -84,11 +66,11 @@ describe('bootstrap and adapter restarted as processes', { timeout: 240_000 }, (
     await B.stop();
     B = await startAdapterProc(boot.spec, join(base, 'B'), bSip);
     // Same key from users/bob.pem: the bootstrap accepts bob again (a new key would be refused as above).
-    assert.equal((await phones.bob.register(peer(B.sip))).status, 200);
+    assert.equal((await phones.get('bob').register(peer(B.sip))).status, 200);
     // Alice's adapter trusted bob's key on first use; the key is unchanged, so the call verifies.
-    const call = await phones.alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(call.redirectedTo, phones.bob.contactUri);
-    const back = await phones.bob.invite(`sip:alice@${B.sip}`, peer(B.sip));
-    assert.equal(back.redirectedTo, phones.alice.contactUri);
+    const call = await phones.get('alice').invite(`sip:bob@${A.sip}`, peer(A.sip));
+    assert.equal(call.redirectedTo, phones.get('bob').contactUri);
+    const back = await phones.get('bob').invite(`sip:alice@${B.sip}`, peer(B.sip));
+    assert.equal(back.redirectedTo, phones.get('alice').contactUri);
   });
 });
