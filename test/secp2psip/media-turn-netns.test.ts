@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { haveBinary } from '../sip/e2e-helpers.ts';
-import { type NetnsPhone, netnsPhoneCommand, startNetnsPhone, waitForNetnsPhone } from '../support/baresip-netns.ts';
-import { ADAPTER_READY, BOOTSTRAP_READY, type NetnsDaemon, startNetnsDaemon } from '../support/netns-daemons.ts';
-import { type Host, iptablesUnavailable, Testnet } from '../support/testnet.ts';
+import { type NetnsPhone, netnsPhoneCommand, waitForNetnsPhone } from '../support/baresip-netns.ts';
+import { NetnsLayout } from '../support/netns-layout.ts';
+import { type Host, iptablesUnavailable } from '../support/testnet.ts';
 
 /**
  * Media across two NATs: two baresip phones, each behind a NAT router of its
@@ -29,18 +26,16 @@ describe('RTP both ways between phones behind two NATs, through coturn', {
   skip: unavailable ?? false,
   timeout: 240_000,
 }, () => {
-  let net: Testnet;
-  let base = '';
+  let lay: NetnsLayout;
   let hostA: Host;
   let hostB: Host;
   let turnHost: Host;
   let alice: NetnsPhone;
   let bob: NetnsPhone;
-  const daemons: NetnsDaemon[] = [];
 
   /** UDP packets this phone's host sent to / received from the TURN server (iptables counters). */
   async function turnPackets(phone: NetnsPhone): Promise<{ sent: number; received: number }> {
-    const { stdout } = await net.exec(phone.host, ['iptables', '-w', '-L', '-v', '-n', '-x']);
+    const { stdout } = await lay.net.exec(phone.host, ['iptables', '-w', '-L', '-v', '-n', '-x']);
     const count = (chain: string) => {
       const part = stdout.split(/^Chain /m).find((c) => c.startsWith(chain)) ?? '';
       const line = part.split('\n').find((l) => l.includes(turnHost.addr));
@@ -50,12 +45,24 @@ describe('RTP both ways between phones behind two NATs, through coturn', {
   }
 
   before(async () => {
-    base = mkdtempSync(join(tmpdir(), 'secp2psip-turn-'));
-    net = await Testnet.create(5, { prefix: 'sp2tturn' });
-    [turnHost, hostA, hostB] = net.hosts;
-    const [aliceLan] = await net.addNatLan(net.hosts[3], 1);
-    const [bobLan] = await net.addNatLan(net.hosts[4], 1);
-    net.spawn(turnHost, [
+    // The TURN server and the bootstrap on one public host, adapters A and B on two others; alice and bob each
+    // behind a NAT router of their own.
+    lay = await NetnsLayout.build({
+      prefix: 'sp2tturn',
+      tmp: 'secp2psip-turn-',
+      hosts: ['turn', 'A', 'B'],
+      nats: [
+        { router: 'routerA', behind: ['alice'] },
+        { router: 'routerB', behind: ['bob'] },
+      ],
+      daemons: {
+        boot: { kind: 'bootstrap', on: 'turn' },
+        A: { kind: 'adapter', on: 'A' },
+        B: { kind: 'adapter', on: 'B' },
+      },
+    });
+    [turnHost, hostA, hostB] = ['turn', 'A', 'B'].map((n) => lay.host(n));
+    lay.net.spawn(turnHost, [
       'turnserver',
       '-n',
       '--listening-ip',
@@ -80,45 +87,18 @@ describe('RTP both ways between phones behind two NATs, through coturn', {
       '--log-file',
       'stdout',
     ]);
-    const boot = await startNetnsDaemon(
-      net,
-      turnHost,
-      ['bootstrap', '--listen', '0.0.0.0:7000', '--data', join(base, 'boot')],
-      BOOTSTRAP_READY,
-    );
-    daemons.push(boot.d);
-    for (const [host, dir] of [
-      [hostA, 'A'],
-      [hostB, 'B'],
-    ] as const) {
-      const a = await startNetnsDaemon(
-        net,
-        host,
-        [
-          'adapter',
-          '--sip',
-          '0.0.0.0:5060',
-          '--bootstrap',
-          boot.m[1],
-          '--data',
-          join(base, dir),
-          '--open-registration',
-        ],
-        ADAPTER_READY,
-      );
-      daemons.push(a.d);
-    }
+    await lay.start();
     const media = {
       modules: ['ausine.so', 'stun.so', 'turn.so'],
       audioSource: 'ausine,440',
       config: ['ausrc_srate 48000', 'ausrc_channels 2'],
       accountParams: `;medianat=turn;stunserver=turn:${turnHost.addr}:3478;stunuser=${TURN_USER};stunpass=${TURN_PASS}`,
     };
-    alice = startNetnsPhone(net, aliceLan, base, 'alice', `sip:alice@${hostA.addr}:5060`, media);
-    bob = startNetnsPhone(net, bobLan, base, 'bob', `sip:bob@${hostB.addr}:5060`, media);
+    alice = lay.phone('alice', 'alice', `sip:alice@${hostA.addr}:5060`, media);
+    bob = lay.phone('bob', 'bob', `sip:bob@${hostB.addr}:5060`, media);
     for (const p of [alice, bob])
       for (const chain of ['INPUT', 'OUTPUT'])
-        await net.exec(p.host, [
+        await lay.net.exec(p.host, [
           'iptables',
           '-w',
           '-A',
@@ -132,13 +112,10 @@ describe('RTP both ways between phones behind two NATs, through coturn', {
     await waitForNetnsPhone('registration', bob, /bob@.*200 OK/, 60_000);
   });
 
-  after(async () => {
-    await net?.destroy();
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+  after(() => lay?.destroy());
 
   it('alice calls bob; during three seconds of the call RTP flows both ways through the TURN server', async () => {
-    await netnsPhoneCommand(net, alice, 'dial', `sip:bob@${hostA.addr}:5060`);
+    await netnsPhoneCommand(lay.net, alice, 'dial', `sip:bob@${hostA.addr}:5060`);
     await waitForNetnsPhone('call at bob', bob, /Call established/, 30_000);
     await waitForNetnsPhone('call at alice', alice, /Call established/, 10_000);
     // The SDP offer and answer name TURN relay addresses, not the phones' private ones.
@@ -158,6 +135,6 @@ describe('RTP both ways between phones behind two NATs, through coturn', {
       assert.ok(d.sent >= 60, `${name} sent ${d.sent} packets to the TURN server\n${alice.out().slice(-2000)}`);
       assert.ok(d.received >= 60, `${name} received ${d.received} packets from the TURN server`);
     }
-    await netnsPhoneCommand(net, bob, 'hangup', '');
+    await netnsPhoneCommand(lay.net, bob, 'hangup', '');
   });
 });

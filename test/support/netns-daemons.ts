@@ -45,7 +45,8 @@ export function startNetnsDaemon(
   });
 }
 
-export const BOOTSTRAP_READY = /^bootstrap (\S+)\n/m;
+/** A bootstrap: its spec and its node key. */
+export const BOOTSTRAP_READY = /^bootstrap (\S+)\nkey ([0-9a-f]{64})\n/m;
 export const ADAPTER_READY = /^adapter sip:(\S+)\nring \S+ (\S+)\n/m;
 /** A WhanauSIP node or gateway: its hash, SIP URI and peer spec. */
 export const WHANAU_READY = /^hash ([0-9a-f]{40})\n[\s\S]*^sip (sip:\S+)\n[\s\S]*^peer (\S+)\n/m;

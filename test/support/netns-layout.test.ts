@@ -37,11 +37,28 @@ describe('a cross-host layout on the test network', { skip: iptablesUnavailable(
       assert.throws(() => lay.host('nobody'), /no host nobody/);
       assert.throws(() => lay.daemon('n1'), /has not started/);
       assert.throws(() => lay.bootstrapSpec(), /no bootstrap/);
+      assert.throws(() => lay.key('n1'), /not one of several bootstraps/);
     } finally {
       await lay.destroy();
     }
     assert.ok(!existsSync(lay.base));
     assert.doesNotMatch(namespaces(), new RegExp(lay.net.id));
+  });
+
+  it('gives each of several bootstraps its node key before it starts', async () => {
+    const lay = await NetnsLayout.build({
+      prefix: 'sp2tlay',
+      hosts: ['a', 'b'],
+      daemons: { b1: { kind: 'bootstrap', on: 'a' }, b2: { kind: 'bootstrap', on: 'b' } },
+    });
+    try {
+      assert.match(lay.key('b1'), /^[0-9a-f]{64}$/);
+      assert.notEqual(lay.key('b1'), lay.key('b2'));
+      assert.ok(existsSync(`${lay.base}/b2/node`));
+      assert.throws(() => lay.bootstrapSpec('b2'), /b2 has not started/);
+    } finally {
+      await lay.destroy();
+    }
   });
 
   it('refuses a layout that names a host twice, a daemon on an unknown host, and leaves nothing behind', async () => {
@@ -53,6 +70,14 @@ describe('a cross-host layout on the test network', { skip: iptablesUnavailable(
     await assert.rejects(
       NetnsLayout.build({ prefix: 'sp2tlay', hosts: ['a'], daemons: { boot: { kind: 'bootstrap', on: 'b' } } }),
       /no host b in the layout/,
+    );
+    await assert.rejects(
+      NetnsLayout.build({
+        prefix: 'sp2tlay',
+        hosts: ['a'],
+        daemons: { boot: { kind: 'bootstrap', on: 'a' }, A: { kind: 'adapter', on: 'a', bootstrap: 'A' } },
+      }),
+      /adapter A: no bootstrap A in the layout/,
     );
     assert.equal(namespaces(), before);
   });

@@ -17,7 +17,9 @@
  * Hosts get their addresses in the order given: public hosts first, then the
  * routers. Each daemon keeps its data in <tmp>/<daemon name>; WhanauSIP nodes
  * and gateways get an identity there at build time and know each other as
- * social peers at their hosts' addresses.
+ * social peers at their hosts' addresses. Several bootstraps form one set:
+ * each gets its node key at build time and names the others as peers; an
+ * adapter joins the one it names (default: the first).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,10 +37,10 @@ export interface NatSpec extends NatOptions {
 }
 
 export type DaemonSpec =
-  /** `secp2psip bootstrap --listen 0.0.0.0:7000`. */
+  /** `secp2psip bootstrap --listen 0.0.0.0:7000`, with `--peer` for every other bootstrap of the layout. */
   | { kind: 'bootstrap'; on: string; args?: string[] }
-  /** `secp2psip adapter --sip 0.0.0.0:5060 --open-registration`, bootstrapping from the layout's bootstrap. */
-  | { kind: 'adapter'; on: string; mode?: string; args?: string[] }
+  /** `secp2psip adapter --sip 0.0.0.0:5060 --open-registration`, bootstrapping from `bootstrap` (default: the first). */
+  | { kind: 'adapter'; on: string; mode?: string; bootstrap?: string; args?: string[] }
   /** WhanauSIP (`node` with open registration, or `gateway`): SIP and DHT on wildcards, every other one a peer. */
   | { kind: 'node' | 'gateway'; on: string; args?: string[] };
 
@@ -56,7 +58,7 @@ export interface LayoutSpec {
 
 export interface Started {
   d: NetnsDaemon;
-  /** The match of the daemon's ready line (bootstrap: spec; adapter: SIP, ring; WhanauSIP: hash, SIP URI, peer). */
+  /** The match of the daemon's ready lines (bootstrap: spec, key; adapter: SIP, ring; WhanauSIP: hash, SIP URI, peer). */
   m: RegExpExecArray;
 }
 
@@ -67,6 +69,8 @@ export class NetnsLayout {
   private readonly started = new Map<string, Started>();
   private readonly phones: NetnsPhone[] = [];
   private readonly hashes = new Map<string, string>();
+  /** Bootstraps' node keys (hex), when the layout has several. */
+  private readonly keys = new Map<string, string>();
 
   private constructor(
     readonly spec: LayoutSpec,
@@ -87,8 +91,16 @@ export class NetnsLayout {
         const lan = await net.addNatLan(lay.host(router), behind.length, o);
         for (const [j, name] of behind.entries()) lay.name(name, lan[j]);
       }
-      for (const [name, d] of Object.entries(spec.daemons ?? {})) {
+      const daemons = Object.entries(spec.daemons ?? {});
+      const bootstraps = daemons.filter(([, d]) => d.kind === 'bootstrap').length;
+      for (const [name, d] of daemons) {
         lay.host(d.on);
+        if (d.kind === 'adapter' && d.bootstrap && spec.daemons?.[d.bootstrap]?.kind !== 'bootstrap')
+          throw new Error(`adapter ${name}: no bootstrap ${d.bootstrap} in the layout`);
+        if (d.kind === 'bootstrap' && bootstraps > 1) {
+          const id = Identity.loadOrCreate(join(lay.base, name, 'node'));
+          lay.keys.set(name, Buffer.from(id.bundle.sig).toString('hex'));
+        }
         if (d.kind !== 'node' && d.kind !== 'gateway') continue;
         const id = Identity.generate();
         id.save(join(lay.base, name, 'identity.pem'));
@@ -130,6 +142,13 @@ export class NetnsLayout {
     return h;
   }
 
+  /** A bootstrap's node key (hex), made at build time when the layout has several bootstraps. */
+  key(name: string): string {
+    const k = this.keys.get(name);
+    if (!k) throw new Error(`${name} is not one of several bootstraps of the layout`);
+    return k;
+  }
+
   /** Start the named daemons of the spec one after another (by default every one not started yet). */
   async start(...names: string[]): Promise<Started[]> {
     const all = Object.keys(this.spec.daemons ?? {});
@@ -152,9 +171,12 @@ export class NetnsLayout {
     let ready: RegExp;
     if (d.kind === 'bootstrap') {
       args = ['bootstrap', '--listen', '0.0.0.0:7000', ...data];
+      for (const [n, key] of this.keys)
+        if (n !== name) args.push('--peer', `${key}@${this.host(this.daemonSpec(n).on).addr}:7000`);
       ready = BOOTSTRAP_READY;
     } else if (d.kind === 'adapter') {
-      args = ['adapter', '--sip', '0.0.0.0:5060', '--bootstrap', this.bootstrapSpec(), ...data, '--open-registration'];
+      const boot = this.bootstrapSpec(d.bootstrap);
+      args = ['adapter', '--sip', '0.0.0.0:5060', '--bootstrap', boot, ...data, '--open-registration'];
       if (d.mode) args.push('--mode', d.mode);
       ready = ADAPTER_READY;
     } else {
@@ -171,11 +193,11 @@ export class NetnsLayout {
     return s;
   }
 
-  /** The spec (`<id>@<addr>:<port>`) of the layout's bootstrap, which must have started. */
-  bootstrapSpec(): string {
-    const boot = Object.entries(this.spec.daemons ?? {}).find(([, d]) => d.kind === 'bootstrap');
+  /** The spec (`<id>@<addr>:<port>`) of the bootstrap `name` (default: the layout's first), which must have started. */
+  bootstrapSpec(name?: string): string {
+    const boot = name ?? Object.entries(this.spec.daemons ?? {}).find(([, d]) => d.kind === 'bootstrap')?.[0];
     if (!boot) throw new Error('the layout has no bootstrap');
-    return this.get(boot[0]).m[1];
+    return this.get(boot).m[1];
   }
 
   /** Start baresip as `name` on the host `on`, registering `aor` (see startNetnsPhone). */
