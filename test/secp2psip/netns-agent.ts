@@ -12,9 +12,13 @@
  * The walk asks each member for its neighbours (chord.neighbors, no notify)
  * over an admitted TLS link of its own; it never joins the ring.
  *
- * Usage: node --import tsx netns-agent.ts <host address>
+ * Usage: node --import tsx netns-agent.ts <host address>; a test starts it on
+ * a host of its layout with `startNetnsAgent` and asks it with `ask`.
  */
+import type { ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { METHOD } from '../../src/dht/chord/messages.ts';
 import { keyPosition } from '../../src/dht/store/ring-id.ts';
 import { Identity } from '../../src/identity/identity.ts';
@@ -24,33 +28,16 @@ import { requestAdmission } from '../../src/secp2psip/adapter-node.ts';
 import { probeInvite } from '../../src/harness/call-probe.ts';
 import type { BootstrapInfo } from '../../src/secp2psip/messages.ts';
 import { admittedRef } from '../../src/secp2psip/ring-records.ts';
-import { SipElement } from '../../src/sip/element.ts';
-import { TransportStack } from '../../src/sip/transport-stack.ts';
-import type { Peer } from '../../src/sip/transport.ts';
-import { UserAgent } from '../../src/sip/user-agent.ts';
 import { SystemClock } from '../../src/util/clock.ts';
+import type { Host, Testnet } from '../support/testnet.ts';
+import { TestPhones, udpPeer as peer } from './phones.ts';
 
 const host = process.argv[2] ?? '127.0.0.1';
 const clock = new SystemClock();
-const phones = new Map<string, UserAgent>();
+const phones = new TestPhones(host);
 let observer: TlsRpcEndpoint | undefined;
 /** Every member a walk met, by ring id. */
 const known = new Map<string, NodeRef>();
-
-function peer(hostport: string): Peer {
-  const i = hostport.lastIndexOf(':');
-  return { transport: 'UDP', address: hostport.slice(0, i), port: Number(hostport.slice(i + 1)) };
-}
-
-async function phone(user: string): Promise<UserAgent> {
-  const had = phones.get(user);
-  if (had) return had;
-  const transport = await TransportStack.listen({ host, port: 0 });
-  const element = new SipElement({ transport, clock });
-  const ua = new UserAgent({ element }, { user, domain: host });
-  phones.set(user, ua);
-  return ua;
-}
 
 function keyOf(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
@@ -143,22 +130,23 @@ async function where(keys: string[]): Promise<Record<string, { holders: string[]
   return out;
 }
 
-type Cmd =
-  | { id: number; op: 'register'; user: string; adapter: string }
-  | { id: number; op: 'invite'; from: string; to: string; adapter: string; timeoutMs?: number }
-  | { id: number; op: 'walk'; bootstrap: { addr: string; key: string } }
-  | { id: number; op: 'where'; keys: string[] };
+export type AgentCommand =
+  | { op: 'register'; user: string; adapter: string }
+  | { op: 'invite'; from: string; to: string; adapter: string; timeoutMs?: number }
+  | { op: 'walk'; bootstrap: { addr: string; key: string } }
+  | { op: 'where'; keys: string[] };
+type Cmd = AgentCommand & { id: number };
 
 async function handle(c: Cmd): Promise<unknown> {
   switch (c.op) {
     case 'register': {
-      const ua = await phone(c.user);
+      const ua = await phones.phone(c.user);
       const r = await ua.register(peer(c.adapter));
       return { status: r.status, reason: r.reason, contact: ua.contactUri };
     }
     case 'invite': {
+      if (!phones.has(c.from)) throw new Error(`no phone for ${c.from} on ${host}`);
       const ua = phones.get(c.from);
-      if (!ua) throw new Error(`no phone for ${c.from} on ${host}`);
       const p = peer(c.adapter);
       const r = await probeInvite(ua.element, {
         caller: c.from,
@@ -176,18 +164,71 @@ async function handle(c: Cmd): Promise<unknown> {
   }
 }
 
-const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
-createInterface({ input: process.stdin }).on('line', (line) => {
-  let c: Cmd;
-  try {
-    c = JSON.parse(line) as Cmd;
-  } catch {
-    return;
-  }
-  handle(c).then(
-    (result) => out({ id: c.id, ok: true, result }),
-    (e) => out({ id: c.id, ok: false, error: (e as Error).message }),
-  );
-});
-process.stdin.on('end', () => process.exit(0));
-out({ ready: host });
+function serve(): void {
+  const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    let c: Cmd;
+    try {
+      c = JSON.parse(line) as Cmd;
+    } catch {
+      return;
+    }
+    handle(c).then(
+      (result) => out({ id: c.id, ok: true, result }),
+      (e) => out({ id: c.id, ok: false, error: (e as Error).message }),
+    );
+  });
+  process.stdin.on('end', () => process.exit(0));
+  out({ ready: host });
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) serve();
+
+export interface NetnsAgent {
+  host: Host;
+  proc: ChildProcess;
+  ask(cmd: AgentCommand): Promise<unknown>;
+}
+
+/** This agent as a process on `host` of the test network, its phones on the host's address; resolves once ready. */
+export function startNetnsAgent(net: Testnet, host: Host): Promise<NetnsAgent> {
+  const proc = net.spawn(host, [process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), host.addr], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let seq = 0;
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let err = '';
+  proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  return new Promise((resolve, reject) => {
+    const a: NetnsAgent = {
+      host,
+      proc,
+      ask(cmd) {
+        const id = ++seq;
+        return new Promise((res, rej) => {
+          waiting.set(id, { resolve: res, reject: rej });
+          proc.stdin?.write(`${JSON.stringify({ ...cmd, id })}\n`);
+        });
+      },
+    };
+    const timer = setTimeout(() => reject(new Error(`agent on ${host.name} did not start:\n${err}`)), 60_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent on ${host.name} exited with ${code}:\n${err}`));
+      for (const w of waiting.values()) w.reject(new Error(`agent on ${host.name} exited`));
+    });
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const m = JSON.parse(line) as { ready?: string; id?: number; ok?: boolean; result?: unknown; error?: string };
+      if (m.ready) {
+        clearTimeout(timer);
+        resolve(a);
+        return;
+      }
+      const w = waiting.get(m.id ?? -1);
+      if (!w) return;
+      waiting.delete(m.id ?? -1);
+      if (m.ok) w.resolve(m.result);
+      else w.reject(new Error(m.error));
+    });
+  });
+}

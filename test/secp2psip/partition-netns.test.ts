@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { Identity } from '../../src/identity/identity.ts';
 import { authorityFor } from '../../src/secp2psip/name-authority.ts';
-import { type Host, Testnet, testnetUnavailable } from '../support/testnet.ts';
+import type { NetnsDaemon } from '../support/netns-daemons.ts';
+import { type DaemonSpec, NetnsLayout } from '../support/netns-layout.ts';
+import { type Host, testnetUnavailable } from '../support/testnet.ts';
+import { type NetnsAgent, startNetnsAgent } from './netns-agent.ts';
 
 /**
  * A partition of real daemons on separate hosts (network namespaces, see
@@ -25,21 +24,6 @@ import { type Host, Testnet, testnetUnavailable } from '../support/testnet.ts';
 const CUT_MS = 40_000;
 const RING_WITHIN_MS = 30_000;
 const CALLABLE_WITHIN_MS = 60_000;
-const SIP_PORT = 5060;
-const RPC_PORT = 7000;
-
-interface Agent {
-  host: Host;
-  proc: ChildProcess;
-  ask(cmd: Record<string, unknown>): Promise<unknown>;
-}
-
-interface Daemon {
-  host: Host;
-  proc: ChildProcess;
-  out: () => string;
-  err: () => string;
-}
 
 interface User {
   name: string;
@@ -52,86 +36,19 @@ interface User {
 const unavailable = testnetUnavailable();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Side 0: bootstrap boot0, adapters a2..a4; side 1: bootstrap boot1, adapters a5..a7; each on a host of its own. */
+const BOOTS = ['boot0', 'boot1'];
+const ADAPTERS = ['a2', 'a3', 'a4', 'a5', 'a6', 'a7'];
+const sideOf = (i: number) => (i < 3 ? 0 : 1);
+
 describe('partition of real daemons on separate hosts', { skip: unavailable ?? false, timeout: 240_000 }, () => {
-  let net: Testnet;
-  let base = '';
-  const daemons: Daemon[] = [];
+  let lay: NetnsLayout;
+  const daemons: NetnsDaemon[] = [];
   const boots: { host: Host; addr: string; key: string; spec: string; ringId: string }[] = [];
-  const adapters: (Daemon & { sip: string; ringId: string; side: 0 | 1; boot: number })[] = [];
-  const agents: Agent[] = [];
+  const adapters: (NetnsDaemon & { sip: string; ringId: string; side: 0 | 1; boot: number })[] = [];
+  const agents: NetnsAgent[] = [];
   const users: User[] = [];
   const sides: Host[][] = [[], []];
-
-  function daemon(host: Host, args: string[], ready: RegExp): Promise<{ d: Daemon; m: RegExpExecArray }> {
-    const proc = net.spawn(host, [process.execPath, 'bin/secp2psip.mjs', ...args], {
-      env: { ...process.env, NODE_ENV: 'production' },
-    });
-    let out = '';
-    let err = '';
-    const d: Daemon = { host, proc, out: () => out, err: () => err };
-    daemons.push(d);
-    proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${args[0]} on ${host.name} did not start:\n${err.slice(-2000)}`)),
-        60_000,
-      );
-      proc.stdout?.on('data', (b: Buffer) => {
-        out += b.toString();
-        const m = ready.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ d, m });
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${args[0]} on ${host.name} exited with ${code}:\n${err.slice(-2000)}`));
-      });
-    });
-  }
-
-  function agent(host: Host): Promise<Agent> {
-    const proc = net.spawn(host, [process.execPath, '--import', 'tsx', 'test/secp2psip/netns-agent.ts', host.addr], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let seq = 0;
-    const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-    let err = '';
-    proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    return new Promise((resolve, reject) => {
-      const a: Agent = {
-        host,
-        proc,
-        ask(cmd) {
-          const id = ++seq;
-          return new Promise((res, rej) => {
-            waiting.set(id, { resolve: res, reject: rej });
-            proc.stdin?.write(`${JSON.stringify({ ...cmd, id })}\n`);
-          });
-        },
-      };
-      const timer = setTimeout(() => reject(new Error(`agent on ${host.name} did not start:\n${err}`)), 60_000);
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`agent on ${host.name} exited with ${code}:\n${err}`));
-        for (const w of waiting.values()) w.reject(new Error(`agent on ${host.name} exited`));
-      });
-      createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-        const m = JSON.parse(line) as { ready?: string; id?: number; ok?: boolean; result?: unknown; error?: string };
-        if (m.ready) {
-          clearTimeout(timer);
-          resolve(a);
-          return;
-        }
-        const w = waiting.get(m.id ?? -1);
-        if (!w) return;
-        waiting.delete(m.id ?? -1);
-        if (m.ok) w.resolve(m.result);
-        else w.reject(new Error(m.error));
-      });
-    });
-  }
 
   const ringIds = () => new Set([...boots.map((b) => b.ringId), ...adapters.map((a) => a.ringId)]);
 
@@ -221,64 +138,41 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
   }
 
   before(async () => {
-    net = await Testnet.create(8);
-    base = mkdtempSync(join(tmpdir(), 'secp2psip-partition-'));
-    const h = net.hosts;
-    // Side 0: bootstrap on h0, adapters on h2..h4; side 1: bootstrap on h1, adapters on h5..h7.
-    sides[0].push(h[0], h[2], h[3], h[4]);
-    sides[1].push(h[1], h[5], h[6], h[7]);
-    const keys = [0, 1].map((b) =>
-      Buffer.from(Identity.loadOrCreate(join(base, `boot${b}`, 'node')).bundle.sig).toString('hex'),
-    );
+    const daemonSpecs: Record<string, DaemonSpec> = {};
+    for (const b of BOOTS) daemonSpecs[b] = { kind: 'bootstrap', on: b, args: ['--log-level', 'info'] };
+    for (const [i, a] of ADAPTERS.entries())
+      daemonSpecs[a] = {
+        kind: 'adapter',
+        on: a,
+        bootstrap: BOOTS[sideOf(i)],
+        args: ['--cache-ms', '0', '--log-level', 'info'],
+      };
+    lay = await NetnsLayout.build({
+      prefix: 'sp2tpart',
+      tmp: 'secp2psip-partition-',
+      hosts: [...BOOTS, ...ADAPTERS],
+      daemons: daemonSpecs,
+    });
+    for (const side of [0, 1])
+      sides[side].push(lay.host(BOOTS[side]), ...ADAPTERS.filter((_, i) => sideOf(i) === side).map((a) => lay.host(a)));
     // The phones' agents start meanwhile (one per adapter host, in adapter order).
-    const agentsStarting = Promise.all([2, 3, 4, 5, 6, 7].map((i) => agent(h[i])));
+    const agentsStarting = Promise.all(ADAPTERS.map((a) => startNetnsAgent(lay.net, lay.host(a))));
     agentsStarting.catch(() => {}); // awaited below; a failure before that is reported there or by the daemons
-    const started = await Promise.all(
-      [0, 1].map((b) =>
-        daemon(
-          h[b],
-          [
-            'bootstrap',
-            '--listen',
-            `${h[b].addr}:${RPC_PORT}`,
-            '--data',
-            join(base, `boot${b}`),
-            '--peer',
-            `${keys[1 - b]}@${h[1 - b].addr}:${RPC_PORT}`,
-            '--log-level',
-            'info',
-          ],
-          /^bootstrap (\S+@(\S+))\nkey ([0-9a-f]{64})\n/m,
-        ),
-      ),
-    );
-    for (const [b, { m }] of started.entries()) {
-      assert.equal(m[3], keys[b]);
-      boots.push({ host: h[b], addr: m[2], key: m[3], spec: m[1], ringId: '' });
+    const started = await Promise.all(BOOTS.map((b) => lay.startDaemon(b)));
+    for (const [b, { d, m }] of started.entries()) {
+      daemons.push(d);
+      assert.equal(m[2], lay.key(BOOTS[b]));
+      boots.push({ host: d.host, addr: m[1].slice(m[1].lastIndexOf('@') + 1), key: m[2], spec: m[1], ringId: '' });
     }
-    const starting = [2, 3, 4, 5, 6, 7].map(async (i) => {
-      const side = i < 5 ? 0 : 1;
-      const { d, m } = await daemon(
-        h[i],
-        [
-          'adapter',
-          '--sip',
-          `${h[i].addr}:${SIP_PORT}`,
-          '--bootstrap',
-          boots[side].spec,
-          '--data',
-          join(base, `a${i}`),
-          '--cache-ms',
-          '0',
-          '--open-registration',
-          '--log-level',
-          'info',
-        ],
-        /^adapter sip:(\S+)\nring ([0-9a-f]{40}) /m,
-      );
-      return { ...d, sip: m[1], ringId: m[2], side: side as 0 | 1, boot: side };
+    const starting = ADAPTERS.map(async (a, i) => {
+      const side = sideOf(i);
+      const { d, m } = await lay.startDaemon(a);
+      const ring = /^ring ([0-9a-f]{40}) /m.exec(d.out());
+      assert.ok(ring, `${a}: no ring id in ${d.out()}`);
+      return { ...d, sip: m[1], ringId: ring[1], side: side as 0 | 1, boot: side };
     });
     adapters.push(...(await Promise.all(starting)));
+    daemons.push(...adapters);
     agents.push(...(await agentsStarting));
     // The bootstraps' ring ids (assigned by their registries): a walk meets them at their addresses.
     const formed = Date.now() + 30_000;
@@ -297,14 +191,14 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
   });
 
   after(async () => {
-    await net?.destroy();
+    await lay?.net.destroy();
     // SECP2PSIP_TEST_LOGS=<dir>: keep every daemon's log there.
     const keep = process.env.SECP2PSIP_TEST_LOGS;
     if (keep) {
       mkdirSync(keep, { recursive: true });
       for (const d of daemons) writeFileSync(join(keep, `${d.host.name}.log`), d.err());
     }
-    if (base) rmSync(base, { recursive: true, force: true });
+    await lay?.destroy();
   });
 
   /** Calls that still failed when the wait after the heal ended (filled by the first test). */
@@ -323,7 +217,7 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     log(`one ring of ${ringIds().size}; ${users.length} users registered; cutting the network in two`);
 
     // The cut: each side keeps its bootstrap and three adapters.
-    await net.partition(sides);
+    await lay.net.partition(sides);
     const cutAt = Date.now();
     await sleep(15_000);
     // During: one more user per adapter, each named so that its side's bootstrap owns the name.
@@ -363,13 +257,13 @@ describe('partition of real daemons on separate hosts', { skip: unavailable ?? f
     );
     await sleep(Math.max(0, cutAt + CUT_MS - Date.now()));
 
-    await net.heal();
+    await lay.net.heal();
     const healAt = Date.now();
     log('healed');
     if (process.env.SECP2PSIP_TEST_LOGS)
       // The TCP state of the ring links of one host towards the other side, two seconds after the heal.
       sleep(2000)
-        .then(() => net.exec(net.hosts[2], ['ss', '-tni', 'state', 'established']))
+        .then(() => lay.net.exec(lay.host('a2'), ['ss', '-tni', 'state', 'established']))
         .then((r) => {
           const dir = String(process.env.SECP2PSIP_TEST_LOGS);
           mkdirSync(dir, { recursive: true });
