@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { fillDisk, freeDisk, isRoot, mountTinyTmpfs, unmount } from '../support/disk.ts';
-import { TestPhones, udpPeer as peer } from './phones.ts';
+import { registerAndCall, TestPhones, udpPeer as peer } from './phones.ts';
 import { type AdapterProc, type BootstrapProc, eventually, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 const NOBODY = 65534;
@@ -130,12 +130,7 @@ describe('an adapter whose data directory refuses writes', { timeout: 300_000 },
     A = await startAdapterProc(boot.spec, join(base, 'A'));
     // A first run of B with a writable directory: its node key, bob's key, alice trusted.
     B = await startUnprivilegedAdapter(boot.spec, dirB, '127.0.0.1:0');
-    const alice = await phones.add('alice');
-    const bob = await phones.add('bob');
-    assert.equal((await alice.register(peer(A.sip))).status, 200);
-    assert.equal((await bob.register(peer(B.sip))).status, 200);
-    const call = await alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(call.redirectedTo, bob.contactUri);
+    await registerAndCall(phones, 'alice', A.sip, 'bob', B.sip);
     await B.stop();
     B = undefined;
     assert.deepEqual(trustedNames(join(dirB, 'trust.sqlite')), ['alice', 'bob']);

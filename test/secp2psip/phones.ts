@@ -3,6 +3,7 @@
  * user name, each on its own UDP/TCP port on loopback (or on the address
  * given, a host of the test network), closed together.
  */
+import assert from 'node:assert/strict';
 import { SipElement } from '../../src/sip/element.ts';
 import { TransportStack } from '../../src/sip/transport-stack.ts';
 import type { Peer } from '../../src/sip/transport.ts';
@@ -56,4 +57,23 @@ export class TestPhones {
 export function udpPeer(hostport: string): Peer {
   const i = hostport.lastIndexOf(':');
   return { transport: 'UDP', address: hostport.slice(0, i), port: Number(hostport.slice(i + 1)) };
+}
+
+/**
+ * New phones for `caller` and `callee` register at the adapters whose SIP sides are `callerAt` and `calleeAt`
+ * (`host:port`); the caller's INVITE to the callee's name through its adapter is redirected to the callee's phone.
+ */
+export async function registerAndCall(
+  phones: TestPhones,
+  caller: string,
+  callerAt: string,
+  callee: string,
+  calleeAt: string,
+): Promise<void> {
+  const from = await phones.add(caller);
+  const to = await phones.add(callee);
+  assert.equal((await from.register(udpPeer(callerAt))).status, 200);
+  assert.equal((await to.register(udpPeer(calleeAt))).status, 200);
+  const call = await from.invite(`sip:${callee}@${callerAt}`, udpPeer(callerAt));
+  assert.equal(call.redirectedTo, to.contactUri);
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../sip/e2e-helpers.ts';
-import { TestPhones, udpPeer as peer } from './phones.ts';
+import { registerAndCall, TestPhones, udpPeer as peer } from './phones.ts';
 import { type AdapterProc, type BootstrapProc, startAdapterProc, startBootstrapProc } from './procs.ts';
 
 /**
@@ -29,12 +29,7 @@ describe('bootstrap and adapter restarted as processes', { timeout: 240_000 }, (
     boot = await startBootstrapProc(join(base, 'boot'), bootListen);
     A = await startAdapterProc(boot.spec, join(base, 'A'));
     B = await startAdapterProc(boot.spec, join(base, 'B'), bSip);
-    const alice = await phones.add('alice');
-    const bob = await phones.add('bob');
-    assert.equal((await alice.register(peer(A.sip))).status, 200);
-    assert.equal((await bob.register(peer(B.sip))).status, 200);
-    const call = await alice.invite(`sip:bob@${A.sip}`, peer(A.sip));
-    assert.equal(call.redirectedTo, bob.contactUri);
+    await registerAndCall(phones, 'alice', A.sip, 'bob', B.sip);
   });
 
   after(async () => {
