@@ -1,25 +1,23 @@
 /**
- * Start a bootstrap server or an adapter on real sockets: TLS 1.3 RPC with
- * pinned keys between ring members, UDP+TCP SIP towards the phone. Used by
- * the `bootstrap`, `adapter` and `demo` commands, the end-to-end tests and the
- * benchmark. State lives under the data directory: `node/identity.pem`
- * (0600), `registry.sqlite` or `trust.sqlite` and `bindings.sqlite` (the
- * phones' registrations), `users/<name>.pem` (0600), and for an adapter
- * `bootstraps.json` (the bootstrap set, for fail-over at start).
+ * Start an adapter on real sockets: TLS 1.3 RPC with pinned keys between ring
+ * members, UDP+TCP SIP towards the phone. Used by the `adapter` and `demo`
+ * commands, the end-to-end tests and the benchmark. State lives under the
+ * data directory: `node/identity.pem` (0600), `trust.sqlite` and
+ * `bindings.sqlite` (the phones' registrations), `users/<name>.pem` (0600),
+ * and `bootstraps.json` (the bootstrap set, for fail-over at start).
  *
- * What a role does (admission, joining, founding order) is in roles.ts and
+ * What the role does (admission, joining, founding order) is in roles.ts and
  * ring-join.ts, shared with the in-memory overlay; this file only adds the
- * sockets, the files and, for an adapter, its SIP half: phones get 503 with
+ * sockets, the files and the adapter's SIP half: phones get 503 with
  * Retry-After until the adapter is on the ring and has registered the users
  * of its restored phone bindings again.
+ *
+ * A bootstrap's daemon is bootstrap-daemon.ts, and the TLS pieces both share
+ * are in daemon-tls.ts; both are re-exported here for the callers that start
+ * either role from one place.
  */
 import { join } from 'node:path';
-import * as tls from 'node:tls';
-import type { Identity } from '../identity/identity.ts';
 import { TlsRpcEndpoint } from '../rpc/tls-endpoint.ts';
-import { rawEd25519PublicKey } from '../rpc/tls-cert.ts';
-import { defaultVerifyRef } from '../rpc/verify-ref.ts';
-import type { NodeRef } from '../rpc/types.ts';
 import type { DigestAlgorithm } from '../sip/digest.ts';
 import { SipElement } from '../sip/element.ts';
 import { FlowTokens } from '../sip/flow.ts';
@@ -51,7 +49,6 @@ import { Adapter, respondNotReady } from './adapter.ts';
 import type { CallObserver } from './call-record.ts';
 import type { AdapterNode } from './adapter-node.ts';
 import { loadBootstrapSet, saveBootstrapSet } from './bootstrap-spec.ts';
-import type { BootstrapServer, NewNameLimits } from './bootstrap-server.ts';
 import type { FlowEvent, SecurityMode } from './call-common.ts';
 import type { RebuildMode } from './key-lookup.ts';
 import { PhoneMessenger } from './phone-messages.ts';
@@ -59,183 +56,14 @@ import { PhoneSubscriptions } from './phone-presence.ts';
 import { SqliteDeliveredLog } from './delivered-log.ts';
 import { RegisteredPhones } from './local-phones.ts';
 import type { BootstrapInfo } from './messages.ts';
-import { openAdapterData, openBootstrapData, rememberedRingPort, rememberRingPort } from './data-dir.ts';
+import { openAdapterData, rememberedRingPort, rememberRingPort } from './data-dir.ts';
+import { keyPair } from './daemon-tls.ts';
 import { admittedRef } from './ring-records.ts';
-import { PgRegistry } from './registry-pg.ts';
-import { checkSharedWitness, writeSharedWitness } from './registry-pg-witness.ts';
-import {
-  type AdapterRole,
-  type BootstrapRole,
-  type BootstrapRoleInit,
-  type RingSettings,
-  startAdapterRole,
-  startBootstrapRole,
-} from './roles.ts';
+import { type AdapterRole, startAdapterRole } from './roles.ts';
 import { FileUserKeys } from './user-keys.ts';
 
-export interface BootstrapDaemonOptions extends RingSettings {
-  host: string;
-  port: number;
-  /** The ring address others dial (`--advertise`); the port defaults to the bound one. Required in effect when
-   * `host` is a wildcard and the host has no routable address (util/advertise.ts). */
-  advertise?: { host: string; port?: number };
-  dataDir: string;
-  k: number;
-  n: number;
-  caBundle?: (string | Uint8Array)[];
-  /** Every bootstrap of the overlay (this one is added if missing). */
-  peers?: BootstrapInfo[];
-  /** A ring member to join through (another bootstrap); default: rejoin via known adapters, else a new ring. */
-  join?: NodeRef;
-  logger?: Logger;
-  /** Start although the registry is empty or gone while it had users (every name becomes free). */
-  acceptEmptyRegistry?: boolean;
-  /** Limits on new names (default: none; the `bootstrap` command applies DEFAULT_NEW_NAME_LIMITS). */
-  newNames?: NewNameLimits;
-  /** Bind a new name only with an unused enrolment token. */
-  requireInvite?: boolean;
-  /** Where the ring reports its events (default: not kept; see src/ops). */
-  metrics?: Metrics;
-  /**
-   * A PostgreSQL connection string: names are bound in that database, shared by every bootstrap of the
-   * set (registry-pg.ts); default: `registry.sqlite` under the data directory.
-   */
-  registry?: string;
-  /** Awaited after each step of a registration (tests crash there). */
-  onStep?: BootstrapRoleInit['onStep'];
-}
-
-/** How often a bootstrap on a shared registry records the database's user count in its witness. */
-const SHARED_WITNESS_MS = 60_000;
-
-export interface RunningBootstrap {
-  server: BootstrapServer;
-  info: BootstrapInfo;
-  close(): Promise<void>;
-}
-
-function keyPair(id: Identity) {
-  return { privateKey: id.signingKey, publicKey: id.publicSigningKey };
-}
-
-export async function startBootstrapDaemon(o: BootstrapDaemonOptions): Promise<RunningBootstrap> {
-  const log = o.logger ?? silentLogger;
-  const clock = new SystemClock();
-  const random = new CryptoRandom();
-  // Every data file is checked before a port is bound: a damaged one is a one-line fatal error.
-  const { identity, registry, acceptedEmpty } = openBootstrapData(o.dataDir, o);
-  let names: PgRegistry | undefined;
-  if (o.registry !== undefined)
-    try {
-      names = await PgRegistry.open(o.registry, { logger: log });
-      const accepted = await checkSharedWitness(o.dataDir, names, o.acceptEmptyRegistry === true);
-      if (accepted)
-        log.warn(
-          { hadUsers: accepted.hadUsers },
-          'starting with an empty registry database as asked: every name is free again',
-        );
-      await writeSharedWitness(o.dataDir, names, log);
-    } catch (e) {
-      registry.close();
-      await names?.close();
-      throw e;
-    }
-  if (acceptedEmpty)
-    log.warn(
-      { hadUsers: acceptedEmpty.hadUsers },
-      'starting with an empty registry as asked: every name is free again',
-    );
-  let endpoint: TlsRpcEndpoint | undefined;
-  let role: BootstrapRole;
-  let adv: ReturnType<typeof advertisedHost>;
-  try {
-    adv = advertisedHost(o.host, o.advertise?.host, '--advertise');
-  } catch (e) {
-    registry.close();
-    throw e;
-  }
-  if (adv.how === 'interface')
-    log.info(
-      { listen: o.host, advertise: adv.host, iface: adv.iface },
-      'bound to a wildcard: advertising this address',
-    );
-  try {
-    role = await startBootstrapRole(
-      {
-        identity,
-        registry,
-        names,
-        clock,
-        random,
-        logger: log,
-        metrics: o.metrics,
-        async listen(self, keys) {
-          const admitted = admittedRef(keys, () => clock.wallNow());
-          endpoint = await TlsRpcEndpoint.listen({
-            host: o.host,
-            port: o.port,
-            keyPair: keyPair(identity),
-            self: o.advertise?.port ? { ...self, addr: hostPort(adv.host, o.advertise.port) } : self,
-            advertiseHost: adv.host,
-            // Adapters not yet admitted present their key-derived id; ring members their admission.
-            verifyRef: (ref) => admitted(ref) || defaultVerifyRef(ref),
-            clock,
-            logger: log,
-          });
-          return endpoint;
-        },
-      },
-      o,
-    );
-  } catch (e) {
-    await endpoint?.close();
-    registry.close();
-    await names?.close();
-    throw e;
-  }
-  // The shared registry's witness follows the user count (registry-pg-witness.ts).
-  const shared = names;
-  const witnessTimer = shared
-    ? setInterval(() => void writeSharedWitness(o.dataDir, shared, log), SHARED_WITNESS_MS).unref()
-    : undefined;
-  return {
-    server: role.server,
-    info: role.info,
-    async close() {
-      clearInterval(witnessTimer);
-      // Registrations answered but not yet marked published are marked before the registry closes.
-      await role.server.flushMarks(false);
-      await role.leave();
-      await role.endpoint.close();
-      registry.close();
-      if (names) await writeSharedWitness(o.dataDir, names, log);
-      await names?.close();
-    },
-  };
-}
-
-/** Read a TLS peer's Ed25519 node key without trusting it yet (for `--bootstrap host:port` without a key). */
-export function fetchPeerKey(host: string, port: number, timeoutMs = 3000): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host, port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new OverlayError('RPC_UNREACHABLE', `no TLS answer from ${host}:${port}`));
-    }, timeoutMs);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      const cert = s.getPeerX509Certificate();
-      s.destroy();
-      const k = cert ? rawEd25519PublicKey(cert.publicKey) : undefined;
-      if (k?.ok) resolve(k.value);
-      else reject(new OverlayError('IDENTITY_BAD_KEY', 'peer does not present an Ed25519 node key'));
-    });
-    s.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new OverlayError('RPC_UNREACHABLE', `${host}:${port}: ${e.message}`));
-    });
-  });
-}
+export { type BootstrapDaemonOptions, type RunningBootstrap, startBootstrapDaemon } from './bootstrap-daemon.ts';
+export { fetchPeerKey } from './daemon-tls.ts';
 
 export interface AdapterDaemonOptions {
   sipHost: string;
