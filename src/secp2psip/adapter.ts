@@ -13,27 +13,30 @@
  *   CANCEL at any step aborts the flow (487 from the element).
  * - A request whose Request-URI is a contact this adapter verified earlier
  *   (a phone using its adapter as outbound proxy follows the 302 back through
- *   it) is proxied there (RFC 3261 16), never redirected again.
+ *   it) is proxied there (RFC 3261 16), never redirected again: the
+ *   requests relayed rather than answered are adapter-relay.ts.
+ * - After a restart, the users of the phone bindings that came back are
+ *   registered with the bootstrap again (adapter-restore.ts) while phones
+ *   get 503 with Retry-After.
  */
 import type { PhoneAuth } from '../sip/digest.ts';
 import type { IncomingRequest, SipElement } from '../sip/element.ts';
 import { sipReasonOf, sipStatusOf } from '../sip/error-status.ts';
 import { SipFrontDoor } from '../sip/front-door.ts';
 import { getFrom, getTo, parseNameAddr } from '../sip/header-values.ts';
-import { getHeader, getHeaders, removeHeader, type SipRequest } from '../sip/message.ts';
-import { getCallId } from '../sip/header-values.ts';
+import { getHeader, getHeaders } from '../sip/message.ts';
 import { FlowTokens, flowOf } from '../sip/flow.ts';
 import { FlowProxy } from '../sip/flow-proxy.ts';
 import type { FacingAddress } from '../sip/flow-routes.ts';
 import type { StatefulProxy } from '../sip/proxy.ts';
-import { contactKey, type Registrar } from '../sip/registrar.ts';
-import type { Peer } from '../sip/transport.ts';
-import { peerOf } from '../sip/user-agent.ts';
+import type { Registrar } from '../sip/registrar.ts';
 import { formatUri, parseRequestUri } from '../sip/uri.ts';
-import type { Clock, Timer } from '../util/clock.ts';
-import { type ErrorCode, isOverlayError } from '../util/errors.ts';
+import type { Clock } from '../util/clock.ts';
+import { isOverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import { type AdapterNode, retryAfterOf } from './adapter-node.ts';
+import { AdapterRelay } from './adapter-relay.ts';
+import { UserRestore } from './adapter-restore.ts';
 import type { LocalUser } from './call-common.ts';
 import { type CallObserver, type CallRecord, callRecordOf } from './call-record.ts';
 import { placeCall } from './caller.ts';
@@ -46,22 +49,15 @@ import { PhoneFlows } from './phone-flows.ts';
 import { isUsableUserName } from './messages.ts';
 import { logRefusal } from '../util/refusal.ts';
 
+export { RESTORE_RETRY_FIRST_MS, RESTORE_RETRY_MAX_MS } from './adapter-restore.ts';
+
 /** The REGISTER header a phone carries its enrolment token in (a token from `secp2psip bootstrap --invite`). */
 export const INVITE_HEADER = 'X-Secp2psip-Invite';
 /** Why a REGISTER's user name was refused (messages.ts NAME_RE), as a reason phrase. */
 const USER_NAME_RULE =
   "not a usable user name (1-64 letters, digits and - _ . ! ~ * ' ( ) +, not starting with '.' nor ending in '.<digits>')";
-/** Failures that say nothing about the user: the bootstrap or the ring may answer later. */
-const TRANSIENT = new Set<ErrorCode>(['RPC_TIMEOUT', 'RPC_UNREACHABLE', 'TIMEOUT', 'DHT_LOOKUP_FAILED']);
-/** Users registered with the bootstrap at once after a restart. */
-const RESTORE_CONCURRENCY = 8;
-/** How long a verified contact may be used as a proxy target (ms). */
-const VERIFIED_TTL_MS = 10 * 60_000;
 /** Seconds a phone is asked to wait when the adapter cannot serve it yet (RFC 3261 20.33). */
 export const NOT_READY_RETRY_AFTER_S = 2;
-/** Backoff of a restored user's registration with the bootstrap that failed for a transient reason (ms). */
-export const RESTORE_RETRY_FIRST_MS = 1000;
-export const RESTORE_RETRY_MAX_MS = 60_000;
 
 /** The reason of the 403 an adapter with no phone user gives every REGISTER. */
 export const NO_PHONE_USERS =
@@ -81,20 +77,17 @@ export class Adapter {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly phones: RegisteredPhones;
-  /** contactKey of verified 302 targets -> expiry. */
-  private readonly verified = new Map<string, number>();
   /** False while a restart registers its users again (holdUntilReady): phones get 503 with Retry-After. */
   private ready = true;
-  /** Restored users whose registration with the bootstrap is retried, with the pending timer. */
-  private readonly retries = new Map<string, Timer>();
-  private retriesStopped = false;
   private readonly auth: PhoneAuth;
   private readonly subscriptions?: PhoneSubscriptions;
-  /** Call-IDs of authenticated requests relayed to a verified contact -> expiry: their ACKs may follow. */
-  private readonly relayedCalls = new Map<string, number>();
   private readonly onCall?: CallObserver;
   private readonly overlay?: OverlaySip;
   private readonly relayed: boolean;
+  /** Users restored after a restart and their registration retries (adapter-restore.ts). */
+  private readonly restore: UserRestore;
+  /** The requests relayed rather than answered (adapter-relay.ts). */
+  private readonly relaying: AdapterRelay;
 
   /** `node.phones` is where this half registers phones, and where the callee side finds them. */
   constructor(c: {
@@ -163,119 +156,29 @@ export class Adapter {
         },
         // While restarting, every phone request but OPTIONS gets 503 with Retry-After, before anything else.
         relay: (inc) => {
-          if (this.ready || inc.request.method === 'OPTIONS') return this.relay(inc);
+          if (this.ready || inc.request.method === 'OPTIONS') return this.relaying.relay(inc);
           respondNotReady(inc, 'adapter starting');
           return true;
         },
-        onAck: (req, source) => this.forwardAck(req, source),
+        onAck: (req, source) => this.relaying.forwardAck(req, source),
       },
     });
-  }
-
-  /**
-   * After a restart: the users whose phones have bindings the registrar got
-   * back from its store are registered with the bootstrap again (their keys
-   * are on disk), so calls reach them before their phones refresh. A user the
-   * bootstrap refuses keeps no bindings; one it cannot reach now keeps them
-   * and is retried with a doubling wait (1 s up to 1 min) until it is
-   * registered, refused, or the phone's own REGISTER gets there first.
-   */
-  async restoreUsers(): Promise<{ users: number; failed: number }> {
-    const names = new Map<string, string[]>();
-    for (const aor of this.registrar.addressesOfRecord()) {
-      const u = parseRequestUri(aor);
-      const name = u.ok ? (u.value.user ?? '') : '';
-      if (!isUsableUserName(name)) {
-        this.log.warn({ aor }, 'restored binding is not for a usable user name; dropped');
-        this.registrar.removeAor(aor);
-        continue;
-      }
-      names.set(name, [...(names.get(name) ?? []), aor]);
-    }
-    let failed = 0;
-    const queue = [...names];
-    // A few at a time: the bootstrap answers every adapter of the overlay.
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const [name, aors] = next;
-        this.phones.restore(name, aors[aors.length - 1]);
-        try {
-          await this.node.ensureUser(name);
-          // Messages stored while this adapter was down go to the phones whose bindings came back.
-          this.collectRestored(name, 0);
-        } catch (e) {
-          failed++;
-          const reason = isOverlayError(e) ? e.message : (e as Error).message;
-          const transient = isOverlayError(e) && TRANSIENT.has(e.code);
-          this.log.warn({ user: name, reason, kept: transient }, 'restored user not registered with the bootstrap');
-          if (transient) this.retryRestore(name, aors, RESTORE_RETRY_FIRST_MS);
-          else this.dropRestored(name, aors);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
-    return { users: names.size - failed, failed };
-  }
-
-  /**
-   * Collect the mailbox of a user whose phone binding came back with this adapter. Right after a restart the ring
-   * may still be settling: a collection that could not read every slot, or whose phone took nothing, is tried
-   * again a few times (2, 4, 8, 16 s later), since the phone itself may not REGISTER again for an hour.
-   */
-  private collectRestored(name: string, attempt: number): void {
-    this.node.mailbox
-      .collect(name)
-      .then(
-        (r) => r.incomplete === true || r.kept > 0,
-        () => true,
-      )
-      .then((again) => {
-        if (!again || attempt >= 4 || this.retriesStopped) return;
-        const key = `mailbox\u0000${name}`;
-        this.retries.get(key)?.cancel();
-        const timer = this.clock.setTimer(2000 * 2 ** attempt, () => {
-          if (this.retries.get(key) !== timer) return;
-          this.retries.delete(key);
-          this.collectRestored(name, attempt + 1);
-        });
-        this.retries.set(key, timer);
-      });
-  }
-
-  private dropRestored(name: string, aors: string[]): void {
-    this.node.restoring.delete(name);
-    this.phones.drop(name, aors);
-  }
-
-  private retryRestore(name: string, aors: string[], waitMs: number): void {
-    if (this.retriesStopped) return;
-    this.retries.get(name)?.cancel();
-    const timer = this.clock.setTimer(waitMs, () => {
-      if (this.retries.get(name) !== timer) return;
-      this.retries.delete(name);
-      if (this.node.users.has(name)) {
-        this.node.restoring.delete(name);
-        return;
-      }
-      this.node.ensureUser(name).then(
-        () => {
-          this.node.restoring.delete(name);
-          this.log.info({ user: name }, 'restored user registered with the bootstrap on retry');
-        },
-        (e: unknown) => {
-          const transient = isOverlayError(e) && TRANSIENT.has(e.code);
-          const next = Math.min(waitMs * 2, RESTORE_RETRY_MAX_MS);
-          this.log.warn(
-            { user: name, reason: (e as Error).message, retryInMs: transient ? next : undefined },
-            'restored user still not registered with the bootstrap',
-          );
-          if (transient) this.retryRestore(name, aors, next);
-          else this.dropRestored(name, aors);
-        },
-      );
+    this.restore = new UserRestore({ node: c.node, clock: c.clock, log: this.log });
+    this.relaying = new AdapterRelay({
+      element: c.element,
+      proxy: this.proxy,
+      flows: this.flows,
+      subscriptions: c.subscriptions,
+      auth: c.auth,
+      clock: c.clock,
+      stats: this.stats,
+      fromIs: (inc, user) => this.fromIs(inc, user),
     });
-    this.retries.set(name, timer);
-    this.node.restoring.add(name);
+  }
+
+  /** After a restart: register the users of the restored phone bindings again (adapter-restore.ts). */
+  restoreUsers(): Promise<{ users: number; failed: number }> {
+    return this.restore.restoreUsers();
   }
 
   /** Users whose registration with the bootstrap after a restart is still being retried. */
@@ -296,42 +199,7 @@ export class Adapter {
 
   /** Cancel pending registration retries (the adapter is closing). */
   stopRetries(): void {
-    this.retriesStopped = true;
-    for (const t of this.retries.values()) t.cancel();
-    this.retries.clear();
-    this.node.restoring.clear();
-  }
-
-  /**
-   * Requests this adapter relays rather than answers: inside a dialog it record-routed, a caller's phone following
-   * a 302 to one of our phones reached over its flow, and our own phone following our 302 back through us
-   * (rewritten for a phone we must stay in the path of, or the adapter used as outbound proxy).
-   */
-  private relay(inc: IncomingRequest): boolean {
-    // A SUBSCRIBE inside a presence subscription of ours (refresh or end) is answered by that subscription.
-    if (this.subscriptions?.inDialog(inc)) return true;
-    if (this.flows.inDialog(inc) || this.flows.inbound(inc)) return true;
-    if (this.flows.isOutbound(inc.request)) {
-      if (this.authorizeRelay(inc)) this.flows.outbound(inc);
-      return true;
-    }
-    if (!this.isVerifiedTarget(inc.request.uri)) return false;
-    if (this.authorizeRelay(inc)) this.forward(inc);
-    return true;
-  }
-
-  /** Issue 16 item 6: only this adapter's own phones are relayed, never a stranger who names a verified contact. */
-  private authorizeRelay(inc: IncomingRequest): boolean {
-    if (this.auth === 'open') return true;
-    const user = this.auth.digest.authenticate(inc, true);
-    if (user === undefined) return false;
-    if (!this.fromIs(inc, user)) return false;
-    const callId = getCallId(inc.request);
-    if (callId !== undefined) {
-      this.relayedCalls.set(callId, this.clock.now() + VERIFIED_TTL_MS);
-      if (this.relayedCalls.size > 10_000) this.relayedCalls.delete(this.relayedCalls.keys().next().value as string);
-    }
-    return true;
+    this.restore.stopRetries();
   }
 
   /**
@@ -399,9 +267,7 @@ export class Adapter {
       inc.respond(status === 404 ? 403 : status, reason);
       return;
     }
-    this.retries.get(name)?.cancel();
-    this.retries.delete(name);
-    this.node.restoring.delete(name);
+    this.restore.registered(name);
     const before = this.phones.bindingsOf(name).length;
     const out = this.phones.register(name, to.value.uri.host, inc.request, flowOf(inc.source));
     inc.respond(out.status, out.reason, { headers: out.headers });
@@ -433,7 +299,7 @@ export class Adapter {
     if (out.ok) {
       for (const c of getHeaders(out.response, 'Contact')) {
         const n = parseNameAddr(c);
-        if (n.ok) this.verified.set(contactKey(n.value.uri), this.clock.now() + VERIFIED_TTL_MS);
+        if (n.ok) this.relaying.verifiedContact(n.value.uri);
       }
       this.stats.redirects++;
       // Either adapter behind a NAT: both stay in the path and the call's SIP between them goes over the ring.
@@ -523,51 +389,6 @@ export class Adapter {
     if (!from.ok) inc.respond(400, `Bad Request: ${from.error}`);
     if (user) acceptPublish(inc, user, this.node.presence);
   }
-
-  private isVerifiedTarget(uri: string): boolean {
-    const u = parseRequestUri(uri);
-    if (!u.ok) return false;
-    const k = contactKey(u.value);
-    const exp = this.verified.get(k);
-    if (exp === undefined) return false;
-    if (exp < this.clock.now()) {
-      this.verified.delete(k);
-      return false;
-    }
-    return true;
-  }
-
-  /** The phone's redirected request came back through us: proxy it to the verified contact (RFC 3261 16.6). */
-  private forward(inc: IncomingRequest): void {
-    const req = inc.request;
-    const u = parseRequestUri(req.uri);
-    const dest = u.ok ? peerOf(u.value) : undefined;
-    if (!dest) {
-      inc.respond(480, 'Temporarily Unavailable');
-      return;
-    }
-    dropOwnRoute(req, this.element.hostport);
-    this.stats.proxied++;
-    this.proxy.forward(inc, { uri: req.uri, dest });
-  }
-
-  /** The ACK for a 2xx is end to end: pass it on statelessly (RFC 3261 16.11) when it targets a verified contact. */
-  private forwardAck(req: SipRequest, _source: Peer): void {
-    if (this.flows.ack(req)) return;
-    if (!this.isVerifiedTarget(req.uri)) return;
-    // An ACK cannot be challenged (RFC 3261 22.1): it passes only within a call an authenticated phone placed here.
-    if (this.auth !== 'open') {
-      const callId = getCallId(req);
-      const exp = callId === undefined ? undefined : this.relayedCalls.get(callId);
-      if (exp === undefined || exp < this.clock.now()) return;
-    }
-    const u = parseRequestUri(req.uri);
-    const dest = u.ok ? peerOf(u.value) : undefined;
-    if (!dest) return;
-    dropOwnRoute(req, this.element.hostport);
-    const headers = [{ name: 'Via', value: this.element.via(dest.transport) }, ...req.headers];
-    this.element.sendStateless({ ...req, headers }, dest);
-  }
 }
 
 /** 503 with Retry-After (RFC 3261 21.5.4): the phone may try again shortly. */
@@ -575,13 +396,4 @@ export function respondNotReady(inc: IncomingRequest, reason: string): void {
   inc.respond(503, `Service Unavailable: ${reason}`.replace(/[\r\n]/g, ' '), {
     headers: [{ name: 'Retry-After', value: String(NOT_READY_RETRY_AFTER_S) }],
   });
-}
-
-/** RFC 3261 16.4: a Route naming this element is removed before forwarding. */
-function dropOwnRoute(req: SipRequest, hostport: string): void {
-  const routes = getHeaders(req, 'Route');
-  if (routes.length === 0) return;
-  const keep = routes.filter((r) => !r.includes(hostport));
-  removeHeader(req, 'Route');
-  for (const r of keep) req.headers.push({ name: 'Route', value: r });
 }
