@@ -25,29 +25,29 @@
  * TTL (presence-records.ts, signed again before it lapses); a watcher whose
  * WATCH cannot reach the presentity's adapter shows what that record says,
  * checked with the key rebuilt from the ring, and keeps trying the WATCH.
+ *
+ * Both sides send their messages to the other adapter with adapter-request.ts.
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
-import { open } from '../identity/seal.ts';
 import type { Caller, NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import type { Clock, Timer } from '../util/clock.ts';
-import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { type LocalUser, type LocalUsers, type Opened, type SecurityMode, sealFor } from './call-common.ts';
 import { refuse } from './call-checks.ts';
+import { requestAdapter } from './adapter-request.ts';
 import type { VerifiedUser } from './key-lookup.ts';
 import {
   callTbs,
   DOMAIN,
   type DeliveredMsg,
-  decodeMessage,
   decodePresenceState,
   encodeMessage,
   encodePresenceState,
   type PresenceMsg,
   type PresenceState,
-  type SecP2PSipMessage,
   type WatchMsg,
 } from './messages.ts';
 import { PRESENCE_TTL_MS, readPresenceRecord, writePresenceRecord } from './presence-records.ts';
@@ -185,7 +185,8 @@ export class PresenceService {
       sip: new TextEncoder().encode(String(WATCH_TTL_MS / 1000)),
     };
     const m: WatchMsg = { ...body, sig: watcher.signer.sign(DOMAIN.watch, callTbs(body)) };
-    const a = await this.request(u.adapter, m, this.ctx.mode() === 'protected' ? u.bundle.sealKey : undefined, watcher);
+    const sealKey = this.ctx.mode() === 'protected' ? u.bundle.sealKey : undefined;
+    const a = await requestAdapter(this.ctx, u.adapter, m, sealKey, watcher);
     if (a.t !== 'PRESENCE') refuse('VERIFICATION_FAILED', `unexpected ${a.t} from ${presentity}'s adapter`);
     if (a.name !== presentity || a.to !== watcher.name || a.callId !== m.callId)
       refuse('VERIFICATION_FAILED', 'PRESENCE names another watch');
@@ -234,31 +235,6 @@ export class PresenceService {
     if (have && have.seq >= s.seq) return false;
     this.known.set(presentity, s);
     return true;
-  }
-
-  /** One SECP2PSIP request (sealed when `sealKey`), its answer opened with `self`'s key; ERROR answers throw. */
-  private async request(
-    to: NodeRef,
-    m: SecP2PSipMessage,
-    sealKey: Uint8Array | undefined,
-    self: LocalUser,
-  ): Promise<SecP2PSipMessage> {
-    const payload = sealKey ? sealFor(sealKey, m) : encodeMessage(m);
-    let answer: unknown;
-    try {
-      answer = await this.ctx.endpoint.request(to, 'secp2psip', payload, { timeoutMs: this.ctx.timeoutMs });
-    } catch (e) {
-      if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', 'adapter did not answer');
-      refuse('CALLEE_UNREACHABLE', `adapter: ${(e as Error).message}`);
-    }
-    let d = decodeMessage(answer);
-    if (d.ok && d.value.t === 'SEALED') {
-      const o = open(self.kem, d.value.box);
-      d = o.ok ? decodeMessage(o.value) : { ok: false, error: o.error };
-    }
-    if (!d.ok) refuse('VERIFICATION_FAILED', 'bad answer');
-    if (d.value.t === 'ERROR') throw new OverlayError(d.value.code, d.value.reason, { answered: true });
-    return d.value;
   }
 
   // ------------------------------------------------------------ presentity side
@@ -335,7 +311,8 @@ export class PresenceService {
       };
       const m: PresenceMsg = { ...body, sig: user.signer.sign(DOMAIN.presence, callTbs(body)) };
       this.stats.pushes++;
-      this.request(w.adapter, m, this.ctx.mode() === 'protected' ? w.sealKey : undefined, user).catch((e: unknown) => {
+      const sealKey = this.ctx.mode() === 'protected' ? w.sealKey : undefined;
+      requestAdapter(this.ctx, w.adapter, m, sealKey, user).catch((e: unknown) => {
         // The watcher's adapter no longer wants it (no such user or subscription there): stop pushing.
         if (isOverlayError(e) && e.detail?.answered === true) ws.delete(watcher);
         this.ctx.log.debug({ user: name, watcher, reason: (e as Error).message }, 'PRESENCE push failed');
