@@ -53,7 +53,7 @@ export { RESTORE_RETRY_FIRST_MS, RESTORE_RETRY_MAX_MS } from './adapter-restore.
 
 /** The REGISTER header a phone carries its enrolment token in (a token from `secp2psip bootstrap --invite`). */
 export const INVITE_HEADER = 'X-Secp2psip-Invite';
-/** Why a REGISTER's user name was refused (messages.ts NAME_RE), as a reason phrase. */
+/** Why a REGISTER's user name was refused (wire-fields.ts NAME_RE), as a reason phrase. */
 const USER_NAME_RULE =
   "not a usable user name (1-64 letters, digits and - _ . ! ~ * ' ( ) +, not starting with '.' nor ending in '.<digits>')";
 /** Seconds a phone is asked to wait when the adapter cannot serve it yet (RFC 3261 20.33). */
