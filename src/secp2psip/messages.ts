@@ -15,14 +15,25 @@
  * is re-exported here for the callers that import it all from one place:
  * the bounds, the user-name rule and the bounded field readers
  * (wire-fields.ts), the wire error codes (wire-errors.ts), the location
- * record and key bundle the ring keeps per user (user-records.ts), and the
- * presence state a PRESENCE carries (presence-state.ts).
+ * record and key bundle the ring keeps per user (user-records.ts), the
+ * presence state a PRESENCE carries (presence-state.ts), and the shapes of
+ * the registration and admission messages (registration-messages.ts).
  */
 import { createHash } from 'node:crypto';
 import { encode as cborEncode } from 'cborg';
 import { HINT_LEN } from '../identity/seal.ts';
 import { type ErrorCode, fail, ok, type Result } from '../util/errors.ts';
-import { type LocationRecord, plainLocation, readBundle, readLocation, type UserKeyBundle } from './user-records.ts';
+import type {
+  AdmitMsg,
+  AdmittedMsg,
+  BootstrapInfo,
+  RegisteredMsg,
+  RegisterMsg,
+  RingContact,
+  WhoisMsg,
+  WhoisOkMsg,
+} from './registration-messages.ts';
+import { plainLocation, readBundle, readLocation } from './user-records.ts';
 import { errorDetail, wireErrorCode, wireErrorNumber } from './wire-errors.ts';
 import {
   Bad,
@@ -64,75 +75,17 @@ export {
   wireErrorNumber,
 } from './wire-errors.ts';
 export { INVITE_MAX, INVITE_RE, isUsableUserName, LIMITS, NAME_RE } from './wire-fields.ts';
-
-/** Seed Table 1, plus proof of possession and the adapter's node key. */
-export interface RegisterMsg {
-  t: 'REGISTER';
-  name: string;
-  /** Adapter SIP host:port. */
-  ip: string;
-  publicKey: { signKey: Uint8Array; sealKey: Uint8Array };
-  /** Strict mode: DER certificates, leaf first, chaining to the bootstrap's CA bundle; the leaf key is signKey. */
-  certChain?: Uint8Array[];
-  node: { addr: string; key: Uint8Array };
-  location: LocationRecord;
-  ts: number;
-  nonce: Uint8Array;
-  /**
-   * Enrolment token (RELOAD's enrolment server idea): a one-time token from
-   * `secp2psip bootstrap --invite`, needed for a new name when the bootstrap
-   * runs with --require-invite. Part of `registerTbs`, so it cannot be swapped.
-   */
-  invite?: string;
-  /** Proof of possession: user signKey over `registerTbs`. */
-  sig: Uint8Array;
-}
-
-export interface RingContact {
-  id: string;
-  addr: string;
-  key: Uint8Array;
-  admission?: Uint8Array;
-}
-
-export interface RegisteredMsg {
-  t: 'REGISTERED';
-  name: string;
-  registeredAt: number;
-  /** The adapter's ring id, chosen by the bootstrap, and the certificate that binds it to the node key. */
-  nodeId: string;
-  admission: Uint8Array;
-  /** Ring contact info (seed IV.2 "Registration Success Response"). */
-  ring: RingContact[];
-  k: number;
-  n: number;
-  /** Every bootstrap of the overlay: their keys sign admissions and ring writes. */
-  bootstraps: BootstrapInfo[];
-  /** The user certificate (user-cert.ts): lets ring members check the user's mailbox deposits. */
-  userCert?: Uint8Array;
-}
-
-export interface BootstrapInfo {
-  addr: string;
-  key: Uint8Array;
-}
-
-/** An adapter asks for its ring id; the node key is the one it proved in the TLS handshake. */
-export interface AdmitMsg {
-  t: 'ADMIT';
-  /** Set only by a bootstrap forwarding an adapter's ADMIT to the key's ring-id authority (bootstrap-server.ts). */
-  nodeKey?: Uint8Array;
-}
-
-export interface AdmittedMsg {
-  t: 'ADMITTED';
-  nodeId: string;
-  admission: Uint8Array;
-  ring: RingContact[];
-  bootstraps: BootstrapInfo[];
-  k: number;
-  n: number;
-}
+export {
+  type AdmitMsg,
+  type AdmittedMsg,
+  type BootstrapInfo,
+  type RegisteredMsg,
+  type RegisterMsg,
+  type RingContact,
+  registerTbs,
+  type WhoisMsg,
+  type WhoisOkMsg,
+} from './registration-messages.ts';
 
 /**
  * The shape of every message signed like the seed's INVITE (Table 2): who (`name`) to whom (`to`), for which
@@ -174,17 +127,6 @@ export interface ErrorMsg {
   t: 'ERROR';
   code: ErrorCode;
   reason: string;
-}
-
-/** Ask a bootstrap what key it has bound to a name (TOFU re-registration check). */
-export interface WhoisMsg {
-  t: 'WHOIS';
-  name: string;
-}
-
-export interface WhoisOkMsg {
-  t: 'WHOIS_OK';
-  bundle: UserKeyBundle;
 }
 
 /**
@@ -393,24 +335,6 @@ export const DOMAIN = {
   watch: 'secp2psip/watch/v1',
   presence: 'secp2psip/presence/v1',
 } as const;
-
-/** Proof of possession for Table 1: binds name, adapter, both user keys, node key, time and nonce. */
-export function registerTbs(m: Omit<RegisterMsg, 'sig' | 'location' | 't'>): Uint8Array {
-  const fields: unknown[] = [
-    'REGISTER',
-    m.name,
-    m.ip,
-    m.publicKey.signKey,
-    m.publicKey.sealKey,
-    m.node.addr,
-    m.node.key,
-    m.ts,
-    m.nonce,
-  ];
-  // Appended only when present: a REGISTER without a token signs the same bytes as before the field existed.
-  if (m.invite !== undefined) fields.push(m.invite);
-  return cborEncode(fields);
-}
 
 /**
  * Table 2/3 SignedHash, widened: kind, sender name, receiver name, Call-ID,
