@@ -85,6 +85,8 @@ export class ChordNode {
     rpcTimeoutMs?: number;
   };
   /** @internal */ predHeardAt = 0;
+  /** @internal When this node last told a peer that a neighbour of it did not answer (LookupContext.report). */
+  readonly reportedAt = new Map<string, number>();
   /** @internal */ readonly maintenance: Maintenance;
   private readonly verifyPolicy: (ref: NodeRef) => boolean;
   private readonly verified = new Map<string, Uint8Array>();
