@@ -189,15 +189,21 @@ export class ChordTestnet {
    * so a node whose only links were crashed nodes is not linked either.
    */
   linkedOwnerOf(pos: string): string {
-    const linked = new Set<string>();
-    const live = new Set(this.ring);
-    for (const id of this.ring) {
-      const first = (this.nodes.get(id) as ChordNode).successors.find((s) => live.has(s.id));
-      if (first) linked.add(first.id);
-    }
     let id = this.ownerOf(pos);
+    // The common case, without a pass over every node: the owner's own predecessor links it.
+    const pred = this.ring[(this.insertAt(id) - 1 + this.ring.length) % this.ring.length];
+    if (this.firstLiveSuccessor(pred) === id) return id;
+    const linked = new Set<string>();
+    for (const n of this.ring) {
+      const first = this.firstLiveSuccessor(n);
+      if (first) linked.add(first);
+    }
     for (let i = 0; i < this.ring.length && !linked.has(id); i++) id = this.successorOf(id);
     return id;
+  }
+
+  private firstLiveSuccessor(id: string): string | undefined {
+    return (this.nodes.get(id) as ChordNode).successors.find((s) => this.ring[this.insertAt(s.id)] === s.id)?.id;
   }
 
   /** The next live joined id after `id` (the right successor). */
