@@ -206,17 +206,20 @@ export class RecordUpkeep {
   /**
    * Re-replication: every successor that should hold a copy of our range gets it once. The holders are
    * our first r-1 successors that have not missed an RPC (a suspected one may be gone: the next one gets
-   * the copy too, which costs bytes if it was only slow). While our predecessor is suspected, failed, or
-   * missing after a failure (see predFailed), the range we may own reaches back over its range, whose
-   * start we do not know: every record we hold goes out, once per such episode. Waiting for the failure
-   * to be settled (two strikes, a grace period, RPC timeouts on each tick spent on the silent neighbours)
-   * takes seconds during which the next crash nearby could take the last copy.
+   * the copy too, which costs bytes if it was only slow). While our predecessor is suspected and silent
+   * for two periods, or was dropped and none has linked in since (see predFailed), the range we may own
+   * reaches back over its range, whose start we do not know: every record we hold goes out, once per such
+   * episode. Waiting for the failure to be settled (two strikes, a grace period, RPC timeouts on each tick
+   * spent on the silent neighbours) takes seconds during which the next crash nearby could take the last
+   * copy.
    */
   async replicate(): Promise<void> {
     const n = this.node;
     const pred = n.pred;
     if (!pred && !this.orphaned) return;
-    const wide = !pred || n.failures.doubted(pred.id);
+    // A predecessor that called us lately is alive, whatever one slow answer of it suggests: under load a
+    // missed ping alone would send whole stores around.
+    const wide = !pred || (n.failures.doubted(pred.id) && n.clock.now() - n.predHeardAt >= 2 * n.init.stabilizeMs);
     if (wide !== this.wide) {
       this.wide = wide;
       this.syncedTo.clear();
