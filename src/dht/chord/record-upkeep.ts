@@ -65,9 +65,9 @@ export class RecordUpkeep {
    * where that range starts, and a new one links in only once the node before the failed one notices it
    * (its next tick, one long period at rest): until then every record we hold goes to our successors (see
    * replicate), so that a range whose owner crashed has r copies again within a tick or two instead of
-   * waiting on the ring to relink, during which the next crash nearby would take the last copy. And the node that
-   * links in next may be one that only the failed predecessor knew (a node that joined just before it
-   * crashed): it gets what we hold outside our new range, as a joiner would (see handOver).
+   * waiting on the ring to relink, while the next crash nearby could take the last copy. And the node
+   * that links in next may be one that only the failed predecessor knew (a node that joined just before
+   * it crashed): it gets what we hold outside our new range, as a joiner would (see handOver).
    */
   predFailed(): void {
     this.orphaned = true;
