@@ -183,14 +183,27 @@ export class ChordTestnet {
   /**
    * The first live joined node at or after `pos` that some live node names
    * as its successor: a node that has joined but is not linked in yet is
-   * skipped, as the ring's own routing skips it until stabilize runs.
+   * skipped, as the ring's own routing skips it until stabilize runs. A
+   * successor list whose first entries crashed names its first live entry
+   * (Stoica et al. 2003, section V-B: that is the successor it routes to),
+   * so a node whose only links were crashed nodes is not linked either.
    */
   linkedOwnerOf(pos: string): string {
-    const linked = new Set<string>();
-    for (const id of this.ring) linked.add((this.nodes.get(id) as ChordNode).successor.id);
     let id = this.ownerOf(pos);
+    // The common case, without a pass over every node: the owner's own predecessor links it.
+    const pred = this.ring[(this.insertAt(id) - 1 + this.ring.length) % this.ring.length];
+    if (this.firstLiveSuccessor(pred) === id) return id;
+    const linked = new Set<string>();
+    for (const n of this.ring) {
+      const first = this.firstLiveSuccessor(n);
+      if (first) linked.add(first);
+    }
     for (let i = 0; i < this.ring.length && !linked.has(id); i++) id = this.successorOf(id);
     return id;
+  }
+
+  private firstLiveSuccessor(id: string): string | undefined {
+    return (this.nodes.get(id) as ChordNode).successors.find((s) => this.ring[this.insertAt(s.id)] === s.id)?.id;
   }
 
   /** The next live joined id after `id` (the right successor). */

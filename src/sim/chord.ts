@@ -10,7 +10,9 @@ import { ChordTestnet, testnetOracle } from './chord-testnet.ts';
  * ones join while L lookups of stored keys run from honest nodes. Every
  * answer is checked against the true ring: the owner must be the first live
  * joined node at or after the key's position, either when the lookup
- * started or when it ended (the ring may change in between).
+ * started or when it ended (the ring may change in between), or the first
+ * such node that the ring links in (ChordTestnet.linkedOwnerOf), again when
+ * it started or when it ended.
  */
 export interface ChordSimOptions {
   nodes: number;
@@ -154,12 +156,18 @@ export async function runChordSim(
       const key = lookupKeys[t.random.int(lookupKeys.length)];
       const pos = keyPosition(key);
       const before = t.ownerOf(pos);
+      const linkedBefore = t.linkedOwnerOf(pos);
       void honest()
         .lookup(key)
         .then((r) => {
           done++;
           if (!r.ok) failed++;
-          else if (r.owner.id === before || r.owner.id === t.ownerOf(pos) || r.owner.id === t.linkedOwnerOf(pos)) {
+          else if (
+            r.owner.id === before ||
+            r.owner.id === t.ownerOf(pos) ||
+            r.owner.id === linkedBefore ||
+            r.owner.id === t.linkedOwnerOf(pos)
+          ) {
             if (r.owner.id !== before && r.owner.id !== t.ownerOf(pos)) notYetLinked++;
             succeeded++;
             hops.push(r.hops);

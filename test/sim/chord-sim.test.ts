@@ -23,6 +23,28 @@ describe('sim chord', () => {
     assert.notDeepEqual({ ...c, timings: 0 }, { ...a, timings: 0 });
   });
 
+  // Seeds that once accepted a wrong owner or lost records (60 nodes, 300 lookups, churn 0.1, 10 s window):
+  // 34 without liars (an owner whose only links had crashed, counted as wrong); with 10 % liars, 9, 51, 58
+  // and 82 (two lone liars vouching for each other by chance) and 65 and 85 (a range whose owner crashed
+  // not copied again before the next crash nearby).
+  const churned = { nodes: 60, lookups: 300, churn: 0.1, windowMs: 10_000 };
+  for (const [seed, liars] of [
+    [34, 0],
+    [9, 0.1],
+    [51, 0.1],
+    [58, 0.1],
+    [82, 0.1],
+    [65, 0.1],
+    [85, 0.1],
+  ]) {
+    it(`seed ${seed}${liars ? ' with 10 % liars' : ''}: no wrong owner, no record lost`, async () => {
+      const r = await runChordSim({ ...churned, seed, liars });
+      assert.equal(r.wrong, 0, 'wrong owners');
+      assert.equal(r.recordsLost, 0, 'records lost');
+      assert.ok(r.succeeded >= 0.85 * r.lookups, `succeeded ${r.succeeded}`);
+    });
+  }
+
   it('prints one JSON object with --json and refuses bad arguments with one line and exit 2', () => {
     const ok = spawnSync(process.execPath, [CLI, 'sim', 'chord', '--nodes', '20', '--lookups', '50', '--json'], {
       encoding: 'utf8',

@@ -16,7 +16,7 @@ import { clientUpkeep, findPlaceAsClient, handOverPlace, joinThrough, settleAmon
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
-import type { FindReply, NeighborsReply } from './messages.ts';
+import { type FindReply, METHOD, type NeighborsReply } from './messages.ts';
 import { RememberedMembers } from './remembered-members.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
 import {
@@ -85,6 +85,8 @@ export class ChordNode {
     rpcTimeoutMs?: number;
   };
   /** @internal */ predHeardAt = 0;
+  /** @internal When this node last told a peer that a neighbour of it did not answer (LookupContext.report). */
+  readonly reportedAt = new Map<string, number>();
   /** @internal */ readonly maintenance: Maintenance;
   private readonly verifyPolicy: (ref: NodeRef) => boolean;
   private readonly verified = new Map<string, Uint8Array>();
@@ -360,10 +362,18 @@ export class ChordNode {
   setPred(p: NodeRef | null): void {
     const old = this.pred;
     this.pred = p;
+    // The first predecessor after one failed (see RecordUpkeep.predFailed) gets our records outside our range.
+    if (p && !old) this.maintenance.records.predFound(p);
     // Our key range (pred, self] grew: every replica must get the new records.
     if (p && (!old || (p.id !== old.id && !inOpen(p.id, old.id, this.id)))) this.maintenance.rangeGrew();
     // It shrank: a node came in between (a join, or one that routing skipped until now); it gets our records.
-    else if (p && old && p.id !== old.id) this.maintenance.rangeShrank(p);
+    else if (p && old && p.id !== old.id) {
+      this.maintenance.rangeShrank(p);
+      // The old predecessor still takes us for its successor: tell it (a `changed` ping, see TickPacing) so
+      // that its stabilize links the newcomer at the short period, not after a long one. Without it a node
+      // that a crash left unlinked and that then notified us stays outside the ring for a long period.
+      if (old.id !== this.id) void this.call(old, METHOD.PING, { changed: true });
+    }
     if (p) this.predHeardAt = this.clock.now();
   }
 

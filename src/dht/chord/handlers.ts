@@ -31,6 +31,10 @@ export function handleChordRequest(node: ChordNode, method: string, payload: Pay
       // The caller's successor list changed (pacing.ts): ours may have, so tick at the short period. Only
       // timing: a caller can cost us at most the short period's ticks, never a change of state.
       if ((payload as { changed?: unknown } | null)?.changed === true) node.maintenance.pacing.wake();
+      // A caller found our predecessor silent (LookupContext.report): ping it at the next tick, however lately
+      // it was heard from. Again only timing: it is dropped only if it also fails our own pings.
+      if (node.pred && (payload as { silent?: unknown } | null)?.silent === node.pred.id)
+        node.maintenance.predDoubted();
       return { id: node.id };
     case METHOD.STORE:
       return store(node, payload);

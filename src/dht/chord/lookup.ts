@@ -22,12 +22,19 @@ import type { FindReply, NeighborsReply } from './messages.ts';
  *     or after the target). The nearest such node is probed instead.
  *  4. Two sources: c is accepted only when two different nodes say nothing
  *     lies between the target's predecessor and c: c names as predecessor
- *     the node whose list starts with c; or c's named predecessor p
- *     (target in (p, c]) lists c among its successors; or, when c lies about
- *     its predecessor, the predecessor w of the node v that named c lists v
- *     directly followed by c (the successor list of a second node).
+ *     the node v whose list names c (right before c), and c's own successor
+ *     list shares a node with what v's list names after c; or c's named
+ *     predecessor p (target in (p, c]) names c as its first live successor;
+ *     or, when c lies about its predecessor, the predecessor w of the node v
+ *     that named c lists v directly followed by c (the successor list of a
+ *     second node). The first two checks on the lists are what two lone
+ *     liars agreeing by chance fail: a liar v naming c while a lying c names
+ *     v back (1 in N), or a lying c naming a liar p whose made-up list holds c.
  * A wrong owner needs two nodes lying in agreement about the same spot of
  * the ring (collusion of neighbours); lone liars only cause failures.
+ * A node met silent while a live one names it as its neighbour is reported
+ * to that one (LookupContext.report), so that the ring repairs the spot at
+ * the short period: no extra message on a path where every node answers.
  * Failures are results, not exceptions: a hop that times out or answers
  * nonsense is marked dead and `alpha` other candidates are asked at once.
  */
@@ -45,6 +52,12 @@ export interface LookupContext {
   guess?(target: string): { pred: NodeRef; owner: NodeRef; waitMs: number } | undefined;
   /** Resolves after `ms` (the asking node's clock); without it a guess is waited for until it answers. */
   sleep?(ms: number): Promise<void>;
+  /**
+   * Optional: `to` answered naming `silent` as its predecessor or successor, and `silent` did not answer this
+   * lookup: tell `to`, so that it checks that neighbour at its short period (see TickPacing) instead of
+   * after a long one. Only timing; sent off the lookup's path (nothing waits on it).
+   */
+  report?(to: NodeRef, silent: string): void;
 }
 
 /**
@@ -113,6 +126,8 @@ class LookupRun {
   /** Live candidates no second source would vouch for. */
   private readonly refuted = new Set<string>();
   private readonly nbCache = new Map<string, NeighborsReply | null>();
+  /** Nodes told of a silent neighbour (see report). */
+  private readonly reported = new Set<string>();
   /** Nodes that answered, in order of progress; the last one is `best`. */
   private readonly path: { id: string; reply: FindReply }[] = [];
   private hops = 0;
@@ -173,7 +188,7 @@ class LookupRun {
         if (cand) {
           if (this.opts.confirm === false)
             return { ok: true, owner: cand.owner, succs: cand.rest, hops: this.hops, queries: this.queries };
-          const res = await this.confirmOwner(cand.owner, cand.before);
+          const res = await this.confirmOwner(cand.owner, cand.before, cand.skipped, cand.rest);
           if (res !== 'retry') return res;
           fresh = true; // candidate dead or refuted: look again in the same reply
           continue;
@@ -333,16 +348,21 @@ class LookupRun {
   private ownerFromSuccessors(
     from: string,
     succs: readonly NodeRef[],
-  ): { owner: NodeRef; rest: NodeRef[]; before: string } | undefined {
+  ): { owner: NodeRef; rest: NodeRef[]; before: string; skipped?: string } | undefined {
     let prev = from;
+    let skipped: string | undefined;
     for (let i = 0; i < succs.length; i++) {
       const s = succs[i];
-      if (this.dead.has(s.id)) continue;
+      if (this.dead.has(s.id)) {
+        skipped ??= s.id;
+        continue;
+      }
       if (inHalfOpen(this.target, prev, s.id)) {
         if (this.refuted.has(s.id) || this.notOwner.has(s.id)) return undefined;
-        return { owner: s, rest: succs.slice(i + 1), before: prev };
+        return { owner: s, rest: succs.slice(i + 1), before: prev, skipped };
       }
       prev = s.id;
+      skipped = undefined;
     }
     return undefined;
   }
@@ -352,10 +372,18 @@ class LookupRun {
    * list that named c, sits right before c: the list's owner or the entry
    * before c in it.
    */
-  private async confirmOwner(first: NodeRef, voucher: string | undefined): Promise<Confirmed | 'retry'> {
+  private async confirmOwner(
+    first: NodeRef,
+    voucher: string | undefined,
+    skipped?: string,
+    after?: readonly NodeRef[],
+  ): Promise<Confirmed | 'retry'> {
     const target = this.target;
     let c = first;
     let v = voucher;
+    let rest = after;
+    // The node before c by the list that named it has a successor that did not answer us: it may not know yet.
+    if (skipped !== undefined && v !== undefined) this.report(v, skipped);
     for (let steps = 0; ; steps++) {
       const nb = await this.neighborsOf(c);
       if (!nb) return 'retry';
@@ -369,8 +397,10 @@ class LookupRun {
           if (steps >= this.maxBack || this.refuted.has(p.id)) return 'retry';
           c = p;
           v = undefined;
+          rest = undefined;
           continue;
         }
+        this.report(c.id, p.id);
         p = null; // c's predecessor pointer is stale
       }
       const gap = this.closestInGap(c.id);
@@ -379,9 +409,10 @@ class LookupRun {
         if (steps >= this.maxBack || this.refuted.has(gap.id)) return 'retry';
         c = gap;
         v = undefined;
+        rest = undefined;
         continue;
       }
-      if (await this.vouched(c, nb, p, v)) {
+      if (await this.vouched(c, nb, p, v, rest)) {
         // A second source may have named a node in [target, c) on the way.
         const late = this.closestInGap(c.id);
         if (!late)
@@ -390,6 +421,7 @@ class LookupRun {
         if (steps >= this.maxBack) return 'retry';
         c = late;
         v = undefined;
+        rest = undefined;
         continue;
       }
       this.refuted.add(c.id);
@@ -397,18 +429,28 @@ class LookupRun {
     }
   }
 
-  private async vouched(c: NodeRef, nb: NeighborsReply, p: NodeRef | null, v: string | undefined): Promise<boolean> {
+  private async vouched(
+    c: NodeRef,
+    nb: NeighborsReply,
+    p: NodeRef | null,
+    v: string | undefined,
+    rest: readonly NodeRef[] | undefined,
+  ): Promise<boolean> {
     // We precede c ourselves: our own successor list is the second source.
     if (v === this.self) {
       const own = this.ctx.localStep(this.target).succs.find((s) => !this.dead.has(s.id));
       if (own?.id === c.id) return true;
     }
-    // c and the list that named it agree on c's predecessor.
-    if (p && p.id === v) return true;
-    // c's named predecessor, asked separately, lists c.
-    if (p) {
+    // c and the list that named it agree on c's predecessor, and c's list goes on where that list does.
+    // (Asking that same node again below would add no second source.)
+    if (p && p.id === v) {
+      if (this.continues(nb, rest)) return true;
+    } else if (p) {
+      // c's named predecessor, asked separately, lists c as its successor (its first live entry: a list that
+      // names c further on names a node between them, or is not a successor list at all).
       const pn = await this.neighborsOf(p);
-      if (pn?.succs.some((s) => s.id === c.id)) return true;
+      if (!pn) this.report(c.id, p.id);
+      if (pn && pn.succs.find((s) => !this.dead.has(s.id))?.id === c.id) return true;
     }
     // A node without a predecessor (just joined, or its predecessor failed)
     // cannot be confirmed from the predecessor side: its successor naming it
@@ -428,6 +470,28 @@ class LookupRun {
     if (!p && nb.succs[0]?.id === c.id && [...this.known.keys()].every((id) => id === c.id || id === this.self))
       return true;
     return false;
+  }
+
+  /**
+   * Does c's successor list go on where the list that named c does? `rest`: what that list names after c.
+   * Honest lists share a node (churn replaces at most a few entries between two ticks); a list made up
+   * by a liar for c almost never does, so a liar that names c and a lying c that names it back (the
+   * two sources agreeing by chance) are still refused. Nothing to check when the list named nothing after c.
+   */
+  private continues(nb: NeighborsReply, rest: readonly NodeRef[] | undefined): boolean {
+    if (!rest) return true;
+    const live = rest.filter((r) => !this.dead.has(r.id));
+    if (live.length === 0 || nb.succs.length === 0) return true;
+    return nb.succs.some((s) => live.some((r) => r.id === s.id));
+  }
+
+  /** Tell a node that a neighbour it named did not answer (see LookupContext.report); once per node per lookup. */
+  private report(to: string, silent: string): void {
+    if (!this.ctx.report || to === this.self || to === silent || this.reported.has(to)) return;
+    const ref = this.known.get(to);
+    if (!ref) return;
+    this.reported.add(to);
+    this.ctx.report(ref, silent);
   }
 
   /** Does `list` hold a, then b as the next live entry? */

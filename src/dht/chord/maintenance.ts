@@ -209,7 +209,10 @@ export class Maintenance {
     const n = this.node;
     n.succs.remove(peer.id);
     n.fingers.remove(peer.id);
-    if (n.pred?.id === peer.id) n.setPred(null);
+    if (n.pred?.id === peer.id) {
+      n.setPred(null);
+      this.records.predFailed();
+    }
     n.failures.forget(peer.id);
     n.remembered.lost(peer, n.clock.now());
     n.counters.removed++;

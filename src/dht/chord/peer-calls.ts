@@ -113,6 +113,15 @@ export function lookupContextOf(node: ChordNode): LookupContext {
       return g && { ...g, waitMs: Math.max(10, 4 * node.failures.srtt) };
     },
     sleep: (ms) => new Promise<void>((r) => node.clock.setTimer(ms, r)),
+    report: (to, silent) => {
+      // At most one such hint to a node per short period, whatever the number of lookups that meet it.
+      const now = node.clock.now();
+      const last = node.reportedAt.get(to.id);
+      if (last !== undefined && now - last < node.init.stabilizeMs) return;
+      if (node.reportedAt.size >= 256) node.reportedAt.clear();
+      node.reportedAt.set(to.id, now);
+      void node.call(to, METHOD.PING, { changed: true, silent });
+    },
   };
 }
 

@@ -21,6 +21,10 @@ export class RecordUpkeep {
   republishSoon = false;
   /** Successors that already hold every record of our range (pred, self]. */
   private readonly syncedTo = new Set<string>();
+  /** Our predecessor failed and none has linked in since (see predFailed). */
+  private orphaned = false;
+  /** The last replicate sent everything we hold, not just our range (see replicate). */
+  private wide = false;
   /** A new predecessor inside our old range, given our records at the next tick (see handOver). */
   private handOverTo: NodeRef | null = null;
   /** When the records we hold outside our range are next sent to their owners (see rehome). */
@@ -54,6 +58,27 @@ export class RecordUpkeep {
   /** Our range (pred, self] grew: every successor must get it again. */
   rangeGrew(): void {
     this.syncedTo.clear();
+  }
+
+  /**
+   * Our predecessor failed and was dropped. We own its range now, but with no predecessor we cannot tell
+   * where that range starts, and a new one links in only once the node before the failed one notices it
+   * (its next tick, one long period at rest): until then every record we hold goes to our successors (see
+   * replicate), so that a range whose owner crashed has r copies again within a tick or two instead of
+   * waiting on the ring to relink, while the next crash nearby could take the last copy. And the node
+   * that links in next may be one that only the failed predecessor knew (a node that joined just before
+   * it crashed): it gets what we hold outside our new range, as a joiner would (see handOver).
+   */
+  predFailed(): void {
+    this.orphaned = true;
+    this.syncedTo.clear();
+  }
+
+  /** A predecessor links in after predFailed: it gets our records outside (pred, self] at the next tick. */
+  predFound(pred: NodeRef): void {
+    if (!this.orphaned) return;
+    this.orphaned = false;
+    this.handOverTo = pred;
   }
 
   /** A new predecessor inside our old range: it gets our records at the next tick. */
@@ -178,20 +203,36 @@ export class RecordUpkeep {
     }
   }
 
-  /** Re-replication: every successor that should hold a copy of our range gets it once. */
+  /**
+   * Re-replication: every successor that should hold a copy of our range gets it once. The holders are
+   * our first r-1 successors that have not missed an RPC (a suspected one may be gone: the next one gets
+   * the copy too, which costs bytes if it was only slow). While our predecessor is suspected and silent
+   * for two periods, or was dropped and none has linked in since (see predFailed), the range we may own
+   * reaches back over its range, whose start we do not know: every record we hold goes out, once per such
+   * episode. Waiting for the failure to be settled (two strikes, a grace period, RPC timeouts on each tick
+   * spent on the silent neighbours) takes seconds during which the next crash nearby could take the last
+   * copy.
+   */
   async replicate(): Promise<void> {
     const n = this.node;
     const pred = n.pred;
-    if (!pred) return;
+    if (!pred && !this.orphaned) return;
+    // A predecessor that called us lately is alive, whatever one slow answer of it suggests: under load a
+    // missed ping alone would send whole stores around.
+    const wide = !pred || (n.failures.doubted(pred.id) && n.clock.now() - n.predHeardAt >= 2 * n.init.stabilizeMs);
+    if (wide !== this.wide) {
+      this.wide = wide;
+      this.syncedTo.clear();
+    }
     const want = n.succs
       .entries()
-      .slice(0, n.r - 1)
-      .filter((s) => s.id !== n.id);
+      .filter((s) => s.id !== n.id && !n.failures.doubted(s.id))
+      .slice(0, n.r - 1);
     const wanted = new Set(want.map((s) => s.id));
     for (const id of this.syncedTo) if (!wanted.has(id)) this.syncedTo.delete(id);
     const todo = want.filter((s) => !this.syncedTo.has(s.id));
     if (todo.length === 0) return;
-    const recs = n.store.range(pred.id, n.id);
+    const recs = pred && !wide ? n.store.range(pred.id, n.id) : n.store.all();
     await Promise.all(todo.map((t) => this.push(t, recs, true)));
   }
 
