@@ -4,6 +4,10 @@
  * the implementation). One row per binding; written as the registrar changes
  * them (registrar.ts `BindingStore`), read once at start.
  *
+ * A binding's flow is kept when it survives a restart (a UDP address and port,
+ * stored-flow.ts) in the `flow` column, added to a file written before flows
+ * were kept when it is opened (its rows have no flow, as they had before).
+ *
  * A binding is soft state: a phone refreshes it by itself. So a damaged row
  * is reported and removed, and a file that is not a database at all is moved
  * aside and replaced by an empty one, never stopping the element from starting.
@@ -26,11 +30,15 @@ const SCHEMA = `
     call_id TEXT NOT NULL,
     cseq INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
+    flow TEXT,
     PRIMARY KEY (aor, contact_key)
   );
 `;
 
 const COLUMNS = ['aor', 'contact_key', 'contact', 'call_id', 'cseq', 'expires_at'];
+/** Every column, in the order the copies between file and memory use. */
+const ALL = [...COLUMNS, 'flow'].join(', ');
+const INSERT_ALL = `INSERT OR REPLACE INTO bindings (${ALL}) VALUES (?, ?, ?, ?, ?, ?, ?)`;
 
 export interface LoadedBindings {
   rows: StoredBinding[];
@@ -95,9 +103,9 @@ export class SqliteBindingStore implements BindingStore {
   private use(db: Database.Database): void {
     this.db = db;
     this.putRow = db.prepare(
-      `INSERT INTO bindings (aor, contact_key, contact, call_id, cseq, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO bindings (${ALL}) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(aor, contact_key) DO UPDATE SET contact = excluded.contact, call_id = excluded.call_id,
-         cseq = excluded.cseq, expires_at = excluded.expires_at`,
+         cseq = excluded.cseq, expires_at = excluded.expires_at, flow = excluded.flow`,
     );
     this.removeRow = db.prepare('DELETE FROM bindings WHERE aor = ? AND contact_key = ?');
     this.removeAorRows = db.prepare('DELETE FROM bindings WHERE aor = ?');
@@ -113,6 +121,8 @@ export class SqliteBindingStore implements BindingStore {
       if (!COLUMNS.every((c) => have.includes(c)))
         // Another program's table under our name: as unusable as a file that is not a database.
         throw Object.assign(new Error('bindings table of another shape'), { code: 'SQLITE_FORMAT' });
+      // A file written before flows were kept: its rows get no flow (NULL), as they had none.
+      if (!have.includes('flow')) db.exec('ALTER TABLE bindings ADD COLUMN flow TEXT');
       return { db };
     } catch (error) {
       db?.close();
@@ -125,9 +135,13 @@ export class SqliteBindingStore implements BindingStore {
     const mem = new Database(':memory:');
     mem.exec(SCHEMA);
     try {
-      const rows = readSqliteFile(path, (file) => file.prepare('SELECT * FROM bindings').raw().all() as unknown[][]);
-      const insert = mem.prepare('INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
-      for (const r of rows) if (r.length === 6) insert.run(...r);
+      // Read by name: a file written before flows were kept (and not writable, so not migrated) has no flow column.
+      const rows = readSqliteFile(
+        path,
+        (file) => file.prepare('SELECT * FROM bindings').all() as Array<Record<string, unknown>>,
+      );
+      const insert = mem.prepare(INSERT_ALL);
+      for (const r of rows) insert.run(...COLUMNS.map((c) => r[c]), r.flow ?? null);
     } catch {
       // Nothing readable: the phones register again by themselves.
     }
@@ -141,11 +155,11 @@ export class SqliteBindingStore implements BindingStore {
     this.lastReopen = now;
     const opened = SqliteBindingStore.open(this.path);
     if (!opened.db) return;
-    const rows = this.db.prepare('SELECT * FROM bindings').raw().all() as unknown[][];
+    const rows = this.db.prepare(`SELECT ${ALL} FROM bindings`).raw().all() as unknown[][];
     const file = opened.db;
     file.transaction(() => {
       file.prepare('DELETE FROM bindings').run();
-      const insert = file.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
+      const insert = file.prepare(INSERT_ALL);
       for (const r of rows) insert.run(...r);
     })();
     this.db.close();
@@ -158,7 +172,7 @@ export class SqliteBindingStore implements BindingStore {
     const out: LoadedBindings = { rows: [], bad: [], movedAside: this.movedAside, unavailable: this.unavailable };
     const raw = this.db.prepare('SELECT rowid, * FROM bindings').all() as Array<Record<string, unknown>>;
     for (const r of raw) {
-      const { aor, contact_key: key, contact, call_id: callId, cseq, expires_at: expiresAtWall } = r;
+      const { aor, contact_key: key, contact, call_id: callId, cseq, expires_at: expiresAtWall, flow } = r;
       if (
         typeof aor === 'string' &&
         typeof key === 'string' &&
@@ -167,7 +181,16 @@ export class SqliteBindingStore implements BindingStore {
         typeof cseq === 'number' &&
         typeof expiresAtWall === 'number'
       ) {
-        out.rows.push({ aor, key, contact, callId, cseq, expiresAtWall });
+        // The flow is checked by `Registrar.restore`, which skips (and reports) a row whose flow is malformed.
+        out.rows.push({
+          aor,
+          key,
+          contact,
+          callId,
+          cseq,
+          expiresAtWall,
+          flow: (flow ?? undefined) as string | undefined,
+        });
         continue;
       }
       out.bad.push({ aor: String(aor), reason: 'column of the wrong type' });
@@ -179,7 +202,7 @@ export class SqliteBindingStore implements BindingStore {
   // A write that fails (disk full, database closed while a request was in flight) costs only
   // persistence of that binding; the registrar's answer stands, so the failure is counted, not thrown.
   put(b: StoredBinding): void {
-    this.write('putRow', b.aor, b.key, b.contact, b.callId, b.cseq, Math.round(b.expiresAtWall));
+    this.write('putRow', b.aor, b.key, b.contact, b.callId, b.cseq, Math.round(b.expiresAtWall), b.flow ?? null);
   }
 
   remove(aor: string, key: string): void {
@@ -204,8 +227,8 @@ export class SqliteBindingStore implements BindingStore {
       // The disk refuses writes: carry on in memory (the bindings so far included), try the file again later.
       const mem = new Database(':memory:');
       mem.exec(SCHEMA);
-      const insert = mem.prepare('INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
-      for (const r of this.db.prepare('SELECT * FROM bindings').raw().all() as unknown[][]) insert.run(...r);
+      const insert = mem.prepare(INSERT_ALL);
+      for (const r of this.db.prepare(`SELECT ${ALL} FROM bindings`).raw().all() as unknown[][]) insert.run(...r);
       this.db.close();
       this.unavailable = (e as Error).message;
       this.lastReopen = this.now();

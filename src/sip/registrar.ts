@@ -4,6 +4,7 @@ import { getHeader, type Header, type NameAddr, type SipRequest, type SipUri } f
 import { unsupportedRequire } from './front-door.ts';
 import type { Peer } from './transport.ts';
 import { ownString, refreshedFlow, sameContact } from './registrar-refresh.ts';
+import { parseStoredFlow, storedFlow } from './stored-flow.ts';
 import { parseUri, sipUriEquals } from './uri.ts';
 
 /**
@@ -34,7 +35,8 @@ export const DEFAULT_REGISTRAR: Readonly<RegistrarInit> = Object.freeze({
 
 export interface Binding {
   contact: NameAddr;
-  /** The flow the REGISTER came on (RFC 5626 3.3, sip/flow.ts): how the phone is reached. Not kept across restarts. */
+  /** The flow the REGISTER came on (RFC 5626 3.3, sip/flow.ts): how the phone is reached. Kept across restarts
+   * when it is UDP (stored-flow.ts); a connection is not. */
   flow?: Peer;
   callId: string;
   cseq: number;
@@ -63,6 +65,8 @@ export interface StoredBinding {
   cseq: number;
   /** Wall-clock ms since the epoch at which the binding lapses. */
   expiresAtWall: number;
+  /** The binding's flow when it survives a restart (stored-flow.ts `storedFlow`); absent otherwise. */
+  flow?: string;
 }
 
 /**
@@ -390,6 +394,11 @@ export class Registrar {
         skip('malformed expiry');
         continue;
       }
+      const flow = row.flow === undefined || row.flow === null ? undefined : parseStoredFlow(row.flow);
+      if (flow && !flow.ok) {
+        skip(`malformed flow: ${flow.error}`);
+        continue;
+      }
       const left = Math.min(row.expiresAtWall - wall, this.config.maxExpires * 1000);
       if (left <= 0) {
         report.expired++;
@@ -409,7 +418,13 @@ export class Registrar {
         m = new Map();
         this.table.set(aor, m);
       }
-      m.set(key, { contact: contact.value, callId: row.callId, cseq: row.cseq, expiresAt: now + left });
+      m.set(key, {
+        contact: contact.value,
+        callId: row.callId,
+        cseq: row.cseq,
+        expiresAt: now + left,
+        flow: flow?.value,
+      });
       report.restored++;
     }
     return report;
@@ -443,6 +458,7 @@ export class Registrar {
       callId: b.callId,
       cseq: b.cseq,
       expiresAtWall: this.clock.wallNow() + b.expiresAt - now,
+      flow: storedFlow(b.flow),
     };
   }
 

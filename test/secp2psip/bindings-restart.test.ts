@@ -58,7 +58,9 @@ describe('phone bindings across an adapter restart', { timeout: 120_000 }, () =>
       'what B kept: dave signed off',
     );
     db.prepare('UPDATE bindings SET expires_at = ? WHERE aor = ?').run(Date.now() - 1000, 'sip:carol@127.0.0.1');
-    const insert = db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT INTO bindings (aor, contact_key, contact, call_id, cseq, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     const later = Date.now() + 60_000;
     insert.run('sip:mallory@127.0.0.1', 'x', '<sip:mallory@192.0.2.66', 'c', 1, later);
     // A binding for a name bound to another adapter's key: B would need a new key for it, which the

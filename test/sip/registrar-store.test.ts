@@ -98,7 +98,9 @@ describe('registrar bindings kept in SQLite', () => {
     a.r.register(reg('sip:alice@example.com', '<sip:alice@192.0.2.1:5060>', 600, 1));
     a.store.close();
     const db = new Database(file);
-    const ins = db.prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)');
+    const ins = db.prepare(
+      'INSERT INTO bindings (aor, contact_key, contact, call_id, cseq, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     const later = Date.UTC(2026, 0, 2);
     ins.run('sip:bob@example.com', 'k', '<sip:bob@192.0.2.2', 'c', 1, later); // unterminated contact
     ins.run('not a uri', 'k', '<sip:x@192.0.2.2>', 'c', 1, later);
