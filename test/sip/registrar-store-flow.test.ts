@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { FlowKeepAlive } from '../../src/sip/flow-keepalive.ts';
-import { phoneDestination } from '../../src/sip/flow.ts';
+import { liveBindings, phoneDestination } from '../../src/sip/flow.ts';
 import { Registrar } from '../../src/sip/registrar.ts';
 import { SqliteBindingStore } from '../../src/sip/registrar-sqlite.ts';
 import { parseStoredFlow, storedFlow } from '../../src/sip/stored-flow.ts';
@@ -90,6 +90,15 @@ describe('stored flows', () => {
     assert.deepEqual(b.report, { restored: 3, expired: 0, skipped: [] });
     assert.deepEqual(flowOfAor(b.r, 'sip:alice@example.com'), [NAT_FLOW]);
     assert.deepEqual(flowOfAor(b.r, 'sip:bob@example.com'), [undefined], 'the TCP connection is not restored');
+    // Bob's binding is then like any binding without a flow: a request goes to his Contact (a new connection to
+    // it), not 430 Flow Failed, whatever the transport says of the old connection.
+    const bobs = b.r.lookup(uri('sip:bob@example.com'));
+    assert.deepEqual(liveBindings({ isOpen: () => false }, bobs), { live: bobs, failed: false });
+    assert.deepEqual(phoneDestination(bobs[0].contact.uri, bobs[0].flow), {
+      transport: 'TCP',
+      address: '203.0.113.8',
+      port: 51000,
+    });
     assert.deepEqual(flowOfAor(b.r, 'sip:carol@example.com'), [undefined]);
     const alice = b.r.lookup(uri('sip:alice@example.com'))[0];
     assert.deepEqual(phoneDestination(alice.contact.uri, alice.flow), NAT_FLOW, 'a call goes over the flow');
