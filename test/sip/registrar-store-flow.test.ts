@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -12,6 +13,7 @@ import { parseStoredFlow, storedFlow } from '../../src/sip/stored-flow.ts';
 import type { Peer } from '../../src/sip/transport.ts';
 import { parseUri } from '../../src/sip/uri.ts';
 import { SimClock } from '../../src/util/clock.ts';
+import { isRoot, unmount } from '../support/disk.ts';
 import { req } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'registrar-flow-'));
@@ -43,6 +45,23 @@ function open(file: string, atMs: number) {
   const r = new Registrar({ clock, store }, { minExpires: 10, maxExpires: 3600 });
   const report = r.restore(loaded.rows);
   return { clock, store, r, loaded, report };
+}
+
+/** `dir` made read-only for root too (a read-only bind mount on itself); false when it cannot be. */
+function readOnlyBind(d: string): boolean {
+  if (!isRoot) return false;
+  try {
+    execFileSync('mount', ['--bind', d, d], { stdio: 'ignore' });
+  } catch {
+    return false;
+  }
+  try {
+    execFileSync('mount', ['-o', 'remount,ro,bind', d], { stdio: 'ignore' });
+    return true;
+  } catch {
+    unmount(d);
+    return false;
+  }
 }
 
 const flowOfAor = (r: Registrar, aor: string) => r.lookup(uri(aor)).map((b) => b.flow);
@@ -156,6 +175,41 @@ describe('stored flows', () => {
     a.store.close();
     const b = open(file, 1000);
     assert.deepEqual(flowOfAor(b.r, 'sip:dave@example.com'), [NAT_FLOW]);
+    b.store.close();
+  });
+
+  it('an old file on a read-only disk is read into memory, then migrated with the flows once writable', (t) => {
+    const ro = join(dir, 'ro');
+    mkdirSync(ro);
+    const file = join(ro, 'bindings.sqlite');
+    const old = new Database(file);
+    old.exec(OLD_SCHEMA);
+    old
+      .prepare('INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?)')
+      .run('sip:erin@example.com', 'sip:erin@10.0.0.7:5060', '<sip:erin@10.0.0.7:5060>', 'e', 1, Date.UTC(2026, 0, 2));
+    old.close();
+    if (!readOnlyBind(ro)) return t.skip('needs root for a read-only bind mount');
+    let nowMs = 0;
+    let store: SqliteBindingStore;
+    try {
+      store = new SqliteBindingStore(file, { now: () => nowMs });
+      assert.ok(store.inMemory, 'the file could not be opened for writing');
+      const clock = new SimClock(0);
+      const r = new Registrar({ clock, store }, { minExpires: 10, maxExpires: 3600 });
+      assert.deepEqual(r.restore(store.load().rows), { restored: 1, expired: 0, skipped: [] });
+      assert.equal(r.register(reg('sip:frank@example.com', '<sip:frank@10.0.0.8:5060>', 1), NAT_FLOW).status, 200);
+    } finally {
+      unmount(ro);
+    }
+    // Writable again: the next write, a few seconds on, puts the memory copy (flows included) into the migrated file.
+    nowMs = 10_000;
+    store.put({ ...store.load().rows.find((b) => b.aor === 'sip:frank@example.com')!, cseq: 2 });
+    assert.equal(store.inMemory, false);
+    store.close();
+    const b = open(file, 0);
+    assert.deepEqual(b.report, { restored: 2, expired: 0, skipped: [] });
+    assert.deepEqual(flowOfAor(b.r, 'sip:frank@example.com'), [NAT_FLOW]);
+    assert.deepEqual(flowOfAor(b.r, 'sip:erin@example.com'), [undefined]);
     b.store.close();
   });
 
