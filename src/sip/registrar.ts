@@ -359,7 +359,9 @@ export class Registrar {
   /**
    * Put bindings kept by a store back after a restart, each with the lifetime
    * it had left (never more than `maxExpires`). Lapsed and unusable rows are
-   * dropped from the store; nothing here throws on bad rows.
+   * dropped from the store; nothing here throws on bad rows. A binding gets back
+   * the flow it was stored with (a UDP flow, stored-flow.ts), so calls and
+   * keep-alives go over it before the phone registers again.
    */
   restore(rows: Iterable<StoredBinding>): RestoreReport {
     const report: RestoreReport = { restored: 0, expired: 0, skipped: [] };
