@@ -1,5 +1,5 @@
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../../rpc/types.ts';
-import type { Clock, Timer } from '../../util/clock.ts';
+import type { Clock } from '../../util/clock.ts';
 import { OverlayError } from '../../util/errors.ts';
 import { type Logger, silentLogger } from '../../util/log.ts';
 import type { Random } from '../../util/random.ts';
@@ -12,13 +12,14 @@ import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './dire
 import { handleChordRequest } from './handlers.ts';
 import { answeredAsItself, askNeighbors, callPeer, lookupContextOf } from './peer-calls.ts';
 import { getFrom, getMany, getReplicas, storeRecord } from './record-ops.ts';
-import { clientUpkeep, findPlaceAsClient, handOverPlace, joinThrough, settleAmong } from './joining.ts';
+import { findPlaceAsClient, handOverPlace, joinThrough, settleAmong } from './joining.ts';
 import { iterativeLookup, LookupBatch, type LookupContext, type LookupResult } from './lookup.ts';
 import { FailureDetector } from './failure-detector.ts';
 import { Maintenance } from './maintenance.ts';
 import { type FindReply, METHOD, type NeighborsReply } from './messages.ts';
 import { RememberedMembers } from './remembered-members.ts';
 import { FingerTable, RingView, SuccessorList } from './routing-table.ts';
+import { TickTimer } from './tick-timer.ts';
 import {
   type ChordComponents,
   type ChordInit,
@@ -90,8 +91,7 @@ export class ChordNode {
   /** @internal */ readonly maintenance: Maintenance;
   private readonly verifyPolicy: (ref: NodeRef) => boolean;
   private readonly verified = new Map<string, Uint8Array>();
-  private timer: Timer | undefined;
-  private timerAt = 0;
+  private readonly ticks = new TickTimer(this);
 
   static create(components: ChordComponents, init: ChordInit = {}): ChordNode {
     return new ChordNode(components, init);
@@ -166,7 +166,7 @@ export class ChordNode {
   async join(bootstrap: NodeRef | undefined): Promise<void> {
     if (bootstrap && bootstrap.id !== this.id) await joinThrough(this, bootstrap);
     this.stopped = false;
-    this.schedule();
+    this.ticks.schedule();
   }
 
   /**
@@ -175,20 +175,10 @@ export class ChordNode {
    */
   async joinAsClient(contacts: readonly NodeRef[]): Promise<void> {
     this.client = true;
-    this.clientContacts = contacts.filter((c) => c.id !== this.id);
+    this.ticks.clientContacts = contacts.filter((c) => c.id !== this.id);
     await findPlaceAsClient(this, contacts);
     this.stopped = false;
-    this.scheduleClient();
-  }
-
-  private clientContacts: readonly NodeRef[] = [];
-
-  private scheduleClient(): void {
-    if (this.stopped) return;
-    this.timer = this.clock.setTimer(2 * this.init.stabilizeMs, () => {
-      this.timer = undefined;
-      clientUpkeep(this, this.clientContacts).finally(() => this.scheduleClient());
-    });
+    this.ticks.scheduleClient();
   }
 
   /**
@@ -205,7 +195,7 @@ export class ChordNode {
     });
     this.maintenance.joinChecks = 0;
     this.stopped = false;
-    this.schedule();
+    this.ticks.schedule();
   }
 
   /**
@@ -216,13 +206,13 @@ export class ChordNode {
     const pulled = await settleAmong(this, known);
     // Unlike warmStart, the first ticks check the place from afar, as after a join.
     this.stopped = false;
-    this.schedule();
+    this.ticks.schedule();
     return pulled;
   }
 
   /** Leave gracefully: records and neighbours go to the successor, the successor to the predecessor. */
   async leave(): Promise<void> {
-    this.cancelTimer();
+    this.ticks.cancel();
     if (!this.client) await handOverPlace(this);
     this.stop();
   }
@@ -230,7 +220,7 @@ export class ChordNode {
   /** Stop all timers; the node answers nothing more. The endpoint stays open (its owner closes it). */
   stop(): void {
     this.stopped = true;
-    this.cancelTimer();
+    this.ticks.cancel();
   }
 
   /** Find the node responsible for a DHT key (its ring position is SHA-1 of the key). */
@@ -399,24 +389,6 @@ export class ChordNode {
 
   /** @internal The tick period dropped back to the short one (Maintenance.wake): a tick due later comes sooner. */
   hurry(): void {
-    if (this.stopped || !this.timer || this.timerAt - this.clock.now() <= this.maintenance.periodMs) return;
-    this.cancelTimer();
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    const p = this.maintenance.periodMs;
-    const delay = p * (1 - this.init.jitter / 2 + this.random.next() * this.init.jitter);
-    this.timerAt = this.clock.now() + delay;
-    this.timer = this.clock.setTimer(delay, () => {
-      this.timer = undefined;
-      this.maintenance.tick().finally(() => this.schedule());
-    });
-  }
-
-  private cancelTimer(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
+    this.ticks.hurry();
   }
 }

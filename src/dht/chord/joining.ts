@@ -2,7 +2,7 @@
  * How a Chord node takes its place on the ring (Stoica et al. 2003, section
  * IV-E), as a member or as a client, takes it up again after a crash, and
  * hands its place over when it leaves (section V-C). The node's own timers
- * stay with ChordNode; these are the messages.
+ * are in tick-timer.ts; these are the messages.
  */
 import type { NodeRef } from '../../rpc/types.ts';
 import { OverlayError } from '../../util/errors.ts';
@@ -10,6 +10,7 @@ import { compareFrom } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
 import { iterativeLookup, type LookupResult } from './lookup.ts';
 import { METHOD } from './messages.ts';
+import { routeToOwnId } from './peer-calls.ts';
 
 /**
  * Join through a known node: the successor is found by an iterative lookup
@@ -75,12 +76,7 @@ export async function findPlaceAsClient(node: ChordNode, contacts: readonly Node
     for (const c of contacts) {
       if (c.id === node.id || !node.verify(c)) continue;
       // Routing hints only: the owner of our id need not be confirmed, we take no place next to it.
-      const res = await iterativeLookup(node.lookupContext(), node.id, {
-        start: [c],
-        confirm: false,
-        maxHops: node.init.maxHops,
-        alpha: node.init.alpha,
-      });
+      const res = await routeToOwnId(node, c);
       if (!res.ok) {
         last = res.reason;
         continue;

@@ -7,7 +7,7 @@
  */
 import type { NodeRef, Payload } from '../../rpc/types.ts';
 import type { ChordNode } from './chord-node.ts';
-import type { LookupContext } from './lookup.ts';
+import { iterativeLookup, type LookupContext, type LookupResult } from './lookup.ts';
 import { decodeFindReply, decodeNeighborsReply, METHOD, type NeighborsReply } from './messages.ts';
 
 /** An RPC that never throws: null on timeout, refusal or a closed peer. */
@@ -82,6 +82,19 @@ export async function askNeighbors(node: ChordNode, to: NodeRef, notify: boolean
   node.view.learn(out.succs);
   if (out.pred) node.view.learn([out.pred]);
   return out;
+}
+
+/**
+ * The owner of this node's own id as routing from `via` finds it, not confirmed (no second source): for
+ * routing hints and ring merging, which check what they take from it themselves.
+ */
+export function routeToOwnId(node: ChordNode, via: NodeRef): Promise<LookupResult> {
+  return iterativeLookup(node.lookupContext(), node.id, {
+    start: [via],
+    confirm: false,
+    maxHops: node.init.maxHops,
+    alpha: node.init.alpha,
+  });
 }
 
 /** What an iterative lookup started at this node asks through (lookup.ts). */

@@ -8,8 +8,8 @@
 import type { NodeRef } from '../../rpc/types.ts';
 import { compareFrom, inOpen } from '../store/ring-id.ts';
 import type { ChordNode } from './chord-node.ts';
-import { iterativeLookup } from './lookup.ts';
 import { METHOD } from './messages.ts';
+import { routeToOwnId } from './peer-calls.ts';
 
 /**
  * The successor list ran empty (every entry failed): the closest node
@@ -43,12 +43,7 @@ export async function checkFromAfar(n: ChordNode): Promise<void> {
   const far = n.fingers.distinct().filter((r) => r.id !== n.successor.id);
   if (far.length === 0) return;
   const via = far[n.random.int(far.length)];
-  const res = await iterativeLookup(n.lookupContext(), n.id, {
-    start: [via],
-    confirm: false,
-    maxHops: n.init.maxHops,
-    alpha: n.init.alpha,
-  });
+  const res = await routeToOwnId(n, via);
   const s = n.successor;
   if (!res.ok || res.owner.id === n.id || res.owner.id === s.id) return;
   const nx = await n.neighbors(res.owner, true);
@@ -103,12 +98,7 @@ export async function probeRemembered(n: ChordNode): Promise<void> {
  * the true one after finitely many improvements, and the rings are one.
  */
 export async function mergeThrough(n: ChordNode, via: NodeRef): Promise<void> {
-  const res = await iterativeLookup(n.lookupContext(), n.id, {
-    start: [via],
-    confirm: false,
-    maxHops: n.init.maxHops,
-    alpha: n.init.alpha,
-  });
+  const res = await routeToOwnId(n, via);
   if (!res.ok || res.owner.id === n.id) return;
   const o = res.owner;
   const s = n.successor;
