@@ -92,6 +92,14 @@ export class ObservedTransport implements SipTransport {
   resend(sent: SentBytes): void {
     this.inner.resend?.(sent);
   }
+
+  sentBytes(resp: SipResponse): Uint8Array | undefined {
+    return this.inner.sentBytes?.(resp);
+  }
+
+  resendBytes(bytes: Buffer, to: Peer): void {
+    this.inner.resendBytes?.(bytes, to);
+  }
 }
 
 /** The transport itself when nothing is counted (no wrapper on the hot path). */

@@ -223,6 +223,14 @@ export class TransportStack implements SipTransport {
     this.sendBytes(Buffer.from(sent.wire, 'latin1'), sent.to);
   }
 
+  sentBytes(resp: SipResponse): Uint8Array | undefined {
+    return resp === this.lastMsg ? this.lastWire : undefined;
+  }
+
+  resendBytes(bytes: Buffer, to: Peer): void {
+    this.sendBytes(bytes, to);
+  }
+
   async close(): Promise<void> {
     // What was sent before closing still goes out.
     this.flushUdp();

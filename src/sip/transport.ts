@@ -115,6 +115,14 @@ export interface SipTransport {
   retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
   resend?(sent: SentBytes): void;
   /**
+   * Optional: the bytes of the response just sent (as for retainSent, only right after the send), as a view the
+   * transport reuses: whoever keeps them copies them. With `resendBytes`, the transaction layer keeps completed
+   * transactions as these bytes alone, outside the JavaScript heap (transaction-lingering.ts).
+   */
+  sentBytes?(resp: SipResponse): Uint8Array | undefined;
+  /** Optional: send bytes kept from `sentBytes` again, to `to` (a UDP peer). */
+  resendBytes?(bytes: Buffer, to: Peer): void;
+  /**
    * Optional: decide admission for datagrams before parsing them (admission.ts), so that under overload the
    * requests beyond capacity cost as little as possible.
    */

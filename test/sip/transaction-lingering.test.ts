@@ -31,6 +31,15 @@ class BytesTransport extends MemoryTransport {
   resend(sent: SentBytes): void {
     this.resent.push(sent.wire);
   }
+
+  sentBytes(resp: SipResponse): Uint8Array | undefined {
+    return this.bytes.get(resp);
+  }
+
+  resendBytes(bytes: Buffer, to: Peer): void {
+    assert.equal(to.transport, 'UDP');
+    this.resent.push(bytes.toString('latin1'));
+  }
 }
 
 function setup(admission?: (clock: SimClock) => AdmissionControl) {
