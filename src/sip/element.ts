@@ -2,13 +2,15 @@ import type { AdmissionControl } from './admission.ts';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../util/clock.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
-import { getHeader, type Header, type SipRequest, type SipResponse } from './message.ts';
+import type { Result } from '../util/errors.ts';
+import { getHeader, type Header, type SipRequest, type SipResponse, type SipUri } from './message.ts';
 import { buildResponse } from './response.ts';
 import type { TimerValues } from './timers.ts';
 import type { ClientEvents } from './transaction-client-invite.ts';
 import { type ClientTransaction, MAGIC_COOKIE, type ServerTransaction, TransactionLayer } from './transaction-layer.ts';
 import type { InviteServerTransaction } from './transaction-server-invite.ts';
 import { type Peer, type SipTransport, type TransportName, uriHost } from './transport.ts';
+import { parseRequestUri } from './uri.ts';
 
 export interface RespondOptions {
   headers?: Header[];
@@ -37,6 +39,17 @@ export class IncomingRequest {
 
   get method(): string {
     return this.request.method;
+  }
+
+  private parsedUri: Result<SipUri> | undefined = undefined;
+
+  /**
+   * The Request-URI parsed (parseRequestUri), once per request however many of the server's steps look at it
+   * (a relay check, the lookup, the loop check of a redirect). Treated as immutable.
+   */
+  get requestUri(): Result<SipUri> {
+    this.parsedUri ??= parseRequestUri(this.request.uri);
+    return this.parsedUri;
   }
 
   /**
