@@ -174,11 +174,16 @@ export function stampTopVia(req: SipRequest, source: Peer): Via | undefined {
   const wantsRport = rportAt >= 0 && via.params[rportAt][1] === null;
   const differs = plainHost(via.host) !== src;
   if (!differs && !wantsRport) return via;
+  const raw = req.headers[idx].value;
   if (wantsRport) via.params[rportAt] = ['rport', String(source.port)];
   const recAt = via.params.findIndex(([k]) => k === 'received');
   if (recAt >= 0) via.params[recAt] = ['received', src];
   else via.params.push(['received', src]);
-  req.headers[idx] = { name: req.headers[idx].name, value: formatVia(via) };
+  // The usual case, a Via ending in a bare ";rport" and without `received` (what phones send, RFC 3581 section 3):
+  // the two values are written into the text as it came rather than the whole Via formatted again.
+  const plain = wantsRport && recAt < 0 && rportAt === via.params.length - 2 && raw.endsWith(';rport');
+  const value = plain ? `${raw}=${source.port};received=${src}` : formatVia(via);
+  req.headers[idx] = { name: req.headers[idx].name, value };
   return via;
 }
 
