@@ -258,12 +258,15 @@ export class TransactionLayer {
       this.transport.sendResponse(m as SipResponse, tx.authenticated ? routes.via : routes.source, () =>
         tx.transportError(),
       );
-    // An INVITE's final response over UDP is resent from the bytes sent (Completed, 17.2.1): no message kept for 32 s.
+    // An INVITE's final response over UDP is resent from the bytes sent (Completed, 17.2.1): no message kept, and
+    // nothing serialised again, until the ACK or Timer H.
     const transport = this.transport;
-    if (req.method === 'INVITE' && transport.retainSent && transport.resend) {
+    if (req.method === 'INVITE' && transport.sentBytes && transport.resendBytes) {
       deps.retain = (final) => {
-        const bytes = transport.retainSent?.(final as SipResponse, tx.authenticated ? routes.via : routes.source);
-        return bytes === undefined ? undefined : () => transport.resend?.(bytes);
+        const bytes = transport.sentBytes?.(final as SipResponse);
+        if (bytes === undefined) return undefined;
+        const to = tx.authenticated ? routes.via : routes.source;
+        return () => transport.resendBytes?.(bytes, to);
       };
     }
     // Timer H of an INVITE server transaction tells the TU (17.2.1).

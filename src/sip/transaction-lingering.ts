@@ -218,8 +218,13 @@ export class Lingering {
    */
   add(key: string, bytes: Uint8Array | undefined, to: Peer, toTag: string | undefined, ms: number): boolean {
     if (to.transport !== 'UDP' || to.connId !== undefined || to.connectionOnly) return false;
-    const tagLen = toTag === undefined ? 0 : Buffer.byteLength(toTag, 'latin1');
-    if (tagLen > 255 || (toTag !== undefined && /[^\x20-\x7e]/.test(toTag))) return false;
+    const tagLen = toTag === undefined ? 0 : toTag.length;
+    if (tagLen > 255) return false;
+    // A tag is a token (RFC 3261 25.1): printable ASCII, one byte per character.
+    for (let k = 0; k < tagLen; k++) {
+      const c = (toTag as string).charCodeAt(k);
+      if (c < 0x21 || c > 0x7e) return false;
+    }
     let q: Queue | undefined;
     for (let k = 0; k < this.queues.length; k++)
       if (this.queues[k].ms === ms) {
@@ -235,7 +240,7 @@ export class Lingering {
     const len = bytes === undefined ? 0 : bytes.length;
     const at = q.reserve(len + tagLen);
     if (bytes !== undefined) q.bytes.set(bytes, at);
-    if (toTag !== undefined) q.bytes.write(toTag, at + len, 'latin1');
+    for (let k = 0; k < tagLen; k++) q.bytes[at + len + k] = (toTag as string).charCodeAt(k);
     q.w = at + len + tagLen;
     const seq = (q.headSeq + q.count) & SEQ_MASK;
     const i = seq & q.mask;
