@@ -28,7 +28,7 @@ export class IncomingRequest {
   readonly transaction: ServerTransaction;
   /** Server header value added to the responses built here (RFC 3261 20.35); set by the front door. */
   serverName: string | undefined = undefined;
-  private cancelListeners: Array<() => void> = [];
+  private cancelListeners: Array<() => void> | undefined = undefined;
   private _cancelled = false;
 
   constructor(request: SipRequest, source: Peer, transaction: ServerTransaction) {
@@ -103,7 +103,7 @@ export class IncomingRequest {
 
   onCancel(fn: () => void): void {
     if (this._cancelled) fn();
-    else this.cancelListeners.push(fn);
+    else (this.cancelListeners ??= []).push(fn);
   }
 
   /** @internal called by the element when a CANCEL matched this INVITE. */
@@ -111,8 +111,8 @@ export class IncomingRequest {
     if (this._cancelled) return;
     this._cancelled = true;
     const ls = this.cancelListeners;
-    this.cancelListeners = [];
-    for (const fn of ls) fn();
+    this.cancelListeners = undefined;
+    if (ls) for (const fn of ls) fn();
   }
 }
 
@@ -270,8 +270,12 @@ export class SipElement {
 
 function noop(): void {}
 
+/** The last Server header made: every response of a server carries the same one (headers are not mutated). */
+let lastServer: Header = { name: 'Server', value: '' };
+
 function serverHeader(value: string): Header {
-  return { name: 'Server', value };
+  if (lastServer.value !== value) lastServer = { name: 'Server', value };
+  return lastServer;
 }
 
 const POOL_SIZE = 4096;
