@@ -254,14 +254,10 @@ export class TransactionLayer {
     deps.mayRetransmit = (n) =>
       tx.authenticated ||
       n <= (admission?.queueIsBounded ? SATURATED_RETRANSMISSIONS : UNAUTHENTICATED_RETRANSMISSIONS);
-    // 17.2.4: a transport failure ends the transaction. Over UDP a response's send reports none worth the cost
-    // of asking (the kernel takes the datagram or drops it; no route is the one error, and the transaction then
-    // simply ends on its timer), so the transport is not asked to report one there.
-    const onError = () => tx.transportError();
-    deps.send = (m: SipMessage) => {
-      const to = tx.authenticated ? routes.via : routes.source;
-      this.transport.sendResponse(m as SipResponse, to, to.transport === 'UDP' ? undefined : onError);
-    };
+    deps.send = (m: SipMessage) =>
+      this.transport.sendResponse(m as SipResponse, tx.authenticated ? routes.via : routes.source, () =>
+        tx.transportError(),
+      );
     // An INVITE's final response over UDP is resent from the bytes sent (Completed, 17.2.1): no message kept, and
     // nothing serialised again, until the ACK or Timer H.
     const transport = this.transport;

@@ -272,18 +272,12 @@ export class TransportStack implements SipTransport {
     this.udpOut = [];
     for (let i = 0; i < q.length; i += 4) {
       const onError = q[i + 3] as SendErrorHandler | undefined;
-      // A sender that acts on a failure (a client transaction, 17.1.4) gets it reported; for the others the
-      // datagram goes without a completion callback, which is measurably cheaper (UdpEndpoint.sendUnchecked).
-      if (onError === undefined) {
-        if (!this.udp.sendUnchecked(q[i] as Buffer, q[i + 1] as string, q[i + 2] as number))
-          this.sendFailed(new Error('udp send failed'));
-      } else
-        this.udp.send(
-          q[i] as Buffer,
-          q[i + 1] as string,
-          q[i + 2] as number,
-          (err) => err && this.sendFailed(err, onError),
-        );
+      this.udp.send(
+        q[i] as Buffer,
+        q[i + 1] as string,
+        q[i + 2] as number,
+        (err) => err && this.sendFailed(err, onError),
+      );
     }
   };
 

@@ -93,21 +93,6 @@ export class UdpEndpoint {
     }
   }
 
-  /**
-   * `send` without a completion callback: Node then queues no callback per datagram (a `process.nextTick` each,
-   * about a tenth of the CPU of a small request and response on loopback), and the send's own errors go
-   * unreported. False when the datagram could not even be handed to the socket.
-   */
-  sendUnchecked(buf: Buffer, address: string, port: number): boolean {
-    if (this.closed || buf.length > MAX_DATAGRAM) return false;
-    try {
-      this.socket.send(buf, port, address);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
