@@ -2,13 +2,15 @@ import type { AdmissionControl } from './admission.ts';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../util/clock.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
-import { getHeader, type Header, type SipRequest, type SipResponse } from './message.ts';
+import type { Result } from '../util/errors.ts';
+import { getHeader, type Header, type SipRequest, type SipResponse, type SipUri } from './message.ts';
 import { buildResponse } from './response.ts';
 import type { TimerValues } from './timers.ts';
 import type { ClientEvents } from './transaction-client-invite.ts';
 import { type ClientTransaction, MAGIC_COOKIE, type ServerTransaction, TransactionLayer } from './transaction-layer.ts';
 import type { InviteServerTransaction } from './transaction-server-invite.ts';
 import { type Peer, type SipTransport, type TransportName, uriHost } from './transport.ts';
+import { parseRequestUri } from './uri.ts';
 
 export interface RespondOptions {
   headers?: Header[];
@@ -26,7 +28,7 @@ export class IncomingRequest {
   readonly transaction: ServerTransaction;
   /** Server header value added to the responses built here (RFC 3261 20.35); set by the front door. */
   serverName: string | undefined = undefined;
-  private cancelListeners: Array<() => void> = [];
+  private cancelListeners: Array<() => void> | undefined = undefined;
   private _cancelled = false;
 
   constructor(request: SipRequest, source: Peer, transaction: ServerTransaction) {
@@ -37,6 +39,17 @@ export class IncomingRequest {
 
   get method(): string {
     return this.request.method;
+  }
+
+  private parsedUri: Result<SipUri> | undefined = undefined;
+
+  /**
+   * The Request-URI parsed (parseRequestUri), once per request however many of the server's steps look at it
+   * (a relay check, the lookup, the loop check of a redirect). Treated as immutable.
+   */
+  get requestUri(): Result<SipUri> {
+    this.parsedUri ??= parseRequestUri(this.request.uri);
+    return this.parsedUri;
   }
 
   /**
@@ -90,7 +103,7 @@ export class IncomingRequest {
 
   onCancel(fn: () => void): void {
     if (this._cancelled) fn();
-    else this.cancelListeners.push(fn);
+    else (this.cancelListeners ??= []).push(fn);
   }
 
   /** @internal called by the element when a CANCEL matched this INVITE. */
@@ -98,8 +111,8 @@ export class IncomingRequest {
     if (this._cancelled) return;
     this._cancelled = true;
     const ls = this.cancelListeners;
-    this.cancelListeners = [];
-    for (const fn of ls) fn();
+    this.cancelListeners = undefined;
+    if (ls) for (const fn of ls) fn();
   }
 }
 
@@ -257,8 +270,12 @@ export class SipElement {
 
 function noop(): void {}
 
+/** The last Server header made: every response of a server carries the same one (headers are not mutated). */
+let lastServer: Header = { name: 'Server', value: '' };
+
 function serverHeader(value: string): Header {
-  return { name: 'Server', value };
+  if (lastServer.value !== value) lastServer = { name: 'Server', value };
+  return lastServer;
 }
 
 const POOL_SIZE = 4096;

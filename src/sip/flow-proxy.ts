@@ -16,6 +16,7 @@
  * the SecP2PSIP adapter does the same through its verified targets and flow
  * tokens (secp2psip/phone-flows.ts).
  */
+import type { Result } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { IncomingRequest, SipElement } from './element.ts';
 import { FLOW_FAILED, type FlowTokens, flowAlive, flowOf } from './flow.ts';
@@ -27,10 +28,14 @@ import type { Peer } from './transport.ts';
 import { parseRequestUri, sipUriEquals } from './uri.ts';
 
 /** The target among `targets` that the request's Request-URI already is (a redirect followed back to us), if any. */
-export function followedTarget<T extends { contact: NameAddr }>(reqUri: string, targets: readonly T[]): T | undefined {
-  const u = parseRequestUri(reqUri);
+export function followedTarget<T extends { contact: NameAddr }>(
+  reqUri: string | Result<SipUri>,
+  targets: readonly T[],
+): T | undefined {
+  const u = typeof reqUri === 'string' ? parseRequestUri(reqUri) : reqUri;
   if (!u.ok) return undefined;
-  return targets.find((t) => sipUriEquals(t.contact.uri, u.value));
+  for (const t of targets) if (sipUriEquals(t.contact.uri, u.value)) return t;
+  return undefined;
 }
 
 /** How long a target we redirected to is recognised when the phone follows the 302 back through us (ms). */
@@ -74,7 +79,8 @@ export class FlowProxy {
    */
   followed(inc: IncomingRequest, authorize: (inc: IncomingRequest) => boolean = () => true): boolean {
     if (inc.request.method !== 'INVITE') return false;
-    const u = parseRequestUri(inc.request.uri);
+    if (this.redirected.size === 0) return false;
+    const u = inc.requestUri;
     const hit = u.ok ? this.redirected.get(contactKey(u.value)) : undefined;
     if (!hit || hit.until < this.element.clock.now()) return false;
     // `authorize` answers (a challenge, a refusal) when it says no: the request is ours either way.

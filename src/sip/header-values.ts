@@ -278,6 +278,19 @@ export function formatVia(v: Via): string {
 
 /** CSeq = 1*DIGIT LWS Method; the number is below 2**31 (RFC 3261 section 8.1.1.5). */
 export function parseCSeq(s: string): Result<CSeq> {
+  // The usual spelling, "<digits> <METHOD>" with one space, read without a regular expression.
+  const n = s.length;
+  let i = 0;
+  let num = 0;
+  while (i < n && i < 10) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) break;
+    num = num * 10 + c - 0x30;
+    i++;
+  }
+  if (i > 0 && i < n && s.charCodeAt(i) === 0x20 && num < 2 ** 31 && isToken(s, i + 1, n)) {
+    return ok({ seq: num, method: s.slice(i + 1) });
+  }
   const m = /^[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*$/.exec(s);
   if (!m) return fail('malformed CSeq');
   const seq = m[1].length > 12 ? Number.POSITIVE_INFINITY : Number(m[1]);

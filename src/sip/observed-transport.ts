@@ -6,7 +6,7 @@
  */
 import type { Metrics } from '../util/metrics.ts';
 import { getHeader, type SipMessage, type SipResponse } from './message.ts';
-import type { InboundMessage, Peer, SendErrorHandler, SentBytes, SipTransport } from './transport.ts';
+import type { InboundMessage, Peer, SendErrorHandler, SipTransport } from './transport.ts';
 
 /** Known methods keep their name; anything else is one label value, so a hostile peer cannot grow the series. */
 const METHODS = new Set([
@@ -81,16 +81,16 @@ export class ObservedTransport implements SipTransport {
     return this.inner.close();
   }
 
-  retainSent(resp: SipResponse, to: Peer): SentBytes | undefined {
-    return this.inner.retainSent?.(resp, to);
-  }
-
   isOpen(to: Peer): boolean {
     return this.inner.isOpen?.(to) ?? true;
   }
 
-  resend(sent: SentBytes): void {
-    this.inner.resend?.(sent);
+  sentBytes(resp: SipResponse): Uint8Array | undefined {
+    return this.inner.sentBytes?.(resp);
+  }
+
+  resendBytes(bytes: Uint8Array, to: Peer): void {
+    this.inner.resendBytes?.(bytes, to);
   }
 }
 

@@ -5,7 +5,7 @@ import type { Header } from './message.ts';
 import { bindingContact, type Registrar } from './registrar.ts';
 import { directlyReachable, FLOW_FAILED, FlowTokens, flowOf, liveBindings } from './flow.ts';
 import { FlowProxy, followedTarget } from './flow-proxy.ts';
-import { formatUri, parseRequestUri } from './uri.ts';
+import { formatUri } from './uri.ts';
 import { peerOf } from './user-agent.ts';
 
 /**
@@ -51,7 +51,7 @@ export class RedirectServer {
   }
 
   private invite(inc: IncomingRequest): void {
-    const uri = parseRequestUri(inc.request.uri);
+    const uri = inc.requestUri;
     if (!uri.ok) {
       inc.respond(400, `Bad Request: ${uri.error}`);
       return;
@@ -68,7 +68,7 @@ export class RedirectServer {
       return;
     }
     // Never a 302 naming the request's own target, and none naming phones only their flows reach: proxy there.
-    const followed = followedTarget(inc.request.uri, bindings);
+    const followed = followedTarget(uri, bindings);
     const unreachable = bindings.every((b) => !directlyReachable(b.contact.uri, b.flow));
     const target = followed ?? (unreachable ? bindings[0] : undefined);
     if (target) {

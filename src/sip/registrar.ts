@@ -448,7 +448,7 @@ export class Registrar {
     const out: LiveBinding[] = [];
     for (const b of m.values())
       out.push({ contact: b.contact, expiresIn: Math.ceil((b.expiresAt - now) / 1000), flow: b.flow });
-    return out.sort((a, b) => qOf(b.contact) - qOf(a.contact));
+    return out.length > 1 ? out.sort(byQ) : out;
   }
 
   private stored(aor: string, key: string, b: Binding, now: number): StoredBinding {
@@ -476,6 +476,9 @@ export class Registrar {
     return n;
   }
 }
+
+/** Highest q first (RFC 3261 20.10); the sort is stable, so equal q keep their order. */
+const byQ = (a: LiveBinding, b: LiveBinding): number => qOf(b.contact) - qOf(a.contact);
 
 function qOf(n: NameAddr): number {
   const q = n.params.find(([k]) => k === 'q')?.[1];

@@ -62,7 +62,27 @@ export function responseRoutes(req: SipRequest, source: Peer, topVia?: Via): Res
     };
   }
   const onSource: Peer = { transport: 'UDP', address: source.address, port: sourcePort(via, source) };
-  return { source: onSource, via: via ? viaDestination(via, source) : onSource };
+  // Most requests are never authenticated by the layer above (a registrar without digest): the Via route is
+  // worked out only when it is first asked for.
+  return via ? new LazyViaRoutes(onSource, via, source) : { source: onSource, via: onSource };
+}
+
+class LazyViaRoutes implements ResponseRoutes {
+  readonly source: Peer;
+  private readonly topVia: Via;
+  private readonly from: Peer;
+  private route: Peer | undefined = undefined;
+
+  constructor(source: Peer, topVia: Via, from: Peer) {
+    this.source = source;
+    this.topVia = topVia;
+    this.from = from;
+  }
+
+  get via(): Peer {
+    this.route ??= viaDestination(this.topVia, this.from);
+    return this.route;
+  }
 }
 
 /** RFC 3581 section 4: with `rport` the response goes to the source port; without, RFC 3261 18.2.2 uses sent-by's. */

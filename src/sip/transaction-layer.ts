@@ -127,6 +127,9 @@ export class TransactionLayer {
     this.transport.onMessage((m) => this.handleMessage(m));
   }
 
+  /** Sends a lingering transaction's response bytes again (Lingering.resend). */
+  private readonly resendBytes = (bytes: Buffer, to: Peer): void => this.transport.resendBytes?.(bytes, to);
+
   setUser(tu: TransactionUser): void {
     this.tu = tu;
   }
@@ -178,12 +181,12 @@ export class TransactionLayer {
     if (key === undefined) return; // the transport only passes requests with a readable Via
     const existing = this.server.get(key);
     if (existing === undefined && this.lingering.size > 0) {
-      const done = this.lingering.get(key);
-      if (done !== undefined) {
+      const done = this.lingering.find(key);
+      if (done >= 0) {
         // 17.2.2 Completed: a retransmitted request gets the final response again; 17.2.1 Confirmed absorbs.
         this.stats.retransmissionsAbsorbed++;
         if (msg.method !== 'ACK') this.admission?.noteRetransmission();
-        if (done.bytes) this.transport.resend?.(done.bytes);
+        this.lingering.resend(done, this.resendBytes);
         return;
       }
     }
@@ -255,12 +258,15 @@ export class TransactionLayer {
       this.transport.sendResponse(m as SipResponse, tx.authenticated ? routes.via : routes.source, () =>
         tx.transportError(),
       );
-    // An INVITE's final response over UDP is resent from the bytes sent (Completed, 17.2.1): no message kept for 32 s.
+    // An INVITE's final response over UDP is resent from the bytes sent (Completed, 17.2.1): no message kept, and
+    // nothing serialised again, until the ACK or Timer H.
     const transport = this.transport;
-    if (req.method === 'INVITE' && transport.retainSent && transport.resend) {
+    if (req.method === 'INVITE' && transport.sentBytes && transport.resendBytes) {
       deps.retain = (final) => {
-        const bytes = transport.retainSent?.(final as SipResponse, tx.authenticated ? routes.via : routes.source);
-        return bytes === undefined ? undefined : () => transport.resend?.(bytes);
+        const bytes = transport.sentBytes?.(final as SipResponse);
+        if (bytes === undefined) return undefined;
+        const to = tx.authenticated ? routes.via : routes.source;
+        return () => transport.resendBytes?.(bytes, to);
       };
     }
     // Timer H of an INVITE server transaction tells the TU (17.2.1).
@@ -268,15 +274,12 @@ export class TransactionLayer {
     if (req.method === 'INVITE') events.onTimeout = () => this.tu?.onServerTimeout?.(tx as InviteServerTransaction);
     // Completed and Confirmed server transactions are kept as their response bytes alone when the transport can
     // give them (RFC 2543-style keys keep the full transaction: their ACK matching needs its To tag).
-    if (transport.retainSent && transport.resend && !key.startsWith('2543|')) {
+    if (transport.sentBytes && transport.resendBytes && !key.startsWith('2543|')) {
       deps.linger = (final, ms) => {
-        const bytes =
-          final === undefined
-            ? undefined
-            : transport.retainSent?.(final as SipResponse, tx.authenticated ? routes.via : routes.source);
+        const bytes = final === undefined ? undefined : transport.sentBytes?.(final as SipResponse);
         if (final !== undefined && bytes === undefined) return false;
-        this.lingering.add(key, bytes, req.method === 'INVITE' ? tx.toTag : undefined, ms);
-        return true;
+        const to = tx.authenticated ? routes.via : routes.source;
+        return this.lingering.add(key, bytes, to, req.method === 'INVITE' ? tx.toTag : undefined, ms);
       };
     }
     const tx: ServerTransaction =
@@ -300,10 +303,11 @@ export class TransactionLayer {
     const inviteKey = serverKey(cancel, 'INVITE');
     const invite = inviteKey === undefined ? undefined : this.server.get(inviteKey);
     if (!(invite instanceof InviteServerTransaction)) {
-      const done = inviteKey === undefined ? undefined : this.lingering.get(inviteKey);
-      if (done?.toTag !== undefined) {
+      const done = inviteKey === undefined ? -1 : this.lingering.find(inviteKey);
+      const toTag = done >= 0 ? this.lingering.toTag(done) : undefined;
+      if (toTag !== undefined) {
         // The INVITE transaction is Confirmed (kept as its key alone): a final response went out, so 200 and no effect.
-        tx.respond(buildResponse(cancel, 200, undefined, { toTag: done.toTag }));
+        tx.respond(buildResponse(cancel, 200, undefined, { toTag }));
         return;
       }
       // 9.2: "If the UAS did not find a matching transaction for the CANCEL ... it SHOULD respond to the CANCEL

@@ -13,7 +13,6 @@ import {
   type InboundMessage,
   type Peer,
   type SendErrorHandler,
-  type SentBytes,
   type SipTransport,
   stampTopVia,
   type TransportName,
@@ -79,7 +78,7 @@ export class TransportStack implements SipTransport {
   private handler: (m: InboundMessage) => void = () => {};
   private admission: AdmissionControl | undefined;
   /**
-   * The message sent last and its bytes, for `retainSent`, which asks for them right after the send. A
+   * The message sent last and its bytes, for `sentBytes`, which asks for them right after the send. A
    * retransmission (Timers A, E, G; a request retransmission answered from a transaction) serialises its message
    * again, which gives the same bytes: a per-message map would cost a weak-map entry (ephemeron work for the
    * garbage collector) on every send for the few messages ever retransmitted.
@@ -214,13 +213,12 @@ export class TransportStack implements SipTransport {
     this.send(resp, to, onError);
   }
 
-  retainSent(resp: SipResponse, to: Peer): SentBytes | undefined {
-    const bytes = resp === this.lastMsg ? this.lastWire : undefined;
-    return bytes ? { wire: bytes.toString('latin1'), to } : undefined;
+  sentBytes(resp: SipResponse): Uint8Array | undefined {
+    return resp === this.lastMsg ? this.lastWire : undefined;
   }
 
-  resend(sent: SentBytes): void {
-    this.sendBytes(Buffer.from(sent.wire, 'latin1'), sent.to);
+  resendBytes(bytes: Uint8Array, to: Peer): void {
+    this.sendBytes(bytes as Buffer, to);
   }
 
   async close(): Promise<void> {

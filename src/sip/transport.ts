@@ -109,11 +109,14 @@ export interface SipTransport {
   close(): Promise<void>;
   /**
    * Optional: the bytes of the response just sent with sendResponse (the transport keeps only the last message's
-   * bytes: asked later, it answers undefined), and where they went, so that a transaction that only absorbs
-   * retransmissions can keep these alone (RFC 3261 17.2.2 Completed) and `resend` them.
+   * bytes: asked later, it answers undefined), so that a transaction that only answers retransmissions can keep
+   * these alone (RFC 3261 17.2.1 Completed, 17.2.2 Completed) and `resendBytes` them. A fresh buffer per message
+   * that the transport never writes again, but it may share memory with other small buffers: what is kept for
+   * long is copied (transaction-lingering.ts keeps it outside the JavaScript heap).
    */
-  retainSent?(resp: SipResponse, to: Peer): SentBytes | undefined;
-  resend?(sent: SentBytes): void;
+  sentBytes?(resp: SipResponse): Uint8Array | undefined;
+  /** Optional: send bytes from `sentBytes` again, to `to`. */
+  resendBytes?(bytes: Uint8Array, to: Peer): void;
   /**
    * Optional: decide admission for datagrams before parsing them (admission.ts), so that under overload the
    * requests beyond capacity cost as little as possible.
@@ -123,16 +126,6 @@ export interface SipTransport {
   keepAlive?(to: Peer): void;
   /** Optional: whether `to` names a connection that is still open (always true for UDP); sip/flow.ts `flowAlive`. */
   isOpen?(to: Peer): boolean;
-}
-
-/** A response's bytes as sent, and their destination. */
-export interface SentBytes {
-  /**
-   * The bytes as a latin1 string, one character per byte: a single compact heap object to keep for 32 s,
-   * where a Buffer slice would pin a whole shared pool slab.
-   */
-  readonly wire: string;
-  readonly to: Peer;
 }
 
 /** Host without IPv6 brackets; IPv4-mapped IPv6 addresses shown as IPv4. */
@@ -166,11 +159,16 @@ export function stampTopVia(req: SipRequest, source: Peer): Via | undefined {
   const wantsRport = rportAt >= 0 && via.params[rportAt][1] === null;
   const differs = plainHost(via.host) !== src;
   if (!differs && !wantsRport) return via;
+  const raw = req.headers[idx].value;
   if (wantsRport) via.params[rportAt] = ['rport', String(source.port)];
   const recAt = via.params.findIndex(([k]) => k === 'received');
   if (recAt >= 0) via.params[recAt] = ['received', src];
   else via.params.push(['received', src]);
-  req.headers[idx] = { name: req.headers[idx].name, value: formatVia(via) };
+  // The usual case, a Via ending in a bare ";rport" and without `received` (what phones send, RFC 3581 section 3):
+  // the two values are written into the text as it came rather than the whole Via formatted again.
+  const plain = wantsRport && recAt < 0 && rportAt === via.params.length - 2 && raw.endsWith(';rport');
+  const value = plain ? `${raw}=${source.port};received=${src}` : formatVia(via);
+  req.headers[idx] = { name: req.headers[idx].name, value };
   return via;
 }
 

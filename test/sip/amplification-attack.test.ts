@@ -138,7 +138,16 @@ describe('no amplification through the top Via', () => {
     assert.ok(followed.victim.datagrams >= 8, 'control: following the Via does reach the victim, many times');
     assert.equal(guarded.victim.datagrams, 0);
     assert.equal(guarded.source.datagrams, 2 + UNAUTHENTICATED_RETRANSMISSIONS, '100, 404 and the bounded copies');
-    assert.ok(guarded.source.bytes < followed.victim.bytes / 2, 'at most half the old amplification, to the source');
+    // The old amplification: a 100, the final response and every Timer G copy RFC 3261 17.2.1 schedules before
+    // Timer H (T1 doubling to T2) with these timers. Counted from the schedule rather than from the control run,
+    // whose count depends on how late a loaded machine fires its timers.
+    let copies = 0;
+    for (let at = 10, step = 10; at < 64 * 10; step = Math.min(step * 2, 80), at += step) copies++;
+    const perDatagram = followed.victim.bytes / followed.victim.datagrams;
+    assert.ok(
+      guarded.source.bytes < (perDatagram * (2 + copies)) / 2,
+      'at most half the old amplification, to the source',
+    );
     assert.ok(guarded.source.bytes <= 6 * guarded.requestBytes, 'a small constant factor of the request');
   });
 

@@ -20,7 +20,11 @@ describe('response routes (unauthenticated: source only; authenticated: RFC 3261
     const { stamped, unparsed } = routes('SIP/2.0/UDP 203.0.113.5:5070;branch=z9hG4bK1;rport;maddr=203.0.113.5', udp);
     assert.deepEqual(stamped.source, { transport: 'UDP', address: '198.51.100.9', port: 40000 });
     assert.deepEqual(stamped.via, { transport: 'UDP', address: '203.0.113.5', port: 5070 });
-    assert.deepEqual(unparsed, stamped, 'the same from the Via header as from the parsed one');
+    assert.deepEqual(
+      { source: unparsed.source, via: unparsed.via },
+      { source: stamped.source, via: stamped.via },
+      'the same from the Via header as from the parsed one',
+    );
   });
 
   it('UDP without rport: the source address at the sent-by port (18.2.2); never the sent-by host', () => {

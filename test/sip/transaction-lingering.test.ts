@@ -9,7 +9,7 @@ import { type IncomingRequest, SipElement } from '../../src/sip/element.ts';
 import { getHeader, type SipResponse } from '../../src/sip/message.ts';
 import { serialize } from '../../src/sip/serializer.ts';
 import { SATURATED_RETRANSMISSIONS, UNAUTHENTICATED_RETRANSMISSIONS } from '../../src/sip/response-route.ts';
-import type { Peer, SentBytes } from '../../src/sip/transport.ts';
+import type { Peer } from '../../src/sip/transport.ts';
 import { SimClock } from '../../src/util/clock.ts';
 import { MemoryTransport, wire } from './helpers.ts';
 
@@ -23,13 +23,13 @@ class BytesTransport extends MemoryTransport {
     super.sendResponse(resp, source);
   }
 
-  retainSent(resp: SipResponse, source: Peer): SentBytes | undefined {
-    const bytes = this.bytes.get(resp);
-    return bytes && { wire: bytes.toString('latin1'), to: source };
+  sentBytes(resp: SipResponse): Uint8Array | undefined {
+    return this.bytes.get(resp);
   }
 
-  resend(sent: SentBytes): void {
-    this.resent.push(sent.wire);
+  resendBytes(bytes: Uint8Array, to: Peer): void {
+    assert.equal(to.transport, 'UDP');
+    this.resent.push(Buffer.from(bytes).toString('latin1'));
   }
 }
 
