@@ -136,7 +136,7 @@ test('the direct writer gives exactly cborg deterministic bytes, or leaves the v
 test('the writer leaves floats, big integers, non-ASCII text, Maps and odd objects to cborg', () => {
   const out = Buffer.alloc(1024);
   const odd = [1.5, 2 ** 53, 10n, 'é', { é: 1 }, new Map(), new Uint16Array(2), Object.create(null), new Date(0)];
-  odd.forEach((v, i) => assert.equal(encodeFastInto(v, out), -1, `value ${i}`));
+  for (const [i, v] of odd.entries()) assert.equal(encodeFastInto(v, out), -1, `value ${i}`);
   assert.equal(encodeFastInto(new Uint8Array(2000), Buffer.alloc(100)), -1, 'no room: cborg');
   let deep: unknown = 1;
   for (let i = 0; i < 100; i++) deep = [deep];
