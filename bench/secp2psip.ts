@@ -17,8 +17,10 @@
  *   signature memories cold) against the same calls once warm.
  *
  * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-verified-rate 2000]
- *   [--sipp-seconds 5] [--no-sipp] [--cpu-prof FILE]
- * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools.)
+ *   [--sipp-seconds 5] [--no-sipp] [--cpu-prof FILE] [--cpu-prof-cold FILE] [--cpu-prof-sipp FILE]
+ * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools; `--cpu-prof-cold`:
+ * one of the first calls right after registration; `--cpu-prof-sipp`: one of the sipp run with every call
+ * verified through the ring.)
  * Writes bench/results/secp2psip.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -46,6 +48,10 @@ export interface Secp2psipBenchOptions {
   sippVerifiedRate?: number;
   /** Write a V8 CPU profile of the warm no-reuse signed setups here. */
   cpuProfile?: string;
+  /** Write a V8 CPU profile of the first calls (right after registration) here. */
+  cpuProfileCold?: string;
+  /** Write a V8 CPU profile of the sipp run with every call verified through the ring here. */
+  cpuProfileSipp?: string;
   sippSeconds?: number;
   log?: (line: string) => void;
 }
@@ -292,7 +298,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
     // Repeat calls: every pair was verified in the warm-up and stays cached for the whole phase
     // (with the deployed 30 s reuse, how many calls are repeats depends on the call pattern).
     const C = Math.max(DEFAULT_VERIFIED_CACHE_MS, 600_000);
-    const cold = await timedSetups(overlay, 'signed', 0, overlay.users.length, 0);
+    const cold = await timedSetups(overlay, 'signed', 0, overlay.users.length, 0, opts.cpuProfileCold);
     const setupMs = {
       signedUncached: await timedSetups(overlay, 'signed', 0, calls, Math.min(warmup, 10)),
       protectedUncached: await timedSetups(overlay, 'protected', 0, calls, Math.min(warmup, 10)),
@@ -326,7 +332,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
       };
       for (const a of overlay.adapters) a.node.mode = 'signed';
       sipp = await sippRun(DEFAULT_VERIFIED_CACHE_MS, sippRate);
-      sippVerified = await sippRun(0, opts.sippVerifiedRate ?? 2000);
+      sippVerified = await profiled(opts.cpuProfileSipp, () => sippRun(0, opts.sippVerifiedRate ?? 2000));
     } else if (sippRate > 0) log('sipp is not installed: no throughput figure');
     return {
       bench: 'secp2psip',
@@ -446,6 +452,8 @@ async function main(): Promise<void> {
     sippRate: argv.includes('--no-sipp') ? 0 : num('sipp-rate', 600),
     sippVerifiedRate: num('sipp-verified-rate', 2000),
     cpuProfile: argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined,
+    cpuProfileCold: argv.includes('--cpu-prof-cold') ? argv[argv.indexOf('--cpu-prof-cold') + 1] : undefined,
+    cpuProfileSipp: argv.includes('--cpu-prof-sipp') ? argv[argv.indexOf('--cpu-prof-sipp') + 1] : undefined,
     sippSeconds: num('sipp-seconds', 5),
     log: (l) => process.stderr.write(`${l}\n`),
   });
