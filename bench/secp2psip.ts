@@ -30,6 +30,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SecurityMode } from '../src/secp2psip/call-common.ts';
+import { offThread } from '../src/secp2psip/call-verify.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
 import { LocalOverlay, sipPeer, summarizeCalls } from '../src/harness/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
@@ -71,6 +72,8 @@ export interface SetupFigures extends Distribution {
   rpcsPerSetup: number;
   /** The same per RPC method (every node, the bootstrap included). */
   rpcsPerSetupByMethod: Record<string, number>;
+  /** INVITE and REDIRECT signature checks sent to the worker pool per setup (call-verify.ts). */
+  offThreadChecksPerSetup: number;
 }
 
 export interface SippFigures {
@@ -185,6 +188,7 @@ async function timedSetups(
   await overlay.placeCalls(warmup);
   const sent = () => overlay.adapters.reduce((n, a) => n + a.node.endpoint.stats.requestsSent, 0);
   const rpc0 = sent();
+  const pool0 = offThread.checks;
   const byMethod = countRpcs(overlay);
   const cpu0 = process.cpuUsage();
   const samples = await profiled(cpuProfile, () => overlay.placeCalls(calls));
@@ -198,6 +202,7 @@ async function timedSetups(
     ...dist(ok, s.failed),
     cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / per),
     rpcsPerSetup: r3(rpcs / per),
+    offThreadChecksPerSetup: r3((offThread.checks - pool0) / per),
     rpcsPerSetupByMethod: Object.fromEntries([...methods].sort().map(([m, n]) => [m, r3(n / per)])),
   };
 }
