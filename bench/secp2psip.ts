@@ -30,6 +30,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SecurityMode } from '../src/secp2psip/call-common.ts';
+import { fastStats } from '../src/rpc/cbor-fast.ts';
 import { offThread } from '../src/secp2psip/call-verify.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
 import { LocalOverlay, sipPeer, summarizeCalls } from '../src/harness/local-overlay.ts';
@@ -106,6 +107,8 @@ export interface Secp2psipBenchResult {
     protectedUncachedWarm: SetupFigures;
   };
   sipp: SippFigures | null;
+  /** RPC payloads written and read by the direct CBOR path and by cborg, over the whole run (rpc/cbor-fast.ts). */
+  codec: typeof fastStats;
   /** sipp again with every call verified through the ring (no reuse of verified users). */
   sippVerified: SippFigures | null;
   /**
@@ -356,6 +359,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
       setupMs,
       sipp,
       sippVerified,
+      codec: { ...fastStats },
       firstCalls: { cold: pick(cold), warm: pick(warm), ratio: r3(cold.p50 / warm.p50) },
       seed: { registrationMs: 1219.66, setupMs: 481.03 },
       targets: {

@@ -28,7 +28,8 @@
 export const FALLBACK: unique symbol = Symbol('cbor-fast fallback');
 
 const MAX_DEPTH = 64;
-const OUT = Symbol('out of room or outside the subset');
+const OUT = Symbol('outside the subset');
+const ROOM = Symbol('out of room');
 
 /** Per object shape (its keys in insertion order): the keys in RFC 8949 order with their encoded bytes. */
 interface Shape {
@@ -113,7 +114,7 @@ class Writer {
 
   value(v: unknown, o: number, depth: number): number {
     const out = this.out;
-    if (o + 9 > out.length) throw OUT;
+    if (o + 9 > out.length) throw ROOM;
     if (v === null || v === undefined) {
       out[o] = 0xf6;
       return o + 1;
@@ -128,7 +129,8 @@ class Writer {
       case 'string': {
         const n = v.length;
         // ASCII only (then bytes = characters): cborg's UTF-8 writer decides anything else.
-        if (o + 9 + n > out.length || Buffer.byteLength(v) !== n) throw OUT;
+        if (Buffer.byteLength(v) !== n) throw OUT;
+        if (o + 9 + n > out.length) throw ROOM;
         const s = writeHead(out, o, 0x60, n);
         out.write(v, s, n, 'latin1');
         return s + n;
@@ -141,7 +143,7 @@ class Writer {
     if (depth >= MAX_DEPTH) throw OUT;
     if (v instanceof Uint8Array) {
       const n = v.length;
-      if (o + 9 + n > out.length) throw OUT;
+      if (o + 9 + n > out.length) throw ROOM;
       const s = writeHead(out, o, 0x40, n);
       out.set(v, s);
       return s + n;
@@ -163,7 +165,7 @@ class Writer {
       const x = r[keys[i]];
       if (x === undefined) continue;
       const k = encoded[i];
-      if (p + k.length > out.length) throw OUT;
+      if (p + k.length > out.length) throw ROOM;
       out.set(k, p);
       p = this.value(x, p + k.length, depth + 1);
     }
@@ -171,16 +173,45 @@ class Writer {
   }
 }
 
+/** How often each path was taken (the benchmark reports them; a fallback costs a second encoding or decoding). */
+export const fastStats = { encoded: 0, encodeFallbacks: 0, noRoom: 0, decoded: 0, decodeFallbacks: 0 };
+
 /**
- * Encode `value` into `out` from offset 0; returns the length written, or -1
- * when the value is outside the subset or does not fit (encode with cborg).
+ * Encode `value` into `out` from offset 0; returns the length written, -1
+ * when the value is outside the subset (encode with cborg), or -2 when it
+ * does not fit in `out` (try a larger one).
  */
 export function encodeFastInto(value: unknown, out: Buffer): number {
   try {
-    return new Writer(out).value(value, 0, 0);
+    const n = new Writer(out).value(value, 0, 0);
+    fastStats.encoded++;
+    return n;
   } catch (e) {
-    if (e === OUT) return -1;
+    if (e === OUT) {
+      fastStats.encodeFallbacks++;
+      return -1;
+    }
+    if (e === ROOM) {
+      fastStats.noRoom++;
+      return -2;
+    }
     throw e;
+  }
+}
+
+/**
+ * Encode `value` with the direct writer into `scratch`, or into a buffer
+ * grown until it fits (up to `max` bytes); the encoding, or undefined when
+ * the value is outside the subset or larger than `max` (encode with cborg).
+ * A result in `scratch` is only valid until its next use.
+ */
+export function encodeFast(value: unknown, scratch: Buffer, max: number): Uint8Array | undefined {
+  let out = scratch;
+  for (;;) {
+    const n = encodeFastInto(value, out);
+    if (n >= 0) return out.subarray(0, n);
+    if (n === -1 || out.length >= max) return undefined;
+    out = Buffer.allocUnsafe(Math.min(max, out.length * 4));
   }
 }
 
@@ -309,9 +340,13 @@ export function decodeFast(bytes: Uint8Array): unknown {
   const r = new Reader(bytes);
   try {
     const v = r.value(0);
-    return r.pos === bytes.length ? v : FALLBACK;
+    if (r.pos === bytes.length) {
+      fastStats.decoded++;
+      return v;
+    }
   } catch (e) {
-    if (e === OUT || e instanceof RangeError) return FALLBACK;
-    throw e;
+    if (e !== OUT && !(e instanceof RangeError)) throw e;
   }
+  fastStats.decodeFallbacks++;
+  return FALLBACK;
 }

@@ -25,7 +25,7 @@ import {
   Type,
 } from 'cborg';
 import { fail, ok, type Result } from '../util/errors.ts';
-import { decodeFast, encodeFastInto, FALLBACK } from './cbor-fast.ts';
+import { decodeFast, encodeFast, FALLBACK } from './cbor-fast.ts';
 import type { NodeRef, Payload } from './types.ts';
 
 /**
@@ -114,11 +114,13 @@ class GuardedTokenizer {
 
 /** Payloads are encoded into this scratch area first, so a frame costs one allocation of its exact size. */
 const SCRATCH = Buffer.alloc(64 * 1024);
+/** Larger payloads (replication batches) get a buffer of their own, grown until they fit, up to this. */
+const MAX_FAST_BYTES = 16 * 1024 * 1024;
 
 /** Encode a payload as deterministic CBOR. Throws (a local programming error) on values CBOR cannot carry. */
 export function encodePayload(value: Payload): Uint8Array {
-  const n = encodeFastInto(value, SCRATCH);
-  return n >= 0 ? new Uint8Array(SCRATCH.subarray(0, n)) : cborEncode(value, ENCODE_OPTIONS);
+  const fast = encodeFast(value, SCRATCH, MAX_FAST_BYTES);
+  return fast ? new Uint8Array(fast) : cborEncode(value, ENCODE_OPTIONS);
 }
 
 /** Decode untrusted CBOR bytes. Never throws. */
@@ -169,8 +171,8 @@ function frame(type: number, id: number, extra: Uint8Array | null, extraByte: nu
   const hasId = type !== MSG_HELLO;
   const headLen = 1 + (hasId ? 4 : 0) + (extra ? 1 + extra.length : 0) + (extraByte >= 0 ? 1 : 0);
   let payload: Uint8Array;
-  const n = encodeFastInto(value, SCRATCH);
-  if (n >= 0) payload = SCRATCH.subarray(0, n);
+  const fast = encodeFast(value, SCRATCH, MAX_FAST_BYTES);
+  if (fast) payload = fast;
   else
     try {
       payload = SCRATCH.subarray(0, encodeInto(value, SCRATCH, ENCODE_OPTIONS).written);

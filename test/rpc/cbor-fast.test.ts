@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions, Token, Type } from 'cborg';
-import { decodeFast, encodeFastInto, FALLBACK } from '../../src/rpc/cbor-fast.ts';
+import { decodeFast, encodeFast, encodeFastInto, FALLBACK } from '../../src/rpc/cbor-fast.ts';
 import { decodePayload, encodePayload } from '../../src/rpc/codec.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 
@@ -137,7 +137,19 @@ test('the writer leaves floats, big integers, non-ASCII text, Maps and odd objec
   const out = Buffer.alloc(1024);
   const odd = [1.5, 2 ** 53, 10n, 'é', { é: 1 }, new Map(), new Uint16Array(2), Object.create(null), new Date(0)];
   for (const [i, v] of odd.entries()) assert.equal(encodeFastInto(v, out), -1, `value ${i}`);
-  assert.equal(encodeFastInto(new Uint8Array(2000), Buffer.alloc(100)), -1, 'no room: cborg');
+  assert.equal(encodeFastInto(new Uint8Array(2000), Buffer.alloc(100)), -2, 'no room: a larger buffer');
+  // encodeFast grows the buffer until the value fits, up to its bound, then leaves it to cborg.
+  const big = {
+    records: Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, value: new Uint8Array(3000).fill(i) })),
+  };
+  const grown = encodeFast(big, Buffer.alloc(1024), 1 << 20);
+  assert.ok(grown);
+  assert.deepEqual(new Uint8Array(grown), new Uint8Array(cborEncode(big, ENCODE)));
+  assert.equal(encodeFast(big, Buffer.alloc(1024), 64 * 1024), undefined);
+  assert.equal(encodeFast(1.5, Buffer.alloc(1024), 1 << 20), undefined);
+  const viaCodec = decodePayload(encodePayload(big));
+  assert.ok(viaCodec.ok);
+  assert.deepEqual(viaCodec.value, big);
   let deep: unknown = 1;
   for (let i = 0; i < 100; i++) deep = [deep];
   assert.equal(encodeFastInto(deep, out), -1, 'deep nesting: cborg');
