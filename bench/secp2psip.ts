@@ -17,10 +17,11 @@
  *   signature memories cold) against the same calls once warm.
  *
  * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-verified-rate 2000]
- *   [--sipp-seconds 5] [--no-sipp] [--cpu-prof FILE] [--cpu-prof-cold FILE] [--cpu-prof-sipp FILE]
+ *   [--sipp-seconds 5] [--no-sipp] [--no-pool] [--cpu-prof FILE] [--cpu-prof-cold FILE] [--cpu-prof-sipp FILE]
  * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools; `--cpu-prof-cold`:
  * one of the first calls right after registration; `--cpu-prof-sipp`: one of the sipp run with every call
- * verified through the ring.)
+ * verified through the ring; `--no-pool`: every call's signature checks on the thread, as without
+ * secp2psip/call-verify.ts.)
  * Writes bench/results/secp2psip.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -54,6 +55,8 @@ export interface Secp2psipBenchOptions {
   cpuProfileCold?: string;
   /** Write a V8 CPU profile of the sipp run with every call verified through the ring here. */
   cpuProfileSipp?: string;
+  /** Keep every call's signature checks on the thread (call-verify.ts), to measure what the worker pool gives. */
+  noPool?: boolean;
   sippSeconds?: number;
   log?: (line: string) => void;
 }
@@ -287,6 +290,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
   const warmup = opts.warmup ?? adapters;
   const sippRate = opts.sippRate ?? 600;
   const log = opts.log ?? (() => {});
+  offThread.enabled = !opts.noPool;
   const dir = mkdtempSync(join(tmpdir(), 'secp2psip-bench-'));
   const t0 = performance.now();
   const overlay = await LocalOverlay.start({
@@ -463,6 +467,7 @@ async function main(): Promise<void> {
     cpuProfile: argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined,
     cpuProfileCold: argv.includes('--cpu-prof-cold') ? argv[argv.indexOf('--cpu-prof-cold') + 1] : undefined,
     cpuProfileSipp: argv.includes('--cpu-prof-sipp') ? argv[argv.indexOf('--cpu-prof-sipp') + 1] : undefined,
+    noPool: argv.includes('--no-pool'),
     sippSeconds: num('sipp-seconds', 5),
     log: (l) => process.stderr.write(`${l}\n`),
   });
