@@ -9,7 +9,10 @@
  * with a callback), leaving the thread free to parse, fetch and answer other
  * calls meanwhile, and using the machine's other cores. A lone call gains
  * nothing from that and pays the hop to the pool and back, so a check goes
- * to the pool only while other calls are in progress in this process.
+ * to the pool only while other calls are in progress in this process, and
+ * only in real time (a SystemClock): a simulation on a SimClock (the memory
+ * overlay) runs every check inline, so its runs stay deterministic and never
+ * wait on a thread the simulated clock knows nothing of.
  *
  * Nothing about the verdict changes: the bytes verified are exactly those of
  * `verifyWithKey` (identity/signature.ts: domain prefix, context, message),
@@ -19,6 +22,7 @@
 import { verify as nodeVerify } from 'node:crypto';
 import { signedBytes } from '../identity/signature.ts';
 import type { UserKey } from '../identity/user-key.ts';
+import { type Clock, SystemClock } from '../util/clock.ts';
 
 /** Calls being set up in this process (either side); a check goes to the pool when others are. */
 let inProgress = 0;
@@ -35,16 +39,18 @@ export async function inCall<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * `key.verify(context, message, sig)`, on the worker pool when more calls
- * than this one's two sides are in progress. Never rejects.
- */
+/** Whether a check made now, by a flow on `clock`, goes to the pool: real time, and more calls than one's two sides. */
+export function poolNow(clock: Clock): boolean {
+  return offThread.enabled && inProgress > 2 && clock instanceof SystemClock;
+}
+
+/** `key.verify(context, message, sig)`, on the worker pool when `pool` (see poolNow). Never rejects. */
 export function verifyCallSignature(
   key: UserKey,
   context: string,
   message: Uint8Array,
   sig: Uint8Array,
-  pool = offThread.enabled && inProgress > 2,
+  pool: boolean,
 ): Promise<boolean> {
   if (!pool || key.kind !== 'ed25519') return Promise.resolve(key.verify(context, message, sig));
   // verifyWithKey's refusals, before any work.

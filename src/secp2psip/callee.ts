@@ -45,7 +45,7 @@ import {
   sealFor,
 } from './call-common.ts';
 import { checkInviteSip, refuse } from './call-checks.ts';
-import { inCall, verifyCallSignature } from './call-verify.ts';
+import { inCall, poolNow, verifyCallSignature } from './call-verify.ts';
 import type { VerifiedUser } from './key-lookup.ts';
 import type { LocalPhones } from './local-phones.ts';
 import { callTbs, DOMAIN, encodeMessage, type RedirectMsg } from './messages.ts';
@@ -96,7 +96,9 @@ async function answerOpened(ctx: CalleeContext, opened: Opened, from: Caller): P
     if (!early.ok) refuse(early.code, early.reason);
     const sip = checkInviteSip(m);
     const tbs = callTbs(m);
-    callerUser = await ctx.verified.verifySigned(m.name, (u) => verifyCallSignature(u.key, DOMAIN.invite, tbs, m.sig));
+    callerUser = await ctx.verified.verifySigned(m.name, (u) =>
+      verifyCallSignature(u.key, DOMAIN.invite, tbs, m.sig, poolNow(ctx.clock)),
+    );
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
     // A callee phone reachable only over its flow is named by a URI of ours, reached the way the caller's phone sends.

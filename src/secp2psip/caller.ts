@@ -176,7 +176,7 @@ async function place(
       early = undefined;
       exchanged = true;
       const out = await (sent ?? exchangeInvite(ctx, caller, invite(), calleeName, u.adapter, sealKey, trace, step));
-      const checked = await checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
+      const checked = await checkRedirect(ctx.replay, out.m, out.invite, u.key, req, ctx.clock);
       trace.verifiedMs = step();
       return checked;
     };

@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { generateKeyPair } from '../../src/identity/certificates.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import { UserKey, UserSigner } from '../../src/identity/user-key.ts';
-import { inCall, offThread, verifyCallSignature } from '../../src/secp2psip/call-verify.ts';
+import { inCall, offThread, poolNow, verifyCallSignature } from '../../src/secp2psip/call-verify.ts';
+import { SimClock, SystemClock } from '../../src/util/clock.ts';
 
 const CTX = 'secp2psip/test-call/v1';
 
@@ -48,10 +49,13 @@ describe('call signature checks off the thread', () => {
     assert.equal(offThread.checks, before);
   });
 
-  it('a lone call checks inline; with more calls in progress the checks go to the pool', async () => {
+  it('a lone call checks inline; with more calls in progress the checks go to the pool, in real time only', async () => {
+    const real = new SystemClock();
+    const sim = new SimClock();
     let before = offThread.checks;
     await inCall(async () => {
-      assert.ok(await verifyCallSignature(signer.key, CTX, msg, sig));
+      assert.equal(poolNow(real), false);
+      assert.ok(await verifyCallSignature(signer.key, CTX, msg, sig, poolNow(real)));
     });
     assert.equal(offThread.checks, before, 'one call: inline');
     before = offThread.checks;
@@ -60,10 +64,22 @@ describe('call signature checks off the thread', () => {
       release = r;
     });
     const others = [inCall(() => held), inCall(() => held), inCall(() => held)];
-    const verdict = await inCall(() => verifyCallSignature(signer.key, CTX, msg, sig));
+    const verdict = await inCall(() => verifyCallSignature(signer.key, CTX, msg, sig, poolNow(real)));
     assert.ok(verdict);
     assert.equal(offThread.checks, before + 1, 'four calls in progress: the pool');
+    // A simulation's calls stay on the thread whatever is in progress, and so does a switched-off pool.
+    await inCall(async () => {
+      assert.equal(poolNow(sim), false);
+      offThread.enabled = false;
+      try {
+        assert.equal(poolNow(real), false);
+      } finally {
+        offThread.enabled = true;
+      }
+      assert.equal(poolNow(real), true);
+    });
     release();
     await Promise.all(others);
+    assert.equal(poolNow(real), false, 'all done: inline again');
   });
 });
