@@ -26,6 +26,14 @@ import { type Clock, SystemClock } from '../util/clock.ts';
 
 /** Calls being set up in this process (either side); a check goes to the pool when others are. */
 let inProgress = 0;
+/** Checks on the pool not answered yet. */
+let pooled = 0;
+/**
+ * At most this many checks wait on the pool (Node's default pool has 4 threads). When the pool falls
+ * behind (no core to spare: the machine is busy with other work), the thread checks the next ones
+ * itself instead of queueing them behind the pool's backlog.
+ */
+const MAX_POOLED = 4;
 /** Checks sent to the worker pool (for the tests and the benchmark); `enabled` false keeps every check inline. */
 export const offThread = { checks: 0, enabled: true };
 
@@ -39,9 +47,12 @@ export async function inCall<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Whether a check made now, by a flow on `clock`, goes to the pool: real time, and more calls than one's two sides. */
+/**
+ * Whether a check made now, by a flow on `clock`, goes to the pool: real time, more calls in progress than
+ * one's two sides, and room on the pool.
+ */
 export function poolNow(clock: Clock): boolean {
-  return offThread.enabled && inProgress > 2 && clock instanceof SystemClock;
+  return offThread.enabled && inProgress > 2 && pooled < MAX_POOLED && clock instanceof SystemClock;
 }
 
 /** `key.verify(context, message, sig)`, on the worker pool when `pool` (see poolNow). Never rejects. */
@@ -63,11 +74,16 @@ export function verifyCallSignature(
     return Promise.resolve(false);
   }
   offThread.checks++;
+  pooled++;
   return new Promise<boolean>((resolve) => {
+    const done = (good: boolean) => {
+      pooled--;
+      resolve(good);
+    };
     try {
-      nodeVerify(null, data, key.publicKey, sig, (err, good) => resolve(err === null && good === true));
+      nodeVerify(null, data, key.publicKey, sig, (err, good) => done(err === null && good === true));
     } catch {
-      resolve(false);
+      done(false);
     }
   });
 }

@@ -78,6 +78,14 @@ describe('call signature checks off the thread', () => {
       }
       assert.equal(poolNow(real), true);
     });
+    // The pool holds at most four checks at a time; the next ones are made on the thread.
+    await inCall(async () => {
+      const b0 = offThread.checks;
+      const six = Array.from({ length: 6 }, () => verifyCallSignature(signer.key, CTX, msg, sig, poolNow(real)));
+      assert.deepEqual(await Promise.all(six), [true, true, true, true, true, true]);
+      assert.equal(offThread.checks - b0, 4);
+      assert.equal(poolNow(real), true, 'answered: room again');
+    });
     release();
     await Promise.all(others);
     assert.equal(poolNow(real), false, 'all done: inline again');
