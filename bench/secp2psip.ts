@@ -17,8 +17,11 @@
  *   signature memories cold) against the same calls once warm.
  *
  * Run: node --import tsx bench/secp2psip.ts [--adapters 50] [--calls 200] [--sipp-rate 600] [--sipp-verified-rate 2000]
- *   [--sipp-seconds 5] [--no-sipp] [--cpu-prof FILE]
- * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools.)
+ *   [--sipp-seconds 5] [--no-sipp] [--no-pool] [--cpu-prof FILE] [--cpu-prof-cold FILE] [--cpu-prof-sipp FILE]
+ * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools; `--cpu-prof-cold`:
+ * one of the first calls right after registration; `--cpu-prof-sipp`: one of the sipp run with every call
+ * verified through the ring; `--no-pool`: every call's signature checks on the thread, as without
+ * secp2psip/call-verify.ts.)
  * Writes bench/results/secp2psip.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -28,6 +31,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SecurityMode } from '../src/secp2psip/call-common.ts';
+import { fastStats } from '../src/rpc/cbor-fast.ts';
+import { offThread } from '../src/secp2psip/call-verify.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
 import { LocalOverlay, sipPeer, summarizeCalls } from '../src/harness/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
@@ -46,6 +51,12 @@ export interface Secp2psipBenchOptions {
   sippVerifiedRate?: number;
   /** Write a V8 CPU profile of the warm no-reuse signed setups here. */
   cpuProfile?: string;
+  /** Write a V8 CPU profile of the first calls (right after registration) here. */
+  cpuProfileCold?: string;
+  /** Write a V8 CPU profile of the sipp run with every call verified through the ring here. */
+  cpuProfileSipp?: string;
+  /** Keep every call's signature checks on the thread (call-verify.ts), to measure what the worker pool gives. */
+  noPool?: boolean;
   sippSeconds?: number;
   log?: (line: string) => void;
 }
@@ -65,6 +76,8 @@ export interface SetupFigures extends Distribution {
   rpcsPerSetup: number;
   /** The same per RPC method (every node, the bootstrap included). */
   rpcsPerSetupByMethod: Record<string, number>;
+  /** INVITE and REDIRECT signature checks sent to the worker pool per setup (call-verify.ts). */
+  offThreadChecksPerSetup: number;
 }
 
 export interface SippFigures {
@@ -97,6 +110,8 @@ export interface Secp2psipBenchResult {
     protectedUncachedWarm: SetupFigures;
   };
   sipp: SippFigures | null;
+  /** RPC payloads written and read by the direct CBOR path and by cborg, over the whole run (rpc/cbor-fast.ts). */
+  codec: typeof fastStats;
   /** sipp again with every call verified through the ring (no reuse of verified users). */
   sippVerified: SippFigures | null;
   /**
@@ -179,6 +194,7 @@ async function timedSetups(
   await overlay.placeCalls(warmup);
   const sent = () => overlay.adapters.reduce((n, a) => n + a.node.endpoint.stats.requestsSent, 0);
   const rpc0 = sent();
+  const pool0 = offThread.checks;
   const byMethod = countRpcs(overlay);
   const cpu0 = process.cpuUsage();
   const samples = await profiled(cpuProfile, () => overlay.placeCalls(calls));
@@ -192,6 +208,7 @@ async function timedSetups(
     ...dist(ok, s.failed),
     cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / per),
     rpcsPerSetup: r3(rpcs / per),
+    offThreadChecksPerSetup: r3((offThread.checks - pool0) / per),
     rpcsPerSetupByMethod: Object.fromEntries([...methods].sort().map(([m, n]) => [m, r3(n / per)])),
   };
 }
@@ -273,6 +290,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
   const warmup = opts.warmup ?? adapters;
   const sippRate = opts.sippRate ?? 600;
   const log = opts.log ?? (() => {});
+  offThread.enabled = !opts.noPool;
   const dir = mkdtempSync(join(tmpdir(), 'secp2psip-bench-'));
   const t0 = performance.now();
   const overlay = await LocalOverlay.start({
@@ -292,7 +310,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
     // Repeat calls: every pair was verified in the warm-up and stays cached for the whole phase
     // (with the deployed 30 s reuse, how many calls are repeats depends on the call pattern).
     const C = Math.max(DEFAULT_VERIFIED_CACHE_MS, 600_000);
-    const cold = await timedSetups(overlay, 'signed', 0, overlay.users.length, 0);
+    const cold = await timedSetups(overlay, 'signed', 0, overlay.users.length, 0, opts.cpuProfileCold);
     const setupMs = {
       signedUncached: await timedSetups(overlay, 'signed', 0, calls, Math.min(warmup, 10)),
       protectedUncached: await timedSetups(overlay, 'protected', 0, calls, Math.min(warmup, 10)),
@@ -326,7 +344,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
       };
       for (const a of overlay.adapters) a.node.mode = 'signed';
       sipp = await sippRun(DEFAULT_VERIFIED_CACHE_MS, sippRate);
-      sippVerified = await sippRun(0, opts.sippVerifiedRate ?? 2000);
+      sippVerified = await profiled(opts.cpuProfileSipp, () => sippRun(0, opts.sippVerifiedRate ?? 2000));
     } else if (sippRate > 0) log('sipp is not installed: no throughput figure');
     return {
       bench: 'secp2psip',
@@ -345,6 +363,7 @@ export async function runSecp2psipBench(opts: Secp2psipBenchOptions = {}): Promi
       setupMs,
       sipp,
       sippVerified,
+      codec: { ...fastStats },
       firstCalls: { cold: pick(cold), warm: pick(warm), ratio: r3(cold.p50 / warm.p50) },
       seed: { registrationMs: 1219.66, setupMs: 481.03 },
       targets: {
@@ -446,6 +465,9 @@ async function main(): Promise<void> {
     sippRate: argv.includes('--no-sipp') ? 0 : num('sipp-rate', 600),
     sippVerifiedRate: num('sipp-verified-rate', 2000),
     cpuProfile: argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined,
+    cpuProfileCold: argv.includes('--cpu-prof-cold') ? argv[argv.indexOf('--cpu-prof-cold') + 1] : undefined,
+    cpuProfileSipp: argv.includes('--cpu-prof-sipp') ? argv[argv.indexOf('--cpu-prof-sipp') + 1] : undefined,
+    noPool: argv.includes('--no-pool'),
     sippSeconds: num('sipp-seconds', 5),
     log: (l) => process.stderr.write(`${l}\n`),
   });

@@ -25,6 +25,7 @@ import {
   Type,
 } from 'cborg';
 import { fail, ok, type Result } from '../util/errors.ts';
+import { decodeFast, encodeFast, FALLBACK } from './cbor-fast.ts';
 import type { NodeRef, Payload } from './types.ts';
 
 /**
@@ -111,15 +112,24 @@ class GuardedTokenizer {
   }
 }
 
+/** Payloads are encoded into this scratch area first, so a frame costs one allocation of its exact size. */
+const SCRATCH = Buffer.alloc(64 * 1024);
+/** Larger payloads (replication batches) get a buffer of their own, grown until they fit, up to this. */
+const MAX_FAST_BYTES = 16 * 1024 * 1024;
+
 /** Encode a payload as deterministic CBOR. Throws (a local programming error) on values CBOR cannot carry. */
 export function encodePayload(value: Payload): Uint8Array {
-  return cborEncode(value, ENCODE_OPTIONS);
+  const fast = encodeFast(value, SCRATCH, MAX_FAST_BYTES);
+  return fast ? new Uint8Array(fast) : cborEncode(value, ENCODE_OPTIONS);
 }
 
 /** Decode untrusted CBOR bytes. Never throws. */
 export function decodePayload(bytes: Uint8Array): Result<Payload> {
   // A plain Uint8Array view, so byte strings decode as Uint8Array copies rather than Buffers.
   const u8 = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) : bytes;
+  // The usual payload goes the direct way (cbor-fast.ts); anything outside its subset, malformed bytes included, to cborg.
+  const fast = decodeFast(u8);
+  if (fast !== FALLBACK) return ok(fast as Payload);
   try {
     // The token-level guard costs a wrapper call per token: only pay it when the text could be there.
     const suspicious = Buffer.from(u8.buffer, u8.byteOffset, u8.length).indexOf(PROTO_TEXT) >= 0;
@@ -156,19 +166,19 @@ export const MAX_METHOD_BYTES = 255;
 export const MAX_ERROR_MESSAGE_CHARS = 1024;
 const HEAD = 4; // frame length prefix, written here so one allocation holds the whole frame
 
-/** Payloads are encoded into this scratch area first, so a frame costs one allocation of its exact size. */
-const SCRATCH = new Uint8Array(64 * 1024);
-
 /** Build a frame (length prefix included) around the encoded payload. */
 function frame(type: number, id: number, extra: Uint8Array | null, extraByte: number, value: Payload): Buffer {
   const hasId = type !== MSG_HELLO;
   const headLen = 1 + (hasId ? 4 : 0) + (extra ? 1 + extra.length : 0) + (extraByte >= 0 ? 1 : 0);
   let payload: Uint8Array;
-  try {
-    payload = SCRATCH.subarray(0, encodeInto(value, SCRATCH, ENCODE_OPTIONS).written);
-  } catch {
-    payload = encodePayload(value); // larger than the scratch area, or not encodable (then this throws)
-  }
+  const fast = encodeFast(value, SCRATCH, MAX_FAST_BYTES);
+  if (fast) payload = fast;
+  else
+    try {
+      payload = SCRATCH.subarray(0, encodeInto(value, SCRATCH, ENCODE_OPTIONS).written);
+    } catch {
+      payload = cborEncode(value, ENCODE_OPTIONS); // larger than the scratch area, or not encodable (then this throws)
+    }
   const bodyLen = headLen + payload.length;
   const out = Buffer.allocUnsafe(HEAD + bodyLen);
   out.writeUInt32BE(bodyLen, 0);

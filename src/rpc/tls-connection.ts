@@ -129,6 +129,7 @@ export class RpcConnection {
   private flushScheduled = false;
   private refusedByPeer: OverlayError | null = null;
   private readonly flushBound = () => this.flush();
+  private readonly onFrameBound = (body: Buffer) => this.onFrame(body);
   private timer: Timer | null = null;
   private timerAt = Number.POSITIVE_INFINITY;
   private readonly sweepBound = () => this.sweepTimeouts();
@@ -313,7 +314,7 @@ export class RpcConnection {
     this.host.stats.bytesReceived += chunk.length;
     this.unheardSince = null;
     this.timedOutUnheard = false;
-    const err = this.decoder.push(chunk, (body) => this.onFrame(body));
+    const err = this.decoder.push(chunk, this.onFrameBound);
     if (err !== null && !this.closed) {
       // Oversized or empty length: the stream cannot be resynchronised.
       this.host.stats.malformedDropped++;

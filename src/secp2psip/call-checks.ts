@@ -9,27 +9,34 @@ import type { UserKey } from '../identity/user-key.ts';
 import { getCSeq, getFrom, getTo, getTopVia } from '../sip/header-values.ts';
 import { getHeader, getHeaders, getParam, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { parseMessage } from '../sip/parser.ts';
+import type { Clock } from '../util/clock.ts';
 import { type ErrorCode, OverlayError } from '../util/errors.ts';
 import { callTbs, DOMAIN, type InviteMsg, type RedirectMsg } from './messages.ts';
 import { bytesEqual } from '../util/bytes.ts';
+import { poolNow, verifyCallSignature } from './call-verify.ts';
 
 /** Raised inside the flow; mapped to a SIP status at the edge. */
 export function refuse(code: ErrorCode, reason: string): never {
   throw new OverlayError(code, reason);
 }
 
-/** Seed IV.3 "SecP2PSIP Redirection Verification", plus: the 302 must answer exactly the phone's INVITE. */
-export function checkRedirect(
+/**
+ * Seed IV.3 "SecP2PSIP Redirection Verification", plus: the 302 must answer exactly the phone's INVITE.
+ * The signature is checked off the thread when `clock` says so (call-verify.ts poolNow); nothing after it runs
+ * before its verdict.
+ */
+export async function checkRedirect(
   replay: ReplayCache,
   m: RedirectMsg,
   invite: InviteMsg,
   calleeKey: UserKey,
   req: SipRequest,
-): SipResponse {
+  clock: Clock,
+): Promise<SipResponse> {
   if (m.name !== invite.to || m.to !== invite.name || m.callId !== invite.callId)
     refuse('VERIFICATION_FAILED', 'REDIRECT names another call');
   if (!bytesEqual(m.nonce, invite.nonce)) refuse('IDENTITY_REPLAY', 'REDIRECT does not answer this INVITE');
-  if (!calleeKey.verify(DOMAIN.redirect, callTbs(m), m.sig))
+  if (!(await verifyCallSignature(calleeKey, DOMAIN.redirect, callTbs(m), m.sig, poolNow(clock))))
     refuse('IDENTITY_BAD_SIGNATURE', `REDIRECT is not signed by ${m.name}`);
   const fresh = replay.check(m.nonce, m.ts, `redirect:${m.name}`);
   if (!fresh.ok) refuse(fresh.code, fresh.reason);

@@ -45,6 +45,7 @@ import {
   sealFor,
 } from './call-common.ts';
 import { checkInviteSip, refuse } from './call-checks.ts';
+import { inCall, poolNow, verifyCallSignature } from './call-verify.ts';
 import type { VerifiedUser } from './key-lookup.ts';
 import type { LocalPhones } from './local-phones.ts';
 import { callTbs, DOMAIN, encodeMessage, type RedirectMsg } from './messages.ts';
@@ -74,7 +75,11 @@ export function answerInvite(ctx: CalleeContext, payload: unknown, from: Caller)
 }
 
 /** Callee side, once the request is opened (call-common.ts openRequest). */
-export async function answerOpenedInvite(ctx: CalleeContext, opened: Opened, from: Caller): Promise<Uint8Array> {
+export function answerOpenedInvite(ctx: CalleeContext, opened: Opened, from: Caller): Promise<Uint8Array> {
+  return inCall(() => answerOpened(ctx, opened, from));
+}
+
+async function answerOpened(ctx: CalleeContext, opened: Opened, from: Caller): Promise<Uint8Array> {
   const { d, sealedTo } = opened;
   if (!d.ok || d.value.t !== 'INVITE') {
     ctx.onMalformed?.();
@@ -90,7 +95,10 @@ export async function answerOpenedInvite(ctx: CalleeContext, opened: Opened, fro
     const early = ctx.replay.peek(m.nonce, m.ts, `invite:${m.name}`);
     if (!early.ok) refuse(early.code, early.reason);
     const sip = checkInviteSip(m);
-    callerUser = await ctx.verified.verifySigned(m.name, (u) => u.key.verify(DOMAIN.invite, callTbs(m), m.sig));
+    const tbs = callTbs(m);
+    callerUser = await ctx.verified.verifySigned(m.name, (u) =>
+      verifyCallSignature(u.key, DOMAIN.invite, tbs, m.sig, poolNow(ctx.clock)),
+    );
     const fresh = ctx.replay.check(m.nonce, m.ts, `invite:${m.name}`);
     if (!fresh.ok) refuse(fresh.code, fresh.reason);
     // A callee phone reachable only over its flow is named by a URI of ours, reached the way the caller's phone sends.

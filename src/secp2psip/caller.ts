@@ -43,6 +43,7 @@ import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { type FlowEvent, type LocalUser, type SecurityMode, sealFor } from './call-common.ts';
 import { checkRedirect, refuse } from './call-checks.ts';
+import { inCall } from './call-verify.ts';
 import type { OnAdapter, VerifiedUser } from './key-lookup.ts';
 import {
   callTbs,
@@ -104,12 +105,22 @@ function sipReason(s: string): string {
 }
 
 /** Caller side: from the phone's INVITE to a verified 302, or a SIP error status. */
-export async function placeCall(
+export function placeCall(
   ctx: CallerContext,
   req: SipRequest,
   caller: LocalUser,
   calleeName: string,
   isCancelled: () => boolean = () => false,
+): Promise<CallOutcome> {
+  return inCall(() => place(ctx, req, caller, calleeName, isCancelled));
+}
+
+async function place(
+  ctx: CallerContext,
+  req: SipRequest,
+  caller: LocalUser,
+  calleeName: string,
+  isCancelled: () => boolean,
 ): Promise<CallOutcome> {
   const trace: CallTrace = {};
   const t0 = ctx.clock.now();
@@ -165,7 +176,7 @@ export async function placeCall(
       early = undefined;
       exchanged = true;
       const out = await (sent ?? exchangeInvite(ctx, caller, invite(), calleeName, u.adapter, sealKey, trace, step));
-      const checked = checkRedirect(ctx.replay, out.m, out.invite, u.key, req);
+      const checked = await checkRedirect(ctx.replay, out.m, out.invite, u.key, req, ctx.clock);
       trace.verifiedMs = step();
       return checked;
     };

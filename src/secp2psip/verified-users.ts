@@ -175,18 +175,18 @@ export class VerifiedUsers {
   }
 
   /**
-   * The user `name` whose key passes `signed` (a signature check): verified through the ring, and looked up once
+   * The user `name` whose key passes `signed` (a signature check, maybe off the thread): verified through the ring, and looked up once
    * more, confirmed, when a possibly stale key fails. Refuses IDENTITY_BAD_SIGNATURE otherwise. The callee's side
    * of a call and the recipient's side of a message both go through here.
    */
-  async verifySigned(name: string, signed: (u: VerifiedUser) => boolean): Promise<VerifiedUser> {
+  async verifySigned(name: string, signed: (u: VerifiedUser) => boolean | Promise<boolean>): Promise<VerifiedUser> {
     let u = await this.verify(name);
     // Seed IV.3 "SecP2PSIP INVITE Verification": the SignedHash must verify with the rebuilt key.
-    let good = signed(u);
+    let good = await signed(u);
     if (!good && this.inDoubt(name, u)) {
       this.forget(name);
       u = await this.verify(name, true);
-      good = signed(u);
+      good = await signed(u);
     }
     if (!good) refuse('IDENTITY_BAD_SIGNATURE', `not signed by ${name}`);
     return u;
