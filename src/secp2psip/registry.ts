@@ -275,17 +275,27 @@ export class Registry implements NameRegistry {
 
   /** The records with this location are in the ring (a later registration's location stays pending). */
   markPublished(name: string, location: Uint8Array, now: number): void {
-    this.db
-      .prepare(`UPDATE users SET state = 'published', publish_at = ? WHERE name = ? AND location = ?`)
-      .run(now, name, Buffer.from(location));
+    this.markPublishedMany([{ name, location }], now);
   }
 
-  /** Several marks in one transaction: one durable commit for a batch of registrations. */
+  /**
+   * Several marks in one transaction. Not fsynced (synchronous=NORMAL for this commit alone): a mark lost
+   * to a power cut leaves its name pending, and the pending sweep puts the same records again
+   * (published-marks.ts, name-publisher.ts), so a mark need not hold the event loop (and the next
+   * registration's claim) for an fsync. It is in the write-ahead log at once, so a crashed process loses
+   * none, and the next claim's commit (synchronous=FULL syncs the whole log) or a checkpoint makes it
+   * durable.
+   */
   markPublishedMany(items: ReadonlyArray<{ name: string; location: Uint8Array }>, now: number): void {
     const st = this.db.prepare(`UPDATE users SET state = 'published', publish_at = ? WHERE name = ? AND location = ?`);
-    this.db.transaction(() => {
-      for (const i of items) st.run(now, i.name, Buffer.from(i.location));
-    })();
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.db.transaction(() => {
+        for (const i of items) st.run(now, i.name, Buffer.from(i.location));
+      })();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /**

@@ -12,6 +12,28 @@ const rnd = new SeededRandom(1);
 const keys = () => ({ signKey: rnd.bytes(32), sealKey: rnd.bytes(32) });
 
 describe('Registry', () => {
+  it('marks published without an fsync of their own, and claims stay durable (synchronous=FULL) after them', () => {
+    const file = join(dir, 'marks.sqlite');
+    const r = new Registry(file);
+    const sync = () =>
+      (r as unknown as { db: { pragma(p: string, o: object): unknown } }).db.pragma('synchronous', { simple: true });
+    assert.equal(sync(), 2, 'FULL');
+    const loc = new Uint8Array([1, 2, 3]);
+    const pieces = [new Uint8Array([4])];
+    assert.equal(r.claim('ann', keys(), 1000, undefined, undefined, { location: loc, pieces }).outcome, 'created');
+    assert.equal(r.claim('ben', keys(), 1000, undefined, undefined, { location: loc, pieces }).outcome, 'created');
+    assert.equal(r.get('ann')?.state, 'pending');
+    r.markPublishedMany([{ name: 'ann', location: loc }], 2000);
+    r.markPublished('ben', new Uint8Array([9]), 2000); // another location: ben stays pending
+    assert.equal(sync(), 2, 'FULL again for the next claim');
+    r.close();
+    // Committed: a process that stops (or crashes) after the mark finds it.
+    const again = new Registry(file);
+    assert.equal(again.get('ann')?.state, undefined);
+    assert.equal(again.get('ben')?.state, 'pending');
+    again.close();
+  });
+
   it('binds a free name, confirms the same key, refuses another key', () => {
     const r = new Registry(':memory:');
     const bob = keys();
