@@ -557,11 +557,14 @@ export class BootstrapServer {
       const known = own ? own.get(m.name) : await this.names.get(m.name);
       if (!known) this.limitNewName(m.name, nodeHex, source);
       const records = { location: locBytes, pieces: split };
-      claim = own ? own.claim(...args, policy, records) : await this.names.claim(...args, policy, records);
+      claim = own ? own.claimUnsynced(...args, policy, records) : await this.names.claim(...args, policy, records);
       if (claim.outcome === 'created') {
         this.namesPerKey?.take(nodeHex);
         this.namesPerAddress?.take(source);
       }
+      // Durable before anything leaves on its strength (the records, the answer, a refusal): the fsync
+      // runs on the thread pool, so other registrations and the ring go on meanwhile (registry.ts).
+      if (own) await own.sync();
     }
     if (claim.outcome === 'taken') {
       this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
