@@ -24,7 +24,7 @@ import { UserKey } from '../identity/user-key.ts';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { encodePiece, splitKey } from '../sharing/index.ts';
-import type { Clock } from '../util/clock.ts';
+import { type Clock, SystemClock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
@@ -557,14 +557,21 @@ export class BootstrapServer {
       const known = own ? own.get(m.name) : await this.names.get(m.name);
       if (!known) this.limitNewName(m.name, nodeHex, source);
       const records = { location: locBytes, pieces: split };
-      claim = own ? own.claimUnsynced(...args, policy, records) : await this.names.claim(...args, policy, records);
+      // On the system clock the claim's fsync runs on the thread pool, so other registrations and the ring
+      // go on meanwhile (registry.ts claimUnsynced); a simulated clock (in-memory overlays) cannot wait for
+      // the disk, so there the commit fsyncs on the event loop, as every other commit of the registry.
+      const offLoop = own !== undefined && this.clock instanceof SystemClock;
+      claim = own
+        ? offLoop
+          ? own.claimUnsynced(...args, policy, records)
+          : own.claim(...args, policy, records)
+        : await this.names.claim(...args, policy, records);
       if (claim.outcome === 'created') {
         this.namesPerKey?.take(nodeHex);
         this.namesPerAddress?.take(source);
       }
-      // Durable before anything leaves on its strength (the records, the answer, a refusal): the fsync
-      // runs on the thread pool, so other registrations and the ring go on meanwhile (registry.ts).
-      if (own) await own.sync();
+      // Durable before anything leaves on its strength: the records, the answer, a refusal.
+      if (offLoop) await own.sync();
     }
     if (claim.outcome === 'taken') {
       this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
