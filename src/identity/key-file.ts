@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import {
+  close,
   closeSync,
   existsSync,
+  fdatasync,
+  fsync,
   fsyncSync,
   linkSync,
   mkdirSync,
+  open,
   openSync,
   renameSync,
   rmSync,
@@ -12,7 +16,6 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import { OverlayError } from '../util/errors.ts';
 
@@ -75,21 +78,29 @@ export function writeSecretFileAtomic(
 }
 
 /**
+ * fsync (or, with `dataOnly`, fdatasync) of the file or directory at `path` on libuv's thread pool, not
+ * on the event loop. The callback API: fs/promises' FileHandle costs the event loop about twice as much
+ * per call and three times the latency.
+ */
+export function syncPath(path: string, dataOnly = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    open(path, 'r', (err, fd) => {
+      if (err) return reject(err);
+      (dataOnly ? fdatasync : fsync)(fd, (syncErr) => {
+        close(fd, () => (syncErr ? reject(syncErr) : resolve()));
+      });
+    });
+  });
+}
+
+/**
  * Make a file written by writeSecretFileAtomic with `durable: false` durable: fsync of the file, then of
- * its directory (the link), on libuv's thread pool rather than the event loop.
+ * its directory (the link), off the event loop.
  */
 export async function syncFileAndDir(file: string): Promise<void> {
-  for (const path of [file, dirname(file)]) {
-    const fh = await fsp.open(path, 'r');
-    try {
-      await fh.sync();
-    } catch (e) {
-      // Some platforms cannot fsync a directory; the link itself is still atomic.
-      if (path === file) throw e;
-    } finally {
-      await fh.close();
-    }
-  }
+  await syncPath(file);
+  // Some platforms cannot fsync a directory; the link itself is still atomic.
+  await syncPath(dirname(file)).catch(() => {});
 }
 
 /** Refuse key files others can read, as ssh does: a leaked key is an impersonation. */

@@ -5,13 +5,13 @@
  * so an adapter that comes back keeps its place. SQLite, survives restarts.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
 import type { NameRegistry, PublishRecords } from './name-registry.ts';
-import { writeSecretFileAtomic } from '../identity/key-file.ts';
+import { syncPath, writeSecretFileAtomic } from '../identity/key-file.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { openDatabase } from '../util/sqlite.ts';
 
@@ -299,21 +299,10 @@ export class Registry implements NameRegistry {
    */
   async sync(): Promise<void> {
     if (this.wal === undefined) return;
-    const fh = await fsp.open(this.wal, 'r');
-    try {
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    await syncPath(this.wal, true);
     if (this.walLinked) return;
-    const dir = await fsp.open(dirname(this.wal), 'r');
-    try {
-      await dir.sync();
-    } catch {
-      // Some platforms cannot fsync a directory.
-    } finally {
-      await dir.close();
-    }
+    // Some platforms cannot fsync a directory.
+    await syncPath(dirname(this.wal)).catch(() => {});
     this.walLinked = true;
   }
 
