@@ -47,7 +47,7 @@ import {
 } from './messages.ts';
 import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
-import { NamePublisher } from './name-publisher.ts';
+import { NamePublisher, type SealedRecords } from './name-publisher.ts';
 import { PublishedMarks } from './published-marks.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { ClaimOutcome, NewNamePolicy, Registry, RegistryEntry } from './registry.ts';
@@ -542,6 +542,7 @@ export class BootstrapServer {
     };
     const args = [m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined] as const;
     let claim: ClaimOutcome;
+    let synced: Promise<void> | undefined;
     if (this.names.countsRates) {
       // A shared registry counts the rates in the claim's transaction, so every bootstrap sees the same counts.
       const rates = { perMinute: this.newNames.perMinute, perAddressPerMinute: this.newNames.perAddressPerMinute };
@@ -570,9 +571,18 @@ export class BootstrapServer {
         this.namesPerKey?.take(nodeHex);
         this.namesPerAddress?.take(source);
       }
-      // Durable before anything leaves on its strength: the records, the answer, a refusal.
-      if (offLoop) await own.sync();
+      if (offLoop) synced = own.sync();
     }
+    // While the claim's fdatasync runs: what needs no disk and sends nothing, the set's signature and the
+    // user certificate (for a name bound with its pieces kept).
+    let sealed: SealedRecords | undefined;
+    let userCert: Uint8Array | undefined;
+    if (synced && (claim.outcome === 'created' || claim.outcome === 'same') && claim.entry.pieces?.length === this.n) {
+      sealed = this.publisher.seal(m.name, claim.entry.pieces, locBytes);
+      userCert = issueUserCert(this.identity, bundleOf(claim.entry), this.clock.wallNow());
+    }
+    // Durable before anything leaves on its strength: the records, the answer, a refusal.
+    await synced;
     if (claim.outcome === 'taken') {
       this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
       throw new OverlayError('USER_NAME_TAKEN', `'${m.name}' is already registered with another key`);
@@ -590,7 +600,7 @@ export class BootstrapServer {
       pieces = await this.split(bundleOf(entry));
       await this.names.setPieces(m.name, pieces);
     }
-    await this.publisher.publish(m.name, pieces, locBytes);
+    await this.publisher.put(sealed ?? this.publisher.seal(m.name, pieces, locBytes));
     await this.onStep?.('published', m.name);
     this.marks.add(m.name, locBytes);
     this.stats.registered++;
@@ -605,7 +615,7 @@ export class BootstrapServer {
       k: this.k,
       n: this.n,
       bootstraps: this.bootstraps,
-      userCert: issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
+      userCert: userCert ?? issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
     };
   }
 
