@@ -10,6 +10,26 @@ import { assertPrivateFile, writeSecretFileAtomic } from './key-file.ts';
 import { publicKeyToRaw } from './keys.ts';
 import { signWithKey } from './signature.ts';
 
+/** PKCS#8 headers of a 32-byte Ed25519 / X25519 private key (RFC 8410 section 7). */
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+/**
+ * A private key from its 32-byte seed. The JWK import (RFC 8037 section 2) is several times faster than
+ * OpenSSL 3's PKCS#8 decoder, but wants the public "x" too, which only the key can compute: node builds
+ * the key from "d" alone, and every public key this module hands out is derived from the private key
+ * (createPublicKey), never read from that "x". A node that refuses the placeholder gets the DER form.
+ */
+function privateFromSeed(crv: 'Ed25519' | 'X25519', seed: Uint8Array): KeyObject {
+  const d = Buffer.from(seed).toString('base64url');
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv, d, x: d }, format: 'jwk' });
+  } catch {
+    const prefix = crv === 'Ed25519' ? PKCS8_ED25519 : PKCS8_X25519;
+    return createPrivateKey({ key: Buffer.concat([prefix, seed]), format: 'der', type: 'pkcs8' });
+  }
+}
+
 /** File name used when Identity.load/save is given a directory. */
 export const IDENTITY_FILE = 'identity.pem';
 
@@ -38,6 +58,17 @@ export class Identity {
 
   static generate(): Identity {
     return new Identity(generateKeyPairSync('ed25519').privateKey, generateKeyPairSync('x25519').privateKey);
+  }
+
+  /**
+   * The identity whose private keys are these two 32-byte seeds: the Ed25519 secret key of RFC 8032
+   * section 5.1.5 and the X25519 scalar of RFC 7748 section 5 (clamped by the curve code). Whoever
+   * knows the seeds has the identity; they must be secret and uniformly random (see user-keys.ts).
+   */
+  static fromSeeds(signSeed: Uint8Array, kemSeed: Uint8Array): Identity {
+    if (signSeed.length !== 32 || kemSeed.length !== 32)
+      throw new OverlayError('IDENTITY_BAD_KEY', 'identity seeds are 32 bytes each');
+    return new Identity(privateFromSeed('Ed25519', signSeed), privateFromSeed('X25519', kemSeed));
   }
 
   static fromKeys(signingKey: KeyObject, kemKey: KeyObject): Identity {

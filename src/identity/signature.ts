@@ -1,4 +1,11 @@
-import { constants, type KeyObject, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto';
 import { OverlayError } from '../util/errors.ts';
 import { rawPublicToKeyObject } from './keys.ts';
 
@@ -64,7 +71,12 @@ export function signWithKey(privateKey: KeyObject, context: string, message: Uin
   const kind = signatureKind(privateKey);
   if (!kind) throw new OverlayError('IDENTITY_BAD_KEY', `cannot sign with ${privateKey.asymmetricKeyType} key`);
   const { alg, opts } = params(kind, privateKey);
-  return new Uint8Array(nodeSign(alg, signedBytes(context, message), opts as never));
+  const bytes = signedBytes(context, message);
+  const sig = new Uint8Array(nodeSign(alg, bytes, opts as never));
+  // An Ed25519 signature made here verifies by construction (RFC 8032 section 5.1.6): the nodes of this
+  // process that store or read it need not check it again.
+  if (kind === 'ed25519') verified.add(signerId(privateKey), bytes, sig);
+  return sig;
 }
 
 /** Verify with any supported public key. Never throws: anything malformed is simply false. */
@@ -76,7 +88,13 @@ export function verifyWithKey(publicKey: KeyObject, context: string, message: Ui
     if (kind === 'ecdsa-p256' && sig.length !== 64) return false;
     if (kind === 'rsa' && (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return false;
     const { alg, opts } = params(kind, publicKey);
-    return nodeVerify(alg, signedBytes(context, message), opts as never, sig);
+    const bytes = signedBytes(context, message);
+    if (kind !== 'ed25519') return nodeVerify(alg, bytes, opts as never, sig);
+    const id = keyId(publicKey);
+    if (verified.has(id, bytes, sig)) return true;
+    const good = nodeVerify(alg, bytes, opts as never, sig);
+    if (good) verified.add(id, bytes, sig);
+    return good;
   } catch {
     return false;
   }
@@ -86,4 +104,62 @@ export function verifyWithKey(publicKey: KeyObject, context: string, message: Ui
 export function verifyEd25519(rawKey: Uint8Array, context: string, message: Uint8Array, sig: Uint8Array): boolean {
   const key = rawPublicToKeyObject('ed25519', rawKey);
   return key ? verifyWithKey(key, context, message, sig) : false;
+}
+
+/**
+ * Ed25519 signatures that verified in this process (or were made in it), by the exact (key, signed bytes,
+ * signature). One record set signed by a bootstrap is checked by every node that stores a piece of it,
+ * a user certificate by every holder of the user's presence record; where several nodes share a process
+ * (an in-process overlay, a daemon hosting several roles) each of them would verify the very same bytes
+ * again, at about a hundred microseconds apiece. Ed25519 verification is a deterministic function of
+ * these three inputs, so a hit here is exactly a verification that succeeded before; failures are not
+ * remembered (a forger gains nothing by repeating). The entries are SHA-256 digests of the three inputs,
+ * each length-prefixed, so two different inputs never share one (short of a SHA-256 collision).
+ */
+class VerifiedSignatures {
+  private readonly seen = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  has(key: string, bytes: Uint8Array, sig: Uint8Array): boolean {
+    return this.seen.has(digest(key, bytes, sig));
+  }
+
+  add(key: string, bytes: Uint8Array, sig: Uint8Array): void {
+    const d = digest(key, bytes, sig);
+    if (this.seen.has(d)) return;
+    // Oldest first out: the set stays bounded whatever a peer sends.
+    if (this.seen.size >= this.max) this.seen.delete(this.seen.values().next().value as string);
+    this.seen.add(d);
+  }
+}
+
+const verified = new VerifiedSignatures(16_384);
+
+function digest(key: string, bytes: Uint8Array, sig: Uint8Array): string {
+  const len = Buffer.alloc(8);
+  len.writeUInt32BE(key.length, 0);
+  len.writeUInt32BE(bytes.length, 4);
+  return createHash('sha256').update(len).update(key, 'latin1').update(bytes).update(sig).digest('base64');
+}
+
+/** A public key's raw bytes (RFC 8037 "x") as a string, once per KeyObject. */
+const keyIds = new WeakMap<KeyObject, string>();
+function keyId(publicKey: KeyObject): string {
+  let id = keyIds.get(publicKey);
+  if (id === undefined) {
+    id = publicKey.export({ format: 'jwk' }).x as string;
+    keyIds.set(publicKey, id);
+  }
+  return id;
+}
+
+/** The public key id of a private signing key (see keyId), once per KeyObject. */
+const signerIds = new WeakMap<KeyObject, string>();
+function signerId(privateKey: KeyObject): string {
+  let id = signerIds.get(privateKey);
+  if (id === undefined) {
+    id = keyId(createPublicKey(privateKey));
+    signerIds.set(privateKey, id);
+  }
+  return id;
 }

@@ -24,7 +24,7 @@ import { UserKey } from '../identity/user-key.ts';
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { Caller, NodeRef, Payload, RpcEndpoint } from '../rpc/types.ts';
 import { encodePiece, splitKey } from '../sharing/index.ts';
-import type { Clock } from '../util/clock.ts';
+import { type Clock, SystemClock } from '../util/clock.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
@@ -47,7 +47,7 @@ import {
 } from './messages.ts';
 import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
-import { NamePublisher } from './name-publisher.ts';
+import { NamePublisher, type SealedRecords } from './name-publisher.ts';
 import { PublishedMarks } from './published-marks.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { ClaimOutcome, NewNamePolicy, Registry, RegistryEntry } from './registry.ts';
@@ -542,6 +542,7 @@ export class BootstrapServer {
     };
     const args = [m.name, m.publicKey, now, this.caBundle ? key.fingerprint() : undefined] as const;
     let claim: ClaimOutcome;
+    let synced: Promise<void> | undefined;
     if (this.names.countsRates) {
       // A shared registry counts the rates in the claim's transaction, so every bootstrap sees the same counts.
       const rates = { perMinute: this.newNames.perMinute, perAddressPerMinute: this.newNames.perAddressPerMinute };
@@ -557,12 +558,31 @@ export class BootstrapServer {
       const known = own ? own.get(m.name) : await this.names.get(m.name);
       if (!known) this.limitNewName(m.name, nodeHex, source);
       const records = { location: locBytes, pieces: split };
-      claim = own ? own.claim(...args, policy, records) : await this.names.claim(...args, policy, records);
+      // On the system clock the claim's fsync runs on the thread pool, so other registrations and the ring
+      // go on meanwhile (registry.ts claimUnsynced); a simulated clock (in-memory overlays) cannot wait for
+      // the disk, so there the commit fsyncs on the event loop, as every other commit of the registry.
+      const offLoop = own !== undefined && this.clock instanceof SystemClock;
+      claim = own
+        ? offLoop
+          ? own.claimUnsynced(...args, policy, records)
+          : own.claim(...args, policy, records)
+        : await this.names.claim(...args, policy, records);
       if (claim.outcome === 'created') {
         this.namesPerKey?.take(nodeHex);
         this.namesPerAddress?.take(source);
       }
+      if (offLoop) synced = own.sync();
     }
+    // While the claim's fdatasync runs: what needs no disk and sends nothing, the set's signature and the
+    // user certificate (for a name bound with its pieces kept).
+    let sealed: SealedRecords | undefined;
+    let userCert: Uint8Array | undefined;
+    if (synced && (claim.outcome === 'created' || claim.outcome === 'same') && claim.entry.pieces?.length === this.n) {
+      sealed = this.publisher.seal(m.name, claim.entry.pieces, locBytes);
+      userCert = issueUserCert(this.identity, bundleOf(claim.entry), this.clock.wallNow());
+    }
+    // Durable before anything leaves on its strength: the records, the answer, a refusal.
+    await synced;
     if (claim.outcome === 'taken') {
       this.log.warn({ user: m.name }, 'registration refused: name bound to another key');
       throw new OverlayError('USER_NAME_TAKEN', `'${m.name}' is already registered with another key`);
@@ -580,7 +600,7 @@ export class BootstrapServer {
       pieces = await this.split(bundleOf(entry));
       await this.names.setPieces(m.name, pieces);
     }
-    await this.publisher.publish(m.name, pieces, locBytes);
+    await this.publisher.put(sealed ?? this.publisher.seal(m.name, pieces, locBytes));
     await this.onStep?.('published', m.name);
     this.marks.add(m.name, locBytes);
     this.stats.registered++;
@@ -595,7 +615,7 @@ export class BootstrapServer {
       k: this.k,
       n: this.n,
       bootstraps: this.bootstraps,
-      userCert: issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
+      userCert: userCert ?? issueUserCert(this.identity, bundleOf(entry), this.clock.wallNow()),
     };
   }
 

@@ -16,6 +16,7 @@
  *   and one that is down leaves nothing to expire.
  */
 import type { ChordNode } from '../dht/chord/chord-node.ts';
+import type { PutEntry } from '../dht/chord/batch-put.ts';
 import { putManySettled } from '../dht/chord/settling-put.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { Clock } from '../util/clock.ts';
@@ -43,6 +44,12 @@ export interface NamePublisherComponents {
   logger: Logger;
 }
 
+/** A user's records signed as one set, not yet stored (NamePublisher.seal). */
+export interface SealedRecords {
+  name: string;
+  entries: PutEntry[];
+}
+
 export interface NamePublisherInit {
   k: number;
   n: number;
@@ -68,20 +75,28 @@ export class NamePublisher {
    * signature, which a reader of all of them verifies once.
    */
   async publish(name: string, pieces: Uint8Array[], location: Uint8Array): Promise<void> {
+    await this.put(this.seal(name, pieces, location));
+  }
+
+  /**
+   * The first half of publish: the n + 1 records signed as one set, ready to put. No I/O: a registration
+   * does it while its claim is being made durable (bootstrap-server.ts).
+   */
+  seal(name: string, pieces: Uint8Array[], location: Uint8Array): SealedRecords {
     const { ring, identity, clock } = this.c;
-    const at = clock.wallNow();
     const entries = [
       { key: name, payload: location },
       ...pieces.map((p, i) => ({ key: pieceKey(name, i + 1), payload: p })),
     ];
-    const values = sealRingSet(identity, entries, at, (key) => ring.store.validatorFor(key));
+    const values = sealRingSet(identity, entries, clock.wallNow(), (key) => ring.store.validatorFor(key));
+    return { name, entries: entries.map((e, i) => ({ key: e.key, value: values[i] })) };
+  }
+
+  /** The second half of publish: store the sealed records (see publish). */
+  async put(sealed: SealedRecords): Promise<void> {
+    const { name, entries } = sealed;
     // One batch: the n + 1 keys' lookups share their replies, and each holder gets one STORE with its records.
-    const res = await putManySettled(
-      ring,
-      entries.map((e, i) => ({ key: e.key, value: values[i] })),
-      RING_TTL_MS,
-      PUBLISH_BUDGET_MS,
-    );
+    const res = await putManySettled(this.c.ring, entries, RING_TTL_MS, PUBLISH_BUDGET_MS);
     if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
     const stored = res.slice(1).filter((r) => r.ok).length;
     if (stored < this.o.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.o.n} pieces stored`);

@@ -6,11 +6,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
 import type { NameRegistry, PublishRecords } from './name-registry.ts';
-import { writeSecretFileAtomic } from '../identity/key-file.ts';
+import { syncPath, writeSecretFileAtomic } from '../identity/key-file.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { openDatabase } from '../util/sqlite.ts';
 
@@ -122,6 +123,9 @@ export class Registry implements NameRegistry {
   private readonly db: Database.Database;
   private readonly witness?: string;
   private witnessed = 0;
+  /** The write-ahead log's file (none in memory), and whether its directory entry was synced (see sync). */
+  private readonly wal?: string;
+  private walLinked = false;
 
   /**
    * `path` is a file, or ':memory:' for tests. With `witness`, the user count
@@ -131,6 +135,7 @@ export class Registry implements NameRegistry {
    */
   constructor(path: string, opts: { witness?: string } = {}) {
     this.db = openDatabase(path);
+    if (path !== ':memory:' && path !== '') this.wal = `${path}-wal`;
     this.db.pragma('synchronous = FULL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS users (
@@ -269,23 +274,65 @@ export class Registry implements NameRegistry {
     this.db.prepare('UPDATE users SET location = ? WHERE name = ?').run(Buffer.from(location), name);
   }
 
+  /**
+   * claim, committed without waiting for the disk (synchronous=NORMAL for this commit alone): the
+   * outcome is decided and visible at once, in the same synchronous step as before, and `sync` makes it
+   * durable off the event loop. The caller must await `sync` before anything leaves on the strength of
+   * the claim (the records' publication, the answer): then a power cut loses only claims nobody was
+   * told of and whose records were never put, as with an fsync inside the commit; a crashed process
+   * loses none (the commit is in the log's file already).
+   */
+  claimUnsynced(...args: Parameters<Registry['claim']>): ClaimOutcome {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.claim(...args);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  /**
+   * Everything committed so far is on disk: fdatasync of the write-ahead log on libuv's thread pool (what
+   * a synchronous=FULL commit does on the event loop; checkpoints sync the log and the database file
+   * themselves). The log's directory entry is synced once too: a log created by a commit that did not
+   * sync would otherwise be lost in a power cut with everything in it.
+   */
+  async sync(): Promise<void> {
+    if (this.wal === undefined) return;
+    await syncPath(this.wal, true);
+    if (this.walLinked) return;
+    // Some platforms cannot fsync a directory.
+    await syncPath(dirname(this.wal)).catch(() => {});
+    this.walLinked = true;
+  }
+
   setPieces(name: string, pieces: Uint8Array[]): void {
     this.db.prepare('UPDATE users SET pieces = ? WHERE name = ?').run(Buffer.from(cborEncode(pieces)), name);
   }
 
   /** The records with this location are in the ring (a later registration's location stays pending). */
   markPublished(name: string, location: Uint8Array, now: number): void {
-    this.db
-      .prepare(`UPDATE users SET state = 'published', publish_at = ? WHERE name = ? AND location = ?`)
-      .run(now, name, Buffer.from(location));
+    this.markPublishedMany([{ name, location }], now);
   }
 
-  /** Several marks in one transaction: one durable commit for a batch of registrations. */
+  /**
+   * Several marks in one transaction. Not fsynced (synchronous=NORMAL for this commit alone): a mark lost
+   * to a power cut leaves its name pending, and the pending sweep puts the same records again
+   * (published-marks.ts, name-publisher.ts), so a mark need not hold the event loop (and the next
+   * registration's claim) for an fsync. It is in the write-ahead log at once, so a crashed process loses
+   * none, and the next claim's commit (synchronous=FULL syncs the whole log) or a checkpoint makes it
+   * durable.
+   */
   markPublishedMany(items: ReadonlyArray<{ name: string; location: Uint8Array }>, now: number): void {
     const st = this.db.prepare(`UPDATE users SET state = 'published', publish_at = ? WHERE name = ? AND location = ?`);
-    this.db.transaction(() => {
-      for (const i of items) st.run(now, i.name, Buffer.from(i.location));
-    })();
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.db.transaction(() => {
+        for (const i of items) st.run(now, i.name, Buffer.from(i.location));
+      })();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /**

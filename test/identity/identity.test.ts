@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,5 +157,30 @@ describe('bundle and fingerprints', () => {
     assert.equal(id.id, nodeIdFromKey(id.bundle));
     assert.equal(id.id, sha1Hex(id.bundle.sig));
     assert.notEqual(nodeIdFromKey(Identity.generate().bundle), id.id);
+  });
+});
+
+describe('identity from seeds', () => {
+  it('is the RFC 8032 / RFC 7748 key of the seed, whatever the import path', () => {
+    const seed = new Uint8Array(32).map((_, i) => i * 7 + 1);
+    const kem = new Uint8Array(32).map((_, i) => 255 - i);
+    const id = Identity.fromSeeds(seed, kem);
+    // The same key through OpenSSL's PKCS#8 decoder (RFC 8410 section 7).
+    const der = (p: string, s: Uint8Array) =>
+      createPrivateKey({ key: Buffer.concat([Buffer.from(p, 'hex'), s]), format: 'der', type: 'pkcs8' });
+    const raw = (k: ReturnType<typeof createPublicKey>) =>
+      Buffer.from(k.export({ format: 'jwk' }).x as string, 'base64url');
+    assert.ok(raw(createPublicKey(der('302e020100300506032b657004220420', seed))).equals(Buffer.from(id.bundle.sig)));
+    assert.ok(raw(createPublicKey(der('302e020100300506032b656e04220420', kem))).equals(Buffer.from(id.bundle.kem)));
+    // RFC 8032 section 7.1 TEST 1: this seed has this public key.
+    const t1 = Identity.fromSeeds(
+      Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex'),
+      kem,
+    );
+    assert.equal(
+      Buffer.from(t1.bundle.sig).toString('hex'),
+      'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+    );
+    assert.throws(() => Identity.fromSeeds(seed.subarray(0, 31), kem), /32 bytes/);
   });
 });

@@ -12,6 +12,51 @@ const rnd = new SeededRandom(1);
 const keys = () => ({ signKey: rnd.bytes(32), sealKey: rnd.bytes(32) });
 
 describe('Registry', () => {
+  it('a claim committed without waiting for the disk is decided at once and on disk after sync', async () => {
+    const file = join(dir, 'unsynced.sqlite');
+    const r = new Registry(file);
+    const sync = () =>
+      (r as unknown as { db: { pragma(p: string, o: object): unknown } }).db.pragma('synchronous', { simple: true });
+    const ann = keys();
+    assert.equal(r.claimUnsynced('ann', ann, 1000).outcome, 'created');
+    assert.equal(sync(), 2, 'FULL again for every other commit');
+    // Decided: the same name for another key is taken before the claim is on disk.
+    assert.equal(r.claimUnsynced('ann', keys(), 1001).outcome, 'taken');
+    await r.sync();
+    await r.sync(); // the log's directory entry once, the log every time
+    r.close();
+    const again = new Registry(file);
+    assert.deepEqual(again.get('ann')?.signKey, ann.signKey);
+    again.close();
+    // In memory there is no disk to wait for.
+    const mem = new Registry(':memory:');
+    assert.equal(mem.claimUnsynced('bo', keys(), 1).outcome, 'created');
+    await mem.sync();
+    mem.close();
+  });
+
+  it('marks published without an fsync of their own, and claims stay durable (synchronous=FULL) after them', () => {
+    const file = join(dir, 'marks.sqlite');
+    const r = new Registry(file);
+    const sync = () =>
+      (r as unknown as { db: { pragma(p: string, o: object): unknown } }).db.pragma('synchronous', { simple: true });
+    assert.equal(sync(), 2, 'FULL');
+    const loc = new Uint8Array([1, 2, 3]);
+    const pieces = [new Uint8Array([4])];
+    assert.equal(r.claim('ann', keys(), 1000, undefined, undefined, { location: loc, pieces }).outcome, 'created');
+    assert.equal(r.claim('ben', keys(), 1000, undefined, undefined, { location: loc, pieces }).outcome, 'created');
+    assert.equal(r.get('ann')?.state, 'pending');
+    r.markPublishedMany([{ name: 'ann', location: loc }], 2000);
+    r.markPublished('ben', new Uint8Array([9]), 2000); // another location: ben stays pending
+    assert.equal(sync(), 2, 'FULL again for the next claim');
+    r.close();
+    // Committed: a process that stops (or crashes) after the mark finds it.
+    const again = new Registry(file);
+    assert.equal(again.get('ann')?.state, undefined);
+    assert.equal(again.get('ben')?.state, 'pending');
+    again.close();
+  });
+
   it('binds a free name, confirms the same key, refuses another key', () => {
     const r = new Registry(':memory:');
     const bob = keys();
