@@ -322,6 +322,9 @@ export class Adapter {
     } else {
       this.stats.refused++;
       if (out.status === 503) respondNotReady(inc, out.reason);
+      // A failure that passes (too few key pieces answered while the ring repairs): 480 with Retry-After.
+      else if (out.retryAfterS !== undefined)
+        inc.respond(out.status, out.reason, { headers: [{ name: 'Retry-After', value: String(out.retryAfterS) }] });
       else inc.respond(out.status, out.reason);
     }
     const ms = this.clock.now() - started;

@@ -37,7 +37,7 @@ import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { getHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
-import { sipStatusOf } from '../sip/error-status.ts';
+import { sipRetryAfterOf, sipStatusOf } from '../sip/error-status.ts';
 import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
@@ -89,12 +89,28 @@ export interface CallTrace {
 
 export type CallOutcome =
   | { ok: true; response: SipResponse; callee: VerifiedUser; protected: boolean; trace: CallTrace }
-  | { ok: false; status: number; reason: string; code: ErrorCode; trace: CallTrace };
+  | {
+      ok: false;
+      status: number;
+      reason: string;
+      code: ErrorCode;
+      trace: CallTrace;
+      /** Seconds the phone is asked to wait before trying again (RFC 3261 20.33), for failures that pass. */
+      retryAfterS?: number;
+    };
 
 function outcomeOf(e: unknown, trace: CallTrace): CallOutcome {
   if (isOverlayError(e)) {
     const reason = e.message.length > 120 ? `${e.message.slice(0, 117)}...` : e.message;
-    return { ok: false, status: sipStatusOf(e), reason: sipReason(reason), code: e.code, trace };
+    const retryAfterS = sipRetryAfterOf(e);
+    return {
+      ok: false,
+      status: sipStatusOf(e),
+      reason: sipReason(reason),
+      code: e.code,
+      trace,
+      ...(retryAfterS !== undefined ? { retryAfterS } : {}),
+    };
   }
   return { ok: false, status: 500, reason: 'Server Internal Error', code: 'BAD_CONFIG', trace };
 }

@@ -6,7 +6,10 @@
  * Improvements over the seed: all keys are fetched in parallel (the seed went
  * one after another); the default rebuild is robust (every piece, Reed-Solomon
  * correction of up to floor((m-k)/2) bad ones, fail closed beyond and name the
- * holders). The seed's own mode (k random pieces, no check) stays reachable as
+ * holders). A rebuild that fails only because too few pieces answered is
+ * told apart from one with refused or disagreeing pieces (piece-failure.ts):
+ * the first passes while the ring repairs itself and ends in 480 with
+ * Retry-After, the second in 403. The seed's own mode (k random pieces, no check) stays reachable as
  * `rebuild: 'seed'` for measurements.
  *
  * k pieces first. Every piece sits in the ring in an envelope a bootstrap
@@ -55,6 +58,7 @@ import {
   locationTbs,
   type UserKeyBundle,
 } from './messages.ts';
+import { holdersOf, rebuildFailure } from './piece-failure.ts';
 import { coveringKeys, fetchSigned } from './ring-fetch.ts';
 import { admittedNode, openRingValue, pieceKey } from './ring-records.ts';
 import { bytesEqual } from '../util/bytes.ts';
@@ -142,7 +146,10 @@ function notFound(r: GetResult | undefined): boolean {
  */
 export type OnAdapter = (adapter: NodeRef) => void;
 
-/** Fetch and verify everything about `name`. Throws OverlayError (USER_UNKNOWN, CALLEE_UNREACHABLE, VERIFICATION_FAILED). */
+/**
+ * Fetch and verify everything about `name`. Throws OverlayError: USER_UNKNOWN, CALLEE_UNREACHABLE,
+ * SHARING_NOT_ENOUGH_PIECES (too few pieces answered, none refused: transient), VERIFICATION_FAILED.
+ */
 export async function lookupUser(
   ctx: LookupContext,
   name: string,
@@ -228,23 +235,8 @@ export async function lookupUser(
     }
   } catch (e) {
     if (!isOverlayError(e)) throw e;
-    const detail = e.detail ?? {};
-    const named = [
-      ...undecodable,
-      ...unanswered,
-      ...((detail.disagreeing as number[] | undefined) ?? []),
-      ...((detail.invalid as number[] | undefined) ?? []),
-    ];
-    const suspects = [...new Set(named)].sort((a, b) => a - b);
-    const holders = await holdersOf(ctx, name, suspects);
-    ctx.log.error(
-      { user: name, code: e.code, suspectPieces: suspects, holders },
-      `key pieces of ${name} missing or disagreeing beyond correction; failing closed`,
-    );
-    throw new OverlayError('VERIFICATION_FAILED', `key pieces of ${name} disagree (${e.code})`, {
-      suspects,
-      holders,
-    });
+    // Too few pieces answered is transient (480 with Retry-After); refused or disagreeing ones fail closed (403).
+    throw await rebuildFailure(ctx, name, { error: e, unanswered, undecodable });
   }
 
   const b = decodeBundle(secret);
@@ -262,7 +254,7 @@ export async function lookupUser(
   if (!adapter) throw new OverlayError('VERIFICATION_FAILED', `adapter of ${name} is not admitted`);
   // Who sent the corrected pieces (operators count them per holder to find a lying node): one lookup per bad
   // piece, paid only by a call that met one.
-  const holders = bad.length > 0 ? await holdersOf(ctx, name, bad) : undefined;
+  const holders = bad.length > 0 ? await holdersOf(ctx.ring, name, bad) : undefined;
   if (memoId && bad.length === 0 && missing.length === 0 && pieces.length === indices.length)
     ctx.memo?.set(memoId, { bundle: b.value, key: key.value, location, used: pieces.length });
   return {
@@ -367,16 +359,4 @@ export function adapterRef(loc: LocationRecord, bootstrapKeys: Iterable<Uint8Arr
   const a = admittedNode(loc.admission, bootstrapKeys, now);
   if (!a || !bytesEqual(a.nodeKey, loc.nodeKey)) return undefined;
   return { id: a.nodeId, addr: loc.nodeAddr, key: loc.nodeKey, admission: loc.admission };
-}
-
-/** Which ring nodes answer for the given pieces (for the logs and the per-holder count of bad pieces). */
-async function holdersOf(ctx: LookupContext, name: string, indices: number[]): Promise<Record<number, string>> {
-  const out: Record<number, string> = {};
-  await Promise.all(
-    indices.map(async (i) => {
-      const r = await ctx.ring.lookup(pieceKey(name, i));
-      out[i] = r.ok ? `${r.owner.id.slice(0, 12)}@${r.owner.addr}` : 'unknown';
-    }),
-  );
-  return out;
 }

@@ -2,7 +2,8 @@
  * The SIP edge's one mapping from typed errors (util/errors.ts) to response
  * statuses: 404 unknown user, 480 unreachable, 403 verification failed, 408
  * timeout, 400 malformed, 503 overloaded (RFC 3261 21.4, 21.5). Every server
- * that answers a phone on behalf of a lower layer asks here.
+ * that answers a phone on behalf of a lower layer asks here, also for the
+ * Retry-After (20.33) of failures that are known to pass.
  */
 import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import { reasonPhrase } from './response.ts';
@@ -46,6 +47,21 @@ export const SIP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   USER_INVITE_INVALID: 403,
   REGISTRY_UNAVAILABLE: 503,
 });
+
+/**
+ * Seconds a phone is asked to wait (RFC 3261 20.33) for failures that pass by themselves. Too few key pieces
+ * answered (a holder unreachable, records moving while the ring repairs itself after a member left) is one: a
+ * 480 (21.4.18) with Retry-After makes the phone try again instead of taking the failure as final. A few
+ * stabilization rounds of the ring (1 s each by default) and a record upkeep pass fit in 5 s.
+ */
+export const SIP_RETRY_AFTER_S: Readonly<Partial<Record<ErrorCode, number>>> = Object.freeze({
+  SHARING_NOT_ENOUGH_PIECES: 5,
+});
+
+/** The Retry-After (s) a failure is answered with, if its code is one that passes by itself. */
+export function sipRetryAfterOf(e: unknown): number | undefined {
+  return isOverlayError(e) ? SIP_RETRY_AFTER_S[e.code] : undefined;
+}
 
 /** The status a failure is answered with: its code's, or 500 for anything that is not a typed error. */
 export function sipStatusOf(e: unknown): number {
