@@ -31,29 +31,21 @@
  * when the location record arrives; a second exchange (a stale location
  * looked up again) signs a new INVITE with a new nonce.
  */
-import { open } from '../identity/seal.ts';
 import type { ReplayCache } from '../identity/replay-cache.ts';
 import type { NodeRef, RpcEndpoint } from '../rpc/types.ts';
 import { getHeader, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { serialize } from '../sip/serializer.ts';
 import type { Clock } from '../util/clock.ts';
 import { sipRetryAfterOf, sipStatusOf } from '../sip/error-status.ts';
-import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
-import { type FlowEvent, type LocalUser, type SecurityMode, sealFor } from './call-common.ts';
+import { requestAdapter } from './adapter-request.ts';
+import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
 import { checkRedirect, refuse } from './call-checks.ts';
 import { inCall } from './call-verify.ts';
 import type { OnAdapter, VerifiedUser } from './key-lookup.ts';
-import {
-  callTbs,
-  DOMAIN,
-  decodeMessage,
-  encodeMessage,
-  type InviteMsg,
-  NAME_RE,
-  type RedirectMsg,
-} from './messages.ts';
+import { callTbs, DOMAIN, type InviteMsg, NAME_RE, type RedirectMsg } from './messages.ts';
 import type { VerifiedUsers } from './verified-users.ts';
 import { bytesEqual } from '../util/bytes.ts';
 
@@ -258,8 +250,8 @@ function signedInvite(
 }
 
 /**
- * The signed INVITE to the callee's adapter, sealed to `sealKey` when given;
- * resolves with its REDIRECT (Table 3), not yet verified.
+ * The signed INVITE to the callee's adapter, sealed to `sealKey` when given (adapter-request.ts, timed for
+ * the trace); resolves with its REDIRECT (Table 3), not yet verified.
  */
 async function exchangeInvite(
   ctx: CallerContext,
@@ -271,25 +263,16 @@ async function exchangeInvite(
   trace: CallTrace,
   step: () => number,
 ): Promise<Exchanged> {
-  const payload = sealKey ? sealFor(sealKey, invite) : encodeMessage(invite);
-  let answer: unknown;
-  trace.inviteSentMs = step();
-  trace.calleeAdapter = adapter.addr;
-  try {
-    answer = await ctx.endpoint.request(adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
-    trace.redirectMs = step();
-  } catch (e) {
-    if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${calleeName} did not answer`);
-    refuse('CALLEE_UNREACHABLE', `adapter of ${calleeName}: ${(e as Error).message}`);
-  }
-  let d = decodeMessage(answer);
-  if (d.ok && d.value.t === 'SEALED') {
-    const opened = open(caller.kem, d.value.box);
-    d = opened.ok ? decodeMessage(opened.value) : { ok: false, error: opened.error };
-  }
-  if (!d.ok) refuse('VERIFICATION_FAILED', `bad answer from ${calleeName}'s adapter`);
-  const m = d.value;
-  if (m.t === 'ERROR') throw new OverlayError(m.code, `${calleeName}'s adapter: ${m.reason}`);
+  const m = await requestAdapter(ctx, adapter, invite, sealKey, caller, {
+    peer: calleeName,
+    sent: () => {
+      trace.inviteSentMs = step();
+      trace.calleeAdapter = adapter.addr;
+    },
+    answered: () => {
+      trace.redirectMs = step();
+    },
+  });
   if (m.t !== 'REDIRECT') refuse('VERIFICATION_FAILED', `unexpected ${m.t} from ${calleeName}'s adapter`);
   return { m, invite };
 }

@@ -22,7 +22,6 @@
  * adapter's user.
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
-import { open } from '../identity/seal.ts';
 import type { Caller, RpcEndpoint } from '../rpc/types.ts';
 import { sipStatusOf } from '../sip/error-status.ts';
 import { getFrom, getTo } from '../sip/header-values.ts';
@@ -31,13 +30,14 @@ import { parseMessage } from '../sip/parser.ts';
 import { serialize } from '../sip/serializer.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import type { Clock } from '../util/clock.ts';
-import { type ErrorCode, isOverlayError, OverlayError } from '../util/errors.ts';
+import { type ErrorCode, isOverlayError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Random } from '../util/random.ts';
 import { type LocalUser, type LocalUsers, type Opened, type SecurityMode, sealFor } from './call-common.ts';
+import { requestAdapter } from './adapter-request.ts';
 import { refuse } from './call-checks.ts';
 import type { VerifiedUser } from './key-lookup.ts';
-import { callTbs, DOMAIN, type DeliveredMsg, decodeMessage, encodeMessage, type ImMsg, NAME_RE } from './messages.ts';
+import { callTbs, DOMAIN, type DeliveredMsg, encodeMessage, type ImMsg, NAME_RE } from './messages.ts';
 import type { DeliveredLog, Mailbox } from './mailbox.ts';
 import type { VerifiedUsers } from './verified-users.ts';
 
@@ -145,22 +145,8 @@ async function exchangeIm(
 ): Promise<number> {
   const to = recipient.bundle.name;
   const callId = m.callId;
-  const payload = ctx.mode() === 'protected' ? sealFor(recipient.bundle.sealKey, m) : encodeMessage(m);
-  let answer: unknown;
-  try {
-    answer = await ctx.endpoint.request(recipient.adapter, 'secp2psip', payload, { timeoutMs: ctx.timeoutMs });
-  } catch (e) {
-    if (isOverlayError(e, 'RPC_TIMEOUT')) refuse('TIMEOUT', `adapter of ${to} did not answer`);
-    refuse('CALLEE_UNREACHABLE', `adapter of ${to}: ${(e as Error).message}`);
-  }
-  let d = decodeMessage(answer);
-  if (d.ok && d.value.t === 'SEALED') {
-    const opened = open(sender.kem, d.value.box);
-    d = opened.ok ? decodeMessage(opened.value) : { ok: false, error: opened.error };
-  }
-  if (!d.ok) refuse('VERIFICATION_FAILED', `bad answer from ${to}'s adapter`);
-  const a = d.value;
-  if (a.t === 'ERROR') throw new OverlayError(a.code, `${to}'s adapter: ${a.reason}`);
+  const sealKey = ctx.mode() === 'protected' ? recipient.bundle.sealKey : undefined;
+  const a = await requestAdapter(ctx, recipient.adapter, m, sealKey, sender, { peer: to });
   if (a.t !== 'DELIVERED') refuse('VERIFICATION_FAILED', `unexpected ${a.t} from ${to}'s adapter`);
   if (a.name !== to || a.to !== sender.name || a.callId !== callId)
     refuse('VERIFICATION_FAILED', 'DELIVERED names another message');
