@@ -15,10 +15,8 @@ import {
   type InviteMsg,
   type RedirectMsg,
 } from '../../src/secp2psip/messages.ts';
-import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { pieceKey } from '../../src/secp2psip/ring-records.ts';
 import { coveringKeys } from '../../src/secp2psip/ring-fetch.ts';
-import { encodeBundle } from '../../src/secp2psip/messages.ts';
-import { encodePiece, splitKey } from '../../src/sharing/index.ts';
 import { serialize } from '../../src/sip/serializer.ts';
 import { UserSigner } from '../../src/identity/user-key.ts';
 import { Identity } from '../../src/identity/identity.ts';
@@ -27,6 +25,7 @@ import { isOverlayError } from '../../src/util/errors.ts';
 import { nodeIdFromKey } from '../../src/identity/fingerprint.ts';
 import { METHOD } from '../../src/dht/chord/messages.ts';
 import { bootstrapRef, requestAdmission } from '../../src/secp2psip/adapter-node.ts';
+import { forgedPieces } from './forged-pieces.ts';
 import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import { answerInvite, type CalleeContext } from '../../src/secp2psip/callee.ts';
@@ -168,20 +167,6 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     return n;
   }
 
-  /** Pieces of another key, written as if by the bootstrap (a replayed older split, or a stolen write key). */
-  async function forgedPieces(name: string): Promise<Uint8Array[]> {
-    const fake = Identity.generate();
-    const bundle = {
-      name,
-      signKey: UserSigner.fromIdentity(fake).key.encode(),
-      sealKey: fake.bundle.kem,
-      registeredAt: 1,
-    };
-    const split = await splitKey(Uint8Array.from(encodeBundle(bundle)), N, K);
-    const at = t.clock.wallNow() + 1;
-    return split.map((p, j) => sealRingValue(t.bootstraps[0].identity, pieceKey(name, j + 1), encodePiece(p), at));
-  }
-
   /**
    * A new adapter with user `name`, calling `callee`; `before(E)` runs just before the call (nothing runs in
    * between: it sees the ring view the call's first read plans from).
@@ -213,7 +198,7 @@ describe('SecP2PSIP attacks (in-memory ring)', () => {
     const D = t.adapters[5];
     await t.settle(D.ensureUser('dave'));
     bindPhone(D, 'dave', 'sip:dave@10.0.0.4:5080');
-    const forged = await forgedPieces('dave');
+    const forged = await forgedPieces(t, 'dave', N, K);
     // Two of the pieces the caller's first read takes: that read cannot stand, every piece is read and corrected.
     let two: number[] = [];
     const fine = await freshCaller('carol', 'dave', (E) => {

@@ -12,13 +12,10 @@ import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
 import type { BootstrapServer } from '../../src/secp2psip/bootstrap-server.ts';
 import type { LocalUser } from '../../src/secp2psip/call-common.ts';
 import { placeCall } from '../../src/secp2psip/caller.ts';
-import { encodeBundle } from '../../src/secp2psip/messages.ts';
-import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
-import { encodePiece, splitKey } from '../../src/sharing/index.ts';
+import { pieceKey } from '../../src/secp2psip/ring-records.ts';
 import { SIP_RETRY_AFTER_S, sipRetryAfterOf, sipStatusOf } from '../../src/sip/error-status.ts';
-import { Identity } from '../../src/identity/identity.ts';
-import { UserSigner } from '../../src/identity/user-key.ts';
 import { OverlayError } from '../../src/util/errors.ts';
+import { forgedPieces } from './forged-pieces.ts';
 import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
@@ -124,20 +121,11 @@ describe('key read with too few pieces: 480 with Retry-After; refused or lying p
   });
 
   it('holders lying beyond correction: 403 naming the holders, no Retry-After', async () => {
-    const fake = Identity.generate();
-    const bundle = {
-      name: 'dave',
-      signKey: UserSigner.fromIdentity(fake).key.encode(),
-      sealKey: fake.bundle.kem,
-      registeredAt: 1,
-    };
-    const split = await splitKey(Uint8Array.from(encodeBundle(bundle)), N, K);
-    const at = t.clock.wallNow() + 1;
+    const forged = await forgedPieces(t, 'dave', N, K);
     // floor((n-k)/2) = 2 can be corrected; 3 pieces of another key (bootstrap-signed, as a replayed split) cannot.
     const lying = [1, 2, 3];
     for (const i of lying) {
-      const v = sealRingValue(t.bootstraps[0].identity, pieceKey('dave', i), encodePiece(split[i - 1]), at);
-      assert.ok(replacePiece(t, 'dave', i, v) > 0, `piece ${i} held somewhere`);
+      assert.ok(replacePiece(t, 'dave', i, forged[i - 1]) > 0, `piece ${i} held somewhere`);
     }
     log.lines.length = 0;
     const out = await t.settle(placeCall(A.caller, phoneInvite('alice', 'dave'), alice, 'dave'));

@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { UserSigner } from '../../src/identity/user-key.ts';
-import { Identity } from '../../src/identity/identity.ts';
 import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
 import type { LocalUser } from '../../src/secp2psip/call-common.ts';
 import { placeCall } from '../../src/secp2psip/caller.ts';
 import type { RebuildMemo } from '../../src/secp2psip/key-lookup.ts';
 import type { RegisteredPhones } from '../../src/secp2psip/local-phones.ts';
-import { encodeBundle } from '../../src/secp2psip/messages.ts';
-import { pieceKey, sealRingValue } from '../../src/secp2psip/ring-records.ts';
+import { pieceKey } from '../../src/secp2psip/ring-records.ts';
 import { coveringKeys } from '../../src/secp2psip/ring-fetch.ts';
-import { encodePiece, splitKey } from '../../src/sharing/index.ts';
+import { forgedPieces } from './forged-pieces.ts';
 import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
 
 const K = 3;
@@ -76,18 +73,7 @@ describe('repeated key rebuilds: reused only for the very same fetched bytes', (
 
   it('rebuilds afresh when pieces change: bad ones are named, beyond correction the call fails closed', async () => {
     // Pieces of another key, written as if by the bootstrap (a replayed older split, or a stolen write key).
-    const fake = Identity.generate();
-    const bundle = {
-      name: 'dave',
-      signKey: UserSigner.fromIdentity(fake).key.encode(),
-      sealKey: fake.bundle.kem,
-      registeredAt: 1,
-    };
-    const split = await splitKey(Uint8Array.from(encodeBundle(bundle)), N, K);
-    const at = t.clock.wallNow() + 1;
-    const forged = split.map((p, j) =>
-      sealRingValue(t.bootstraps[0].identity, pieceKey('dave', j + 1), encodePiece(p), at),
-    );
+    const forged = await forgedPieces(t, 'dave', N, K);
     // Two of the pieces the first read takes: it cannot stand, and every piece is read and corrected.
     const [a, b, c] = firstKeys()
       .slice(1)
