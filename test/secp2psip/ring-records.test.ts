@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { encode as cborEncode } from 'cborg';
+import { decode as cborgDecode, encode as cborEncode } from 'cborg';
 import { defaultValidator } from '../../src/dht/store/validators.ts';
 import { RecordStore } from '../../src/dht/store/record-store.ts';
 import { expiresAt } from '../../src/dht/store/record.ts';
@@ -146,4 +146,44 @@ test('a set of one record, and sets of odd sizes, verify record by record', () =
       assert.equal(new VerifiedEnvelopes().check(`u.${i}`, e.value, keys), true, `${i} of ${size}`);
     });
   }
+});
+
+test('openRingValue reads every envelope a bootstrap makes exactly as cborg does, and refuses non-deterministic encodings', () => {
+  const boot = Identity.generate();
+  const sizes = [0, 1, 23, 24, 255, 256, 400, 70_000];
+  const made = [
+    ...sizes.map((n) => sealRingValue(boot, 'alice', new Uint8Array(n).fill(n & 0xff), 1_700_000_000_000 + n)),
+    ...sealRingSet(
+      boot,
+      sizes.map((n, i) => ({ key: `carol.${i}`, payload: new Uint8Array(n).fill(7) })),
+      1_700_000_000_123,
+    ),
+  ];
+  for (const bytes of [...made, ...made.map((b) => Buffer.from(b))]) {
+    const e = openRingValue(bytes);
+    assert.ok(e.ok, 'a bootstrap-made envelope reads');
+    const ref = cborgDecode(bytes, { strict: true, rejectDuplicateMapKeys: true }) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(e.value).sort(), Object.keys(ref).sort());
+    for (const k of Object.keys(ref))
+      if (ref[k] instanceof Uint8Array) assert.ok(Buffer.from(ref[k] as Uint8Array).equals(e.value[k as 'p']), k);
+      else assert.equal(e.value[k as 'at'], ref[k]);
+  }
+  // The same fields as an indefinite-length map (0xbf ... 0xff): not deterministic CBOR, never made by a bootstrap.
+  const good = made[3];
+  assert.equal(good[0], 0xa4, 'a definite map of four');
+  const indefinite = new Uint8Array([0xbf, ...good.subarray(1), 0xff]);
+  assert.ok(cborgDecode(indefinite, { strict: true }), 'cborg alone would take it');
+  assert.equal(openRingValue(indefinite).ok, false);
+  // A non-minimal length, trailing bytes, a duplicate key, undefined for `set`, and truncation are refused.
+  const nonMinimal = new Uint8Array([0xb8, 0x04, ...good.subarray(1)]);
+  assert.equal(openRingValue(nonMinimal).ok, false);
+  assert.equal(openRingValue(new Uint8Array([...good, 0])).ok, false);
+  const env = openRingValue(good);
+  assert.ok(env.ok);
+  const withUndef = new Uint8Array([0xa5, ...good.subarray(1), 0x63, ...Buffer.from('set'), 0xf7]);
+  assert.equal(openRingValue(withUndef).ok, false);
+  const dup = new Uint8Array([0xa5, ...good.subarray(1), 0x62, ...Buffer.from('at'), 0x01]);
+  assert.equal(openRingValue(dup).ok, false);
+  for (let cut = 0; cut < good.length; cut += 17) assert.equal(openRingValue(good.subarray(0, cut)).ok, false);
+  assert.equal(openRingValue('not bytes').ok, false);
 });
