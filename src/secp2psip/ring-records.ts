@@ -177,6 +177,24 @@ export function sealRingSet(
  */
 export function openRingValue(value: unknown): Result<RingEnvelope> {
   if (!(value instanceof Uint8Array)) return fail('ring value is not bytes');
+  const hit = opened.get(value);
+  if (hit !== undefined && bytesEqual(hit.bytes, value)) return hit.result;
+  const result = readEnvelope(value);
+  // A copy whatever the view: Buffer.prototype.slice would share the bytes.
+  opened.set(value, { bytes: new Uint8Array(value), result });
+  return result;
+}
+
+/**
+ * Envelopes already read, per value object and its exact bytes: one record's value is read by the
+ * validator's check, its expiry and each choice between two copies (a replica arriving, a hand-off), and
+ * by a reader's fetch. A hit is taken only when the value's bytes are still exactly those read (compared
+ * with a private copy, memcmp), so it is the verdict a fresh read of the same bytes gives. The decoded
+ * fields are copies (decodePayload), not views of the value. Entries go with their value object.
+ */
+const opened = new WeakMap<Uint8Array, { bytes: Uint8Array; result: Result<RingEnvelope> }>();
+
+function readEnvelope(value: Uint8Array): Result<RingEnvelope> {
   const d = decodePayload(value);
   if (!d.ok) return fail('ring value is not CBOR');
   const o = d.value as Record<string, unknown>;

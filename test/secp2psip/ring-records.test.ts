@@ -187,3 +187,31 @@ test('openRingValue reads every envelope a bootstrap makes exactly as cborg does
   for (let cut = 0; cut < good.length; cut += 17) assert.equal(openRingValue(good.subarray(0, cut)).ok, false);
   assert.equal(openRingValue('not bytes').ok, false);
 });
+
+test('a value read once is read again from its bytes when they changed under the same object', () => {
+  const boot = Identity.generate();
+  const keys = [boot.bundle.sig];
+  const v = bootstrapWrittenValidator(keys, defaultValidator());
+  const value = sealRingValue(boot, 'alice', new Uint8Array(64).fill(5), 1000);
+  const rec = { key: 'alice', value, created: 1000, ttlMs: 60_000, seq: 0, publisher: 'p' };
+  const first = openRingValue(value);
+  assert.ok(first.ok);
+  assert.equal(openRingValue(value), first, 'same bytes: the same reading');
+  assert.equal(v.validate(rec, 1000), null);
+  // One payload byte changed in place: a new reading, and the signature no longer holds.
+  const at = value.indexOf(5); // the first payload byte
+  value[at] ^= 1;
+  const second = openRingValue(value);
+  assert.notEqual(second, first);
+  assert.ok(second.ok);
+  assert.notDeepEqual(second.value.p, first.value.p);
+  assert.notEqual(v.validate(rec, 1000), null);
+  // Made unreadable in place: refused, and readable again once restored.
+  const saved = value[0];
+  value[0] = 0xff;
+  assert.equal(openRingValue(value).ok, false);
+  value[0] = saved;
+  value[at] ^= 1;
+  assert.ok(openRingValue(value).ok);
+  assert.equal(v.validate(rec, 1000), null);
+});
