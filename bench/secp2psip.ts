@@ -88,6 +88,9 @@ export interface SippFigures {
   successful: number;
   failed: number;
   seconds: number;
+  /** Per successful call: signature checks and signatures made on the worker pool (the rest on the thread). */
+  offThreadChecksPerCall: number;
+  offThreadSignaturesPerCall: number;
 }
 
 export interface Secp2psipBenchResult {
@@ -274,14 +277,19 @@ async function runSipp(
   const args = ['-sf', sf, '-s', o.callee, '-r', String(o.rate), '-rp', '1000', '-m', String(calls)];
   args.push('-l', String(Math.max(1000, o.rate)), '-i', o.host, '-p', '0', '-t', 'u1', '-nostdin');
   args.push('-trace_stat', '-stf', stf, '-fd', '1', '-timeout', `${o.seconds * 4 + 30}s`, `${o.host}:${o.port}`);
+  const checks0 = offThread.checks;
+  const signed0 = offThread.signatures;
   const run = await runSippWithStats(args, stf, dir);
   const successful = run.col('SuccessfulCall(C)');
+  const per = Math.max(1, successful);
   return {
     offeredPerSecond: o.rate,
     achievedPerSecond: Math.round(successful / run.seconds),
     successful,
     failed: run.col('FailedCall(C)'),
     seconds: r3(run.seconds),
+    offThreadChecksPerCall: r3((offThread.checks - checks0) / per),
+    offThreadSignaturesPerCall: r3((offThread.signatures - signed0) / per),
   };
 }
 
