@@ -177,22 +177,39 @@ export function sealRingSet(
  */
 export function openRingValue(value: unknown): Result<RingEnvelope> {
   if (!(value instanceof Uint8Array)) return fail('ring value is not bytes');
-  const hit = opened.get(value);
-  if (hit !== undefined && bytesEqual(hit.bytes, value)) return hit.result;
-  const result = readEnvelope(value);
-  // A copy whatever the view: Buffer.prototype.slice would share the bytes.
-  opened.set(value, { bytes: new Uint8Array(value), result });
-  return result;
+  return readEnvelope(value);
 }
 
 /**
- * Envelopes already read, per value object and its exact bytes: one record's value is read by the
- * validator's check, its expiry and each choice between two copies (a replica arriving, a hand-off), and
- * by a reader's fetch. A hit is taken only when the value's bytes are still exactly those read (compared
- * with a private copy, memcmp), so it is the verdict a fresh read of the same bytes gives. The decoded
- * fields are copies (decodePayload), not views of the value. Entries go with their value object.
+ * The last few envelopes a validator read, per value object and its exact bytes: a record's value is read by
+ * the validator's check, its expiry and each choice between two copies (a replica arriving, a hand-off), in
+ * a row. A hit is taken only when the value's bytes are still exactly those read (memcmp against a private
+ * copy), so it is the verdict a fresh read of the same bytes gives; the decoded fields are copies
+ * (decodePayload), not views of the value. Kept small and per validator rather than per value for the whole
+ * process: a reader reads each fetched value once (ring-fetch.ts), and a process-wide map of every value
+ * cost more per miss (about twice a read) than the reads it saved.
  */
-const opened = new WeakMap<Uint8Array, { bytes: Uint8Array; result: Result<RingEnvelope> }>();
+class RecentEnvelopes {
+  private readonly values: (Uint8Array | undefined)[] = new Array(RECENT).fill(undefined);
+  private readonly copies: Uint8Array[] = new Array(RECENT);
+  private readonly results: Result<RingEnvelope>[] = new Array(RECENT);
+  private next = 0;
+
+  open(value: unknown): Result<RingEnvelope> {
+    if (!(value instanceof Uint8Array)) return fail('ring value is not bytes');
+    for (let i = 0; i < RECENT; i++)
+      if (this.values[i] === value && bytesEqual(this.copies[i], value)) return this.results[i];
+    const result = readEnvelope(value);
+    const i = this.next;
+    this.next = (i + 1) % RECENT;
+    this.values[i] = value;
+    // A copy whatever the view: Buffer.prototype.slice would share the bytes.
+    this.copies[i] = new Uint8Array(value);
+    this.results[i] = result;
+    return result;
+  }
+}
+const RECENT = 4;
 
 function readEnvelope(value: Uint8Array): Result<RingEnvelope> {
   const d = decodePayload(value);
@@ -310,15 +327,16 @@ export class VerifiedEnvelopes {
  */
 export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, base: RecordValidator): RecordValidator {
   const verified = new VerifiedEnvelopes();
+  const recent = new RecentEnvelopes();
   const at = (r: DhtRecord): number => {
-    const e = openRingValue(r.value);
+    const e = recent.open(r.value);
     return e.ok ? e.value.at : -1;
   };
   const v: RecordValidator = {
     validate(r, now) {
       const why = base.validate(r, now);
       if (why !== null) return why;
-      const env = openRingValue(r.value);
+      const env = recent.open(r.value);
       if (!env.ok) return env.error;
       if (!verified.check(r.key, env.value, bootstrapKeys)) return 'not written by a known bootstrap';
       return null;
