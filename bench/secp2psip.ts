@@ -20,7 +20,7 @@
  *   [--sipp-seconds 5] [--no-sipp] [--no-pool] [--cpu-prof FILE] [--cpu-prof-cold FILE] [--cpu-prof-sipp FILE]
  * (`--cpu-prof`: a V8 CPU profile of the warm no-reuse signed setups, for Chrome DevTools; `--cpu-prof-cold`:
  * one of the first calls right after registration; `--cpu-prof-sipp`: one of the sipp run with every call
- * verified through the ring; `--no-pool`: every call's signature checks on the thread, as without
+ * verified through the ring; `--no-pool`: every call's signature checks and signatures on the thread, as without
  * secp2psip/call-verify.ts.)
  * Writes bench/results/secp2psip.json.
  */
@@ -78,6 +78,8 @@ export interface SetupFigures extends Distribution {
   rpcsPerSetupByMethod: Record<string, number>;
   /** INVITE and REDIRECT signature checks sent to the worker pool per setup (call-verify.ts). */
   offThreadChecksPerSetup: number;
+  /** INVITE and REDIRECT signatures made on the worker pool per setup (call-verify.ts signCall). */
+  offThreadSignaturesPerSetup: number;
 }
 
 export interface SippFigures {
@@ -86,6 +88,9 @@ export interface SippFigures {
   successful: number;
   failed: number;
   seconds: number;
+  /** Per successful call: signature checks and signatures made on the worker pool (the rest on the thread). */
+  offThreadChecksPerCall: number;
+  offThreadSignaturesPerCall: number;
 }
 
 export interface Secp2psipBenchResult {
@@ -195,6 +200,7 @@ async function timedSetups(
   const sent = () => overlay.adapters.reduce((n, a) => n + a.node.endpoint.stats.requestsSent, 0);
   const rpc0 = sent();
   const pool0 = offThread.checks;
+  const signed0 = offThread.signatures;
   const byMethod = countRpcs(overlay);
   const cpu0 = process.cpuUsage();
   const samples = await profiled(cpuProfile, () => overlay.placeCalls(calls));
@@ -209,6 +215,7 @@ async function timedSetups(
     cpuMsPerSetup: r3((cpu.user + cpu.system) / 1000 / per),
     rpcsPerSetup: r3(rpcs / per),
     offThreadChecksPerSetup: r3((offThread.checks - pool0) / per),
+    offThreadSignaturesPerSetup: r3((offThread.signatures - signed0) / per),
     rpcsPerSetupByMethod: Object.fromEntries([...methods].sort().map(([m, n]) => [m, r3(n / per)])),
   };
 }
@@ -270,14 +277,19 @@ async function runSipp(
   const args = ['-sf', sf, '-s', o.callee, '-r', String(o.rate), '-rp', '1000', '-m', String(calls)];
   args.push('-l', String(Math.max(1000, o.rate)), '-i', o.host, '-p', '0', '-t', 'u1', '-nostdin');
   args.push('-trace_stat', '-stf', stf, '-fd', '1', '-timeout', `${o.seconds * 4 + 30}s`, `${o.host}:${o.port}`);
+  const checks0 = offThread.checks;
+  const signed0 = offThread.signatures;
   const run = await runSippWithStats(args, stf, dir);
   const successful = run.col('SuccessfulCall(C)');
+  const per = Math.max(1, successful);
   return {
     offeredPerSecond: o.rate,
     achievedPerSecond: Math.round(successful / run.seconds),
     successful,
     failed: run.col('FailedCall(C)'),
     seconds: r3(run.seconds),
+    offThreadChecksPerCall: r3((offThread.checks - checks0) / per),
+    offThreadSignaturesPerCall: r3((offThread.signatures - signed0) / per),
   };
 }
 

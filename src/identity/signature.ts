@@ -69,6 +69,23 @@ export function signWithKey(privateKey: KeyObject, context: string, message: Uin
   return new Uint8Array(nodeSign(alg, signedBytes(context, message), opts as never));
 }
 
+/**
+ * signWithKey on Node's worker pool (crypto.sign with a callback): the same algorithm, options and signed
+ * bytes, so the same signature where the scheme is deterministic (Ed25519, RFC 8032 section 5.1.6) and an
+ * equally valid one where it is randomised (RSA-PSS salt, ECDSA nonce). Rejects only on what signWithKey
+ * throws on (a bad context, an unsupported key), or if OpenSSL fails.
+ */
+export function signWithKeyAsync(privateKey: KeyObject, context: string, message: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const kind = signatureKind(privateKey);
+    if (!kind) throw new OverlayError('IDENTITY_BAD_KEY', `cannot sign with ${privateKey.asymmetricKeyType} key`);
+    const { alg, opts } = params(kind, privateKey);
+    nodeSign(alg, signedBytes(context, message), opts as never, (err, sig) =>
+      err ? reject(err) : resolve(new Uint8Array(sig)),
+    );
+  });
+}
+
 /** Verify with any supported public key. Never throws: anything malformed is simply false. */
 export function verifyWithKey(publicKey: KeyObject, context: string, message: Uint8Array, sig: Uint8Array): boolean {
   try {

@@ -6,7 +6,14 @@ import { type VerifiedCertificate, verifyCertificateChain } from './certificate-
 import { sha256Hex } from './fingerprint.ts';
 import type { Identity } from './identity.ts';
 import { isEd25519Point, rawPublicToKeyObject } from './keys.ts';
-import { MIN_RSA_BITS, type SignatureKind, signatureKind, signWithKey, verifyWithKey } from './signature.ts';
+import {
+  MIN_RSA_BITS,
+  type SignatureKind,
+  signatureKind,
+  signWithKey,
+  signWithKeyAsync,
+  verifyWithKey,
+} from './signature.ts';
 
 /** Largest SubjectPublicKeyInfo accepted (RSA-8192 is about 1.1 KB). */
 const MAX_SPKI_BYTES = 1200;
@@ -153,6 +160,14 @@ export class UserSigner {
 
   sign(context: string, message: Uint8Array): Uint8Array {
     return signWithKey(this.privateKey, context, message);
+  }
+
+  /**
+   * `sign` on Node's worker pool, leaving the event loop free meanwhile (identity/signature.ts
+   * signWithKeyAsync): for Ed25519 the very bytes `sign` returns. The key stays inside this object.
+   */
+  signAsync(context: string, message: Uint8Array): Promise<Uint8Array> {
+    return signWithKeyAsync(this.privateKey, context, message);
   }
 
   toPem(): string {

@@ -18,10 +18,15 @@
  * `verifyWithKey` (identity/signature.ts: domain prefix, context, message),
  * under the same key, with the same refusals of a malformed signature; keys
  * other than Ed25519 (certificate users) are checked inline as before.
+ *
+ * The two signatures of a call (the caller's INVITE, the callee's REDIRECT) are made the same way
+ * (signCall): on the pool under the same policy, sharing its bound, else inline. The signature is the
+ * one `UserSigner.sign` makes (Ed25519 is deterministic, RFC 8032 section 5.1.6: the same bytes), and the
+ * private key never leaves the signer (UserSigner.signAsync).
  */
 import { verify as nodeVerify } from 'node:crypto';
 import { signedBytes } from '../identity/signature.ts';
-import type { UserKey } from '../identity/user-key.ts';
+import type { UserKey, UserSigner } from '../identity/user-key.ts';
 import { type Clock, SystemClock } from '../util/clock.ts';
 
 /** Calls being set up in this process (either side); a check goes to the pool when others are. */
@@ -34,8 +39,11 @@ let pooled = 0;
  * itself instead of queueing them behind the pool's backlog.
  */
 const MAX_POOLED = 4;
-/** Checks sent to the worker pool (for the tests and the benchmark); `enabled` false keeps every check inline. */
-export const offThread = { checks: 0, enabled: true };
+/**
+ * Checks and signatures sent to the worker pool (for the tests and the benchmark); `enabled` false keeps
+ * every check and signature inline.
+ */
+export const offThread = { checks: 0, signatures: 0, enabled: true };
 
 /** Count a call (either side) as in progress until `run` settles. */
 export async function inCall<T>(run: () => Promise<T>): Promise<T> {
@@ -86,4 +94,24 @@ export function verifyCallSignature(
       done(false);
     }
   });
+}
+
+/**
+ * `signer.sign(context, message)`, on the worker pool when `pool` (see poolNow). Rejects only where `sign`
+ * would throw (a programming error: bad context).
+ */
+export async function signCall(
+  signer: UserSigner,
+  context: string,
+  message: Uint8Array,
+  pool: boolean,
+): Promise<Uint8Array> {
+  if (!pool) return signer.sign(context, message);
+  offThread.signatures++;
+  pooled++;
+  try {
+    return await signer.signAsync(context, message);
+  } finally {
+    pooled--;
+  }
 }

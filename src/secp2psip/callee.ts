@@ -45,7 +45,7 @@ import {
   sealFor,
 } from './call-common.ts';
 import { checkInviteSip, refuse } from './call-checks.ts';
-import { inCall, poolNow, verifyCallSignature } from './call-verify.ts';
+import { inCall, poolNow, signCall, verifyCallSignature } from './call-verify.ts';
 import type { VerifiedUser } from './key-lookup.ts';
 import type { LocalPhones } from './local-phones.ts';
 import { callTbs, DOMAIN, encodeMessage, type RedirectMsg } from './messages.ts';
@@ -118,7 +118,8 @@ async function answerOpened(ctx: CalleeContext, opened: Opened, from: Caller): P
       ts: ctx.clock.wallNow(),
       sip: new Uint8Array(serialize(resp)),
     };
-    const redirect: RedirectMsg = { ...body, sig: callee.signer.sign(DOMAIN.redirect, callTbs(body)) };
+    const sig = await signCall(callee.signer, DOMAIN.redirect, callTbs(body), poolNow(ctx.clock));
+    const redirect: RedirectMsg = { ...body, sig };
     ctx.log.info(
       { caller: m.name, callee: callee.name, sealed: sealedTo !== undefined, from: from.addr },
       `verified ${m.name}'s INVITE; answering REDIRECT`,

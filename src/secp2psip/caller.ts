@@ -43,7 +43,7 @@ import type { Random } from '../util/random.ts';
 import { requestAdapter } from './adapter-request.ts';
 import type { FlowEvent, LocalUser, SecurityMode } from './call-common.ts';
 import { checkRedirect, refuse } from './call-checks.ts';
-import { inCall } from './call-verify.ts';
+import { inCall, poolNow, signCall } from './call-verify.ts';
 import type { OnAdapter, VerifiedUser } from './key-lookup.ts';
 import { callTbs, DOMAIN, type InviteMsg, NAME_RE, type RedirectMsg } from './messages.ts';
 import type { VerifiedUsers } from './verified-users.ts';
@@ -142,7 +142,7 @@ async function place(
     if (!NAME_RE.test(calleeName)) refuse('USER_UNKNOWN', calleeName);
     const callId = getHeader(req, 'Call-ID') ?? refuse('SIP_MALFORMED', 'no Call-ID');
     // The first exchange's INVITE, signed while the ring reads are on their way; any later one is signed anew.
-    let ready: InviteMsg | undefined;
+    let ready: Promise<InviteMsg> | undefined;
     const invite = () => {
       const i = ready ?? signedInvite(ctx, req, caller, calleeName, callId);
       ready = undefined;
@@ -230,13 +230,13 @@ function sameNode(a: NodeRef, b: NodeRef): boolean {
 }
 
 /** A SECP2PSIP INVITE (Table 2) for the phone's request, with a fresh nonce, signed by the caller. */
-function signedInvite(
+async function signedInvite(
   ctx: CallerContext,
   req: SipRequest,
   caller: LocalUser,
   calleeName: string,
   callId: string,
-): InviteMsg {
+): Promise<InviteMsg> {
   const body: Omit<InviteMsg, 'sig'> = {
     t: 'INVITE',
     name: caller.name,
@@ -246,7 +246,8 @@ function signedInvite(
     ts: ctx.clock.wallNow(),
     sip: new Uint8Array(serialize(req)),
   };
-  return { ...body, sig: caller.signer.sign(DOMAIN.invite, callTbs(body)) };
+  // On the worker pool while other calls are in progress (call-verify.ts signCall): the same signature.
+  return { ...body, sig: await signCall(caller.signer, DOMAIN.invite, callTbs(body), poolNow(ctx.clock)) };
 }
 
 /**
@@ -256,13 +257,14 @@ function signedInvite(
 async function exchangeInvite(
   ctx: CallerContext,
   caller: LocalUser,
-  invite: InviteMsg,
+  signing: Promise<InviteMsg>,
   calleeName: string,
   adapter: NodeRef,
   sealKey: Uint8Array | undefined,
   trace: CallTrace,
   step: () => number,
 ): Promise<Exchanged> {
+  const invite = await signing;
   const m = await requestAdapter(ctx, adapter, invite, sealKey, caller, {
     peer: calleeName,
     sent: () => {

@@ -30,12 +30,13 @@
  * signature and are still accepted.
  */
 import { createHash } from 'node:crypto';
-import { decode as cborDecode, encode as cborEncode } from 'cborg';
+import { encode as cborEncode } from 'cborg';
 import { ADMISSION_SKEW_MS, type Admission, verifyAdmission } from '../identity/admission.ts';
 import type { Identity } from '../identity/identity.ts';
 import { verifyEd25519 } from '../identity/signature.ts';
 import { type DhtRecord, expiresAt } from '../dht/store/record.ts';
 import { newestWins, type RecordValidator } from '../dht/store/validators.ts';
+import { decodePayload } from '../rpc/codec.ts';
 import type { NodeRef } from '../rpc/types.ts';
 import { fail, ok, type Result } from '../util/errors.ts';
 import { bytesEqual } from '../util/bytes.ts';
@@ -160,23 +161,69 @@ export function sealRingSet(
   });
 }
 
-/** Parse an envelope from untrusted bytes. Never throws; does not check the signature. */
+/**
+ * Parse an envelope from untrusted bytes. Never throws; does not check the signature.
+ *
+ * Read with the RPC payload decoder (rpc/codec.ts decodePayload: a one-pass reader, cborg for anything
+ * outside its subset), not cborg's token tree: an envelope is read on every STORE, FETCH reply, replica and
+ * choice between two copies, about 5 % of a call set-up's CPU that way. Its verdicts are cborg's strict ones
+ * (minimal integers and lengths, no duplicate keys, nothing after the item) and in three points stricter
+ * than the plain cborg call this used: no indefinite lengths, no `undefined`, no map key "__proto__". A
+ * bootstrap never writes any of the three: its envelopes are cborg's deterministic encoding of
+ * { p, at, by, sig, set? } (sealRingValue, sealRingSet: definite lengths only, no undefined field, fixed
+ * keys), so every envelope a bootstrap made reads as before. Bytes with one of them are at best another
+ * encoding of a bootstrap's fields (what is signed is tbs/setTbs, not the envelope bytes), and refusing
+ * them only refuses a copy no bootstrap made.
+ */
 export function openRingValue(value: unknown): Result<RingEnvelope> {
   if (!(value instanceof Uint8Array)) return fail('ring value is not bytes');
-  try {
-    const o = cborDecode(value, { strict: true, rejectDuplicateMapKeys: true }) as Record<string, unknown>;
-    if (typeof o !== 'object' || o === null) return fail('ring value is not a map');
-    const { p, at, by, sig, set } = o;
-    if (!(p instanceof Uint8Array) || !(by instanceof Uint8Array) || by.length !== 32) return fail('bad envelope');
-    if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail('bad envelope signature');
-    if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return fail('bad envelope time');
-    if (set === undefined) return ok({ p, at, by, sig });
-    if (!(set instanceof Uint8Array) || set.length % STEP !== 0 || set.length > STEP * MAX_STEPS)
-      return fail('bad envelope set path');
-    return ok({ p, at, by, sig, set });
-  } catch {
-    return fail('ring value is not CBOR');
+  return readEnvelope(value);
+}
+
+/**
+ * The last few envelopes a validator read, per value object and its exact bytes: a record's value is read by
+ * the validator's check, its expiry and each choice between two copies (a replica arriving, a hand-off), in
+ * a row. A hit is taken only when the value's bytes are still exactly those read (memcmp against a private
+ * copy), so it is the verdict a fresh read of the same bytes gives; the decoded fields are copies
+ * (decodePayload), not views of the value. Kept small and per validator rather than per value for the whole
+ * process: a reader reads each fetched value once (ring-fetch.ts), and a process-wide map of every value
+ * cost more per miss (about twice a read) than the reads it saved.
+ */
+class RecentEnvelopes {
+  private readonly values: (Uint8Array | undefined)[] = new Array(RECENT).fill(undefined);
+  private readonly copies: Uint8Array[] = new Array(RECENT);
+  private readonly results: Result<RingEnvelope>[] = new Array(RECENT);
+  private next = 0;
+
+  open(value: unknown): Result<RingEnvelope> {
+    if (!(value instanceof Uint8Array)) return fail('ring value is not bytes');
+    for (let i = 0; i < RECENT; i++)
+      if (this.values[i] === value && bytesEqual(this.copies[i], value)) return this.results[i];
+    const result = readEnvelope(value);
+    const i = this.next;
+    this.next = (i + 1) % RECENT;
+    this.values[i] = value;
+    // A copy whatever the view: Buffer.prototype.slice would share the bytes.
+    this.copies[i] = new Uint8Array(value);
+    this.results[i] = result;
+    return result;
   }
+}
+const RECENT = 4;
+
+function readEnvelope(value: Uint8Array): Result<RingEnvelope> {
+  const d = decodePayload(value);
+  if (!d.ok) return fail('ring value is not CBOR');
+  const o = d.value as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null) return fail('ring value is not a map');
+  const { p, at, by, sig, set } = o;
+  if (!(p instanceof Uint8Array) || !(by instanceof Uint8Array) || by.length !== 32) return fail('bad envelope');
+  if (!(sig instanceof Uint8Array) || sig.length !== 64) return fail('bad envelope signature');
+  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return fail('bad envelope time');
+  if (set === undefined) return ok({ p, at, by, sig });
+  if (!(set instanceof Uint8Array) || set.length % STEP !== 0 || set.length > STEP * MAX_STEPS)
+    return fail('bad envelope set path');
+  return ok({ p, at, by, sig, set });
 }
 
 export function envelopeSignedBy(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
@@ -280,15 +327,16 @@ export class VerifiedEnvelopes {
  */
 export function bootstrapWrittenValidator(bootstrapKeys: Iterable<Uint8Array>, base: RecordValidator): RecordValidator {
   const verified = new VerifiedEnvelopes();
+  const recent = new RecentEnvelopes();
   const at = (r: DhtRecord): number => {
-    const e = openRingValue(r.value);
+    const e = recent.open(r.value);
     return e.ok ? e.value.at : -1;
   };
   const v: RecordValidator = {
     validate(r, now) {
       const why = base.validate(r, now);
       if (why !== null) return why;
-      const env = openRingValue(r.value);
+      const env = recent.open(r.value);
       if (!env.ok) return env.error;
       if (!verified.check(r.key, env.value, bootstrapKeys)) return 'not written by a known bootstrap';
       return null;

@@ -44,4 +44,27 @@ describe('user keys: the curve-point check, and what skipping it may not change'
     }
     assert.ok(!unchecked.value.verify('test/user-key/v1', msg, new Uint8Array(64)));
   });
+
+  it('signAsync (worker pool) gives the bytes sign gives for Ed25519, and valid signatures for every kind', async () => {
+    const ed = UserSigner.fromIdentity(Identity.generate());
+    for (const n of [0, 1, 63, 64, 400, 5000]) {
+      const msg = new Uint8Array(n).map((_, i) => (i * 31 + n) & 0xff);
+      const sync = ed.sign('test/user-key/v1', msg);
+      const pooled = await ed.signAsync('test/user-key/v1', msg);
+      assert.ok(pooled instanceof Uint8Array);
+      assert.equal(Buffer.compare(pooled, sync), 0, `same bytes for ${n}`);
+    }
+    // Several at once on the pool: each its own message's signature.
+    const msgs = Array.from({ length: 8 }, (_, i) => new Uint8Array([i]));
+    const all = await Promise.all(msgs.map((m) => ed.signAsync('test/user-key/v1', m)));
+    for (let i = 0; i < msgs.length; i++) assert.deepEqual(all[i], ed.sign('test/user-key/v1', msgs[i]));
+    for (const kind of ['ecdsa-p256', 'rsa-2048'] as const) {
+      const s = UserSigner.generate(kind);
+      const m = new Uint8Array([1, 2, 3]);
+      const sig = await s.signAsync('test/user-key/v1', m);
+      assert.ok(s.key.verify('test/user-key/v1', m, sig), kind);
+      assert.ok(!s.key.verify('test/user-key/v2', m, sig), kind);
+    }
+    await assert.rejects(ed.signAsync('bad context', new Uint8Array(1)), /context/);
+  });
 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { generateKeyPair } from '../../src/identity/certificates.ts';
 import { Identity } from '../../src/identity/identity.ts';
 import { UserKey, UserSigner } from '../../src/identity/user-key.ts';
-import { inCall, offThread, poolNow, verifyCallSignature } from '../../src/secp2psip/call-verify.ts';
+import { inCall, offThread, poolNow, signCall, verifyCallSignature } from '../../src/secp2psip/call-verify.ts';
 import { SimClock, SystemClock } from '../../src/util/clock.ts';
 
 const CTX = 'secp2psip/test-call/v1';
@@ -89,5 +89,44 @@ describe('call signature checks off the thread', () => {
     release();
     await Promise.all(others);
     assert.equal(poolNow(real), false, 'all done: inline again');
+  });
+
+  it('signatures go to the pool under the same policy and bound, and are the inline ones byte for byte', async () => {
+    const real = new SystemClock();
+    const inline = signer.sign(CTX, msg);
+    const b0 = offThread.signatures;
+    assert.deepEqual(await signCall(signer, CTX, msg, false), inline);
+    assert.equal(offThread.signatures, b0, 'inline when not pooled');
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const others = [inCall(() => held), inCall(() => held), inCall(() => held)];
+    await inCall(async () => {
+      const c0 = offThread.checks;
+      const s0 = offThread.signatures;
+      // Four verifications fill the pool: the signature made meanwhile is made on the thread.
+      const checks = Array.from({ length: 4 }, () => verifyCallSignature(signer.key, CTX, msg, sig, poolNow(real)));
+      assert.equal(poolNow(real), false, 'pool full');
+      const onThread = signCall(signer, CTX, msg, poolNow(real));
+      assert.equal(offThread.signatures, s0);
+      assert.deepEqual(await Promise.all(checks), [true, true, true, true]);
+      assert.equal(offThread.checks - c0, 4);
+      assert.deepEqual(await onThread, inline);
+      // Room again: signatures on the pool, each one the inline signature, each verifying.
+      const msgs = Array.from({ length: 4 }, (_, i) => new Uint8Array([i, 9, 9]));
+      const pooled = msgs.map((m) => signCall(signer, CTX, m, poolNow(real)));
+      assert.equal(offThread.signatures - s0, 4);
+      assert.equal(poolNow(real), false, 'signatures count against the bound');
+      const got = await Promise.all(pooled);
+      for (let i = 0; i < msgs.length; i++) {
+        assert.deepEqual(got[i], signer.sign(CTX, msgs[i]));
+        assert.ok(signer.key.verify(CTX, msgs[i], got[i]));
+      }
+      assert.equal(poolNow(real), true);
+    });
+    release();
+    await Promise.all(others);
+    await assert.rejects(signCall(signer, 'not a context', msg, true), /context/);
   });
 });

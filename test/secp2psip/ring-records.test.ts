@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { encode as cborEncode } from 'cborg';
+import { decode as cborgDecode, encode as cborEncode } from 'cborg';
 import { defaultValidator } from '../../src/dht/store/validators.ts';
 import { RecordStore } from '../../src/dht/store/record-store.ts';
 import { expiresAt } from '../../src/dht/store/record.ts';
@@ -146,4 +146,74 @@ test('a set of one record, and sets of odd sizes, verify record by record', () =
       assert.equal(new VerifiedEnvelopes().check(`u.${i}`, e.value, keys), true, `${i} of ${size}`);
     });
   }
+});
+
+test('openRingValue reads every envelope a bootstrap makes exactly as cborg does, and refuses non-deterministic encodings', () => {
+  const boot = Identity.generate();
+  const sizes = [0, 1, 23, 24, 255, 256, 400, 70_000];
+  const made = [
+    ...sizes.map((n) => sealRingValue(boot, 'alice', new Uint8Array(n).fill(n & 0xff), 1_700_000_000_000 + n)),
+    ...sealRingSet(
+      boot,
+      sizes.map((n, i) => ({ key: `carol.${i}`, payload: new Uint8Array(n).fill(7) })),
+      1_700_000_000_123,
+    ),
+  ];
+  for (const bytes of [...made, ...made.map((b) => Buffer.from(b))]) {
+    const e = openRingValue(bytes);
+    assert.ok(e.ok, 'a bootstrap-made envelope reads');
+    const ref = cborgDecode(bytes, { strict: true, rejectDuplicateMapKeys: true }) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(e.value).sort(), Object.keys(ref).sort());
+    for (const k of Object.keys(ref))
+      if (ref[k] instanceof Uint8Array) assert.ok(Buffer.from(ref[k] as Uint8Array).equals(e.value[k as 'p']), k);
+      else assert.equal(e.value[k as 'at'], ref[k]);
+  }
+  // The same fields as an indefinite-length map (0xbf ... 0xff): not deterministic CBOR, never made by a bootstrap.
+  const good = made[3];
+  assert.equal(good[0], 0xa4, 'a definite map of four');
+  const indefinite = new Uint8Array([0xbf, ...good.subarray(1), 0xff]);
+  assert.ok(cborgDecode(indefinite, { strict: true }), 'cborg alone would take it');
+  assert.equal(openRingValue(indefinite).ok, false);
+  // A non-minimal length, trailing bytes, a duplicate key, undefined for `set`, and truncation are refused.
+  const nonMinimal = new Uint8Array([0xb8, 0x04, ...good.subarray(1)]);
+  assert.equal(openRingValue(nonMinimal).ok, false);
+  assert.equal(openRingValue(new Uint8Array([...good, 0])).ok, false);
+  const env = openRingValue(good);
+  assert.ok(env.ok);
+  const withUndef = new Uint8Array([0xa5, ...good.subarray(1), 0x63, ...Buffer.from('set'), 0xf7]);
+  assert.equal(openRingValue(withUndef).ok, false);
+  const dup = new Uint8Array([0xa5, ...good.subarray(1), 0x62, ...Buffer.from('at'), 0x01]);
+  assert.equal(openRingValue(dup).ok, false);
+  for (let cut = 0; cut < good.length; cut += 17) assert.equal(openRingValue(good.subarray(0, cut)).ok, false);
+  assert.equal(openRingValue('not bytes').ok, false);
+});
+
+test('a validator reads a value again from its bytes when they changed under the same object', () => {
+  const boot = Identity.generate();
+  const keys = [boot.bundle.sig];
+  const v = bootstrapWrittenValidator(keys, defaultValidator());
+  const value = sealRingValue(boot, 'alice', new Uint8Array(64).fill(5), 1000);
+  const rec = { key: 'alice', value, created: 1000, ttlMs: 60_000, seq: 0, publisher: 'p' };
+  const first = openRingValue(value);
+  assert.ok(first.ok);
+  assert.equal(v.validate(rec, 1000), null);
+  assert.equal(v.expiresBy?.(rec), 1000 + RING_TTL_MS);
+  // One payload byte changed in place: a new reading, and the signature no longer holds.
+  const at = value.indexOf(5); // the first payload byte
+  value[at] ^= 1;
+  assert.notEqual(v.validate(rec, 1000), null, 'the signature no longer holds');
+  const second = openRingValue(value);
+  assert.ok(second.ok);
+  assert.notDeepEqual(second.value.p, first.value.p);
+  assert.notEqual(v.validate(rec, 1000), null);
+  // Made unreadable in place: refused, and readable again once restored.
+  const saved = value[0];
+  value[0] = 0xff;
+  assert.equal(openRingValue(value).ok, false);
+  assert.notEqual(v.validate(rec, 1000), null, 'unreadable');
+  assert.equal(v.expiresBy?.(rec), -1 + RING_TTL_MS);
+  value[0] = saved;
+  value[at] ^= 1;
+  assert.ok(openRingValue(value).ok);
+  assert.equal(v.validate(rec, 1000), null);
 });
