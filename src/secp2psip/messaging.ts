@@ -23,7 +23,7 @@
  */
 import type { ReplayCache } from '../identity/replay-cache.ts';
 import type { Caller, RpcEndpoint } from '../rpc/types.ts';
-import { sipStatusOf } from '../sip/error-status.ts';
+import { sipRetryAfterOf, sipStatusOf } from '../sip/error-status.ts';
 import { getFrom, getTo } from '../sip/header-values.ts';
 import { getHeader, type SipRequest } from '../sip/message.ts';
 import { parseMessage } from '../sip/parser.ts';
@@ -74,7 +74,14 @@ export interface MessagingContext {
 
 export type SendOutcome =
   | { ok: true; delivered: number; recipient: VerifiedUser; stored?: { slot: number } }
-  | { ok: false; status: number; reason: string; code: ErrorCode };
+  | {
+      ok: false;
+      status: number;
+      reason: string;
+      code: ErrorCode;
+      /** Seconds the phone is asked to wait before sending again (RFC 3261 20.33), for failures that pass. */
+      retryAfterS?: number;
+    };
 
 /** Refusals after which the message is stored for the recipient instead (mailbox.ts). */
 const STORE_ON = new Set<ErrorCode>(['CALLEE_UNREACHABLE', 'TIMEOUT', 'NOT_READY', 'RPC_UNREACHABLE']);
@@ -112,8 +119,9 @@ export async function sendIm(
     const code: ErrorCode = isOverlayError(e) ? e.code : 'BAD_CONFIG';
     const status = isOverlayError(e) ? sipStatusOf(e) : 500;
     const reason = isOverlayError(e) ? shortReason(e.message) : 'Server Internal Error';
+    const retryAfterS = isOverlayError(e) ? sipRetryAfterOf(e) : undefined;
     ctx.log.info({ from: sender.name, to, status, reason }, 'message refused');
-    return { ok: false, status, reason, code };
+    return { ok: false, status, reason, code, ...(retryAfterS !== undefined ? { retryAfterS } : {}) };
   }
 }
 

@@ -45,6 +45,8 @@ export async function relayPhoneMessage(ctx: MessagingContext, inc: IncomingRequ
   // RFC 3428 7: 202 when the message was accepted but not (yet) delivered: stored for the offline recipient.
   if (out.ok && out.stored) inc.respond(202, 'Accepted: stored for the recipient');
   else if (out.ok) inc.respond(200, 'OK');
+  else if (out.retryAfterS !== undefined)
+    inc.respond(out.status, out.reason, { headers: [{ name: 'Retry-After', value: String(out.retryAfterS) }] });
   else inc.respond(out.status, out.reason);
 }
 

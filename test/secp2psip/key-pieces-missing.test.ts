@@ -12,11 +12,12 @@ import type { AdapterNode } from '../../src/secp2psip/adapter-node.ts';
 import type { BootstrapServer } from '../../src/secp2psip/bootstrap-server.ts';
 import type { LocalUser } from '../../src/secp2psip/call-common.ts';
 import { placeCall } from '../../src/secp2psip/caller.ts';
+import { sendIm } from '../../src/secp2psip/messaging.ts';
 import { pieceKey } from '../../src/secp2psip/ring-records.ts';
 import { SIP_RETRY_AFTER_S, sipRetryAfterOf, sipStatusOf } from '../../src/sip/error-status.ts';
 import { OverlayError } from '../../src/util/errors.ts';
 import { forgedPieces } from './forged-pieces.ts';
-import { bindPhone, phoneInvite, SecTestnet } from './testnet.ts';
+import { bindPhone, phoneInvite, phoneMessage, SecTestnet } from './testnet.ts';
 
 const K = 3;
 const N = 7;
@@ -96,16 +97,22 @@ describe('key read with too few pieces: 480 with Retry-After; refused or lying p
     assert.equal(sipRetryAfterOf(new Error('x')), undefined);
   });
 
-  it('holders of n-k+1 pieces silent: 480 with Retry-After, the missing pieces logged; a call once they answer goes through', async () => {
+  it('holders of n-k+1 pieces silent: a call and a MESSAGE get 480 with Retry-After, the missing pieces logged; a call once they answer goes through', async () => {
     const gone = Array.from({ length: N - K + 1 }, (_, i) => i + 1);
     const restore = silence(t, A, new Set(gone.map((i) => pieceKey('bob', i))));
     log.lines.length = 0;
     let out: Awaited<ReturnType<typeof placeCall>>;
+    let im: Awaited<ReturnType<typeof sendIm>>;
     try {
       out = await t.settle(placeCall(A.caller, phoneInvite('alice', 'bob'), alice, 'bob'));
+      im = await t.settle(sendIm(A.messaging, phoneMessage('alice', 'bob', 'hello'), alice, 'bob'));
     } finally {
       restore();
     }
+    // A MESSAGE meets the same read: the same transient answer, not stored (the key to seal it to is unknown).
+    assert.ok(!im.ok, JSON.stringify(im));
+    assert.equal(im.status, 480);
+    assert.equal(im.retryAfterS, SIP_RETRY_AFTER_S.SHARING_NOT_ENOUGH_PIECES);
     assert.ok(!out.ok, `the call fails: ${JSON.stringify(out.ok ? out.callee.pieces : out)}`);
     assert.equal(out.status, 480, JSON.stringify(out));
     assert.equal(out.code, 'SHARING_NOT_ENOUGH_PIECES');
