@@ -47,7 +47,7 @@ import {
 } from './messages.ts';
 import { issueUserCert } from './user-cert.ts';
 import { authorityFor } from './name-authority.ts';
-import { NamePublisher, type SealedRecords } from './name-publisher.ts';
+import { NamePublisher } from './name-publisher.ts';
 import { PublishedMarks } from './published-marks.ts';
 import type { NameRegistry } from './name-registry.ts';
 import type { ClaimOutcome, NewNamePolicy, Registry, RegistryEntry } from './registry.ts';
@@ -573,13 +573,20 @@ export class BootstrapServer {
       }
       if (offLoop) synced = own.sync();
     }
-    // While the claim's fdatasync runs: what needs no disk and sends nothing, the set's signature and the
-    // user certificate (for a name bound with its pieces kept).
-    let sealed: SealedRecords | undefined;
+    // While the claim's fdatasync runs: the set's signature, the lookups of its holders (a FIND carries no
+    // record) and the user certificate, for a name bound with its pieces kept. The STOREs wait for the sync
+    // and the 'claimed' step (batch-put.ts storeAfter): a power cut must not leave the ring holding records
+    // this bootstrap signed for a claim it lost.
+    let publishing: Promise<void> | undefined;
     let userCert: Uint8Array | undefined;
     if (synced && (claim.outcome === 'created' || claim.outcome === 'same') && claim.entry.pieces?.length === this.n) {
-      sealed = this.publisher.seal(m.name, claim.entry.pieces, locBytes);
+      const sealed = this.publisher.seal(m.name, claim.entry.pieces, locBytes);
+      const claimed = synced.then(() => this.onStep?.('claimed', m.name));
+      publishing = this.publisher.put(sealed, claimed);
+      // Awaited below once the claim is durable; its failure before then is the claim's own, thrown by `claimed`.
+      publishing.catch(() => {});
       userCert = issueUserCert(this.identity, bundleOf(claim.entry), this.clock.wallNow());
+      await claimed;
     }
     // Durable before anything leaves on its strength: the records, the answer, a refusal.
     await synced;
@@ -593,14 +600,17 @@ export class BootstrapServer {
       throw new OverlayError(claim.code, claim.reason);
     }
     const entry = claim.entry;
-    await this.onStep?.('claimed', m.name);
-    let pieces = entry.pieces;
-    if (!pieces || pieces.length !== this.n) {
-      // Bound before pieces were kept, or with another n: split the bundle as registered.
-      pieces = await this.split(bundleOf(entry));
-      await this.names.setPieces(m.name, pieces);
+    if (publishing) await publishing;
+    else {
+      await this.onStep?.('claimed', m.name);
+      let pieces = entry.pieces;
+      if (!pieces || pieces.length !== this.n) {
+        // Bound before pieces were kept, or with another n: split the bundle as registered.
+        pieces = await this.split(bundleOf(entry));
+        await this.names.setPieces(m.name, pieces);
+      }
+      await this.publisher.put(this.publisher.seal(m.name, pieces, locBytes));
     }
-    await this.publisher.put(sealed ?? this.publisher.seal(m.name, pieces, locBytes));
     await this.onStep?.('published', m.name);
     this.marks.add(m.name, locBytes);
     this.stats.registered++;
