@@ -80,7 +80,7 @@ export class NamePublisher {
 
   /**
    * The first half of publish: the n + 1 records signed as one set, ready to put. No I/O: a registration
-   * does it while its claim is being made durable (bootstrap-server.ts).
+   * does it while its claim is being made durable (bootstrap-registration.ts).
    */
   seal(name: string, pieces: Uint8Array[], location: Uint8Array): SealedRecords {
     const { ring, identity, clock } = this.c;

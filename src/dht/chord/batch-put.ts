@@ -110,7 +110,7 @@ export interface PutManyOptions {
    * position, never a record), the STOREs wait for it, and the records enter the republish set only then
    * too; if it rejects, putMany rejects with its reason and no holder gets a record, now or from the
    * maintenance. For a writer that may store only once something else is durable (a SecP2PSIP bootstrap's
-   * claim, secp2psip/registration.ts): the lookups overlap the wait instead of following it.
+   * claim, secp2psip/bootstrap-registration.ts): the lookups overlap the wait instead of following it.
    */
   storeAfter?: PromiseLike<unknown>;
 }
