@@ -37,7 +37,7 @@ import { logRefusal, refusalReasonOf } from '../util/refusal.ts';
 import { Admissions, SECP2PSIP_METHOD } from './bootstrap-admission.ts';
 import { bundleOf, type NewNameLimits, type RegistrationStep, Registrations } from './bootstrap-registration.ts';
 
-// Moved to the files of ADMIT and REGISTER; named here too, where callers have always found them.
+// Callers import these with the server.
 export { DEFAULT_ADMIT_LIMITS, SECP2PSIP_METHOD } from './bootstrap-admission.ts';
 export {
   DEFAULT_NEW_NAME_LIMITS,
