@@ -7,14 +7,19 @@
  * measured while idle just before), and the TLS connections they dialled.
  *
  * Run: node --import tsx bench/secp2psip-registration.ts [--adapters 50] [--idle-ms 2000] [--cpu-prof FILE]
- * (`--cpu-prof`: a V8 CPU profile of the registrations alone, for Chrome DevTools.)
+ *      [--sync-delay-ms N] [--tree DIR]
+ * (`--cpu-prof`: a V8 CPU profile of the registrations alone, for Chrome DevTools. `--sync-delay-ms`: each
+ * fdatasync of the bootstrap's registry takes N ms longer, as on a disk whose flush is slower than this
+ * host's; default 0, the disk as it is. `--tree`: the overlay of another checkout of this repository, so
+ * that two versions run under one benchmark, alternately, for ratios.)
  * Prints one JSON line (p50, p99, mean in ms; RPCs per registration; load).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LocalOverlay } from '../src/harness/local-overlay.ts';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { LocalOverlay as Overlay } from '../src/harness/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
 
 const argv = process.argv.slice(2);
@@ -24,10 +29,23 @@ const num = (name: string, dflt: number) => {
 };
 const adapters = num('adapters', 50);
 const idleMs = num('idle-ms', 2000);
+const syncDelayMs = num('sync-delay-ms', 0);
+const tree = argv.includes('--tree') ? resolve(argv[argv.indexOf('--tree') + 1]) : join(import.meta.dirname, '..');
+const { LocalOverlay } = (await import(pathToFileURL(join(tree, 'src/harness/local-overlay.ts')).href)) as {
+  LocalOverlay: typeof Overlay;
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const dir = mkdtempSync(join(tmpdir(), 'secp2psip-reg-bench-'));
 const overlay = await LocalOverlay.start({ adapters, dataDir: join(dir, 'overlay'), k: 6, n: 10 });
+if (syncDelayMs > 0) {
+  const registry = overlay.boot.server.registry;
+  const sync = registry.sync.bind(registry);
+  registry.sync = async () => {
+    await sync();
+    await sleep(syncDelayMs);
+  };
+}
 try {
   const sent = () =>
     overlay.boot.server.endpoint.stats.requestsSent +
@@ -65,6 +83,8 @@ try {
   console.log(
     JSON.stringify({
       adapters,
+      tree,
+      syncDelayMs,
       registered: reg.ms.length,
       failed: reg.failed,
       p50: r3(percentile(reg.ms, 50)),
