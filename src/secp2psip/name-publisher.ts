@@ -80,7 +80,7 @@ export class NamePublisher {
 
   /**
    * The first half of publish: the n + 1 records signed as one set, ready to put. No I/O: a registration
-   * does it while its claim is being made durable (bootstrap-server.ts).
+   * does it while its claim is being made durable (bootstrap-registration.ts).
    */
   seal(name: string, pieces: Uint8Array[], location: Uint8Array): SealedRecords {
     const { ring, identity, clock } = this.c;
@@ -92,11 +92,14 @@ export class NamePublisher {
     return { name, entries: entries.map((e, i) => ({ key: e.key, value: values[i] })) };
   }
 
-  /** The second half of publish: store the sealed records (see publish). */
-  async put(sealed: SealedRecords): Promise<void> {
+  /**
+   * The second half of publish: store the sealed records (see publish). With `storeAfter`, their owners are
+   * looked up at once and nothing is stored before it resolves; nothing at all if it rejects (batch-put.ts).
+   */
+  async put(sealed: SealedRecords, storeAfter?: Promise<unknown>): Promise<void> {
     const { name, entries } = sealed;
     // One batch: the n + 1 keys' lookups share their replies, and each holder gets one STORE with its records.
-    const res = await putManySettled(this.c.ring, entries, RING_TTL_MS, PUBLISH_BUDGET_MS);
+    const res = await putManySettled(this.c.ring, entries, RING_TTL_MS, PUBLISH_BUDGET_MS, { storeAfter });
     if (!res[0].ok) throw new OverlayError('DHT_LOOKUP_FAILED', `storing ${name}: ${res[0].reason}`);
     const stored = res.slice(1).filter((r) => r.ok).length;
     if (stored < this.o.k) throw new OverlayError('DHT_LOOKUP_FAILED', `only ${stored} of ${this.o.n} pieces stored`);

@@ -3,17 +3,19 @@
  * key each SIP user name is bound to, since when, and the last location record
  * the user signed. Also the ring ids the bootstrap has assigned to node keys,
  * so an adapter that comes back keeps its place. SQLite, survives restarts.
+ * What a new name spends (the adapter's count, an enrolment token) is
+ * registry-new-names.ts; the witness file beside it, registry-witness.ts.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { UserKeyBundle } from './messages.ts';
 import type { NameRegistry, PublishRecords } from './name-registry.ts';
-import { syncPath, writeSecretFileAtomic } from '../identity/key-file.ts';
+import { syncPath } from '../identity/key-file.ts';
 import { bytesEqual } from '../util/bytes.ts';
 import { openDatabase } from '../util/sqlite.ts';
+import { admitNewName, createInvites, namesBoundBy } from './registry-new-names.ts';
+import { writeRegistryWitness } from './registry-witness.ts';
 
 /** The tables and columns this program's registry file has (checked before a bootstrap starts). */
 export const REGISTRY_TABLES = {
@@ -23,27 +25,8 @@ export const REGISTRY_TABLES = {
   invites: ['hash', 'name', 'created_at', 'expires_at', 'used_by', 'used_at'],
 } as const;
 
-/**
- * The registry's witness, a small file next to it: how many users the
- * registry held when last written (at start, at the first registration, on
- * release, at close). A registry that is empty or gone while its witness says
- * it had users was damaged or deleted: a bootstrap that started anyway would
- * hand every name to whoever asks first.
- */
-export function readRegistryWitness(path: string): { users: number } | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    const v = JSON.parse(readFileSync(path, 'utf8')) as { users?: unknown };
-    return { users: typeof v.users === 'number' && v.users >= 0 ? v.users : 1 };
-  } catch {
-    // A witness that cannot be read still says there was a registry: assume it had users.
-    return { users: 1 };
-  }
-}
-
-function writeRegistryWitness(path: string, users: number): void {
-  writeSecretFileAtomic(path, `${JSON.stringify({ users, writtenAt: new Date().toISOString() })}\n`);
-}
+// Callers read the witness with the registry.
+export { readRegistryWitness } from './registry-witness.ts';
 
 export interface RegistryEntry extends UserKeyBundle {
   /** Last registration seen (ms since epoch). */
@@ -78,11 +61,6 @@ export interface NewNamePolicy {
    * (NameRegistry.countsRates); others leave the rates to the bootstrap.
    */
   rates?: { perMinute?: number; perAddressPerMinute?: number; source: string };
-}
-
-/** The stored form of an enrolment token: only its hash is kept. */
-function inviteHash(token: string): Buffer {
-  return createHash('sha256').update('secp2psip/invite/v1\0').update(token).digest();
 }
 
 interface UserRow {
@@ -231,7 +209,8 @@ export class Registry implements NameRegistry {
         return { outcome: 'same', entry: this.get(name) as RegistryEntry };
       }
       if (policy) {
-        const refused = this.admitNewName(name, now, policy);
+        // Spent in this transaction: the adapter's count, the enrolment token (registry-new-names.ts).
+        const refused = admitNewName(this.db, name, now, policy);
         if (refused) return refused;
       }
       this.db
@@ -350,50 +329,9 @@ export class Registry implements NameRegistry {
     })();
   }
 
-  /** Inside claim's transaction: check and spend what a new name needs; a refusal when it may not be bound. */
-  private admitNewName(name: string, now: number, p: NewNamePolicy): ClaimOutcome | undefined {
-    const nodeKey = Buffer.from(p.nodeKey);
-    const bound = this.namesBoundBy(p.nodeKey);
-    if (p.maxPerNode && bound >= p.maxPerNode)
-      return {
-        outcome: 'refused',
-        code: 'USER_NAME_QUOTA',
-        reason: `this adapter has bound its ${p.maxPerNode} new names; ask the bootstrap's operator`,
-      };
-    if (p.requireInvite) {
-      if (p.invite === undefined)
-        return { outcome: 'refused', code: 'USER_INVITE_INVALID', reason: `a new name needs an enrolment token` };
-      const row = this.db.prepare('SELECT * FROM invites WHERE hash = ?').get(inviteHash(p.invite)) as
-        | { name: string | null; expires_at: number; used_by: string | null }
-        | undefined;
-      const why = !row
-        ? 'unknown token'
-        : row.used_by !== null
-          ? 'token already used'
-          : row.expires_at <= now
-            ? 'token expired'
-            : row.name !== null && row.name !== name
-              ? 'token is for another name'
-              : undefined;
-      if (why) return { outcome: 'refused', code: 'USER_INVITE_INVALID', reason: why };
-      this.db
-        .prepare('UPDATE invites SET used_by = ?, used_at = ? WHERE hash = ?')
-        .run(name, now, inviteHash(p.invite));
-    }
-    this.db
-      .prepare(
-        'INSERT INTO node_names (node_key, names) VALUES (?, 1) ON CONFLICT(node_key) DO UPDATE SET names = names + 1',
-      )
-      .run(nodeKey);
-    return undefined;
-  }
-
   /** How many names have been bound through a node key (kept across restarts). */
   namesBoundBy(nodeKey: Uint8Array): number {
-    const row = this.db.prepare('SELECT names FROM node_names WHERE node_key = ?').get(Buffer.from(nodeKey)) as
-      | { names: number }
-      | undefined;
-    return row?.names ?? 0;
+    return namesBoundBy(this.db, nodeKey);
   }
 
   /**
@@ -401,18 +339,7 @@ export class Registry implements NameRegistry {
    * tokens are returned once; the registry keeps only their hashes.
    */
   createInvites(count: number, now: number, expiresAt: number, name?: string): string[] {
-    const out: string[] = [];
-    const insert = this.db.prepare(
-      'INSERT INTO invites (hash, name, created_at, expires_at, used_by, used_at) VALUES (?, ?, ?, ?, NULL, NULL)',
-    );
-    this.db.transaction(() => {
-      for (let i = 0; i < count; i++) {
-        const token = randomBytes(18).toString('base64url');
-        insert.run(inviteHash(token), name ?? null, now, expiresAt);
-        out.push(token);
-      }
-    })();
-    return out;
+    return createInvites(this.db, count, now, expiresAt, name);
   }
 
   /** Every registered user, oldest first (for republishing pieces after a restart). */

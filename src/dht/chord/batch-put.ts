@@ -7,7 +7,9 @@
  *
  * Where the node's ring view guesses the holders (links kept warm), the
  * STOREs go to the guessed replicas beside the lookups instead of after them
- * (see putMany), and only the replicas the lookups confirm count.
+ * (see putMany), and only the replicas the lookups confirm count. A writer
+ * whose records may leave only once something else is done (`storeAfter`)
+ * still gets its lookups under way at once: only the STOREs wait.
  *
  * Each key's result is what `put` would report for it alone: refused when
  * its owner refuses it, DHT_LOOKUP_FAILED when no owner could be confirmed or
@@ -51,6 +53,20 @@ export function publish(
 ):
   | { ok: true; entry: { record: DhtRecord; nextAt: number } }
   | { ok: false; error: 'DHT_RECORD_INVALID'; reason: string } {
+  const p = prepare(node, key, value, ttlMs);
+  if (p.ok) node.maintenance.published.set(key, p.entry);
+  return p;
+}
+
+/** The record `publish` would take into the republish set, checked, without taking it (nor anything else). */
+function prepare(
+  node: Pick<BatchNode, 'clock' | 'id' | 'init' | 'store' | 'maintenance'>,
+  key: string,
+  value: Uint8Array | string,
+  ttlMs: number,
+):
+  | { ok: true; entry: { record: DhtRecord; nextAt: number } }
+  | { ok: false; error: 'DHT_RECORD_INVALID'; reason: string } {
   const prev = node.maintenance.published.get(key);
   const record: DhtRecord = {
     key,
@@ -62,9 +78,7 @@ export function publish(
   };
   const why = typeof key === 'string' && key.length > 0 ? node.store.check(record) : 'empty key';
   if (why !== null) return { ok: false, error: 'DHT_RECORD_INVALID', reason: why };
-  const entry = { record, nextAt: node.clock.now() + node.init.republishMs };
-  node.maintenance.published.set(key, entry);
-  return { ok: true, entry };
+  return { ok: true, entry: { record, nextAt: node.clock.now() + node.init.republishMs } };
 }
 
 /**
@@ -79,23 +93,53 @@ function guessedReplicas(node: BatchNode, pos: string, guess: ReturnType<BatchNo
   return holders[0]?.id === g.owner.id ? holders : [];
 }
 
+/** One record of a batch: its entry's index, what it publishes, what it replaces, and whether it was dropped. */
+interface BatchRecord {
+  i: number;
+  entry: { record: DhtRecord; nextAt: number };
+  /** The republish set's entry for the key when the record was made (a gated batch checks it is still there). */
+  prev: unknown;
+  /** Refused when its gate opened (commitGated): not stored, its result already set. */
+  dropped?: boolean;
+}
+
+/** What a batch put may be told besides its records. */
+export interface PutManyOptions {
+  /**
+   * No record leaves this node before this settles. The lookups start at once (a FIND carries a key's
+   * position, never a record), the STOREs wait for it, and the records enter the republish set only then
+   * too; if it rejects, putMany rejects with its reason and no holder gets a record, now or from the
+   * maintenance. For a writer that may store only once something else is durable (a SecP2PSIP bootstrap's
+   * claim, secp2psip/bootstrap-registration.ts): the lookups overlap the wait instead of following it.
+   */
+  storeAfter?: PromiseLike<unknown>;
+}
+
 /**
  * Each record goes to its guessed replicas at once, beside the lookups that confirm them, instead of after
  * them: when the view is right (a ring the node knows whole, links open) the STOREs and the confirmation
  * take one round trip together, not two in a row. Only the confirmed replicas count: a confirmed replica
  * the guess missed gets its STORE once the lookup is back, and a copy sent to a node that turns out not to
  * be a replica is a valid, signed record held by one node more (the store keeps it until it expires, and
- * its own rehome sends it to the owner) and counts for nothing.
+ * its own rehome sends it to the owner) and counts for nothing. With `storeAfter`, every STORE waits for it.
  */
-export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttlMs: number): Promise<PutResult[]> {
+export async function putMany(
+  node: BatchNode,
+  entries: readonly PutEntry[],
+  ttlMs: number,
+  opts: PutManyOptions = {},
+): Promise<PutResult[]> {
+  const gate = opts.storeAfter;
   const out: PutResult[] = new Array(entries.length);
-  const recs: Array<{ i: number; rec: DhtRecord; entry: { record: DhtRecord; nextAt: number } }> = [];
+  const recs: BatchRecord[] = [];
   for (const [i, { key, value }] of entries.entries()) {
-    const p = publish(node, key, value, ttlMs);
+    const prev = node.maintenance.published.get(key);
+    // Gated: checked now (a refused record is not looked up), taken into the republish set once the gate opens.
+    const p = gate ? prepare(node, key, value, ttlMs) : publish(node, key, value, ttlMs);
     if (!p.ok) out[i] = p;
-    else recs.push({ i, rec: p.entry.record, entry: p.entry });
+    else recs.push({ i, entry: p.entry, prev });
   }
-  const positions = recs.map((r) => keyPosition(r.rec.key));
+  const positions = recs.map((r) => keyPosition(r.entry.record.key));
   // Holder id -> STORE result per record index in `recs` (null: stored; a string: refused; absent: no answer).
   const answers = new Map<string, Map<number, string | null>>();
   const storeAt = (byHolder: Map<string, { to: NodeRef; items: number[] }>) =>
@@ -104,7 +148,7 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
         const chunks: number[][] = [];
         for (let s = 0; s < items.length; s += STORE_BATCH) chunks.push(items.slice(s, s + STORE_BATCH));
         return chunks.map(async (chunk) => {
-          const raw = await node.call(to, METHOD.STORE, { records: chunk.map((j) => recs[j].rec) });
+          const raw = await node.call(to, METHOD.STORE, { records: chunk.map((j) => recs[j].entry.record) });
           const rep = raw === null ? null : decodeStoreReply(raw);
           let got = answers.get(to.id);
           if (!got) {
@@ -134,11 +178,33 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
   });
   // The lookups' first messages leave first: their answers are small, the STOREs' are checked records.
   const looked = node.lookupMany(positions);
+  if (gate) {
+    let lookedUp = false;
+    // (The lookups' outcome is awaited below: this handler only keeps a failure during the wait from being unhandled.)
+    looked.then(
+      () => {
+        lookedUp = true;
+      },
+      () => {},
+    );
+    await gate;
+    commitGated(node, recs, entries, ttlMs, out);
+    // Lookups already back: every STORE goes to the confirmed replicas in one round, none to a guess.
+    if (lookedUp) {
+      early.clear();
+      for (const s of sentTo) s.clear();
+    }
+    for (const [id, slot] of early) {
+      slot.items = slot.items.filter((j) => !recs[j].dropped);
+      if (slot.items.length === 0) early.delete(id);
+    }
+  }
   const [lrs] = await Promise.all([looked, storeAt(early)]);
   // The confirmed replicas the guess missed (all of them where there was no guess).
   const late = new Map<string, { to: NodeRef; items: number[] }>();
   recs.forEach((r, j) => {
     const lr = lrs[j];
+    if (r.dropped) return;
     if (!lr.ok) {
       out[r.i] = { ok: false, error: 'DHT_LOOKUP_FAILED', reason: lr.reason };
       retrySoon(node, r.entry);
@@ -149,7 +215,7 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
   await storeAt(late);
   recs.forEach((r, j) => {
     const lr = lrs[j];
-    if (!lr.ok) return;
+    if (r.dropped || !lr.ok) return;
     let stored = 0;
     let ownerError: string | null = null;
     lr.replicas.forEach((h, k) => {
@@ -164,6 +230,33 @@ export async function putMany(node: BatchNode, entries: readonly PutEntry[], ttl
     } else out[r.i] = { ok: true, replicas: stored, hops: lr.hops };
   });
   return out;
+}
+
+/**
+ * The gate is open: each record of a gated batch enters the republish set. One whose key another put published
+ * meanwhile is made again one past that one (so the newer record wins at the holders); one its store refuses now
+ * is reported and dropped.
+ */
+function commitGated(
+  node: BatchNode,
+  recs: BatchRecord[],
+  entries: readonly PutEntry[],
+  ttlMs: number,
+  out: PutResult[],
+): void {
+  for (const r of recs) {
+    const { key, value } = entries[r.i];
+    if (node.maintenance.published.get(key) !== r.prev) {
+      const p = prepare(node, key, value, ttlMs);
+      if (!p.ok) {
+        out[r.i] = p;
+        r.dropped = true;
+        continue;
+      }
+      r.entry = p.entry;
+    }
+    node.maintenance.published.set(key, r.entry);
+  }
 }
 
 /**

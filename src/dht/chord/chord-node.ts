@@ -7,7 +7,7 @@ import { type Metrics, noMetrics } from '../../util/metrics.ts';
 import type { DhtRecord } from '../store/record.ts';
 import { RecordStore } from '../store/record-store.ts';
 import { inHalfOpen, inOpen, keyPosition } from '../store/ring-id.ts';
-import { type PutEntry, publish, putMany, retrySoon } from './batch-put.ts';
+import { type PutEntry, type PutManyOptions, publish, putMany, retrySoon } from './batch-put.ts';
 import { type DirectFetch, type DirectFetchOptions, getManyDirect } from './direct-fetch.ts';
 import { handleChordRequest } from './handlers.ts';
 import { answeredAsItself, askNeighbors, callPeer, lookupContextOf } from './peer-calls.ts';
@@ -255,10 +255,11 @@ export class ChordNode {
 
   /**
    * Several puts at once, each as `put` would do it alone, sharing one lookup batch and sending each holder
-   * one STORE with all its records (batch-put.ts); results in the order of `entries`.
+   * one STORE with all its records (batch-put.ts); results in the order of `entries`. `opts.storeAfter`: the
+   * STOREs wait for it, the lookups do not.
    */
-  putMany(entries: readonly PutEntry[], ttlMs: number): Promise<PutResult[]> {
-    return putMany(this, entries, ttlMs);
+  putMany(entries: readonly PutEntry[], ttlMs: number, opts?: PutManyOptions): Promise<PutResult[]> {
+    return putMany(this, entries, ttlMs, opts);
   }
 
   unpublish(key: string): void {

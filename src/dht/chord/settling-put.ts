@@ -11,7 +11,7 @@
  * any put. This is the one retry policy of a Chord write: callers state how
  * long they can wait, not how to retry.
  */
-import type { PutEntry } from './batch-put.ts';
+import type { PutEntry, PutManyOptions } from './batch-put.ts';
 import type { ChordNode } from './chord-node.ts';
 import type { PutResult } from './chord-types.ts';
 
@@ -42,17 +42,19 @@ export async function putSettled(
 /**
  * The settling put of several records as one batch (ChordNode.putMany): the same tries on the same schedule,
  * each try a batch of the records whose owner could not be confirmed yet. Results in the order of `entries`.
+ * `opts.storeAfter` gates the first try's STOREs (batch-put.ts); the later tries come after it anyway.
  */
 export async function putManySettled(
   node: Pick<ChordNode, 'putMany' | 'clock' | 'init'>,
   entries: readonly PutEntry[],
   ttlMs: number,
   withinMs: number,
+  opts?: PutManyOptions,
 ): Promise<PutResult[]> {
   const period = node.init.stabilizeMs;
   const giveUpAt = node.clock.now() + Math.min(withinMs, 3 * period);
   const pause = Math.min(period, SETTLE_RETRY_MS);
-  const out = await node.putMany(entries, ttlMs);
+  const out = await node.putMany(entries, ttlMs, opts);
   const unsettled = () => out.flatMap((r, i) => (!r.ok && r.error === 'DHT_LOOKUP_FAILED' ? [i] : []));
   for (let todo = unsettled(); todo.length > 0 && node.clock.now() + pause < giveUpAt; todo = unsettled()) {
     await new Promise<void>((done) => node.clock.setTimer(pause, done));

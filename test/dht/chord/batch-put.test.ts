@@ -129,3 +129,114 @@ describe('several puts as one batch (putMany)', () => {
     assert.ok(writer.maintenance.republishSoon);
   });
 });
+
+/**
+ * putMany with `storeAfter`: a writer whose records may leave only once something else is durable (a
+ * bootstrap's claim). The lookups go at once; no STORE leaves, and nothing enters the republish set, before
+ * the gate opens; a gate that fails stores nothing, now or later.
+ */
+describe('a batch put whose STOREs wait for a gate', () => {
+  /** FINDs for the batch's keys and STOREs carrying its records, as `node` sends them (maintenance left out). */
+  function watch(node: ChordNode, batch: PutEntry[]) {
+    const keys = new Set(batch.map((e) => e.key));
+    const positions = new Set(batch.map((e) => keyPosition(e.key)));
+    const seen = { finds: 0, stores: 0, lookedUp: false };
+    const call = node.call.bind(node);
+    node.call = (to, method, payload) => {
+      const p = payload as { target?: string; records?: Array<{ key: string }> };
+      if (method === METHOD.FIND && p.target !== undefined && positions.has(p.target)) seen.finds++;
+      if (method === METHOD.STORE && p.records?.some((r) => keys.has(r.key))) seen.stores++;
+      return call(to, method, payload);
+    };
+    const lookupMany = node.lookupMany.bind(node);
+    node.lookupMany = async (...args) => {
+      const out = await lookupMany(...args);
+      seen.lookedUp = true;
+      return out;
+    };
+    return seen;
+  }
+
+  const heldAnywhere = (t: ChordTestnet, key: string) => [...t.nodes.values()].some((n) => n.store.get(key));
+
+  it('looks the owners up at once and sends no STORE before the gate opens', async () => {
+    const t = await ChordTestnet.create(24, { seed: 15, chord: { replicas: 3 } });
+    const writer = t.liveNodes()[6];
+    const batch = entries('frank', 11);
+    const seen = watch(writer, batch);
+    let open = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let done = false;
+    const put = writer.putMany(batch, 3_600_000, { storeAfter: gate });
+    put.then(() => {
+      done = true;
+    });
+    await t.run(10_000);
+    assert.ok(seen.lookedUp, 'the lookups finished while the gate was shut');
+    assert.ok(seen.finds > 0, 'FINDs for the keys left');
+    assert.equal(seen.stores, 0, 'no STORE before the gate');
+    assert.ok(!done);
+    for (const { key } of batch) {
+      assert.ok(!heldAnywhere(t, key), `${key} held before the gate`);
+      assert.ok(!writer.maintenance.published.has(key), `${key} republished before the gate`);
+    }
+    const finds = seen.finds;
+    open();
+    const res = await t.settle(put);
+    for (const [i, r] of res.entries()) assert.ok(r.ok && r.replicas === 3, `${batch[i].key}: ${JSON.stringify(r)}`);
+    assert.ok(seen.stores > 0);
+    assert.equal(seen.finds, finds, 'no lookup again once the gate opened');
+    for (const { key, value } of batch) {
+      assert.equal(t.nodes.get(t.ownerOf(keyPosition(key)))?.store.get(key)?.value, value, key);
+      assert.ok(writer.maintenance.published.has(key));
+    }
+  });
+
+  it('a gate that rejects sends no STORE, publishes nothing and fails the put with its reason', async () => {
+    const t = await ChordTestnet.create(24, { seed: 16, chord: { replicas: 3 } });
+    const writer = t.liveNodes()[9];
+    const batch = entries('grace', 11);
+    const seen = watch(writer, batch);
+    let fail = (_e: Error) => {};
+    const gate = new Promise<void>((_, reject) => {
+      fail = reject;
+    });
+    const put = writer.putMany(batch, 3_600_000, { storeAfter: gate });
+    const outcome = put.then(
+      () => 'resolved',
+      (e: Error) => e.message,
+    );
+    // Fails while the lookups are still under way (some FINDs out, not all answered).
+    await t.run(1);
+    fail(new Error('claim not durable'));
+    assert.equal(await t.settle(outcome), 'claim not durable');
+    // Long enough for every lookup to end and for the maintenance to republish and re-try twice over.
+    await t.run(60_000);
+    assert.ok(seen.finds > 0, 'the lookups had started');
+    assert.equal(seen.stores, 0, 'no STORE after a failed gate');
+    for (const { key } of batch) {
+      assert.ok(!heldAnywhere(t, key), `${key} stored`);
+      assert.ok(!writer.maintenance.published.has(key), `${key} in the republish set`);
+    }
+  });
+
+  it('a record another put published under its key while the gate was shut is made again one past it', async () => {
+    const t = await ChordTestnet.create(12, { seed: 17, chord: { replicas: 3 } });
+    const writer = t.liveNodes()[2];
+    let open = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const gated = writer.putMany([{ key: 'heidi', value: 'second' }], 3_600_000, { storeAfter: gate });
+    // An ungated put of the same key goes first (seq 0); the gated one, opened after it, must win (seq 1).
+    assert.ok((await t.settle(writer.put('heidi', 'first', 3_600_000))).ok);
+    open();
+    const [r] = await t.settle(gated);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(writer.maintenance.published.get('heidi')?.record.seq, 1);
+    const got = await t.settle(t.liveNodes()[8].get('heidi'));
+    assert.ok(got.ok && got.value === 'second', JSON.stringify(got));
+  });
+});
