@@ -19,7 +19,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { percentile } from '../src/util/stats.ts';
-import { runSippWithStats } from './lib/sipp.ts';
+import { invite302Scenario, runSippWithStats } from './lib/sipp.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const median = (xs: number[]) => percentile(xs, 50);
@@ -35,39 +35,6 @@ interface Overlay {
 interface Harness {
   LocalOverlay: { start(o: { adapters: number; dataDir: string; k: number; n: number }): Promise<Overlay> };
   sipPeer(a: unknown): { address: string; port: number };
-}
-
-function scenario(caller: string): string {
-  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="secp2psip-ab">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:${caller}@[remote_ip]:[remote_port]>;tag=[pid]T[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:${caller}@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]></send>
-  <recv response="100" optional="true" />
-  <recv response="302" />
-  <send><![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]></send>
-</scenario>
-`;
 }
 
 async function main(): Promise<void> {
@@ -145,7 +112,7 @@ async function main(): Promise<void> {
         const [caller, callee] = ov[s].users;
         const peer = mods[s].sipPeer(caller.adapter);
         const sd = mkdtempSync(join(dir, 'sipp-'));
-        writeFileSync(join(sd, 'invite-302.xml'), scenario(caller.name));
+        writeFileSync(join(sd, 'invite-302.xml'), invite302Scenario(caller.name));
         const stf = join(sd, 'sipp.csv');
         const args = ['-sf', join(sd, 'invite-302.xml'), '-s', callee.name, '-r', String(rate), '-rp', '1000'];
         args.push('-m', String(rate * seconds), '-l', String(Math.max(1000, rate)), '-i', peer.address, '-p', '0');

@@ -36,7 +36,7 @@ import { offThread } from '../src/secp2psip/call-verify.ts';
 import { DEFAULT_VERIFIED_CACHE_MS } from '../src/secp2psip/daemon.ts';
 import { LocalOverlay, sipPeer, summarizeCalls } from '../src/harness/local-overlay.ts';
 import { mean, percentile } from '../src/util/stats.ts';
-import { runSippWithStats } from './lib/sipp.ts';
+import { invite302Scenario, runSippWithStats } from './lib/sipp.ts';
 
 export interface Secp2psipBenchOptions {
   adapters?: number;
@@ -220,58 +220,13 @@ async function timedSetups(
   };
 }
 
-function sippScenario(caller: string): string {
-  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="secp2psip-invite-302">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:${caller}@[remote_ip]:[remote_port]>;tag=[pid]T[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:${caller}@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=${caller} 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-
-    ]]>
-  </send>
-  <recv response="100" optional="true" />
-  <recv response="302" />
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-`;
-}
-
 /** sipp as the caller's phone: INVITE sip:<callee>@<caller's adapter>, expect the verified 302, ACK it. */
 async function runSipp(
   o: { caller: string; callee: string; host: string; port: number; rate: number; seconds: number },
   dir: string,
 ): Promise<SippFigures> {
   const sf = join(dir, 'invite-302.xml');
-  writeFileSync(sf, sippScenario(o.caller));
+  writeFileSync(sf, invite302Scenario(o.caller));
   const stf = join(dir, 'sipp.csv');
   const calls = Math.round(o.rate * o.seconds);
   const args = ['-sf', sf, '-s', o.callee, '-r', String(o.rate), '-rp', '1000', '-m', String(calls)];

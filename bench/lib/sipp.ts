@@ -46,3 +46,52 @@ export function runSippWithStats(args: string[], stf: string, cwd: string, deadl
     });
   });
 }
+
+/**
+ * sipp as a caller's phone: INVITE sip:[service]@[remote] with an SDP offer, the 302 expected (a 100 allowed
+ * before it), then its ACK.
+ */
+export function invite302Scenario(caller: string): string {
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="secp2psip-invite-302">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:${caller}@[remote_ip]:[remote_port]>;tag=[pid]T[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:${caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=${caller} 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="302" />
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+`;
+}

@@ -11,41 +11,15 @@ import { Registrar } from '../../src/sip/registrar.ts';
 import { SqliteBindingStore } from '../../src/sip/registrar-sqlite.ts';
 import { parseStoredFlow, storedFlow } from '../../src/sip/stored-flow.ts';
 import type { Peer } from '../../src/sip/transport.ts';
-import { parseUri } from '../../src/sip/uri.ts';
 import { SimClock } from '../../src/util/clock.ts';
 import { isRoot, unmount } from '../support/disk.ts';
-import { req } from './helpers.ts';
+import { open, reg as register, uri } from './registrar-store-support.ts';
+
+/** A REGISTER of `contact` for `to`, for ten minutes. */
+const reg = (to: string, contact: string, cseq: number) => register(to, contact, 600, cseq, `reg-${to}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'registrar-flow-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function uri(s: string) {
-  const u = parseUri(s);
-  if (!u.ok) throw new Error(s);
-  return u.value;
-}
-
-function reg(to: string, contact: string, cseq: number) {
-  const r = req('REGISTER', {
-    cseq,
-    callId: `reg-${to}`,
-    extra: [
-      { name: 'Contact', value: contact },
-      { name: 'Expires', value: '600' },
-    ],
-  });
-  for (const h of r.headers) if (h.name === 'To' || h.name === 'From') h.value = `<${to}>;tag=x`;
-  return r;
-}
-
-function open(file: string, atMs: number) {
-  const clock = new SimClock(atMs);
-  const store = new SqliteBindingStore(file);
-  const loaded = store.load();
-  const r = new Registrar({ clock, store }, { minExpires: 10, maxExpires: 3600 });
-  const report = r.restore(loaded.rows);
-  return { clock, store, r, loaded, report };
-}
 
 /** `dir` made read-only for root too (a read-only bind mount on itself); false when it cannot be. */
 function readOnlyBind(d: string): boolean {

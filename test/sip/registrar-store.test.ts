@@ -6,42 +6,12 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Registrar } from '../../src/sip/registrar.ts';
 import { SqliteBindingStore } from '../../src/sip/registrar-sqlite.ts';
-import { parseUri } from '../../src/sip/uri.ts';
 import { SimClock } from '../../src/util/clock.ts';
 import { fillDisk, freeDisk, isRoot, mountTinyTmpfs, unmount } from '../support/disk.ts';
-import { req } from './helpers.ts';
+import { open, reg, uri } from './registrar-store-support.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'registrar-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function uri(s: string) {
-  const u = parseUri(s);
-  if (!u.ok) throw new Error(s);
-  return u.value;
-}
-
-function reg(to: string, contact: string, expires: number, cseq: number, callId = 'reg-1') {
-  const r = req('REGISTER', {
-    cseq,
-    callId,
-    extra: [
-      { name: 'Contact', value: contact },
-      { name: 'Expires', value: String(expires) },
-    ],
-  });
-  for (const h of r.headers) if (h.name === 'To' || h.name === 'From') h.value = `<${to}>;tag=x`;
-  return r;
-}
-
-/** A registrar over a store in `file`, restored from it, on a clock `atMs` into the simulated day. */
-function open(file: string, atMs: number) {
-  const clock = new SimClock(atMs);
-  const store = new SqliteBindingStore(file);
-  const loaded = store.load();
-  const r = new Registrar({ clock, store }, { minExpires: 10, maxExpires: 3600 });
-  const report = r.restore(loaded.rows);
-  return { clock, store, r, loaded, report };
-}
 
 const contactsOf = (r: Registrar, aor: string) => r.lookup(uri(aor)).map((b) => `${b.contact.uri.host}:${b.expiresIn}`);
 
