@@ -97,10 +97,10 @@ export function verifyWithKey(publicKey: KeyObject, context: string, message: Ui
     const { alg, opts } = params(kind, publicKey);
     const bytes = signedBytes(context, message);
     if (kind !== 'ed25519') return nodeVerify(alg, bytes, opts as never, sig);
-    const id = keyId(publicKey);
-    if (verified.has(id, bytes, sig)) return true;
+    const seen = digest(keyId(publicKey), bytes, sig);
+    if (verified.has(seen)) return true;
     const good = nodeVerify(alg, bytes, opts as never, sig);
-    if (good) verified.add(id, bytes, sig);
+    if (good) verified.add(seen);
     return good;
   } catch {
     return false;
@@ -127,12 +127,12 @@ class VerifiedSignatures {
   private readonly seen = new Set<string>();
   constructor(private readonly max: number) {}
 
-  has(key: string, bytes: Uint8Array, sig: Uint8Array): boolean {
-    return this.seen.has(digest(key, bytes, sig));
+  /** `d`: the digest of the three inputs (see `digest`). */
+  has(d: string): boolean {
+    return this.seen.has(d);
   }
 
-  add(key: string, bytes: Uint8Array, sig: Uint8Array): void {
-    const d = digest(key, bytes, sig);
+  add(d: string): void {
     if (this.seen.has(d)) return;
     // Oldest first out: the set stays bounded whatever a peer sends.
     if (this.seen.size >= this.max) this.seen.delete(this.seen.values().next().value as string);
