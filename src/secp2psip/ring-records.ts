@@ -239,9 +239,6 @@ function signatureHolds(key: string, env: RingEnvelope): boolean {
   return root !== undefined && verifyEd25519(env.by, RING_SET_CONTEXT, setTbs(root, env.at), env.sig);
 }
 
-/** See VerifiedEnvelopes.roots. */
-const verifiedRoots = new Map<string, { root: Uint8Array; at: number; by: Uint8Array }>();
-
 /**
  * Envelopes whose signature this node has already checked. A node sees the
  * same records again and again (replication every tick, hand-off, repeated
@@ -257,12 +254,12 @@ export class VerifiedEnvelopes {
     { key: string; p: Uint8Array; at: number; by: Uint8Array; set?: Uint8Array }
   >();
   /**
-   * Set signatures that verified, by signature: the root and time they signed, and the signer. Shared by
-   * every validator of the process (a verified signature is a fact about bytes, not about a node): one
-   * record set is stored on about 25 holders, and where several share a process the set signature is
-   * checked once, not once per holder. The known-bootstrap test is still made by each validator.
+   * Set signatures that verified at this node, by signature: the root and time they signed, and the
+   * signer (a node holding several records of one set checks its signature once). Nodes sharing a
+   * process share what verified through identity/signature.ts, which remembers every Ed25519
+   * verification that succeeded, but not a signature the process made itself.
    */
-  private readonly roots = verifiedRoots;
+  private readonly roots = new Map<string, { root: Uint8Array; at: number; by: Uint8Array }>();
   constructor(private readonly max = 8192) {}
 
   check(key: string, env: RingEnvelope, bootstrapKeys: Iterable<Uint8Array>): boolean {
