@@ -86,25 +86,66 @@ export function signWithKeyAsync(privateKey: KeyObject, context: string, message
   });
 }
 
+/** A verification whose inputs passed the checks made before any curve work (see verificationOf). */
+export interface Verification {
+  kind: SignatureKind;
+  alg: string | null;
+  opts: Record<string, unknown>;
+  /** The bytes the signature covers (signedBytes). */
+  bytes: Uint8Array;
+  sig: Uint8Array;
+}
+
+/**
+ * What a verification checks before any curve work, and what it then verifies: undefined for anything
+ * malformed (unsupported key, signature of the wrong size, RSA below MIN_RSA_BITS, a bad context).
+ */
+export function verificationOf(
+  publicKey: KeyObject,
+  context: string,
+  message: Uint8Array,
+  sig: Uint8Array,
+): Verification | undefined {
+  try {
+    const kind = signatureKind(publicKey);
+    if (!kind || !(sig instanceof Uint8Array) || !(message instanceof Uint8Array)) return undefined;
+    if (kind === 'ed25519' && sig.length !== 64) return undefined;
+    if (kind === 'ecdsa-p256' && sig.length !== 64) return undefined;
+    if (kind === 'rsa' && (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return undefined;
+    return { kind, ...params(kind, publicKey), bytes: signedBytes(context, message), sig };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Verify with any supported public key. Never throws: anything malformed is simply false. */
 export function verifyWithKey(publicKey: KeyObject, context: string, message: Uint8Array, sig: Uint8Array): boolean {
   try {
-    const kind = signatureKind(publicKey);
-    if (!kind || !(sig instanceof Uint8Array) || !(message instanceof Uint8Array)) return false;
-    if (kind === 'ed25519' && sig.length !== 64) return false;
-    if (kind === 'ecdsa-p256' && sig.length !== 64) return false;
-    if (kind === 'rsa' && (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return false;
-    const { alg, opts } = params(kind, publicKey);
-    const bytes = signedBytes(context, message);
-    if (kind !== 'ed25519') return nodeVerify(alg, bytes, opts as never, sig);
-    const seen = digest(keyId(publicKey), bytes, sig);
+    const v = verificationOf(publicKey, context, message, sig);
+    if (!v) return false;
+    if (v.kind !== 'ed25519') return nodeVerify(v.alg, v.bytes, v.opts as never, sig);
+    const seen = digest(keyId(publicKey), v.bytes, sig);
     if (verified.has(seen)) return true;
-    const good = nodeVerify(alg, bytes, opts as never, sig);
+    const good = nodeVerify(v.alg, v.bytes, v.opts as never, sig);
     if (good) verified.add(seen);
     return good;
   } catch {
     return false;
   }
+}
+
+/**
+ * A verification on Node's worker pool (crypto.verify with a callback): the bytes, key and options
+ * verifyWithKey would use, so the same verdict. Never rejects.
+ */
+export function verifyOffThread(v: Verification): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      nodeVerify(v.alg, v.bytes, v.opts as never, v.sig, (err, good) => resolve(err === null && good === true));
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 /** Ed25519 verification from a 32-byte raw public key. */

@@ -24,8 +24,7 @@
  * one `UserSigner.sign` makes (Ed25519 is deterministic, RFC 8032 section 5.1.6: the same bytes), and the
  * private key never leaves the signer (UserSigner.signAsync).
  */
-import { verify as nodeVerify } from 'node:crypto';
-import { signedBytes } from '../identity/signature.ts';
+import { verificationOf, verifyOffThread } from '../identity/signature.ts';
 import type { UserKey, UserSigner } from '../identity/user-key.ts';
 import { type Clock, SystemClock } from '../util/clock.ts';
 
@@ -64,36 +63,24 @@ export function poolNow(clock: Clock): boolean {
 }
 
 /** `key.verify(context, message, sig)`, on the worker pool when `pool` (see poolNow). Never rejects. */
-export function verifyCallSignature(
+export async function verifyCallSignature(
   key: UserKey,
   context: string,
   message: Uint8Array,
   sig: Uint8Array,
   pool: boolean,
 ): Promise<boolean> {
-  if (!pool || key.kind !== 'ed25519') return Promise.resolve(key.verify(context, message, sig));
+  if (!pool || key.kind !== 'ed25519') return key.verify(context, message, sig);
   // verifyWithKey's refusals, before any work.
-  if (!(sig instanceof Uint8Array) || sig.length !== 64 || !(message instanceof Uint8Array))
-    return Promise.resolve(false);
-  let data: Uint8Array;
-  try {
-    data = signedBytes(context, message);
-  } catch {
-    return Promise.resolve(false);
-  }
+  const v = verificationOf(key.publicKey, context, message, sig);
+  if (!v) return false;
   offThread.checks++;
   pooled++;
-  return new Promise<boolean>((resolve) => {
-    const done = (good: boolean) => {
-      pooled--;
-      resolve(good);
-    };
-    try {
-      nodeVerify(null, data, key.publicKey, sig, (err, good) => done(err === null && good === true));
-    } catch {
-      done(false);
-    }
-  });
+  try {
+    return await verifyOffThread(v);
+  } finally {
+    pooled--;
+  }
 }
 
 /**
