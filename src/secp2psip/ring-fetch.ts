@@ -37,7 +37,7 @@
 import type { ChordNode } from '../dht/chord/chord-node.ts';
 import type { GetResult } from '../dht/chord/chord-types.ts';
 import type { OnRecord } from '../dht/chord/direct-fetch.ts';
-import { keyPosition } from '../dht/store/ring-id.ts';
+import { readPosition } from '../dht/store/ring-id.ts';
 import type { Result } from '../util/errors.ts';
 import { checksBootstrapSignature, openRingValue, type RingEnvelope } from './ring-records.ts';
 
@@ -124,7 +124,7 @@ export function coveringKeys(
   need: number,
 ): string[] {
   if (need >= optional.length) return [first, ...optional];
-  const holders = (k: string) => ring.guessHolders(positionOf(k), ring.r).map((h) => h.id);
+  const holders = (k: string) => ring.guessHolders(readPosition(k), ring.r).map((h) => h.id);
   const cands = optional.map(holders);
   const chosen = new Set<number>();
   const takeFrom = (node: string) => {
@@ -162,21 +162,4 @@ export function coveringKeys(
     takeFrom(best);
   }
   return [first, ...optional.filter((_, i) => chosen.has(i))];
-}
-
-/**
- * Ring positions of the keys read, remembered: a position is the SHA-1 of the key's name alone, and every
- * read of a user asks for the same n + 1 names, so hashing them again on every call was pure repetition.
- */
-const positions = new Map<string, string>();
-const MAX_POSITIONS = 16_384;
-
-function positionOf(key: string): string {
-  let p = positions.get(key);
-  if (p === undefined) {
-    p = keyPosition(key);
-    if (positions.size >= MAX_POSITIONS) positions.delete(positions.keys().next().value as string);
-    positions.set(key, p);
-  }
-  return p;
 }

@@ -26,7 +26,7 @@ import type { NodeRef, Payload } from '../../rpc/types.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { DhtRecord } from '../store/record.ts';
 import type { RecordStore } from '../store/record-store.ts';
-import { keyPosition } from '../store/ring-id.ts';
+import { readPosition } from '../store/ring-id.ts';
 import type { GetResult, LookupOutcome } from './chord-types.ts';
 import { decodeFetchReply, MAX_KEYS_PER_FETCH, METHOD } from './messages.ts';
 import type { RingView } from './routing-table.ts';
@@ -105,7 +105,7 @@ export async function getManyDirect(
   const left = keys.filter((k) => !found.has(k));
   if (left.length > 0) {
     const owners = await node.lookupMany(
-      left.map((k) => keyPosition(k)),
+      left.map((k) => readPosition(k)),
       false,
       slow,
     );
@@ -151,7 +151,7 @@ function addAsk(asks: Map<string, Ask>, to: NodeRef, key: string, hops: number):
  * the most keys still open, the guessed owner breaking ties.
  */
 export function planFromView(node: DirectReadNode, keys: readonly string[]): Ask[] {
-  const cands = keys.map((k) => node.guessHolders(keyPosition(k), node.r));
+  const cands = keys.map((k) => node.guessHolders(readPosition(k), node.r));
   const open = new Set(keys.map((_, i) => i));
   const out: Ask[] = [];
   const mine = keys.map((_, i) => i).filter((i) => cands[i].some((c) => c.id === node.id));

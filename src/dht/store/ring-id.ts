@@ -24,6 +24,24 @@ export function keyPosition(key: string): string {
   return createHash('sha1').update(key, 'utf8').digest('hex');
 }
 
+const readPositions = new Map<string, string>();
+const MAX_READ_POSITIONS = 16_384;
+
+/**
+ * keyPosition, remembered for the keys a node reads again and again: every read of one user asks for the
+ * same n + 1 names (its location record and pieces), and hashing them on every call was pure repetition.
+ * Bounded, oldest out; for the read path only (stored records have their position kept with them).
+ */
+export function readPosition(key: string): string {
+  let p = readPositions.get(key);
+  if (p === undefined) {
+    p = keyPosition(key);
+    if (readPositions.size >= MAX_READ_POSITIONS) readPositions.delete(readPositions.keys().next().value as string);
+    readPositions.set(key, p);
+  }
+  return p;
+}
+
 /** SHA-1 of raw bytes as a ring id (a node id derived from its public key). */
 export function sha1Id(bytes: Uint8Array): string {
   return createHash('sha1').update(bytes).digest('hex');
